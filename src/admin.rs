@@ -1,0 +1,34 @@
+//! `/health` and `/ready`.
+//!
+//! `/health` always answers 200 with the relay's state (status, active sessions, children
+//! alive, uptime). `/ready` answers 200 once the wrapped command is known to be spawnable
+//! (resolved at startup, and the last spawn did not fail) and 503 while draining.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde_json::{json, Value};
+
+use crate::relay::Relay;
+
+pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
+    Json(json!({
+        "status": if relay.is_draining() { "draining" } else { "ok" },
+        "sessions": relay.sessions_active(),
+        "children": relay.children_alive(),
+        "uptime_seconds": relay.uptime().as_secs(),
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}
+
+pub async fn ready(State(relay): State<Arc<Relay>>) -> (StatusCode, Json<Value>) {
+    let ready = relay.is_ready();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (status, Json(json!({ "ready": ready })))
+}

@@ -1,0 +1,108 @@
+//! `serve`: binds the listener, runs the relay, and shuts down in order.
+//!
+//! Shutdown on SIGTERM/SIGINT: stop accepting and refuse new work (503), end standalone
+//! streams, let in-flight requests finish within the grace period, then fail what is left
+//! with -31010, stop every child (close stdin → SIGTERM → SIGKILL) and return (exit 0).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+
+use crate::config::ServeConfig;
+use crate::listener::streamable_http;
+use crate::relay::Relay;
+
+/// A bound, not yet running relay; `addr` is the real address (useful with port 0).
+pub struct Bound {
+    pub addr: SocketAddr,
+    listener: TcpListener,
+    relay: Arc<Relay>,
+}
+
+/// Binds the listener; fails before anything runs.
+pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
+    info!(
+        transport = "streamable_http",
+        url = %format!("http://{addr}{}", cfg.path),
+        "listening"
+    );
+    Ok(Bound {
+        addr,
+        listener,
+        relay: Relay::new(Arc::new(cfg)),
+    })
+}
+
+impl Bound {
+    pub fn relay(&self) -> &Arc<Relay> {
+        &self.relay
+    }
+
+    /// Serves until `shutdown` is cancelled, then drains and stops every child.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let relay = self.relay;
+        tokio::spawn(relay.clone().sweep());
+        let stop_accepting = CancellationToken::new();
+        let router = streamable_http::router(relay.clone());
+        let server = axum::serve(self.listener, router)
+            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
+        let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
+        tokio::select! {
+            () = shutdown.cancelled() => {}
+            res = &mut server => {
+                res.context("server task failed")?.context("server failed")?;
+            }
+        }
+        info!("shutting down");
+        relay.start_drain();
+        stop_accepting.cancel();
+        let grace = relay.config().shutdown_grace;
+        if tokio::time::timeout(grace, &mut server).await.is_err() {
+            relay.fail_in_flight();
+            if tokio::time::timeout(Duration::from_secs(2), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
+        }
+        relay.stop_all().await;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+/// `mcp-relay serve`: runs until SIGTERM or SIGINT.
+pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let bound = bind(cfg).await?;
+    let shutdown = CancellationToken::new();
+    let trigger = shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        trigger.cancel();
+    });
+    bound.run(shutdown).await
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
+        _ = int.recv() => info!(signal = "SIGINT", "signal received"),
+    }
+}

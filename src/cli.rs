@@ -1,0 +1,199 @@
+//! The command line: subcommands and `serve` flags, turned into a [`ServeConfig`].
+//!
+//! Every flag is documented here (this is what `--help` prints). Problems found while
+//! building the config are collected and reported together, before any port is bound.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{self, ResponseMode, ServeConfig};
+use crate::policy::RequestPolicy;
+use crate::relay::stream::BufferLimits;
+use crate::upstream::stdio::ChildSpec;
+use crate::upstream::Limits;
+
+/// Put MCP servers on the network, safely.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-relay", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+    /// Log filter (tracing `EnvFilter` syntax, e.g. `info,mcp_relay=debug`); RUST_LOG wins.
+    #[arg(long, global = true, default_value = "info")]
+    pub log_level: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a stdio MCP server command and serve it over Streamable HTTP.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Loopback by default; any other address needs --allowed-host.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Path of the MCP endpoint.
+    #[arg(long, default_value = "/mcp")]
+    pub path: String,
+    /// Host name clients may use in `Host` (repeatable; `name` or `name:port`). Loopback names
+    /// are always allowed on a loopback bind.
+    #[arg(long = "allowed-host", value_name = "HOST")]
+    pub allowed_hosts: Vec<String>,
+    /// Browser origin allowed to call the relay, exactly `scheme://host[:port]` (repeatable).
+    /// Requests without `Origin` always pass; loopback origins pass on a loopback bind.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
+    /// Most sessions (each with its own child) at once; more get 503.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_sessions: usize,
+    /// A session idle this long with no open stream is ended and its child stopped.
+    #[arg(long, default_value = "30m", value_parser = duration)]
+    pub session_ttl: Duration,
+    /// Largest request body; larger ones get 413.
+    #[arg(long, default_value = "4MiB", value_parser = size)]
+    pub max_body: u64,
+    /// Largest line read from the child's stdout; longer lines are dropped.
+    #[arg(long, default_value = "16MiB", value_parser = size)]
+    pub max_line: u64,
+    /// A request with no answer and no progress for this long fails with -31008.
+    #[arg(long, default_value = "60s", value_parser = duration)]
+    pub request_timeout: Duration,
+    /// Hard limit for one request, however much progress it reports.
+    #[arg(long, default_value = "10m", value_parser = duration)]
+    pub request_timeout_max: Duration,
+    /// Requests in flight per session; more get 503 (-31005).
+    #[arg(long, default_value_t = 64)]
+    pub max_inflight: usize,
+    /// Events kept per stream for `Last-Event-ID` replay.
+    #[arg(long, default_value_t = 1000)]
+    pub replay_events: usize,
+    /// Bytes kept per stream for replay.
+    #[arg(long, default_value = "8MiB", value_parser = size)]
+    pub replay_bytes: u64,
+    /// Interval of SSE keep-alive comments.
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    pub sse_keep_alive: Duration,
+    /// Close each SSE connection after this long (2025-11-25 polling: the client resumes with
+    /// `Last-Event-ID`). Off by default.
+    #[arg(long, value_parser = duration)]
+    pub sse_close_after: Option<Duration>,
+    /// `retry` hint sent in the priming event of 2025-11-25 streams.
+    #[arg(long, default_value = "1s", value_parser = duration)]
+    pub sse_retry: Duration,
+    /// How answers are returned: always SSE, or JSON when the answer comes first.
+    #[arg(long, value_enum, default_value = "sse")]
+    pub response_mode: ResponseMode,
+    /// With `--response-mode json`: how long to wait for the answer before switching to SSE.
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub json_hold: Duration,
+    /// On SIGTERM/SIGINT, how long in-flight requests may take before they are failed.
+    #[arg(long, default_value = "15s", value_parser = duration)]
+    pub shutdown_grace: Duration,
+    /// Each wait of the child stop sequence (close stdin → wait → SIGTERM → wait → SIGKILL).
+    #[arg(long, default_value = "5s", value_parser = duration)]
+    pub child_stop_timeout: Duration,
+    /// Extra environment variable for the child, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE", value_parser = config::parse_env_pair)]
+    pub env: Vec<(String, String)>,
+    /// Pass this variable of the relay's environment to the child (repeatable). By default
+    /// only PATH, HOME, USER, LOGNAME, SHELL, LANG, LC_ALL, LC_CTYPE, TZ, TMPDIR and TERM pass.
+    #[arg(long = "pass-env", value_name = "NAME")]
+    pub pass_env: Vec<String>,
+    /// Working directory of the child.
+    #[arg(long)]
+    pub cwd: Option<PathBuf>,
+    /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+fn duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (examples: 500ms, 30s, 5m)"))
+}
+
+fn size(s: &str) -> Result<u64, String> {
+    s.parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("`{s}`: {e} (examples: 64KiB, 4MiB)"))
+}
+
+impl ServeArgs {
+    /// Validates everything; all problems are returned together.
+    pub fn into_config(self) -> Result<ServeConfig, Vec<String>> {
+        let mut errors = Vec::new();
+        let path_var = std::env::var("PATH").ok();
+        let program = match self.command.first() {
+            Some(p) => config::resolve_program(p, path_var.as_deref())
+                .map_err(|e| errors.push(e))
+                .ok(),
+            None => None,
+        };
+        if !self.path.starts_with('/') {
+            errors.push(format!("--path `{}` must start with /", self.path));
+        }
+        let origin = config::origin_guard(&self.listen, &self.allowed_hosts, &self.allowed_origins)
+            .map_err(|e| errors.push(e))
+            .ok();
+        if self.max_sessions == 0 || self.max_inflight == 0 || self.replay_events == 0 {
+            errors.push("--max-sessions, --max-inflight and --replay-events must be > 0".into());
+        }
+        if self.request_timeout > self.request_timeout_max {
+            errors.push("--request-timeout must not exceed --request-timeout-max".into());
+        }
+        let (Some(program), Some(origin), true) = (program, origin, errors.is_empty()) else {
+            return Err(errors);
+        };
+        let mut env: Vec<(String, String)> = config::DEFAULT_PASS_ENV
+            .iter()
+            .map(|s| s.to_string())
+            .chain(self.pass_env)
+            .filter_map(|k| std::env::var(&k).ok().map(|v| (k, v)))
+            .collect();
+        env.extend(self.env);
+        Ok(ServeConfig {
+            listen: self.listen,
+            path: self.path,
+            child: ChildSpec {
+                program,
+                args: self.command[1..].to_vec(),
+                env,
+                cwd: self.cwd,
+                max_line: usize::try_from(self.max_line).unwrap_or(usize::MAX),
+                stop_timeout: self.child_stop_timeout,
+            },
+            policy: RequestPolicy { origin },
+            max_sessions: self.max_sessions,
+            session_ttl: self.session_ttl,
+            max_body: self.max_body,
+            upstream: Limits {
+                request_timeout: self.request_timeout,
+                request_timeout_max: self.request_timeout_max,
+                inflight_per_session: self.max_inflight,
+            },
+            buffer: BufferLimits {
+                events: self.replay_events,
+                bytes: usize::try_from(self.replay_bytes).unwrap_or(usize::MAX),
+            },
+            sse_keep_alive: self.sse_keep_alive,
+            sse_close_after: self.sse_close_after,
+            sse_retry: self.sse_retry,
+            response_mode: self.response_mode,
+            json_hold: self.json_hold,
+            shutdown_grace: self.shutdown_grace,
+        })
+    }
+}

@@ -1,0 +1,121 @@
+//! The validated runtime configuration of `serve`.
+//!
+//! Built from the command line today (`cli.rs` is the file form); every value is checked
+//! here, before any port is bound, and every problem is reported at once. The command to wrap
+//! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::policy::{OriginGuard, RequestPolicy};
+use crate::relay::stream::BufferLimits;
+use crate::upstream::stdio::ChildSpec;
+use crate::upstream::Limits;
+
+/// How a request's answer is returned when the client accepts both forms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ResponseMode {
+    /// Always an SSE stream (PROTOCOL.md §5.5 default).
+    Sse,
+    /// `application/json` when the first message is the final answer (held up to
+    /// `--json-hold`), SSE otherwise.
+    Json,
+}
+
+/// Everything `serve` needs, validated.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub path: String,
+    pub child: ChildSpec,
+    pub policy: RequestPolicy,
+    pub max_sessions: usize,
+    pub session_ttl: Duration,
+    pub max_body: u64,
+    pub upstream: Limits,
+    pub buffer: BufferLimits,
+    pub sse_keep_alive: Duration,
+    pub sse_close_after: Option<Duration>,
+    pub sse_retry: Duration,
+    pub response_mode: ResponseMode,
+    pub json_hold: Duration,
+    pub shutdown_grace: Duration,
+}
+
+/// Variables passed to the child unless `--clear-env` says otherwise.
+pub const DEFAULT_PASS_ENV: &[&str] = &[
+    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
+    "TERM",
+];
+
+/// Resolves `program` like a shell would (a path, or a name on `PATH`), without running it.
+pub fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, String> {
+    let cwd = std::env::current_dir().map_err(|e| format!("cannot read current dir: {e}"))?;
+    which::which_in(program, path, cwd).map_err(|_| {
+        if program.contains('/') {
+            format!("command `{program}` is not an executable file")
+        } else {
+            format!("command `{program}` not found on PATH")
+        }
+    })
+}
+
+/// Parses `KEY=VALUE`.
+pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("`{s}` is not KEY=VALUE")),
+    }
+}
+
+/// Builds the origin guard: loopback binds accept loopback names; others must list hosts.
+pub fn origin_guard(
+    listen: &SocketAddr,
+    hosts: &[String],
+    origins: &[String],
+) -> Result<OriginGuard, String> {
+    let loopback = listen.ip().is_loopback();
+    if !loopback && hosts.is_empty() {
+        return Err(format!(
+            "--listen {listen} is not a loopback address: name the host names clients use with --allowed-host (DNS rebinding protection)"
+        ));
+    }
+    let mut bad = origins
+        .iter()
+        .filter(|o| !(o.starts_with("http://") || o.starts_with("https://")) || o.ends_with('/'));
+    if let Some(o) = bad.next() {
+        return Err(format!(
+            "--allowed-origin `{o}` must be scheme://host[:port] without a path"
+        ));
+    }
+    Ok(OriginGuard {
+        loopback,
+        hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        origins: origins.iter().map(|o| o.to_ascii_lowercase()).collect(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn non_loopback_bind_needs_hosts() {
+        let any: SocketAddr = "0.0.0.0:80".parse().unwrap();
+        assert!(origin_guard(&any, &[], &[]).is_err());
+        assert!(origin_guard(&any, &["mcp.example.com".into()], &[]).is_ok());
+        let lo: SocketAddr = "127.0.0.1:80".parse().unwrap();
+        assert!(origin_guard(&lo, &[], &["https://a.example/".into()]).is_err());
+        assert!(origin_guard(&lo, &[], &["https://a.example".into()]).is_ok());
+    }
+
+    #[test]
+    fn programs_resolve_on_path_or_fail_clearly() {
+        assert!(resolve_program("sh", Some("/bin:/usr/bin")).is_ok());
+        let e = resolve_program("no-such-mcp-server-xyz", Some("/bin")).unwrap_err();
+        assert!(e.contains("not found on PATH"), "{e}");
+        assert!(parse_env_pair("A=b=c").unwrap() == ("A".into(), "b=c".into()));
+        assert!(parse_env_pair("=x").is_err());
+    }
+}

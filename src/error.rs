@@ -1,0 +1,231 @@
+//! The one error → wire mapping (SECURITY.md §3).
+//!
+//! Every failure the relay itself reports is an [`Error`]. [`Error::wire`] is the only place
+//! that decides its HTTP status, JSON-RPC code, `reason`, `Retry-After` and whose fault it is;
+//! it is one exhaustive `match`, so a new variant forces a decision. Conversion has no side
+//! effects. Relay errors always carry `data: {"source":"mcp-relay","reason":…}` and never
+//! internals (stderr, paths, errno).
+
+use std::time::Duration;
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+
+use crate::jsonrpc::{self, RawId};
+
+/// Whose fault a failure is; also the `outcome` of audit and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Downstream,
+    Upstream,
+    Internal,
+}
+
+/// A failure the relay answers itself.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("host not allowed")]
+    HostDenied,
+    #[error("origin not allowed")]
+    OriginDenied,
+    #[error("parse error")]
+    Parse,
+    #[error("invalid request: {0}")]
+    InvalidRequest(&'static str),
+    #[error("unsupported content type")]
+    UnsupportedMediaType,
+    #[error("not acceptable")]
+    NotAcceptable,
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    #[error("stream already open")]
+    StreamConflict,
+    #[error("missing session id")]
+    MissingSession,
+    #[error("unknown session")]
+    UnknownSession,
+    #[error("session ended")]
+    SessionEnded,
+    #[error("bad protocol version header")]
+    BadProtocolVersion,
+    #[error("modern request to a legacy server")]
+    ModernToLegacy,
+    #[error("body too large (limit {0} bytes)")]
+    BodyTooLarge(u64),
+    #[error("session limit reached")]
+    SessionCap,
+    #[error("too many requests in flight")]
+    InflightCap,
+    #[error("server unavailable")]
+    ChildUnavailable,
+    #[error("server exited")]
+    ChildExited,
+    #[error("request timed out")]
+    Timeout,
+    #[error("relay shutting down")]
+    ShuttingDown,
+    #[error("response to no pending request")]
+    UnexpectedResponse,
+    #[error("internal error")]
+    Internal,
+}
+
+/// How an [`Error`] looks on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Wire {
+    pub status: StatusCode,
+    pub code: i64,
+    pub reason: &'static str,
+    pub retry_after: Option<Duration>,
+    pub fault: Fault,
+}
+
+const fn wire(status: u16, code: i64, reason: &'static str, fault: Fault) -> Wire {
+    let status = match StatusCode::from_u16(status) {
+        Ok(s) => s,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    Wire {
+        status,
+        code,
+        reason,
+        retry_after: None,
+        fault,
+    }
+}
+
+const RETRY: Option<Duration> = Some(Duration::from_secs(1));
+
+impl Error {
+    /// The exhaustive mapping; values pinned by `tests::table_matches_security_md`.
+    pub fn wire(&self) -> Wire {
+        use Fault::*;
+        match self {
+            Error::HostDenied => wire(403, -31002, "host_not_allowed", Downstream),
+            Error::OriginDenied => wire(403, -31002, "origin_not_allowed", Downstream),
+            Error::Parse => wire(400, -32700, "parse_error", Downstream),
+            Error::InvalidRequest(reason) => wire(400, -32600, reason, Downstream),
+            Error::UnsupportedMediaType => wire(415, -31011, "unsupported_media_type", Downstream),
+            Error::NotAcceptable => wire(406, -31011, "not_acceptable", Downstream),
+            Error::MethodNotAllowed => wire(405, -31011, "method_not_allowed", Downstream),
+            Error::StreamConflict => wire(409, -31011, "stream_conflict", Downstream),
+            Error::MissingSession => wire(400, -31011, "missing_session_id", Downstream),
+            Error::UnknownSession => wire(404, -31003, "unknown_session", Downstream),
+            Error::SessionEnded => wire(404, -31003, "session_ended", Downstream),
+            Error::BadProtocolVersion => wire(400, -31011, "bad_protocol_version", Downstream),
+            Error::ModernToLegacy => wire(400, -31011, "modern_request_to_legacy", Downstream),
+            Error::BodyTooLarge(_) => wire(413, -31009, "body_too_large", Downstream),
+            Error::SessionCap => Wire {
+                retry_after: RETRY,
+                ..wire(503, -31005, "session_cap", Downstream)
+            },
+            Error::InflightCap => Wire {
+                retry_after: RETRY,
+                ..wire(503, -31005, "inflight_cap", Downstream)
+            },
+            Error::ChildUnavailable => Wire {
+                retry_after: RETRY,
+                ..wire(503, -31006, "child_unavailable", Upstream)
+            },
+            Error::ChildExited => wire(200, -31007, "child_exited", Upstream),
+            Error::Timeout => wire(200, -31008, "request_timeout", Upstream),
+            Error::ShuttingDown => Wire {
+                retry_after: RETRY,
+                ..wire(503, -31010, "shutting_down", Internal)
+            },
+            Error::UnexpectedResponse => wire(400, -32600, "unexpected_response", Downstream),
+            Error::Internal => wire(500, -32603, "internal_error", Internal),
+        }
+    }
+
+    /// The JSON-RPC error message for `id` (raw JSON text; `null` when unknown).
+    pub fn to_jsonrpc(&self, id: &RawId) -> Bytes {
+        let w = self.wire();
+        let data = serde_json::json!({"source": "mcp-relay", "reason": w.reason});
+        jsonrpc::error_response(id.as_str(), w.code, &self.to_string(), &data)
+    }
+}
+
+impl From<jsonrpc::Error> for Error {
+    fn from(e: jsonrpc::Error) -> Self {
+        match e {
+            jsonrpc::Error::Parse => Error::Parse,
+            jsonrpc::Error::Invalid(reason) => Error::InvalidRequest(reason),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        let w = self.wire();
+        let body = self.to_jsonrpc(&RawId::null());
+        let mut res = (
+            w.status,
+            [(axum::http::header::CONTENT_TYPE, "application/json")],
+            body,
+        )
+            .into_response();
+        if let Some(after) = w.retry_after {
+            res.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from(after.as_secs()),
+            );
+        }
+        if self == Error::MethodNotAllowed {
+            res.headers_mut().insert(
+                axum::http::header::ALLOW,
+                HeaderValue::from_static("GET, POST, DELETE"),
+            );
+        }
+        res
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pins SECURITY.md §3: (error, HTTP status, JSON-RPC code).
+    #[test]
+    fn table_matches_security_md() {
+        let table: &[(Error, u16, i64)] = &[
+            (Error::HostDenied, 403, -31002),
+            (Error::OriginDenied, 403, -31002),
+            (Error::Parse, 400, -32700),
+            (Error::InvalidRequest("duplicate_key"), 400, -32600),
+            (Error::UnsupportedMediaType, 415, -31011),
+            (Error::NotAcceptable, 406, -31011),
+            (Error::MethodNotAllowed, 405, -31011),
+            (Error::StreamConflict, 409, -31011),
+            (Error::MissingSession, 400, -31011),
+            (Error::UnknownSession, 404, -31003),
+            (Error::BadProtocolVersion, 400, -31011),
+            (Error::ModernToLegacy, 400, -31011),
+            (Error::BodyTooLarge(1), 413, -31009),
+            (Error::SessionCap, 503, -31005),
+            (Error::ChildUnavailable, 503, -31006),
+            (Error::ChildExited, 200, -31007),
+            (Error::Timeout, 200, -31008),
+            (Error::ShuttingDown, 503, -31010),
+            (Error::Internal, 500, -32603),
+        ];
+        for (err, status, code) in table {
+            let w = err.wire();
+            assert_eq!((w.status.as_u16(), w.code), (*status, *code), "{err:?}");
+            assert!(
+                w.code < -32768 || w.code > -32000 || [-32700, -32600, -32603].contains(&w.code)
+            );
+        }
+    }
+
+    #[test]
+    fn errors_carry_source_and_reason() {
+        let body = Error::ChildExited.to_jsonrpc(&RawId::from_u64(3));
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(v["id"], 3);
+        assert_eq!(v["error"]["code"], -31007);
+        assert_eq!(v["error"]["data"]["source"], "mcp-relay");
+        assert_eq!(v["error"]["data"]["reason"], "child_exited");
+    }
+}

@@ -1,0 +1,387 @@
+//! JSON-RPC frames over raw bytes: the transparent hot path.
+//!
+//! A [`Frame`] keeps the exact bytes a peer sent and records only what the relay needs:
+//! the kind, `method`, the span of `id`, `params.name`/`params.uri`, the span of
+//! `params._meta.progressToken` and of `params.requestId` (for `notifications/cancelled`).
+//! Everything else (unknown fields, `_meta`, number forms) is never decoded, so it reaches
+//! the other side byte for byte. Rewriting is splicing: [`Frame::splice`] replaces spans.
+//!
+//! Before the envelope is read, [`check`] walks the whole document once and rejects
+//! ambiguous JSON (duplicate keys at any depth, look-alike keys the relay reads, nesting
+//! deeper than [`MAX_DEPTH`]) so every later parser reads what the relay read.
+//! Neighbours: `upstream/mux.rs` rewrites ids with these spans; `error.rs` maps
+//! [`Error`] to the wire.
+
+mod check;
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+pub use check::MAX_DEPTH;
+
+/// Largest batch a 2025-03-26 session may send (SECURITY.md §2).
+pub const MAX_BATCH: usize = 100;
+
+/// Why a frame was refused; `error.rs` turns it into -32700 or -32600.
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum Error {
+    #[error("not valid json")]
+    Parse,
+    #[error("invalid json-rpc envelope: {0}")]
+    Invalid(&'static str),
+}
+
+/// What a frame is, by the JSON-RPC 2.0 envelope rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Request,
+    Notification,
+    Response,
+}
+
+/// A request id as the peer wrote it: raw JSON text (`"1"` and `1` differ, `1.0` stays).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RawId(Box<str>);
+
+impl RawId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn null() -> Self {
+        RawId("null".into())
+    }
+
+    /// The relay's own integer ids, as written to children.
+    pub fn from_u64(n: u64) -> Self {
+        RawId(n.to_string().into())
+    }
+
+    /// Parses one of the relay's own integer ids back.
+    pub fn as_u64(&self) -> Option<u64> {
+        self.0.parse().ok()
+    }
+}
+
+impl std::fmt::Display for RawId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One JSON-RPC message: its original bytes plus the few spans and names the relay reads.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    bytes: Bytes,
+    kind: Kind,
+    method: Option<Box<str>>,
+    id: Option<Range<usize>>,
+    name: Option<Box<str>>,
+    uri: Option<Box<str>>,
+    progress_token: Option<Range<usize>>,
+    request_id: Option<Range<usize>>,
+    result: Option<Range<usize>>,
+    is_error: bool,
+}
+
+/// A parsed HTTP body or line: one message or a batch.
+#[derive(Debug)]
+pub enum Message {
+    Single(Frame),
+    Batch(Vec<Frame>),
+}
+
+impl Message {
+    /// Parses a body that may be a single message or a JSON array of messages.
+    pub fn parse(bytes: Bytes) -> Result<Message, Error> {
+        let bytes = one_line(bytes);
+        let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
+        if first != Some(b'[') {
+            return Frame::parse(bytes).map(Message::Single);
+        }
+        check::check(&bytes, true)?;
+        let items: Vec<&RawValue> = serde_json::from_slice(&bytes).map_err(|_| Error::Parse)?;
+        if items.is_empty() {
+            return Err(Error::Invalid("empty_batch"));
+        }
+        let mut frames = Vec::with_capacity(items.len());
+        for item in items {
+            let span = span_of(&bytes, item.get());
+            frames.push(Frame::parse_checked(bytes.slice(span))?);
+        }
+        Ok(Message::Batch(frames))
+    }
+}
+
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow, default)]
+    jsonrpc: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    id: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    method: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    params: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    result: Option<&'a RawValue>,
+    #[serde(borrow, default, deserialize_with = "present")]
+    error: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Params<'a> {
+    #[serde(borrow, default)]
+    name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    uri: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "_meta")]
+    meta: Option<&'a RawValue>,
+    #[serde(borrow, default, rename = "requestId", deserialize_with = "present")]
+    request_id: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "progressToken",
+        deserialize_with = "present"
+    )]
+    progress_token: Option<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Meta<'a> {
+    #[serde(
+        borrow,
+        default,
+        rename = "progressToken",
+        deserialize_with = "present"
+    )]
+    progress_token: Option<&'a RawValue>,
+}
+
+/// Keeps an explicit `null` as `Some("null")` so "absent" and "null" stay apart.
+fn present<'de, D>(d: D) -> Result<Option<&'de RawValue>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+impl Frame {
+    /// Parses and validates one JSON-RPC message (not a batch).
+    pub fn parse(bytes: Bytes) -> Result<Frame, Error> {
+        let bytes = one_line(bytes);
+        check::check(&bytes, false)?;
+        Frame::parse_checked(bytes)
+    }
+
+    fn parse_checked(bytes: Bytes) -> Result<Frame, Error> {
+        let env: Envelope<'_> = serde_json::from_slice(&bytes).map_err(|e| {
+            if e.is_data() {
+                Error::Invalid("not_envelope")
+            } else {
+                Error::Parse
+            }
+        })?;
+        if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
+            return Err(Error::Invalid("bad_jsonrpc_version"));
+        }
+        let id = match env.id {
+            Some(raw) => Some(span_of(&bytes, raw.get())),
+            None => None,
+        };
+        let mut frame = Frame {
+            kind: Kind::Notification,
+            method: None,
+            id,
+            name: None,
+            uri: None,
+            progress_token: None,
+            request_id: None,
+            result: None,
+            is_error: false,
+            bytes: Bytes::new(),
+        };
+        match (env.method, env.result, env.error) {
+            (Some(method), None, None) => {
+                frame.method = Some(string_value(method).ok_or(Error::Invalid("bad_method"))?);
+                frame.kind = match env.id {
+                    None => Kind::Notification,
+                    Some(id) if valid_request_id(id.get()) => Kind::Request,
+                    Some(_) => return Err(Error::Invalid("bad_id")),
+                };
+                if let Some(params) = env.params {
+                    frame.read_params(&bytes, params)?;
+                }
+            }
+            (None, Some(result), None) => {
+                frame.kind = Kind::Response;
+                frame.result = Some(span_of(&bytes, result.get()));
+            }
+            (None, None, Some(_)) => {
+                frame.kind = Kind::Response;
+                frame.is_error = true;
+            }
+            _ => return Err(Error::Invalid("not_envelope")),
+        }
+        if frame.kind == Kind::Response && env.id.is_none() {
+            return Err(Error::Invalid("missing_id"));
+        }
+        frame.bytes = bytes;
+        Ok(frame)
+    }
+
+    fn read_params(&mut self, bytes: &[u8], params: &RawValue) -> Result<(), Error> {
+        match params.get().as_bytes().first() {
+            Some(b'{') => {}
+            Some(b'[') => return Ok(()),
+            _ => return Err(Error::Invalid("bad_params")),
+        }
+        let p: Params<'_> =
+            serde_json::from_str(params.get()).map_err(|_| Error::Invalid("bad_params"))?;
+        self.name = p.name.and_then(string_value);
+        self.uri = p.uri.and_then(string_value);
+        self.request_id = p.request_id.map(|r| span_of(bytes, r.get()));
+        if self.method.as_deref() == Some("notifications/progress") {
+            self.progress_token = p.progress_token.map(|r| span_of(bytes, r.get()));
+            return Ok(());
+        }
+        if let Some(meta) = p.meta.filter(|m| m.get().starts_with('{')) {
+            let m: Meta<'_> =
+                serde_json::from_str(meta.get()).map_err(|_| Error::Invalid("bad_meta"))?;
+            self.progress_token = m.progress_token.map(|r| span_of(bytes, r.get()));
+        }
+        Ok(())
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    pub fn method(&self) -> Option<&str> {
+        self.method.as_deref()
+    }
+
+    /// `params.name` (tools/call, prompts/get), when it is a string.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    /// `params.uri` (resources/read, subscribe), when it is a string.
+    pub fn uri(&self) -> Option<&str> {
+        self.uri.as_deref()
+    }
+
+    pub fn bytes(&self) -> &Bytes {
+        &self.bytes
+    }
+
+    pub fn is_error(&self) -> bool {
+        self.is_error
+    }
+
+    pub fn id(&self) -> Option<RawId> {
+        self.id.clone().map(|r| RawId(self.text(r).into()))
+    }
+
+    pub fn id_span(&self) -> Option<Range<usize>> {
+        self.id.clone()
+    }
+
+    /// `params._meta.progressToken` of a request, or `params.progressToken` of a
+    /// `notifications/progress`, as raw JSON text.
+    pub fn progress_token(&self) -> Option<&str> {
+        self.progress_token.clone().map(|r| self.text(r))
+    }
+
+    pub fn progress_token_span(&self) -> Option<Range<usize>> {
+        self.progress_token.clone()
+    }
+
+    /// `params.requestId` of a `notifications/cancelled`, as raw JSON text.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.clone().map(|r| self.text(r))
+    }
+
+    pub fn request_id_span(&self) -> Option<Range<usize>> {
+        self.request_id.clone()
+    }
+
+    /// The raw `result` member of a successful response.
+    pub fn result(&self) -> Option<&str> {
+        self.result.clone().map(|r| self.text(r))
+    }
+
+    fn text(&self, r: Range<usize>) -> &str {
+        // Spans come from RawValue slices of these bytes, which serde_json has
+        // already validated as UTF-8 on char boundaries.
+        std::str::from_utf8(&self.bytes[r]).unwrap_or("null")
+    }
+
+    /// Returns the bytes with each span replaced by its text (spans must not overlap).
+    pub fn splice(&self, edits: &mut [(Range<usize>, &str)]) -> Bytes {
+        splice(&self.bytes, edits)
+    }
+}
+
+/// Replaces non-overlapping spans of `bytes`; the rest is copied unchanged.
+pub fn splice(bytes: &[u8], edits: &mut [(Range<usize>, &str)]) -> Bytes {
+    edits.sort_by_key(|(r, _)| r.start);
+    let extra: usize = edits.iter().map(|(_, t)| t.len()).sum();
+    let mut out = BytesMut::with_capacity(bytes.len() + extra);
+    let mut at = 0;
+    for (range, text) in edits.iter() {
+        out.extend_from_slice(&bytes[at..range.start]);
+        out.extend_from_slice(text.as_bytes());
+        at = range.end;
+    }
+    out.extend_from_slice(&bytes[at..]);
+    out.freeze()
+}
+
+/// Byte range of `inner` (a sub-slice produced by borrowing from `outer`).
+fn span_of(outer: &[u8], inner: &str) -> Range<usize> {
+    let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);
+    start..start + inner.len()
+}
+
+fn string_value(raw: &RawValue) -> Option<Box<str>> {
+    if !raw.get().starts_with('"') {
+        return None;
+    }
+    let s: Cow<'_, str> = serde_json::from_str(raw.get()).ok()?;
+    Some(s.into())
+}
+
+/// MCP ids are strings or numbers; `null`, booleans, objects and arrays are refused.
+fn valid_request_id(raw: &str) -> bool {
+    matches!(raw.as_bytes().first(), Some(b'"' | b'-' | b'0'..=b'9'))
+}
+
+/// Raw CR/LF can only be insignificant whitespace in valid JSON (strings escape them), so
+/// they become spaces: stdio framing needs one message per line.
+fn one_line(bytes: Bytes) -> Bytes {
+    if memchr::memchr2(b'\n', b'\r', &bytes).is_none() {
+        return bytes;
+    }
+    let mut v = BytesMut::from(&bytes[..]);
+    for b in v.iter_mut() {
+        if *b == b'\n' || *b == b'\r' {
+            *b = b' ';
+        }
+    }
+    v.freeze()
+}
+
+/// Builds a JSON-RPC error response with a raw id.
+pub fn error_response(id: &str, code: i64, message: &str, data: &serde_json::Value) -> Bytes {
+    let body = serde_json::json!({"code": code, "message": message, "data": data});
+    Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{body}}}"#))
+}
+
+#[cfg(test)]
+mod tests;

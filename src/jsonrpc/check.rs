@@ -1,0 +1,217 @@
+//! The ambiguity rule (SECURITY.md §3): one pass over the whole document before the
+//! envelope is read. Rejects duplicate keys at any depth, keys in the envelope, `params`
+//! or `params._meta` that fold (case, NUL and control characters) onto a key the relay
+//! reads, and nesting deeper than [`MAX_DEPTH`]. Syntax errors become [`Error::Parse`].
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use super::Error;
+
+/// Deepest nesting accepted (SECURITY.md §2).
+pub const MAX_DEPTH: usize = 64;
+
+/// Keys the relay reads somewhere in an envelope; look-alikes of these are refused.
+const READ_KEYS: &[&str] = &[
+    "jsonrpc",
+    "id",
+    "method",
+    "params",
+    "name",
+    "uri",
+    "_meta",
+    "progressToken",
+    "requestId",
+];
+
+/// Where in the message a map sits: the rule on look-alike keys applies to the first three.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    Envelope,
+    Params,
+    Meta,
+    Other,
+}
+
+/// Checks `bytes`; `batch` says a top-level array holds envelopes.
+pub(super) fn check(bytes: &[u8], batch: bool) -> Result<(), Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let scope = if batch { Scope::Other } else { Scope::Envelope };
+    let seed = Walk {
+        depth: 0,
+        scope,
+        batch_top: batch,
+    };
+    let result = seed.deserialize(&mut de).and_then(|()| de.end());
+    result.map_err(|e| {
+        if e.is_data() {
+            Error::Invalid(reason(&e.to_string()))
+        } else {
+            Error::Parse
+        }
+    })
+}
+
+fn reason(message: &str) -> &'static str {
+    if message.starts_with("duplicate_key") {
+        "duplicate_key"
+    } else if message.starts_with("ambiguous_key") {
+        "ambiguous_key"
+    } else if message.starts_with("too_deep") {
+        "too_deep"
+    } else if message.starts_with("nested_batch") {
+        "nested_batch"
+    } else {
+        "not_envelope"
+    }
+}
+
+struct Walk {
+    depth: usize,
+    scope: Scope,
+    batch_top: bool,
+}
+
+impl Walk {
+    fn child(&self, scope: Scope) -> Walk {
+        Walk {
+            depth: self.depth + 1,
+            scope,
+            batch_top: false,
+        }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for Walk {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Walk {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(serde::de::Error::custom("too_deep"));
+        }
+        let scope = if self.batch_top {
+            Scope::Envelope
+        } else {
+            Scope::Other
+        };
+        if self.batch_top {
+            // Elements of a batch must be objects: a nested array is not an envelope.
+            while let Some(()) = seq.next_element_seed(Element(self.child(scope)))? {}
+        } else {
+            while let Some(()) = seq.next_element_seed(self.child(scope))? {}
+        }
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(serde::de::Error::custom("too_deep"));
+        }
+        let mut seen: HashSet<String> = HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            if self.scope != Scope::Other && is_lookalike(&key) {
+                return Err(serde::de::Error::custom("ambiguous_key"));
+            }
+            let scope = match (self.scope, key.as_str()) {
+                (Scope::Envelope, "params") => Scope::Params,
+                (Scope::Params, "_meta") => Scope::Meta,
+                _ => Scope::Other,
+            };
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom("duplicate_key"));
+            }
+            map.next_value_seed(self.child(scope))?;
+        }
+        Ok(())
+    }
+}
+
+/// A batch element: anything but an array.
+struct Element(Walk);
+
+impl<'de> DeserializeSeed<'de> for Element {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Element {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC message")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
+        Err(serde::de::Error::custom("nested_batch"))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
+        self.0.visit_map(map)
+    }
+}
+
+/// True when `key` is not itself a read key but folds onto one.
+fn is_lookalike(key: &str) -> bool {
+    if READ_KEYS.contains(&key) {
+        return false;
+    }
+    let folded: String = key
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(char::to_lowercase)
+        .collect();
+    READ_KEYS.iter().any(|k| k.to_lowercase() == folded)
+}

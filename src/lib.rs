@@ -1,0 +1,26 @@
+//! mcp-relay: put stdio MCP servers on the network, safely.
+//!
+//! Map of the crate (see docs/ARCHITECTURE.md for the flow of one request):
+//! - `cli`, `config`: command line → validated [`config::ServeConfig`].
+//! - `app`: `serve` (bind, run, ordered shutdown).
+//! - `listener`: front transports (Streamable HTTP), framing only.
+//! - `policy`: request checks in one ordered place (Host, Origin).
+//! - `relay`: the transport-agnostic core; `relay::stream`: SSE streams with replay.
+//! - `session`: session ids, table, expiry.
+//! - `upstream`: id multiplexing in front of a child; `upstream::stdio`: the supervised child.
+//! - `jsonrpc`: raw frames, the ambiguity rule, id splicing. `era`: protocol versions.
+//! - `error`: the one error → wire mapping. `admin`: `/health`, `/ready`.
+
+pub mod admin;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod era;
+pub mod error;
+pub mod jsonrpc;
+pub mod listener;
+pub mod policy;
+pub mod relay;
+pub mod session;
+pub mod telemetry;
+pub mod upstream;

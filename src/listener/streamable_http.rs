@@ -1,0 +1,343 @@
+//! The Streamable HTTP front (2025-03-26, 2025-06-18, 2025-11-25).
+//!
+//! Translates HTTP to the relay core and back: POST (JSON-RPC in; JSON or SSE out), GET
+//! (standalone stream, or resume with `Last-Event-ID`), DELETE (end the session). Status
+//! codes follow PROTOCOL.md §2; every error goes through `error.rs`. No policy and no session
+//! logic here: the guard calls `policy.rs`, sessions live in `relay.rs`.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use bytes::Bytes;
+use http_body_util::BodyExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::admin;
+use crate::config::ResponseMode;
+use crate::era;
+use crate::error::Error;
+use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
+use crate::relay::stream::{parse_event_id, Out, Stream};
+use crate::relay::{Posted, Relay};
+use crate::session::Session;
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+
+/// The router of one Streamable HTTP listener: the MCP path plus `/health` and `/ready`.
+pub fn router(relay: Arc<Relay>) -> Router {
+    let path = relay.config().path.clone();
+    let mcp = post(handle_post)
+        .get(handle_get)
+        .delete(handle_delete)
+        .fallback(|| async { Error::MethodNotAllowed });
+    Router::new()
+        .route(&path, mcp)
+        .route("/health", get(admin::health))
+        .route("/ready", get(admin::ready))
+        .layer(middleware::from_fn_with_state(relay.clone(), guard))
+        .with_state(relay)
+}
+
+/// Request-level policy for every route (Host, Origin), before routing.
+async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Response {
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    if let Err(e) = relay
+        .config()
+        .policy
+        .check(req.headers(), authority.as_deref())
+    {
+        return e.into_response();
+    }
+    next.run(req).await
+}
+
+async fn handle_post(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+    post_inner(relay, req)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle_get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+    get_inner(relay, &headers).unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn handle_delete(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+    let result = (|| {
+        let session = session_of(&relay, &headers)?;
+        relay.close(&session);
+        Ok::<_, Error>(StatusCode::OK.into_response())
+    })();
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> {
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    if relay.is_draining() {
+        return Err(Error::ShuttingDown);
+    }
+    if !media_type_is(headers, "application/json") {
+        return Err(Error::UnsupportedMediaType);
+    }
+    if !accepts(headers, "application/json") || !accepts(headers, "text/event-stream") {
+        return Err(Error::NotAcceptable);
+    }
+    let bytes = read_body(body, headers, relay.config().max_body).await?;
+    let (frames, batch) = match Message::parse(bytes)? {
+        Message::Single(f) => (vec![f], false),
+        Message::Batch(v) => (v, true),
+    };
+    let init = frames
+        .iter()
+        .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
+    let session = match header_str(headers, SESSION_HEADER) {
+        Some(_) => Some(session_of(&relay, headers)?),
+        None => None,
+    };
+    match (init, session) {
+        (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
+        (Some(_), None) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
+        (Some(init), None) => {
+            let (session, stream) = relay.open(init)?;
+            Ok(respond(&relay, &session, stream, true).await)
+        }
+        (None, None) if is_modern(headers, &frames) => Err(Error::ModernToLegacy),
+        (None, None) => Err(Error::MissingSession),
+        (None, Some(session)) => {
+            if batch && !era::batches_allowed(session.effective_version()) {
+                return Err(Error::InvalidRequest("batch_not_allowed"));
+            }
+            if frames.len() > MAX_BATCH {
+                return Err(Error::InvalidRequest("batch_too_large"));
+            }
+            match relay.submit(&session, &frames)? {
+                Posted::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
+                Posted::Stream(stream) => Ok(respond(&relay, &session, stream, false).await),
+            }
+        }
+    }
+}
+
+fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> {
+    if !accepts(headers, "text/event-stream") {
+        return Err(Error::NotAcceptable);
+    }
+    let session = session_of(&relay, headers)?;
+    if relay.is_draining() {
+        return Err(Error::ShuttingDown);
+    }
+    session.touch();
+    let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
+    if let Some((stream_id, seq)) = resume {
+        // Only this session's streams can be resumed; another session's id replays nothing.
+        if let Some(stream) = session.stream(stream_id) {
+            let rx = stream.attach(Some(seq));
+            return Ok(sse(&relay, &session, &stream, rx, seq, None, false));
+        }
+    }
+    let standalone = session.standalone();
+    if standalone.is_attached() {
+        return Err(Error::StreamConflict);
+    }
+    let rx = standalone.attach(None);
+    Ok(sse(&relay, &session, &standalone, rx, 0, None, false))
+}
+
+/// Looks up the session named by the header and checks the version header against it.
+fn session_of(relay: &Relay, headers: &HeaderMap) -> Result<Arc<Session>, Error> {
+    let id = header_str(headers, SESSION_HEADER).ok_or(Error::MissingSession)?;
+    let session = relay.session(id)?;
+    era::check_header(header_str(headers, VERSION_HEADER), session.version())?;
+    Ok(session)
+}
+
+/// Answers a POST that carried requests: JSON when allowed and the answer comes first,
+/// otherwise an SSE stream.
+async fn respond(
+    relay: &Relay,
+    session: &Arc<Session>,
+    stream: Arc<Stream>,
+    new_session: bool,
+) -> Response {
+    let mut rx = stream.attach(None);
+    let cfg = relay.config();
+    let mut first = None;
+    if cfg.response_mode == ResponseMode::Json {
+        match tokio::time::timeout(cfg.json_hold, rx.recv()).await {
+            Ok(Some(out)) if out.last => {
+                let mut res =
+                    ([(header::CONTENT_TYPE, "application/json")], out.data).into_response();
+                add_session_header(&mut res, session, new_session);
+                return res;
+            }
+            Ok(out) => first = out,
+            Err(_) => {}
+        }
+    }
+    sse(relay, session, &stream, rx, 0, first, new_session)
+}
+
+/// Builds an SSE response from a stream's connection.
+fn sse(
+    relay: &Relay,
+    session: &Arc<Session>,
+    stream: &Stream,
+    rx: mpsc::Receiver<Out>,
+    after: u64,
+    first: Option<Out>,
+    new_session: bool,
+) -> Response {
+    let cfg = relay.config();
+    let polling = era::primes_streams(session.effective_version());
+    // 2025-11-25 priming event: an id to resume from, the retry hint, empty data.
+    let priming = polling.then(|| {
+        Bytes::from(format!(
+            "id: {}-{}\nretry: {}\ndata: \n\n",
+            stream.id(),
+            after,
+            cfg.sse_retry.as_millis()
+        ))
+    });
+    let stop = if stream.is_standalone() {
+        relay.draining().clone()
+    } else {
+        CancellationToken::new()
+    };
+    let close_at = cfg
+        .sse_close_after
+        .filter(|_| polling)
+        .map(|d| tokio::time::Instant::now() + d);
+    let mut keep_alive = tokio::time::interval(cfg.sse_keep_alive);
+    keep_alive.reset();
+    let state = Conn {
+        rx,
+        priming,
+        first,
+        stop,
+        close_at,
+        keep_alive,
+    };
+    let body = Body::from_stream(futures_util::stream::unfold(state, next_chunk));
+    let mut res = Response::new(body);
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    add_session_header(&mut res, session, new_session);
+    res
+}
+
+struct Conn {
+    rx: mpsc::Receiver<Out>,
+    priming: Option<Bytes>,
+    first: Option<Out>,
+    stop: CancellationToken,
+    close_at: Option<tokio::time::Instant>,
+    keep_alive: tokio::time::Interval,
+}
+
+type Chunk = Result<Bytes, std::convert::Infallible>;
+
+/// The next bytes of an SSE body: priming, messages, keep-alive comments; `None` ends it.
+async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
+    if let Some(p) = c.priming.take() {
+        return Some((Ok(p), c));
+    }
+    if let Some(out) = c.first.take() {
+        return Some((Ok(event(&out)), c));
+    }
+    let close = async {
+        match c.close_at {
+            Some(t) => tokio::time::sleep_until(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        out = c.rx.recv() => out.map(|o| (Ok(event(&o)), c)),
+        _ = c.keep_alive.tick() => Some((Ok(Bytes::from_static(b":\n\n")), c)),
+        () = close => None,
+        () = c.stop.cancelled() => None,
+    }
+}
+
+/// One SSE event; `data` is compact JSON on one line (guaranteed by `jsonrpc`).
+fn event(out: &Out) -> Bytes {
+    let mut b = bytes::BytesMut::with_capacity(out.data.len() + out.id.len() + 16);
+    b.extend_from_slice(b"id: ");
+    b.extend_from_slice(out.id.as_bytes());
+    b.extend_from_slice(b"\ndata: ");
+    b.extend_from_slice(&out.data);
+    b.extend_from_slice(b"\n\n");
+    b.freeze()
+}
+
+fn add_session_header(res: &mut Response, session: &Session, new_session: bool) {
+    if !new_session {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(session.id().as_str()) {
+        res.headers_mut().insert(SESSION_HEADER, v);
+    }
+}
+
+/// Reads the body up to `limit` bytes: 413 as soon as it is known to be larger.
+async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, Error> {
+    let declared =
+        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(Error::BodyTooLarge(limit));
+    }
+    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge(limit)),
+        Err(_) => Err(Error::Parse),
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn media_type_is(headers: &HeaderMap, want: &str) -> bool {
+    header_str(headers, header::CONTENT_TYPE.as_str())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
+}
+
+/// True when `Accept` lists `want` (or a wildcard covering it).
+fn accepts(headers: &HeaderMap, want: &str) -> bool {
+    let family = want.split('/').next().unwrap_or("");
+    headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|item| item.split(';').next().unwrap_or("").trim())
+        .any(|t| {
+            t.eq_ignore_ascii_case(want)
+                || t == "*/*"
+                || t.strip_suffix("/*")
+                    .is_some_and(|f| f.eq_ignore_ascii_case(family))
+        })
+}
+
+/// A 2026-07-28 request (by header or `_meta`) outside any session.
+fn is_modern(headers: &HeaderMap, frames: &[Frame]) -> bool {
+    header_str(headers, VERSION_HEADER).is_some_and(era::is_modern)
+        || frames.iter().any(|f| {
+            f.method() == Some("server/discover")
+                || memchr::memmem::find(f.bytes(), era::MODERN_META_KEY.as_bytes()).is_some()
+        })
+}

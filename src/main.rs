@@ -1,0 +1,48 @@
+//! The `mcp-relay` binary: parse, set up logging, dispatch, exit code.
+//! Exit codes: 0 after a clean drain, 1 runtime failure, 64 bad usage or config.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcp_relay::cli::{Cli, Command};
+use mcp_relay::{app, telemetry};
+
+const EX_USAGE: u8 = 64;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EX_USAGE } else { 0 });
+        }
+    };
+    telemetry::init(cli.log_format, &cli.log_level);
+    match cli.command {
+        Command::Serve(args) => {
+            let cfg = match args.into_config() {
+                Ok(cfg) => cfg,
+                Err(errors) => {
+                    for e in errors {
+                        eprintln!("mcp-relay: {e}");
+                    }
+                    return ExitCode::from(EX_USAGE);
+                }
+            };
+            let runtime = match tokio::runtime::Runtime::new() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("mcp-relay: cannot start runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(app::serve(cfg)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mcp-relay: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! A supervised stdio child process.
+//!
+//! Owns spawning (argv directly, no shell, own process group, cleared environment plus the
+//! configured one), one task per pipe (a bounded writer with a write timeout, a capped stdout
+//! line reader, a stderr drain that logs line by line) and the supervisor that stops the child
+//! in order: close stdin → wait → SIGTERM to the group → wait → SIGKILL to the group, always
+//! followed by `wait()`. When the leader exits, what is left of its group is killed, so no
+//! grandchild outlives it. Routing of the lines is `upstream.rs`'s job, not this file's.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::AsyncWriteExt;
+use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
+use tokio::sync::{mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::lines::{Line, LineReader};
+
+/// How to run one child; built from config, never from request data.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// The whole environment of the child (the relay's own is cleared).
+    pub env: Vec<(String, String)>,
+    pub cwd: Option<PathBuf>,
+    /// stdout line cap; longer lines are dropped and drained.
+    pub max_line: usize,
+    /// Each wait of the stop sequence (after closing stdin, after SIGTERM).
+    pub stop_timeout: Duration,
+}
+
+/// What the child said or did, in order; `Exited` is always last.
+#[derive(Debug)]
+pub enum ChildEvent {
+    Line(Bytes),
+    Exited(ExitInfo),
+}
+
+/// How the child ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitInfo {
+    pub code: Option<i32>,
+    pub signal: Option<i32>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("spawn failed")]
+    Spawn(#[source] std::io::Error),
+    #[error("child stdin closed")]
+    Closed,
+    #[error("child stdin queue full")]
+    QueueFull,
+}
+
+/// Control of a running child. Dropping every clone stops it (gracefully, in background).
+#[derive(Debug, Clone)]
+pub struct ChildHandle {
+    pid: u32,
+    stdin: mpsc::Sender<Bytes>,
+    stop: CancellationToken,
+    exit: watch::Receiver<Option<ExitInfo>>,
+    _drop: Arc<StopOnDrop>,
+}
+
+#[derive(Debug)]
+struct StopOnDrop(CancellationToken);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.cancel();
+    }
+}
+
+const STDIN_QUEUE: usize = 256;
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+const STDERR_LINE: usize = 8 * 1024;
+const STDERR_LINES_PER_SEC: u32 = 200;
+
+/// Spawns the child and its pipe tasks; `events` yields its lines and then its exit.
+pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, mpsc::Receiver<ChildEvent>), Error> {
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(Error::Spawn)?;
+    let pid = child.id().unwrap_or(0);
+    let (Some(stdin), Some(stdout), Some(stderr)) =
+        (child.stdin.take(), child.stdout.take(), child.stderr.take())
+    else {
+        return Err(Error::Spawn(std::io::Error::other("missing pipe")));
+    };
+    info!(pid, program = %spec.program.display(), "child spawned");
+
+    let stop = CancellationToken::new();
+    let close_stdin = CancellationToken::new();
+    let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
+    let (event_tx, event_rx) = mpsc::channel(256);
+    let (exit_tx, exit_rx) = watch::channel(None);
+
+    tokio::spawn(write_stdin(stdin, stdin_rx, close_stdin.clone(), pid));
+    tokio::spawn(read_stdout(
+        LineReader::new(stdout, spec.max_line, 4 * spec.max_line as u64),
+        event_tx,
+        exit_rx.clone(),
+        stop.clone(),
+        pid,
+    ));
+    tokio::spawn(read_stderr(stderr, pid));
+    tokio::spawn(supervise(
+        child,
+        pid,
+        spec.stop_timeout,
+        stop.clone(),
+        close_stdin,
+        exit_tx,
+    ));
+    let handle = ChildHandle {
+        pid,
+        stdin: stdin_tx,
+        exit: exit_rx,
+        _drop: Arc::new(StopOnDrop(stop.clone())),
+        stop,
+    };
+    Ok((handle, event_rx))
+}
+
+impl ChildHandle {
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Queues one line (without newline) for the child's stdin; fails at once when full.
+    pub fn send(&self, line: Bytes) -> Result<(), Error> {
+        self.stdin.try_send(line).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => Error::QueueFull,
+            mpsc::error::TrySendError::Closed(_) => Error::Closed,
+        })
+    }
+
+    /// Starts the stop sequence (idempotent).
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    pub fn exited(&self) -> bool {
+        self.exit.borrow().is_some()
+    }
+
+    /// Waits until the child has been reaped.
+    pub async fn wait(&self) -> Option<ExitInfo> {
+        let mut rx = self.exit.clone();
+        let out = rx.wait_for(Option::is_some).await.ok().and_then(|v| *v);
+        out
+    }
+}
+
+async fn write_stdin(
+    mut stdin: ChildStdin,
+    mut rx: mpsc::Receiver<Bytes>,
+    close: CancellationToken,
+    pid: u32,
+) {
+    loop {
+        let line = tokio::select! {
+            line = rx.recv() => line,
+            () = close.cancelled() => None,
+        };
+        let Some(line) = line else { break };
+        let write = async {
+            stdin.write_all(&line).await?;
+            stdin.write_all(b"\n").await?;
+            stdin.flush().await
+        };
+        match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                debug!(pid, error = %e, "child stdin closed");
+                break;
+            }
+            Err(_) => {
+                warn!(pid, "child stdin write timed out; killing child");
+                signal_group(pid, Signal::SIGKILL);
+                break;
+            }
+        }
+    }
+    // Dropping `stdin` closes the pipe: the first step of the stop sequence.
+}
+
+async fn read_stdout(
+    mut lines: LineReader<ChildStdout>,
+    events: mpsc::Sender<ChildEvent>,
+    mut exit: watch::Receiver<Option<ExitInfo>>,
+    stop: CancellationToken,
+    pid: u32,
+) {
+    loop {
+        match lines.next().await {
+            Ok(Some(Line::Text(line))) => {
+                if events.send(ChildEvent::Line(line)).await.is_err() {
+                    break;
+                }
+            }
+            Ok(Some(Line::TooLong(len))) => {
+                warn!(pid, len, "child stdout line over the cap dropped");
+            }
+            Ok(None) => break,
+            Err(e) => {
+                warn!(pid, error = %e, "child stdout unusable; killing child");
+                signal_group(pid, Signal::SIGKILL);
+                break;
+            }
+        }
+    }
+    // Without stdout the child is useless: make sure it is on its way out.
+    stop.cancel();
+    let info = exit
+        .wait_for(Option::is_some)
+        .await
+        .ok()
+        .and_then(|v| *v)
+        .unwrap_or(ExitInfo {
+            code: None,
+            signal: None,
+        });
+    let _ = events.send(ChildEvent::Exited(info)).await;
+}
+
+async fn read_stderr(stderr: ChildStderr, pid: u32) {
+    let mut lines = LineReader::new(stderr, STDERR_LINE, u64::MAX);
+    let mut window = Instant::now();
+    let (mut logged, mut suppressed) = (0u32, 0u64);
+    while let Ok(Some(line)) = lines.next().await {
+        if window.elapsed() >= Duration::from_secs(1) {
+            if suppressed > 0 {
+                warn!(target: "mcp_relay::child_stderr", pid, suppressed, "child stderr lines suppressed");
+            }
+            window = Instant::now();
+            (logged, suppressed) = (0, 0);
+        }
+        if logged >= STDERR_LINES_PER_SEC {
+            suppressed += 1;
+            continue;
+        }
+        logged += 1;
+        match line {
+            Line::Text(t) => {
+                info!(target: "mcp_relay::child_stderr", pid, "{}", String::from_utf8_lossy(&t));
+            }
+            Line::TooLong(len) => {
+                info!(target: "mcp_relay::child_stderr", pid, len, "long stderr line dropped");
+            }
+        }
+    }
+}
+
+async fn supervise(
+    mut child: Child,
+    pid: u32,
+    timeout: Duration,
+    stop: CancellationToken,
+    close_stdin: CancellationToken,
+    exit: watch::Sender<Option<ExitInfo>>,
+) {
+    let group = GroupKill(pid);
+    let status = tokio::select! {
+        status = child.wait() => status,
+        () = stop.cancelled() => {
+            close_stdin.cancel();
+            stop_in_order(&mut child, pid, timeout).await
+        }
+    };
+    // The leader is gone: nothing of its group may outlive it.
+    drop(group);
+    let info = match status {
+        Ok(s) => {
+            use std::os::unix::process::ExitStatusExt;
+            ExitInfo {
+                code: s.code(),
+                signal: s.signal(),
+            }
+        }
+        Err(_) => ExitInfo {
+            code: None,
+            signal: None,
+        },
+    };
+    info!(pid, code = ?info.code, signal = ?info.signal, "child exited");
+    let _ = exit.send(Some(info));
+}
+
+async fn stop_in_order(
+    child: &mut Child,
+    pid: u32,
+    timeout: Duration,
+) -> std::io::Result<std::process::ExitStatus> {
+    if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
+        return status;
+    }
+    debug!(pid, "child ignored stdin close; SIGTERM");
+    signal_group(pid, Signal::SIGTERM);
+    if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
+        return status;
+    }
+    warn!(pid, "child ignored SIGTERM; SIGKILL");
+    signal_group(pid, Signal::SIGKILL);
+    child.wait().await
+}
+
+/// Kills the child's whole group when dropped: after the leader exits, and also when the
+/// runtime drops the supervisor mid-way (relay exiting), so no grandchild is orphaned.
+struct GroupKill(u32);
+
+impl Drop for GroupKill {
+    fn drop(&mut self) {
+        signal_group(self.0, Signal::SIGKILL);
+    }
+}
+
+fn signal_group(pid: u32, signal: Signal) {
+    if let Ok(pid) = i32::try_from(pid) {
+        if pid > 0 {
+            let _ = killpg(Pid::from_raw(pid), signal);
+        }
+    }
+}
