@@ -190,10 +190,7 @@ impl Frame {
         if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
             return Err(Error::Invalid("bad_jsonrpc_version"));
         }
-        let id = match env.id {
-            Some(raw) => Some(span_of(&bytes, raw.get())),
-            None => None,
-        };
+        let id = env.id.map(|raw| span_of(&bytes, raw.get()));
         let mut frame = Frame {
             kind: Kind::Notification,
             method: None,

@@ -140,7 +140,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
         // Only this session's streams can be resumed; another session's id replays nothing.
         if let Some(stream) = session.stream(stream_id) {
             let rx = stream.attach(Some(seq));
-            return Ok(sse(&relay, &session, &stream, rx, seq, None, false));
+            return Ok(sse(&relay, &session, &stream, rx, seq, None, false, false));
         }
     }
     let standalone = session.standalone();
@@ -148,7 +148,16 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
         return Err(Error::StreamConflict);
     }
     let rx = standalone.attach(None);
-    Ok(sse(&relay, &session, &standalone, rx, 0, None, false))
+    Ok(sse(
+        &relay,
+        &session,
+        &standalone,
+        rx,
+        0,
+        None,
+        false,
+        false,
+    ))
 }
 
 /// Looks up the session named by the header and checks the version header against it.
@@ -182,10 +191,12 @@ async fn respond(
             Err(_) => {}
         }
     }
-    sse(relay, session, &stream, rx, 0, first, new_session)
+    sse(relay, session, &stream, rx, 0, first, new_session, true)
 }
 
-/// Builds an SSE response from a stream's connection.
+/// Builds an SSE response from a stream's connection. `poll` lets `--sse-close-after` end
+/// the connection early (POST streams only: the client resumes with one GET that stays open).
+#[allow(clippy::too_many_arguments)]
 fn sse(
     relay: &Relay,
     session: &Arc<Session>,
@@ -194,6 +205,7 @@ fn sse(
     after: u64,
     first: Option<Out>,
     new_session: bool,
+    poll: bool,
 ) -> Response {
     let cfg = relay.config();
     let polling = era::primes_streams(session.effective_version());
@@ -213,7 +225,7 @@ fn sse(
     };
     let close_at = cfg
         .sse_close_after
-        .filter(|_| polling)
+        .filter(|_| polling && poll)
         .map(|d| tokio::time::Instant::now() + d);
     let mut keep_alive = tokio::time::interval(cfg.sse_keep_alive);
     keep_alive.reset();

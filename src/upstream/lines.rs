@@ -66,7 +66,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                     }
                 }
                 None if self.acc.len() + chunk.len() > self.max => {
-                    self.discarding = Some((self.acc.len() + chunk.len()) as u64);
+                    let n = (self.acc.len() + chunk.len()) as u64;
+                    if n > self.drain_max {
+                        return Err(Error::DrainLimit);
+                    }
+                    self.discarding = Some(n);
                     self.acc = BytesMut::new();
                 }
                 None => self.acc.extend_from_slice(chunk),

@@ -1,1 +1,18 @@
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
+//! One integration binary (STYLE.md §9): every test drives the real `mcp-relay` binary over a
+//! real socket, wrapping the real `mcp-relay-fixture` child.
+//!
+//! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
+//! - `streamable_http`: status codes, headers, sessions, streams, resumability, guards.
+//! - `transparency`: bytes through the relay equal bytes straight from the child.
+//! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
+//! - `scale`: many sessions: no leftover processes, no cross-talk.
+
+mod support;
+
+mod child;
+mod cli;
+mod scale;
+mod streamable_http;
+mod transparency;

@@ -1,0 +1,114 @@
+//! The command line: usage errors exit 64 before any port is bound; SIGTERM drains and exits 0.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{alive, eventually, text_of, Relay, FIXTURE, RELAY};
+
+#[test]
+fn help_documents_every_serve_flag() {
+    let out = Command::new(RELAY)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--listen",
+        "--path",
+        "--allowed-host",
+        "--allowed-origin",
+        "--max-sessions",
+        "--session-ttl",
+        "--max-body",
+        "--max-line",
+        "--request-timeout",
+        "--sse-close-after",
+        "--response-mode",
+        "--shutdown-grace",
+        "--env",
+        "--pass-env",
+    ] {
+        assert!(help.contains(flag), "missing {flag} in help");
+    }
+}
+
+#[test]
+fn unspawnable_command_is_a_one_line_usage_error_before_binding() {
+    // The port is taken by us: if the relay tried to bind first it would report that instead.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out = Command::new(RELAY)
+        .args(["serve", "--listen", &addr, "--", "/no/such/mcp-server"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert!(err.contains("/no/such/mcp-server"), "{err}");
+}
+
+#[test]
+fn bad_usage_exits_64() {
+    for args in [
+        vec!["serve"],
+        vec!["serve", "--listen", "nonsense", "--", "cat"],
+        vec!["serve", "--session-ttl", "forever", "--", "cat"],
+        vec!["serve", "--listen", "0.0.0.0:0", "--", "cat"],
+        vec!["bogus"],
+    ] {
+        let out = Command::new(RELAY).args(&args).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}");
+    }
+}
+
+#[tokio::test]
+async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0() {
+    let mut relay = Relay::start(&["--shutdown-grace", "10s"], &[]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let pid_reply = c.call(json!(1), "pid", json!({})).await;
+    let child_pid: u32 = text_of(&pid_reply.messages()[0]).parse().unwrap();
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call(json!(2), "slow", json!({"ms": 700})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let code = tokio::task::spawn_blocking(move || {
+        let code = relay.terminate();
+        (code, relay)
+    })
+    .await
+    .unwrap();
+    assert_eq!(code.0, Some(0), "logs: {}", code.1.logs());
+    let reply = slow.await.unwrap();
+    assert_eq!(text_of(&reply.messages()[0]), "slept 700");
+    eventually("child reaped", || !alive(child_pid)).await;
+}
+
+#[tokio::test]
+async fn h2_sigterm_fails_calls_still_running_at_the_drain_deadline() {
+    let relay = Relay::start(&["--shutdown-grace", "300ms"], &[]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let slow = {
+        let c = c.clone();
+        tokio::spawn(async move { c.call(json!("s"), "slow", json!({"ms": 30000})).await })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut relay = relay;
+    let (code, _relay) = tokio::task::spawn_blocking(move || (relay.terminate(), relay))
+        .await
+        .unwrap();
+    assert_eq!(code, Some(0));
+    let msgs = slow.await.unwrap().messages();
+    assert_eq!(msgs[0]["id"], "s");
+    assert_eq!(msgs[0]["error"]["code"], -31010);
+}
+
+#[test]
+fn fixture_binary_is_built() {
+    assert!(std::path::Path::new(FIXTURE).exists());
+}
