@@ -217,9 +217,8 @@ impl Relay {
 
     /// Answers what is still pending with -31010.
     pub fn fail_in_flight(&self) {
-        for s in self.sessions.drain() {
-            s.upstream().fail_pending(None, &Error::ShuttingDown);
-            self.sessions.insert(s, usize::MAX);
+        for s in self.sessions.all() {
+            s.upstream().fail_pending(Some(&s), &Error::ShuttingDown);
         }
     }
 

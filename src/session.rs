@@ -225,6 +225,10 @@ impl SessionTable {
         expired.iter().filter_map(|id| map.remove(id)).collect()
     }
 
+    pub fn all(&self) -> Vec<Arc<Session>> {
+        self.lock().values().cloned().collect()
+    }
+
     pub fn drain(&self) -> Vec<Arc<Session>> {
         self.lock().drain().map(|(_, s)| s).collect()
     }

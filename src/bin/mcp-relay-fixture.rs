@@ -8,12 +8,22 @@
 //! stdout flushed after every line, logs on stderr only; requests run concurrently; every
 //! response carries the request id as its exact raw JSON text.
 
+/// Writes one line to stderr, ignoring failures (a closed stderr must not panic the fixture).
+macro_rules! elog {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 #[path = "fixture/conformance.rs"]
 mod conformance;
 #[path = "fixture/conformance_data.rs"]
 mod conformance_data;
 #[path = "fixture/echo.rs"]
 mod echo;
+#[path = "fixture/era.rs"]
+mod era;
 #[path = "fixture/server.rs"]
 mod server;
 #[path = "fixture/wire.rs"]
@@ -83,6 +93,10 @@ pub(crate) struct Flags {
     /// Delay the `initialize` answer by MS milliseconds.
     #[arg(long, value_name = "MS", default_value_t = 0)]
     pub(crate) init_delay_ms: u64,
+    /// Protocol era: `legacy` (initialize-based), `modern` (2026-07-28 per-request `_meta`,
+    /// `server/discover`) or `dual` (modern when a request's `_meta` names a version).
+    #[arg(long, value_enum, default_value_t = era::Era::Legacy)]
+    pub(crate) era: era::Era,
     /// Conformance mode: how long `test_reconnection` takes before answering.
     #[arg(long, value_name = "MS", default_value_t = 2500)]
     pub(crate) reconnection_ms: u64,
@@ -112,7 +126,7 @@ fn ignore_sigterm() -> anyhow::Result<()> {
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
     tokio::spawn(async move {
         while term.recv().await.is_some() {
-            eprintln!("mcp-relay-fixture: SIGTERM received and ignored");
+            elog!("mcp-relay-fixture: SIGTERM received and ignored");
         }
     });
     Ok(())
@@ -125,7 +139,7 @@ fn spawn_grandchild() -> anyhow::Result<()> {
         .stdin(std::process::Stdio::null())
         .spawn()
         .context("spawn grandchild")?;
-    eprintln!("grandchild {}", child.id());
+    elog!("grandchild {}", child.id());
     // Dropping `Child` neither waits for nor kills it: it lives on in our process group.
     Ok(())
 }

@@ -139,24 +139,20 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
     if let Some((stream_id, seq)) = resume {
         // Only this session's streams can be resumed; another session's id replays nothing.
         if let Some(stream) = session.stream(stream_id) {
-            let rx = stream.attach(Some(seq));
-            return Ok(sse(&relay, &session, &stream, rx, seq, None, false, false));
+            let (rx, seq) = stream.attach(Some(seq));
+            return Ok(sse(&relay, &session, &stream, Attach::resume(rx, seq)));
         }
     }
     let standalone = session.standalone();
     if standalone.is_attached() {
         return Err(Error::StreamConflict);
     }
-    let rx = standalone.attach(None);
+    let (rx, after) = standalone.attach(None);
     Ok(sse(
         &relay,
         &session,
         &standalone,
-        rx,
-        0,
-        None,
-        false,
-        false,
+        Attach::resume(rx, after),
     ))
 }
 
@@ -176,7 +172,7 @@ async fn respond(
     stream: Arc<Stream>,
     new_session: bool,
 ) -> Response {
-    let mut rx = stream.attach(None);
+    let (mut rx, _) = stream.attach(None);
     let cfg = relay.config();
     let mut first = None;
     if cfg.response_mode == ResponseMode::Json {
@@ -191,22 +187,52 @@ async fn respond(
             Err(_) => {}
         }
     }
-    sse(relay, session, &stream, rx, 0, first, new_session, true)
+    let attach = Attach {
+        rx,
+        after: 0,
+        first,
+        new_session,
+        poll: true,
+    };
+    sse(relay, session, &stream, attach)
 }
 
-/// Builds an SSE response from a stream's connection. `poll` lets `--sse-close-after` end
-/// the connection early (POST streams only: the client resumes with one GET that stays open).
-#[allow(clippy::too_many_arguments)]
-fn sse(
-    relay: &Relay,
-    session: &Arc<Session>,
-    stream: &Stream,
+/// How one SSE connection starts and may end.
+struct Attach {
     rx: mpsc::Receiver<Out>,
+    /// The sequence number the priming event points at (what the client has seen).
     after: u64,
+    /// A message already taken from `rx` (JSON mode gave up waiting).
     first: Option<Out>,
+    /// The response carries `Mcp-Session-Id` (answer to `initialize`).
     new_session: bool,
+    /// `--sse-close-after` may end the connection early (POST streams only: the client
+    /// resumes with one GET that stays open).
     poll: bool,
-) -> Response {
+}
+
+impl Attach {
+    /// A GET connection: no session header, never closed early.
+    fn resume(rx: mpsc::Receiver<Out>, after: u64) -> Attach {
+        Attach {
+            rx,
+            after,
+            first: None,
+            new_session: false,
+            poll: false,
+        }
+    }
+}
+
+/// Builds an SSE response from a stream's connection.
+fn sse(relay: &Relay, session: &Arc<Session>, stream: &Stream, a: Attach) -> Response {
+    let Attach {
+        rx,
+        after,
+        first,
+        new_session,
+        poll,
+    } = a;
     let cfg = relay.config();
     let polling = era::primes_streams(session.effective_version());
     // 2025-11-25 priming event: an id to resume from, the retry hint, empty data.

@@ -155,8 +155,9 @@ impl Stream {
     }
 
     /// Attaches a new connection, replaying buffered events after `after` (or, without it,
-    /// what no connection has received yet). A previous connection is detached.
-    pub fn attach(&self, after: Option<u64>) -> mpsc::Receiver<Out> {
+    /// what no connection has received yet). A previous connection is detached. Also returns
+    /// the sequence number replay started after (what a priming event should point at).
+    pub fn attach(&self, after: Option<u64>) -> (mpsc::Receiver<Out>, u64) {
         let mut inner = self.lock();
         let after = after.unwrap_or(inner.delivered);
         let replay: Vec<(u64, Bytes)> = inner
@@ -177,7 +178,7 @@ impl Stream {
             inner.delivered = inner.delivered.max(seq);
         }
         inner.conn = if inner.done { None } else { Some(tx) };
-        rx
+        (rx, after)
     }
 }
 
@@ -200,7 +201,7 @@ mod tests {
     async fn stream_ends_after_last_answer_and_replays_after_cursor() {
         let s = Stream::new(4, false, LIMITS);
         s.expect_answer();
-        let mut rx = s.attach(None);
+        let (mut rx, _) = s.attach(None);
         s.push(Bytes::from_static(b"progress"), false);
         s.push(Bytes::from_static(b"result"), true);
         let a = rx.recv().await.unwrap();
@@ -209,7 +210,7 @@ mod tests {
         assert_eq!((b.id.as_str(), b.last), ("4-2", true));
         assert!(rx.recv().await.is_none());
         assert!(s.is_done());
-        let mut again = s.attach(Some(1));
+        let (mut again, _) = s.attach(Some(1));
         let r = again.recv().await.unwrap();
         assert_eq!(
             (r.id.as_str(), &r.data[..], r.last),
@@ -224,7 +225,8 @@ mod tests {
         for i in 0..5u8 {
             s.push(Bytes::from(vec![i]), false);
         }
-        let mut rx = s.attach(None);
+        let (mut rx, after) = s.attach(None);
+        assert_eq!(after, 0);
         let ids: Vec<String> = (0..3).map(|_| rx.try_recv().unwrap().id).collect();
         assert_eq!(ids, ["0-3", "0-4", "0-5"]);
         drop(rx);
