@@ -3,6 +3,7 @@
 //! or `params._meta` that fold (case, NUL and control characters) onto a key the relay
 //! reads, and nesting deeper than [`MAX_DEPTH`]. Syntax errors become [`Error::Parse`].
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 
@@ -140,12 +141,12 @@ impl<'de> Visitor<'de> for Walk {
         if self.depth >= MAX_DEPTH {
             return Err(serde::de::Error::custom("too_deep"));
         }
-        let mut seen: HashSet<String> = HashSet::new();
-        while let Some(key) = map.next_key::<String>()? {
+        let mut seen = Seen::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
             if self.scope != Scope::Other && is_lookalike(&key) {
                 return Err(serde::de::Error::custom("ambiguous_key"));
             }
-            let scope = match (self.scope, key.as_str()) {
+            let scope = match (self.scope, key.as_ref()) {
                 (Scope::Envelope, "params") => Scope::Params,
                 (Scope::Params, "_meta") => Scope::Meta,
                 _ => Scope::Other,
@@ -156,6 +157,61 @@ impl<'de> Visitor<'de> for Walk {
             map.next_value_seed(self.child(scope))?;
         }
         Ok(())
+    }
+}
+
+/// Keys seen in one object: a short list scanned linearly (most objects are small), switching
+/// to a hash set past [`Seen::LINEAR`] keys so a huge object stays linear time.
+#[derive(Default)]
+struct Seen<'de> {
+    few: Vec<Cow<'de, str>>,
+    many: Option<HashSet<Cow<'de, str>>>,
+}
+
+impl<'de> Seen<'de> {
+    const LINEAR: usize = 16;
+
+    /// False when `key` was seen before.
+    fn insert(&mut self, key: Cow<'de, str>) -> bool {
+        if let Some(set) = &mut self.many {
+            return set.insert(key);
+        }
+        if self.few.contains(&key) {
+            return false;
+        }
+        self.few.push(key);
+        if self.few.len() > Self::LINEAR {
+            self.many = Some(self.few.drain(..).collect());
+        }
+        true
+    }
+}
+
+/// An object key, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> serde::Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Key<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an object key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
+        Ok(Key(Cow::Owned(v)))
     }
 }
 
@@ -206,6 +262,11 @@ impl<'de> Visitor<'de> for Element {
 /// True when `key` is not itself a read key but folds onto one.
 fn is_lookalike(key: &str) -> bool {
     if READ_KEYS.contains(&key) {
+        return false;
+    }
+    // Cheap exit: every read key is short, and folding only ever removes characters or
+    // changes case, so a key without those characters' room cannot fold onto one.
+    if key.len() < 2 || key.chars().filter(|c| !c.is_control()).count() > 13 {
         return false;
     }
     let folded: String = key

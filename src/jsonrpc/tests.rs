@@ -170,3 +170,18 @@ fn splicing_replaces_only_the_spans() {
         r#"{"jsonrpc":"2.0", "id":7,"method":"m","params":{"_meta":{"progressToken":42},"u":1.0}}"#
     );
 }
+
+#[test]
+fn many_keys_still_detect_duplicates_in_linear_time() {
+    let keys: Vec<String> = (0..20_000).map(|i| format!("\"k{i}\":1")).collect();
+    let ok = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"a","params":{{{}}}}}"#,
+        keys.join(",")
+    );
+    assert!(frame(&ok).is_ok());
+    let dup = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"a","params":{{{},"k7":2}}}}"#,
+        keys.join(",")
+    );
+    assert_eq!(frame(&dup).err(), Some(Error::Invalid("duplicate_key")));
+}
