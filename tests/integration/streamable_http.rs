@@ -567,3 +567,39 @@ fn rand_suffix() -> u64 {
     static N: AtomicU64 = AtomicU64::new(0);
     N.fetch_add(1, Ordering::Relaxed)
 }
+
+#[tokio::test]
+async fn c6_parser_bombs_get_400_and_the_session_survives() {
+    let relay = Relay::start(&[], &[]);
+    let mut c = relay.client();
+    c.initialize("2025-06-18").await;
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"echo/raw","params":{{"x":{}1{}}}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let bombs = [
+        deep,
+        r#"{"jsonrpc":"2.0","id":1,"method":"echo/raw","params":{"x":1e999999}}"#.to_owned(),
+        r#"{"jsonrpc":"2.0","id":1,"method":"echo/raw","params":{"x":"\ud800"}}"#.to_owned(),
+        r#"{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}"#.to_owned(),
+        r#"{"jsonrpc":"2.0","id":true,"method":"ping"}"#.to_owned(),
+    ];
+    for bomb in bombs {
+        let r = c.post_raw(bomb.clone()).await;
+        assert_eq!(r.status, 400, "{}", &bomb[..bomb.len().min(80)]);
+        assert!([-32700, -32600].contains(&code(&r)));
+    }
+    let raw = c
+        .request(reqwest::Method::POST)
+        .header("content-type", "application/json")
+        .header("accept", crate::support::ACCEPT_BOTH)
+        .body(vec![b'{', 0xff, 0xfe, b'}'])
+        .send()
+        .await
+        .unwrap();
+    let r = read_reply(raw).await;
+    assert_eq!((r.status, code(&r)), (400, -32700));
+    let r = c.call(json!(2), "echo", json!({"text":"ok"})).await;
+    assert_eq!(text_of(&r.messages()[0]), "ok");
+}
