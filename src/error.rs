@@ -139,31 +139,24 @@ impl Error {
         }
     }
 
-    /// The JSON-RPC error message for `id` (raw JSON text; `null` when unknown).
+    /// The JSON-RPC error message for the request `id` (raw JSON text).
     pub fn to_jsonrpc(&self, id: &RawId) -> Bytes {
+        self.message(Some(id))
+    }
+
+    fn message(&self, id: Option<&RawId>) -> Bytes {
         let w = self.wire();
         let data = serde_json::json!({"source": "mcp-relay", "reason": w.reason});
-        jsonrpc::error_response(id.as_str(), w.code, &self.to_string(), &data)
+        jsonrpc::error_response(id.map(RawId::as_str), w.code, &self.to_string(), &data)
     }
-}
 
-impl From<jsonrpc::Error> for Error {
-    fn from(e: jsonrpc::Error) -> Self {
-        match e {
-            jsonrpc::Error::Parse => Error::Parse,
-            jsonrpc::Error::Invalid(reason) => Error::InvalidRequest(reason),
-        }
-    }
-}
-
-impl IntoResponse for Error {
-    fn into_response(self) -> Response {
+    /// The HTTP answer, echoing the request's id when it was read.
+    pub fn into_response_for(self, id: Option<&RawId>) -> Response {
         let w = self.wire();
-        let body = self.to_jsonrpc(&RawId::null());
         let mut res = (
             w.status,
             [(axum::http::header::CONTENT_TYPE, "application/json")],
-            body,
+            self.message(id),
         )
             .into_response();
         if let Some(after) = w.retry_after {
@@ -179,6 +172,22 @@ impl IntoResponse for Error {
             );
         }
         res
+    }
+}
+
+impl From<jsonrpc::Error> for Error {
+    fn from(e: jsonrpc::Error) -> Self {
+        match e {
+            jsonrpc::Error::Parse => Error::Parse,
+            jsonrpc::Error::Invalid(reason) => Error::InvalidRequest(reason),
+        }
+    }
+}
+
+impl IntoResponse for Error {
+    /// Without a request id (the body was not read, or held none).
+    fn into_response(self) -> Response {
+        self.into_response_for(None)
     }
 }
 
@@ -227,5 +236,14 @@ mod tests {
         assert_eq!(v["error"]["code"], -31007);
         assert_eq!(v["error"]["data"]["source"], "mcp-relay");
         assert_eq!(v["error"]["data"]["reason"], "child_exited");
+    }
+
+    #[test]
+    fn errors_without_a_known_id_omit_it() {
+        let res = Error::Parse.into_response();
+        assert_eq!(res.status(), 400);
+        let body = Error::Parse.message(None);
+        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert!(v.get("id").is_none(), "{v}");
     }
 }

@@ -374,10 +374,22 @@ fn one_line(bytes: Bytes) -> Bytes {
     v.freeze()
 }
 
-/// Builds a JSON-RPC error response with a raw id.
-pub fn error_response(id: &str, code: i64, message: &str, data: &serde_json::Value) -> Bytes {
-    let body = serde_json::json!({"code": code, "message": message, "data": data});
-    Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{body}}}"#))
+/// Builds a JSON-RPC error response with a raw id, or without `id` when it is unknown (the
+/// MCP schema makes `id` optional but never `null`).
+pub fn error_response(
+    id: Option<&str>,
+    code: i64,
+    message: &str,
+    data: &serde_json::Value,
+) -> Bytes {
+    let mut body = serde_json::json!({"code": code, "message": message});
+    if !data.is_null() {
+        body["data"] = data.clone();
+    }
+    match id {
+        Some(id) => Bytes::from(format!(r#"{{"jsonrpc":"2.0","id":{id},"error":{body}}}"#)),
+        None => Bytes::from(format!(r#"{{"jsonrpc":"2.0","error":{body}}}"#)),
+    }
 }
 
 #[cfg(test)]

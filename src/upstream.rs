@@ -339,7 +339,7 @@ impl Upstream {
             drop(mux);
             if let Some(id) = request {
                 let refusal = crate::jsonrpc::error_response(
-                    id.as_str(),
+                    Some(id.as_str()),
                     -32601,
                     "Method not found",
                     &serde_json::Value::Null,

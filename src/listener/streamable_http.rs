@@ -95,6 +95,24 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
         Message::Single(f) => (vec![f], false),
         Message::Batch(v) => (v, true),
     };
+    // From here on, an error about a single request echoes its id.
+    let id = match frames.as_slice() {
+        [one] if one.kind() == Kind::Request => one.id(),
+        _ => None,
+    };
+    match post_frames(&relay, headers, frames, batch).await {
+        Ok(res) => Ok(res),
+        Err(e) => Ok(e.into_response_for(id.as_ref())),
+    }
+}
+
+async fn post_frames(
+    relay: &Arc<Relay>,
+    headers: &HeaderMap,
+    frames: Vec<Frame>,
+    batch: bool,
+) -> Result<Response, Error> {
+    let relay = relay.clone();
     let init = frames
         .iter()
         .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
@@ -140,7 +158,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
         // Only this session's streams can be resumed; another session's id replays nothing.
         if let Some(stream) = session.stream(stream_id) {
             let (rx, seq) = stream.attach(Some(seq));
-            return Ok(sse(&relay, &session, &stream, Attach::resume(rx, seq)));
+            return Ok(sse(&relay, &session, &stream, Attach::get(rx, seq, true)));
         }
     }
     let standalone = session.standalone();
@@ -152,7 +170,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
         &relay,
         &session,
         &standalone,
-        Attach::resume(rx, after),
+        Attach::get(rx, after, false),
     ))
 }
 
@@ -193,6 +211,7 @@ async fn respond(
         first,
         new_session,
         poll: true,
+        prime: true,
     };
     sse(relay, session, &stream, attach)
 }
@@ -209,17 +228,20 @@ struct Attach {
     /// `--sse-close-after` may end the connection early (POST streams only: the client
     /// resumes with one GET that stays open).
     poll: bool,
+    /// Start with a priming event (new streams; a resume only replays what followed).
+    prime: bool,
 }
 
 impl Attach {
-    /// A GET connection: no session header, never closed early.
-    fn resume(rx: mpsc::Receiver<Out>, after: u64) -> Attach {
+    /// A GET connection: no session header, never closed early; primed unless it resumes.
+    fn get(rx: mpsc::Receiver<Out>, after: u64, resume: bool) -> Attach {
         Attach {
             rx,
             after,
             first: None,
             new_session: false,
             poll: false,
+            prime: !resume,
         }
     }
 }
@@ -232,11 +254,12 @@ fn sse(relay: &Relay, session: &Arc<Session>, stream: &Stream, a: Attach) -> Res
         first,
         new_session,
         poll,
+        prime,
     } = a;
     let cfg = relay.config();
     let polling = era::primes_streams(session.effective_version());
     // 2025-11-25 priming event: an id to resume from, the retry hint, empty data.
-    let priming = polling.then(|| {
+    let priming = (polling && prime).then(|| {
         Bytes::from(format!(
             "id: {}-{}\nretry: {}\ndata: \n\n",
             stream.id(),

@@ -338,8 +338,14 @@ async fn sse_polling_close_then_resume_with_last_event_id() {
     let last_id = first.events.last().unwrap().id.clone();
     let resumed = c.get(Some(&last_id)).await;
     assert_eq!(resumed.status(), 200);
-    let mut events = resumed.bytes_stream().eventsource();
-    let answer = wait_event(&mut events, |v| v["id"] == 1).await;
+    let resumed = read_reply(resumed).await;
+    // A resume replays what followed, with no new priming event (ids stay unique).
+    assert!(
+        resumed.events.iter().all(|e| !e.data.is_empty()),
+        "{resumed:?}"
+    );
+    assert!(resumed.events.iter().all(|e| e.id != last_id));
+    let answer = resumed.messages()[0].clone();
     assert_eq!(text_of(&answer), "slept 900");
 
     // Resuming again after the answer replays it (buffered), and only this stream's events.
@@ -602,4 +608,26 @@ async fn c6_parser_bombs_get_400_and_the_session_survives() {
     assert_eq!((r.status, code(&r)), (400, -32700));
     let r = c.call(json!(2), "echo", json!({"text":"ok"})).await;
     assert_eq!(text_of(&r.messages()[0]), "ok");
+}
+
+#[tokio::test]
+async fn relay_errors_echo_a_read_id_and_omit_an_unknown_one() {
+    let relay = Relay::start(&[], &[]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let r = c.post(json!({"jsonrpc":"2.0","id":"second","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}})).await;
+    assert_eq!((r.status, r.json()["id"].clone()), (400, json!("second")));
+    let anon = Client::new(&relay.url);
+    let r = anon
+        .post(json!({"jsonrpc":"2.0","id":41,"method":"ping"}))
+        .await;
+    assert_eq!((r.status, r.json()["id"].clone()), (400, json!(41)));
+    for body in [
+        "{oops",
+        r#"{"jsonrpc":"2.0","method":"notifications/x","id":{}}"#,
+    ] {
+        let r = c.post_raw(body.to_owned()).await;
+        assert_eq!(r.status, 400);
+        assert!(r.json().get("id").is_none(), "{}", r.body);
+    }
 }
