@@ -353,18 +353,41 @@ fn add_session_header(res: &mut Response, session: &Session, new_session: bool) 
 }
 
 /// Reads the body up to `limit` bytes: 413 as soon as it is known to be larger.
-async fn read_body(body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, Error> {
+async fn read_body(mut body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, Error> {
     let declared =
         header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
+        linger(body).await;
         return Err(Error::BodyTooLarge(limit));
     }
-    let limited = http_body_util::Limited::new(body, usize::try_from(limit).unwrap_or(usize::MAX));
-    match limited.collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge(limit)),
-        Err(_) => Err(Error::Parse),
+    let mut buf = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let Ok(data) = frame.map_err(|_| Error::Parse)?.into_data() else {
+            continue;
+        };
+        if (buf.len() + data.len()) as u64 > limit {
+            linger(body).await;
+            return Err(Error::BodyTooLarge(limit));
+        }
+        buf.extend_from_slice(&data);
     }
+    Ok(buf.freeze())
+}
+
+/// Discards a little more of a refused body (at most 64 KiB, 1 s) so a client still sending
+/// it reads our 413 instead of a connection reset. Nothing is kept.
+async fn linger(mut body: Body) {
+    const MAX: usize = 64 * 1024;
+    let drain = async {
+        let mut seen = 0;
+        while seen < MAX {
+            match body.frame().await {
+                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
