@@ -13,6 +13,7 @@
 #
 # Environment: MCP_RELAY_BIN, MCP_RELAY_FIXTURE_BIN (default target/debug/...),
 #              CONFORMANCE_TIMEOUT_MS (per-scenario timeout, default 30000),
+#              CONFORMANCE_TOTAL_TIMEOUT (whole CLI run, seconds, default 600),
 #              SSE_CLOSE_AFTER (default 1s).
 # Needs: cargo build done; scripts/setup-node-tools.sh (it is run here if node_modules is missing).
 # Results: results/conformance-V/ (checks.json per scenario), relay log results/conformance-V.relay.log.
@@ -123,9 +124,11 @@ ARGS+=("${EXTRA[@]}")
 say "running: $("$NODE22" --version) conformance@$("$NODE22" -p "require('$ROOT/tests/interop/node_modules/@modelcontextprotocol/conformance/package.json').version") ${ARGS[*]}"
 
 set +e
-"$NODE22" "$CLI" "${ARGS[@]}"
+# Bound the whole run (33 scenarios take ~6 s; each has its own 30 s limit).
+timeout -k 10 "${CONFORMANCE_TOTAL_TIMEOUT:-600}" "$NODE22" "$CLI" "${ARGS[@]}"
 rc=$?
 set -e
+[ "$rc" -ne 124 ] || say "the conformance CLI did not finish within ${CONFORMANCE_TOTAL_TIMEOUT:-600} s"
 
 if ! kill -0 "$RELAY_PID" 2>/dev/null; then
     say "the relay died during the run; last lines of its log:"

@@ -15,7 +15,9 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import {
     CreateMessageRequestSchema,
+    ElicitRequestSchema,
     ErrorCode,
+    ListRootsRequestSchema,
     McpError,
     ResourceUpdatedNotificationSchema,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -191,6 +193,68 @@ describe('TypeScript SDK client -> mcp-relay serve -> server-everything (stdio)'
         assert.match(text, /LLM sampling result/);
         assert.match(text, /sampled reply from the SDK client/);
         assert.match(text, /interop-test-model/);
+        await disconnect(c);
+    });
+
+    rtest('elicitation/create from the child is answered by the client', async () => {
+        const seen = [];
+        const c = await connect({
+            capabilities: { elicitation: { form: {} } },
+            setup: (client) => client.setRequestHandler(ElicitRequestSchema, async (request) => {
+                seen.push(request.params);
+                return { action: 'accept', content: { name: 'Interop Tester', check: true, integer: 7 } };
+            }),
+        });
+        const result = await c.client.callTool({ name: 'trigger-elicitation-request', arguments: {} }, undefined, { timeout: REQUEST_TIMEOUT_MS });
+        assert.equal(seen.length, 1, 'the elicitation handler should run exactly once');
+        assert.equal(seen[0].requestedSchema.type, 'object');
+        assert.ok(seen[0].requestedSchema.properties.name, 'requestedSchema lost its properties');
+        const text = textOf(result);
+        assert.match(text, /accept/);
+        assert.match(text, /Interop Tester/);
+        await disconnect(c);
+    });
+
+    rtest('roots/list from the child with no request in flight (GET stream), then after list_changed', async () => {
+        let roots = [{ uri: 'file:///tmp/mcp-relay-interop/first', name: 'first root' }];
+        let calls = 0;
+        let wake = () => {};
+        const c = await connect({
+            capabilities: { roots: { listChanged: true } },
+            setup: (client) => client.setRequestHandler(ListRootsRequestSchema, async () => {
+                calls++;
+                wake();
+                return { roots };
+            }),
+        });
+        // server-everything asks for the roots 350 ms after notifications/initialized, while the
+        // client has no request in flight: the relay must deliver it on the standalone GET
+        // stream (or hold it until that stream opens).
+        const waitForCalls = async (n, what) => {
+            const deadline = Date.now() + 10_000;
+            while (calls < n && Date.now() < deadline) {
+                await Promise.race([new Promise((r) => { wake = r; }), sleep(250)]);
+            }
+            assert.ok(calls >= n, `${what}: roots/list reached the client ${calls} time(s), expected ${n}`);
+        };
+        await waitForCalls(1, 'after initialize');
+        let result = await c.client.callTool({ name: 'get-roots-list', arguments: {} }, undefined, { timeout: REQUEST_TIMEOUT_MS });
+        assert.match(textOf(result), /Current MCP Roots \(1 total\)/);
+        assert.match(textOf(result), /file:\/\/\/tmp\/mcp-relay-interop\/first/);
+
+        // notifications/roots/list_changed (client -> child) makes the child ask again.
+        roots = [...roots, { uri: 'file:///tmp/mcp-relay-interop/second', name: 'second root' }];
+        await withTimeout(c.client.sendRootsListChanged(), STEP_TIMEOUT_MS, 'sendRootsListChanged');
+        await waitForCalls(2, 'after notifications/roots/list_changed');
+        // the child stores the answer asynchronously; give it a moment, then ask it
+        const deadline = Date.now() + 5_000;
+        do {
+            result = await c.client.callTool({ name: 'get-roots-list', arguments: {} }, undefined, { timeout: REQUEST_TIMEOUT_MS });
+            if (/\(2 total\)/.test(textOf(result))) break;
+            await sleep(100);
+        } while (Date.now() < deadline);
+        assert.match(textOf(result), /Current MCP Roots \(2 total\)/);
+        assert.match(textOf(result), /second/);
         await disconnect(c);
     });
 

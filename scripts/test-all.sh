@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# The one test command for mcp-relay (CI runs it through .ci/run).
+#
+#   1 build        cargo build --all-targets
+#   2 fmt          cargo fmt --all -- --check
+#   3 clippy       cargo clippy --all-targets -- -D warnings
+#   4 test         cargo test
+#   5 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
+#   6 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
+#   7 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
+#
+# Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
+# also saved to results/test-all/<step>.log. The last line printed is a summary of the form
+# "test-all: N passed, N failed, N skipped" (tests counted over cargo test, the interop tests and
+# the conformance scenarios; expected conformance failures from the baseline count as skipped).
+#
+# Environment: TEST_ALL_SKIP="interop conformance" skips the named steps (for local use only).
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT" || exit 1
+LOGDIR="$ROOT/results/test-all"
+mkdir -p "$LOGDIR"
+
+STEPS_DONE=()
+PASSED=0
+FAILED=0
+SKIPPED=0
+RUN_START=$(date +%s)
+
+header() {
+    printf '\n==============================================================================\n'
+    printf '== [%s] %s\n' "$1" "$2"
+    printf '==============================================================================\n'
+}
+
+summary() {
+    local status="$1"
+    printf '\n==============================================================================\n'
+    printf '== SUMMARY (%s, %ss in all)\n' "$status" "$(( $(date +%s) - RUN_START ))"
+    printf '==============================================================================\n'
+    local s
+    for s in "${STEPS_DONE[@]}"; do printf '  %s\n' "$s"; done
+    printf 'logs: %s\n' "${LOGDIR#"$ROOT"/}"
+    printf 'test-all: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$SKIPPED"
+}
+
+# count_<step> LOG: parse "passed failed skipped" out of a step's log (prints three numbers).
+count_cargo_test() {
+    awk '/^test result: /{
+            for (i = 1; i <= NF; i++) {
+                if ($(i+1) ~ /^passed/) p += $i
+                if ($(i+1) ~ /^failed/) f += $i
+                if ($(i+1) ~ /^ignored/) s += $i
+            }
+        } END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+count_node_test() {
+    # TAP reporter ("# pass N") or spec reporter ("ℹ pass N")
+    awk '/^(# |ℹ )pass [0-9]+$/ { p += $NF }
+         /^(# |ℹ )fail [0-9]+$/ { f += $NF }
+         /^(# |ℹ )cancelled [0-9]+$/ { f += $NF }
+         /^(# |ℹ )(skipped|todo) [0-9]+$/ { s += $NF }
+         END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+count_conformance() {
+    # per-scenario lines of the CLI's summary: "✓ name: 3 passed, 0 failed" / "✗ name: ..."
+    # The run only gets here with exit 0 when every ✗ is an expected (baselined) failure.
+    local rc="$2"
+    awk -v rc="$rc" '/^✓ [^ ]+: [0-9]+ passed, [0-9]+ failed/ { p++ }
+         /^✗ [^ ]+: [0-9]+ passed, [0-9]+ failed/ { x++ }
+         END { if (rc == 0) printf "%d 0 %d\n", p, x; else printf "%d %d 0\n", p, (x > 0 ? x : 1) }' "$1"
+}
+
+# run_step NAME COUNTER|- DESCRIPTION -- CMD...
+run_step() {
+    local name="$1" counter="$2" desc="$3"
+    shift 4
+    local log="$LOGDIR/$name.log"
+    if [[ " ${TEST_ALL_SKIP:-} " == *" $name "* ]]; then
+        header "$name" "SKIPPED (TEST_ALL_SKIP): $desc"
+        STEPS_DONE+=("$(printf '%-12s skipped (TEST_ALL_SKIP)' "$name")")
+        return 0
+    fi
+    header "$name" "$desc"
+    printf '$ %s\n' "$*"
+    local start rc
+    start=$(date +%s)
+    "$@" 2>&1 | tee "$log"
+    rc=${PIPESTATUS[0]}
+    local secs=$(( $(date +%s) - start ))
+    local counts="" p=0 f=0 s=0
+    if [ "$counter" != - ]; then
+        read -r p f s < <("$counter" "$log" "$rc")
+        PASSED=$((PASSED + p)); FAILED=$((FAILED + f)); SKIPPED=$((SKIPPED + s))
+        counts=" ($p passed, $f failed, $s skipped)"
+    fi
+    if [ "$rc" -ne 0 ]; then
+        STEPS_DONE+=("$(printf '%-12s FAILED  %4ss  exit %s%s' "$name" "$secs" "$rc" "$counts")")
+        # a step that failed without a countable test failure (build, fmt, clippy...) counts as one
+        if [ "$f" -eq 0 ]; then FAILED=$((FAILED + 1)); fi
+        printf '\n!! step %s failed (exit %s) after %ss; log: %s\n' "$name" "$rc" "$secs" "${log#"$ROOT"/}"
+        summary FAILED
+        exit "$rc"
+    fi
+    STEPS_DONE+=("$(printf '%-12s ok      %4ss%s' "$name" "$secs" "$counts")")
+}
+
+header info "toolchain"
+{
+    cargo --version; rustc --version
+    cargo fmt --version 2>/dev/null || echo "rustfmt: not installed"
+    cargo clippy --version 2>/dev/null || echo "clippy: not installed"
+    printf 'node %s, npm %s\n' "$(node --version 2>/dev/null || echo 'not found')" "$(npm --version 2>/dev/null || echo 'not found')"
+    printf 'cores: %s\n' "$(nproc)"
+} 2>&1
+
+run_step build - "cargo build --all-targets" -- cargo build --all-targets
+run_step fmt - "cargo fmt --all -- --check" -- cargo fmt --all -- --check
+run_step clippy - "cargo clippy --all-targets -- -D warnings" -- cargo clippy --all-targets -- -D warnings
+run_step test count_cargo_test "cargo test" -- cargo test
+run_step node-tools - "pinned Node tooling (npm ci in tests/interop)" -- "$ROOT/scripts/setup-node-tools.sh"
+# Node 20 and 22 both take explicit files (Node 22 no longer expands a directory argument).
+run_step interop count_node_test "TypeScript SDK client <-> mcp-relay <-> server-everything" -- \
+    node --test "$ROOT"/tests/interop/*.test.mjs
+run_step conformance count_conformance "MCP conformance suite, server mode, spec 2025-11-25" -- \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
+
+summary OK
+exit 0
