@@ -102,19 +102,30 @@ impl Session {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new stream for one POST.
+    /// A new stream for one POST. Finished streams are kept for replay while the session's
+    /// whole buffer stays within the replay limits (SECURITY.md §2: per session), oldest
+    /// dropped first; streams still running are never dropped.
     pub fn new_stream(&self) -> Arc<Stream> {
         let mut s = self.lock();
         let stream = Stream::new(s.next, false, self.limits);
         s.next += 1;
-        s.posts.push_back(stream.clone());
-        while s.posts.len() > KEPT_STREAMS {
-            if let Some(pos) = s.posts.iter().position(|p| p.is_done()) {
-                s.posts.remove(pos);
-            } else {
-                break;
+        s.posts.retain(|p| !p.is_done() || p.buffered().0 > 0);
+        loop {
+            let (events, bytes) = s.posts.iter().fold((0, 0), |(e, b), p| {
+                let (pe, pb) = p.buffered();
+                (e + pe, b + pb)
+            });
+            let over = events > self.limits.events
+                || bytes > self.limits.bytes
+                || s.posts.len() >= KEPT_STREAMS;
+            match s.posts.iter().position(|p| p.is_done()) {
+                Some(pos) if over => {
+                    s.posts.remove(pos);
+                }
+                _ => break,
             }
         }
+        s.posts.push_back(stream.clone());
         stream
     }
 

@@ -87,6 +87,12 @@ impl Stream {
         self.lock().done
     }
 
+    /// Events and bytes held for replay.
+    pub fn buffered(&self) -> (usize, usize) {
+        let inner = self.lock();
+        (inner.buffer.len(), inner.buffered)
+    }
+
     /// True while an HTTP connection is attached.
     pub fn is_attached(&self) -> bool {
         self.lock().conn.as_ref().is_some_and(|c| !c.is_closed())

@@ -631,3 +631,32 @@ async fn relay_errors_echo_a_read_id_and_omit_an_unknown_one() {
         assert!(r.json().get("id").is_none(), "{}", r.body);
     }
 }
+
+#[tokio::test]
+async fn replay_buffer_is_bounded_per_session_oldest_finished_streams_first() {
+    let relay = Relay::start(&["--replay-events", "3"], &[]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let mut last_ids = Vec::new();
+    for i in 0..5 {
+        let r = c
+            .call(json!(i), "echo", json!({"text": format!("n{i}")}))
+            .await;
+        last_ids.push(r.events.last().unwrap().id.clone());
+    }
+    // The newest stream still replays its answer (resume from its priming event).
+    let newest = last_ids[4].split('-').next().unwrap().to_owned();
+    let r = c.get(Some(&format!("{newest}-0"))).await;
+    let evs = collect_events(r, 1).await;
+    assert_eq!(
+        serde_json::from_str::<Value>(&evs[0].data).unwrap()["id"],
+        4
+    );
+    // The oldest was dropped to keep the session within 3 buffered events.
+    let oldest = last_ids[0].split('-').next().unwrap().to_owned();
+    let r = c.get(Some(&format!("{oldest}-0"))).await;
+    let evs = tokio::time::timeout(Duration::from_millis(400), collect_events(r, 2)).await;
+    if let Ok(evs) = evs {
+        assert!(evs.iter().all(|e| e.data.is_empty()), "{evs:?}");
+    }
+}
