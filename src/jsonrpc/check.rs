@@ -44,6 +44,7 @@ pub(super) fn check(bytes: &[u8], batch: bool) -> Result<(), Error> {
         depth: 0,
         scope,
         batch_top: batch,
+        element: false,
     };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     result.map_err(|e| {
@@ -72,7 +73,10 @@ fn reason(message: &str) -> &'static str {
 struct Walk {
     depth: usize,
     scope: Scope,
+    /// The top-level array of a batch: its elements are envelopes.
     batch_top: bool,
+    /// An element of a batch: an array here is a nested batch.
+    element: bool,
 }
 
 impl Walk {
@@ -81,6 +85,7 @@ impl Walk {
             depth: self.depth + 1,
             scope,
             batch_top: false,
+            element: self.batch_top,
         }
     }
 }
@@ -123,17 +128,16 @@ impl<'de> Visitor<'de> for Walk {
         if self.depth >= MAX_DEPTH {
             return Err(serde::de::Error::custom("too_deep"));
         }
+        if self.element {
+            // Elements of a batch must be objects: a nested array is not an envelope.
+            return Err(serde::de::Error::custom("nested_batch"));
+        }
         let scope = if self.batch_top {
             Scope::Envelope
         } else {
             Scope::Other
         };
-        if self.batch_top {
-            // Elements of a batch must be objects: a nested array is not an envelope.
-            while let Some(()) = seq.next_element_seed(Element(self.child(scope)))? {}
-        } else {
-            while let Some(()) = seq.next_element_seed(self.child(scope))? {}
-        }
+        while let Some(()) = seq.next_element_seed(self.child(scope))? {}
         Ok(())
     }
 
@@ -212,50 +216,6 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
     fn visit_string<E>(self, v: String) -> Result<Key<'de>, E> {
         Ok(Key(Cow::Owned(v)))
-    }
-}
-
-/// A batch element: anything but an array.
-struct Element(Walk);
-
-impl<'de> DeserializeSeed<'de> for Element {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for Element {
-    type Value = ();
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON-RPC message")
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, _: A) -> Result<(), A::Error> {
-        Err(serde::de::Error::custom("nested_batch"))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<(), A::Error> {
-        self.0.visit_map(map)
     }
 }
 
