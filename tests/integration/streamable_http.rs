@@ -288,6 +288,13 @@ async fn cancellation_is_forwarded_with_the_relay_id_and_ends_the_stream() {
         .unwrap()
         .unwrap();
     assert!(reply.messages().is_empty(), "{reply:?}");
+    // The stream ends when the relay handles the cancel; the child records it a moment later.
+    eventually("cancel reached child", || {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .contains("notifications/cancelled")
+    })
+    .await;
     let log = std::fs::read_to_string(&record).unwrap();
     let cancels: Vec<&str> = log
         .lines()

@@ -70,6 +70,12 @@ async fn the_child_sees_the_client_bytes_with_only_the_id_rewritten() {
     // Pretty-printed input: newlines are insignificant whitespace and become spaces.
     let sent = "{\"jsonrpc\":\"2.0\",\n \"id\":\"k\",\"method\":\"echo/raw\",\"params\":{\"_meta\":{\"progressToken\":\"tok\",\"x\":1.50},\"v\":[1.0]},\"zz\":{}}";
     c.post_raw(sent.to_owned()).await;
+    crate::support::eventually("line recorded", || {
+        std::fs::read_to_string(&record)
+            .unwrap_or_default()
+            .contains("echo/raw")
+    })
+    .await;
     let log = std::fs::read_to_string(&record).unwrap();
     let line = log.lines().find(|l| l.contains("echo/raw")).unwrap();
     let v: Value = serde_json::from_str(line).unwrap();
