@@ -11,7 +11,9 @@ use crate::support::{alive, eventually, text_of, Relay, FIXTURE};
 
 #[tokio::test]
 async fn e2_child_killed_mid_call_answers_every_pending_request_and_next_session_works() {
-    let relay = Relay::start(&[], &[]);
+    let dir = tempdir();
+    let record = dir.join("stdin.log");
+    let relay = Relay::start(&[], &["--record", record.to_str().unwrap()]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let calls: Vec<_> = (0..5)
@@ -20,7 +22,7 @@ async fn e2_child_killed_mid_call_answers_every_pending_request_and_next_session
             tokio::spawn(async move { c.call(json!(i), "slow", json!({"ms": 30000})).await })
         })
         .collect();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    crate::support::wait_recorded(&record, "\"slow\"", 5).await;
     let crash = c.call(json!("boom"), "crash", json!({"code": 17})).await;
     let m = &crash.messages()[0];
     assert_eq!(

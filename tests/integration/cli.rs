@@ -1,11 +1,9 @@
 //! The command line: usage errors exit 64 before any port is bound; SIGTERM drains and exits 0.
 
-use std::process::Command;
-use std::time::Duration;
-
 use serde_json::json;
+use std::process::Command;
 
-use crate::support::{alive, eventually, text_of, Relay, FIXTURE, RELAY};
+use crate::support::{alive, eventually, text_of, wait_recorded, Relay, FIXTURE, RELAY};
 
 #[test]
 fn help_documents_every_serve_flag() {
@@ -66,7 +64,12 @@ fn bad_usage_exits_64() {
 
 #[tokio::test]
 async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0() {
-    let mut relay = Relay::start(&["--shutdown-grace", "10s"], &[]);
+    let dir = crate::streamable_http::tempdir();
+    let record = dir.join("stdin.log");
+    let mut relay = Relay::start(
+        &["--shutdown-grace", "10s"],
+        &["--record", record.to_str().unwrap()],
+    );
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let pid_reply = c.call(json!(1), "pid", json!({})).await;
@@ -75,7 +78,7 @@ async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0(
         let c = c.clone();
         tokio::spawn(async move { c.call(json!(2), "slow", json!({"ms": 700})).await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_recorded(&record, "\"slow\"", 1).await;
     let code = tokio::task::spawn_blocking(move || {
         let code = relay.terminate();
         (code, relay)
@@ -90,14 +93,19 @@ async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0(
 
 #[tokio::test]
 async fn h2_sigterm_fails_calls_still_running_at_the_drain_deadline() {
-    let relay = Relay::start(&["--shutdown-grace", "300ms"], &[]);
+    let dir = crate::streamable_http::tempdir();
+    let record = dir.join("stdin.log");
+    let relay = Relay::start(
+        &["--shutdown-grace", "300ms"],
+        &["--record", record.to_str().unwrap()],
+    );
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let slow = {
         let c = c.clone();
         tokio::spawn(async move { c.call(json!("s"), "slow", json!({"ms": 30000})).await })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    wait_recorded(&record, "\"slow\"", 1).await;
     let mut relay = relay;
     let (code, _relay) = tokio::task::spawn_blocking(move || (relay.terminate(), relay))
         .await

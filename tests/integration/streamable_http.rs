@@ -217,7 +217,9 @@ async fn sampling_round_trip_goes_to_the_caller_and_back_to_the_child() {
 
 #[tokio::test]
 async fn child_messages_without_a_single_request_go_to_the_get_stream() {
-    let relay = Relay::start(&[], &[]);
+    let dir = tempdir();
+    let record = dir.join("stdin.log");
+    let relay = Relay::start(&[], &["--record", record.to_str().unwrap()]);
     let mut c = relay.client();
     c.initialize("2025-06-18").await;
     let get = c.get(None).await;
@@ -230,7 +232,7 @@ async fn child_messages_without_a_single_request_go_to_the_get_stream() {
         let c = c.clone();
         tokio::spawn(async move { c.call(json!(1), "slow", json!({"ms": 600})).await })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    crate::support::wait_recorded(&record, "\"slow\"", 1).await;
     let r = c.call(json!(2), "notify", json!({})).await;
     assert_eq!(text_of(r.messages().last().unwrap()), "notified");
     let n = wait_event(&mut events, |v| {

@@ -416,3 +416,16 @@ pub fn text_of(msg: &Value) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Waits until the fixture's `--record` file holds `count` lines containing `needle`.
+pub async fn wait_recorded(record: &std::path::Path, needle: &str, count: usize) {
+    eventually(&format!("{count}× {needle} reached the child"), || {
+        std::fs::read_to_string(record)
+            .unwrap_or_default()
+            .lines()
+            .filter(|l| l.contains(needle))
+            .count()
+            >= count
+    })
+    .await;
+}
