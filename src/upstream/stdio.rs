@@ -177,15 +177,24 @@ async fn write_stdin(
     close: CancellationToken,
     pid: u32,
 ) {
+    // Lines queued meanwhile go out in the same write: one syscall per burst, not per line.
+    let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
     loop {
         let line = tokio::select! {
             line = rx.recv() => line,
             () = close.cancelled() => None,
         };
         let Some(line) = line else { break };
+        buf.clear();
+        buf.extend_from_slice(&line);
+        buf.extend_from_slice(b"\n");
+        while buf.len() < 1024 * 1024 {
+            let Ok(more) = rx.try_recv() else { break };
+            buf.extend_from_slice(&more);
+            buf.extend_from_slice(b"\n");
+        }
         let write = async {
-            stdin.write_all(&line).await?;
-            stdin.write_all(b"\n").await?;
+            stdin.write_all(&buf).await?;
             stdin.flush().await
         };
         match tokio::time::timeout(WRITE_TIMEOUT, write).await {
@@ -199,6 +208,9 @@ async fn write_stdin(
                 signal_group(pid, Signal::SIGKILL);
                 break;
             }
+        }
+        if buf.capacity() > 4 * 1024 * 1024 {
+            buf = bytes::BytesMut::with_capacity(64 * 1024);
         }
     }
     // Dropping `stdin` closes the pipe: the first step of the stop sequence.
