@@ -36,9 +36,10 @@ pub(crate) struct LineReader<R> {
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
-    pub(crate) fn new(inner: R, max: usize, drain_max: u64) -> Self {
+    /// `buf` is the read buffer size; lines longer than it are assembled across reads.
+    pub(crate) fn new(inner: R, buf: usize, max: usize, drain_max: u64) -> Self {
         LineReader {
-            inner: BufReader::with_capacity(64 * 1024, inner),
+            inner: BufReader::with_capacity(buf, inner),
             max,
             drain_max,
             acc: BytesMut::new(),
@@ -106,7 +107,7 @@ mod tests {
     use super::*;
 
     async fn lines(input: &[u8], max: usize, drain: u64) -> Vec<String> {
-        let mut r = LineReader::new(input, max, drain);
+        let mut r = LineReader::new(input, 16, max, drain);
         let mut out = Vec::new();
         loop {
             match r.next().await {

@@ -116,7 +116,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, mpsc::Receiver<ChildEvent
 
     tokio::spawn(write_stdin(stdin, stdin_rx, close_stdin.clone(), pid));
     tokio::spawn(read_stdout(
-        LineReader::new(stdout, spec.max_line, 4 * spec.max_line as u64),
+        LineReader::new(stdout, 16 * 1024, spec.max_line, 4 * spec.max_line as u64),
         event_tx,
         exit_rx.clone(),
         stop.clone(),
@@ -178,7 +178,7 @@ async fn write_stdin(
     pid: u32,
 ) {
     // Lines queued meanwhile go out in the same write: one syscall per burst, not per line.
-    let mut buf = bytes::BytesMut::with_capacity(64 * 1024);
+    let mut buf = bytes::BytesMut::new();
     loop {
         let line = tokio::select! {
             line = rx.recv() => line,
@@ -210,7 +210,7 @@ async fn write_stdin(
             }
         }
         if buf.capacity() > 4 * 1024 * 1024 {
-            buf = bytes::BytesMut::with_capacity(64 * 1024);
+            buf = bytes::BytesMut::new();
         }
     }
     // Dropping `stdin` closes the pipe: the first step of the stop sequence.
@@ -256,7 +256,7 @@ async fn read_stdout(
 }
 
 async fn read_stderr(stderr: ChildStderr, pid: u32) {
-    let mut lines = LineReader::new(stderr, STDERR_LINE, u64::MAX);
+    let mut lines = LineReader::new(stderr, 2 * 1024, STDERR_LINE, u64::MAX);
     let mut window = Instant::now();
     let (mut logged, mut suppressed) = (0u32, 0u64);
     while let Ok(Some(line)) = lines.next().await {
