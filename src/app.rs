@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -53,7 +54,11 @@ impl Bound {
         tokio::spawn(relay.clone().sweep());
         let stop_accepting = CancellationToken::new();
         let router = streamable_http::router(relay.clone());
-        let server = axum::serve(self.listener, router)
+        // No Nagle delay: SSE events are small writes that must leave at once.
+        let listener = self.listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        let server = axum::serve(listener, router)
             .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
         let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
         tokio::select! {
