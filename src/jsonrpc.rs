@@ -172,10 +172,21 @@ where
 }
 
 impl Frame {
-    /// Parses and validates one JSON-RPC message (not a batch).
+    /// Parses and validates one JSON-RPC message (not a batch) from a client: duplicate keys
+    /// are refused at any depth.
     pub fn parse(bytes: Bytes) -> Result<Frame, Error> {
         let bytes = one_line(bytes);
         check::check(&bytes, false)?;
+        Frame::parse_checked(bytes)
+    }
+
+    /// Parses one line from a child. Duplicate and look-alike keys are refused where the
+    /// relay reads (envelope, `params`, `params._meta`); deeper values (results, arguments)
+    /// are only checked for syntax, since no policy reads them.
+    pub fn parse_upstream(bytes: Bytes) -> Result<Frame, Error> {
+        // A raw CR would end an SSE line early: make it the space it means.
+        let bytes = one_line(bytes);
+        check::check_shallow(&bytes)?;
         Frame::parse_checked(bytes)
     }
 

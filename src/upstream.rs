@@ -252,7 +252,7 @@ impl Upstream {
 
     /// Routes one line from the child.
     fn route_line(&self, line: Bytes) {
-        let frame = match Frame::parse(line) {
+        let frame = match Frame::parse_upstream(line) {
             Ok(f) => f,
             Err(e) => {
                 self.dropped_lines.fetch_add(1, Ordering::Relaxed);

@@ -38,14 +38,36 @@ enum Scope {
 
 /// Checks `bytes`; `batch` says a top-level array holds envelopes.
 pub(super) fn check(bytes: &[u8], batch: bool) -> Result<(), Error> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
     let scope = if batch { Scope::Other } else { Scope::Envelope };
-    let seed = Walk {
-        depth: 0,
-        scope,
-        batch_top: batch,
-        element: false,
-    };
+    run(
+        bytes,
+        Walk {
+            depth: 0,
+            scope,
+            batch_top: batch,
+            element: false,
+            shallow: false,
+        },
+    )
+}
+
+/// Checks one message, walking only the maps the relay reads (envelope, `params`, `_meta`);
+/// other values are skipped by the parser, which still validates their syntax.
+pub(super) fn check_shallow(bytes: &[u8]) -> Result<(), Error> {
+    run(
+        bytes,
+        Walk {
+            depth: 0,
+            scope: Scope::Envelope,
+            batch_top: false,
+            element: false,
+            shallow: true,
+        },
+    )
+}
+
+fn run(bytes: &[u8], seed: Walk) -> Result<(), Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     result.map_err(|e| {
         if e.is_data() {
@@ -77,6 +99,8 @@ struct Walk {
     batch_top: bool,
     /// An element of a batch: an array here is a nested batch.
     element: bool,
+    /// Skip values outside the scopes the relay reads.
+    shallow: bool,
 }
 
 impl Walk {
@@ -86,6 +110,7 @@ impl Walk {
             scope,
             batch_top: false,
             element: self.batch_top,
+            shallow: self.shallow,
         }
     }
 }
@@ -158,7 +183,11 @@ impl<'de> Visitor<'de> for Walk {
             if !seen.insert(key) {
                 return Err(serde::de::Error::custom("duplicate_key"));
             }
-            map.next_value_seed(self.child(scope))?;
+            if self.shallow && scope == Scope::Other {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            } else {
+                map.next_value_seed(self.child(scope))?;
+            }
         }
         Ok(())
     }

@@ -185,3 +185,21 @@ fn many_keys_still_detect_duplicates_in_linear_time() {
     );
     assert_eq!(frame(&dup).err(), Some(Error::Invalid("duplicate_key")));
 }
+
+#[test]
+fn upstream_frames_are_checked_where_the_relay_reads() {
+    let up = |s: &str| Frame::parse_upstream(Bytes::copy_from_slice(s.as_bytes()));
+    assert!(up(r#"{"jsonrpc":"2.0","id":1,"result":{"a":{"k":1,"k":2}}}"#).is_ok());
+    assert_eq!(
+        up(r#"{"jsonrpc":"2.0","id":1,"id":2,"result":{}}"#).err(),
+        Some(Error::Invalid("duplicate_key"))
+    );
+    assert_eq!(
+        up(r#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":1,"ProgressToken":2}}"#).err(),
+        Some(Error::Invalid("ambiguous_key"))
+    );
+    assert_eq!(
+        up(r#"{"jsonrpc":"2.0","id":1,"result":{"a":tru}}"#).err(),
+        Some(Error::Parse)
+    );
+}
