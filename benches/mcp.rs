@@ -1,0 +1,52 @@
+//! `cargo bench --bench mcp`: mcp-relay against the floors and the peers (issue 3).
+//!
+//! Every system wraps the same stdio echo server (`mcp-relay-fixture`) on loopback; our load
+//! generator speaks Streamable HTTP over hyper keep-alive connections and verifies every
+//! answer. Workloads: (a) sequential latency, (b) throughput 8 sessions C=32, (c) 64 KiB
+//! results C=8, (d) idle memory of the process tree, (e) 1,000 sessions on one shared child
+//! C=64, (f) session churn. Repetitions alternate the systems round-robin; medians, ratios
+//! and targets are printed as markdown and written to `results/bench/latest.md`.
+//! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
+
+#[path = "mcp/config.rs"]
+mod config;
+#[path = "mcp/floor.rs"]
+mod floor;
+#[path = "mcp/guard.rs"]
+mod guard;
+#[path = "mcp/http.rs"]
+mod http;
+#[path = "mcp/load.rs"]
+mod load;
+#[path = "mcp/msg.rs"]
+mod msg;
+#[path = "mcp/procs.rs"]
+mod procs;
+#[path = "mcp/report.rs"]
+mod report;
+#[path = "mcp/run.rs"]
+mod run;
+#[path = "mcp/stdio.rs"]
+mod stdio;
+#[path = "mcp/systems.rs"]
+mod systems;
+#[path = "mcp/targets.rs"]
+mod targets;
+
+fn main() -> anyhow::Result<()> {
+    if let Ok(listen) = std::env::var(floor::ROLE_ENV) {
+        return floor::serve(&listen);
+    }
+    let cfg = config::Config::from_env()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    guard::install_signal_handler(&rt);
+    let report = rt.block_on(run::all(&cfg))?;
+    println!("\n{report}");
+    let out = cfg.paths.root.join("results/bench");
+    std::fs::create_dir_all(&out)?;
+    std::fs::write(out.join("latest.md"), report)?;
+    eprintln!("bench: written to {}", out.join("latest.md").display());
+    Ok(())
+}

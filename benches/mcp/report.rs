@@ -1,0 +1,208 @@
+//! Collected figures (one value per repetition), medians, and the markdown report: the
+//! results table, ratios of each relay mode to the best peer and to the floors, and the
+//! issue's targets with whether each is met.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+
+use crate::systems::Kind;
+
+/// One reported figure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Metric {
+    AP50,
+    AP99,
+    BRps,
+    CRps,
+    DTree0,
+    DTreeN,
+    DTreePerSession,
+    DSelfPerSession,
+    ERps,
+    EP50,
+    FCps,
+    FP50,
+}
+
+use Metric::*;
+
+const COLUMNS: [(Metric, &str, bool); 12] = [
+    (AP50, "(a) p50 µs", false),
+    (AP99, "(a) p99 µs", false),
+    (BRps, "(b) req/s C=32", true),
+    (CRps, "(c) 64 KiB req/s", true),
+    (DTree0, "(d) tree MiB, 0 sess", false),
+    (DTreeN, "(d) tree MiB, N sess", false),
+    (DTreePerSession, "(d) KiB/sess tree", false),
+    (DSelfPerSession, "(d) KiB/sess excl. children", false),
+    (ERps, "(e) shared req/s", true),
+    (EP50, "(e) shared p50 µs", false),
+    (FCps, "(f) churn cycles/s", true),
+    (FP50, "(f) cycle p50 ms", false),
+];
+
+/// Every figure and note gathered so far.
+#[derive(Default)]
+pub(crate) struct Results {
+    values: HashMap<(Kind, Metric), Vec<f64>>,
+    notes: HashMap<(Kind, Metric), String>,
+    pub(crate) failures: Vec<String>,
+}
+
+impl Results {
+    pub(crate) fn add(&mut self, k: Kind, m: Metric, v: f64) {
+        self.values.entry((k, m)).or_default().push(v);
+    }
+
+    /// A reason shown instead of a figure (n/a, pending), kept if no figure arrives.
+    pub(crate) fn note(&mut self, k: Kind, m: Metric, why: &str) {
+        self.notes.entry((k, m)).or_insert_with(|| why.to_owned());
+    }
+
+    pub(crate) fn fail(&mut self, k: Kind, what: &str, rep: usize, err: &anyhow::Error) {
+        let msg = format!("{} {what} rep {}: {err:#}", k.name(), rep + 1);
+        eprintln!("bench: FAILED {msg}");
+        self.failures.push(msg);
+    }
+
+    pub(crate) fn median(&self, k: Kind, m: Metric) -> Option<f64> {
+        let mut v = self.values.get(&(k, m))?.clone();
+        if v.is_empty() {
+            return None;
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        Some(if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        })
+    }
+
+    fn cell(&self, k: Kind, m: Metric) -> String {
+        match self.median(k, m) {
+            Some(v) => fmt_num(v),
+            None => self
+                .notes
+                .get(&(k, m))
+                .cloned()
+                .unwrap_or_else(|| "–".to_owned()),
+        }
+    }
+
+    /// The best peer's median for `m` (highest if `higher`, else lowest).
+    fn best_peer(&self, systems: &[Kind], m: Metric, higher: bool) -> Option<(Kind, f64)> {
+        let peers = systems.iter().filter(|k| k.is_peer());
+        let vals = peers.filter_map(|k| Some((*k, self.median(*k, m)?)));
+        if higher {
+            vals.max_by(|a, b| a.1.total_cmp(&b.1))
+        } else {
+            vals.min_by(|a, b| a.1.total_cmp(&b.1))
+        }
+    }
+
+    /// The markdown report.
+    pub(crate) fn render(&self, systems: &[Kind], header: &str) -> String {
+        let mut s = String::from(header);
+        s.push_str("\n| system |");
+        for (_, h, _) in COLUMNS {
+            let _ = write!(s, " {h} |");
+        }
+        s.push_str("\n|---|");
+        s.push_str(&"---:|".repeat(COLUMNS.len()));
+        for k in systems {
+            let _ = write!(s, "\n| {} |", k.name());
+            for (m, _, _) in COLUMNS {
+                let _ = write!(s, " {} |", self.cell(*k, m));
+            }
+        }
+        s.push_str("\n\n");
+        s.push_str(&self.ratios(systems));
+        s.push_str(&crate::targets::render(self, systems));
+        if !self.failures.is_empty() {
+            s.push_str("\n### Failures\n\n");
+            for f in &self.failures {
+                let _ = writeln!(s, "- {f}");
+            }
+        }
+        s
+    }
+
+    /// Ratios of each relay mode to the best peer and to both floors ("×" = how many times
+    /// better the relay is; below 1 means worse).
+    fn ratios(&self, systems: &[Kind]) -> String {
+        let mut s = String::from(
+            "### Ratios (relay ÷ reference, oriented so that > 1 means the relay is better)\n\n\
+             | relay mode | metric | vs best peer | vs floor-http | vs floor-stdio |\n|---|---|---:|---:|---:|\n",
+        );
+        let metrics = [(AP50, false), (BRps, true), (CRps, true), (FCps, true)];
+        for k in systems.iter().filter(|k| k.is_relay()) {
+            for (m, higher) in metrics {
+                let Some(r) = self.median(*k, m) else {
+                    continue;
+                };
+                let ratio = |v: Option<f64>| match v {
+                    Some(v) if higher => format!("{:.2}×", r / v),
+                    Some(v) => format!("{:.2}×", v / r),
+                    None => "–".to_owned(),
+                };
+                let peer = self.best_peer(systems, m, higher);
+                let name = COLUMNS.iter().find(|c| c.0 == m).map_or("", |c| c.1);
+                let _ = writeln!(
+                    s,
+                    "| {} | {name} | {} | {} | {} |",
+                    k.name(),
+                    peer.map_or("–".to_owned(), |(pk, v)| format!(
+                        "{} ({})",
+                        ratio(Some(v)),
+                        pk.name()
+                    )),
+                    ratio(self.figure(systems, Kind::FloorHttp, m)),
+                    ratio(self.figure(systems, Kind::FloorStdio, m)),
+                );
+            }
+        }
+        s
+    }
+
+    /// The median of `k` for `m` if `k` was part of the run.
+    pub(crate) fn figure(&self, systems: &[Kind], k: Kind, m: Metric) -> Option<f64> {
+        systems.contains(&k).then(|| self.median(k, m)).flatten()
+    }
+
+    pub(crate) fn best_peer_figure(
+        &self,
+        systems: &[Kind],
+        m: Metric,
+        higher: bool,
+    ) -> Option<f64> {
+        self.best_peer(systems, m, higher).map(|p| p.1)
+    }
+}
+
+/// Three significant digits, thousands separated.
+pub(crate) fn fmt_num(v: f64) -> String {
+    if !v.is_finite() {
+        return "–".to_owned();
+    }
+    let rounded = if v.abs() >= 100.0 {
+        format!("{v:.0}")
+    } else if v.abs() >= 10.0 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    };
+    let (int, frac) = rounded.split_once('.').unwrap_or((&rounded, ""));
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 && c != '-' {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if !frac.is_empty() {
+        out.push('.');
+        out.push_str(frac);
+    }
+    out
+}

@@ -1,0 +1,169 @@
+//! One full run: for each repetition, every system in turn (the order rotates each
+//! repetition), each started fresh and taken through the selected workloads; then the report.
+
+use std::fmt::Write as _;
+use std::time::Instant;
+
+use anyhow::Result;
+
+use crate::config::Config;
+use crate::load::{self, Load, Target};
+use crate::report::{Metric, Results};
+use crate::systems::{self, Kind};
+
+const SMALL_TEXT: usize = 24;
+const BIG_TEXT: usize = 64 * 1024;
+
+/// Runs every repetition and returns the markdown report.
+pub(crate) async fn all(cfg: &Config) -> Result<String> {
+    let load_avg = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let started = Instant::now();
+    let mut res = Results::default();
+    let n = cfg.systems.len();
+    for rep in 0..cfg.reps {
+        for i in 0..n {
+            let kind = cfg.systems[(i + rep) % n];
+            eprintln!("bench: rep {}/{} {}", rep + 1, cfg.reps, kind.name());
+            if let Err(e) = system(cfg, kind, rep, &mut res).await {
+                res.fail(kind, "start", rep, &e);
+            }
+        }
+    }
+    let mut h = String::from("## mcp-relay benchmark results\n\n");
+    let _ = writeln!(
+        h,
+        "{} CPUs, load average before the run: {}; {} repetition(s) × {:.1} s per workload \
+         (+{} ms warm-up), medians; total {:.0} s; protocol {}; N = {} idle sessions.\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        load_avg
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+        cfg.reps,
+        cfg.window.as_secs_f64(),
+        cfg.warmup.as_millis(),
+        started.elapsed().as_secs_f64(),
+        cfg.protocol,
+        cfg.idle_sessions,
+    );
+    h.push_str("Versions:\n\n");
+    for k in &cfg.systems {
+        let _ = writeln!(h, "- {}: {}", k.name(), systems::version(*k, &cfg.paths));
+    }
+    Ok(res.render(&cfg.systems, &h))
+}
+
+/// Starts `kind` fresh and runs the selected workloads on it.
+async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Result<()> {
+    let logs = cfg.paths.root.join("target/bench-logs");
+    let running = systems::start(kind, &cfg.paths, &logs)?;
+    let target = match &running {
+        Some(r) => Target::Http(&r.ep),
+        None => Target::Stdio(&cfg.paths.fixture),
+    };
+    let load = |sessions, concurrency, text_len| Load {
+        sessions,
+        concurrency,
+        text_len,
+        warmup: cfg.warmup,
+        window: cfg.window,
+        protocol: cfg.protocol.clone(),
+    };
+    if cfg.wants('d') {
+        match &running {
+            None => res.note(kind, Metric::DTree0, "n/a (no server)"),
+            Some(r) => {
+                let n = cfg.idle_sessions;
+                match load::idle_memory(&r.ep, r.proc.pid(), n, &cfg.protocol).await {
+                    Ok(m) => {
+                        res.add(kind, Metric::DTree0, m.tree0_kib as f64 / 1024.0);
+                        res.add(kind, Metric::DTreeN, m.tree_n_kib as f64 / 1024.0);
+                        let per = |a: u64, b: u64| (a as f64 - b as f64) / n as f64;
+                        res.add(
+                            kind,
+                            Metric::DTreePerSession,
+                            per(m.tree_n_kib, m.tree0_kib),
+                        );
+                        res.add(
+                            kind,
+                            Metric::DSelfPerSession,
+                            per(m.self_n_kib, m.self0_kib),
+                        );
+                    }
+                    Err(e) => res.fail(kind, "(d) idle memory", rep, &e),
+                }
+            }
+        }
+    }
+    if cfg.wants('a') {
+        match load::run(target, &load(1, 1, SMALL_TEXT)).await {
+            Ok(r) => {
+                res.add(kind, Metric::AP50, r.p50_us);
+                res.add(kind, Metric::AP99, r.p99_us);
+            }
+            Err(e) => res.fail(kind, "(a) latency", rep, &e),
+        }
+    }
+    if cfg.wants('b') {
+        match load::run(target, &load(8, 32, SMALL_TEXT)).await {
+            Ok(r) => res.add(kind, Metric::BRps, r.rps),
+            Err(e) => res.fail(kind, "(b) throughput", rep, &e),
+        }
+    }
+    if cfg.wants('c') {
+        match load::run(target, &load(8, 8, BIG_TEXT)).await {
+            Ok(r) => res.add(kind, Metric::CRps, r.rps),
+            Err(e) => res.fail(kind, "(c) 64 KiB", rep, &e),
+        }
+    }
+    if cfg.wants('e') {
+        shared(cfg, kind, target, rep, res).await;
+    }
+    if cfg.wants('f') {
+        match load::churn(target, cfg.window, &cfg.protocol).await {
+            Ok((cps, p50_ms)) => {
+                res.add(kind, Metric::FCps, cps);
+                res.add(kind, Metric::FP50, p50_ms);
+            }
+            Err(e) => res.fail(kind, "(f) churn", rep, &e),
+        }
+    }
+    drop(running);
+    Ok(())
+}
+
+/// (e): many sessions on one shared child, where the system has such a mode.
+async fn shared(cfg: &Config, kind: Kind, target: Target<'_>, rep: usize, res: &mut Results) {
+    if kind.is_relay() {
+        res.note(kind, Metric::ERps, "pending (shared mode: issue 4)");
+        res.note(kind, Metric::EP50, "pending");
+        return;
+    }
+    if kind == Kind::Supergateway {
+        res.note(kind, Metric::ERps, "n/a (per-session child only)");
+        res.note(kind, Metric::EP50, "n/a");
+        return;
+    }
+    // The direct floor's "shared child" is one child with every request in flight on it.
+    let sessions = if kind.shared_child() && matches!(target, Target::Stdio(_)) {
+        1
+    } else {
+        cfg.shared_sessions
+    };
+    let load = Load {
+        sessions,
+        concurrency: 64,
+        text_len: SMALL_TEXT,
+        warmup: cfg.warmup,
+        window: cfg.window,
+        protocol: cfg.protocol.clone(),
+    };
+    match load::run(target, &load).await {
+        Ok(r) => {
+            res.add(kind, Metric::ERps, r.rps);
+            res.add(kind, Metric::EP50, r.p50_us);
+        }
+        Err(e) => res.fail(kind, "(e) shared", rep, &e),
+    }
+}

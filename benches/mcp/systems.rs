@@ -1,0 +1,257 @@
+//! The systems under test: how each one is started on loopback around the same fixture, its
+//! MCP endpoint, whether it shares one child between sessions, and its version.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _, Result};
+
+use crate::guard::Proc;
+use crate::http::Endpoint;
+
+/// One system under test.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Kind {
+    /// mcp-relay, per-session children, SSE answers (the default).
+    RelaySse,
+    /// mcp-relay `--response-mode json`.
+    RelayJson,
+    /// The harness speaking stdio to the fixture directly: the physical floor.
+    FloorStdio,
+    /// A bare axum responder in a separate process, no child: the HTTP stack's floor.
+    FloorHttp,
+    /// npm `supergateway --stateful` (one child per session).
+    Supergateway,
+    /// npm `mcp-proxy` (punkpeye; one child shared by every session).
+    McpProxyNode,
+    /// PyPI `mcp-proxy` (sparfenyuk; one child shared by every session).
+    McpProxyPy,
+}
+
+pub(crate) const ALL: [Kind; 7] = [
+    Kind::RelaySse,
+    Kind::RelayJson,
+    Kind::FloorStdio,
+    Kind::FloorHttp,
+    Kind::Supergateway,
+    Kind::McpProxyNode,
+    Kind::McpProxyPy,
+];
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::RelaySse => "relay-sse",
+            Kind::RelayJson => "relay-json",
+            Kind::FloorStdio => "floor-stdio",
+            Kind::FloorHttp => "floor-http",
+            Kind::Supergateway => "supergateway",
+            Kind::McpProxyNode => "mcp-proxy-node",
+            Kind::McpProxyPy => "mcp-proxy-py",
+        }
+    }
+
+    /// Names in `BENCH_SYSTEMS`; `relay` selects both relay modes, `peers` the three peers.
+    pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
+        Ok(match s {
+            "relay" => vec![Kind::RelaySse, Kind::RelayJson],
+            "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
+            "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
+            _ => match ALL.iter().find(|k| k.name() == s) {
+                Some(k) => vec![*k],
+                None => bail!(
+                    "unknown system {s:?} (known: relay, floors, peers, {:?})",
+                    ALL.map(Kind::name)
+                ),
+            },
+        })
+    }
+
+    pub(crate) fn is_relay(self) -> bool {
+        matches!(self, Kind::RelaySse | Kind::RelayJson)
+    }
+
+    pub(crate) fn is_peer(self) -> bool {
+        matches!(
+            self,
+            Kind::Supergateway | Kind::McpProxyNode | Kind::McpProxyPy
+        )
+    }
+
+    /// Whether every session shares one child (the shared-mode workload needs it).
+    pub(crate) fn shared_child(self) -> bool {
+        matches!(
+            self,
+            Kind::McpProxyNode | Kind::McpProxyPy | Kind::FloorStdio
+        )
+    }
+}
+
+/// Paths the systems need.
+#[derive(Clone, Debug)]
+pub(crate) struct Paths {
+    pub(crate) root: PathBuf,
+    pub(crate) fixture: PathBuf,
+    pub(crate) relay: PathBuf,
+}
+
+impl Paths {
+    fn relay(&self) -> PathBuf {
+        self.relay.clone()
+    }
+    fn npm_bin(&self, name: &str) -> PathBuf {
+        self.root.join("bench/node_modules/.bin").join(name)
+    }
+    fn venv_bin(&self, name: &str) -> PathBuf {
+        self.root.join("bench/.venv/bin").join(name)
+    }
+}
+
+/// A started HTTP system: its process tree (stopped on drop) and endpoint.
+pub(crate) struct Running {
+    pub(crate) proc: Proc,
+    pub(crate) ep: Endpoint,
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The command line that starts `kind` on `port` (None for the direct stdio floor).
+fn command(kind: Kind, p: &Paths, port: u16) -> Result<Option<Command>> {
+    let fx = p.fixture.to_str().context("fixture path not UTF-8")?;
+    let listen = format!("127.0.0.1:{port}");
+    let port_s = port.to_string();
+    let cmd = match kind {
+        Kind::FloorStdio => return Ok(None),
+        Kind::RelaySse | Kind::RelayJson => {
+            let mut c = Command::new(p.relay());
+            c.args(["serve", "--listen", &listen]);
+            if kind == Kind::RelayJson {
+                c.args(["--response-mode", "json"]);
+            }
+            c.args(["--", fx]);
+            c
+        }
+        Kind::FloorHttp => {
+            let mut c = Command::new(std::env::current_exe()?);
+            c.env(crate::floor::ROLE_ENV, listen);
+            c
+        }
+        Kind::Supergateway => {
+            let mut c = Command::new(p.npm_bin("supergateway"));
+            c.args([
+                "--stdio",
+                fx,
+                "--outputTransport",
+                "streamableHttp",
+                "--stateful",
+            ]);
+            c.args(["--port", &port_s, "--logLevel", "none"]);
+            c
+        }
+        Kind::McpProxyNode => {
+            let mut c = Command::new(p.npm_bin("mcp-proxy"));
+            c.args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port_s,
+                "--server",
+                "stream",
+                "--",
+                fx,
+            ]);
+            c
+        }
+        Kind::McpProxyPy => {
+            let mut c = Command::new(p.venv_bin("mcp-proxy"));
+            c.args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port_s,
+                "--log-level",
+                "WARNING",
+                fx,
+            ]);
+            c
+        }
+    };
+    Ok(Some(cmd))
+}
+
+/// Starts `kind` (stderr to `logs/NAME.log`) and waits until its port accepts connections.
+pub(crate) fn start(kind: Kind, p: &Paths, logs: &Path) -> Result<Option<Running>> {
+    let port = free_port()?;
+    let Some(mut cmd) = command(kind, p, port)? else {
+        return Ok(None);
+    };
+    std::fs::create_dir_all(logs)?;
+    let log = std::fs::File::create(logs.join(format!("{}.log", kind.name())))?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0);
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("spawn {}", kind.name()))?;
+    let mut proc = Proc::new(child);
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(status) = proc.exited() {
+            bail!(
+                "{} exited during startup ({status}); see its log",
+                kind.name()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not listen within 30 s", kind.name());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    let ep = Endpoint {
+        addr,
+        path: "/mcp".to_owned(),
+    };
+    Ok(Some(Running { proc, ep }))
+}
+
+/// A version string for the report.
+pub(crate) fn version(kind: Kind, p: &Paths) -> String {
+    let npm = |pkg: &str| {
+        let f = p
+            .root
+            .join("bench/node_modules")
+            .join(pkg)
+            .join("package.json");
+        std::fs::read_to_string(f)
+            .ok()
+            .and_then(|s| serde_json::from_str::<serde_json::Value>(&s).ok())
+            .and_then(|v| v.get("version")?.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "not installed".to_owned())
+    };
+    match kind {
+        Kind::RelaySse | Kind::RelayJson => format!("mcp-relay {}", env!("CARGO_PKG_VERSION")),
+        Kind::FloorStdio => "harness ↔ fixture pipes".to_owned(),
+        Kind::FloorHttp => "axum 0.8 (same HTTP stack as the relay), in-bench".to_owned(),
+        Kind::Supergateway => format!("supergateway {} (npm)", npm("supergateway")),
+        Kind::McpProxyNode => format!("mcp-proxy {} (npm, punkpeye)", npm("mcp-proxy")),
+        Kind::McpProxyPy => {
+            let out = Command::new(p.venv_bin("mcp-proxy"))
+                .arg("--version")
+                .output();
+            match out {
+                Ok(o) => format!(
+                    "{} (PyPI, sparfenyuk)",
+                    String::from_utf8_lossy(&o.stdout).trim()
+                ),
+                Err(_) => "mcp-proxy (PyPI): not installed".to_owned(),
+            }
+        }
+    }
+}
