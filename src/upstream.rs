@@ -19,14 +19,13 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, RawId};
 use crate::relay::stream::Stream;
 use crate::session::Session;
-use stdio::{ChildEvent, ChildHandle, ChildSpec};
+use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
 
 /// Per-request limits applied by the upstream.
 #[derive(Debug, Clone, Copy)]
@@ -401,8 +400,8 @@ impl Upstream {
     }
 }
 
-async fn route(up: Arc<Upstream>, mut events: mpsc::Receiver<ChildEvent>) {
-    while let Some(event) = events.recv().await {
+async fn route(up: Arc<Upstream>, mut output: ChildOutput) {
+    while let Some(event) = output.next().await {
         match event {
             ChildEvent::Line(line) => up.route_line(line),
             ChildEvent::Exited(info) => {

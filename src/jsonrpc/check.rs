@@ -258,10 +258,22 @@ fn is_lookalike(key: &str) -> bool {
     if key.len() < 2 || key.chars().filter(|c| !c.is_control()).count() > 13 {
         return false;
     }
-    let folded: String = key
+    READ_KEYS.iter().any(|k| folds_to(key, k))
+}
+
+/// True when `key`, with control characters dropped and lowercased, equals `target`
+/// (compared char by char: no allocation on the hot path). Read keys fold to themselves
+/// lowercased, so `target` is lowercased the same way.
+fn folds_to(key: &str, target: &str) -> bool {
+    let mut want = target.chars().flat_map(char::to_lowercase);
+    for c in key
         .chars()
         .filter(|c| !c.is_control())
         .flat_map(char::to_lowercase)
-        .collect();
-    READ_KEYS.iter().any(|k| k.to_lowercase() == folded)
+    {
+        if want.next() != Some(c) {
+            return false;
+        }
+    }
+    want.next().is_none()
 }

@@ -26,6 +26,7 @@ pub(crate) enum Error {
     DrainLimit,
 }
 
+#[derive(Debug)]
 pub(crate) struct LineReader<R> {
     inner: BufReader<R>,
     max: usize,

@@ -85,8 +85,9 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 const STDERR_LINE: usize = 8 * 1024;
 const STDERR_LINES_PER_SEC: u32 = 200;
 
-/// Spawns the child and its pipe tasks; `events` yields its lines and then its exit.
-pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, mpsc::Receiver<ChildEvent>), Error> {
+/// Spawns the child and its pipe tasks. The returned [`ChildOutput`] is read by the caller's
+/// own task (no channel hop per line): its lines, then its exit.
+pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
@@ -111,17 +112,9 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, mpsc::Receiver<ChildEvent
     let stop = CancellationToken::new();
     let close_stdin = CancellationToken::new();
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
-    let (event_tx, event_rx) = mpsc::channel(256);
     let (exit_tx, exit_rx) = watch::channel(None);
 
     tokio::spawn(write_stdin(stdin, stdin_rx, close_stdin.clone(), pid));
-    tokio::spawn(read_stdout(
-        LineReader::new(stdout, 16 * 1024, spec.max_line, 4 * spec.max_line as u64),
-        event_tx,
-        exit_rx.clone(),
-        stop.clone(),
-        pid,
-    ));
     tokio::spawn(read_stderr(stderr, pid));
     tokio::spawn(supervise(
         child,
@@ -131,6 +124,13 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, mpsc::Receiver<ChildEvent
         close_stdin,
         exit_tx,
     ));
+    let output = ChildOutput {
+        lines: LineReader::new(stdout, 16 * 1024, spec.max_line, 4 * spec.max_line as u64),
+        exit: exit_rx.clone(),
+        stop: stop.clone(),
+        pid,
+        done: false,
+    };
     let handle = ChildHandle {
         pid,
         stdin: stdin_tx,
@@ -138,7 +138,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, mpsc::Receiver<ChildEvent
         _drop: Arc::new(StopOnDrop(stop.clone())),
         stop,
     };
-    Ok((handle, event_rx))
+    Ok((handle, output))
 }
 
 impl ChildHandle {
@@ -216,43 +216,54 @@ async fn write_stdin(
     // Dropping `stdin` closes the pipe: the first step of the stop sequence.
 }
 
-async fn read_stdout(
-    mut lines: LineReader<ChildStdout>,
-    events: mpsc::Sender<ChildEvent>,
-    mut exit: watch::Receiver<Option<ExitInfo>>,
+/// The child's stdout, read in the caller's task: lines, then exactly one `Exited`.
+#[derive(Debug)]
+pub struct ChildOutput {
+    lines: LineReader<ChildStdout>,
+    exit: watch::Receiver<Option<ExitInfo>>,
     stop: CancellationToken,
     pid: u32,
-) {
-    loop {
-        match lines.next().await {
-            Ok(Some(Line::Text(line))) => {
-                if events.send(ChildEvent::Line(line)).await.is_err() {
+    done: bool,
+}
+
+impl ChildOutput {
+    /// The next event; `None` after `Exited` was returned.
+    pub async fn next(&mut self) -> Option<ChildEvent> {
+        if self.done {
+            return None;
+        }
+        loop {
+            match self.lines.next().await {
+                Ok(Some(Line::Text(line))) => return Some(ChildEvent::Line(line)),
+                Ok(Some(Line::TooLong(len))) => {
+                    warn!(
+                        pid = self.pid,
+                        len, "child stdout line over the cap dropped"
+                    );
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(pid = self.pid, error = %e, "child stdout unusable; killing child");
+                    signal_group(self.pid, Signal::SIGKILL);
                     break;
                 }
             }
-            Ok(Some(Line::TooLong(len))) => {
-                warn!(pid, len, "child stdout line over the cap dropped");
-            }
-            Ok(None) => break,
-            Err(e) => {
-                warn!(pid, error = %e, "child stdout unusable; killing child");
-                signal_group(pid, Signal::SIGKILL);
-                break;
-            }
         }
+        // Without stdout the child is useless: make sure it is on its way out.
+        self.done = true;
+        self.stop.cancel();
+        let info = self
+            .exit
+            .wait_for(Option::is_some)
+            .await
+            .ok()
+            .and_then(|v| *v)
+            .unwrap_or(ExitInfo {
+                code: None,
+                signal: None,
+            });
+        Some(ChildEvent::Exited(info))
     }
-    // Without stdout the child is useless: make sure it is on its way out.
-    stop.cancel();
-    let info = exit
-        .wait_for(Option::is_some)
-        .await
-        .ok()
-        .and_then(|v| *v)
-        .unwrap_or(ExitInfo {
-            code: None,
-            signal: None,
-        });
-    let _ = events.send(ChildEvent::Exited(info)).await;
 }
 
 async fn read_stderr(stderr: ChildStderr, pid: u32) {
