@@ -6,14 +6,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::streamable_http::tempdir;
-use crate::support::{alive, eventually, text_of, Relay, FIXTURE};
+use crate::support::{alive, eventually, init_request, tempdir, text_of, Relay, FIXTURE};
 
 #[tokio::test]
 async fn e2_child_killed_mid_call_answers_every_pending_request_and_next_session_works() {
-    let dir = tempdir();
-    let record = dir.join("stdin.log");
-    let relay = Relay::start(&[], &["--record", record.to_str().unwrap()]);
+    let (relay, record) = Relay::start_recorded(&[], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let calls: Vec<_> = (0..5)
@@ -62,9 +59,7 @@ async fn e1_crash_during_initialize_is_answered_and_the_relay_survives() {
     let relay = Relay::start(&[], &["--crash-on-init"]);
     let c = relay.client();
     let started = std::time::Instant::now();
-    let r = c
-        .post(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}))
-        .await;
+    let r = c.post(init_request(json!(1), "2025-11-25")).await;
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(r.messages()[0]["error"]["code"], -31007);
     assert_eq!(relay.health().await["status"], "ok");
@@ -116,9 +111,7 @@ async fn spawn_failure_answers_503_and_ready_reports_it() {
     ]);
     std::fs::remove_file(&script).unwrap();
     let c = relay.client();
-    let r = c
-        .post(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}))
-        .await;
+    let r = c.post(init_request(json!(1), "2025-11-25")).await;
     assert_eq!(r.status, 503);
     assert_eq!(r.json()["error"]["code"], -31006);
     assert!(r.header("retry-after").is_some());

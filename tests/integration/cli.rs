@@ -64,12 +64,7 @@ fn bad_usage_exits_64() {
 
 #[tokio::test]
 async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0() {
-    let dir = crate::streamable_http::tempdir();
-    let record = dir.join("stdin.log");
-    let mut relay = Relay::start(
-        &["--shutdown-grace", "10s"],
-        &["--record", record.to_str().unwrap()],
-    );
+    let (mut relay, record) = Relay::start_recorded(&["--shutdown-grace", "10s"], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let pid_reply = c.call(json!(1), "pid", json!({})).await;
@@ -93,12 +88,7 @@ async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0(
 
 #[tokio::test]
 async fn h2_sigterm_fails_calls_still_running_at_the_drain_deadline() {
-    let dir = crate::streamable_http::tempdir();
-    let record = dir.join("stdin.log");
-    let relay = Relay::start(
-        &["--shutdown-grace", "300ms"],
-        &["--record", record.to_str().unwrap()],
-    );
+    let (relay, record) = Relay::start_recorded(&["--shutdown-grace", "300ms"], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let slow = {

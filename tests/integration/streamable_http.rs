@@ -6,7 +6,9 @@ use std::time::Duration;
 use eventsource_stream::Eventsource;
 use serde_json::{json, Value};
 
-use crate::support::{collect_events, eventually, read_reply, text_of, wait_event, Client, Relay};
+use crate::support::{
+    collect_events, eventually, init_request, read_reply, text_of, wait_event, Client, Relay,
+};
 
 fn code(reply: &crate::support::Reply) -> i64 {
     reply.json()["error"]["code"].as_i64().unwrap_or(0)
@@ -128,7 +130,7 @@ async fn c5_status_codes_follow_the_spec() {
     assert_eq!(wrong.post_raw(ping.clone()).await.status, 400);
 
     // Second initialize on a session: 400 -32600.
-    let r = c.post(json!({"jsonrpc":"2.0","id":5,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"x","version":"1"}}})).await;
+    let r = c.post(init_request(json!(5), "2025-06-18")).await;
     assert_eq!((r.status, code(&r)), (400, -32600));
 
     // The session still works after all that.
@@ -217,9 +219,7 @@ async fn sampling_round_trip_goes_to_the_caller_and_back_to_the_child() {
 
 #[tokio::test]
 async fn child_messages_without_a_single_request_go_to_the_get_stream() {
-    let dir = tempdir();
-    let record = dir.join("stdin.log");
-    let relay = Relay::start(&[], &["--record", record.to_str().unwrap()]);
+    let (relay, record) = Relay::start_recorded(&[], &[]);
     let mut c = relay.client();
     c.initialize("2025-06-18").await;
     let get = c.get(None).await;
@@ -265,9 +265,7 @@ async fn progress_travels_on_the_request_stream_with_the_clients_token() {
 
 #[tokio::test]
 async fn cancellation_is_forwarded_with_the_relay_id_and_ends_the_stream() {
-    let dir = tempdir();
-    let record = dir.join("stdin.log");
-    let relay = Relay::start(&[], &["--record", record.to_str().unwrap()]);
+    let (relay, record) = Relay::start_recorded(&[], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let slow = {
@@ -397,7 +395,7 @@ async fn c1_c2_host_and_origin_guard_on_every_route() {
             .unwrap();
         assert_eq!(r.status(), 403, "{path}");
     }
-    let init = json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}).to_string();
+    let init = init_request(json!(1), "2025-11-25").to_string();
     let post = |origin: &'static str| {
         http.post(&relay.url)
             .header("content-type", "application/json")
@@ -553,9 +551,7 @@ async fn d3_session_cap_answers_503_with_retry_after() {
     let (mut a, mut b, mut c) = (relay.client(), relay.client(), relay.client());
     a.initialize("2025-11-25").await;
     b.initialize("2025-11-25").await;
-    let r = c
-        .post(json!({"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}}))
-        .await;
+    let r = c.post(init_request(json!(1), "2025-11-25")).await;
     assert_eq!(r.status, 503);
     assert!(r.header("retry-after").is_some());
     assert_eq!(r.json()["error"]["code"], -31005);
@@ -564,23 +560,6 @@ async fn d3_session_cap_answers_503_with_retry_after() {
     c.initialize("2025-11-25").await;
     let r = b.call(json!(1), "echo", json!({"text":"b"})).await;
     assert_eq!(text_of(&r.messages()[0]), "b");
-}
-
-/// A fresh temporary directory (removed by the OS; names are unique per test process).
-pub fn tempdir() -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "mcp-relay-it-{}-{}",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn rand_suffix() -> u64 {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static N: AtomicU64 = AtomicU64::new(0);
-    N.fetch_add(1, Ordering::Relaxed)
 }
 
 #[tokio::test]
@@ -624,7 +603,7 @@ async fn relay_errors_echo_a_read_id_and_omit_an_unknown_one() {
     let relay = Relay::start(&[], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
-    let r = c.post(json!({"jsonrpc":"2.0","id":"second","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"x","version":"1"}}})).await;
+    let r = c.post(init_request(json!("second"), "2025-11-25")).await;
     assert_eq!((r.status, r.json()["id"].clone()), (400, json!("second")));
     let anon = Client::new(&relay.url);
     let r = anon

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -54,6 +55,15 @@ impl Relay {
         args.push(FIXTURE);
         args.extend_from_slice(child_args);
         Relay::start_raw(&args)
+    }
+
+    /// Like [`Relay::start`], with the fixture recording its stdin; returns the record path.
+    pub fn start_recorded(relay_args: &[&str], child_args: &[&str]) -> (Relay, PathBuf) {
+        let record = tempdir().join("stdin.log");
+        let path = record.to_str().unwrap().to_owned();
+        let mut args = vec!["--record", path.as_str()];
+        args.extend_from_slice(child_args);
+        (Relay::start(relay_args, &args), record)
     }
 
     pub fn start_raw(args: &[&str]) -> Relay {
@@ -270,15 +280,7 @@ impl Client {
 
     /// Initializes with `version`, sends `notifications/initialized`, keeps the session.
     pub async fn initialize(&mut self, version: &str) -> Reply {
-        let reply = self
-            .post_raw(
-                json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
-                    "protocolVersion": version,
-                    "capabilities": {"sampling": {}, "roots": {"listChanged": true}},
-                    "clientInfo": {"name": "it", "version": "1"}}})
-                .to_string(),
-            )
-            .await;
+        let reply = self.post(init_request(json!(0), version)).await;
         assert_eq!(reply.status, 200, "initialize failed: {reply:?}");
         self.session = reply.header("mcp-session-id");
         self.version = Some(
@@ -428,4 +430,22 @@ pub async fn wait_recorded(record: &std::path::Path, needle: &str, count: usize)
             >= count
     })
     .await;
+}
+
+/// An `initialize` request with id `id` asking for `version`.
+pub fn init_request(id: Value, version: &str) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"initialize","params":{
+        "protocolVersion": version,
+        "capabilities": {"sampling": {}, "roots": {"listChanged": true}},
+        "clientInfo": {"name": "it", "version": "1"}}})
+}
+
+/// A fresh temporary directory (unique per test process and call).
+pub fn tempdir() -> PathBuf {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("mcp-relay-it-{}-{n}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
 }

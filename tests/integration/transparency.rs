@@ -7,7 +7,6 @@ use std::process::{Command, Stdio};
 
 use serde_json::Value;
 
-use crate::streamable_http::tempdir;
 use crate::support::{Relay, FIXTURE};
 
 const INIT: &str = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
@@ -62,9 +61,7 @@ async fn answers_are_byte_identical_to_the_direct_child() {
 
 #[tokio::test]
 async fn the_child_sees_the_client_bytes_with_only_the_id_rewritten() {
-    let dir = tempdir();
-    let record = dir.join("stdin.log");
-    let relay = Relay::start(&[], &["--record", record.to_str().unwrap()]);
+    let (relay, record) = Relay::start_recorded(&[], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     // Pretty-printed input: newlines are insignificant whitespace and become spaces.
