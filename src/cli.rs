@@ -174,6 +174,7 @@ impl ServeArgs {
                 cwd: self.cwd,
                 max_line: usize::try_from(self.max_line).unwrap_or(usize::MAX),
                 stop_timeout: self.child_stop_timeout,
+                shim: std::env::current_exe().ok(),
             },
             policy: RequestPolicy { origin },
             max_sessions: self.max_sessions,

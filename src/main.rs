@@ -5,11 +5,15 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use mcp_relay::cli::{Cli, Command};
+use mcp_relay::upstream::stdio::{exec_shim, EXEC_SHIM};
 use mcp_relay::{app, telemetry};
 
 const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
+    if std::env::args_os().nth(1).as_deref() == Some(EXEC_SHIM.as_ref()) {
+        return exec_shim(std::env::args_os().skip(2));
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -35,7 +35,13 @@ pub struct ChildSpec {
     pub max_line: usize,
     /// Each wait of the stop sequence (after closing stdin, after SIGTERM).
     pub stop_timeout: Duration,
+    /// The relay's own binary, used as an exec shim that makes the kernel kill the child if
+    /// the relay dies ([`exec_shim`]); `None` spawns the command directly.
+    pub shim: Option<PathBuf>,
 }
+
+/// First argument that turns `mcp-relay` into the exec shim.
+pub const EXEC_SHIM: &str = "__exec-child";
 
 /// What the child said or did, in order; `Exited` is always last.
 #[derive(Debug)]
@@ -88,19 +94,18 @@ const STDERR_LINES_PER_SEC: u32 = 200;
 /// Spawns the child and its pipe tasks. The returned [`ChildOutput`] is read by the caller's
 /// own task (no channel hop per line): its lines, then its exit.
 pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
-    let mut cmd = Command::new(&spec.program);
-    cmd.args(&spec.args)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = &spec.cwd {
-        cmd.current_dir(dir);
+    // Checked here so a missing or non-executable program is a spawn error (503), not an
+    // early exit of the shim.
+    ensure_executable(&spec.program).map_err(Error::Spawn)?;
+    let mut child = match &spec.shim {
+        Some(shim) => match command(spec, Some(shim)).spawn() {
+            // The relay's binary was replaced or removed while running: spawn directly.
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => command(spec, None).spawn(),
+            other => other,
+        },
+        None => command(spec, None).spawn(),
     }
-    let mut child = cmd.spawn().map_err(Error::Spawn)?;
+    .map_err(Error::Spawn)?;
     let pid = child.id().unwrap_or(0);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
@@ -345,6 +350,62 @@ async fn stop_in_order(
     warn!(pid, "child ignored SIGTERM; SIGKILL");
     signal_group(pid, Signal::SIGKILL);
     child.wait().await
+}
+
+/// The command for `spec`, through the exec shim when one is given.
+fn command(spec: &ChildSpec, shim: Option<&PathBuf>) -> Command {
+    let mut cmd = match shim {
+        Some(shim) => {
+            let mut c = Command::new(shim);
+            c.arg(EXEC_SHIM).arg(&spec.program);
+            c
+        }
+        None => Command::new(&spec.program),
+    };
+    cmd.args(&spec.args)
+        .env_clear()
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    cmd
+}
+
+fn ensure_executable(program: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::metadata(program)?;
+    if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
+    }
+}
+
+/// The exec shim (`mcp-relay __exec-child PROGRAM ARGS...`), run in the child process before
+/// the real command: asks the kernel to SIGKILL it when the relay dies (even by SIGKILL, when
+/// no cleanup of ours can run), then replaces itself with the command (same pid, process
+/// group, pipes and environment). Returns only if that fails.
+pub fn exec_shim(mut args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+    use std::os::unix::process::CommandExt;
+    let parent = nix::unistd::getppid();
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
+        return std::process::ExitCode::from(126);
+    }
+    // The relay may have died before the signal was armed: then nothing would kill us later.
+    if nix::unistd::getppid() != parent {
+        return std::process::ExitCode::from(126);
+    }
+    let Some(program) = args.next() else {
+        return std::process::ExitCode::from(64);
+    };
+    let err = std::process::Command::new(program).args(args).exec();
+    eprintln!("mcp-relay: exec failed: {err}");
+    std::process::ExitCode::from(127)
 }
 
 /// Kills the child's whole group when dropped: after the leader exits, and also when the

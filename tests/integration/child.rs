@@ -144,3 +144,22 @@ async fn e6_grandchildren_and_sigterm_ignorers_are_stopped_with_their_group() {
     eventually("child killed", || !alive(pid)).await;
     eventually("grandchild killed", || !alive(gpid)).await;
 }
+
+#[tokio::test]
+async fn e6_children_die_with_the_relay_even_when_it_is_sigkilled() {
+    // A child that ignores stdin EOF and SIGTERM: only the kernel's parent-death signal,
+    // armed by the exec shim, can end it once the relay is gone without cleaning up.
+    let mut relay = Relay::start(&[], &["--ignore-stdin-eof", "--ignore-sigterm"]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let pid: u32 = text_of(&c.call(json!(1), "pid", json!({})).await.messages()[0])
+        .parse()
+        .unwrap();
+    assert!(
+        relay.children().contains(&pid),
+        "the shim exec'd in place: same pid"
+    );
+    relay.child.kill().unwrap();
+    relay.child.wait().unwrap();
+    eventually("child killed with the relay", || !alive(pid)).await;
+}
