@@ -1,7 +1,7 @@
 //! `/health` and `/ready`.
 //!
 //! `/health` always answers 200 with the relay's state (status, active sessions, children
-//! alive, uptime). `/ready` answers 200 once the wrapped command is known to be spawnable
+//! alive, invalid child stdout lines dropped by live sessions' children, uptime). `/ready` answers 200 once the wrapped command is known to be spawnable
 //! (resolved at startup, and the last spawn did not fail) and 503 while draining.
 
 use std::sync::Arc;
@@ -18,6 +18,7 @@ pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
         "status": if relay.is_draining() { "draining" } else { "ok" },
         "sessions": relay.sessions_active(),
         "children": relay.children_alive(),
+        "child_lines_dropped": relay.dropped_lines(),
         "uptime_seconds": relay.uptime().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
     }))

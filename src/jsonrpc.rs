@@ -52,10 +52,6 @@ impl RawId {
         &self.0
     }
 
-    pub fn null() -> Self {
-        RawId("null".into())
-    }
-
     /// The relay's own integer ids, as written to children.
     pub fn from_u64(n: u64) -> Self {
         RawId(n.to_string().into())

@@ -59,7 +59,11 @@ impl Relay {
     }
 
     pub fn sessions_active(&self) -> usize {
-        self.sessions.len()
+        self.sessions.count()
+    }
+
+    pub fn dropped_lines(&self) -> u64 {
+        self.sessions.dropped_lines()
     }
 
     pub fn children_alive(&self) -> usize {
@@ -89,7 +93,7 @@ impl Relay {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
-        if self.sessions.len() >= self.cfg.max_sessions {
+        if self.sessions.count() >= self.cfg.max_sessions {
             return Err(Error::SessionCap);
         }
         let upstream = match Upstream::spawn(&self.cfg.child, self.cfg.upstream) {

@@ -110,19 +110,21 @@ impl Session {
         let stream = Stream::new(s.next, false, self.limits);
         s.next += 1;
         s.posts.retain(|p| !p.is_done() || p.buffered().0 > 0);
-        loop {
-            let (events, bytes) = s.posts.iter().fold((0, 0), |(e, b), p| {
-                let (pe, pb) = p.buffered();
-                (e + pe, b + pb)
-            });
-            let over = events > self.limits.events
-                || bytes > self.limits.bytes
-                || s.posts.len() >= KEPT_STREAMS;
-            match s.posts.iter().position(|p| p.is_done()) {
-                Some(pos) if over => {
-                    s.posts.remove(pos);
-                }
-                _ => break,
+        let (mut events, mut bytes) = s.posts.iter().fold((0, 0), |(e, b), p| {
+            let (pe, pb) = p.buffered();
+            (e + pe, b + pb)
+        });
+        while events > self.limits.events
+            || bytes > self.limits.bytes
+            || s.posts.len() >= KEPT_STREAMS
+        {
+            let Some(pos) = s.posts.iter().position(|p| p.is_done()) else {
+                break;
+            };
+            if let Some(old) = s.posts.remove(pos) {
+                let (e, b) = old.buffered();
+                events -= e;
+                bytes -= b;
             }
         }
         s.posts.push_back(stream.clone());
@@ -191,12 +193,8 @@ impl SessionTable {
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn len(&self) -> usize {
+    pub fn count(&self) -> usize {
         self.lock().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.lock().is_empty()
     }
 
     /// Inserts unless the table holds `cap` sessions already.
@@ -234,6 +232,14 @@ impl SessionTable {
             .map(|s| s.id().clone())
             .collect();
         expired.iter().filter_map(|id| map.remove(id)).collect()
+    }
+
+    /// Child stdout lines dropped as invalid, over the live sessions' children.
+    pub fn dropped_lines(&self) -> u64 {
+        self.lock()
+            .values()
+            .map(|s| s.upstream().dropped_lines())
+            .sum()
     }
 
     pub fn all(&self) -> Vec<Arc<Session>> {

@@ -98,12 +98,6 @@ impl Stream {
         self.lock().conn.as_ref().is_some_and(|c| !c.is_closed())
     }
 
-    /// The id of the newest event, for a priming event (`<stream>-<seq>`).
-    pub fn cursor(&self) -> String {
-        let seq = self.lock().next_seq - 1;
-        format!("{}-{}", self.id, seq)
-    }
-
     /// Adds a message; `answers` marks the final answer to one request of this stream.
     pub fn push(&self, data: Bytes, answers: bool) {
         let mut inner = self.lock();

@@ -73,6 +73,13 @@ async fn e4_junk_is_dropped_and_an_oversize_line_cannot_smuggle_a_response() {
     let r = c.call(json!(3), "junk", json!({})).await;
     assert_eq!(r.messages().len(), 1);
     assert_eq!(text_of(&r.messages()[0]), "after junk");
+    // banner, ANSI, LSP header, half JSON, `[]`, `{"foo":1}`, `42`: dropped and counted.
+    assert!(
+        relay.health().await["child_lines_dropped"]
+            .as_u64()
+            .unwrap()
+            >= 7
+    );
     // The over-cap line ends with a valid answer for id 7 (the tail must never be parsed).
     let r = c
         .call(json!(7), "huge", json!({"bytes": 200000, "tail_id": 1}))

@@ -193,10 +193,7 @@ async fn sampling_round_trip_goes_to_the_caller_and_back_to_the_child() {
     let relay = Relay::start(&[], &[]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
-    let res = c
-        .request(reqwest::Method::POST)
-        .header("content-type", "application/json")
-        .header("accept", crate::support::ACCEPT_BOTH)
+    let res = c.post_builder()
         .body(json!({"jsonrpc":"2.0","id":"call-1","method":"tools/call","params":{"name":"sample","arguments":{}}}).to_string())
         .send()
         .await
@@ -332,10 +329,7 @@ async fn sse_polling_close_then_resume_with_last_event_id() {
     c.initialize("2025-11-25").await;
     // The standalone stream is open too: a resume must not be taken for a second one.
     let _standalone = c.get(None).await;
-    let res = c
-        .request(reqwest::Method::POST)
-        .header("content-type", "application/json")
-        .header("accept", crate::support::ACCEPT_BOTH)
+    let res = c.post_builder()
         .body(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{"ms":900}}}).to_string())
         .send()
         .await
@@ -441,9 +435,7 @@ async fn d1_body_cap_answers_413_with_the_limit() {
         .map(|c| Ok(c.to_vec()))
         .collect();
     let r = c
-        .request(reqwest::Method::POST)
-        .header("content-type", "application/json")
-        .header("accept", crate::support::ACCEPT_BOTH)
+        .post_builder()
         .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
             chunks,
         )))
@@ -498,9 +490,7 @@ async fn modern_request_to_a_legacy_child_gets_a_non_modern_400_then_initialize_
     let mut c = relay.client();
     // What a dual-era client sends first (2026-07-28 basic/versioning).
     let probe = c
-        .request(reqwest::Method::POST)
-        .header("content-type", "application/json")
-        .header("accept", crate::support::ACCEPT_BOTH)
+        .post_builder()
         .header("mcp-protocol-version", "2026-07-28")
         .header("mcp-method", "server/discover")
         .body(
@@ -585,9 +575,7 @@ async fn c6_parser_bombs_get_400_and_the_session_survives() {
         assert!([-32700, -32600].contains(&code(&r)));
     }
     let raw = c
-        .request(reqwest::Method::POST)
-        .header("content-type", "application/json")
-        .header("accept", crate::support::ACCEPT_BOTH)
+        .post_builder()
         .body(vec![b'{', 0xff, 0xfe, b'}'])
         .send()
         .await

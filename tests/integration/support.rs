@@ -300,15 +300,15 @@ impl Client {
         self.post_raw(body.to_string()).await
     }
 
-    pub async fn post_raw(&self, body: String) -> Reply {
-        let res = self
-            .request(reqwest::Method::POST)
+    /// A POST with the session headers, `Content-Type` and `Accept` set; add the body.
+    pub fn post_builder(&self) -> reqwest::RequestBuilder {
+        self.request(reqwest::Method::POST)
             .header("content-type", "application/json")
             .header("accept", ACCEPT_BOTH)
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+    }
+
+    pub async fn post_raw(&self, body: String) -> Reply {
+        let res = self.post_builder().body(body).send().await.unwrap();
         read_reply(res).await
     }
 
