@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ResponseMode, ServeConfig};
+use crate::config::{self, ResponseMode, ServeConfig, SessionMode};
 use crate::policy::RequestPolicy;
 use crate::relay::stream::BufferLimits;
 use crate::upstream::stdio::ChildSpec;
@@ -57,7 +57,20 @@ pub struct ServeArgs {
     /// Requests without `Origin` always pass; loopback origins pass on a loopback bind.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
-    /// Most sessions (each with its own child) at once; more get 503.
+    /// How sessions map to child processes: a child per session, `--children` shared
+    /// children for every session (ids, progress tokens and cancellations rewritten per
+    /// session), or one shared child per identity (`--identity-header`).
+    #[arg(long, value_enum, default_value = "per-session")]
+    pub session_mode: SessionMode,
+    /// Children in the shared pool (`--session-mode shared`); sessions are spread over them.
+    #[arg(long, default_value_t = 1)]
+    pub children: usize,
+    /// Request header that names the caller's identity. Sessions belong to the identity that
+    /// opened them; with `--session-mode per-identity` each identity gets its own child, and
+    /// `{identity}` in `--env` values is replaced by it. Values: 1-128 of `A-Za-z0-9._@+-`.
+    #[arg(long, value_name = "HEADER")]
+    pub identity_header: Option<String>,
+    /// Most sessions at once; more get 503.
     #[arg(long, default_value_t = 10_000)]
     pub max_sessions: usize,
     /// A session idle this long with no open stream is ended and its child stopped.
@@ -78,6 +91,9 @@ pub struct ServeArgs {
     /// Requests in flight per session; more get 503 (-31005).
     #[arg(long, default_value_t = 64)]
     pub max_inflight: usize,
+    /// Requests in flight per child, over all its sessions; more get 503 (-31005).
+    #[arg(long, default_value_t = 256)]
+    pub max_inflight_per_child: usize,
     /// Events kept per stream for `Last-Event-ID` replay.
     #[arg(long, default_value_t = 1000)]
     pub replay_events: usize,
@@ -151,6 +167,24 @@ impl ServeArgs {
         if self.max_sessions == 0 || self.max_inflight == 0 || self.replay_events == 0 {
             errors.push("--max-sessions, --max-inflight and --replay-events must be > 0".into());
         }
+        if self.children == 0 || self.max_inflight_per_child == 0 {
+            errors.push("--children and --max-inflight-per-child must be > 0".into());
+        }
+        if self.session_mode == SessionMode::PerIdentity && self.identity_header.is_none() {
+            errors.push("--session-mode per-identity needs --identity-header".into());
+        }
+        if let Some(h) = &self.identity_header {
+            if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                errors.push(format!("--identity-header `{h}` is not a header name"));
+            }
+        }
+        for (k, v) in &self.env {
+            if v.contains(config::IDENTITY_PLACEHOLDER) && config::identity_env_forbidden(k) {
+                errors.push(format!(
+                    "--env {k}: an identity may not be written to {k} (LD_*, DYLD_*, PYTHON*, NODE_OPTIONS, PATH)"
+                ));
+            }
+        }
         if self.request_timeout > self.request_timeout_max {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
         }
@@ -177,6 +211,9 @@ impl ServeArgs {
                 shim: std::env::current_exe().ok(),
             },
             policy: RequestPolicy { origin },
+            session_mode: self.session_mode,
+            children: self.children,
+            identity_header: self.identity_header.map(|h| h.to_ascii_lowercase()),
             max_sessions: self.max_sessions,
             session_ttl: self.session_ttl,
             max_body: self.max_body,
@@ -184,6 +221,7 @@ impl ServeArgs {
                 request_timeout: self.request_timeout,
                 request_timeout_max: self.request_timeout_max,
                 inflight_per_session: self.max_inflight,
+                inflight_per_child: self.max_inflight_per_child,
             },
             buffer: BufferLimits {
                 events: self.replay_events,

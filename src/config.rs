@@ -23,6 +23,38 @@ pub enum ResponseMode {
     Json,
 }
 
+/// How sessions map to child processes (PROTOCOL.md §6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SessionMode {
+    /// One child per session, stopped with it.
+    PerSession,
+    /// `--children N` supervised children serve every session.
+    Shared,
+    /// One supervised child per identity (`--identity-header`).
+    PerIdentity,
+}
+
+/// Replaced by the session's identity in `--env` values (per-identity mode).
+pub const IDENTITY_PLACEHOLDER: &str = "{identity}";
+
+/// Variables a header-derived value may never be written to (SECURITY.md: child env).
+pub fn identity_env_forbidden(name: &str) -> bool {
+    let upper = name.to_ascii_uppercase();
+    upper.starts_with("LD_")
+        || upper.starts_with("PYTHON")
+        || upper == "NODE_OPTIONS"
+        || upper == "PATH"
+        || upper.starts_with("DYLD_")
+}
+
+/// Whether an identity value may be used (it names a child and reaches its environment):
+/// 1 to 128 characters of `A-Z a-z 0-9 . _ @ + -`.
+pub fn identity_is_valid(v: &str) -> bool {
+    (1..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
+}
+
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -30,6 +62,11 @@ pub struct ServeConfig {
     pub path: String,
     pub child: ChildSpec,
     pub policy: RequestPolicy,
+    pub session_mode: SessionMode,
+    /// Children of the shared pool.
+    pub children: usize,
+    /// Header naming the identity (lowercase), when sessions are keyed by one.
+    pub identity_header: Option<String>,
     pub max_sessions: usize,
     pub session_ttl: Duration,
     pub max_body: u64,

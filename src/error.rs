@@ -59,6 +59,10 @@ pub enum Error {
     InflightCap,
     #[error("server unavailable")]
     ChildUnavailable,
+    #[error("server unavailable: restarting too often")]
+    CircuitOpen(u64),
+    #[error("identity header: {0}")]
+    Identity(&'static str),
     #[error("server exited")]
     ChildExited,
     #[error("request timed out")]
@@ -128,6 +132,11 @@ impl Error {
                 retry_after: RETRY,
                 ..wire(503, -31006, "child_unavailable", Upstream)
             },
+            Error::CircuitOpen(secs) => Wire {
+                retry_after: Some(Duration::from_secs(*secs)),
+                ..wire(503, -31006, "circuit_open", Upstream)
+            },
+            Error::Identity(reason) => wire(400, -31011, reason, Downstream),
             Error::ChildExited => wire(200, -31007, "child_exited", Upstream),
             Error::Timeout => wire(200, -31008, "request_timeout", Upstream),
             Error::ShuttingDown => Wire {
@@ -214,6 +223,8 @@ mod tests {
             (Error::BodyTooLarge(1), 413, -31009),
             (Error::SessionCap, 503, -31005),
             (Error::ChildUnavailable, 503, -31006),
+            (Error::CircuitOpen(30), 503, -31006),
+            (Error::Identity("missing_identity"), 400, -31011),
             (Error::ChildExited, 200, -31007),
             (Error::Timeout, 200, -31008),
             (Error::ShuttingDown, 503, -31010),

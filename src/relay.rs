@@ -1,14 +1,17 @@
 //! The transport-agnostic relay core.
 //!
-//! Listeners hand it parsed frames; it opens sessions (spawning their child), applies the
-//! per-message phases in order (STYLE.md §7: frame checks were done by `jsonrpc`; then era
-//! rules, in-flight caps, dispatch with ids rewritten), and hands back the [`Stream`] the
-//! answers will arrive on. It also expires idle sessions and drains everything at shutdown.
-//! Framing (HTTP, SSE) stays in `listener/`; id multiplexing in `upstream.rs`.
+//! Listeners hand it parsed frames; it opens sessions (binding them to a child by
+//! `--session-mode`, see `relay/children.rs`), applies the per-message phases in order
+//! (STYLE.md §7: frame checks were done by `jsonrpc`; then era rules, the shared-child rules
+//! of `relay/shared.rs`, in-flight caps, dispatch with ids rewritten), and hands back the
+//! [`Stream`] the answers will arrive on. It also expires idle sessions and drains everything
+//! at shutdown. Framing (HTTP, SSE) stays in `listener/`; id multiplexing in `upstream.rs`.
 
+pub mod children;
+pub mod shared;
 pub mod stream;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,8 +21,12 @@ use tracing::{info, warn};
 use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
-use crate::session::{Session, SessionTable};
-use crate::upstream::Upstream;
+use crate::session::{Backend, Hello, Session, SessionTable};
+use crate::upstream::audience::Command;
+use crate::upstream::supervisor::{self, Slot};
+use crate::upstream::Counters;
+use children::Children;
+use shared::Handled;
 use stream::Stream;
 
 /// What a POST produced.
@@ -36,21 +43,25 @@ pub enum Posted {
 pub struct Relay {
     cfg: Arc<ServeConfig>,
     sessions: SessionTable,
+    children: Children,
+    counters: Arc<Counters>,
     started: Instant,
     draining: CancellationToken,
     ready: AtomicBool,
-    children: Arc<AtomicUsize>,
 }
 
 impl Relay {
+    /// Builds the core; in shared mode this starts the pool (needs a Tokio runtime).
     pub fn new(cfg: Arc<ServeConfig>) -> Arc<Relay> {
+        let counters = Arc::new(Counters::default());
         Arc::new(Relay {
+            children: Children::start(&cfg, &counters),
             cfg,
             sessions: SessionTable::default(),
+            counters,
             started: Instant::now(),
             draining: CancellationToken::new(),
             ready: AtomicBool::new(true),
-            children: Arc::new(AtomicUsize::new(0)),
         })
     }
 
@@ -62,21 +73,28 @@ impl Relay {
         self.sessions.count()
     }
 
+    /// Child stdout lines dropped as invalid, over every child so far.
     pub fn dropped_lines(&self) -> u64 {
-        self.sessions.dropped_lines()
+        self.counters.dropped_lines.load(Ordering::Relaxed)
     }
 
     pub fn children_alive(&self) -> usize {
-        self.children.load(Ordering::Relaxed)
+        self.counters.children.load(Ordering::Relaxed)
     }
 
     pub fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
-    /// False after a spawn failed, until one succeeds again.
+    /// False after a spawn failed, until one succeeds again; false while a shared child's
+    /// circuit is open.
     pub fn is_ready(&self) -> bool {
-        self.ready.load(Ordering::Relaxed) && !self.is_draining()
+        let circuits_closed = self
+            .children
+            .slots()
+            .iter()
+            .all(|s| !matches!(s.state(), supervisor::State::Open(_)));
+        self.ready.load(Ordering::Relaxed) && circuits_closed && !self.is_draining()
     }
 
     pub fn is_draining(&self) -> bool {
@@ -88,61 +106,66 @@ impl Relay {
         &self.draining
     }
 
-    /// Opens a session for an `initialize` request: spawns its child and forwards the request.
-    pub fn open(&self, init: &Frame) -> Result<(Arc<Session>, Arc<Stream>), Error> {
+    /// Opens a session for an `initialize` request of `identity`: binds it to a child and
+    /// forwards the request (its own child) or answers it from the shared child's cache.
+    pub fn open(
+        &self,
+        init: &Frame,
+        identity: Option<&str>,
+    ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
         if self.sessions.count() >= self.cfg.max_sessions {
             return Err(Error::SessionCap);
         }
-        let upstream = match Upstream::spawn(&self.cfg.child, self.cfg.upstream) {
-            Ok(up) => up,
-            Err(e) => {
-                warn!(error = %e, cause = ?std::error::Error::source(&e), "child spawn failed");
-                self.ready.store(false, Ordering::Relaxed);
-                return Err(Error::ChildUnavailable);
-            }
-        };
-        self.ready.store(true, Ordering::Relaxed);
-        self.count_child(&upstream);
-        let session = Session::new(upstream.clone(), requested_version(init), self.cfg.buffer);
-        upstream.set_owner(&session);
+        let backend = self.children.bind(&self.cfg, &self.counters, identity);
+        self.ready
+            .store(!matches!(backend, Err(Error::ChildUnavailable)), Ordering::Relaxed);
+        let backend = backend?;
+        let session = Session::new(
+            backend.clone(),
+            Hello::of(init),
+            identity.map(str::to_owned),
+            self.cfg.buffer,
+        );
         if !self.sessions.insert(session.clone(), self.cfg.max_sessions) {
-            upstream.stop();
+            if let Backend::Own(up) = &backend {
+                up.stop();
+            }
             return Err(Error::SessionCap);
         }
         session.touch();
         let stream = session.new_stream();
-        if let Err(e) = upstream.forward_request(&session, init, &stream) {
-            self.close(&session);
-            return Err(e);
+        match &backend {
+            Backend::Own(up) => {
+                up.audience().join(&session);
+                if let Err(e) = up.forward_request(Some(&session), init, &stream) {
+                    self.close(&session);
+                    return Err(e);
+                }
+                info!(session = session.id().as_str(), pid = up.pid(), "session opened");
+            }
+            Backend::Shared(slot) => {
+                slot.audience().join(&session);
+                answer_initialize(slot.clone(), &session, init, &stream);
+                info!(session = session.id().as_str(), "session opened on a shared child");
+            }
         }
-        info!(
-            session = session.id().as_str(),
-            pid = upstream.pid(),
-            "session opened"
-        );
         Ok((session, stream))
     }
 
-    fn count_child(&self, upstream: &Arc<Upstream>) {
-        let children = self.children.clone();
-        let up = upstream.clone();
-        children.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
-            up.wait().await;
-            children.fetch_sub(1, Ordering::Relaxed);
-        });
-    }
-
-    /// A live session by id; unknown and ended ones are the same 404.
-    pub fn session(&self, id: &str) -> Result<Arc<Session>, Error> {
-        self.sessions.get(id).ok_or(Error::UnknownSession)
+    /// A live session by id, only for the identity that opened it; unknown, ended and other
+    /// identities' sessions are the same 404.
+    pub fn session(&self, id: &str, identity: Option<&str>) -> Result<Arc<Session>, Error> {
+        self.sessions
+            .get(id)
+            .filter(|s| s.identity() == identity)
+            .ok_or(Error::UnknownSession)
     }
 
     /// Dispatches the messages of one POST inside a session.
-    pub fn submit(&self, session: &Arc<Session>, frames: &[Frame]) -> Result<Posted, Error> {
+    pub async fn submit(&self, session: &Arc<Session>, frames: &[Frame]) -> Result<Posted, Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
@@ -150,7 +173,15 @@ impl Relay {
             return Err(Error::InvalidRequest("second_initialize"));
         }
         session.touch();
-        let up = session.upstream();
+        let up = session.backend().upstream().await?;
+        let init = match session.backend() {
+            Backend::Shared(slot) => match slot.state() {
+                supervisor::State::Ready(_, init) => init,
+                _ => None,
+            },
+            Backend::Own(_) => None,
+        };
+        let shared = up.audience().is_shared();
         let batch = frames.len() > 1;
         let requests = frames.iter().filter(|f| f.kind() == Kind::Request).count();
         let stream = (requests > 0).then(|| session.new_stream());
@@ -160,14 +191,27 @@ impl Relay {
         }
         let mut outcome = Ok(());
         for frame in frames {
-            let result = match (frame.kind(), &stream) {
-                (Kind::Request, Some(s)) => up.forward_request(session, frame, s),
-                (Kind::Notification, _) => {
+            let handled = if shared {
+                shared::intercept(session, &up, init.as_deref(), frame)
+            } else {
+                Handled::Forward
+            };
+            let result = match (handled, frame.kind(), &stream) {
+                (Handled::Swallowed, _, _) => Ok(()),
+                (Handled::Answered(bytes), _, Some(s)) => {
+                    s.expect_answer();
+                    s.push(bytes, true);
+                    Ok(())
+                }
+                (Handled::Forward, Kind::Request, Some(s)) => {
+                    up.forward_request(Some(session), frame, s).map(|_| ())
+                }
+                (Handled::Forward, Kind::Notification, _) => {
                     up.forward_notification(session, frame);
                     Ok(())
                 }
-                (Kind::Response, _) => up.forward_response(session, frame),
-                (Kind::Request, None) => Err(Error::Internal),
+                (Handled::Forward, Kind::Response, _) => up.forward_response(session, frame),
+                (_, _, None) => Err(Error::Internal),
             };
             match (result, &stream, frame.id()) {
                 (Ok(()), _, _) => {}
@@ -186,13 +230,34 @@ impl Relay {
         Ok(stream.map_or(Posted::Accepted, Posted::Stream))
     }
 
-    /// Ends a session: pending requests get an error, its child is stopped.
+    /// Ends a session: pending requests get an error; its own child is stopped, a shared
+    /// child is told what the session's departure changes.
     pub fn close(&self, session: &Arc<Session>) {
         self.sessions.remove(session.id());
-        let up = session.upstream();
-        up.fail_pending(Some(session), &Error::SessionEnded);
-        session.end();
-        up.stop();
+        match session.backend() {
+            Backend::Own(up) => {
+                up.fail_pending(Some(session), &Error::SessionEnded);
+                session.end();
+                up.stop();
+            }
+            Backend::Shared(slot) => {
+                let commands = slot.audience().leave(session.id());
+                if let Some(up) = slot.current() {
+                    up.fail_pending(Some(session), &Error::SessionEnded);
+                    up.forget_session(session);
+                    for c in commands {
+                        match c {
+                            Command::Unsubscribe(uri) => {
+                                let params = serde_json::json!({ "uri": uri }).to_string();
+                                let _ = up.call("resources/unsubscribe", &params);
+                            }
+                            Command::SetLevel(level) => supervisor::set_level(&up, level),
+                        }
+                    }
+                }
+                session.end();
+            }
+        }
     }
 
     /// Expires idle and ended sessions until shutdown.
@@ -211,6 +276,7 @@ impl Relay {
                 }
                 self.close(&s);
             }
+            self.children.sweep(ttl);
         }
     }
 
@@ -222,7 +288,9 @@ impl Relay {
     /// Answers what is still pending with -31010.
     pub fn fail_in_flight(&self) {
         for s in self.sessions.all() {
-            s.upstream().fail_pending(Some(&s), &Error::ShuttingDown);
+            if let Some(up) = s.backend().current() {
+                up.fail_pending(Some(&s), &Error::ShuttingDown);
+            }
         }
     }
 
@@ -232,28 +300,33 @@ impl Relay {
         for s in &sessions {
             self.close(s);
         }
-        let waits = sessions.iter().map(|s| {
-            let up = s.upstream().clone();
-            async move { up.wait().await }
+        let waits = sessions.iter().filter_map(|s| match s.backend() {
+            Backend::Own(up) => Some(up.clone()),
+            Backend::Shared(_) => None,
         });
-        futures_util::future::join_all(waits).await;
+        let own = futures_util::future::join_all(waits.map(|up| async move { up.wait().await }));
+        tokio::join!(own, self.children.stop_all());
     }
 }
 
-/// `params.protocolVersion` of an `initialize` request (empty when absent).
-fn requested_version(init: &Frame) -> String {
-    #[derive(serde::Deserialize)]
-    struct Params {
-        params: Option<Inner>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Inner {
-        #[serde(rename = "protocolVersion")]
-        protocol_version: Option<String>,
-    }
-    serde_json::from_slice::<Params>(init.bytes())
-        .ok()
-        .and_then(|p| p.params)
-        .and_then(|p| p.protocol_version)
-        .unwrap_or_default()
+/// Answers a shared session's `initialize` once its slot's child is ready.
+fn answer_initialize(slot: Arc<Slot>, session: &Arc<Session>, init: &Frame, stream: &Arc<Stream>) {
+    let Some(id) = init.id() else { return };
+    stream.expect_answer();
+    let session = session.clone();
+    let stream = stream.clone();
+    tokio::spawn(async move {
+        match slot.initialized().await {
+            Ok((_, cached)) => {
+                let (bytes, version) = shared::initialize_answer(&cached, session.requested(), &id);
+                session.set_version(version);
+                stream.push(bytes, true);
+            }
+            Err(e) => {
+                stream.push(e.to_jsonrpc(&id), true);
+                slot.audience().leave(session.id());
+                session.end();
+            }
+        }
+    });
 }

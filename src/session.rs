@@ -1,19 +1,23 @@
 //! Sessions: ids, the table, idle expiry, and each session's streams.
 //!
 //! A [`SessionId`] is 128 bits from the OS-seeded CSPRNG, written as 32 hex digits (visible
-//! ASCII). A [`Session`] owns its upstream (in the default per-session mode, its own child),
-//! its negotiated protocol version, its standalone GET stream and its recent POST streams
-//! (kept for `Last-Event-ID` replay). Routing of messages is `relay.rs`'s job.
+//! ASCII). A [`Session`] holds its [`Backend`] (its own child, or a slot of shared children),
+//! the identity that opened it, the client capabilities it declared, its negotiated protocol
+//! version, its in-flight count, its standalone GET stream and its recent POST streams (kept
+//! for `Last-Event-ID` replay). Routing of messages is `relay.rs`'s job.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
+use crate::error::Error;
+use crate::jsonrpc::Frame;
 use crate::relay::stream::{BufferLimits, Stream};
+use crate::upstream::supervisor::Slot;
 use crate::upstream::Upstream;
 
 /// An `Mcp-Session-Id`.
@@ -35,13 +39,89 @@ impl SessionId {
 /// How many finished POST streams a session keeps for replay.
 const KEPT_STREAMS: usize = 32;
 
+/// The child (or children) a session talks to.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Its own child, which ends with the session (per-session mode).
+    Own(Arc<Upstream>),
+    /// A slot of shared children, restarted under the session (shared and per-identity).
+    Shared(Arc<Slot>),
+}
+
+impl Backend {
+    /// The child to send to now; a shared slot may wait for a restart.
+    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+        match self {
+            Backend::Own(up) => Ok(up.clone()),
+            Backend::Shared(slot) => slot.upstream().await,
+        }
+    }
+
+    /// The child running now, without waiting.
+    pub fn current(&self) -> Option<Arc<Upstream>> {
+        match self {
+            Backend::Own(up) => Some(up.clone()),
+            Backend::Shared(slot) => slot.current(),
+        }
+    }
+}
+
+/// Client capabilities that decide whether a shared child's request may reach the session.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ClientCaps {
+    pub sampling: bool,
+    pub elicitation: bool,
+    pub roots: bool,
+}
+
+/// What an `initialize` request says about its client.
+#[derive(Debug, Clone, Default)]
+pub struct Hello {
+    /// `params.protocolVersion` (empty when absent).
+    pub version: String,
+    pub caps: ClientCaps,
+}
+
+impl Hello {
+    pub fn of(init: &Frame) -> Hello {
+        #[derive(serde::Deserialize)]
+        struct Envelope {
+            params: Option<Params>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Params {
+            #[serde(rename = "protocolVersion")]
+            protocol_version: Option<String>,
+            capabilities: Option<serde_json::Map<String, serde_json::Value>>,
+        }
+        let p = serde_json::from_slice::<Envelope>(init.bytes())
+            .ok()
+            .and_then(|e| e.params);
+        let caps = p.as_ref().and_then(|p| p.capabilities.as_ref());
+        let has = |k: &str| caps.is_some_and(|c| c.get(k).is_some_and(|v| !v.is_null()));
+        let caps = ClientCaps {
+            sampling: has("sampling"),
+            elicitation: has("elicitation"),
+            roots: has("roots"),
+        };
+        Hello {
+            version: p.and_then(|p| p.protocol_version).unwrap_or_default(),
+            caps,
+        }
+    }
+}
+
 /// One client session.
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
-    upstream: Arc<Upstream>,
+    backend: Backend,
+    /// Who opened it (`--identity-header`); only the same identity may use it.
+    identity: Option<String>,
     /// The version the client asked for in `initialize` (decides priming before the answer).
     requested: String,
+    caps: ClientCaps,
+    inflight: AtomicUsize,
     version: OnceLock<String>,
     limits: BufferLimits,
     streams: Mutex<Streams>,
@@ -58,11 +138,19 @@ struct Streams {
 }
 
 impl Session {
-    pub fn new(upstream: Arc<Upstream>, requested: String, limits: BufferLimits) -> Arc<Session> {
+    pub fn new(
+        backend: Backend,
+        hello: Hello,
+        identity: Option<String>,
+        limits: BufferLimits,
+    ) -> Arc<Session> {
         Arc::new(Session {
             id: SessionId::random(),
-            upstream,
-            requested,
+            backend,
+            identity,
+            requested: hello.version,
+            caps: hello.caps,
+            inflight: AtomicUsize::new(0),
             version: OnceLock::new(),
             limits,
             streams: Mutex::new(Streams {
@@ -80,8 +168,42 @@ impl Session {
         &self.id
     }
 
-    pub fn upstream(&self) -> &Arc<Upstream> {
-        &self.upstream
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.as_deref()
+    }
+
+    /// The version the client asked for.
+    pub fn requested(&self) -> &str {
+        &self.requested
+    }
+
+    /// Whether the client declared what a child request of `method` needs.
+    pub fn declares(&self, method: &str) -> bool {
+        match method {
+            "sampling/createMessage" => self.caps.sampling,
+            "elicitation/create" => self.caps.elicitation,
+            "roots/list" => self.caps.roots,
+            _ => true,
+        }
+    }
+
+    /// Takes one in-flight slot unless `limit` are taken.
+    pub fn begin_request(&self, limit: usize) -> bool {
+        self.inflight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < limit).then_some(n + 1)
+            })
+            .is_ok()
+    }
+
+    pub fn end_request(&self) {
+        let _ = self
+            .inflight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     /// The negotiated version, once the child answered `initialize`.
@@ -232,14 +354,6 @@ impl SessionTable {
             .map(|s| s.id().clone())
             .collect();
         expired.iter().filter_map(|id| map.remove(id)).collect()
-    }
-
-    /// Child stdout lines dropped as invalid, over the live sessions' children.
-    pub fn dropped_lines(&self) -> u64 {
-        self.lock()
-            .values()
-            .map(|s| s.upstream().dropped_lines())
-            .sum()
     }
 
     pub fn all(&self) -> Vec<Arc<Session>> {

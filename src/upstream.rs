@@ -4,27 +4,33 @@
 //! is namespaced the same way; the [`Upstream`] maps them back to (session, stream, raw
 //! original) when the child answers, so ids of any form survive byte for byte and sessions
 //! cannot collide. Child→client requests keep their ids and are remembered with their
-//! session so only that session may answer. Routing of child messages to streams follows
-//! PROTOCOL.md §5.4: related progress token → that request's stream; exactly one request in
-//! flight → its stream; otherwise the session's standalone stream (buffered until a GET
-//! attaches). A per-session child is a shared child with one session: one code path.
-//! Process handling lives in `upstream/stdio.rs`.
+//! session so only that session may answer. Routing of child messages follows PROTOCOL.md
+//! §5.4: related progress token → that request's stream; exactly one request in flight → its
+//! stream; otherwise the child's [`Audience`] decides (the one session of a per-session child,
+//! the fan-out rules of a shared one). A per-session child is a shared child with one
+//! session: one code path. The relay can also ask the child itself ([`Upstream::call`]) for
+//! `initialize`, subscriptions and log levels of shared children. Process handling lives in
+//! `upstream/stdio.rs`, restarts in `upstream/supervisor.rs`.
 
+pub mod audience;
 mod lines;
 pub mod stdio;
+pub mod supervisor;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, RawId};
 use crate::relay::stream::Stream;
 use crate::session::Session;
+use audience::Audience;
 use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
 
 /// Per-request limits applied by the upstream.
@@ -36,7 +42,19 @@ pub struct Limits {
     pub request_timeout_max: Duration,
     /// Requests in flight per session.
     pub inflight_per_session: usize,
+    /// Requests in flight per child, over all its sessions.
+    pub inflight_per_child: usize,
 }
+
+/// Relay-wide counters every child reports into.
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub children: AtomicUsize,
+    pub dropped_lines: AtomicU64,
+}
+
+/// What the relay gets back for a request it sent itself.
+pub type Answer = oneshot::Receiver<Result<Frame, Error>>;
 
 /// A running child plus its multiplexing state.
 #[derive(Debug)]
@@ -45,7 +63,8 @@ pub struct Upstream {
     limits: Limits,
     next_id: AtomicU64,
     mux: Mutex<Mux>,
-    dropped_lines: AtomicU64,
+    audience: Arc<Audience>,
+    counters: Arc<Counters>,
 }
 
 #[derive(Debug, Default)]
@@ -55,31 +74,101 @@ struct Mux {
     tokens: HashMap<u64, (Box<str>, u64)>,
     /// Child→client requests awaiting an answer, with the session they went to.
     child_requests: HashMap<RawId, Weak<Session>>,
-    owner: Weak<Session>,
     exited: bool,
 }
 
 #[derive(Debug)]
 struct Pending {
-    raw_id: RawId,
-    session: Weak<Session>,
-    stream: Arc<Stream>,
+    to: Target,
     token: Option<u64>,
     initialize: bool,
     deadline: Instant,
     hard_deadline: Instant,
 }
 
+/// Who is waiting for an answer.
+#[derive(Debug)]
+enum Target {
+    /// A client: its raw id, its session (`None` for a stateless modern request) and the
+    /// stream the answer goes to.
+    Client {
+        raw_id: RawId,
+        session: Option<Weak<Session>>,
+        stream: Arc<Stream>,
+    },
+    /// The relay itself.
+    Relay(oneshot::Sender<Result<Frame, Error>>),
+}
+
+impl Pending {
+    fn session(&self) -> Option<&Weak<Session>> {
+        match &self.to {
+            Target::Client { session, .. } => session.as_ref(),
+            Target::Relay(_) => None,
+        }
+    }
+
+    fn is_client(&self) -> bool {
+        matches!(self.to, Target::Client { .. })
+    }
+
+    fn belongs_to(&self, session: &Arc<Session>) -> bool {
+        self.session()
+            .is_some_and(|s| s.as_ptr() == Arc::as_ptr(session))
+    }
+
+    /// Delivers the final answer (or a relay error) and releases the session's slot.
+    fn finish(self, answer: Result<(Frame, Bytes), Error>) {
+        match self.to {
+            Target::Client {
+                raw_id,
+                session,
+                stream,
+            } => {
+                if let Some(s) = session.and_then(|s| s.upgrade()) {
+                    s.end_request();
+                }
+                let bytes = match answer {
+                    Ok((_, bytes)) => bytes,
+                    Err(e) => e.to_jsonrpc(&raw_id),
+                };
+                stream.push(bytes, true);
+            }
+            Target::Relay(tx) => {
+                let _ = tx.send(answer.map(|(frame, _)| frame));
+            }
+        }
+    }
+}
+
+impl Mux {
+    /// Removes a pending request and its progress token.
+    fn take(&mut self, id: u64) -> Option<Pending> {
+        let p = self.pending.remove(&id)?;
+        if let Some(t) = p.token {
+            self.tokens.remove(&t);
+        }
+        Some(p)
+    }
+}
+
 impl Upstream {
     /// Spawns the child and starts routing its output.
-    pub fn spawn(spec: &ChildSpec, limits: Limits) -> Result<Arc<Upstream>, stdio::Error> {
+    pub fn spawn(
+        spec: &ChildSpec,
+        limits: Limits,
+        audience: Arc<Audience>,
+        counters: Arc<Counters>,
+    ) -> Result<Arc<Upstream>, stdio::Error> {
         let (child, events) = stdio::spawn(spec)?;
+        counters.children.fetch_add(1, Ordering::Relaxed);
         let up = Arc::new(Upstream {
             child,
             limits,
             next_id: AtomicU64::new(1),
             mux: Mutex::new(Mux::default()),
-            dropped_lines: AtomicU64::new(0),
+            audience,
+            counters,
         });
         tokio::spawn(route(up.clone(), events));
         tokio::spawn(expire(Arc::downgrade(&up)));
@@ -90,9 +179,8 @@ impl Upstream {
         self.mux.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Binds the session whose messages this child serves (per-session mode).
-    pub fn set_owner(&self, session: &Arc<Session>) {
-        self.lock().owner = Arc::downgrade(session);
+    pub fn audience(&self) -> &Arc<Audience> {
+        &self.audience
     }
 
     pub fn pid(&self) -> u32 {
@@ -103,17 +191,19 @@ impl Upstream {
         !self.child.exited()
     }
 
-    pub fn dropped_lines(&self) -> u64 {
-        self.dropped_lines.load(Ordering::Relaxed)
+    /// Requests in flight on this child.
+    pub fn inflight(&self) -> usize {
+        self.lock().pending.len()
     }
 
-    /// Forwards a client request with a relay id; its answer will be pushed to `stream`.
+    /// Forwards a client request with a relay id (returned); its answer will be pushed to
+    /// `stream`. `session` is `None` for a stateless (modern) request.
     pub fn forward_request(
         &self,
-        session: &Arc<Session>,
+        session: Option<&Arc<Session>>,
         frame: &Frame,
         stream: &Arc<Stream>,
-    ) -> Result<(), Error> {
+    ) -> Result<u64, Error> {
         let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
             return Err(Error::Internal);
         };
@@ -121,13 +211,13 @@ impl Upstream {
         if mux.exited {
             return Err(Error::ChildExited);
         }
-        let mine = mux
-            .pending
-            .values()
-            .filter(|p| p.session.as_ptr() == Arc::as_ptr(session))
-            .count();
-        if mine >= self.limits.inflight_per_session {
+        if mux.pending.len() >= self.limits.inflight_per_child {
             return Err(Error::InflightCap);
+        }
+        if let Some(s) = session {
+            if !s.begin_request(self.limits.inflight_per_session) {
+                return Err(Error::InflightCap);
+            }
         }
         let relay_id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let id_text = relay_id.to_string();
@@ -146,9 +236,11 @@ impl Upstream {
         mux.pending.insert(
             relay_id,
             Pending {
-                raw_id,
-                session: Arc::downgrade(session),
-                stream: stream.clone(),
+                to: Target::Client {
+                    raw_id,
+                    session: session.map(Arc::downgrade),
+                    stream: stream.clone(),
+                },
                 token,
                 initialize: frame.method() == Some("initialize"),
                 deadline: now + self.limits.request_timeout,
@@ -157,9 +249,9 @@ impl Upstream {
         );
         stream.expect_answer();
         if let Err(e) = self.child.send(bytes) {
-            let p = mux.pending.remove(&relay_id);
-            if let Some(t) = p.and_then(|p| p.token) {
-                mux.tokens.remove(&t);
+            mux.take(relay_id);
+            if let Some(s) = session {
+                s.end_request();
             }
             stream.forget_answer();
             return Err(match e {
@@ -167,7 +259,74 @@ impl Upstream {
                 _ => Error::ChildExited,
             });
         }
-        Ok(())
+        Ok(relay_id)
+    }
+
+    /// Sends a request of the relay's own; the answer (or a relay error) arrives on the
+    /// returned channel. `params` is JSON text.
+    pub fn call(&self, method: &str, params: &str) -> Result<Answer, Error> {
+        let (tx, rx) = oneshot::channel();
+        let mut mux = self.lock();
+        if mux.exited {
+            return Err(Error::ChildExited);
+        }
+        let relay_id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let method_json = serde_json::Value::from(method);
+        let line = format!(
+            r#"{{"jsonrpc":"2.0","id":{relay_id},"method":{method_json},"params":{params}}}"#
+        );
+        let now = Instant::now();
+        mux.pending.insert(
+            relay_id,
+            Pending {
+                to: Target::Relay(tx),
+                token: None,
+                initialize: method == "initialize",
+                deadline: now + self.limits.request_timeout,
+                hard_deadline: now + self.limits.request_timeout_max,
+            },
+        );
+        if self.child.send(Bytes::from(line)).is_err() {
+            mux.take(relay_id);
+            return Err(Error::ChildExited);
+        }
+        Ok(rx)
+    }
+
+    /// Sends a notification of the relay's own.
+    pub fn notify(&self, method: &str, params: &str) {
+        let method = serde_json::Value::from(method);
+        let line = format!(r#"{{"jsonrpc":"2.0","method":{method},"params":{params}}}"#);
+        let _ = self.child.send(Bytes::from(line));
+    }
+
+    /// Cancels a request by relay id (a modern client closed its stream, or a timeout):
+    /// nothing more is delivered for it and the child is told.
+    pub fn cancel(&self, relay_id: u64, reason: &str) {
+        let Some(p) = self.lock().take(relay_id) else {
+            return;
+        };
+        let initialize = p.initialize;
+        if let Target::Client {
+            session, stream, ..
+        } = p.to
+        {
+            if let Some(s) = session.and_then(|s| s.upgrade()) {
+                s.end_request();
+            }
+            stream.forget_answer();
+        }
+        if !initialize {
+            self.send_cancel(relay_id, reason);
+        }
+    }
+
+    fn send_cancel(&self, relay_id: u64, reason: &str) {
+        let reason = serde_json::Value::from(reason);
+        self.notify(
+            "notifications/cancelled",
+            &format!(r#"{{"requestId":{relay_id},"reason":{reason}}}"#),
+        );
     }
 
     /// Forwards a client notification; a cancellation is translated to the relay id, and
@@ -182,9 +341,9 @@ impl Upstream {
         };
         let mut mux = self.lock();
         let found = mux.pending.iter().find(|(_, p)| {
-            p.raw_id.as_str() == target
-                && p.session.as_ptr() == Arc::as_ptr(session)
-                && !p.initialize
+            !p.initialize
+                && p.belongs_to(session)
+                && matches!(&p.to, Target::Client { raw_id, .. } if raw_id.as_str() == target)
         });
         let Some((&relay_id, _)) = found else {
             debug!(
@@ -193,12 +352,11 @@ impl Upstream {
             );
             return;
         };
-        if let Some(p) = mux.pending.remove(&relay_id) {
-            if let Some(t) = p.token {
-                mux.tokens.remove(&t);
-            }
-            p.stream.forget_answer();
+        if let Some(Target::Client { stream, .. }) = mux.take(relay_id).map(|p| p.to) {
+            session.end_request();
+            stream.forget_answer();
         }
+        drop(mux);
         let _ = self
             .child
             .send(frame.splice(&mut [(span, &relay_id.to_string())]));
@@ -220,23 +378,29 @@ impl Upstream {
             .map_err(|_| Error::ChildExited)
     }
 
-    /// Answers every pending request of `session` (all when `None`) with `err`.
+    /// Answers every pending request of `session` (all, the relay's own included, when
+    /// `None`) with `err`.
     pub fn fail_pending(&self, session: Option<&Arc<Session>>, err: &Error) {
-        let mut mux = self.lock();
-        let ids: Vec<u64> = mux
-            .pending
-            .iter()
-            .filter(|(_, p)| session.is_none_or(|s| p.session.as_ptr() == Arc::as_ptr(s)))
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
-            if let Some(p) = mux.pending.remove(&id) {
-                if let Some(t) = p.token {
-                    mux.tokens.remove(&t);
-                }
-                p.stream.push(err.to_jsonrpc(&p.raw_id), true);
-            }
+        let taken: Vec<Pending> = {
+            let mut mux = self.lock();
+            let ids: Vec<u64> = mux
+                .pending
+                .iter()
+                .filter(|(_, p)| session.is_none_or(|s| p.belongs_to(s)))
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter().filter_map(|id| mux.take(id)).collect()
+        };
+        for p in taken {
+            p.finish(Err(err.clone()));
         }
+    }
+
+    /// Forgets what a departing session was asked by the child.
+    pub fn forget_session(&self, session: &Arc<Session>) {
+        self.lock()
+            .child_requests
+            .retain(|_, s| s.as_ptr() != Arc::as_ptr(session));
     }
 
     /// Starts the stop sequence of the child.
@@ -254,13 +418,13 @@ impl Upstream {
         let frame = match Frame::parse_upstream(line) {
             Ok(f) => f,
             Err(e) => {
-                self.dropped_lines.fetch_add(1, Ordering::Relaxed);
+                self.counters.dropped_lines.fetch_add(1, Ordering::Relaxed);
                 warn!(pid = self.pid(), error = %e, "child stdout line dropped");
                 return;
             }
         };
         match frame.kind() {
-            Kind::Response => self.route_response(&frame),
+            Kind::Response => self.route_response(frame),
             Kind::Notification if frame.method() == Some("notifications/progress") => {
                 self.route_progress(&frame)
             }
@@ -269,34 +433,34 @@ impl Upstream {
         }
     }
 
-    fn route_response(&self, frame: &Frame) {
+    fn route_response(&self, frame: Frame) {
         let relay_id = frame.id().and_then(|id| id.as_u64());
-        let mut mux = self.lock();
-        let Some(p) = relay_id.and_then(|id| mux.pending.remove(&id)) else {
+        let Some(p) = relay_id.and_then(|id| self.lock().take(id)) else {
             debug!(id = ?frame.id(), "child answer to no pending request dropped");
             return;
         };
-        if let Some(t) = p.token {
-            mux.tokens.remove(&t);
-        }
-        drop(mux);
-        let Some(span) = frame.id_span() else { return };
-        let bytes = frame.splice(&mut [(span, p.raw_id.as_str())]);
-        let session = p.session.upgrade();
-        if p.initialize {
-            match (frame.result().and_then(protocol_version), &session) {
-                (Some(v), Some(s)) => s.set_version(v),
-                (None, Some(s)) => {
-                    // A failed initialize leaves nothing to talk to.
-                    p.stream.push(bytes, true);
-                    s.end();
-                    self.stop();
-                    return;
+        let bytes = match (&p.to, frame.id_span()) {
+            (Target::Client { raw_id, .. }, Some(span)) => {
+                frame.splice(&mut [(span, raw_id.as_str())])
+            }
+            _ => frame.bytes().clone(),
+        };
+        let session = p.session().and_then(Weak::upgrade);
+        if p.initialize && p.is_client() {
+            if let Some(s) = session {
+                match frame.result().and_then(protocol_version) {
+                    Some(v) => s.set_version(v),
+                    None => {
+                        // A failed initialize leaves nothing to talk to.
+                        p.finish(Ok((frame, bytes)));
+                        s.end();
+                        self.stop();
+                        return;
+                    }
                 }
-                _ => {}
             }
         }
-        p.stream.push(bytes, true);
+        p.finish(Ok((frame, bytes)));
     }
 
     fn route_progress(&self, frame: &Frame) {
@@ -311,59 +475,117 @@ impl Upstream {
         };
         // Progress extends the timeout, up to the hard maximum.
         p.deadline = (Instant::now() + self.limits.request_timeout).min(p.hard_deadline);
-        let stream = p.stream.clone();
+        let Target::Client { stream, .. } = &p.to else {
+            return;
+        };
+        let stream = stream.clone();
         drop(mux);
         if let Some(span) = frame.progress_token_span() {
             stream.push(frame.splice(&mut [(span, &original)]), false);
         }
     }
 
-    /// A child request or notification: pick its stream (PROTOCOL.md §5.4).
+    /// A child request or notification: pick its session and stream (PROTOCOL.md §5.4), or
+    /// leave it to the audience.
     fn route_other(&self, frame: &Frame, request: Option<RawId>) {
+        let shared = self.audience.is_shared();
+        let method = frame.method().unwrap_or_default();
+        if shared && request.is_none() && is_global(method) {
+            self.audience.fan_out(frame);
+            return;
+        }
         let mut mux = self.lock();
         let related = frame
             .progress_token()
             .and_then(|t| t.parse::<u64>().ok())
             .and_then(|t| mux.tokens.get(&t))
             .and_then(|(_, id)| mux.pending.get(id));
-        let target = related.or_else(|| match mux.pending.len() {
-            1 => mux.pending.values().next(),
-            _ => None,
-        });
-        let (session, stream) = match target {
-            Some(p) => (p.session.clone(), Some(p.stream.clone())),
-            None => (mux.owner.clone(), None),
+        let claimed = related
+            .or_else(|| {
+                let mut clients = mux.pending.values().filter(|p| p.is_client());
+                match (clients.next(), clients.next()) {
+                    (Some(one), None) => Some(one),
+                    _ => None,
+                }
+            })
+            .and_then(|p| match &p.to {
+                Target::Client {
+                    session, stream, ..
+                } => Some((session.clone(), stream.clone())),
+                Target::Relay(_) => None,
+            });
+        let (session, stream) = match claimed {
+            // A stateless request's notifications stay on its stream; it is never asked.
+            Some((None, stream)) if request.is_none() => {
+                drop(mux);
+                stream.push(frame.bytes().clone(), false);
+                return;
+            }
+            Some((None, _)) => (None, None),
+            Some((Some(s), stream)) => (s.upgrade(), Some(stream)),
+            None if shared => (None, None),
+            None => (self.audience.sole(), None),
         };
-        let Some(live) = session.upgrade() else {
+        let Some(session) = session else {
             drop(mux);
-            if let Some(id) = request {
-                let refusal = crate::jsonrpc::error_response(
-                    Some(id.as_str()),
-                    -32601,
-                    "Method not found",
-                    &serde_json::Value::Null,
-                );
-                let _ = self.child.send(refusal);
+            match request {
+                Some(id) => self.refuse(&id, method),
+                None if shared => {
+                    self.audience.fan_out(frame);
+                }
+                None => debug!(method, "child notification for no session dropped"),
             }
             return;
         };
-        if let Some(id) = request {
-            mux.child_requests.insert(id, session);
+        match &request {
+            Some(id) if shared && !session.declares(method) => {
+                drop(mux);
+                self.refuse(id, method);
+                return;
+            }
+            Some(id) => {
+                mux.child_requests
+                    .insert(id.clone(), Arc::downgrade(&session));
+            }
+            None if shared
+                && method == "notifications/message"
+                && !self
+                    .audience
+                    .admits(session.id(), audience::level_of(frame)) =>
+            {
+                return;
+            }
+            None => {}
         }
         drop(mux);
-        let stream = stream.unwrap_or_else(|| live.standalone());
+        let stream = stream.unwrap_or_else(|| session.standalone());
         stream.push(frame.bytes().clone(), false);
     }
 
+    /// Answers a child request no session can take, as a client without the capability would.
+    fn refuse(&self, id: &RawId, method: &str) {
+        debug!(method, "child request refused: no session can answer it");
+        let refusal = crate::jsonrpc::error_response(
+            Some(id.as_str()),
+            -32601,
+            "Method not found",
+            &serde_json::Value::Null,
+        );
+        let _ = self.child.send(refusal);
+    }
+
     fn on_exit(&self, info: stdio::ExitInfo) {
-        let owner = {
+        {
             let mut mux = self.lock();
             mux.exited = true;
             mux.child_requests.clear();
-            mux.owner.upgrade()
-        };
+        }
         self.fail_pending(None, &Error::ChildExited);
-        if let Some(s) = owner {
+        if self.audience.is_shared() {
+            warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "shared child exited");
+            return;
+        }
+        if let Some(s) = self.audience.sole() {
             if !s.is_ended() {
                 warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "child exited; session ended");
                 s.end();
@@ -382,22 +604,23 @@ impl Upstream {
                 .map(|(id, _)| *id)
                 .collect();
             ids.into_iter()
-                .filter_map(|id| mux.pending.remove(&id).map(|p| (id, p)))
+                .filter_map(|id| mux.take(id).map(|p| (id, p)))
                 .collect()
         };
         for (relay_id, p) in overdue {
-            if let Some(t) = p.token {
-                self.lock().tokens.remove(&t);
-            }
-            p.stream.push(Error::Timeout.to_jsonrpc(&p.raw_id), true);
-            if !p.initialize {
-                let cancel = format!(
-                    r#"{{"jsonrpc":"2.0","method":"notifications/cancelled","params":{{"requestId":{relay_id},"reason":"timeout"}}}}"#
-                );
-                let _ = self.child.send(Bytes::from(cancel));
+            let initialize = p.initialize;
+            p.finish(Err(Error::Timeout));
+            if !initialize {
+                self.send_cancel(relay_id, "timeout");
             }
         }
     }
+}
+
+/// Notifications a shared child's sessions all care about, whoever is in flight.
+fn is_global(method: &str) -> bool {
+    (method.starts_with("notifications/") && method.ends_with("/list_changed"))
+        || method == "notifications/resources/updated"
 }
 
 async fn route(up: Arc<Upstream>, mut output: ChildOutput) {
@@ -410,6 +633,7 @@ async fn route(up: Arc<Upstream>, mut output: ChildOutput) {
             }
         }
     }
+    up.counters.children.fetch_sub(1, Ordering::Relaxed);
 }
 
 async fn expire(up: Weak<Upstream>) {
@@ -425,7 +649,7 @@ async fn expire(up: Weak<Upstream>) {
 }
 
 /// `result.protocolVersion` of an `InitializeResult`.
-fn protocol_version(result: &str) -> Option<String> {
+pub fn protocol_version(result: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Init {
         #[serde(rename = "protocolVersion")]

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin;
-use crate::config::ResponseMode;
+use crate::config::{self, ResponseMode};
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
@@ -124,7 +124,7 @@ async fn post_frames(
         (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
         (Some(_), None) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
         (Some(init), None) => {
-            let (session, stream) = relay.open(init)?;
+            let (session, stream) = relay.open(init, identity_of(&relay, headers)?)?;
             Ok(respond(&relay, &session, stream, true).await)
         }
         (None, None) if is_modern(headers, &frames) => Err(Error::ModernToLegacy),
@@ -136,7 +136,7 @@ async fn post_frames(
             if frames.len() > MAX_BATCH {
                 return Err(Error::InvalidRequest("batch_too_large"));
             }
-            match relay.submit(&session, &frames)? {
+            match relay.submit(&session, &frames).await? {
                 Posted::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
                 Posted::Stream(stream) => Ok(respond(&relay, &session, stream, false).await),
             }
@@ -177,9 +177,21 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
 /// Looks up the session named by the header and checks the version header against it.
 fn session_of(relay: &Relay, headers: &HeaderMap) -> Result<Arc<Session>, Error> {
     let id = header_str(headers, SESSION_HEADER).ok_or(Error::MissingSession)?;
-    let session = relay.session(id)?;
+    let session = relay.session(id, identity_of(relay, headers)?)?;
     era::check_header(header_str(headers, VERSION_HEADER), session.version())?;
     Ok(session)
+}
+
+/// The caller's identity from `--identity-header`, when one is configured.
+fn identity_of<'a>(relay: &Relay, headers: &'a HeaderMap) -> Result<Option<&'a str>, Error> {
+    let Some(name) = relay.config().identity_header.as_deref() else {
+        return Ok(None);
+    };
+    match header_str(headers, name) {
+        None => Err(Error::Identity("missing_identity")),
+        Some(v) if config::identity_is_valid(v) => Ok(Some(v)),
+        Some(_) => Err(Error::Identity("bad_identity")),
+    }
 }
 
 /// Answers a POST that carried requests: JSON when allowed and the answer comes first,

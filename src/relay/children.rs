@@ -1,0 +1,149 @@
+//! Which child a new session gets, by `--session-mode` (PROTOCOL.md §6).
+//!
+//! `per-session` spawns a child per session and stops it with the session. `shared` starts a
+//! pool of `--children N` supervised slots once and pins each session to one of them.
+//! `per-identity` keeps one supervised slot per identity (the `--identity-header` value until
+//! authentication exists), created on first use with the identity templated into the child's
+//! environment (`{identity}` in `--env` values), and stopped after the identity's last session
+//! has been gone for the session TTL. Restart and multiplexing are `upstream/`'s job.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use crate::config::{ServeConfig, SessionMode, IDENTITY_PLACEHOLDER};
+use crate::error::Error;
+use crate::session::Backend;
+use crate::upstream::audience::Audience;
+use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
+use crate::upstream::{Counters, Upstream};
+
+/// The children of one configured server.
+#[derive(Debug)]
+pub enum Children {
+    PerSession,
+    Shared(Pool),
+    PerIdentity(Mutex<HashMap<String, Idle>>),
+}
+
+/// A per-identity slot and since when it has had no session.
+#[derive(Debug)]
+pub struct Idle {
+    slot: Arc<Slot>,
+    empty_since: Option<Instant>,
+}
+
+impl Children {
+    /// Starts what the mode needs up front (the shared pool).
+    pub fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Children {
+        match cfg.session_mode {
+            SessionMode::PerSession => Children::PerSession,
+            SessionMode::Shared => Children::Shared(Pool::start(
+                cfg.children,
+                &slot_spec(cfg, None),
+                counters,
+            )),
+            SessionMode::PerIdentity => Children::PerIdentity(Mutex::new(HashMap::new())),
+        }
+    }
+
+    /// The backend for a new session of `identity`.
+    pub fn bind(
+        &self,
+        cfg: &ServeConfig,
+        counters: &Arc<Counters>,
+        identity: Option<&str>,
+    ) -> Result<Backend, Error> {
+        match self {
+            Children::PerSession => {
+                let audience = Audience::new(false);
+                match Upstream::spawn(&cfg.child, cfg.upstream, audience, counters.clone()) {
+                    Ok(up) => Ok(Backend::Own(up)),
+                    Err(e) => {
+                        warn!(error = %e, cause = ?std::error::Error::source(&e), "child spawn failed");
+                        Err(Error::ChildUnavailable)
+                    }
+                }
+            }
+            Children::Shared(pool) => pool
+                .pick_for_session()
+                .map(|s| Backend::Shared(s.clone()))
+                .ok_or(Error::ChildUnavailable),
+            Children::PerIdentity(map) => {
+                let identity = identity.ok_or(Error::Identity("missing_identity"))?;
+                let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+                let entry = map.entry(identity.to_owned()).or_insert_with(|| {
+                    info!(identity, "starting a child for a new identity");
+                    Idle {
+                        slot: Slot::start(0, slot_spec(cfg, Some(identity)), counters.clone()),
+                        empty_since: None,
+                    }
+                });
+                entry.empty_since = None;
+                Ok(Backend::Shared(entry.slot.clone()))
+            }
+        }
+    }
+
+    /// Stops per-identity children whose identity has had no session for `ttl`.
+    pub fn sweep(&self, ttl: Duration) {
+        let Children::PerIdentity(map) = self else {
+            return;
+        };
+        let now = Instant::now();
+        let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|identity, idle| {
+            if !idle.slot.audience().is_empty() {
+                idle.empty_since = None;
+                return true;
+            }
+            let since = *idle.empty_since.get_or_insert(now);
+            if now.duration_since(since) < ttl {
+                return true;
+            }
+            info!(identity, "stopping the child of an idle identity");
+            idle.slot.stop();
+            false
+        });
+    }
+
+    /// Every supervised slot (for readiness and shutdown).
+    pub fn slots(&self) -> Vec<Arc<Slot>> {
+        match self {
+            Children::PerSession => Vec::new(),
+            Children::Shared(pool) => pool.slots().to_vec(),
+            Children::PerIdentity(map) => map
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .map(|i| i.slot.clone())
+                .collect(),
+        }
+    }
+
+    /// Stops every supervised slot and waits for their children.
+    pub async fn stop_all(&self) {
+        let slots = self.slots();
+        for s in &slots {
+            s.stop();
+        }
+        futures_util::future::join_all(slots.iter().map(|s| s.wait())).await;
+    }
+}
+
+/// The slot spec of the configured server, with `{identity}` filled in for per-identity mode.
+fn slot_spec(cfg: &ServeConfig, identity: Option<&str>) -> SlotSpec {
+    let mut child = cfg.child.clone();
+    if let Some(id) = identity {
+        for (_, v) in &mut child.env {
+            *v = v.replace(IDENTITY_PLACEHOLDER, id);
+        }
+    }
+    SlotSpec {
+        child,
+        limits: cfg.upstream,
+        initialize: true,
+    }
+}

@@ -1,0 +1,354 @@
+//! Shared children: a pool of supervised slots that restart their child.
+//!
+//! A [`Slot`] keeps one child alive for as long as the relay runs. For a legacy child it sends
+//! `initialize` itself (once per process; clients' `initialize` are answered from the cached
+//! [`Init`]), then replays the audience's subscriptions and log level, so sessions survive a
+//! restart. When the child dies, pending requests have already failed with -31007
+//! (`upstream.rs`); the slot waits a full-jitter backoff (0.5 s doubling to 30 s, reset after
+//! 60 s healthy) and starts a new one. Five failures within five minutes open the circuit:
+//! requests get 503 + `Retry-After` for the cool-down, then one probe start decides.
+//! A [`Pool`] is N slots; sessions are pinned to the slot with the fewest sessions, stateless
+//! requests go to the ready slot with the fewest requests in flight.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::audience::{Audience, Level};
+use super::stdio::ChildSpec;
+use super::{Counters, Limits, Upstream};
+use crate::error::Error;
+use crate::jsonrpc::Frame;
+
+const BACKOFF_BASE: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+const CIRCUIT_FAILURES: usize = 5;
+const CIRCUIT_WINDOW: Duration = Duration::from_secs(300);
+const CIRCUIT_COOLDOWN: Duration = Duration::from_secs(30);
+/// How long a request waits for a (re)starting child before it gets 503.
+const READY_WAIT: Duration = Duration::from_secs(30);
+
+/// The version the relay asks a shared legacy child for.
+const INIT_VERSION: &str = "2025-11-25";
+
+/// What a legacy child answered to the relay's `initialize`.
+#[derive(Debug)]
+pub struct Init {
+    /// The whole `result` object, as the child sent it.
+    pub result: serde_json::Map<String, serde_json::Value>,
+    /// `result.protocolVersion`.
+    pub version: String,
+}
+
+/// Where a slot's child is in its life.
+#[derive(Debug, Clone)]
+pub enum State {
+    Starting,
+    Ready(Arc<Upstream>, Option<Arc<Init>>),
+    Backoff,
+    Open(Instant),
+    Stopped,
+}
+
+/// How to run the children of a pool.
+#[derive(Debug, Clone)]
+pub struct SlotSpec {
+    pub child: ChildSpec,
+    pub limits: Limits,
+    /// Send `initialize` to each new child (legacy era); modern children need none.
+    pub initialize: bool,
+}
+
+/// One supervised child that is restarted when it dies.
+#[derive(Debug)]
+pub struct Slot {
+    index: usize,
+    spec: SlotSpec,
+    audience: Arc<Audience>,
+    counters: Arc<Counters>,
+    state: watch::Sender<State>,
+    stop: CancellationToken,
+}
+
+impl Slot {
+    pub fn start(index: usize, spec: SlotSpec, counters: Arc<Counters>) -> Arc<Slot> {
+        let (state, _) = watch::channel(State::Starting);
+        let slot = Arc::new(Slot {
+            index,
+            spec,
+            audience: Audience::new(true),
+            counters,
+            state,
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(run(slot.clone()));
+        slot
+    }
+
+    pub fn audience(&self) -> &Arc<Audience> {
+        &self.audience
+    }
+
+    pub fn state(&self) -> State {
+        self.state.borrow().clone()
+    }
+
+    /// The running child, waiting while it (re)starts; 503 while the circuit is open.
+    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+        let mut rx = self.state.subscribe();
+        let wait = async {
+            loop {
+                let state = rx.borrow_and_update().clone();
+                match state {
+                    State::Ready(up, _) if up.is_alive() => return Ok(up),
+                    State::Open(until) => return Err(circuit_open(until)),
+                    State::Stopped => return Err(Error::ShuttingDown),
+                    _ => {}
+                }
+                if rx.changed().await.is_err() {
+                    return Err(Error::ShuttingDown);
+                }
+            }
+        };
+        tokio::time::timeout(READY_WAIT, wait)
+            .await
+            .unwrap_or(Err(Error::ChildUnavailable))
+    }
+
+    /// The running child and its cached `initialize` answer.
+    pub async fn initialized(&self) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
+        let up = self.upstream().await?;
+        match self.state() {
+            State::Ready(_, Some(init)) => Ok((up, init)),
+            _ => Err(Error::ChildUnavailable),
+        }
+    }
+
+    /// The running child, if there is one now.
+    pub fn current(&self) -> Option<Arc<Upstream>> {
+        match self.state() {
+            State::Ready(up, _) => Some(up),
+            _ => None,
+        }
+    }
+
+    /// Stops the child for good.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Waits until the slot stopped and its child is reaped.
+    pub async fn wait(&self) {
+        let mut rx = self.state.subscribe();
+        let _ = rx.wait_for(|s| matches!(s, State::Stopped)).await;
+    }
+
+    /// Starts one child and brings it to ready (initialize, replayed subscriptions).
+    async fn launch(&self) -> Result<(Arc<Upstream>, Option<Arc<Init>>), String> {
+        let up = Upstream::spawn(
+            &self.spec.child,
+            self.spec.limits,
+            self.audience.clone(),
+            self.counters.clone(),
+        )
+        .map_err(|e| format!("spawn failed: {e}"))?;
+        if !self.spec.initialize {
+            return Ok((up, None));
+        }
+        let init = initialize(&up).await.inspect_err(|_| up.stop())?;
+        up.notify("notifications/initialized", "{}");
+        let (uris, level) = self.audience.replay();
+        for uri in uris {
+            let params = serde_json::json!({ "uri": uri }).to_string();
+            let _ = up.call("resources/subscribe", &params);
+        }
+        if let Some(level) = level {
+            set_level(&up, level);
+        }
+        Ok((up, Some(Arc::new(init))))
+    }
+}
+
+/// Tells the child the union log level; the answer is not needed.
+pub fn set_level(up: &Upstream, level: Level) {
+    let params = serde_json::json!({ "level": level.as_str() }).to_string();
+    let _ = up.call("logging/setLevel", &params);
+}
+
+/// The relay's own `initialize`: every client capability a session may have, so the child
+/// may ask; requests a session did not declare are refused per session (`upstream.rs`).
+async fn initialize(up: &Upstream) -> Result<Init, String> {
+    let params = serde_json::json!({
+        "protocolVersion": INIT_VERSION,
+        "capabilities": { "roots": { "listChanged": true }, "sampling": {}, "elicitation": {} },
+        "clientInfo": { "name": "mcp-relay", "version": env!("CARGO_PKG_VERSION") }
+    });
+    let answer = up
+        .call("initialize", &params.to_string())
+        .map_err(|e| format!("initialize not sent: {e}"))?;
+    let frame: Frame = answer
+        .await
+        .map_err(|_| "initialize dropped".to_owned())?
+        .map_err(|e| format!("initialize failed: {e}"))?;
+    let result = frame
+        .result()
+        .and_then(|r| serde_json::from_str::<serde_json::Map<_, _>>(r).ok())
+        .ok_or_else(|| "initialize answered with an error".to_owned())?;
+    let version = result
+        .get("protocolVersion")
+        .and_then(|v| v.as_str())
+        .ok_or_else(|| "initialize result without protocolVersion".to_owned())?
+        .to_owned();
+    Ok(Init { result, version })
+}
+
+fn circuit_open(until: Instant) -> Error {
+    let left = until.saturating_duration_since(Instant::now());
+    Error::CircuitOpen(left.as_secs().max(1))
+}
+
+/// The restart loop of one slot.
+async fn run(slot: Arc<Slot>) {
+    let mut failures: VecDeque<Instant> = VecDeque::new();
+    let mut attempt: u32 = 0;
+    let mut probing = false;
+    loop {
+        if slot.stop.is_cancelled() {
+            break;
+        }
+        slot.state.send_replace(State::Starting);
+        let started = Instant::now();
+        match slot.launch().await {
+            Ok((up, init)) => {
+                info!(slot = slot.index, pid = up.pid(), "shared child ready");
+                probing = false;
+                slot.state.send_replace(State::Ready(up.clone(), init));
+                tokio::select! {
+                    () = up.wait() => {}
+                    () = slot.stop.cancelled() => {
+                        slot.state.send_replace(State::Stopped);
+                        up.fail_pending(None, &Error::ShuttingDown);
+                        up.stop();
+                        up.wait().await;
+                        break;
+                    }
+                }
+            }
+            Err(e) => warn!(slot = slot.index, error = %e, "shared child failed to start"),
+        }
+        if slot.stop.is_cancelled() {
+            break;
+        }
+        let now = Instant::now();
+        if now.duration_since(started) >= HEALTHY_AFTER {
+            attempt = 0;
+            failures.clear();
+        }
+        failures.push_back(now);
+        while failures
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CIRCUIT_WINDOW)
+        {
+            failures.pop_front();
+        }
+        attempt = attempt.saturating_add(1);
+        let pause = if probing || failures.len() >= CIRCUIT_FAILURES {
+            warn!(slot = slot.index, cooldown = ?CIRCUIT_COOLDOWN, "circuit open: child keeps failing");
+            slot.state
+                .send_replace(State::Open(now + CIRCUIT_COOLDOWN));
+            failures.clear();
+            probing = true;
+            CIRCUIT_COOLDOWN
+        } else {
+            slot.state.send_replace(State::Backoff);
+            backoff(attempt)
+        };
+        tokio::select! {
+            () = tokio::time::sleep(pause) => {}
+            () = slot.stop.cancelled() => break,
+        }
+    }
+    slot.state.send_replace(State::Stopped);
+}
+
+/// Full jitter: uniform in [0, min(base · 2^(attempt-1), max)].
+fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_BASE.saturating_mul(1u32 << attempt.saturating_sub(1).min(16));
+    let cap = exp.min(BACKOFF_MAX);
+    let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rand::rng().random_range(0..=ms))
+}
+
+/// N slots serving one configured server.
+#[derive(Debug)]
+pub struct Pool {
+    slots: Vec<Arc<Slot>>,
+}
+
+impl Pool {
+    pub fn start(n: usize, spec: &SlotSpec, counters: &Arc<Counters>) -> Pool {
+        Pool {
+            slots: (0..n.max(1))
+                .map(|i| Slot::start(i, spec.clone(), counters.clone()))
+                .collect(),
+        }
+    }
+
+    /// The slot a new session is pinned to: the one with the fewest sessions.
+    pub fn pick_for_session(&self) -> Option<&Arc<Slot>> {
+        self.slots.iter().min_by_key(|s| s.audience.len())
+    }
+
+    /// A child for one stateless request: the ready one with the fewest requests in flight.
+    pub async fn pick_for_request(&self) -> Result<Arc<Upstream>, Error> {
+        let ready = self
+            .slots
+            .iter()
+            .filter_map(|s| s.current())
+            .filter(|u| u.is_alive())
+            .min_by_key(|u| u.inflight());
+        match (ready, self.slots.first()) {
+            (Some(up), _) => Ok(up),
+            (None, Some(first)) => first.upstream().await,
+            (None, None) => Err(Error::ChildUnavailable),
+        }
+    }
+
+    pub fn slots(&self) -> &[Arc<Slot>] {
+        &self.slots
+    }
+
+    pub fn stop(&self) {
+        for s in &self.slots {
+            s.stop();
+        }
+    }
+
+    pub async fn wait(&self) {
+        futures_util::future::join_all(self.slots.iter().map(|s| s.wait())).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_is_jittered_and_capped() {
+        for attempt in 1..40 {
+            let d = backoff(attempt);
+            let cap = BACKOFF_BASE
+                .saturating_mul(1u32 << (attempt - 1).min(16))
+                .min(BACKOFF_MAX);
+            assert!(d <= cap, "attempt {attempt}: {d:?} > {cap:?}");
+        }
+        let spread: std::collections::HashSet<Duration> = (0..50).map(|_| backoff(5)).collect();
+        assert!(spread.len() > 10, "no jitter");
+    }
+}
