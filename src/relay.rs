@@ -120,8 +120,10 @@ impl Relay {
             return Err(Error::SessionCap);
         }
         let backend = self.children.bind(&self.cfg, &self.counters, identity);
-        self.ready
-            .store(!matches!(backend, Err(Error::ChildUnavailable)), Ordering::Relaxed);
+        self.ready.store(
+            !matches!(backend, Err(Error::ChildUnavailable)),
+            Ordering::Relaxed,
+        );
         let backend = backend?;
         let session = Session::new(
             backend.clone(),
@@ -144,12 +146,19 @@ impl Relay {
                     self.close(&session);
                     return Err(e);
                 }
-                info!(session = session.id().as_str(), pid = up.pid(), "session opened");
+                info!(
+                    session = session.id().as_str(),
+                    pid = up.pid(),
+                    "session opened"
+                );
             }
             Backend::Shared(slot) => {
                 slot.audience().join(&session);
                 answer_initialize(slot.clone(), &session, init, &stream);
-                info!(session = session.id().as_str(), "session opened on a shared child");
+                info!(
+                    session = session.id().as_str(),
+                    "session opened on a shared child"
+                );
             }
         }
         Ok((session, stream))

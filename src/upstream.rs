@@ -495,11 +495,16 @@ impl Upstream {
             return;
         }
         let mut mux = self.lock();
-        let related = frame
+        let token = frame
             .progress_token()
             .and_then(|t| t.parse::<u64>().ok())
-            .and_then(|t| mux.tokens.get(&t))
-            .and_then(|(_, id)| mux.pending.get(id));
+            .and_then(|t| mux.tokens.get(&t));
+        // The child named the relay's token: the client gets its own back.
+        let bytes = match (token, frame.progress_token_span()) {
+            (Some((original, _)), Some(span)) => frame.splice(&mut [(span, original)]),
+            _ => frame.bytes().clone(),
+        };
+        let related = token.and_then(|(_, id)| mux.pending.get(id));
         let claimed = related
             .or_else(|| {
                 let mut clients = mux.pending.values().filter(|p| p.is_client());
@@ -518,7 +523,7 @@ impl Upstream {
             // A stateless request's notifications stay on its stream; it is never asked.
             Some((None, stream)) if request.is_none() => {
                 drop(mux);
-                stream.push(frame.bytes().clone(), false);
+                stream.push(bytes, false);
                 return;
             }
             Some((None, _)) => (None, None),
@@ -559,7 +564,7 @@ impl Upstream {
         }
         drop(mux);
         let stream = stream.unwrap_or_else(|| session.standalone());
-        stream.push(frame.bytes().clone(), false);
+        stream.push(bytes, false);
     }
 
     /// Answers a child request no session can take, as a client without the capability would.

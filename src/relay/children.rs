@@ -40,11 +40,9 @@ impl Children {
     pub fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Children {
         match cfg.session_mode {
             SessionMode::PerSession => Children::PerSession,
-            SessionMode::Shared => Children::Shared(Pool::start(
-                cfg.children,
-                &slot_spec(cfg, None),
-                counters,
-            )),
+            SessionMode::Shared => {
+                Children::Shared(Pool::start(cfg.children, &slot_spec(cfg, None), counters))
+            }
             SessionMode::PerIdentity => Children::PerIdentity(Mutex::new(HashMap::new())),
         }
     }
@@ -67,10 +65,11 @@ impl Children {
                     }
                 }
             }
-            Children::Shared(pool) => pool
-                .pick_for_session()
-                .map(|s| Backend::Shared(s.clone()))
-                .ok_or(Error::ChildUnavailable),
+            Children::Shared(pool) => {
+                let slot = pool.pick_for_session().ok_or(Error::ChildUnavailable)?;
+                slot.check()?;
+                Ok(Backend::Shared(slot.clone()))
+            }
             Children::PerIdentity(map) => {
                 let identity = identity.ok_or(Error::Identity("missing_identity"))?;
                 let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
@@ -82,6 +81,7 @@ impl Children {
                     }
                 });
                 entry.empty_since = None;
+                entry.slot.check()?;
                 Ok(Backend::Shared(entry.slot.clone()))
             }
         }

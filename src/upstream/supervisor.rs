@@ -121,6 +121,15 @@ impl Slot {
             .unwrap_or(Err(Error::ChildUnavailable))
     }
 
+    /// Refuses at once while the circuit is open (new sessions get 503, not a stream).
+    pub fn check(&self) -> Result<(), Error> {
+        match self.state() {
+            State::Open(until) => Err(circuit_open(until)),
+            State::Stopped => Err(Error::ShuttingDown),
+            _ => Ok(()),
+        }
+    }
+
     /// The running child and its cached `initialize` answer.
     pub async fn initialized(&self) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
         let up = self.upstream().await?;
@@ -260,8 +269,7 @@ async fn run(slot: Arc<Slot>) {
         attempt = attempt.saturating_add(1);
         let pause = if probing || failures.len() >= CIRCUIT_FAILURES {
             warn!(slot = slot.index, cooldown = ?CIRCUIT_COOLDOWN, "circuit open: child keeps failing");
-            slot.state
-                .send_replace(State::Open(now + CIRCUIT_COOLDOWN));
+            slot.state.send_replace(State::Open(now + CIRCUIT_COOLDOWN));
             failures.clear();
             probing = true;
             CIRCUIT_COOLDOWN

@@ -14,5 +14,6 @@ mod support;
 mod child;
 mod cli;
 mod scale;
+mod shared;
 mod streamable_http;
 mod transparency;

@@ -199,6 +199,8 @@ pub struct Client {
     pub url: String,
     pub session: Option<String>,
     pub version: Option<String>,
+    /// Headers sent with every request (e.g. an identity header).
+    pub extra: Vec<(String, String)>,
 }
 
 /// A response with its SSE events (or its JSON body as one message).
@@ -264,6 +266,7 @@ impl Client {
             url: url.to_owned(),
             session: None,
             version: None,
+            extra: Vec::new(),
         }
     }
 
@@ -274,6 +277,9 @@ impl Client {
         }
         if let Some(v) = &self.version {
             b = b.header("mcp-protocol-version", v);
+        }
+        for (k, v) in &self.extra {
+            b = b.header(k, v);
         }
         b
     }
