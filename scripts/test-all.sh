@@ -8,6 +8,7 @@
 #   5 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
 #   6 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
 #   7 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
+#   8 conformance-shared  the same with --session-mode shared (one child for every session)
 #
 # Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
 # also saved to results/test-all/<step>.log. The last line printed is a summary of the form
@@ -124,6 +125,9 @@ run_step node-tools - "pinned Node tooling (npm ci in tests/interop)" -- "$ROOT/
 run_step interop count_node_test "TypeScript SDK client <-> mcp-relay <-> server-everything" -- \
     node --test "$ROOT"/tests/interop/*.test.mjs
 run_step conformance count_conformance "MCP conformance suite, server mode, spec 2025-11-25" -- \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
+run_step conformance-shared count_conformance "MCP conformance suite, spec 2025-11-25, --session-mode shared" -- \
+    env RELAY_EXTRA_ARGS="--session-mode shared" CONFORMANCE_LABEL=shared \
     "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
 
 summary OK

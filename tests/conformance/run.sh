@@ -14,7 +14,9 @@
 # Environment: MCP_RELAY_BIN, MCP_RELAY_FIXTURE_BIN (default target/debug/...),
 #              CONFORMANCE_TIMEOUT_MS (per-scenario timeout, default 30000),
 #              CONFORMANCE_TOTAL_TIMEOUT (whole CLI run, seconds, default 600),
-#              SSE_CLOSE_AFTER (default 1s).
+#              SSE_CLOSE_AFTER (default 1s),
+#              RELAY_EXTRA_ARGS (more `serve` flags, space-separated, e.g. "--session-mode shared"),
+#              CONFORMANCE_LABEL (suffix of the results directory, e.g. "shared").
 # Needs: cargo build done; scripts/setup-node-tools.sh (it is run here if node_modules is missing).
 # Results: results/conformance-V/ (checks.json per scenario), relay log results/conformance-V.relay.log.
 # Exit status: the conformance CLI's (non-zero on unexpected failures or stale baseline entries).
@@ -47,8 +49,9 @@ if [ "$SPEC_VERSION" = 2025-11-25 ]; then
 else
     BASELINE="$ROOT/tests/conformance/baseline-$SPEC_VERSION.yml"
 fi
-OUT="$ROOT/results/conformance-$SPEC_VERSION"
-RELAY_LOG="$ROOT/results/conformance-$SPEC_VERSION.relay.log"
+LABEL="$SPEC_VERSION${CONFORMANCE_LABEL:+-$CONFORMANCE_LABEL}"
+OUT="$ROOT/results/conformance-$LABEL"
+RELAY_LOG="$ROOT/results/conformance-$LABEL.relay.log"
 CLI="$ROOT/tests/interop/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 say() { printf 'conformance: %s\n' "$*" >&2; }
@@ -84,7 +87,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-RELAY_ARGS=(serve --listen 127.0.0.1:0 --sse-close-after "$SSE_CLOSE_AFTER" -- "$FIXTURE" conformance)
+# shellcheck disable=SC2206 # word splitting of the extra flags is intended
+RELAY_ARGS=(serve --listen 127.0.0.1:0 --sse-close-after "$SSE_CLOSE_AFTER" ${RELAY_EXTRA_ARGS:-}
+            -- "$FIXTURE" conformance)
 say "starting: $RELAY ${RELAY_ARGS[*]}"
 printf '$ %s %s\n' "$RELAY" "${RELAY_ARGS[*]}" >"$RELAY_LOG"
 NO_COLOR=1 setsid "$RELAY" "${RELAY_ARGS[@]}" </dev/null >>"$RELAY_LOG" 2>&1 &
