@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{self, ResponseMode, ServeConfig, SessionMode};
+use crate::config::{self, ChildEra, ResponseMode, ServeConfig, SessionMode};
 use crate::policy::RequestPolicy;
 use crate::relay::stream::BufferLimits;
 use crate::upstream::stdio::ChildSpec;
@@ -62,6 +62,11 @@ pub struct ServeArgs {
     /// session), or one shared child per identity (`--identity-header`).
     #[arg(long, value_enum, default_value = "per-session")]
     pub session_mode: SessionMode,
+    /// The wrapped server's protocol era. `auto` probes it with `server/discover` on the first
+    /// 2026-07-28 request; a modern (or dual-era) server then serves such requests statelessly
+    /// on a pool of `--children` processes, whatever `--session-mode` says for legacy sessions.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub child_era: ChildEra,
     /// Children in the shared pool (`--session-mode shared`); sessions are spread over them.
     #[arg(long, default_value_t = 1)]
     pub children: usize,
@@ -212,6 +217,7 @@ impl ServeArgs {
             },
             policy: RequestPolicy { origin },
             session_mode: self.session_mode,
+            child_era: self.child_era,
             children: self.children,
             identity_header: self.identity_header.map(|h| h.to_ascii_lowercase()),
             max_sessions: self.max_sessions,

@@ -34,6 +34,17 @@ pub enum SessionMode {
     PerIdentity,
 }
 
+/// What era the wrapped server speaks (PROTOCOL.md §1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChildEra {
+    /// Probe with `server/discover` on the first modern request.
+    Auto,
+    /// `initialize`-based only: modern requests get a 400 that makes clients fall back.
+    Legacy,
+    /// Serves 2026-07-28 requests (it may also be dual-era).
+    Modern,
+}
+
 /// Replaced by the session's identity in `--env` values (per-identity mode).
 pub const IDENTITY_PLACEHOLDER: &str = "{identity}";
 
@@ -63,6 +74,7 @@ pub struct ServeConfig {
     pub child: ChildSpec,
     pub policy: RequestPolicy,
     pub session_mode: SessionMode,
+    pub child_era: ChildEra,
     /// Children of the shared pool.
     pub children: usize,
     /// Header naming the identity (lowercase), when sessions are keyed by one.

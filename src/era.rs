@@ -1,9 +1,11 @@
 //! Protocol versions and eras (PROTOCOL.md §1).
 //!
 //! Legacy versions negotiate with `initialize`; the modern era (2026-07-28) sends its version
-//! on every request. Until era bridging exists, a modern request reaches only legacy
-//! children, so it is refused with a 400 that is deliberately not a modern error: dual-era
-//! clients then fall back to `initialize`. Also the `MCP-Protocol-Version` header check.
+//! on every request. A modern request to a legacy child is refused with a 400 that is
+//! deliberately not a modern error, so dual-era clients fall back to `initialize`. Also the
+//! legacy `MCP-Protocol-Version` header check; the modern header rules are in `era/modern.rs`.
+
+pub mod modern;
 
 use crate::error::Error;
 

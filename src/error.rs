@@ -51,6 +51,8 @@ pub enum Error {
     BadProtocolVersion,
     #[error("modern request to a legacy server")]
     ModernToLegacy,
+    #[error("{}", .0.message())]
+    Modern(crate::era::modern::Refusal),
     #[error("body too large (limit {0} bytes)")]
     BodyTooLarge(u64),
     #[error("session limit reached")]
@@ -119,6 +121,7 @@ impl Error {
             Error::SessionEnded => wire(404, -31003, "session_ended", Downstream),
             Error::BadProtocolVersion => wire(400, -31011, "bad_protocol_version", Downstream),
             Error::ModernToLegacy => wire(400, -31011, "modern_request_to_legacy", Downstream),
+            Error::Modern(r) => wire(400, r.code(), r.reason(), Downstream),
             Error::BodyTooLarge(_) => wire(413, -31009, "body_too_large", Downstream),
             Error::SessionCap => Wire {
                 retry_after: RETRY,
@@ -155,7 +158,13 @@ impl Error {
 
     fn message(&self, id: Option<&RawId>) -> Bytes {
         let w = self.wire();
-        let data = serde_json::json!({"source": "mcp-relay", "reason": w.reason});
+        let mut data = match self {
+            Error::Modern(r) => r.data(),
+            _ => serde_json::Map::new(),
+        };
+        data.insert("source".into(), "mcp-relay".into());
+        data.insert("reason".into(), w.reason.into());
+        let data = serde_json::Value::Object(data);
         jsonrpc::error_response(id.map(RawId::as_str), w.code, &self.to_string(), &data)
     }
 
@@ -220,6 +229,11 @@ mod tests {
             (Error::UnknownSession, 404, -31003),
             (Error::BadProtocolVersion, 400, -31011),
             (Error::ModernToLegacy, 400, -31011),
+            (
+                Error::Modern(crate::era::modern::Refusal::HeaderMismatch("x")),
+                400,
+                -32020,
+            ),
             (Error::BodyTooLarge(1), 413, -31009),
             (Error::SessionCap, 503, -31005),
             (Error::ChildUnavailable, 503, -31006),
@@ -234,7 +248,9 @@ mod tests {
             let w = err.wire();
             assert_eq!((w.status.as_u16(), w.code), (*status, *code), "{err:?}");
             assert!(
-                w.code < -32768 || w.code > -32000 || [-32700, -32600, -32603].contains(&w.code)
+                w.code < -32768
+                    || w.code > -32000
+                    || [-32700, -32600, -32603, -32020].contains(&w.code)
             );
         }
     }

@@ -79,6 +79,7 @@ pub struct Frame {
     name: Option<Box<str>>,
     uri: Option<Box<str>>,
     progress_token: Option<Range<usize>>,
+    subscription_id: Option<Range<usize>>,
     request_id: Option<Range<usize>>,
     result: Option<Range<usize>>,
     is_error: bool,
@@ -157,6 +158,13 @@ struct Meta<'a> {
         deserialize_with = "present"
     )]
     progress_token: Option<&'a RawValue>,
+    #[serde(
+        borrow,
+        default,
+        rename = "io.modelcontextprotocol/subscriptionId",
+        deserialize_with = "present"
+    )]
+    subscription_id: Option<&'a RawValue>,
 }
 
 /// Keeps an explicit `null` as `Some("null")` so "absent" and "null" stay apart.
@@ -205,6 +213,7 @@ impl Frame {
             name: None,
             uri: None,
             progress_token: None,
+            subscription_id: None,
             request_id: None,
             result: None,
             is_error: false,
@@ -258,6 +267,7 @@ impl Frame {
             let m: Meta<'_> =
                 serde_json::from_str(meta.get()).map_err(|_| Error::Invalid("bad_meta"))?;
             self.progress_token = m.progress_token.map(|r| span_of(bytes, r.get()));
+            self.subscription_id = m.subscription_id.map(|r| span_of(bytes, r.get()));
         }
         Ok(())
     }
@@ -304,6 +314,16 @@ impl Frame {
 
     pub fn progress_token_span(&self) -> Option<Range<usize>> {
         self.progress_token.clone()
+    }
+
+    /// `params._meta["io.modelcontextprotocol/subscriptionId"]` (a 2026-07-28 listen stream's
+    /// request id), as raw JSON text.
+    pub fn subscription_id(&self) -> Option<&str> {
+        self.subscription_id.clone().map(|r| self.text(r))
+    }
+
+    pub fn subscription_id_span(&self) -> Option<Range<usize>> {
+        self.subscription_id.clone()
     }
 
     /// `params.requestId` of a `notifications/cancelled`, as raw JSON text.

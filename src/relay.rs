@@ -8,6 +8,7 @@
 //! at shutdown. Framing (HTTP, SSE) stays in `listener/`; id multiplexing in `upstream.rs`.
 
 pub mod children;
+pub mod modern;
 pub mod shared;
 pub mod stream;
 
@@ -44,6 +45,7 @@ pub struct Relay {
     cfg: Arc<ServeConfig>,
     sessions: SessionTable,
     children: Children,
+    modern: modern::Modern,
     counters: Arc<Counters>,
     started: Instant,
     draining: CancellationToken,
@@ -56,6 +58,7 @@ impl Relay {
         let counters = Arc::new(Counters::default());
         Arc::new(Relay {
             children: Children::start(&cfg, &counters),
+            modern: modern::Modern::default(),
             cfg,
             sessions: SessionTable::default(),
             counters,
@@ -162,6 +165,14 @@ impl Relay {
             }
         }
         Ok((session, stream))
+    }
+
+    /// The pool serving stateless 2026-07-28 requests; `ModernToLegacy` for a legacy child.
+    pub async fn modern_pool(&self) -> Result<Arc<modern::ModernPool>, Error> {
+        if self.is_draining() {
+            return Err(Error::ShuttingDown);
+        }
+        self.modern.pool(&self.cfg, &self.counters).await
     }
 
     /// A live session by id, only for the identity that opened it; unknown, ended and other
@@ -314,7 +325,13 @@ impl Relay {
             Backend::Shared(_) => None,
         });
         let own = futures_util::future::join_all(waits.map(|up| async move { up.wait().await }));
-        tokio::join!(own, self.children.stop_all());
+        let modern = async {
+            if let Some(pool) = self.modern.started() {
+                pool.stop();
+                pool.wait().await;
+            }
+        };
+        tokio::join!(own, self.children.stop_all(), modern);
     }
 }
 

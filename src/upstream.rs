@@ -46,6 +46,9 @@ pub struct Limits {
     pub inflight_per_child: usize,
 }
 
+/// How long a `subscriptions/listen` may stay open (no request timeout applies to it).
+const LISTEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// Relay-wide counters every child reports into.
 #[derive(Debug, Default)]
 pub struct Counters {
@@ -233,6 +236,16 @@ impl Upstream {
         }
         let bytes = frame.splice(&mut edits);
         let now = Instant::now();
+        // A modern subscription stream lives until the client closes it.
+        let (deadline, hard_deadline) = if frame.method() == Some("subscriptions/listen") {
+            let never = now + LISTEN_LIFETIME;
+            (never, never)
+        } else {
+            (
+                now + self.limits.request_timeout,
+                now + self.limits.request_timeout_max,
+            )
+        };
         mux.pending.insert(
             relay_id,
             Pending {
@@ -243,8 +256,8 @@ impl Upstream {
                 },
                 token,
                 initialize: frame.method() == Some("initialize"),
-                deadline: now + self.limits.request_timeout,
-                hard_deadline: now + self.limits.request_timeout_max,
+                deadline,
+                hard_deadline,
             },
         );
         stream.expect_answer();
@@ -291,6 +304,11 @@ impl Upstream {
             return Err(Error::ChildExited);
         }
         Ok(rx)
+    }
+
+    /// Forwards a stateless (modern) client notification as it is.
+    pub fn forward_raw(&self, frame: &Frame) {
+        let _ = self.child.send(frame.bytes().clone());
     }
 
     /// Sends a notification of the relay's own.
@@ -490,6 +508,9 @@ impl Upstream {
     fn route_other(&self, frame: &Frame, request: Option<RawId>) {
         let shared = self.audience.is_shared();
         let method = frame.method().unwrap_or_default();
+        if request.is_none() && self.route_to_listen(frame, method) {
+            return;
+        }
         if shared && request.is_none() && is_global(method) {
             self.audience.fan_out(frame);
             return;
@@ -565,6 +586,58 @@ impl Upstream {
         drop(mux);
         let stream = stream.unwrap_or_else(|| session.standalone());
         stream.push(bytes, false);
+    }
+
+    /// A modern listen stream's messages: tagged with its request's (relay) id as
+    /// `subscriptionId`, which goes back as the client's id; the child's
+    /// `notifications/cancelled` for it ends the stream. True when handled.
+    fn route_to_listen(&self, frame: &Frame, method: &str) -> bool {
+        let teardown = method == "notifications/cancelled";
+        let (value, span) = if teardown {
+            (frame.request_id(), frame.request_id_span())
+        } else {
+            (frame.subscription_id(), frame.subscription_id_span())
+        };
+        let Some(relay_id) = value.and_then(|v| v.parse::<u64>().ok()) else {
+            return false;
+        };
+        let mut mux = self.lock();
+        if teardown {
+            let listen = mux
+                .pending
+                .get(&relay_id)
+                .is_some_and(|p| p.is_client() && p.session().is_none());
+            if !listen {
+                return false;
+            }
+            if let Some(Target::Client {
+                session, stream, ..
+            }) = mux.take(relay_id).map(|p| p.to)
+            {
+                drop(mux);
+                if let Some(s) = session.and_then(|s| s.upgrade()) {
+                    s.end_request();
+                }
+                stream.forget_answer();
+            }
+            return true;
+        }
+        let Some(Target::Client {
+            raw_id,
+            stream,
+            session: None,
+        }) = mux.pending.get(&relay_id).map(|p| &p.to)
+        else {
+            return false;
+        };
+        let stream = stream.clone();
+        let bytes = match span {
+            Some(span) => frame.splice(&mut [(span, raw_id.as_str())]),
+            None => frame.bytes().clone(),
+        };
+        drop(mux);
+        stream.push(bytes, false);
+        true
     }
 
     /// Answers a child request no session can take, as a client without the capability would.

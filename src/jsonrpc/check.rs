@@ -24,6 +24,7 @@ const READ_KEYS: &[&str] = &[
     "uri",
     "_meta",
     "progressToken",
+    "io.modelcontextprotocol/subscriptionId",
     "requestId",
 ];
 

@@ -5,6 +5,8 @@
 //! codes follow PROTOCOL.md §2; every error goes through `error.rs`. No policy and no session
 //! logic here: the guard calls `policy.rs`, sessions live in `relay.rs`.
 
+mod modern;
+
 use std::sync::Arc;
 
 use axum::body::Body;
@@ -24,6 +26,7 @@ use crate::config::{self, ResponseMode};
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
+use crate::relay::modern::CancelOnDrop;
 use crate::relay::stream::{parse_event_id, Out, Stream};
 use crate::relay::{Posted, Relay};
 use crate::session::Session;
@@ -71,6 +74,9 @@ async fn handle_get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Resp
 
 async fn handle_delete(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
     let result = (|| {
+        if is_modern_get_or_delete(&headers) {
+            return Err(Error::MethodNotAllowed);
+        }
         let session = session_of(&relay, &headers)?;
         relay.close(&session);
         Ok::<_, Error>(StatusCode::OK.into_response())
@@ -113,6 +119,9 @@ async fn post_frames(
     batch: bool,
 ) -> Result<Response, Error> {
     let relay = relay.clone();
+    if is_modern(headers, &frames) {
+        return modern::post(&relay, headers, frames, batch).await;
+    }
     let init = frames
         .iter()
         .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
@@ -127,7 +136,6 @@ async fn post_frames(
             let (session, stream) = relay.open(init, identity_of(&relay, headers)?)?;
             Ok(respond(&relay, &session, stream, true).await)
         }
-        (None, None) if is_modern(headers, &frames) => Err(Error::ModernToLegacy),
         (None, None) => Err(Error::MissingSession),
         (None, Some(session)) => {
             if batch && !era::batches_allowed(session.effective_version()) {
@@ -145,6 +153,9 @@ async fn post_frames(
 }
 
 fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> {
+    if is_modern_get_or_delete(headers) {
+        return Err(Error::MethodNotAllowed);
+    }
     if !accepts(headers, "text/event-stream") {
         return Err(Error::NotAcceptable);
     }
@@ -158,7 +169,12 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
         // Only this session's streams can be resumed; another session's id replays nothing.
         if let Some(stream) = session.stream(stream_id) {
             let (rx, seq) = stream.attach(Some(seq));
-            return Ok(sse(&relay, &session, &stream, Attach::get(rx, seq, true)));
+            return Ok(sse(
+                &relay,
+                Some(&session),
+                &stream,
+                Attach::get(rx, seq, true),
+            ));
         }
     }
     let standalone = session.standalone();
@@ -168,7 +184,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
     let (rx, after) = standalone.attach(None);
     Ok(sse(
         &relay,
-        &session,
+        Some(&session),
         &standalone,
         Attach::get(rx, after, false),
     ))
@@ -224,8 +240,9 @@ async fn respond(
         new_session,
         poll: true,
         prime: true,
+        guard: None,
     };
-    sse(relay, session, &stream, attach)
+    sse(relay, Some(session), &stream, attach)
 }
 
 /// How one SSE connection starts and may end.
@@ -242,6 +259,8 @@ struct Attach {
     poll: bool,
     /// Start with a priming event (new streams; a resume only replays what followed).
     prime: bool,
+    /// Cancels the request if the connection goes before its answer (modern requests).
+    guard: Option<CancelOnDrop>,
 }
 
 impl Attach {
@@ -254,12 +273,14 @@ impl Attach {
             new_session: false,
             poll: false,
             prime: !resume,
+            guard: None,
         }
     }
 }
 
-/// Builds an SSE response from a stream's connection.
-fn sse(relay: &Relay, session: &Arc<Session>, stream: &Stream, a: Attach) -> Response {
+/// Builds an SSE response from a stream's connection; `session` is `None` for a stateless
+/// (modern) request: no priming, no polling, no session header.
+fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach) -> Response {
     let Attach {
         rx,
         after,
@@ -267,9 +288,10 @@ fn sse(relay: &Relay, session: &Arc<Session>, stream: &Stream, a: Attach) -> Res
         new_session,
         poll,
         prime,
+        guard,
     } = a;
     let cfg = relay.config();
-    let polling = era::primes_streams(session.effective_version());
+    let polling = session.is_some_and(|s| era::primes_streams(s.effective_version()));
     // 2025-11-25 priming event: an id to resume from, the retry hint, empty data.
     let priming = (polling && prime).then(|| {
         Bytes::from(format!(
@@ -297,6 +319,7 @@ fn sse(relay: &Relay, session: &Arc<Session>, stream: &Stream, a: Attach) -> Res
         stop,
         close_at,
         keep_alive,
+        _guard: guard,
     };
     let body = Body::from_stream(futures_util::stream::unfold(state, next_chunk));
     let mut res = Response::new(body);
@@ -307,7 +330,9 @@ fn sse(relay: &Relay, session: &Arc<Session>, stream: &Stream, a: Attach) -> Res
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    add_session_header(&mut res, session, new_session);
+    if let Some(session) = session {
+        add_session_header(&mut res, session, new_session);
+    }
     res
 }
 
@@ -318,6 +343,7 @@ struct Conn {
     stop: CancellationToken,
     close_at: Option<tokio::time::Instant>,
     keep_alive: tokio::time::Interval,
+    _guard: Option<CancelOnDrop>,
 }
 
 type Chunk = Result<Bytes, std::convert::Infallible>;
@@ -429,11 +455,21 @@ fn accepts(headers: &HeaderMap, want: &str) -> bool {
         })
 }
 
-/// A 2026-07-28 request (by header or `_meta`) outside any session.
+/// A 2026-07-28 request: a modern `MCP-Protocol-Version`, or, outside any session, modern
+/// `_meta` or `server/discover` in the body (whose version is then checked against the header).
 fn is_modern(headers: &HeaderMap, frames: &[Frame]) -> bool {
-    header_str(headers, VERSION_HEADER).is_some_and(era::is_modern)
-        || frames.iter().any(|f| {
+    if header_str(headers, VERSION_HEADER).is_some_and(era::is_modern) {
+        return true;
+    }
+    header_str(headers, SESSION_HEADER).is_none()
+        && frames.iter().any(|f| {
             f.method() == Some("server/discover")
                 || memchr::memmem::find(f.bytes(), era::MODERN_META_KEY.as_bytes()).is_some()
         })
+}
+
+/// GET and DELETE do not exist in the modern era: 405 (PROTOCOL.md §2.3).
+fn is_modern_get_or_delete(headers: &HeaderMap) -> bool {
+    header_str(headers, SESSION_HEADER).is_none()
+        && header_str(headers, VERSION_HEADER).is_some_and(era::is_modern)
 }

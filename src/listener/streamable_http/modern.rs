@@ -1,0 +1,103 @@
+//! 2026-07-28 requests on the Streamable HTTP front (PROTOCOL.md §2.3).
+//!
+//! Stateless: no session is minted or read, one message per POST, headers checked against the
+//! body (`era/modern.rs`) before anything reaches a child. A notification is forwarded and
+//! answered 202. A request's answer is held briefly: when the final answer comes first it is
+//! sent as JSON, with 404 for an unknown method and 400 for the modern request errors, so a
+//! client can tell them from transport errors; otherwise it streams as SSE (notifications
+//! about the request, then the answer). Closing the connection before the answer cancels the
+//! request at the child. The pool and era probe are `relay/modern.rs`.
+
+use std::sync::Arc;
+
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use super::{sse, Attach};
+use crate::era;
+use crate::error::Error;
+use crate::jsonrpc::{Frame, Kind};
+use crate::relay::modern::CancelOnDrop;
+use crate::relay::stream::Stream;
+use crate::relay::Relay;
+
+/// Handles one modern POST.
+pub(super) async fn post(
+    relay: &Arc<Relay>,
+    headers: &HeaderMap,
+    frames: Vec<Frame>,
+    batch: bool,
+) -> Result<Response, Error> {
+    let (false, Some(frame)) = (batch, frames.first()) else {
+        return Err(Error::InvalidRequest("batch_not_allowed"));
+    };
+    let pool = relay.modern_pool().await?;
+    {
+        let tools = pool.tools();
+        era::modern::validate(headers, frame, &tools).map_err(Error::Modern)?;
+    }
+    match frame.kind() {
+        Kind::Response => Err(Error::UnexpectedResponse),
+        Kind::Notification => {
+            pool.upstream().await?.forward_raw(frame);
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        Kind::Request => {
+            let up = pool.upstream().await?;
+            let stream = Stream::new(1, false, relay.config().buffer);
+            let relay_id = up.forward_request(None, frame, &stream)?;
+            let guard = CancelOnDrop::new(up, relay_id, stream.clone());
+            Ok(respond(relay, stream, guard).await)
+        }
+    }
+}
+
+/// JSON when the final answer comes first (within `--json-hold`), SSE otherwise.
+async fn respond(relay: &Relay, stream: Arc<Stream>, guard: CancelOnDrop) -> Response {
+    let (mut rx, _) = stream.attach(None);
+    let first = match tokio::time::timeout(relay.config().json_hold, rx.recv()).await {
+        Ok(Some(out)) if out.last => {
+            drop(guard);
+            let status = status_of(&out.data);
+            return (
+                status,
+                [(header::CONTENT_TYPE, "application/json")],
+                out.data,
+            )
+                .into_response();
+        }
+        Ok(out) => out,
+        Err(_) => None,
+    };
+    let attach = Attach {
+        rx,
+        after: 0,
+        first,
+        new_session: false,
+        poll: false,
+        prime: false,
+        guard: Some(guard),
+    };
+    sse(relay, None, &stream, attach)
+}
+
+/// 404 for -32601, 400 for the modern request errors, else 200.
+fn status_of(answer: &[u8]) -> StatusCode {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Option<Code>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    let code = serde_json::from_slice::<Envelope>(answer)
+        .ok()
+        .and_then(|e| e.error)
+        .map(|e| e.code);
+    match code {
+        Some(-32601) => StatusCode::NOT_FOUND,
+        Some(-32022..=-32020) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}

@@ -1,0 +1,198 @@
+//! The modern (2026-07-28) side of the core: stateless requests on a pool of shared children.
+//!
+//! Whether the wrapped server is modern is learnt once (PROTOCOL.md §1): `--child-era modern`
+//! says so, `legacy` says not, and `auto` (the default) probes on the first modern request
+//! with `server/discover` carrying modern `_meta`. A result or a modern error (-32020..-32022)
+//! means modern; anything else, or no answer within 10 s, means legacy, and modern requests
+//! then get the 400 that lets dual-era clients fall back to `initialize`. A modern child gets
+//! its own pool of `--children N` uninitialized processes (a dual-era process that saw
+//! `initialize` is legacy for good), and each request goes to the ready one with the fewest
+//! requests in flight. The relay also lists the child's tools once to learn which arguments
+//! are mirrored in `Mcp-Param-*` headers. Header validation is `era/modern.rs`; HTTP is the
+//! listener's.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use tokio::sync::OnceCell;
+use tracing::{info, warn};
+
+use crate::config::{ChildEra, ServeConfig};
+use crate::era::modern::ToolHeaders;
+use crate::era::{FIRST_MODERN, MODERN_META_KEY};
+use crate::error::Error;
+use crate::jsonrpc::Frame;
+use crate::upstream::supervisor::{Pool, SlotSpec};
+use crate::upstream::{Counters, Upstream};
+
+const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The modern pool, once the child's era is known.
+#[derive(Debug, Default)]
+pub struct Modern {
+    state: OnceCell<Option<Arc<ModernPool>>>,
+}
+
+/// Children serving modern requests, and what the relay learnt about their tools.
+#[derive(Debug)]
+pub struct ModernPool {
+    pool: Pool,
+    tools: RwLock<ToolHeaders>,
+}
+
+impl ModernPool {
+    /// A child for one request.
+    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+        self.pool.pick_for_request().await
+    }
+
+    /// Which tool arguments are mirrored in which `Mcp-Param-*` headers.
+    pub fn tools(&self) -> std::sync::RwLockReadGuard<'_, ToolHeaders> {
+        self.tools.read().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Modern {
+    /// The modern pool; `ModernToLegacy` when the child is (or was found) legacy.
+    pub async fn pool(
+        &self,
+        cfg: &ServeConfig,
+        counters: &Arc<Counters>,
+    ) -> Result<Arc<ModernPool>, Error> {
+        if cfg.child_era == ChildEra::Legacy {
+            return Err(Error::ModernToLegacy);
+        }
+        let found = self.state.get_or_try_init(|| detect(cfg, counters)).await?;
+        found.clone().ok_or(Error::ModernToLegacy)
+    }
+
+    /// The pool if one was started (for shutdown and health).
+    pub fn started(&self) -> Option<&Pool> {
+        self.state.get().and_then(|p| p.as_ref()).map(|p| &p.pool)
+    }
+}
+
+/// Starts the pool and probes its first child; a legacy answer stops it again.
+async fn detect(
+    cfg: &ServeConfig,
+    counters: &Arc<Counters>,
+) -> Result<Option<Arc<ModernPool>>, Error> {
+    let spec = SlotSpec {
+        child: cfg.child.clone(),
+        limits: cfg.upstream,
+        initialize: false,
+    };
+    let pool = Pool::start(cfg.children, &spec, counters);
+    let up = match pool.pick_for_request().await {
+        Ok(up) => up,
+        Err(e) => {
+            pool.stop();
+            return Err(e);
+        }
+    };
+    let modern = cfg.child_era == ChildEra::Modern || probe(&up).await;
+    if !modern {
+        info!("the child is legacy: modern requests are refused so clients fall back");
+        pool.stop();
+        pool.wait().await;
+        return Ok(None);
+    }
+    info!(
+        children = cfg.children,
+        "the child is modern: serving 2026-07-28 requests"
+    );
+    let mut tools = ToolHeaders::default();
+    if let Some(result) = list_tools(&up).await {
+        tools.learn(&result);
+    }
+    Ok(Some(Arc::new(ModernPool {
+        pool,
+        tools: RwLock::new(tools),
+    })))
+}
+
+/// The `_meta` the relay sends on its own modern requests.
+fn meta() -> serde_json::Value {
+    serde_json::json!({
+        MODERN_META_KEY: FIRST_MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {
+            "name": "mcp-relay", "version": env!("CARGO_PKG_VERSION")
+        }
+    })
+}
+
+/// `server/discover`: a result or a modern error means modern (PROTOCOL.md §1).
+async fn probe(up: &Upstream) -> bool {
+    let params = serde_json::json!({ "_meta": meta() }).to_string();
+    let Ok(answer) = up.call("server/discover", &params) else {
+        return false;
+    };
+    match tokio::time::timeout(PROBE_TIMEOUT, answer).await {
+        Ok(Ok(Ok(frame))) => frame.result().is_some() || is_modern_error(&frame),
+        Ok(_) => false,
+        Err(_) => {
+            warn!("server/discover probe timed out: treating the child as legacy");
+            false
+        }
+    }
+}
+
+fn is_modern_error(frame: &Frame) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Envelope {
+        error: Option<Code>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    serde_json::from_slice::<Envelope>(frame.bytes())
+        .ok()
+        .and_then(|e| e.error)
+        .is_some_and(|e| (-32022..=-32020).contains(&e.code))
+}
+
+/// The child's `tools/list` result (first page), for the `Mcp-Param-*` mapping.
+async fn list_tools(up: &Upstream) -> Option<String> {
+    let params = serde_json::json!({ "_meta": meta() }).to_string();
+    let answer = up.call("tools/list", &params).ok()?;
+    let frame = tokio::time::timeout(PROBE_TIMEOUT, answer)
+        .await
+        .ok()?
+        .ok()?
+        .ok()?;
+    frame.result().map(str::to_owned)
+}
+
+/// Cancels a stateless request when its response stream goes away before the answer
+/// (2026-07-28: closing the stream is the cancellation); the child gets
+/// `notifications/cancelled`.
+#[derive(Debug)]
+pub struct CancelOnDrop {
+    up: Arc<Upstream>,
+    relay_id: u64,
+    stream: Arc<crate::relay::stream::Stream>,
+}
+
+impl CancelOnDrop {
+    pub fn new(
+        up: Arc<Upstream>,
+        relay_id: u64,
+        stream: Arc<crate::relay::stream::Stream>,
+    ) -> CancelOnDrop {
+        CancelOnDrop {
+            up,
+            relay_id,
+            stream,
+        }
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if !self.stream.is_done() {
+            self.up.cancel(self.relay_id, "client closed the stream");
+        }
+    }
+}
