@@ -2,7 +2,7 @@
 # Run the official MCP conformance suite (server mode, pinned @modelcontextprotocol/conformance
 # from tests/interop/package-lock.json) against
 #
-#   mcp-relay serve --listen 127.0.0.1:0 --sse-close-after 1s -- mcp-relay-fixture conformance
+#   mcp-relay serve --listen 127.0.0.1:0 --sse-close-after 1s -- mcp-relay-fixture conformance --era dual
 #
 # Usage: tests/conformance/run.sh [--spec-version 2025-11-25] [--scenario NAME] [-- extra CLI args]
 #
@@ -89,7 +89,7 @@ trap 'exit 143' TERM
 
 # shellcheck disable=SC2206 # word splitting of the extra flags is intended
 RELAY_ARGS=(serve --listen 127.0.0.1:0 --sse-close-after "$SSE_CLOSE_AFTER" ${RELAY_EXTRA_ARGS:-}
-            -- "$FIXTURE" conformance)
+            -- "$FIXTURE" conformance --era dual)
 say "starting: $RELAY ${RELAY_ARGS[*]}"
 printf '$ %s %s\n' "$RELAY" "${RELAY_ARGS[*]}" >"$RELAY_LOG"
 NO_COLOR=1 setsid "$RELAY" "${RELAY_ARGS[@]}" </dev/null >>"$RELAY_LOG" 2>&1 &
