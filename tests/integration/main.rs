@@ -13,6 +13,7 @@ mod support;
 
 mod child;
 mod cli;
+mod modern;
 mod scale;
 mod shared;
 mod streamable_http;
