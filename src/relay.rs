@@ -312,6 +312,12 @@ impl Relay {
                 up.fail_pending(Some(&s), &Error::ShuttingDown);
             }
         }
+        let modern = self.modern.started().map(|p| p.slots().to_vec());
+        for slot in modern.unwrap_or_default() {
+            if let Some(up) = slot.current() {
+                up.fail_pending(None, &Error::ShuttingDown);
+            }
+        }
     }
 
     /// Ends every session and waits until every child is reaped.
