@@ -167,10 +167,15 @@ impl Relay {
         Ok((session, stream))
     }
 
-    /// The pool serving stateless 2026-07-28 requests; `ModernToLegacy` for a legacy child.
+    /// The pool serving stateless 2026-07-28 requests; `ModernToLegacy` for a legacy child,
+    /// and in per-identity mode (one shared pool would mix identities; clients fall back to
+    /// legacy sessions, which get their identity's child).
     pub async fn modern_pool(&self) -> Result<Arc<modern::ModernPool>, Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
+        }
+        if self.cfg.session_mode == crate::config::SessionMode::PerIdentity {
+            return Err(Error::ModernToLegacy);
         }
         self.modern.pool(&self.cfg, &self.counters).await
     }

@@ -475,6 +475,22 @@ async fn per_identity_children_keep_each_identity_apart() {
         .post(init_request(json!(1), "2025-11-25"))
         .await;
     assert_eq!(r.json()["error"]["data"]["reason"], "bad_identity");
+    // Modern requests would share one pool across identities: they get the fallback 400.
+    let r = as_user("alice")
+        .post_builder()
+        .header("mcp-protocol-version", "2026-07-28")
+        .header("mcp-method", "server/discover")
+        .body(
+            json!({"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{
+                "io.modelcontextprotocol/protocolVersion":"2026-07-28",
+                "io.modelcontextprotocol/clientCapabilities":{}}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(relay.children().len(), 2);
 }
 
 #[tokio::test]
@@ -496,4 +512,30 @@ async fn per_identity_env_templates_may_not_target_loader_variables() {
     assert_eq!(out.status.code(), Some(64));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("LD_PRELOAD"), "{err}");
+}
+
+#[tokio::test]
+async fn per_identity_child_stops_after_its_last_session_has_been_gone_for_the_ttl() {
+    let relay = Relay::start(
+        &[
+            "--session-mode",
+            "per-identity",
+            "--identity-header",
+            "x-user",
+            "--session-ttl",
+            "1s",
+        ],
+        &[],
+    );
+    let mut c = relay.client();
+    c.extra.push(("x-user".into(), "carol".into()));
+    c.initialize("2025-11-25").await;
+    assert_eq!(relay.children().len(), 1);
+    assert_eq!(c.delete().await, 200);
+    eventually("carol's child stopped", || relay.children().is_empty()).await;
+    // She comes back: a new child.
+    let mut again = relay.client();
+    again.extra.push(("x-user".into(), "carol".into()));
+    again.initialize("2025-11-25").await;
+    assert_eq!(relay.children().len(), 1);
 }
