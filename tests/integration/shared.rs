@@ -539,3 +539,64 @@ async fn per_identity_child_stops_after_its_last_session_has_been_gone_for_the_t
     again.initialize("2025-11-25").await;
     assert_eq!(relay.children().len(), 1);
 }
+
+#[tokio::test]
+async fn shared_child_in_flight_cap_answers_503_and_frees_up() {
+    let (relay, record) = Relay::start_recorded(
+        &["--session-mode", "shared", "--max-inflight-per-child", "2"],
+        &[],
+    );
+    let a = session(&relay).await;
+    let b = session(&relay).await;
+    let c = session(&relay).await;
+    let busy: Vec<_> = [&a, &b]
+        .into_iter()
+        .map(|s| {
+            let s = s.clone();
+            tokio::spawn(async move { s.call(json!(1), "slow", json!({"ms": 800})).await })
+        })
+        .collect();
+    wait_recorded(&record, r#""name":"slow""#, 2).await;
+    let mut refused = None;
+    for _ in 0..100 {
+        let r = c.call(json!(2), "echo", json!({"text": "x"})).await;
+        if r.status == 503 {
+            refused = Some(r);
+            break;
+        }
+    }
+    let r = refused.expect("the third call was never refused");
+    assert_eq!(r.json()["error"]["code"], -31005);
+    assert!(r.header("retry-after").is_some());
+    for t in busy {
+        assert_eq!(t.await.unwrap().messages().len(), 1);
+    }
+    let r = c.call(json!(3), "echo", json!({"text": "y"})).await;
+    assert_eq!(text_of(&r.messages()[0]), "y");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_a_session_that_stops_reading_does_not_stall_the_others() {
+    let relay = Relay::start(SHARED, &[]);
+    let stalled = session(&relay).await;
+    let other = session(&relay).await;
+    // 20,000 progress events nobody reads.
+    let res = stalled
+        .post_builder()
+        .body(
+            json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+                "name":"progress","arguments":{"steps":20000,"interval_ms":0},
+                "_meta":{"progressToken":1}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    for i in 0..50 {
+        let started = std::time::Instant::now();
+        let r = other.call(json!(i), "echo", json!({"text": "ok"})).await;
+        assert_eq!(text_of(&r.messages()[0]), "ok");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    }
+    drop(res);
+}
