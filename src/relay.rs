@@ -56,6 +56,7 @@ impl Relay {
     /// Builds the core; in shared mode this starts the pool (needs a Tokio runtime).
     pub fn new(cfg: Arc<ServeConfig>) -> Arc<Relay> {
         let counters = Arc::new(Counters::default());
+        tokio::spawn(crate::upstream::expire_all(counters.clone()));
         Arc::new(Relay {
             children: Children::start(&cfg, &counters),
             modern: modern::Modern::default(),

@@ -49,11 +49,13 @@ pub struct Limits {
 /// How long a `subscriptions/listen` may stay open (no request timeout applies to it).
 const LISTEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 
-/// Relay-wide counters every child reports into.
+/// Relay-wide counters every child reports into, and the children the one timeout sweeper
+/// ([`expire_all`]) visits.
 #[derive(Debug, Default)]
 pub struct Counters {
     pub children: AtomicUsize,
     pub dropped_lines: AtomicU64,
+    live: Mutex<Vec<Weak<Upstream>>>,
 }
 
 /// What the relay gets back for a request it sent itself.
@@ -174,7 +176,11 @@ impl Upstream {
             counters,
         });
         tokio::spawn(route(up.clone(), events));
-        tokio::spawn(expire(Arc::downgrade(&up)));
+        up.counters
+            .live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Arc::downgrade(&up));
         Ok(up)
     }
 
@@ -714,15 +720,21 @@ async fn route(up: Arc<Upstream>, mut output: ChildOutput) {
     up.counters.children.fetch_sub(1, Ordering::Relaxed);
 }
 
-async fn expire(up: Weak<Upstream>) {
+/// The relay's one timeout sweeper: every 250 ms, overdue requests of every live child get
+/// -31008 and the child a `notifications/cancelled`. One task, however many children.
+pub async fn expire_all(counters: Arc<Counters>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let Some(up) = up.upgrade() else { return };
-        if !up.is_alive() {
-            return;
+        let live: Vec<Arc<Upstream>> = {
+            let mut list = counters.live.lock().unwrap_or_else(|e| e.into_inner());
+            list.retain(|w| w.upgrade().is_some_and(|u| u.is_alive()));
+            list.iter().filter_map(Weak::upgrade).collect()
+        };
+        for up in live {
+            up.expire_overdue();
         }
-        up.expire_overdue();
     }
 }
 
