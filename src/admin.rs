@@ -1,8 +1,9 @@
 //! `/health` and `/ready`.
 //!
-//! `/health` always answers 200 with the relay's state (status, active sessions, children
-//! alive, invalid child stdout lines dropped by live sessions' children, uptime). `/ready` answers 200 once the wrapped command is known to be spawnable
-//! (resolved at startup, and the last spawn did not fail) and 503 while draining.
+//! `/health` always answers 200 with the relay's state (status, session mode, active sessions,
+//! children alive, invalid child stdout lines dropped, uptime). `/ready` answers 200 once the
+//! wrapped command is known to be spawnable (resolved at startup, the last spawn did not fail,
+//! no shared child's circuit is open) and 503 otherwise and while draining.
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::relay::Relay;
 pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
     Json(json!({
         "status": if relay.is_draining() { "draining" } else { "ok" },
+        "session_mode": relay.session_mode_name(),
         "sessions": relay.sessions_active(),
         "children": relay.children_alive(),
         "child_lines_dropped": relay.dropped_lines(),

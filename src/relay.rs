@@ -73,6 +73,15 @@ impl Relay {
         &self.cfg
     }
 
+    /// `per-session`, `shared` or `per-identity`.
+    pub fn session_mode_name(&self) -> &'static str {
+        match self.cfg.session_mode {
+            crate::config::SessionMode::PerSession => "per-session",
+            crate::config::SessionMode::Shared => "shared",
+            crate::config::SessionMode::PerIdentity => "per-identity",
+        }
+    }
+
     pub fn sessions_active(&self) -> usize {
         self.sessions.count()
     }

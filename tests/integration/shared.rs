@@ -79,6 +79,7 @@ async fn b5_hundred_sessions_with_colliding_ids_tokens_and_cancels_share_one_chi
     assert_eq!(kinds["cancelled"], 100 * 20, "{kinds:?}");
     assert_eq!(relay.children().len(), 1);
     assert_eq!(relay.health().await["children"], 1);
+    assert_eq!(relay.health().await["session_mode"], "shared");
 }
 
 /// One call of session `s` with id `i` (odd ids as strings): an echo, a progress call whose
