@@ -421,3 +421,19 @@ pub fn error_response(
 
 #[cfg(test)]
 mod tests;
+
+/// `error.code` of an error response (only read where a status or era depends on it).
+pub fn error_code(message: &[u8]) -> Option<i64> {
+    #[derive(Deserialize)]
+    struct Envelope {
+        error: Option<Code>,
+    }
+    #[derive(Deserialize)]
+    struct Code {
+        code: i64,
+    }
+    serde_json::from_slice::<Envelope>(message)
+        .ok()?
+        .error
+        .map(|e| e.code)
+}

@@ -139,18 +139,7 @@ async fn probe(up: &Upstream) -> bool {
 }
 
 fn is_modern_error(frame: &Frame) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Option<Code>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Code {
-        code: i64,
-    }
-    serde_json::from_slice::<Envelope>(frame.bytes())
-        .ok()
-        .and_then(|e| e.error)
-        .is_some_and(|e| (-32022..=-32020).contains(&e.code))
+    crate::jsonrpc::error_code(frame.bytes()).is_some_and(|c| (-32022..=-32020).contains(&c))
 }
 
 /// The child's `tools/list` result (first page), for the `Mcp-Param-*` mapping.

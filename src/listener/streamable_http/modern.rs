@@ -83,18 +83,7 @@ async fn respond(relay: &Relay, stream: Arc<Stream>, guard: CancelOnDrop) -> Res
 
 /// 404 for -32601, 400 for the modern request errors, else 200.
 fn status_of(answer: &[u8]) -> StatusCode {
-    #[derive(serde::Deserialize)]
-    struct Envelope {
-        error: Option<Code>,
-    }
-    #[derive(serde::Deserialize)]
-    struct Code {
-        code: i64,
-    }
-    let code = serde_json::from_slice::<Envelope>(answer)
-        .ok()
-        .and_then(|e| e.error)
-        .map(|e| e.code);
+    let code = crate::jsonrpc::error_code(answer);
     match code {
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(-32022..=-32020) => StatusCode::BAD_REQUEST,
