@@ -2,7 +2,8 @@
 //! (it does not link the `mcp_relay` library). This file owns the CLI and process-level
 //! behaviours (`--ignore-sigterm`, `--grandchild`); the stdio session is in `fixture/server.rs`,
 //! framing and the stdout writer in `fixture/wire.rs`, the modes in `fixture/echo.rs` and
-//! `fixture/conformance.rs` (+ `fixture/conformance_data.rs`).
+//! `fixture/conformance.rs` (+ `fixture/conformance_data.rs`; its 2026-07-28 side in
+//! `fixture/modern.rs`, `fixture/modern_data.rs` and `fixture/mrtr.rs`).
 //!
 //! Wire rules: newline-delimited JSON-RPC 2.0 on stdin/stdout, one compact object per line,
 //! stdout flushed after every line, logs on stderr only; requests run concurrently; every
@@ -24,6 +25,12 @@ mod conformance_data;
 mod echo;
 #[path = "fixture/era.rs"]
 mod era;
+#[path = "fixture/modern.rs"]
+mod modern;
+#[path = "fixture/modern_data.rs"]
+mod modern_data;
+#[path = "fixture/mrtr.rs"]
+mod mrtr;
 #[path = "fixture/server.rs"]
 mod server;
 #[path = "fixture/wire.rs"]
