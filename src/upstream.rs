@@ -87,6 +87,8 @@ struct Pending {
     to: Target,
     token: Option<u64>,
     initialize: bool,
+    /// A modern `subscriptions/listen`: open until cancelled, never "the request in flight".
+    listen: bool,
     deadline: Instant,
     hard_deadline: Instant,
 }
@@ -243,7 +245,8 @@ impl Upstream {
         let bytes = frame.splice(&mut edits);
         let now = Instant::now();
         // A modern subscription stream lives until the client closes it.
-        let (deadline, hard_deadline) = if frame.method() == Some("subscriptions/listen") {
+        let listen = frame.method() == Some("subscriptions/listen");
+        let (deadline, hard_deadline) = if listen {
             let never = now + LISTEN_LIFETIME;
             (never, never)
         } else {
@@ -262,6 +265,7 @@ impl Upstream {
                 },
                 token,
                 initialize: frame.method() == Some("initialize"),
+                listen,
                 deadline,
                 hard_deadline,
             },
@@ -301,6 +305,7 @@ impl Upstream {
                 to: Target::Relay(tx),
                 token: None,
                 initialize: method == "initialize",
+                listen: false,
                 deadline: now + self.limits.request_timeout,
                 hard_deadline: now + self.limits.request_timeout_max,
             },
@@ -534,7 +539,7 @@ impl Upstream {
         let related = token.and_then(|(_, id)| mux.pending.get(id));
         let claimed = related
             .or_else(|| {
-                let mut clients = mux.pending.values().filter(|p| p.is_client());
+                let mut clients = mux.pending.values().filter(|p| p.is_client() && !p.listen);
                 match (clients.next(), clients.next()) {
                     (Some(one), None) => Some(one),
                     _ => None,

@@ -314,6 +314,8 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
     keep_alive.reset();
     let state = Conn {
         rx,
+        // Event ids serve `Last-Event-ID` resumption, which the modern era removed.
+        ids: session.is_some(),
         priming,
         first,
         stop,
@@ -338,6 +340,7 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
 
 struct Conn {
     rx: mpsc::Receiver<Out>,
+    ids: bool,
     priming: Option<Bytes>,
     first: Option<Out>,
     stop: CancellationToken,
@@ -354,7 +357,7 @@ async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
         return Some((Ok(p), c));
     }
     if let Some(out) = c.first.take() {
-        return Some((Ok(event(&out)), c));
+        return Some((Ok(event(&out, c.ids)), c));
     }
     let close = async {
         match c.close_at {
@@ -363,19 +366,23 @@ async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
         }
     };
     tokio::select! {
-        out = c.rx.recv() => out.map(|o| (Ok(event(&o)), c)),
+        out = c.rx.recv() => out.map(|o| (Ok(event(&o, c.ids)), c)),
         _ = c.keep_alive.tick() => Some((Ok(Bytes::from_static(b":\n\n")), c)),
         () = close => None,
         () = c.stop.cancelled() => None,
     }
 }
 
-/// One SSE event; `data` is compact JSON on one line (guaranteed by `jsonrpc`).
-fn event(out: &Out) -> Bytes {
+/// One SSE event, with its id unless `ids` is off; `data` is compact JSON on one line
+/// (guaranteed by `jsonrpc`).
+fn event(out: &Out, ids: bool) -> Bytes {
     let mut b = bytes::BytesMut::with_capacity(out.data.len() + out.id.len() + 16);
-    b.extend_from_slice(b"id: ");
-    b.extend_from_slice(out.id.as_bytes());
-    b.extend_from_slice(b"\ndata: ");
+    if ids {
+        b.extend_from_slice(b"id: ");
+        b.extend_from_slice(out.id.as_bytes());
+        b.extend_from_slice(b"\n");
+    }
+    b.extend_from_slice(b"data: ");
     b.extend_from_slice(&out.data);
     b.extend_from_slice(b"\n\n");
     b.freeze()

@@ -221,3 +221,68 @@ async fn child_era_legacy_refuses_modern_requests_without_probing() {
         .unwrap_or_default()
         .is_empty());
 }
+
+#[tokio::test]
+async fn modern_listen_stream_gets_its_notifications_and_other_calls_keep_their_logs() {
+    use eventsource_stream::Eventsource;
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--",
+        crate::support::FIXTURE,
+        "conformance",
+        "--era",
+        "dual",
+    ]);
+    let c = relay.client();
+    let listen = json!({"jsonrpc":"2.0","id":"sub-A","method":"subscriptions/listen","params":{
+        "notifications":{"toolsListChanged":true},"_meta":meta()}});
+    let res = modern(&c, &listen).send().await.unwrap();
+    assert_eq!(res.headers()["content-type"], "text/event-stream");
+    let mut events = Box::pin(res.bytes_stream().eventsource());
+    let ack = crate::support::wait_event(&mut events, |_| true).await;
+    assert_eq!(
+        ack["method"], "notifications/subscriptions/acknowledged",
+        "{ack}"
+    );
+    assert_eq!(
+        ack["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-A"
+    );
+    // A call's log messages still reach its own stream while the listen is open.
+    let mut m = meta();
+    m["io.modelcontextprotocol/logLevel"] = json!("debug");
+    let logged = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+        "params":{"name":"test_logging_tool","arguments":{},"_meta":m}});
+    let r = read_reply(modern(&c, &logged).send().await.unwrap()).await;
+    let msgs = r.messages();
+    let logs = msgs
+        .iter()
+        .filter(|v| v["method"] == "notifications/message")
+        .count();
+    assert!(logs >= 1, "no log messages: {msgs:?}");
+    assert_eq!(msgs.last().unwrap()["id"], 2);
+    // A tool change reaches the listen stream, tagged with the client's own listen id.
+    let trigger = call(json!(3), "test_trigger_tool_change", json!({}));
+    let r = read_reply(modern(&c, &trigger).send().await.unwrap()).await;
+    assert_eq!(r.status, 200);
+    let changed = crate::support::wait_event(&mut events, |v| {
+        v["method"] == "notifications/tools/list_changed"
+    })
+    .await;
+    assert_eq!(
+        changed["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-A"
+    );
+    // Modern streams carry no event ids (nothing to resume).
+    let raw = modern(&c, &call(json!(4), "test_simple_text", json!({})))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!raw.contains("id: "), "{raw}");
+    drop(events);
+}
