@@ -9,6 +9,8 @@
 #   6 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
 #   7 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
 #   8 conformance-shared  the same with --session-mode shared (one child for every session)
+#   9 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
+#  10 conformance-modern-shared  the same with --session-mode shared
 #
 # Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
 # also saved to results/test-all/<step>.log. The last line printed is a summary of the form
@@ -129,6 +131,11 @@ run_step conformance count_conformance "MCP conformance suite, server mode, spec
 run_step conformance-shared count_conformance "MCP conformance suite, spec 2025-11-25, --session-mode shared" -- \
     env RELAY_EXTRA_ARGS="--session-mode shared" CONFORMANCE_LABEL=shared \
     "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
+run_step conformance-modern count_conformance "MCP conformance suite, server mode, spec 2026-07-28" -- \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
+run_step conformance-modern-shared count_conformance "MCP conformance suite, spec 2026-07-28, --session-mode shared" -- \
+    env RELAY_EXTRA_ARGS="--session-mode shared" CONFORMANCE_LABEL=shared \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
 
 summary OK
 exit 0
