@@ -156,7 +156,8 @@ impl Error {
         self.message(Some(id))
     }
 
-    fn message(&self, id: Option<&RawId>) -> Bytes {
+    /// The JSON-RPC error message, echoing `id` when known (omitted otherwise).
+    pub fn message(&self, id: Option<&RawId>) -> Bytes {
         let w = self.wire();
         let mut data = match self {
             Error::Modern(r) => r.data(),

@@ -1,4 +1,6 @@
 //! Front transports. Each file translates one framing to and from `jsonrpc::Frame` and calls
-//! the relay core; none holds policy or session logic. Today: `streamable_http`.
+//! the relay core; none holds policy or session logic. `streamable_http` is session-per-id
+//! over HTTP; the connection-oriented fronts share `duplex` (one connection, one session).
 
+pub mod duplex;
 pub mod streamable_http;

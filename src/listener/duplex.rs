@@ -1,0 +1,126 @@
+//! One connection, one session: the driver shared by the message-oriented fronts (WebSocket,
+//! TCP, the stdio front and legacy HTTP+SSE).
+//!
+//! A transport hands each incoming message's bytes to [`Duplex::handle`] and writes whatever
+//! arrives on the outgoing channel, one message at a time. The first message must be
+//! `initialize`: it opens a relay session (`Relay::open`, any `--session-mode`). Later messages
+//! are submitted to that session; the answers of every request, and the session's standalone
+//! stream (server→client requests and notifications no request claims), are pumped into the
+//! same outgoing channel. Errors the relay makes travel as JSON-RPC error messages on it too.
+//! Closing the connection ends the session. Framing stays in each transport's file.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use crate::error::Error;
+use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
+use crate::relay::stream::Stream;
+use crate::relay::{Posted, Relay};
+use crate::session::Session;
+
+/// Messages queued towards one connection before its pumps wait for the writer.
+pub const OUT_QUEUE: usize = 1024;
+
+/// The session state of one connection.
+#[derive(Debug)]
+pub struct Duplex {
+    relay: Arc<Relay>,
+    out: mpsc::Sender<Bytes>,
+    identity: Option<String>,
+    session: Option<Arc<Session>>,
+}
+
+impl Duplex {
+    /// A driver writing to `out`; `identity` as the listener established it.
+    pub fn new(relay: Arc<Relay>, out: mpsc::Sender<Bytes>, identity: Option<String>) -> Duplex {
+        Duplex {
+            relay,
+            out,
+            identity,
+            session: None,
+        }
+    }
+
+    /// The session, once `initialize` opened one.
+    pub fn session(&self) -> Option<&Arc<Session>> {
+        self.session.as_ref()
+    }
+
+    /// Handles one incoming message; refusals are written to the connection as errors.
+    pub async fn handle(&mut self, bytes: Bytes) {
+        let (frames, batch) = match Message::parse(bytes) {
+            Ok(Message::Single(f)) => (vec![f], false),
+            Ok(Message::Batch(v)) => (v, true),
+            Err(e) => return self.refuse(&Error::from(e), None).await,
+        };
+        let id = match frames.as_slice() {
+            [one] if one.kind() == Kind::Request => one.id(),
+            _ => None,
+        };
+        if let Err(e) = self.dispatch(frames, batch).await {
+            self.refuse(&e, id.as_ref()).await;
+        }
+    }
+
+    async fn dispatch(&mut self, frames: Vec<Frame>, batch: bool) -> Result<(), Error> {
+        if frames.len() > MAX_BATCH {
+            return Err(Error::InvalidRequest("batch_too_large"));
+        }
+        let init = frames
+            .iter()
+            .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
+        match (&self.session, init) {
+            (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
+            (None, Some(_)) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
+            (None, Some(init)) => {
+                let (session, stream) = self.relay.open(init, self.identity.as_deref())?;
+                self.pump(stream);
+                self.pump(session.standalone());
+                self.session = Some(session);
+                Ok(())
+            }
+            (None, None) => Err(Error::InvalidRequest("not_initialized")),
+            (Some(session), None) => {
+                if batch && !crate::era::batches_allowed(session.effective_version()) {
+                    return Err(Error::InvalidRequest("batch_not_allowed"));
+                }
+                let session = session.clone();
+                match self.relay.submit(&session, &frames).await? {
+                    Posted::Accepted => Ok(()),
+                    Posted::Stream(stream) => {
+                        self.pump(stream);
+                        Ok(())
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies a stream's messages to the connection until the stream ends.
+    fn pump(&self, stream: Arc<Stream>) {
+        let out = self.out.clone();
+        let (mut rx, _) = stream.attach(None);
+        tokio::spawn(async move {
+            while let Some(msg) = rx.recv().await {
+                if out.send(msg.data).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+
+    async fn refuse(&self, e: &Error, id: Option<&RawId>) {
+        debug!(error = %e, "message refused");
+        let _ = self.out.send(e.message(id)).await;
+    }
+
+    /// The connection is gone: its session ends (pending requests fail, its child stops).
+    pub fn close(self) {
+        if let Some(s) = &self.session {
+            self.relay.close(s);
+        }
+    }
+}
