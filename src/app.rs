@@ -1,4 +1,5 @@
-//! `serve`: binds the listener, runs the relay, and shuts down in order.
+//! `serve`: binds the listeners (HTTP with Streamable HTTP, WebSocket and legacy SSE; TCP when
+//! asked), runs the relay, and shuts down in order.
 //!
 //! Shutdown on SIGTERM/SIGINT: stop accepting and refuse new work (503), end standalone
 //! streams, let in-flight requests finish within the grace period, then fail what is left
@@ -15,13 +16,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::ServeConfig;
-use crate::listener::streamable_http;
+use crate::listener::{streamable_http, tcp};
 use crate::relay::Relay;
 
 /// A bound, not yet running relay; `addr` is the real address (useful with port 0).
 pub struct Bound {
     pub addr: SocketAddr,
     listener: TcpListener,
+    tcp: Option<TcpListener>,
     relay: Arc<Relay>,
 }
 
@@ -31,14 +33,27 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let tcp = match cfg.tcp_listen {
+        Some(at) => Some(
+            TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on {at} (--tcp-listen)"))?,
+        ),
+        None => None,
+    };
     info!(
         transport = "streamable_http",
         url = %format!("http://{addr}{}", cfg.path),
         "listening"
     );
+    info!(transport = "websocket", url = %format!("ws://{addr}{}", cfg.ws_path), "listening");
+    if let Some(t) = &tcp {
+        info!(transport = "tcp", url = %format!("tcp://{}", t.local_addr()?), "listening");
+    }
     Ok(Bound {
         addr,
         listener,
+        tcp,
         relay: Relay::new(Arc::new(cfg)),
     })
 }
@@ -53,6 +68,9 @@ impl Bound {
         let relay = self.relay;
         tokio::spawn(relay.clone().sweep());
         let stop_accepting = CancellationToken::new();
+        if let Some(tcp) = self.tcp {
+            tokio::spawn(tcp::serve(relay.clone(), tcp, stop_accepting.clone()));
+        }
         let router = streamable_http::router(relay.clone());
         // No Nagle delay: SSE events are small writes that must leave at once.
         let listener = self.listener.tap_io(|tcp| {
@@ -96,6 +114,23 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         trigger.cancel();
     });
     bound.run(shutdown).await
+}
+
+/// `mcp-relay stdio`: one session on the relay's own stdin/stdout, until stdin ends or a
+/// signal arrives; then the child is stopped in order.
+pub async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
+    let relay = Relay::new(Arc::new(cfg));
+    tokio::spawn(relay.clone().sweep());
+    let stop = CancellationToken::new();
+    let trigger = stop.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        trigger.cancel();
+    });
+    crate::listener::stdio::run(relay.clone(), stop).await;
+    relay.start_drain();
+    relay.stop_all().await;
+    Ok(())
 }
 
 async fn wait_for_signal() {

@@ -37,8 +37,13 @@ pub enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run a stdio MCP server command and serve it over Streamable HTTP.
+    /// Run a stdio MCP server command and serve it over Streamable HTTP (plus WebSocket,
+    /// legacy SSE and, with --tcp-listen, TCP).
     Serve(ServeArgs),
+    /// Run a stdio MCP server command behind the relay's core, on the relay's own stdin/stdout
+    /// (one session; for local hosts and SSH forced commands). Takes `serve`'s child, session
+    /// and limit flags; its listener flags are ignored.
+    Stdio(ServeArgs),
 }
 
 #[derive(Debug, Args)]
@@ -49,6 +54,25 @@ pub struct ServeArgs {
     /// Path of the MCP endpoint.
     #[arg(long, default_value = "/mcp")]
     pub path: String,
+    /// Also serve newline-delimited JSON-RPC over TCP on this address (one session per
+    /// connection).
+    #[arg(long, value_name = "ADDR")]
+    pub tcp_listen: Option<SocketAddr>,
+    /// Longest line on the TCP front; a longer one closes the connection with -31009.
+    #[arg(long, default_value = "4MiB", value_parser = size)]
+    pub tcp_max_line: u64,
+    /// A TCP connection silent this long is closed.
+    #[arg(long, default_value = "5m", value_parser = duration)]
+    pub tcp_idle: Duration,
+    /// Path of the WebSocket front (subprotocol `mcp`, one message per text frame).
+    #[arg(long, default_value = "/ws")]
+    pub ws_path: String,
+    /// Largest WebSocket message; larger ones close the connection with 1009.
+    #[arg(long, default_value = "4MiB", value_parser = size)]
+    pub ws_max_message: u64,
+    /// Largest WebSocket frame.
+    #[arg(long, default_value = "1MiB", value_parser = size)]
+    pub ws_max_frame: u64,
     /// Host name clients may use in `Host` (repeatable; `name` or `name:port`). Loopback names
     /// are always allowed on a loopback bind.
     #[arg(long = "allowed-host", value_name = "HOST")]
@@ -166,6 +190,12 @@ impl ServeArgs {
         if !self.path.starts_with('/') {
             errors.push(format!("--path `{}` must start with /", self.path));
         }
+        if !self.ws_path.starts_with('/') || self.ws_path == self.path {
+            errors.push(format!(
+                "--ws-path `{}` must start with / and differ from --path",
+                self.ws_path
+            ));
+        }
         let origin = config::origin_guard(&self.listen, &self.allowed_hosts, &self.allowed_origins)
             .map_err(|e| errors.push(e))
             .ok();
@@ -206,6 +236,12 @@ impl ServeArgs {
         Ok(ServeConfig {
             listen: self.listen,
             path: self.path,
+            tcp_listen: self.tcp_listen,
+            tcp_max_line: usize::try_from(self.tcp_max_line).unwrap_or(usize::MAX),
+            tcp_idle: self.tcp_idle,
+            ws_path: self.ws_path,
+            ws_max_message: usize::try_from(self.ws_max_message).unwrap_or(usize::MAX),
+            ws_max_frame: usize::try_from(self.ws_max_frame).unwrap_or(usize::MAX),
             child: ChildSpec {
                 program,
                 args: self.command[1..].to_vec(),

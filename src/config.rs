@@ -71,6 +71,14 @@ pub fn identity_is_valid(v: &str) -> bool {
 pub struct ServeConfig {
     pub listen: SocketAddr,
     pub path: String,
+    /// The TCP front (newline-delimited JSON-RPC), when enabled.
+    pub tcp_listen: Option<SocketAddr>,
+    pub tcp_max_line: usize,
+    pub tcp_idle: Duration,
+    /// The WebSocket front's path on the HTTP listener.
+    pub ws_path: String,
+    pub ws_max_message: usize,
+    pub ws_max_frame: usize,
     pub child: ChildSpec,
     pub policy: RequestPolicy,
     pub session_mode: SessionMode,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mcp_relay::cli::{Cli, Command};
 use mcp_relay::upstream::stdio::{exec_shim, EXEC_SHIM};
-use mcp_relay::{app, telemetry};
+use mcp_relay::{app, cli, config, telemetry};
 
 const EX_USAGE: u8 = 64;
 
@@ -23,30 +23,36 @@ fn main() -> ExitCode {
     };
     telemetry::init(cli.log_format, &cli.log_level);
     match cli.command {
-        Command::Serve(args) => {
-            let cfg = match args.into_config() {
-                Ok(cfg) => cfg,
-                Err(errors) => {
-                    for e in errors {
-                        eprintln!("mcp-relay: {e}");
-                    }
-                    return ExitCode::from(EX_USAGE);
-                }
-            };
-            let runtime = match tokio::runtime::Runtime::new() {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("mcp-relay: cannot start runtime: {e}");
-                    return ExitCode::FAILURE;
-                }
-            };
-            match runtime.block_on(app::serve(cfg)) {
-                Ok(()) => ExitCode::SUCCESS,
-                Err(e) => {
-                    eprintln!("mcp-relay: {e:#}");
-                    ExitCode::FAILURE
-                }
+        Command::Serve(args) => run(args, |cfg| Box::pin(app::serve(cfg))),
+        Command::Stdio(args) => run(args, |cfg| Box::pin(app::stdio(cfg))),
+    }
+}
+
+type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
+
+/// Validates the flags (exit 64 on a usage error), then runs `job` on a fresh runtime.
+fn run(args: cli::ServeArgs, job: impl FnOnce(config::ServeConfig) -> Job) -> ExitCode {
+    let cfg = match args.into_config() {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("mcp-relay: {e}");
             }
+            return ExitCode::from(EX_USAGE);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-relay: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(job(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-relay: {e:#}");
+            ExitCode::FAILURE
         }
     }
 }

@@ -43,6 +43,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .fallback(|| async { Error::MethodNotAllowed });
     Router::new()
         .route(&path, mcp)
+        .route(&relay.config().ws_path, get(super::websocket::upgrade))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .layer(middleware::from_fn_with_state(relay.clone(), guard))

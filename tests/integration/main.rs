@@ -18,3 +18,4 @@ mod scale;
 mod shared;
 mod streamable_http;
 mod transparency;
+mod transports;

@@ -1,0 +1,105 @@
+//! The WebSocket front (`--ws-path`, default `/ws`): one JSON-RPC message per text frame, one
+//! session per connection.
+//!
+//! The upgrade passes the same Host/Origin guard as every HTTP route (cross-site WebSocket
+//! hijacking is an Origin problem) and selects the `mcp` subprotocol when offered. Messages go
+//! through the connection's [`Duplex`]. Limits: `--ws-max-message` (4 MiB) and `--ws-max-frame`
+//! (1 MiB); a ping every `--sse-keep-alive` keeps intermediaries from timing the connection
+//! out. Close codes say why: 1009 too big, 1008 a binary frame (policy: text only), 1001 the
+//! relay is shutting down, 1000 the client left.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc;
+use tracing::debug;
+
+use super::duplex::{Duplex, OUT_QUEUE};
+use crate::relay::Relay;
+
+const SUBPROTOCOL: &str = "mcp";
+const TOO_BIG: u16 = 1009;
+const POLICY: u16 = 1008;
+const GOING_AWAY: u16 = 1001;
+
+/// `GET <ws-path>` with an upgrade.
+pub async fn upgrade(State(relay): State<Arc<Relay>>, ws: WebSocketUpgrade) -> Response {
+    let cfg = relay.config();
+    ws.protocols([SUBPROTOCOL])
+        .max_message_size(cfg.ws_max_message)
+        .max_frame_size(cfg.ws_max_frame)
+        .on_upgrade(move |socket| connection(relay, socket))
+}
+
+/// Why the relay closes a connection.
+enum Close {
+    Client,
+    Code(u16, &'static str),
+}
+
+async fn connection(relay: Arc<Relay>, socket: WebSocket) {
+    let (mut sink, mut stream) = socket.split();
+    let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
+    let mut duplex = Duplex::new(relay.clone(), tx, None);
+    let draining = relay.draining().clone();
+    let mut ping = tokio::time::interval(relay.config().sse_keep_alive);
+    ping.reset();
+    let close = loop {
+        tokio::select! {
+            msg = stream.next() => match msg {
+                Some(Ok(Message::Text(text))) => {
+                    duplex.handle(Bytes::copy_from_slice(text.as_bytes())).await;
+                }
+                Some(Ok(Message::Binary(_))) => break Close::Code(POLICY, "text frames only"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | None => break Close::Client,
+                Some(Err(e)) => {
+                    debug!(error = %e, "websocket read failed");
+                    break too_big_or_gone(&e);
+                }
+            },
+            out = rx.recv() => match out {
+                Some(data) => {
+                    let text = String::from_utf8_lossy(&data).into_owned();
+                    if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
+                        break Close::Client;
+                    }
+                }
+                None => break Close::Client,
+            },
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Bytes::new())).await.is_err() {
+                    break Close::Client;
+                }
+            }
+            () = draining.cancelled() => break Close::Code(GOING_AWAY, "shutting down"),
+        }
+    };
+    duplex.close();
+    if let Close::Code(code, reason) = close {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = tokio::time::timeout(
+            Duration::from_secs(1),
+            sink.send(Message::Close(Some(frame))),
+        )
+        .await;
+    }
+}
+
+/// A capacity error closes with 1009; anything else means the connection is gone.
+fn too_big_or_gone(e: &axum::Error) -> Close {
+    let text = e.to_string();
+    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
+        Close::Code(TOO_BIG, "message too big")
+    } else {
+        Close::Client
+    }
+}
