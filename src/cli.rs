@@ -12,8 +12,10 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{self, ChildEra, ResponseMode, ServeConfig, SessionMode};
 use crate::policy::RequestPolicy;
 use crate::relay::stream::BufferLimits;
+use crate::upstream::remote::RemoteSpec;
 use crate::upstream::stdio::ChildSpec;
 use crate::upstream::Limits;
+use crate::upstream::ServerSpec;
 
 /// Put MCP servers on the network, safely.
 #[derive(Debug, Parser)]
@@ -161,8 +163,17 @@ pub struct ServeArgs {
     /// Working directory of the child.
     #[arg(long)]
     pub cwd: Option<PathBuf>,
+    /// A server already on the network to put behind the relay instead of a command:
+    /// `tcp://host:port` (newline-delimited JSON-RPC) or `ws://host:port/path`. Credentials for
+    /// it come from this configuration, never from clients.
+    #[arg(long, value_name = "URL", conflicts_with = "command")]
+    pub upstream: Option<String>,
     /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    #[arg(
+        last = true,
+        required_unless_present = "upstream",
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 
@@ -181,11 +192,18 @@ impl ServeArgs {
     pub fn into_config(self) -> Result<ServeConfig, Vec<String>> {
         let mut errors = Vec::new();
         let path_var = std::env::var("PATH").ok();
-        let program = match self.command.first() {
-            Some(p) => config::resolve_program(p, path_var.as_deref())
+        let max_line = usize::try_from(self.max_line).unwrap_or(usize::MAX);
+        let remote = match &self.upstream {
+            Some(url) => RemoteSpec::parse(url, max_line)
                 .map_err(|e| errors.push(e))
                 .ok(),
             None => None,
+        };
+        let program = match (self.command.first(), &self.upstream) {
+            (Some(p), None) => config::resolve_program(p, path_var.as_deref())
+                .map_err(|e| errors.push(e))
+                .ok(),
+            _ => None,
         };
         if !self.path.starts_with('/') {
             errors.push(format!("--path `{}` must start with /", self.path));
@@ -223,7 +241,13 @@ impl ServeArgs {
         if self.request_timeout > self.request_timeout_max {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
         }
-        let (Some(program), Some(origin), true) = (program, origin, errors.is_empty()) else {
+        let server = match (program, remote) {
+            (Some(program), None) => Some((program, None)),
+            (None, Some(remote)) => Some((PathBuf::new(), Some(remote))),
+            _ => None,
+        };
+        let (Some((program, remote)), Some(origin), true) = (server, origin, errors.is_empty())
+        else {
             return Err(errors);
         };
         let mut env: Vec<(String, String)> = config::DEFAULT_PASS_ENV
@@ -242,14 +266,17 @@ impl ServeArgs {
             ws_path: self.ws_path,
             ws_max_message: usize::try_from(self.ws_max_message).unwrap_or(usize::MAX),
             ws_max_frame: usize::try_from(self.ws_max_frame).unwrap_or(usize::MAX),
-            child: ChildSpec {
-                program,
-                args: self.command[1..].to_vec(),
-                env,
-                cwd: self.cwd,
-                max_line: usize::try_from(self.max_line).unwrap_or(usize::MAX),
-                stop_timeout: self.child_stop_timeout,
-                shim: std::env::current_exe().ok(),
+            child: match remote {
+                Some(remote) => ServerSpec::Remote(remote),
+                None => ServerSpec::Command(ChildSpec {
+                    program,
+                    args: self.command.get(1..).unwrap_or_default().to_vec(),
+                    env,
+                    cwd: self.cwd,
+                    max_line,
+                    stop_timeout: self.child_stop_timeout,
+                    shim: std::env::current_exe().ok(),
+                }),
             },
             policy: RequestPolicy { origin },
             session_mode: self.session_mode,

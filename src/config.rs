@@ -10,8 +10,7 @@ use std::time::Duration;
 
 use crate::policy::{OriginGuard, RequestPolicy};
 use crate::relay::stream::BufferLimits;
-use crate::upstream::stdio::ChildSpec;
-use crate::upstream::Limits;
+use crate::upstream::{Limits, ServerSpec};
 
 /// How a request's answer is returned when the client accepts both forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -79,7 +78,8 @@ pub struct ServeConfig {
     pub ws_path: String,
     pub ws_max_message: usize,
     pub ws_max_frame: usize,
-    pub child: ChildSpec,
+    /// The wrapped command, or the remote server (`--upstream`).
+    pub child: ServerSpec,
     pub policy: RequestPolicy,
     pub session_mode: SessionMode,
     pub child_era: ChildEra,

@@ -15,6 +15,7 @@
 
 pub mod audience;
 mod lines;
+pub mod remote;
 mod route;
 pub mod stdio;
 pub mod supervisor;
@@ -34,6 +35,32 @@ use crate::relay::stream::Stream;
 use crate::session::Session;
 use audience::Audience;
 use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
+
+/// The configured server: a command run as a child, or a remote server.
+#[derive(Debug, Clone)]
+pub enum ServerSpec {
+    Command(ChildSpec),
+    Remote(remote::RemoteSpec),
+}
+
+impl ServerSpec {
+    /// Starts one instance: spawns the child or starts connecting.
+    fn launch(&self) -> Result<(ChildHandle, ChildOutput), stdio::Error> {
+        match self {
+            ServerSpec::Command(spec) => stdio::spawn(spec),
+            ServerSpec::Remote(spec) => Ok(remote::connect(spec)),
+        }
+    }
+
+    /// Largest message accepted from the server (and from the stdio front).
+    pub fn max_line(&self) -> usize {
+        match self {
+            ServerSpec::Command(c) => c.max_line,
+            ServerSpec::Remote(remote::RemoteSpec::Tcp { max_line, .. }) => *max_line,
+            ServerSpec::Remote(remote::RemoteSpec::WebSocket { max_message, .. }) => *max_message,
+        }
+    }
+}
 
 /// Per-request limits applied by the upstream.
 #[derive(Debug, Clone, Copy)]
@@ -164,12 +191,12 @@ impl Mux {
 impl Upstream {
     /// Spawns the child and starts routing its output.
     pub fn spawn(
-        spec: &ChildSpec,
+        spec: &ServerSpec,
         limits: Limits,
         audience: Arc<Audience>,
         counters: Arc<Counters>,
     ) -> Result<Arc<Upstream>, stdio::Error> {
-        let (child, events) = stdio::spawn(spec)?;
+        let (child, events) = spec.launch()?;
         counters.children.fetch_add(1, Ordering::Relaxed);
         let up = Arc::new(Upstream {
             child,

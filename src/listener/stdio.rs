@@ -21,7 +21,7 @@ use crate::relay::Relay;
 
 /// Runs the session until stdin ends or `stop` is cancelled.
 pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
-    let max_line = relay.config().child.max_line;
+    let max_line = relay.config().child.max_line();
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_lines(rx));
     let mut lines = FramedRead::new(

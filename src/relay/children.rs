@@ -18,7 +18,7 @@ use crate::error::Error;
 use crate::session::Backend;
 use crate::upstream::audience::Audience;
 use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
-use crate::upstream::{Counters, Upstream};
+use crate::upstream::{Counters, ServerSpec, Upstream};
 
 /// The children of one configured server.
 #[derive(Debug)]
@@ -136,8 +136,8 @@ impl Children {
 /// The slot spec of the configured server, with `{identity}` filled in for per-identity mode.
 fn slot_spec(cfg: &ServeConfig, identity: Option<&str>) -> SlotSpec {
     let mut child = cfg.child.clone();
-    if let Some(id) = identity {
-        for (_, v) in &mut child.env {
+    if let (Some(id), ServerSpec::Command(c)) = (identity, &mut child) {
+        for (_, v) in &mut c.env {
             *v = v.replace(IDENTITY_PLACEHOLDER, id);
         }
     }

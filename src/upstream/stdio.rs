@@ -130,7 +130,12 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
         exit_tx,
     ));
     let output = ChildOutput {
-        lines: LineReader::new(stdout, 16 * 1024, spec.max_line, 4 * spec.max_line as u64),
+        lines: Source::Pipe(LineReader::new(
+            stdout,
+            16 * 1024,
+            spec.max_line,
+            4 * spec.max_line as u64,
+        )),
         exit: exit_rx.clone(),
         stop: stop.clone(),
         pid,
@@ -144,6 +149,53 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
         stop,
     };
     Ok((handle, output))
+}
+
+/// Where a child's messages come from: its stdout pipe, or a remote connection's task.
+#[derive(Debug)]
+enum Source {
+    Pipe(LineReader<ChildStdout>),
+    Channel(mpsc::Receiver<Bytes>),
+}
+
+/// The far ends of a channel-backed child (a remote server): what the relay sends, where to
+/// put what the server says, the relay's stop request, and where to report the end.
+#[derive(Debug)]
+pub struct LinkEnds {
+    pub outgoing: mpsc::Receiver<Bytes>,
+    pub incoming: mpsc::Sender<Bytes>,
+    pub stop: CancellationToken,
+    pub exit: watch::Sender<Option<ExitInfo>>,
+}
+
+/// A child whose messages travel over channels instead of pipes; the caller's task drives
+/// [`LinkEnds`]. Its pid is 0 and no signal is ever sent for it.
+pub fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
+    let stop = CancellationToken::new();
+    let (out_tx, out_rx) = mpsc::channel(STDIN_QUEUE);
+    let (in_tx, in_rx) = mpsc::channel(STDIN_QUEUE);
+    let (exit_tx, exit_rx) = watch::channel(None);
+    let output = ChildOutput {
+        lines: Source::Channel(in_rx),
+        exit: exit_rx.clone(),
+        stop: stop.clone(),
+        pid: 0,
+        done: false,
+    };
+    let handle = ChildHandle {
+        pid: 0,
+        stdin: out_tx,
+        exit: exit_rx,
+        _drop: Arc::new(StopOnDrop(stop.clone())),
+        stop: stop.clone(),
+    };
+    let ends = LinkEnds {
+        outgoing: out_rx,
+        incoming: in_tx,
+        stop,
+        exit: exit_tx,
+    };
+    (handle, output, ends)
 }
 
 impl ChildHandle {
@@ -224,7 +276,7 @@ async fn write_stdin(
 /// The child's stdout, read in the caller's task: lines, then exactly one `Exited`.
 #[derive(Debug)]
 pub struct ChildOutput {
-    lines: LineReader<ChildStdout>,
+    lines: Source,
     exit: watch::Receiver<Option<ExitInfo>>,
     stop: CancellationToken,
     pid: u32,
@@ -237,8 +289,17 @@ impl ChildOutput {
         if self.done {
             return None;
         }
+        let lines = match &mut self.lines {
+            Source::Pipe(lines) => lines,
+            Source::Channel(rx) => {
+                if let Some(line) = rx.recv().await {
+                    return Some(ChildEvent::Line(line));
+                }
+                return self.finish().await;
+            }
+        };
         loop {
-            match self.lines.next().await {
+            match lines.next().await {
                 Ok(Some(Line::Text(line))) => return Some(ChildEvent::Line(line)),
                 Ok(Some(Line::TooLong(len))) => {
                     warn!(
@@ -254,7 +315,12 @@ impl ChildOutput {
                 }
             }
         }
-        // Without stdout the child is useless: make sure it is on its way out.
+        self.finish().await
+    }
+
+    /// Without output the child is useless: make sure it is on its way out, then report how
+    /// it ended.
+    async fn finish(&mut self) -> Option<ChildEvent> {
         self.done = true;
         self.stop.cancel();
         let info = self

@@ -20,8 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::audience::{Audience, Level};
-use super::stdio::ChildSpec;
-use super::{Counters, Limits, Upstream};
+use super::{Counters, Limits, ServerSpec, Upstream};
 use crate::error::Error;
 use crate::jsonrpc::Frame;
 
@@ -59,7 +58,7 @@ pub enum State {
 /// How to run the children of a pool.
 #[derive(Debug, Clone)]
 pub struct SlotSpec {
-    pub child: ChildSpec,
+    pub child: ServerSpec,
     pub limits: Limits,
     /// Send `initialize` to each new child (legacy era); modern children need none.
     pub initialize: bool,

@@ -14,6 +14,7 @@ mod support;
 mod child;
 mod cli;
 mod modern;
+mod remote;
 mod scale;
 mod shared;
 mod streamable_http;

@@ -14,11 +14,11 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::support::{eventually, init_request, patience, text_of, Relay, FIXTURE, RELAY};
 
-type WsStream =
+pub(crate) type WsStream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// A message-per-unit connection to the relay.
-enum Conn {
+pub(crate) enum Conn {
     Lines {
         read: Box<dyn tokio::io::AsyncBufRead + Unpin + Send>,
         write: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
@@ -26,14 +26,14 @@ enum Conn {
     Ws(Box<WsStream>),
 }
 
-struct Client {
+pub(crate) struct Client {
     conn: Conn,
     /// Messages read while waiting for another one.
     backlog: VecDeque<Value>,
 }
 
 impl Client {
-    async fn tcp(addr: &str) -> Client {
+    pub(crate) async fn tcp(addr: &str) -> Client {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (r, w) = tcp.into_split();
         Client::lines(Box::new(BufReader::new(r)), Box::new(w))
@@ -49,7 +49,7 @@ impl Client {
         }
     }
 
-    async fn ws(url: &str) -> Client {
+    pub(crate) async fn ws(url: &str) -> Client {
         let mut req = url.into_client_request().unwrap();
         req.headers_mut()
             .insert("sec-websocket-protocol", "mcp".parse().unwrap());
@@ -129,7 +129,7 @@ impl Client {
 }
 
 /// The scenario every front runs; returns nothing, asserts everything.
-async fn scenario(c: &mut Client) {
+pub(crate) async fn scenario(c: &mut Client) {
     let init = c
         .request(
             json!(0),
@@ -177,13 +177,13 @@ async fn scenario(c: &mut Client) {
     assert_eq!(text_of(&c.until(|v| v["id"] == 4).await), "notified");
 }
 
-fn tcp_addr(relay: &Relay) -> String {
+pub(crate) fn tcp_addr(relay: &Relay) -> String {
     let logs = relay.logs();
     let at = logs.find("url=tcp://").expect("no tcp listener logged") + 10;
     logs[at..].split_whitespace().next().unwrap().to_owned()
 }
 
-fn ws_url(relay: &Relay) -> String {
+pub(crate) fn ws_url(relay: &Relay) -> String {
     relay.base.replacen("http://", "ws://", 1) + "/ws"
 }
 
