@@ -50,6 +50,16 @@ impl ModernPool {
     pub fn tools(&self) -> std::sync::RwLockReadGuard<'_, ToolHeaders> {
         self.tools.read().unwrap_or_else(|e| e.into_inner())
     }
+
+    /// Learns from a `tools/list` answer a client received (tools added or changed later).
+    pub fn learn_tools(&self, answer: &Frame) {
+        if let Some(result) = answer.result() {
+            self.tools
+                .write()
+                .unwrap_or_else(|e| e.into_inner())
+                .learn(result);
+        }
+    }
 }
 
 impl Modern {

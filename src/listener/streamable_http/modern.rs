@@ -6,7 +6,8 @@
 //! sent as JSON, with 404 for an unknown method and 400 for the modern request errors, so a
 //! client can tell them from transport errors; otherwise it streams as SSE (notifications
 //! about the request, then the answer). Closing the connection before the answer cancels the
-//! request at the child. The pool and era probe are `relay/modern.rs`.
+//! request at the child. A `tools/list` answer sent as JSON refreshes the `Mcp-Param-*`
+//! mapping. The pool and era probe are `relay/modern.rs`.
 
 use std::sync::Arc;
 
@@ -47,17 +48,33 @@ pub(super) async fn post(
             let stream = Stream::new(1, false, relay.config().buffer);
             let relay_id = up.forward_request(None, frame, &stream)?;
             let guard = CancelOnDrop::new(up, relay_id, stream.clone());
-            Ok(respond(relay, stream, guard).await)
+            let lists_tools = frame.method() == Some("tools/list");
+            let res = respond(relay, stream, guard, |answer| {
+                if lists_tools {
+                    if let Ok(f) = Frame::parse_upstream(answer.clone()) {
+                        pool.learn_tools(&f);
+                    }
+                }
+            })
+            .await;
+            Ok(res)
         }
     }
 }
 
-/// JSON when the final answer comes first (within `--json-hold`), SSE otherwise.
-async fn respond(relay: &Relay, stream: Arc<Stream>, guard: CancelOnDrop) -> Response {
+/// JSON when the final answer comes first (within `--json-hold`), SSE otherwise. `seen` gets
+/// a final answer sent as JSON (to learn from `tools/list`).
+async fn respond(
+    relay: &Relay,
+    stream: Arc<Stream>,
+    guard: CancelOnDrop,
+    seen: impl FnOnce(&bytes::Bytes),
+) -> Response {
     let (mut rx, _) = stream.attach(None);
     let first = match tokio::time::timeout(relay.config().json_hold, rx.recv()).await {
         Ok(Some(out)) if out.last => {
             drop(guard);
+            seen(&out.data);
             let status = status_of(&out.data);
             return (
                 status,
