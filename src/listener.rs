@@ -3,6 +3,7 @@
 //! over HTTP; the connection-oriented fronts share `duplex` (one connection, one session).
 
 pub mod duplex;
+pub mod sse;
 pub mod stdio;
 pub mod streamable_http;
 pub mod tcp;

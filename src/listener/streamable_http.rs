@@ -46,6 +46,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .route(&relay.config().ws_path, get(super::websocket::upgrade))
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
+        .merge(super::sse::routes(relay.clone()))
         .layer(middleware::from_fn_with_state(relay.clone(), guard))
         .with_state(relay)
 }
@@ -200,7 +201,10 @@ fn session_of(relay: &Relay, headers: &HeaderMap) -> Result<Arc<Session>, Error>
 }
 
 /// The caller's identity from `--identity-header`, when one is configured.
-fn identity_of<'a>(relay: &Relay, headers: &'a HeaderMap) -> Result<Option<&'a str>, Error> {
+pub(super) fn identity_of<'a>(
+    relay: &Relay,
+    headers: &'a HeaderMap,
+) -> Result<Option<&'a str>, Error> {
     let Some(name) = relay.config().identity_header.as_deref() else {
         return Ok(None);
     };
@@ -399,7 +403,11 @@ fn add_session_header(res: &mut Response, session: &Session, new_session: bool) 
 }
 
 /// Reads the body up to `limit` bytes: 413 as soon as it is known to be larger.
-async fn read_body(mut body: Body, headers: &HeaderMap, limit: u64) -> Result<Bytes, Error> {
+pub(super) async fn read_body(
+    mut body: Body,
+    headers: &HeaderMap,
+    limit: u64,
+) -> Result<Bytes, Error> {
     let declared =
         header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
@@ -440,14 +448,14 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-fn media_type_is(headers: &HeaderMap, want: &str) -> bool {
+pub(super) fn media_type_is(headers: &HeaderMap, want: &str) -> bool {
     header_str(headers, header::CONTENT_TYPE.as_str())
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
 }
 
 /// True when `Accept` lists `want` (or a wildcard covering it).
-fn accepts(headers: &HeaderMap, want: &str) -> bool {
+pub(super) fn accepts(headers: &HeaderMap, want: &str) -> bool {
     let family = want.split('/').next().unwrap_or("");
     headers
         .get_all(header::ACCEPT)

@@ -4,6 +4,7 @@
 //! real socket, wrapping the real `mcp-relay-fixture` child.
 //!
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
+//! - `sse`: legacy HTTP+SSE (`/sse`, `/message`): scenario, refusals, connection lifetime.
 //! - `streamable_http`: status codes, headers, sessions, streams, resumability, guards.
 //! - `transparency`: bytes through the relay equal bytes straight from the child.
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
@@ -17,6 +18,7 @@ mod modern;
 mod remote;
 mod scale;
 mod shared;
+mod sse;
 mod streamable_http;
 mod transparency;
 mod transports;

@@ -1,0 +1,429 @@
+//! Legacy HTTP+SSE (2024-11-05, PROTOCOL.md §3): `GET /sse` + `POST /message?sessionId=`.
+//! The scenario every front runs (initialize, tools/list, progress, a server→client request,
+//! notifications), the refusals and their status codes, connection isolation, the identity
+//! binding, the guard, and the connection's end (stream closed, relay draining).
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use crate::support::{eventually, init_request, patience, text_of, Relay};
+
+type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+
+/// One legacy connection: its GET stream and the endpoint it announced.
+struct Legacy {
+    http: reqwest::Client,
+    endpoint: String,
+    events: Events,
+    /// Messages read while waiting for another one.
+    backlog: VecDeque<Value>,
+    /// Headers sent with every POST (e.g. an identity header).
+    extra: Vec<(String, String)>,
+}
+
+impl Legacy {
+    async fn open(relay: &Relay) -> Legacy {
+        Legacy::open_with(relay, &[]).await
+    }
+
+    /// Opens `GET /sse` with `headers` and reads the `endpoint` event.
+    async fn open_with(relay: &Relay, headers: &[(&str, &str)]) -> Legacy {
+        let http = reqwest::Client::new();
+        let mut b = http
+            .get(format!("{}/sse", relay.base))
+            .header("accept", "text/event-stream");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let res = b.send().await.unwrap();
+        assert_eq!(res.status(), 200);
+        let h = res.headers();
+        assert_eq!(h["content-type"], "text/event-stream");
+        assert_eq!(h["cache-control"], "no-cache");
+        assert_eq!(h["x-accel-buffering"], "no");
+        let mut events: Events = Box::pin(res.bytes_stream().eventsource());
+        let first = tokio::time::timeout(patience(), events.next())
+            .await
+            .expect("endpoint event timeout")
+            .expect("stream ended")
+            .expect("sse error");
+        assert_eq!(first.event, "endpoint");
+        let id = first
+            .data
+            .strip_prefix("/message?sessionId=")
+            .unwrap_or_else(|| panic!("endpoint data: {}", first.data));
+        assert_eq!(id.len(), 32);
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        Legacy {
+            http,
+            endpoint: format!("{}{}", relay.base, first.data),
+            events,
+            backlog: VecDeque::new(),
+            extra: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        }
+    }
+
+    /// A POST of `body` to `url` with `content_type` and the extra headers; the status.
+    async fn post_to(&self, url: &str, content_type: &str, body: String) -> u16 {
+        let mut b = self
+            .http
+            .post(url)
+            .header("content-type", content_type)
+            .body(body);
+        for (k, v) in &self.extra {
+            b = b.header(k, v);
+        }
+        b.send().await.unwrap().status().as_u16()
+    }
+
+    async fn send_raw(&self, body: &str) {
+        let status = self
+            .post_to(&self.endpoint, "application/json", body.to_owned())
+            .await;
+        assert_eq!(status, 202, "POST {body}");
+    }
+
+    async fn send(&self, v: Value) {
+        self.send_raw(&v.to_string()).await;
+    }
+
+    /// The next message, or `None` when the stream ended.
+    async fn next(&mut self) -> Option<Value> {
+        if let Some(v) = self.backlog.pop_front() {
+            return Some(v);
+        }
+        let ev = tokio::time::timeout(patience(), self.events.next())
+            .await
+            .expect("event timeout")?
+            .ok()?;
+        assert_eq!(ev.event, "message", "{ev:?}");
+        Some(serde_json::from_str(&ev.data).unwrap())
+    }
+
+    /// Reads until a message matches; others are kept for later.
+    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
+        let mut skipped = Vec::new();
+        let found = loop {
+            let v = self.next().await.expect("stream ended");
+            if pred(&v) {
+                break v;
+            }
+            skipped.push(v);
+        };
+        self.backlog.extend(skipped);
+        found
+    }
+
+    async fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
+        self.send(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
+            .await;
+        self.until(|v| v["id"] == id && v.get("method").is_none())
+            .await
+    }
+
+    async fn initialize(&mut self) -> Value {
+        let params = init_request(json!(0), "2024-11-05")["params"].clone();
+        let init = self.request(json!(0), "initialize", params).await;
+        assert_eq!(init["result"]["protocolVersion"], "2024-11-05", "{init}");
+        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        init
+    }
+
+    async fn echo(&mut self, id: Value, text: &str) -> String {
+        let r = self
+            .request(
+                id,
+                "tools/call",
+                json!({"name":"echo","arguments":{"text":text}}),
+            )
+            .await;
+        text_of(&r)
+    }
+}
+
+#[tokio::test]
+async fn sse_front_runs_the_scenario() {
+    let relay = Relay::start(&[], &[]);
+    let mut c = Legacy::open(&relay).await;
+    let init = c.initialize().await;
+    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-relay-fixture");
+    let list = c.request(json!("l"), "tools/list", json!({})).await;
+    assert!(list["result"]["tools"].as_array().unwrap().len() > 5);
+    // Progress, then the answer, on the stream.
+    c.send(
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}),
+    )
+    .await;
+    let done = c.until(|v| v["id"] == 2).await;
+    assert_eq!(text_of(&done), "done");
+    let progress: Vec<Value> = c
+        .backlog
+        .drain(..)
+        .filter(|v| v["method"] == "notifications/progress")
+        .collect();
+    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
+    // A server→client request arrives as an event and is answered with a POST.
+    c.send(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sample","arguments":{}}}))
+        .await;
+    let ask = c.until(|v| v["method"] == "sampling/createMessage").await;
+    c.send(
+        json!({"jsonrpc":"2.0","id":ask["id"],"result":{"role":"assistant",
+        "content":{"type":"text","text":"sampled"},"model":"m"}}),
+    )
+    .await;
+    let sampled = c.until(|v| v["id"] == 3).await;
+    assert!(text_of(&sampled).contains("sampled"), "{sampled}");
+    // Notifications from the child.
+    c.send(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"notify","arguments":{}}}))
+        .await;
+    c.until(|v| v["method"] == "notifications/tools/list_changed")
+        .await;
+    c.until(|v| v["method"] == "notifications/message").await;
+    assert_eq!(text_of(&c.until(|v| v["id"] == 4).await), "notified");
+    assert_eq!(relay.children().len(), 1);
+    drop(c);
+    eventually("child stopped with the stream", || {
+        relay.children().is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn sse_refusals_have_their_status_codes_and_the_connection_survives() {
+    let relay = Relay::start(&["--max-body", "1KiB"], &[]);
+    let mut c = Legacy::open(&relay).await;
+    c.initialize().await;
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let json_ct = "application/json";
+    let unknown = format!("{}/message?sessionId={}", relay.base, "0".repeat(32));
+    assert_eq!(c.post_to(&unknown, json_ct, ping.clone()).await, 404);
+    let missing = format!("{}/message", relay.base);
+    assert_eq!(c.post_to(&missing, json_ct, ping.clone()).await, 400);
+    let empty = format!("{}/message?sessionId=", relay.base);
+    assert_eq!(c.post_to(&empty, json_ct, ping.clone()).await, 400);
+    let twice = format!("{}&sessionId={}", c.endpoint, "0".repeat(32));
+    assert_eq!(c.post_to(&twice, json_ct, ping.clone()).await, 400);
+    assert_eq!(
+        c.post_to(&c.endpoint, "text/plain", ping.clone()).await,
+        415
+    );
+    let big = json!({"jsonrpc":"2.0","id":1,"method":"ping","params":{"pad":"x".repeat(4096)}});
+    assert_eq!(c.post_to(&c.endpoint, json_ct, big.to_string()).await, 413);
+    // The refused 404 body is the relay's error (error.rs).
+    let r = c
+        .http
+        .post(&unknown)
+        .header("content-type", json_ct)
+        .body(ping.clone())
+        .send()
+        .await
+        .unwrap();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -31003);
+    // GET must accept SSE; each route has one method.
+    let sse = format!("{}/sse", relay.base);
+    let r = c.http.get(&sse).header("accept", "application/json");
+    assert_eq!(r.send().await.unwrap().status(), 406);
+    let r = c.http.put(&sse).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "GET");
+    let r = c.http.get(&missing).send().await.unwrap();
+    assert_eq!(r.status(), 405);
+    assert_eq!(r.headers()["allow"], "POST");
+    // None of it reached the connection, which still works.
+    assert_eq!(c.echo(json!(5), "still here").await, "still here");
+    assert!(c.backlog.is_empty(), "{:?}", c.backlog);
+}
+
+#[tokio::test]
+async fn sse_junk_body_is_a_parse_error_event_and_no_connection_is_disturbed() {
+    let relay = Relay::start(&[], &[]);
+    let mut a = Legacy::open(&relay).await;
+    let mut b = Legacy::open(&relay).await;
+    a.initialize().await;
+    b.initialize().await;
+    a.send_raw("this is not json").await;
+    let err = a.next().await.unwrap();
+    assert_eq!(err["error"]["code"], -32700, "{err}");
+    a.send_raw(r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","#)
+        .await;
+    assert_eq!(a.next().await.unwrap()["error"]["code"], -32700);
+    assert_eq!(a.echo(json!(2), "a").await, "a");
+    assert_eq!(b.echo(json!(2), "b").await, "b");
+    assert!(b.backlog.is_empty(), "{:?}", b.backlog);
+}
+
+#[tokio::test]
+async fn sse_first_message_must_be_initialize() {
+    let relay = Relay::start(&[], &[]);
+    let mut c = Legacy::open(&relay).await;
+    c.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
+        .await;
+    let err = c.next().await.unwrap();
+    assert_eq!(err["id"], 1);
+    assert_eq!(err["error"]["data"]["reason"], "not_initialized");
+    assert!(relay.children().is_empty());
+    c.initialize().await;
+    assert_eq!(c.echo(json!(2), "ok").await, "ok");
+}
+
+#[tokio::test]
+async fn sse_closing_one_stream_stops_only_its_child() {
+    let relay = Relay::start(&[], &[]);
+    let mut a = Legacy::open(&relay).await;
+    let mut b = Legacy::open(&relay).await;
+    a.initialize().await;
+    b.initialize().await;
+    assert_eq!(relay.children().len(), 2);
+    let endpoint = a.endpoint.clone();
+    drop(a);
+    eventually("a's child stopped", || relay.children().len() == 1).await;
+    // The closed connection's endpoint is gone; the other one works.
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    assert_eq!(b.post_to(&endpoint, "application/json", ping).await, 404);
+    assert_eq!(b.echo(json!(3), "b").await, "b");
+    drop(b);
+    eventually("every child stopped", || relay.children().is_empty()).await;
+}
+
+#[tokio::test]
+async fn sse_concurrent_posts_on_one_connection_each_get_their_answer() {
+    let relay = Relay::start(&[], &[]);
+    let mut c = Legacy::open(&relay).await;
+    c.initialize().await;
+    let posts = (0..20).map(|i| {
+        let body = json!({"jsonrpc":"2.0","id":i,"method":"tools/call",
+            "params":{"name":"echo","arguments":{"text":format!("n{i}")}}});
+        c.post_to(&c.endpoint, "application/json", body.to_string())
+    });
+    let statuses = futures_util::future::join_all(posts).await;
+    assert!(statuses.iter().all(|s| *s == 202), "{statuses:?}");
+    for i in 0..20 {
+        let r = c.until(|v| v["id"] == i).await;
+        assert_eq!(text_of(&r), format!("n{i}"));
+    }
+}
+
+#[tokio::test]
+async fn sse_identity_header_binds_the_connection_to_its_identity() {
+    let relay = Relay::start(&["--identity-header", "x-user"], &[]);
+    let bare = reqwest::Client::new();
+    let sse = format!("{}/sse", relay.base);
+    let r = bare.get(&sse).header("accept", "text/event-stream");
+    assert_eq!(r.send().await.unwrap().status(), 400, "missing identity");
+    let mut c = Legacy::open_with(&relay, &[("x-user", "alice")]).await;
+    c.initialize().await;
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let post = |user: Option<&str>| {
+        let mut b = bare
+            .post(&c.endpoint)
+            .header("content-type", "application/json")
+            .body(ping.clone());
+        if let Some(u) = user {
+            b = b.header("x-user", u);
+        }
+        b.send()
+    };
+    assert_eq!(post(Some("bob")).await.unwrap().status(), 404);
+    assert_eq!(post(None).await.unwrap().status(), 400);
+    assert_eq!(post(Some("alice")).await.unwrap().status(), 202);
+    assert_eq!(c.until(|v| v["id"] == 1).await["result"], json!({}));
+    assert!(c.backlog.is_empty(), "{:?}", c.backlog);
+}
+
+#[tokio::test]
+async fn c1_c2_sse_routes_are_behind_the_host_and_origin_guard() {
+    let relay = Relay::start(&[], &[]);
+    let c = Legacy::open(&relay).await;
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    let sse = format!("{}/sse", relay.base);
+    for (name, value) in [
+        ("host", "evil.example.com"),
+        ("origin", "http://evil.example"),
+    ] {
+        let r = c
+            .http
+            .get(&sse)
+            .header("accept", "text/event-stream")
+            .header(name, value);
+        assert_eq!(r.send().await.unwrap().status(), 403, "GET {name}");
+        let r = c
+            .http
+            .post(&c.endpoint)
+            .header("content-type", "application/json")
+            .header(name, value)
+            .body(ping.clone());
+        assert_eq!(r.send().await.unwrap().status(), 403, "POST {name}");
+    }
+}
+
+#[tokio::test]
+async fn c4_message_probes_without_or_with_a_foreign_session_id_are_never_routed() {
+    let relay = Relay::start(&[], &[]);
+    let mut victim = Legacy::open(&relay).await;
+    victim.initialize().await;
+    let probe = json!({"jsonrpc":"2.0","id":"probe","method":"tools/call",
+        "params":{"name":"echo","arguments":{"text":"stolen"}}})
+    .to_string();
+    let http = reqwest::Client::new();
+    let flipped = {
+        // The victim's id with its last hex digit changed.
+        let mut s = victim.endpoint.clone();
+        let last = s.pop().unwrap();
+        s.push(if last == '0' { '1' } else { '0' });
+        s
+    };
+    let urls = [format!("{}/message", relay.base), flipped];
+    for i in 0..1000 {
+        let url = &urls[i % 2];
+        let r = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(probe.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), if i % 2 == 0 { 400 } else { 404 });
+    }
+    // The victim saw nothing but its own answer.
+    assert_eq!(victim.echo(json!(9), "mine").await, "mine");
+    assert!(victim.backlog.is_empty(), "{:?}", victim.backlog);
+    assert_eq!(relay.health().await["status"], "ok");
+}
+
+#[tokio::test]
+async fn sse_stream_ends_when_the_relay_drains() {
+    let relay = Relay::start(&["--shutdown-grace", "60s"], &[]);
+    let mut c = Legacy::open(&relay).await;
+    c.initialize().await;
+    // A Streamable HTTP call still running keeps the relay in its drain after SIGTERM.
+    let mut busy = relay.client();
+    busy.initialize("2025-11-25").await;
+    let slow = tokio::spawn(async move { busy.call(json!(1), "slow", json!({"ms": 60000})).await });
+    eventually("slow call reached the child", || {
+        relay.children().len() == 2
+    })
+    .await;
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(relay.pid() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    assert!(c.next().await.is_none(), "the stream should have ended");
+    let mut relay = relay;
+    assert!(
+        relay.child.try_wait().unwrap().is_none(),
+        "ended by the drain, not the exit"
+    );
+    slow.abort();
+}
