@@ -208,11 +208,19 @@ impl ServeArgs {
         if !self.path.starts_with('/') {
             errors.push(format!("--path `{}` must start with /", self.path));
         }
+        const RESERVED: [&str; 4] = ["/health", "/ready", "/sse", "/message"];
         if !self.ws_path.starts_with('/') || self.ws_path == self.path {
             errors.push(format!(
                 "--ws-path `{}` must start with / and differ from --path",
                 self.ws_path
             ));
+        }
+        for (flag, p) in [("--path", &self.path), ("--ws-path", &self.ws_path)] {
+            if RESERVED.contains(&p.as_str()) {
+                errors.push(format!(
+                    "{flag} `{p}` is taken by the relay (/health, /ready, /sse, /message)"
+                ));
+            }
         }
         let origin = config::origin_guard(&self.listen, &self.allowed_hosts, &self.allowed_origins)
             .map_err(|e| errors.push(e))

@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 use tracing::debug;
 
 use crate::error::Error;
@@ -42,6 +43,15 @@ impl Duplex {
             identity,
             session: None,
         }
+    }
+
+    /// Cancelled when the session ended on its own (its child died, it expired): the
+    /// transport then closes the connection, so the client reconnects instead of talking to
+    /// nothing. Never cancelled before a session exists.
+    pub fn ended(&self) -> CancellationToken {
+        self.session
+            .as_ref()
+            .map_or_else(CancellationToken::new, |s| s.ended().clone())
     }
 
     /// The session, once `initialize` opened one.

@@ -30,9 +30,11 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
     );
     let mut duplex = Duplex::new(relay.clone(), tx.clone(), None);
     loop {
+        let ended = duplex.ended();
         let next = tokio::select! {
             n = lines.next() => n,
             () = stop.cancelled() => break,
+            () = ended.cancelled() => break,
         };
         match next {
             Some(Ok(line)) if line.trim().is_empty() => {}

@@ -55,9 +55,11 @@ async fn connection(relay: Arc<Relay>, tcp: TcpStream) {
     let mut duplex = Duplex::new(relay.clone(), tx.clone(), None);
     let draining = relay.draining().clone();
     loop {
+        let ended = duplex.ended();
         let next = tokio::select! {
             n = tokio::time::timeout(idle, lines.next()) => n,
             () = draining.cancelled() => break,
+            () = ended.cancelled() => break,
         };
         match next {
             Ok(Some(Ok(line))) if line.trim().is_empty() => {}

@@ -50,6 +50,7 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket) {
     let mut ping = tokio::time::interval(relay.config().sse_keep_alive);
     ping.reset();
     let close = loop {
+        let ended = duplex.ended();
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
@@ -78,9 +79,21 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket) {
                 }
             }
             () = draining.cancelled() => break Close::Code(GOING_AWAY, "shutting down"),
+            () = ended.cancelled() => break Close::Code(GOING_AWAY, "session ended"),
         }
     };
     duplex.close();
+    // What the session said last (e.g. the errors of its pending calls) still goes out.
+    while let Ok(Some(data)) = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await {
+        let text = String::from_utf8_lossy(&data).into_owned();
+        if sink
+            .send(Message::Text(Utf8Bytes::from(text)))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
     if let Close::Code(code, reason) = close {
         let frame = CloseFrame {
             code,

@@ -28,6 +28,17 @@ fn help_documents_every_serve_flag() {
         "--shutdown-grace",
         "--env",
         "--pass-env",
+        "--session-mode",
+        "--children",
+        "--identity-header",
+        "--max-inflight-per-child",
+        "--child-era",
+        "--tcp-listen",
+        "--tcp-max-line",
+        "--tcp-idle",
+        "--ws-path",
+        "--ws-max-message",
+        "--upstream",
     ] {
         assert!(help.contains(flag), "missing {flag} in help");
     }
@@ -55,6 +66,10 @@ fn bad_usage_exits_64() {
         vec!["serve", "--listen", "nonsense", "--", "cat"],
         vec!["serve", "--session-ttl", "forever", "--", "cat"],
         vec!["serve", "--listen", "0.0.0.0:0", "--", "cat"],
+        vec!["serve", "--path", "/health", "--", "cat"],
+        vec!["serve", "--ws-path", "/mcp", "--", "cat"],
+        vec!["serve", "--children", "0", "--", "cat"],
+        vec!["serve", "--session-mode", "per-identity", "--", "cat"],
         vec!["bogus"],
     ] {
         let out = Command::new(RELAY).args(&args).output().unwrap();

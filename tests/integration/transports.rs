@@ -323,3 +323,26 @@ async fn websocket_from_a_foreign_origin_is_refused_before_the_upgrade() {
     let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
     assert!(err.to_string().contains("403"), "{err}");
 }
+
+#[tokio::test]
+async fn a_connection_whose_child_dies_gets_the_error_then_closes() {
+    let relay = Relay::start(&["--tcp-listen", "127.0.0.1:0"], &[]);
+    eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
+    for mut c in [
+        Client::tcp(&tcp_addr(&relay)).await,
+        Client::ws(&ws_url(&relay)).await,
+    ] {
+        c.request(
+            json!(0),
+            "initialize",
+            init_request(json!(0), "2025-11-25")["params"].clone(),
+        )
+        .await;
+        c.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+            "params":{"name":"crash","arguments":{"code":3}}}))
+            .await;
+        let err = c.until(|v| v["id"] == 1).await;
+        assert_eq!(err["error"]["code"], -31007, "{err}");
+        assert!(c.next().await.is_none(), "the connection should close");
+    }
+}
