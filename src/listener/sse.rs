@@ -15,6 +15,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
@@ -80,6 +81,9 @@ struct Legacy {
 struct Conn {
     duplex: tokio::sync::Mutex<Option<Duplex>>,
     identity: Option<String>,
+    /// Cancelled when the session ended on its own: the stream ends so the client reconnects.
+    ended: CancellationToken,
+    watching: std::sync::atomic::AtomicBool,
 }
 
 /// The query of `POST /message`.
@@ -141,6 +145,8 @@ impl Legacy {
         let conn = Arc::new(Conn {
             duplex: tokio::sync::Mutex::new(Some(Duplex::new(relay.clone(), tx, identity.clone()))),
             identity,
+            ended: CancellationToken::new(),
+            watching: std::sync::atomic::AtomicBool::new(false),
         });
         let id = SessionId::random().as_str().to_owned();
         {
@@ -162,6 +168,7 @@ impl Legacy {
             endpoint: Some(endpoint),
             keep_alive,
             stop: relay.draining().clone(),
+            ended: conn.ended.clone(),
             _registration: Registration {
                 legacy: self.clone(),
                 id,
@@ -204,6 +211,17 @@ impl Legacy {
         let mut driver = conn.duplex.lock().await;
         let duplex = driver.as_mut().ok_or(Error::UnknownSession)?;
         duplex.handle(bytes).await;
+        if duplex.session().is_some()
+            && !conn
+                .watching
+                .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            let (session_ended, stream_ends) = (duplex.ended(), conn.ended.clone());
+            tokio::spawn(async move {
+                session_ended.cancelled().await;
+                stream_ends.cancel();
+            });
+        }
         Ok(StatusCode::ACCEPTED.into_response())
     }
 }
@@ -245,6 +263,7 @@ struct Pump {
     endpoint: Option<Bytes>,
     keep_alive: tokio::time::Interval,
     stop: CancellationToken,
+    ended: CancellationToken,
     _registration: Registration,
 }
 
@@ -259,6 +278,14 @@ async fn next_chunk(mut p: Pump) -> Option<(Chunk, Pump)> {
         out = p.rx.recv() => out.map(|m| (Ok(message_event(&m)), p)),
         _ = p.keep_alive.tick() => Some((Ok(Bytes::from_static(b":\n\n")), p)),
         () = p.stop.cancelled() => None,
+        // The session's last words (errors of its pending calls) still go out.
+        () = p.ended.cancelled() => {
+            let last = tokio::time::timeout(Duration::from_millis(200), p.rx.recv()).await;
+            match last {
+                Ok(Some(m)) => Some((Ok(message_event(&m)), p)),
+                _ => None,
+            }
+        }
     }
 }
 

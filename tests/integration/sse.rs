@@ -427,3 +427,16 @@ async fn sse_stream_ends_when_the_relay_drains() {
     );
     slow.abort();
 }
+
+#[tokio::test]
+async fn sse_stream_ends_after_its_child_dies_so_the_client_reconnects() {
+    let relay = Relay::start(&[], &[]);
+    let mut c = Legacy::open(&relay).await;
+    c.initialize().await;
+    c.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+        "params":{"name":"crash","arguments":{"code":3}}}))
+        .await;
+    let err = c.until(|v| v["id"] == 1).await;
+    assert_eq!(err["error"]["code"], -31007, "{err}");
+    assert!(c.next().await.is_none(), "the stream should end");
+}
