@@ -14,7 +14,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::debug;
+use tracing::{debug, info};
 
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
@@ -32,6 +32,8 @@ pub struct Duplex {
     out: mpsc::Sender<Bytes>,
     identity: Option<String>,
     session: Option<Arc<Session>>,
+    /// Cancelled when the connection must close: its session ended, or it could not keep up.
+    closing: CancellationToken,
 }
 
 impl Duplex {
@@ -42,16 +44,16 @@ impl Duplex {
             out,
             identity,
             session: None,
+            closing: CancellationToken::new(),
         }
     }
 
-    /// Cancelled when the session ended on its own (its child died, it expired): the
-    /// transport then closes the connection, so the client reconnects instead of talking to
-    /// nothing. Never cancelled before a session exists.
+    /// Cancelled when the connection must close: the session ended on its own (its child
+    /// died, it expired), so the client reconnects instead of talking to nothing; or the
+    /// client reads too slowly and a stream's queue overflowed (SECURITY.md D5: only this
+    /// connection goes, with what it had not lost).
     pub fn ended(&self) -> CancellationToken {
-        self.session
-            .as_ref()
-            .map_or_else(CancellationToken::new, |s| s.ended().clone())
+        self.closing.clone()
     }
 
     /// The session, once `initialize` opened one.
@@ -89,6 +91,13 @@ impl Duplex {
                 let (session, stream) = self.relay.open(init, self.identity.as_deref())?;
                 self.pump(stream);
                 self.pump(session.standalone());
+                let (ended, closing) = (session.ended().clone(), self.closing.clone());
+                tokio::spawn(async move {
+                    tokio::select! {
+                        () = ended.cancelled() => closing.cancel(),
+                        () = closing.cancelled() => {}
+                    }
+                });
                 self.session = Some(session);
                 Ok(())
             }
@@ -109,15 +118,21 @@ impl Duplex {
         }
     }
 
-    /// Copies a stream's messages to the connection until the stream ends.
+    /// Copies a stream's messages to the connection until the stream ends. A stream that
+    /// let go of the connection before it was done overflowed: the connection closes.
     fn pump(&self, stream: Arc<Stream>) {
         let out = self.out.clone();
+        let closing = self.closing.clone();
         let (mut rx, _) = stream.attach(None);
         tokio::spawn(async move {
             while let Some(msg) = rx.recv().await {
                 if out.send(msg.data).await.is_err() {
-                    break;
+                    return;
                 }
+            }
+            if !stream.is_done() {
+                info!("connection too slow: a stream overflowed; closing it");
+                closing.cancel();
             }
         });
     }

@@ -49,7 +49,13 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
     }
     duplex.close();
     drop(tx);
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), writer).await;
+    let mut writer = writer;
+    if tokio::time::timeout(std::time::Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
 }
 
 async fn write_lines(mut rx: mpsc::Receiver<Bytes>) {

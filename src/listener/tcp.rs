@@ -84,7 +84,14 @@ async fn connection(relay: Arc<Relay>, tcp: TcpStream) {
     drop(tx);
     // The writer ends once every pump let go of the channel; bounded so a reader that never
     // reads cannot keep it forever.
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    let mut writer = writer;
+    if tokio::time::timeout(Duration::from_secs(5), &mut writer)
+        .await
+        .is_err()
+    {
+        // A peer that stopped reading holds the write forever: drop the connection.
+        writer.abort();
+    }
 }
 
 async fn write_lines(write: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {

@@ -403,17 +403,14 @@ async fn c4_message_probes_without_or_with_a_foreign_session_id_are_never_routed
 
 #[tokio::test]
 async fn sse_stream_ends_when_the_relay_drains() {
-    let relay = Relay::start(&["--shutdown-grace", "60s"], &[]);
+    let (relay, record) = Relay::start_recorded(&["--shutdown-grace", "60s"], &[]);
     let mut c = Legacy::open(&relay).await;
     c.initialize().await;
     // A Streamable HTTP call still running keeps the relay in its drain after SIGTERM.
     let mut busy = relay.client();
     busy.initialize("2025-11-25").await;
     let slow = tokio::spawn(async move { busy.call(json!(1), "slow", json!({"ms": 60000})).await });
-    eventually("slow call reached the child", || {
-        relay.children().len() == 2
-    })
-    .await;
+    crate::support::wait_recorded(&record, r#""name":"slow""#, 1).await;
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(relay.pid() as i32),
         nix::sys::signal::Signal::SIGTERM,

@@ -346,3 +346,58 @@ async fn a_connection_whose_child_dies_gets_the_error_then_closes() {
         assert!(c.next().await.is_none(), "the connection should close");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn d5_a_tcp_client_that_stops_reading_is_dropped_and_others_carry_on() {
+    let relay = Relay::start(&["--tcp-listen", "127.0.0.1:0"], &[]);
+    eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
+    let addr = tcp_addr(&relay);
+    // A small receive window, so the relay's writes back up quickly.
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let tcp = sock.connect(addr.parse().unwrap()).await.unwrap();
+    let (r, w) = tcp.into_split();
+    let mut slow = Client::lines(Box::new(BufReader::new(r)), Box::new(w));
+    slow.request(
+        json!(0),
+        "initialize",
+        init_request(json!(0), "2025-11-25")["params"].clone(),
+    )
+    .await;
+    // 200,000 progress events (about 20 MB) that nobody reads for a while.
+    slow.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"progress","arguments":{"steps":200000,"interval_ms":0},"_meta":{"progressToken":1}}}))
+        .await;
+    let mut other = Client::tcp(&addr).await;
+    other
+        .request(
+            json!(0),
+            "initialize",
+            init_request(json!(0), "2025-11-25")["params"].clone(),
+        )
+        .await;
+    for i in 0..20 {
+        let r = other
+            .request(
+                json!(i + 1),
+                "tools/call",
+                json!({"name":"echo","arguments":{"text":"ok"}}),
+            )
+            .await;
+        assert_eq!(text_of(&r), "ok");
+    }
+    eventually("the slow connection overflowed", || {
+        relay.logs().contains("too slow")
+    })
+    .await;
+    // The slow connection was closed before it got everything.
+    let mut seen = 0;
+    while let Some(v) = slow.next().await {
+        seen += 1;
+        assert_ne!(
+            v["id"], 1,
+            "the flooded call should not complete on a dropped connection"
+        );
+    }
+    assert!(seen < 200_000, "{seen}");
+}
