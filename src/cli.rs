@@ -164,7 +164,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub cwd: Option<PathBuf>,
     /// A server already on the network to put behind the relay instead of a command:
-    /// `tcp://host:port` (newline-delimited JSON-RPC) or `ws://host:port/path`. Credentials for
+    /// `http://host:port/mcp` (Streamable HTTP, falling back to legacy HTTP+SSE),
+    /// `ws://host:port/path` or `tcp://host:port` (newline-delimited JSON-RPC). Credentials for
     /// it come from this configuration, never from clients.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
     pub upstream: Option<String>,

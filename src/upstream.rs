@@ -56,8 +56,7 @@ impl ServerSpec {
     pub fn max_line(&self) -> usize {
         match self {
             ServerSpec::Command(c) => c.max_line,
-            ServerSpec::Remote(remote::RemoteSpec::Tcp { max_line, .. }) => *max_line,
-            ServerSpec::Remote(remote::RemoteSpec::WebSocket { max_message, .. }) => *max_message,
+            ServerSpec::Remote(spec) => spec.max_message(),
         }
     }
 }

@@ -1,11 +1,21 @@
-//! Remote upstreams: a front relay whose server is another relay reached over TCP or WebSocket
-//! (`--upstream tcp://…`, `ws://…`). Every front (Streamable HTTP, WebSocket, TCP) runs the same
-//! scenario against every remote kind, in per-session and shared mode.
+//! Remote upstreams: a front relay whose server is another relay reached over TCP, WebSocket,
+//! Streamable HTTP (`http://…/mcp`, also answering JSON, also polling) or legacy HTTP+SSE
+//! (`http://…/sse` through the automatic fallback). Every front (Streamable HTTP, WebSocket,
+//! TCP) runs the same scenario against every remote kind, in per-session and shared mode.
+//! Plus what the HTTP client owes the server (headers, session, DELETE, never a client's
+//! credentials), checked against a recording mock, and a remote session lost mid-way.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
 use eventsource_stream::Eventsource;
-use serde_json::json;
+use serde_json::{json, Value};
 
-use crate::support::{eventually, text_of, wait_event, Client as HttpClient, Relay};
+use crate::support::{eventually, patience, text_of, wait_event, Client as HttpClient, Relay};
 use crate::transports::{scenario, tcp_addr, ws_url, Client};
 
 /// A relay around the fixture with a TCP front.
@@ -119,6 +129,261 @@ async fn every_front_over_a_remote_websocket_upstream() {
     all_fronts(&shared).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_front_over_a_remote_streamable_http_upstream() {
+    let back = Relay::start(&[], &[]);
+    let per_session = front(&back.url, &[]).await;
+    all_fronts(&per_session).await;
+    // Each front session was its own remote session, deleted when it ended.
+    eventually("remote sessions deleted with the front's", || {
+        back.children().is_empty()
+    })
+    .await;
+    let shared = front(&back.url, &["--session-mode", "shared"]).await;
+    all_fronts(&shared).await;
+    assert!(!per_session.logs().contains("upstream connection failed"));
+    assert!(!shared.logs().contains("upstream connection failed"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_front_over_a_remote_upstream_answering_json() {
+    let back = Relay::start(&["--response-mode", "json"], &[]);
+    let per_session = front(&back.url, &[]).await;
+    all_fronts(&per_session).await;
+    let shared = front(&back.url, &["--session-mode", "shared"]).await;
+    all_fronts(&shared).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_polling_remote_upstream_is_resumed_with_last_event_id() {
+    // Every POST stream of the back relay is cut after 200 ms (2025-11-25 polling).
+    let back = Relay::start(&["--sse-close-after", "200ms", "--sse-retry", "50ms"], &[]);
+    for mode in ["per-session", "shared"] {
+        let front = front(&back.url, &["--session-mode", mode]).await;
+        let mut c = HttpClient::new(&front.url);
+        c.initialize("2025-11-25").await;
+        // Longer than a connection lives: the answer comes on the resumed stream.
+        let started = Instant::now();
+        let r = c.call(json!(1), "slow", json!({"ms": 700})).await;
+        assert_eq!(text_of(&r.messages()[0]), "slept 700", "{mode}: {r:?}");
+        assert!(started.elapsed() >= Duration::from_millis(700));
+        // Progress spread over several cuts: nothing lost, nothing twice, in order.
+        let r = c
+            .post(
+                json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+                "name":"progress","arguments":{"steps":6,"interval_ms":100},
+                "_meta":{"progressToken":"p"}}}),
+            )
+            .await;
+        let m = r.messages();
+        let progress: Vec<Value> = m
+            .iter()
+            .filter(|v| v["method"] == "notifications/progress")
+            .map(|v| v["params"]["progress"].clone())
+            .collect();
+        assert_eq!(
+            progress,
+            (1..=6).map(|n| json!(n)).collect::<Vec<_>>(),
+            "{mode}: {m:?}"
+        );
+        assert_eq!(text_of(m.last().unwrap()), "done", "{mode}");
+        assert_eq!(c.delete().await, 200);
+        all_fronts(&front).await;
+        assert!(
+            !front.logs().contains("upstream connection failed"),
+            "{mode}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_front_over_a_remote_legacy_sse_upstream() {
+    let back = Relay::start(&[], &[]);
+    // `POST /sse` is refused (405): the link falls back to `GET /sse` and its endpoint.
+    let upstream = format!("{}/sse", back.base);
+    let per_session = front(&upstream, &[]).await;
+    all_fronts(&per_session).await;
+    assert!(
+        per_session.logs().contains("transport=\"sse\""),
+        "{}",
+        per_session.logs()
+    );
+    let shared = front(&upstream, &["--session-mode", "shared"]).await;
+    all_fronts(&shared).await;
+    // Closing the legacy stream ends the remote session: no child outlives it.
+    drop((per_session, shared));
+    eventually("remote children stopped", || back.children().is_empty()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_initialize_falls_back_to_the_sse_sibling_of_the_url() {
+    let back = Relay::start(&[], &[]);
+    // `POST /message` without a connection is refused, `GET /message` too: then `GET /sse`.
+    let front = front(&format!("{}/message", back.base), &[]).await;
+    all_fronts(&front).await;
+    assert!(
+        front.logs().contains("initialize refused"),
+        "{}",
+        front.logs()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_remote_session_is_a_crash_and_shared_mode_reinitializes() {
+    let back = Relay::start(&[], &[]);
+    let addr = back.base.trim_start_matches("http://").to_owned();
+    let front = front(&back.url, &["--session-mode", "shared"]).await;
+    let mut c = HttpClient::new(&front.url);
+    c.initialize("2025-11-25").await;
+    let r = c.call(json!(1), "echo", json!({"text": "before"})).await;
+    assert_eq!(text_of(&r.messages()[0]), "before");
+    // The remote relay restarts on the same address: it knows no session any more.
+    drop(back);
+    let _back = Relay::start_raw(&["serve", "--listen", &addr, "--", crate::support::FIXTURE]);
+    let deadline = Instant::now() + patience();
+    loop {
+        let r = c.call(json!(2), "echo", json!({"text": "after"})).await;
+        if r.status == 200 && text_of(&r.messages()[0]) == "after" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never recovered: {r:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(front.logs().contains("upstream connection failed"));
+}
+
+/// What reached the mock: (HTTP method, JSON-RPC method, headers).
+type Seen = Arc<Mutex<Vec<(String, String, HeaderMap)>>>;
+
+/// A Streamable HTTP server that answers with JSON, names session `s-1`, has no GET stream
+/// (405) and records every request.
+async fn mock() -> (String, Seen) {
+    let seen = Seen::default();
+    let app = axum::Router::new()
+        .route(
+            "/mcp",
+            post(mock_post)
+                .get(|State(seen): State<Seen>, h: HeaderMap| async move {
+                    seen.lock().unwrap().push(("GET".into(), String::new(), h));
+                    StatusCode::METHOD_NOT_ALLOWED
+                })
+                .delete(|State(seen): State<Seen>, h: HeaderMap| async move {
+                    seen.lock()
+                        .unwrap()
+                        .push(("DELETE".into(), String::new(), h));
+                    StatusCode::OK
+                }),
+        )
+        .with_state(seen.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/mcp"), seen)
+}
+
+async fn mock_post(State(seen): State<Seen>, h: HeaderMap, body: String) -> Response {
+    let v: Value = serde_json::from_str(&body).unwrap();
+    let method = v["method"].as_str().unwrap_or_default().to_owned();
+    seen.lock()
+        .unwrap()
+        .push(("POST".into(), method.clone(), h));
+    let json = |v: Value| ([("content-type", "application/json")], v.to_string());
+    match method.as_str() {
+        "initialize" => (
+            [("mcp-session-id", "s-1")],
+            json(
+                json!({"jsonrpc":"2.0","id":v["id"],"result":{"protocolVersion":"2025-06-18",
+                "capabilities":{"tools":{}},"serverInfo":{"name":"mock","version":"1"}}}),
+            ),
+        )
+            .into_response(),
+        _ if v.get("id").is_none() => StatusCode::ACCEPTED.into_response(),
+        // A batch answer: the relay gets each element.
+        "tools/call" => json(json!([
+            {"jsonrpc":"2.0","method":"notifications/message","params":{"level":"info","data":"x"}},
+            {"jsonrpc":"2.0","id":v["id"],"result":{"content":[{"type":"text","text":"mocked"}]}}
+        ]))
+        .into_response(),
+        // Refused without a JSON-RPC answer: the caller gets the relay's -31006 at once.
+        "tools/list" => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+        _ => json(json!({"jsonrpc":"2.0","id":v["id"],"error":{"code":-32601,"message":"no"}}))
+            .into_response(),
+    }
+}
+
+#[tokio::test]
+async fn the_http_upstream_gets_session_headers_and_never_a_clients_credentials() {
+    let (url, seen) = mock().await;
+    let front = front(&url, &[]).await;
+    let mut c = HttpClient::new(&front.url);
+    c.extra = vec![
+        ("authorization".into(), "Bearer client-secret".into()),
+        ("cookie".into(), "sid=client-cookie".into()),
+    ];
+    let init = c.initialize("2025-06-18").await;
+    assert_eq!(init.messages()[0]["result"]["serverInfo"]["name"], "mock");
+    let r = c.call(json!("a"), "anything", json!({})).await;
+    let m = r.messages();
+    assert_eq!(m.len(), 2, "{m:?}");
+    assert_eq!(m[0]["method"], "notifications/message");
+    assert_eq!(text_of(&m[1]), "mocked");
+    assert_eq!(m[1]["id"], "a");
+    let r = c
+        .post(json!({"jsonrpc":"2.0","id":7,"method":"tools/list"}))
+        .await;
+    let m = r.messages();
+    assert_eq!(m[0]["id"], 7, "{m:?}");
+    assert_eq!(m[0]["error"]["code"], -31006, "{m:?}");
+    eventually("standalone stream tried", || {
+        seen.lock().unwrap().iter().any(|(verb, ..)| verb == "GET")
+    })
+    .await;
+    assert_eq!(c.delete().await, 200);
+    eventually("remote session deleted", || {
+        seen.lock()
+            .unwrap()
+            .iter()
+            .any(|(verb, ..)| verb == "DELETE")
+    })
+    .await;
+
+    let seen = seen.lock().unwrap();
+    let header = |h: &HeaderMap, name: &str| h.get(name).map(|v| v.to_str().unwrap().to_owned());
+    for (verb, method, h) in seen.iter() {
+        for name in ["authorization", "cookie"] {
+            assert!(h.get(name).is_none(), "{verb} {method} carried {name}");
+        }
+        if verb == "POST" {
+            assert_eq!(
+                header(h, "content-type").as_deref(),
+                Some("application/json")
+            );
+            let accept = header(h, "accept").unwrap();
+            assert!(accept.contains("application/json") && accept.contains("text/event-stream"));
+        }
+        if method == "initialize" {
+            assert!(h.get("mcp-session-id").is_none() && h.get("mcp-protocol-version").is_none());
+        } else {
+            assert_eq!(
+                header(h, "mcp-session-id").as_deref(),
+                Some("s-1"),
+                "{verb} {method}"
+            );
+            assert_eq!(
+                header(h, "mcp-protocol-version").as_deref(),
+                Some("2025-06-18"),
+                "{verb} {method}"
+            );
+        }
+    }
+    let order: Vec<&str> = seen.iter().map(|(_, m, _)| m.as_str()).take(2).collect();
+    assert_eq!(order, ["initialize", "notifications/initialized"]);
+    // The mock has no GET stream (405): never retried.
+    assert_eq!(seen.iter().filter(|(verb, ..)| verb == "GET").count(), 1);
+    drop(seen);
+    assert!(!front.logs().contains("client-secret"));
+}
+
 #[tokio::test]
 async fn an_unreachable_remote_upstream_fails_the_session_not_the_relay() {
     let front = front("tcp://127.0.0.1:1", &[]).await;
@@ -130,6 +395,14 @@ async fn an_unreachable_remote_upstream_fails_the_session_not_the_relay() {
     assert_eq!(m[0]["error"]["code"], -31007, "{m:?}");
     // The relay is still up.
     assert_eq!(front.health().await["status"], "ok");
+    // Likewise over HTTP.
+    let front = self::front("http://127.0.0.1:1/mcp", &[]).await;
+    let r = HttpClient::new(&front.url)
+        .post(crate::support::init_request(json!(0), "2025-11-25"))
+        .await;
+    let m = r.messages();
+    assert_eq!(m[0]["error"]["code"], -31007, "{m:?}");
+    assert!(front.logs().contains("upstream connection failed"));
 }
 
 #[tokio::test]
@@ -139,7 +412,11 @@ async fn upstream_and_command_are_exclusive_and_unknown_schemes_are_usage_errors
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(64));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("supported schemes"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("supported schemes") && stderr.contains("TLS"),
+        "{stderr}"
+    );
     let out = std::process::Command::new(crate::support::RELAY)
         .args(["serve", "--upstream", "tcp://127.0.0.1:9", "--", "true"])
         .output()

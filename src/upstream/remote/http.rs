@@ -1,0 +1,351 @@
+//! Streamable HTTP upstreams (`serve --upstream http://…`): the client side of PROTOCOL.md §2,
+//! falling back to legacy HTTP+SSE (§3, `http/sse.rs`). One link is one MCP session.
+//!
+//! Every message the relay sends is one POST (`Accept: application/json, text/event-stream`,
+//! `Mcp-Session-Id` once the server gave one, `MCP-Protocol-Version` once the `initialize`
+//! result named it). Requests run in their own tasks, so a long SSE answer never holds up
+//! another; `initialize` is awaited up to its response head (everything after it needs its
+//! session id), notifications and responses are sent in order. An answer is 202, a JSON body
+//! (one message or a batch) or an SSE stream; a stream closed before its answer is resumed
+//! with GET + `Last-Event-ID` after the server's `retry` (2025-11-25 polling). After
+//! `notifications/initialized` the standalone GET stream carries server→client messages and
+//! is reopened while the link lives (405: the server has none). 404 to a request carrying the
+//! session id = the session is gone: the link ends, which the relay treats like a crashed
+//! child. `initialize` refused with 400, 404 or 405 switches the link to legacy SSE. On stop
+//! the session is deleted. A request the server refuses without a JSON-RPC answer gets the
+//! relay's -31006 (`error.rs`), so callers do not wait for a timeout. Modern (2026-07-28)
+//! requests get `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` from their body (not yet
+//! `Mcp-Param-*`), and cancelling one closes its stream, which is how that era cancels.
+//!
+//! Credentials: only the static headers of the relay's own configuration; nothing from a
+//! relay client reaches the upstream, redirects are not followed and environment proxies are
+//! not used. Bodies and header values are never logged. Neighbours: `remote.rs` (URL parsing,
+//! the link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
+
+mod link;
+mod modern;
+mod sse;
+mod stream;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::{Method, StatusCode, Url};
+use tokio::task::{AbortHandle, JoinSet};
+use tracing::{debug, info, warn};
+
+use crate::jsonrpc::{Frame, Kind, RawId};
+use crate::upstream::stdio::LinkEnds;
+use link::Link;
+use modern::modern_headers;
+use stream::{answer, listen};
+
+const SESSION_HEADER: &str = "mcp-session-id";
+const VERSION_HEADER: &str = "mcp-protocol-version";
+const ACCEPT_BOTH: &str = "application/json, text/event-stream";
+const EVENT_STREAM: &str = "text/event-stream";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a notification or response POST (sent in order) may take.
+const SEND_TIMEOUT: Duration = Duration::from_secs(30);
+const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnection delay until the server sends `retry`; floor and cap of any delay.
+const DEFAULT_RETRY: Duration = Duration::from_secs(1);
+const MIN_RETRY: Duration = Duration::from_millis(50);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+/// Consecutive resumptions of a POST stream that bring no event before its answer is given up.
+const MAX_RESUMES: u32 = 5;
+/// Modern requests remembered for cancellation before finished ones are swept.
+const SWEEP_AT: usize = 64;
+
+/// Why an HTTP link ended.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    #[error("invalid upstream url")]
+    Url,
+    #[error("invalid configured header")]
+    Header,
+    #[error("http client setup failed")]
+    Client(#[source] reqwest::Error),
+    #[error("request failed")]
+    Network(#[source] reqwest::Error),
+    #[error("upstream session ended (404)")]
+    SessionGone,
+    #[error("upstream answered {0}")]
+    Status(StatusCode),
+    #[error("not an sse stream")]
+    NotSse,
+    /// Not kept as a source: a parse error carries the stream's text (message bodies).
+    #[error("unreadable sse stream")]
+    Sse,
+    #[error("message larger than the cap")]
+    TooLarge,
+    #[error("legacy sse stream ended before its endpoint event")]
+    NoEndpoint,
+    #[error("legacy sse endpoint is not a url of the same origin")]
+    BadEndpoint,
+    #[error("upstream did not answer in time")]
+    Timeout,
+    #[error("link task failed")]
+    Task(#[source] tokio::task::JoinError),
+}
+
+impl Error {
+    /// A transport failure, without the URL reqwest would print (its query may hold secrets).
+    fn network(e: reqwest::Error) -> Error {
+        Error::Network(e.without_url())
+    }
+}
+
+/// A failure while reading a response body.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum BodyError {
+    #[error("body read failed")]
+    Network(#[source] reqwest::Error),
+    #[error("message larger than the cap")]
+    TooLarge,
+}
+
+/// The URL for logs: without query and fragment (they may hold secrets).
+pub(crate) fn log_name(url: &str) -> String {
+    match Url::parse(url) {
+        Ok(mut u) => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "http://(invalid)".to_owned(),
+    }
+}
+
+/// Drives one link until the relay stops it (deleting the session), the server ends it, or
+/// the session or the network fails.
+pub(crate) async fn run(
+    url: &str,
+    name: &str,
+    max_message: usize,
+    headers: &[(String, String)],
+    ends: &mut LinkEnds,
+) -> Result<(), Error> {
+    let link = Arc::new(Link::new(url, name, max_message, headers, ends)?);
+    let mut driver = Driver {
+        link,
+        tasks: JoinSet::new(),
+        mode: Mode::Fresh,
+        listening: false,
+        modern: HashMap::new(),
+    };
+    let result = driver.run(ends).await;
+    // Aborted tasks drop their `incoming` senders, so the relay sees the end of the output.
+    driver.tasks.shutdown().await;
+    match result {
+        Ok(End::Stopped) => {
+            driver.delete_session().await;
+            Ok(())
+        }
+        Ok(End::Closed) => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// How the link talks to the server.
+#[derive(Debug)]
+enum Mode {
+    /// Nothing decided yet: the first `initialize` decides.
+    Fresh,
+    Streamable,
+    /// Legacy SSE: every message is POSTed to this endpoint.
+    Legacy(Url),
+}
+
+/// How a link task ended when it did not fail.
+#[derive(Debug)]
+enum Done {
+    /// Its work is over; the link goes on.
+    Task,
+    /// The server closed the legacy stream: the link is over.
+    Closed,
+}
+
+/// How the driver loop ended when it did not fail.
+#[derive(Debug)]
+enum End {
+    /// The relay asked (or went away): delete the session.
+    Stopped,
+    /// The server ended the link.
+    Closed,
+}
+
+/// What an answer must bring: the request ids still unanswered, and whether it is the
+/// `initialize` answer (whose result names the protocol version).
+#[derive(Debug, Default)]
+struct Pending {
+    ids: Vec<RawId>,
+    init: bool,
+}
+
+// === impl Driver ===
+
+/// The link's own task: reads what the relay sends, owns the per-request tasks.
+struct Driver {
+    link: Arc<Link>,
+    tasks: JoinSet<Result<Done, Error>>,
+    mode: Mode,
+    /// The standalone GET stream was started.
+    listening: bool,
+    /// In-flight modern requests by raw id: cancelling one closes its stream.
+    modern: HashMap<String, AbortHandle>,
+}
+
+impl Driver {
+    async fn run(&mut self, ends: &mut LinkEnds) -> Result<End, Error> {
+        loop {
+            tokio::select! {
+                out = ends.outgoing.recv() => {
+                    let Some(msg) = out else { return Ok(End::Stopped) };
+                    tokio::select! {
+                        sent = self.send(msg) => sent?,
+                        () = ends.stop.cancelled() => return Ok(End::Stopped),
+                    }
+                }
+                Some(joined) = self.tasks.join_next() => match joined {
+                    Ok(Ok(Done::Task)) => {}
+                    Ok(Ok(Done::Closed)) => return Ok(End::Closed),
+                    Ok(Err(e)) => return Err(e),
+                    Err(e) if e.is_cancelled() => {}
+                    Err(e) => return Err(Error::Task(e)),
+                },
+                () = ends.stop.cancelled() => return Ok(End::Stopped),
+            }
+        }
+    }
+
+    /// Sends one message the relay wrote (a valid frame; anything else goes as a notification).
+    async fn send(&mut self, msg: Bytes) -> Result<(), Error> {
+        let frame = Frame::parse_upstream(msg.clone()).ok();
+        if let Mode::Legacy(endpoint) = &self.mode {
+            let endpoint = endpoint.clone();
+            return sse::post(&self.link, &endpoint, msg, frame.as_ref()).await;
+        }
+        match frame {
+            Some(f) if f.kind() == Kind::Request => {
+                if f.method() == Some("initialize") && matches!(self.mode, Mode::Fresh) {
+                    self.initialize(msg, f).await
+                } else {
+                    self.request(msg, &f);
+                    Ok(())
+                }
+            }
+            f => self.notify(msg, f.as_ref()).await,
+        }
+    }
+
+    /// POSTs `initialize` and waits for the response head: its session id, or the refusal
+    /// that means the server only speaks legacy SSE.
+    async fn initialize(&mut self, msg: Bytes, frame: Frame) -> Result<(), Error> {
+        let link = &self.link;
+        let res = link.post(msg.clone(), None).await.map_err(Error::network)?;
+        let status = res.status();
+        if matches!(
+            status,
+            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+        ) {
+            info!(upstream = %link.name, status = status.as_u16(), "initialize refused; trying legacy sse");
+            drop(res);
+            let (endpoint, events) = sse::open(link).await?;
+            info!(upstream = %link.name, transport = "sse", "upstream connected");
+            self.tasks.spawn(sse::read(link.clone(), events));
+            self.mode = Mode::Legacy(endpoint.clone());
+            return sse::post(link, &endpoint, msg, Some(&frame)).await;
+        }
+        self.mode = Mode::Streamable;
+        if status.is_success() {
+            link.learn_session(res.headers());
+            info!(upstream = %link.name, transport = "streamable_http", "upstream connected");
+        }
+        let pending = Pending {
+            ids: frame.id().into_iter().collect(),
+            init: true,
+        };
+        self.tasks.spawn(answer(link.clone(), res, pending));
+        Ok(())
+    }
+
+    /// A request: POSTed and answered in its own task.
+    fn request(&mut self, msg: Bytes, frame: &Frame) {
+        let modern = modern_headers(frame);
+        let is_modern = modern.is_some();
+        let id = frame.id();
+        let link = self.link.clone();
+        let pending = Pending {
+            ids: id.clone().into_iter().collect(),
+            init: false,
+        };
+        let task = self.tasks.spawn(async move {
+            let res = link.post(msg, modern).await.map_err(Error::network)?;
+            answer(link, res, pending).await
+        });
+        if let (true, Some(id)) = (is_modern, id) {
+            if self.modern.len() >= SWEEP_AT {
+                self.modern.retain(|_, t| !t.is_finished());
+            }
+            self.modern.insert(id.as_str().to_owned(), task);
+        }
+    }
+
+    /// A notification or response: POSTed in order, its answer awaited (202 expected).
+    async fn notify(&mut self, msg: Bytes, frame: Option<&Frame>) -> Result<(), Error> {
+        let method = frame.and_then(Frame::method);
+        if method == Some("notifications/cancelled") {
+            // Modern era: cancelling is closing the request's stream.
+            if let Some(task) = frame
+                .and_then(Frame::request_id)
+                .and_then(|id| self.modern.remove(id))
+            {
+                task.abort();
+                return Ok(());
+            }
+        }
+        let link = &self.link;
+        let modern = frame.and_then(modern_headers);
+        let res = match tokio::time::timeout(SEND_TIMEOUT, link.post(msg, modern)).await {
+            Ok(res) => res.map_err(Error::network)?,
+            Err(_) => {
+                warn!(upstream = %link.name, "upstream did not accept a notification in time");
+                return Ok(());
+            }
+        };
+        let status = res.status();
+        link.check(status)?;
+        if !status.is_success() {
+            warn!(upstream = %link.name, status = status.as_u16(), "upstream refused a message");
+            return Ok(());
+        }
+        if method == Some("notifications/initialized") && !self.listening {
+            self.listening = true;
+            self.tasks.spawn(listen(link.clone()));
+        }
+        Ok(())
+    }
+
+    /// Ends the session on the server (best effort; a server may answer 405).
+    async fn delete_session(&self) {
+        if !matches!(self.mode, Mode::Streamable) || self.link.session().is_none() {
+            return;
+        }
+        let link = &self.link;
+        let req = link.request(Method::DELETE, &link.url).send();
+        match tokio::time::timeout(DELETE_TIMEOUT, req).await {
+            Ok(Ok(res)) => {
+                debug!(upstream = %link.name, status = res.status().as_u16(), "upstream session deleted")
+            }
+            Ok(Err(e)) => {
+                debug!(upstream = %link.name, error = %e.without_url(), "upstream session delete failed")
+            }
+            Err(_) => debug!(upstream = %link.name, "upstream session delete timed out"),
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! The state every task of an HTTP link shares ([`Link`]): the client, the target, the
+//! session id and protocol version learnt from `initialize`, the configured headers, and the
+//! way back to the relay (delivery of messages and batches, answers for lost requests). Plus
+//! the body helpers. The driver is in `http.rs`, the stream readers in `http/stream.rs`.
+
+use std::sync::{Mutex, MutexGuard};
+
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, ACCEPT, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+use tracing::warn;
+
+use super::{
+    Error, Pending, ACCEPT_BOTH, CONNECT_TIMEOUT, EVENT_STREAM, SESSION_HEADER, VERSION_HEADER,
+};
+use crate::jsonrpc::{Frame, Kind};
+use crate::upstream::stdio::LinkEnds;
+
+/// What every task of a link shares: the client, the target, the session's headers and the
+/// way back to the relay.
+#[derive(Debug)]
+pub(super) struct Link {
+    pub(super) http: reqwest::Client,
+    pub(super) url: Url,
+    /// The URL for logs.
+    pub(super) name: String,
+    /// Static headers from configuration (credentials), sent with every request.
+    pub(super) headers: HeaderMap,
+    pub(super) max_message: usize,
+    incoming: mpsc::Sender<Bytes>,
+    session: Mutex<Option<HeaderValue>>,
+    version: Mutex<Option<HeaderValue>>,
+}
+
+impl Link {
+    pub(super) fn new(
+        url: &str,
+        name: &str,
+        max_message: usize,
+        headers: &[(String, String)],
+        ends: &LinkEnds,
+    ) -> Result<Link, Error> {
+        let url = Url::parse(url).map_err(|_| Error::Url)?;
+        let mut static_headers = HeaderMap::new();
+        for (k, v) in headers {
+            let k = HeaderName::try_from(k.as_str()).map_err(|_| Error::Header)?;
+            let mut v = HeaderValue::try_from(v.as_str()).map_err(|_| Error::Header)?;
+            v.set_sensitive(true);
+            static_headers.append(k, v);
+        }
+        let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("mcp-relay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Client(e.without_url()))?;
+        Ok(Link {
+            http,
+            url,
+            name: name.to_owned(),
+            headers: static_headers,
+            max_message,
+            incoming: ends.incoming.clone(),
+            session: Mutex::new(None),
+            version: Mutex::new(None),
+        })
+    }
+
+    pub(super) fn session(&self) -> Option<HeaderValue> {
+        lock(&self.session).clone()
+    }
+
+    /// A request to `url` with the configured headers and the session's.
+    pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        let mut b = self
+            .http
+            .request(method, url.clone())
+            .headers(self.headers.clone());
+        if let Some(s) = self.session() {
+            b = b.header(SESSION_HEADER, s);
+        }
+        if let Some(v) = lock(&self.version).clone() {
+            b = b.header(VERSION_HEADER, v);
+        }
+        b
+    }
+
+    /// POSTs one message; `modern` headers replace the session's version header.
+    pub(super) async fn post(
+        &self,
+        msg: Bytes,
+        modern: Option<HeaderMap>,
+    ) -> reqwest::Result<Response> {
+        let mut b = self
+            .request(Method::POST, &self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .header(ACCEPT, ACCEPT_BOTH);
+        if let Some(h) = modern {
+            b = b.headers(h);
+        }
+        b.body(msg).send().await
+    }
+
+    /// Opens (or, after `last_event_id`, resumes) an SSE stream with GET.
+    pub(super) async fn get(&self, last_event_id: Option<&str>) -> reqwest::Result<Response> {
+        let mut b = self
+            .request(Method::GET, &self.url)
+            .header(ACCEPT, EVENT_STREAM);
+        if let Some(id) = last_event_id {
+            b = b.header("last-event-id", id);
+        }
+        b.send().await
+    }
+
+    /// 404 while a session exists: the server ended it.
+    pub(super) fn check(&self, status: StatusCode) -> Result<(), Error> {
+        if status == StatusCode::NOT_FOUND && self.session().is_some() {
+            return Err(Error::SessionGone);
+        }
+        Ok(())
+    }
+
+    /// Keeps the `Mcp-Session-Id` of the `initialize` answer (visible ASCII only).
+    pub(super) fn learn_session(&self, headers: &HeaderMap) {
+        let Some(v) = headers.get(SESSION_HEADER) else {
+            return;
+        };
+        let b = v.as_bytes();
+        if !b.is_empty() && b.iter().all(|c| (0x21..=0x7e).contains(c)) {
+            *lock(&self.session) = Some(v.clone());
+        } else {
+            warn!(upstream = %self.name, "upstream session id not visible ascii; ignored");
+        }
+    }
+
+    /// Keeps the protocol version named by the `initialize` result.
+    pub(super) fn learn_version(&self, frame: &Frame) {
+        #[derive(Deserialize)]
+        struct Init<'a> {
+            #[serde(borrow, rename = "protocolVersion")]
+            version: Option<&'a str>,
+        }
+        let version = frame
+            .result()
+            .and_then(|r| serde_json::from_str::<Init<'_>>(r).ok())
+            .and_then(|i| i.version)
+            .and_then(|v| HeaderValue::from_str(v).ok());
+        if let Some(v) = version {
+            *lock(&self.version) = Some(v);
+        }
+    }
+
+    /// Hands one message to the relay; false once the relay is gone.
+    pub(super) async fn deliver(&self, msg: Bytes) -> bool {
+        self.incoming.send(msg).await.is_ok()
+    }
+
+    /// Hands a body or event data (a message or a batch) to the relay, crossing answered
+    /// requests off `pending` (only then is a message parsed; the relay reads it anyway).
+    pub(super) async fn deliver_all(&self, data: Bytes, pending: &mut Pending) -> bool {
+        for msg in split(data) {
+            if !pending.ids.is_empty() {
+                self.cross_off(&msg, pending);
+            }
+            if !self.deliver(msg).await {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Removes the request `msg` answers from `pending`; the `initialize` answer names the
+    /// protocol version.
+    fn cross_off(&self, msg: &Bytes, pending: &mut Pending) {
+        let Ok(frame) = Frame::parse_upstream(msg.clone()) else {
+            return;
+        };
+        let (Kind::Response, Some(id)) = (frame.kind(), frame.id()) else {
+            return;
+        };
+        if pending.init && !frame.is_error() {
+            self.learn_version(&frame);
+        }
+        pending.ids.retain(|p| *p != id);
+    }
+
+    /// Requests whose answer will not come: each gets the relay's -31006.
+    pub(super) async fn lost(&self, pending: &mut Pending) {
+        for id in pending.ids.drain(..) {
+            let msg = crate::error::Error::ChildUnavailable.to_jsonrpc(&id);
+            if !self.deliver(msg).await {
+                return;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// One message, or each element of a batch array (what does not parse goes as it is: the
+/// relay drops and counts it).
+pub(super) fn split(data: Bytes) -> Vec<Bytes> {
+    let start = data.iter().position(|b| !b.is_ascii_whitespace());
+    let Some(start) = start else {
+        return Vec::new();
+    };
+    if data[start] != b'[' {
+        return vec![data];
+    }
+    match serde_json::from_slice::<Vec<&RawValue>>(&data) {
+        Ok(items) => items
+            .iter()
+            .map(|raw| Bytes::copy_from_slice(raw.get().as_bytes()))
+            .collect(),
+        Err(_) => vec![data],
+    }
+}
+
+pub(super) fn media_type(res: &Response) -> Option<&str> {
+    let ct = res.headers().get(CONTENT_TYPE)?.to_str().ok()?;
+    Some(ct.split(';').next().unwrap_or_default().trim())
+}
+
+pub(super) fn is_sse(res: &Response) -> bool {
+    media_type(res).is_some_and(|m| m.eq_ignore_ascii_case(EVENT_STREAM))
+}
+
+/// A whole JSON body, refused past `max` bytes.
+pub(super) async fn body(res: Response, max: usize) -> Result<Bytes, Error> {
+    if res.content_length().is_some_and(|n| n > max as u64) {
+        return Err(Error::TooLarge);
+    }
+    let mut buf = BytesMut::new();
+    let mut chunks = res.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(Error::network)?;
+        if buf.len() + chunk.len() > max {
+            return Err(Error::TooLarge);
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
