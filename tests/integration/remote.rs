@@ -100,8 +100,33 @@ async fn http_scenario(relay: &Relay) {
     assert_eq!(c.delete().await, 200);
 }
 
-async fn all_fronts(front: &Relay) {
+/// `mcp-relay stdio --upstream <the front's own upstream>`: the stdio front over the same
+/// remote kind.
+async fn stdio_scenario(upstream: &str) {
+    let mut child = tokio::process::Command::new(crate::support::RELAY)
+        .args(["stdio", "--upstream", upstream])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
+    let mut c = Client::lines(Box::new(stdout), Box::new(stdin));
+    scenario(&mut c).await;
+    drop(c);
+    let status = tokio::time::timeout(crate::support::patience(), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+async fn all_fronts(front: &Relay, upstream: &str) {
     http_scenario(front).await;
+    drop(crate::sse::sse_scenario(front).await);
+    stdio_scenario(upstream).await;
     let mut ws = Client::ws(&ws_url(front)).await;
     scenario(&mut ws).await;
     let mut tcp = Client::tcp(&tcp_addr(front)).await;
@@ -114,9 +139,9 @@ async fn every_front_over_a_remote_tcp_upstream() {
     eventually("back tcp listening", || back.logs().contains("url=tcp://")).await;
     let upstream = format!("tcp://{}", tcp_addr(&back));
     let per_session = front(&upstream, &[]).await;
-    all_fronts(&per_session).await;
+    all_fronts(&per_session, &upstream).await;
     let shared = front(&upstream, &["--session-mode", "shared"]).await;
-    all_fronts(&shared).await;
+    all_fronts(&shared, &upstream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,23 +149,24 @@ async fn every_front_over_a_remote_websocket_upstream() {
     let back = back();
     let upstream = ws_url(&back);
     let per_session = front(&upstream, &[]).await;
-    all_fronts(&per_session).await;
+    all_fronts(&per_session, &upstream).await;
     let shared = front(&upstream, &["--session-mode", "shared"]).await;
-    all_fronts(&shared).await;
+    all_fronts(&shared, &upstream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_front_over_a_remote_streamable_http_upstream() {
     let back = Relay::start(&[], &[]);
-    let per_session = front(&back.url, &[]).await;
-    all_fronts(&per_session).await;
+    let upstream = back.url.clone();
+    let per_session = front(&upstream, &[]).await;
+    all_fronts(&per_session, &upstream).await;
     // Each front session was its own remote session, deleted when it ended.
     eventually("remote sessions deleted with the front's", || {
         back.children().is_empty()
     })
     .await;
     let shared = front(&back.url, &["--session-mode", "shared"]).await;
-    all_fronts(&shared).await;
+    all_fronts(&shared, &upstream).await;
     assert!(!per_session.logs().contains("upstream connection failed"));
     assert!(!shared.logs().contains("upstream connection failed"));
 }
@@ -148,10 +174,11 @@ async fn every_front_over_a_remote_streamable_http_upstream() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_front_over_a_remote_upstream_answering_json() {
     let back = Relay::start(&["--response-mode", "json"], &[]);
-    let per_session = front(&back.url, &[]).await;
-    all_fronts(&per_session).await;
+    let upstream = back.url.clone();
+    let per_session = front(&upstream, &[]).await;
+    all_fronts(&per_session, &upstream).await;
     let shared = front(&back.url, &["--session-mode", "shared"]).await;
-    all_fronts(&shared).await;
+    all_fronts(&shared, &upstream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,7 +215,7 @@ async fn a_polling_remote_upstream_is_resumed_with_last_event_id() {
         );
         assert_eq!(text_of(m.last().unwrap()), "done", "{mode}");
         assert_eq!(c.delete().await, 200);
-        all_fronts(&front).await;
+        all_fronts(&front, &back.url).await;
         assert!(
             !front.logs().contains("upstream connection failed"),
             "{mode}"
@@ -202,14 +229,14 @@ async fn every_front_over_a_remote_legacy_sse_upstream() {
     // `POST /sse` is refused (405): the link falls back to `GET /sse` and its endpoint.
     let upstream = format!("{}/sse", back.base);
     let per_session = front(&upstream, &[]).await;
-    all_fronts(&per_session).await;
+    all_fronts(&per_session, &upstream).await;
     assert!(
         per_session.logs().contains("transport=\"sse\""),
         "{}",
         per_session.logs()
     );
     let shared = front(&upstream, &["--session-mode", "shared"]).await;
-    all_fronts(&shared).await;
+    all_fronts(&shared, &upstream).await;
     // Closing the legacy stream ends the remote session: no child outlives it.
     drop((per_session, shared));
     eventually("remote children stopped", || back.children().is_empty()).await;
@@ -219,8 +246,9 @@ async fn every_front_over_a_remote_legacy_sse_upstream() {
 async fn a_refused_initialize_falls_back_to_the_sse_sibling_of_the_url() {
     let back = Relay::start(&[], &[]);
     // `POST /message` without a connection is refused, `GET /message` too: then `GET /sse`.
-    let front = front(&format!("{}/message", back.base), &[]).await;
-    all_fronts(&front).await;
+    let upstream = format!("{}/message", back.base);
+    let front = front(&upstream, &[]).await;
+    all_fronts(&front, &upstream).await;
     assert!(
         front.logs().contains("initialize refused"),
         "{}",

@@ -15,7 +15,7 @@ use crate::support::{eventually, init_request, patience, text_of, Relay};
 type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 /// One legacy connection: its GET stream and the endpoint it announced.
-struct Legacy {
+pub(crate) struct Legacy {
     http: reqwest::Client,
     endpoint: String,
     events: Events,
@@ -149,10 +149,9 @@ impl Legacy {
     }
 }
 
-#[tokio::test]
-async fn sse_front_runs_the_scenario() {
-    let relay = Relay::start(&[], &[]);
-    let mut c = Legacy::open(&relay).await;
+/// The transport scenario over one legacy SSE connection (also run against remote upstreams).
+pub(crate) async fn sse_scenario(relay: &Relay) -> Legacy {
+    let mut c = Legacy::open(relay).await;
     let init = c.initialize().await;
     assert_eq!(init["result"]["serverInfo"]["name"], "mcp-relay-fixture");
     let list = c.request(json!("l"), "tools/list", json!({})).await;
@@ -190,6 +189,13 @@ async fn sse_front_runs_the_scenario() {
         .await;
     c.until(|v| v["method"] == "notifications/message").await;
     assert_eq!(text_of(&c.until(|v| v["id"] == 4).await), "notified");
+    c
+}
+
+#[tokio::test]
+async fn sse_front_runs_the_scenario() {
+    let relay = Relay::start(&[], &[]);
+    let c = sse_scenario(&relay).await;
     assert_eq!(relay.children().len(), 1);
     drop(c);
     eventually("child stopped with the stream", || {

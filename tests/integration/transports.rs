@@ -39,7 +39,7 @@ impl Client {
         Client::lines(Box::new(BufReader::new(r)), Box::new(w))
     }
 
-    fn lines(
+    pub(crate) fn lines(
         read: Box<dyn tokio::io::AsyncBufRead + Unpin + Send>,
         write: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
     ) -> Client {
