@@ -4,7 +4,8 @@
 //! generator speaks Streamable HTTP over hyper keep-alive connections and verifies every
 //! answer. Workloads: (a) sequential latency, (b) throughput 8 sessions C=32, (c) 64 KiB
 //! results C=8, (d) idle memory of the process tree, (e) 1,000 sessions on one shared child
-//! C=64, (f) session churn. Repetitions alternate the systems round-robin; medians, ratios
+//! C=64, (f) session churn. The relay is started a second time with `--session-mode shared`
+//! for (e) and for its shared-mode idle memory. Repetitions alternate the systems round-robin; medians, ratios
 //! and targets are printed as markdown and written to `results/bench/latest.md`.
 //! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
 

@@ -18,15 +18,18 @@ pub(crate) enum Metric {
     DTreeN,
     DTreePerSession,
     DSelfPerSession,
+    /// Own RSS per idle session with one child shared by all (the relay: `Mode::Shared`).
+    DSharedSelfPerSession,
     ERps,
     EP50,
+    EP99,
     FCps,
     FP50,
 }
 
 use Metric::*;
 
-const COLUMNS: [(Metric, &str, bool); 12] = [
+const COLUMNS: [(Metric, &str, bool); 14] = [
     (AP50, "(a) p50 µs", false),
     (AP99, "(a) p99 µs", false),
     (BRps, "(b) req/s C=32", true),
@@ -35,8 +38,14 @@ const COLUMNS: [(Metric, &str, bool); 12] = [
     (DTreeN, "(d) tree MiB, N sess", false),
     (DTreePerSession, "(d) KiB/sess tree", false),
     (DSelfPerSession, "(d) KiB/sess excl. children", false),
+    (
+        DSharedSelfPerSession,
+        "(d) KiB/sess excl. child, shared mode",
+        false,
+    ),
     (ERps, "(e) shared req/s", true),
     (EP50, "(e) shared p50 µs", false),
+    (EP99, "(e) shared p99 µs", false),
     (FCps, "(f) churn cycles/s", true),
     (FP50, "(f) cycle p50 ms", false),
 ];
@@ -52,6 +61,12 @@ pub(crate) struct Results {
 impl Results {
     pub(crate) fn add(&mut self, k: Kind, m: Metric, v: f64) {
         self.values.entry((k, m)).or_default().push(v);
+    }
+
+    /// Whether `fail` recorded `what` for `k` in any repetition.
+    pub(crate) fn failed(&self, k: Kind, what: &str) -> bool {
+        let prefix = format!("{} {what} rep ", k.name());
+        self.failures.iter().any(|f| f.starts_with(&prefix))
     }
 
     /// A reason shown instead of a figure (n/a, pending), kept if no figure arrives.
@@ -135,7 +150,15 @@ impl Results {
             "### Ratios (relay ÷ reference, oriented so that > 1 means the relay is better)\n\n\
              | relay mode | metric | vs best peer | vs floor-http | vs floor-stdio |\n|---|---|---:|---:|---:|\n",
         );
-        let metrics = [(AP50, false), (BRps, true), (CRps, true), (FCps, true)];
+        let metrics = [
+            (AP50, false),
+            (BRps, true),
+            (CRps, true),
+            (DSharedSelfPerSession, false),
+            (ERps, true),
+            (EP50, false),
+            (FCps, true),
+        ];
         for k in systems.iter().filter(|k| k.is_relay()) {
             for (m, higher) in metrics {
                 let Some(r) = self.median(*k, m) else {

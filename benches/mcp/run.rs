@@ -4,12 +4,13 @@
 use std::fmt::Write as _;
 use std::time::Instant;
 
-use anyhow::Result;
+use anyhow::{Context as _, Result};
 
 use crate::config::Config;
+use crate::http::Endpoint;
 use crate::load::{self, Load, Target};
 use crate::report::{Metric, Results};
-use crate::systems::{self, Kind};
+use crate::systems::{self, Kind, Mode};
 
 const SMALL_TEXT: usize = 24;
 const BIG_TEXT: usize = 64 * 1024;
@@ -26,6 +27,17 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
             eprintln!("bench: rep {}/{} {}", rep + 1, cfg.reps, kind.name());
             if let Err(e) = system(cfg, kind, rep, &mut res).await {
                 res.fail(kind, "start", rep, &e);
+            }
+            if kind.is_relay() && (cfg.wants('d') || cfg.wants('e')) {
+                eprintln!(
+                    "bench: rep {}/{} {} --session-mode shared",
+                    rep + 1,
+                    cfg.reps,
+                    kind.name()
+                );
+                if let Err(e) = relay_shared(cfg, kind, rep, &mut res).await {
+                    res.fail(kind, "start (shared mode)", rep, &e);
+                }
             }
         }
     }
@@ -57,7 +69,7 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
 /// Starts `kind` fresh and runs the selected workloads on it.
 async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Result<()> {
     let logs = cfg.paths.root.join("target/bench-logs");
-    let running = systems::start(kind, &cfg.paths, &logs)?;
+    let running = systems::start(kind, Mode::Default, &cfg.paths, &logs)?;
     let target = match &running {
         Some(r) => Target::Http(&r.ep),
         None => Target::Stdio(&cfg.paths.fixture),
@@ -74,24 +86,24 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
         match &running {
             None => res.note(kind, Metric::DTree0, "n/a (no server)"),
             Some(r) => {
-                let n = cfg.idle_sessions;
-                match load::idle_memory(&r.ep, r.proc.pid(), n, &cfg.protocol).await {
-                    Ok(m) => {
-                        res.add(kind, Metric::DTree0, m.tree0_kib as f64 / 1024.0);
-                        res.add(kind, Metric::DTreeN, m.tree_n_kib as f64 / 1024.0);
-                        let per = |a: u64, b: u64| (a as f64 - b as f64) / n as f64;
-                        res.add(
-                            kind,
-                            Metric::DTreePerSession,
-                            per(m.tree_n_kib, m.tree0_kib),
-                        );
-                        res.add(
-                            kind,
-                            Metric::DSelfPerSession,
-                            per(m.self_n_kib, m.self0_kib),
-                        );
+                let (what, pid) = ("(d) idle memory", r.proc.pid());
+                if let Some(own) = idle_memory(cfg, kind, what, &r.ep, pid, rep, res).await {
+                    res.add(kind, Metric::DTree0, own.tree0_mib);
+                    res.add(kind, Metric::DTreeN, own.tree_n_mib);
+                    res.add(kind, Metric::DTreePerSession, own.tree_per_session);
+                    res.add(kind, Metric::DSelfPerSession, own.self_per_session);
+                    // A system whose only mode shares one child (or has none) is already
+                    // in shared mode: the same figure goes in the shared-mode column.
+                    if kind.shared_child() || kind == Kind::FloorHttp {
+                        res.add(kind, Metric::DSharedSelfPerSession, own.self_per_session);
                     }
-                    Err(e) => res.fail(kind, "(d) idle memory", rep, &e),
+                }
+                if kind == Kind::Supergateway {
+                    res.note(
+                        kind,
+                        Metric::DSharedSelfPerSession,
+                        "n/a (per-session child only)",
+                    );
                 }
             }
         }
@@ -117,7 +129,8 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
             Err(e) => res.fail(kind, "(c) 64 KiB", rep, &e),
         }
     }
-    if cfg.wants('e') {
+    // The relay's (e) runs on a second relay process in shared mode: `relay_shared`.
+    if cfg.wants('e') && !kind.is_relay() {
         shared(cfg, kind, target, rep, res).await;
     }
     if cfg.wants('f') {
@@ -133,16 +146,13 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
     Ok(())
 }
 
-/// (e): many sessions on one shared child, where the system has such a mode.
+/// (e): many sessions on one shared child, where the system has such a mode (the relay's
+/// shared-mode process is started by `relay_shared` and comes here with an HTTP target).
 async fn shared(cfg: &Config, kind: Kind, target: Target<'_>, rep: usize, res: &mut Results) {
-    if kind.is_relay() {
-        res.note(kind, Metric::ERps, "pending (shared mode: issue 4)");
-        res.note(kind, Metric::EP50, "pending");
-        return;
-    }
     if kind == Kind::Supergateway {
         res.note(kind, Metric::ERps, "n/a (per-session child only)");
         res.note(kind, Metric::EP50, "n/a");
+        res.note(kind, Metric::EP99, "n/a");
         return;
     }
     // The direct floor's "shared child" is one child with every request in flight on it.
@@ -163,7 +173,64 @@ async fn shared(cfg: &Config, kind: Kind, target: Target<'_>, rep: usize, res: &
         Ok(r) => {
             res.add(kind, Metric::ERps, r.rps);
             res.add(kind, Metric::EP50, r.p50_us);
+            res.add(kind, Metric::EP99, r.p99_us);
         }
         Err(e) => res.fail(kind, "(e) shared", rep, &e),
+    }
+}
+
+/// The relay again, started fresh with `--session-mode shared --children 1`: (d) its own RSS
+/// per idle session (the child excluded), then (e) 1,000 sessions on its one child at C=64.
+async fn relay_shared(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Result<()> {
+    let logs = cfg.paths.root.join("target/bench-logs");
+    let running = systems::start(kind, Mode::Shared, &cfg.paths, &logs)?
+        .context("the relay has an HTTP endpoint")?;
+    if cfg.wants('d') {
+        let (ep, pid) = (&running.ep, running.proc.pid());
+        let what = "(d) idle memory, shared mode";
+        if let Some(own) = idle_memory(cfg, kind, what, ep, pid, rep, res).await {
+            res.add(kind, Metric::DSharedSelfPerSession, own.self_per_session);
+        }
+    }
+    if cfg.wants('e') {
+        shared(cfg, kind, Target::Http(&running.ep), rep, res).await;
+    }
+    drop(running);
+    Ok(())
+}
+
+/// Workload (d) figures of one process tree.
+struct Idle {
+    tree0_mib: f64,
+    tree_n_mib: f64,
+    tree_per_session: f64,
+    self_per_session: f64,
+}
+
+/// (d): RSS at 0 and at N idle sessions; a failure is recorded and gives `None`.
+async fn idle_memory(
+    cfg: &Config,
+    kind: Kind,
+    what: &str,
+    ep: &Endpoint,
+    pid: u32,
+    rep: usize,
+    res: &mut Results,
+) -> Option<Idle> {
+    let n = cfg.idle_sessions;
+    match load::idle_memory(ep, pid, n, &cfg.protocol).await {
+        Ok(m) => {
+            let per = |a: u64, b: u64| (a as f64 - b as f64) / n as f64;
+            Some(Idle {
+                tree0_mib: m.tree0_kib as f64 / 1024.0,
+                tree_n_mib: m.tree_n_kib as f64 / 1024.0,
+                tree_per_session: per(m.tree_n_kib, m.tree0_kib),
+                self_per_session: per(m.self_n_kib, m.self0_kib),
+            })
+        }
+        Err(e) => {
+            res.fail(kind, what, rep, &e);
+            None
+        }
     }
 }

@@ -81,7 +81,8 @@ impl Kind {
         )
     }
 
-    /// Whether every session shares one child (the shared-mode workload needs it).
+    /// Whether every session shares one child in the system's only mode (the relay has a
+    /// shared mode too, started separately: `Mode::Shared`).
     pub(crate) fn shared_child(self) -> bool {
         matches!(
             self,
@@ -120,8 +121,16 @@ fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// How a relay is started: one child per session (the default), or `--session-mode shared`
+/// with one supervised child for every session (workloads (d) shared and (e)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Default,
+    Shared,
+}
+
 /// The command line that starts `kind` on `port` (None for the direct stdio floor).
-fn command(kind: Kind, p: &Paths, port: u16) -> Result<Option<Command>> {
+fn command(kind: Kind, mode: Mode, p: &Paths, port: u16) -> Result<Option<Command>> {
     let fx = p.fixture.to_str().context("fixture path not UTF-8")?;
     let listen = format!("127.0.0.1:{port}");
     let port_s = port.to_string();
@@ -132,6 +141,9 @@ fn command(kind: Kind, p: &Paths, port: u16) -> Result<Option<Command>> {
             c.args(["serve", "--listen", &listen]);
             if kind == Kind::RelayJson {
                 c.args(["--response-mode", "json"]);
+            }
+            if mode == Mode::Shared {
+                c.args(["--session-mode", "shared", "--children", "1"]);
             }
             c.args(["--", fx]);
             c
@@ -184,14 +196,19 @@ fn command(kind: Kind, p: &Paths, port: u16) -> Result<Option<Command>> {
     Ok(Some(cmd))
 }
 
-/// Starts `kind` (stderr to `logs/NAME.log`) and waits until its port accepts connections.
-pub(crate) fn start(kind: Kind, p: &Paths, logs: &Path) -> Result<Option<Running>> {
+/// Starts `kind` (stderr to `logs/NAME.log`, `logs/NAME-shared.log` in shared mode) and waits
+/// until its port accepts connections. `Mode::Shared` is for the relay only.
+pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Option<Running>> {
+    if mode == Mode::Shared && !kind.is_relay() {
+        bail!("{} has no shared mode to select", kind.name());
+    }
     let port = free_port()?;
-    let Some(mut cmd) = command(kind, p, port)? else {
+    let Some(mut cmd) = command(kind, mode, p, port)? else {
         return Ok(None);
     };
     std::fs::create_dir_all(logs)?;
-    let log = std::fs::File::create(logs.join(format!("{}.log", kind.name())))?;
+    let suffix = if mode == Mode::Shared { "-shared" } else { "" };
+    let log = std::fs::File::create(logs.join(format!("{}{suffix}.log", kind.name())))?;
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)

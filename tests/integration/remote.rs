@@ -1,7 +1,7 @@
 //! Remote upstreams: a front relay whose server is another relay reached over TCP, WebSocket,
 //! Streamable HTTP (`http://…/mcp`, also answering JSON, also polling) or legacy HTTP+SSE
 //! (`http://…/sse` through the automatic fallback). Every front (Streamable HTTP, WebSocket,
-//! TCP) runs the same scenario against every remote kind, in per-session and shared mode.
+//! TCP, legacy SSE, the stdio front) runs the same scenario against every remote kind, in per-session and shared mode.
 //! Plus what the HTTP client owes the server (headers, session, DELETE, never a client's
 //! credentials), checked against a recording mock, and a remote session lost mid-way.
 
