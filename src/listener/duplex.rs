@@ -61,20 +61,25 @@ impl Duplex {
         self.session.as_ref()
     }
 
-    /// Handles one incoming message; refusals are written to the connection as errors.
-    pub async fn handle(&mut self, bytes: Bytes) {
+    /// Handles one incoming message; a refusal is written to the connection as an error and
+    /// also returned, so a transport can close with a code that says why (WebSocket 1013).
+    pub async fn handle(&mut self, bytes: Bytes) -> Option<Error> {
         let (frames, batch) = match Message::parse(bytes) {
             Ok(Message::Single(f)) => (vec![f], false),
             Ok(Message::Batch(v)) => (v, true),
-            Err(e) => return self.refuse(&Error::from(e), None).await,
+            Err(e) => {
+                let e = Error::from(e);
+                self.refuse(&e, None).await;
+                return Some(e);
+            }
         };
         let id = match frames.as_slice() {
             [one] if one.kind() == Kind::Request => one.id(),
             _ => None,
         };
-        if let Err(e) = self.dispatch(frames, batch).await {
-            self.refuse(&e, id.as_ref()).await;
-        }
+        let e = self.dispatch(frames, batch).await.err()?;
+        self.refuse(&e, id.as_ref()).await;
+        Some(e)
     }
 
     async fn dispatch(&mut self, frames: Vec<Frame>, batch: bool) -> Result<(), Error> {

@@ -210,7 +210,7 @@ impl Legacy {
             .ok_or(Error::UnknownSession)?;
         let mut driver = conn.duplex.lock().await;
         let duplex = driver.as_mut().ok_or(Error::UnknownSession)?;
-        duplex.handle(bytes).await;
+        let _ = duplex.handle(bytes).await;
         if duplex.session().is_some()
             && !conn
                 .watching

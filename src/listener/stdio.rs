@@ -38,7 +38,9 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
         };
         match next {
             Some(Ok(line)) if line.trim().is_empty() => {}
-            Some(Ok(line)) => duplex.handle(Bytes::from(line)).await,
+            Some(Ok(line)) => {
+                duplex.handle(Bytes::from(line)).await;
+            }
             Some(Err(LinesCodecError::MaxLineLengthExceeded)) => {
                 let e = Error::BodyTooLarge(max_line as u64);
                 let _ = tx.send(e.message(None)).await;

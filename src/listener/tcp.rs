@@ -63,7 +63,9 @@ async fn connection(relay: Arc<Relay>, tcp: TcpStream) {
         };
         match next {
             Ok(Some(Ok(line))) if line.trim().is_empty() => {}
-            Ok(Some(Ok(line))) => duplex.handle(Bytes::from(line)).await,
+            Ok(Some(Ok(line))) => {
+                duplex.handle(Bytes::from(line)).await;
+            }
             Ok(Some(Err(LinesCodecError::MaxLineLengthExceeded))) => {
                 let e = Error::BodyTooLarge(max_line as u64);
                 let _ = tx.send(e.message(None)).await;

@@ -6,7 +6,8 @@
 //! through the connection's [`Duplex`]. Limits: `--ws-max-message` (4 MiB) and `--ws-max-frame`
 //! (1 MiB); a ping every `--sse-keep-alive` keeps intermediaries from timing the connection
 //! out. Close codes say why: 1009 too big, 1008 a binary frame (policy: text only), 1001 the
-//! relay is shutting down, 1000 the client left.
+//! relay is shutting down or the session ended, 1013 no session could be opened now (session
+//! cap, child unavailable, circuit open).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,12 +21,14 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::duplex::{Duplex, OUT_QUEUE};
+use crate::error::Error;
 use crate::relay::Relay;
 
 const SUBPROTOCOL: &str = "mcp";
 const TOO_BIG: u16 = 1009;
 const POLICY: u16 = 1008;
 const GOING_AWAY: u16 = 1001;
+const TRY_LATER: u16 = 1013;
 
 /// `GET <ws-path>` with an upgrade.
 pub async fn upgrade(State(relay): State<Arc<Relay>>, ws: WebSocketUpgrade) -> Response {
@@ -54,7 +57,11 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket) {
         tokio::select! {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
-                    duplex.handle(Bytes::copy_from_slice(text.as_bytes())).await;
+                    let refused = duplex.handle(Bytes::copy_from_slice(text.as_bytes())).await;
+                    // No session could be opened for now: say "try again later".
+                    if duplex.session().is_none() && refused.as_ref().is_some_and(is_overload) {
+                        break Close::Code(TRY_LATER, "try again later");
+                    }
                 }
                 Some(Ok(Message::Binary(_))) => break Close::Code(POLICY, "text frames only"),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
@@ -105,6 +112,14 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket) {
         )
         .await;
     }
+}
+
+/// Refusals that mean "not now" rather than "not this".
+fn is_overload(e: &Error) -> bool {
+    matches!(
+        e,
+        Error::SessionCap | Error::ChildUnavailable | Error::CircuitOpen(_) | Error::ShuttingDown
+    )
 }
 
 /// A capacity error closes with 1009; anything else means the connection is gone.

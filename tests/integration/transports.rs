@@ -401,3 +401,46 @@ async fn d5_a_tcp_client_that_stops_reading_is_dropped_and_others_carry_on() {
     }
     assert!(seen < 200_000, "{seen}");
 }
+
+#[tokio::test]
+async fn websocket_junk_is_answered_and_a_full_relay_closes_with_try_later() {
+    let relay = Relay::start(&["--max-sessions", "1"], &[]);
+    let mut first = Client::ws(&ws_url(&relay)).await;
+    first.send_raw("{not json").await;
+    assert_eq!(first.next().await.unwrap()["error"]["code"], -32700);
+    first
+        .request(
+            json!(0),
+            "initialize",
+            init_request(json!(0), "2025-11-25")["params"].clone(),
+        )
+        .await;
+    let Conn::Ws(mut ws) = Client::ws(&ws_url(&relay)).await.conn else {
+        unreachable!()
+    };
+    ws.send(Message::text(
+        init_request(json!(0), "2025-11-25").to_string(),
+    ))
+    .await
+    .unwrap();
+    let refusal = loop {
+        match ws.next().await {
+            Some(Ok(Message::Text(t))) => break serde_json::from_str::<Value>(&t).unwrap(),
+            Some(Ok(_)) => {}
+            other => panic!("expected the refusal, got {other:?}"),
+        }
+    };
+    assert_eq!(refusal["error"]["code"], -31005, "{refusal}");
+    match ws.next().await {
+        Some(Ok(Message::Close(Some(f)))) => assert_eq!(u16::from(f.code), 1013),
+        other => panic!("expected close 1013, got {other:?}"),
+    }
+    let r = first
+        .request(
+            json!(1),
+            "tools/call",
+            json!({"name":"echo","arguments":{"text":"fine"}}),
+        )
+        .await;
+    assert_eq!(text_of(&r), "fine");
+}
