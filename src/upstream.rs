@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
@@ -478,7 +478,11 @@ impl Upstream {
         }
         self.fail_pending(None, &Error::ChildExited);
         if self.audience.is_shared() {
-            warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "shared child exited");
+            if self.child.stopping() {
+                info!(pid = self.pid(), code = ?info.code, "shared child stopped");
+            } else {
+                warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "shared child exited");
+            }
             return;
         }
         if let Some(s) = self.audience.sole() {

@@ -216,6 +216,11 @@ impl ChildHandle {
         self.stop.cancel();
     }
 
+    /// True once the relay asked the child to stop (an exit after that is expected).
+    pub fn stopping(&self) -> bool {
+        self.stop.is_cancelled()
+    }
+
     pub fn exited(&self) -> bool {
         self.exit.borrow().is_some()
     }
