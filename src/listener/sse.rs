@@ -31,7 +31,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
-use super::streamable_http::{accepts, identity_of, media_type_is, read_body};
+use super::streamable_http::{accepts, identity_of, media_type_is, read_body, sse_response};
 use crate::error::Error;
 use crate::relay::Relay;
 use crate::session::SessionId;
@@ -175,16 +175,9 @@ impl Legacy {
                 conn,
             },
         };
-        let body = Body::from_stream(futures_util::stream::unfold(pump, next_chunk));
-        let mut res = Response::new(body);
-        let h = res.headers_mut();
-        h.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream"),
-        );
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-        Ok(res)
+        Ok(sse_response(Body::from_stream(
+            futures_util::stream::unfold(pump, next_chunk),
+        )))
     }
 
     /// `POST /message`: media type, body limit, then the connection (by id and identity).

@@ -328,7 +328,17 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
         keep_alive,
         _guard: guard,
     };
-    let body = Body::from_stream(futures_util::stream::unfold(state, next_chunk));
+    let mut res = sse_response(Body::from_stream(futures_util::stream::unfold(
+        state, next_chunk,
+    )));
+    if let Some(session) = session {
+        add_session_header(&mut res, session, new_session);
+    }
+    res
+}
+
+/// An SSE response around `body`: the media type, no caching, and no proxy buffering.
+pub(super) fn sse_response(body: Body) -> Response {
     let mut res = Response::new(body);
     let h = res.headers_mut();
     h.insert(
@@ -337,9 +347,6 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    if let Some(session) = session {
-        add_session_header(&mut res, session, new_session);
-    }
     res
 }
 
