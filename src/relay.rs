@@ -335,6 +335,15 @@ impl Relay {
         }
     }
 
+    /// Waits (at most `limit`) until no child is left, including those of sessions closed
+    /// before shutdown (their stop sequence may still be running).
+    pub async fn wait_children(&self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while self.children_alive() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// Ends every session and waits until every child is reaped.
     pub async fn stop_all(&self) {
         let sessions = self.sessions.drain();
