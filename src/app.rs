@@ -1,5 +1,6 @@
 //! `serve`: binds the listeners (HTTP with Streamable HTTP, WebSocket and legacy SSE; TCP when
-//! asked), runs the relay, and shuts down in order.
+//! asked), runs the relay, and shuts down in order. With `--tls-cert/--tls-key` both
+//! listeners speak TLS (see [`crate::tls`]).
 //!
 //! Shutdown on SIGTERM/SIGINT: stop accepting and refuse new work (503), end standalone
 //! streams, let in-flight requests finish within the grace period, then fail what is left
@@ -18,12 +19,14 @@ use tracing::info;
 use crate::config::ServeConfig;
 use crate::listener::{streamable_http, tcp};
 use crate::relay::Relay;
+use crate::tls::{self, Reloadable, TlsListener};
 
 /// A bound, not yet running relay; `addr` is the real address (useful with port 0).
 pub struct Bound {
     pub addr: SocketAddr,
     listener: TcpListener,
     tcp: Option<TcpListener>,
+    tls: Option<Arc<Reloadable>>,
     relay: Arc<Relay>,
 }
 
@@ -33,6 +36,17 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         .await
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let addr = listener.local_addr()?;
+    let tls = match &cfg.tls {
+        Some(files) => Some({
+            tls::install_provider();
+            Reloadable::new(files.clone()).context("TLS setup failed")?
+        }),
+        None => None,
+    };
+    let (http, ws, tcp_scheme) = match tls {
+        Some(_) => ("https", "wss", "tls"),
+        None => ("http", "ws", "tcp"),
+    };
     let tcp = match cfg.tcp_listen {
         Some(at) => Some(
             TcpListener::bind(at)
@@ -43,17 +57,18 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     };
     info!(
         transport = "streamable_http",
-        url = %format!("http://{addr}{}", cfg.path),
+        url = %format!("{http}://{addr}{}", cfg.path),
         "listening"
     );
-    info!(transport = "websocket", url = %format!("ws://{addr}{}", cfg.ws_path), "listening");
+    info!(transport = "websocket", url = %format!("{ws}://{addr}{}", cfg.ws_path), "listening");
     if let Some(t) = &tcp {
-        info!(transport = "tcp", url = %format!("tcp://{}", t.local_addr()?), "listening");
+        info!(transport = "tcp", url = %format!("{tcp_scheme}://{}", t.local_addr()?), "listening");
     }
     Ok(Bound {
         addr,
         listener,
         tcp,
+        tls,
         relay: Relay::new(Arc::new(cfg)),
     })
 }
@@ -68,17 +83,42 @@ impl Bound {
         let relay = self.relay;
         tokio::spawn(relay.clone().sweep());
         let stop_accepting = CancellationToken::new();
+        let acceptors = match &self.tls {
+            Some(cert) => {
+                tokio::spawn(cert.clone().watch(stop_accepting.clone()));
+                Some((
+                    tls::acceptor(cert.clone(), true)?,
+                    tls::acceptor(cert.clone(), false)?,
+                ))
+            }
+            None => None,
+        };
         if let Some(tcp) = self.tcp {
-            tokio::spawn(tcp::serve(relay.clone(), tcp, stop_accepting.clone()));
+            let acceptor = acceptors.as_ref().map(|a| a.1.clone());
+            tokio::spawn(tcp::serve(
+                relay.clone(),
+                tcp,
+                acceptor,
+                stop_accepting.clone(),
+            ));
         }
         let router = streamable_http::router(relay.clone());
-        // No Nagle delay: SSE events are small writes that must leave at once.
-        let listener = self.listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let server = axum::serve(listener, router)
-            .with_graceful_shutdown(stop_accepting.clone().cancelled_owned());
-        let mut server = tokio::spawn(std::future::IntoFuture::into_future(server));
+        let stopped = stop_accepting.clone().cancelled_owned();
+        let mut server = match acceptors {
+            Some((http, _)) => {
+                let listener = TlsListener::new(self.listener, http, stop_accepting.clone());
+                let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
+                tokio::spawn(std::future::IntoFuture::into_future(server))
+            }
+            None => {
+                // No Nagle delay: SSE events are small writes that must leave at once.
+                let listener = self.listener.tap_io(|tcp| {
+                    let _ = tcp.set_nodelay(true);
+                });
+                let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
+                tokio::spawn(std::future::IntoFuture::into_future(server))
+            }
+        };
         tokio::select! {
             () = shutdown.cancelled() => {}
             res = &mut server => {
@@ -130,6 +170,10 @@ pub async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
     crate::listener::stdio::run(relay.clone(), stop).await;
     relay.start_drain();
     relay.stop_all().await;
+    // The session closed at stdin EOF left the table before `stop_all`: let its child (or
+    // remote session's DELETE) finish its stop sequence too.
+    let budget = relay.config().shutdown_grace;
+    relay.wait_children(budget).await;
     Ok(())
 }
 

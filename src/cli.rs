@@ -46,6 +46,30 @@ pub enum Command {
     /// (one session; for local hosts and SSH forced commands). Takes `serve`'s child, session
     /// and limit flags; its listener flags are ignored.
     Stdio(ServeArgs),
+    /// Certificate helpers for `serve --tls-cert/--tls-key`.
+    #[command(subcommand)]
+    Cert(CertCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CertCommand {
+    /// Write a self-signed development certificate and key (`cert.pem`, `key.pem` with mode
+    /// 0600) into a directory. Existing files are never overwritten.
+    Generate(CertGenerateArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CertGenerateArgs {
+    /// Directory to write `cert.pem` and `key.pem` into (created if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out_dir: PathBuf,
+    /// Subject alternative name, DNS name or IP address (repeatable). Default: localhost,
+    /// 127.0.0.1 and ::1.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Days the certificate is valid (1-3650).
+    #[arg(long, default_value_t = 90)]
+    pub days: u32,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +84,13 @@ pub struct ServeArgs {
     /// connection).
     #[arg(long, value_name = "ADDR")]
     pub tcp_listen: Option<SocketAddr>,
+    /// PEM certificate chain for TLS on the HTTP listener and the TCP front (needs
+    /// --tls-key). Re-read on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
     /// Longest line on the TCP front; a longer one closes the connection with -31009.
     #[arg(long, default_value = "4MiB", value_parser = size)]
     pub tcp_max_line: u64,
@@ -247,6 +278,17 @@ impl ServeArgs {
                 ));
             }
         }
+        let tls = match (self.tls_cert, self.tls_key) {
+            (Some(cert), Some(key)) => Some(crate::tls::TlsFiles { cert, key }),
+            (None, None) => None,
+            _ => {
+                errors.push("--tls-cert and --tls-key go together".into());
+                None
+            }
+        };
+        if let Some(Err(e)) = tls.as_ref().map(crate::tls::load) {
+            errors.push(format!("--tls-cert/--tls-key: {e}"));
+        }
         if self.request_timeout > self.request_timeout_max {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
         }
@@ -270,6 +312,7 @@ impl ServeArgs {
             listen: self.listen,
             path: self.path,
             tcp_listen: self.tcp_listen,
+            tls,
             tcp_max_line: usize::try_from(self.tcp_max_line).unwrap_or(usize::MAX),
             tcp_idle: self.tcp_idle,
             ws_path: self.ws_path,

@@ -72,6 +72,8 @@ pub struct ServeConfig {
     pub path: String,
     /// The TCP front (newline-delimited JSON-RPC), when enabled.
     pub tcp_listen: Option<SocketAddr>,
+    /// TLS on the HTTP and TCP listeners, when configured (files checked at startup).
+    pub tls: Option<crate::tls::TlsFiles>,
     pub tcp_max_line: usize,
     pub tcp_idle: Duration,
     /// The WebSocket front's path on the HTTP listener.

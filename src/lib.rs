@@ -2,7 +2,8 @@
 //!
 //! Map of the crate (see docs/ARCHITECTURE.md for the flow of one request):
 //! - `cli`, `config`: command line → validated [`config::ServeConfig`].
-//! - `app`: `serve` (bind, run, ordered shutdown).
+//! - `app`: `serve` (bind, run, ordered shutdown). `cert`: `cert generate` (dev certificates).
+//! - `tls`: rustls setup, certificate reload, the TLS-accepting listener.
 //! - `listener`: front transports (Streamable HTTP), framing only.
 //! - `policy`: request checks in one ordered place (Host, Origin).
 //! - `relay`: the transport-agnostic core; `relay::stream`: SSE streams with replay.
@@ -13,6 +14,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod cert;
 pub mod cli;
 pub mod config;
 pub mod era;
@@ -23,4 +25,5 @@ pub mod policy;
 pub mod relay;
 pub mod session;
 pub mod telemetry;
+pub mod tls;
 pub mod upstream;

@@ -4,9 +4,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use mcp_relay::cli::{Cli, Command};
+use mcp_relay::cli::{CertCommand, Cli, Command};
 use mcp_relay::upstream::stdio::{exec_shim, EXEC_SHIM};
-use mcp_relay::{app, cli, config, telemetry};
+use mcp_relay::{app, cert, cli, config, telemetry};
 
 const EX_USAGE: u8 = 64;
 
@@ -25,6 +25,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => run(args, |cfg| Box::pin(app::serve(cfg))),
         Command::Stdio(args) => run(args, |cfg| Box::pin(app::stdio(cfg))),
+        Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
     }
 }
 

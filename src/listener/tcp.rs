@@ -5,16 +5,18 @@
 //! a longer one gets a -31009 error line and the connection is closed, since the stream can no
 //! longer be trusted to be in sync. A connection silent for `--tcp-idle` (5 min) is closed, as
 //! is every connection when the relay drains. OS keep-alive is on. The first line is where
-//! authentication will be read once it exists. TLS comes with the TLS issue.
+//! authentication will be read once it exists. With `--tls-cert` every connection is TLS
+//! (handshake off the accept loop, 10 s limit).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::io::{AsyncWriteExt, BufWriter};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
 use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -24,7 +26,12 @@ use crate::error::Error;
 use crate::relay::Relay;
 
 /// Accepts connections until `stop` is cancelled.
-pub async fn serve(relay: Arc<Relay>, listener: TcpListener, stop: CancellationToken) {
+pub async fn serve(
+    relay: Arc<Relay>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    stop: CancellationToken,
+) {
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -33,7 +40,21 @@ pub async fn serve(relay: Arc<Relay>, listener: TcpListener, stop: CancellationT
         match accepted {
             Ok((tcp, peer)) => {
                 debug!(%peer, "tcp connection");
-                tokio::spawn(connection(relay.clone(), tcp));
+                let _ = tcp.set_nodelay(true);
+                let _ = socket_keepalive(&tcp);
+                let relay = relay.clone();
+                match tls.clone() {
+                    None => {
+                        tokio::spawn(connection(relay, tcp));
+                    }
+                    Some(acceptor) => {
+                        tokio::spawn(async move {
+                            if let Some(tls) = crate::tls::handshake(&acceptor, tcp).await {
+                                connection(relay, tls).await;
+                            }
+                        });
+                    }
+                }
             }
             Err(e) => {
                 warn!(error = %e, "tcp accept failed");
@@ -43,10 +64,11 @@ pub async fn serve(relay: Arc<Relay>, listener: TcpListener, stop: CancellationT
     }
 }
 
-async fn connection(relay: Arc<Relay>, tcp: TcpStream) {
-    let _ = tcp.set_nodelay(true);
-    let _ = socket_keepalive(&tcp);
-    let (read, write) = tcp.into_split();
+async fn connection<S>(relay: Arc<Relay>, io: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (read, write) = tokio::io::split(io);
     let cfg = relay.config();
     let (max_line, idle) = (cfg.tcp_max_line, cfg.tcp_idle);
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
@@ -96,7 +118,7 @@ async fn connection(relay: Arc<Relay>, tcp: TcpStream) {
     }
 }
 
-async fn write_lines(write: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Bytes>) {
+async fn write_lines(write: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {
     let mut w = BufWriter::new(write);
     while let Some(msg) = rx.recv().await {
         if w.write_all(&msg).await.is_err() || w.write_all(b"\n").await.is_err() {

@@ -9,6 +9,7 @@
 //! - `transparency`: bytes through the relay equal bytes straight from the child.
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `scale`: many sessions: no leftover processes, no cross-talk.
+//! - `tls`: `cert generate`, HTTPS and TLS-TCP, plaintext refused, certificate reload.
 
 mod support;
 
@@ -20,5 +21,6 @@ mod scale;
 mod shared;
 mod sse;
 mod streamable_http;
+mod tls;
 mod transparency;
 mod transports;

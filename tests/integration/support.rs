@@ -82,7 +82,8 @@ impl Relay {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(i) = line.find("url=http://") {
+                let at = line.find("url=http://");
+                if let Some(i) = at.or_else(|| line.find("url=https://")) {
                     if let Some(t) = tx.take() {
                         let url = line[i + 4..].split_whitespace().next().unwrap_or("");
                         let _ = t.send(url.to_owned());
