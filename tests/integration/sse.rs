@@ -83,7 +83,7 @@ impl Legacy {
         b.send().await.unwrap().status().as_u16()
     }
 
-    async fn send_raw(&self, body: &str) {
+    pub(crate) async fn send_raw(&self, body: &str) {
         let status = self
             .post_to(&self.endpoint, "application/json", body.to_owned())
             .await;
@@ -95,7 +95,7 @@ impl Legacy {
     }
 
     /// The next message, or `None` when the stream ended.
-    async fn next(&mut self) -> Option<Value> {
+    pub(crate) async fn next(&mut self) -> Option<Value> {
         if let Some(v) = self.backlog.pop_front() {
             return Some(v);
         }
@@ -149,46 +149,11 @@ impl Legacy {
     }
 }
 
-/// The transport scenario over one legacy SSE connection (also run against remote upstreams).
-pub(crate) async fn sse_scenario(relay: &Relay) -> Legacy {
-    let mut c = Legacy::open(relay).await;
-    let init = c.initialize().await;
-    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-relay-fixture");
-    let list = c.request(json!("l"), "tools/list", json!({})).await;
-    assert!(list["result"]["tools"].as_array().unwrap().len() > 5);
-    // Progress, then the answer, on the stream.
-    c.send(
-        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
-        "name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}),
-    )
-    .await;
-    let done = c.until(|v| v["id"] == 2).await;
-    assert_eq!(text_of(&done), "done");
-    let progress: Vec<Value> = c
-        .backlog
-        .drain(..)
-        .filter(|v| v["method"] == "notifications/progress")
-        .collect();
-    assert_eq!(progress.len(), 3, "{progress:?}");
-    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
-    // A server→client request arrives as an event and is answered with a POST.
-    c.send(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sample","arguments":{}}}))
-        .await;
-    let ask = c.until(|v| v["method"] == "sampling/createMessage").await;
-    c.send(
-        json!({"jsonrpc":"2.0","id":ask["id"],"result":{"role":"assistant",
-        "content":{"type":"text","text":"sampled"},"model":"m"}}),
-    )
-    .await;
-    let sampled = c.until(|v| v["id"] == 3).await;
-    assert!(text_of(&sampled).contains("sampled"), "{sampled}");
-    // Notifications from the child.
-    c.send(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"notify","arguments":{}}}))
-        .await;
-    c.until(|v| v["method"] == "notifications/tools/list_changed")
-        .await;
-    c.until(|v| v["method"] == "notifications/message").await;
-    assert_eq!(text_of(&c.until(|v| v["id"] == 4).await), "notified");
+/// The transport scenario (`transports::scenario`) over one legacy SSE connection (also run
+/// against remote upstreams).
+pub(crate) async fn sse_scenario(relay: &Relay) -> crate::transports::Client {
+    let mut c = crate::transports::Client::sse(Legacy::open(relay).await);
+    crate::transports::scenario(&mut c).await;
     c
 }
 

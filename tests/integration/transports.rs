@@ -24,6 +24,7 @@ pub(crate) enum Conn {
         write: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
     },
     Ws(Box<WsStream>),
+    Sse(Box<crate::sse::Legacy>),
 }
 
 pub(crate) struct Client {
@@ -49,6 +50,13 @@ impl Client {
         }
     }
 
+    pub(crate) fn sse(legacy: crate::sse::Legacy) -> Client {
+        Client {
+            conn: Conn::Sse(Box::new(legacy)),
+            backlog: VecDeque::new(),
+        }
+    }
+
     pub(crate) async fn ws(url: &str) -> Client {
         let mut req = url.into_client_request().unwrap();
         req.headers_mut()
@@ -69,6 +77,7 @@ impl Client {
                 write.flush().await.unwrap();
             }
             Conn::Ws(ws) => ws.send(Message::text(text)).await.unwrap(),
+            Conn::Sse(legacy) => legacy.send_raw(text).await,
         }
     }
 
@@ -90,6 +99,7 @@ impl Client {
                         Ok(_) => Some(serde_json::from_str(&line).unwrap()),
                     }
                 }
+                Conn::Sse(legacy) => legacy.next().await,
                 Conn::Ws(ws) => loop {
                     match ws.next().await {
                         Some(Ok(Message::Text(t))) => {
