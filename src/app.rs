@@ -11,14 +11,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::ServeConfig;
 use crate::listener::{streamable_http, tcp};
+use crate::listener::{ConnInfo, PlainListener};
 use crate::relay::Relay;
+use crate::telemetry::audit::Audit;
 use crate::tls::{self, Reloadable, TlsListener};
 
 /// A bound, not yet running relay; `addr` is the real address (useful with port 0).
@@ -64,12 +65,13 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     if let Some(t) = &tcp {
         info!(transport = "tcp", url = %format!("{tcp_scheme}://{}", t.local_addr()?), "listening");
     }
+    let audit = start_audit(&cfg)?;
     Ok(Bound {
         addr,
         listener,
         tcp,
         tls,
-        relay: Relay::new(Arc::new(cfg)),
+        relay: Relay::new(Arc::new(cfg), audit),
     })
 }
 
@@ -83,12 +85,16 @@ impl Bound {
         let relay = self.relay;
         tokio::spawn(relay.clone().sweep());
         let stop_accepting = CancellationToken::new();
+        let clients = match &relay.config().mtls {
+            Some(m) => Some(tls::client::verifier(m).context("mTLS setup failed")?),
+            None => None,
+        };
         let acceptors = match &self.tls {
             Some(cert) => {
                 tokio::spawn(cert.clone().watch(stop_accepting.clone()));
                 Some((
-                    tls::acceptor(cert.clone(), true)?,
-                    tls::acceptor(cert.clone(), false)?,
+                    tls::acceptor_with_clients(cert.clone(), true, clients.clone())?,
+                    tls::acceptor_with_clients(cert.clone(), false, clients)?,
                 ))
             }
             None => None,
@@ -102,7 +108,8 @@ impl Bound {
                 stop_accepting.clone(),
             ));
         }
-        let router = streamable_http::router(relay.clone());
+        let router = streamable_http::router(relay.clone())
+            .into_make_service_with_connect_info::<ConnInfo>();
         let stopped = stop_accepting.clone().cancelled_owned();
         let mut server = match acceptors {
             Some((http, _)) => {
@@ -111,10 +118,7 @@ impl Bound {
                 tokio::spawn(std::future::IntoFuture::into_future(server))
             }
             None => {
-                // No Nagle delay: SSE events are small writes that must leave at once.
-                let listener = self.listener.tap_io(|tcp| {
-                    let _ = tcp.set_nodelay(true);
-                });
+                let listener = PlainListener(self.listener);
                 let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
                 tokio::spawn(std::future::IntoFuture::into_future(server))
             }
@@ -159,7 +163,8 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 /// `mcp-relay stdio`: one session on the relay's own stdin/stdout, until stdin ends or a
 /// signal arrives; then the child is stopped in order.
 pub async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
-    let relay = Relay::new(Arc::new(cfg));
+    let audit = start_audit(&cfg)?;
+    let relay = Relay::new(Arc::new(cfg), audit);
     tokio::spawn(relay.clone().sweep());
     let stop = CancellationToken::new();
     let trigger = stop.clone();
@@ -175,6 +180,14 @@ pub async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
     let budget = relay.config().shutdown_grace;
     relay.wait_children(budget).await;
     Ok(())
+}
+
+/// Opens the audit log when one is configured (a failure to open it is a startup error).
+fn start_audit(cfg: &ServeConfig) -> anyhow::Result<Audit> {
+    match &cfg.audit {
+        Some(a) => Audit::start(a).context("cannot open the audit log"),
+        None => Ok(Audit::disabled()),
+    }
 }
 
 async fn wait_for_signal() {

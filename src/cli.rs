@@ -49,6 +49,10 @@ pub enum Command {
     /// Certificate helpers for `serve --tls-cert/--tls-key`.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Credentials: API keys (`token key`), HMAC secrets (`token secret`) and development
+    /// JWTs (`token jwt`).
+    #[command(subcommand)]
+    Token(crate::token::TokenCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -194,6 +198,38 @@ pub struct ServeArgs {
     /// Working directory of the child.
     #[arg(long)]
     pub cwd: Option<PathBuf>,
+    /// Settings file (TOML) with the `[auth]`, `[roles]` and `[audit]` sections
+    /// (docs/security.md). Flags below override the file.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// The relay's canonical URL: the audience tokens must name and the RFC 9728 `resource`
+    /// (default `http(s)://<listen><path>`).
+    #[arg(long, value_name = "URL")]
+    pub resource: Option<String>,
+    /// Accept JWTs signed with this HMAC secret (`env:NAME` or `file:PATH`; see
+    /// `mcp-relay token secret` and `token jwt`).
+    #[arg(long, value_name = "REF")]
+    pub jwt_secret: Option<String>,
+    /// Accept JWTs signed by keys from this JWKS URL (https, or http to loopback).
+    #[arg(long, value_name = "URL")]
+    pub jwks_url: Option<String>,
+    /// The issuer (`iss`) of tokens accepted through --jwt-secret / --jwks-url.
+    #[arg(long, value_name = "ISS", default_value = "mcp-relay")]
+    pub jwt_issuer: String,
+    /// Algorithms accepted through --jwt-secret / --jwks-url (default HS256, or RS256+ES256).
+    #[arg(long = "jwt-alg", value_name = "ALG")]
+    pub jwt_algorithms: Vec<String>,
+    /// Roles file: the seed's `permissions.json` (allowedMethods/blockedMethods per role)
+    /// with tool, resource and prompt globs.
+    #[arg(long, value_name = "FILE")]
+    pub roles: Option<PathBuf>,
+    /// Audit log: one JSON line per request to this file (rotated), or `-` for stdout.
+    #[arg(long, value_name = "PATH")]
+    pub audit_log: Option<String>,
+    /// Allow a non-loopback --listen without any authentication (anyone who can reach the
+    /// port can use the server).
+    #[arg(long)]
+    pub insecure_no_auth: bool,
     /// A server already on the network to put behind the relay instead of a command:
     /// `http://host:port/mcp` (Streamable HTTP, falling back to legacy HTTP+SSE),
     /// `ws://host:port/path` or `tcp://host:port` (newline-delimited JSON-RPC). Credentials for
@@ -292,12 +328,44 @@ impl ServeArgs {
         if self.request_timeout > self.request_timeout_max {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
         }
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let security = config::security::build(
+            config::security::Shorthands {
+                config: self.config,
+                resource: self.resource,
+                jwt_secret: self.jwt_secret,
+                jwks_url: self.jwks_url,
+                jwt_issuer: self.jwt_issuer,
+                jwt_algorithms: self.jwt_algorithms,
+                roles: self.roles,
+                audit_log: self.audit_log,
+                identity_header: self.identity_header.clone().map(|h| h.to_ascii_lowercase()),
+            },
+            format!("{scheme}://{}{}", self.listen, self.path),
+            &config::secret::process_env,
+            &mut errors,
+        );
+        if let Some(sec) = &security {
+            if !sec.auth.is_enabled() && !self.listen.ip().is_loopback() && !self.insecure_no_auth {
+                errors.push(format!(
+                    "--listen {} is not loopback and no authentication is configured: add API keys, JWT or mTLS (--config, --jwt-secret), or say --insecure-no-auth",
+                    self.listen
+                ));
+            }
+            if sec.mtls.is_some() && tls.is_none() {
+                errors.push("auth.mtls needs --tls-cert and --tls-key".into());
+            }
+            if sec.rbac.is_some() && !sec.auth.is_enabled() {
+                errors.push("--roles needs authentication (roles come from credentials)".into());
+            }
+        }
         let server = match (program, remote) {
             (Some(program), None) => Some((program, None)),
             (None, Some(remote)) => Some((PathBuf::new(), Some(remote))),
             _ => None,
         };
-        let (Some((program, remote)), Some(origin), true) = (server, origin, errors.is_empty())
+        let (Some((program, remote)), Some(origin), Some(security), true) =
+            (server, origin, security, errors.is_empty())
         else {
             return Err(errors);
         };
@@ -330,7 +398,13 @@ impl ServeArgs {
                     shim: std::env::current_exe().ok(),
                 }),
             },
-            policy: RequestPolicy { origin },
+            policy: RequestPolicy {
+                origin,
+                auth: security.auth,
+                rbac: security.rbac,
+            },
+            audit: security.audit,
+            mtls: security.mtls,
             session_mode: self.session_mode,
             child_era: self.child_era,
             children: self.children,

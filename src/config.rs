@@ -4,6 +4,9 @@
 //! here, before any port is bound, and every problem is reported at once. The command to wrap
 //! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
 
+pub mod secret;
+pub mod security;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +86,10 @@ pub struct ServeConfig {
     /// The wrapped command, or the remote server (`--upstream`).
     pub child: ServerSpec,
     pub policy: RequestPolicy,
+    /// The audit log, when configured (started by `app`).
+    pub audit: Option<crate::telemetry::audit::AuditConfig>,
+    /// Client-certificate verification (needs TLS).
+    pub mtls: Option<crate::tls::client::MtlsConfig>,
     pub session_mode: SessionMode,
     pub child_era: ChildEra,
     /// Children of the shared pool.

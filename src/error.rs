@@ -6,6 +6,7 @@
 //! effects. Relay errors always carry `data: {"source":"mcp-relay","reason":…}` and never
 //! internals (stderr, paths, errno).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::http::{HeaderValue, StatusCode};
@@ -73,6 +74,31 @@ pub enum Error {
     ShuttingDown,
     #[error("response to no pending request")]
     UnexpectedResponse,
+    #[error("authentication required")]
+    Unauthorized {
+        reason: &'static str,
+        /// The `WWW-Authenticate` value.
+        challenge: Arc<str>,
+    },
+    #[error("forbidden")]
+    Forbidden {
+        reason: &'static str,
+        challenge: Option<Arc<str>>,
+    },
+    /// A method the caller may not use: the answer for an unknown method.
+    #[error("Method not found")]
+    DeniedMethod,
+    /// A tool the caller may not use: the answer for an unknown tool.
+    #[error("Unknown tool: {0}")]
+    UnknownTool(String),
+    #[error("Unknown prompt: {0}")]
+    UnknownPrompt(String),
+    /// A resource the caller may not read, legacy era: that era's resource-not-found.
+    #[error("Resource not found")]
+    ResourceNotFound(String),
+    /// A resource the caller may not read, 2026-07-28 era.
+    #[error("Unknown resource: {0}")]
+    UnknownResource(String),
     #[error("internal error")]
     Internal,
 }
@@ -147,6 +173,13 @@ impl Error {
                 ..wire(503, -31010, "shutting_down", Internal)
             },
             Error::UnexpectedResponse => wire(400, -32600, "unexpected_response", Downstream),
+            Error::Unauthorized { reason, .. } => wire(401, -31001, reason, Downstream),
+            Error::Forbidden { reason, .. } => wire(403, -31002, reason, Downstream),
+            Error::DeniedMethod => wire(200, -32601, "denied_method", Downstream),
+            Error::UnknownTool(_) => wire(200, -32602, "denied_tool", Downstream),
+            Error::UnknownPrompt(_) => wire(200, -32602, "denied_prompt", Downstream),
+            Error::ResourceNotFound(_) => wire(200, -32002, "denied_resource", Downstream),
+            Error::UnknownResource(_) => wire(200, -32602, "denied_resource", Downstream),
             Error::Internal => wire(500, -32603, "internal_error", Internal),
         }
     }
@@ -159,6 +192,14 @@ impl Error {
     /// The JSON-RPC error message, echoing `id` when known (omitted otherwise).
     pub fn message(&self, id: Option<&RawId>) -> Bytes {
         let w = self.wire();
+        if let Some(data) = self.disguise() {
+            return jsonrpc::error_response(
+                id.map(RawId::as_str),
+                w.code,
+                &self.to_string(),
+                &data,
+            );
+        }
         let mut data = match self {
             Error::Modern(r) => r.data(),
             _ => serde_json::Map::new(),
@@ -167,6 +208,24 @@ impl Error {
         data.insert("reason".into(), w.reason.into());
         let data = serde_json::Value::Object(data);
         jsonrpc::error_response(id.map(RawId::as_str), w.code, &self.to_string(), &data)
+    }
+
+    /// Denials answer exactly like the server for an unknown name (SECURITY.md §3: "a denied
+    /// tool gets the answer for an unknown one"), so they carry no relay `data`.
+    fn disguise(&self) -> Option<serde_json::Value> {
+        match self {
+            Error::DeniedMethod | Error::UnknownTool(_) | Error::UnknownPrompt(_) => {
+                Some(serde_json::Value::Null)
+            }
+            Error::UnknownResource(_) => Some(serde_json::Value::Null),
+            Error::ResourceNotFound(uri) => Some(serde_json::json!({ "uri": uri })),
+            _ => None,
+        }
+    }
+
+    /// Whether this is a policy denial that answers like the server would.
+    pub fn is_denial(&self) -> bool {
+        self.disguise().is_some()
     }
 
     /// The HTTP answer, echoing the request's id when it was read.
@@ -183,6 +242,15 @@ impl Error {
                 axum::http::header::RETRY_AFTER,
                 HeaderValue::from(after.as_secs()),
             );
+        }
+        let challenge = match &self {
+            Error::Unauthorized { challenge, .. } => Some(challenge.clone()),
+            Error::Forbidden { challenge, .. } => challenge.clone(),
+            _ => None,
+        };
+        if let Some(v) = challenge.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            res.headers_mut()
+                .insert(axum::http::header::WWW_AUTHENTICATE, v);
         }
         if self == Error::MethodNotAllowed {
             res.headers_mut().insert(
@@ -244,6 +312,27 @@ mod tests {
             (Error::Timeout, 200, -31008),
             (Error::ShuttingDown, 503, -31010),
             (Error::Internal, 500, -32603),
+            (
+                Error::Unauthorized {
+                    reason: "missing_credential",
+                    challenge: "Bearer".into(),
+                },
+                401,
+                -31001,
+            ),
+            (
+                Error::Forbidden {
+                    reason: "insufficient_scope",
+                    challenge: None,
+                },
+                403,
+                -31002,
+            ),
+            (Error::DeniedMethod, 200, -32601),
+            (Error::UnknownTool("x".into()), 200, -32602),
+            (Error::UnknownPrompt("x".into()), 200, -32602),
+            (Error::ResourceNotFound("x".into()), 200, -32002),
+            (Error::UnknownResource("x".into()), 200, -32602),
         ];
         for (err, status, code) in table {
             let w = err.wire();
@@ -251,7 +340,7 @@ mod tests {
             assert!(
                 w.code < -32768
                     || w.code > -32000
-                    || [-32700, -32600, -32603, -32020].contains(&w.code)
+                    || [-32700, -32600, -32601, -32602, -32603, -32020, -32002].contains(&w.code)
             );
         }
     }

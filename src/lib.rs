@@ -26,4 +26,5 @@ pub mod relay;
 pub mod session;
 pub mod telemetry;
 pub mod tls;
+pub mod token;
 pub mod upstream;

@@ -2,9 +2,77 @@
 //! the relay core; none holds policy or session logic. `streamable_http` is session-per-id
 //! over HTTP; the connection-oriented fronts share `duplex` (one connection, one session).
 
+//!
+//! [`ConnInfo`] carries what the connection knows about the peer (address, verified mTLS
+//! identity) to the router root, where `policy.rs` authenticates.
+
+mod metadata;
+
 pub mod duplex;
 pub mod sse;
 pub mod stdio;
 pub mod streamable_http;
 pub mod tcp;
 pub mod websocket;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::connect_info::Connected;
+use axum::serve::IncomingStream;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::tls::client::{self, CertIdentity};
+use crate::tls::TlsListener;
+
+/// What one accepted connection says about its peer.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    /// The verified client certificate's identity (mTLS), if one was presented.
+    pub cert: Option<Arc<CertIdentity>>,
+}
+
+/// The plain-TCP HTTP listener: no Nagle delay (SSE events are small writes that must leave
+/// at once).
+pub struct PlainListener(pub TcpListener);
+
+impl axum::serve::Listener for PlainListener {
+    type Io = TcpStream;
+    type Addr = SocketAddr;
+
+    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
+        let (tcp, addr) = axum::serve::Listener::accept(&mut self.0).await;
+        let _ = tcp.set_nodelay(true);
+        (tcp, addr)
+    }
+
+    fn local_addr(&self) -> std::io::Result<Self::Addr> {
+        self.0.local_addr()
+    }
+}
+
+impl Connected<IncomingStream<'_, PlainListener>> for ConnInfo {
+    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
+        ConnInfo {
+            peer: *stream.remote_addr(),
+            cert: None,
+        }
+    }
+}
+
+impl Connected<IncomingStream<'_, TlsListener>> for ConnInfo {
+    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
+        ConnInfo {
+            peer: *stream.remote_addr(),
+            cert: peer_identity(stream.io()),
+        }
+    }
+}
+
+/// The identity of a TLS peer's verified leaf certificate.
+pub fn peer_identity<IO>(tls: &tokio_rustls::server::TlsStream<IO>) -> Option<Arc<CertIdentity>> {
+    let (_, conn) = tls.get_ref();
+    let leaf = conn.peer_certificates()?.first()?;
+    client::identity(leaf).map(Arc::new)
+}

@@ -26,6 +26,13 @@ fn main() -> ExitCode {
         Command::Serve(args) => run(args, |cfg| Box::pin(app::serve(cfg))),
         Command::Stdio(args) => run(args, |cfg| Box::pin(app::stdio(cfg))),
         Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
+        Command::Token(cmd) => match mcp_relay::token::run(cmd) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::from(64)
+            }
+        },
     }
 }
 

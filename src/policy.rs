@@ -6,23 +6,106 @@
 //! parse and ambiguity rule → era checks → in-flight caps → upstream dispatch. Auth, roles
 //! and rate limits join these lists in their own files, in the order written here.
 
+//!
+//! Authentication (`authn.rs`: mTLS | API key | JWT) runs after Host/Origin at the router
+//! root for every route, WebSocket upgrade and first TCP line; RBAC (`rbac.rs`) runs per
+//! request message, before caps and dispatch.
+
+pub mod api_key;
+pub mod authn;
+pub mod jwt;
 pub mod origin;
+pub mod rbac;
+
+use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
 use crate::error::Error;
+use crate::jsonrpc::Frame;
+use authn::{AuthFailure, Authenticator, Caller, Principal};
 pub use origin::OriginGuard;
+use rbac::{Decision, ListFilter, Rbac};
 
-/// Everything checked before a request's route and body are looked at.
+/// Everything checked before a request's route and body are looked at, and per message.
 #[derive(Debug, Clone)]
 pub struct RequestPolicy {
     pub origin: OriginGuard,
+    pub auth: Arc<Authenticator>,
+    pub rbac: Option<Arc<Rbac>>,
 }
+
+/// What RBAC allowed: the rule (for audit) and the `*/list` filter for this caller.
+pub type Allowed = (Option<String>, Option<ListFilter>);
 
 impl RequestPolicy {
     /// Phase 2 of STYLE.md §7, the parts that exist: Host, then Origin.
     pub fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
         // Why first: a rebinding attempt must learn nothing, not even whether a route exists.
         self.origin.check(headers, authority)
+    }
+
+    /// Phase 2, authentication: who is calling (after Host/Origin, before the session,
+    /// because a session is not authentication). `cert` is the verified mTLS identity.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        cert: Option<&crate::tls::client::CertIdentity>,
+    ) -> Result<Principal, Error> {
+        let result = self.auth.authenticate(headers, query, cert).await;
+        if !self.auth.is_enabled() {
+            // `--identity-header` without authentication: a malformed or missing name is a
+            // bad request, not a credential problem.
+            return result.map_err(|f| match f {
+                AuthFailure::Missing => Error::Identity("missing_identity"),
+                _ => Error::Identity("bad_identity"),
+            });
+        }
+        result.map_err(|f| self.refusal(f))
+    }
+
+    /// The wire error for an authentication failure, with its challenge.
+    pub fn refusal(&self, failure: AuthFailure) -> Error {
+        let challenge = self.auth.challenge(failure);
+        match failure {
+            AuthFailure::InsufficientScope => Error::Forbidden {
+                reason: failure.reason(),
+                challenge: Some(challenge.into()),
+            },
+            AuthFailure::Forbidden(reason) => Error::Forbidden {
+                reason,
+                challenge: None,
+            },
+            _ => Error::Unauthorized {
+                reason: failure.reason(),
+                challenge: challenge.into(),
+            },
+        }
+    }
+
+    /// Phase 3, RBAC on one request: method, then tool/prompt/resource name. A denial is
+    /// the answer for an unknown name (`modern` picks the era's resource error).
+    pub fn authorize(
+        &self,
+        caller: &Caller,
+        frame: &Frame,
+        modern: bool,
+    ) -> Result<Allowed, (Error, String)> {
+        let Some(rbac) = &self.rbac else {
+            return Ok((None, None));
+        };
+        let method = frame.method().unwrap_or_default();
+        let roles = &caller.principal.roles;
+        let name = || frame.name().unwrap_or_default().to_owned();
+        let uri = || frame.uri().unwrap_or_default().to_owned();
+        match rbac.decide(roles, method, frame.name(), frame.uri()) {
+            Decision::Allow { rule } => Ok((Some(rule), rbac.list_filter(roles, method))),
+            Decision::DenyMethod { rule } => Err((Error::DeniedMethod, rule)),
+            Decision::DenyTool { rule } => Err((Error::UnknownTool(name()), rule)),
+            Decision::DenyPrompt { rule } => Err((Error::UnknownPrompt(name()), rule)),
+            Decision::DenyResource { rule } if modern => Err((Error::UnknownResource(uri()), rule)),
+            Decision::DenyResource { rule } => Err((Error::ResourceNotFound(uri()), rule)),
+        }
     }
 }

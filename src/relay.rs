@@ -11,6 +11,7 @@ pub mod children;
 pub mod modern;
 pub mod shared;
 pub mod stream;
+pub mod ticket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -22,13 +23,16 @@ use tracing::{info, warn};
 use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
+use crate::policy::authn::Caller;
 use crate::session::{Backend, Hello, Session, SessionTable};
+use crate::telemetry::audit::Audit;
 use crate::upstream::audience::Command;
 use crate::upstream::supervisor::{self, Slot};
 use crate::upstream::Counters;
 use children::Children;
 use shared::Handled;
 use stream::Stream;
+use ticket::Ticket;
 
 /// What a POST produced.
 #[derive(Debug)]
@@ -50,11 +54,12 @@ pub struct Relay {
     started: Instant,
     draining: CancellationToken,
     ready: AtomicBool,
+    audit: Audit,
 }
 
 impl Relay {
     /// Builds the core; in shared mode this starts the pool (needs a Tokio runtime).
-    pub fn new(cfg: Arc<ServeConfig>) -> Arc<Relay> {
+    pub fn new(cfg: Arc<ServeConfig>, audit: Audit) -> Arc<Relay> {
         let counters = Arc::new(Counters::default());
         tokio::spawn(crate::upstream::expire_all(counters.clone()));
         Arc::new(Relay {
@@ -66,6 +71,7 @@ impl Relay {
             started: Instant::now(),
             draining: CancellationToken::new(),
             ready: AtomicBool::new(true),
+            audit,
         })
     }
 
@@ -124,10 +130,32 @@ impl Relay {
     pub fn open(
         &self,
         init: &Frame,
-        identity: Option<&str>,
+        caller: &Caller,
     ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
+        let ticket = self.admit(caller, None, init, false).map_err(|(e, _)| e)?;
+        let mut ticket = Some(ticket);
+        let opened = self.open_inner(init, caller, &mut ticket);
+        // Refused: the front that answers the error records it.
+        if let Some(t) = ticket.filter(|_| opened.is_err()) {
+            t.discard();
+        }
+        opened
+    }
+
+    fn open_inner(
+        &self,
+        init: &Frame,
+        caller: &Caller,
+        ticket: &mut Option<Ticket>,
+    ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
+        let identity = caller.owner();
         if self.is_draining() {
             return Err(Error::ShuttingDown);
+        }
+        if self.cfg.session_mode == crate::config::SessionMode::PerIdentity
+            && identity.is_some_and(|i| !crate::config::identity_is_valid(i))
+        {
+            return Err(Error::Identity("bad_identity"));
         }
         if self.sessions.count() >= self.cfg.max_sessions {
             return Err(Error::SessionCap);
@@ -155,7 +183,12 @@ impl Relay {
         match &backend {
             Backend::Own(up) => {
                 up.audience().join(&session);
-                if let Err(e) = up.forward_request(Some(&session), init, &stream) {
+                if let Err(e) = up.forward_request(
+                    Some(&session),
+                    init,
+                    &stream,
+                    ticket.take().unwrap_or_default(),
+                ) {
                     self.close(&session);
                     return Err(e);
                 }
@@ -167,7 +200,8 @@ impl Relay {
             }
             Backend::Shared(slot) => {
                 slot.audience().join(&session);
-                answer_initialize(slot.clone(), &session, init, &stream);
+                let ticket = ticket.take().unwrap_or_default();
+                answer_initialize(slot.clone(), &session, init, &stream, ticket);
                 info!(
                     session = session.id().as_str(),
                     "session opened on a shared child"
@@ -190,17 +224,58 @@ impl Relay {
         self.modern.pool(&self.cfg, &self.counters).await
     }
 
-    /// A live session by id, only for the identity that opened it; unknown, ended and other
-    /// identities' sessions are the same 404.
-    pub fn session(&self, id: &str, identity: Option<&str>) -> Result<Arc<Session>, Error> {
+    /// A live session by id, only for the principal that opened it; unknown, ended and other
+    /// principals' sessions are the same 404 (SECURITY.md A6: a session is not auth).
+    pub fn session(&self, id: &str, caller: &Caller) -> Result<Arc<Session>, Error> {
         self.sessions
             .get(id)
-            .filter(|s| s.identity() == identity)
+            .filter(|s| s.identity() == caller.owner())
             .ok_or(Error::UnknownSession)
     }
 
-    /// Dispatches the messages of one POST inside a session.
-    pub async fn submit(&self, session: &Arc<Session>, frames: &[Frame]) -> Result<Posted, Error> {
+    /// Phase 3 for one request: RBAC, then its ticket (audit record, list filter). A denial
+    /// comes back with its rule, to be answered like an unknown name and recorded.
+    pub fn admit(
+        &self,
+        caller: &Caller,
+        session: Option<&str>,
+        frame: &Frame,
+        modern: bool,
+    ) -> Result<Ticket, (Error, String)> {
+        let (rule, filter) = self.cfg.policy.authorize(caller, frame, modern)?;
+        Ok(Ticket::allowed(
+            &self.audit,
+            caller,
+            session,
+            frame,
+            rule,
+            filter,
+        ))
+    }
+
+    /// Records a refusal of a request (or of an HTTP request with no frame yet).
+    pub fn record_refusal(
+        &self,
+        caller: &Caller,
+        session: Option<&str>,
+        frame: Option<&Frame>,
+        e: &Error,
+    ) {
+        Ticket::refused(&self.audit, caller, session, frame, e, None);
+    }
+
+    /// The audit log (disabled unless configured).
+    pub fn audit(&self) -> &Audit {
+        &self.audit
+    }
+
+    /// Dispatches the messages of one POST inside a session, for `caller`.
+    pub async fn submit(
+        &self,
+        session: &Arc<Session>,
+        frames: &[Frame],
+        caller: &Caller,
+    ) -> Result<Posted, Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
@@ -225,7 +300,26 @@ impl Relay {
             s.expect_answer();
         }
         let mut outcome = Ok(());
+        let sid = Some(session.id().as_str());
         for frame in frames {
+            let ticket = match frame.kind() {
+                Kind::Request => self.admit(caller, sid, frame, false),
+                _ => Ok(Ticket::default()),
+            };
+            let mut ticket = match (ticket, &stream, frame.id()) {
+                (Ok(t), _, _) => t,
+                (Err((e, rule)), Some(s), Some(id)) => {
+                    // A denial is an answer, as if from the server: never a transport error.
+                    Ticket::refused(&self.audit, caller, sid, Some(frame), &e, Some(rule));
+                    s.expect_answer();
+                    s.push(e.to_jsonrpc(&id), true);
+                    continue;
+                }
+                (Err((e, _)), _, _) => {
+                    outcome = Err(e);
+                    continue;
+                }
+            };
             let handled = if shared {
                 shared::intercept(session, &up, init.as_deref(), frame)
             } else {
@@ -235,12 +329,12 @@ impl Relay {
                 (Handled::Swallowed, _, _) => Ok(()),
                 (Handled::Answered(bytes), _, Some(s)) => {
                     s.expect_answer();
-                    s.push(bytes, true);
+                    s.push(ticket.answer(bytes), true);
                     Ok(())
                 }
-                (Handled::Forward, Kind::Request, Some(s)) => {
-                    up.forward_request(Some(session), frame, s).map(|_| ())
-                }
+                (Handled::Forward, Kind::Request, Some(s)) => up
+                    .forward_request(Some(session), frame, s, ticket)
+                    .map(|_| ()),
                 (Handled::Forward, Kind::Notification, _) => {
                     up.forward_notification(session, frame);
                     Ok(())
@@ -251,6 +345,7 @@ impl Relay {
             match (result, &stream, frame.id()) {
                 (Ok(()), _, _) => {}
                 (Err(e), Some(s), Some(id)) if batch && frame.kind() == Kind::Request => {
+                    Ticket::refused(&self.audit, caller, sid, Some(frame), &e, None);
                     s.expect_answer();
                     s.push(e.to_jsonrpc(&id), true);
                 }
@@ -366,7 +461,13 @@ impl Relay {
 }
 
 /// Answers a shared session's `initialize` once its slot's child is ready.
-fn answer_initialize(slot: Arc<Slot>, session: &Arc<Session>, init: &Frame, stream: &Arc<Stream>) {
+fn answer_initialize(
+    slot: Arc<Slot>,
+    session: &Arc<Session>,
+    init: &Frame,
+    stream: &Arc<Stream>,
+    mut ticket: Ticket,
+) {
     let Some(id) = init.id() else { return };
     stream.expect_answer();
     let session = session.clone();
@@ -376,10 +477,10 @@ fn answer_initialize(slot: Arc<Slot>, session: &Arc<Session>, init: &Frame, stre
             Ok((_, cached)) => {
                 let (bytes, version) = shared::initialize_answer(&cached, session.requested(), &id);
                 session.set_version(version);
-                stream.push(bytes, true);
+                stream.push(ticket.answer(bytes), true);
             }
             Err(e) => {
-                stream.push(e.to_jsonrpc(&id), true);
+                stream.push(ticket.answer(e.to_jsonrpc(&id)), true);
                 slot.audience().leave(session.id());
                 session.end();
             }

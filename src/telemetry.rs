@@ -1,6 +1,8 @@
 //! Logging setup: `tracing` to stderr, text or JSON, filtered by `RUST_LOG` or `--log-level`.
 //! Child stderr arrives under the target `mcp_relay::child_stderr`.
 
+pub mod audit;
+
 use std::io::IsTerminal;
 
 use tracing_subscriber::EnvFilter;

@@ -6,6 +6,8 @@
 //! theirs; a failed reload keeps the old certificate. Handshakes run off the accept loop and
 //! are given [`HANDSHAKE_TIMEOUT`].
 
+pub mod client;
+
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once, RwLock};
 use std::time::{Duration, SystemTime};
@@ -163,14 +165,27 @@ impl ResolvesServerCert for Reloadable {
 /// The server configuration: TLS 1.2+, ALPN `h2` then `http/1.1` (`alpn` false: none, for
 /// the line-based TCP front).
 pub fn acceptor(cert: Arc<Reloadable>, alpn: bool) -> Result<TlsAcceptor, TlsError> {
+    acceptor_with_clients(cert, alpn, None)
+}
+
+/// [`acceptor`] plus client certificates: `clients` (from [`client::verifier`]) checks them
+/// during the handshake; `None` asks for none. `http` as `alpn` in [`acceptor`].
+pub fn acceptor_with_clients(
+    cert: Arc<Reloadable>,
+    http: bool,
+    clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+) -> Result<TlsAcceptor, TlsError> {
     install_provider();
-    let mut cfg = ServerConfig::builder_with_protocol_versions(&[
+    let builder = ServerConfig::builder_with_protocol_versions(&[
         &rustls::version::TLS13,
         &rustls::version::TLS12,
-    ])
-    .with_no_client_auth()
-    .with_cert_resolver(cert);
-    if alpn {
+    ]);
+    let builder = match clients {
+        Some(verifier) => builder.with_client_cert_verifier(verifier),
+        None => builder.with_no_client_auth(),
+    };
+    let mut cfg = builder.with_cert_resolver(cert);
+    if http {
         cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     }
     Ok(TlsAcceptor::from(Arc::new(cfg)))

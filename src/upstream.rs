@@ -32,6 +32,7 @@ use tracing::{debug, info, warn};
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
 use crate::relay::stream::Stream;
+use crate::relay::ticket::Ticket;
 use crate::session::Session;
 use audience::Audience;
 use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
@@ -130,6 +131,8 @@ enum Target {
         raw_id: RawId,
         session: Option<Weak<Session>>,
         stream: Arc<Stream>,
+        /// Its audit record and list filter.
+        ticket: Ticket,
     },
     /// The relay itself.
     Relay(oneshot::Sender<Result<Frame, Error>>),
@@ -159,6 +162,7 @@ impl Pending {
                 raw_id,
                 session,
                 stream,
+                mut ticket,
             } => {
                 if let Some(s) = session.and_then(|s| s.upgrade()) {
                     s.end_request();
@@ -167,7 +171,7 @@ impl Pending {
                     Ok((_, bytes)) => bytes,
                     Err(e) => e.to_jsonrpc(&raw_id),
                 };
-                stream.push(bytes, true);
+                stream.push(ticket.answer(bytes), true);
             }
             Target::Relay(tx) => {
                 let _ = tx.send(answer.map(|(frame, _)| frame));
@@ -242,10 +246,30 @@ impl Upstream {
         session: Option<&Arc<Session>>,
         frame: &Frame,
         stream: &Arc<Stream>,
+        ticket: Ticket,
     ) -> Result<u64, Error> {
         let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
             return Err(Error::Internal);
         };
+        let mut ticket = Some(ticket);
+        let result = self.dispatch(session, frame, stream, raw_id, id_span, &mut ticket);
+        // Refused here: the caller answers (and records) the error.
+        if let Some(t) = ticket {
+            t.discard();
+        }
+        result
+    }
+
+    /// Registers and sends one client request; `ticket` is taken once it is registered.
+    fn dispatch(
+        &self,
+        session: Option<&Arc<Session>>,
+        frame: &Frame,
+        stream: &Arc<Stream>,
+        raw_id: RawId,
+        id_span: std::ops::Range<usize>,
+        ticket: &mut Option<Ticket>,
+    ) -> Result<u64, Error> {
         let mut mux = self.lock();
         if mux.exited {
             return Err(Error::ChildExited);
@@ -290,6 +314,7 @@ impl Upstream {
                     raw_id,
                     session: session.map(Arc::downgrade),
                     stream: stream.clone(),
+                    ticket: ticket.take().unwrap_or_default(),
                 },
                 token,
                 initialize: frame.method() == Some("initialize"),
@@ -300,15 +325,18 @@ impl Upstream {
         );
         stream.expect_answer();
         if let Err(e) = self.child.send(bytes) {
-            mux.take(relay_id);
+            let e = match e {
+                stdio::Error::QueueFull => Error::InflightCap,
+                _ => Error::ChildExited,
+            };
+            if let Some(Target::Client { ticket, .. }) = mux.take(relay_id).map(|p| p.to) {
+                ticket.discard();
+            }
             if let Some(s) = session {
                 s.end_request();
             }
             stream.forget_answer();
-            return Err(match e {
-                stdio::Error::QueueFull => Error::InflightCap,
-                _ => Error::ChildExited,
-            });
+            return Err(e);
         }
         Ok(relay_id)
     }

@@ -18,9 +18,29 @@ use tracing::{debug, info};
 
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
+use crate::policy::authn::Caller;
 use crate::relay::stream::Stream;
 use crate::relay::{Posted, Relay};
 use crate::session::Session;
+
+/// Cancels `closing` when the caller's credential expires.
+fn close_at_expiry(caller: &Caller, closing: CancellationToken) {
+    let Some(at) = caller.principal.expires_at else {
+        return;
+    };
+    let left = at
+        .duration_since(std::time::SystemTime::now())
+        .unwrap_or_default();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(left) => {
+                info!("credential expired: closing the connection");
+                closing.cancel();
+            }
+            () = closing.cancelled() => {}
+        }
+    });
+}
 
 /// Messages queued towards one connection before its pumps wait for the writer.
 pub const OUT_QUEUE: usize = 1024;
@@ -30,22 +50,32 @@ pub const OUT_QUEUE: usize = 1024;
 pub struct Duplex {
     relay: Arc<Relay>,
     out: mpsc::Sender<Bytes>,
-    identity: Option<String>,
+    caller: Caller,
     session: Option<Arc<Session>>,
     /// Cancelled when the connection must close: its session ended, or it could not keep up.
     closing: CancellationToken,
 }
 
 impl Duplex {
-    /// A driver writing to `out`; `identity` as the listener established it.
-    pub fn new(relay: Arc<Relay>, out: mpsc::Sender<Bytes>, identity: Option<String>) -> Duplex {
+    /// A driver writing to `out` for `caller`, as the listener authenticated it. The
+    /// connection closes when the caller's credential expires (SECURITY.md §4.7).
+    pub fn new(relay: Arc<Relay>, out: mpsc::Sender<Bytes>, caller: Caller) -> Duplex {
+        let closing = CancellationToken::new();
+        close_at_expiry(&caller, closing.clone());
         Duplex {
             relay,
             out,
-            identity,
+            caller,
             session: None,
-            closing: CancellationToken::new(),
+            closing,
         }
+    }
+
+    /// The caller of the next messages (legacy SSE re-authenticates every POST); it must be
+    /// the principal that opened the connection.
+    pub fn set_caller(&mut self, caller: Caller) {
+        close_at_expiry(&caller, self.closing.clone());
+        self.caller = caller;
     }
 
     /// Cancelled when the connection must close: the session ended on its own (its child
@@ -64,11 +94,22 @@ impl Duplex {
     /// Handles one incoming message; a refusal is written to the connection as an error and
     /// also returned, so a transport can close with a code that says why (WebSocket 1013).
     pub async fn handle(&mut self, bytes: Bytes) -> Option<Error> {
+        if self.caller.is_expired() {
+            let e = self
+                .relay
+                .config()
+                .policy
+                .refusal(crate::policy::authn::AuthFailure::Expired);
+            self.refuse(&e, None).await;
+            self.closing.cancel();
+            return Some(e);
+        }
         let (frames, batch) = match Message::parse(bytes) {
             Ok(Message::Single(f)) => (vec![f], false),
             Ok(Message::Batch(v)) => (v, true),
             Err(e) => {
                 let e = Error::from(e);
+                self.record(&e, None);
                 self.refuse(&e, None).await;
                 return Some(e);
             }
@@ -77,12 +118,19 @@ impl Duplex {
             [one] if one.kind() == Kind::Request => one.id(),
             _ => None,
         };
-        let e = self.dispatch(frames, batch).await.err()?;
+        let e = self.dispatch(&frames, batch).await.err()?;
+        let single = frames.first().filter(|_| frames.len() == 1);
+        self.record(&e, single);
         self.refuse(&e, id.as_ref()).await;
         Some(e)
     }
 
-    async fn dispatch(&mut self, frames: Vec<Frame>, batch: bool) -> Result<(), Error> {
+    fn record(&self, e: &Error, frame: Option<&Frame>) {
+        let session = self.session.as_ref().map(|s| s.id().as_str());
+        self.relay.record_refusal(&self.caller, session, frame, e);
+    }
+
+    async fn dispatch(&mut self, frames: &[Frame], batch: bool) -> Result<(), Error> {
         if frames.len() > MAX_BATCH {
             return Err(Error::InvalidRequest("batch_too_large"));
         }
@@ -93,7 +141,7 @@ impl Duplex {
             (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
             (None, Some(_)) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
             (None, Some(init)) => {
-                let (session, stream) = self.relay.open(init, self.identity.as_deref())?;
+                let (session, stream) = self.relay.open(init, &self.caller)?;
                 self.pump(stream);
                 self.pump(session.standalone());
                 let (ended, closing) = (session.ended().clone(), self.closing.clone());
@@ -112,7 +160,7 @@ impl Duplex {
                     return Err(Error::InvalidRequest("batch_not_allowed"));
                 }
                 let session = session.clone();
-                match self.relay.submit(&session, &frames).await? {
+                match self.relay.submit(&session, frames, &self.caller).await? {
                     Posted::Accepted => Ok(()),
                     Posted::Stream(stream) => {
                         self.pump(stream);
@@ -145,6 +193,11 @@ impl Duplex {
     async fn refuse(&self, e: &Error, id: Option<&RawId>) {
         debug!(error = %e, "message refused");
         let _ = self.out.send(e.message(id)).await;
+    }
+
+    /// The principal this connection belongs to (legacy SSE matches each POST against it).
+    pub fn owner(&self) -> Option<&str> {
+        self.caller.owner()
     }
 
     /// The connection is gone: its session ends (pending requests fail, its child stops).

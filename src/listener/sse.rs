@@ -31,8 +31,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
-use super::streamable_http::{accepts, identity_of, media_type_is, read_body, sse_response};
+use super::streamable_http::{accepts, caller_of, media_type_is, read_body, sse_response};
 use crate::error::Error;
+use crate::policy::authn::{Caller, Transport};
 use crate::relay::Relay;
 use crate::session::SessionId;
 
@@ -80,7 +81,8 @@ struct Legacy {
 #[derive(Debug)]
 struct Conn {
     duplex: tokio::sync::Mutex<Option<Duplex>>,
-    identity: Option<String>,
+    /// The principal that opened the stream; only it may post to it.
+    owner: Option<String>,
     /// Cancelled when the session ended on its own: the stream ends so the client reconnects.
     ended: CancellationToken,
     watching: std::sync::atomic::AtomicBool,
@@ -93,9 +95,9 @@ struct Target {
     session_id: Option<String>,
 }
 
-async fn open_stream(State(legacy): State<Arc<Legacy>>, headers: HeaderMap) -> Response {
-    legacy
-        .open(&headers)
+async fn open_stream(State(legacy): State<Arc<Legacy>>, req: Request) -> Response {
+    caller_of(req.extensions())
+        .and_then(|c| legacy.open(req.headers(), c.on(Transport::Sse)))
         .unwrap_or_else(IntoResponse::into_response)
 }
 
@@ -131,7 +133,7 @@ impl Legacy {
     }
 
     /// `GET /sse`: registers a connection and streams `endpoint`, then its messages.
-    fn open(self: &Arc<Self>, headers: &HeaderMap) -> Result<Response, Error> {
+    fn open(self: &Arc<Self>, headers: &HeaderMap, caller: Caller) -> Result<Response, Error> {
         let relay = &self.relay;
         if relay.is_draining() {
             return Err(Error::ShuttingDown);
@@ -140,11 +142,11 @@ impl Legacy {
         if headers.contains_key(header::ACCEPT) && !accepts(headers, "text/event-stream") {
             return Err(Error::NotAcceptable);
         }
-        let identity = identity_of(relay, headers)?.map(str::to_owned);
+        let owner = caller.owner().map(str::to_owned);
         let (tx, rx) = mpsc::channel(OUT_QUEUE);
         let conn = Arc::new(Conn {
-            duplex: tokio::sync::Mutex::new(Some(Duplex::new(relay.clone(), tx, identity.clone()))),
-            identity,
+            duplex: tokio::sync::Mutex::new(Some(Duplex::new(relay.clone(), tx, caller))),
+            owner,
             ended: CancellationToken::new(),
             watching: std::sync::atomic::AtomicBool::new(false),
         });
@@ -186,6 +188,7 @@ impl Legacy {
         if relay.is_draining() {
             return Err(Error::ShuttingDown);
         }
+        let caller = caller_of(req.extensions())?.on(Transport::Sse);
         let (parts, body) = req.into_parts();
         let headers = &parts.headers;
         if !media_type_is(headers, "application/json") {
@@ -193,16 +196,17 @@ impl Legacy {
         }
         let bytes = read_body(body, headers, relay.config().max_body).await?;
         let id = id.ok_or(Error::MissingSession)?;
-        let identity = identity_of(relay, headers)?;
-        // Unknown, ended and other identities' connections are the same 404.
+        // Unknown, ended and other principals' connections are the same 404.
         let conn = self
             .lock()
             .get(&id)
-            .filter(|c| c.identity.as_deref() == identity)
+            .filter(|c| c.owner.as_deref() == caller.owner())
             .cloned()
             .ok_or(Error::UnknownSession)?;
         let mut driver = conn.duplex.lock().await;
         let duplex = driver.as_mut().ok_or(Error::UnknownSession)?;
+        // Re-authenticated on this POST: its roles and expiry apply from now on.
+        duplex.set_caller(caller);
         let _ = duplex.handle(bytes).await;
         if duplex.session().is_some()
             && !conn

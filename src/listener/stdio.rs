@@ -17,6 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::duplex::{Duplex, OUT_QUEUE};
 use crate::error::Error;
+use crate::policy::authn::{Caller, Principal, Transport};
 use crate::relay::Relay;
 
 /// Runs the session until stdin ends or `stop` is cancelled.
@@ -28,7 +29,9 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
         tokio::io::stdin(),
         LinesCodec::new_with_max_length(max_line),
     );
-    let mut duplex = Duplex::new(relay.clone(), tx.clone(), None);
+    // The local operator's own pipe: no credential to check.
+    let caller = Caller::new(Principal::anonymous(), None, Transport::Stdio);
+    let mut duplex = Duplex::new(relay.clone(), tx.clone(), caller);
     loop {
         let ended = duplex.ended();
         let next = tokio::select! {

@@ -21,11 +21,15 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use axum::extract::ConnectInfo;
+
+use super::ConnInfo;
 use crate::admin;
-use crate::config::{self, ResponseMode};
+use crate::config::ResponseMode;
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
+use crate::policy::authn::{self, Caller, Principal, Transport};
 use crate::relay::modern::CancelOnDrop;
 use crate::relay::stream::{parse_event_id, Out, Stream};
 use crate::relay::{Posted, Relay};
@@ -51,17 +55,44 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .with_state(relay)
 }
 
-/// Request-level policy for every route (Host, Origin), before routing.
-async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Response {
+/// Request-level policy for every route, before routing (STYLE.md §7 phase 2): Host, then
+/// Origin, then authentication. Only the protected-resource metadata is public (clients read
+/// it to learn how to authenticate). The caller goes into the request's extensions.
+async fn guard(State(relay): State<Arc<Relay>>, mut req: Request, next: Next) -> Response {
+    let policy = &relay.config().policy;
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-    if let Err(e) = relay
-        .config()
-        .policy
-        .check(req.headers(), authority.as_deref())
-    {
+    if let Err(e) = policy.check(req.headers(), authority.as_deref()) {
         return e.into_response();
     }
-    next.run(req).await
+    if req.uri().path().starts_with(authn::WELL_KNOWN) {
+        return super::metadata::serve(policy, req.method(), req.uri().path());
+    }
+    let conn = req
+        .extensions()
+        .get::<ConnectInfo<ConnInfo>>()
+        .map(|c| c.0.clone());
+    let peer = conn.as_ref().map(|c| c.peer);
+    let cert = conn.as_ref().and_then(|c| c.cert.clone());
+    let principal = policy
+        .authenticate(req.headers(), req.uri().query(), cert.as_deref())
+        .await;
+    match principal {
+        Ok(p) => {
+            req.extensions_mut()
+                .insert(Caller::new(p, peer, Transport::StreamableHttp));
+            next.run(req).await
+        }
+        Err(e) => {
+            let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
+            relay.record_refusal(&anonymous, None, None, &e);
+            e.into_response()
+        }
+    }
+}
+
+/// The caller the guard established (always present behind it).
+pub(super) fn caller_of(extensions: &axum::http::Extensions) -> Result<Caller, Error> {
+    extensions.get::<Caller>().cloned().ok_or(Error::Internal)
 }
 
 async fn handle_post(State(relay): State<Arc<Relay>>, req: Request) -> Response {
@@ -70,16 +101,18 @@ async fn handle_post(State(relay): State<Arc<Relay>>, req: Request) -> Response 
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle_get(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
-    get_inner(relay, &headers).unwrap_or_else(IntoResponse::into_response)
+async fn handle_get(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+    let result = caller_of(req.extensions()).and_then(|c| get_inner(relay, req.headers(), &c));
+    result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle_delete(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> Response {
+async fn handle_delete(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+    let headers = req.headers();
     let result = (|| {
-        if is_modern_get_or_delete(&headers) {
+        if is_modern_get_or_delete(headers) {
             return Err(Error::MethodNotAllowed);
         }
-        let session = session_of(&relay, &headers)?;
+        let session = session_of(&relay, headers, &caller_of(req.extensions())?)?;
         relay.close(&session);
         Ok::<_, Error>(StatusCode::OK.into_response())
     })();
@@ -87,8 +120,14 @@ async fn handle_delete(State(relay): State<Arc<Relay>>, headers: HeaderMap) -> R
 }
 
 async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> {
+    let caller = caller_of(req.extensions())?;
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
+    let session = header_str(headers, SESSION_HEADER);
+    let record = |e: Error, frame: Option<&Frame>| {
+        relay.record_refusal(&caller, session, frame, &e);
+        e
+    };
     if relay.is_draining() {
         return Err(Error::ShuttingDown);
     }
@@ -98,44 +137,48 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
     if !accepts(headers, "application/json") || !accepts(headers, "text/event-stream") {
         return Err(Error::NotAcceptable);
     }
-    let bytes = read_body(body, headers, relay.config().max_body).await?;
-    let (frames, batch) = match Message::parse(bytes)? {
+    let bytes = read_body(body, headers, relay.config().max_body)
+        .await
+        .map_err(|e| record(e, None))?;
+    let (frames, batch) = match Message::parse(bytes).map_err(|e| record(e.into(), None))? {
         Message::Single(f) => (vec![f], false),
         Message::Batch(v) => (v, true),
     };
     // From here on, an error about a single request echoes its id.
-    let id = match frames.as_slice() {
-        [one] if one.kind() == Kind::Request => one.id(),
+    let single = match frames.as_slice() {
+        [one] if one.kind() == Kind::Request => Some(one),
         _ => None,
     };
-    match post_frames(&relay, headers, frames, batch).await {
+    let id = single.and_then(Frame::id);
+    match post_frames(&relay, headers, &frames, batch, &caller).await {
         Ok(res) => Ok(res),
-        Err(e) => Ok(e.into_response_for(id.as_ref())),
+        Err(e) => Ok(record(e, single).into_response_for(id.as_ref())),
     }
 }
 
 async fn post_frames(
     relay: &Arc<Relay>,
     headers: &HeaderMap,
-    frames: Vec<Frame>,
+    frames: &[Frame],
     batch: bool,
+    caller: &Caller,
 ) -> Result<Response, Error> {
     let relay = relay.clone();
-    if is_modern(headers, &frames) {
-        return modern::post(&relay, headers, frames, batch).await;
+    if is_modern(headers, frames) {
+        return modern::post(&relay, headers, frames, batch, caller).await;
     }
     let init = frames
         .iter()
         .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
     let session = match header_str(headers, SESSION_HEADER) {
-        Some(_) => Some(session_of(&relay, headers)?),
+        Some(_) => Some(session_of(&relay, headers, caller)?),
         None => None,
     };
     match (init, session) {
         (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
         (Some(_), None) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
         (Some(init), None) => {
-            let (session, stream) = relay.open(init, identity_of(&relay, headers)?)?;
+            let (session, stream) = relay.open(init, caller)?;
             Ok(respond(&relay, &session, stream, true).await)
         }
         (None, None) => Err(Error::MissingSession),
@@ -146,7 +189,7 @@ async fn post_frames(
             if frames.len() > MAX_BATCH {
                 return Err(Error::InvalidRequest("batch_too_large"));
             }
-            match relay.submit(&session, &frames).await? {
+            match relay.submit(&session, frames, caller).await? {
                 Posted::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
                 Posted::Stream(stream) => Ok(respond(&relay, &session, stream, false).await),
             }
@@ -154,14 +197,14 @@ async fn post_frames(
     }
 }
 
-fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> {
+fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<Response, Error> {
     if is_modern_get_or_delete(headers) {
         return Err(Error::MethodNotAllowed);
     }
     if !accepts(headers, "text/event-stream") {
         return Err(Error::NotAcceptable);
     }
-    let session = session_of(&relay, headers)?;
+    let session = session_of(&relay, headers, caller)?;
     if relay.is_draining() {
         return Err(Error::ShuttingDown);
     }
@@ -192,27 +235,12 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap) -> Result<Response, Error> 
     ))
 }
 
-/// Looks up the session named by the header and checks the version header against it.
-fn session_of(relay: &Relay, headers: &HeaderMap) -> Result<Arc<Session>, Error> {
+/// Looks up the caller's session named by the header and checks the version header.
+fn session_of(relay: &Relay, headers: &HeaderMap, caller: &Caller) -> Result<Arc<Session>, Error> {
     let id = header_str(headers, SESSION_HEADER).ok_or(Error::MissingSession)?;
-    let session = relay.session(id, identity_of(relay, headers)?)?;
+    let session = relay.session(id, caller)?;
     era::check_header(header_str(headers, VERSION_HEADER), session.version())?;
     Ok(session)
-}
-
-/// The caller's identity from `--identity-header`, when one is configured.
-pub(super) fn identity_of<'a>(
-    relay: &Relay,
-    headers: &'a HeaderMap,
-) -> Result<Option<&'a str>, Error> {
-    let Some(name) = relay.config().identity_header.as_deref() else {
-        return Ok(None);
-    };
-    match header_str(headers, name) {
-        None => Err(Error::Identity("missing_identity")),
-        Some(v) if config::identity_is_valid(v) => Ok(Some(v)),
-        Some(_) => Err(Error::Identity("bad_identity")),
-    }
 }
 
 /// Answers a POST that carried requests: JSON when allowed and the answer comes first,

@@ -23,7 +23,11 @@ use tracing::{debug, info, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
 use crate::error::Error;
+use crate::policy::authn::{AuthFailure, Caller, Principal, Transport};
 use crate::relay::Relay;
+use crate::tls::client::CertIdentity;
+use axum::http::HeaderMap;
+use std::net::SocketAddr;
 
 /// Accepts connections until `stop` is cancelled.
 pub async fn serve(
@@ -45,12 +49,13 @@ pub async fn serve(
                 let relay = relay.clone();
                 match tls.clone() {
                     None => {
-                        tokio::spawn(connection(relay, tcp));
+                        tokio::spawn(connection(relay, tcp, peer, None));
                     }
                     Some(acceptor) => {
                         tokio::spawn(async move {
                             if let Some(tls) = crate::tls::handshake(&acceptor, tcp).await {
-                                connection(relay, tls).await;
+                                let cert = super::peer_identity(&tls);
+                                connection(relay, tls, peer, cert).await;
                             }
                         });
                     }
@@ -64,7 +69,7 @@ pub async fn serve(
     }
 }
 
-async fn connection<S>(relay: Arc<Relay>, io: S)
+async fn connection<S>(relay: Arc<Relay>, io: S, peer: SocketAddr, cert: Option<Arc<CertIdentity>>)
 where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
@@ -74,7 +79,18 @@ where
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_lines(write, rx));
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
-    let mut duplex = Duplex::new(relay.clone(), tx.clone(), None);
+    let caller = match authenticate(&relay, &mut lines, peer, cert.as_deref()).await {
+        Ok(c) => c,
+        Err(e) => {
+            let anonymous = Caller::new(Principal::anonymous(), Some(peer), Transport::Tcp);
+            relay.record_refusal(&anonymous, None, None, &e);
+            let _ = tx.send(e.message(None)).await;
+            drop(tx);
+            let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+            return;
+        }
+    };
+    let mut duplex = Duplex::new(relay.clone(), tx.clone(), caller);
     let draining = relay.draining().clone();
     loop {
         let ended = duplex.ended();
@@ -116,6 +132,52 @@ where
         // A peer that stopped reading holds the write forever: drop the connection.
         writer.abort();
     }
+}
+
+/// The connection's principal (STYLE.md §7 phase 2 for TCP). With authentication on and
+/// no mapped client certificate, the first line carries the credential as a JSON object of
+/// header fields, e.g. `{"authorization":"Bearer <token>"}` or `{"x-api-key":"<key>"}`.
+async fn authenticate<R>(
+    relay: &Relay,
+    lines: &mut FramedRead<R, LinesCodec>,
+    peer: SocketAddr,
+    cert: Option<&CertIdentity>,
+) -> Result<Caller, Error>
+where
+    R: AsyncRead + Unpin,
+{
+    let policy = &relay.config().policy;
+    let none = HeaderMap::new();
+    let by_cert = cert.is_some() && policy.auth.has_mtls();
+    if !policy.auth.is_enabled() || by_cert {
+        let p = policy.authenticate(&none, None, cert).await?;
+        return Ok(Caller::new(p, Some(peer), Transport::Tcp));
+    }
+    let first = tokio::time::timeout(relay.config().tcp_idle, lines.next()).await;
+    let line = match first {
+        Ok(Some(Ok(line))) => line,
+        _ => return Err(policy.refusal(AuthFailure::Missing)),
+    };
+    let headers = auth_line(&line).ok_or_else(|| policy.refusal(AuthFailure::Missing))?;
+    let p = policy.authenticate(&headers, None, cert).await?;
+    Ok(Caller::new(p, Some(peer), Transport::Tcp))
+}
+
+/// The header fields of an authentication line; `None` when it is not one.
+fn auth_line(line: &str) -> Option<HeaderMap> {
+    if line.len() > 2 * crate::policy::authn::MAX_CREDENTIAL {
+        return None;
+    }
+    let fields: std::collections::BTreeMap<String, String> = serde_json::from_str(line).ok()?;
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        let name = axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok()?;
+        if name != axum::http::header::AUTHORIZATION && name.as_str() != "x-api-key" {
+            return None;
+        }
+        headers.insert(name, axum::http::HeaderValue::from_str(&value).ok()?);
+    }
+    Some(headers)
 }
 
 async fn write_lines(write: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {

@@ -22,7 +22,9 @@ use tracing::debug;
 
 use super::duplex::{Duplex, OUT_QUEUE};
 use crate::error::Error;
+use crate::policy::authn::{Caller, Transport};
 use crate::relay::Relay;
+use axum::Extension;
 
 const SUBPROTOCOL: &str = "mcp";
 const TOO_BIG: u16 = 1009;
@@ -31,12 +33,18 @@ const GOING_AWAY: u16 = 1001;
 const TRY_LATER: u16 = 1013;
 
 /// `GET <ws-path>` with an upgrade.
-pub async fn upgrade(State(relay): State<Arc<Relay>>, ws: WebSocketUpgrade) -> Response {
+/// The router root has authenticated the upgrade request (401 before any 101).
+pub async fn upgrade(
+    State(relay): State<Arc<Relay>>,
+    Extension(caller): Extension<Caller>,
+    ws: WebSocketUpgrade,
+) -> Response {
     let cfg = relay.config();
+    let caller = caller.on(Transport::Websocket);
     ws.protocols([SUBPROTOCOL])
         .max_message_size(cfg.ws_max_message)
         .max_frame_size(cfg.ws_max_frame)
-        .on_upgrade(move |socket| connection(relay, socket))
+        .on_upgrade(move |socket| connection(relay, socket, caller))
 }
 
 /// Why the relay closes a connection.
@@ -45,10 +53,10 @@ enum Close {
     Code(u16, &'static str),
 }
 
-async fn connection(relay: Arc<Relay>, socket: WebSocket) {
+async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
-    let mut duplex = Duplex::new(relay.clone(), tx, None);
+    let mut duplex = Duplex::new(relay.clone(), tx, caller);
     let draining = relay.draining().clone();
     let mut ping = tokio::time::interval(relay.config().sse_keep_alive);
     ping.reset();

@@ -213,6 +213,7 @@ impl Upstream {
             raw_id,
             stream,
             session: None,
+            ..
         }) = mux.pending.get(&relay_id).map(|p| &p.to)
         else {
             return false;

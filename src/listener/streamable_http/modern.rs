@@ -18,6 +18,7 @@ use super::{sse, Attach};
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
+use crate::policy::authn::Caller;
 use crate::relay::modern::CancelOnDrop;
 use crate::relay::stream::Stream;
 use crate::relay::Relay;
@@ -26,8 +27,9 @@ use crate::relay::Relay;
 pub(super) async fn post(
     relay: &Arc<Relay>,
     headers: &HeaderMap,
-    frames: Vec<Frame>,
+    frames: &[Frame],
     batch: bool,
+    caller: &Caller,
 ) -> Result<Response, Error> {
     let (false, Some(frame)) = (batch, frames.first()) else {
         return Err(Error::InvalidRequest("batch_not_allowed"));
@@ -44,11 +46,16 @@ pub(super) async fn post(
             Ok(StatusCode::ACCEPTED.into_response())
         }
         Kind::Request => {
+            let ticket = match relay.admit(caller, None, frame, true) {
+                Ok(t) => t,
+                Err((e, rule)) => return Ok(denied(relay, caller, frame, &e, rule)),
+            };
+            // A list filtered for this caller says nothing about the tools of others.
+            let lists_tools = frame.method() == Some("tools/list") && !ticket.filters();
             let up = pool.upstream().await?;
             let stream = Stream::new(1, false, relay.config().buffer);
-            let relay_id = up.forward_request(None, frame, &stream)?;
+            let relay_id = up.forward_request(None, frame, &stream, ticket)?;
             let guard = CancelOnDrop::new(up, relay_id, stream.clone());
-            let lists_tools = frame.method() == Some("tools/list");
             let res = respond(relay, stream, guard, |answer| {
                 if lists_tools {
                     if let Ok(f) = Frame::parse_upstream(answer.clone()) {
@@ -60,6 +67,18 @@ pub(super) async fn post(
             Ok(res)
         }
     }
+}
+
+/// A denied request: the answer for an unknown name, with that answer's status.
+fn denied(relay: &Relay, caller: &Caller, frame: &Frame, e: &Error, rule: String) -> Response {
+    crate::relay::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), e, Some(rule));
+    let body = frame.id().map(|id| e.to_jsonrpc(&id)).unwrap_or_default();
+    (
+        status_of(&body),
+        [(header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 /// JSON when the final answer comes first (within `--json-hold`), SSE otherwise. `seen` gets

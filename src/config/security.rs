@@ -1,0 +1,211 @@
+//! The security part of the configuration: the `[auth]`, `[roles]` and `[audit]` sections of
+//! `serve --config FILE` (TOML), plus their command-line shorthands, validated into the
+//! runtime objects (`Authenticator`, `Rbac`, audit and mTLS settings).
+//!
+//! File paths inside the file are relative to the file. Secrets are references (`env:`,
+//! `file:`), resolved here through a lookup function. Every problem is collected.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::policy::api_key::{ApiKeyConfig, ApiKeys};
+use crate::policy::authn::{AuthParts, Authenticator};
+use crate::policy::jwt::{JwtConfig, JwtVerifier};
+use crate::policy::rbac::Rbac;
+use crate::telemetry::audit::AuditConfig;
+use crate::tls::client::{MtlsConfig, MtlsMap};
+
+/// The file form (`serve --config`). Sections for listeners and servers come later.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// Who may connect: API keys, JWT issuers, mTLS clients.
+    #[serde(default)]
+    pub auth: Option<AuthFile>,
+    /// Who may do what: a roles file (`permissions.json` form).
+    #[serde(default)]
+    pub roles: Option<RolesFile>,
+    /// One JSON line per request.
+    #[serde(default)]
+    pub audit: Option<AuditConfig>,
+}
+
+/// `[auth]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthFile {
+    /// The relay's canonical URL (`https://mcp.example.com/mcp`): JWT audience and RFC 9728
+    /// `resource`. Default: `http(s)://<listen><path>`.
+    #[serde(default)]
+    pub resource: Option<String>,
+    /// Authorization servers listed in the protected-resource metadata.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes advertised in the metadata (default: `required_scopes`).
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// Scopes every JWT must carry (else 403 `insufficient_scope`).
+    #[serde(default)]
+    pub required_scopes: Vec<String>,
+    /// `[[auth.api_keys]]` entries, as printed by `mcp-relay token key`.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKeyConfig>,
+    /// `[[auth.jwt]]` issuers.
+    #[serde(default)]
+    pub jwt: Vec<JwtConfig>,
+    /// `[auth.mtls]`: client certificates (needs `--tls-cert`).
+    #[serde(default)]
+    pub mtls: Option<MtlsConfig>,
+}
+
+/// `[roles]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesFile {
+    /// The roles file (JSON; the seed's `permissions.json` form, with our extensions).
+    pub file: PathBuf,
+}
+
+/// Command-line shorthands for the common cases.
+#[derive(Debug, Default)]
+pub struct Shorthands {
+    pub config: Option<PathBuf>,
+    pub resource: Option<String>,
+    pub jwt_secret: Option<String>,
+    pub jwks_url: Option<String>,
+    pub jwt_issuer: String,
+    pub jwt_algorithms: Vec<String>,
+    pub roles: Option<PathBuf>,
+    pub audit_log: Option<String>,
+    pub identity_header: Option<String>,
+}
+
+/// What the security settings build into.
+#[derive(Debug)]
+pub struct Security {
+    pub auth: Arc<Authenticator>,
+    pub rbac: Option<Arc<Rbac>>,
+    pub audit: Option<AuditConfig>,
+    pub mtls: Option<MtlsConfig>,
+}
+
+/// Reads the file (if any), applies the shorthands and validates everything.
+pub fn build(
+    s: Shorthands,
+    default_resource: String,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> Option<Security> {
+    let before = errors.len();
+    let (file, base) = match &s.config {
+        Some(path) => match read(path) {
+            Ok(f) => (f, path.parent().map(Path::to_path_buf).unwrap_or_default()),
+            Err(e) => {
+                errors.push(e);
+                (FileConfig::default(), PathBuf::new())
+            }
+        },
+        None => (FileConfig::default(), PathBuf::new()),
+    };
+    let mut auth = file.auth.unwrap_or_default();
+    let resource = s
+        .resource
+        .or(auth.resource.take())
+        .unwrap_or(default_resource);
+    if !(resource.starts_with("https://") || resource.starts_with("http://")) {
+        errors.push(format!("auth.resource `{resource}` must be an http(s) URL"));
+    }
+    if s.jwt_secret.is_some() || s.jwks_url.is_some() {
+        let algorithms = if !s.jwt_algorithms.is_empty() {
+            s.jwt_algorithms.clone()
+        } else if s.jwt_secret.is_some() {
+            vec!["HS256".into()]
+        } else {
+            vec!["RS256".into(), "ES256".into()]
+        };
+        let mut table = toml::Table::new();
+        table.insert("issuer".into(), s.jwt_issuer.clone().into());
+        table.insert("algorithms".into(), algorithms.into());
+        if let Some(secret) = &s.jwt_secret {
+            table.insert("secret".into(), secret.clone().into());
+        }
+        if let Some(url) = &s.jwks_url {
+            table.insert("jwks_url".into(), url.clone().into());
+        }
+        match JwtConfig::deserialize(table) {
+            Ok(c) => auth.jwt.push(c),
+            Err(e) => errors.push(format!("--jwt-secret/--jwks-url: {e}")),
+        }
+    }
+    for jwt in &mut auth.jwt {
+        for key in &mut jwt.public_keys {
+            *key = base.join(&*key);
+        }
+    }
+    let api_keys = (!auth.api_keys.is_empty())
+        .then(|| ApiKeys::new(auth.api_keys))
+        .and_then(|r| {
+            r.map_err(|e| errors.push(format!("auth.api_keys: {e}")))
+                .ok()
+        });
+    let jwt = (!auth.jwt.is_empty())
+        .then(|| JwtVerifier::build(auth.jwt, &resource, env))
+        .and_then(|r| r.map_err(|e| errors.push(format!("auth.jwt: {e}"))).ok());
+    let mtls_cfg = auth.mtls.map(|mut m| {
+        m.ca = base.join(&m.ca);
+        m
+    });
+    let mtls = mtls_cfg.as_ref().and_then(|m| {
+        MtlsMap::new(&m.clients)
+            .map_err(|e| errors.push(format!("auth.mtls.clients: {e}")))
+            .ok()
+    });
+    let roles_path = s.roles.or(file.roles.map(|r| base.join(r.file)));
+    let rbac = roles_path.and_then(|p| {
+        Rbac::load(&p)
+            .map_err(|e| errors.push(format!("roles file {}: {e}", p.display())))
+            .ok()
+            .map(Arc::new)
+    });
+    let mut audit = file.audit;
+    if let Some(target) = s.audit_log {
+        let mut table = toml::Table::new();
+        table.insert("file".into(), target.into());
+        match AuditConfig::deserialize(table) {
+            Ok(a) => audit = Some(a),
+            Err(e) => errors.push(format!("--audit-log: {e}")),
+        }
+    }
+    if let Some(a) = &mut audit {
+        if a.file != "-" {
+            a.file = base.join(&a.file).to_string_lossy().into_owned();
+        }
+    }
+    if errors.len() > before {
+        return None;
+    }
+    let auth = Authenticator::new(AuthParts {
+        api_keys,
+        jwt,
+        mtls,
+        identity_header: s.identity_header,
+        required_scopes: auth.required_scopes,
+        resource,
+        authorization_servers: auth.authorization_servers,
+        scopes_supported: auth.scopes_supported,
+    });
+    Some(Security {
+        auth: Arc::new(auth),
+        rbac,
+        audit,
+        mtls: mtls_cfg,
+    })
+}
+
+fn read(path: &Path) -> Result<FileConfig, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--config {}: {}", path.display(), e.kind()))?;
+    toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))
+}

@@ -1,0 +1,339 @@
+//! API keys (SECURITY.md §5): the `[[auth.api_keys]]` file form, the runtime key table, and
+//! key generation.
+//!
+//! Owns hashing (SHA-256, ring), the constant-time lookup (subtle) and key expiry. It does not
+//! read headers (where a key may come from is `policy.rs`'s business) and does not map failures
+//! to the wire (`error.rs`). Neighbours: `authn.rs` ([`Principal`], [`AuthFailure`]), `jwt.rs`
+//! (the other bearer credential), `token.rs` (`mcp-relay token key` prints a config block made
+//! with [`ApiKeys::generate`] and [`ApiKeys::hash`]).
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use subtle::ConstantTimeEq;
+
+use super::authn::{AuthFailure, AuthMethod, Principal};
+
+/// Every generated key starts with this, so a leaked key is easy to grep for.
+pub const KEY_PREFIX: &str = "mcpr_";
+
+/// One `[[auth.api_keys]]` entry. The key itself never appears in the config, only its hash.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyConfig {
+    /// Key id, unique; recorded in audit (never the key). Required.
+    pub id: String,
+    /// The principal this key authenticates as; several keys may share one (rotation). Required.
+    pub principal: String,
+    /// Roles granted to the principal when it uses this key. Default: none.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    /// Lowercase hex of SHA-256(key), 64 characters (`mcp-relay token key` prints it). Required.
+    pub sha256: String,
+    /// RFC 3339 instant after which the key is refused. Default: never expires.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// Why the `[[auth.api_keys]]` table is invalid.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ApiKeyError {
+    #[error("api key {id}: sha256 must be 64 hex characters (SHA-256 of the key)")]
+    BadHash { id: String },
+    #[error("api key id {0} is used more than once")]
+    DuplicateId(String),
+    #[error("api key {id}: the same key hash is already used by api key {other}")]
+    DuplicateHash { id: String, other: String },
+    #[error("api key {id}: expires is not an RFC 3339 date-time ({reason})")]
+    BadExpiry { id: String, reason: String },
+    #[error("api key: id must not be empty")]
+    EmptyId,
+    #[error("api key {0}: principal must not be empty")]
+    EmptyPrincipal(String),
+}
+
+/// One validated key entry.
+#[derive(Debug, Clone)]
+struct Entry {
+    id: String,
+    principal: String,
+    roles: Vec<String>,
+    sha256: [u8; 32],
+    expires_at: Option<SystemTime>,
+}
+
+/// The runtime key table, built from the config entries.
+#[derive(Debug, Clone, Default)]
+pub struct ApiKeys {
+    entries: Vec<Entry>,
+}
+
+// === impl ApiKeys ===
+
+impl ApiKeys {
+    /// Validates every entry: non-empty id and principal, unique ids, unique hashes, 64 hex
+    /// characters, RFC 3339 expiry.
+    pub fn new(entries: Vec<ApiKeyConfig>) -> Result<ApiKeys, ApiKeyError> {
+        let mut ids = HashSet::new();
+        let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
+        for c in entries {
+            if c.id.is_empty() {
+                return Err(ApiKeyError::EmptyId);
+            }
+            if c.principal.is_empty() {
+                return Err(ApiKeyError::EmptyPrincipal(c.id));
+            }
+            if !ids.insert(c.id.clone()) {
+                return Err(ApiKeyError::DuplicateId(c.id));
+            }
+            let sha256 =
+                decode_hash(&c.sha256).ok_or_else(|| ApiKeyError::BadHash { id: c.id.clone() })?;
+            if let Some(other) = out.iter().find(|e| e.sha256 == sha256) {
+                return Err(ApiKeyError::DuplicateHash {
+                    id: c.id,
+                    other: other.id.clone(),
+                });
+            }
+            let expires_at = match &c.expires {
+                None => None,
+                Some(s) => Some(parse_rfc3339(s).map_err(|reason| ApiKeyError::BadExpiry {
+                    id: c.id.clone(),
+                    reason,
+                })?),
+            };
+            out.push(Entry {
+                id: c.id,
+                principal: c.principal,
+                roles: c.roles,
+                sha256,
+                expires_at,
+            });
+        }
+        Ok(ApiKeys { entries: out })
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Hashes the presented key and compares it, in constant time, with every entry (no early
+    /// exit on a match, so timing says nothing about which entry or how many there are).
+    pub fn verify(&self, presented: &str, now: SystemTime) -> Result<Principal, AuthFailure> {
+        let digest = sha256(presented);
+        let mut hit: Option<&Entry> = None;
+        for entry in &self.entries {
+            let equal: bool = entry.sha256.ct_eq(&digest).into();
+            if equal && hit.is_none() {
+                hit = Some(entry);
+            }
+        }
+        let entry = hit.ok_or(AuthFailure::Invalid("unknown_api_key"))?;
+        if entry.expires_at.is_some_and(|at| at <= now) {
+            return Err(AuthFailure::Expired);
+        }
+        Ok(Principal {
+            name: entry.principal.clone(),
+            method: AuthMethod::ApiKey,
+            roles: entry.roles.clone(),
+            scopes: Vec::new(),
+            key_id: Some(entry.id.clone()),
+            expires_at: entry.expires_at,
+        })
+    }
+
+    /// A new key: `mcpr_` + base64url (no padding) of 32 random bytes.
+    pub fn generate() -> String {
+        let bytes: [u8; 32] = rand::random();
+        format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// Lowercase hex of SHA-256(key): the `sha256` value of a config entry.
+    pub fn hash(key: &str) -> String {
+        sha256(key).iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn sha256(key: &str) -> [u8; 32] {
+    let d = ring::digest::digest(&ring::digest::SHA256, key.as_bytes());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(d.as_ref());
+    out
+}
+
+fn decode_hash(hex: &str) -> Option<[u8; 32]> {
+    let bytes = hex.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        let hi = hex_digit(pair[0])?;
+        let lo = hex_digit(pair[1])?;
+        out[i] = (hi << 4) | lo;
+    }
+    Some(out)
+}
+
+fn hex_digit(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Parses an RFC 3339 date-time into a `SystemTime`.
+pub(crate) fn parse_rfc3339(s: &str) -> Result<SystemTime, String> {
+    time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map(SystemTime::from)
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn entry(id: &str, principal: &str, key: &str, expires: Option<&str>) -> ApiKeyConfig {
+        ApiKeyConfig {
+            id: id.to_owned(),
+            principal: principal.to_owned(),
+            roles: vec!["reader".to_owned()],
+            sha256: ApiKeys::hash(key),
+            expires: expires.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn generate_key_has_prefix_and_32_random_bytes() {
+        let a = ApiKeys::generate();
+        let b = ApiKeys::generate();
+        assert_ne!(a, b);
+        let body = a.strip_prefix("mcpr_").unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(body).unwrap().len(), 32);
+        assert!(!a.contains('='));
+    }
+
+    #[test]
+    fn hash_known_vector_is_lowercase_sha256_hex() {
+        assert_eq!(
+            ApiKeys::hash("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn verify_known_key_returns_principal_with_key_id() {
+        let keys = ApiKeys::new(vec![entry("k1", "alice", "mcpr_one", None)]).unwrap();
+        let p = keys.verify("mcpr_one", SystemTime::now()).unwrap();
+        assert_eq!(p.name, "alice");
+        assert_eq!(p.method, AuthMethod::ApiKey);
+        assert_eq!(p.roles, vec!["reader".to_owned()]);
+        assert_eq!(p.key_id.as_deref(), Some("k1"));
+        assert_eq!(p.expires_at, None);
+    }
+
+    #[test]
+    fn verify_unknown_key_is_invalid() {
+        let keys = ApiKeys::new(vec![entry("k1", "alice", "mcpr_one", None)]).unwrap();
+        assert_eq!(
+            keys.verify("mcpr_two", SystemTime::now()),
+            Err(AuthFailure::Invalid("unknown_api_key"))
+        );
+        assert_eq!(
+            ApiKeys::default().verify("", SystemTime::now()),
+            Err(AuthFailure::Invalid("unknown_api_key"))
+        );
+    }
+
+    #[test]
+    fn verify_rotation_two_keys_one_principal_both_accepted() {
+        let keys = ApiKeys::new(vec![
+            entry("old", "alice", "mcpr_old", None),
+            entry("new", "alice", "mcpr_new", None),
+        ])
+        .unwrap();
+        let now = SystemTime::now();
+        assert_eq!(
+            keys.verify("mcpr_old", now).unwrap().key_id.as_deref(),
+            Some("old")
+        );
+        assert_eq!(
+            keys.verify("mcpr_new", now).unwrap().key_id.as_deref(),
+            Some("new")
+        );
+    }
+
+    #[test]
+    fn verify_expired_key_is_expired() {
+        let keys = ApiKeys::new(vec![entry(
+            "k1",
+            "alice",
+            "mcpr_one",
+            Some("2030-01-01T00:00:00Z"),
+        )])
+        .unwrap();
+        let at = parse_rfc3339("2030-01-01T00:00:00Z").unwrap();
+        let p = keys
+            .verify("mcpr_one", at - Duration::from_secs(1))
+            .unwrap();
+        assert_eq!(p.expires_at, Some(at));
+        assert_eq!(keys.verify("mcpr_one", at), Err(AuthFailure::Expired));
+    }
+
+    #[test]
+    fn new_invalid_entries_are_refused() {
+        let mut bad_hex = entry("k1", "a", "x", None);
+        bad_hex.sha256 = "zz".repeat(32);
+        let mut short = entry("k1", "a", "x", None);
+        short.sha256.pop();
+        let cases: Vec<(Vec<ApiKeyConfig>, ApiKeyError)> = vec![
+            (vec![bad_hex], ApiKeyError::BadHash { id: "k1".into() }),
+            (vec![short], ApiKeyError::BadHash { id: "k1".into() }),
+            (
+                vec![entry("k1", "a", "x", None), entry("k1", "b", "y", None)],
+                ApiKeyError::DuplicateId("k1".into()),
+            ),
+            (
+                vec![entry("k1", "a", "x", None), entry("k2", "b", "x", None)],
+                ApiKeyError::DuplicateHash {
+                    id: "k2".into(),
+                    other: "k1".into(),
+                },
+            ),
+            (vec![entry("", "a", "x", None)], ApiKeyError::EmptyId),
+            (
+                vec![entry("k1", "", "x", None)],
+                ApiKeyError::EmptyPrincipal("k1".into()),
+            ),
+        ];
+        for (entries, want) in cases {
+            assert_eq!(ApiKeys::new(entries).unwrap_err(), want);
+        }
+        let err = ApiKeys::new(vec![entry("k1", "a", "x", Some("tomorrow"))]).unwrap_err();
+        assert!(matches!(err, ApiKeyError::BadExpiry { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn config_unknown_field_is_refused() {
+        let ok: Result<ApiKeyConfig, _> = serde_json::from_str(
+            r#"{"id":"k","principal":"p","sha256":"00","expires":"2030-01-01T00:00:00Z"}"#,
+        );
+        assert!(ok.is_ok());
+        let bad: Result<ApiKeyConfig, _> =
+            serde_json::from_str(r#"{"id":"k","principal":"p","sha256":"00","key":"mcpr_x"}"#);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn is_empty_reflects_entries() {
+        assert!(ApiKeys::new(Vec::new()).unwrap().is_empty());
+        assert!(!ApiKeys::new(vec![entry("k", "a", "x", None)])
+            .unwrap()
+            .is_empty());
+    }
+}

@@ -1,0 +1,494 @@
+//! Who is calling: the [`Principal`] every request carries, and why authentication failed.
+//!
+//! The checks themselves live beside this file: `api_key.rs` (hashed keys), `jwt.rs` (JWT
+//! access tokens, JWKS), `tls/client.rs` (mTLS identities). `policy.rs` runs them in order at
+//! the router root; `error.rs` maps an [`AuthFailure`] to 401 or 403.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use axum::http::{header, HeaderMap, HeaderValue};
+
+use crate::policy::api_key::ApiKeys;
+use crate::policy::jwt::JwtVerifier;
+use crate::tls::client::{CertIdentity, MtlsMap};
+
+/// How a principal proved who it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    /// No authentication is configured: everyone is the anonymous principal.
+    None,
+    /// The `--identity-header` value (trusted front proxy; no authentication configured).
+    IdentityHeader,
+    ApiKey,
+    Jwt,
+    Mtls,
+}
+
+impl AuthMethod {
+    /// The audit and metric label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::IdentityHeader => "identity_header",
+            AuthMethod::ApiKey => "api_key",
+            AuthMethod::Jwt => "jwt",
+            AuthMethod::Mtls => "mtls",
+        }
+    }
+}
+
+/// An authenticated caller, re-established on every request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// Stable name: JWT `sub` (prefixed by nothing), API key principal, mTLS mapped name.
+    pub name: String,
+    pub method: AuthMethod,
+    /// Roles as the credential states them (RBAC input).
+    pub roles: Vec<String>,
+    /// OAuth scopes (JWT `scope`/`scp`); empty for other methods.
+    pub scopes: Vec<String>,
+    /// The API key id or JWT `kid`/`jti`, for audit; never the secret itself.
+    pub key_id: Option<String>,
+    /// When the credential stops being valid (JWT `exp`, API key expiry).
+    pub expires_at: Option<SystemTime>,
+}
+
+impl Principal {
+    /// The caller when no authentication is configured.
+    pub fn anonymous() -> Principal {
+        Principal {
+            name: String::new(),
+            method: AuthMethod::None,
+            roles: Vec::new(),
+            scopes: Vec::new(),
+            key_id: None,
+            expires_at: None,
+        }
+    }
+
+    pub fn is_expired(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+}
+
+/// Why a credential was refused. The `reason` is a fixed snake_case word (audit, metrics,
+/// the `error_description`-free challenge); token text never appears in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthFailure {
+    /// No credential at all (401 without `error=`).
+    #[error("no credential")]
+    Missing,
+    /// A credential that does not verify (bad signature, unknown key, wrong alg, wrong
+    /// issuer/audience, malformed) — 401 `invalid_token`; the word says which.
+    #[error("invalid credential: {0}")]
+    Invalid(&'static str),
+    /// A valid-looking credential past `exp` (or before `nbf`) — 401 `invalid_token`.
+    #[error("expired credential")]
+    Expired,
+    /// Credential in the query string, or two credentials that disagree — 401.
+    #[error("credential refused: {0}")]
+    Refused(&'static str),
+    /// Authenticated but without a required scope — 403 `insufficient_scope`.
+    #[error("insufficient scope")]
+    InsufficientScope,
+    /// Authenticated but not mapped to anyone (mTLS certificate without a mapping) — 403.
+    #[error("not permitted: {0}")]
+    Forbidden(&'static str),
+}
+
+impl AuthFailure {
+    pub fn reason(self) -> &'static str {
+        match self {
+            AuthFailure::Missing => "missing_credential",
+            AuthFailure::Invalid(w) | AuthFailure::Refused(w) | AuthFailure::Forbidden(w) => w,
+            AuthFailure::Expired => "expired_credential",
+            AuthFailure::InsufficientScope => "insufficient_scope",
+        }
+    }
+}
+
+// === Callers ===
+
+/// The front a request came in on (audit label; STYLE.md §4 names).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    StreamableHttp,
+    Sse,
+    Websocket,
+    Tcp,
+    Stdio,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::StreamableHttp => "streamable_http",
+            Transport::Sse => "sse",
+            Transport::Websocket => "websocket",
+            Transport::Tcp => "tcp",
+            Transport::Stdio => "stdio",
+        }
+    }
+}
+
+/// Who sent one request (or opened one connection), from where, over which front.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Arc<Principal>,
+    pub peer: Option<SocketAddr>,
+    pub transport: Transport,
+}
+
+impl Caller {
+    pub fn new(principal: Principal, peer: Option<SocketAddr>, transport: Transport) -> Caller {
+        Caller {
+            principal: Arc::new(principal),
+            peer,
+            transport,
+        }
+    }
+
+    /// The same caller seen on another front (the HTTP guard does not know the route).
+    pub fn on(&self, transport: Transport) -> Caller {
+        Caller {
+            transport,
+            ..self.clone()
+        }
+    }
+
+    /// What a session is bound to: the principal's name, `None` when anonymous.
+    pub fn owner(&self) -> Option<&str> {
+        match self.principal.method {
+            AuthMethod::None => None,
+            _ => Some(self.principal.name.as_str()),
+        }
+    }
+
+    /// Whether the credential this caller presented has run out.
+    pub fn is_expired(&self) -> bool {
+        self.principal.is_expired(SystemTime::now())
+    }
+}
+
+// === Authenticator ===
+
+/// Query parameters that look like credentials: refused, never read (SECURITY.md §5).
+const QUERY_CREDENTIALS: &[&str] = &[
+    "access_token",
+    "token",
+    "api_key",
+    "apikey",
+    "api-key",
+    "key",
+    "auth",
+    "authorization",
+    "bearer",
+    "jwt",
+];
+
+/// Credentials longer than this are refused before any parsing (SECURITY.md §2).
+pub const MAX_CREDENTIAL: usize = 8 * 1024;
+
+/// Establishes the principal of a request from its credentials: mTLS identity, API key
+/// (`Authorization: Bearer mcpr_…` or `X-API-Key`), JWT (`Authorization: Bearer`). With no
+/// authentication configured everyone is anonymous (or named by `--identity-header`).
+#[derive(Debug)]
+pub struct Authenticator {
+    api_keys: Option<ApiKeys>,
+    jwt: Option<JwtVerifier>,
+    mtls: Option<MtlsMap>,
+    identity_header: Option<String>,
+    required_scopes: Vec<String>,
+    resource: String,
+    metadata_url: String,
+    authorization_servers: Vec<String>,
+    scopes_supported: Vec<String>,
+}
+
+/// The authentication settings, already validated (built by `config`).
+#[derive(Debug, Default)]
+pub struct AuthParts {
+    pub api_keys: Option<ApiKeys>,
+    pub jwt: Option<JwtVerifier>,
+    pub mtls: Option<MtlsMap>,
+    pub identity_header: Option<String>,
+    pub required_scopes: Vec<String>,
+    /// The relay's canonical resource URI (tokens' audience, PRM `resource`).
+    pub resource: String,
+    /// Issuers listed in the protected-resource metadata.
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+}
+
+impl Authenticator {
+    pub fn new(parts: AuthParts) -> Authenticator {
+        let metadata_url = metadata_url(&parts.resource);
+        Authenticator {
+            api_keys: parts.api_keys.filter(|k| !k.is_empty()),
+            jwt: parts.jwt,
+            mtls: parts.mtls,
+            identity_header: parts.identity_header,
+            required_scopes: parts.required_scopes,
+            resource: parts.resource,
+            metadata_url,
+            authorization_servers: parts.authorization_servers,
+            scopes_supported: parts.scopes_supported,
+        }
+    }
+
+    /// No authentication: everyone is anonymous.
+    pub fn none() -> Authenticator {
+        Authenticator::new(AuthParts::default())
+    }
+
+    /// Whether any credential is required.
+    pub fn is_enabled(&self) -> bool {
+        self.api_keys.is_some() || self.jwt.is_some() || self.mtls.is_some()
+    }
+
+    /// Whether client certificates map to principals.
+    pub fn has_mtls(&self) -> bool {
+        self.mtls.is_some()
+    }
+
+    /// Whether bearer tokens (JWT) are accepted: the relay is an OAuth resource server.
+    pub fn is_oauth(&self) -> bool {
+        self.jwt.is_some()
+    }
+
+    pub fn resource(&self) -> &str {
+        &self.resource
+    }
+
+    /// The RFC 9728 metadata URL for the resource (path-inserted well-known URI).
+    pub fn metadata_url(&self) -> &str {
+        &self.metadata_url
+    }
+
+    /// The RFC 9728 document.
+    pub fn metadata(&self) -> serde_json::Value {
+        let mut doc = serde_json::json!({
+            "resource": self.resource,
+            "authorization_servers": self.authorization_servers,
+            "bearer_methods_supported": ["header"],
+        });
+        let scopes = if self.scopes_supported.is_empty() {
+            &self.required_scopes
+        } else {
+            &self.scopes_supported
+        };
+        if !scopes.is_empty() {
+            doc["scopes_supported"] = scopes.clone().into();
+        }
+        doc
+    }
+
+    pub fn required_scopes(&self) -> &[String] {
+        &self.required_scopes
+    }
+
+    /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3, RFC 9728 §5.1).
+    pub fn challenge(&self, failure: AuthFailure) -> String {
+        let meta = format!("resource_metadata=\"{}\"", self.metadata_url);
+        match failure {
+            AuthFailure::Missing => format!("Bearer {meta}"),
+            AuthFailure::InsufficientScope => format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\", {meta}",
+                self.required_scopes.join(" ")
+            ),
+            _ => format!("Bearer error=\"invalid_token\", {meta}"),
+        }
+    }
+
+    /// The principal of one request. `cert` is the verified mTLS client identity, if any.
+    pub async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        cert: Option<&CertIdentity>,
+    ) -> Result<Principal, AuthFailure> {
+        if !self.is_enabled() {
+            return self.unauthenticated(headers);
+        }
+        if query.is_some_and(query_has_credential) {
+            return Err(AuthFailure::Refused("credential_in_query"));
+        }
+        let presented = presented(headers)?;
+        let from_cert = match (cert, &self.mtls) {
+            (Some(id), Some(map)) => Some(map.principal(id)?),
+            _ => None,
+        };
+        let from_header = match presented {
+            Some(Presented::ApiKey(key)) => Some(self.api_key(key)?),
+            Some(Presented::Bearer(token)) => Some(self.bearer(token).await?),
+            None => None,
+        };
+        let principal = match (from_cert, from_header) {
+            (Some(c), Some(h)) if c.name != h.name => {
+                return Err(AuthFailure::Refused("conflicting_credentials"))
+            }
+            (_, Some(h)) => h,
+            (Some(c), None) => c,
+            (None, None) => return Err(AuthFailure::Missing),
+        };
+        if principal.method == AuthMethod::Jwt
+            && !self
+                .required_scopes
+                .iter()
+                .all(|s| principal.scopes.contains(s))
+        {
+            return Err(AuthFailure::InsufficientScope);
+        }
+        Ok(principal)
+    }
+
+    /// A bearer value: an API key when it has the key prefix, else a JWT.
+    async fn bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
+        match &self.jwt {
+            Some(jwt) if !token.starts_with(API_KEY_PREFIX) => jwt.verify(token).await,
+            _ => self.api_key(token),
+        }
+    }
+
+    fn api_key(&self, key: &str) -> Result<Principal, AuthFailure> {
+        match &self.api_keys {
+            Some(keys) => keys.verify(key, SystemTime::now()),
+            None => Err(AuthFailure::Invalid("api_keys_not_accepted")),
+        }
+    }
+
+    /// No authentication configured: anonymous, or the `--identity-header` name.
+    fn unauthenticated(&self, headers: &HeaderMap) -> Result<Principal, AuthFailure> {
+        let Some(name) = &self.identity_header else {
+            return Ok(Principal::anonymous());
+        };
+        let value = headers.get(name.as_str()).and_then(|v| v.to_str().ok());
+        match value {
+            None => Err(AuthFailure::Missing),
+            Some(v) if crate::config::identity_is_valid(v) => Ok(Principal {
+                name: v.to_owned(),
+                method: AuthMethod::IdentityHeader,
+                ..Principal::anonymous()
+            }),
+            Some(_) => Err(AuthFailure::Invalid("bad_identity")),
+        }
+    }
+}
+
+/// API keys minted by `mcp-relay token key` start with this.
+pub const API_KEY_PREFIX: &str = "mcpr_";
+
+enum Presented<'a> {
+    ApiKey(&'a str),
+    Bearer(&'a str),
+}
+
+/// The one credential in the headers; two that disagree are refused.
+fn presented(headers: &HeaderMap) -> Result<Option<Presented<'_>>, AuthFailure> {
+    let mut auth = headers.get_all(header::AUTHORIZATION).iter();
+    let bearer = match (auth.next(), auth.next()) {
+        (Some(_), Some(_)) => return Err(AuthFailure::Refused("duplicate_credentials")),
+        (Some(v), None) => Some(bearer_value(v)?),
+        (None, _) => None,
+    };
+    let mut keys = headers.get_all("x-api-key").iter();
+    let key = match (keys.next(), keys.next()) {
+        (Some(_), Some(_)) => return Err(AuthFailure::Refused("duplicate_credentials")),
+        (Some(v), None) => Some(credential_text(v)?),
+        (None, _) => None,
+    };
+    match (bearer, key) {
+        (Some(b), Some(k)) if b != k => Err(AuthFailure::Refused("conflicting_credentials")),
+        (_, Some(k)) => Ok(Some(Presented::ApiKey(k))),
+        (Some(b), None) => Ok(Some(Presented::Bearer(b))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn bearer_value(v: &HeaderValue) -> Result<&str, AuthFailure> {
+    let text = credential_text(v)?;
+    let (scheme, token) = text
+        .split_once(' ')
+        .ok_or(AuthFailure::Invalid("malformed_authorization"))?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthFailure::Invalid("unsupported_scheme"));
+    }
+    let token = token.trim();
+    if token.is_empty() || token.contains(char::is_whitespace) {
+        return Err(AuthFailure::Invalid("malformed_authorization"));
+    }
+    Ok(token)
+}
+
+fn credential_text(v: &HeaderValue) -> Result<&str, AuthFailure> {
+    if v.len() > MAX_CREDENTIAL {
+        return Err(AuthFailure::Invalid("credential_too_large"));
+    }
+    v.to_str()
+        .map_err(|_| AuthFailure::Invalid("malformed_authorization"))
+}
+
+/// Whether a query string names a credential parameter (case-insensitive).
+pub fn query_has_credential(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let name = pair.split('=').next().unwrap_or_default();
+        QUERY_CREDENTIALS
+            .iter()
+            .any(|c| name.eq_ignore_ascii_case(c))
+    })
+}
+
+/// `https://host/mcp` → `https://host/.well-known/oauth-protected-resource/mcp` (RFC 9728 §3).
+pub fn metadata_url(resource: &str) -> String {
+    let Some((scheme, rest)) = resource.split_once("://") else {
+        return String::new();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let path = path.trim_end_matches('/');
+    format!("{scheme}://{authority}{WELL_KNOWN}{path}")
+}
+
+/// The RFC 9728 well-known prefix.
+pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metadata_url_inserts_the_well_known_prefix() {
+        assert_eq!(
+            metadata_url("https://mcp.example.com/mcp"),
+            "https://mcp.example.com/.well-known/oauth-protected-resource/mcp"
+        );
+        assert_eq!(
+            metadata_url("http://127.0.0.1:8080"),
+            "http://127.0.0.1:8080/.well-known/oauth-protected-resource"
+        );
+    }
+
+    #[test]
+    fn a4_query_credentials_are_recognised_in_any_case() {
+        assert!(query_has_credential("a=1&Access_Token=x"));
+        assert!(query_has_credential("api_key=x"));
+        assert!(!query_has_credential("sessionId=abc"));
+    }
+
+    #[test]
+    fn disagreeing_headers_are_refused() {
+        let mut h = HeaderMap::new();
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer a"));
+        h.insert("x-api-key", HeaderValue::from_static("b"));
+        assert!(matches!(
+            presented(&h),
+            Err(AuthFailure::Refused("conflicting_credentials"))
+        ));
+        h.insert("x-api-key", HeaderValue::from_static("a"));
+        assert!(matches!(presented(&h), Ok(Some(Presented::ApiKey("a")))));
+    }
+}

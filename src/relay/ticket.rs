@@ -1,0 +1,172 @@
+//! What the relay remembers about one client request until its answer leaves: the audit
+//! record it owes (written exactly once, on drop, so a request that is cancelled, times out
+//! or loses its child is still recorded) and the per-caller `*/list` filter to apply.
+//!
+//! The decision itself is made in `policy.rs`; the record shape and writer live in
+//! `telemetry/audit.rs`; `upstream.rs` carries the ticket beside the pending request.
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::error::Error;
+use crate::jsonrpc::{self, Frame};
+use crate::policy::authn::Caller;
+use crate::policy::rbac::ListFilter;
+use crate::telemetry::audit::{self, Audit, Record};
+
+/// One request's audit record and list filter; cheap (two `None`s) when neither is on.
+#[derive(Debug, Default)]
+pub struct Ticket {
+    record: Option<Box<Pending>>,
+    filter: Option<ListFilter>,
+}
+
+#[derive(Debug)]
+struct Pending {
+    audit: Audit,
+    record: Record,
+    started: Instant,
+}
+
+impl Ticket {
+    /// A request that passed the policy phases (`rule` names the rule that allowed it).
+    pub fn allowed(
+        audit: &Audit,
+        caller: &Caller,
+        session: Option<&str>,
+        frame: &Frame,
+        rule: Option<String>,
+        filter: Option<ListFilter>,
+    ) -> Ticket {
+        let record = audit.is_enabled().then(|| {
+            Box::new(Pending {
+                audit: audit.clone(),
+                record: Record {
+                    decision: "allow",
+                    rule,
+                    ..record_of(audit, caller, session, frame)
+                },
+                started: Instant::now(),
+            })
+        });
+        Ticket { record, filter }
+    }
+
+    /// Records a request the relay refused itself (denied, malformed, over a cap) at once.
+    pub fn refused(
+        audit: &Audit,
+        caller: &Caller,
+        session: Option<&str>,
+        frame: Option<&Frame>,
+        error: &Error,
+        rule: Option<String>,
+    ) {
+        if !audit.is_enabled() {
+            return;
+        }
+        let base = match frame {
+            Some(f) => record_of(audit, caller, session, f),
+            None => record_of_caller(caller, session),
+        };
+        let w = error.wire();
+        audit.emit(Record {
+            decision: match error {
+                Error::Unauthorized { .. } | Error::Forbidden { .. } => "deny",
+                e if e.is_denial() => "deny",
+                _ => "allow",
+            },
+            outcome: match error {
+                Error::Unauthorized { .. } => "unauthenticated",
+                e if e.is_denial() => "denied",
+                _ => "refused",
+            },
+            rule,
+            error_code: Some(w.code),
+            reason: Some(w.reason),
+            ..base
+        });
+    }
+
+    /// Whether the answer will be filtered for this caller.
+    pub fn filters(&self) -> bool {
+        self.filter.is_some()
+    }
+
+    /// Forgets the record: the request was refused and whoever returns that error to the
+    /// client records it (one record per request, never two).
+    pub fn discard(mut self) {
+        self.record = None;
+    }
+
+    /// The answer to deliver: filtered for the caller, and noted for the record.
+    pub fn answer(&mut self, bytes: Bytes) -> Bytes {
+        let bytes = match &self.filter {
+            Some(f) => f.apply(&bytes).unwrap_or(bytes),
+            None => bytes,
+        };
+        if let Some(p) = &mut self.record {
+            let code = jsonrpc::error_code(&bytes);
+            p.record.outcome = match code {
+                None => "ok",
+                Some(-31008) => "timeout",
+                Some(_) => "error",
+            };
+            p.record.error_code = code;
+            p.record.bytes_out = bytes.len() as u64;
+        }
+        bytes
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(mut p) = self.record.take() {
+            if p.record.outcome.is_empty() {
+                p.record.outcome = "cancelled";
+            }
+            p.record.latency_ms = p.started.elapsed().as_secs_f64() * 1000.0;
+            p.audit.emit(p.record);
+        }
+    }
+}
+
+fn record_of_caller(caller: &Caller, session: Option<&str>) -> Record {
+    let p = &caller.principal;
+    Record {
+        principal: p.name.clone(),
+        auth: p.method.as_str(),
+        key_id: p.key_id.clone(),
+        client: caller.peer.map(|a| a.to_string()),
+        session: session.map(str::to_owned),
+        transport: caller.transport.as_str(),
+        ..Record::default()
+    }
+}
+
+fn record_of(audit: &Audit, caller: &Caller, session: Option<&str>, frame: &Frame) -> Record {
+    Record {
+        method: frame.method().map(str::to_owned),
+        id: frame.id().map(|id| id.as_str().to_owned()),
+        name: frame.name().or(frame.uri()).map(str::to_owned),
+        bytes_in: frame.bytes().len() as u64,
+        args: arguments(frame).and_then(|a| audit::redact_args(Some(&a), audit.allow_fields())),
+        ..record_of_caller(caller, session)
+    }
+}
+
+/// `params.arguments` of a request, raw (only read when auditing).
+fn arguments(frame: &Frame) -> Option<Box<serde_json::value::RawValue>> {
+    #[derive(serde::Deserialize)]
+    struct Env {
+        params: Option<Params>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        arguments: Option<Box<serde_json::value::RawValue>>,
+    }
+    serde_json::from_slice::<Env>(frame.bytes())
+        .ok()?
+        .params?
+        .arguments
+}

@@ -1,0 +1,495 @@
+//! `mcp-relay token`: mint credentials for the relay's own auth config.
+//!
+//! `token key` prints a new API key and the `[[auth.api_keys]]` block (hash only) to paste into
+//! the config; `token secret` prints a random HMAC secret; `token jwt` signs an access token
+//! that `policy::jwt` accepts. Owns only the command line and the output format: hashing and
+//! generation are `policy::api_key`, verification is `policy::jwt`, secret references are
+//! `config::secret`. `cli.rs` wires [`TokenCommand`]; `main.rs` calls [`run`].
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::PrivateKeyDer;
+
+use crate::config::secret;
+use crate::policy::api_key::{parse_rfc3339, ApiKeys};
+
+/// The relay's default canonical resource URI (the default `aud`).
+pub const DEFAULT_AUDIENCE: &str = "http://127.0.0.1:8080/mcp";
+
+#[derive(Debug, clap::Subcommand)]
+pub enum TokenCommand {
+    /// Generate an API key; prints the key, then the config block holding only its hash.
+    Key(KeyArgs),
+    /// Generate a random HMAC secret (base64url) for `[[auth.jwt]] secret`.
+    Secret(SecretArgs),
+    /// Sign a JWT access token (only the token goes to stdout).
+    Jwt(JwtArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KeyArgs {
+    /// Key id recorded in audit. Default: a random short id.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Principal the key authenticates as. Default: the key id.
+    #[arg(long)]
+    pub principal: Option<String>,
+    /// Comma-separated roles.
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+    /// Expiry, RFC 3339 (e.g. 2027-01-01T00:00:00Z). Default: never.
+    #[arg(long)]
+    pub expires: Option<String>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct SecretArgs {
+    /// Secret size in bits: at least 256, a multiple of 8.
+    #[arg(long, default_value_t = 256)]
+    pub bits: u32,
+}
+
+#[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("signer").required(true).args(["secret", "auto_secret", "key_file"])))]
+pub struct JwtArgs {
+    /// Subject (`sub`).
+    #[arg(long)]
+    pub user: String,
+    /// Comma-separated roles (`roles` claim).
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub roles: Vec<String>,
+    /// Lifetime, e.g. `15m`, `24h`.
+    #[arg(long)]
+    pub expires_in: String,
+    /// HMAC secret reference: `env:NAME` or `file:/path` (literals are refused).
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Generate a secret, print `secret: <value>` to stderr and sign with it.
+    #[arg(long)]
+    pub auto_secret: bool,
+    /// Private key PEM (PKCS#8, or PKCS#1 RSA) for RS*/PS*/ES256/ES384/EdDSA.
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    /// Algorithm. Default: HS256 with a secret, inferred from the key with --key-file.
+    #[arg(long)]
+    pub alg: Option<String>,
+    /// Issuer (`iss`).
+    #[arg(long, default_value = "mcp-relay")]
+    pub issuer: String,
+    /// Audience (`aud`): the relay's canonical resource URI.
+    #[arg(long, default_value = DEFAULT_AUDIENCE)]
+    pub audience: String,
+    /// Space-separated OAuth scopes (`scope`).
+    #[arg(long)]
+    pub scope: Option<String>,
+}
+
+/// Runs a `token` subcommand against the real stdout, stderr and environment.
+pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut err = std::io::stderr().lock();
+    run_with(cmd, &mut out, &mut err, &secret::process_env)
+}
+
+/// [`run`] with its outputs and environment passed in (tests).
+pub fn run_with(
+    cmd: TokenCommand,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<()> {
+    match cmd {
+        TokenCommand::Key(a) => key(a, out),
+        TokenCommand::Secret(a) => {
+            writeln!(out, "{}", random_secret(a.bits)?)?;
+            Ok(())
+        }
+        TokenCommand::Jwt(a) => {
+            let token = jwt(a, err, env, SystemTime::now())?;
+            writeln!(out, "{token}")?;
+            Ok(())
+        }
+    }
+}
+
+fn key(a: KeyArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let id = match a.id {
+        Some(id) if id.is_empty() => bail!("--id must not be empty"),
+        Some(id) => id,
+        None => format!("key-{}", hex(&rand::random::<[u8; 4]>())),
+    };
+    let principal = a.principal.unwrap_or_else(|| id.clone());
+    if principal.is_empty() {
+        bail!("--principal must not be empty");
+    }
+    if let Some(e) = &a.expires {
+        parse_rfc3339(e).map_err(|r| anyhow::anyhow!("--expires {e:?} is not RFC 3339: {r}"))?;
+    }
+    let roles: Vec<String> = a.roles.into_iter().filter(|r| !r.is_empty()).collect();
+    let key = ApiKeys::generate();
+    writeln!(out, "{key}")?;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "# Paste into the config. The key above is not stored anywhere."
+    )?;
+    writeln!(out, "[[auth.api_keys]]")?;
+    writeln!(out, "id = {}", toml_str(&id))?;
+    writeln!(out, "principal = {}", toml_str(&principal))?;
+    let roles: Vec<String> = roles.iter().map(|r| toml_str(r)).collect();
+    writeln!(out, "roles = [{}]", roles.join(", "))?;
+    writeln!(out, "sha256 = {}", toml_str(&ApiKeys::hash(&key)))?;
+    if let Some(e) = &a.expires {
+        writeln!(out, "expires = {}", toml_str(e))?;
+    }
+    Ok(())
+}
+
+/// A TOML basic string (JSON string escapes are valid TOML escapes).
+fn toml_str(s: &str) -> String {
+    serde_json::Value::String(s.to_owned()).to_string()
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn random_secret(bits: u32) -> anyhow::Result<String> {
+    if bits < 256 || bits % 8 != 0 || bits > 8192 {
+        bail!("--bits must be a multiple of 8 between 256 and 8192");
+    }
+    let mut buf = vec![0u8; (bits / 8) as usize];
+    rand::fill(&mut buf[..]);
+    Ok(URL_SAFE_NO_PAD.encode(buf))
+}
+
+fn jwt(
+    a: JwtArgs,
+    err: &mut dyn Write,
+    env: &dyn Fn(&str) -> Option<String>,
+    now: SystemTime,
+) -> anyhow::Result<String> {
+    let lifetime = humantime::parse_duration(&a.expires_in)
+        .with_context(|| format!("--expires-in {:?}", a.expires_in))?;
+    if lifetime.is_zero() {
+        bail!("--expires-in must be positive");
+    }
+    let (alg, key) = signing_key(&a, err, env)?;
+    let iat = now
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    let roles: Vec<&str> = a
+        .roles
+        .iter()
+        .map(String::as_str)
+        .filter(|r| !r.is_empty())
+        .collect();
+    let mut claims = serde_json::json!({
+        "sub": a.user,
+        "roles": roles,
+        "iss": a.issuer,
+        "aud": a.audience,
+        "iat": iat,
+        "nbf": iat,
+        "exp": iat.saturating_add(lifetime.as_secs()),
+        "jti": URL_SAFE_NO_PAD.encode(rand::random::<[u8; 16]>()),
+    });
+    if let (Some(scope), Some(map)) = (&a.scope, claims.as_object_mut()) {
+        map.insert("scope".to_owned(), scope.clone().into());
+    }
+    let mut header = Header::new(alg);
+    header.typ = Some("at+jwt".to_owned());
+    jsonwebtoken::encode(&header, &claims, &key).context("signing the token")
+}
+
+fn signing_key(
+    a: &JwtArgs,
+    err: &mut dyn Write,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> anyhow::Result<(Algorithm, EncodingKey)> {
+    let named = match &a.alg {
+        Some(s) => Some(
+            s.parse::<Algorithm>()
+                .map_err(|_| anyhow::anyhow!("unknown --alg {s}"))?,
+        ),
+        None => None,
+    };
+    if let Some(path) = &a.key_file {
+        let pem = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let (inferred, key) = private_key(&pem).with_context(|| format!("{}", path.display()))?;
+        let alg = named.unwrap_or(inferred);
+        if !same_family(alg, inferred) {
+            bail!(
+                "--alg {alg:?} does not fit the key in {} ({inferred:?})",
+                path.display()
+            );
+        }
+        return Ok((alg, key));
+    }
+    let alg = named.unwrap_or(Algorithm::HS256);
+    let min = match alg {
+        Algorithm::HS256 => 32,
+        Algorithm::HS384 => 48,
+        Algorithm::HS512 => 64,
+        other => bail!("--alg {other:?} needs --key-file"),
+    };
+    let bytes = if a.auto_secret {
+        let s = random_secret(min as u32 * 8)?;
+        writeln!(err, "secret: {s}")?;
+        s.into_bytes()
+    } else {
+        let reference = a.secret.as_deref().unwrap_or_default();
+        secret::resolve(reference, env).context("--secret")?
+    };
+    if bytes.len() < min {
+        bail!("the secret must be at least {min} bytes for {alg:?}");
+    }
+    Ok((alg, EncodingKey::from_secret(&bytes)))
+}
+
+fn same_family(a: Algorithm, b: Algorithm) -> bool {
+    use Algorithm::*;
+    let family = |x| match x {
+        RS256 | RS384 | RS512 | PS256 | PS384 | PS512 => 1,
+        ES256 => 2,
+        ES384 => 3,
+        EdDSA => 4,
+        HS256 | HS384 | HS512 => 5,
+    };
+    family(a) == family(b)
+}
+
+/// Reads a private key PEM and says which algorithm family it signs for.
+fn private_key(pem: &[u8]) -> anyhow::Result<(Algorithm, EncodingKey)> {
+    let der = PrivateKeyDer::from_pem_slice(pem).context("no private key PEM section")?;
+    match der {
+        PrivateKeyDer::Pkcs1(k) => {
+            RsaKeyPair::from_der(k.secret_pkcs1_der()).context("bad RSA key")?;
+            Ok((
+                Algorithm::RS256,
+                EncodingKey::from_rsa_der(k.secret_pkcs1_der()),
+            ))
+        }
+        PrivateKeyDer::Pkcs8(k) => {
+            let d = k.secret_pkcs8_der();
+            let rng = ring::rand::SystemRandom::new();
+            if Ed25519KeyPair::from_pkcs8_maybe_unchecked(d).is_ok() {
+                Ok((Algorithm::EdDSA, EncodingKey::from_ed_der(d)))
+            } else if EcdsaKeyPair::from_pkcs8(
+                &ring::signature::ECDSA_P256_SHA256_FIXED_SIGNING,
+                d,
+                &rng,
+            )
+            .is_ok()
+            {
+                Ok((Algorithm::ES256, EncodingKey::from_ec_der(d)))
+            } else if EcdsaKeyPair::from_pkcs8(
+                &ring::signature::ECDSA_P384_SHA384_FIXED_SIGNING,
+                d,
+                &rng,
+            )
+            .is_ok()
+            {
+                Ok((Algorithm::ES384, EncodingKey::from_ec_der(d)))
+            } else if RsaKeyPair::from_pkcs8(d).is_ok() {
+                // Why the PEM again: jsonwebtoken signs RSA with the inner PKCS#1 key.
+                Ok((Algorithm::RS256, EncodingKey::from_rsa_pem(pem)?))
+            } else {
+                bail!("unsupported private key (RSA, EC P-256/P-384, Ed25519)")
+            }
+        }
+        PrivateKeyDer::Sec1(_) => {
+            bail!("SEC1 EC key: convert with `openssl pkcs8 -topk8 -nocrypt`")
+        }
+        _ => bail!("unsupported private key format"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::policy::api_key::ApiKeyConfig;
+    use crate::policy::authn::AuthFailure;
+    use crate::policy::jwt::{JwtConfig, JwtVerifier};
+
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        cmd: TokenCommand,
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    fn env(name: &str) -> Option<String> {
+        (name == "SIGNING").then(|| SECRET.to_owned())
+    }
+
+    /// Runs `mcp-relay token <args>`; returns (stdout, stderr).
+    fn run_args(args: &[&str]) -> anyhow::Result<(String, String)> {
+        let cli = Cli::try_parse_from(std::iter::once("token").chain(args.iter().copied()))?;
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        run_with(cli.cmd, &mut out, &mut err, &env)?;
+        Ok((String::from_utf8(out)?, String::from_utf8(err)?))
+    }
+
+    fn fixture(name: &str) -> String {
+        format!("{}/tests/fixtures/jwt/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    async fn verify(issuer: serde_json::Value, token: &str) -> Result<Principal, AuthFailure> {
+        let config: JwtConfig = serde_json::from_value(issuer).unwrap();
+        let v = JwtVerifier::build(vec![config], DEFAULT_AUDIENCE, &env).unwrap();
+        v.verify(token).await
+    }
+
+    use crate::policy::authn::Principal;
+
+    #[test]
+    fn key_prints_key_then_block_that_verifies() {
+        let (out, _) = run_args(&[
+            "key",
+            "--id",
+            "ci",
+            "--principal",
+            "bot",
+            "--roles",
+            "a,b",
+            "--expires",
+            "2099-01-01T00:00:00Z",
+        ])
+        .unwrap();
+        let (key, block) = out.split_once('\n').unwrap();
+        assert!(key.starts_with("mcpr_"));
+        assert!(
+            !block.contains(key),
+            "the key must not be in the config block"
+        );
+        let doc: toml::Value = toml::from_str(block).unwrap();
+        let entry = doc["auth"]["api_keys"][0].clone();
+        let entry: ApiKeyConfig = entry.try_into().unwrap();
+        assert_eq!((entry.id.as_str(), entry.principal.as_str()), ("ci", "bot"));
+        let keys = ApiKeys::new(vec![entry]).unwrap();
+        let p = keys.verify(key, SystemTime::now()).unwrap();
+        assert_eq!(p.roles, vec!["a", "b"]);
+    }
+
+    #[test]
+    fn key_defaults_principal_to_random_id_and_checks_expiry() {
+        let (out, _) = run_args(&["key"]).unwrap();
+        let doc: toml::Value = toml::from_str(out.split_once('\n').unwrap().1).unwrap();
+        let entry = &doc["auth"]["api_keys"][0];
+        assert!(entry["id"].as_str().unwrap().starts_with("key-"));
+        assert_eq!(entry["id"], entry["principal"]);
+        assert!(run_args(&["key", "--expires", "next week"]).is_err());
+    }
+
+    #[test]
+    fn secret_bits_are_checked_and_encoded() {
+        let (out, _) = run_args(&["secret"]).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(out.trim()).unwrap().len(), 32);
+        let (out, _) = run_args(&["secret", "--bits", "512"]).unwrap();
+        assert_eq!(URL_SAFE_NO_PAD.decode(out.trim()).unwrap().len(), 64);
+        assert!(run_args(&["secret", "--bits", "128"]).is_err());
+        assert!(run_args(&["secret", "--bits", "260"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn jwt_with_secret_reference_verifies() {
+        let (out, err) = run_args(&[
+            "jwt",
+            "--user",
+            "alice",
+            "--roles",
+            "admin,dev",
+            "--expires-in",
+            "1h",
+            "--secret",
+            "env:SIGNING",
+            "--scope",
+            "tools:call",
+        ])
+        .unwrap();
+        assert!(err.is_empty());
+        assert_eq!(out.lines().count(), 1);
+        let issuer = serde_json::json!({"issuer": "mcp-relay", "algorithms": ["HS256"],
+            "secret": "env:SIGNING"});
+        let p = verify(issuer, out.trim()).await.unwrap();
+        assert_eq!(p.name, "alice");
+        assert_eq!(p.roles, vec!["admin", "dev"]);
+        assert_eq!(p.scopes, vec!["tools:call"]);
+        assert!(p.key_id.is_some());
+    }
+
+    #[tokio::test]
+    async fn jwt_with_key_files_verifies() {
+        let cases = [
+            ("rsa_private.pem", "rsa_public.pem", "RS256"),
+            ("ec_private.pem", "ec_public.pem", "ES256"),
+            ("ed25519_private.pem", "ed25519_public.pem", "EdDSA"),
+        ];
+        for (private, public, alg) in cases {
+            let (out, _) = run_args(&[
+                "jwt",
+                "--user",
+                "u",
+                "--roles",
+                "r",
+                "--expires-in",
+                "5m",
+                "--key-file",
+                &fixture(private),
+            ])
+            .unwrap();
+            let issuer = serde_json::json!({"issuer": "mcp-relay", "algorithms": [alg],
+                "public_keys": [fixture(public)]});
+            assert!(verify(issuer, out.trim()).await.is_ok(), "{alg}");
+        }
+    }
+
+    #[tokio::test]
+    async fn jwt_auto_secret_goes_to_stderr_and_token_to_stdout() {
+        let (out, err) = run_args(&[
+            "jwt",
+            "--user",
+            "u",
+            "--roles",
+            "r",
+            "--expires-in",
+            "5m",
+            "--auto-secret",
+            "--alg",
+            "HS512",
+        ])
+        .unwrap();
+        let secret = err.trim().strip_prefix("secret: ").unwrap().to_owned();
+        let env = move |n: &str| (n == "AUTO").then(|| secret.clone());
+        let config: JwtConfig = serde_json::from_value(serde_json::json!({"issuer": "mcp-relay",
+            "algorithms": ["HS512"], "secret": "env:AUTO"}))
+        .unwrap();
+        let v = JwtVerifier::build(vec![config], DEFAULT_AUDIENCE, &env).unwrap();
+        assert!(v.verify(out.trim()).await.is_ok());
+    }
+
+    #[test]
+    fn jwt_refuses_literal_secret_and_mismatched_alg() {
+        let base = ["jwt", "--user", "u", "--roles", "r", "--expires-in", "5m"];
+        let with = |extra: &[&str]| run_args(&[&base[..], extra].concat());
+        assert!(with(&["--secret", SECRET]).is_err());
+        assert!(with(&[]).is_err(), "a signer is required");
+        assert!(with(&["--secret", "env:SIGNING", "--alg", "RS256"]).is_err());
+        assert!(with(&["--key-file", &fixture("rsa_private.pem"), "--alg", "ES256"]).is_err());
+        assert!(with(&["--key-file", &fixture("rsa_public.pem")]).is_err());
+        assert!(with(&["--secret", "env:SIGNING", "--auto-secret"]).is_err());
+    }
+}
