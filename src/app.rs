@@ -143,6 +143,7 @@ impl Bound {
             }
         }
         relay.stop_all().await;
+        relay.audit().flush().await;
         info!("stopped");
         Ok(())
     }
@@ -179,6 +180,7 @@ pub async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
     // remote session's DELETE) finish its stop sequence too.
     let budget = relay.config().shutdown_grace;
     relay.wait_children(budget).await;
+    relay.audit().flush().await;
     Ok(())
 }
 

@@ -139,6 +139,9 @@ pub struct ServeArgs {
     /// Most sessions at once; more get 503.
     #[arg(long, default_value_t = 10_000)]
     pub max_sessions: usize,
+    /// Sessions one authenticated principal may hold at once (429 beyond).
+    #[arg(long, default_value_t = 64)]
+    pub max_sessions_per_principal: usize,
     /// A session idle this long with no open stream is ended and its child stopped.
     #[arg(long, default_value = "30m", value_parser = duration)]
     pub session_ttl: Duration,
@@ -299,9 +302,7 @@ impl ServeArgs {
         if self.children == 0 || self.max_inflight_per_child == 0 {
             errors.push("--children and --max-inflight-per-child must be > 0".into());
         }
-        if self.session_mode == SessionMode::PerIdentity && self.identity_header.is_none() {
-            errors.push("--session-mode per-identity needs --identity-header".into());
-        }
+
         if let Some(h) = &self.identity_header {
             if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
                 errors.push(format!("--identity-header `{h}` is not a header name"));
@@ -354,6 +355,14 @@ impl ServeArgs {
             }
             if sec.mtls.is_some() && tls.is_none() {
                 errors.push("auth.mtls needs --tls-cert and --tls-key".into());
+            }
+            if self.session_mode == SessionMode::PerIdentity
+                && self.identity_header.is_none()
+                && !sec.auth.is_enabled()
+            {
+                errors.push(
+                    "--session-mode per-identity needs --identity-header or authentication".into(),
+                );
             }
             if sec.rbac.is_some() && !sec.auth.is_enabled() {
                 errors.push("--roles needs authentication (roles come from credentials)".into());
@@ -410,6 +419,7 @@ impl ServeArgs {
             children: self.children,
             identity_header: self.identity_header.map(|h| h.to_ascii_lowercase()),
             max_sessions: self.max_sessions,
+            max_sessions_per_principal: self.max_sessions_per_principal,
             session_ttl: self.session_ttl,
             max_body: self.max_body,
             upstream: Limits {

@@ -97,6 +97,8 @@ pub struct ServeConfig {
     /// Header naming the identity (lowercase), when sessions are keyed by one.
     pub identity_header: Option<String>,
     pub max_sessions: usize,
+    /// Sessions one authenticated principal may hold (anonymous: only `max_sessions`).
+    pub max_sessions_per_principal: usize,
     pub session_ttl: Duration,
     pub max_body: u64,
     pub upstream: Limits,

@@ -58,6 +58,8 @@ pub enum Error {
     BodyTooLarge(u64),
     #[error("session limit reached")]
     SessionCap,
+    #[error("session limit per principal reached")]
+    PrincipalSessionCap,
     #[error("too many requests in flight")]
     InflightCap,
     #[error("server unavailable")]
@@ -152,6 +154,10 @@ impl Error {
             Error::SessionCap => Wire {
                 retry_after: RETRY,
                 ..wire(503, -31005, "session_cap", Downstream)
+            },
+            Error::PrincipalSessionCap => Wire {
+                retry_after: RETRY,
+                ..wire(429, -31005, "principal_session_cap", Downstream)
             },
             Error::InflightCap => Wire {
                 retry_after: RETRY,
@@ -305,6 +311,7 @@ mod tests {
             ),
             (Error::BodyTooLarge(1), 413, -31009),
             (Error::SessionCap, 503, -31005),
+            (Error::PrincipalSessionCap, 429, -31005),
             (Error::ChildUnavailable, 503, -31006),
             (Error::CircuitOpen(30), 503, -31006),
             (Error::Identity("missing_identity"), 400, -31011),

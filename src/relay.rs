@@ -24,7 +24,7 @@ use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
 use crate::policy::authn::Caller;
-use crate::session::{Backend, Hello, Session, SessionTable};
+use crate::session::{Backend, Full, Hello, Session, SessionTable};
 use crate::telemetry::audit::Audit;
 use crate::upstream::audience::Command;
 use crate::upstream::supervisor::{self, Slot};
@@ -160,6 +160,10 @@ impl Relay {
         if self.sessions.count() >= self.cfg.max_sessions {
             return Err(Error::SessionCap);
         }
+        // Checked again on insert; this spares a spawn for a caller already at its cap.
+        if identity.is_some_and(|o| self.sessions.count_of(o) >= self.per_principal_cap()) {
+            return Err(Error::PrincipalSessionCap);
+        }
         let backend = self.children.bind(&self.cfg, &self.counters, identity);
         self.ready.store(
             !matches!(backend, Err(Error::ChildUnavailable)),
@@ -172,11 +176,18 @@ impl Relay {
             identity.map(str::to_owned),
             self.cfg.buffer,
         );
-        if !self.sessions.insert(session.clone(), self.cfg.max_sessions) {
+        let per_owner = self.per_principal_cap();
+        if let Err(full) = self
+            .sessions
+            .insert(session.clone(), self.cfg.max_sessions, per_owner)
+        {
             if let Backend::Own(up) = &backend {
                 up.stop();
             }
-            return Err(Error::SessionCap);
+            return Err(match full {
+                Full::Global => Error::SessionCap,
+                Full::Principal => Error::PrincipalSessionCap,
+            });
         }
         session.touch();
         let stream = session.new_stream();
@@ -222,6 +233,16 @@ impl Relay {
             return Err(Error::ModernToLegacy);
         }
         self.modern.pool(&self.cfg, &self.counters).await
+    }
+
+    /// Sessions per authenticated principal; a `--identity-header` name is not an
+    /// authentication, so without one only the global cap applies (SECURITY.md §2).
+    fn per_principal_cap(&self) -> usize {
+        if self.cfg.policy.auth.is_enabled() {
+            self.cfg.max_sessions_per_principal
+        } else {
+            usize::MAX
+        }
     }
 
     /// A live session by id, only for the principal that opened it; unknown, ended and other

@@ -304,64 +304,110 @@ impl Session {
     }
 }
 
-/// All live sessions, keyed by id.
+/// All live sessions, keyed by id, with a count per owning principal.
 #[derive(Debug, Default)]
 pub struct SessionTable {
-    map: Mutex<HashMap<SessionId, Arc<Session>>>,
+    inner: Mutex<Table>,
+}
+
+#[derive(Debug, Default)]
+struct Table {
+    map: HashMap<SessionId, Arc<Session>>,
+    per_owner: HashMap<String, usize>,
+}
+
+/// Which cap refused a new session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The relay-wide cap.
+    Global,
+    /// The cap per authenticated principal.
+    Principal,
+}
+
+impl Table {
+    fn take(&mut self, id: &SessionId) -> Option<Arc<Session>> {
+        let s = self.map.remove(id)?;
+        if let Some(owner) = s.identity() {
+            if let Some(n) = self.per_owner.get_mut(owner) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_owner.remove(owner);
+                }
+            }
+        }
+        Some(s)
+    }
 }
 
 impl SessionTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Arc<Session>>> {
-        self.map.lock().unwrap_or_else(|e| e.into_inner())
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn count(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
     }
 
-    /// Inserts unless the table holds `cap` sessions already.
-    pub fn insert(&self, session: Arc<Session>, cap: usize) -> bool {
-        let mut map = self.lock();
-        if map.len() >= cap {
-            return false;
+    /// Sessions `owner` holds now.
+    pub fn count_of(&self, owner: &str) -> usize {
+        self.lock().per_owner.get(owner).copied().unwrap_or(0)
+    }
+
+    /// Inserts unless the table holds `cap` sessions already, or the session's owner holds
+    /// `per_owner` (anonymous sessions have only the global cap).
+    pub fn insert(&self, session: Arc<Session>, cap: usize, per_owner: usize) -> Result<(), Full> {
+        let mut t = self.lock();
+        if t.map.len() >= cap {
+            return Err(Full::Global);
         }
-        map.insert(session.id().clone(), session);
-        true
+        if let Some(owner) = session.identity() {
+            let n = t.per_owner.entry(owner.to_owned()).or_default();
+            if *n >= per_owner {
+                return Err(Full::Principal);
+            }
+            *n += 1;
+        }
+        t.map.insert(session.id().clone(), session);
+        Ok(())
     }
 
     /// A live session; an ended one is removed and reported as absent.
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
-        let mut map = self.lock();
+        let mut t = self.lock();
         let key = SessionId(id.to_owned());
-        let session = map.get(&key)?.clone();
+        let session = t.map.get(&key)?.clone();
         if session.is_ended() {
-            map.remove(&key);
+            t.take(&key);
             return None;
         }
         Some(session)
     }
 
     pub fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
-        self.lock().remove(id)
+        self.lock().take(id)
     }
 
     /// Removes and returns ended sessions and those idle past `ttl` without a connection.
     pub fn take_expired(&self, ttl: Duration) -> Vec<Arc<Session>> {
-        let mut map = self.lock();
-        let expired: Vec<SessionId> = map
+        let mut t = self.lock();
+        let expired: Vec<SessionId> = t
+            .map
             .values()
             .filter(|s| s.is_ended() || (s.idle_for() >= ttl && !s.has_connection()))
             .map(|s| s.id().clone())
             .collect();
-        expired.iter().filter_map(|id| map.remove(id)).collect()
+        expired.iter().filter_map(|id| t.take(id)).collect()
     }
 
     pub fn all(&self) -> Vec<Arc<Session>> {
-        self.lock().values().cloned().collect()
+        self.lock().map.values().cloned().collect()
     }
 
     pub fn drain(&self) -> Vec<Arc<Session>> {
-        self.lock().drain().map(|(_, s)| s).collect()
+        let mut t = self.lock();
+        t.per_owner.clear();
+        t.map.drain().map(|(_, s)| s).collect()
     }
 }
 

@@ -117,10 +117,11 @@ export async function startRelay({ name = 'relay', child, extraArgs = [], startT
         process.off('exit', emergencyKill);
         if (exited === null) {
             try { process.kill(-proc.pid, 'SIGTERM'); } catch { /* gone */ }
-            const done = await Promise.race([exitPromise, sleep(5000).then(() => null)]);
+            // withTimeout clears its timer, so a quick exit does not keep Node alive for 5 s.
+            const done = await withTimeout(exitPromise, 5000, 'relay exit').catch(() => null);
             if (done === null) {
                 try { process.kill(-proc.pid, 'SIGKILL'); } catch { /* gone */ }
-                await Promise.race([exitPromise, sleep(2000)]);
+                await withTimeout(exitPromise, 2000, 'relay exit after SIGKILL').catch(() => null);
             }
         }
         // The relay is gone; make sure none of its children outlived it.

@@ -243,7 +243,13 @@ struct Snapshot {
     keys: Arc<Vec<VerifyKey>>,
     loaded: bool,
     last_attempt: Option<Instant>,
+    loaded_at: Option<Instant>,
 }
+
+/// Keys older than this are fetched again on the next use (a withdrawn key stops working
+/// within this time even if no token with an unknown `kid` arrives); a failed refetch keeps
+/// the old keys.
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(600);
 
 /// One issuer's JWKS: cached keys plus the refresh gate.
 pub(crate) struct Jwks {
@@ -276,11 +282,13 @@ impl Jwks {
     }
 
     fn missing(s: &Snapshot, kid: Option<&str>, alg: Algorithm) -> bool {
-        !s.loaded || kid.is_some_and(|k| !s.keys.iter().any(|v| v.selects(Some(k), alg)))
+        !s.loaded
+            || kid.is_some_and(|k| !s.keys.iter().any(|v| v.selects(Some(k), alg)))
+            || s.loaded_at.is_some_and(|t| t.elapsed() >= MAX_AGE)
     }
 
-    /// Keys for a token: loads on first use; an unknown `kid` refreshes at most once per
-    /// interval, and concurrent callers share that one fetch.
+    /// Keys for a token: loads on first use; an unknown `kid` (or keys past [`MAX_AGE`])
+    /// refreshes at most once per interval, and concurrent callers share that one fetch.
     pub(crate) async fn lookup(
         &self,
         client: &reqwest::Client,
@@ -299,6 +307,7 @@ impl Jwks {
                     Ok(keys) => self.set(|s| {
                         s.keys = Arc::new(keys);
                         s.loaded = true;
+                        s.loaded_at = Some(Instant::now());
                     }),
                     Err(e) => tracing::warn!(url = %self.url, error = %e, "jwks fetch failed"),
                 }
