@@ -235,10 +235,15 @@ pub struct ServeArgs {
     pub insecure_no_auth: bool,
     /// A server already on the network to put behind the relay instead of a command:
     /// `http://host:port/mcp` (Streamable HTTP, falling back to legacy HTTP+SSE),
-    /// `ws://host:port/path` or `tcp://host:port` (newline-delimited JSON-RPC). Credentials for
-    /// it come from this configuration, never from clients.
+    /// `ws://host:port/path` or `tcp://host:port` (newline-delimited JSON-RPC), or the same
+    /// over TLS: `https://`, `wss://`, `tls://` (certificate and hostname always verified).
+    /// Credentials for it come from this configuration, never from clients.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
     pub upstream: Option<String>,
+    /// PEM bundle of the CAs trusted for a TLS --upstream, instead of the Mozilla roots (a
+    /// private CA is trusted only when given here).
+    #[arg(long, value_name = "FILE", requires = "upstream")]
+    pub upstream_ca: Option<PathBuf>,
     /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
     #[arg(
         last = true,
@@ -265,7 +270,7 @@ impl ServeArgs {
         let path_var = std::env::var("PATH").ok();
         let max_line = usize::try_from(self.max_line).unwrap_or(usize::MAX);
         let remote = match &self.upstream {
-            Some(url) => RemoteSpec::parse(url, max_line)
+            Some(url) => RemoteSpec::parse(url, max_line, self.upstream_ca.as_deref())
                 .map_err(|e| errors.push(e))
                 .ok(),
             None => None,

@@ -1,5 +1,5 @@
-//! Remote upstreams (`serve --upstream tcp://… | ws://… | http://…`): a server that is already
-//! on the network, driven like a child.
+//! Remote upstreams (`serve --upstream tcp://… | tls://… | ws://… | wss://… | http://… |
+//! https://…`): a server that is already on the network, driven like a child.
 //!
 //! A connection task fills the far ends of a channel-backed child ([`stdio::link`]): messages
 //! for the server leave as one line (TCP), one text frame (WebSocket, subprotocol `mcp`) or
@@ -7,22 +7,27 @@
 //! sends comes back the same way, and the end of the connection (or of the HTTP session) is
 //! the child's exit, so supervision (restart, backoff, circuit) and id multiplexing work
 //! unchanged. Per-session mode opens one connection per session. Credentials for the upstream
-//! come from configuration, never from a client. `https://` and `wss://` need TLS and come
-//! later.
+//! come from configuration, never from a client. `tls://`, `wss://` and `https://` are the
+//! same over TLS, verified against the Mozilla roots or only `--upstream-ca` (`remote/tls.rs`);
+//! a certificate that does not verify fails the connection like any other connect error.
 
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_util::codec::{FramedRead, LinesCodec};
 use tracing::{info, warn};
 
 use super::stdio::{self, ChildHandle, ChildOutput, ExitInfo, LinkEnds};
+use tls::Alpn;
+pub use tls::TlsClient;
 
 mod http;
+mod tls;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -33,6 +38,8 @@ pub(crate) enum Error {
     ConnectTimeout,
     #[error("connect failed")]
     Connect(#[source] std::io::Error),
+    #[error("tls handshake failed")]
+    Tls(#[source] std::io::Error),
     #[error("write failed")]
     Write(#[source] std::io::Error),
     #[error("read failed")]
@@ -47,17 +54,27 @@ pub(crate) enum Error {
     Http(#[from] http::Error),
 }
 
-/// A remote server's address.
+/// A remote server's address. `tls` is set for `tls://`, `wss://` and `https://`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RemoteSpec {
-    /// `tcp://host:port`: newline-delimited JSON-RPC.
-    Tcp { addr: String, max_line: usize },
-    /// `ws://host:port/path`: one message per text frame.
-    WebSocket { url: String, max_message: usize },
-    /// `http://host:port/path`: Streamable HTTP, falling back to legacy HTTP+SSE.
+    /// `tcp://host:port` (or `tls://host:port`): newline-delimited JSON-RPC.
+    Tcp {
+        addr: String,
+        max_line: usize,
+        tls: Option<TlsClient>,
+    },
+    /// `ws://host:port/path` (or `wss://`): one message per text frame.
+    WebSocket {
+        url: String,
+        max_message: usize,
+        tls: Option<TlsClient>,
+    },
+    /// `http://host:port/path` (or `https://`): Streamable HTTP, falling back to legacy
+    /// HTTP+SSE.
     Http {
         url: String,
         max_message: usize,
+        tls: Option<TlsClient>,
         /// Static headers sent with every request to the upstream (its credentials). Filled
         /// only from the relay's own configuration (none yet: issues 6/8), never from a
         /// client's request; secret values must become `SecretString`s when they arrive.
@@ -66,52 +83,76 @@ pub enum RemoteSpec {
 }
 
 impl RemoteSpec {
-    /// Parses `--upstream`; `max` caps one incoming message.
-    pub fn parse(url: &str, max: usize) -> Result<RemoteSpec, String> {
-        if let Some(addr) = url.strip_prefix("tcp://") {
-            if addr.is_empty() || addr.contains('/') {
-                return Err(format!("--upstream `{url}`: expected tcp://host:port"));
+    /// Parses `--upstream`; `max` caps one incoming message; `ca` (`--upstream-ca`, a PEM
+    /// bundle) replaces the Mozilla roots for a TLS upstream and is refused for the others.
+    pub fn parse(url: &str, max: usize, ca: Option<&Path>) -> Result<RemoteSpec, String> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        let secure = matches!(scheme, "tls" | "wss" | "https");
+        if ca.is_some() && !secure {
+            return Err(
+                "--upstream-ca applies only to https://, wss:// and tls:// upstreams".to_owned(),
+            );
+        }
+        let tls = |alpn| secure.then(|| TlsClient::new(ca, alpn)).transpose();
+        if let Some(addr) = url
+            .strip_prefix("tcp://")
+            .or_else(|| url.strip_prefix("tls://"))
+        {
+            // TLS needs a name to verify: a host and a port.
+            let named = || {
+                addr.rsplit_once(':')
+                    .filter(|(_, p)| p.parse::<u16>().is_ok())
+                    .is_some_and(|(h, _)| tls::server_name(h).is_ok())
+            };
+            if addr.is_empty() || addr.contains('/') || (secure && !named()) {
+                return Err(format!("--upstream `{url}`: expected {scheme}://host:port"));
             }
             return Ok(RemoteSpec::Tcp {
                 addr: addr.to_owned(),
                 max_line: max,
+                tls: tls(Alpn::None)?,
             });
         }
-        if url.starts_with("ws://") {
+        if matches!(scheme, "ws" | "wss") {
             return Ok(RemoteSpec::WebSocket {
                 url: url.to_owned(),
                 max_message: max,
+                tls: tls(Alpn::WebSocket)?,
             });
         }
-        if url.starts_with("http://") {
+        if matches!(scheme, "http" | "https") {
             let parsed = reqwest::Url::parse(url)
                 .map_err(|e| format!("--upstream `{url}`: not a valid URL: {e}"))?;
             if parsed.host_str().is_none_or(str::is_empty) {
                 return Err(format!(
-                    "--upstream `{url}`: expected http://host[:port]/path"
+                    "--upstream `{url}`: expected {scheme}://host[:port]/path"
                 ));
             }
             if !parsed.username().is_empty() || parsed.password().is_some() {
                 // The URL is not echoed: it holds the credentials.
                 return Err(
-                    "--upstream: credentials in the URL are not supported (they would be logged and sent in clear)".to_owned(),
+                    "--upstream: credentials in the URL are not supported (they would be logged and sent with every request)".to_owned(),
                 );
             }
             return Ok(RemoteSpec::Http {
                 url: url.to_owned(),
                 max_message: max,
+                tls: tls(Alpn::Http)?,
                 headers: Vec::new(),
             });
         }
         Err(format!(
-            "--upstream `{url}`: supported schemes are tcp://, ws:// and http:// (https:// and wss:// need TLS, which arrives later)"
+            "--upstream `{url}`: supported schemes are http://, https://, ws://, wss://, tcp:// and tls://"
         ))
     }
 
     /// The address for logs (an HTTP URL without its query, which may hold secrets).
     pub fn url(&self) -> String {
         match self {
-            RemoteSpec::Tcp { addr, .. } => format!("tcp://{addr}"),
+            RemoteSpec::Tcp { addr, tls, .. } => {
+                let scheme = if tls.is_some() { "tls" } else { "tcp" };
+                format!("{scheme}://{addr}")
+            }
             RemoteSpec::WebSocket { url, .. } => url.clone(),
             RemoteSpec::Http { url, .. } => http::log_name(url),
         }
@@ -138,13 +179,22 @@ pub fn connect(spec: &RemoteSpec) -> (ChildHandle, ChildOutput) {
 async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
     let url = spec.url();
     let result = match &spec {
-        RemoteSpec::Tcp { addr, max_line } => tcp(addr, *max_line, &mut ends).await,
-        RemoteSpec::WebSocket { url, max_message } => ws(url, *max_message, &mut ends).await,
+        RemoteSpec::Tcp {
+            addr,
+            max_line,
+            tls,
+        } => tcp(addr, &url, *max_line, tls.as_ref(), &mut ends).await,
+        RemoteSpec::WebSocket {
+            url,
+            max_message,
+            tls,
+        } => ws(url, *max_message, tls.as_ref(), &mut ends).await,
         RemoteSpec::Http {
             url: target,
             max_message,
+            tls,
             headers,
-        } => http::run(target, &url, *max_message, headers, &mut ends)
+        } => http::run(target, &url, *max_message, tls.as_ref(), headers, &mut ends)
             .await
             .map_err(Error::from),
     };
@@ -152,6 +202,15 @@ async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
         Ok(()) => {
             info!(upstream = %url, "upstream connection closed");
             0
+        }
+        Err(e) if tls::untrusted(&e) => {
+            warn!(
+                upstream = %url,
+                error = %chain(&e),
+                hint = "the certificate is not signed by a trusted CA (the Mozilla roots, or only --upstream-ca when given)",
+                "upstream connection failed"
+            );
+            1
         }
         Err(e) => {
             warn!(upstream = %url, error = %chain(&e), "upstream connection failed");
@@ -164,26 +223,67 @@ async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
     }));
 }
 
-/// An error with its causes, for the one log line (`a: b: c`).
+/// An error with its causes, for the one log line (`a: b: c`); a cause its parent already
+/// printed (`IO error: x` then `x`) is not repeated.
 fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
         cause = c.source();
     }
     out
 }
 
-async fn tcp(addr: &str, max_line: usize, ends: &mut LinkEnds) -> Result<(), Error> {
-    let tcp = tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr))
+async fn tcp(
+    addr: &str,
+    name: &str,
+    max_line: usize,
+    tls: Option<&TlsClient>,
+    ends: &mut LinkEnds,
+) -> Result<(), Error> {
+    let connect = async {
+        let tcp = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(Error::Connect)?;
+        let _ = tcp.set_nodelay(true);
+        let Some(tls) = tls else {
+            return Ok::<_, Error>(Stream::Plain(tcp));
+        };
+        let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+        let server = tls::server_name(host).map_err(Error::Tls)?;
+        let tls = tokio_rustls::TlsConnector::from(tls.config())
+            .connect(server, tcp)
+            .await
+            .map_err(Error::Tls)?;
+        Ok(Stream::Tls(Box::new(tls)))
+    };
+    let stream = tokio::time::timeout(CONNECT_TIMEOUT, connect)
         .await
-        .map_err(|_| Error::ConnectTimeout)?
-        .map_err(Error::Connect)?;
-    let _ = tcp.set_nodelay(true);
-    info!(upstream = %format!("tcp://{addr}"), "upstream connected");
-    let (read, mut write) = tcp.into_split();
+        .map_err(|_| Error::ConnectTimeout)??;
+    info!(upstream = %name, "upstream connected");
+    match stream {
+        Stream::Plain(s) => lines(s, max_line, ends).await,
+        Stream::Tls(s) => lines(*s, max_line, ends).await,
+    }
+}
+
+/// A TCP upstream's connection.
+enum Stream {
+    Plain(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<tokio::net::TcpStream>>),
+}
+
+/// Newline-delimited JSON-RPC over `stream` until either side ends it.
+async fn lines<S>(stream: S, max_line: usize, ends: &mut LinkEnds) -> Result<(), Error>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let (read, mut write) = tokio::io::split(stream);
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
     loop {
         tokio::select! {
@@ -208,7 +308,12 @@ async fn tcp(addr: &str, max_line: usize, ends: &mut LinkEnds) -> Result<(), Err
     Ok(())
 }
 
-async fn ws(url: &str, max_message: usize, ends: &mut LinkEnds) -> Result<(), Error> {
+async fn ws(
+    url: &str,
+    max_message: usize,
+    tls: Option<&TlsClient>,
+    ends: &mut LinkEnds,
+) -> Result<(), Error> {
     let mut req = url
         .into_client_request()
         .map_err(|e| Error::WsUrl(Box::new(e)))?;
@@ -219,7 +324,12 @@ async fn ws(url: &str, max_message: usize, ends: &mut LinkEnds) -> Result<(), Er
         .max_message_size(Some(max_message));
     let (socket, _) = tokio::time::timeout(
         CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(req, Some(config), true),
+        tokio_tungstenite::connect_async_tls_with_config(
+            req,
+            Some(config),
+            true,
+            tls.map(|t| tokio_tungstenite::Connector::Rustls(t.config())),
+        ),
     )
     .await
     .map_err(|_| Error::ConnectTimeout)?
@@ -257,34 +367,93 @@ mod tests {
     #[test]
     fn upstream_urls_parse_or_say_what_is_supported() {
         assert!(matches!(
-            RemoteSpec::parse("tcp://127.0.0.1:9000", 10),
-            Ok(RemoteSpec::Tcp { .. })
+            RemoteSpec::parse("tcp://127.0.0.1:9000", 10, None),
+            Ok(RemoteSpec::Tcp { tls: None, .. })
         ));
         assert!(matches!(
-            RemoteSpec::parse("ws://h:1/ws", 10),
-            Ok(RemoteSpec::WebSocket { .. })
+            RemoteSpec::parse("ws://h:1/ws", 10, None),
+            Ok(RemoteSpec::WebSocket { tls: None, .. })
         ));
-        assert!(RemoteSpec::parse("https://h/mcp", 10)
+        assert!(RemoteSpec::parse("ftp://h/mcp", 10, None)
             .unwrap_err()
             .contains("supported schemes"));
-        assert!(RemoteSpec::parse("tcp://h:1/x", 10).is_err());
+        assert!(RemoteSpec::parse("tcp://h:1/x", 10, None).is_err());
         assert!(matches!(
-            RemoteSpec::parse("http://127.0.0.1:8080/mcp", 10),
-            Ok(RemoteSpec::Http { ref headers, .. }) if headers.is_empty()
+            RemoteSpec::parse("http://127.0.0.1:8080/mcp", 10, None),
+            Ok(RemoteSpec::Http { ref headers, tls: None, .. }) if headers.is_empty()
         ));
-        let tls = RemoteSpec::parse("wss://h/ws", 10).unwrap_err();
-        assert!(
-            tls.contains("supported schemes") && tls.contains("TLS"),
-            "{tls}"
-        );
-        assert!(RemoteSpec::parse("http://user:pw@h/mcp", 10)
+        assert!(RemoteSpec::parse("http://user:pw@h/mcp", 10, None)
+            .unwrap_err()
+            .contains("credentials"));
+        assert!(RemoteSpec::parse("https://user:pw@h/mcp", 10, None)
             .unwrap_err()
             .contains("credentials"));
     }
 
     #[test]
+    fn tls_upstreams_parse_with_the_default_roots() {
+        assert!(matches!(
+            RemoteSpec::parse("https://h.example/mcp", 10, None),
+            Ok(RemoteSpec::Http { tls: Some(_), .. })
+        ));
+        assert!(matches!(
+            RemoteSpec::parse("wss://h.example/ws", 10, None),
+            Ok(RemoteSpec::WebSocket { tls: Some(_), .. })
+        ));
+        let spec = RemoteSpec::parse("tls://127.0.0.1:9000", 10, None).unwrap();
+        assert!(matches!(spec, RemoteSpec::Tcp { tls: Some(_), .. }));
+        assert_eq!(spec.url(), "tls://127.0.0.1:9000");
+        assert!(RemoteSpec::parse("tls://[::1]:9000", 10, None).is_ok());
+        assert!(RemoteSpec::parse("tls://h.example:443", 10, None).is_ok());
+        // TLS needs a host name to verify and a port.
+        for bad in [
+            "tls://h.example",
+            "tls://:1",
+            "tls://h/x:1",
+            "tls://",
+            "https://:443/mcp",
+        ] {
+            assert!(RemoteSpec::parse(bad, 10, None).is_err(), "{bad}");
+        }
+        // Same spec, same trust: equal.
+        assert_eq!(
+            RemoteSpec::parse("https://h/mcp", 10, None),
+            RemoteSpec::parse("https://h/mcp", 10, None)
+        );
+        let spec = RemoteSpec::parse("https://h:1/mcp?key=secret", 10, None).unwrap();
+        assert_eq!(spec.url(), "https://h:1/mcp");
+    }
+
+    #[test]
+    fn upstream_ca_is_read_and_only_for_tls_upstreams() {
+        let dir = std::env::temp_dir().join(format!("mcp-relay-upca-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let written = crate::cert::generate(&dir, &[], 1).unwrap();
+        let ca = Some(written.cert.as_path());
+        for url in [
+            "https://127.0.0.1:1/mcp",
+            "wss://127.0.0.1:1/ws",
+            "tls://127.0.0.1:1",
+        ] {
+            let spec = RemoteSpec::parse(url, 10, ca).unwrap();
+            assert_ne!(spec, RemoteSpec::parse(url, 10, None).unwrap(), "{url}");
+        }
+        for url in ["http://h/mcp", "ws://h/ws", "tcp://h:1"] {
+            let err = RemoteSpec::parse(url, 10, ca).unwrap_err();
+            assert!(err.contains("--upstream-ca applies only"), "{url}: {err}");
+        }
+        let missing = dir.join("none.pem");
+        let err = RemoteSpec::parse("https://h/mcp", 10, Some(&missing)).unwrap_err();
+        assert!(
+            err.contains("--upstream-ca") && err.contains("none.pem"),
+            "{err}"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn http_upstreams_are_logged_without_their_query() {
-        let spec = RemoteSpec::parse("http://h:1/mcp?key=secret", 10).unwrap();
+        let spec = RemoteSpec::parse("http://h:1/mcp?key=secret", 10, None).unwrap();
         assert_eq!(spec.url(), "http://h:1/mcp");
         assert_eq!(spec.max_message(), 10);
     }

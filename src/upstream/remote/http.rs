@@ -1,4 +1,4 @@
-//! Streamable HTTP upstreams (`serve --upstream http://…`): the client side of PROTOCOL.md §2,
+//! Streamable HTTP upstreams (`serve --upstream http(s)://…`): the client side of PROTOCOL.md §2,
 //! falling back to legacy HTTP+SSE (§3, `http/sse.rs`). One link is one MCP session.
 //!
 //! Every message the relay sends is one POST (`Accept: application/json, text/event-stream`,
@@ -19,7 +19,8 @@
 //!
 //! Credentials: only the static headers of the relay's own configuration; nothing from a
 //! relay client reaches the upstream, redirects are not followed and environment proxies are
-//! not used. Bodies and header values are never logged. Neighbours: `remote.rs` (URL parsing,
+//! not used. `https://` uses the link's rustls configuration as it is (`remote/tls.rs`: its
+//! trust, ALPN `h2, http/1.1`). Bodies and header values are never logged. Neighbours: `remote.rs` (URL parsing,
 //! the link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
 
 mod link;
@@ -127,10 +128,11 @@ pub(crate) async fn run(
     url: &str,
     name: &str,
     max_message: usize,
+    tls: Option<&super::TlsClient>,
     headers: &[(String, String)],
     ends: &mut LinkEnds,
 ) -> Result<(), Error> {
-    let link = Arc::new(Link::new(url, name, max_message, headers, ends)?);
+    let link = Arc::new(Link::new(url, name, max_message, tls, headers, ends)?);
     let mut driver = Driver {
         link,
         tasks: JoinSet::new(),

@@ -18,6 +18,7 @@ use super::{
     Error, Pending, ACCEPT_BOTH, CONNECT_TIMEOUT, EVENT_STREAM, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::jsonrpc::{Frame, Kind};
+use crate::upstream::remote::TlsClient;
 use crate::upstream::stdio::LinkEnds;
 
 /// What every task of a link shares: the client, the target, the session's headers and the
@@ -41,6 +42,7 @@ impl Link {
         url: &str,
         name: &str,
         max_message: usize,
+        tls: Option<&TlsClient>,
         headers: &[(String, String)],
         ends: &LinkEnds,
     ) -> Result<Link, Error> {
@@ -52,11 +54,18 @@ impl Link {
             v.set_sensitive(true);
             static_headers.append(k, v);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
-            .user_agent(concat!("mcp-relay/", env!("CARGO_PKG_VERSION")))
+            .user_agent(concat!("mcp-relay/", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = tls {
+            // The spec's own trust and ALPN, never reqwest's built-in roots.
+            builder = builder
+                .use_preconfigured_tls(rustls::ClientConfig::clone(&tls.config()))
+                .https_only(true);
+        }
+        let http = builder
             .build()
             .map_err(|e| Error::Client(e.without_url()))?;
         Ok(Link {
