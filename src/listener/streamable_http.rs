@@ -71,6 +71,17 @@ async fn guard(State(relay): State<Arc<Relay>>, mut req: Request, next: Next) ->
         .extensions()
         .get::<ConnectInfo<ConnInfo>>()
         .map(|c| c.0.clone());
+    // Without authentication, probes need no `--identity-header` name.
+    let probe = matches!(req.uri().path(), "/health" | "/ready");
+    if probe && !policy.auth.is_enabled() {
+        let caller = Caller::new(
+            Principal::anonymous(),
+            conn.as_ref().map(|c| c.peer),
+            Transport::StreamableHttp,
+        );
+        req.extensions_mut().insert(caller);
+        return next.run(req).await;
+    }
     let peer = conn.as_ref().map(|c| c.peer);
     let cert = conn.as_ref().and_then(|c| c.cert.clone());
     let principal = policy
