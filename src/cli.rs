@@ -335,6 +335,7 @@ impl ServeArgs {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
+        let resource_given = self.resource.is_some() || self.config.is_some();
         let security = config::security::build(
             config::security::Shorthands {
                 config: self.config,
@@ -355,6 +356,13 @@ impl ServeArgs {
             if !sec.auth.is_enabled() && !self.listen.ip().is_loopback() && !self.insecure_no_auth {
                 errors.push(format!(
                     "--listen {} is not loopback and no authentication is configured: add API keys, JWT or mTLS (--config, --jwt-secret), or say --insecure-no-auth",
+                    self.listen
+                ));
+            }
+            let guessable = self.listen.port() != 0 && !self.listen.ip().is_unspecified();
+            if sec.auth.is_oauth() && !resource_given && !guessable {
+                errors.push(format!(
+                    "--listen {}: the relay's URL cannot be derived from it; set --resource (or auth.resource) to the URL clients use, which tokens must name as audience",
                     self.listen
                 ));
             }

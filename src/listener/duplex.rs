@@ -22,16 +22,15 @@ use crate::policy::authn::Caller;
 use crate::relay::stream::Stream;
 use crate::relay::{Posted, Relay};
 use crate::session::Session;
+use tokio::task::AbortHandle;
 
-/// Cancels `closing` when the caller's credential expires.
-fn close_at_expiry(caller: &Caller, closing: CancellationToken) {
-    let Some(at) = caller.principal.expires_at else {
-        return;
-    };
+/// Cancels `closing` when the caller's credential expires; the timer can be aborted.
+fn close_at_expiry(caller: &Caller, closing: CancellationToken) -> Option<AbortHandle> {
+    let at = caller.principal.expires_at?;
     let left = at
         .duration_since(std::time::SystemTime::now())
         .unwrap_or_default();
-    tokio::spawn(async move {
+    let timer = tokio::spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(left) => {
                 info!("credential expired: closing the connection");
@@ -40,6 +39,7 @@ fn close_at_expiry(caller: &Caller, closing: CancellationToken) {
             () = closing.cancelled() => {}
         }
     });
+    Some(timer.abort_handle())
 }
 
 /// Messages queued towards one connection before its pumps wait for the writer.
@@ -51,6 +51,8 @@ pub struct Duplex {
     relay: Arc<Relay>,
     out: mpsc::Sender<Bytes>,
     caller: Caller,
+    /// The timer closing the connection at the caller's expiry.
+    expiry: Option<AbortHandle>,
     session: Option<Arc<Session>>,
     /// Cancelled when the connection must close: its session ended, or it could not keep up.
     closing: CancellationToken,
@@ -61,11 +63,12 @@ impl Duplex {
     /// connection closes when the caller's credential expires (SECURITY.md §4.7).
     pub fn new(relay: Arc<Relay>, out: mpsc::Sender<Bytes>, caller: Caller) -> Duplex {
         let closing = CancellationToken::new();
-        close_at_expiry(&caller, closing.clone());
+        let expiry = close_at_expiry(&caller, closing.clone());
         Duplex {
             relay,
             out,
             caller,
+            expiry,
             session: None,
             closing,
         }
@@ -74,7 +77,12 @@ impl Duplex {
     /// The caller of the next messages (legacy SSE re-authenticates every POST); it must be
     /// the principal that opened the connection.
     pub fn set_caller(&mut self, caller: Caller) {
-        close_at_expiry(&caller, self.closing.clone());
+        if caller.principal.expires_at != self.caller.principal.expires_at {
+            if let Some(old) = self.expiry.take() {
+                old.abort();
+            }
+            self.expiry = close_at_expiry(&caller, self.closing.clone());
+        }
         self.caller = caller;
     }
 
@@ -202,6 +210,9 @@ impl Duplex {
 
     /// The connection is gone: its session ends (pending requests fail, its child stops).
     pub fn close(self) {
+        if let Some(timer) = &self.expiry {
+            timer.abort();
+        }
         if let Some(s) = &self.session {
             self.relay.close(s);
         }

@@ -83,9 +83,8 @@ struct Conn {
     duplex: tokio::sync::Mutex<Option<Duplex>>,
     /// The principal that opened the stream; only it may post to it.
     owner: Option<String>,
-    /// Cancelled when the session ended on its own: the stream ends so the client reconnects.
+    /// The driver's closing token: the stream ends so the client reconnects.
     ended: CancellationToken,
-    watching: std::sync::atomic::AtomicBool,
 }
 
 /// The query of `POST /message`.
@@ -144,11 +143,14 @@ impl Legacy {
         }
         let owner = caller.owner().map(str::to_owned);
         let (tx, rx) = mpsc::channel(OUT_QUEUE);
+        let duplex = Duplex::new(relay.clone(), tx, caller);
+        // The stream ends when the driver must close: its session ended on its own, or the
+        // caller's credential expired (with or without a session).
+        let ended = duplex.ended();
         let conn = Arc::new(Conn {
-            duplex: tokio::sync::Mutex::new(Some(Duplex::new(relay.clone(), tx, caller))),
+            duplex: tokio::sync::Mutex::new(Some(duplex)),
             owner,
-            ended: CancellationToken::new(),
-            watching: std::sync::atomic::AtomicBool::new(false),
+            ended: ended.clone(),
         });
         let id = SessionId::random().as_str().to_owned();
         {
@@ -208,17 +210,6 @@ impl Legacy {
         // Re-authenticated on this POST: its roles and expiry apply from now on.
         duplex.set_caller(caller);
         let _ = duplex.handle(bytes).await;
-        if duplex.session().is_some()
-            && !conn
-                .watching
-                .swap(true, std::sync::atomic::Ordering::Relaxed)
-        {
-            let (session_ended, stream_ends) = (duplex.ended(), conn.ended.clone());
-            tokio::spawn(async move {
-                session_ended.cancelled().await;
-                stream_ends.cancel();
-            });
-        }
         Ok(StatusCode::ACCEPTED.into_response())
     }
 }

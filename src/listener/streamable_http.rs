@@ -8,6 +8,7 @@
 mod modern;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -190,7 +191,7 @@ async fn post_frames(
         (Some(_), None) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
         (Some(init), None) => {
             let (session, stream) = relay.open(init, caller)?;
-            Ok(respond(&relay, &session, stream, true).await)
+            Ok(respond(&relay, &session, stream, true, caller.principal.expires_at).await)
         }
         (None, None) => Err(Error::MissingSession),
         (None, Some(session)) => {
@@ -202,7 +203,9 @@ async fn post_frames(
             }
             match relay.submit(&session, frames, caller).await? {
                 Posted::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
-                Posted::Stream(stream) => Ok(respond(&relay, &session, stream, false).await),
+                Posted::Stream(stream) => {
+                    Ok(respond(&relay, &session, stream, false, caller.principal.expires_at).await)
+                }
             }
         }
     }
@@ -229,7 +232,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<
                 &relay,
                 Some(&session),
                 &stream,
-                Attach::get(rx, seq, true),
+                Attach::get(rx, seq, true, caller),
             ));
         }
     }
@@ -242,7 +245,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<
         &relay,
         Some(&session),
         &standalone,
-        Attach::get(rx, after, false),
+        Attach::get(rx, after, false, caller),
     ))
 }
 
@@ -261,6 +264,7 @@ async fn respond(
     session: &Arc<Session>,
     stream: Arc<Stream>,
     new_session: bool,
+    expires: Option<SystemTime>,
 ) -> Response {
     let (mut rx, _) = stream.attach(None);
     let cfg = relay.config();
@@ -285,6 +289,7 @@ async fn respond(
         poll: true,
         prime: true,
         guard: None,
+        expires,
     };
     sse(relay, Some(session), &stream, attach)
 }
@@ -305,11 +310,13 @@ struct Attach {
     prime: bool,
     /// Cancels the request if the connection goes before its answer (modern requests).
     guard: Option<CancelOnDrop>,
+    /// When the caller's credential expires: the connection ends then (SECURITY.md §4.7).
+    expires: Option<SystemTime>,
 }
 
 impl Attach {
     /// A GET connection: no session header, never closed early; primed unless it resumes.
-    fn get(rx: mpsc::Receiver<Out>, after: u64, resume: bool) -> Attach {
+    fn get(rx: mpsc::Receiver<Out>, after: u64, resume: bool, caller: &Caller) -> Attach {
         Attach {
             rx,
             after,
@@ -318,6 +325,7 @@ impl Attach {
             poll: false,
             prime: !resume,
             guard: None,
+            expires: caller.principal.expires_at,
         }
     }
 }
@@ -333,6 +341,7 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
         poll,
         prime,
         guard,
+        expires,
     } = a;
     let cfg = relay.config();
     let polling = session.is_some_and(|s| era::primes_streams(s.effective_version()));
@@ -350,10 +359,16 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
     } else {
         CancellationToken::new()
     };
-    let close_at = cfg
+    let now = tokio::time::Instant::now();
+    let close_after = cfg
         .sse_close_after
         .filter(|_| polling && poll)
-        .map(|d| tokio::time::Instant::now() + d);
+        .map(|d| now + d);
+    let expiry = expires.map(|at| now + at.duration_since(SystemTime::now()).unwrap_or_default());
+    let close_at = match (close_after, expiry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let mut keep_alive = tokio::time::interval(cfg.sse_keep_alive);
     keep_alive.reset();
     let state = Conn {

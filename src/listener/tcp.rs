@@ -163,21 +163,48 @@ where
     Ok(Caller::new(p, Some(peer), Transport::Tcp))
 }
 
-/// The header fields of an authentication line; `None` when it is not one.
+/// The header fields of an authentication line; `None` when it is not one, or when it names
+/// a field twice (in any case: two credentials are refused, as over HTTP).
 fn auth_line(line: &str) -> Option<HeaderMap> {
     if line.len() > 2 * crate::policy::authn::MAX_CREDENTIAL {
         return None;
     }
-    let fields: std::collections::BTreeMap<String, String> = serde_json::from_str(line).ok()?;
+    let fields: Fields = serde_json::from_str(line).ok()?;
     let mut headers = HeaderMap::new();
-    for (name, value) in fields {
+    for (name, value) in fields.0 {
         let name = axum::http::HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).ok()?;
         if name != axum::http::header::AUTHORIZATION && name.as_str() != "x-api-key" {
+            return None;
+        }
+        if headers.contains_key(&name) {
             return None;
         }
         headers.insert(name, axum::http::HeaderValue::from_str(&value).ok()?);
     }
     Some(headers)
+}
+
+/// A JSON object of string fields in order, duplicates kept (a map would keep the last).
+struct Fields(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Fields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Fields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of header fields")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<Fields, A::Error> {
+                let mut out = Vec::new();
+                while let Some(entry) = m.next_entry::<String, String>()? {
+                    out.push(entry);
+                }
+                Ok(Fields(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
 }
 
 async fn write_lines(write: impl AsyncWrite + Unpin, mut rx: mpsc::Receiver<Bytes>) {

@@ -291,14 +291,22 @@ impl Authenticator {
 
     /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3, RFC 9728 §5.1).
     pub fn challenge(&self, failure: AuthFailure) -> String {
-        let meta = format!("resource_metadata=\"{}\"", self.metadata_url);
+        let mut params = Vec::new();
         match failure {
-            AuthFailure::Missing => format!("Bearer {meta}"),
-            AuthFailure::InsufficientScope => format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{}\", {meta}",
-                self.required_scopes.join(" ")
-            ),
-            _ => format!("Bearer error=\"invalid_token\", {meta}"),
+            AuthFailure::Missing => {}
+            AuthFailure::InsufficientScope => {
+                params.push("error=\"insufficient_scope\"".to_owned());
+                params.push(format!("scope=\"{}\"", self.required_scopes.join(" ")));
+            }
+            _ => params.push("error=\"invalid_token\"".to_owned()),
+        }
+        // The metadata exists only when tokens from an authorization server are accepted.
+        if self.is_oauth() {
+            params.push(format!("resource_metadata=\"{}\"", self.metadata_url));
+        }
+        match params.is_empty() {
+            true => "Bearer".to_owned(),
+            false => format!("Bearer {}", params.join(", ")),
         }
     }
 

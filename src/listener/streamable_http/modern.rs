@@ -56,7 +56,8 @@ pub(super) async fn post(
             let stream = Stream::new(1, false, relay.config().buffer);
             let relay_id = up.forward_request(None, frame, &stream, ticket)?;
             let guard = CancelOnDrop::new(up, relay_id, stream.clone());
-            let res = respond(relay, stream, guard, |answer| {
+            let expires = caller.principal.expires_at;
+            let res = respond(relay, stream, guard, expires, |answer| {
                 if lists_tools {
                     if let Ok(f) = Frame::parse_upstream(answer.clone()) {
                         pool.learn_tools(&f);
@@ -87,6 +88,7 @@ async fn respond(
     relay: &Relay,
     stream: Arc<Stream>,
     guard: CancelOnDrop,
+    expires: Option<std::time::SystemTime>,
     seen: impl FnOnce(&bytes::Bytes),
 ) -> Response {
     let (mut rx, _) = stream.attach(None);
@@ -113,6 +115,7 @@ async fn respond(
         poll: false,
         prime: false,
         guard: Some(guard),
+        expires,
     };
     sse(relay, None, &stream, attach)
 }
