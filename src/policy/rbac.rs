@@ -227,9 +227,29 @@ impl Rbac {
             "resources/templates/list" => (Kind::Resources, "resourceTemplates", "uriTemplate"),
             _ => return None,
         };
+        let using = match kind {
+            Kind::Tools => "tools/call",
+            Kind::Prompts => "prompts/get",
+            Kind::Resources => "resources/read",
+        };
+        // A list shows what the caller can use: the names its roles that may use them allow.
+        // A caller that may list but use none (a read-only role) sees the catalogue its
+        // listing roles' name rules allow. With no role that may list, nothing is shown.
+        let users: Vec<&Role> = self
+            .known(roles)
+            .filter(|r| r.method(using).is_ok())
+            .collect();
+        let listers: Vec<&Role> = self
+            .known(roles)
+            .filter(|r| r.method(method).is_ok())
+            .collect();
+        let contributing = match (listers.is_empty(), users.is_empty()) {
+            (true, _) => Vec::new(),
+            (false, true) => listers,
+            (false, false) => users,
+        };
         let mut rules = Vec::new();
-        // Only roles that may list contribute; with none, the filter removes everything.
-        for role in self.known(roles).filter(|r| r.method(method).is_ok()) {
+        for role in contributing {
             match role.rules(kind) {
                 None => return None,
                 Some(r) => rules.push(Arc::clone(r)),

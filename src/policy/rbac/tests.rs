@@ -381,10 +381,18 @@ fn list_filter_without_restriction_is_none() {
         .list_filter(&roles(&["user"]), "prompts/list")
         .is_none());
     assert!(rbac.list_filter(&roles(&["user"]), "tools/call").is_none());
-    // Union: readonly sees every tool, so user's deny glob no longer hides any.
-    assert!(rbac
+    // Union: a list shows what the caller can use, so user's deny glob still hides
+    // `delete_*` although readonly alone would see the whole catalogue.
+    let filter = rbac
         .list_filter(&roles(&["user", "readonly"]), "tools/list")
-        .is_none());
+        .unwrap();
+    let out = filter
+        .apply(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"delete_x"}]}}"#)
+        .unwrap();
+    assert_eq!(
+        &out[..],
+        br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}"#
+    );
 }
 
 #[test]
