@@ -10,12 +10,15 @@
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `scale`: many sessions: no leftover processes, no cross-talk.
 //! - `tls`: `cert generate`, HTTPS and TLS-TCP, plaintext refused, certificate reload.
+//! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
 
 mod support;
 
+mod auth;
 mod child;
 mod cli;
 mod modern;
+mod rbac;
 mod remote;
 mod scale;
 mod shared;
