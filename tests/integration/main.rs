@@ -10,10 +10,14 @@
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `scale`: many sessions: no leftover processes, no cross-talk.
 //! - `tls`: `cert generate`, HTTPS and TLS-TCP, plaintext refused, certificate reload.
+//! - `auth`: credentials at every route and front, sessions bound to principals, mTLS
+//!   (SECURITY.md §8.A, G3).
 //! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
+//! - `audit`: one audit line per request whatever its outcome; written before exit.
 
 mod support;
 
+mod audit;
 mod auth;
 mod child;
 mod cli;

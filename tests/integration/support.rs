@@ -67,8 +67,15 @@ impl Relay {
     }
 
     pub fn start_raw(args: &[&str]) -> Relay {
+        Relay::start_env(args, &[])
+    }
+
+    /// Like [`Relay::start_raw`], with extra environment variables for the relay only (the
+    /// test process's own environment is never changed).
+    pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Relay {
         let mut child = Command::new(RELAY)
             .args(args)
+            .envs(env.iter().copied())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
