@@ -325,3 +325,60 @@ async fn a6_streamable_http_get_stream_is_closed_when_its_token_expires() {
     let ended = stream_end(&mut events, exp + 8).await;
     assert!(ended.is_some(), "GET stream still open 8 s after exp");
 }
+
+// === Session modes with principals ===
+
+/// `--session-mode per-identity` keys children by the authenticated principal: one child per
+/// principal, shared by its sessions, with the principal templated into the child's env.
+#[tokio::test]
+async fn per_identity_children_follow_the_authenticated_principal() {
+    let setup = Setup::new("", "");
+    let relay = setup.serve(
+        &[
+            "--session-mode",
+            "per-identity",
+            "--env",
+            "MCP_USER={identity}",
+        ],
+        None,
+    );
+    let alice = setup.mint("alice", "user", &[]);
+    let bob = setup.mint("bob", "user", &[]);
+    let pid = |c: crate::support::Client| async move {
+        text_of(&c.call(json!(9), "pid", json!({})).await.messages()[0])
+    };
+    let user = |c: crate::support::Client| async move {
+        text_of(
+            &c.call(json!(8), "env", json!({"name": "MCP_USER"}))
+                .await
+                .messages()[0],
+        )
+    };
+    let a1 = works(&relay, &[auth(&alice)], "a1").await;
+    let a2 = works(&relay, &[auth(&alice)], "a2").await;
+    let b1 = works(&relay, &[auth(&bob)], "b1").await;
+    assert_eq!(pid(a1.clone()).await, pid(a2.clone()).await);
+    assert_ne!(pid(a1.clone()).await, pid(b1.clone()).await);
+    assert_eq!(user(a1).await, "alice");
+    assert_eq!(user(b1).await, "bob");
+    assert_eq!(relay.children().len(), 2);
+}
+
+/// D3: the sessions one principal may hold are capped (429), others are unaffected.
+#[tokio::test]
+async fn d3_sessions_per_principal_are_capped_with_429() {
+    let setup = Setup::new("", "");
+    let relay = setup.serve(&["--max-sessions-per-principal", "2"], None);
+    let alice = setup.mint("alice", "user", &[]);
+    let bob = setup.mint("bob", "user", &[]);
+    let _a1 = works(&relay, &[auth(&alice)], "a1").await;
+    let a2 = works(&relay, &[auth(&alice)], "a2").await;
+    let third = post_init(&relay.url, &[auth(&alice)]).await;
+    assert_eq!(third.status(), 429);
+    assert!(third.headers().contains_key("retry-after"));
+    let body: Value = third.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -31005, "{body}");
+    works(&relay, &[auth(&bob)], "bob still opens").await;
+    assert_eq!(a2.delete().await, 200);
+    works(&relay, &[auth(&alice)], "a slot freed").await;
+}
