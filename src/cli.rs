@@ -131,9 +131,11 @@ pub struct ServeArgs {
     /// Children in the shared pool (`--session-mode shared`); sessions are spread over them.
     #[arg(long, default_value_t = 1)]
     pub children: usize,
-    /// Request header that names the caller's identity. Sessions belong to the identity that
-    /// opened them; with `--session-mode per-identity` each identity gets its own child, and
-    /// `{identity}` in `--env` values is replaced by it. Values: 1-128 of `A-Za-z0-9._@+-`.
+    /// Request header that names the caller's identity when no authentication is configured
+    /// (a trusted proxy sets it; with authentication the principal is the identity). Sessions
+    /// belong to the identity that opened them; with `--session-mode per-identity` each
+    /// identity gets its own child, and `{identity}` in `--env` values is replaced by it.
+    /// Values: 1-128 of `A-Za-z0-9._@+-`.
     #[arg(long, value_name = "HEADER")]
     pub identity_header: Option<String>,
     /// Most sessions at once; more get 503.

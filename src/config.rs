@@ -32,7 +32,7 @@ pub enum SessionMode {
     PerSession,
     /// `--children N` supervised children serve every session.
     Shared,
-    /// One supervised child per identity (`--identity-header`).
+    /// One supervised child per identity (the authenticated principal, or `--identity-header`).
     PerIdentity,
 }
 
