@@ -99,7 +99,33 @@ impl RequestPolicy {
         let roles = &caller.principal.roles;
         let name = || frame.name().unwrap_or_default().to_owned();
         let uri = || frame.uri().unwrap_or_default().to_owned();
-        match rbac.decide(roles, method, frame.name(), frame.uri()) {
+        let decision = match rbac.decide(roles, method, frame.name(), frame.uri()) {
+            // A completion names a prompt or resource in `params.ref`: it must be one the
+            // caller may use, or completions would reveal what the lists hide.
+            Decision::Allow { .. } if method == "completion/complete" => {
+                match completion_ref(frame) {
+                    Some(Ref::Prompt(name)) => {
+                        return self.decided(
+                            rbac.decide(roles, "prompts/get", Some(&name), None),
+                            &name,
+                            "",
+                            modern,
+                        );
+                    }
+                    Some(Ref::Resource(uri)) => {
+                        return self.decided(
+                            rbac.decide(roles, "resources/read", None, Some(&uri)),
+                            "",
+                            &uri,
+                            modern,
+                        );
+                    }
+                    None => rbac.decide(roles, method, None, None),
+                }
+            }
+            d => d,
+        };
+        match decision {
             Decision::Allow { rule } => Ok((Some(rule), rbac.list_filter(roles, method))),
             Decision::DenyMethod { rule } => Err((Error::DeniedMethod, rule)),
             Decision::DenyTool { rule } => Err((Error::UnknownTool(name()), rule)),
@@ -107,5 +133,60 @@ impl RequestPolicy {
             Decision::DenyResource { rule } if modern => Err((Error::UnknownResource(uri()), rule)),
             Decision::DenyResource { rule } => Err((Error::ResourceNotFound(uri()), rule)),
         }
+    }
+
+    /// The answer for a decision about a name the request refers to (a completion's `ref`).
+    fn decided(
+        &self,
+        d: Decision,
+        name: &str,
+        uri: &str,
+        modern: bool,
+    ) -> Result<Allowed, (Error, String)> {
+        match d {
+            Decision::Allow { rule } => Ok((Some(rule), None)),
+            Decision::DenyMethod { rule } | Decision::DenyTool { rule } => {
+                Err((Error::DeniedMethod, rule))
+            }
+            Decision::DenyPrompt { rule } => Err((Error::UnknownPrompt(name.to_owned()), rule)),
+            Decision::DenyResource { rule } if modern => {
+                Err((Error::UnknownResource(uri.to_owned()), rule))
+            }
+            Decision::DenyResource { rule } => Err((Error::ResourceNotFound(uri.to_owned()), rule)),
+        }
+    }
+}
+
+/// What `completion/complete` completes.
+enum Ref {
+    Prompt(String),
+    Resource(String),
+}
+
+/// `params.ref` of a completion request (read only when roles are configured).
+fn completion_ref(frame: &Frame) -> Option<Ref> {
+    #[derive(serde::Deserialize)]
+    struct Env {
+        params: Params,
+    }
+    #[derive(serde::Deserialize)]
+    struct Params {
+        r#ref: RefJson,
+    }
+    #[derive(serde::Deserialize)]
+    struct RefJson {
+        r#type: String,
+        name: Option<String>,
+        uri: Option<String>,
+    }
+    let r = serde_json::from_slice::<Env>(frame.bytes())
+        .ok()?
+        .params
+        .r#ref;
+    match (r.r#type.as_str(), r.name, r.uri) {
+        ("ref/prompt", Some(name), _) => Some(Ref::Prompt(name)),
+        ("ref/resource", _, Some(uri)) => Some(Ref::Resource(uri)),
+        // A malformed ref names nothing the caller may use.
+        _ => Some(Ref::Prompt(String::new())),
     }
 }

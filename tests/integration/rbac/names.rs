@@ -122,3 +122,49 @@ async fn b1_shared_child_sessions_with_different_roles_get_their_own_tools_list(
     );
     assert_eq!(rig.recorded_with("delete_everything"), 0);
 }
+
+/// A completion names its prompt or resource in `params.ref`: a hidden one is unknown, so
+/// completions cannot reveal what the lists hide; an allowed one reaches the server.
+#[tokio::test]
+async fn b1_completion_for_a_hidden_prompt_or_resource_is_refused_like_an_unknown_name() {
+    let roles = roles_file(
+        r#"{"reader": {
+            "allowedMethods": ["*/list", "prompts/get", "resources/read", "completion/complete"],
+            "prompts": {"deny": ["internal_*"]},
+            "resources": {"allow": ["file:///public/*"]}
+        }}"#,
+    );
+    let rig = rig(Opts {
+        roles: &roles,
+        ..Opts::default()
+    });
+    let c = rig.session("rhea", "reader", "2025-11-25").await;
+    let complete = |id: i64, r: Value| {
+        req(
+            json!(id),
+            "completion/complete",
+            json!({"ref": r, "argument": {"name": "a", "value": "x"}}),
+        )
+    };
+    let hidden = one(&c
+        .post(complete(
+            1,
+            json!({"type":"ref/prompt","name":"internal_debug"}),
+        ))
+        .await);
+    assert_unknown(&hidden, json!(1), -32602, "Unknown prompt: internal_debug");
+    let secret = one(&c
+        .post(complete(
+            2,
+            json!({"type":"ref/resource","uri":"file:///secret/{name}"}),
+        ))
+        .await);
+    assert_eq!(secret["error"]["code"], -32002, "{secret}");
+    let allowed = one(&c
+        .post(complete(3, json!({"type":"ref/prompt","name":"greet"})))
+        .await);
+    assert_eq!(allowed["id"], 3, "{allowed}");
+    rig.barrier(&c, "completion").await;
+    let seen = rig.recorded_with("completion/complete");
+    assert_eq!(seen, 1, "only the allowed completion reaches the child");
+}
