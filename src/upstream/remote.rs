@@ -12,6 +12,8 @@
 //! a certificate that does not verify fails the connection like any other connect error.
 
 use std::path::Path;
+
+pub use access::{Access, CredentialSource, Credentials};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -26,6 +28,7 @@ use super::stdio::{self, ChildHandle, ChildOutput, ExitInfo, LinkEnds};
 use tls::Alpn;
 pub use tls::TlsClient;
 
+pub mod access;
 mod http;
 mod tls;
 
@@ -52,6 +55,8 @@ pub(crate) enum Error {
     Ws(#[source] Box<tokio_tungstenite::tungstenite::Error>),
     #[error(transparent)]
     Http(#[from] http::Error),
+    #[error("invalid header in the configuration")]
+    Header,
 }
 
 /// A remote server's address. `tls` is set for `tls://`, `wss://` and `https://`.
@@ -62,12 +67,14 @@ pub enum RemoteSpec {
         addr: String,
         max_line: usize,
         tls: Option<TlsClient>,
+        access: Access,
     },
     /// `ws://host:port/path` (or `wss://`): one message per text frame.
     WebSocket {
         url: String,
         max_message: usize,
         tls: Option<TlsClient>,
+        access: Access,
     },
     /// `http://host:port/path` (or `https://`): Streamable HTTP, falling back to legacy
     /// HTTP+SSE.
@@ -75,10 +82,9 @@ pub enum RemoteSpec {
         url: String,
         max_message: usize,
         tls: Option<TlsClient>,
-        /// Static headers sent with every request to the upstream (its credentials). Filled
-        /// only from the relay's own configuration (none yet: issues 6/8), never from a
-        /// client's request; secret values must become `SecretString`s when they arrive.
-        headers: Vec<(String, String)>,
+        /// Credentials from the operator's configuration (`connect --header`, OAuth), never
+        /// from a client's request.
+        access: Access,
     },
 }
 
@@ -111,6 +117,7 @@ impl RemoteSpec {
                 addr: addr.to_owned(),
                 max_line: max,
                 tls: tls(Alpn::None)?,
+                access: Access::default(),
             });
         }
         if matches!(scheme, "ws" | "wss") {
@@ -118,6 +125,7 @@ impl RemoteSpec {
                 url: url.to_owned(),
                 max_message: max,
                 tls: tls(Alpn::WebSocket)?,
+                access: Access::default(),
             });
         }
         if matches!(scheme, "http" | "https") {
@@ -138,7 +146,7 @@ impl RemoteSpec {
                 url: url.to_owned(),
                 max_message: max,
                 tls: tls(Alpn::Http)?,
-                headers: Vec::new(),
+                access: Access::default(),
             });
         }
         Err(format!(
@@ -183,18 +191,20 @@ async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
             addr,
             max_line,
             tls,
-        } => tcp(addr, &url, *max_line, tls.as_ref(), &mut ends).await,
+            access,
+        } => tcp(addr, &url, *max_line, tls.as_ref(), access, &mut ends).await,
         RemoteSpec::WebSocket {
             url,
             max_message,
             tls,
-        } => ws(url, *max_message, tls.as_ref(), &mut ends).await,
+            access,
+        } => ws(url, *max_message, tls.as_ref(), access, &mut ends).await,
         RemoteSpec::Http {
             url: target,
             max_message,
             tls,
-            headers,
-        } => http::run(target, &url, *max_message, tls.as_ref(), headers, &mut ends)
+            access,
+        } => http::run(target, &url, *max_message, tls.as_ref(), access, &mut ends)
             .await
             .map_err(Error::from),
     };
@@ -244,6 +254,7 @@ async fn tcp(
     name: &str,
     max_line: usize,
     tls: Option<&TlsClient>,
+    access: &Access,
     ends: &mut LinkEnds,
 ) -> Result<(), Error> {
     let connect = async {
@@ -266,9 +277,10 @@ async fn tcp(
         .await
         .map_err(|_| Error::ConnectTimeout)??;
     info!(upstream = %name, "upstream connected");
+    let first = access.tcp_line();
     match stream {
-        Stream::Plain(s) => lines(s, max_line, ends).await,
-        Stream::Tls(s) => lines(*s, max_line, ends).await,
+        Stream::Plain(s) => lines(s, max_line, first, ends).await,
+        Stream::Tls(s) => lines(*s, max_line, first, ends).await,
     }
 }
 
@@ -279,11 +291,21 @@ enum Stream {
 }
 
 /// Newline-delimited JSON-RPC over `stream` until either side ends it.
-async fn lines<S>(stream: S, max_line: usize, ends: &mut LinkEnds) -> Result<(), Error>
+async fn lines<S>(
+    stream: S,
+    max_line: usize,
+    first: Option<String>,
+    ends: &mut LinkEnds,
+) -> Result<(), Error>
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
     let (read, mut write) = tokio::io::split(stream);
+    // The credential line of an mcp-relay TCP front, before any message.
+    if let Some(line) = first {
+        write.write_all(line.as_bytes()).await.map_err(Error::Write)?;
+        write.write_all(b"\n").await.map_err(Error::Write)?;
+    }
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
     loop {
         tokio::select! {
@@ -312,6 +334,7 @@ async fn ws(
     url: &str,
     max_message: usize,
     tls: Option<&TlsClient>,
+    access: &Access,
     ends: &mut LinkEnds,
 ) -> Result<(), Error> {
     let mut req = url
@@ -319,6 +342,13 @@ async fn ws(
         .map_err(|e| Error::WsUrl(Box::new(e)))?;
     if let Ok(v) = "mcp".parse() {
         req.headers_mut().insert("sec-websocket-protocol", v);
+    }
+    let auth = access.authorization().map(|a| ("authorization".to_owned(), a));
+    for (k, v) in access.other_headers().cloned().chain(auth) {
+        let name = axum::http::HeaderName::try_from(k.as_str()).map_err(|_| Error::Header)?;
+        let mut value = axum::http::HeaderValue::try_from(v.as_str()).map_err(|_| Error::Header)?;
+        value.set_sensitive(true);
+        req.headers_mut().append(name, value);
     }
     let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
         .max_message_size(Some(max_message));
@@ -380,7 +410,7 @@ mod tests {
         assert!(RemoteSpec::parse("tcp://h:1/x", 10, None).is_err());
         assert!(matches!(
             RemoteSpec::parse("http://127.0.0.1:8080/mcp", 10, None),
-            Ok(RemoteSpec::Http { ref headers, tls: None, .. }) if headers.is_empty()
+            Ok(RemoteSpec::Http { ref access, tls: None, .. }) if access.headers.is_empty()
         ));
         assert!(RemoteSpec::parse("http://user:pw@h/mcp", 10, None)
             .unwrap_err()

@@ -129,10 +129,10 @@ pub(crate) async fn run(
     name: &str,
     max_message: usize,
     tls: Option<&super::TlsClient>,
-    headers: &[(String, String)],
+    access: &super::Access,
     ends: &mut LinkEnds,
 ) -> Result<(), Error> {
-    let link = Arc::new(Link::new(url, name, max_message, tls, headers, ends)?);
+    let link = Arc::new(Link::new(url, name, max_message, tls, access, ends)?);
     let mut driver = Driver {
         link,
         tasks: JoinSet::new(),

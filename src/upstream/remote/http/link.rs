@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::warn;
 
+use crate::upstream::remote::Access;
 use super::{
     Error, Pending, ACCEPT_BOTH, CONNECT_TIMEOUT, EVENT_STREAM, SESSION_HEADER, VERSION_HEADER,
 };
@@ -31,6 +32,8 @@ pub(super) struct Link {
     pub(super) name: String,
     /// Static headers from configuration (credentials), sent with every request.
     pub(super) headers: HeaderMap,
+    /// Where `Authorization` comes from (a static header or a credential source).
+    pub(super) access: Access,
     pub(super) max_message: usize,
     incoming: mpsc::Sender<Bytes>,
     session: Mutex<Option<HeaderValue>>,
@@ -43,12 +46,12 @@ impl Link {
         name: &str,
         max_message: usize,
         tls: Option<&TlsClient>,
-        headers: &[(String, String)],
+        access: &Access,
         ends: &LinkEnds,
     ) -> Result<Link, Error> {
         let url = Url::parse(url).map_err(|_| Error::Url)?;
         let mut static_headers = HeaderMap::new();
-        for (k, v) in headers {
+        for (k, v) in access.other_headers() {
             let k = HeaderName::try_from(k.as_str()).map_err(|_| Error::Header)?;
             let mut v = HeaderValue::try_from(v.as_str()).map_err(|_| Error::Header)?;
             v.set_sensitive(true);
@@ -57,8 +60,10 @@ impl Link {
         let mut builder = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
             .user_agent(concat!("mcp-relay/", env!("CARGO_PKG_VERSION")));
+        if !access.proxy_from_env {
+            builder = builder.no_proxy();
+        }
         if let Some(tls) = tls {
             // The spec's own trust and ALPN, never reqwest's built-in roots.
             builder = builder
@@ -73,6 +78,7 @@ impl Link {
             url,
             name: name.to_owned(),
             headers: static_headers,
+            access: access.clone(),
             max_message,
             incoming: ends.incoming.clone(),
             session: Mutex::new(None),
@@ -90,6 +96,12 @@ impl Link {
             .http
             .request(method, url.clone())
             .headers(self.headers.clone());
+        if let Some(a) = self.access.authorization() {
+            if let Ok(mut v) = HeaderValue::try_from(a) {
+                v.set_sensitive(true);
+                b = b.header(reqwest::header::AUTHORIZATION, v);
+            }
+        }
         if let Some(s) = self.session() {
             b = b.header(SESSION_HEADER, s);
         }
