@@ -25,8 +25,7 @@ use tokio_util::codec::{FramedRead, LinesCodec};
 use tracing::{info, warn};
 
 use super::stdio::{self, ChildHandle, ChildOutput, ExitInfo, LinkEnds};
-use tls::Alpn;
-pub use tls::TlsClient;
+pub use tls::{Alpn, Roots, TlsClient, TlsOptions, Trust};
 
 pub mod access;
 mod http;
@@ -93,13 +92,40 @@ impl RemoteSpec {
     /// bundle) replaces the Mozilla roots for a TLS upstream and is refused for the others.
     pub fn parse(url: &str, max: usize, ca: Option<&Path>) -> Result<RemoteSpec, String> {
         let scheme = url.split_once("://").map_or("", |(s, _)| s);
-        let secure = matches!(scheme, "tls" | "wss" | "https");
-        if ca.is_some() && !secure {
+        if ca.is_some() && !matches!(scheme, "tls" | "wss" | "https") {
             return Err(
                 "--upstream-ca applies only to https://, wss:// and tls:// upstreams".to_owned(),
             );
         }
-        let tls = |alpn| secure.then(|| TlsClient::new(ca, alpn)).transpose();
+        // The only file is the CA bundle: its errors name the flag.
+        Self::parse_with(url, max, &TlsOptions::with_ca(ca)).map_err(|e| {
+            if e.starts_with("CA bundle ") {
+                format!("--upstream-ca: {e}")
+            } else {
+                e
+            }
+        })
+    }
+
+    /// [`parse`](Self::parse) with every TLS option (`connect URL`: system roots, client
+    /// certificate, `--insecure`); the options are checked for any scheme and refused, but for
+    /// the roots, when the scheme is not a TLS one.
+    pub fn parse_with(url: &str, max: usize, opts: &TlsOptions) -> Result<RemoteSpec, String> {
+        let scheme = url.split_once("://").map_or("", |(s, _)| s);
+        let secure = matches!(scheme, "tls" | "wss" | "https");
+        opts.check()?;
+        if opts.is_tls_only() && !secure {
+            return Err(
+                "TLS options (CA bundle, client certificate, --insecure) apply only to \
+                 https://, wss:// and tls:// upstreams"
+                    .to_owned(),
+            );
+        }
+        let tls = |alpn| {
+            secure
+                .then(|| TlsClient::with_options(opts, alpn))
+                .transpose()
+        };
         if let Some(addr) = url
             .strip_prefix("tcp://")
             .or_else(|| url.strip_prefix("tls://"))
@@ -303,7 +329,10 @@ where
     let (read, mut write) = tokio::io::split(stream);
     // The credential line of an mcp-relay TCP front, before any message.
     if let Some(line) = first {
-        write.write_all(line.as_bytes()).await.map_err(Error::Write)?;
+        write
+            .write_all(line.as_bytes())
+            .await
+            .map_err(Error::Write)?;
         write.write_all(b"\n").await.map_err(Error::Write)?;
     }
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
@@ -343,7 +372,9 @@ async fn ws(
     if let Ok(v) = "mcp".parse() {
         req.headers_mut().insert("sec-websocket-protocol", v);
     }
-    let auth = access.authorization().map(|a| ("authorization".to_owned(), a));
+    let auth = access
+        .authorization()
+        .map(|a| ("authorization".to_owned(), a));
     for (k, v) in access.other_headers().cloned().chain(auth) {
         let name = axum::http::HeaderName::try_from(k.as_str()).map_err(|_| Error::Header)?;
         let mut value = axum::http::HeaderValue::try_from(v.as_str()).map_err(|_| Error::Header)?;
