@@ -46,6 +46,9 @@ pub enum Command {
     /// (one session; for local hosts and SSH forced commands). Takes `serve`'s child, session
     /// and limit flags; its listener flags are ignored.
     Stdio(ServeArgs),
+    /// The bridge for stdio-only hosts: MCP on stdin/stdout, relayed to a remote server over
+    /// Streamable HTTP (or legacy SSE), WebSocket or TCP, with reconnects and OAuth.
+    Connect(Box<crate::bridge::ConnectArgs>),
     /// Certificate helpers for `serve --tls-cert/--tls-key`.
     #[command(subcommand)]
     Cert(CertCommand),
@@ -255,11 +258,11 @@ pub struct ServeArgs {
     pub command: Vec<String>,
 }
 
-fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (examples: 500ms, 30s, 5m)"))
 }
 
-fn size(s: &str) -> Result<u64, String> {
+pub(crate) fn size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{s}`: {e} (examples: 64KiB, 4MiB)"))
@@ -434,6 +437,8 @@ impl ServeArgs {
             children: self.children,
             identity_header: self.identity_header.map(|h| h.to_ascii_lowercase()),
             max_sessions: self.max_sessions,
+            forward_hello: false,
+            stdio_roles: Vec::new(),
             max_sessions_per_principal: self.max_sessions_per_principal,
             session_ttl: self.session_ttl,
             max_body: self.max_body,

@@ -97,6 +97,11 @@ pub struct ServeConfig {
     /// Header naming the identity (lowercase), when sessions are keyed by one.
     pub identity_header: Option<String>,
     pub max_sessions: usize,
+    /// Shared children are initialized with the first session's own `initialize` params
+    /// (`connect`: the server sees the host, and sees it again after every reconnect).
+    pub forward_hello: bool,
+    /// Roles of the local caller of the stdio front (`connect --allow-tool/--deny-tool`).
+    pub stdio_roles: Vec<String>,
     /// Sessions one authenticated principal may hold (anonymous: only `max_sessions`).
     pub max_sessions_per_principal: usize,
     pub session_ttl: Duration,

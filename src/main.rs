@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use mcp_relay::cli::{CertCommand, Cli, Command};
 use mcp_relay::upstream::stdio::{exec_shim, EXEC_SHIM};
-use mcp_relay::{app, cert, cli, config, telemetry};
+use mcp_relay::{app, bridge, cert, config, telemetry, token};
 
 const EX_USAGE: u8 = 64;
 
@@ -21,26 +21,27 @@ fn main() -> ExitCode {
             return ExitCode::from(if e.use_stderr() { EX_USAGE } else { 0 });
         }
     };
-    telemetry::init(cli.log_format, &cli.log_level);
+    let log_file = match &cli.command {
+        Command::Connect(args) => args.log_file.clone(),
+        _ => None,
+    };
+    telemetry::init(cli.log_format, &cli.log_level, log_file.as_deref());
     match cli.command {
-        Command::Serve(args) => run(args, |cfg| Box::pin(app::serve(cfg))),
-        Command::Stdio(args) => run(args, |cfg| Box::pin(app::stdio(cfg))),
+        Command::Serve(args) => run(args.into_config(), |cfg| Box::pin(app::serve(cfg))),
+        Command::Stdio(args) => run(args.into_config(), |cfg| Box::pin(app::stdio(cfg))),
+        Command::Connect(args) => run(bridge::config(&args), |cfg| Box::pin(app::stdio(cfg))),
         Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
-        Command::Token(cmd) => match mcp_relay::token::run(cmd) {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("error: {e:#}");
-                ExitCode::from(64)
-            }
-        },
+        Command::Token(cmd) => ExitCode::from(token::command(cmd)),
     }
 }
 
 type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
 
-/// Validates the flags (exit 64 on a usage error), then runs `job` on a fresh runtime.
-fn run(args: cli::ServeArgs, job: impl FnOnce(config::ServeConfig) -> Job) -> ExitCode {
-    let cfg = match args.into_config() {
+/// Validated flags (exit 64 on a usage error) → `job` on a fresh runtime.
+type Checked = Result<config::ServeConfig, Vec<String>>;
+
+fn run(checked: Checked, job: impl FnOnce(config::ServeConfig) -> Job) -> ExitCode {
+    let cfg = match checked {
         Ok(cfg) => cfg,
         Err(errors) => {
             for e in errors {

@@ -210,6 +210,11 @@ impl Relay {
                 );
             }
             Backend::Shared(slot) => {
+                if self.cfg.forward_hello {
+                    if let Some(params) = init_params(init) {
+                        slot.set_hello(&params);
+                    }
+                }
                 slot.audience().join(&session);
                 let ticket = ticket.take().unwrap_or_default();
                 answer_initialize(slot.clone(), &session, init, &stream, ticket);
@@ -479,6 +484,17 @@ impl Relay {
         };
         tokio::join!(own, self.children.stop_all(), modern);
     }
+}
+
+/// The raw `params` of an `initialize` request.
+fn init_params(init: &Frame) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Env<'a> {
+        #[serde(borrow)]
+        params: Option<&'a serde_json::value::RawValue>,
+    }
+    let env: Env<'_> = serde_json::from_slice(init.bytes()).ok()?;
+    env.params.map(|p| p.get().to_owned())
 }
 
 /// Answers a shared session's `initialize` once its slot's child is ready.

@@ -4,23 +4,45 @@
 pub mod audit;
 
 use std::io::IsTerminal;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+use std::sync::Mutex;
+
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use tracing_subscriber::EnvFilter;
 
 use crate::cli::LogFormat;
 
 /// Installs the global subscriber (once, at startup).
-pub fn init(format: LogFormat, level: &str) {
+/// `file` (appended to, created 0600) replaces stderr: `connect --log-file`. A file that
+/// cannot be opened falls back to stderr with a warning.
+pub fn init(format: LogFormat, level: &str, file: Option<&Path>) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let opened = file.map(|f| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .mode(0o600)
+            .open(f)
+    });
+    let (writer, ansi) = match opened {
+        Some(Ok(f)) => (BoxMakeWriter::new(Mutex::new(f)), false),
+        _ => (
+            BoxMakeWriter::new(std::io::stderr),
+            std::io::stderr().is_terminal(),
+        ),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     let _ = match format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
     };
+    if let (Some(f), Some(Err(e))) = (file, file.map(std::fs::metadata)) {
+        tracing::warn!(file = %f.display(), error = %e, "log file not usable; logging to stderr");
+    }
 }

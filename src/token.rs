@@ -93,6 +93,17 @@ pub struct JwtArgs {
 }
 
 /// Runs a `token` subcommand against the real stdout, stderr and environment.
+/// Runs a `token` subcommand for `main`: 0, or 64 with the error on stderr.
+pub fn command(cmd: TokenCommand) -> u8 {
+    match run(cmd) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            64
+        }
+    }
+}
+
 pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
@@ -163,7 +174,7 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 fn random_secret(bits: u32) -> anyhow::Result<String> {
-    if bits < 256 || bits % 8 != 0 || bits > 8192 {
+    if bits < 256 || !bits.is_multiple_of(8) || bits > 8192 {
         bail!("--bits must be a multiple of 8 between 256 and 8192");
     }
     let mut buf = vec![0u8; (bits / 8) as usize];

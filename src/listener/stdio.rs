@@ -30,7 +30,11 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
         LinesCodec::new_with_max_length(max_line),
     );
     // The local operator's own pipe: no credential to check.
-    let caller = Caller::new(Principal::anonymous(), None, Transport::Stdio);
+    let principal = Principal {
+        roles: relay.config().stdio_roles.clone(),
+        ..Principal::anonymous()
+    };
+    let caller = Caller::new(principal, None, Transport::Stdio);
     let mut duplex = Duplex::new(relay.clone(), tx.clone(), caller);
     loop {
         let ended = duplex.ended();

@@ -141,9 +141,15 @@ fn slot_spec(cfg: &ServeConfig, identity: Option<&str>) -> SlotSpec {
             *v = v.replace(IDENTITY_PLACEHOLDER, id);
         }
     }
-    SlotSpec {
+    let spec = SlotSpec {
         child,
         limits: cfg.upstream,
         initialize: true,
+        hello: None,
+    };
+    if cfg.forward_hello {
+        spec.with_hello()
+    } else {
+        spec
     }
 }

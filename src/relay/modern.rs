@@ -91,6 +91,7 @@ async fn detect(
         child: cfg.child.clone(),
         limits: cfg.upstream,
         initialize: false,
+        hello: None,
     };
     let pool = Pool::start(cfg.children, &spec, counters);
     let up = match pool.pick_for_request().await {

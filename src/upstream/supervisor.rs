@@ -62,6 +62,17 @@ pub struct SlotSpec {
     pub limits: Limits,
     /// Send `initialize` to each new child (legacy era); modern children need none.
     pub initialize: bool,
+    /// When set, children are initialized with these params (the first client's own
+    /// `initialize`, for `connect`) instead of the relay's; the slot waits for them.
+    pub hello: Option<Arc<watch::Sender<Option<String>>>>,
+}
+
+impl SlotSpec {
+    /// A spec whose children wait for the first client's `initialize` params.
+    pub fn with_hello(mut self) -> SlotSpec {
+        self.hello = Some(Arc::new(watch::channel(None).0));
+        self
+    }
 }
 
 /// One supervised child that is restarted when it dies.
@@ -146,6 +157,20 @@ impl Slot {
         }
     }
 
+    /// Gives the slot the client's `initialize` params (first call wins), when it waits for
+    /// them.
+    pub fn set_hello(&self, params: &str) {
+        if let Some(h) = &self.spec.hello {
+            h.send_if_modified(|v| {
+                if v.is_some() {
+                    return false;
+                }
+                *v = Some(params.to_owned());
+                true
+            });
+        }
+    }
+
     /// Stops the child for good.
     pub fn stop(&self) {
         self.stop.cancel();
@@ -169,7 +194,20 @@ impl Slot {
         if !self.spec.initialize {
             return Ok((up, None));
         }
-        let init = initialize(&up).await.inspect_err(|_| up.stop())?;
+        let params = match &self.spec.hello {
+            Some(h) => {
+                let mut rx = h.subscribe();
+                let hello = tokio::select! {
+                    v = rx.wait_for(Option::is_some) => v.map(|v| v.clone()).ok().flatten(),
+                    () = self.stop.cancelled() => None,
+                };
+                Some(hello.ok_or_else(|| "stopped before the client's initialize".to_owned())?)
+            }
+            None => None,
+        };
+        let init = initialize(&up, params.as_deref())
+            .await
+            .inspect_err(|_| up.stop())?;
         up.notify("notifications/initialized", "{}");
         let (uris, level) = self.audience.replay();
         for uri in uris {
@@ -191,14 +229,19 @@ pub fn set_level(up: &Upstream, level: Level) {
 
 /// The relay's own `initialize`: every client capability a session may have, so the child
 /// may ask; requests a session did not declare are refused per session (`upstream.rs`).
-async fn initialize(up: &Upstream) -> Result<Init, String> {
-    let params = serde_json::json!({
-        "protocolVersion": INIT_VERSION,
-        "capabilities": { "roots": { "listChanged": true }, "sampling": {}, "elicitation": {} },
-        "clientInfo": { "name": "mcp-relay", "version": env!("CARGO_PKG_VERSION") }
-    });
+/// `hello` replaces it with a client's own params (`connect`: the server sees the host).
+async fn initialize(up: &Upstream, hello: Option<&str>) -> Result<Init, String> {
+    let params = match hello {
+        Some(p) => p.to_owned(),
+        None => serde_json::json!({
+            "protocolVersion": INIT_VERSION,
+            "capabilities": { "roots": { "listChanged": true }, "sampling": {}, "elicitation": {} },
+            "clientInfo": { "name": "mcp-relay", "version": env!("CARGO_PKG_VERSION") }
+        })
+        .to_string(),
+    };
     let answer = up
-        .call("initialize", &params.to_string())
+        .call("initialize", &params)
         .map_err(|e| format!("initialize not sent: {e}"))?;
     let frame: Frame = answer
         .await

@@ -45,6 +45,8 @@ pub struct Access {
     pub credentials: Option<CredentialSource>,
     /// Honour `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` (the bridge); the relay itself never does.
     pub proxy_from_env: bool,
+    /// HTTP only: speak legacy HTTP+SSE (2024-11-05) at once, without trying Streamable HTTP.
+    pub legacy_sse: bool,
 }
 
 impl Access {

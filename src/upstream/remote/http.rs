@@ -35,7 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{StatusCode, Url};
 use tokio::task::{AbortHandle, JoinSet};
 use tracing::{debug, info, warn};
 
@@ -249,13 +249,21 @@ impl Driver {
     /// that means the server only speaks legacy SSE.
     async fn initialize(&mut self, msg: Bytes, frame: Frame) -> Result<(), Error> {
         let link = &self.link;
-        let res = link.post(msg.clone(), None).await.map_err(Error::network)?;
-        let status = res.status();
-        if matches!(
-            status,
-            StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
-        ) {
-            info!(upstream = %link.name, status = status.as_u16(), "initialize refused; trying legacy sse");
+        let res = if link.access.legacy_sse {
+            None
+        } else {
+            Some(link.post(msg.clone(), None).await.map_err(Error::network)?)
+        };
+        let status = res.as_ref().map(reqwest::Response::status);
+        if status.is_none_or(|status| {
+            matches!(
+                status,
+                StatusCode::BAD_REQUEST | StatusCode::NOT_FOUND | StatusCode::METHOD_NOT_ALLOWED
+            )
+        }) {
+            if let Some(status) = status {
+                info!(upstream = %link.name, status = status.as_u16(), "initialize refused; trying legacy sse");
+            }
             drop(res);
             let (endpoint, events) = sse::open(link).await?;
             info!(upstream = %link.name, transport = "sse", "upstream connected");
@@ -263,6 +271,10 @@ impl Driver {
             self.mode = Mode::Legacy(endpoint.clone());
             return sse::post(link, &endpoint, msg, Some(&frame)).await;
         }
+        // Both are set here: without a response the legacy branch above returned.
+        let (Some(res), Some(status)) = (res, status) else {
+            return Err(Error::NoEndpoint);
+        };
         self.mode = Mode::Streamable;
         if status.is_success() {
             link.learn_session(res.headers());
@@ -339,7 +351,7 @@ impl Driver {
             return;
         }
         let link = &self.link;
-        let req = link.request(Method::DELETE, &link.url).send();
+        let req = link.delete();
         match tokio::time::timeout(DELETE_TIMEOUT, req).await {
             Ok(Ok(res)) => {
                 debug!(upstream = %link.name, status = res.status().as_u16(), "upstream session deleted")

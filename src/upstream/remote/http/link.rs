@@ -14,11 +14,11 @@ use serde_json::value::RawValue;
 use tokio::sync::mpsc;
 use tracing::warn;
 
-use crate::upstream::remote::Access;
 use super::{
     Error, Pending, ACCEPT_BOTH, CONNECT_TIMEOUT, EVENT_STREAM, SESSION_HEADER, VERSION_HEADER,
 };
 use crate::jsonrpc::{Frame, Kind};
+use crate::upstream::remote::Access;
 use crate::upstream::remote::TlsClient;
 use crate::upstream::stdio::LinkEnds;
 
@@ -117,25 +117,67 @@ impl Link {
         msg: Bytes,
         modern: Option<HeaderMap>,
     ) -> reqwest::Result<Response> {
-        let mut b = self
-            .request(Method::POST, &self.url)
-            .header(CONTENT_TYPE, "application/json")
-            .header(ACCEPT, ACCEPT_BOTH);
-        if let Some(h) = modern {
-            b = b.headers(h);
+        let send = || {
+            let mut b = self
+                .request(Method::POST, &self.url)
+                .header(CONTENT_TYPE, "application/json")
+                .header(ACCEPT, ACCEPT_BOTH);
+            if let Some(h) = modern.clone() {
+                b = b.headers(h);
+            }
+            b.body(msg.clone()).send()
+        };
+        let res = send().await?;
+        if !self.renewed(&res).await {
+            return Ok(res);
         }
-        b.body(msg).send().await
+        send().await
+    }
+
+    /// The server refused the credentials (401, or 403 `insufficient_scope`) and the
+    /// credential source renewed them: the request may be sent once more.
+    pub(super) async fn renewed(&self, res: &Response) -> bool {
+        let Some(source) = &self.access.credentials else {
+            return false;
+        };
+        let status = res.status();
+        let challenge = res
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok());
+        let scope = status == StatusCode::FORBIDDEN
+            && challenge.is_some_and(|c| c.contains("insufficient_scope"));
+        if status != StatusCode::UNAUTHORIZED && !scope {
+            return false;
+        }
+        source.0.refused(status.as_u16(), challenge).await
+    }
+
+    /// Ends the session on the server (DELETE), renewing refused credentials once.
+    pub(super) async fn delete(&self) -> reqwest::Result<Response> {
+        let res = self.request(Method::DELETE, &self.url).send().await?;
+        if !self.renewed(&res).await {
+            return Ok(res);
+        }
+        self.request(Method::DELETE, &self.url).send().await
     }
 
     /// Opens (or, after `last_event_id`, resumes) an SSE stream with GET.
     pub(super) async fn get(&self, last_event_id: Option<&str>) -> reqwest::Result<Response> {
-        let mut b = self
-            .request(Method::GET, &self.url)
-            .header(ACCEPT, EVENT_STREAM);
-        if let Some(id) = last_event_id {
-            b = b.header("last-event-id", id);
+        let send = || {
+            let mut b = self
+                .request(Method::GET, &self.url)
+                .header(ACCEPT, EVENT_STREAM);
+            if let Some(id) = last_event_id {
+                b = b.header("last-event-id", id);
+            }
+            b.send()
+        };
+        let res = send().await?;
+        if !self.renewed(&res).await {
+            return Ok(res);
         }
-        b.send().await
+        send().await
     }
 
     /// 404 while a session exists: the server ended it.
