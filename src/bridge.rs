@@ -45,6 +45,18 @@ pub enum Transport {
     Tcp,
 }
 
+/// Which protocol era to speak to the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// The host's own (legacy) protocol; when the server is a 2026-07-28 one that refuses
+    /// `initialize`, translate: answer the host's `initialize` from `server/discover`, send
+    /// each request with the modern `_meta`, and turn input-required results into ordinary
+    /// server→client requests to the host (HTTP transports).
+    Auto,
+    /// Only the host's own protocol, as it is.
+    Legacy,
+}
+
 /// When to run the OAuth flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum OAuthMode {
@@ -62,6 +74,8 @@ pub struct ConnectArgs {
     pub url: String,
     #[arg(long, value_enum, default_value = "auto")]
     pub transport: Transport,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub protocol: Protocol,
     /// A header sent with every request (`'Name: value'`, repeatable). Prefer
     /// --header-file for secrets: argv is visible to other users of the machine.
     #[arg(long = "header", value_name = "'NAME: VALUE'")]
@@ -283,6 +297,7 @@ fn access(args: &ConnectArgs) -> Result<Access, String> {
         credentials,
         proxy_from_env: true,
         legacy_sse: args.transport == Transport::Sse,
+        era_bridge: args.protocol == Protocol::Auto,
     })
 }
 

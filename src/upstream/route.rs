@@ -136,6 +136,8 @@ impl Upstream {
             }
             Some((None, _)) => (None, None),
             Some((Some(s), stream)) => (s.upgrade(), Some(stream)),
+            // With one session on the child, a request can only be for it (a bridge's host).
+            None if shared && request.is_some() => (self.audience.sole(), None),
             None if shared => (None, None),
             None => (self.audience.sole(), None),
         };

@@ -19,6 +19,7 @@ mod support;
 
 mod audit;
 mod auth;
+mod bridge_era;
 mod child;
 mod cli;
 mod modern;

@@ -47,6 +47,9 @@ pub struct Access {
     pub proxy_from_env: bool,
     /// HTTP only: speak legacy HTTP+SSE (2024-11-05) at once, without trying Streamable HTTP.
     pub legacy_sse: bool,
+    /// HTTP only: when the server refuses `initialize` as a removed method, speak 2026-07-28
+    /// to it on the relay's behalf (`connect --protocol auto`, `remote/http/era.rs`).
+    pub era_bridge: bool,
 }
 
 impl Access {

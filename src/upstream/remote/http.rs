@@ -23,6 +23,7 @@
 //! trust, ALPN `h2, http/1.1`). Bodies and header values are never logged. Neighbours: `remote.rs` (URL parsing,
 //! the link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
 
+mod era;
 mod link;
 mod modern;
 mod sse;
@@ -161,6 +162,8 @@ enum Mode {
     Streamable,
     /// Legacy SSE: every message is POSTed to this endpoint.
     Legacy(Url),
+    /// A 2026-07-28 server behind a legacy client (`era.rs`).
+    Modern(Arc<era::Modern>),
 }
 
 /// How a link task ended when it did not fail.
@@ -228,6 +231,10 @@ impl Driver {
     /// Sends one message the relay wrote (a valid frame; anything else goes as a notification).
     async fn send(&mut self, msg: Bytes) -> Result<(), Error> {
         let frame = Frame::parse_upstream(msg.clone()).ok();
+        if let Mode::Modern(m) = &self.mode {
+            let m = m.clone();
+            return self.send_modern(&m, msg, frame.as_ref()).await;
+        }
         if let Mode::Legacy(endpoint) = &self.mode {
             let endpoint = endpoint.clone();
             return sse::post(&self.link, &endpoint, msg, frame.as_ref()).await;
@@ -235,6 +242,9 @@ impl Driver {
         match frame {
             Some(f) if f.kind() == Kind::Request => {
                 if f.method() == Some("initialize") && matches!(self.mode, Mode::Fresh) {
+                    if self.link.access.era_bridge {
+                        return self.initialize_either(msg, f).await;
+                    }
                     self.initialize(msg, f).await
                 } else {
                     self.request(msg, &f);
@@ -286,6 +296,83 @@ impl Driver {
         };
         self.tasks.spawn(answer(link.clone(), res, pending));
         Ok(())
+    }
+
+    /// `initialize` when the server may be a 2026-07-28 one: the answer is read here, and a
+    /// refusal of the method leads to `server/discover` and the modern mode.
+    async fn initialize_either(&mut self, msg: Bytes, frame: Frame) -> Result<(), Error> {
+        let link = self.link.clone();
+        let res = link.post(msg.clone(), None).await.map_err(Error::network)?;
+        let status = res.status();
+        let head = res.headers().clone();
+        let answer = era::first_answer(&link, res).await;
+        if era::refuses_initialize(status.as_u16(), answer.as_ref()) {
+            if let Some((modern, init)) = era::Modern::discover(&link, &frame).await {
+                info!(upstream = %link.name, transport = "streamable_http", version = era::MODERN, "upstream connected");
+                self.mode = Mode::Modern(Arc::new(modern));
+                link.deliver(init).await;
+                return Ok(());
+            }
+        }
+        let Some(answer) = answer.filter(|_| status.is_success()) else {
+            // Not a Streamable HTTP server (or not now): the usual way decides.
+            return self.initialize(msg, frame).await;
+        };
+        self.mode = Mode::Streamable;
+        link.learn_session(&head);
+        info!(upstream = %link.name, transport = "streamable_http", "upstream connected");
+        let mut pending = Pending {
+            ids: frame.id().into_iter().collect(),
+            init: true,
+        };
+        link.deliver_all(answer, &mut pending).await;
+        Ok(())
+    }
+
+    /// A message to a 2026-07-28 server: requests run in their own tasks (input rounds
+    /// unpacked), the host's answers to input requests go to the request waiting for them,
+    /// cancelling closes the request's stream, removed notifications are dropped.
+    async fn send_modern(
+        &mut self,
+        m: &Arc<era::Modern>,
+        msg: Bytes,
+        frame: Option<&Frame>,
+    ) -> Result<(), Error> {
+        let Some(f) = frame else { return Ok(()) };
+        match f.kind() {
+            Kind::Request if f.method() == Some("ping") => {
+                // The modern era has no ping: the link itself is alive, which is the answer.
+                if let Some(id) = f.id() {
+                    let pong = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#, id.as_str());
+                    self.link.deliver(Bytes::from(pong)).await;
+                }
+                Ok(())
+            }
+            Kind::Request => {
+                let task = self.tasks.spawn(m.clone().call(self.link.clone(), msg));
+                if let Some(id) = f.id() {
+                    if self.modern.len() >= SWEEP_AT {
+                        self.modern.retain(|_, t| !t.is_finished());
+                    }
+                    self.modern.insert(id.as_str().to_owned(), task);
+                }
+                Ok(())
+            }
+            Kind::Response => {
+                if !m.take_response(f) {
+                    debug!(upstream = %self.link.name, "response to no input request dropped");
+                }
+                Ok(())
+            }
+            Kind::Notification => {
+                if f.method() == Some("notifications/cancelled") {
+                    if let Some(task) = f.request_id().and_then(|id| self.modern.remove(id)) {
+                        task.abort();
+                    }
+                }
+                Ok(())
+            }
+        }
     }
 
     /// A request: POSTed and answered in its own task.
