@@ -184,16 +184,7 @@ impl Slot {
 
     /// Starts one child and brings it to ready (initialize, replayed subscriptions).
     async fn launch(&self) -> Result<(Arc<Upstream>, Option<Arc<Init>>), String> {
-        let up = Upstream::spawn(
-            &self.spec.child,
-            self.spec.limits,
-            self.audience.clone(),
-            self.counters.clone(),
-        )
-        .map_err(|e| format!("spawn failed: {e}"))?;
-        if !self.spec.initialize {
-            return Ok((up, None));
-        }
+        // Waiting for the client's hello comes first: nothing is started before it.
         let params = match &self.spec.hello {
             Some(h) => {
                 let mut rx = h.subscribe();
@@ -205,6 +196,16 @@ impl Slot {
             }
             None => None,
         };
+        let up = Upstream::spawn(
+            &self.spec.child,
+            self.spec.limits,
+            self.audience.clone(),
+            self.counters.clone(),
+        )
+        .map_err(|e| format!("spawn failed: {e}"))?;
+        if !self.spec.initialize {
+            return Ok((up, None));
+        }
         let init = initialize(&up, params.as_deref())
             .await
             .inspect_err(|_| up.stop())?;

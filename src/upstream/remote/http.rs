@@ -54,6 +54,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a notification or response POST (sent in order) may take.
 const SEND_TIMEOUT: Duration = Duration::from_secs(30);
 const DELETE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long messages after `notifications/initialized` wait for the standalone stream.
+const LISTEN_HEAD_WAIT: Duration = Duration::from_secs(2);
 /// Reconnection delay until the server sends `retry`; floor and cap of any delay.
 const DEFAULT_RETRY: Duration = Duration::from_secs(1);
 const MIN_RETRY: Duration = Duration::from_millis(50);
@@ -427,7 +429,11 @@ impl Driver {
         }
         if method == Some("notifications/initialized") && !self.listening {
             self.listening = true;
-            self.tasks.spawn(listen(link.clone()));
+            let (opened, head) = tokio::sync::oneshot::channel();
+            self.tasks.spawn(listen(link.clone(), opened));
+            // A server may send its first request on this stream as soon as the client acts:
+            // the next message waits (bounded) until the stream is open.
+            let _ = tokio::time::timeout(LISTEN_HEAD_WAIT, head).await;
         }
         Ok(())
     }

@@ -106,12 +106,22 @@ pub(super) async fn stream(
 
 /// The standalone GET stream: server→client requests and notifications, reopened (resuming
 /// where it stopped) while the link lives.
-pub(super) async fn listen(link: Arc<Link>) -> Result<Done, Error> {
+/// `opened` is told once the first GET has its answer (whatever it is), so the driver can hold
+/// the next POST until the server can reach the client on this stream.
+pub(super) async fn listen(
+    link: Arc<Link>,
+    opened: tokio::sync::oneshot::Sender<()>,
+) -> Result<Done, Error> {
     let mut last_id: Option<String> = None;
     let mut retry = DEFAULT_RETRY;
     let mut idle = 0u32;
+    let mut opened = Some(opened);
     loop {
-        let res = link.get(last_id.as_deref()).await.map_err(Error::network)?;
+        let res = link.get(last_id.as_deref()).await;
+        if let Some(tx) = opened.take() {
+            let _ = tx.send(());
+        }
+        let res = res.map_err(Error::network)?;
         let status = res.status();
         link.check(status)?;
         if status == StatusCode::METHOD_NOT_ALLOWED {
