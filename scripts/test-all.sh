@@ -11,6 +11,8 @@
 #   8 conformance-shared  the same with --session-mode shared (one child for every session)
 #   9 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
 #  10 conformance-modern-shared  the same with --session-mode shared
+#  11 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
+#  12 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
 #
 # Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
 # also saved to results/test-all/<step>.log. The last line printed is a summary of the form
@@ -136,6 +138,10 @@ run_step conformance-modern count_conformance "MCP conformance suite, server mod
 run_step conformance-modern-shared count_conformance "MCP conformance suite, spec 2026-07-28, --session-mode shared" -- \
     env RELAY_EXTRA_ARGS="--session-mode shared" CONFORMANCE_LABEL=shared \
     "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
+run_step conformance-client count_conformance "MCP conformance suite, client mode (mcp-relay connect), spec 2025-11-25" -- \
+    "$ROOT/tests/conformance/client.sh" --suite all --spec-version 2025-11-25
+run_step conformance-client-backcompat count_conformance "MCP conformance suite, client mode, 2025-03-26 auth back-compat" -- \
+    "$ROOT/tests/conformance/client.sh" --suite backcompat --spec-version 2025-03-26
 
 summary OK
 exit 0

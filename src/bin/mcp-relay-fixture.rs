@@ -17,6 +17,8 @@ macro_rules! elog {
     }};
 }
 
+#[path = "fixture/client.rs"]
+mod client;
 #[path = "fixture/conformance.rs"]
 mod conformance;
 #[path = "fixture/conformance_data.rs"]
@@ -110,6 +112,9 @@ pub(crate) struct Flags {
 }
 
 fn main() -> anyhow::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("conformance-client") {
+        return client::main(std::env::args().skip(2).collect());
+    }
     let cli = Cli::parse();
     // One thread: requests are concurrent tasks, and no line crosses threads.
     let rt = tokio::runtime::Builder::new_current_thread()
