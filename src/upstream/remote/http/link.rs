@@ -12,7 +12,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode, Url};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::sync::mpsc;
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::{
     Error, Pending, ACCEPT_BOTH, CONNECT_TIMEOUT, EVENT_STREAM, SESSION_HEADER, VERSION_HEADER,
@@ -227,6 +227,12 @@ impl Link {
     /// requests off `pending` (only then is a message parsed; the relay reads it anyway).
     pub(super) async fn deliver_all(&self, data: Bytes, pending: &mut Pending) -> bool {
         for msg in split(data) {
+            // A refusal's body may be an HTTP API error (`{"error":"invalid_token"}`), not a
+            // message: it stays here (the request gets the relay's error instead).
+            if Frame::parse_upstream(msg.clone()).is_err() {
+                debug!(upstream = %self.name, "upstream body that is not JSON-RPC dropped");
+                continue;
+            }
             if !pending.ids.is_empty() {
                 self.cross_off(&msg, pending);
             }
