@@ -304,6 +304,17 @@ impl Driver {
     /// refusal of the method leads to `server/discover` and the modern mode.
     async fn initialize_either(&mut self, msg: Bytes, frame: Frame) -> Result<(), Error> {
         let link = self.link.clone();
+        if link.access.legacy_sse {
+            return self.initialize(msg, frame).await;
+        }
+        // A server that speaks 2026-07-28 is spoken to in that era (headers, `_meta`, input
+        // rounds); a legacy one refuses the probe and gets the host's `initialize`.
+        if let Some((modern, init)) = era::Modern::discover(&link, &frame).await {
+            info!(upstream = %link.name, transport = "streamable_http", version = era::MODERN, "upstream connected");
+            self.mode = Mode::Modern(Arc::new(modern));
+            link.deliver(init).await;
+            return Ok(());
+        }
         let res = link.post(msg.clone(), None).await.map_err(Error::network)?;
         let status = res.status();
         let head = res.headers().clone();

@@ -92,11 +92,15 @@ impl Modern {
             .ok()?;
         let answer = first_answer(link, res).await?;
         let v: Value = serde_json::from_slice(&answer).ok()?;
-        let result = v.get("result")?;
-        let supported = result.get("supportedVersions").and_then(Value::as_array)?;
-        if !supported.iter().any(|s| s == MODERN) {
+        let supported = v
+            .get("result")
+            .and_then(|r| r.get("supportedVersions"))
+            .and_then(Value::as_array);
+        if !supported.is_some_and(|s| s.iter().any(|s| s == MODERN)) {
+            debug!(upstream = %link.name, answer = %String::from_utf8_lossy(&answer[..answer.len().min(300)]), "server/discover: not a 2026-07-28 server");
             return None;
         }
+        let result = v.get("result")?;
         let version = params
             .get("protocolVersion")
             .cloned()
@@ -175,7 +179,14 @@ impl Modern {
         let Some(id) = Frame::parse_upstream(msg.clone()).ok().and_then(|f| f.id()) else {
             return Ok(Done::Task);
         };
-        for _ in 0..MAX_ROUNDS {
+        for round in 0..MAX_ROUNDS {
+            // Each round is a new request to the server: its own JSON-RPC id.
+            if round > 0 {
+                req["id"] = json!(format!(
+                    "{INPUT_ID_PREFIX}retry-{}",
+                    self.next.fetch_add(1, Ordering::Relaxed)
+                ));
+            }
             let body = self.with_meta(&req);
             let frame = Frame::parse_upstream(body.clone()).map_err(|_| Error::Sse)?;
             let res = link
@@ -189,7 +200,7 @@ impl Modern {
             let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
             let result = v.get("result");
             if result.and_then(|r| r.get("resultType")) != Some(&json!("input_required")) {
-                link.deliver(answer).await;
+                link.deliver(with_id(&answer, &id)).await;
                 return Ok(Done::Task);
             }
             let Some(result) = result else {
@@ -257,6 +268,17 @@ impl Modern {
             answers.insert(key.clone(), value);
         }
         Some(Value::Object(answers))
+    }
+}
+
+/// `answer` with the relay's id (a retried round was sent with its own).
+fn with_id(answer: &Bytes, id: &RawId) -> Bytes {
+    match Frame::parse_upstream(answer.clone()) {
+        Ok(f) => match f.id_span() {
+            Some(span) => f.splice(&mut [(span, id.as_str())]),
+            None => answer.clone(),
+        },
+        Err(_) => answer.clone(),
     }
 }
 
