@@ -26,6 +26,8 @@ use crate::jsonrpc::Frame;
 
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest pause between a bridge's reconnection attempts.
+const BRIDGE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 const HEALTHY_AFTER: Duration = Duration::from_secs(60);
 const CIRCUIT_FAILURES: usize = 5;
 const CIRCUIT_WINDOW: Duration = Duration::from_secs(300);
@@ -84,6 +86,8 @@ pub struct Slot {
     counters: Arc<Counters>,
     state: watch::Sender<State>,
     stop: CancellationToken,
+    /// A child of this slot was ready once.
+    ever_ready: std::sync::atomic::AtomicBool,
 }
 
 impl Slot {
@@ -96,6 +100,7 @@ impl Slot {
             counters,
             state,
             stop: CancellationToken::new(),
+            ever_ready: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(run(slot.clone()));
         slot
@@ -118,6 +123,11 @@ impl Slot {
                 match state {
                     State::Ready(up, _) if up.is_alive() => return Ok(up),
                     State::Open(until) => return Err(circuit_open(until)),
+                    // A bridge whose server refused its very first connection answers the
+                    // host at once (it keeps reconnecting for what comes later).
+                    State::Backoff if self.spec.hello.is_some() && !self.was_ready() => {
+                        return Err(Error::ChildUnavailable)
+                    }
                     State::Stopped => return Err(Error::ShuttingDown),
                     _ => {}
                 }
@@ -129,6 +139,10 @@ impl Slot {
         tokio::time::timeout(READY_WAIT, wait)
             .await
             .unwrap_or(Err(Error::ChildUnavailable))
+    }
+
+    fn was_ready(&self) -> bool {
+        self.ever_ready.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Refuses at once while the circuit is open (new sessions get 503, not a stream).
@@ -280,6 +294,8 @@ async fn run(slot: Arc<Slot>) {
             Ok((up, init)) => {
                 info!(slot = slot.index, pid = up.pid(), "shared child ready");
                 probing = false;
+                slot.ever_ready
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 slot.state.send_replace(State::Ready(up.clone(), init));
                 tokio::select! {
                     () = up.wait() => {}
@@ -310,7 +326,10 @@ async fn run(slot: Arc<Slot>) {
             failures.pop_front();
         }
         attempt = attempt.saturating_add(1);
-        let pause = if probing || failures.len() >= CIRCUIT_FAILURES {
+        // A bridge (`connect`) keeps trying: reconnecting is its job, and its host would
+        // rather wait than be refused; its pauses stay short.
+        let bridge = slot.spec.hello.is_some();
+        let pause = if !bridge && (probing || failures.len() >= CIRCUIT_FAILURES) {
             warn!(slot = slot.index, cooldown = ?CIRCUIT_COOLDOWN, "circuit open: child keeps failing");
             slot.state.send_replace(State::Open(now + CIRCUIT_COOLDOWN));
             failures.clear();
@@ -318,7 +337,10 @@ async fn run(slot: Arc<Slot>) {
             CIRCUIT_COOLDOWN
         } else {
             slot.state.send_replace(State::Backoff);
-            backoff(attempt)
+            match bridge {
+                true => backoff(attempt).min(BRIDGE_BACKOFF_MAX),
+                false => backoff(attempt),
+            }
         };
         tokio::select! {
             () = tokio::time::sleep(pause) => {}
