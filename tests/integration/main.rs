@@ -14,11 +14,14 @@
 //!   (SECURITY.md §8.A, G3).
 //! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
 //! - `audit`: one audit line per request whatever its outcome; written before exit.
+//! - `bridge`: `mcp-relay connect` (the stdio bridge) as a host drives it: every transport,
+//!   credentials, tool filters, reconnects, malformed input, hostile servers (SECURITY.md §6, §8.F).
 
 mod support;
 
 mod audit;
 mod auth;
+mod bridge;
 mod bridge_era;
 mod child;
 mod cli;
