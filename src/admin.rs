@@ -1,29 +1,252 @@
-//! `/health` and `/ready`.
+//! `/health`, `/ready` and, on the admin listener, `/metrics`.
 //!
 //! `/health` always answers 200 with the relay's state (status, session mode, active sessions,
-//! children alive, invalid child stdout lines dropped, uptime). `/ready` answers 200 once the
-//! wrapped command is known to be spawnable (resolved at startup, the last spawn did not fail,
-//! no shared child's circuit is open) and 503 otherwise and while draining.
+//! children alive, invalid child stdout lines dropped, uptime, and each supervised upstream
+//! slot's state: `ready`/`starting`/`backoff`/`open` with `retry_after_seconds`; the remote URL
+//! of `--upstream` without credentials or query). `/ready` answers 200 once the wrapped
+//! command is known to be spawnable (resolved at startup, the last spawn did not fail, no
+//! shared child's circuit is open) and 503 otherwise and while draining.
+//!
+//! Without `--admin-listen` the probes are served by the main HTTP router (behind its guard).
+//! With it, a separate plain-HTTP listener serves `/metrics` (Prometheus text 0.0.4),
+//! `/health` and `/ready`, behind its own guard (SECURITY.md §1, CVE-2025-49596: admin surfaces
+//! need Host checks and auth too): Host first (loopback names on a loopback bind, else
+//! `--allowed-host`), no cross-origin browser request, then the bearer token of
+//! `--admin-token-env` when configured; a non-loopback admin bind requires one.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
-use axum::extract::State;
-use axum::http::StatusCode;
-use axum::Json;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
 use serde_json::{json, Value};
 
+use crate::policy::OriginGuard;
 use crate::relay::Relay;
+use crate::telemetry::metrics;
+use crate::upstream::supervisor::{Slot, State as SlotState};
+use crate::upstream::ServerSpec;
+
+/// The admin listener's settings (`--admin-listen`, `--admin-token-env`).
+#[derive(Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+    /// Host/Origin checks for the admin bind.
+    pub guard: OriginGuard,
+    /// The bearer token every admin request must carry, when configured.
+    token: Option<Arc<[u8]>>,
+}
+
+impl std::fmt::Debug for AdminConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdminConfig")
+            .field("listen", &self.listen)
+            .field("guard", &self.guard)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+impl AdminConfig {
+    /// Validates the admin flags: `listen` (off when `None`), the name of the variable holding
+    /// the bearer token, the `--allowed-host` names, and the environment to read it from.
+    /// A non-loopback bind needs a token and host names.
+    pub fn build(
+        listen: Option<SocketAddr>,
+        token_env: Option<&str>,
+        hosts: &[String],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Option<AdminConfig>, Vec<String>> {
+        let Some(listen) = listen else {
+            return match token_env {
+                Some(_) => Err(vec!["--admin-token-env needs --admin-listen".into()]),
+                None => Ok(None),
+            };
+        };
+        let mut errors = Vec::new();
+        let loopback = listen.ip().is_loopback();
+        let token = match token_env {
+            Some(name) => match env(name).filter(|v| !v.trim().is_empty()) {
+                Some(v) => Some(Arc::from(v.trim().as_bytes())),
+                None => {
+                    errors.push(format!(
+                        "--admin-token-env {name}: the variable is not set or empty"
+                    ));
+                    None
+                }
+            },
+            None if !loopback => {
+                errors.push(format!(
+                    "--admin-listen {listen} is not loopback: the admin endpoints need a bearer token (--admin-token-env NAME)"
+                ));
+                None
+            }
+            None => None,
+        };
+        if !loopback && hosts.is_empty() {
+            errors.push(format!(
+                "--admin-listen {listen} is not loopback: name the host names clients use with --allowed-host (DNS rebinding protection)"
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        Ok(Some(AdminConfig {
+            listen,
+            guard: OriginGuard {
+                loopback,
+                hosts: hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+                // No browser origin is ever allowed (on a loopback bind, loopback ones pass).
+                origins: Vec::new(),
+            },
+            token,
+        }))
+    }
+}
+
+/// The admin listener's router: `/metrics`, `/health`, `/ready`, behind its guard.
+pub fn router(relay: Arc<Relay>, cfg: &AdminConfig) -> Router {
+    let cfg = Arc::new(cfg.clone());
+    Router::new()
+        .route("/metrics", get(metrics_text))
+        .route("/health", get(health))
+        .route("/ready", get(ready))
+        .layer(middleware::from_fn_with_state(cfg, guard))
+        .with_state(relay)
+}
+
+/// Host, Origin, then the bearer token; on every route, before routing.
+async fn guard(State(cfg): State<Arc<AdminConfig>>, req: Request, next: Next) -> Response {
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    if let Err(e) = cfg.guard.check(req.headers(), authority.as_deref()) {
+        return e.into_response();
+    }
+    if let Some(token) = &cfg.token {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                v.split_once(' ')
+                    .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+            })
+            .map(|(_, t)| t.trim().as_bytes());
+        let ok = given.is_some_and(|g| {
+            use subtle::ConstantTimeEq;
+            g.len() == token.len() && bool::from(g.ct_eq(token))
+        });
+        if !ok {
+            metrics::auth_failure(if given.is_some() {
+                "admin_invalid_token"
+            } else {
+                "admin_missing_token"
+            });
+            return (
+                StatusCode::UNAUTHORIZED,
+                [(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp-relay-admin\""),
+                )],
+                "admin token required\n",
+            )
+                .into_response();
+        }
+    }
+    next.run(req).await
+}
+
+/// Answers 404 for `/health` and `/ready` on the main router (layered there by `app` when
+/// the admin listener serves them).
+pub async fn hide_probes(req: Request, next: Next) -> Response {
+    if matches!(req.uri().path(), "/health" | "/ready") {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    next.run(req).await
+}
+
+/// `GET /metrics`: the Prometheus text exposition.
+pub async fn metrics_text(State(relay): State<Arc<Relay>>) -> Response {
+    let snapshot = metrics::Snapshot {
+        sessions_active: relay.sessions_active() as u64,
+        children_running: relay.children_alive() as u64,
+        dropped_lines: relay.dropped_lines(),
+        uptime: relay.uptime(),
+    };
+    (
+        [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
+        metrics::render(&snapshot),
+    )
+        .into_response()
+}
 
 pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
+    let mut slots: Vec<Value> = relay
+        .slots()
+        .iter()
+        .map(|s| slot_json(s, relay.session_mode_name()))
+        .collect();
+    slots.extend(relay.modern_slots().iter().map(|s| slot_json(s, "modern")));
+    let upstream = match &relay.config().child {
+        ServerSpec::Command(_) => json!({ "kind": "command" }),
+        ServerSpec::Remote(r) => json!({ "kind": "remote", "url": public_url(&r.url()) }),
+    };
     Json(json!({
         "status": if relay.is_draining() { "draining" } else { "ok" },
+        "ready": relay.is_ready(),
         "session_mode": relay.session_mode_name(),
         "sessions": relay.sessions_active(),
         "children": relay.children_alive(),
         "child_lines_dropped": relay.dropped_lines(),
         "uptime_seconds": relay.uptime().as_secs(),
         "version": env!("CARGO_PKG_VERSION"),
+        "upstream": upstream,
+        "slots": slots,
     }))
+}
+
+/// One supervised slot: its pool, index, state (with the circuit's retry-after), child pid.
+/// Per-identity slots are not named by identity (identities are callers' names).
+fn slot_json(slot: &Slot, pool: &str) -> Value {
+    let mut v = json!({ "pool": pool, "slot": slot.index(), "sessions": slot.audience().len() });
+    let (state, extra) = match slot.state() {
+        SlotState::Starting => ("starting", None),
+        SlotState::Ready(up, _) => ("ready", (up.pid() != 0).then(|| ("pid", json!(up.pid())))),
+        SlotState::Backoff => ("backoff", None),
+        SlotState::Open(until) => {
+            let left = until.saturating_duration_since(Instant::now()).as_secs();
+            ("open", Some(("retry_after_seconds", json!(left.max(1)))))
+        }
+        SlotState::Stopped => ("stopped", None),
+    };
+    v["state"] = json!(state);
+    if let Some((k, x)) = extra {
+        v[k] = x;
+    }
+    v
+}
+
+/// A URL without userinfo, query or fragment (where credentials may hide).
+fn public_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.cannot_be_a_base() => {
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(invalid)".to_owned(),
+    }
 }
 
 pub async fn ready(State(relay): State<Arc<Relay>>) -> (StatusCode, Json<Value>) {
@@ -34,4 +257,47 @@ pub async fn ready(State(relay): State<Arc<Relay>>) -> (StatusCode, Json<Value>)
         StatusCode::SERVICE_UNAVAILABLE
     };
     (status, Json(json!({ "ready": ready })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(name: &str) -> Option<String> {
+        (name == "ADMIN_TOKEN").then(|| "s3cret\n".to_owned())
+    }
+
+    #[test]
+    fn admin_flags_are_validated() {
+        let lo: SocketAddr = "127.0.0.1:9090".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:9090".parse().unwrap();
+        assert!(AdminConfig::build(None, None, &[], &env).unwrap().is_none());
+        assert!(AdminConfig::build(None, Some("ADMIN_TOKEN"), &[], &env).is_err());
+        let c = AdminConfig::build(Some(lo), None, &[], &env)
+            .unwrap()
+            .unwrap();
+        assert!(c.token.is_none() && c.guard.loopback);
+        let e = AdminConfig::build(Some(any), None, &["m.example".into()], &env).unwrap_err();
+        assert!(e[0].contains("--admin-token-env"), "{e:?}");
+        let e = AdminConfig::build(Some(any), Some("ADMIN_TOKEN"), &[], &env).unwrap_err();
+        assert!(e[0].contains("--allowed-host"), "{e:?}");
+        let e = AdminConfig::build(Some(lo), Some("NOPE"), &[], &env).unwrap_err();
+        assert!(e[0].contains("NOPE"), "{e:?}");
+        let c = AdminConfig::build(Some(any), Some("ADMIN_TOKEN"), &["M.example".into()], &env)
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.token.as_deref(), Some(&b"s3cret"[..]));
+        assert_eq!(c.guard.hosts, vec!["m.example".to_owned()]);
+        assert!(!format!("{c:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn public_urls_lose_credentials_and_queries() {
+        assert_eq!(
+            public_url("wss://u:p@h.example:8443/mcp?key=abc#f"),
+            "wss://h.example:8443/mcp"
+        );
+        assert_eq!(public_url("tcp://10.0.0.1:9000"), "tcp://10.0.0.1:9000");
+        assert_eq!(public_url("::"), "(invalid)");
+    }
 }

@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::info;
 
 use crate::config::ServeConfig;
+use crate::listener::{http_server, PlainListener};
 use crate::listener::{streamable_http, tcp};
-use crate::listener::{ConnInfo, PlainListener};
 use crate::relay::Relay;
 use crate::telemetry::audit::Audit;
 use crate::tls::{self, Reloadable, TlsListener};
@@ -27,6 +27,8 @@ pub struct Bound {
     pub addr: SocketAddr,
     listener: TcpListener,
     tcp: Option<TcpListener>,
+    /// The admin listener (`--admin-listen`), plain HTTP.
+    admin: Option<TcpListener>,
     tls: Option<Arc<Reloadable>>,
     relay: Arc<Relay>,
 }
@@ -65,11 +67,23 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     if let Some(t) = &tcp {
         info!(transport = "tcp", url = %format!("{tcp_scheme}://{}", t.local_addr()?), "listening");
     }
+    let admin = match &cfg.admin {
+        Some(a) => Some(
+            TcpListener::bind(a.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (--admin-listen)", a.listen))?,
+        ),
+        None => None,
+    };
+    if let Some(a) = &admin {
+        info!(transport = "admin", url = %format!("http://{}/metrics", a.local_addr()?), "listening");
+    }
     let audit = start_audit(&cfg)?;
     Ok(Bound {
         addr,
         listener,
         tcp,
+        admin,
         tls,
         relay: Relay::new(Arc::new(cfg), audit),
     })
@@ -108,25 +122,37 @@ impl Bound {
                 stop_accepting.clone(),
             ));
         }
-        let router = streamable_http::router(relay.clone())
-            .into_make_service_with_connect_info::<ConnInfo>();
-        let stopped = stop_accepting.clone().cancelled_owned();
+        let mut router = streamable_http::router(relay.clone());
+        // The admin listener serves the probes (and `/metrics`), stopped after everything else
+        // so probes see the drain; the main router no longer answers them.
+        let admin_stop = CancellationToken::new();
+        if let (Some(listener), Some(cfg)) = (self.admin, &relay.config().admin) {
+            router = router.layer(axum::middleware::from_fn(crate::admin::hide_probes));
+            let admin = crate::admin::router(relay.clone(), cfg);
+            let server = axum::serve(listener, admin)
+                .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
+            tokio::spawn(async move {
+                if let Err(e) = server.await {
+                    tracing::warn!(error = %e, "admin listener failed");
+                }
+            });
+        }
+        let max = relay.config().max_connections;
+        let stopped = stop_accepting.clone();
         let mut server = match acceptors {
             Some((http, _)) => {
                 let listener = TlsListener::new(self.listener, http, stop_accepting.clone());
-                let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
-                tokio::spawn(std::future::IntoFuture::into_future(server))
+                tokio::spawn(http_server::serve(listener, router, max, stopped))
             }
             None => {
                 let listener = PlainListener(self.listener);
-                let server = axum::serve(listener, router).with_graceful_shutdown(stopped);
-                tokio::spawn(std::future::IntoFuture::into_future(server))
+                tokio::spawn(http_server::serve(listener, router, max, stopped))
             }
         };
         tokio::select! {
             () = shutdown.cancelled() => {}
             res = &mut server => {
-                res.context("server task failed")?.context("server failed")?;
+                res.context("server task failed")?;
             }
         }
         info!("shutting down");
@@ -144,6 +170,7 @@ impl Bound {
         }
         relay.stop_all().await;
         relay.audit().flush().await;
+        admin_stop.cancel();
         info!("stopped");
         Ok(())
     }
@@ -203,5 +230,40 @@ async fn wait_for_signal() {
     tokio::select! {
         _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
         _ = int.recv() => info!(signal = "SIGINT", "signal received"),
+    }
+}
+
+/// What `main` runs: a future on a fresh runtime.
+pub type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
+
+/// Validated flags (exit 64 with every problem on a usage error) → `job` on a fresh runtime;
+/// 0 after a clean run, 1 on a runtime failure.
+pub fn run(
+    checked: Result<ServeConfig, Vec<String>>,
+    job: impl FnOnce(ServeConfig) -> Job,
+) -> std::process::ExitCode {
+    use std::process::ExitCode;
+    let cfg = match checked {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for e in errors {
+                eprintln!("mcp-relay: {e}");
+            }
+            return ExitCode::from(64);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mcp-relay: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(job(cfg)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mcp-relay: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }

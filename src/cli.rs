@@ -19,7 +19,7 @@ use crate::upstream::ServerSpec;
 
 /// Put MCP servers on the network, safely.
 #[derive(Debug, Parser)]
-#[command(name = "mcp-relay", version, about, long_about = None)]
+#[command(name = "mcp-relay", version, about, long_about = None, args_override_self = true)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -52,6 +52,14 @@ pub enum Command {
     /// Certificate helpers for `serve --tls-cert/--tls-key`.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Validate a config file exactly as `serve --config FILE` would, report every problem,
+    /// and exit 64 (problems) or 0.
+    CheckConfig {
+        /// The TOML file.
+        file: std::path::PathBuf,
+    },
+    /// Print the JSON Schema of the config file.
+    Schema,
     /// Credentials: API keys (`token key`), HMAC secrets (`token secret`) and development
     /// JWTs (`token jwt`).
     #[command(subcommand)]
@@ -121,6 +129,11 @@ pub struct ServeArgs {
     /// Requests without `Origin` always pass; loopback origins pass on a loopback bind.
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
+    /// Browser origin answered with CORS headers (repeatable): exactly `scheme://host[:port]`
+    /// (echoed, with credentials), or `*` (any origin, without credentials). CORS origins
+    /// are allowed origins too. Joins `[network] cors_origins` of --config.
+    #[arg(long = "cors-origin", value_name = "ORIGIN")]
+    pub cors_origins: Vec<String>,
     /// How sessions map to child processes: a child per session, `--children` shared
     /// children for every session (ids, progress tokens and cancellations rewritten per
     /// session), or one shared child per identity (`--identity-header`).
@@ -144,6 +157,9 @@ pub struct ServeArgs {
     /// Most sessions at once; more get 503.
     #[arg(long, default_value_t = 10_000)]
     pub max_sessions: usize,
+    /// Open connections per listener (HTTP and TCP); more are closed at once.
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
     /// Sessions one authenticated principal may hold at once (429 beyond).
     #[arg(long, default_value_t = 64)]
     pub max_sessions_per_principal: usize,
@@ -153,6 +169,9 @@ pub struct ServeArgs {
     /// Largest request body; larger ones get 413.
     #[arg(long, default_value = "4MiB", value_parser = size)]
     pub max_body: u64,
+    /// How long a request body may pause mid-way before the request gets 408 (slow bodies).
+    #[arg(long, default_value = "30s", value_parser = duration)]
+    pub body_idle_timeout: Duration,
     /// Largest line read from the child's stdout; longer lines are dropped.
     #[arg(long, default_value = "16MiB", value_parser = size)]
     pub max_line: u64,
@@ -207,7 +226,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub cwd: Option<PathBuf>,
     /// Settings file (TOML) with the `[auth]`, `[roles]` and `[audit]` sections
-    /// (docs/security.md). Flags below override the file.
+    /// (docs/security.md) and `[limits]`, `[network]` (docs/traffic.md). Flags below override
+    /// the file.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// The relay's canonical URL: the audience tokens must name and the RFC 9728 `resource`
@@ -234,6 +254,15 @@ pub struct ServeArgs {
     /// Audit log: one JSON line per request to this file (rotated), or `-` for stdout.
     #[arg(long, value_name = "PATH")]
     pub audit_log: Option<String>,
+    /// Serve `/metrics` (Prometheus), `/health` and `/ready` on this separate plain-HTTP
+    /// address instead of the main listener (off by default). A non-loopback address needs
+    /// --admin-token-env and --allowed-host.
+    #[arg(long, value_name = "ADDR")]
+    pub admin_listen: Option<SocketAddr>,
+    /// Name of the environment variable holding the bearer token the admin listener requires
+    /// (`Authorization: Bearer …`).
+    #[arg(long, value_name = "NAME")]
+    pub admin_token_env: Option<String>,
     /// Allow a non-loopback --listen without any authentication (anyone who can reach the
     /// port can use the server).
     #[arg(long)]
@@ -245,16 +274,19 @@ pub struct ServeArgs {
     /// Credentials for it come from this configuration, never from clients.
     #[arg(long, value_name = "URL", conflicts_with = "command")]
     pub upstream: Option<String>,
+    /// Take the server from a Claude Desktop / Cursor `mcpServers` JSON file (`command`,
+    /// `args`, `env`, or `url`); with several entries, name one with --server.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["command", "upstream"])]
+    pub mcp_servers: Option<PathBuf>,
+    /// The entry of --mcp-servers to serve.
+    #[arg(long, value_name = "NAME", requires = "mcp_servers")]
+    pub server: Option<String>,
     /// PEM bundle of the CAs trusted for a TLS --upstream, instead of the Mozilla roots (a
     /// private CA is trusted only when given here).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
     /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
-    #[arg(
-        last = true,
-        required_unless_present = "upstream",
-        value_name = "COMMAND"
-    )]
+    #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
 }
 
@@ -270,8 +302,18 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
 
 impl ServeArgs {
     /// Validates everything; all problems are returned together.
-    pub fn into_config(self) -> Result<ServeConfig, Vec<String>> {
+    pub fn into_config(mut self) -> Result<ServeConfig, Vec<String>> {
         let mut errors = Vec::new();
+        if let Some(file) = &self.mcp_servers {
+            match config::file::mcp_server(file, self.server.as_deref()) {
+                Ok(config::file::McpServer::Command { argv, env }) => {
+                    self.command = argv;
+                    self.env.extend(env);
+                }
+                Ok(config::file::McpServer::Url(url)) => self.upstream = Some(url),
+                Err(e) => errors.push(e),
+            }
+        }
         let path_var = std::env::var("PATH").ok();
         let max_line = usize::try_from(self.max_line).unwrap_or(usize::MAX);
         let remote = match &self.upstream {
@@ -284,6 +326,12 @@ impl ServeArgs {
             (Some(p), None) => config::resolve_program(p, path_var.as_deref())
                 .map_err(|e| errors.push(e))
                 .ok(),
+            (None, None) => {
+                errors.push(
+                    "no server: give the command after `--`, `--upstream URL`, or `command` in the config's [serve]".into(),
+                );
+                None
+            }
             _ => None,
         };
         if !self.path.starts_with('/') {
@@ -303,6 +351,15 @@ impl ServeArgs {
                 ));
             }
         }
+        let admin = crate::admin::AdminConfig::build(
+            self.admin_listen,
+            self.admin_token_env.as_deref(),
+            &self.allowed_hosts,
+            &config::secret::process_env,
+        )
+        .map_err(|e| errors.extend(e))
+        .ok()
+        .flatten();
         let origin = config::origin_guard(&self.listen, &self.allowed_hosts, &self.allowed_origins)
             .map_err(|e| errors.push(e))
             .ok();
@@ -352,6 +409,8 @@ impl ServeArgs {
                 roles: self.roles,
                 audit_log: self.audit_log,
                 identity_header: self.identity_header.clone().map(|h| h.to_ascii_lowercase()),
+                cors_origins: self.cors_origins.clone(),
+                loopback: self.listen.ip().is_loopback(),
             },
             format!("{scheme}://{}{}", self.listen, self.path),
             &config::secret::process_env,
@@ -391,11 +450,15 @@ impl ServeArgs {
             (None, Some(remote)) => Some((PathBuf::new(), Some(remote))),
             _ => None,
         };
-        let (Some((program, remote)), Some(origin), Some(security), true) =
+        let (Some((program, remote)), Some(mut origin), Some(security), true) =
             (server, origin, security, errors.is_empty())
         else {
             return Err(errors);
         };
+        // One list of allowed origins: the CORS origins are allowed too.
+        origin
+            .origins
+            .extend(security.cors.origins().iter().cloned());
         let mut env: Vec<(String, String)> = config::DEFAULT_PASS_ENV
             .iter()
             .map(|s| s.to_string())
@@ -429,6 +492,9 @@ impl ServeArgs {
                 origin,
                 auth: security.auth,
                 rbac: security.rbac,
+                ip: security.ip,
+                cors: security.cors,
+                limits: security.limits,
             },
             audit: security.audit,
             mtls: security.mtls,
@@ -437,11 +503,14 @@ impl ServeArgs {
             children: self.children,
             identity_header: self.identity_header.map(|h| h.to_ascii_lowercase()),
             max_sessions: self.max_sessions,
+            max_connections: self.max_connections,
+            admin,
             forward_hello: false,
             stdio_roles: Vec::new(),
             max_sessions_per_principal: self.max_sessions_per_principal,
             session_ttl: self.session_ttl,
             max_body: self.max_body,
+            body_idle: self.body_idle_timeout,
             upstream: Limits {
                 request_timeout: self.request_timeout,
                 request_timeout_max: self.request_timeout_max,

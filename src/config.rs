@@ -4,6 +4,7 @@
 //! here, before any port is bound, and every problem is reported at once. The command to wrap
 //! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
 
+pub mod file;
 pub mod secret;
 pub mod security;
 
@@ -97,6 +98,10 @@ pub struct ServeConfig {
     /// Header naming the identity (lowercase), when sessions are keyed by one.
     pub identity_header: Option<String>,
     pub max_sessions: usize,
+    /// Open connections per listener.
+    pub max_connections: usize,
+    /// The admin listener (`/metrics`, `/health`, `/ready`), when `--admin-listen` is set.
+    pub admin: Option<crate::admin::AdminConfig>,
     /// Shared children are initialized with the first session's own `initialize` params
     /// (`connect`: the server sees the host, and sees it again after every reconnect).
     pub forward_hello: bool,
@@ -106,6 +111,8 @@ pub struct ServeConfig {
     pub max_sessions_per_principal: usize,
     pub session_ttl: Duration,
     pub max_body: u64,
+    /// How long a request body may pause before the request is refused (408).
+    pub body_idle: Duration,
     pub upstream: Limits,
     pub buffer: BufferLimits,
     pub sse_keep_alive: Duration,

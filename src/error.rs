@@ -30,6 +30,15 @@ pub enum Error {
     HostDenied,
     #[error("origin not allowed")]
     OriginDenied,
+    /// The client IP is denied by `[network]` (SECURITY.md §3: 403, before anything else).
+    #[error("client address not allowed")]
+    IpDenied,
+    /// A rate limit: try again after this many milliseconds.
+    #[error("rate limited")]
+    RateLimited(u64),
+    /// One authenticated principal has too many requests in flight.
+    #[error("too many requests in flight for this principal")]
+    PrincipalInflightCap,
     #[error("parse error")]
     Parse,
     #[error("invalid request: {0}")]
@@ -56,6 +65,8 @@ pub enum Error {
     Modern(crate::era::modern::Refusal),
     #[error("body too large (limit {0} bytes)")]
     BodyTooLarge(u64),
+    #[error("request body stalled")]
+    BodyTimeout,
     #[error("session limit reached")]
     SessionCap,
     #[error("session limit per principal reached")]
@@ -138,6 +149,16 @@ impl Error {
         match self {
             Error::HostDenied => wire(403, -31002, "host_not_allowed", Downstream),
             Error::OriginDenied => wire(403, -31002, "origin_not_allowed", Downstream),
+            Error::IpDenied => wire(403, -31002, "ip_not_allowed", Downstream),
+            Error::RateLimited(ms) => Wire {
+                // `Retry-After` is whole seconds, rounded up (never 0 for a wait).
+                retry_after: Some(Duration::from_secs(ms.div_ceil(1000).max(1))),
+                ..wire(429, -31004, "rate_limited", Downstream)
+            },
+            Error::PrincipalInflightCap => Wire {
+                retry_after: RETRY,
+                ..wire(429, -31005, "principal_inflight_cap", Downstream)
+            },
             Error::Parse => wire(400, -32700, "parse_error", Downstream),
             Error::InvalidRequest(reason) => wire(400, -32600, reason, Downstream),
             Error::UnsupportedMediaType => wire(415, -31011, "unsupported_media_type", Downstream),
@@ -151,6 +172,7 @@ impl Error {
             Error::ModernToLegacy => wire(400, -31011, "modern_request_to_legacy", Downstream),
             Error::Modern(r) => wire(400, r.code(), r.reason(), Downstream),
             Error::BodyTooLarge(_) => wire(413, -31009, "body_too_large", Downstream),
+            Error::BodyTimeout => wire(408, -31011, "body_timeout", Downstream),
             Error::SessionCap => Wire {
                 retry_after: RETRY,
                 ..wire(503, -31005, "session_cap", Downstream)
@@ -208,6 +230,11 @@ impl Error {
         }
         let mut data = match self {
             Error::Modern(r) => r.data(),
+            Error::RateLimited(ms) => {
+                let mut m = serde_json::Map::new();
+                m.insert("retry_after_ms".into(), (*ms).into());
+                m
+            }
             _ => serde_json::Map::new(),
         };
         data.insert("source".into(), "mcp-relay".into());
@@ -294,6 +321,9 @@ mod tests {
         let table: &[(Error, u16, i64)] = &[
             (Error::HostDenied, 403, -31002),
             (Error::OriginDenied, 403, -31002),
+            (Error::IpDenied, 403, -31002),
+            (Error::RateLimited(1500), 429, -31004),
+            (Error::PrincipalInflightCap, 429, -31005),
             (Error::Parse, 400, -32700),
             (Error::InvalidRequest("duplicate_key"), 400, -32600),
             (Error::UnsupportedMediaType, 415, -31011),
@@ -310,6 +340,7 @@ mod tests {
                 -32020,
             ),
             (Error::BodyTooLarge(1), 413, -31009),
+            (Error::BodyTimeout, 408, -31011),
             (Error::SessionCap, 503, -31005),
             (Error::PrincipalSessionCap, 429, -31005),
             (Error::ChildUnavailable, 503, -31006),
@@ -360,6 +391,22 @@ mod tests {
         assert_eq!(v["error"]["code"], -31007);
         assert_eq!(v["error"]["data"]["source"], "mcp-relay");
         assert_eq!(v["error"]["data"]["reason"], "child_exited");
+    }
+
+    #[test]
+    fn rate_limited_carries_retry_after_in_seconds_and_ms() {
+        let res = Error::RateLimited(1001).into_response();
+        assert_eq!(res.status(), 429);
+        assert_eq!(res.headers()["retry-after"], "2");
+        assert_eq!(
+            Error::RateLimited(1).wire().retry_after,
+            Some(Duration::from_secs(1))
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&Error::RateLimited(1001).message(None)).unwrap();
+        assert_eq!(v["error"]["code"], -31004);
+        assert_eq!(v["error"]["data"]["retry_after_ms"], 1001);
+        assert_eq!(v["error"]["data"]["reason"], "rate_limited");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 mod metadata;
 
 pub mod duplex;
+pub mod http_server;
 pub mod sse;
 pub mod stdio;
 pub mod streamable_http;

@@ -10,13 +10,23 @@
 //! Authentication (`authn.rs`: mTLS | API key | JWT) runs after Host/Origin at the router
 //! root for every route, WebSocket upgrade and first TCP line; RBAC (`rbac.rs`) runs per
 //! request message, before caps and dispatch.
+//!
+//! Traffic protection joins them in this order: connection: client IP (`ip.rs`: proxy
+//! headers only from trusted proxies) → allow/deny; request: Host → Origin → CORS preflight
+//! (`cors.rs`) → per-IP rate → authentication → global and per-principal rate → the
+//! principal's concurrency cap → session; message: RBAC → principal×tool rate
+//! (`rate_limit.rs`; WebSocket and TCP messages also count against the principal's rate).
 
 pub mod api_key;
 pub mod authn;
+pub mod cors;
+pub mod ip;
 pub mod jwt;
 pub mod origin;
+pub mod rate_limit;
 pub mod rbac;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
@@ -33,16 +43,80 @@ pub struct RequestPolicy {
     pub origin: OriginGuard,
     pub auth: Arc<Authenticator>,
     pub rbac: Option<Arc<Rbac>>,
+    /// Client IP resolution and allow/deny (`[network]`).
+    pub ip: Arc<ip::IpRules>,
+    /// CORS origins (`--cors-origin`, `[network] cors_origins`).
+    pub cors: Arc<cors::Cors>,
+    /// Rate limits and the per-principal concurrency cap (`[limits]`).
+    pub limits: Arc<rate_limit::Limits>,
 }
 
 /// What RBAC allowed: the rule (for audit) and the `*/list` filter for this caller.
 pub type Allowed = (Option<String>, Option<ListFilter>);
 
 impl RequestPolicy {
+    /// Phase 1 of STYLE.md §7: the client's address (the socket peer, or what a trusted
+    /// proxy says it forwarded), refused when denied. Why first: a denied network learns
+    /// nothing at all. `None` (no socket, in-process tests) passes only without rules.
+    pub fn client(
+        &self,
+        peer: Option<SocketAddr>,
+        headers: &HeaderMap,
+    ) -> Result<Option<SocketAddr>, Error> {
+        match peer {
+            Some(peer) => {
+                let client = self.ip.client(peer, headers);
+                if self.ip.allows(client.ip()) {
+                    Ok(Some(client))
+                } else {
+                    Err(Error::IpDenied)
+                }
+            }
+            None if self.ip.is_empty() => Ok(None),
+            None => Err(Error::IpDenied),
+        }
+    }
+
     /// Phase 2 of STYLE.md §7, the parts that exist: Host, then Origin.
     pub fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
         // Why first: a rebinding attempt must learn nothing, not even whether a route exists.
-        self.origin.check(headers, authority)
+        match self.origin.check(headers, authority) {
+            // `--cors-origin '*'` says in words that any Origin may call (Host still checked).
+            Err(Error::OriginDenied) if self.cors.allows_any() => Ok(()),
+            r => r,
+        }
+    }
+
+    /// Phase 2, after authentication: global and per-principal rates (keyed on the
+    /// principal, anonymous callers on their IP: never on the session), then a slot among
+    /// the principal's concurrent requests when `counted` (held until the answer is sent).
+    pub fn limit_request(
+        &self,
+        caller: &Caller,
+        counted: bool,
+    ) -> Result<Option<rate_limit::InFlight>, Error> {
+        self.limits.check_principal(caller)?;
+        if counted {
+            self.limits.acquire(caller)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// Phase 3, after RBAC (denied calls spend no quota): the principal×tool rate of a
+    /// `tools/call`; on WebSocket and TCP, where one upgrade carries many requests, each
+    /// request also counts against the principal's rate.
+    pub fn limit_message(&self, caller: &Caller, frame: &Frame) -> Result<(), Error> {
+        if matches!(
+            caller.transport,
+            authn::Transport::Websocket | authn::Transport::Tcp
+        ) {
+            self.limits.check_principal(caller)?;
+        }
+        match (frame.method(), frame.name()) {
+            (Some("tools/call"), Some(tool)) => self.limits.check_tool(caller, tool),
+            _ => Ok(()),
+        }
     }
 
     /// Phase 2, authentication: who is calling (after Host/Origin, before the session,

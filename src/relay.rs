@@ -116,6 +116,20 @@ impl Relay {
         self.ready.load(Ordering::Relaxed) && circuits_closed && !self.is_draining()
     }
 
+    /// The supervised slots of the configured server (shared pool or per-identity children;
+    /// none per session), for `/health`.
+    pub fn slots(&self) -> Vec<Arc<Slot>> {
+        self.children.slots()
+    }
+
+    /// The slots of the stateless 2026-07-28 pool, once started.
+    pub fn modern_slots(&self) -> Vec<Arc<Slot>> {
+        self.modern
+            .started()
+            .map(|p| p.slots().to_vec())
+            .unwrap_or_default()
+    }
+
     pub fn is_draining(&self) -> bool {
         self.draining.is_cancelled()
     }
@@ -224,6 +238,7 @@ impl Relay {
                 );
             }
         }
+        crate::telemetry::metrics::session_opened();
         Ok((session, stream))
     }
 
@@ -259,8 +274,9 @@ impl Relay {
             .ok_or(Error::UnknownSession)
     }
 
-    /// Phase 3 for one request: RBAC, then its ticket (audit record, list filter). A denial
-    /// comes back with its rule, to be answered like an unknown name and recorded.
+    /// Phase 3 for one request: RBAC, then the message rate limits, then its ticket (audit
+    /// record, list filter). A refusal comes back with its rule, to be answered in place of
+    /// the request (an unknown name, or -31004) and recorded.
     pub fn admit(
         &self,
         caller: &Caller,
@@ -269,6 +285,10 @@ impl Relay {
         modern: bool,
     ) -> Result<Ticket, (Error, String)> {
         let (rule, filter) = self.cfg.policy.authorize(caller, frame, modern)?;
+        // After RBAC, so a denied call spends no quota: principal×tool (and per-message) rate.
+        if let Err(e) = self.cfg.policy.limit_message(caller, frame) {
+            return Err((e, rule.unwrap_or_default()));
+        }
         Ok(Ticket::allowed(
             &self.audit,
             caller,

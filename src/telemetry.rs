@@ -2,6 +2,7 @@
 //! Child stderr arrives under the target `mcp_relay::child_stderr`.
 
 pub mod audit;
+pub mod metrics;
 
 use std::io::IsTerminal;
 use std::os::unix::fs::OpenOptionsExt;

@@ -99,6 +99,8 @@ pub struct Upstream {
     mux: Mutex<Mux>,
     audience: Arc<Audience>,
     counters: Arc<Counters>,
+    /// The relay asked this child to stop (its exit is expected; metrics).
+    stop_asked: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Debug, Default)]
@@ -208,6 +210,7 @@ impl Upstream {
             mux: Mutex::new(Mux::default()),
             audience,
             counters,
+            stop_asked: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(route(up.clone(), events));
         up.counters
@@ -490,6 +493,7 @@ impl Upstream {
 
     /// Starts the stop sequence of the child.
     pub fn stop(&self) {
+        self.stop_asked.store(true, Ordering::Relaxed);
         self.child.stop();
     }
 
@@ -505,8 +509,10 @@ impl Upstream {
             mux.child_requests.clear();
         }
         self.fail_pending(None, &Error::ChildExited);
+        crate::telemetry::metrics::child_exited(self.stop_asked.load(Ordering::Relaxed));
         if self.audience.is_shared() {
-            if self.child.stopping() {
+            // (`stopping()` is also true after any stdout EOF: ask who asked.)
+            if self.stop_asked.load(Ordering::Relaxed) {
                 info!(pid = self.pid(), code = ?info.code, "shared child stopped");
             } else {
                 warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "shared child exited");

@@ -1,6 +1,7 @@
-//! The security part of the configuration: the `[auth]`, `[roles]` and `[audit]` sections of
-//! `serve --config FILE` (TOML), plus their command-line shorthands, validated into the
-//! runtime objects (`Authenticator`, `Rbac`, audit and mTLS settings).
+//! The security part of the configuration: the `[auth]`, `[roles]`, `[audit]`, `[limits]` and
+//! `[network]` sections of `serve --config FILE` (TOML), plus their command-line shorthands,
+//! validated into the runtime objects (`Authenticator`, `Rbac`, audit and mTLS settings, IP
+//! rules, CORS, rate limits).
 //!
 //! File paths inside the file are relative to the file. Secrets are references (`env:`,
 //! `file:`), resolved here through a lookup function. Every problem is collected.
@@ -12,7 +13,10 @@ use serde::Deserialize;
 
 use crate::policy::api_key::{ApiKeyConfig, ApiKeys};
 use crate::policy::authn::{AuthParts, Authenticator};
+use crate::policy::cors::{self, Cors};
+use crate::policy::ip::{IpRules, NetworkConfig};
 use crate::policy::jwt::{JwtConfig, JwtVerifier};
+use crate::policy::rate_limit::{Limits, LimitsConfig};
 use crate::policy::rbac::Rbac;
 use crate::telemetry::audit::AuditConfig;
 use crate::tls::client::{MtlsConfig, MtlsMap};
@@ -30,6 +34,15 @@ pub struct FileConfig {
     /// One JSON line per request.
     #[serde(default)]
     pub audit: Option<AuditConfig>,
+    /// Rate limits and the per-principal concurrency cap (docs/traffic.md).
+    #[serde(default)]
+    pub limits: Option<LimitsConfig>,
+    /// Client IP allow/deny, trusted proxies, CORS origins (docs/traffic.md).
+    #[serde(default)]
+    pub network: Option<NetworkConfig>,
+    /// Every `serve` flag as a key; read by `config/file.rs` before the flags are parsed.
+    #[serde(default)]
+    pub serve: Option<toml::Table>,
 }
 
 /// `[auth]`.
@@ -80,6 +93,10 @@ pub struct Shorthands {
     pub roles: Option<PathBuf>,
     pub audit_log: Option<String>,
     pub identity_header: Option<String>,
+    /// `--cors-origin` values (joined with `[network] cors_origins`).
+    pub cors_origins: Vec<String>,
+    /// The listener is loopback-only (rate-limit defaults are off there).
+    pub loopback: bool,
 }
 
 /// What the security settings build into.
@@ -89,6 +106,9 @@ pub struct Security {
     pub rbac: Option<Arc<Rbac>>,
     pub audit: Option<AuditConfig>,
     pub mtls: Option<MtlsConfig>,
+    pub ip: Arc<IpRules>,
+    pub cors: Arc<Cors>,
+    pub limits: Arc<Limits>,
 }
 
 /// Reads the file (if any), applies the shorthands and validates everything.
@@ -183,6 +203,15 @@ pub fn build(
             a.file = base.join(&a.file).to_string_lossy().into_owned();
         }
     }
+    let network = file.network.unwrap_or_default();
+    let ip = network.build(errors);
+    let cors_origins: Vec<String> = s
+        .cors_origins
+        .into_iter()
+        .chain(network.cors_origins)
+        .collect();
+    let cors = cors::build(&cors_origins, errors);
+    let limits = file.limits.unwrap_or_default().build(s.loopback, errors);
     if errors.len() > before {
         return None;
     }
@@ -201,6 +230,9 @@ pub fn build(
         rbac,
         audit,
         mtls: mtls_cfg,
+        ip: Arc::new(ip),
+        cors: Arc::new(cors),
+        limits: Arc::new(limits),
     })
 }
 

@@ -196,7 +196,13 @@ impl Legacy {
         if !media_type_is(headers, "application/json") {
             return Err(Error::UnsupportedMediaType);
         }
-        let bytes = read_body(body, headers, relay.config().max_body).await?;
+        let bytes = read_body(
+            body,
+            headers,
+            relay.config().max_body,
+            relay.config().body_idle,
+        )
+        .await?;
         let id = id.ok_or(Error::MissingSession)?;
         // Unknown, ended and other principals' connections are the same 404.
         let conn = self

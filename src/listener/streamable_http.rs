@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -56,49 +56,98 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .with_state(relay)
 }
 
-/// Request-level policy for every route, before routing (STYLE.md §7 phase 2): Host, then
-/// Origin, then authentication. Only the protected-resource metadata is public (clients read
-/// it to learn how to authenticate). The caller goes into the request's extensions.
-async fn guard(State(relay): State<Arc<Relay>>, mut req: Request, next: Next) -> Response {
+/// Request-level policy for every route, before routing (STYLE.md §7 phases 1-2): client
+/// IP allow/deny, Host, Origin, CORS preflight, per-IP rate, authentication, per-principal
+/// rate and concurrency. Only the protected-resource metadata is public (clients read it to
+/// learn how to authenticate). The caller goes into the request's extensions; answers to
+/// allowed CORS origins carry the CORS headers.
+async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Response {
     let policy = &relay.config().policy;
-    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-    if let Err(e) = policy.check(req.headers(), authority.as_deref()) {
-        return e.into_response();
-    }
-    if req.uri().path().starts_with(authn::WELL_KNOWN) {
-        return super::metadata::serve(policy, req.method(), req.uri().path());
-    }
     let conn = req
         .extensions()
         .get::<ConnectInfo<ConnInfo>>()
         .map(|c| c.0.clone());
+    // Phase 1: the client address (forwarded headers only from trusted proxies).
+    let peer = match policy.client(conn.as_ref().map(|c| c.peer), req.headers()) {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
+    if let Err(e) = policy.check(req.headers(), authority.as_deref()) {
+        return e.into_response();
+    }
+    // Preflights carry no credentials: answered before authentication.
+    if let Some(res) = policy.cors.preflight(req.method(), req.headers()) {
+        return res;
+    }
+    let origin = req.headers().get(header::ORIGIN).cloned();
+    let mut res = guarded(&relay, req, next, peer, conn).await;
+    if let Some(o) = origin {
+        let mut h = HeaderMap::new();
+        h.insert(header::ORIGIN, o);
+        policy.cors.decorate(&h, &mut res);
+    }
+    res
+}
+
+/// The guard after Host/Origin and CORS: limits, authentication, the route.
+async fn guarded(
+    relay: &Arc<Relay>,
+    mut req: Request,
+    next: Next,
+    peer: Option<std::net::SocketAddr>,
+    conn: Option<ConnInfo>,
+) -> Response {
+    let policy = &relay.config().policy;
+    if req.uri().path().starts_with(authn::WELL_KNOWN) {
+        return super::metadata::serve(policy, req.method(), req.uri().path());
+    }
+    // Before authentication, so credential guessing is throttled per client address.
+    if let Some(Err(e)) = peer.map(|p| policy.limits.check_ip(p.ip())) {
+        let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
+        relay.record_refusal(&anonymous, None, None, &e);
+        return e.into_response();
+    }
     // Without authentication, probes need no `--identity-header` name.
     let probe = matches!(req.uri().path(), "/health" | "/ready");
     if probe && !policy.auth.is_enabled() {
-        let caller = Caller::new(
-            Principal::anonymous(),
-            conn.as_ref().map(|c| c.peer),
-            Transport::StreamableHttp,
-        );
+        let caller = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
         req.extensions_mut().insert(caller);
         return next.run(req).await;
     }
-    let peer = conn.as_ref().map(|c| c.peer);
     let cert = conn.as_ref().and_then(|c| c.cert.clone());
     let principal = policy
         .authenticate(req.headers(), req.uri().query(), cert.as_deref())
         .await;
-    match principal {
-        Ok(p) => {
-            req.extensions_mut()
-                .insert(Caller::new(p, peer, Transport::StreamableHttp));
-            next.run(req).await
-        }
+    let caller = match principal {
+        Ok(p) => Caller::new(p, peer, Transport::StreamableHttp),
         Err(e) => {
             let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
             relay.record_refusal(&anonymous, None, None, &e);
-            e.into_response()
+            return e.into_response();
         }
+    };
+    // Keyed on the principal, never the session: a new session dodges nothing. GET streams
+    // are long-lived and not counted among the concurrent requests.
+    let counted = matches!(*req.method(), Method::POST | Method::DELETE);
+    let slot = match policy.limit_request(&caller, counted) {
+        Ok(slot) => slot,
+        Err(e) => {
+            relay.record_refusal(&caller, None, None, &e);
+            return e.into_response();
+        }
+    };
+    req.extensions_mut().insert(caller);
+    let res = next.run(req).await;
+    match slot {
+        // Held until the response body (an SSE stream until its answer) is done.
+        Some(slot) => res.map(|body| {
+            Body::new(body.map_frame(move |f| {
+                let _held = &slot;
+                f
+            }))
+        }),
+        None => res,
     }
 }
 
@@ -149,9 +198,14 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
     if !accepts(headers, "application/json") || !accepts(headers, "text/event-stream") {
         return Err(Error::NotAcceptable);
     }
-    let bytes = read_body(body, headers, relay.config().max_body)
-        .await
-        .map_err(|e| record(e, None))?;
+    let bytes = read_body(
+        body,
+        headers,
+        relay.config().max_body,
+        relay.config().body_idle,
+    )
+    .await
+    .map_err(|e| record(e, None))?;
     let (frames, batch) = match Message::parse(bytes).map_err(|e| record(e.into(), None))? {
         Message::Single(f) => (vec![f], false),
         Message::Batch(v) => (v, true),
@@ -468,6 +522,7 @@ pub(super) async fn read_body(
     mut body: Body,
     headers: &HeaderMap,
     limit: u64,
+    idle: std::time::Duration,
 ) -> Result<Bytes, Error> {
     let declared =
         header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
@@ -476,7 +531,11 @@ pub(super) async fn read_body(
         return Err(Error::BodyTooLarge(limit));
     }
     let mut buf = bytes::BytesMut::new();
-    while let Some(frame) = body.frame().await {
+    // A client that stops sending its body mid-way (slow body) is cut off after `idle`.
+    while let Some(frame) = tokio::time::timeout(idle, body.frame())
+        .await
+        .map_err(|_| Error::BodyTimeout)?
+    {
         let Ok(data) = frame.map_err(|_| Error::Parse)?.into_data() else {
             continue;
         };

@@ -5,8 +5,9 @@
 //! a longer one gets a -31009 error line and the connection is closed, since the stream can no
 //! longer be trusted to be in sync. A connection silent for `--tcp-idle` (5 min) is closed, as
 //! is every connection when the relay drains. OS keep-alive is on. The first line is where
-//! authentication will be read once it exists. With `--tls-cert` every connection is TLS
-//! (handshake off the accept loop, 10 s limit).
+//! authentication is read. A client address that `[network]` denies, or one over its per-IP
+//! rate, is closed at once on accept. With `--tls-cert` every connection is TLS (handshake
+//! off the accept loop, 10 s limit).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -36,6 +37,7 @@ pub async fn serve(
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
+    let permits = Arc::new(tokio::sync::Semaphore::new(relay.config().max_connections));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
@@ -43,16 +45,33 @@ pub async fn serve(
         };
         match accepted {
             Ok((tcp, peer)) => {
+                // Phase 1: a denied (or over-rate) client address is closed at once, before
+                // the connection cap, TLS and any byte read. No proxy headers on this front.
+                let policy = &relay.config().policy;
+                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+                if !policy.ip.allows(peer.ip()) || policy.limits.check_ip(peer.ip()).is_err() {
+                    debug!(%peer, "tcp connection refused by ip rules or rate");
+                    drop(tcp);
+                    continue;
+                }
+                let Ok(permit) = permits.clone().try_acquire_owned() else {
+                    warn!(%peer, "connection cap reached: tcp connection refused");
+                    continue;
+                };
                 debug!(%peer, "tcp connection");
                 let _ = tcp.set_nodelay(true);
                 let _ = socket_keepalive(&tcp);
                 let relay = relay.clone();
                 match tls.clone() {
                     None => {
-                        tokio::spawn(connection(relay, tcp, peer, None));
+                        tokio::spawn(async move {
+                            let _permit = permit;
+                            connection(relay, tcp, peer, None).await;
+                        });
                     }
                     Some(acceptor) => {
                         tokio::spawn(async move {
+                            let _permit = permit;
                             if let Some(tls) = crate::tls::handshake(&acceptor, tcp).await {
                                 let cert = super::peer_identity(&tls);
                                 connection(relay, tls, peer, cert).await;

@@ -14,12 +14,15 @@ use crate::jsonrpc::{self, Frame};
 use crate::policy::authn::Caller;
 use crate::policy::rbac::ListFilter;
 use crate::telemetry::audit::{self, Audit, Record};
+use crate::telemetry::metrics::{self, DenialKind, Measure, Outcome};
 
 /// One request's audit record and list filter; cheap (two `None`s) when neither is on.
 #[derive(Debug, Default)]
 pub struct Ticket {
     record: Option<Box<Pending>>,
     filter: Option<ListFilter>,
+    /// The request's metrics, counted when the ticket drops (like the record).
+    measure: Option<Measure>,
 }
 
 #[derive(Debug)]
@@ -50,7 +53,16 @@ impl Ticket {
                 started: Instant::now(),
             })
         });
-        Ticket { record, filter }
+        let measure = Measure::start(
+            caller.transport.as_str(),
+            frame.method(),
+            frame.bytes().len(),
+        );
+        Ticket {
+            record,
+            filter,
+            measure: Some(measure),
+        }
     }
 
     /// Records a request the relay refused itself (denied, malformed, over a cap) at once.
@@ -62,6 +74,7 @@ impl Ticket {
         error: &Error,
         rule: Option<String>,
     ) {
+        count_refusal(caller, frame, error);
         if !audit.is_enabled() {
             return;
         }
@@ -97,6 +110,9 @@ impl Ticket {
     /// client records it (one record per request, never two).
     pub fn discard(mut self) {
         self.record = None;
+        if let Some(m) = &mut self.measure {
+            m.disarm();
+        }
     }
 
     /// The answer to deliver: filtered for the caller, and noted for the record.
@@ -105,13 +121,25 @@ impl Ticket {
             Some(f) => f.apply(&bytes).unwrap_or(bytes),
             None => bytes,
         };
+        if self.record.is_none() && self.measure.is_none() {
+            return bytes;
+        }
+        // Only an answer that spells `"error"`, literally or with `\u` escapes, can be an
+        // error: spares parsing large results.
+        let maybe = |needle: &[u8]| memchr::memmem::find(&bytes, needle).is_some();
+        let code = (maybe(b"\"error\"") || maybe(b"\\u"))
+            .then(|| jsonrpc::error_code(&bytes))
+            .flatten();
+        let outcome = match code {
+            None => "ok",
+            Some(-31008) => "timeout",
+            Some(_) => "error",
+        };
+        if let Some(m) = &mut self.measure {
+            m.answered(Outcome::of_audit(outcome), bytes.len());
+        }
         if let Some(p) = &mut self.record {
-            let code = jsonrpc::error_code(&bytes);
-            p.record.outcome = match code {
-                None => "ok",
-                Some(-31008) => "timeout",
-                Some(_) => "error",
-            };
+            p.record.outcome = outcome;
             p.record.error_code = code;
             p.record.bytes_out = bytes.len() as u64;
         }
@@ -129,6 +157,37 @@ impl Drop for Ticket {
             p.audit.emit(p.record);
         }
     }
+}
+
+/// Counts a refusal: the request, and an authentication failure or a policy denial.
+fn count_refusal(caller: &Caller, frame: Option<&Frame>, error: &Error) {
+    let outcome = match error {
+        Error::Unauthorized { reason, .. } => {
+            metrics::auth_failure(reason);
+            Outcome::Unauthenticated
+        }
+        // Like the audit record: an authenticated caller without the scope is `refused`.
+        Error::Forbidden { reason, .. } => {
+            metrics::auth_failure(reason);
+            Outcome::Refused
+        }
+        e if e.is_denial() => {
+            metrics::policy_denial(match e {
+                Error::UnknownTool(_) => DenialKind::Tool,
+                Error::UnknownPrompt(_) => DenialKind::Prompt,
+                Error::UnknownResource(_) | Error::ResourceNotFound(_) => DenialKind::Resource,
+                _ => DenialKind::Method,
+            });
+            Outcome::Denied
+        }
+        _ => Outcome::Refused,
+    };
+    metrics::refused(
+        caller.transport.as_str(),
+        frame.and_then(Frame::method),
+        outcome,
+        frame.map_or(0, |f| f.bytes().len()),
+    );
 }
 
 fn record_of_caller(caller: &Caller, session: Option<&str>) -> Record {

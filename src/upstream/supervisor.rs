@@ -110,6 +110,11 @@ impl Slot {
         &self.audience
     }
 
+    /// The slot's place in its pool.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
     pub fn state(&self) -> State {
         self.state.borrow().clone()
     }
@@ -290,7 +295,7 @@ async fn run(slot: Arc<Slot>) {
         }
         slot.state.send_replace(State::Starting);
         let started = Instant::now();
-        match slot.launch().await {
+        let launched = match slot.launch().await {
             Ok((up, init)) => {
                 info!(slot = slot.index, pid = up.pid(), "shared child ready");
                 probing = false;
@@ -307,12 +312,20 @@ async fn run(slot: Arc<Slot>) {
                         break;
                     }
                 }
+                true
             }
-            Err(e) => warn!(slot = slot.index, error = %e, "shared child failed to start"),
-        }
+            Err(e) => {
+                warn!(slot = slot.index, error = %e, "shared child failed to start");
+                false
+            }
+        };
         if slot.stop.is_cancelled() {
             break;
         }
+        crate::telemetry::metrics::child_restarted(match launched {
+            true => crate::telemetry::metrics::RestartReason::Exited,
+            false => crate::telemetry::metrics::RestartReason::StartFailed,
+        });
         let now = Instant::now();
         if now.duration_since(started) >= HEALTHY_AFTER {
             attempt = 0;

@@ -13,7 +13,11 @@
 //! - `auth`: credentials at every route and front, sessions bound to principals, mTLS
 //!   (SECURITY.md §8.A, G3).
 //! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
+//! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (SECURITY.md
+//!   §8.C2, §8.D6).
 //! - `audit`: one audit line per request whatever its outcome; written before exit.
+//! - `metrics`: the admin listener: exact counts after a scripted workload, Host and token
+//!   checks, per-slot `/health`.
 //! - `bridge`: `mcp-relay connect` (the stdio bridge) as a host drives it: every transport,
 //!   credentials, tool filters, reconnects, malformed input, hostile servers (SECURITY.md §6, §8.F).
 
@@ -25,6 +29,10 @@ mod bridge;
 mod bridge_era;
 mod child;
 mod cli;
+mod config;
+mod exhaustion;
+mod limits;
+mod metrics;
 mod modern;
 mod rbac;
 mod remote;

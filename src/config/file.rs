@@ -1,0 +1,400 @@
+//! The `[serve]` section of the config file: every `serve` flag, as a TOML key (the flag's
+//! name with `_` for `-`), so the command line is a shortcut for the file and both go through
+//! one validation. `command = ["npx", "-y", "server"]` is the wrapped command; arrays repeat a
+//! flag; `true` sets a switch. Flags given on the command line win over the file.
+//!
+//! The file's other sections (`[auth]`, `[roles]`, `[audit]`, `[limits]`, `[network]`) are
+//! read by `config/security.rs`. `check-config` and `schema` live here too.
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use clap::CommandFactory;
+use serde_json::{json, Map, Value};
+
+/// `argv` with the `[serve]` section of a `--config FILE` (for `serve` and `stdio`) spliced in
+/// right after the subcommand, so that later command-line flags override it.
+pub fn expand_argv(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
+    let sub = argv
+        .iter()
+        .position(|a| a == "serve" || a == "stdio")
+        .filter(|&i| i <= 3);
+    let Some(sub) = sub else { return Ok(argv) };
+    let end = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
+    let config = argv[sub..end].iter().enumerate().find_map(|(i, a)| {
+        let a = a.to_str()?;
+        if let Some(v) = a.strip_prefix("--config=") {
+            return Some(v.to_owned());
+        }
+        (a == "--config")
+            .then(|| {
+                argv.get(sub + i + 1)
+                    .and_then(|v| v.to_str())
+                    .map(str::to_owned)
+            })
+            .flatten()
+    });
+    let Some(config) = config else {
+        return Ok(argv);
+    };
+    let errors = key_errors(Path::new(&config));
+    if !errors.is_empty() {
+        return Err(errors.join("\nmcp-relay: "));
+    }
+    let (flags, command) = serve_args(Path::new(&config))?;
+    let mut out: Vec<OsString> = argv[..=sub].to_vec();
+    out.extend(flags.into_iter().map(OsString::from));
+    out.extend(argv[sub + 1..end].iter().cloned());
+    match (end < argv.len(), command) {
+        (true, _) => out.extend(argv[end..].iter().cloned()),
+        (false, Some(cmd)) => {
+            out.push("--".into());
+            out.extend(cmd.into_iter().map(OsString::from));
+        }
+        (false, None) => {}
+    }
+    Ok(out)
+}
+
+/// The `[serve]` table as flags, and its `command`.
+fn serve_args(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>), String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--config {}: {}", path.display(), e.kind()))?;
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))?;
+    let Some(serve) = table.get("serve") else {
+        return Ok((Vec::new(), None));
+    };
+    let serve = serve
+        .as_table()
+        .ok_or_else(|| format!("--config {}: [serve] must be a table", path.display()))?;
+    let mut flags = Vec::new();
+    let mut command = None;
+    let mut errors = Vec::new();
+    let base = path.parent().unwrap_or(Path::new(""));
+    for (key, value) in serve {
+        // File paths in the file are relative to the file (as in its other sections).
+        if PATH_KEYS.contains(&key.as_str()) {
+            if let Some(p) = value.as_str().filter(|p| *p != "-") {
+                let full = base.join(p);
+                flags.extend([
+                    format!("--{}", key.replace('_', "-")),
+                    full.to_string_lossy().into_owned(),
+                ]);
+                continue;
+            }
+        }
+        if key == "command" {
+            match value
+                .as_array()
+                .map(|a| a.iter().map(scalar).collect::<Option<Vec<_>>>())
+            {
+                Some(Some(c)) if !c.is_empty() => command = Some(c),
+                _ => errors.push("serve.command: expected a non-empty array of strings".to_owned()),
+            }
+            continue;
+        }
+        let flag = format!("--{}", key.replace('_', "-"));
+        match value {
+            toml::Value::Boolean(true) => flags.push(flag),
+            toml::Value::Boolean(false) => {}
+            toml::Value::Array(items) => {
+                for item in items {
+                    match scalar(item) {
+                        Some(v) => flags.extend([flag.clone(), v]),
+                        None => errors.push(format!("serve.{key}: expected strings or numbers")),
+                    }
+                }
+            }
+            // `KEY=VALUE` pairs (`env = { A = "1" }`).
+            toml::Value::Table(t) => {
+                for (k, v) in t {
+                    match scalar(v) {
+                        Some(v) => flags.extend([flag.clone(), format!("{k}={v}")]),
+                        None => errors.push(format!("serve.{key}.{k}: expected a string")),
+                    }
+                }
+            }
+            v => match scalar(v) {
+                Some(v) => flags.extend([flag, v]),
+                None => errors.push(format!("serve.{key}: unsupported value")),
+            },
+        }
+    }
+    if errors.is_empty() {
+        Ok((flags, command))
+    } else {
+        Err(format!(
+            "--config {}: {}",
+            path.display(),
+            errors.join("; ")
+        ))
+    }
+}
+
+/// `[serve]` keys that name files: relative to the config file.
+const PATH_KEYS: [&str; 6] = [
+    "roles",
+    "tls_cert",
+    "tls_key",
+    "audit_log",
+    "upstream_ca",
+    "cwd",
+];
+
+fn scalar(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        toml::Value::Float(f) => Some(f.to_string()),
+        toml::Value::Boolean(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+/// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
+pub fn check(file: &Path) -> u8 {
+    use clap::Parser;
+    let early = key_errors(file);
+    if !early.is_empty() {
+        for e in early {
+            eprintln!("{}: {e}", file.display());
+        }
+        return 64;
+    }
+    let argv = ["mcp-relay", "serve", "--config"].map(OsString::from);
+    let argv = argv
+        .into_iter()
+        .chain([file.as_os_str().to_owned()])
+        .collect();
+    let checked = expand_argv(argv)
+        .map_err(|e| vec![e])
+        .and_then(|argv| crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()]))
+        .and_then(|cli| match cli.command {
+            crate::cli::Command::Serve(args) => args.into_config(),
+            _ => Err(vec!["not a serve configuration".into()]),
+        });
+    match checked {
+        Ok(_) => {
+            println!("{}: ok", file.display());
+            0
+        }
+        Err(errors) => {
+            for e in errors {
+                eprintln!("{}: {e}", file.display());
+            }
+            64
+        }
+    }
+}
+
+/// Every problem of the file that can be found key by key, with its path: unknown or
+/// malformed `[serve]` keys (each checked on its own, so all are reported) and the other
+/// sections' shape.
+pub fn key_errors(file: &Path) -> Vec<String> {
+    use clap::Parser;
+    let (flags, command) = match serve_args(file) {
+        Ok(v) => v,
+        Err(e) => return vec![e],
+    };
+    let mut errors = Vec::new();
+    let mut i = 0;
+    while i < flags.len() {
+        // One flag with its value (if the next item is not a flag).
+        let mut one = vec![flags[i].clone()];
+        if flags.get(i + 1).is_some_and(|v| !v.starts_with("--")) {
+            one.push(flags[i + 1].clone());
+            i += 1;
+        }
+        i += 1;
+        let argv = ["mcp-relay", "serve"]
+            .into_iter()
+            .map(str::to_owned)
+            .chain(one.iter().cloned());
+        // Alone, a key may miss its companion (`tls_cert` without `tls_key`): the whole file
+        // is checked together afterwards.
+        let parsed = crate::cli::Cli::try_parse_from(argv);
+        if let Some(e) = parsed
+            .err()
+            .filter(|e| e.kind() != clap::error::ErrorKind::MissingRequiredArgument)
+        {
+            let key = one[0].trim_start_matches("--").replace('-', "_");
+            let why = e.to_string();
+            let first = why
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ");
+            errors.push(format!("serve.{key}: {first}"));
+        }
+    }
+    let _ = command;
+    if let Ok(text) = std::fs::read_to_string(file) {
+        if let Err(e) = toml::from_str::<crate::config::security::FileConfig>(&text) {
+            errors.push(e.to_string().trim().replace('\n', " "));
+        }
+    }
+    errors
+}
+
+/// `mcp-relay schema`: a JSON Schema of the config file. `[serve]` is generated from the
+/// flags themselves (so it cannot drift); the other sections are described by their keys.
+pub fn schema() -> Value {
+    let cmd = crate::cli::Cli::command();
+    let mut serve = Map::new();
+    if let Some(sub) = cmd.find_subcommand("serve") {
+        for arg in sub.get_arguments() {
+            let id = arg.get_id().as_str();
+            if matches!(id, "help" | "version" | "config") {
+                continue;
+            }
+            // The key is the flag's long name with `_` (what `[serve]` accepts).
+            let key = match arg.get_long() {
+                Some(long) => long.replace('-', "_"),
+                None => id.to_owned(),
+            };
+            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+            let takes = arg.get_action().takes_values();
+            let many = matches!(arg.get_action(), clap::ArgAction::Append) || id == "command";
+            let ty = match (takes, many) {
+                (false, _) => json!({"type": "boolean"}),
+                (true, true) => json!({"type": "array", "items": {"type": ["string", "number"]}}),
+                (true, false) => json!({"type": ["string", "number", "boolean"]}),
+            };
+            let mut prop = ty.as_object().cloned().unwrap_or_default();
+            prop.insert("description".into(), help.into());
+            if let Some(d) = arg.get_default_values().first() {
+                prop.insert("default".into(), d.to_string_lossy().into_owned().into());
+            }
+            serve.insert(key, Value::Object(prop));
+        }
+    }
+    json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "mcp-relay configuration (TOML)",
+        "type": "object",
+        "additionalProperties": false,
+        "properties": {
+            "serve": {"type": "object", "additionalProperties": false, "properties": serve,
+                "description": "Every `serve` flag as a key (`-` written `_`); `command` is the wrapped server"},
+            "auth": {"type": "object", "description": "resource, authorization_servers, scopes_supported, required_scopes, [[auth.api_keys]], [[auth.jwt]], [auth.mtls] (docs/security.md)"},
+            "roles": {"type": "object", "properties": {"file": {"type": "string"}}, "additionalProperties": false},
+            "audit": {"type": "object", "properties": {"file": {"type": "string"}, "max_size": {"type": "string"}, "keep": {"type": "integer"}, "allow_fields": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+            "limits": {"type": "object", "description": "rate limits and concurrency caps (docs/traffic.md)"},
+            "network": {"type": "object", "description": "IP allow/deny lists, trusted proxies, CORS origins (docs/traffic.md)"}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serve_section_becomes_flags_before_the_command_line() {
+        let dir = std::env::temp_dir().join(format!("mcp-relay-file-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("relay.toml");
+        std::fs::write(
+            &f,
+            "[serve]\nlisten = \"127.0.0.1:9000\"\nallowed_host = [\"a\", \"b\"]\ninsecure_no_auth = true\nenv = { K = \"v\" }\ncommand = [\"srv\", \"--x\"]\n",
+        )
+        .unwrap();
+        let argv: Vec<OsString> = [
+            "mcp-relay",
+            "serve",
+            "--config",
+            f.to_str().unwrap(),
+            "--path",
+            "/p",
+        ]
+        .iter()
+        .map(OsString::from)
+        .collect();
+        let out: Vec<String> = expand_argv(argv)
+            .unwrap()
+            .into_iter()
+            .map(|s| s.into_string().unwrap())
+            .collect();
+        let joined = out.join(" ");
+        assert!(joined.starts_with("mcp-relay serve "), "{joined}");
+        assert!(
+            joined.contains("--allowed-host a --allowed-host b"),
+            "{joined}"
+        );
+        assert!(joined.contains("--insecure-no-auth"), "{joined}");
+        assert!(joined.contains("--env K=v"), "{joined}");
+        assert!(joined.ends_with("--path /p -- srv --x"), "{joined}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// One entry of a Claude Desktop `mcpServers` file: a command or a URL.
+#[derive(Debug, PartialEq, Eq)]
+pub enum McpServer {
+    Command {
+        argv: Vec<String>,
+        env: Vec<(String, String)>,
+    },
+    Url(String),
+}
+
+/// Reads `{"mcpServers": {"name": {"command", "args", "env"} | {"url"}}}` (Claude Desktop's
+/// `claude_desktop_config.json`, Cursor's `mcp.json`) and picks `name`, or the only entry.
+pub fn mcp_server(path: &Path, name: Option<&str>) -> Result<McpServer, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("--mcp-servers {}: {}", path.display(), e.kind()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .map_err(|e| format!("--mcp-servers {}: {e}", path.display()))?;
+    let servers = doc
+        .get("mcpServers")
+        .and_then(Value::as_object)
+        .ok_or_else(|| format!("--mcp-servers {}: no `mcpServers` object", path.display()))?;
+    let (key, entry) = match name {
+        Some(n) => servers
+            .get_key_value(n)
+            .ok_or_else(|| format!("--mcp-servers: no server named `{n}`"))?,
+        None if servers.len() == 1 => servers.iter().next().ok_or("empty")?,
+        None => {
+            let names: Vec<&str> = servers.keys().map(String::as_str).collect();
+            return Err(format!(
+                "--mcp-servers lists {} servers ({}): pick one with --server NAME",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    };
+    if let Some(url) = entry.get("url").and_then(Value::as_str) {
+        return Ok(McpServer::Url(url.to_owned()));
+    }
+    let command = entry
+        .get("command")
+        .and_then(Value::as_str)
+        .ok_or_else(|| format!("mcpServers.{key}: neither `command` nor `url`"))?;
+    let mut argv = vec![command.to_owned()];
+    for a in entry
+        .get("args")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        argv.push(
+            a.as_str()
+                .ok_or_else(|| format!("mcpServers.{key}.args: strings only"))?
+                .to_owned(),
+        );
+    }
+    let mut env = Vec::new();
+    for (k, v) in entry
+        .get("env")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+    {
+        let v = v
+            .as_str()
+            .ok_or_else(|| format!("mcpServers.{key}.env.{k}: a string"))?;
+        env.push((k.clone(), v.to_owned()));
+    }
+    Ok(McpServer::Command { argv, env })
+}

@@ -1,0 +1,159 @@
+//! The config file: every example validates, a broken file reports all its problems at once,
+//! `[serve]` keys are flags (the command line wins), a Claude Desktop `mcpServers` file names
+//! the server, and `schema` describes the file.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::support::{tempdir, Relay, FIXTURE, RELAY};
+
+fn examples() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples")
+}
+
+#[test]
+fn every_example_config_passes_check_config() {
+    let secret = Command::new(RELAY)
+        .args(["token", "secret"])
+        .output()
+        .unwrap();
+    let secret = String::from_utf8(secret.stdout).unwrap();
+    let mut checked = 0;
+    for entry in std::fs::read_dir(examples()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let out = Command::new(RELAY)
+            .arg("check-config")
+            .arg(&path)
+            .env("RELAY_JWT_SECRET", secret.trim())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}: {out:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 2, "no example configs found");
+}
+
+#[test]
+fn a_broken_config_prints_every_problem_at_once() {
+    let f = tempdir().join("bad.toml");
+    std::fs::write(
+        &f,
+        "[serve]\nlisten = \"not an address\"\nno_such_flag = 1\nmax_sessions = \"many\"\n\n[auth]\nunknown = 2\n",
+    )
+    .unwrap();
+    for args in [vec!["check-config"], vec!["serve", "--config"]] {
+        let out = Command::new(RELAY).args(&args).arg(&f).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for path in [
+            "serve.listen",
+            "serve.no_such_flag",
+            "serve.max_sessions",
+            "unknown",
+        ] {
+            assert!(err.contains(path), "{args:?} misses {path}: {err}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn serve_keys_are_flags_and_the_command_line_wins() {
+    let dir = tempdir();
+    let f = dir.join("relay.toml");
+    std::fs::write(
+        &f,
+        format!(
+            "[serve]\nlisten = \"127.0.0.1:1\"\npath = \"/from-file\"\ncommand = [{:?}]\n",
+            FIXTURE
+        ),
+    )
+    .unwrap();
+    // `--listen` on the command line overrides the file's; `path` comes from the file.
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--config",
+        f.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert!(relay.url.ends_with("/from-file"), "{}", relay.url);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let r = c
+        .call(json!(1), "echo", json!({"text": "from a file"}))
+        .await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn an_mcp_servers_file_names_the_server() {
+    let dir = tempdir();
+    let f = dir.join("claude_desktop_config.json");
+    std::fs::write(
+        &f,
+        json!({"mcpServers": {
+            "fixture": {"command": FIXTURE, "args": ["--record", dir.join("rec.log")], "env": {"MCP_TEST_VAR": "set"}},
+            "other": {"url": "https://mcp.example.com/mcp"}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let two = Command::new(RELAY)
+        .args(["serve", "--listen", "127.0.0.1:0", "--mcp-servers"])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(two.status.code(), Some(64));
+    assert!(
+        String::from_utf8_lossy(&two.stderr).contains("--server"),
+        "{two:?}"
+    );
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--mcp-servers",
+        f.to_str().unwrap(),
+        "--server",
+        "fixture",
+    ]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let r = c
+        .call(json!(1), "env", json!({"name": "MCP_TEST_VAR"}))
+        .await;
+    assert_eq!(crate::support::text_of(&r.messages()[0]), "set");
+    assert!(dir.join("rec.log").exists());
+    // The bundled example parses too.
+    let out = Command::new(RELAY)
+        .args(["check-config"])
+        .arg(examples().join("relay.toml"))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+}
+
+#[test]
+fn schema_describes_every_serve_flag() {
+    let out = Command::new(RELAY).arg("schema").output().unwrap();
+    assert!(out.status.success());
+    let schema: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let serve = &schema["properties"]["serve"]["properties"];
+    for key in [
+        "listen",
+        "allowed_host",
+        "session_mode",
+        "command",
+        "tls_cert",
+        "max_body",
+    ] {
+        assert!(serve.get(key).is_some(), "schema lacks serve.{key}");
+    }
+    assert_eq!(serve["listen"]["default"], "127.0.0.1:8080");
+    assert_eq!(serve["allowed_host"]["type"], "array");
+}
