@@ -13,7 +13,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::config::ServeConfig;
 use crate::listener::{http_server, PlainListener};
@@ -185,7 +185,36 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         wait_for_signal().await;
         trigger.cancel();
     });
+    tokio::spawn(reload_on_hangup(bound.relay().clone(), shutdown.clone()));
     bound.run(shutdown).await
+}
+
+/// SIGHUP: the configuration is read and validated again (the same command line, the same
+/// `--config` file); its policy (credentials, roles, limits, network rules, CORS) replaces
+/// the old one for the next requests. Sessions, streams and children stay. A configuration
+/// with problems is refused with each problem logged, and the old policy stays.
+async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            got = hup.recv() => if got.is_none() { return },
+            () = stop.cancelled() => return,
+        }
+        match crate::config::file::reload_config() {
+            Ok(cfg) => {
+                relay.reload_policy(cfg.policy);
+                info!(signal = "SIGHUP", "policy reloaded");
+            }
+            Err(errors) => {
+                for e in errors {
+                    warn!(signal = "SIGHUP", error = %e, "configuration refused; the old policy stays");
+                }
+            }
+        }
+    }
 }
 
 /// `mcp-relay stdio`: one session on the relay's own stdin/stdout, until stdin ends or a

@@ -55,11 +55,14 @@ pub struct Relay {
     draining: CancellationToken,
     ready: AtomicBool,
     audit: Audit,
+    /// The request policy; replaced as a whole on SIGHUP (`reload_policy`).
+    policy: arc_swap::ArcSwap<crate::policy::RequestPolicy>,
 }
 
 impl Relay {
     /// Builds the core; in shared mode this starts the pool (needs a Tokio runtime).
     pub fn new(cfg: Arc<ServeConfig>, audit: Audit) -> Arc<Relay> {
+        let policy = arc_swap::ArcSwap::from_pointee(cfg.policy.clone());
         let counters = Arc::new(Counters::default());
         tokio::spawn(crate::upstream::expire_all(counters.clone()));
         Arc::new(Relay {
@@ -72,11 +75,22 @@ impl Relay {
             draining: CancellationToken::new(),
             ready: AtomicBool::new(true),
             audit,
+            policy,
         })
     }
 
     pub fn config(&self) -> &ServeConfig {
         &self.cfg
+    }
+
+    /// The request policy in force (authentication, roles, limits, network rules, CORS).
+    pub fn policy(&self) -> Arc<crate::policy::RequestPolicy> {
+        self.policy.load_full()
+    }
+
+    /// Puts a new policy in force for the next requests; sessions and streams stay.
+    pub fn reload_policy(&self, policy: crate::policy::RequestPolicy) {
+        self.policy.store(Arc::new(policy));
     }
 
     /// `per-session`, `shared` or `per-identity`.
@@ -258,7 +272,7 @@ impl Relay {
     /// Sessions per authenticated principal; a `--identity-header` name is not an
     /// authentication, so without one only the global cap applies (SECURITY.md §2).
     fn per_principal_cap(&self) -> usize {
-        if self.cfg.policy.auth.is_enabled() {
+        if self.policy().auth.is_enabled() {
             self.cfg.max_sessions_per_principal
         } else {
             usize::MAX
@@ -284,9 +298,9 @@ impl Relay {
         frame: &Frame,
         modern: bool,
     ) -> Result<Ticket, (Error, String)> {
-        let (rule, filter) = self.cfg.policy.authorize(caller, frame, modern)?;
+        let (rule, filter) = self.policy().authorize(caller, frame, modern)?;
         // After RBAC, so a denied call spends no quota: principal×tool (and per-message) rate.
-        if let Err(e) = self.cfg.policy.limit_message(caller, frame) {
+        if let Err(e) = self.policy().limit_message(caller, frame) {
             return Err((e, rule.unwrap_or_default()));
         }
         Ok(Ticket::allowed(

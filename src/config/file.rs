@@ -152,6 +152,18 @@ fn scalar(v: &toml::Value) -> Option<String> {
     }
 }
 
+/// The configuration of this process, read again from its own command line and files
+/// (SIGHUP).
+pub fn reload_config() -> Result<crate::config::ServeConfig, Vec<String>> {
+    use clap::Parser;
+    let argv = expand_argv(std::env::args_os().collect()).map_err(|e| vec![e])?;
+    let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()])?;
+    match cli.command {
+        crate::cli::Command::Serve(args) => args.into_config(),
+        _ => Err(vec!["only `serve` reloads its configuration".into()]),
+    }
+}
+
 /// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
 pub fn check(file: &Path) -> u8 {
     use clap::Parser;

@@ -105,8 +105,7 @@ impl Duplex {
         if self.caller.is_expired() {
             let e = self
                 .relay
-                .config()
-                .policy
+                .policy()
                 .refusal(crate::policy::authn::AuthFailure::Expired);
             self.refuse(&e, None).await;
             self.closing.cancel();

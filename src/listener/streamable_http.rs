@@ -62,7 +62,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
 /// learn how to authenticate). The caller goes into the request's extensions; answers to
 /// allowed CORS origins carry the CORS headers.
 async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Response {
-    let policy = &relay.config().policy;
+    let policy = &relay.policy();
     let conn = req
         .extensions()
         .get::<ConnectInfo<ConnInfo>>()
@@ -98,7 +98,7 @@ async fn guarded(
     peer: Option<std::net::SocketAddr>,
     conn: Option<ConnInfo>,
 ) -> Response {
-    let policy = &relay.config().policy;
+    let policy = &relay.policy();
     if req.uri().path().starts_with(authn::WELL_KNOWN) {
         return super::metadata::serve(policy, req.method(), req.uri().path());
     }

@@ -47,7 +47,7 @@ pub async fn serve(
             Ok((tcp, peer)) => {
                 // Phase 1: a denied (or over-rate) client address is closed at once, before
                 // the connection cap, TLS and any byte read. No proxy headers on this front.
-                let policy = &relay.config().policy;
+                let policy = &relay.policy();
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
                 if !policy.ip.allows(peer.ip()) || policy.limits.check_ip(peer.ip()).is_err() {
                     debug!(%peer, "tcp connection refused by ip rules or rate");
@@ -165,7 +165,7 @@ async fn authenticate<R>(
 where
     R: AsyncRead + Unpin,
 {
-    let policy = &relay.config().policy;
+    let policy = &relay.policy();
     let none = HeaderMap::new();
     let by_cert = cert.is_some() && policy.auth.has_mtls();
     if !policy.auth.is_enabled() || by_cert {

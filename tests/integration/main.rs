@@ -35,6 +35,7 @@ mod limits;
 mod metrics;
 mod modern;
 mod rbac;
+mod reload;
 mod remote;
 mod scale;
 mod shared;
