@@ -181,6 +181,11 @@ pub struct ServeArgs {
     /// Hard limit for one request, however much progress it reports.
     #[arg(long, default_value = "10m", value_parser = duration)]
     pub request_timeout_max: Duration,
+    /// A method's own request timeout, `METHOD=DURATION` (repeatable), e.g.
+    /// `tools/call=10m` for long tool calls; progress extends it as it does the default, and
+    /// the hard maximum is at least this long.
+    #[arg(long = "method-timeout", value_name = "METHOD=DURATION", value_parser = method_timeout)]
+    pub method_timeout: Vec<(String, Duration)>,
     /// Requests in flight per session; more get 503 (-31005).
     #[arg(long, default_value_t = 64)]
     pub max_inflight: usize,
@@ -290,6 +295,20 @@ pub struct ServeArgs {
     pub command: Vec<String>,
 }
 
+fn method_timeout(s: &str) -> Result<(String, Duration), String> {
+    let (m, t) = s
+        .split_once('=')
+        .ok_or_else(|| format!("`{s}` is not METHOD=DURATION"))?;
+    if m.is_empty() {
+        return Err(format!("`{s}`: the method is empty"));
+    }
+    Ok((m.to_owned(), duration(t)?))
+}
+
+fn warn_long(method: &str, t: Duration) {
+    tracing::info!(method, timeout = ?t, "method timeout longer than --request-timeout-max: its hard maximum follows it");
+}
+
 pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (examples: 500ms, 30s, 5m)"))
 }
@@ -395,6 +414,14 @@ impl ServeArgs {
         }
         if self.request_timeout > self.request_timeout_max {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
+        }
+        let mut method_timeouts: Vec<(Box<str>, Duration)> = Vec::new();
+        for (m, t) in &self.method_timeout {
+            if *t > self.request_timeout_max {
+                // Allowed (the hard maximum follows), but worth saying.
+                warn_long(m, *t);
+            }
+            method_timeouts.push((m.as_str().into(), *t));
         }
         let scheme = if tls.is_some() { "https" } else { "http" };
         let resource_given = self.resource.is_some() || self.config.is_some();
@@ -516,6 +543,7 @@ impl ServeArgs {
                 request_timeout_max: self.request_timeout_max,
                 inflight_per_session: self.max_inflight,
                 inflight_per_child: self.max_inflight_per_child,
+                method_timeouts: Box::leak(method_timeouts.into_boxed_slice()),
             },
             buffer: BufferLimits {
                 events: self.replay_events,

@@ -73,6 +73,19 @@ pub struct Limits {
     pub inflight_per_session: usize,
     /// Requests in flight per child, over all its sessions.
     pub inflight_per_child: usize,
+    /// `--method-timeout`: methods with their own `request_timeout` (the hard maximum is
+    /// at least that long). Built once at startup.
+    pub method_timeouts: &'static [(Box<str>, Duration)],
+}
+
+impl Limits {
+    /// The time without an answer or progress after which `method` fails.
+    pub fn timeout_for(&self, method: &str) -> Duration {
+        self.method_timeouts
+            .iter()
+            .find(|(m, _)| &**m == method)
+            .map_or(self.request_timeout, |(_, t)| *t)
+    }
 }
 
 /// How long a `subscriptions/listen` may stay open (no request timeout applies to it).
@@ -122,6 +135,8 @@ struct Pending {
     listen: bool,
     deadline: Instant,
     hard_deadline: Instant,
+    /// How far progress pushes the deadline (the method's timeout).
+    timeout: Duration,
 }
 
 /// Who is waiting for an answer.
@@ -301,13 +316,14 @@ impl Upstream {
         let now = Instant::now();
         // A modern subscription stream lives until the client closes it.
         let listen = frame.method() == Some("subscriptions/listen");
+        let timeout = self.limits.timeout_for(frame.method().unwrap_or_default());
         let (deadline, hard_deadline) = if listen {
             let never = now + LISTEN_LIFETIME;
             (never, never)
         } else {
             (
-                now + self.limits.request_timeout,
-                now + self.limits.request_timeout_max,
+                now + timeout,
+                now + self.limits.request_timeout_max.max(timeout),
             )
         };
         mux.pending.insert(
@@ -324,6 +340,7 @@ impl Upstream {
                 listen,
                 deadline,
                 hard_deadline,
+                timeout,
             },
         );
         stream.expect_answer();
@@ -367,6 +384,7 @@ impl Upstream {
                 listen: false,
                 deadline: now + self.limits.request_timeout,
                 hard_deadline: now + self.limits.request_timeout_max,
+                timeout: self.limits.request_timeout,
             },
         );
         if self.child.send(Bytes::from(line)).is_err() {

@@ -79,7 +79,7 @@ impl Upstream {
             return;
         };
         // Progress extends the timeout, up to the hard maximum.
-        p.deadline = (Instant::now() + self.limits.request_timeout).min(p.hard_deadline);
+        p.deadline = (Instant::now() + p.timeout).min(p.hard_deadline);
         let Target::Client { stream, .. } = &p.to else {
             return;
         };

@@ -166,3 +166,25 @@ async fn long_call_with_progress_outlives_the_timeout_up_to_the_hard_maximum() {
         started.elapsed()
     );
 }
+
+/// `--method-timeout` gives one method its own timeout: a slow `tools/call` outlives the
+/// default (300 ms) and is still cut at its own (3 s).
+#[tokio::test]
+async fn a_method_timeout_lets_long_tool_calls_finish() {
+    let relay = Relay::start(
+        &[
+            "--request-timeout",
+            "300ms",
+            "--method-timeout",
+            "tools/call=3s",
+        ],
+        &[],
+    );
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let r = c.call(json!(1), "slow", json!({"ms": 1200})).await;
+    let m = r.messages().pop().unwrap();
+    assert!(m.get("result").is_some(), "{m}");
+    let r = c.call(json!(2), "slow", json!({"ms": 5000})).await;
+    assert_eq!(r.messages().pop().unwrap()["error"]["code"], -31008);
+}
