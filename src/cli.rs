@@ -134,6 +134,16 @@ pub struct ServeArgs {
     /// are allowed origins too. Joins `[network] cors_origins` of --config.
     #[arg(long = "cors-origin", value_name = "ORIGIN")]
     pub cors_origins: Vec<String>,
+    /// Client networks allowed to connect (CIDR or address, repeatable; joins `[network]
+    /// allow`). Absent everywhere: everyone.
+    #[arg(long = "allow-ip", value_name = "CIDR")]
+    pub allow_ips: Vec<String>,
+    /// Client networks refused (CIDR or address, repeatable; wins over --allow-ip).
+    #[arg(long = "deny-ip", value_name = "CIDR")]
+    pub deny_ips: Vec<String>,
+    /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed (repeatable).
+    #[arg(long = "trusted-proxy", value_name = "CIDR")]
+    pub trusted_proxies: Vec<String>,
     /// How sessions map to child processes: a child per session, `--children` shared
     /// children for every session (ids, progress tokens and cancellations rewritten per
     /// session), or one shared child per identity (`--identity-header`).
@@ -437,6 +447,9 @@ impl ServeArgs {
                 audit_log: self.audit_log,
                 identity_header: self.identity_header.clone().map(|h| h.to_ascii_lowercase()),
                 cors_origins: self.cors_origins.clone(),
+                allow_ips: self.allow_ips.clone(),
+                deny_ips: self.deny_ips.clone(),
+                trusted_proxies: self.trusted_proxies.clone(),
                 loopback: self.listen.ip().is_loopback(),
             },
             format!("{scheme}://{}{}", self.listen, self.path),

@@ -95,6 +95,10 @@ pub struct Shorthands {
     pub identity_header: Option<String>,
     /// `--cors-origin` values (joined with `[network] cors_origins`).
     pub cors_origins: Vec<String>,
+    /// `--allow-ip`, `--deny-ip`, `--trusted-proxy` (joined with `[network]`).
+    pub allow_ips: Vec<String>,
+    pub deny_ips: Vec<String>,
+    pub trusted_proxies: Vec<String>,
     /// The listener is loopback-only (rate-limit defaults are off there).
     pub loopback: bool,
 }
@@ -203,7 +207,17 @@ pub fn build(
             a.file = base.join(&a.file).to_string_lossy().into_owned();
         }
     }
-    let network = file.network.unwrap_or_default();
+    let mut network = file.network.unwrap_or_default();
+    if !s.allow_ips.is_empty() {
+        network
+            .allow
+            .get_or_insert_with(Vec::new)
+            .extend(s.allow_ips.iter().cloned());
+    }
+    network.deny.extend(s.deny_ips.iter().cloned());
+    network
+        .trusted_proxies
+        .extend(s.trusted_proxies.iter().cloned());
     let ip = network.build(errors);
     let cors_origins: Vec<String> = s
         .cors_origins

@@ -70,7 +70,12 @@ async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Res
     // Phase 1: the client address (forwarded headers only from trusted proxies).
     let peer = match policy.client(conn.as_ref().map(|c| c.peer), req.headers()) {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => {
+            let socket = conn.as_ref().map(|c| c.peer);
+            let anonymous = Caller::new(Principal::anonymous(), socket, Transport::StreamableHttp);
+            relay.record_refusal(&anonymous, None, None, &e);
+            return e.into_response();
+        }
     };
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
     if let Err(e) = policy.check(req.headers(), authority.as_deref()) {

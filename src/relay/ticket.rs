@@ -85,7 +85,7 @@ impl Ticket {
         let w = error.wire();
         audit.emit(Record {
             decision: match error {
-                Error::Unauthorized { .. } | Error::Forbidden { .. } => "deny",
+                Error::Unauthorized { .. } | Error::Forbidden { .. } | Error::IpDenied => "deny",
                 e if e.is_denial() => "deny",
                 _ => "allow",
             },

@@ -705,3 +705,20 @@ async fn c2_wildcard_cors_never_allows_credentials() {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+/// The network rules have command-line shortcuts: `--deny-ip` refuses, `--allow-ip` admits.
+#[tokio::test]
+async fn deny_ip_and_allow_ip_flags_apply_like_the_network_section() {
+    let denied = crate::support::Relay::start(&["--deny-ip", "127.0.0.0/8"], &[]);
+    let r = denied
+        .client()
+        .post(crate::support::init_request(
+            serde_json::json!(1),
+            "2025-11-25",
+        ))
+        .await;
+    assert_eq!(r.status, 403, "{r:?}");
+    let allowed = crate::support::Relay::start(&["--allow-ip", "127.0.0.1"], &[]);
+    let mut c = allowed.client();
+    c.initialize("2025-11-25").await;
+}
