@@ -65,26 +65,7 @@ fn requests(text: &str, method: &str, outcome: &str) -> f64 {
 
 /// `mcp-relay token jwt` for `user` with `roles`.
 fn mint(user: &str, roles: &str) -> String {
-    let out = Command::new(RELAY)
-        .args([
-            "token",
-            "jwt",
-            "--secret",
-            &format!("env:{SECRET_VAR}"),
-            "--user",
-            user,
-            "--roles",
-            roles,
-            "--expires-in",
-            "1h",
-            "--audience",
-            RESOURCE,
-        ])
-        .env(SECRET_VAR, SECRET)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    crate::support::mint_jwt(SECRET_VAR, SECRET, user, roles, RESOURCE)
 }
 
 fn client(relay: &Relay, token: &str) -> Client {

@@ -4,13 +4,12 @@
 //! back line by line.
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use serde_json::{json, Value};
 
 use crate::support::{
     eventually, patience, read_reply, tempdir, text_of, wait_event, wait_recorded, Client, Relay,
-    Reply, ACCEPT_BOTH, FIXTURE, RELAY,
+    Reply, ACCEPT_BOTH, FIXTURE,
 };
 
 /// Name of the env var holding the HMAC secret, set on the relay's and minter's Command only.
@@ -102,30 +101,7 @@ fn start_with_secret(args: &[String]) -> Relay {
 
 /// `mcp-relay token jwt` for `user` with `roles` (comma-separated), audience [`RESOURCE`].
 fn mint(user: &str, roles: &str) -> String {
-    let out = Command::new(RELAY)
-        .args([
-            "token",
-            "jwt",
-            "--secret",
-            "env:RELAY_TEST_SECRET",
-            "--user",
-            user,
-            "--roles",
-            roles,
-            "--expires-in",
-            "1h",
-            "--audience",
-            RESOURCE,
-        ])
-        .env(SECRET_VAR, SECRET)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+    crate::support::mint_jwt(SECRET_VAR, SECRET, user, roles, RESOURCE)
 }
 
 /// An HS256 token with exactly `claims` plus `iss`/`aud`/`exp` (no `roles` unless given).

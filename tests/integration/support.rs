@@ -463,3 +463,21 @@ pub fn tempdir() -> PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+/// `mcp-relay token jwt` for `user` with `roles` (comma-separated), valid for an hour, for
+/// `audience`, signed with `secret` passed to that command alone as `secret_var`.
+pub fn mint_jwt(secret_var: &str, secret: &str, user: &str, roles: &str, audience: &str) -> String {
+    let out = Command::new(RELAY)
+        .args(["token", "jwt", "--secret", &format!("env:{secret_var}")])
+        .args(["--user", user, "--roles", roles, "--expires-in", "1h"])
+        .args(["--audience", audience])
+        .env(secret_var, secret)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
