@@ -19,12 +19,9 @@ pub mod websocket;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::connect_info::Connected;
-use axum::serve::IncomingStream;
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::tls::client::{self, CertIdentity};
-use crate::tls::TlsListener;
 
 /// What one accepted connection says about its peer.
 #[derive(Debug, Clone)]
@@ -50,24 +47,6 @@ impl axum::serve::Listener for PlainListener {
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
         self.0.local_addr()
-    }
-}
-
-impl Connected<IncomingStream<'_, PlainListener>> for ConnInfo {
-    fn connect_info(stream: IncomingStream<'_, PlainListener>) -> Self {
-        ConnInfo {
-            peer: *stream.remote_addr(),
-            cert: None,
-        }
-    }
-}
-
-impl Connected<IncomingStream<'_, TlsListener>> for ConnInfo {
-    fn connect_info(stream: IncomingStream<'_, TlsListener>) -> Self {
-        ConnInfo {
-            peer: *stream.remote_addr(),
-            cert: peer_identity(stream.io()),
-        }
     }
 }
 

@@ -389,7 +389,8 @@ impl Relay {
                 (Handled::Swallowed, _, _) => Ok(()),
                 (Handled::Answered(bytes), _, Some(s)) => {
                     s.expect_answer();
-                    s.push(ticket.answer(bytes), true);
+                    let code = crate::jsonrpc::error_code(&bytes);
+                    s.push(ticket.answer(bytes, code), true);
                     Ok(())
                 }
                 (Handled::Forward, Kind::Request, Some(s)) => up
@@ -548,10 +549,10 @@ fn answer_initialize(
             Ok((_, cached)) => {
                 let (bytes, version) = shared::initialize_answer(&cached, session.requested(), &id);
                 session.set_version(version);
-                stream.push(ticket.answer(bytes), true);
+                stream.push(ticket.answer(bytes, None), true);
             }
             Err(e) => {
-                stream.push(ticket.answer(e.to_jsonrpc(&id)), true);
+                stream.push(ticket.answer(e.to_jsonrpc(&id), Some(e.wire().code)), true);
                 slot.audience().leave(session.id());
                 session.end();
             }

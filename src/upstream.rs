@@ -184,11 +184,18 @@ impl Pending {
                 if let Some(s) = session.and_then(|s| s.upgrade()) {
                     s.end_request();
                 }
-                let bytes = match answer {
-                    Ok((_, bytes)) => bytes,
-                    Err(e) => e.to_jsonrpc(&raw_id),
+                let (bytes, code) = match answer {
+                    // Only an error answer is read for its code (they are small).
+                    Ok((frame, bytes)) => {
+                        let code = frame
+                            .is_error()
+                            .then(|| crate::jsonrpc::error_code(&bytes))
+                            .flatten();
+                        (bytes, code)
+                    }
+                    Err(e) => (e.to_jsonrpc(&raw_id), Some(e.wire().code)),
                 };
-                stream.push(ticket.answer(bytes), true);
+                stream.push(ticket.answer(bytes, code), true);
             }
             Target::Relay(tx) => {
                 let _ = tx.send(answer.map(|(frame, _)| frame));

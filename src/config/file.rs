@@ -167,20 +167,14 @@ pub fn reload_config() -> Result<crate::config::ServeConfig, Vec<String>> {
 /// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
 pub fn check(file: &Path) -> u8 {
     use clap::Parser;
-    let early = key_errors(file);
-    if !early.is_empty() {
-        for e in early {
-            eprintln!("{}: {e}", file.display());
-        }
-        return 64;
-    }
     let argv = ["mcp-relay", "serve", "--config"].map(OsString::from);
     let argv = argv
         .into_iter()
         .chain([file.as_os_str().to_owned()])
         .collect();
+    // `expand_argv` reports every key-level problem of the file at once.
     let checked = expand_argv(argv)
-        .map_err(|e| vec![e])
+        .map_err(|e| e.split("\nmcp-relay: ").map(str::to_owned).collect())
         .and_then(|argv| crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()]))
         .and_then(|cli| match cli.command {
             crate::cli::Command::Serve(args) => args.into_config(),

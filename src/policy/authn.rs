@@ -10,7 +10,7 @@ use std::time::SystemTime;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
-use crate::policy::api_key::ApiKeys;
+use crate::policy::api_key::{ApiKeys, KEY_PREFIX};
 use crate::policy::jwt::JwtVerifier;
 use crate::tls::client::{CertIdentity, MtlsMap};
 
@@ -355,7 +355,7 @@ impl Authenticator {
     /// A bearer value: an API key when it has the key prefix, else a JWT.
     async fn bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
         match &self.jwt {
-            Some(jwt) if !token.starts_with(API_KEY_PREFIX) => jwt.verify(token).await,
+            Some(jwt) if !token.starts_with(KEY_PREFIX) => jwt.verify(token).await,
             _ => self.api_key(token),
         }
     }
@@ -384,9 +384,6 @@ impl Authenticator {
         }
     }
 }
-
-/// API keys minted by `mcp-relay token key` start with this.
-pub const API_KEY_PREFIX: &str = "mcpr_";
 
 enum Presented<'a> {
     ApiKey(&'a str),

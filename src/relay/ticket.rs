@@ -10,7 +10,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::error::Error;
-use crate::jsonrpc::{self, Frame};
+use crate::jsonrpc::Frame;
 use crate::policy::authn::Caller;
 use crate::policy::rbac::ListFilter;
 use crate::telemetry::audit::{self, Audit, Record};
@@ -115,8 +115,10 @@ impl Ticket {
         }
     }
 
-    /// The answer to deliver: filtered for the caller, and noted for the record.
-    pub fn answer(&mut self, bytes: Bytes) -> Bytes {
+    /// The answer to deliver: filtered for the caller, and noted for the record. `code` is
+    /// the answer's JSON-RPC error code, which the caller already knows (the frame was parsed
+    /// on its way in, or the relay made the error): no answer is read again here.
+    pub fn answer(&mut self, bytes: Bytes, code: Option<i64>) -> Bytes {
         let bytes = match &self.filter {
             Some(f) => f.apply(&bytes).unwrap_or(bytes),
             None => bytes,
@@ -124,12 +126,6 @@ impl Ticket {
         if self.record.is_none() && self.measure.is_none() {
             return bytes;
         }
-        // Only an answer that spells `"error"`, literally or with `\u` escapes, can be an
-        // error: spares parsing large results.
-        let maybe = |needle: &[u8]| memchr::memmem::find(&bytes, needle).is_some();
-        let code = (maybe(b"\"error\"") || maybe(b"\\u"))
-            .then(|| jsonrpc::error_code(&bytes))
-            .flatten();
         let outcome = match code {
             None => "ok",
             Some(-31008) => "timeout",

@@ -20,7 +20,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::oneshot;
 use tracing::{debug, warn};
 
-use super::link::{body, is_sse, split, Link};
+use super::link::{body, is_sse, lock, split, Link};
 use super::modern::modern_headers;
 use super::stream::Events;
 use super::{Done, Error};
@@ -293,8 +293,4 @@ fn params_of(msg: &[u8]) -> Option<Value> {
         .ok()?
         .get("params")
         .cloned()
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
