@@ -184,7 +184,7 @@ async fn modern_requests_spread_over_the_pool() {
     let c = relay.client();
     let slow: Vec<_> = (0..20)
         .map(|i| {
-            let req = modern(&c, &call(json!(i), "slow", json!({"ms": 1500})));
+            let req = modern(&c, &call(json!(i), "slow", json!({"ms": 4000})));
             tokio::spawn(async move { read_reply(req.send().await.unwrap()).await })
         })
         .collect();
