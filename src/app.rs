@@ -137,6 +137,9 @@ impl Bound {
                 }
             });
         }
+        if crate::telemetry::otel::enabled() {
+            router = router.layer(axum::middleware::from_fn(crate::telemetry::otel::propagate));
+        }
         let max = relay.config().max_connections;
         let stopped = stop_accepting.clone();
         let mut server = match acceptors {
@@ -178,6 +181,7 @@ impl Bound {
 
 /// `mcp-relay serve`: runs until SIGTERM or SIGINT.
 pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    let traces = crate::telemetry::otel::start(cfg.otel.as_ref()).context("trace export")?;
     let bound = bind(cfg).await?;
     let shutdown = CancellationToken::new();
     let trigger = shutdown.clone();
@@ -186,7 +190,11 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         trigger.cancel();
     });
     tokio::spawn(reload_on_hangup(bound.relay().clone(), shutdown.clone()));
-    bound.run(shutdown).await
+    let ran = bound.run(shutdown).await;
+    if let Some(t) = traces {
+        t.shutdown().await; // After the drain: the last requests' spans are exported too.
+    }
+    ran
 }
 
 /// SIGHUP: the configuration is read and validated again (the same command line, the same

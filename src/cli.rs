@@ -278,6 +278,11 @@ pub struct ServeArgs {
     /// (`Authorization: Bearer …`).
     #[arg(long, value_name = "NAME")]
     pub admin_token_env: Option<String>,
+    /// Export one OpenTelemetry span per JSON-RPC request over OTLP/HTTP to this collector
+    /// (base URL; `/v1/traces` is appended), e.g. `http://127.0.0.1:4318`. Without it,
+    /// OTEL_EXPORTER_OTLP_ENDPOINT is honoured; without either, no traces (the default).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
     /// Allow a non-loopback --listen without any authentication (anyone who can reach the
     /// port can use the server).
     #[arg(long)]
@@ -387,6 +392,13 @@ impl ServeArgs {
             &config::secret::process_env,
         )
         .map_err(|e| errors.extend(e))
+        .ok()
+        .flatten();
+        let otel = crate::telemetry::otel::OtelConfig::build(
+            self.otlp_endpoint.as_deref(),
+            &config::secret::process_env,
+        )
+        .map_err(|e| errors.push(e))
         .ok()
         .flatten();
         let origin = config::origin_guard(&self.listen, &self.allowed_hosts, &self.allowed_origins)
@@ -545,6 +557,7 @@ impl ServeArgs {
             max_sessions: self.max_sessions,
             max_connections: self.max_connections,
             admin,
+            otel,
             forward_hello: false,
             stdio_roles: Vec::new(),
             max_sessions_per_principal: self.max_sessions_per_principal,

@@ -102,6 +102,8 @@ pub struct ServeConfig {
     pub max_connections: usize,
     /// The admin listener (`/metrics`, `/health`, `/ready`), when `--admin-listen` is set.
     pub admin: Option<crate::admin::AdminConfig>,
+    /// OpenTelemetry trace export (`--otlp-endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT`), when on.
+    pub otel: Option<crate::telemetry::otel::OtelConfig>,
     /// Shared children are initialized with the first session's own `initialize` params
     /// (`connect`: the server sees the host, and sees it again after every reconnect).
     pub forward_hello: bool,

@@ -1,8 +1,10 @@
 //! Logging setup: `tracing` to stderr, text or JSON, filtered by `RUST_LOG` or `--log-level`.
-//! Child stderr arrives under the target `mcp_relay::child_stderr`.
+//! Child stderr arrives under the target `mcp_relay::child_stderr`. Optional OpenTelemetry
+//! trace export is in `telemetry/otel.rs`.
 
 pub mod audit;
 pub mod metrics;
+pub mod otel;
 
 use std::io::IsTerminal;
 use std::os::unix::fs::OpenOptionsExt;

@@ -1,6 +1,8 @@
 //! What the relay remembers about one client request until its answer leaves: the audit
 //! record it owes (written exactly once, on drop, so a request that is cancelled, times out
-//! or loses its child is still recorded) and the per-caller `*/list` filter to apply.
+//! or loses its child is still recorded) and the per-caller `*/list` filter to apply. With
+//! trace export on, its OpenTelemetry span too (`telemetry/otel.rs`): started with the
+//! ticket, ended with the outcome when it drops; a refusal gets a span at once.
 //!
 //! The decision itself is made in `policy.rs`; the record shape and writer live in
 //! `telemetry/audit.rs`; `upstream.rs` carries the ticket beside the pending request.
@@ -15,6 +17,7 @@ use crate::policy::authn::Caller;
 use crate::policy::rbac::ListFilter;
 use crate::telemetry::audit::{self, Audit, Record};
 use crate::telemetry::metrics::{self, DenialKind, Measure, Outcome};
+use crate::telemetry::otel::RequestSpan;
 
 /// One request's audit record and list filter; cheap (two `None`s) when neither is on.
 #[derive(Debug, Default)]
@@ -23,6 +26,11 @@ pub struct Ticket {
     filter: Option<ListFilter>,
     /// The request's metrics, counted when the ticket drops (like the record).
     measure: Option<Measure>,
+    /// The request's trace span (only when trace export is on), ended when the ticket drops.
+    span: Option<Box<RequestSpan>>,
+    /// The request's place among its principal's concurrent requests, on fronts where one
+    /// connection carries many requests (released when the answer leaves).
+    slot: Option<crate::policy::rate_limit::InFlight>,
 }
 
 #[derive(Debug)]
@@ -33,6 +41,11 @@ struct Pending {
 }
 
 impl Ticket {
+    /// Holds `slot` until this request is answered.
+    pub fn hold(&mut self, slot: Option<crate::policy::rate_limit::InFlight>) {
+        self.slot = slot;
+    }
+
     /// A request that passed the policy phases (`rule` names the rule that allowed it).
     pub fn allowed(
         audit: &Audit,
@@ -62,6 +75,8 @@ impl Ticket {
             record,
             filter,
             measure: Some(measure),
+            span: RequestSpan::start(caller, session, frame).map(Box::new),
+            slot: None,
         }
     }
 
@@ -75,6 +90,9 @@ impl Ticket {
         rule: Option<String>,
     ) {
         count_refusal(caller, frame, error);
+        if let Some(f) = frame {
+            RequestSpan::refused(caller, session, f, error);
+        }
         if !audit.is_enabled() {
             return;
         }
@@ -110,6 +128,7 @@ impl Ticket {
     /// client records it (one record per request, never two).
     pub fn discard(mut self) {
         self.record = None;
+        self.span = None;
         if let Some(m) = &mut self.measure {
             m.disarm();
         }
@@ -123,6 +142,9 @@ impl Ticket {
             Some(f) => f.apply(&bytes).unwrap_or(bytes),
             None => bytes,
         };
+        if let Some(s) = &mut self.span {
+            s.answered(code);
+        }
         if self.record.is_none() && self.measure.is_none() {
             return bytes;
         }
@@ -145,6 +167,9 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
+        if let Some(s) = self.span.take() {
+            s.end();
+        }
         if let Some(mut p) = self.record.take() {
             if p.record.outcome.is_empty() {
                 p.record.outcome = "cancelled";

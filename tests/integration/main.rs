@@ -15,6 +15,7 @@
 //! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
 //! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (SECURITY.md
 //!   §8.C2, §8.D6).
+//! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
 //! - `audit`: one audit line per request whatever its outcome; written before exit.
 //! - `metrics`: the admin listener: exact counts after a scripted workload, Host and token
 //!   checks, per-slot `/health`.
@@ -34,6 +35,7 @@ mod exhaustion;
 mod limits;
 mod metrics;
 mod modern;
+mod otel;
 mod rbac;
 mod reload;
 mod remote;
