@@ -176,6 +176,8 @@ pub async fn metrics_text(State(relay): State<Arc<Relay>>) -> Response {
         children_running: relay.children_alive() as u64,
         dropped_lines: relay.dropped_lines(),
         uptime: relay.uptime(),
+        memory: relay.policy().limits.overload().reading(),
+        overload_level: relay.policy().limits.overload().level() as u64,
     };
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
@@ -203,10 +205,25 @@ pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
         "children": relay.children_alive(),
         "child_lines_dropped": relay.dropped_lines(),
         "uptime_seconds": relay.uptime().as_secs(),
+        "memory": memory_json(&relay),
         "version": env!("CARGO_PKG_VERSION"),
         "upstream": upstream,
         "slots": slots,
     }))
+}
+
+/// Overload shedding's reading: bytes used, the budget, the level (`off` without a budget).
+fn memory_json(relay: &Relay) -> Value {
+    let policy = relay.policy();
+    let overload = policy.limits.overload();
+    match overload.reading() {
+        Some((used, budget)) => json!({
+            "used_bytes": used,
+            "budget_bytes": budget,
+            "level": overload.level().as_str(),
+        }),
+        None => json!({ "level": "off" }),
+    }
 }
 
 /// One supervised slot: its pool, index, state (with the circuit's retry-after), child pid.

@@ -144,6 +144,11 @@ pub struct ServeArgs {
     /// Reverse proxies whose `X-Forwarded-For` / `Forwarded` are believed (repeatable).
     #[arg(long = "trusted-proxy", value_name = "CIDR")]
     pub trusted_proxies: Vec<String>,
+    /// Memory budget for overload shedding (`512MiB`, `off`): from 90 % of it no keep-alive,
+    /// from 95 % 503 for new sessions and requests. Overrides `[limits] memory_budget`;
+    /// default: the cgroup's memory limit, else the machine's memory.
+    #[arg(long = "memory-budget", value_name = "SIZE")]
+    pub memory_budget: Option<String>,
     /// How sessions map to child processes: a child per session, `--children` shared
     /// children for every session (ids, progress tokens and cancellations rewritten per
     /// session), or one shared child per identity (`--identity-header`).
@@ -462,6 +467,7 @@ impl ServeArgs {
                 allow_ips: self.allow_ips.clone(),
                 deny_ips: self.deny_ips.clone(),
                 trusted_proxies: self.trusted_proxies.clone(),
+                memory_budget: self.memory_budget.clone(),
                 loopback: self.listen.ip().is_loopback(),
             },
             format!("{scheme}://{}{}", self.listen, self.path),

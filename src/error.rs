@@ -73,6 +73,9 @@ pub enum Error {
     PrincipalSessionCap,
     #[error("too many requests in flight")]
     InflightCap,
+    /// Memory use is past the shedding threshold (`policy/overload.rs`).
+    #[error("server overloaded")]
+    Overloaded,
     #[error("server unavailable")]
     ChildUnavailable,
     #[error("server unavailable: restarting too often")]
@@ -185,6 +188,10 @@ impl Error {
                 retry_after: RETRY,
                 ..wire(503, -31005, "inflight_cap", Downstream)
             },
+            Error::Overloaded => Wire {
+                retry_after: RETRY,
+                ..wire(503, -31005, "overloaded", Internal)
+            },
             Error::ChildUnavailable => Wire {
                 retry_after: RETRY,
                 ..wire(503, -31006, "child_unavailable", Upstream)
@@ -235,6 +242,13 @@ impl Error {
                 m.insert("retry_after_ms".into(), (*ms).into());
                 m
             }
+            // Inside a session there is no `Retry-After` header: the hint travels in `data`.
+            Error::Overloaded | Error::PrincipalInflightCap | Error::InflightCap => {
+                let mut m = serde_json::Map::new();
+                let ms = w.retry_after.map_or(0, |d| d.as_millis() as u64);
+                m.insert("retry_after_ms".into(), ms.into());
+                m
+            }
             _ => serde_json::Map::new(),
         };
         data.insert("source".into(), "mcp-relay".into());
@@ -254,6 +268,18 @@ impl Error {
             Error::ResourceNotFound(uri) => Some(serde_json::json!({ "uri": uri })),
             _ => None,
         }
+    }
+
+    /// Whether this refusal means "not now" for capacity: a rate limit, a concurrency cap or
+    /// overload (a client should slow down, not change what it asks).
+    pub fn is_capacity(&self) -> bool {
+        matches!(
+            self,
+            Error::RateLimited(_)
+                | Error::PrincipalInflightCap
+                | Error::InflightCap
+                | Error::Overloaded
+        )
     }
 
     /// Whether this is a policy denial that answers like the server would.
@@ -342,6 +368,7 @@ mod tests {
             (Error::BodyTooLarge(1), 413, -31009),
             (Error::BodyTimeout, 408, -31011),
             (Error::SessionCap, 503, -31005),
+            (Error::Overloaded, 503, -31005),
             (Error::PrincipalSessionCap, 429, -31005),
             (Error::ChildUnavailable, 503, -31006),
             (Error::CircuitOpen(30), 503, -31006),

@@ -23,6 +23,7 @@ pub mod cors;
 pub mod ip;
 pub mod jwt;
 pub mod origin;
+pub mod overload;
 pub mod rate_limit;
 pub mod rbac;
 

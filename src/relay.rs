@@ -23,7 +23,8 @@ use tracing::{info, warn};
 use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
-use crate::policy::authn::Caller;
+use crate::policy::authn::{Caller, Transport};
+use crate::policy::overload::Level;
 use crate::session::{Backend, Full, Hello, Session, SessionTable};
 use crate::telemetry::audit::Audit;
 use crate::upstream::audience::Command;
@@ -120,14 +121,15 @@ impl Relay {
     }
 
     /// False after a spawn failed, until one succeeds again; false while a shared child's
-    /// circuit is open.
+    /// circuit is open, and while overload shedding refuses new work.
     pub fn is_ready(&self) -> bool {
         let circuits_closed = self
             .children
             .slots()
             .iter()
             .all(|s| !matches!(s.state(), supervisor::State::Open(_)));
-        self.ready.load(Ordering::Relaxed) && circuits_closed && !self.is_draining()
+        let shedding = self.policy().limits.overload().level() == Level::Shed;
+        self.ready.load(Ordering::Relaxed) && circuits_closed && !self.is_draining() && !shedding
     }
 
     /// The supervised slots of the configured server (shared pool or per-identity children;
@@ -303,14 +305,23 @@ impl Relay {
         if let Err(e) = self.policy().limit_message(caller, frame) {
             return Err((e, rule.unwrap_or_default()));
         }
-        Ok(Ticket::allowed(
-            &self.audit,
-            caller,
-            session,
-            frame,
-            rule,
-            filter,
-        ))
+        // Shedding refuses new requests; their notifications and responses still pass.
+        if let Err(e) = self.policy().limits.overload().admit() {
+            return Err((e, rule.unwrap_or_default()));
+        }
+        // Where one connection carries many requests, each holds a place among its
+        // principal's concurrent requests until answered (Streamable HTTP: one per POST, in
+        // the guard).
+        let slot = match caller.transport {
+            Transport::StreamableHttp => None,
+            _ => match self.policy().limits.acquire(caller) {
+                Ok(slot) => slot,
+                Err(e) => return Err((e, rule.unwrap_or_default())),
+            },
+        };
+        let mut ticket = Ticket::allowed(&self.audit, caller, session, frame, rule, filter);
+        ticket.hold(slot);
+        Ok(ticket)
     }
 
     /// Records a refusal of a request (or of an HTTP request with no frame yet).
@@ -363,7 +374,12 @@ impl Relay {
         let sid = Some(session.id().as_str());
         for frame in frames {
             let ticket = match frame.kind() {
-                Kind::Request => self.admit(caller, sid, frame, false),
+                Kind::Request => {
+                    let admitted = self.admit(caller, sid, frame, false);
+                    let throttled = matches!(&admitted, Err((e, _)) if e.is_capacity());
+                    session.note_admission(throttled);
+                    admitted
+                }
                 _ => Ok(Ticket::default()),
             };
             let mut ticket = match (ticket, &stream, frame.id()) {

@@ -127,6 +127,9 @@ pub struct Session {
     streams: Mutex<Streams>,
     created: Instant,
     last_active_ms: AtomicU64,
+    /// When its requests started being refused for capacity (rate limit, cap, overload)
+    /// without one admitted since: ms after `created`, plus one; 0 while not throttled.
+    throttled_since_ms: AtomicU64,
     ended: CancellationToken,
 }
 
@@ -160,6 +163,7 @@ impl Session {
             }),
             created: Instant::now(),
             last_active_ms: AtomicU64::new(0),
+            throttled_since_ms: AtomicU64::new(0),
             ended: CancellationToken::new(),
         })
     }
@@ -264,6 +268,33 @@ impl Session {
             return Some(s.standalone.clone());
         }
         s.posts.iter().find(|p| p.id() == id).cloned()
+    }
+
+    /// Counts one request's admission: refused for capacity (`throttled`) or not. A run of
+    /// refusals with no admission between is what [`Session::throttled_for`] measures.
+    pub fn note_admission(&self, throttled: bool) {
+        let at = self.created.elapsed().as_millis() as u64 + 1;
+        if !throttled {
+            self.throttled_since_ms.store(0, Ordering::Relaxed);
+        } else {
+            let _ = self.throttled_since_ms.compare_exchange(
+                0,
+                at,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+    }
+
+    /// How long every request of this session has been refused for capacity.
+    pub fn throttled_for(&self) -> Duration {
+        match self.throttled_since_ms.load(Ordering::Relaxed) {
+            0 => Duration::ZERO,
+            since => self
+                .created
+                .elapsed()
+                .saturating_sub(Duration::from_millis(since - 1)),
+        }
     }
 
     pub fn touch(&self) {

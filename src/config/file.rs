@@ -286,7 +286,17 @@ pub fn schema() -> Value {
             "auth": {"type": "object", "description": "resource, authorization_servers, scopes_supported, required_scopes, [[auth.api_keys]], [[auth.jwt]], [auth.mtls] (docs/security.md)"},
             "roles": {"type": "object", "properties": {"file": {"type": "string"}}, "additionalProperties": false},
             "audit": {"type": "object", "properties": {"file": {"type": "string"}, "max_size": {"type": "string"}, "keep": {"type": "integer"}, "allow_fields": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
-            "limits": {"type": "object", "description": "rate limits and concurrency caps (docs/traffic.md)"},
+            "limits": {"type": "object", "additionalProperties": false,
+                "description": "rate limits, concurrency caps and overload shedding (docs/traffic.md)",
+                "properties": {
+                    "per_principal": {"type": "string"}, "per_principal_burst": {"type": "integer"},
+                    "per_ip": {"type": "string"}, "per_ip_burst": {"type": "integer"},
+                    "per_tool": {"type": "string"}, "per_tool_burst": {"type": "integer"},
+                    "global": {"type": "string"}, "global_burst": {"type": "integer"},
+                    "max_concurrent_per_principal": {"type": "integer", "minimum": 1},
+                    "memory_budget": {"type": "string"},
+                    "memory_soft_percent": {"type": "integer", "minimum": 1, "maximum": 100},
+                    "memory_hard_percent": {"type": "integer", "minimum": 1, "maximum": 100}}},
             "network": {"type": "object", "description": "IP allow/deny lists, trusted proxies, CORS origins (docs/traffic.md)"}
         }
     })

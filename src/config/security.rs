@@ -99,6 +99,8 @@ pub struct Shorthands {
     pub allow_ips: Vec<String>,
     pub deny_ips: Vec<String>,
     pub trusted_proxies: Vec<String>,
+    /// `--memory-budget` (overrides `[limits] memory_budget`).
+    pub memory_budget: Option<String>,
     /// The listener is loopback-only (rate-limit defaults are off there).
     pub loopback: bool,
 }
@@ -225,7 +227,11 @@ pub fn build(
         .chain(network.cors_origins)
         .collect();
     let cors = cors::build(&cors_origins, errors);
-    let limits = file.limits.unwrap_or_default().build(s.loopback, errors);
+    let mut limits = file.limits.unwrap_or_default();
+    if s.memory_budget.is_some() {
+        limits.memory_budget = s.memory_budget;
+    }
+    let limits = limits.build(s.loopback, errors);
     if errors.len() > before {
         return None;
     }

@@ -31,6 +31,7 @@ use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
 use crate::policy::authn::{self, Caller, Principal, Transport};
+use crate::policy::overload::Level;
 use crate::relay::modern::CancelOnDrop;
 use crate::relay::stream::{parse_event_id, Out, Stream};
 use crate::relay::{Posted, Relay};
@@ -85,6 +86,16 @@ async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Res
     if let Some(res) = policy.cors.preflight(req.method(), req.headers()) {
         return res;
     }
+    // Overload shedding: cheap, and before authentication spends any CPU.
+    let overload = policy.limits.overload().level();
+    if overload == Level::Shed && starts_work(&req) {
+        let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
+        let e = Error::Overloaded;
+        crate::telemetry::metrics::rate_limited("overload");
+        relay.record_refusal(&anonymous, None, None, &e);
+        return e.into_response();
+    }
+    let http1 = req.version() <= axum::http::Version::HTTP_11;
     let origin = req.headers().get(header::ORIGIN).cloned();
     let mut res = guarded(&relay, req, next, peer, conn).await;
     if let Some(o) = origin {
@@ -92,7 +103,29 @@ async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Res
         h.insert(header::ORIGIN, o);
         policy.cors.decorate(&h, &mut res);
     }
+    // From the soft threshold, connections are not kept alive (HTTP/2 has no such header).
+    if overload >= Level::NoKeepAlive && http1 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res
+}
+
+/// Whether an HTTP request starts new work that shedding refuses: a new session or
+/// stateless request (POST without a session), a stream or WebSocket upgrade (GET, but not
+/// the probes). Requests inside a session are shed per message (`Relay::admit`), so their
+/// notifications and responses, and DELETE, still pass.
+fn starts_work(req: &Request) -> bool {
+    let in_session = req.headers().contains_key(SESSION_HEADER)
+        || req
+            .uri()
+            .query()
+            .is_some_and(|q| q.split('&').any(|p| p.starts_with("sessionId=")));
+    match *req.method() {
+        Method::GET => !matches!(req.uri().path(), "/health" | "/ready"),
+        Method::POST => !in_session,
+        _ => false,
+    }
 }
 
 /// The guard after Host/Origin and CORS: limits, authentication, the route.

@@ -49,8 +49,11 @@ pub async fn serve(
                 // the connection cap, TLS and any byte read. No proxy headers on this front.
                 let policy = &relay.policy();
                 let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                if !policy.ip.allows(peer.ip()) || policy.limits.check_ip(peer.ip()).is_err() {
-                    debug!(%peer, "tcp connection refused by ip rules or rate");
+                if !policy.ip.allows(peer.ip())
+                    || policy.limits.check_ip(peer.ip()).is_err()
+                    || policy.limits.overload().admit().is_err()
+                {
+                    debug!(%peer, "tcp connection refused by ip rules, rate or overload");
                     drop(tcp);
                     continue;
                 }

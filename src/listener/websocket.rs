@@ -7,7 +7,9 @@
 //! (1 MiB); a ping every `--sse-keep-alive` keeps intermediaries from timing the connection
 //! out. Close codes say why: 1009 too big, 1008 a binary frame (policy: text only), 1001 the
 //! relay is shutting down or the session ended, 1013 no session could be opened now (session
-//! cap, child unavailable, circuit open).
+//! cap, overload, rate limit, child unavailable, circuit open) or every request of the
+//! connection has been refused for capacity (rate limit, cap, overload) for
+//! [`SUSTAINED_THROTTLE`] (SECURITY.md §3: "WS close 1013 if sustained").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +33,9 @@ const TOO_BIG: u16 = 1009;
 const POLICY: u16 = 1008;
 const GOING_AWAY: u16 = 1001;
 const TRY_LATER: u16 = 1013;
+/// How long a connection's requests may all be refused for capacity before it is closed with
+/// 1013: a client that keeps sending past its limits is told to go away and come back later.
+pub const SUSTAINED_THROTTLE: Duration = Duration::from_secs(5);
 
 /// `GET <ws-path>` with an upgrade.
 /// The router root has authenticated the upgrade request (401 before any 101).
@@ -69,6 +74,9 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
                     // No session could be opened for now: say "try again later".
                     if duplex.session().is_none() && refused.as_ref().is_some_and(is_overload) {
                         break Close::Code(TRY_LATER, "try again later");
+                    }
+                    if duplex.session().is_some_and(|s| s.throttled_for() >= SUSTAINED_THROTTLE) {
+                        break Close::Code(TRY_LATER, "limited: try again later");
                     }
                 }
                 Some(Ok(Message::Binary(_))) => break Close::Code(POLICY, "text frames only"),
@@ -124,10 +132,14 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
 
 /// Refusals that mean "not now" rather than "not this".
 fn is_overload(e: &Error) -> bool {
-    matches!(
-        e,
-        Error::SessionCap | Error::ChildUnavailable | Error::CircuitOpen(_) | Error::ShuttingDown
-    )
+    e.is_capacity()
+        || matches!(
+            e,
+            Error::SessionCap
+                | Error::ChildUnavailable
+                | Error::CircuitOpen(_)
+                | Error::ShuttingDown
+        )
 }
 
 /// A capacity error closes with 1009; anything else means the connection is gone.

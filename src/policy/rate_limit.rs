@@ -24,6 +24,7 @@ use serde::Deserialize;
 
 use crate::error::Error;
 use crate::policy::authn::{AuthMethod, Caller};
+use crate::policy::overload::Overload;
 
 /// `[limits]` of the `--config` file. Every rate is `"N/unit"` (`s`, `min`, `h`; e.g.
 /// `"20/s"`, `"600/min"`) or `"off"`; every burst defaults to twice the rate's count.
@@ -57,6 +58,16 @@ pub struct LimitsConfig {
     /// more get 429 (-31005) at once. Default 64.
     #[serde(default)]
     pub max_concurrent_per_principal: Option<usize>,
+    /// The memory budget overload shedding measures against (`policy/overload.rs`): a size
+    /// (`"512MiB"`), or `"off"`. Default: the cgroup's memory limit, else the machine's memory.
+    #[serde(default)]
+    pub memory_budget: Option<String>,
+    /// Percent of the budget from which keep-alive is off. Default 90.
+    #[serde(default)]
+    pub memory_soft_percent: Option<u8>,
+    /// Percent of the budget from which new sessions and requests get 503. Default 95.
+    #[serde(default)]
+    pub memory_hard_percent: Option<u8>,
 }
 
 /// A parsed rate: `count` cells per `period`.
@@ -160,7 +171,14 @@ impl LimitsConfig {
         if max_concurrent == 0 {
             errors.push("limits.max_concurrent_per_principal must be > 0".into());
         }
+        let overload = Overload::build(
+            self.memory_budget.as_deref(),
+            self.memory_soft_percent,
+            self.memory_hard_percent,
+            errors,
+        );
         Limits {
+            overload,
             principal: principal.map(Keyed::new),
             ip: ip.map(Keyed::new),
             tool: tool.map(Keyed::new),
@@ -176,6 +194,7 @@ impl LimitsConfig {
 /// The runtime limiters, shared by every listener of one relay.
 #[derive(Debug)]
 pub struct Limits {
+    overload: Overload,
     principal: Option<Keyed<String>>,
     ip: Option<Keyed<IpAddr>>,
     tool: Option<Keyed<(String, String)>>,
@@ -195,6 +214,11 @@ impl Default for Limits {
 const MAX_TOOL_KEY: usize = 128;
 
 impl Limits {
+    /// Overload shedding by memory.
+    pub fn overload(&self) -> &Overload {
+        &self.overload
+    }
+
     /// Before authentication: the client IP's bucket (IPv6 keyed per /64, one host's share).
     pub fn check_ip(&self, ip: IpAddr) -> Result<(), Error> {
         let Some(k) = &self.ip else { return Ok(()) };

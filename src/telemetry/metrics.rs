@@ -358,6 +358,10 @@ pub struct Snapshot {
     pub children_running: u64,
     pub dropped_lines: u64,
     pub uptime: Duration,
+    /// Overload shedding's (used, budget) bytes, when it has a budget.
+    pub memory: Option<(u64, u64)>,
+    /// 0 normal, 1 no keep-alive, 2 shedding.
+    pub overload_level: u64,
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -521,13 +525,33 @@ pub fn render(snap: &Snapshot) -> String {
     labelled(
         &mut out,
         "mcp_relay_rate_limited_total",
-        "Requests or connections refused by a rate limit, by scope.",
+        "Requests or connections refused by a rate limit (or `overload` shedding), by scope.",
         "scope",
         &METRICS.rate_limited.values(),
     );
     let n = "mcp_relay_uptime_seconds";
     header(&mut out, n, "gauge", "Seconds since the relay started.");
     let _ = writeln!(out, "{n} {}", snap.uptime.as_secs_f64());
+    if let Some((used, budget)) = snap.memory {
+        gauge(
+            &mut out,
+            "mcp_relay_memory_used_bytes",
+            "Memory in use as overload shedding measures it.",
+            used,
+        );
+        gauge(
+            &mut out,
+            "mcp_relay_memory_budget_bytes",
+            "The memory budget overload shedding measures against.",
+            budget,
+        );
+    }
+    gauge(
+        &mut out,
+        "mcp_relay_overload_level",
+        "0 normal, 1 no keep-alive (soft threshold), 2 shedding new work (hard threshold).",
+        snap.overload_level,
+    );
     out
 }
 
@@ -629,6 +653,8 @@ mod tests {
             children_running: 2,
             dropped_lines: 5,
             uptime: Duration::from_secs(7),
+            memory: Some((10, 100)),
+            overload_level: 0,
         };
         let text = render(&snap);
         for name in [
@@ -656,6 +682,8 @@ mod tests {
             Some(5.0)
         );
         assert_eq!(value(&text, "mcp_relay_uptime_seconds"), Some(7.0));
+        assert_eq!(value(&text, "mcp_relay_memory_budget_bytes"), Some(100.0));
+        assert_eq!(value(&text, "mcp_relay_overload_level"), Some(0.0));
         assert!(value(
             &text,
             "mcp_relay_rate_limited_total{scope=\"unit_test_scope\"}"

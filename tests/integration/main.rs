@@ -15,6 +15,9 @@
 //! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
 //! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (SECURITY.md
 //!   §8.C2, §8.D6).
+//! - `connection_limits`: the per-principal cap per message on TCP/WebSocket, WebSocket 1013
+//!   after sustained limiting.
+//! - `overload`: memory-budget shedding (503, no keep-alive) and recovery, via SIGHUP.
 //! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
 //! - `audit`: one audit line per request whatever its outcome; written before exit.
 //! - `metrics`: the admin listener: exact counts after a scripted workload, Host and token
@@ -31,11 +34,13 @@ mod bridge_era;
 mod child;
 mod cli;
 mod config;
+mod connection_limits;
 mod exhaustion;
 mod limits;
 mod metrics;
 mod modern;
 mod otel;
+mod overload;
 mod rbac;
 mod reload;
 mod remote;

@@ -1,0 +1,306 @@
+//! Overload shedding by memory (SECURITY.md §2 "Overload"): before memory runs out, the relay
+//! stops keeping connections alive, then refuses new work.
+//!
+//! The budget is `[limits] memory_budget` (`--memory-budget`), or else the memory limit of the
+//! relay's cgroup (a container's or a systemd unit's `MemoryMax=`), or else the machine's
+//! memory. Usage is what that budget is measured against: the cgroup's working set
+//! (`memory.current` less inactive page cache, children included, as the kubelet counts it)
+//! when the budget is the cgroup's, otherwise the relay's own resident set (`VmRSS`). Levels:
+//!
+//! - below `memory_soft_percent` (90): normal;
+//! - from it: HTTP/1.1 answers carry `Connection: close` (no keep-alive), so idle connections
+//!   give their buffers back;
+//! - from `memory_hard_percent` (95): new sessions, streams, WebSocket upgrades and TCP
+//!   connections get 503 + `Retry-After` (-31005, `reason: overloaded`), and each request
+//!   inside an existing session gets that JSON-RPC error; notifications, responses and
+//!   `DELETE` still pass, because they finish work and free memory.
+//!
+//! Reading usage costs a small file read; it is sampled at most every 100 ms.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use crate::error::Error;
+
+/// Percent of the budget from which keep-alive is off.
+pub const DEFAULT_SOFT_PERCENT: u8 = 90;
+/// Percent of the budget from which new work is refused.
+pub const DEFAULT_HARD_PERCENT: u8 = 95;
+/// How long one usage reading is trusted.
+const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// How loaded the relay is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Normal,
+    /// No keep-alive.
+    NoKeepAlive,
+    /// New sessions and requests refused.
+    Shed,
+}
+
+impl Level {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Level::Normal => "normal",
+            Level::NoKeepAlive => "no_keep_alive",
+            Level::Shed => "shedding",
+        }
+    }
+}
+
+/// What usage is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Source {
+    /// The relay's own resident set.
+    Process,
+    /// A cgroup v2 directory's `memory.current`.
+    Cgroup(PathBuf),
+}
+
+/// The memory gauge and its thresholds (off: [`Overload::off`]).
+#[derive(Debug)]
+pub struct Overload {
+    /// `None`: shedding is off.
+    budget: Option<u64>,
+    source: Source,
+    soft: u64,
+    hard: u64,
+    born: Instant,
+    /// Last reading (bytes) and when it was taken (ms since `born`, +1 so 0 means never).
+    used: AtomicU64,
+    sampled_at: AtomicU64,
+}
+
+impl Overload {
+    /// No shedding.
+    pub fn off() -> Overload {
+        Overload::with(None, Source::Process, 100, 100)
+    }
+
+    /// Validates the `[limits]` settings. `budget`: `None` (find one), `"off"`, or a size
+    /// (`"512MiB"`, `"2GB"`, bytes).
+    pub fn build(
+        budget: Option<&str>,
+        soft: Option<u8>,
+        hard: Option<u8>,
+        errors: &mut Vec<String>,
+    ) -> Overload {
+        let soft = soft.unwrap_or(DEFAULT_SOFT_PERCENT);
+        let hard = hard.unwrap_or(DEFAULT_HARD_PERCENT);
+        let mut ok = true;
+        if !(1..=100).contains(&soft) || !(1..=100).contains(&hard) || soft > hard {
+            errors.push(format!(
+                "limits.memory_soft_percent ({soft}) and limits.memory_hard_percent ({hard}) \
+                 must be within 1..=100, soft ≤ hard"
+            ));
+            ok = false;
+        }
+        let (budget, source) = match budget.map(str::trim) {
+            Some("off") => (None, Source::Process),
+            Some(text) => match text.parse::<bytesize::ByteSize>() {
+                Ok(b) if b.as_u64() > 0 => (Some(b.as_u64()), Source::Process),
+                _ => {
+                    errors.push(format!(
+                        "limits.memory_budget: {text:?} is not a size such as \"512MiB\" or \"off\""
+                    ));
+                    (None, Source::Process)
+                }
+            },
+            None => match cgroup_limit() {
+                Some((limit, dir)) => (Some(limit), Source::Cgroup(dir)),
+                None => (machine_memory(), Source::Process),
+            },
+        };
+        if !ok {
+            return Overload::off();
+        }
+        Overload::with(budget, source, soft, hard)
+    }
+
+    fn with(budget: Option<u64>, source: Source, soft: u8, hard: u8) -> Overload {
+        let at = |p: u8| budget.map_or(u64::MAX, |b| b / 100 * u64::from(p));
+        Overload {
+            budget,
+            source,
+            soft: at(soft),
+            hard: at(hard),
+            born: Instant::now(),
+            used: AtomicU64::new(0),
+            sampled_at: AtomicU64::new(0),
+        }
+    }
+
+    /// The current level (a reading at most 100 ms old).
+    pub fn level(&self) -> Level {
+        if self.budget.is_none() {
+            return Level::Normal;
+        }
+        let used = self.used();
+        if used >= self.hard {
+            Level::Shed
+        } else if used >= self.soft {
+            Level::NoKeepAlive
+        } else {
+            Level::Normal
+        }
+    }
+
+    /// `Err(Overloaded)` while shedding: for new sessions, streams and requests.
+    pub fn admit(&self) -> Result<(), Error> {
+        match self.level() {
+            Level::Shed => {
+                crate::telemetry::metrics::rate_limited("overload");
+                Err(Error::Overloaded)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Bytes in use and the budget, when shedding is on (for `/health` and `/metrics`).
+    pub fn reading(&self) -> Option<(u64, u64)> {
+        self.budget.map(|b| (self.used(), b))
+    }
+
+    fn used(&self) -> u64 {
+        let now = u64::try_from(self.born.elapsed().as_millis()).unwrap_or(u64::MAX - 1) + 1;
+        let at = self.sampled_at.load(Relaxed);
+        let fresh = at != 0 && now.saturating_sub(at) < SAMPLE_EVERY.as_millis() as u64;
+        if fresh {
+            return self.used.load(Relaxed);
+        }
+        let used = match &self.source {
+            Source::Process => process_rss(),
+            Source::Cgroup(dir) => cgroup_working_set(dir),
+        }
+        .unwrap_or(0);
+        self.used.store(used, Relaxed);
+        self.sampled_at.store(now, Relaxed);
+        used
+    }
+}
+
+/// The relay's resident set in bytes (`VmRSS` of `/proc/self/status`).
+fn process_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    kib_field(&status, "VmRSS:")
+}
+
+/// `MemTotal` of `/proc/meminfo`, in bytes.
+fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    kib_field(&info, "MemTotal:")
+}
+
+/// A `Name:   1234 kB` line's value in bytes.
+fn kib_field(text: &str, name: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with(name))?;
+    let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// The memory limit of the relay's cgroup v2 and its directory: the one `/proc/self/cgroup`
+/// names, or the namespace root a container sees. `max` (no limit) is no budget.
+fn cgroup_limit() -> Option<(u64, PathBuf)> {
+    let root = Path::new("/sys/fs/cgroup");
+    let own = std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("0::"))
+                .map(|p| root.join(p.trim().trim_start_matches('/')))
+        });
+    own.into_iter()
+        .chain(std::iter::once(root.to_path_buf()))
+        .find_map(|dir| read_u64(&dir.join("memory.max")).map(|limit| (limit, dir)))
+}
+
+/// A cgroup's working set, as the kubelet counts it: `memory.current` less the page cache
+/// the kernel can drop at once (`inactive_file` of `memory.stat`).
+fn cgroup_working_set(dir: &Path) -> Option<u64> {
+    let current = read_u64(&dir.join("memory.current"))?;
+    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
+    let inactive = stat
+        .lines()
+        .find_map(|l| l.strip_prefix("inactive_file "))
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    Some(current.saturating_sub(inactive))
+}
+
+/// A file holding one decimal number (`max` and anything else: `None`).
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_follow_the_thresholds() {
+        let o = Overload::with(Some(1000), Source::Process, 90, 95);
+        o.used.store(899, Relaxed);
+        o.sampled_at.store(u64::MAX - 1, Relaxed);
+        // A reading "from the future" stays fresh: the stored value is used.
+        assert_eq!(o.level(), Level::Normal);
+        o.used.store(900, Relaxed);
+        assert_eq!(o.level(), Level::NoKeepAlive);
+        o.used.store(950, Relaxed);
+        assert_eq!(o.level(), Level::Shed);
+        assert_eq!(o.admit(), Err(Error::Overloaded));
+    }
+
+    #[test]
+    fn off_never_sheds() {
+        let o = Overload::off();
+        assert_eq!(o.level(), Level::Normal);
+        assert!(o.reading().is_none());
+        let mut errors = Vec::new();
+        let o = Overload::build(Some("off"), None, None, &mut errors);
+        assert!(errors.is_empty());
+        assert_eq!(o.level(), Level::Normal);
+    }
+
+    #[test]
+    fn a_tiny_budget_sheds_on_a_real_reading() {
+        let mut errors = Vec::new();
+        let o = Overload::build(Some("1KiB"), None, None, &mut errors);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(o.level(), Level::Shed);
+        let (used, budget) = o.reading().unwrap();
+        assert_eq!(budget, 1024);
+        assert!(used > 1024);
+    }
+
+    #[test]
+    fn bad_settings_are_reported() {
+        let mut errors = Vec::new();
+        Overload::build(Some("lots"), None, None, &mut errors);
+        Overload::build(None, Some(96), Some(95), &mut errors);
+        Overload::build(None, Some(0), None, &mut errors);
+        Overload::build(Some("lots"), Some(0), None, &mut errors);
+        assert_eq!(errors.len(), 5, "{errors:?}");
+        let mut errors = Vec::new();
+        let o = Overload::build(Some("2048"), None, None, &mut errors);
+        assert_eq!(o.reading().map(|r| r.1), Some(2048), "{errors:?}");
+    }
+
+    #[test]
+    fn the_default_budget_is_found() {
+        let mut errors = Vec::new();
+        let o = Overload::build(None, None, None, &mut errors);
+        assert!(errors.is_empty());
+        let (used, budget) = o.reading().expect("a cgroup limit or MemTotal");
+        assert!(budget > 0 && used > 0);
+        assert_eq!(o.level(), Level::Normal);
+    }
+
+    #[test]
+    fn kib_fields_parse() {
+        let text = "Name:\tx\nVmRSS:\t   2048 kB\n";
+        assert_eq!(kib_field(text, "VmRSS:"), Some(2 * 1024 * 1024));
+        assert_eq!(kib_field(text, "VmHWM:"), None);
+    }
+}

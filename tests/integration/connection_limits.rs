@@ -1,0 +1,238 @@
+//! Capacity on fronts where one connection carries many requests (SECURITY.md §2, §3, D6):
+//! every request message on TCP or WebSocket holds a place among its principal's 64
+//! concurrent requests, across all of that principal's connections, and a WebSocket whose
+//! requests have all been refused for capacity for 5 s is closed with 1013.
+
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{init_request, patience, tempdir, text_of, wait_recorded, Relay, RELAY};
+use crate::transports::{tcp_addr, ws_url};
+
+const VERSION: &str = "2025-11-25";
+const RESOURCE: &str = "http://relay.test/mcp";
+
+/// `mcp-relay token key`: the key and its config block.
+fn api_key(id: &str) -> (String, String) {
+    let out = std::process::Command::new(RELAY)
+        .args(["token", "key", "--id", id, "--principal", id])
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text.lines().next().unwrap().trim().to_owned();
+    (
+        key,
+        text[text.find("[[auth.api_keys]]").unwrap()..].to_owned(),
+    )
+}
+
+/// A TCP connection that sent its credential line.
+struct Lines {
+    read: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
+    write: tokio::net::tcp::OwnedWriteHalf,
+    early: Vec<Value>,
+}
+
+impl Lines {
+    async fn open(addr: &str, key: &str) -> Lines {
+        let (r, write) = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap()
+            .into_split();
+        let mut c = Lines {
+            read: BufReader::new(r).lines(),
+            write,
+            early: Vec::new(),
+        };
+        c.send(json!({ "authorization": format!("Bearer {key}") }))
+            .await;
+        c
+    }
+
+    async fn send(&mut self, v: Value) {
+        self.write
+            .write_all(format!("{v}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// The answer to `id`; answers to other ids that arrive first are kept for later.
+    async fn answer(&mut self, id: Value) -> Value {
+        if let Some(i) = self.early.iter().position(|v| v["id"] == id) {
+            return self.early.remove(i);
+        }
+        loop {
+            let line = tokio::time::timeout(patience(), self.read.next_line())
+                .await
+                .expect("no answer in time")
+                .unwrap()
+                .expect("connection closed");
+            let v: Value = serde_json::from_str(&line).unwrap();
+            if v.get("method").is_some() {
+                continue;
+            }
+            if v["id"] == id {
+                return v;
+            }
+            self.early.push(v);
+        }
+    }
+
+    async fn initialize(&mut self) -> Value {
+        self.send(init_request(json!("init"), VERSION)).await;
+        let v = self.answer(json!("init")).await;
+        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+            .await;
+        v
+    }
+}
+
+fn call(id: Value, tool: &str, args: Value) -> Value {
+    json!({"jsonrpc":"2.0","id":id,"method":"tools/call","params":{"name":tool,"arguments":args}})
+}
+
+#[tokio::test]
+async fn the_65th_concurrent_tcp_request_of_a_principal_is_refused_on_any_of_its_connections() {
+    let (alice, a_block) = api_key("alice");
+    let (bob, b_block) = api_key("bob");
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\nresource = \"{RESOURCE}\"\n{a_block}\n{b_block}\n"),
+    )
+    .unwrap();
+    let (relay, record) = Relay::start_recorded(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--resource",
+            RESOURCE,
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--max-inflight",
+            "200",
+        ],
+        &[],
+    );
+    crate::support::eventually("tcp listener logged", || {
+        relay.logs().contains("url=tcp://")
+    })
+    .await;
+    let addr = tcp_addr(&relay);
+    let mut a = Lines::open(&addr, &alice).await;
+    assert!(a.initialize().await.get("result").is_some());
+    for i in 0..64 {
+        a.send(call(json!(100 + i), "slow", json!({"ms": 3000})))
+            .await;
+    }
+    wait_recorded(&record, "\"slow\"", 64).await;
+
+    // The 65th, on the same connection: refused at once, with the retry hint.
+    let started = Instant::now();
+    a.send(call(json!(1), "echo", json!({"text": "one too many"})))
+        .await;
+    let refused = a.answer(json!(1)).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "refused at once"
+    );
+    assert_eq!(refused["error"]["code"], -31005, "{refused}");
+    assert_eq!(
+        refused["error"]["data"]["reason"], "principal_inflight_cap",
+        "{refused}"
+    );
+    assert_eq!(refused["error"]["data"]["retry_after_ms"], 1000);
+
+    // A second connection of the same principal: no room either (keyed on the principal).
+    let mut a2 = Lines::open(&addr, &alice).await;
+    let init = a2.initialize().await;
+    assert_eq!(init["error"]["code"], -31005, "{init}");
+
+    // Another principal is untouched.
+    let mut b = Lines::open(&addr, &bob).await;
+    assert!(b.initialize().await.get("result").is_some());
+    b.send(call(json!(1), "echo", json!({"text": "bob"}))).await;
+    assert_eq!(text_of(&b.answer(json!(1)).await), "bob");
+
+    // All 64 complete; then alice has room again on the first connection.
+    for i in 0..64 {
+        let done = a.answer(json!(100 + i)).await;
+        assert!(done.get("result").is_some(), "{done}");
+    }
+    a.send(call(json!(2), "echo", json!({"text": "again"})))
+        .await;
+    assert_eq!(text_of(&a.answer(json!(2)).await), "again");
+}
+
+#[tokio::test]
+async fn a_websocket_refused_for_capacity_for_5_s_is_closed_with_1013() {
+    // Burst 3: the upgrade, `initialize` and one call; then every request is over the rate.
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        "[limits]\nper_principal = \"1/h\"\nper_principal_burst = 3\n",
+    )
+    .unwrap();
+    let relay = Relay::start(&["--config", config.to_str().unwrap()], &[]);
+    let mut req = ws_url(&relay).into_client_request().unwrap();
+    req.headers_mut()
+        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
+    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let send = |v: Value| Message::text(v.to_string());
+    ws.send(send(init_request(json!(0), VERSION)))
+        .await
+        .unwrap();
+    ws.send(send(
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+    ))
+    .await
+    .unwrap();
+    ws.send(send(call(json!(1), "echo", json!({"text": "ok"}))))
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let mut limited = 0;
+    let mut next_id = 2;
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let close = loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                // The socket may already be closing; a failed send is not the test's point.
+                let _ = ws.send(send(call(json!(next_id), "echo", json!({"text": "more"})))).await;
+                next_id += 1;
+            }
+            msg = ws.next() => match msg {
+                Some(Ok(Message::Text(t))) => {
+                    let v: Value = serde_json::from_str(&t).unwrap();
+                    if v["id"] == 1 {
+                        assert_eq!(text_of(&v), "ok");
+                    } else if v["id"].as_i64().is_some_and(|id| id >= 2) {
+                        assert_eq!(v["error"]["code"], -31004, "{v}");
+                        limited += 1;
+                    }
+                }
+                Some(Ok(Message::Close(frame))) => break frame,
+                Some(Ok(_)) => {}
+                other => panic!("connection ended without a close frame: {other:?}"),
+            },
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "never closed");
+    };
+    let frame = close.expect("a close frame with a code");
+    assert_eq!(u16::from(frame.code), 1013, "{frame:?}");
+    let after = started.elapsed();
+    assert!(
+        after >= Duration::from_millis(4500),
+        "closed too soon: {after:?}"
+    );
+    assert!(
+        limited >= 15,
+        "each refused request was answered first: {limited}"
+    );
+}

@@ -1,0 +1,176 @@
+//! Overload shedding by memory (SECURITY.md §2 "Overload", §3): past the hard threshold of
+//! `[limits] memory_budget` new sessions, streams and upgrades get 503 + `Retry-After`
+//! (-31005 `overloaded`) and requests inside a session get that JSON-RPC error, while the
+//! session itself survives and works again once memory is back under the budget; past the soft
+//! threshold answers carry `Connection: close`. The budget is changed under a running relay by
+//! SIGHUP, against its real resident set.
+
+use std::path::Path;
+
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+use crate::support::{init_request, tempdir, Relay};
+
+const VERSION: &str = "2025-11-25";
+
+fn hangup(relay: &Relay) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(relay.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+}
+
+fn write_limits(config: &Path, limits: &str) {
+    std::fs::write(config, format!("[limits]\n{limits}\n")).unwrap();
+}
+
+/// Reloads `limits` and waits until `/health` reports `level`.
+async fn reload(relay: &Relay, config: &Path, limits: &str, level: &str) {
+    write_limits(config, limits);
+    hangup(relay);
+    let mut seen = Value::Null;
+    for _ in 0..100 {
+        seen = relay.health().await["memory"].clone();
+        if seen["level"] == level {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("memory level never became {level}: {seen}");
+}
+
+/// The relay's resident set in bytes, read the way it reads its own.
+fn rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line[6..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    kib * 1024
+}
+
+fn relay_error(v: &Value) -> (i64, String) {
+    (
+        v["error"]["code"].as_i64().unwrap_or(0),
+        v["error"]["data"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+#[tokio::test]
+async fn past_the_budget_new_work_is_shed_and_sessions_survive_until_memory_is_back() {
+    let config = tempdir().join("relay.toml");
+    write_limits(&config, "memory_budget = \"64GiB\"");
+    let relay = Relay::start(&["--config", config.to_str().unwrap()], &[]);
+    let mut session = relay.client();
+    session.initialize(VERSION).await;
+    let health = relay.health().await;
+    assert_eq!(health["memory"]["level"], "normal", "{health}");
+    assert_eq!(health["memory"]["budget_bytes"], 64u64 << 30);
+
+    reload(&relay, &config, "memory_budget = \"1MiB\"", "shedding").await;
+
+    // A new session: 503, Retry-After, -31005 overloaded; nothing was opened.
+    let sessions = relay.health().await["sessions"].clone();
+    let fresh = relay.client().post(init_request(json!(1), VERSION)).await;
+    assert_eq!(fresh.status, 503, "{fresh:?}");
+    assert_eq!(fresh.header("retry-after").as_deref(), Some("1"));
+    assert_eq!(relay_error(&fresh.json()), (-31005, "overloaded".into()));
+    assert_eq!(relay.health().await["sessions"], sessions);
+
+    // A request inside the live session: its JSON-RPC error with the retry hint.
+    let call = session.call(json!(2), "echo", json!({"text": "hi"})).await;
+    let answer = &call.messages()[0];
+    assert_eq!(answer["id"], 2);
+    assert_eq!(relay_error(answer), (-31005, "overloaded".into()));
+    assert_eq!(answer["error"]["data"]["retry_after_ms"], 1000);
+    // A notification still passes (it finishes work rather than starting it).
+    let note = session
+        .post(json!({"jsonrpc":"2.0","method":"notifications/roots/list_changed"}))
+        .await;
+    assert_eq!(note.status, 202, "{note:?}");
+
+    // A standalone stream and a WebSocket upgrade are new work too; readiness says no.
+    let stream = session.get(None).await;
+    assert_eq!(stream.status().as_u16(), 503);
+    let ws = format!("{}/ws", relay.base.replacen("http", "ws", 1));
+    let err = tokio_tungstenite::connect_async(ws.into_client_request().unwrap())
+        .await
+        .expect_err("upgrade must be refused");
+    match err {
+        tokio_tungstenite::tungstenite::Error::Http(res) => assert_eq!(res.status(), 503),
+        other => panic!("expected an HTTP refusal, got {other}"),
+    }
+    let ready = reqwest::get(format!("{}/ready", relay.base)).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 503);
+
+    // Memory back under the budget: the same session works, new sessions open.
+    reload(&relay, &config, "memory_budget = \"64GiB\"", "normal").await;
+    let call = session
+        .call(json!(3), "echo", json!({"text": "back"}))
+        .await;
+    assert_eq!(
+        crate::support::text_of(&call.messages()[0]),
+        "back",
+        "{call:?}"
+    );
+    let mut another = relay.client();
+    another.initialize(VERSION).await;
+    assert_eq!(session.delete().await, 200);
+    let ready = reqwest::get(format!("{}/ready", relay.base)).await.unwrap();
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+#[tokio::test]
+async fn past_the_soft_threshold_answers_close_their_connection() {
+    let config = tempdir().join("relay.toml");
+    write_limits(&config, "memory_budget = \"64GiB\"");
+    let relay = Relay::start(&["--config", config.to_str().unwrap()], &[]);
+    let mut session = relay.client();
+    session.initialize(VERSION).await;
+    let call = session.call(json!(1), "echo", json!({"text": "a"})).await;
+    assert_eq!(call.header("connection"), None, "{call:?}");
+
+    // A budget of 1.4 × the resident set with soft 50 % and hard 100 %: the relay sits in
+    // the no-keep-alive band even if its RSS moves by a third either way.
+    let budget = rss(relay.pid()) * 14 / 10;
+    let limits = format!(
+        "memory_budget = \"{budget}\"\nmemory_soft_percent = 50\nmemory_hard_percent = 100"
+    );
+    reload(&relay, &config, &limits, "no_keep_alive").await;
+    let call = session.call(json!(2), "echo", json!({"text": "b"})).await;
+    assert_eq!(call.status, 200);
+    assert_eq!(crate::support::text_of(&call.messages()[0]), "b");
+    assert_eq!(call.header("connection").as_deref(), Some("close"));
+    let mut fresh = relay.client();
+    fresh.initialize(VERSION).await;
+
+    reload(&relay, &config, "memory_budget = \"64GiB\"", "normal").await;
+    let call = session.call(json!(3), "echo", json!({"text": "c"})).await;
+    assert_eq!(call.header("connection"), None);
+}
+
+#[tokio::test]
+async fn a_broken_budget_is_a_config_error_with_all_its_problems() {
+    let config = tempdir().join("relay.toml");
+    write_limits(
+        &config,
+        "memory_budget = \"lots\"\nmemory_soft_percent = 97\nmemory_hard_percent = 95",
+    );
+    let out = std::process::Command::new(crate::support::RELAY)
+        .args(["check-config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let text =
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("memory_soft_percent"), "{text}");
+    assert!(text.contains("memory_budget"), "{text}");
+}
