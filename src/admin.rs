@@ -202,6 +202,10 @@ pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
         "ready": relay.is_ready(),
         "session_mode": relay.session_mode_name(),
         "sessions": relay.sessions_active(),
+        "connections": metrics::connections_open()
+            .iter()
+            .map(|(front, n)| (front.to_string(), json!(n)))
+            .collect::<serde_json::Map<_, _>>(),
         "children": relay.children_alive(),
         "child_lines_dropped": relay.dropped_lines(),
         "uptime_seconds": relay.uptime().as_secs(),

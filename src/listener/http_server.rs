@@ -27,6 +27,7 @@ use tower_service::Service;
 use tracing::{debug, warn};
 
 use super::ConnInfo;
+use crate::telemetry::metrics;
 
 /// Time for a client to send a request's head.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -59,6 +60,7 @@ pub async fn serve<L>(
                 max_connections,
                 "connection cap reached: connection refused"
             );
+            metrics::connection_refused("http");
             drop(io);
             continue;
         };
@@ -69,8 +71,10 @@ pub async fn serve<L>(
         });
         let mut closing = closing.subscribe();
         let watcher = closed.clone();
+        let open = metrics::connection_opened("http");
         tokio::spawn(async move {
             let _permit = permit;
+            let _open = open;
             let _watcher = watcher;
             let builder = builder();
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);

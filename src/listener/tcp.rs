@@ -59,8 +59,10 @@ pub async fn serve(
                 }
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     warn!(%peer, "connection cap reached: tcp connection refused");
+                    crate::telemetry::metrics::connection_refused("tcp");
                     continue;
                 };
+                let permit = (permit, crate::telemetry::metrics::connection_opened("tcp"));
                 debug!(%peer, "tcp connection");
                 let _ = tcp.set_nodelay(true);
                 let _ = socket_keepalive(&tcp);

@@ -202,6 +202,9 @@ struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     sessions_opened: AtomicU64,
+    /// Open connections per front (`FRONTS`), and those refused at the connection cap.
+    connections: [AtomicU64; 2],
+    connections_refused: [AtomicU64; 2],
     restarts: [AtomicU64; 2],
     exits: [AtomicU64; 2],
     denials: [AtomicU64; 4],
@@ -217,6 +220,8 @@ static METRICS: Metrics = Metrics {
     bytes_in: AtomicU64::new(0),
     bytes_out: AtomicU64::new(0),
     sessions_opened: AtomicU64::new(0),
+    connections: [const { AtomicU64::new(0) }; 2],
+    connections_refused: [const { AtomicU64::new(0) }; 2],
     restarts: [const { AtomicU64::new(0) }; 2],
     exits: [const { AtomicU64::new(0) }; 2],
     denials: [const { AtomicU64::new(0) }; 4],
@@ -330,6 +335,37 @@ pub fn policy_denial(kind: DenialKind) {
 /// A request or connection shed by a rate limit of `scope` (e.g. `principal`, `ip`).
 pub fn rate_limited(scope: &'static str) {
     METRICS.rate_limited.inc(scope);
+}
+
+/// The connection-oriented fronts: HTTP (Streamable HTTP, SSE, WebSocket) and TCP.
+pub const FRONTS: [&str; 2] = ["http", "tcp"];
+
+/// An open connection of `front` ([`FRONTS`]), counted until dropped.
+#[derive(Debug)]
+pub struct OpenConnection(usize);
+
+/// A connection was accepted on `front` (`http` or `tcp`).
+pub fn connection_opened(front: &'static str) -> OpenConnection {
+    let i = FRONTS.iter().position(|f| *f == front).unwrap_or(0);
+    METRICS.connections[i].fetch_add(1, Relaxed);
+    OpenConnection(i)
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        METRICS.connections[self.0].fetch_sub(1, Relaxed);
+    }
+}
+
+/// A connection was refused at `--max-connections` on `front`.
+pub fn connection_refused(front: &'static str) {
+    let i = FRONTS.iter().position(|f| *f == front).unwrap_or(0);
+    METRICS.connections_refused[i].fetch_add(1, Relaxed);
+}
+
+/// Open connections per front, for `/health`.
+pub fn connections_open() -> [(&'static str, u64); 2] {
+    [0, 1].map(|i| (FRONTS[i], METRICS.connections[i].load(Relaxed)))
 }
 
 /// A session was opened.
@@ -469,6 +505,26 @@ pub fn render(snap: &Snapshot) -> String {
         "mcp_relay_sessions_opened_total",
         "Sessions opened since start.",
         METRICS.sessions_opened.load(Relaxed),
+    );
+    let n = "mcp_relay_connections_open";
+    header(
+        &mut out,
+        n,
+        "gauge",
+        "Client connections open now, by front (`http`, `tcp`).",
+    );
+    for (front, v) in connections_open() {
+        let _ = writeln!(out, "{n}{{front=\"{front}\"}} {v}");
+    }
+    let refused: Vec<(&str, u64)> = [0, 1]
+        .map(|i| (FRONTS[i], METRICS.connections_refused[i].load(Relaxed)))
+        .to_vec();
+    labelled(
+        &mut out,
+        "mcp_relay_connections_refused_total",
+        "Connections closed at once because the listener's --max-connections was reached.",
+        "front",
+        &refused,
     );
     gauge(
         &mut out,

@@ -1,4 +1,5 @@
-//! The admin listener (`--admin-listen`): `/metrics` counts a scripted workload exactly,
+//! The admin listener (`--admin-listen`): `/metrics` counts a scripted workload and open
+//! connections exactly,
 //! it is separate from the main listener, it checks Host and its token, a non-loopback admin
 //! bind without a token is a usage error, and `/health` shows each shared slot's state.
 
@@ -471,4 +472,90 @@ async fn health_names_a_remote_upstream_without_its_query() {
     assert_eq!(h["upstream"]["url"], "http://127.0.0.1:9/mcp", "{h}");
     assert!(!h.to_string().contains("secret-in-query"));
     assert_eq!(h["slots"].as_array().map(Vec::len), Some(1), "{h}");
+}
+
+#[tokio::test]
+async fn open_connections_are_counted_per_front_and_in_health() {
+    let relay = Relay::start(
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--max-connections",
+            "8",
+        ],
+        &[],
+    );
+    let admin = admin_base(&relay).await;
+    let open = |text: &str, front: &str| {
+        value(
+            text,
+            &format!("mcp_relay_connections_open{{front=\"{front}\"}}"),
+        )
+    };
+    let before = scrape(&admin, None).await;
+    let (http0, tcp0) = (open(&before, "http"), open(&before, "tcp"));
+
+    // Five idle HTTP connections and two TCP ones: the gauges move by exactly that.
+    let http_addr = relay.base.trim_start_matches("http://").to_owned();
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(tokio::net::TcpStream::connect(&http_addr).await.unwrap());
+    }
+    eventually("tcp listener logged", || {
+        relay.logs().contains("url=tcp://")
+    })
+    .await;
+    let tcp_addr = crate::transports::tcp_addr(&relay);
+    for _ in 0..2 {
+        held.push(tokio::net::TcpStream::connect(&tcp_addr).await.unwrap());
+    }
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = scrape(&admin, None).await;
+        if open(&text, "http") == http0 + 5.0 && open(&text, "tcp") == tcp0 + 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(open(&text, "http"), http0 + 5.0, "{text}");
+    assert_eq!(open(&text, "tcp"), tcp0 + 2.0, "{text}");
+    let health: Value = get(&format!("{admin}/health"), None)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        health["connections"]["http"],
+        json!(http0 as u64 + 5),
+        "{health}"
+    );
+
+    // Over --max-connections (8): the extra ones are refused and counted.
+    for _ in 0..5 {
+        held.push(tokio::net::TcpStream::connect(&http_addr).await.unwrap());
+    }
+    let mut refused = 0.0;
+    for _ in 0..100 {
+        text = scrape(&admin, None).await;
+        refused = value(&text, "mcp_relay_connections_refused_total{front=\"http\"}");
+        if refused >= 2.0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused >= 2.0, "{text}");
+
+    // Closed connections leave the gauge.
+    held.clear();
+    for _ in 0..100 {
+        text = scrape(&admin, None).await;
+        if open(&text, "http") == http0 && open(&text, "tcp") == tcp0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(open(&text, "http"), http0, "{text}");
+    assert_eq!(open(&text, "tcp"), tcp0, "{text}");
 }
