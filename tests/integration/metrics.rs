@@ -1,7 +1,7 @@
 //! The admin listener (`--admin-listen`): `/metrics` counts a scripted workload and open
-//! connections exactly,
-//! it is separate from the main listener, it checks Host and its token, a non-loopback admin
-//! bind without a token is a usage error, and `/health` shows each shared slot's state.
+//! connections exactly, it is separate from the main listener, it checks Host and its token, a
+//! non-loopback admin bind without a token is a usage error, and `/health` shows each shared
+//! slot's state.
 
 use std::process::Command;
 
