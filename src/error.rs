@@ -190,7 +190,7 @@ impl Error {
             },
             Error::Overloaded => Wire {
                 retry_after: RETRY,
-                ..wire(503, -31005, "overloaded", Internal)
+                ..wire(503, -31005, "overloaded", Downstream)
             },
             Error::ChildUnavailable => Wire {
                 retry_after: RETRY,

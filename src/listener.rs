@@ -6,6 +6,7 @@
 //! [`ConnInfo`] carries what the connection knows about the peer (address, verified mTLS
 //! identity) to the router root, where `policy.rs` authenticates.
 
+mod guard;
 mod metadata;
 
 pub mod duplex;

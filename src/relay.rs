@@ -419,6 +419,10 @@ impl Relay {
                 (Handled::Forward, Kind::Response, _) => up.forward_response(session, frame),
                 (_, _, None) => Err(Error::Internal),
             };
+            // The session's or child's own caps refuse at dispatch: throttling too.
+            if result.as_ref().is_err_and(Error::is_capacity) {
+                session.note_admission(true);
+            }
             match (result, &stream, frame.id()) {
                 (Ok(()), _, _) => {}
                 (Err(e), Some(s), Some(id)) if batch && frame.kind() == Kind::Request => {

@@ -10,7 +10,7 @@
 //! stream ends when the relay drains.
 //!
 //! Owns the connection table (id → driver, identity) and the framing. Not here: Host/Origin
-//! (the guard in `streamable_http.rs` wraps these routes), session logic (`duplex.rs`,
+//! (the guard in `guard.rs` wraps these routes), session logic (`duplex.rs`,
 //! `relay.rs`), status codes and error bodies (`error.rs`).
 
 use std::collections::HashMap;
@@ -31,14 +31,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
-use super::streamable_http::{accepts, caller_of, media_type_is, read_body, sse_response};
+use super::guard::caller_of;
+use super::streamable_http::{accepts, media_type_is, read_body, sse_response};
 use crate::error::Error;
 use crate::policy::authn::{Caller, Transport};
 use crate::relay::Relay;
 use crate::session::SessionId;
 
 const SSE_PATH: &str = "/sse";
-const MESSAGE_PATH: &str = "/message";
+pub(super) const MESSAGE_PATH: &str = "/message";
 
 /// The legacy routes of one listener: `GET /sse` and `POST /message`. A path already served
 /// by another route (`--path`, `--ws-path`, `/health`, `/ready`) is left to it, with a warning.

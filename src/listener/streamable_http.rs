@@ -3,7 +3,7 @@
 //! Translates HTTP to the relay core and back: POST (JSON-RPC in; JSON or SSE out), GET
 //! (standalone stream, or resume with `Last-Event-ID`), DELETE (end the session). Status
 //! codes follow PROTOCOL.md §2; every error goes through `error.rs`. No policy and no session
-//! logic here: the guard calls `policy.rs`, sessions live in `relay.rs`.
+//! logic here: the guard (`guard.rs`) calls `policy.rs`, sessions live in `relay.rs`.
 
 mod modern;
 
@@ -12,8 +12,8 @@ use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use axum::middleware::{self, Next};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -22,22 +22,19 @@ use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use axum::extract::ConnectInfo;
-
-use super::ConnInfo;
+use super::guard::caller_of;
 use crate::admin;
 use crate::config::ResponseMode;
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
-use crate::policy::authn::{self, Caller, Principal, Transport};
-use crate::policy::overload::Level;
+use crate::policy::authn::Caller;
 use crate::relay::modern::CancelOnDrop;
 use crate::relay::stream::{parse_event_id, Out, Stream};
 use crate::relay::{Posted, Relay};
 use crate::session::Session;
 
-const SESSION_HEADER: &str = "mcp-session-id";
+pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
 /// The router of one Streamable HTTP listener: the MCP path plus `/health` and `/ready`.
@@ -53,145 +50,11 @@ pub fn router(relay: Arc<Relay>) -> Router {
         .route("/health", get(admin::health))
         .route("/ready", get(admin::ready))
         .merge(super::sse::routes(relay.clone()))
-        .layer(middleware::from_fn_with_state(relay.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            relay.clone(),
+            super::guard::guard,
+        ))
         .with_state(relay)
-}
-
-/// Request-level policy for every route, before routing (STYLE.md §7 phases 1-2): client
-/// IP allow/deny, Host, Origin, CORS preflight, per-IP rate, authentication, per-principal
-/// rate and concurrency. Only the protected-resource metadata is public (clients read it to
-/// learn how to authenticate). The caller goes into the request's extensions; answers to
-/// allowed CORS origins carry the CORS headers.
-async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: Next) -> Response {
-    let policy = &relay.policy();
-    let conn = req
-        .extensions()
-        .get::<ConnectInfo<ConnInfo>>()
-        .map(|c| c.0.clone());
-    // Phase 1: the client address (forwarded headers only from trusted proxies).
-    let peer = match policy.client(conn.as_ref().map(|c| c.peer), req.headers()) {
-        Ok(p) => p,
-        Err(e) => {
-            let socket = conn.as_ref().map(|c| c.peer);
-            let anonymous = Caller::new(Principal::anonymous(), socket, Transport::StreamableHttp);
-            relay.record_refusal(&anonymous, None, None, &e);
-            return e.into_response();
-        }
-    };
-    let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-    if let Err(e) = policy.check(req.headers(), authority.as_deref()) {
-        return e.into_response();
-    }
-    // Preflights carry no credentials: answered before authentication.
-    if let Some(res) = policy.cors.preflight(req.method(), req.headers()) {
-        return res;
-    }
-    // Overload shedding: cheap, and before authentication spends any CPU.
-    let overload = policy.limits.overload().level();
-    if overload == Level::Shed && starts_work(&req) {
-        let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
-        let e = Error::Overloaded;
-        crate::telemetry::metrics::rate_limited("overload");
-        relay.record_refusal(&anonymous, None, None, &e);
-        return e.into_response();
-    }
-    let http1 = req.version() <= axum::http::Version::HTTP_11;
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let mut res = guarded(&relay, req, next, peer, conn).await;
-    if let Some(o) = origin {
-        let mut h = HeaderMap::new();
-        h.insert(header::ORIGIN, o);
-        policy.cors.decorate(&h, &mut res);
-    }
-    // From the soft threshold, connections are not kept alive (HTTP/2 has no such header).
-    if overload >= Level::NoKeepAlive && http1 {
-        res.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    res
-}
-
-/// Whether an HTTP request starts new work that shedding refuses: a new session or
-/// stateless request (POST without a session), a stream or WebSocket upgrade (GET, but not
-/// the probes). Requests inside a session are shed per message (`Relay::admit`), so their
-/// notifications and responses, and DELETE, still pass.
-fn starts_work(req: &Request) -> bool {
-    let in_session = req.headers().contains_key(SESSION_HEADER)
-        || req
-            .uri()
-            .query()
-            .is_some_and(|q| q.split('&').any(|p| p.starts_with("sessionId=")));
-    match *req.method() {
-        Method::GET => !matches!(req.uri().path(), "/health" | "/ready"),
-        Method::POST => !in_session,
-        _ => false,
-    }
-}
-
-/// The guard after Host/Origin and CORS: limits, authentication, the route.
-async fn guarded(
-    relay: &Arc<Relay>,
-    mut req: Request,
-    next: Next,
-    peer: Option<std::net::SocketAddr>,
-    conn: Option<ConnInfo>,
-) -> Response {
-    let policy = &relay.policy();
-    if req.uri().path().starts_with(authn::WELL_KNOWN) {
-        return super::metadata::serve(policy, req.method(), req.uri().path());
-    }
-    // Before authentication, so credential guessing is throttled per client address.
-    if let Some(Err(e)) = peer.map(|p| policy.limits.check_ip(p.ip())) {
-        let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
-        relay.record_refusal(&anonymous, None, None, &e);
-        return e.into_response();
-    }
-    // Without authentication, probes need no `--identity-header` name.
-    let probe = matches!(req.uri().path(), "/health" | "/ready");
-    if probe && !policy.auth.is_enabled() {
-        let caller = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
-        req.extensions_mut().insert(caller);
-        return next.run(req).await;
-    }
-    let cert = conn.as_ref().and_then(|c| c.cert.clone());
-    let principal = policy
-        .authenticate(req.headers(), req.uri().query(), cert.as_deref())
-        .await;
-    let caller = match principal {
-        Ok(p) => Caller::new(p, peer, Transport::StreamableHttp),
-        Err(e) => {
-            let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
-            relay.record_refusal(&anonymous, None, None, &e);
-            return e.into_response();
-        }
-    };
-    // Keyed on the principal, never the session: a new session dodges nothing. GET streams
-    // are long-lived and not counted among the concurrent requests.
-    let counted = matches!(*req.method(), Method::POST | Method::DELETE);
-    let slot = match policy.limit_request(&caller, counted) {
-        Ok(slot) => slot,
-        Err(e) => {
-            relay.record_refusal(&caller, None, None, &e);
-            return e.into_response();
-        }
-    };
-    req.extensions_mut().insert(caller);
-    let res = next.run(req).await;
-    match slot {
-        // Held until the response body (an SSE stream until its answer) is done.
-        Some(slot) => res.map(|body| {
-            Body::new(body.map_frame(move |f| {
-                let _held = &slot;
-                f
-            }))
-        }),
-        None => res,
-    }
-}
-
-/// The caller the guard established (always present behind it).
-pub(super) fn caller_of(extensions: &axum::http::Extensions) -> Result<Caller, Error> {
-    extensions.get::<Caller>().cloned().ok_or(Error::Internal)
 }
 
 async fn handle_post(State(relay): State<Arc<Relay>>, req: Request) -> Response {

@@ -7,7 +7,7 @@
 //! (1 MiB); a ping every `--sse-keep-alive` keeps intermediaries from timing the connection
 //! out. Close codes say why: 1009 too big, 1008 a binary frame (policy: text only), 1001 the
 //! relay is shutting down or the session ended, 1013 no session could be opened now (session
-//! cap, overload, rate limit, child unavailable, circuit open) or every request of the
+//! or concurrency cap, overload, child unavailable, circuit open) or every request of the
 //! connection has been refused for capacity (rate limit, cap, overload) for
 //! [`SUSTAINED_THROTTLE`] (SECURITY.md §3: "WS close 1013 if sustained").
 
@@ -130,9 +130,10 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
     }
 }
 
-/// Refusals that mean "not now" rather than "not this".
+/// Refusals of `initialize` that mean no session can be opened now (a rate-limited one may
+/// be tried again on the same connection after `retry_after_ms`).
 fn is_overload(e: &Error) -> bool {
-    e.is_capacity()
+    (e.is_capacity() && !matches!(e, Error::RateLimited(_)))
         || matches!(
             e,
             Error::SessionCap

@@ -1,11 +1,16 @@
 //! Overload shedding by memory (SECURITY.md §2 "Overload"): before memory runs out, the relay
 //! stops keeping connections alive, then refuses new work.
 //!
-//! The budget is `[limits] memory_budget` (`--memory-budget`), or else the memory limit of the
-//! relay's cgroup (a container's or a systemd unit's `MemoryMax=`), or else the machine's
-//! memory. Usage is what that budget is measured against: the cgroup's working set
-//! (`memory.current` less inactive page cache, children included, as the kubelet counts it)
-//! when the budget is the cgroup's, otherwise the relay's own resident set (`VmRSS`). Levels:
+//! What is measured against what, children always included:
+//!
+//! - `[limits] memory_budget` (`--memory-budget`): the resident memory of the relay's process
+//!   tree (the relay and every process below it: the servers it runs);
+//! - else, in a cgroup v2 with a memory limit (a container, a systemd unit's `MemoryMax=`):
+//!   the cgroup's working set (`memory.current` less inactive page cache, as the kubelet and
+//!   the OOM killer count it) against that limit;
+//! - else the machine's used memory (`MemTotal − MemAvailable`) against `MemTotal`.
+//!
+//! Levels:
 //!
 //! - below `memory_soft_percent` (90): normal;
 //! - from it: HTTP/1.1 answers carry `Connection: close` (no keep-alive), so idle connections
@@ -15,7 +20,8 @@
 //!   inside an existing session gets that JSON-RPC error; notifications, responses and
 //!   `DELETE` still pass, because they finish work and free memory.
 //!
-//! Reading usage costs a small file read; it is sampled at most every 100 ms.
+//! A reading is a few small `/proc` reads (one per process of the tree); it is taken at most
+//! every 200 ms, when a request asks.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -28,7 +34,9 @@ pub const DEFAULT_SOFT_PERCENT: u8 = 90;
 /// Percent of the budget from which new work is refused.
 pub const DEFAULT_HARD_PERCENT: u8 = 95;
 /// How long one usage reading is trusted.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+/// Processes read for one process-tree reading, at most.
+const MAX_TREE: usize = 20_000;
 
 /// How loaded the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -53,8 +61,10 @@ impl Level {
 /// What usage is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Source {
-    /// The relay's own resident set.
-    Process,
+    /// The resident set of the relay and its descendants.
+    Tree,
+    /// The machine's used memory.
+    Machine,
     /// A cgroup v2 directory's `memory.current`.
     Cgroup(PathBuf),
 }
@@ -76,7 +86,7 @@ pub struct Overload {
 impl Overload {
     /// No shedding.
     pub fn off() -> Overload {
-        Overload::with(None, Source::Process, 100, 100)
+        Overload::with(None, Source::Tree, 100, 100)
     }
 
     /// Validates the `[limits]` settings. `budget`: `None` (find one), `"off"`, or a size
@@ -98,19 +108,19 @@ impl Overload {
             ok = false;
         }
         let (budget, source) = match budget.map(str::trim) {
-            Some("off") => (None, Source::Process),
+            Some("off") => (None, Source::Tree),
             Some(text) => match text.parse::<bytesize::ByteSize>() {
-                Ok(b) if b.as_u64() > 0 => (Some(b.as_u64()), Source::Process),
+                Ok(b) if b.as_u64() > 0 => (Some(b.as_u64()), Source::Tree),
                 _ => {
                     errors.push(format!(
                         "limits.memory_budget: {text:?} is not a size such as \"512MiB\" or \"off\""
                     ));
-                    (None, Source::Process)
+                    (None, Source::Tree)
                 }
             },
             None => match cgroup_limit() {
                 Some((limit, dir)) => (Some(limit), Source::Cgroup(dir)),
-                None => (machine_memory(), Source::Process),
+                None => (meminfo("MemTotal:"), Source::Machine),
             },
         };
         if !ok {
@@ -120,7 +130,11 @@ impl Overload {
     }
 
     fn with(budget: Option<u64>, source: Source, soft: u8, hard: u8) -> Overload {
-        let at = |p: u8| budget.map_or(u64::MAX, |b| b / 100 * u64::from(p));
+        let at = |p: u8| {
+            budget.map_or(u64::MAX, |b| {
+                u64::try_from(u128::from(b) * u128::from(p) / 100).unwrap_or(u64::MAX)
+            })
+        };
         Overload {
             budget,
             source,
@@ -171,7 +185,10 @@ impl Overload {
             return self.used.load(Relaxed);
         }
         let used = match &self.source {
-            Source::Process => process_rss(),
+            Source::Tree => tree_rss(std::process::id()),
+            Source::Machine => meminfo("MemTotal:")
+                .zip(meminfo("MemAvailable:"))
+                .map(|(total, free)| total.saturating_sub(free)),
             Source::Cgroup(dir) => cgroup_working_set(dir),
         }
         .unwrap_or(0);
@@ -181,16 +198,48 @@ impl Overload {
     }
 }
 
-/// The relay's resident set in bytes (`VmRSS` of `/proc/self/status`).
-fn process_rss() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+/// The resident set of `root` and all its descendants, in bytes (`VmRSS` of each; the tree
+/// from `/proc/<pid>/task/<tid>/children`). Processes that exit meanwhile count as 0.
+fn tree_rss(root: u32) -> Option<u64> {
+    let mut total = rss(root)?;
+    let mut todo = children(root);
+    let mut seen = 1;
+    while let Some(pid) = todo.pop() {
+        seen += 1;
+        if seen > MAX_TREE {
+            break;
+        }
+        total += rss(pid).unwrap_or(0);
+        todo.extend(children(pid));
+    }
+    Some(total)
+}
+
+fn rss(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     kib_field(&status, "VmRSS:")
 }
 
-/// `MemTotal` of `/proc/meminfo`, in bytes.
-fn machine_memory() -> Option<u64> {
+/// The direct children of every thread of `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
+        })
+        .collect()
+}
+
+/// A `/proc/meminfo` field in bytes.
+fn meminfo(name: &str) -> Option<u64> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    kib_field(&info, "MemTotal:")
+    kib_field(&info, name)
 }
 
 /// A `Name:   1234 kB` line's value in bytes.
@@ -240,7 +289,7 @@ mod tests {
 
     #[test]
     fn levels_follow_the_thresholds() {
-        let o = Overload::with(Some(1000), Source::Process, 90, 95);
+        let o = Overload::with(Some(1000), Source::Tree, 90, 95);
         o.used.store(899, Relaxed);
         o.sampled_at.store(u64::MAX - 1, Relaxed);
         // A reading "from the future" stays fresh: the stored value is used.
@@ -293,8 +342,38 @@ mod tests {
         let o = Overload::build(None, None, None, &mut errors);
         assert!(errors.is_empty());
         let (used, budget) = o.reading().expect("a cgroup limit or MemTotal");
-        assert!(budget > 0 && used > 0);
-        assert_eq!(o.level(), Level::Normal);
+        assert!(
+            budget > 0 && used > 0 && used <= budget * 2,
+            "{used} of {budget}"
+        );
+    }
+
+    #[test]
+    fn the_process_tree_includes_children() {
+        let alone = tree_rss(std::process::id()).unwrap();
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        // The child shows up (with its own resident set) once it has exec'd.
+        let mut with = alone;
+        for _ in 0..100 {
+            if children(std::process::id()).contains(&pid) && rss(pid).is_some_and(|r| r > 0) {
+                with = tree_rss(std::process::id()).unwrap();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(with > alone, "{with} vs {alone}");
+    }
+
+    #[test]
+    fn thresholds_do_not_truncate_small_budgets() {
+        let o = Overload::with(Some(50), Source::Tree, 90, 95);
+        assert_eq!((o.soft, o.hard), (45, 47));
     }
 
     #[test]

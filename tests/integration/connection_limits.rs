@@ -1,6 +1,6 @@
 //! Capacity on fronts where one connection carries many requests (SECURITY.md §2, §3, D6):
-//! every request message on TCP or WebSocket holds a place among its principal's 64
-//! concurrent requests, across all of that principal's connections, and a WebSocket whose
+//! every request message on TCP, WebSocket or legacy SSE holds a place among its principal's
+//! 64 concurrent requests, across all of that principal's connections, and a WebSocket whose
 //! requests have all been refused for capacity for 5 s is closed with 1013.
 
 use std::time::{Duration, Instant};
@@ -127,7 +127,7 @@ async fn the_65th_concurrent_tcp_request_of_a_principal_is_refused_on_any_of_its
     let mut a = Lines::open(&addr, &alice).await;
     assert!(a.initialize().await.get("result").is_some());
     for i in 0..64 {
-        a.send(call(json!(100 + i), "slow", json!({"ms": 3000})))
+        a.send(call(json!(100 + i), "slow", json!({"ms": 10000})))
             .await;
     }
     wait_recorded(&record, "\"slow\"", 64).await;
@@ -235,4 +235,49 @@ async fn a_websocket_refused_for_capacity_for_5_s_is_closed_with_1013() {
         limited >= 15,
         "each refused request was answered first: {limited}"
     );
+}
+
+#[tokio::test]
+async fn legacy_sse_requests_each_hold_one_place_in_the_principal_cap() {
+    let (alice, a_block) = api_key("alice");
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[auth]\nresource = \"{RESOURCE}\"\n{a_block}\n\n[limits]\nmax_concurrent_per_principal = 1\n"
+        ),
+    )
+    .unwrap();
+    let (relay, record) = Relay::start_recorded(
+        &["--config", config.to_str().unwrap(), "--resource", RESOURCE],
+        &[],
+    );
+    let mut sse = crate::sse::Legacy::open_with(&relay, &[("x-api-key", &alice)]).await;
+    async fn answer(sse: &mut crate::sse::Legacy, id: Value) -> Value {
+        loop {
+            let v = sse.next().await.expect("stream ended");
+            if v["id"] == id && v.get("method").is_none() {
+                return v;
+            }
+        }
+    }
+    // With a cap of 1, `initialize` passes: the POST and its request count once, not twice.
+    sse.send(init_request(json!(0), VERSION)).await;
+    let init = answer(&mut sse, json!(0)).await;
+    assert!(init.get("result").is_some(), "{init}");
+    sse.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+        .await;
+    sse.send(call(json!(1), "slow", json!({"ms": 4000}))).await;
+    wait_recorded(&record, "\"slow\"", 1).await;
+    sse.send(call(json!(2), "echo", json!({"text": "no room"})))
+        .await;
+    let refused = answer(&mut sse, json!(2)).await;
+    assert_eq!(
+        refused["error"]["data"]["reason"], "principal_inflight_cap",
+        "{refused}"
+    );
+    assert!(answer(&mut sse, json!(1)).await.get("result").is_some());
+    sse.send(call(json!(3), "echo", json!({"text": "room"})))
+        .await;
+    assert_eq!(text_of(&answer(&mut sse, json!(3)).await), "room");
 }

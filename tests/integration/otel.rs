@@ -353,3 +353,36 @@ async fn otel_denied_call_has_an_error_span_with_the_principal() {
         "a denied call never reaches the child"
     );
 }
+
+#[tokio::test]
+async fn otel_collector_that_never_answers_does_not_delay_calls() {
+    // Accepts connections and reads nothing back: every export hangs until its timeout.
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hole.local_addr().unwrap());
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = hole.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            held.push(s);
+        }
+    });
+    let (relay, _) = relay(Some(&url), "10");
+    let mut client = relay.client();
+    client.initialize(VERSION).await;
+    for i in 0..10 {
+        let started = Instant::now();
+        let reply = client.call(json!(i), "echo", json!({"text": "x"})).await;
+        assert_eq!(text_of(&reply.messages()[0]), "x");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "call {i} waited for the exporter"
+        );
+    }
+    eventually("an export reached the collector", || {
+        accepted.load(std::sync::atomic::Ordering::Relaxed) > 0
+    })
+    .await;
+    holder.abort();
+}

@@ -31,7 +31,7 @@ impl Legacy {
     }
 
     /// Opens `GET /sse` with `headers` and reads the `endpoint` event.
-    async fn open_with(relay: &Relay, headers: &[(&str, &str)]) -> Legacy {
+    pub(crate) async fn open_with(relay: &Relay, headers: &[(&str, &str)]) -> Legacy {
         let http = reqwest::Client::new();
         let mut b = http
             .get(format!("{}/sse", relay.base))
@@ -90,7 +90,7 @@ impl Legacy {
         assert_eq!(status, 202, "POST {body}");
     }
 
-    async fn send(&self, v: Value) {
+    pub(crate) async fn send(&self, v: Value) {
         self.send_raw(&v.to_string()).await;
     }
 
