@@ -128,17 +128,7 @@ impl Setup {
 
 /// `mcp-relay token key ARGS`: the key and its `[[auth.api_keys]]` block.
 fn api_key(args: &[&str]) -> (String, String) {
-    let out = Command::new(RELAY)
-        .args(["token", "key"])
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().trim().to_owned();
-    assert!(key.starts_with("mcpr_"), "{text}");
-    let at = text.find("[[auth.api_keys]]").expect("no config block");
-    (key, text[at..].to_owned())
+    crate::support::mint_api_key(args)
 }
 
 /// `serve --listen 127.0.0.1:0 --resource RESOURCE --config FILE EXTRA -- fixture [--record]`.

@@ -552,16 +552,7 @@ async fn bridge_insecure_accepts_a_self_signed_server_and_warns() {
 
 /// `mcp-relay token key`: (key, its `[[auth.api_keys]]` block).
 fn api_key() -> (String, String) {
-    let out = StdCommand::new(RELAY)
-        .args(["token", "key", "--id", "bridge-it"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().trim().to_owned();
-    assert!(key.starts_with("mcpr_"), "{text}");
-    let at = text.find("[[auth.api_keys]]").unwrap();
-    (key, text[at..].to_owned())
+    crate::support::mint_api_key(&["--id", "bridge-it"])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,7 +11,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{init_request, patience, tempdir, text_of, wait_recorded, Relay, RELAY};
+use crate::support::{init_request, patience, tempdir, text_of, wait_recorded, Relay};
 use crate::transports::{tcp_addr, ws_url};
 
 const VERSION: &str = "2025-11-25";
@@ -19,16 +19,7 @@ const RESOURCE: &str = "http://relay.test/mcp";
 
 /// `mcp-relay token key`: the key and its config block.
 fn api_key(id: &str) -> (String, String) {
-    let out = std::process::Command::new(RELAY)
-        .args(["token", "key", "--id", id, "--principal", id])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().trim().to_owned();
-    (
-        key,
-        text[text.find("[[auth.api_keys]]").unwrap()..].to_owned(),
-    )
+    crate::support::mint_api_key(&["--id", id, "--principal", id])
 }
 
 /// A TCP connection that sent its credential line.

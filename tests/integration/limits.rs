@@ -24,15 +24,7 @@ const RESOURCE: &str = "http://relay.test/mcp";
 
 /// `mcp-relay token key --id ID --principal NAME`: the key and its config block.
 fn api_key(id: &str, principal: &str) -> (String, String) {
-    let out = Command::new(RELAY)
-        .args(["token", "key", "--id", id, "--principal", principal])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().trim().to_owned();
-    let at = text.find("[[auth.api_keys]]").expect("no config block");
-    (key, text[at..].to_owned())
+    crate::support::mint_api_key(&["--id", id, "--principal", principal])
 }
 
 /// Writes a `--config` file.

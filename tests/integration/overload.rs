@@ -10,17 +10,9 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{children_of, init_request, tempdir, Relay};
+use crate::support::{children_of, hangup, init_request, tempdir, Relay};
 
 const VERSION: &str = "2025-11-25";
-
-fn hangup(relay: &Relay) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(relay.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
-}
 
 fn write_limits(config: &Path, limits: &str) {
     std::fs::write(config, format!("[limits]\n{limits}\n")).unwrap();

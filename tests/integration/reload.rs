@@ -2,39 +2,13 @@
 //! config file, for the next requests, without dropping sessions; a broken file is refused
 //! and the old policy stays.
 
-use std::process::Command;
-
 use serde_json::json;
 
-use crate::support::{eventually, tempdir, Relay, FIXTURE, RELAY};
+use crate::support::{eventually, hangup, tempdir, Relay, FIXTURE};
 
 /// `mcp-relay token key`: the key and its config block.
 fn api_key(id: &str, roles: &str) -> (String, String) {
-    let out = Command::new(RELAY)
-        .args([
-            "token",
-            "key",
-            "--id",
-            id,
-            "--principal",
-            id,
-            "--roles",
-            roles,
-        ])
-        .output()
-        .unwrap();
-    let text = String::from_utf8(out.stdout).unwrap();
-    let key = text.lines().next().unwrap().trim().to_owned();
-    let block = text[text.find("[[auth.api_keys]]").unwrap()..].to_owned();
-    (key, block)
-}
-
-fn hangup(relay: &Relay) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(relay.pid() as i32),
-        nix::sys::signal::Signal::SIGHUP,
-    )
-    .unwrap();
+    crate::support::mint_api_key(&["--id", id, "--principal", id, "--roles", roles])
 }
 
 async fn status_with(relay: &Relay, key: &str) -> u16 {

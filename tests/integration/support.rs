@@ -481,3 +481,27 @@ pub fn mint_jwt(secret_var: &str, secret: &str, user: &str, roles: &str, audienc
     );
     String::from_utf8(out.stdout).unwrap().trim().to_owned()
 }
+
+/// `mcp-relay token key ARGS`: the key and its `[[auth.api_keys]]` block (only the hash).
+pub fn mint_api_key(args: &[&str]) -> (String, String) {
+    let out = Command::new(RELAY)
+        .args(["token", "key"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8(out.stdout).unwrap();
+    let key = text.lines().next().unwrap().trim().to_owned();
+    assert!(key.starts_with("mcpr_"), "{text}");
+    let at = text.find("[[auth.api_keys]]").expect("no config block");
+    (key, text[at..].to_owned())
+}
+
+/// SIGHUP to the relay: reload its policy.
+pub fn hangup(relay: &Relay) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(relay.pid() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+}
