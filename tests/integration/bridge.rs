@@ -6,7 +6,6 @@
 //! written here on a bare `TcpListener` (SECURITY.md §6, §8.F).
 
 use std::collections::{BTreeMap, HashSet};
-use std::io::{BufRead, BufReader as StdBufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command as StdCommand, Stdio};
@@ -49,28 +48,7 @@ impl Server {
             .process_group(0)
             .spawn()
             .expect("spawn relay");
-        let stderr = child.stderr.take().unwrap();
-        let logs = Arc::new(Mutex::new(String::new()));
-        let sink = logs.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in StdBufReader::new(stderr).lines().map_while(Result::ok) {
-                let at = line.find("url=http://");
-                if let Some(i) = at.or_else(|| line.find("url=https://")) {
-                    if let Some(t) = tx.take() {
-                        let url = line[i + 4..].split_whitespace().next().unwrap_or("");
-                        let _ = t.send(url.to_owned());
-                    }
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(patience())
-            .unwrap_or_else(|_| panic!("relay did not start: {}", logs.lock().unwrap()));
+        let (logs, url) = crate::support::listening(&mut child);
         let base = url.rsplit_once('/').unwrap().0.to_owned();
         Server {
             child,

@@ -82,28 +82,7 @@ impl Relay {
             .stderr(Stdio::piped())
             .spawn()
             .expect("spawn relay");
-        let stderr = child.stderr.take().expect("stderr");
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = logs.clone();
-        std::thread::spawn(move || {
-            let mut tx = Some(tx);
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let at = line.find("url=http://");
-                if let Some(i) = at.or_else(|| line.find("url=https://")) {
-                    if let Some(t) = tx.take() {
-                        let url = line[i + 4..].split_whitespace().next().unwrap_or("");
-                        let _ = t.send(url.to_owned());
-                    }
-                }
-                let mut l = sink.lock().unwrap();
-                l.push_str(&line);
-                l.push('\n');
-            }
-        });
-        let url = rx
-            .recv_timeout(patience())
-            .unwrap_or_else(|_| panic!("relay did not start: {}", logs.lock().unwrap()));
+        let (logs, url) = listening(&mut child);
         let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
         Relay {
             child,
@@ -504,4 +483,32 @@ pub fn hangup(relay: &Relay) {
         nix::sys::signal::Signal::SIGHUP,
     )
     .unwrap();
+}
+
+/// Collects a relay's stderr (its logs) on a thread and waits for the first
+/// `url=http(s)://…` it logs: the (logs, url) of a relay that is listening.
+pub fn listening(child: &mut Child) -> (Arc<Mutex<String>>, String) {
+    let stderr = child.stderr.take().expect("stderr piped");
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = logs.clone();
+    std::thread::spawn(move || {
+        let mut tx = Some(tx);
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let at = line.find("url=http://");
+            if let Some(i) = at.or_else(|| line.find("url=https://")) {
+                if let Some(t) = tx.take() {
+                    let url = line[i + 4..].split_whitespace().next().unwrap_or("");
+                    let _ = t.send(url.to_owned());
+                }
+            }
+            let mut l = sink.lock().unwrap();
+            l.push_str(&line);
+            l.push('\n');
+        }
+    });
+    let url = rx
+        .recv_timeout(patience())
+        .unwrap_or_else(|_| panic!("relay did not start: {}", logs.lock().unwrap()));
+    (logs, url)
 }
