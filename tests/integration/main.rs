@@ -22,6 +22,8 @@
 //! - `audit`: one audit line per request whatever its outcome; written before exit.
 //! - `metrics`: the admin listener: exact counts after a scripted workload, Host and token
 //!   checks, per-slot `/health`.
+//! - `weak_secrets`: placeholder and guessable secrets refused by `serve`, `check-config` and
+//!   SIGHUP (issue 14).
 //! - `bridge`: `mcp-relay connect` (the stdio bridge) as a host drives it: every transport,
 //!   credentials, tool filters, reconnects, malformed input, hostile servers (SECURITY.md §6, §8.F).
 
@@ -51,3 +53,4 @@ mod streamable_http;
 mod tls;
 mod transparency;
 mod transports;
+mod weak_secrets;
