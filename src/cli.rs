@@ -255,7 +255,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
     /// Accept JWTs signed with this HMAC secret (`env:NAME` or `file:PATH`; see
-    /// `mcp-relay token secret` and `token jwt`).
+    /// `mcp-relay token secret` and `token jwt`). Placeholder, short (< 32 bytes) or guessable
+    /// secrets are refused (exit 64; docs/security.md).
     #[arg(long, value_name = "REF")]
     pub jwt_secret: Option<String>,
     /// Accept JWTs signed by keys from this JWKS URL (https, or http to loopback).
