@@ -52,7 +52,8 @@ pub struct JwtConfig {
     /// HMAC (`HS256/384/512`, with `secret`) or all asymmetric (`RS*`, `PS*`, `ES256`, `ES384`,
     /// `EdDSA`, with `public_keys` and/or `jwks_url`). Required.
     pub algorithms: Vec<String>,
-    /// HMAC secret reference (`env:NAME` or `file:/path`), at least as long as the hash.
+    /// HMAC secret reference (`env:NAME` or `file:/path`), at least as long as the hash;
+    /// placeholder and guessable secrets are refused (`config/secret/strength.rs`).
     #[serde(default)]
     pub secret: Option<String>,
     /// PEM files with public keys or certificates (RSA, EC P-256/P-384, Ed25519).
