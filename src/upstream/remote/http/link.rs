@@ -90,8 +90,10 @@ impl Link {
         lock(&self.session).clone()
     }
 
-    /// A request to `url` with the configured headers and the session's.
-    pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+    /// A request to `url` with the configured headers and `Authorization` (a static one or
+    /// the credential source's): every request of the link, legacy SSE ones included, is
+    /// built here.
+    pub(super) fn authorized(&self, method: Method, url: &Url) -> RequestBuilder {
         let mut b = self
             .http
             .request(method, url.clone())
@@ -102,6 +104,25 @@ impl Link {
                 b = b.header(reqwest::header::AUTHORIZATION, v);
             }
         }
+        b
+    }
+
+    /// Sends what `build` makes, and once more when the credential source renewed refused
+    /// credentials.
+    pub(super) async fn send_renewing(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+    ) -> reqwest::Result<Response> {
+        let res = build().send().await?;
+        if !self.renewed(&res).await {
+            return Ok(res);
+        }
+        build().send().await
+    }
+
+    /// A request to `url` with the configured headers and the session's.
+    pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        let mut b = self.authorized(method, url);
         if let Some(s) = self.session() {
             b = b.header(SESSION_HEADER, s);
         }
