@@ -310,6 +310,45 @@ pub struct ServeArgs {
     /// private CA is trusted only when given here).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
+    /// A header sent to the remote upstream with every request (`'Name: value'`, repeatable).
+    /// The value may be a reference, `env:NAME` or `file:/path`; credentials (Authorization,
+    /// Cookie, and names with `key`, `token`, `secret` or `auth`) must be.
+    #[arg(
+        long = "upstream-header",
+        value_name = "'NAME: VALUE'",
+        help_heading = "Remote upstream"
+    )]
+    pub upstream_headers: Vec<String>,
+    /// Send `Authorization: Bearer <value of this environment variable>` to the remote upstream.
+    #[arg(long, value_name = "NAME", help_heading = "Remote upstream")]
+    pub upstream_bearer_env: Option<String>,
+    /// Send `Authorization: Bearer <contents of this file>` to the remote upstream (read at
+    /// startup).
+    #[arg(long, value_name = "FILE", help_heading = "Remote upstream")]
+    pub upstream_bearer_file: Option<PathBuf>,
+    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4) for the remote upstream: the token
+    /// endpoint (https, or http on loopback). The token is cached until it expires and
+    /// renewed when the upstream refuses it.
+    #[arg(long, value_name = "URL", help_heading = "Remote upstream")]
+    pub upstream_oauth_token_url: Option<String>,
+    /// The client id for --upstream-oauth-token-url.
+    #[arg(long, value_name = "ID", help_heading = "Remote upstream")]
+    pub upstream_oauth_client_id: Option<String>,
+    /// The environment variable holding the client secret for --upstream-oauth-token-url.
+    #[arg(long, value_name = "NAME", help_heading = "Remote upstream")]
+    pub upstream_oauth_client_secret_env: Option<String>,
+    /// The file holding the client secret for --upstream-oauth-token-url.
+    #[arg(long, value_name = "FILE", help_heading = "Remote upstream")]
+    pub upstream_oauth_client_secret_file: Option<PathBuf>,
+    /// The `scope` to ask the token endpoint for.
+    #[arg(long, value_name = "SCOPES", help_heading = "Remote upstream")]
+    pub upstream_oauth_scope: Option<String>,
+    /// The RFC 8707 `resource` to ask the token endpoint for (the upstream's URL, usually).
+    #[arg(long, value_name = "URI", help_heading = "Remote upstream")]
+    pub upstream_oauth_resource: Option<String>,
+    /// The `audience` to ask the token endpoint for (authorization servers that use it).
+    #[arg(long, value_name = "AUDIENCE", help_heading = "Remote upstream")]
+    pub upstream_oauth_audience: Option<String>,
     /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -340,31 +379,80 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
 }
 
 impl ServeArgs {
+    /// The remote upstream's credential flags.
+    fn upstream_access(&self) -> crate::upstream::remote::upstream_access::Flags {
+        crate::upstream::remote::upstream_access::Flags {
+            headers: self.upstream_headers.clone(),
+            bearer_env: self.upstream_bearer_env.clone(),
+            bearer_file: self.upstream_bearer_file.clone(),
+            oauth_token_url: self.upstream_oauth_token_url.clone(),
+            oauth_client_id: self.upstream_oauth_client_id.clone(),
+            oauth_client_secret_env: self.upstream_oauth_client_secret_env.clone(),
+            oauth_client_secret_file: self.upstream_oauth_client_secret_file.clone(),
+            oauth_scope: self.upstream_oauth_scope.clone(),
+            oauth_resource: self.upstream_oauth_resource.clone(),
+            oauth_audience: self.upstream_oauth_audience.clone(),
+        }
+    }
+
     /// Validates everything; all problems are returned together.
     pub fn into_config(mut self) -> Result<ServeConfig, Vec<String>> {
         let mut errors = Vec::new();
+        let mut entry_access = None;
+        let mut entry_failed = false;
         if let Some(file) = &self.mcp_servers {
-            match config::file::mcp_server(file, self.server.as_deref()) {
-                Ok(config::file::McpServer::Command { argv, env }) => {
+            use config::mcp_servers::McpServer;
+            match config::mcp_servers::read(
+                file,
+                self.server.as_deref(),
+                &config::secret::process_env,
+            ) {
+                Ok(McpServer::Command { argv, env, cwd }) => {
                     self.command = argv;
                     self.env.extend(env);
+                    self.cwd = self.cwd.take().or(cwd);
                 }
-                Ok(config::file::McpServer::Url(url)) => self.upstream = Some(url),
-                Err(e) => errors.push(e),
+                Ok(McpServer::Url {
+                    url,
+                    headers,
+                    legacy_sse,
+                }) => {
+                    self.upstream = Some(url);
+                    entry_access = Some((headers, legacy_sse));
+                }
+                Err(e) => {
+                    entry_failed = true;
+                    errors.extend(e);
+                }
             }
         }
         let path_var = std::env::var("PATH").ok();
         let max_line = usize::try_from(self.max_line).unwrap_or(usize::MAX);
-        let remote = match &self.upstream {
+        let mut remote = match &self.upstream {
             Some(url) => RemoteSpec::parse(url, max_line, self.upstream_ca.as_deref())
                 .map_err(|e| errors.push(e))
                 .ok(),
             None => None,
         };
+        let access = crate::upstream::remote::upstream_access::build(
+            &self.upstream_access(),
+            entry_access,
+            &config::secret::process_env,
+        );
+        match (access, remote.as_mut()) {
+            (Ok(Some(access)), Some(spec)) => spec.set_access(access),
+            (Ok(Some(_)), None) if !entry_failed => errors.push(
+                "--upstream-header, --upstream-bearer-* and --upstream-oauth-* need a remote upstream (--upstream URL, or a `url` entry of --mcp-servers)".into(),
+            ),
+            (Ok(_), _) => {}
+            (Err(e), _) => errors.extend(e),
+        }
         let program = match (self.command.first(), &self.upstream) {
             (Some(p), None) => config::resolve_program(p, path_var.as_deref())
                 .map_err(|e| errors.push(e))
                 .ok(),
+            // The --mcp-servers error already says what is missing.
+            (None, None) if entry_failed => None,
             (None, None) => {
                 errors.push(
                     "no server: give the command after `--`, `--upstream URL`, or `command` in the config's [serve]".into(),

@@ -28,8 +28,10 @@ use super::stdio::{self, ChildHandle, ChildOutput, ExitInfo, LinkEnds};
 pub use tls::{Alpn, Roots, TlsClient, TlsOptions, Trust};
 
 pub mod access;
+mod client_credentials;
 mod http;
 mod tls;
+pub(crate) mod upstream_access;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -189,6 +191,16 @@ impl RemoteSpec {
             }
             RemoteSpec::WebSocket { url, .. } => url.clone(),
             RemoteSpec::Http { url, .. } => http::log_name(url),
+        }
+    }
+
+    /// Replaces how the link authenticates itself (`serve`'s upstream credentials, the
+    /// bridge's flags).
+    pub fn set_access(&mut self, a: Access) {
+        match self {
+            RemoteSpec::Tcp { access, .. }
+            | RemoteSpec::WebSocket { access, .. }
+            | RemoteSpec::Http { access, .. } => *access = a,
         }
     }
 
