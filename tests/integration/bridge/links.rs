@@ -104,3 +104,78 @@ async fn bridge_drops_a_huge_sse_line_and_keeps_the_stream() {
     assert!(b.alive());
     b.assert_clean();
 }
+
+/// The host's `initialize` fails: its error message, and the bridge's log.
+async fn refused_initialize(args: &[&str]) -> (String, String) {
+    let mut b = Bridge::spawn(args);
+    let init = b.initialize_raw().await;
+    assert_eq!(init["error"]["code"], -31006, "{init}");
+    let message = init["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(b.alive());
+    let (code, _) = b.eof().await;
+    assert_eq!(code, Some(0));
+    b.assert_clean();
+    (message, b.stderr())
+}
+
+// Issue 14, bug 8: a refused key, a closed port and an untrusted certificate are named to
+// the host (the -31006 message) and in the log, in the user's terms; a refused key is not
+// blamed on OAuth, and the log speaks of the remote link, not of a child or pid 0. On main
+// the host saw `server unavailable` only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_names_why_the_server_cannot_be_used() {
+    // (a) a wrong API key.
+    let (_key, block) = api_key();
+    let dir = tempdir();
+    let config = dir.join("relay.toml");
+    std::fs::write(&config, &block).unwrap();
+    let s = Server::fixture(
+        "127.0.0.1:0",
+        &["--config", config.to_str().unwrap()],
+        &dir.join("rec.log"),
+    );
+    let (msg, log) = refused_initialize(&["--header", "X-API-Key: mcpr_wrong", &s.url]).await;
+    let want = format!(
+        "the server refused the credential (HTTP 401 from {})",
+        s.url
+    );
+    assert!(msg.contains(&want), "{msg}");
+    assert!(log.contains(&want), "{log}");
+    assert!(!log.to_lowercase().contains("oauth"), "{log}");
+    assert!(
+        !log.contains("shared child") && !log.contains("pid=0"),
+        "{log}"
+    );
+
+    // (b) nothing listening.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}/mcp");
+    let (msg, log) = refused_initialize(&["--oauth", "off", &url]).await;
+    let want = format!("cannot reach 127.0.0.1:{port}: connection refused");
+    assert!(msg.contains(&want), "{msg}");
+    assert!(log.contains(&want), "{log}");
+
+    // (c) a certificate no trusted CA signed.
+    let (cert, key) = cert_generate();
+    let tls = Server::fixture(
+        "127.0.0.1:0",
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+        &dir.join("rec-tls.log"),
+    );
+    let (msg, log) = refused_initialize(&[&tls.url]).await;
+    let want = "TLS: the certificate of 127.0.0.1 is not valid";
+    assert!(msg.contains(want), "{msg}");
+    assert!(log.contains(want), "{log}");
+}

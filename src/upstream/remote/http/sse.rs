@@ -13,7 +13,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode, Url};
-use tracing::{debug, warn};
+use tracing::debug;
 
 use super::link::{is_sse, Link};
 use super::stream::Events;
@@ -136,7 +136,7 @@ pub(super) async fn post(
         return Err(Error::SessionGone);
     }
     if !status.is_success() {
-        warn!(upstream = %link.name, status = status.as_u16(), "upstream refused a message");
+        link.refused(&res);
         if let Some(f) = frame.filter(|f| f.kind() == Kind::Request) {
             let mut pending = Pending {
                 ids: f.id().into_iter().collect(),

@@ -25,7 +25,7 @@ pub(super) async fn answer(
     let status = res.status();
     link.check(status)?;
     if !status.is_success() {
-        warn!(upstream = %link.name, status = status.as_u16(), "upstream refused a request");
+        link.refused(&res);
     }
     if status.is_success() && is_sse(&res) {
         return stream(&link, res, pending).await;
