@@ -440,6 +440,13 @@ impl ServeArgs {
             &config::secret::process_env,
         );
         match (access, remote.as_mut()) {
+            (Ok(Some(a)), Some(spec))
+                if a.credentials.is_some() && !matches!(spec, RemoteSpec::Http { .. }) =>
+            {
+                errors.push(
+                    "--upstream-oauth-* apply to http:// and https:// upstreams (the token is fetched when the server answers 401)".into(),
+                );
+            }
             (Ok(Some(access)), Some(spec)) => spec.set_access(access),
             (Ok(Some(_)), None) if !entry_failed => errors.push(
                 "--upstream-header, --upstream-bearer-* and --upstream-oauth-* need a remote upstream (--upstream URL, or a `url` entry of --mcp-servers)".into(),

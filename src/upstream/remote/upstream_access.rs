@@ -249,6 +249,8 @@ mod tests {
         let entry = vec![("Authorization".to_owned(), "Bearer x".to_owned())];
         assert!(build(&two, Some((entry, false)), &env).is_err());
         assert_eq!(build(&Flags::default(), None, &env), Ok(None));
+        // Debug output names headers, never their values.
+        assert!(!format!("{a:?}").contains("s3cret"));
     }
 
     #[test]

@@ -21,18 +21,14 @@ async fn bridge_sends_authorization_over_legacy_sse() {
     let sse = format!("{}/sse", s.base);
     let env = "MCP_RELAY_BRIDGE_SSE_TOKEN";
     let header = format!("Authorization: Bearer {key}");
-    let cases: [(Vec<&str>, Vec<(&str, &str)>); 2] = [
-        (
-            vec!["--transport", "sse", "--bearer-env", env, &sse],
-            vec![(env, &key)],
-        ),
-        (
-            vec!["--transport", "sse", "--header", &header, &sse],
-            vec![],
-        ),
+    let with_env = [(env, key.as_str())];
+    let cases = [
+        (["--bearer-env", env], &with_env[..]),
+        (["--header", header.as_str()], &[][..]),
     ];
-    for (args, envs) in cases {
-        let mut b = Bridge::spawn_env(&args, &envs, "debug");
+    for (creds, envs) in cases {
+        let args = [&["--transport", "sse"][..], &creds[..], &[sse.as_str()][..]].concat();
+        let mut b = Bridge::spawn_env(&args, envs, "debug");
         b.initialize().await;
         let r = b.call(json!(1), "echo", json!({"text": "sse-auth"})).await;
         assert_eq!(text_of(&r), "sse-auth", "{args:?}: {r}\n{}", b.stderr());
