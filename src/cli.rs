@@ -310,45 +310,10 @@ pub struct ServeArgs {
     /// private CA is trusted only when given here).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
-    /// A header sent to the remote upstream with every request (`'Name: value'`, repeatable).
-    /// The value may be a reference, `env:NAME` or `file:/path`; credentials (Authorization,
-    /// Cookie, and names with `key`, `token`, `secret` or `auth`) must be.
-    #[arg(
-        long = "upstream-header",
-        value_name = "'NAME: VALUE'",
-        help_heading = "Remote upstream"
-    )]
-    pub upstream_headers: Vec<String>,
-    /// Send `Authorization: Bearer <value of this environment variable>` to the remote upstream.
-    #[arg(long, value_name = "NAME", help_heading = "Remote upstream")]
-    pub upstream_bearer_env: Option<String>,
-    /// Send `Authorization: Bearer <contents of this file>` to the remote upstream (read at
-    /// startup).
-    #[arg(long, value_name = "FILE", help_heading = "Remote upstream")]
-    pub upstream_bearer_file: Option<PathBuf>,
-    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4) for the remote upstream: the token
-    /// endpoint (https, or http on loopback). The token is cached until it expires and
-    /// renewed when the upstream refuses it.
-    #[arg(long, value_name = "URL", help_heading = "Remote upstream")]
-    pub upstream_oauth_token_url: Option<String>,
-    /// The client id for --upstream-oauth-token-url.
-    #[arg(long, value_name = "ID", help_heading = "Remote upstream")]
-    pub upstream_oauth_client_id: Option<String>,
-    /// The environment variable holding the client secret for --upstream-oauth-token-url.
-    #[arg(long, value_name = "NAME", help_heading = "Remote upstream")]
-    pub upstream_oauth_client_secret_env: Option<String>,
-    /// The file holding the client secret for --upstream-oauth-token-url.
-    #[arg(long, value_name = "FILE", help_heading = "Remote upstream")]
-    pub upstream_oauth_client_secret_file: Option<PathBuf>,
-    /// The `scope` to ask the token endpoint for.
-    #[arg(long, value_name = "SCOPES", help_heading = "Remote upstream")]
-    pub upstream_oauth_scope: Option<String>,
-    /// The RFC 8707 `resource` to ask the token endpoint for (the upstream's URL, usually).
-    #[arg(long, value_name = "URI", help_heading = "Remote upstream")]
-    pub upstream_oauth_resource: Option<String>,
-    /// The `audience` to ask the token endpoint for (authorization servers that use it).
-    #[arg(long, value_name = "AUDIENCE", help_heading = "Remote upstream")]
-    pub upstream_oauth_audience: Option<String>,
+    /// Credentials for the remote upstream (`--upstream-header`, `--upstream-bearer-*`,
+    /// `--upstream-oauth-*`).
+    #[command(flatten)]
+    pub upstream_auth: crate::upstream::remote::upstream_access::Flags,
     /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -379,22 +344,6 @@ pub(crate) fn size(s: &str) -> Result<u64, String> {
 }
 
 impl ServeArgs {
-    /// The remote upstream's credential flags.
-    fn upstream_access(&self) -> crate::upstream::remote::upstream_access::Flags {
-        crate::upstream::remote::upstream_access::Flags {
-            headers: self.upstream_headers.clone(),
-            bearer_env: self.upstream_bearer_env.clone(),
-            bearer_file: self.upstream_bearer_file.clone(),
-            oauth_token_url: self.upstream_oauth_token_url.clone(),
-            oauth_client_id: self.upstream_oauth_client_id.clone(),
-            oauth_client_secret_env: self.upstream_oauth_client_secret_env.clone(),
-            oauth_client_secret_file: self.upstream_oauth_client_secret_file.clone(),
-            oauth_scope: self.upstream_oauth_scope.clone(),
-            oauth_resource: self.upstream_oauth_resource.clone(),
-            oauth_audience: self.upstream_oauth_audience.clone(),
-        }
-    }
-
     /// Validates everything; all problems are returned together.
     pub fn into_config(mut self) -> Result<ServeConfig, Vec<String>> {
         let mut errors = Vec::new();
@@ -435,7 +384,7 @@ impl ServeArgs {
             None => None,
         };
         let access = crate::upstream::remote::upstream_access::build(
-            &self.upstream_access(),
+            &self.upstream_auth,
             entry_access,
             &config::secret::process_env,
         );

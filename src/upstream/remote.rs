@@ -32,7 +32,7 @@ pub(crate) mod cause;
 mod client_credentials;
 mod http;
 mod tls;
-pub(crate) mod upstream_access;
+pub mod upstream_access;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 

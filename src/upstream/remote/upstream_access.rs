@@ -14,19 +14,85 @@ use super::client_credentials::{ClientCredentials, Grant};
 use super::{Access, CredentialSource};
 use crate::config::secret;
 
-/// The credential flags of `serve`, as given.
-#[derive(Debug, Default)]
-pub(crate) struct Flags {
-    pub(crate) headers: Vec<String>,
-    pub(crate) bearer_env: Option<String>,
-    pub(crate) bearer_file: Option<PathBuf>,
-    pub(crate) oauth_token_url: Option<String>,
-    pub(crate) oauth_client_id: Option<String>,
-    pub(crate) oauth_client_secret_env: Option<String>,
-    pub(crate) oauth_client_secret_file: Option<PathBuf>,
-    pub(crate) oauth_scope: Option<String>,
-    pub(crate) oauth_resource: Option<String>,
-    pub(crate) oauth_audience: Option<String>,
+/// The credential flags of `serve` for its remote upstream, as given (flattened into
+/// `ServeArgs`, so each is also a `[serve]` key).
+#[derive(Debug, Default, Clone, clap::Args)]
+pub struct Flags {
+    /// A header sent to the remote upstream with every request (`'Name: value'`, repeatable).
+    /// The value may be a reference, `env:NAME` or `file:/path`; credentials (Authorization,
+    /// Cookie, and names with `key`, `token`, `secret` or `auth`) must be.
+    #[arg(
+        long = "upstream-header",
+        value_name = "'NAME: VALUE'",
+        help_heading = "Remote upstream"
+    )]
+    pub headers: Vec<String>,
+    /// Send `Authorization: Bearer <value of this environment variable>` to the remote upstream.
+    #[arg(
+        long = "upstream-bearer-env",
+        value_name = "NAME",
+        help_heading = "Remote upstream"
+    )]
+    pub bearer_env: Option<String>,
+    /// Send `Authorization: Bearer <contents of this file>` to the remote upstream (read at
+    /// startup).
+    #[arg(
+        long = "upstream-bearer-file",
+        value_name = "FILE",
+        help_heading = "Remote upstream"
+    )]
+    pub bearer_file: Option<PathBuf>,
+    /// OAuth 2.0 client credentials grant (RFC 6749 §4.4) for the remote upstream: the token
+    /// endpoint (https, or http on loopback). The token is cached until it expires and
+    /// renewed when the upstream refuses it.
+    #[arg(
+        long = "upstream-oauth-token-url",
+        value_name = "URL",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_token_url: Option<String>,
+    /// The client id for --upstream-oauth-token-url.
+    #[arg(
+        long = "upstream-oauth-client-id",
+        value_name = "ID",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_client_id: Option<String>,
+    /// The environment variable holding the client secret for --upstream-oauth-token-url.
+    #[arg(
+        long = "upstream-oauth-client-secret-env",
+        value_name = "NAME",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_client_secret_env: Option<String>,
+    /// The file holding the client secret for --upstream-oauth-token-url.
+    #[arg(
+        long = "upstream-oauth-client-secret-file",
+        value_name = "FILE",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_client_secret_file: Option<PathBuf>,
+    /// The `scope` to ask the token endpoint for.
+    #[arg(
+        long = "upstream-oauth-scope",
+        value_name = "SCOPES",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_scope: Option<String>,
+    /// The RFC 8707 `resource` to ask the token endpoint for (the upstream's URL, usually).
+    #[arg(
+        long = "upstream-oauth-resource",
+        value_name = "URI",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_resource: Option<String>,
+    /// The `audience` to ask the token endpoint for (authorization servers that use it).
+    #[arg(
+        long = "upstream-oauth-audience",
+        value_name = "AUDIENCE",
+        help_heading = "Remote upstream"
+    )]
+    pub oauth_audience: Option<String>,
 }
 
 /// The upstream's access, or `None` when nothing was configured; every problem at once.
