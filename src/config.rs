@@ -5,6 +5,7 @@
 //! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
 
 pub mod file;
+pub mod mcp_servers;
 pub mod secret;
 pub mod security;
 

@@ -824,3 +824,5 @@ fn system_roots_load_on_this_machine() {
     assert!(matches!(spec, RemoteSpec::Http { tls: Some(_), .. }));
     assert!(RemoteSpec::parse_with("http://127.0.0.1:9/mcp", 1 << 20, &opts).is_ok());
 }
+
+mod credentials;
