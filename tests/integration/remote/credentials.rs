@@ -157,7 +157,7 @@ async fn token_endpoint(token: String) -> (String, Arc<AtomicUsize>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn front_gets_a_client_credentials_token_for_a_jwt_upstream_and_caches_it() {
     const SECRET_VAR: &str = "MCP_RELAY_IT_B_JWT";
-    const SECRET: &str = "upstream-jwt-secret-of-at-least-32-bytes!";
+    const SECRET: &str = "q7Vd2-XkM9pLr4Zt_Ws8NbHc1Yf6JgUa3OeKi0Tn5Rm";
     const RESOURCE: &str = "https://b.example/mcp";
     let jwt = mint_jwt(SECRET_VAR, SECRET, "front", "reader", RESOURCE);
     let (token_url, grants) = token_endpoint(jwt).await;
