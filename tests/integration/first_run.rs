@@ -155,7 +155,19 @@ async fn startup_log_lists_every_endpoint_and_each_answers() {
     assert_eq!(status(metrics).await, 200);
     assert_eq!(status(field(&admin, "health")).await, 200);
     assert_eq!(status(field(&admin, "ready")).await, 200);
-    assert_eq!(status(index).await, 200);
+    assert_eq!(status(index.clone()).await, 200);
+    // The probes moved to the admin listener: the index no longer names them.
+    let page: Value = http
+        .get(&index)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["endpoints"]["sse"], "/sse", "{page}");
+    assert!(page["endpoints"].get("health").is_none(), "{page}");
     // GET on the MCP path without a session: 400, not 404.
     assert_eq!(status(format!("{base}/mcp")).await, 400);
     let tcp = url("tcp").replacen("tcp://", "", 1);
