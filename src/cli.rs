@@ -64,6 +64,10 @@ pub enum Command {
     /// JWTs (`token jwt`).
     #[command(subcommand)]
     Token(crate::token::TokenCommand),
+    /// A small stdio MCP server to try the relay with: `time`, `echo` and a scratch key/value
+    /// store (`kv_set`, `kv_get`, `kv_list`, `kv_delete`, in memory). Run it behind the
+    /// relay: `mcp-relay serve -- mcp-relay demo-server`.
+    DemoServer,
 }
 
 #[derive(Debug, Subcommand)]

@@ -11,6 +11,7 @@
 //! - `upstream`: id multiplexing in front of a child; `upstream::stdio`: the supervised child.
 //! - `jsonrpc`: raw frames, the ambiguity rule, id splicing. `era`: protocol versions.
 //! - `error`: the one error → wire mapping. `admin`: `/health`, `/ready`.
+//! - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 pub mod admin;
 pub mod app;
@@ -18,6 +19,7 @@ pub mod bridge;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod era;
 pub mod error;
 pub mod jsonrpc;

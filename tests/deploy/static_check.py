@@ -84,8 +84,8 @@ check(len(stages) >= 2, f"Dockerfile is multi-stage ({len(stages)} stages)")
 build = [s for s in stages if s[0].startswith("rust:")]
 check(bool(build), "Dockerfile builds with the official rust image")
 check(
-    any("cargo build --release" in r for s in build for i, r in s[2] if i == "RUN"),
-    "Dockerfile runs cargo build --release in the rust stage",
+    any("cargo build --profile dist" in r for s in build for i, r in s[2] if i == "RUN"),
+    "Dockerfile runs cargo build --profile dist in the rust stage",
 )
 runtime = names.get("runtime")
 check(runtime is not None, "Dockerfile has a `runtime` stage")

@@ -4,6 +4,8 @@
 //! real socket, wrapping the real `mcp-relay-fixture` child.
 //!
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
+//! - `first_run`: the bundled demo server behind the relay, the startup log's endpoints,
+//!   `GET /` (content, Host and authentication guard).
 //! - `sse`: legacy HTTP+SSE (`/sse`, `/message`): scenario, refusals, connection lifetime.
 //! - `streamable_http`: status codes, headers, sessions, streams, resumability, guards.
 //! - `transparency`: bytes through the relay equal bytes straight from the child.
@@ -38,6 +40,7 @@ mod cli;
 mod config;
 mod connection_limits;
 mod exhaustion;
+mod first_run;
 mod limits;
 mod metrics;
 mod modern;
