@@ -435,14 +435,21 @@ fn credential_text(v: &HeaderValue) -> Result<&str, AuthFailure> {
         .map_err(|_| AuthFailure::Invalid("malformed_authorization"))
 }
 
-/// Whether a query string names a credential parameter (case-insensitive).
+/// Whether a query string names a credential parameter (case-insensitive). Names are
+/// compared as a server reads them, percent-decoded (`%61ccess_token`, `access%5Ftoken`) and
+/// with `+` as a space, so no spelling of a name slips past the rule.
 pub fn query_has_credential(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or_default();
+    query_names(query).any(|name| {
         QUERY_CREDENTIALS
             .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
+            .any(|c| name.trim().eq_ignore_ascii_case(c))
     })
+}
+
+/// The parameter names of a query string, decoded (`application/x-www-form-urlencoded`, as
+/// axum's `Query` reads them): every check of a name must see what the handler will see.
+pub fn query_names(query: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name)
 }
 
 /// `https://host/mcp` → `https://host/.well-known/oauth-protected-resource/mcp` (RFC 9728 §3).
@@ -482,6 +489,24 @@ mod tests {
         assert!(query_has_credential("a=1&Access_Token=x"));
         assert!(query_has_credential("api_key=x"));
         assert!(!query_has_credential("sessionId=abc"));
+    }
+
+    #[test]
+    fn a4_query_credentials_are_recognised_however_their_name_is_encoded() {
+        // Issue 14, bug 12: names were compared without percent-decoding.
+        for q in [
+            "access%5Ftoken=x",
+            "%61ccess_token=x",
+            "a=1&%41CCESS%5fTOKEN=x",
+            "api%2Dkey=x",
+            "%20token=x",
+            "token+=x",
+        ] {
+            assert!(query_has_credential(q), "{q}");
+        }
+        for q in ["sessionId=abc", "access%5Ftokens=x", "q=access_token", ""] {
+            assert!(!query_has_credential(q), "{q}");
+        }
     }
 
     #[test]
