@@ -33,12 +33,11 @@ pub struct Bound {
     relay: Arc<Relay>,
 }
 
-/// Binds the listener; fails before anything runs.
+/// Binds the listeners; fails before anything runs. What can fail without the network (the
+/// audit log, the certificate) is set up first, and "listening" is said once every socket is
+/// bound, so a failed start never announced an address.
 pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
+    let audit = start_audit(&cfg)?;
     let tls = match &cfg.tls {
         Some(files) => Some({
             tls::install_provider();
@@ -46,10 +45,10 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         }),
         None => None,
     };
-    let (http, ws, tcp_scheme) = match tls {
-        Some(_) => ("https", "wss", "tls"),
-        None => ("http", "ws", "tcp"),
-    };
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
     let tcp = match cfg.tcp_listen {
         Some(at) => Some(
             TcpListener::bind(at)
@@ -57,6 +56,18 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
                 .with_context(|| format!("cannot listen on {at} (--tcp-listen)"))?,
         ),
         None => None,
+    };
+    let admin = match &cfg.admin {
+        Some(a) => Some(
+            TcpListener::bind(a.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (--admin-listen)", a.listen))?,
+        ),
+        None => None,
+    };
+    let (http, ws, tcp_scheme) = match tls {
+        Some(_) => ("https", "wss", "tls"),
+        None => ("http", "ws", "tcp"),
     };
     info!(
         transport = "streamable_http",
@@ -67,18 +78,9 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     if let Some(t) = &tcp {
         info!(transport = "tcp", url = %format!("{tcp_scheme}://{}", t.local_addr()?), "listening");
     }
-    let admin = match &cfg.admin {
-        Some(a) => Some(
-            TcpListener::bind(a.listen)
-                .await
-                .with_context(|| format!("cannot listen on {} (--admin-listen)", a.listen))?,
-        ),
-        None => None,
-    };
     if let Some(a) = &admin {
         info!(transport = "admin", url = %format!("http://{}/metrics", a.local_addr()?), "listening");
     }
-    let audit = start_audit(&cfg)?;
     Ok(Bound {
         addr,
         listener,

@@ -373,6 +373,11 @@ impl ServeArgs {
             }
             _ => None,
         };
+        if let (Some(dir), None) = (&self.cwd, &self.upstream) {
+            if let Err(e) = config::check_cwd(dir) {
+                errors.push(e);
+            }
+        }
         if !self.path.starts_with('/') {
             errors.push(format!("--path `{}` must start with /", self.path));
         }

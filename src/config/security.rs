@@ -183,6 +183,10 @@ pub fn build(
         m.ca = base.join(&m.ca);
         m
     });
+    // The CA bundle is read now (it is read again when serving starts), not after binding.
+    if let Some(Err(e)) = mtls_cfg.as_ref().map(crate::tls::client::verifier) {
+        errors.push(format!("auth.mtls.ca: {}", crate::config::with_causes(&e)));
+    }
     let mtls = mtls_cfg.as_ref().and_then(|m| {
         MtlsMap::new(&m.clients)
             .map_err(|e| errors.push(format!("auth.mtls.clients: {e}")))
@@ -196,6 +200,7 @@ pub fn build(
             .map(Arc::new)
     });
     let mut audit = file.audit;
+    let audit_from_flag = s.audit_log.is_some();
     if let Some(target) = s.audit_log {
         let mut table = toml::Table::new();
         table.insert("file".into(), target.into());
@@ -204,10 +209,20 @@ pub fn build(
             Err(e) => errors.push(format!("--audit-log: {e}")),
         }
     }
+    // Checked now, before any port is bound: a log that cannot be written is a usage error
+    // reported with the others, under the path the relay would really open.
     if let Some(a) = &mut audit {
         if a.file != "-" {
-            a.file = base.join(&a.file).to_string_lossy().into_owned();
+            let path = base.join(&a.file);
+            let path = std::path::absolute(&path).unwrap_or(path);
+            a.file = path.to_string_lossy().into_owned();
         }
+        let key = if audit_from_flag {
+            "--audit-log"
+        } else {
+            "audit.file"
+        };
+        errors.extend(a.problems(key));
     }
     let mut network = file.network.unwrap_or_default();
     if !s.allow_ips.is_empty() {
