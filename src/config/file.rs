@@ -164,8 +164,8 @@ pub fn reload_config() -> Result<crate::config::ServeConfig, Vec<String>> {
     }
 }
 
-/// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
-pub fn check(file: &Path) -> u8 {
+/// The configuration `serve --config FILE` would run with (every problem, or the config).
+pub fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Vec<String>> {
     use clap::Parser;
     let argv = ["mcp-relay", "serve", "--config"].map(OsString::from);
     let argv = argv
@@ -173,14 +173,18 @@ pub fn check(file: &Path) -> u8 {
         .chain([file.as_os_str().to_owned()])
         .collect();
     // `expand_argv` reports every key-level problem of the file at once.
-    let checked = expand_argv(argv)
+    expand_argv(argv)
         .map_err(|e| e.split("\nmcp-relay: ").map(str::to_owned).collect())
         .and_then(|argv| crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()]))
         .and_then(|cli| match cli.command {
             crate::cli::Command::Serve(args) => args.into_config(),
             _ => Err(vec!["not a serve configuration".into()]),
-        });
-    match checked {
+        })
+}
+
+/// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
+pub fn check(file: &Path) -> u8 {
+    match serve_config(file) {
         Ok(_) => {
             println!("{}: ok", file.display());
             0

@@ -10,6 +10,8 @@ use std::time::SystemTime;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
+mod refusals;
+
 use crate::policy::api_key::{ApiKeys, KEY_PREFIX};
 use crate::policy::jwt::JwtVerifier;
 use crate::tls::client::{CertIdentity, MtlsMap};
@@ -205,6 +207,8 @@ pub struct Authenticator {
     metadata_url: String,
     authorization_servers: Vec<String>,
     scopes_supported: Vec<String>,
+    /// Why credentials were refused, for the operator (`authn/refusals.rs`).
+    refusals: refusals::RefusalLog,
 }
 
 /// The authentication settings, already validated (built by `config`).
@@ -235,6 +239,7 @@ impl Authenticator {
             metadata_url,
             authorization_servers: parts.authorization_servers,
             scopes_supported: parts.scopes_supported,
+            refusals: refusals::RefusalLog::default(),
         }
     }
 
@@ -251,6 +256,11 @@ impl Authenticator {
     /// Whether client certificates map to principals.
     pub fn has_mtls(&self) -> bool {
         self.mtls.is_some()
+    }
+
+    /// The JWT verifier, when tokens are accepted (`token jwt --config` reads its audiences).
+    pub fn jwt(&self) -> Option<&JwtVerifier> {
+        self.jwt.as_ref()
     }
 
     /// Whether bearer tokens (JWT) are accepted: the relay is an OAuth resource server.
@@ -310,7 +320,8 @@ impl Authenticator {
         }
     }
 
-    /// The principal of one request. `cert` is the verified mTLS client identity, if any.
+    /// The principal of one request. `cert` is the verified mTLS client identity, if any. A
+    /// refused credential is logged with its reason (debug; info once a minute per reason).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -320,6 +331,25 @@ impl Authenticator {
         if !self.is_enabled() {
             return self.unauthenticated(headers);
         }
+        let result = self.check(headers, query, cert).await;
+        if let Err(failure) = &result {
+            let expected = |issuer: &str| match self.jwt.as_ref().and_then(|j| j.audiences(issuer))
+            {
+                Some(list) => list.join(","),
+                None => self.resource.clone(),
+            };
+            self.refusals.note(*failure, headers, &expected);
+        }
+        result
+    }
+
+    /// [`Authenticator::authenticate`] with authentication configured.
+    async fn check(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        cert: Option<&CertIdentity>,
+    ) -> Result<Principal, AuthFailure> {
         if query.is_some_and(query_has_credential) {
             return Err(AuthFailure::Refused("credential_in_query"));
         }
