@@ -112,6 +112,8 @@ pub struct ServeConfig {
     /// Sessions one authenticated principal may hold (anonymous: only `max_sessions`).
     pub max_sessions_per_principal: usize,
     pub session_ttl: Duration,
+    /// A session with no open stream and no request in flight ends after this long.
+    pub session_idle: Duration,
     pub max_body: u64,
     /// How long a request body may pause before the request is refused (408).
     pub body_idle: Duration,

@@ -1,0 +1,105 @@
+//! Issue 14, bug 7: per-session children of clients that leave without DELETE are reaped after
+//! `--session-idle-timeout`, while a session with an open stream or a request in flight stays.
+
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{alive, eventually, tempdir, text_of, Client, Relay};
+
+/// Longer than the 1 s idle timeout plus a sweep, short enough for a test.
+const PAST_TIMEOUT: Duration = Duration::from_millis(2500);
+
+/// A relay with a 1 s idle timeout, and an initialized client with its child's pid.
+async fn started() -> (Relay, Client, u32) {
+    with_relay(Relay::start(&["--session-idle-timeout", "1s"], &[])).await
+}
+
+async fn with_relay(relay: Relay) -> (Relay, Client, u32) {
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let pid = child_pid(&c).await;
+    assert!(relay.children().contains(&pid), "{pid}");
+    (relay, c, pid)
+}
+
+async fn child_pid(c: &Client) -> u32 {
+    let r = c.call(json!("pid"), "pid", json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    text_of(&r.messages()[0]).parse().unwrap()
+}
+
+#[tokio::test]
+async fn a_session_left_without_delete_is_reaped_with_its_child() {
+    // Set in the config file, as `[serve] session_idle_timeout`.
+    let config = tempdir().join("relay.toml");
+    std::fs::write(&config, "[serve]\nsession_idle_timeout = \"1s\"\n").unwrap();
+    let config = config.to_str().unwrap();
+    let (relay, c, pid) = with_relay(Relay::start(&["--config", config], &[])).await;
+    // The client goes away without DELETE (the TypeScript SDK's close(), the Inspector CLI).
+    eventually("the idle session's child stopped", || !alive(pid)).await;
+    let r = c.call(json!(2), "echo", json!({"text": "late"})).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    let logs = relay.logs();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("idle session expired"))
+        .unwrap_or_else(|| panic!("{logs}"));
+    assert!(line.contains("idle_timeout"), "{line}");
+    assert!(line.contains(&pid.to_string()), "{line}");
+}
+
+#[tokio::test]
+async fn a_session_with_an_open_get_stream_is_never_idle() {
+    let (_relay, c, pid) = started().await;
+    let stream = c.get(None).await;
+    assert_eq!(stream.status(), 200);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    assert!(alive(pid), "reaped while its GET stream was open");
+    let r = c
+        .call(json!(2), "echo", json!({"text": "still here"}))
+        .await;
+    assert_eq!(text_of(&r.messages()[0]), "still here");
+    // Once the stream closes, the idle clock runs from then.
+    drop(stream);
+    eventually("the child stopped after the stream closed", || !alive(pid)).await;
+}
+
+#[tokio::test]
+async fn a_request_in_flight_keeps_its_session_after_the_client_disconnects() {
+    let (_relay, c, pid) = started().await;
+    // A long call whose response stream the client drops (it may resume with Last-Event-ID).
+    let res = c
+        .post_builder()
+        .body(
+            json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+                "params":{"name":"slow","arguments":{"ms": 5000}}})
+            .to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    drop(res);
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    assert!(alive(pid), "reaped with a request in flight");
+    // The call ends, nobody is connected: now it is idle.
+    eventually("the child stopped after the call ended", || !alive(pid)).await;
+}
+
+#[test]
+fn a_zero_idle_timeout_is_a_usage_error() {
+    let out = std::process::Command::new(crate::support::RELAY)
+        .args([
+            "serve",
+            "--session-idle-timeout",
+            "0s",
+            "--",
+            crate::support::FIXTURE,
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--session-idle-timeout"), "{err}");
+}
