@@ -229,7 +229,10 @@ async fn a4_percent_encoded_credential_names_in_the_query_are_401_like_plain_one
     .await;
     // An ordinary query (even an encoded one) with a valid header still works.
     let url = format!("{}?trace=on&note=access%20token", relay.url);
-    assert_eq!(post_init(&url, &[good.clone()]).await.status(), 200);
+    assert_eq!(
+        post_init(&url, std::slice::from_ref(&good)).await.status(),
+        200
+    );
     // Only the two ordinary initializes reached the child; no credential is in the logs.
     crate::support::eventually("the ordinary initialize at the child", || {
         lines_of(&record)
