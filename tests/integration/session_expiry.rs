@@ -103,3 +103,35 @@ fn a_zero_idle_timeout_is_a_usage_error() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("--session-idle-timeout"), "{err}");
 }
+
+#[tokio::test]
+async fn websocket_and_tcp_sessions_are_never_idle_while_connected() {
+    use crate::transports::{scenario, tcp_addr, ws_url, Client as Conn};
+    let relay = Relay::start(
+        &[
+            "--session-idle-timeout",
+            "1s",
+            "--tcp-listen",
+            "127.0.0.1:0",
+        ],
+        &[],
+    );
+    eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
+    let mut ws = Conn::ws(&ws_url(&relay)).await;
+    scenario(&mut ws).await;
+    let mut tcp = Conn::tcp(&tcp_addr(&relay)).await;
+    scenario(&mut tcp).await;
+    let children = relay.children();
+    assert_eq!(children.len(), 2, "{children:?}");
+    tokio::time::sleep(PAST_TIMEOUT).await;
+    assert!(
+        children.iter().all(|&pid| alive(pid)),
+        "reaped while connected"
+    );
+    drop((ws, tcp));
+    eventually("both children stopped with their connections", || {
+        children.iter().all(|&pid| !alive(pid))
+    })
+    .await;
+    assert!(!relay.logs().contains("idle session expired"));
+}
