@@ -289,7 +289,7 @@ pub fn schema() -> Value {
                 "description": "Every `serve` flag as a key (`-` written `_`); `command` is the wrapped server"},
             "auth": {"type": "object", "description": "resource, authorization_servers, scopes_supported, required_scopes, [[auth.api_keys]], [[auth.jwt]], [auth.mtls] (docs/security.md)"},
             "roles": {"type": "object", "properties": {"file": {"type": "string"}}, "additionalProperties": false},
-            "audit": {"type": "object", "properties": {"file": {"type": "string"}, "max_size": {"type": "string"}, "keep": {"type": "integer"}, "allow_fields": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+            "audit": {"type": "object", "properties": {"file": {"type": "string"}, "max_size": {"type": "string"}, "keep": {"type": "integer", "minimum": 0, "maximum": crate::telemetry::audit::MAX_KEEP}, "allow_fields": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
             "limits": {"type": "object", "additionalProperties": false,
                 "description": "rate limits, concurrency caps and overload shedding (docs/traffic.md)",
                 "properties": {
