@@ -240,8 +240,21 @@ pub fn key_errors(file: &Path) -> Vec<String> {
     }
     let _ = command;
     if let Ok(text) = std::fs::read_to_string(file) {
-        if let Err(e) = toml::from_str::<crate::config::security::FileConfig>(&text) {
-            errors.push(e.to_string().trim().replace('\n', " "));
+        match toml::from_str::<crate::config::security::FileConfig>(&text) {
+            Err(e) => errors.push(e.to_string().trim().replace('\n', " ")),
+            // The full check will not run past these problems: say what is wrong with the
+            // audit log now too, so a second run does not find more.
+            Ok(parsed) if !errors.is_empty() => {
+                if let Some(mut audit) = parsed.audit {
+                    let base = file.parent().unwrap_or(Path::new(""));
+                    errors.extend(crate::config::security::resolve_audit(
+                        &mut audit,
+                        base,
+                        "audit.file",
+                    ));
+                }
+            }
+            Ok(_) => {}
         }
     }
     errors

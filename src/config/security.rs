@@ -212,17 +212,12 @@ pub fn build(
     // Checked now, before any port is bound: a log that cannot be written is a usage error
     // reported with the others, under the path the relay would really open.
     if let Some(a) = &mut audit {
-        if a.file != "-" {
-            let path = base.join(&a.file);
-            let path = std::path::absolute(&path).unwrap_or(path);
-            a.file = path.to_string_lossy().into_owned();
-        }
         let key = if audit_from_flag {
             "--audit-log"
         } else {
             "audit.file"
         };
-        errors.extend(a.problems(key));
+        errors.extend(resolve_audit(a, &base, key));
     }
     let mut network = file.network.unwrap_or_default();
     if !s.allow_ips.is_empty() {
@@ -269,6 +264,17 @@ pub fn build(
         cors: Arc::new(cors),
         limits: Arc::new(limits),
     })
+}
+
+/// Makes the audit file absolute (relative to `base`, the config file's directory, or the
+/// working directory) and returns the problems of the settings, each with its key.
+pub fn resolve_audit(a: &mut AuditConfig, base: &Path, file_key: &str) -> Vec<String> {
+    if a.file != "-" {
+        let path = base.join(&a.file);
+        let path = std::path::absolute(&path).unwrap_or(path);
+        a.file = path.to_string_lossy().into_owned();
+    }
+    a.problems(file_key)
 }
 
 fn read(path: &Path) -> Result<FileConfig, String> {

@@ -213,6 +213,27 @@ fn bad_audit_settings_are_all_reported_before_binding() {
         !err.contains("listening") && !err.contains("cannot listen"),
         "{err}"
     );
+    // With a bad `[serve]` key too, the audit problems still come in the same run.
+    let both = dir.join("both.toml");
+    std::fs::write(
+        &both,
+        "[serve]\nno_such_flag = 1\n\n[audit]\nfile = \"no-such-dir/audit.log\"\nmax_size = \"lots\"\n",
+    )
+    .unwrap();
+    let out = Command::new(RELAY)
+        .arg("check-config")
+        .arg(&both)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "serve.no_such_flag",
+        "audit.max_size",
+        "audit.file: cannot write",
+    ] {
+        assert!(err.contains(want), "misses {want:?}: {err}");
+    }
     // A log that can be written is fine, and is created only when serving.
     let ok = dir.join("relay-ok.toml");
     std::fs::write(
