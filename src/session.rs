@@ -3,8 +3,8 @@
 //! Expiry: a session with a client connected to one of its streams (a GET stream, a POST
 //! awaiting its answer, a WebSocket, TCP or legacy SSE connection) never expires. Without one
 //! it ends after `--session-idle-timeout` with no request in flight, or `--session-ttl`
-//! whatever is in flight; the idle clock counts from its last request or the last time a
-//! stream was seen open.
+//! whatever is in flight; the idle clock counts from its last request, its last answer, or
+//! the last time a stream was seen open.
 //!
 //! A [`SessionId`] is 128 bits from the OS-seeded CSPRNG, written as 32 hex digits (visible
 //! ASCII). A [`Session`] holds its [`Backend`] (its own child, or a slot of shared children),
@@ -210,10 +210,13 @@ impl Session {
             .is_ok()
     }
 
+    /// Frees an in-flight slot. An answer is activity: a client that disconnected during a
+    /// long call gets the whole idle timeout from then to resume and fetch it.
     pub fn end_request(&self) {
         let _ = self
             .inflight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.touch();
     }
 
     /// The negotiated version, once the child answered `initialize`.

@@ -5,7 +5,9 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{alive, eventually, tempdir, text_of, Client, Relay};
+use crate::support::{
+    alive, collect_events, eventually, read_reply, tempdir, text_of, Client, Relay,
+};
 
 /// Longer than the 1 s idle timeout plus a sweep, short enough for a test.
 const PAST_TIMEOUT: Duration = Duration::from_millis(2500);
@@ -66,25 +68,33 @@ async fn a_session_with_an_open_get_stream_is_never_idle() {
 }
 
 #[tokio::test]
-async fn a_request_in_flight_keeps_its_session_after_the_client_disconnects() {
-    let (_relay, c, pid) = started().await;
-    // A long call whose response stream the client drops (it may resume with Last-Event-ID).
+async fn a_request_in_flight_keeps_its_session_and_its_answer_waits_a_whole_timeout() {
+    let (_relay, c, pid) = with_relay(Relay::start(&["--session-idle-timeout", "3s"], &[])).await;
+    let t0 = tokio::time::Instant::now();
+    // A 6 s call whose response stream the client drops after the priming event.
     let res = c
         .post_builder()
         .body(
             json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
-                "params":{"name":"slow","arguments":{"ms": 5000}}})
+                "params":{"name":"slow","arguments":{"ms": 6000}}})
             .to_string(),
         )
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    drop(res);
-    tokio::time::sleep(PAST_TIMEOUT).await;
+    let primed = collect_events(res, 1).await;
+    let last_id = primed[0].id.clone();
+    // 4 s without a connection, past the timeout, but the call is in flight.
+    tokio::time::sleep_until(t0 + Duration::from_secs(4)).await;
     assert!(alive(pid), "reaped with a request in flight");
-    // The call ends, nobody is connected: now it is idle.
-    eventually("the child stopped after the call ended", || !alive(pid)).await;
+    // Answered at 6 s: the client has until 9 s to come back for it.
+    tokio::time::sleep_until(t0 + Duration::from_secs(7)).await;
+    let resumed = read_reply(c.get(Some(&last_id)).await).await;
+    assert_eq!(resumed.status, 200, "{resumed:?}");
+    assert_eq!(text_of(&resumed.messages()[0]), "slept 6000");
+    drop(resumed);
+    eventually("the child stopped once idle", || !alive(pid)).await;
 }
 
 #[test]
