@@ -50,6 +50,7 @@ mod rbac;
 mod reload;
 mod remote;
 mod scale;
+mod session_expiry;
 mod shared;
 mod sse;
 mod streamable_http;
