@@ -147,22 +147,6 @@ pub fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, Str
     })
 }
 
-/// An error with its causes on one line (`a: b: c`), for problems reported at startup; a
-/// cause its parent already printed is not repeated.
-pub fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
-}
-
 /// Checks `--cwd`: an existing directory (else the child could not start, session after
 /// session, long after startup said nothing).
 pub fn check_cwd(dir: &std::path::Path) -> Result<(), String> {

@@ -341,6 +341,22 @@ impl IntoResponse for Error {
     }
 }
 
+/// An error with its causes on one line (`a: b: c`), for start-up problems and log lines; a
+/// cause its parent already printed is not repeated.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

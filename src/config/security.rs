@@ -188,7 +188,7 @@ pub fn build(
     });
     // The CA bundle is read now (it is read again when serving starts), not after binding.
     if let Some(Err(e)) = mtls_cfg.as_ref().map(crate::tls::client::verifier) {
-        errors.push(format!("auth.mtls.ca: {}", crate::config::with_causes(&e)));
+        errors.push(format!("auth.mtls.ca: {}", crate::error::with_causes(&e)));
     }
     let mtls = mtls_cfg.as_ref().and_then(|m| {
         MtlsMap::new(&m.clients)

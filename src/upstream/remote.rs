@@ -255,7 +255,7 @@ async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
         Err(e) => {
             // Said before the exit, so whoever sees the exit finds the cause.
             let why = cause::of_link(&spec, &e);
-            warn!(upstream = %url, cause = %why, error = %chain(&e), "upstream connection failed");
+            warn!(upstream = %url, cause = %why, error = %crate::error::with_causes(&e), "upstream connection failed");
             ends.cause.set(why);
             1
         }
@@ -264,22 +264,6 @@ async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
         code: Some(code),
         signal: None,
     }));
-}
-
-/// An error with its causes, for the one log line (`a: b: c`); a cause its parent already
-/// printed (`IO error: x` then `x`) is not repeated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let text = c.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        cause = c.source();
-    }
-    out
 }
 
 async fn tcp(
