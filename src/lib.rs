@@ -11,6 +11,8 @@
 //! - `upstream`: id multiplexing in front of a child; `upstream::stdio`: the supervised child.
 //! - `jsonrpc`: raw frames, the ambiguity rule, id splicing. `era`: protocol versions.
 //! - `error`: the one error → wire mapping. `admin`: `/health`, `/ready`.
+//! - `os`: what differs between operating systems (process trees, memory readings, signals,
+//!   private files), native and portable (docs/platforms.md).
 
 pub mod admin;
 pub mod app;
@@ -22,6 +24,7 @@ pub mod era;
 pub mod error;
 pub mod jsonrpc;
 pub mod listener;
+pub mod os;
 pub mod policy;
 pub mod relay;
 pub mod session;

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -383,11 +382,8 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Opens for append, creating with mode 0600 (set at creation, never chmod afterwards).
 fn open_log(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    let file =
+        crate::os::fs::private_file(OpenOptions::new().create(true).append(true)).open(path)?;
     let size = file.metadata()?.len();
     Ok((BufWriter::new(file), size))
 }
