@@ -156,8 +156,9 @@ mod tests {
         isolate(&mut cmd);
         let mut child = cmd.spawn().unwrap();
         let pid = child.id().unwrap();
-        if !signal_tree(pid, Stop::Kill) {
-            assert!(crate::os::PORTABLE);
+        let sent = signal_tree(pid, Stop::Kill);
+        assert_eq!(sent, !crate::os::PORTABLE);
+        if !sent {
             child.start_kill().unwrap();
         }
         let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())

@@ -1,4 +1,6 @@
 //! The command line: usage errors exit 64 before any port is bound; SIGTERM drains and exits 0.
+// (The SIGTERM tests, and so some imports, are not built on the portable path.)
+#![cfg_attr(feature = "portable", allow(unused_imports))]
 
 use serde_json::json;
 use std::process::Command;
