@@ -10,6 +10,12 @@
 //!   child it holds (`Child::start_kill`: `TerminateProcess` on Windows). Grandchildren are
 //!   not tracked, and a relay that is killed hard leaves its children to notice their stdin
 //!   closing (which ends an MCP stdio server).
+//! - Windows only, on top of the portable path: [`Tree`] puts the child in a Job Object that
+//!   kills every process in it when its handle closes, so grandchildren started after the
+//!   child joined go when the tree is dropped, and everything goes when the relay dies, even
+//!   killed hard (the OS closes the handle). This is the one piece of `src/os/` that Linux
+//!   cannot run; it is type-checked here with the `x86_64-pc-windows-gnu` target and tested
+//!   on the Windows runner (docs/platforms.md).
 //!
 //! The stop sequence that uses this is `upstream/stdio.rs`.
 
@@ -78,6 +84,37 @@ mod native {
 
     pub(super) fn is_executable(meta: &std::fs::Metadata) -> bool {
         meta.is_file()
+    }
+}
+
+/// What is left of a child's tree is killed when this drops (Windows: the Job Object's
+/// kill-on-close; elsewhere nothing is held, and [`signal_tree`] reaches the group).
+#[derive(Debug)]
+pub(crate) struct Tree {
+    #[cfg(windows)]
+    _job: Option<win32job::Job>,
+}
+
+impl Tree {
+    /// Starts tracking the tree of a child just spawned. A child that cannot join a job
+    /// (the relay's own job forbids it) is tracked as one process.
+    pub(crate) fn track(child: &tokio::process::Child) -> Tree {
+        #[cfg(windows)]
+        {
+            let job = child.raw_handle().and_then(|handle| {
+                let mut limits = win32job::ExtendedLimitInfo::new();
+                limits.limit_kill_on_job_close();
+                let job = win32job::Job::create_with_limit_info(&limits).ok()?;
+                job.assign_process(handle as isize).ok()?;
+                Some(job)
+            });
+            Tree { _job: job }
+        }
+        #[cfg(not(windows))]
+        {
+            let _ = child;
+            Tree {}
+        }
     }
 }
 
@@ -171,6 +208,32 @@ mod tests {
         } else {
             assert_eq!(exit_signal(&status), Some(9));
         }
+    }
+
+    /// The Job Object: dropping the tree kills the child (Windows only).
+    #[cfg(windows)]
+    #[tokio::test]
+    async fn a_dropped_tree_kills_its_processes() {
+        let exe = std::env::current_exe().unwrap();
+        let mut child = tokio::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "os::process::tests::child_reads_stdin_to_eof",
+                "--ignored",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let tree = Tree::track(&child);
+        assert!(tree._job.is_some());
+        drop(tree);
+        let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!status.success());
     }
 
     #[test]

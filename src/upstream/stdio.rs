@@ -115,6 +115,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     }
     .map_err(Error::Spawn)?;
     let pid = child.id().unwrap_or(0);
+    let tree = crate::os::process::Tree::track(&child);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -140,6 +141,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     tokio::spawn(read_stderr(stderr, pid));
     tokio::spawn(supervise(
         child,
+        tree,
         spec.stop_timeout,
         Signals {
             stop: stop.clone(),
@@ -419,12 +421,13 @@ impl KillNow {
 
 async fn supervise(
     mut child: Child,
+    tree: crate::os::process::Tree,
     timeout: Duration,
     signals: Signals,
     exit: watch::Sender<Option<ExitInfo>>,
 ) {
     let pid = signals.kill.pid;
-    let group = GroupKill(pid);
+    let group = GroupKill(pid, tree);
     let status = tokio::select! {
         status = child.wait() => status,
         () = signals.kill.token.cancelled() => {
@@ -509,8 +512,9 @@ fn ensure_executable(program: &std::path::Path) -> std::io::Result<()> {
 }
 
 /// Kills the child's whole group when dropped: after the leader exits, and also when the
-/// runtime drops the supervisor mid-way (relay exiting), so no grandchild is orphaned.
-struct GroupKill(u32);
+/// runtime drops the supervisor mid-way (relay exiting), so no grandchild is orphaned. (On
+/// Windows the tree's Job Object does it as it drops.)
+struct GroupKill(u32, #[allow(dead_code)] crate::os::process::Tree);
 
 impl Drop for GroupKill {
     fn drop(&mut self) {
