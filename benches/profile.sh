@@ -18,7 +18,7 @@ BENCH_SYSTEMS="$system" BENCH_WORKLOADS="$workload" BENCH_REPS=1 BENCH_SECS="${B
 bench=$!
 relay=""
 for _ in $(seq 1 200); do
-    relay="$(pgrep -f -n "$root/target/release/mcp-relay serve" || true)"
+    relay="$(pgrep -f -n "$root/target/dist/mcp-relay serve" || true)"
     [ -n "$relay" ] && break
     sleep 0.05
 done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The benchmark in one command (issue 3): builds the release binaries, installs the pinned
+# The benchmark in one command (issue 3): builds the binaries (`dist` profile), installs the pinned
 # peers into bench/ (npm: supergateway, mcp-proxy; PyPI: mcp-proxy in bench/.venv), then runs
 # `cargo bench --bench mcp`, which prints the markdown table and writes results/bench/latest.md.
 #
@@ -11,7 +11,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 echo "bench: load average: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) CPUs" >&2
-cargo build --release --bins
+cargo build --profile dist --bins
 
 systems="${BENCH_SYSTEMS:-all}"
 needs() { [ "$systems" = all ] || [[ ",$systems," == *",$1,"* ]] || [[ ",$systems," == *",peers,"* ]]; }

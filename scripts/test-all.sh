@@ -18,6 +18,11 @@
 #  14 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
 #  15 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
 #
+# Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
+# Python packages into results/venv-tools (scripts/lib-venv.sh); every install says so in one
+# line. Debian packages (nginx-light, shellcheck, systemd, python3-venv) are .ci/run's, in CI;
+# elsewhere a missing one turns its checks into "skip - ..." lines.
+#
 # Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
 # also saved to results/test-all/<step>.log. The last line printed is a summary of the form
 # "test-all: N passed, N failed, N skipped" (tests counted over cargo test, the interop tests and
@@ -43,14 +48,14 @@ header() {
     printf '==============================================================================\n'
 }
 
+# The summary: one title line, one line per step, the totals line (parsed by CI; keep its form).
+# Only a failing run prints the word FAILED (in capitals), on the failed step's line.
 summary() {
     local status="$1"
-    printf '\n==============================================================================\n'
-    printf '== SUMMARY (%s, %ss in all)\n' "$status" "$(( $(date +%s) - RUN_START ))"
-    printf '==============================================================================\n'
+    printf '\ntest-all summary: %s in %ss; logs in %s\n' "$status" \
+        "$(( $(date +%s) - RUN_START ))" "${LOGDIR#"$ROOT"/}"
     local s
     for s in "${STEPS_DONE[@]}"; do printf '  %s\n' "$s"; done
-    printf 'logs: %s\n' "${LOGDIR#"$ROOT"/}"
     printf 'test-all: %d passed, %d failed, %d skipped\n' "$PASSED" "$FAILED" "$SKIPPED"
 }
 
@@ -163,5 +168,5 @@ run_step conformance-client-backcompat count_conformance "MCP conformance suite,
 run_step deploy count_tap "deployment material: tests/deploy/static.sh + tests/deploy/nginx.sh (nginx-light from Debian)" -- \
     bash "$ROOT/tests/deploy/run.sh"
 
-summary OK
+summary ok
 exit 0

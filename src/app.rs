@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServeConfig;
-use crate::listener::{http_server, PlainListener};
+use crate::listener::{http_server, Endpoints, PlainListener};
 use crate::listener::{streamable_http, tcp};
 use crate::relay::Relay;
 use crate::telemetry::audit::Audit;
@@ -46,10 +46,6 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         }),
         None => None,
     };
-    let (http, ws, tcp_scheme) = match tls {
-        Some(_) => ("https", "wss", "tls"),
-        None => ("http", "ws", "tcp"),
-    };
     let tcp = match cfg.tcp_listen {
         Some(at) => Some(
             TcpListener::bind(at)
@@ -58,15 +54,6 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         ),
         None => None,
     };
-    info!(
-        transport = "streamable_http",
-        url = %format!("{http}://{addr}{}", cfg.path),
-        "listening"
-    );
-    info!(transport = "websocket", url = %format!("{ws}://{addr}{}", cfg.ws_path), "listening");
-    if let Some(t) = &tcp {
-        info!(transport = "tcp", url = %format!("{tcp_scheme}://{}", t.local_addr()?), "listening");
-    }
     let admin = match &cfg.admin {
         Some(a) => Some(
             TcpListener::bind(a.listen)
@@ -75,9 +62,9 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         ),
         None => None,
     };
-    if let Some(a) = &admin {
-        info!(transport = "admin", url = %format!("http://{}/metrics", a.local_addr()?), "listening");
-    }
+    let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
+    let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
+    log_endpoints(&cfg, addr, tls.is_some(), tcp_addr, admin_addr);
     let audit = start_audit(&cfg)?;
     Ok(Bound {
         addr,
@@ -87,6 +74,47 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         tls,
         relay: Relay::new(Arc::new(cfg), audit),
     })
+}
+
+/// One line per endpoint served, the Streamable HTTP URL first (scripts wait for it).
+fn log_endpoints(
+    cfg: &ServeConfig,
+    addr: SocketAddr,
+    tls: bool,
+    tcp: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+) {
+    let (http, ws, tcp_scheme) = match tls {
+        true => ("https", "wss", "tls"),
+        false => ("http", "ws", "tcp"),
+    };
+    let at = |path: &str| format!("{http}://{addr}{path}");
+    let served = Endpoints::of(cfg);
+    info!(transport = "streamable_http", url = %at(&served.mcp), "listening");
+    info!(transport = "websocket", url = %format!("{ws}://{addr}{}", served.websocket), "listening");
+    if let Some(sse) = served.sse {
+        let message = served.sse_message.map(at).unwrap_or_default();
+        info!(transport = "sse", url = %at(sse), message_url = %message, "listening");
+    }
+    if let Some(t) = tcp {
+        info!(transport = "tcp", url = %format!("{tcp_scheme}://{t}"), "listening");
+    }
+    match admin {
+        Some(a) => info!(
+            transport = "admin",
+            url = %format!("http://{a}/metrics"),
+            health = %format!("http://{a}/health"),
+            ready = %format!("http://{a}/ready"),
+            "listening"
+        ),
+        // Without an admin listener the probes are on the main one.
+        None => {
+            info!(transport = "probes", url = %at("/health"), ready = %at("/ready"), "listening")
+        }
+    }
+    if served.index {
+        info!(url = %at("/"), "endpoint index");
+    }
 }
 
 impl Bound {

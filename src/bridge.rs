@@ -199,7 +199,7 @@ pub fn config(args: &ConnectArgs) -> Result<ServeConfig, Vec<String>> {
         }
     };
     if let (ServerSpec::Remote(spec), Some(access)) = (&mut cfg.child, access) {
-        set_access(spec, access);
+        spec.set_access(access);
     }
     if !args.allow_tools.is_empty() || !args.deny_tools.is_empty() {
         match tool_filter(&args.allow_tools, &args.deny_tools) {
@@ -348,14 +348,6 @@ fn parse_header(h: &str) -> Result<(String, String), String> {
     axum::http::HeaderValue::try_from(value)
         .map_err(|_| format!("the value of `{name}` is not a valid header value"))?;
     Ok((name.to_owned(), value.to_owned()))
-}
-
-fn set_access(spec: &mut RemoteSpec, a: Access) {
-    match spec {
-        RemoteSpec::Tcp { access, .. }
-        | RemoteSpec::WebSocket { access, .. }
-        | RemoteSpec::Http { access, .. } => *access = a,
-    }
 }
 
 #[cfg(test)]

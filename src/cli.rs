@@ -64,6 +64,10 @@ pub enum Command {
     /// JWTs (`token jwt`).
     #[command(subcommand)]
     Token(crate::token::TokenCommand),
+    /// A small stdio MCP server to try the relay with: `time`, `echo` and a scratch key/value
+    /// store (`kv_set`, `kv_get`, `kv_list`, `kv_delete`, in memory). Run it behind the
+    /// relay: `mcp-relay serve -- mcp-relay demo-server`.
+    DemoServer,
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,7 +259,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "URL")]
     pub resource: Option<String>,
     /// Accept JWTs signed with this HMAC secret (`env:NAME` or `file:PATH`; see
-    /// `mcp-relay token secret` and `token jwt`).
+    /// `mcp-relay token secret` and `token jwt`). Placeholder, short (< 32 bytes) or guessable
+    /// secrets are refused (exit 64; docs/security.md).
     #[arg(long, value_name = "REF")]
     pub jwt_secret: Option<String>,
     /// Accept JWTs signed by keys from this JWKS URL (https, or http to loopback).
@@ -310,6 +315,10 @@ pub struct ServeArgs {
     /// private CA is trusted only when given here).
     #[arg(long, value_name = "FILE", requires = "upstream")]
     pub upstream_ca: Option<PathBuf>,
+    /// Credentials for the remote upstream (`--upstream-header`, `--upstream-bearer-*`,
+    /// `--upstream-oauth-*`).
+    #[command(flatten)]
+    pub upstream_auth: crate::upstream::remote::upstream_access::Flags,
     /// The stdio MCP server to run, after `--`: COMMAND [ARGS]...
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -343,28 +352,68 @@ impl ServeArgs {
     /// Validates everything; all problems are returned together.
     pub fn into_config(mut self) -> Result<ServeConfig, Vec<String>> {
         let mut errors = Vec::new();
+        let mut entry_access = None;
+        let mut entry_failed = false;
         if let Some(file) = &self.mcp_servers {
-            match config::file::mcp_server(file, self.server.as_deref()) {
-                Ok(config::file::McpServer::Command { argv, env }) => {
+            use config::mcp_servers::McpServer;
+            match config::mcp_servers::read(
+                file,
+                self.server.as_deref(),
+                &config::secret::process_env,
+            ) {
+                Ok(McpServer::Command { argv, env, cwd }) => {
                     self.command = argv;
                     self.env.extend(env);
+                    self.cwd = self.cwd.take().or(cwd);
                 }
-                Ok(config::file::McpServer::Url(url)) => self.upstream = Some(url),
-                Err(e) => errors.push(e),
+                Ok(McpServer::Url {
+                    url,
+                    headers,
+                    legacy_sse,
+                }) => {
+                    self.upstream = Some(url);
+                    entry_access = Some((headers, legacy_sse));
+                }
+                Err(e) => {
+                    entry_failed = true;
+                    errors.extend(e);
+                }
             }
         }
         let path_var = std::env::var("PATH").ok();
         let max_line = usize::try_from(self.max_line).unwrap_or(usize::MAX);
-        let remote = match &self.upstream {
+        let mut remote = match &self.upstream {
             Some(url) => RemoteSpec::parse(url, max_line, self.upstream_ca.as_deref())
                 .map_err(|e| errors.push(e))
                 .ok(),
             None => None,
         };
+        let access = crate::upstream::remote::upstream_access::build(
+            &self.upstream_auth,
+            entry_access,
+            &config::secret::process_env,
+        );
+        match (access, remote.as_mut()) {
+            (Ok(Some(a)), Some(spec))
+                if a.credentials.is_some() && !matches!(spec, RemoteSpec::Http { .. }) =>
+            {
+                errors.push(
+                    "--upstream-oauth-* apply to http:// and https:// upstreams (the token is fetched when the server answers 401)".into(),
+                );
+            }
+            (Ok(Some(access)), Some(spec)) => spec.set_access(access),
+            (Ok(Some(_)), None) if !entry_failed => errors.push(
+                "--upstream-header, --upstream-bearer-* and --upstream-oauth-* need a remote upstream (--upstream URL, or a `url` entry of --mcp-servers)".into(),
+            ),
+            (Ok(_), _) => {}
+            (Err(e), _) => errors.extend(e),
+        }
         let program = match (self.command.first(), &self.upstream) {
             (Some(p), None) => config::resolve_program(p, path_var.as_deref())
                 .map_err(|e| errors.push(e))
                 .ok(),
+            // The --mcp-servers error already says what is missing.
+            (None, None) if entry_failed => None,
             (None, None) => {
                 errors.push(
                     "no server: give the command after `--`, `--upstream URL`, or `command` in the config's [serve]".into(),

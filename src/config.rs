@@ -5,6 +5,7 @@
 //! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
 
 pub mod file;
+pub mod mcp_servers;
 pub mod secret;
 pub mod security;
 
@@ -19,7 +20,8 @@ use crate::upstream::{Limits, ServerSpec};
 /// How a request's answer is returned when the client accepts both forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ResponseMode {
-    /// Always an SSE stream (PROTOCOL.md §5.5 default).
+    /// Always an SSE stream, so progress and server requests can travel with the answer (the
+    /// default; README.md "Streams", docs/troubleshooting.md).
     Sse,
     /// `application/json` when the first message is the final answer (held up to
     /// `--json-hold`), SSE otherwise.

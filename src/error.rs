@@ -78,6 +78,10 @@ pub enum Error {
     Overloaded,
     #[error("server unavailable")]
     ChildUnavailable,
+    /// `connect` only: the remote link is down, and why, in its user's terms (its host is the
+    /// user's own program; a relay's clients get [`Error::ChildUnavailable`]).
+    #[error("server unavailable: {0}")]
+    LinkDown(Arc<str>),
     #[error("server unavailable: restarting too often")]
     CircuitOpen(u64),
     #[error("identity header: {0}")]
@@ -192,7 +196,7 @@ impl Error {
                 retry_after: RETRY,
                 ..wire(503, -31005, "overloaded", Downstream)
             },
-            Error::ChildUnavailable => Wire {
+            Error::ChildUnavailable | Error::LinkDown(_) => Wire {
                 retry_after: RETRY,
                 ..wire(503, -31006, "child_unavailable", Upstream)
             },
@@ -371,6 +375,7 @@ mod tests {
             (Error::Overloaded, 503, -31005),
             (Error::PrincipalSessionCap, 429, -31005),
             (Error::ChildUnavailable, 503, -31006),
+            (Error::LinkDown("cannot reach h:1".into()), 503, -31006),
             (Error::CircuitOpen(30), 503, -31006),
             (Error::Identity("missing_identity"), 400, -31011),
             (Error::ChildExited, 200, -31007),

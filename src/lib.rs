@@ -13,6 +13,7 @@
 //! - `error`: the one error → wire mapping. `admin`: `/health`, `/ready`.
 //! - `os`: what differs between operating systems (process trees, memory readings, signals,
 //!   private files), native and portable (docs/platforms.md).
+//! - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 pub mod admin;
 pub mod app;
@@ -20,6 +21,7 @@ pub mod bridge;
 pub mod cert;
 pub mod cli;
 pub mod config;
+pub mod demo;
 pub mod era;
 pub mod error;
 pub mod jsonrpc;

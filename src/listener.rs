@@ -7,10 +7,12 @@
 //! identity) to the router root, where `policy.rs` authenticates.
 
 mod guard;
+mod index;
 mod metadata;
 
 pub mod duplex;
 pub mod http_server;
+pub use index::Endpoints;
 pub mod sse;
 pub mod stdio;
 pub mod streamable_http;

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
         Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
         Command::Token(cmd) => ExitCode::from(token::command(cmd)),
         Command::CheckConfig { file } => ExitCode::from(config::file::check(&file)),
+        Command::DemoServer => ExitCode::from(mcp_relay::demo::run()),
         Command::Schema => {
             use std::io::Write;
             let _ = writeln!(std::io::stdout(), "{:#}", config::file::schema());

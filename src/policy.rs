@@ -63,11 +63,11 @@ impl RequestPolicy {
         &self,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
-    ) -> Result<Option<SocketAddr>, Error> {
+    ) -> Result<Option<ip::ClientAddr>, Error> {
         match peer {
             Some(peer) => {
                 let client = self.ip.client(peer, headers);
-                if self.ip.allows(client.ip()) {
+                if self.ip.allows(client.ip) {
                     Ok(Some(client))
                 } else {
                     Err(Error::IpDenied)

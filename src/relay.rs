@@ -196,7 +196,7 @@ impl Relay {
         }
         let backend = self.children.bind(&self.cfg, &self.counters, identity);
         self.ready.store(
-            !matches!(backend, Err(Error::ChildUnavailable)),
+            !matches!(backend, Err(Error::ChildUnavailable | Error::LinkDown(_))),
             Ordering::Relaxed,
         );
         let backend = backend?;
@@ -248,10 +248,17 @@ impl Relay {
                 slot.audience().join(&session);
                 let ticket = ticket.take().unwrap_or_default();
                 answer_initialize(slot.clone(), &session, init, &stream, ticket);
-                info!(
-                    session = session.id().as_str(),
-                    "session opened on a shared child"
-                );
+                if slot.is_link() {
+                    info!(
+                        session = session.id().as_str(),
+                        "session opened on the remote link"
+                    );
+                } else {
+                    info!(
+                        session = session.id().as_str(),
+                        "session opened on a shared child"
+                    );
+                }
             }
         }
         crate::telemetry::metrics::session_opened();

@@ -340,7 +340,7 @@ mod tests {
         cmd: TokenCommand,
     }
 
-    const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    const SECRET: &str = "04396ee02d8025d2cd686a3ee44295e06508134e19a795d44d2b320862c45edb";
 
     fn env(name: &str) -> Option<String> {
         (name == "SIGNING").then(|| SECRET.to_owned())

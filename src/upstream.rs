@@ -255,6 +255,16 @@ impl Upstream {
         self.child.pid()
     }
 
+    /// A remote link rather than a child process.
+    pub fn is_link(&self) -> bool {
+        self.child.is_link()
+    }
+
+    /// Why the remote link last failed (`upstream/remote/cause.rs`), if it said.
+    pub fn link_cause(&self) -> Option<Arc<str>> {
+        self.child.link_cause()
+    }
+
     pub fn is_alive(&self) -> bool {
         !self.child.exited()
     }
@@ -537,10 +547,17 @@ impl Upstream {
         crate::telemetry::metrics::child_exited(self.stop_asked.load(Ordering::Relaxed));
         if self.audience.is_shared() {
             // (`stopping()` is also true after any stdout EOF: ask who asked.)
-            if self.stop_asked.load(Ordering::Relaxed) {
-                info!(pid = self.pid(), code = ?info.code, "shared child stopped");
-            } else {
-                warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "shared child exited");
+            let stopped = self.stop_asked.load(Ordering::Relaxed);
+            match (self.is_link(), stopped) {
+                (true, true) => info!("remote link closed"),
+                (true, false) => match self.link_cause() {
+                    Some(cause) => warn!(cause = %cause, "remote link lost"),
+                    None => warn!("remote link lost"),
+                },
+                (false, true) => info!(pid = self.pid(), code = ?info.code, "shared child stopped"),
+                (false, false) => {
+                    warn!(pid = self.pid(), code = ?info.code, signal = ?info.signal, "shared child exited")
+                }
             }
             return;
         }

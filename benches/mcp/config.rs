@@ -3,7 +3,7 @@
 //! `BENCH_SYSTEMS` (comma list of names or `relay`/`floors`/`peers`; all by default),
 //! `BENCH_WORKLOADS` (letters from `abcdef`; all), `BENCH_IDLE_SESSIONS` (100),
 //! `BENCH_SHARED_SESSIONS` (1000), `BENCH_PROTOCOL` (2025-06-18), `BENCH_RELAY` (the relay
-//! binary, `target/release/mcp-relay`; to compare a patched build).
+//! binary, `target/dist/mcp-relay`; to compare a patched build).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,11 +39,11 @@ fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
 impl Config {
     pub(crate) fn from_env() -> Result<Self> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let fixture = root.join("target/release/mcp-relay-fixture");
+        let fixture = root.join("target/dist/mcp-relay-fixture");
         let relay = std::env::var_os("BENCH_RELAY")
-            .map_or_else(|| root.join("target/release/mcp-relay"), PathBuf::from);
+            .map_or_else(|| root.join("target/dist/mcp-relay"), PathBuf::from);
         if !fixture.exists() || !relay.exists() {
-            bail!("build the binaries first: cargo build --release --bins");
+            bail!("build the binaries first: cargo build --profile dist --bins");
         }
         let mut systems = Vec::new();
         match std::env::var("BENCH_SYSTEMS") {

@@ -133,12 +133,14 @@ fn serve_args(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>), String>
 }
 
 /// `[serve]` keys that name files: relative to the config file.
-const PATH_KEYS: [&str; 6] = [
+const PATH_KEYS: [&str; 8] = [
     "roles",
     "tls_cert",
     "tls_key",
     "audit_log",
     "upstream_ca",
+    "upstream_bearer_file",
+    "upstream_oauth_client_secret_file",
     "cwd",
 ];
 
@@ -343,74 +345,4 @@ mod tests {
         assert!(joined.ends_with("--path /p -- srv --x"), "{joined}");
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-/// One entry of a Claude Desktop `mcpServers` file: a command or a URL.
-#[derive(Debug, PartialEq, Eq)]
-pub enum McpServer {
-    Command {
-        argv: Vec<String>,
-        env: Vec<(String, String)>,
-    },
-    Url(String),
-}
-
-/// Reads `{"mcpServers": {"name": {"command", "args", "env"} | {"url"}}}` (Claude Desktop's
-/// `claude_desktop_config.json`, Cursor's `mcp.json`) and picks `name`, or the only entry.
-pub fn mcp_server(path: &Path, name: Option<&str>) -> Result<McpServer, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("--mcp-servers {}: {}", path.display(), e.kind()))?;
-    let doc: Value = serde_json::from_str(&text)
-        .map_err(|e| format!("--mcp-servers {}: {e}", path.display()))?;
-    let servers = doc
-        .get("mcpServers")
-        .and_then(Value::as_object)
-        .ok_or_else(|| format!("--mcp-servers {}: no `mcpServers` object", path.display()))?;
-    let (key, entry) = match name {
-        Some(n) => servers
-            .get_key_value(n)
-            .ok_or_else(|| format!("--mcp-servers: no server named `{n}`"))?,
-        None if servers.len() == 1 => servers.iter().next().ok_or("empty")?,
-        None => {
-            let names: Vec<&str> = servers.keys().map(String::as_str).collect();
-            return Err(format!(
-                "--mcp-servers lists {} servers ({}): pick one with --server NAME",
-                names.len(),
-                names.join(", ")
-            ));
-        }
-    };
-    if let Some(url) = entry.get("url").and_then(Value::as_str) {
-        return Ok(McpServer::Url(url.to_owned()));
-    }
-    let command = entry
-        .get("command")
-        .and_then(Value::as_str)
-        .ok_or_else(|| format!("mcpServers.{key}: neither `command` nor `url`"))?;
-    let mut argv = vec![command.to_owned()];
-    for a in entry
-        .get("args")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        argv.push(
-            a.as_str()
-                .ok_or_else(|| format!("mcpServers.{key}.args: strings only"))?
-                .to_owned(),
-        );
-    }
-    let mut env = Vec::new();
-    for (k, v) in entry
-        .get("env")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-    {
-        let v = v
-            .as_str()
-            .ok_or_else(|| format!("mcpServers.{key}.env.{k}: a string"))?;
-        env.push((k.clone(), v.to_owned()));
-    }
-    Ok(McpServer::Command { argv, env })
 }

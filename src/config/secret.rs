@@ -5,6 +5,8 @@
 
 use std::path::PathBuf;
 
+pub mod strength;
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SecretError {
     #[error("a secret must be a reference (`env:NAME` or `file:/path`), not a literal")]

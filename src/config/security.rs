@@ -161,7 +161,10 @@ pub fn build(
             table.insert("jwks_url".into(), url.clone().into());
         }
         match JwtConfig::deserialize(table) {
-            Ok(c) => auth.jwt.push(c),
+            Ok(mut c) => {
+                c.origin = Some("--jwt-secret");
+                auth.jwt.push(c);
+            }
             Err(e) => errors.push(format!("--jwt-secret/--jwks-url: {e}")),
         }
     }

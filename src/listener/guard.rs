@@ -104,7 +104,7 @@ async fn guarded(
     relay: &Arc<Relay>,
     mut req: Request,
     next: Next,
-    peer: Option<std::net::SocketAddr>,
+    peer: Option<crate::policy::ip::ClientAddr>,
     conn: Option<ConnInfo>,
 ) -> Response {
     let policy = &relay.policy();
@@ -112,7 +112,7 @@ async fn guarded(
         return super::metadata::serve(policy, req.method(), req.uri().path());
     }
     // Before authentication, so credential guessing is throttled per client address.
-    if let Some(Err(e)) = peer.map(|p| policy.limits.check_ip(p.ip())) {
+    if let Some(Err(e)) = peer.map(|p| policy.limits.check_ip(p.ip)) {
         let anonymous = Caller::new(Principal::anonymous(), peer, Transport::StreamableHttp);
         relay.record_refusal(&anonymous, None, None, &e);
         return e.into_response();

@@ -44,13 +44,7 @@ pub(super) const MESSAGE_PATH: &str = "/message";
 /// The legacy routes of one listener: `GET /sse` and `POST /message`. A path already served
 /// by another route (`--path`, `--ws-path`, `/health`, `/ready`) is left to it, with a warning.
 pub fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
-    let cfg = relay.config();
-    let taken = [
-        cfg.path.clone(),
-        cfg.ws_path.clone(),
-        "/health".into(),
-        "/ready".into(),
-    ];
+    let served = served(relay.config());
     let legacy = Arc::new(Legacy {
         relay: relay.clone(),
         conns: Mutex::default(),
@@ -61,13 +55,19 @@ pub fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
         post(handle_message).fallback(|| async { method_not_allowed("POST") });
     let mut router = Router::new();
     for (path, route) in [(SSE_PATH, sse), (MESSAGE_PATH, message)] {
-        if taken.iter().any(|t| t == path) {
+        if served.contains(&Some(path)) {
+            router = router.route(path, route);
+        } else {
             warn!(path, "legacy sse route not served: the path is taken");
-            continue;
         }
-        router = router.route(path, route);
     }
     router.with_state(legacy)
+}
+
+/// The legacy paths served (`/sse`, `/message`): each unless another route has it.
+pub(super) fn served(cfg: &crate::config::ServeConfig) -> [Option<&'static str>; 2] {
+    let taken = [cfg.path.as_str(), cfg.ws_path.as_str(), "/health", "/ready"];
+    [SSE_PATH, MESSAGE_PATH].map(|p| (!taken.contains(&p)).then_some(p))
 }
 
 /// The legacy connections of one listener.

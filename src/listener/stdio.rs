@@ -34,7 +34,7 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
         roles: relay.config().stdio_roles.clone(),
         ..Principal::anonymous()
     };
-    let caller = Caller::new(principal, None, Transport::Stdio);
+    let caller = Caller::new(principal, None::<std::net::SocketAddr>, Transport::Stdio);
     let mut duplex = Duplex::new(relay.clone(), tx.clone(), caller);
     loop {
         let ended = duplex.ended();

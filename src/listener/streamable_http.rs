@@ -37,14 +37,23 @@ use crate::session::Session;
 pub(super) const SESSION_HEADER: &str = "mcp-session-id";
 const VERSION_HEADER: &str = "mcp-protocol-version";
 
-/// The router of one Streamable HTTP listener: the MCP path plus `/health` and `/ready`.
+/// The router of one Streamable HTTP listener: the MCP path, the WebSocket upgrade, legacy
+/// SSE, `/health`, `/ready` and `GET /` (see `index.rs`).
 pub fn router(relay: Arc<Relay>) -> Router {
     let path = relay.config().path.clone();
     let mcp = post(handle_post)
         .get(handle_get)
         .delete(handle_delete)
         .fallback(|| async { Error::MethodNotAllowed });
-    Router::new()
+    let endpoints = super::Endpoints::of(relay.config());
+    let mut router = Router::new();
+    if endpoints.index {
+        let index =
+            get(move |headers: HeaderMap| async move { super::index::page(&endpoints, &headers) })
+                .fallback(super::index::not_allowed);
+        router = router.route(super::index::INDEX_PATH, index);
+    }
+    router
         .route(&path, mcp)
         .route(&relay.config().ws_path, get(super::websocket::upgrade))
         .route("/health", get(admin::health))

@@ -138,6 +138,7 @@ fn is_overload(e: &Error) -> bool {
             e,
             Error::SessionCap
                 | Error::ChildUnavailable
+                | Error::LinkDown(_)
                 | Error::CircuitOpen(_)
                 | Error::ShuttingDown
         )

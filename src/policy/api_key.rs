@@ -15,6 +15,7 @@ use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
 use super::authn::{AuthFailure, AuthMethod, Principal};
+use crate::config::secret::strength::{self, Weakness};
 
 /// Every generated key starts with this, so a leaked key is easy to grep for.
 pub const KEY_PREFIX: &str = "mcpr_";
@@ -42,6 +43,14 @@ pub struct ApiKeyConfig {
 pub enum ApiKeyError {
     #[error("api key {id}: sha256 must be 64 hex characters (SHA-256 of the key)")]
     BadHash { id: String },
+    #[error(
+        "api key {id}: sha256 {reason}; use the hash `mcp-relay token key` prints for a new key"
+    )]
+    WeakHash {
+        id: String,
+        #[source]
+        reason: Weakness,
+    },
     #[error("api key id {0} is used more than once")]
     DuplicateId(String),
     #[error("api key {id}: the same key hash is already used by api key {other}")]
@@ -90,6 +99,11 @@ impl ApiKeys {
             }
             let sha256 =
                 decode_hash(&c.sha256).ok_or_else(|| ApiKeyError::BadHash { id: c.id.clone() })?;
+            // A placeholder hash (zeros, the hash of a sample key) is refused (issue 14).
+            strength::check_key_hash(&sha256).map_err(|reason| ApiKeyError::WeakHash {
+                id: c.id.clone(),
+                reason,
+            })?;
             if let Some(other) = out.iter().find(|e| e.sha256 == sha256) {
                 return Err(ApiKeyError::DuplicateHash {
                     id: c.id,

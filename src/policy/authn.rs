@@ -4,13 +4,13 @@
 //! access tokens, JWKS), `tls/client.rs` (mTLS identities). `policy.rs` runs them in order at
 //! the router root; `error.rs` maps an [`AuthFailure`] to 401 or 403.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
 use crate::policy::api_key::{ApiKeys, KEY_PREFIX};
+use crate::policy::ip::ClientAddr;
 use crate::policy::jwt::JwtVerifier;
 use crate::tls::client::{CertIdentity, MtlsMap};
 
@@ -137,15 +137,20 @@ impl Transport {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Arc<Principal>,
-    pub peer: Option<SocketAddr>,
+    /// The client's address (forwarded by a trusted proxy, or the socket peer).
+    pub peer: Option<ClientAddr>,
     pub transport: Transport,
 }
 
 impl Caller {
-    pub fn new(principal: Principal, peer: Option<SocketAddr>, transport: Transport) -> Caller {
+    pub fn new(
+        principal: Principal,
+        peer: Option<impl Into<ClientAddr>>,
+        transport: Transport,
+    ) -> Caller {
         Caller {
             principal: Arc::new(principal),
-            peer,
+            peer: peer.map(Into::into),
             transport,
         }
     }

@@ -5,7 +5,8 @@
 //! `Forwarded: for=`). Forwarded headers from anyone else are ignored (SECURITY.md §1,
 //! CVE-2026-40575: trusted proxies default to none). IPv4-mapped IPv6 addresses count as
 //! IPv4. Then `deny` (wins) and `allow` (absent = everyone; empty in the file = config
-//! error). The resolved IP is what the audit `client` field and the per-IP limiter see.
+//! error). The resolved [`ClientAddr`] is what the audit `client` field (and `peer`, the proxy,
+//! when forwarded) and the per-IP limiter see.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -34,6 +35,39 @@ pub struct NetworkConfig {
     /// `--cors-origin`.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+}
+
+/// Who the client is on the network, as the audit log and the per-IP limiter see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr {
+    pub ip: IpAddr,
+    /// The client's own port: the socket's, or the one a trusted proxy forwarded
+    /// (`X-Forwarded-For: 203.0.113.7:4711`, `Forwarded: for="[2001:db8::1]:4711"`); `None`
+    /// when the proxy did not say (a proxy's own port is never the client's).
+    pub port: Option<u16>,
+    /// The socket peer, a trusted proxy, when the address came from its forwarded headers.
+    pub via: Option<SocketAddr>,
+}
+
+impl From<SocketAddr> for ClientAddr {
+    /// A client connected directly: the socket peer.
+    fn from(peer: SocketAddr) -> ClientAddr {
+        ClientAddr {
+            ip: peer.ip().to_canonical(),
+            port: Some(peer.port()),
+            via: None,
+        }
+    }
+}
+
+impl std::fmt::Display for ClientAddr {
+    /// `ip:port` (`[v6]:port`) when the port is known, else the address alone.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.port {
+            Some(port) => SocketAddr::new(self.ip, port).fmt(f),
+            None => self.ip.fmt(f),
+        }
+    }
 }
 
 /// The validated IP rules.
@@ -116,14 +150,15 @@ impl IpRules {
     }
 
     /// The client's address: the socket peer (canonical), or, when that peer is a trusted
-    /// proxy, the first untrusted hop of the forwarded chain (the peer's port is kept).
-    pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> SocketAddr {
-        let ip = peer.ip().to_canonical();
-        if !self.trusts(ip) {
-            return SocketAddr::new(ip, peer.port());
+    /// proxy, the first untrusted hop of the forwarded chain, with the port that hop carried
+    /// (if any) and the proxy as `via`.
+    pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientAddr {
+        let direct = ClientAddr::from(peer);
+        if !self.trusts(direct.ip) {
+            return direct;
         }
         let xff = header_items(headers, "x-forwarded-for");
-        let hops: Vec<Option<IpAddr>> = if !xff.is_empty() {
+        let hops: Vec<Option<Hop>> = if !xff.is_empty() {
             xff.iter().map(|h| parse_hop(h)).collect()
         } else {
             header_items(headers, "forwarded")
@@ -131,25 +166,40 @@ impl IpRules {
                 .map(|el| forwarded_for(el).and_then(parse_hop))
                 .collect()
         };
-        SocketAddr::new(self.walk(ip, &hops), peer.port())
+        match self.walk(direct.ip, &hops) {
+            Some((ip, port)) => ClientAddr {
+                ip,
+                port,
+                via: Some(peer),
+            },
+            None => direct,
+        }
     }
 
     /// Right to left: while the current address is a trusted proxy, believe the hop it
-    /// reported; an unreadable hop stops the walk at the last address known.
-    fn walk(&self, peer: IpAddr, hops: &[Option<IpAddr>]) -> IpAddr {
+    /// reported; an unreadable hop stops the walk at the last address known. `None` when no
+    /// hop was believed (the peer itself is the client).
+    fn walk(&self, peer: IpAddr, hops: &[Option<Hop>]) -> Option<Hop> {
         let mut addr = peer;
+        let mut believed = None;
         for hop in hops.iter().rev() {
             if !self.trusts(addr) {
                 break;
             }
             match hop {
-                Some(ip) => addr = ip.to_canonical(),
+                Some((ip, port)) => {
+                    addr = ip.to_canonical();
+                    believed = Some((addr, *port));
+                }
                 None => break,
             }
         }
-        addr
+        believed
     }
 }
+
+/// One forwarded hop: the address and, when the header carried one, its port.
+type Hop = (IpAddr, Option<u16>);
 
 /// Every comma-separated item of every field of `name`, in order.
 fn header_items(headers: &HeaderMap, name: &str) -> Vec<String> {
@@ -174,17 +224,18 @@ fn forwarded_for(element: &str) -> Option<&str> {
 
 /// One hop: `1.2.3.4`, `1.2.3.4:80`, `2001:db8::1`, `[2001:db8::1]:80`; anything else
 /// (`unknown`, obfuscated names, junk) is unreadable.
-fn parse_hop(s: &str) -> Option<IpAddr> {
+fn parse_hop(s: &str) -> Option<Hop> {
     let s = s.trim();
     if let Ok(ip) = s.parse::<IpAddr>() {
-        return Some(ip);
+        return Some((ip, None));
     }
     if let Ok(sa) = s.parse::<SocketAddr>() {
-        return Some(sa.ip());
+        return Some((sa.ip(), Some(sa.port())));
     }
     s.strip_prefix('[')
         .and_then(|r| r.strip_suffix(']'))
         .and_then(|r| r.parse().ok())
+        .map(|ip| (ip, None))
 }
 
 #[cfg(test)]

@@ -24,6 +24,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use super::authn::{AuthFailure, Principal};
+use crate::config::secret::strength::{self, Weakness};
 use crate::config::secret::{self, SecretError};
 pub use keys::KeyFileError;
 use keys::{Jwks, Lookup, VerifyKey};
@@ -39,6 +40,10 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
 pub struct JwtConfig {
     /// Exact `iss` value. Required; one entry per issuer.
     pub issuer: String,
+    /// Where the secret reference came from, for error messages: `--jwt-secret` for the
+    /// flag, `auth.jwt.secret` otherwise. Not a file key.
+    #[serde(skip)]
+    pub origin: Option<&'static str>,
     /// Accepted `aud` values; the token's `aud` must contain one. Default: the relay's
     /// canonical resource URI.
     #[serde(default)]
@@ -47,7 +52,8 @@ pub struct JwtConfig {
     /// HMAC (`HS256/384/512`, with `secret`) or all asymmetric (`RS*`, `PS*`, `ES256`, `ES384`,
     /// `EdDSA`, with `public_keys` and/or `jwks_url`). Required.
     pub algorithms: Vec<String>,
-    /// HMAC secret reference (`env:NAME` or `file:/path`), at least as long as the hash.
+    /// HMAC secret reference (`env:NAME` or `file:/path`), at least as long as the hash;
+    /// placeholder and guessable secrets are refused (`config/secret/strength.rs`).
     #[serde(default)]
     pub secret: Option<String>,
     /// PEM files with public keys or certificates (RSA, EC P-256/P-384, Ed25519).
@@ -113,11 +119,25 @@ pub enum JwtError {
         #[source]
         source: SecretError,
     },
-    #[error("jwt issuer {issuer}: the secret must be at least {min} bytes for {alg}")]
+    #[error(
+        "jwt issuer {issuer}: {key} `{reference}`: the secret must be at least {min} bytes for {alg}"
+    )]
     ShortSecret {
         issuer: String,
+        key: &'static str,
+        reference: String,
         alg: String,
         min: usize,
+    },
+    #[error(
+        "jwt issuer {issuer}: {key} `{reference}`: the secret {reason}; generate one with `mcp-relay token secret`"
+    )]
+    WeakSecret {
+        issuer: String,
+        key: &'static str,
+        reference: String,
+        #[source]
+        reason: Weakness,
     },
     #[error("jwt issuer {issuer}: public key {path}: {source}")]
     KeyFile {
@@ -402,11 +422,22 @@ fn build_issuer(
             if bytes.len() < min {
                 return Err(JwtError::ShortSecret {
                     issuer: name.clone(),
+                    key: c.origin.unwrap_or("auth.jwt.secret"),
+                    reference: reference.clone(),
                     alg: format!("{alg:?}"),
                     min,
                 });
             }
         }
+        // Placeholders and guessable secrets would let anyone mint tokens (issue 14).
+        strength::check(&bytes, strength::MIN_HMAC_BYTES).map_err(|reason| {
+            JwtError::WeakSecret {
+                issuer: name.clone(),
+                key: c.origin.unwrap_or("auth.jwt.secret"),
+                reference: reference.clone(),
+                reason,
+            }
+        })?;
         hmac = Some(DecodingKey::from_secret(&bytes));
     } else {
         if c.secret.is_some() || (c.public_keys.is_empty() && c.jwks_url.is_none()) {

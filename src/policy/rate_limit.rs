@@ -311,7 +311,7 @@ fn authenticated(caller: &Caller) -> bool {
 /// client IP (never the session).
 fn identity_key(caller: &Caller) -> String {
     match (caller.principal.method, caller.peer) {
-        (AuthMethod::None, Some(peer)) => format!("ip:{}", ip_key(peer.ip())),
+        (AuthMethod::None, Some(peer)) => format!("ip:{}", ip_key(peer.ip)),
         (AuthMethod::None, None) => "ip:-".to_owned(),
         _ => format!("p:{}", caller.principal.name),
     }

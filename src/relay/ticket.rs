@@ -218,6 +218,7 @@ fn record_of_caller(caller: &Caller, session: Option<&str>) -> Record {
         auth: p.method.as_str(),
         key_id: p.key_id.clone(),
         client: caller.peer.map(|a| a.to_string()),
+        peer: caller.peer.and_then(|a| a.via).map(|a| a.to_string()),
         session: session.map(str::to_owned),
         transport: caller.transport.as_str(),
         ..Record::default()

@@ -98,9 +98,13 @@ pub struct Record {
     pub auth: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key_id: Option<String>,
-    /// Peer address.
+    /// The client's address: the socket peer, or what a trusted proxy forwarded (with the
+    /// client's own port only when the proxy gave one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
+    /// The trusted proxy the request came through, when `client` was forwarded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
     /// `streamable_http` | `sse` | `websocket` | `tcp` | `stdio`.
@@ -409,6 +413,7 @@ fn sanitize(record: &Record) -> Record {
         principal: cap(&record.principal),
         key_id: opt(&record.key_id),
         client: opt(&record.client),
+        peer: opt(&record.peer),
         session: opt(&record.session),
         method: opt(&record.method),
         id: opt(&record.id),

@@ -28,8 +28,11 @@ use super::stdio::{self, ChildHandle, ChildOutput, ExitInfo, LinkEnds};
 pub use tls::{Alpn, Roots, TlsClient, TlsOptions, Trust};
 
 pub mod access;
+pub(crate) mod cause;
+mod client_credentials;
 mod http;
 mod tls;
+pub mod upstream_access;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -192,6 +195,16 @@ impl RemoteSpec {
         }
     }
 
+    /// Replaces how the link authenticates itself (`serve`'s upstream credentials, the
+    /// bridge's flags).
+    pub fn set_access(&mut self, a: Access) {
+        match self {
+            RemoteSpec::Tcp { access, .. }
+            | RemoteSpec::WebSocket { access, .. }
+            | RemoteSpec::Http { access, .. } => *access = a,
+        }
+    }
+
     /// Largest message accepted from the server.
     pub fn max_message(&self) -> usize {
         match self {
@@ -239,17 +252,11 @@ async fn drive(spec: RemoteSpec, mut ends: LinkEnds) {
             info!(upstream = %url, "upstream connection closed");
             0
         }
-        Err(e) if tls::untrusted(&e) => {
-            warn!(
-                upstream = %url,
-                error = %chain(&e),
-                hint = "the certificate is not signed by a trusted CA (the Mozilla roots, or only --upstream-ca when given)",
-                "upstream connection failed"
-            );
-            1
-        }
         Err(e) => {
-            warn!(upstream = %url, error = %chain(&e), "upstream connection failed");
+            // Said before the exit, so whoever sees the exit finds the cause.
+            let why = cause::of_link(&spec, &e);
+            warn!(upstream = %url, cause = %why, error = %chain(&e), "upstream connection failed");
+            ends.cause.set(why);
             1
         }
     };

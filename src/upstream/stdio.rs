@@ -78,7 +78,24 @@ pub struct ChildHandle {
     stdin: mpsc::Sender<Bytes>,
     stop: CancellationToken,
     exit: watch::Receiver<Option<ExitInfo>>,
+    /// Set for a remote link (`upstream/remote.rs`): why it last failed.
+    cause: Option<Cause>,
     _drop: Arc<StopOnDrop>,
+}
+
+/// Why a remote link last failed, in its user's terms (`upstream/remote/cause.rs` words it),
+/// shared by the link's task and its [`ChildHandle`].
+#[derive(Debug, Clone, Default)]
+pub struct Cause(Arc<std::sync::Mutex<Option<Arc<str>>>>);
+
+impl Cause {
+    pub fn set(&self, text: String) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.into());
+    }
+
+    pub fn get(&self) -> Option<Arc<str>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
 }
 
 #[derive(Debug)]
@@ -165,6 +182,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     let handle = ChildHandle {
         pid,
         stdin: stdin_tx,
+        cause: None,
         exit: exit_rx,
         _drop: Arc::new(StopOnDrop(stop.clone())),
         stop,
@@ -187,6 +205,8 @@ pub struct LinkEnds {
     pub incoming: mpsc::Sender<Bytes>,
     pub stop: CancellationToken,
     pub exit: watch::Sender<Option<ExitInfo>>,
+    /// Where the link says why it failed.
+    pub cause: Cause,
 }
 
 /// A child whose messages travel over channels instead of pipes; the caller's task drives
@@ -206,10 +226,12 @@ pub fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
         },
         done: false,
     };
+    let cause = Cause::default();
     let handle = ChildHandle {
         pid: 0,
         stdin: out_tx,
         exit: exit_rx,
+        cause: Some(cause.clone()),
         _drop: Arc::new(StopOnDrop(stop.clone())),
         stop: stop.clone(),
     };
@@ -218,6 +240,7 @@ pub fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
         incoming: in_tx,
         stop,
         exit: exit_tx,
+        cause,
     };
     (handle, output, ends)
 }
@@ -243,6 +266,16 @@ impl ChildHandle {
     /// True once the relay asked the child to stop (an exit after that is expected).
     pub fn stopping(&self) -> bool {
         self.stop.is_cancelled()
+    }
+
+    /// A remote link rather than a process.
+    pub fn is_link(&self) -> bool {
+        self.cause.is_some()
+    }
+
+    /// Why the remote link last failed, if it said.
+    pub fn link_cause(&self) -> Option<Arc<str>> {
+        self.cause.as_ref().and_then(Cause::get)
     }
 
     pub fn exited(&self) -> bool {

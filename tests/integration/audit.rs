@@ -132,3 +132,52 @@ async fn h2_clean_shutdown_writes_every_record_before_exit() {
     let calls = r.iter().filter(|l| l["method"] == "tools/call").count();
     assert_eq!(calls, 50, "{r:?}");
 }
+
+/// Issue 14, bug 10: behind a trusted proxy the audit `client` is the forwarded address, with
+/// the client's own port only when the proxy gave one, never joined to the proxy's port; the
+/// proxy itself is recorded as `peer`.
+#[tokio::test]
+async fn d6_forwarded_client_is_audited_without_the_proxy_port() {
+    let (relay, audit, _) = start(&["--trusted-proxy", "127.0.0.1/32"]);
+    let c = relay.client();
+    let sends = [
+        ("xff", "x-forwarded-for", "198.51.100.1, 203.0.113.7"),
+        ("fwd", "forwarded", "for=\"[2001:db8::1]:4711\""),
+        ("direct", "x-nothing", "-"),
+    ];
+    for (id, name, value) in sends {
+        let res = c
+            .post_builder()
+            .header(name, value)
+            .body(crate::support::init_request(json!(id), "2025-11-25").to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{id}");
+    }
+    eventually("three initialize lines", || {
+        let r = lines(&audit);
+        ["xff", "fwd", "direct"]
+            .iter()
+            .all(|id| with_id(&r, &format!("\"{id}\"")).len() == 1)
+    })
+    .await;
+    let r = lines(&audit);
+    let one = |id: &str| with_id(&r, &format!("\"{id}\""))[0].clone();
+    let xff = one("xff");
+    assert_eq!(xff["client"], "203.0.113.7", "{xff}");
+    let proxy = xff["peer"].as_str().unwrap_or_default();
+    assert!(proxy.starts_with("127.0.0.1:"), "{xff}");
+    let fwd = one("fwd");
+    assert_eq!(fwd["client"], "[2001:db8::1]:4711", "{fwd}");
+    assert!(fwd["peer"]
+        .as_str()
+        .unwrap_or_default()
+        .starts_with("127.0.0.1:"));
+    let direct = one("direct");
+    assert!(
+        direct["client"].as_str().unwrap().starts_with("127.0.0.1:"),
+        "{direct}"
+    );
+    assert!(direct.get("peer").is_none(), "{direct}");
+}

@@ -1740,3 +1740,5 @@ async fn bridge_authenticates_with_a_client_certificate() {
     assert_eq!(out.status.code(), Some(64), "{out:?}");
     assert!(out.stdout.is_empty());
 }
+
+mod links;

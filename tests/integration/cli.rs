@@ -46,6 +46,41 @@ fn help_documents_every_serve_flag() {
     }
 }
 
+/// Issue 14, bug 10: `serve --help` sent readers to a PROTOCOL.md the repository does not
+/// have. Every `*.md` any help text names must exist.
+#[test]
+fn help_names_only_documents_that_exist() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let commands: [&[&str]; 8] = [
+        &[],
+        &["serve"],
+        &["stdio"],
+        &["connect"],
+        &["token", "key"],
+        &["token", "jwt"],
+        &["check-config"],
+        &["cert", "generate"],
+    ];
+    let mut named = 0;
+    for args in commands {
+        let out = Command::new(RELAY)
+            .args(args)
+            .arg("--help")
+            .output()
+            .unwrap();
+        let help = String::from_utf8_lossy(&out.stdout);
+        let words = help.split(|c: char| !(c.is_ascii_alphanumeric() || "_./-".contains(c)));
+        for doc in words.filter(|w| w.ends_with(".md")) {
+            named += 1;
+            assert!(
+                root.join(doc).is_file(),
+                "{args:?} --help names {doc}, not in the repository"
+            );
+        }
+    }
+    assert!(named > 0, "no help text names a document");
+}
+
 #[test]
 fn unspawnable_command_is_a_one_line_usage_error_before_binding() {
     // The port is taken by us: if the relay tried to bind first it would report that instead.

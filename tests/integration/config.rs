@@ -157,3 +157,88 @@ fn schema_describes_every_serve_flag() {
     assert_eq!(serve["listen"]["default"], "127.0.0.1:8080");
     assert_eq!(serve["allowed_host"]["type"], "array");
 }
+
+// Issue 14, bug 9: `--mcp-servers` reads VS Code's `servers`, refuses an unknown key of the
+// chosen entry with its path (as the TOML config does), refuses a `${input:…}` it cannot
+// resolve, and without --server says once which names there are. On main unknown keys were
+// ignored, `servers` was not read, and a second `no server` error followed.
+#[tokio::test]
+async fn mcp_servers_files_are_read_strictly_in_every_hosts_format() {
+    let dir = tempdir();
+    let serve = |file: &std::path::Path, extra: &[&str]| {
+        Command::new(RELAY)
+            .args(["serve", "--listen", "127.0.0.1:0", "--mcp-servers"])
+            .arg(file)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+
+    let two = dir.join("claude_desktop_config.json");
+    std::fs::write(
+        &two,
+        json!({"globalShortcut": "", "mcpServers": {
+            "a": {"command": FIXTURE, "autoApprove": []},
+            "b": {"command": FIXTURE, "argz": ["x"]}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let out = serve(&two, &[]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = stderr(&out);
+    assert!(err.contains("(a, b)") && err.contains("--server"), "{err}");
+    assert!(
+        !err.contains("no server"),
+        "a second, misleading error: {err}"
+    );
+    let out = serve(&two, &["--server", "b"]);
+    assert_eq!(out.status.code(), Some(64));
+    assert!(
+        stderr(&out).contains("mcpServers.b.argz: unknown key"),
+        "{}",
+        stderr(&out)
+    );
+
+    let inputs = dir.join("inputs.json");
+    std::fs::write(
+        &inputs,
+        json!({"inputs": [{"id": "key", "type": "promptString"}], "servers": {
+            "r": {"type": "http", "url": "http://127.0.0.1:1/mcp",
+                "headers": {"X-API-Key": "${input:key}"}}
+        }})
+        .to_string(),
+    )
+    .unwrap();
+    let out = serve(&inputs, &[]);
+    assert_eq!(out.status.code(), Some(64));
+    let err = stderr(&out);
+    assert!(
+        err.contains("servers.r.headers.X-API-Key") && err.contains("VS Code input"),
+        "{err}"
+    );
+
+    // VS Code's `servers` with a stdio entry is served.
+    let vscode = dir.join("mcp.json");
+    std::fs::write(
+        &vscode,
+        json!({"servers": {"fixture": {"type": "stdio", "command": FIXTURE,
+            "env": {"MCP_TEST_VAR": "from-vscode"}}}})
+        .to_string(),
+    )
+    .unwrap();
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--mcp-servers",
+        vscode.to_str().unwrap(),
+    ]);
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let r = c
+        .call(json!(1), "env", json!({"name": "MCP_TEST_VAR"}))
+        .await;
+    assert_eq!(crate::support::text_of(&r.messages()[0]), "from-vscode");
+}

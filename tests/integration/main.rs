@@ -4,6 +4,8 @@
 //! real socket, wrapping the real `mcp-relay-fixture` child.
 //!
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
+//! - `first_run`: the bundled demo server behind the relay, the startup log's endpoints,
+//!   `GET /` (content, Host and authentication guard).
 //! - `sse`: legacy HTTP+SSE (`/sse`, `/message`): scenario, refusals, connection lifetime.
 //! - `streamable_http`: status codes, headers, sessions, streams, resumability, guards.
 //! - `transparency`: bytes through the relay equal bytes straight from the child.
@@ -22,6 +24,8 @@
 //! - `audit`: one audit line per request whatever its outcome; written before exit.
 //! - `metrics`: the admin listener: exact counts after a scripted workload, Host and token
 //!   checks, per-slot `/health`.
+//! - `weak_secrets`: placeholder and guessable secrets refused by `serve`, `check-config` and
+//!   SIGHUP (issue 14).
 //! - `bridge`: `mcp-relay connect` (the stdio bridge) as a host drives it: every transport,
 //!   credentials, tool filters, reconnects, malformed input, hostile servers (SECURITY.md §6, §8.F).
 
@@ -41,6 +45,7 @@ mod cli;
 mod config;
 mod connection_limits;
 mod exhaustion;
+mod first_run;
 mod limits;
 mod metrics;
 mod modern;
@@ -61,3 +66,4 @@ mod streamable_http;
 mod tls;
 mod transparency;
 mod transports;
+mod weak_secrets;

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use crate::support::{eventually, patience, text_of, Client, Relay, FIXTURE, RELAY};
 
 const SECRET_VAR: &str = "RELAY_METRICS_SECRET";
-const SECRET: &str = "metrics-integration-secret-0123456789abcdefghijkl";
+const SECRET: &str = "kaKhJKXQuVy5_2Ul-NkJnCfQgy5izzh69ja0ZPg6Bpk";
 const RESOURCE: &str = "http://relay.test/mcp";
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/permissions.json");
 const ADMIN_TOKEN_VAR: &str = "RELAY_ADMIN_TOKEN";

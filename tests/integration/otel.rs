@@ -300,7 +300,7 @@ async fn otel_dead_collector_does_not_delay_calls() {
 #[tokio::test]
 async fn otel_denied_call_has_an_error_span_with_the_principal() {
     const VAR: &str = "RELAY_OTEL_SECRET";
-    const SECRET: &str = "otel-integration-secret-0123456789abcdefghijkl";
+    const SECRET: &str = "yvt8PUkvbU5oLw6rO9n7eg9fh6ozwHXpHQgF4VUXN2Y";
     const RESOURCE: &str = "http://relay.test/mcp";
     let seed = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/permissions.json");
     let collector = Collector::start().await;

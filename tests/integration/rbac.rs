@@ -14,7 +14,7 @@ use crate::support::{
 
 /// Name of the env var holding the HMAC secret, set on the relay's and minter's Command only.
 const SECRET_VAR: &str = "RELAY_TEST_SECRET";
-const SECRET: &str = "rbac-integration-secret-0123456789abcdefghijkl";
+const SECRET: &str = "zaLR0-K0XGP0anZeAz_0SwSxmGjVnN7I4RGHsyA-OTo";
 const RESOURCE: &str = "http://relay.test/mcp";
 const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/permissions.json");
 const MODERN: &str = "2026-07-28";

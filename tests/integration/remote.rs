@@ -231,6 +231,12 @@ async fn a_polling_remote_upstream_is_resumed_with_last_event_id() {
     }
 }
 
+/// Whether the relay logged its upstream link as legacy SSE (not its own `/sse` listener).
+fn linked_over_sse(logs: &str) -> bool {
+    logs.lines()
+        .any(|l| l.contains("upstream connected") && l.contains("transport=\"sse\""))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_front_over_a_remote_legacy_sse_upstream() {
     let back = Relay::start(&[], &[]);
@@ -239,7 +245,7 @@ async fn every_front_over_a_remote_legacy_sse_upstream() {
     let per_session = front(&upstream, &[]).await;
     all_fronts(&per_session, &upstream).await;
     assert!(
-        per_session.logs().contains("transport=\"sse\""),
+        linked_over_sse(&per_session.logs()),
         "{}",
         per_session.logs()
     );
@@ -557,7 +563,7 @@ async fn https_wss_and_tls_upstreams_work_with_their_ca_configured() {
     let sse = format!("{}/sse", back.base);
     let front_sse = front(&sse, &["--upstream-ca", ca]).await;
     echo_through(&front_sse).await;
-    assert!(front_sse.logs().contains("transport=\"sse\""));
+    assert!(linked_over_sse(&front_sse.logs()));
     // WebSocket and TCP over TLS.
     let front_wss = front(&wss_url(&back), &["--upstream-ca", ca]).await;
     echo_through(&front_wss).await;
@@ -824,3 +830,5 @@ fn system_roots_load_on_this_machine() {
     assert!(matches!(spec, RemoteSpec::Http { tls: Some(_), .. }));
     assert!(RemoteSpec::parse_with("http://127.0.0.1:9/mcp", 1 << 20, &opts).is_ok());
 }
+
+mod credentials;

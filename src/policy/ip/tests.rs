@@ -32,9 +32,7 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
 }
 
 fn client(r: &IpRules, peer: &str, h: &[(&str, &str)]) -> String {
-    r.client(peer.parse().unwrap(), &headers(h))
-        .ip()
-        .to_string()
+    r.client(peer.parse().unwrap(), &headers(h)).ip.to_string()
 }
 
 #[test]
@@ -123,9 +121,13 @@ fn xff_is_walked_right_to_left_skipping_trusted_hops() {
     );
     // No header: the proxy itself.
     assert_eq!(client(&r, "10.0.0.1:5", &[]), "10.0.0.1");
-    // The port of the socket is kept.
+    // Issue 14: a forwarded client is not given the proxy's port; the proxy is `via`.
     let sa = r.client("10.0.0.1:5".parse().unwrap(), &headers(&xff));
-    assert_eq!(sa.port(), 5);
+    assert_eq!(sa.port, None);
+    assert_eq!(sa.via, Some("10.0.0.1:5".parse().unwrap()));
+    // The peer itself keeps its own port.
+    let own = r.client("10.0.0.1:5".parse().unwrap(), &headers(&[]));
+    assert_eq!((own.to_string(), own.via), ("10.0.0.1:5".to_owned(), None));
 }
 
 #[test]

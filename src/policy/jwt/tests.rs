@@ -18,7 +18,7 @@ use crate::policy::authn::AuthMethod;
 mod jwks;
 
 const AUD: &str = "https://relay.example.com/mcp";
-const SECRET: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+const SECRET: &str = "3224b1492b5f648b28871f1ac125682e167142d11edcd1cd12be3fc70ba3af62";
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -178,8 +178,14 @@ fn network(caller: &Caller) -> Vec<KeyValue> {
         out.push(KeyValue::new("network.protocol.name", p));
     }
     if let Some(peer) = caller.peer {
-        out.push(KeyValue::new("client.address", peer.ip().to_string()));
-        out.push(KeyValue::new("client.port", i64::from(peer.port())));
+        out.push(KeyValue::new("client.address", peer.ip.to_string()));
+        if let Some(port) = peer.port {
+            out.push(KeyValue::new("client.port", i64::from(port)));
+        }
+        if let Some(via) = peer.via {
+            out.push(KeyValue::new("network.peer.address", via.ip().to_string()));
+            out.push(KeyValue::new("network.peer.port", i64::from(via.port())));
+        }
     }
     out
 }

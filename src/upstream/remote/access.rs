@@ -37,8 +37,8 @@ impl PartialEq for CredentialSource {
 
 impl Eq for CredentialSource {}
 
-/// What a link sends to authenticate itself.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// What a link sends to authenticate itself (its `Debug` shows header names, not values).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct Access {
     /// Static headers (names as given; values are secrets and never logged).
     pub headers: Vec<(String, String)>,
@@ -50,6 +50,19 @@ pub struct Access {
     /// HTTP only: when the server refuses `initialize` as a removed method, speak 2026-07-28
     /// to it on the relay's behalf (`connect --protocol auto`, `remote/http/era.rs`).
     pub era_bridge: bool,
+}
+
+impl std::fmt::Debug for Access {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(k, _)| k.as_str()).collect();
+        f.debug_struct("Access")
+            .field("headers", &names)
+            .field("credentials", &self.credentials.is_some())
+            .field("proxy_from_env", &self.proxy_from_env)
+            .field("legacy_sse", &self.legacy_sse)
+            .field("era_bridge", &self.era_bridge)
+            .finish()
+    }
 }
 
 impl Access {

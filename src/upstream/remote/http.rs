@@ -24,6 +24,7 @@
 //! the link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
 
 mod era;
+mod events;
 mod link;
 mod modern;
 mod sse;
@@ -102,15 +103,6 @@ impl Error {
     fn network(e: reqwest::Error) -> Error {
         Error::Network(e.without_url())
     }
-}
-
-/// A failure while reading a response body.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum BodyError {
-    #[error("body read failed")]
-    Network(#[source] reqwest::Error),
-    #[error("message larger than the cap")]
-    TooLarge,
 }
 
 /// The URL for logs: without query and fragment (they may hold secrets).

@@ -15,7 +15,7 @@
 //! ALPN is `h2, http/1.1` for HTTPS (reqwest takes the configuration as it is), `http/1.1`
 //! for WebSocket, none for TLS over TCP. A certificate that is self-signed (not in the
 //! trust), for another host or expired fails the handshake; `remote.rs` logs it as
-//! `upstream connection failed` with the cause chain.
+//! `upstream connection failed` with its cause in words (`remote/cause.rs`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -221,26 +221,6 @@ pub(crate) fn server_name(host: &str) -> std::io::Result<ServerName<'static>> {
         .unwrap_or(host);
     ServerName::try_from(host.to_owned())
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
-}
-
-/// Whether a connection failed because the server's certificate chains to no trusted root
-/// (self-signed, or a private CA that `--upstream-ca` does not name): worth a hint in the log.
-pub(crate) fn untrusted(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut cause = Some(e);
-    while let Some(c) = cause {
-        let rustls = c.downcast_ref::<rustls::Error>().or_else(|| {
-            c.downcast_ref::<std::io::Error>()
-                .and_then(std::io::Error::get_ref)
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        let unknown = rustls::Error::InvalidCertificate(rustls::CertificateError::UnknownIssuer);
-        // reqwest's connector boxes the handshake error where it cannot be downcast: its text.
-        if rustls == Some(&unknown) || c.to_string() == unknown.to_string() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
 }
 
 fn mozilla_roots() -> RootCertStore {

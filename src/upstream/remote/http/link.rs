@@ -20,7 +20,7 @@ use super::{
 use crate::jsonrpc::{Frame, Kind};
 use crate::upstream::remote::Access;
 use crate::upstream::remote::TlsClient;
-use crate::upstream::stdio::LinkEnds;
+use crate::upstream::stdio::{Cause, LinkEnds};
 
 /// What every task of a link shares: the client, the target, the session's headers and the
 /// way back to the relay.
@@ -36,6 +36,8 @@ pub(super) struct Link {
     pub(super) access: Access,
     pub(super) max_message: usize,
     incoming: mpsc::Sender<Bytes>,
+    /// Where the link says, in words, why the server refused it (`remote/cause.rs`).
+    cause: Cause,
     session: Mutex<Option<HeaderValue>>,
     version: Mutex<Option<HeaderValue>>,
 }
@@ -81,6 +83,7 @@ impl Link {
             access: access.clone(),
             max_message,
             incoming: ends.incoming.clone(),
+            cause: ends.cause.clone(),
             session: Mutex::new(None),
             version: Mutex::new(None),
         })
@@ -90,8 +93,10 @@ impl Link {
         lock(&self.session).clone()
     }
 
-    /// A request to `url` with the configured headers and the session's.
-    pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+    /// A request to `url` with the configured headers and `Authorization` (a static one or
+    /// the credential source's): every request of the link, legacy SSE ones included, is
+    /// built here.
+    pub(super) fn authorized(&self, method: Method, url: &Url) -> RequestBuilder {
         let mut b = self
             .http
             .request(method, url.clone())
@@ -102,6 +107,25 @@ impl Link {
                 b = b.header(reqwest::header::AUTHORIZATION, v);
             }
         }
+        b
+    }
+
+    /// Sends what `build` makes, and once more when the credential source renewed refused
+    /// credentials.
+    pub(super) async fn send_renewing(
+        &self,
+        build: impl Fn() -> RequestBuilder,
+    ) -> reqwest::Result<Response> {
+        let res = build().send().await?;
+        if !self.renewed(&res).await {
+            return Ok(res);
+        }
+        build().send().await
+    }
+
+    /// A request to `url` with the configured headers and the session's.
+    pub(super) fn request(&self, method: Method, url: &Url) -> RequestBuilder {
+        let mut b = self.authorized(method, url);
         if let Some(s) = self.session() {
             b = b.header(SESSION_HEADER, s);
         }
@@ -141,16 +165,41 @@ impl Link {
             return false;
         };
         let status = res.status();
-        let challenge = res
-            .headers()
-            .get(reqwest::header::WWW_AUTHENTICATE)
-            .and_then(|v| v.to_str().ok());
+        let challenge = challenge(res);
         let scope = status == StatusCode::FORBIDDEN
             && challenge.is_some_and(|c| c.contains("insufficient_scope"));
-        if status != StatusCode::UNAUTHORIZED && !scope {
+        if status != StatusCode::UNAUTHORIZED && !scope || !self.renewable(challenge) {
             return false;
         }
         source.0.refused(status.as_u16(), challenge).await
+    }
+
+    /// Whether the credential source may answer a refusal: always, unless a static key or
+    /// token was configured and the server offers no OAuth (then that key was refused, and
+    /// an OAuth flow would only hide it).
+    fn renewable(&self, challenge: Option<&str>) -> bool {
+        let has_static = self.access.headers.iter().any(|(k, _)| {
+            k.eq_ignore_ascii_case("authorization") || k.eq_ignore_ascii_case("x-api-key")
+        });
+        !has_static || challenge.is_some_and(|c| c.contains("resource_metadata"))
+    }
+
+    /// The server refused a request with `res`: says why, in words, for the logs and (for
+    /// `connect`) the host.
+    pub(super) fn refused(&self, res: &Response) {
+        let challenge = challenge(res);
+        let tried = self.access.credentials.is_some()
+            && res.status() == StatusCode::UNAUTHORIZED
+            && self.renewable(challenge);
+        let why = crate::upstream::remote::cause::refused(
+            res.status().as_u16(),
+            &self.name,
+            &self.access,
+            challenge,
+            tried,
+        );
+        warn!(upstream = %self.name, status = res.status().as_u16(), cause = %why, "upstream refused a request");
+        self.cause.set(why);
     }
 
     /// Ends the session on the server (DELETE), renewing refused credentials once.
@@ -295,6 +344,12 @@ pub(super) fn split(data: Bytes) -> Vec<Bytes> {
 pub(super) fn media_type(res: &Response) -> Option<&str> {
     let ct = res.headers().get(CONTENT_TYPE)?.to_str().ok()?;
     Some(ct.split(';').next().unwrap_or_default().trim())
+}
+
+fn challenge(res: &Response) -> Option<&str> {
+    res.headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
 }
 
 pub(super) fn is_sse(res: &Response) -> bool {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
-use reqwest::{StatusCode, Url};
-use tracing::{debug, warn};
+use reqwest::{Method, StatusCode, Url};
+use tracing::debug;
 
 use super::link::{is_sse, Link};
 use super::stream::Events;
@@ -51,11 +51,10 @@ pub(super) fn candidates(url: &Url) -> Vec<Url> {
 
 async fn try_open(link: &Link, url: &Url) -> Result<(Url, Events), Error> {
     let res = link
-        .http
-        .get(url.clone())
-        .headers(link.headers.clone())
-        .header(ACCEPT, super::EVENT_STREAM)
-        .send()
+        .send_renewing(|| {
+            link.authorized(Method::GET, url)
+                .header(ACCEPT, super::EVENT_STREAM)
+        })
         .await
         .map_err(Error::network)?;
     if !res.status().is_success() {
@@ -70,6 +69,7 @@ async fn try_open(link: &Link, url: &Url) -> Result<(Url, Events), Error> {
             Some(Ok(ev)) if ev.event == "endpoint" => break ev.data,
             // Nothing was sent yet, so nothing else can be meant for this link.
             Some(Ok(_)) => {}
+            Some(Err(Error::TooLarge)) => {}
             Some(Err(e)) => return Err(e),
             None => return Err(Error::NoEndpoint),
         }
@@ -91,8 +91,16 @@ pub(super) fn endpoint(stream_url: &Url, data: &str) -> Result<Url, Error> {
 /// Reads the stream: each `message` event is one message (or batch) for the relay. The
 /// server closing it ends the link; a broken stream fails it.
 pub(super) async fn read(link: Arc<Link>, mut events: Events) -> Result<Done, Error> {
+    let mut warned = false;
     while let Some(ev) = events.next().await {
-        let ev = ev?;
+        let ev = match ev {
+            Ok(ev) => ev,
+            Err(Error::TooLarge) => {
+                super::stream::oversize(&link, &mut warned);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         if ev.event != "message" || ev.data.is_empty() {
             continue;
         }
@@ -114,13 +122,11 @@ pub(super) async fn post(
     msg: Bytes,
     frame: Option<&Frame>,
 ) -> Result<(), Error> {
-    let send = link
-        .http
-        .post(endpoint.clone())
-        .headers(link.headers.clone())
-        .header(CONTENT_TYPE, "application/json")
-        .body(msg)
-        .send();
+    let send = link.send_renewing(|| {
+        link.authorized(Method::POST, endpoint)
+            .header(CONTENT_TYPE, "application/json")
+            .body(msg.clone())
+    });
     let res = tokio::time::timeout(SEND_TIMEOUT, send)
         .await
         .map_err(|_| Error::Timeout)?
@@ -130,7 +136,7 @@ pub(super) async fn post(
         return Err(Error::SessionGone);
     }
     if !status.is_success() {
-        warn!(upstream = %link.name, status = status.as_u16(), "upstream refused a message");
+        link.refused(&res);
         if let Some(f) = frame.filter(|f| f.kind() == Kind::Request) {
             let mut pending = Pending {
                 ids: f.id().into_iter().collect(),

@@ -1,21 +1,20 @@
 //! Reading what an HTTP upstream answers: a POST's answer (JSON, or an SSE stream resumed
 //! with GET + `Last-Event-ID` when the server closes it early), and the standalone GET
-//! stream, reopened while the link lives. SSE parsing is `eventsource-stream`'s, with a cap
-//! on what one event may buffer ([`Events`]). The driver is in `http.rs`.
+//! stream, reopened while the link lives. SSE parsing is `http/events.rs` (linear, bounded):
+//! an event over the cap is dropped and the stream goes on ([`Events`]). The driver is in `http.rs`.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use eventsource_stream::{Event, EventStreamError, Eventsource};
 use futures_util::{Stream, StreamExt};
 use reqwest::{Response, StatusCode};
 use tracing::{debug, warn};
 
+use super::events::{Event, Parser};
 use super::link::{body, is_sse, media_type, Link};
-use super::{BodyError, Done, Error, Pending, DEFAULT_RETRY, MAX_RESUMES, MAX_RETRY, MIN_RETRY};
+use super::{Done, Error, Pending, DEFAULT_RETRY, MAX_RESUMES, MAX_RETRY, MIN_RETRY};
 
 /// Reads the answer to a POSTed request: JSON, an SSE stream (resumed if cut), or a refusal.
 pub(super) async fn answer(
@@ -26,7 +25,7 @@ pub(super) async fn answer(
     let status = res.status();
     link.check(status)?;
     if !status.is_success() {
-        warn!(upstream = %link.name, status = status.as_u16(), "upstream refused a request");
+        link.refused(&res);
     }
     if status.is_success() && is_sse(&res) {
         return stream(&link, res, pending).await;
@@ -116,6 +115,7 @@ pub(super) async fn listen(
     let mut retry = DEFAULT_RETRY;
     let mut idle = 0u32;
     let mut opened = Some(opened);
+    let mut warned = false;
     loop {
         let res = link.get(last_id.as_deref()).await;
         if let Some(tx) = opened.take() {
@@ -137,7 +137,10 @@ pub(super) async fn listen(
         while let Some(ev) = events.next().await {
             let ev = match ev {
                 Ok(ev) => ev,
-                Err(Error::TooLarge) => return Err(Error::TooLarge),
+                Err(Error::TooLarge) => {
+                    oversize(&link, &mut warned);
+                    continue;
+                }
                 Err(e) => {
                     debug!(upstream = %link.name, error = %e, "upstream standalone stream broke");
                     break;
@@ -155,6 +158,16 @@ pub(super) async fn listen(
         }
         idle = if any { 0 } else { idle.saturating_add(1) };
         tokio::time::sleep(backoff(retry, idle)).await;
+    }
+}
+
+/// An event over the size cap was dropped from a stream that goes on: said once per link
+/// task at warn, then at debug.
+pub(super) fn oversize(link: &Link, warned: &mut bool) {
+    if std::mem::replace(warned, true) {
+        debug!(upstream = %link.name, "upstream event over the size cap dropped");
+    } else {
+        warn!(upstream = %link.name, max = link.max_message, "upstream event over the size cap dropped; the stream goes on");
     }
 }
 
@@ -177,42 +190,46 @@ pub(super) fn backoff(retry: Duration, idle: u32) -> Duration {
 
 // === impl Events ===
 
-type EventItems = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<BodyError>>> + Send>>;
+type Chunks = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// An SSE body parsed by `eventsource-stream`, with a cap on the bytes buffered towards one
-/// event (a server cannot make the relay buffer without bound).
+/// An SSE body read through the linear parser (`http/events.rs`): no event or line over
+/// `max_message` (plus room for its framing) is buffered.
 pub(super) struct Events {
-    inner: EventItems,
-    buffered: Arc<AtomicUsize>,
+    body: Option<Chunks>,
+    parser: Parser,
 }
 
 impl Events {
     pub(super) fn new(res: Response, max_message: usize) -> Events {
-        let buffered = Arc::new(AtomicUsize::new(0));
-        let count = buffered.clone();
         // Room for the `data:`/`id:` framing around the biggest message.
         let limit = max_message.saturating_add(4096);
-        let chunks = res.bytes_stream().map(move |chunk| {
-            let chunk = chunk.map_err(|e| BodyError::Network(e.without_url()))?;
-            let total = count.fetch_add(chunk.len(), Ordering::Relaxed) + chunk.len();
-            if total > limit {
-                return Err(BodyError::TooLarge);
-            }
-            Ok(chunk)
-        });
         Events {
-            inner: Box::pin(chunks.eventsource()),
-            buffered,
+            body: Some(Box::pin(res.bytes_stream())),
+            parser: Parser::new(limit),
         }
     }
 
+    /// The next event; `Err(TooLarge)` once for each event dropped over the cap (the stream
+    /// goes on after it: the caller decides whether that ends its work).
     pub(super) async fn next(&mut self) -> Option<Result<Event, Error>> {
-        let item = self.inner.next().await?;
-        self.buffered.store(0, Ordering::Relaxed);
-        Some(item.map_err(|e| match e {
-            EventStreamError::Transport(BodyError::TooLarge) => Error::TooLarge,
-            EventStreamError::Transport(BodyError::Network(e)) => Error::network(e),
-            EventStreamError::Utf8(_) | EventStreamError::Parser(_) => Error::Sse,
-        }))
+        loop {
+            if self.parser.take_dropped() > 0 {
+                return Some(Err(Error::TooLarge));
+            }
+            if let Some(ev) = self.parser.pop() {
+                return Some(Ok(ev));
+            }
+            match self.body.as_mut()?.next().await {
+                Some(Ok(chunk)) => self.parser.push(&chunk),
+                Some(Err(e)) => {
+                    self.body = None;
+                    return Some(Err(Error::network(e)));
+                }
+                None => {
+                    self.body = None;
+                    return None;
+                }
+            }
+        }
     }
 }
