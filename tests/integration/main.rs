@@ -66,4 +66,5 @@ mod streamable_http;
 mod tls;
 mod transparency;
 mod transports;
+#[cfg(unix)]
 mod weak_secrets;
