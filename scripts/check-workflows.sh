@@ -20,9 +20,10 @@ VENV="$VENV_TOOLS"
 
 status=0
 for file in .github/workflows/*.yml; do
-    if "$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$file"; then
+    if out=$("$VENV/bin/check-jsonschema" --builtin-schema vendor.github-workflows "$file" 2>&1); then
         echo "ok - schema $file"
     else
+        printf '%s\n' "$out" | sed 's/^/# /'
         echo "not ok - schema $file"
         status=1
     fi
