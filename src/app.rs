@@ -33,12 +33,11 @@ pub struct Bound {
     relay: Arc<Relay>,
 }
 
-/// Binds the listener; fails before anything runs.
+/// Binds the listeners; fails before anything runs. What can fail without the network (the
+/// audit log, the certificate) is set up first, and "listening" is said once every socket is
+/// bound, so a failed start never announced an address.
 pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
-    let listener = TcpListener::bind(cfg.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
-    let addr = listener.local_addr()?;
+    let audit = start_audit(&cfg)?;
     let tls = match &cfg.tls {
         Some(files) => Some({
             tls::install_provider();
@@ -46,6 +45,10 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         }),
         None => None,
     };
+    let listener = TcpListener::bind(cfg.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cfg.listen))?;
+    let addr = listener.local_addr()?;
     let tcp = match cfg.tcp_listen {
         Some(at) => Some(
             TcpListener::bind(at)
@@ -65,7 +68,6 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     log_endpoints(&cfg, addr, tls.is_some(), tcp_addr, admin_addr);
-    let audit = start_audit(&cfg)?;
     Ok(Bound {
         addr,
         listener,

@@ -182,9 +182,16 @@ pub struct ServeArgs {
     /// Sessions one authenticated principal may hold at once (429 beyond).
     #[arg(long, default_value_t = 64)]
     pub max_sessions_per_principal: usize,
-    /// A session idle this long with no open stream is ended and its child stopped.
+    /// A session with no open stream is ended (and its child stopped) after this long
+    /// without activity, even with requests in flight (a client gone mid-call).
     #[arg(long, default_value = "30m", value_parser = duration)]
     pub session_ttl: Duration,
+    /// A session with no open stream (GET stream, POST awaiting its answer, WebSocket, TCP or
+    /// SSE connection) and no request in flight is ended, and its child stopped, after this
+    /// long without activity: what a client that leaves without DELETE leaves behind. A client
+    /// that comes back later gets 404 and initializes again.
+    #[arg(long, default_value = "5m", value_parser = duration, help_heading = "Sessions")]
+    pub session_idle_timeout: Duration,
     /// Largest request body; larger ones get 413.
     #[arg(long, default_value = "4MiB", value_parser = size)]
     pub max_body: u64,
@@ -422,6 +429,11 @@ impl ServeArgs {
             }
             _ => None,
         };
+        if let (Some(dir), None) = (&self.cwd, &self.upstream) {
+            if let Err(e) = config::check_cwd(dir) {
+                errors.push(e);
+            }
+        }
         if !self.path.starts_with('/') {
             errors.push(format!("--path `{}` must start with /", self.path));
         }
@@ -487,6 +499,9 @@ impl ServeArgs {
         };
         if let Some(Err(e)) = tls.as_ref().map(crate::tls::load) {
             errors.push(format!("--tls-cert/--tls-key: {e}"));
+        }
+        if self.session_idle_timeout.is_zero() || self.session_ttl.is_zero() {
+            errors.push("--session-idle-timeout and --session-ttl must be > 0".into());
         }
         if self.request_timeout > self.request_timeout_max {
             errors.push("--request-timeout must not exceed --request-timeout-max".into());
@@ -617,6 +632,7 @@ impl ServeArgs {
             stdio_roles: Vec::new(),
             max_sessions_per_principal: self.max_sessions_per_principal,
             session_ttl: self.session_ttl,
+            session_idle: self.session_idle_timeout,
             max_body: self.max_body,
             body_idle: self.body_idle_timeout,
             upstream: Limits {

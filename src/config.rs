@@ -114,6 +114,8 @@ pub struct ServeConfig {
     /// Sessions one authenticated principal may hold (anonymous: only `max_sessions`).
     pub max_sessions_per_principal: usize,
     pub session_ttl: Duration,
+    /// A session with no open stream and no request in flight ends after this long.
+    pub session_idle: Duration,
     pub max_body: u64,
     /// How long a request body may pause before the request is refused (408).
     pub body_idle: Duration,
@@ -144,6 +146,33 @@ pub fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, Str
             format!("command `{program}` not found on PATH")
         }
     })
+}
+
+/// An error with its causes on one line (`a: b: c`), for problems reported at startup; a
+/// cause its parent already printed is not repeated.
+pub fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        cause = c.source();
+    }
+    out
+}
+
+/// Checks `--cwd`: an existing directory (else the child could not start, session after
+/// session, long after startup said nothing).
+pub fn check_cwd(dir: &std::path::Path) -> Result<(), String> {
+    let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
+    match std::fs::metadata(dir) {
+        Ok(m) if m.is_dir() => Ok(()),
+        Ok(_) => Err(format!("--cwd {}: not a directory", shown.display())),
+        Err(e) => Err(format!("--cwd {}: {e}", shown.display())),
+    }
 }
 
 /// Parses `KEY=VALUE`.

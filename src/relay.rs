@@ -481,16 +481,27 @@ impl Relay {
     /// Expires idle and ended sessions until shutdown.
     pub async fn sweep(self: Arc<Self>) {
         let ttl = self.cfg.session_ttl;
-        let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
+        let idle = self.cfg.session_idle;
+        let every = (idle.min(ttl) / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
         let mut tick = tokio::time::interval(every);
         loop {
             tokio::select! {
                 _ = tick.tick() => {}
                 () = self.draining.cancelled() => return,
             }
-            for s in self.sessions.take_expired(ttl) {
-                if !s.is_ended() {
-                    info!(session = s.id().as_str(), "idle session expired");
+            for (s, why) in self.sessions.take_expired(idle, ttl) {
+                if why != crate::session::Expiry::Ended {
+                    // Its own child (per-session mode) stops with it.
+                    let child = match s.backend() {
+                        Backend::Own(up) => Some(up.pid()),
+                        Backend::Shared(_) => None,
+                    };
+                    info!(
+                        session = s.id().as_str(),
+                        reason = why.as_str(),
+                        child,
+                        "idle session expired"
+                    );
                 }
                 self.close(&s);
             }

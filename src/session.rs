@@ -1,5 +1,11 @@
 //! Sessions: ids, the table, idle expiry, and each session's streams.
 //!
+//! Expiry: a session with a client connected to one of its streams (a GET stream, a POST
+//! awaiting its answer, a WebSocket, TCP or legacy SSE connection) never expires. Without one
+//! it ends after `--session-idle-timeout` with no request in flight, or `--session-ttl`
+//! whatever is in flight; the idle clock counts from its last request, its last answer, or
+//! the last time a stream was seen open.
+//!
 //! A [`SessionId`] is 128 bits from the OS-seeded CSPRNG, written as 32 hex digits (visible
 //! ASCII). A [`Session`] holds its [`Backend`] (its own child, or a slot of shared children),
 //! the identity that opened it, the client capabilities it declared, its negotiated protocol
@@ -204,10 +210,13 @@ impl Session {
             .is_ok()
     }
 
+    /// Frees an in-flight slot. An answer is activity: a client that disconnected during a
+    /// long call gets the whole idle timeout from then to resume and fetch it.
     pub fn end_request(&self) {
         let _ = self
             .inflight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        self.touch();
     }
 
     /// The negotiated version, once the child answered `initialize`.
@@ -307,6 +316,27 @@ impl Session {
         self.created.elapsed().saturating_sub(last)
     }
 
+    /// Why this session should end now, if it should (`SessionTable::take_expired`). While a
+    /// client is connected to one of its streams it never expires, and its idle clock starts
+    /// again, so a session whose stream just closed gets the whole timeout to come back.
+    fn expiry(&self, idle: Duration, ttl: Duration) -> Option<Expiry> {
+        if self.is_ended() {
+            return Some(Expiry::Ended);
+        }
+        if self.has_connection() {
+            self.touch();
+            return None;
+        }
+        let quiet = self.idle_for();
+        if quiet >= ttl {
+            Some(Expiry::Ttl)
+        } else if quiet >= idle && self.inflight.load(Ordering::Acquire) == 0 {
+            Some(Expiry::Idle)
+        } else {
+            None
+        }
+    }
+
     /// True while a client is connected to one of its streams.
     fn has_connection(&self) -> bool {
         let s = self.lock();
@@ -345,6 +375,30 @@ pub struct SessionTable {
 struct Table {
     map: HashMap<SessionId, Arc<Session>>,
     per_owner: HashMap<String, usize>,
+}
+
+/// Why the sweep ended a session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Already ended (DELETE, stream end, child exit): only removed from the table.
+    Ended,
+    /// No open stream and no request in flight for `--session-idle-timeout`: a client that
+    /// left without DELETE.
+    Idle,
+    /// No open stream for `--session-ttl`, even with requests in flight (a client gone
+    /// mid-call that never came back for the answers).
+    Ttl,
+}
+
+impl Expiry {
+    /// The log and metric word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Expiry::Ended => "ended",
+            Expiry::Idle => "idle_timeout",
+            Expiry::Ttl => "session_ttl",
+        }
+    }
 }
 
 /// Which cap refused a new session.
@@ -419,16 +473,19 @@ impl SessionTable {
         self.lock().take(id)
     }
 
-    /// Removes and returns ended sessions and those idle past `ttl` without a connection.
-    pub fn take_expired(&self, ttl: Duration) -> Vec<Arc<Session>> {
+    /// Removes and returns, with why, the ended sessions and those without a connection for
+    /// `idle` (and no request in flight) or for `ttl` (whatever is in flight).
+    pub fn take_expired(&self, idle: Duration, ttl: Duration) -> Vec<(Arc<Session>, Expiry)> {
         let mut t = self.lock();
-        let expired: Vec<SessionId> = t
+        let expired: Vec<(SessionId, Expiry)> = t
             .map
             .values()
-            .filter(|s| s.is_ended() || (s.idle_for() >= ttl && !s.has_connection()))
-            .map(|s| s.id().clone())
+            .filter_map(|s| s.expiry(idle, ttl).map(|why| (s.id().clone(), why)))
             .collect();
-        expired.iter().filter_map(|id| t.take(id)).collect()
+        expired
+            .into_iter()
+            .filter_map(|(id, why)| t.take(&id).map(|s| (s, why)))
+            .collect()
     }
 
     pub fn all(&self) -> Vec<Arc<Session>> {

@@ -21,9 +21,6 @@ use rustls_pki_types::PrivateKeyDer;
 use crate::config::secret;
 use crate::policy::api_key::{parse_rfc3339, ApiKeys};
 
-/// The relay's default canonical resource URI (the default `aud`).
-pub const DEFAULT_AUDIENCE: &str = "http://127.0.0.1:8080/mcp";
-
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
     /// Generate an API key; prints the key, then the config block holding only its hash.
@@ -84,9 +81,15 @@ pub struct JwtArgs {
     /// Issuer (`iss`).
     #[arg(long, default_value = "mcp-relay")]
     pub issuer: String,
-    /// Audience (`aud`): the relay's canonical resource URI.
-    #[arg(long, default_value = DEFAULT_AUDIENCE)]
-    pub audience: String,
+    /// Audience (`aud`): the URL the relay expects, its `--resource` (by default
+    /// `http(s)://<listen><path>`, e.g. `http://127.0.0.1:8080/mcp`). Default: from --config;
+    /// without either, asked for on a terminal, else an error.
+    #[arg(long, value_name = "URL")]
+    pub audience: Option<String>,
+    /// The relay's config file (`serve --config`): the audience is the one the relay expects
+    /// from --issuer, computed as the relay computes it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     /// Space-separated OAuth scopes (`scope`).
     #[arg(long)]
     pub scope: Option<String>,
@@ -104,10 +107,66 @@ pub fn command(cmd: TokenCommand) -> u8 {
     }
 }
 
-pub fn run(cmd: TokenCommand) -> anyhow::Result<()> {
+pub fn run(mut cmd: TokenCommand) -> anyhow::Result<()> {
+    if let TokenCommand::Jwt(a) = &mut cmd {
+        if a.audience.is_none() && a.config.is_none() {
+            a.audience = ask_audience()?;
+        }
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     run_with(cmd, &mut out, &mut err, &secret::process_env)
+}
+
+/// Asks for the audience when a person is at the terminal; `None` otherwise (`jwt` then says
+/// what to pass).
+fn ask_audience() -> anyhow::Result<Option<String>> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Ok(None);
+    }
+    eprint!("Audience, the relay's URL (its --resource, e.g. http://127.0.0.1:8080/mcp): ");
+    std::io::stderr().flush()?;
+    let mut line = String::new();
+    stdin.lock().read_line(&mut line)?;
+    let line = line.trim();
+    Ok((!line.is_empty()).then(|| line.to_owned()))
+}
+
+/// The `aud` to sign: `--audience`, else what the relay configured by `--config` expects from
+/// `issuer` (its issuer's `audience`, else the relay's resource URL).
+fn audience(a: &JwtArgs) -> anyhow::Result<String> {
+    if let Some(aud) = &a.audience {
+        if aud.is_empty() {
+            bail!("--audience must not be empty");
+        }
+        return Ok(aud.clone());
+    }
+    let Some(file) = &a.config else {
+        bail!(
+            "no audience: pass --audience URL (the relay's --resource, by default http://<listen><path>, e.g. http://127.0.0.1:8080/mcp) or --config FILE (the relay's config)"
+        );
+    };
+    let cfg = crate::config::file::serve_config(file)
+        .map_err(|errors| anyhow::anyhow!("--config {}: {}", file.display(), errors.join("; ")))?;
+    let auth = &cfg.policy.auth;
+    let Some(jwt) = auth.jwt() else {
+        bail!(
+            "--config {}: the relay accepts no JWTs (no [[auth.jwt]] nor jwt_secret/jwks_url)",
+            file.display()
+        );
+    };
+    match jwt.audiences(&a.issuer) {
+        Some([first, ..]) => Ok(first.clone()),
+        Some([]) => Ok(auth.resource().to_owned()),
+        None => bail!(
+            "--config {}: the relay accepts no issuer `{}` (it accepts: {}); pass --issuer",
+            file.display(),
+            a.issuer,
+            jwt.issuer_names().join(", ")
+        ),
+    }
 }
 
 /// [`run`] with its outputs and environment passed in (tests).
@@ -193,6 +252,7 @@ fn jwt(
     if lifetime.is_zero() {
         bail!("--expires-in must be positive");
     }
+    let audience = audience(&a)?;
     let (alg, key) = signing_key(&a, err, env)?;
     let iat = now
         .duration_since(UNIX_EPOCH)
@@ -208,7 +268,7 @@ fn jwt(
         "sub": a.user,
         "roles": roles,
         "iss": a.issuer,
-        "aud": a.audience,
+        "aud": audience,
         "iat": iat,
         "nbf": iat,
         "exp": iat.saturating_add(lifetime.as_secs()),
@@ -341,6 +401,7 @@ mod tests {
     }
 
     const SECRET: &str = "04396ee02d8025d2cd686a3ee44295e06508134e19a795d44d2b320862c45edb";
+    const DEFAULT_AUDIENCE: &str = "http://127.0.0.1:8080/mcp";
 
     fn env(name: &str) -> Option<String> {
         (name == "SIGNING").then(|| SECRET.to_owned())
@@ -348,6 +409,10 @@ mod tests {
 
     /// Runs `mcp-relay token <args>`; returns (stdout, stderr).
     fn run_args(args: &[&str]) -> anyhow::Result<(String, String)> {
+        let mut args = args.to_vec();
+        if args.first() == Some(&"jwt") && !args.contains(&"--audience") {
+            args.extend(["--audience", DEFAULT_AUDIENCE]);
+        }
         let cli = Cli::try_parse_from(std::iter::once("token").chain(args.iter().copied()))?;
         let (mut out, mut err) = (Vec::new(), Vec::new());
         run_with(cli.cmd, &mut out, &mut err, &env)?;
@@ -490,6 +555,32 @@ mod tests {
         .unwrap();
         let v = JwtVerifier::build(vec![config], DEFAULT_AUDIENCE, &env).unwrap();
         assert!(v.verify(out.trim()).await.is_ok());
+    }
+
+    #[test]
+    fn jwt_without_audience_or_config_says_what_to_pass() {
+        // Issue 14, bug 6: the audience silently defaulted to port 8080.
+        let cli = Cli::try_parse_from([
+            "token",
+            "jwt",
+            "--user",
+            "u",
+            "--roles",
+            "r",
+            "--expires-in",
+            "5m",
+            "--secret",
+            "env:SIGNING",
+        ])
+        .unwrap();
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let e = run_with(cli.cmd, &mut out, &mut err, &env).unwrap_err();
+        let text = e.to_string();
+        assert!(
+            text.contains("--audience") && text.contains("--config"),
+            "{text}"
+        );
+        assert!(out.is_empty());
     }
 
     #[test]

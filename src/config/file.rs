@@ -166,8 +166,8 @@ pub fn reload_config() -> Result<crate::config::ServeConfig, Vec<String>> {
     }
 }
 
-/// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
-pub fn check(file: &Path) -> u8 {
+/// The configuration `serve --config FILE` would run with (every problem, or the config).
+pub fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Vec<String>> {
     use clap::Parser;
     let argv = ["mcp-relay", "serve", "--config"].map(OsString::from);
     let argv = argv
@@ -175,14 +175,18 @@ pub fn check(file: &Path) -> u8 {
         .chain([file.as_os_str().to_owned()])
         .collect();
     // `expand_argv` reports every key-level problem of the file at once.
-    let checked = expand_argv(argv)
+    expand_argv(argv)
         .map_err(|e| e.split("\nmcp-relay: ").map(str::to_owned).collect())
         .and_then(|argv| crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()]))
         .and_then(|cli| match cli.command {
             crate::cli::Command::Serve(args) => args.into_config(),
             _ => Err(vec!["not a serve configuration".into()]),
-        });
-    match checked {
+        })
+}
+
+/// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
+pub fn check(file: &Path) -> u8 {
+    match serve_config(file) {
         Ok(_) => {
             println!("{}: ok", file.display());
             0
@@ -238,8 +242,21 @@ pub fn key_errors(file: &Path) -> Vec<String> {
     }
     let _ = command;
     if let Ok(text) = std::fs::read_to_string(file) {
-        if let Err(e) = toml::from_str::<crate::config::security::FileConfig>(&text) {
-            errors.push(e.to_string().trim().replace('\n', " "));
+        match toml::from_str::<crate::config::security::FileConfig>(&text) {
+            Err(e) => errors.push(e.to_string().trim().replace('\n', " ")),
+            // The full check will not run past these problems: say what is wrong with the
+            // audit log now too, so a second run does not find more.
+            Ok(parsed) if !errors.is_empty() => {
+                if let Some(mut audit) = parsed.audit {
+                    let base = file.parent().unwrap_or(Path::new(""));
+                    errors.extend(crate::config::security::resolve_audit(
+                        &mut audit,
+                        base,
+                        "audit.file",
+                    ));
+                }
+            }
+            Ok(_) => {}
         }
     }
     errors
@@ -287,7 +304,7 @@ pub fn schema() -> Value {
                 "description": "Every `serve` flag as a key (`-` written `_`); `command` is the wrapped server"},
             "auth": {"type": "object", "description": "resource, authorization_servers, scopes_supported, required_scopes, [[auth.api_keys]], [[auth.jwt]], [auth.mtls] (docs/security.md)"},
             "roles": {"type": "object", "properties": {"file": {"type": "string"}}, "additionalProperties": false},
-            "audit": {"type": "object", "properties": {"file": {"type": "string"}, "max_size": {"type": "string"}, "keep": {"type": "integer"}, "allow_fields": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
+            "audit": {"type": "object", "properties": {"file": {"type": "string"}, "max_size": {"type": "string"}, "keep": {"type": "integer", "minimum": 0, "maximum": crate::telemetry::audit::MAX_KEEP}, "allow_fields": {"type": "array", "items": {"type": "string"}}}, "additionalProperties": false},
             "limits": {"type": "object", "additionalProperties": false,
                 "description": "rate limits, concurrency caps and overload shedding (docs/traffic.md)",
                 "properties": {

@@ -186,6 +186,10 @@ pub fn build(
         m.ca = base.join(&m.ca);
         m
     });
+    // The CA bundle is read now (it is read again when serving starts), not after binding.
+    if let Some(Err(e)) = mtls_cfg.as_ref().map(crate::tls::client::verifier) {
+        errors.push(format!("auth.mtls.ca: {}", crate::config::with_causes(&e)));
+    }
     let mtls = mtls_cfg.as_ref().and_then(|m| {
         MtlsMap::new(&m.clients)
             .map_err(|e| errors.push(format!("auth.mtls.clients: {e}")))
@@ -199,6 +203,7 @@ pub fn build(
             .map(Arc::new)
     });
     let mut audit = file.audit;
+    let audit_from_flag = s.audit_log.is_some();
     if let Some(target) = s.audit_log {
         let mut table = toml::Table::new();
         table.insert("file".into(), target.into());
@@ -207,10 +212,15 @@ pub fn build(
             Err(e) => errors.push(format!("--audit-log: {e}")),
         }
     }
+    // Checked now, before any port is bound: a log that cannot be written is a usage error
+    // reported with the others, under the path the relay would really open.
     if let Some(a) = &mut audit {
-        if a.file != "-" {
-            a.file = base.join(&a.file).to_string_lossy().into_owned();
-        }
+        let key = if audit_from_flag {
+            "--audit-log"
+        } else {
+            "audit.file"
+        };
+        errors.extend(resolve_audit(a, &base, key));
     }
     let mut network = file.network.unwrap_or_default();
     if !s.allow_ips.is_empty() {
@@ -257,6 +267,17 @@ pub fn build(
         cors: Arc::new(cors),
         limits: Arc::new(limits),
     })
+}
+
+/// Makes the audit file absolute (relative to `base`, the config file's directory, or the
+/// working directory) and returns the problems of the settings, each with its key.
+pub fn resolve_audit(a: &mut AuditConfig, base: &Path, file_key: &str) -> Vec<String> {
+    if a.file != "-" {
+        let path = base.join(&a.file);
+        let path = std::path::absolute(&path).unwrap_or(path);
+        a.file = path.to_string_lossy().into_owned();
+    }
+    a.problems(file_key)
 }
 
 fn read(path: &Path) -> Result<FileConfig, String> {

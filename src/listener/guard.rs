@@ -88,7 +88,7 @@ fn starts_work(req: &Request) -> bool {
         || req
             .uri()
             .query()
-            .is_some_and(|q| q.split('&').any(|p| p.starts_with("sessionId=")));
+            .is_some_and(|q| authn::query_names(q).any(|name| name == "sessionId"));
     match *req.method() {
         Method::GET => {
             !matches!(req.uri().path(), "/health" | "/ready")

@@ -31,6 +31,16 @@ pub(crate) fn is_private_dir(meta: &Metadata) -> bool {
     imp::is_private_dir(meta)
 }
 
+/// Whether files can be created in the directory `dir`.
+pub(crate) fn check_dir_writable(dir: &std::path::Path) -> std::io::Result<()> {
+    imp::check_dir_writable(dir)
+}
+
+/// The error for a path that must be a directory and is not.
+pub(crate) fn not_a_directory() -> std::io::Error {
+    imp::not_a_directory()
+}
+
 /// The permission bits of a path (`None` where the OS has none, or it cannot be read).
 #[cfg(test)]
 pub(crate) fn mode(path: &std::path::Path) -> Option<u32> {
@@ -62,6 +72,16 @@ mod imp {
         meta.permissions().mode() & 0o077 == 0
     }
 
+    /// access(2) for write and search, which also knows read-only file systems.
+    pub(super) fn check_dir_writable(dir: &std::path::Path) -> std::io::Result<()> {
+        use nix::unistd::{access, AccessFlags};
+        access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(std::io::Error::from)
+    }
+
+    pub(super) fn not_a_directory() -> std::io::Error {
+        std::io::Error::from(nix::errno::Errno::ENOTDIR)
+    }
+
     #[cfg(test)]
     pub(super) fn mode(path: &std::path::Path) -> Option<u32> {
         Some(std::fs::metadata(path).ok()?.permissions().mode() & 0o777)
@@ -82,6 +102,21 @@ mod imp {
 
     pub(super) fn is_private_dir(_meta: &Metadata) -> bool {
         true
+    }
+
+    /// A probe file, created and removed: what the OS's ACLs allow, read-only volumes included.
+    pub(super) fn check_dir_writable(dir: &std::path::Path) -> std::io::Result<()> {
+        let probe = dir.join(format!(".mcp-relay-probe-{}", std::process::id()));
+        match OpenOptions::new().write(true).create_new(true).open(&probe) {
+            Ok(_) => std::fs::remove_file(&probe),
+            // Left by an earlier run with the same pid: it was writable then.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(super) fn not_a_directory() -> std::io::Error {
+        std::io::ErrorKind::NotADirectory.into()
     }
 
     #[cfg(test)]
@@ -106,6 +141,9 @@ mod tests {
             .open(&file)
             .unwrap();
         assert!(is_private_dir(&std::fs::metadata(&dir).unwrap()));
+        check_dir_writable(&dir).unwrap();
+        assert!(check_dir_writable(&dir.join("missing")).is_err());
+        assert_eq!(not_a_directory().kind(), std::io::ErrorKind::NotADirectory);
         if crate::os::PORTABLE {
             assert_eq!((mode(&dir), mode(&file)), (None, None));
         } else {

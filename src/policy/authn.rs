@@ -9,6 +9,8 @@ use std::time::SystemTime;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
+mod refusals;
+
 use crate::policy::api_key::{ApiKeys, KEY_PREFIX};
 use crate::policy::ip::ClientAddr;
 use crate::policy::jwt::JwtVerifier;
@@ -210,6 +212,8 @@ pub struct Authenticator {
     metadata_url: String,
     authorization_servers: Vec<String>,
     scopes_supported: Vec<String>,
+    /// Why credentials were refused, for the operator (`authn/refusals.rs`).
+    refusals: refusals::RefusalLog,
 }
 
 /// The authentication settings, already validated (built by `config`).
@@ -240,6 +244,7 @@ impl Authenticator {
             metadata_url,
             authorization_servers: parts.authorization_servers,
             scopes_supported: parts.scopes_supported,
+            refusals: refusals::RefusalLog::default(),
         }
     }
 
@@ -256,6 +261,11 @@ impl Authenticator {
     /// Whether client certificates map to principals.
     pub fn has_mtls(&self) -> bool {
         self.mtls.is_some()
+    }
+
+    /// The JWT verifier, when tokens are accepted (`token jwt --config` reads its audiences).
+    pub fn jwt(&self) -> Option<&JwtVerifier> {
+        self.jwt.as_ref()
     }
 
     /// Whether bearer tokens (JWT) are accepted: the relay is an OAuth resource server.
@@ -315,7 +325,8 @@ impl Authenticator {
         }
     }
 
-    /// The principal of one request. `cert` is the verified mTLS client identity, if any.
+    /// The principal of one request. `cert` is the verified mTLS client identity, if any. A
+    /// refused credential is logged with its reason (debug; info once a minute per reason).
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -325,6 +336,25 @@ impl Authenticator {
         if !self.is_enabled() {
             return self.unauthenticated(headers);
         }
+        let result = self.check(headers, query, cert).await;
+        if let Err(failure) = &result {
+            let expected = |issuer: &str| match self.jwt.as_ref().and_then(|j| j.audiences(issuer))
+            {
+                Some(list) => list.join(","),
+                None => self.resource.clone(),
+            };
+            self.refusals.note(*failure, headers, &expected);
+        }
+        result
+    }
+
+    /// [`Authenticator::authenticate`] with authentication configured.
+    async fn check(
+        &self,
+        headers: &HeaderMap,
+        query: Option<&str>,
+        cert: Option<&CertIdentity>,
+    ) -> Result<Principal, AuthFailure> {
         if query.is_some_and(query_has_credential) {
             return Err(AuthFailure::Refused("credential_in_query"));
         }
@@ -440,14 +470,21 @@ fn credential_text(v: &HeaderValue) -> Result<&str, AuthFailure> {
         .map_err(|_| AuthFailure::Invalid("malformed_authorization"))
 }
 
-/// Whether a query string names a credential parameter (case-insensitive).
+/// Whether a query string names a credential parameter (case-insensitive). Names are
+/// compared as a server reads them, percent-decoded (`%61ccess_token`, `access%5Ftoken`) and
+/// with `+` as a space, so no spelling of a name slips past the rule.
 pub fn query_has_credential(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let name = pair.split('=').next().unwrap_or_default();
+    query_names(query).any(|name| {
         QUERY_CREDENTIALS
             .iter()
-            .any(|c| name.eq_ignore_ascii_case(c))
+            .any(|c| name.trim().eq_ignore_ascii_case(c))
     })
+}
+
+/// The parameter names of a query string, decoded (`application/x-www-form-urlencoded`, as
+/// axum's `Query` reads them): every check of a name must see what the handler will see.
+pub fn query_names(query: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+    form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name)
 }
 
 /// `https://host/mcp` → `https://host/.well-known/oauth-protected-resource/mcp` (RFC 9728 §3).
@@ -487,6 +524,24 @@ mod tests {
         assert!(query_has_credential("a=1&Access_Token=x"));
         assert!(query_has_credential("api_key=x"));
         assert!(!query_has_credential("sessionId=abc"));
+    }
+
+    #[test]
+    fn a4_query_credentials_are_recognised_however_their_name_is_encoded() {
+        // Issue 14, bug 12: names were compared without percent-decoding.
+        for q in [
+            "access%5Ftoken=x",
+            "%61ccess_token=x",
+            "a=1&%41CCESS%5fTOKEN=x",
+            "api%2Dkey=x",
+            "%20token=x",
+            "token+=x",
+        ] {
+            assert!(query_has_credential(q), "{q}");
+        }
+        for q in ["sessionId=abc", "access%5Ftokens=x", "q=access_token", ""] {
+            assert!(!query_has_credential(q), "{q}");
+        }
     }
 
     #[test]

@@ -240,6 +240,19 @@ impl JwtVerifier {
         self.issuers.is_empty()
     }
 
+    /// The issuers accepted, sorted (for messages).
+    pub fn issuer_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.issuers.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// The audiences a token from `issuer` may name (its `audience`, or the relay's resource);
+    /// `None` for an issuer that is not accepted.
+    pub fn audiences(&self, issuer: &str) -> Option<&[String]> {
+        self.issuers.get(issuer).map(|i| i.audience.as_slice())
+    }
+
     /// Verifies a bearer token now.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
         self.verify_at(token, SystemTime::now()).await

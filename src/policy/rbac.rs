@@ -7,7 +7,9 @@
 //! `policy::authn::Principal`), nor reading `method`/`name`/`uri` out of a frame (`jsonrpc`,
 //! after the ambiguity rule). Only requests are decided; notifications and responses never are.
 //!
-//! Rules: `initialize` and `ping` are always allowed, so a session can open. A caller's roles
+//! Rules: the protocol's plumbing, `initialize`, `ping` and `server/discover`, is always
+//! allowed, whatever the roles and the child's era, so a session can open and a 2026-07-28
+//! client can learn what the server is instead of falling back. A caller's roles
 //! are a union; unknown role names are ignored and a caller with no known role is denied
 //! (`no_role`). Within one role, `blockedMethods` wins over `allowedMethods`; an unmatched
 //! method is denied when the role lists `allowedMethods` or says `"unknownMethods": "deny"`.
@@ -30,8 +32,12 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-/// Methods every caller may send, whatever its roles: a session must be able to open.
-const ALWAYS_ALLOWED: [&str; 2] = ["initialize", "ping"];
+/// Requests every caller may send, whatever its roles: a legacy session must be able to open
+/// (`initialize`) and be kept alive (`ping`); a 2026-07-28 client asks `server/discover`
+/// first and falls back to `initialize` when it is refused (issue 14). None of them reaches a
+/// tool, prompt or resource. Notifications (`initialized`, `cancelled`, `progress`) are
+/// never decided at all.
+pub const ALWAYS_ALLOWED: [&str; 3] = ["initialize", "ping", "server/discover"];
 
 /// The name the brief and callers use; the module's [`Error`].
 pub type RbacError = Error;

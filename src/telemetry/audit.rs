@@ -62,6 +62,81 @@ pub struct AuditConfig {
     pub allow_fields: Vec<String>,
 }
 
+// === impl AuditConfig ===
+
+/// The most rotated files `keep` may ask for (each rotation renames them all).
+pub const MAX_KEEP: usize = 1000;
+
+impl AuditConfig {
+    /// The rotation size in bytes.
+    ///
+    /// # Errors
+    /// `max_size` is not a positive size.
+    pub fn max_bytes(&self) -> Result<u64, AuditError> {
+        self.max_size
+            .parse::<bytesize::ByteSize>()
+            .ok()
+            .map(|s| s.as_u64())
+            .filter(|&s| s > 0)
+            .ok_or_else(|| AuditError::MaxSize {
+                value: self.max_size.clone(),
+            })
+    }
+
+    /// Every problem of these settings, each with its key, found without writing anything:
+    /// the size, the rotation count, and whether the file can be opened for appending (or
+    /// created in its directory). `file_key` names where `file` came from (`audit.file`,
+    /// `--audit-log`); `file` should be absolute by now, so the message names the real path.
+    pub fn problems(&self, file_key: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Err(e) = self.max_bytes() {
+            out.push(e.to_string());
+        }
+        if self.keep > MAX_KEEP {
+            out.push(format!(
+                "audit.keep: {} rotated files is more than {MAX_KEEP}",
+                self.keep
+            ));
+        }
+        if self.file != "-" {
+            let path = Path::new(&self.file);
+            if let Err(why) = check_writable(path) {
+                out.push(format!(
+                    "{file_key}: cannot write {}: {why}",
+                    path.display()
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Whether `path` can be appended to, or created: an existing file is opened for appending
+/// (which changes nothing), a missing one needs a writable directory (access(2), which also
+/// knows read-only file systems).
+fn check_writable(path: &Path) -> Result<(), String> {
+    match std::fs::metadata(path) {
+        Ok(_) => OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let why = |e: &dyn std::fmt::Display| format!("directory {}: {e}", dir.display());
+            let meta = std::fs::metadata(dir).map_err(|e| why(&e))?;
+            if !meta.is_dir() {
+                return Err(why(&crate::os::fs::not_a_directory()));
+            }
+            crate::os::fs::check_dir_writable(dir).map_err(|e| why(&e))
+        }
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 fn default_max_size() -> String {
     "100MiB".to_owned()
 }
@@ -166,15 +241,7 @@ impl Audit {
         let sink = if cfg.file == "-" {
             Sink::Stdout(BufWriter::new(io::stdout()))
         } else {
-            let max = cfg
-                .max_size
-                .parse::<bytesize::ByteSize>()
-                .ok()
-                .map(|s| s.as_u64())
-                .filter(|&s| s > 0)
-                .ok_or_else(|| AuditError::MaxSize {
-                    value: cfg.max_size.clone(),
-                })?;
+            let max = cfg.max_bytes()?;
             let path = PathBuf::from(&cfg.file);
             let (file, size) = open_log(&path).map_err(|source| AuditError::Open {
                 path: path.clone(),

@@ -403,6 +403,7 @@ fn claim_exp(token: &str) -> u64 {
     claims["exp"].as_u64().unwrap()
 }
 
+mod audience;
 mod connections;
 mod mtls;
 mod routes;

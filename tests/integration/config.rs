@@ -242,3 +242,96 @@ async fn mcp_servers_files_are_read_strictly_in_every_hosts_format() {
         .await;
     assert_eq!(crate::support::text_of(&r.messages()[0]), "from-vscode");
 }
+
+#[test]
+fn bad_audit_settings_are_all_reported_before_binding() {
+    // Issue 14, bug 4: check-config said `ok`, and serve bound, said "listening", then exited 1.
+    let dir = tempdir();
+    let f = dir.join("relay.toml");
+    // Held by the test: a relay that bound before checking would say "cannot listen".
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap();
+    std::fs::write(
+        &f,
+        format!(
+            "[serve]\nlisten = \"{addr}\"\ncommand = [{FIXTURE:?}]\n\n[audit]\nfile = \"no-such-dir/audit.log\"\nmax_size = \"lots\"\nkeep = 100000\n"
+        ),
+    )
+    .unwrap();
+    let missing = dir.join("no-such-dir");
+    for args in [vec!["check-config"], vec!["serve", "--config"]] {
+        let out = Command::new(RELAY).args(&args).arg(&f).output().unwrap();
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {out:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        for want in [
+            "audit.max_size `lots`",
+            "audit.keep",
+            &format!("audit.file: cannot write {}/audit.log", missing.display()),
+            &format!("directory {}: No such file or directory", missing.display()),
+        ] {
+            assert!(err.contains(want), "{args:?} misses {want:?}: {err}");
+        }
+        assert!(!err.contains("listening"), "{args:?}: {err}");
+        assert!(!err.contains("cannot listen"), "{args:?}: {err}");
+        assert!(!missing.exists(), "{args:?} created the directory");
+    }
+    // The same from the command line, with the other settings checked before binding too.
+    let file_not_dir = dir.join("relay.toml/audit.log");
+    let out = Command::new(RELAY)
+        .args(["serve", "--listen", &addr.to_string(), "--audit-log"])
+        .arg(&file_not_dir)
+        .arg("--cwd")
+        .arg(&missing)
+        .args(["--", FIXTURE])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        format!("--audit-log: cannot write {}", file_not_dir.display()),
+        "Not a directory".to_owned(),
+        format!("--cwd {}: No such file or directory", missing.display()),
+    ] {
+        assert!(err.contains(&want), "misses {want:?}: {err}");
+    }
+    assert!(
+        !err.contains("listening") && !err.contains("cannot listen"),
+        "{err}"
+    );
+    // With a bad `[serve]` key too, the audit problems still come in the same run.
+    let both = dir.join("both.toml");
+    std::fs::write(
+        &both,
+        "[serve]\nno_such_flag = 1\n\n[audit]\nfile = \"no-such-dir/audit.log\"\nmax_size = \"lots\"\n",
+    )
+    .unwrap();
+    let out = Command::new(RELAY)
+        .arg("check-config")
+        .arg(&both)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(64), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    for want in [
+        "serve.no_such_flag",
+        "audit.max_size",
+        "audit.file: cannot write",
+    ] {
+        assert!(err.contains(want), "misses {want:?}: {err}");
+    }
+    // A log that can be written is fine, and is created only when serving.
+    let ok = dir.join("relay-ok.toml");
+    std::fs::write(
+        &ok,
+        format!("[serve]\nlisten = \"{addr}\"\ncommand = [{FIXTURE:?}]\n\n[audit]\nfile = \"audit.log\"\nmax_size = \"1MiB\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(RELAY)
+        .arg("check-config")
+        .arg(&ok)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!dir.join("audit.log").exists());
+    drop(taken);
+}

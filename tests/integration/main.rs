@@ -58,6 +58,7 @@ mod rbac;
 mod reload;
 mod remote;
 mod scale;
+mod session_expiry;
 #[cfg(unix)]
 mod shared;
 mod sse;

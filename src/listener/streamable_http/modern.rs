@@ -34,7 +34,11 @@ pub(super) async fn post(
     let (false, Some(frame)) = (batch, frames.first()) else {
         return Err(Error::InvalidRequest("batch_not_allowed"));
     };
-    let pool = relay.modern_pool().await?;
+    let pool = match relay.modern_pool().await {
+        Ok(pool) => pool,
+        Err(Error::ModernToLegacy) => return Ok(to_legacy(relay, caller, frame)),
+        Err(e) => return Err(e),
+    };
     {
         let tools = pool.tools();
         era::modern::validate(headers, frame, &tools).map_err(Error::Modern)?;
@@ -68,6 +72,23 @@ pub(super) async fn post(
             Ok(res)
         }
     }
+}
+
+/// A modern request to a legacy child: the 400 that makes the client fall back, recorded
+/// with the rule that allows the method when roles allow it (`always_allowed` for
+/// `server/discover`), so its record reads as it would for a modern child.
+fn to_legacy(relay: &Relay, caller: &Caller, frame: &Frame) -> Response {
+    let e = Error::ModernToLegacy;
+    let rule = match frame.kind() {
+        Kind::Request => relay
+            .policy()
+            .authorize(caller, frame, true)
+            .ok()
+            .and_then(|(rule, _)| rule),
+        _ => None,
+    };
+    crate::relay::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), &e, rule);
+    e.into_response_for(frame.id().as_ref())
 }
 
 /// A denied request: the answer for an unknown name, with that answer's status.

@@ -161,6 +161,25 @@ fn initialize_and_ping_without_roles_are_allowed() {
     }
 }
 
+#[test]
+fn server_discover_is_plumbing_no_role_denies() {
+    // Issue 14, bug 5: the seed's `user` and `readonly` denied it (default_deny).
+    let blocking = Rbac::parse(r#"{"locked": {"blockedMethods": ["*"]}}"#).unwrap();
+    for who in [&["user"][..], &["readonly"], &["admin"], &[]] {
+        assert_eq!(
+            decide(&seed(), who, "server/discover", None),
+            allow("always_allowed"),
+            "{who:?}"
+        );
+    }
+    assert_eq!(
+        decide(&blocking, &["locked"], "server/discover", None),
+        allow("always_allowed")
+    );
+    // Only the exact name: a look-alike is an ordinary method.
+    assert!(!decide(&seed(), &["user"], "server/Discover", None).is_allowed());
+}
+
 // === method matching (B6) ===
 
 #[test]

@@ -191,3 +191,62 @@ async fn a1_api_key_only_challenge_names_metadata_that_exists() {
         );
     }
 }
+
+// === A4: a credential's name in the query string, however it is spelt ===
+
+#[tokio::test]
+async fn a4_percent_encoded_credential_names_in_the_query_are_401_like_plain_ones() {
+    // Issue 14, bug 12: names were compared without percent-decoding, so these passed.
+    let (key, block) = api_key(&["--id", "enc", "--principal", "enc-bot", "--roles", "user"]);
+    let setup = Setup::new("", &block);
+    let record = tempdir().join("stdin.log");
+    let relay = setup.serve(&[], Some(&record));
+    let token = setup.mint("alice", "user", &[]);
+    let good = auth(&token);
+    for query in [
+        format!("access_token={token}"),
+        format!("access%5Ftoken={token}"),
+        format!("%61ccess_token={token}"),
+        format!("ACCESS_TOKEN={token}"),
+        format!("x=1&%41ccess%5ftoken={token}"),
+        format!("api%2Dkey={key}"),
+        format!("%6Bey={key}"),
+    ] {
+        let url = format!("{}?{query}", relay.url);
+        // With and without a valid header: the query alone decides.
+        for headers in [vec![], vec![good.clone()]] {
+            let what = format!("?{query} with {} header(s)", headers.len());
+            expect_401(post_init(&url, &headers).await, true, &what).await;
+        }
+    }
+    // The legacy message route reads `sessionId` decoded too; an encoded credential is refused.
+    let url = format!("{}/message?%73essionId=x&api%5Fkey={key}", relay.base);
+    expect_401(
+        post_json(&url, &[], call("echo", "q")).await,
+        true,
+        "/message?api%5Fkey",
+    )
+    .await;
+    // An ordinary query (even an encoded one) with a valid header still works.
+    let url = format!("{}?trace=on&note=access%20token", relay.url);
+    assert_eq!(
+        post_init(&url, std::slice::from_ref(&good)).await.status(),
+        200
+    );
+    // Only the two ordinary initializes reached the child; no credential is in the logs.
+    crate::support::eventually("the ordinary initialize at the child", || {
+        lines_of(&record)
+            .iter()
+            .any(|l| l.contains("\"method\":\"initialize\""))
+    })
+    .await;
+    assert_eq!(
+        lines_of(&record)
+            .iter()
+            .filter(|l| l.contains("\"method\":\"initialize\""))
+            .count(),
+        1
+    );
+    let logs = relay.logs();
+    assert!(!logs.contains(&key) && !logs.contains(&token));
+}

@@ -173,3 +173,37 @@ async fn b4_modern_name_header_body_mismatch_is_400_and_rbac_reads_the_body() {
     );
     assert_eq!(rig.recorded_with("agreed"), 0);
 }
+
+#[tokio::test]
+async fn seed_roles_never_deny_server_discover_whatever_the_childs_era() {
+    // Issue 14, bug 5: the seed's `user` and `readonly` denied `server/discover` (404 from a
+    // modern child, so the client fell back to legacy), and its audit decision was `deny` or
+    // `allow` depending on the child's era.
+    for era in ["modern", "dual", "legacy"] {
+        let rig = rig(Opts {
+            child: &["--era", era],
+            ..Opts::default()
+        });
+        for (id, role) in [(1, "user"), (2, "readonly")] {
+            let who = format!("{role}-{era}");
+            let c = rig.client(&mint(&who, role));
+            let discover = json!({"jsonrpc":"2.0","id":id,"method":"server/discover",
+                "params":{"_meta":modern_meta()}});
+            let r = modern_post(&c, &discover).await;
+            if era == "legacy" {
+                // The fallback answer, never "Method not found" nor a modern error.
+                assert_eq!(r.status, 400, "{who}: {r:?}");
+                let code = r.json()["error"]["code"].as_i64();
+                assert!(!matches!(code, Some(-32601 | -32022)), "{who}: {r:?}");
+            } else {
+                assert_eq!(r.status, 200, "{who}: {r:?}");
+                assert!(one(&r)["result"].is_object(), "{who}: {r:?}");
+            }
+            let rec = rig
+                .audited(json!({"principal": who, "method": "server/discover"}))
+                .await;
+            assert_eq!(rec["decision"], "allow", "{rec}");
+            assert_eq!(rec["rule"], "always_allowed", "{rec}");
+        }
+    }
+}
