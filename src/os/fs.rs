@@ -1,5 +1,7 @@
 //! Files and directories only their owner may read: the bridge's token store, private keys
-//! from `cert generate`, the audit log and `connect --log-file`.
+//! from `cert generate`, the audit log and `connect --log-file`; and whether a directory takes
+//! new files (the audit log's, checked before binding: access(2) on Unix, a probe file that is
+//! created and removed elsewhere).
 //!
 //! - Native (Unix, macOS included): files are created 0600 and directories 0700 (set at
 //!   creation, never chmod afterwards); a directory that grants group or other users any
