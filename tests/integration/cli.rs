@@ -41,8 +41,73 @@ fn help_documents_every_serve_flag() {
         "--ws-path",
         "--ws-max-message",
         "--upstream",
+        "--session-idle-timeout",
+        "--upstream-bearer-env",
     ] {
         assert!(help.contains(flag), "missing {flag} in help");
+    }
+}
+
+/// Issue 14, bug 10: `serve --help` was one ungrouped list of every flag. Each flag now sits
+/// under its topic, and the topics come in the order a reader sets a relay up.
+#[test]
+fn serve_help_groups_flags_by_topic() {
+    let out = Command::new(RELAY)
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let help = String::from_utf8_lossy(&out.stdout);
+    let headings: Vec<&str> = help
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Listeners:",
+            "TLS:",
+            "Network:",
+            "Limits:",
+            "Sessions:",
+            "Child process:",
+            "Configuration:",
+            "Authentication:",
+            "Roles:",
+            "Audit and observability:",
+            "Remote upstream:",
+        ]
+    );
+    // Under "Options:" only the global flags and --help are left.
+    let options = help.split("\nListeners:").next().unwrap_or_default();
+    let listed: Vec<&str> = options
+        .lines()
+        .filter_map(|l| l.trim_start().strip_prefix("--"))
+        .collect();
+    assert!(
+        listed
+            .iter()
+            .all(|l| ["log-format", "log-level"].iter().any(|g| l.starts_with(g))),
+        "ungrouped flags: {listed:?}"
+    );
+    // A flag sits under its topic: the section that holds it starts with the right heading.
+    for (heading, flag) in [
+        ("Listeners:", "--tcp-listen"),
+        ("Sessions:", "--session-idle-timeout"),
+        ("Authentication:", "--jwt-secret"),
+        ("Remote upstream:", "--upstream-bearer-env"),
+        ("Child process:", "--pass-env"),
+    ] {
+        let at = help
+            .find(&format!("      {flag} "))
+            .unwrap_or_else(|| panic!("{flag}"));
+        let section = help[..at]
+            .lines()
+            .rev()
+            .find(|l| !l.starts_with(' ') && l.ends_with(':'))
+            .unwrap_or_default();
+        assert_eq!(section, heading, "{flag}");
     }
 }
 
