@@ -227,18 +227,15 @@ pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     ran
 }
 
-/// SIGHUP: the configuration is read and validated again (the same command line, the same
+/// SIGHUP (Unix only: `os/signals.rs`): the configuration is read and validated again (the same command line, the same
 /// `--config` file); its policy (credentials, roles, limits, network rules, CORS) replaces
 /// the old one for the next requests. Sessions, streams and children stay. A configuration
 /// with problems is refused with each problem logged, and the old policy stays.
 async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
-    use tokio::signal::unix::{signal, SignalKind};
-    let Ok(mut hup) = signal(SignalKind::hangup()) else {
-        return;
-    };
+    let mut hup = crate::os::signals::Hangup::new();
     loop {
         tokio::select! {
-            got = hup.recv() => if got.is_none() { return },
+            () = hup.recv() => {}
             () = stop.cancelled() => return,
         }
         match crate::config::file::reload_config() {
@@ -286,18 +283,10 @@ fn start_audit(cfg: &ServeConfig) -> anyhow::Result<Audit> {
     }
 }
 
+/// SIGTERM or SIGINT; Ctrl-C where there are no signals (`os/signals.rs`).
 async fn wait_for_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let (Ok(mut term), Ok(mut int)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-    ) else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => info!(signal = "SIGTERM", "signal received"),
-        _ = int.recv() => info!(signal = "SIGINT", "signal received"),
-    }
+    let signal = crate::os::signals::shutdown().await;
+    info!(signal, "signal received");
 }
 
 /// What `main` runs: a future on a fresh runtime.

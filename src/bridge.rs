@@ -122,7 +122,8 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "SCOPES")]
     pub oauth_scope: Option<String>,
     /// Where tokens and client registrations are kept (0700; files 0600). Default:
-    /// `$XDG_CONFIG_HOME/mcp-relay/oauth` or `~/.config/mcp-relay/oauth`.
+    /// `$XDG_CONFIG_HOME/mcp-relay/oauth`, else `%APPDATA%\mcp-relay\oauth` (Windows), else
+    /// `~/.config/mcp-relay/oauth`.
     #[arg(long, value_name = "DIR")]
     pub oauth_dir: Option<PathBuf>,
     /// Follow the authorization redirect without a browser (tests and CI with an

@@ -5,7 +5,6 @@
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
@@ -95,10 +94,8 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), CertError> {
         path: path.to_path_buf(),
         source,
     };
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
+    let mut options = OpenOptions::new();
+    let mut f = crate::os::fs::with_mode(options.write(true).create_new(true), mode)
         .open(path)
         .map_err(err)?;
     f.write_all(data).map_err(err)?;
@@ -108,7 +105,6 @@ fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), CertError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn writes_pem_files_with_private_key_mode() {
@@ -119,8 +115,8 @@ mod tests {
         let key = std::fs::read_to_string(&w.key).unwrap();
         assert!(cert.starts_with("-----BEGIN CERTIFICATE-----"));
         assert!(key.contains("PRIVATE KEY-----"));
-        let mode = std::fs::metadata(&w.key).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, 0o600);
+        let native = !crate::os::PORTABLE;
+        assert_eq!(crate::os::fs::mode(&w.key), native.then_some(0o600));
         assert!(generate(&dir, &[], 30).is_err(), "must not overwrite");
         assert!(matches!(generate(&dir, &[], 0), Err(CertError::Days)));
         let _ = std::fs::remove_dir_all(&dir);

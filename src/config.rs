@@ -139,7 +139,8 @@ pub const DEFAULT_PASS_ENV: &[&str] = &[
 pub fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, String> {
     let cwd = std::env::current_dir().map_err(|e| format!("cannot read current dir: {e}"))?;
     which::which_in(program, path, cwd).map_err(|_| {
-        if program.contains('/') {
+        // A path (`./server`, `C:\servers\server.exe`), not a name to look up.
+        if std::path::Path::new(program).components().count() > 1 {
             format!("command `{program}` is not an executable file")
         } else {
             format!("command `{program}` not found on PATH")
@@ -209,8 +210,12 @@ mod tests {
 
     #[test]
     fn programs_resolve_on_path_or_fail_clearly() {
-        assert!(resolve_program("sh", Some("/bin:/usr/bin")).is_ok());
-        let e = resolve_program("no-such-mcp-server-xyz", Some("/bin")).unwrap_err();
+        // This test binary, found in its own directory: a program that exists on every OS.
+        let exe = std::env::current_exe().unwrap();
+        let (dir, name) = (exe.parent().unwrap(), exe.file_name().unwrap());
+        let dir = dir.to_str().unwrap();
+        assert!(resolve_program(name.to_str().unwrap(), Some(dir)).is_ok());
+        let e = resolve_program("no-such-mcp-server-xyz", Some(dir)).unwrap_err();
         assert!(e.contains("not found on PATH"), "{e}");
         assert!(parse_env_pair("A=b=c").unwrap() == ("A".into(), "b=c".into()));
         assert!(parse_env_pair("=x").is_err());

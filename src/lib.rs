@@ -11,6 +11,8 @@
 //! - `upstream`: id multiplexing in front of a child; `upstream::stdio`: the supervised child.
 //! - `jsonrpc`: raw frames, the ambiguity rule, id splicing. `era`: protocol versions.
 //! - `error`: the one error → wire mapping. `admin`: `/health`, `/ready`.
+//! - `os`: what differs between operating systems (process trees, memory readings, signals,
+//!   private files), native and portable (docs/platforms.md).
 //! - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 pub mod admin;
@@ -24,6 +26,7 @@ pub mod era;
 pub mod error;
 pub mod jsonrpc;
 pub mod listener;
+pub mod os;
 pub mod policy;
 pub mod relay;
 pub mod session;

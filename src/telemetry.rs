@@ -7,7 +7,6 @@ pub mod metrics;
 pub mod otel;
 
 use std::io::IsTerminal;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -25,11 +24,7 @@ pub fn init(format: LogFormat, level: &str, file: Option<&Path>) {
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let opened = file.map(|f| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .mode(0o600)
-            .open(f)
+        crate::os::fs::private_file(std::fs::OpenOptions::new().create(true).append(true)).open(f)
     });
     let (writer, ansi) = match opened {
         Some(Ok(f)) => (BoxMakeWriter::new(Mutex::new(f)), false),

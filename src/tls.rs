@@ -114,22 +114,16 @@ impl Reloadable {
         }
     }
 
-    /// Reloads on SIGHUP and when either file's modification time changes, until `stop`.
+    /// Reloads on SIGHUP (where there are signals) and when either file's modification time
+    /// changes, until `stop`.
     pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
-        use tokio::signal::unix::{signal, SignalKind};
-        let mut hup = signal(SignalKind::hangup()).ok();
+        let mut hup = crate::os::signals::Hangup::new();
         let mut seen = self.stamp();
         let mut tick = tokio::time::interval(POLL_EVERY);
         loop {
-            let hup_recv = async {
-                match hup.as_mut() {
-                    Some(h) => h.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 () = stop.cancelled() => return,
-                _ = hup_recv => {
+                () = hup.recv() => {
                     info!(signal = "SIGHUP", "reloading the TLS certificate");
                     seen = self.stamp();
                     self.reload();

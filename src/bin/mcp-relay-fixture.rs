@@ -134,6 +134,8 @@ fn main() -> anyhow::Result<()> {
     std::process::exit(0);
 }
 
+/// (This test tool gates its Unix-only parts itself; the relay keeps them in `src/os/`.)
+#[cfg(unix)]
 fn ignore_sigterm() -> anyhow::Result<()> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).context("install SIGTERM handler")?;
@@ -145,6 +147,18 @@ fn ignore_sigterm() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// There is no SIGTERM to ignore.
+#[cfg(not(unix))]
+fn ignore_sigterm() -> anyhow::Result<()> {
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn spawn_grandchild() -> anyhow::Result<()> {
+    anyhow::bail!("--grandchild needs a Unix shell")
+}
+
+#[cfg(unix)]
 fn spawn_grandchild() -> anyhow::Result<()> {
     let child = std::process::Command::new("sh")
         .arg("-c")

@@ -1,6 +1,7 @@
 //! Opening the authorization URL and receiving its answer (SECURITY.md §6). [`open`] runs a
-//! non-shell launcher (`xdg-open`, `open` on macOS, or a configured program) with the
-//! already validated URL as one argv element, and prints the URL on stderr either way.
+//! non-shell launcher (`xdg-open`, `open` on macOS, `explorer.exe` on Windows, or a configured
+//! program) with the already validated URL as one argv element, and prints the URL on stderr
+//! either way.
 //! [`Callback`] is the loopback redirect listener: 127.0.0.1 only, `Host` must name it
 //! (else 403), exact `state` (a wrong one answers 400 and the flow keeps waiting), single use
 //! (a replay answers 409), plain-text answers that echo nothing from the request.
@@ -32,7 +33,7 @@ pub enum Error {
 /// How the authorization URL is opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Launcher {
-    /// `open` on macOS, `xdg-open` elsewhere (found on `PATH`).
+    /// `open` on macOS, `explorer.exe` on Windows, `xdg-open` elsewhere (found on `PATH`).
     #[default]
     System,
     /// This program, given the URL as its only argument (tests, `--browser`).
@@ -47,6 +48,7 @@ pub fn open(url: &Url, launcher: &Launcher) -> bool {
     eprintln!("mcp-relay: to authorize, open this URL in a browser:\n{url}");
     let program = match launcher {
         Launcher::System if cfg!(target_os = "macos") => std::path::PathBuf::from("open"),
+        Launcher::System if cfg!(windows) => std::path::PathBuf::from("explorer.exe"),
         Launcher::System => std::path::PathBuf::from("xdg-open"),
         Launcher::Program(p) => p.clone(),
         Launcher::None => return false,

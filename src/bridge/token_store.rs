@@ -1,14 +1,14 @@
 //! The bridge's secret store (SECURITY.md §6): one JSON record per (server canonical URL,
 //! AS issuer) holding the client registration and the tokens, in a 0700 directory, files
 //! created 0600 at open time (written to a fresh temporary file, then renamed; never
-//! chmod-after-write). A pointer file per server names the issuer last used, so tokens are
+//! chmod-after-write). On Windows, files and directory inherit the ACL of the user's profile
+//! instead (`os/fs.rs`). A pointer file per server names the issuer last used, so tokens are
 //! found at start. An exclusive lock file per record (`File::lock`) serializes refreshes
 //! between concurrent bridges; the holder re-reads the record after locking. Nothing secret
 //! reaches a log: the `Debug` impls redact. The OAuth flow that uses it is `oauth.rs`.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -120,13 +120,11 @@ impl TokenStore {
     /// Opens (creating it 0700 if missing) the directory for `server` (its canonical URL).
     /// An existing directory readable or writable by others is refused.
     pub fn open(dir: &Path, server: &str) -> Result<TokenStore, Error> {
-        DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
+        crate::os::fs::private_dir(DirBuilder::new().recursive(true))
             .create(dir)
             .map_err(Error::Dir)?;
         let meta = std::fs::metadata(dir).map_err(Error::Dir)?;
-        if meta.permissions().mode() & 0o077 != 0 {
+        if !crate::os::fs::is_private_dir(&meta) {
             return Err(Error::DirMode);
         }
         Ok(TokenStore {
@@ -135,12 +133,14 @@ impl TokenStore {
         })
     }
 
-    /// The default directory: `$XDG_CONFIG_HOME` (or `~/.config`) + `/mcp-relay/oauth`.
+    /// The default directory: `$XDG_CONFIG_HOME` (else `%APPDATA%`, which only Windows sets,
+    /// else `~/.config`) + `/mcp-relay/oauth`.
     pub fn default_dir() -> Option<PathBuf> {
-        let base = std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|v| !v.is_empty())
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
+        let base = var("XDG_CONFIG_HOME")
+            .or_else(|| var("APPDATA"))
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))?;
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".config")))?;
         Some(base.join("mcp-relay").join("oauth"))
     }
 
@@ -187,14 +187,15 @@ impl TokenStore {
     pub async fn lock(&self, issuer: &str) -> Result<StoreLock, Error> {
         let path = self.dir.join(format!("{}.lock", self.stem(issuer)));
         tokio::task::spawn_blocking(move || {
-            let file = OpenOptions::new()
-                .read(true)
-                .write(true)
-                .create(true)
-                .truncate(false)
-                .mode(0o600)
-                .open(&path)
-                .map_err(Error::Lock)?;
+            let file = crate::os::fs::private_file(
+                OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .create(true)
+                    .truncate(false),
+            )
+            .open(&path)
+            .map_err(Error::Lock)?;
             file.lock().map_err(Error::Lock)?;
             Ok(StoreLock { _file: file })
         })
@@ -226,10 +227,7 @@ fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 /// Writes `body` to a new 0600 temporary file beside `path`, then renames it over `path`.
 fn write_private(path: &Path, body: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension(format!("tmp{}", crate::bridge::oauth::random_suffix()));
-    let mut file = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
+    let mut file = crate::os::fs::private_file(OpenOptions::new().write(true).create_new(true))
         .open(&tmp)
         .map_err(Error::File)?;
     let written = file
@@ -247,12 +245,6 @@ fn write_private(path: &Path, body: &[u8]) -> Result<(), Error> {
 mod tests {
     use super::*;
 
-    fn mode(p: &Path) -> u32 {
-        std::fs::metadata(p)
-            .map(|m| m.permissions().mode() & 0o777)
-            .unwrap_or(0)
-    }
-
     #[test]
     fn f5_store_files_are_0600_in_a_0700_dir() {
         let base = std::env::temp_dir().join(format!(
@@ -261,7 +253,9 @@ mod tests {
         ));
         let dir = base.join("oauth");
         let store = TokenStore::open(&dir, "https://mcp.example.com/mcp").unwrap();
-        assert_eq!(mode(&dir), 0o700);
+        let native = !crate::os::PORTABLE;
+        let mode = crate::os::fs::mode;
+        assert_eq!(mode(&dir), native.then_some(0o700));
         let rec = Record {
             server: "https://mcp.example.com/mcp".into(),
             issuer: "https://as.example.com".into(),
@@ -273,7 +267,10 @@ mod tests {
             ..Default::default()
         };
         store.save(&rec).unwrap();
-        assert_eq!(mode(&store.record_path(&rec.issuer)), 0o600);
+        assert_eq!(
+            mode(&store.record_path(&rec.issuer)),
+            native.then_some(0o600)
+        );
         assert_eq!(
             store.current_issuer().as_deref(),
             Some("https://as.example.com")
@@ -285,13 +282,14 @@ mod tests {
     }
 
     #[test]
+    #[cfg(all(unix, not(feature = "portable")))]
     fn store_dir_open_to_others_is_refused() {
         let dir = std::env::temp_dir().join(format!(
             "mcp-relay-ts-{}",
             crate::bridge::oauth::random_suffix()
         ));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        crate::os::fs::set_mode(&dir, 0o755);
         assert!(matches!(TokenStore::open(&dir, "s"), Err(Error::DirMode)));
         let _ = std::fs::remove_dir_all(dir);
     }

@@ -20,14 +20,16 @@
 //!   inside an existing session gets that JSON-RPC error; notifications, responses and
 //!   `DELETE` still pass, because they finish work and free memory.
 //!
-//! A reading is a few small `/proc` reads (one per process of the tree); it is taken at most
-//! every 200 ms, when a request asks.
+//! A reading is taken at most every 200 ms, when a request asks. How it is taken (small
+//! `/proc` reads on Linux, the `sysinfo` crate elsewhere; no cgroups off Linux) is
+//! `os/memory.rs`'s job.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use crate::error::Error;
+use crate::os::memory;
 
 /// Percent of the budget from which keep-alive is off.
 pub const DEFAULT_SOFT_PERCENT: u8 = 90;
@@ -35,8 +37,6 @@ pub const DEFAULT_SOFT_PERCENT: u8 = 90;
 pub const DEFAULT_HARD_PERCENT: u8 = 95;
 /// How long one usage reading is trusted.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
-/// Processes read for one process-tree reading, at most.
-const MAX_TREE: usize = 20_000;
 
 /// How loaded the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -118,9 +118,9 @@ impl Overload {
                     (None, Source::Tree)
                 }
             },
-            None => match cgroup_limit() {
+            None => match memory::cgroup_limit() {
                 Some((limit, dir)) => (Some(limit), Source::Cgroup(dir)),
-                None => (meminfo("MemTotal:"), Source::Machine),
+                None => (memory::machine().map(|(_, total)| total), Source::Machine),
             },
         };
         if !ok {
@@ -185,102 +185,15 @@ impl Overload {
             return self.used.load(Relaxed);
         }
         let used = match &self.source {
-            Source::Tree => tree_rss(std::process::id()),
-            Source::Machine => meminfo("MemTotal:")
-                .zip(meminfo("MemAvailable:"))
-                .map(|(total, free)| total.saturating_sub(free)),
-            Source::Cgroup(dir) => cgroup_working_set(dir),
+            Source::Tree => memory::tree_rss(std::process::id()),
+            Source::Machine => memory::machine().map(|(used, _)| used),
+            Source::Cgroup(dir) => memory::cgroup_working_set(dir),
         }
         .unwrap_or(0);
         self.used.store(used, Relaxed);
         self.sampled_at.store(now, Relaxed);
         used
     }
-}
-
-/// The resident set of `root` and all its descendants, in bytes (`VmRSS` of each; the tree
-/// from `/proc/<pid>/task/<tid>/children`). Processes that exit meanwhile count as 0.
-fn tree_rss(root: u32) -> Option<u64> {
-    let mut total = rss(root)?;
-    let mut todo = children(root);
-    let mut seen = 1;
-    while let Some(pid) = todo.pop() {
-        seen += 1;
-        if seen > MAX_TREE {
-            break;
-        }
-        total += rss(pid).unwrap_or(0);
-        todo.extend(children(pid));
-    }
-    Some(total)
-}
-
-fn rss(pid: u32) -> Option<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    kib_field(&status, "VmRSS:")
-}
-
-/// The direct children of every thread of `pid`.
-fn children(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-        return Vec::new();
-    };
-    tasks
-        .flatten()
-        .filter_map(|t| std::fs::read_to_string(t.path().join("children")).ok())
-        .flat_map(|list| {
-            list.split_whitespace()
-                .filter_map(|p| p.parse().ok())
-                .collect::<Vec<u32>>()
-        })
-        .collect()
-}
-
-/// A `/proc/meminfo` field in bytes.
-fn meminfo(name: &str) -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    kib_field(&info, name)
-}
-
-/// A `Name:   1234 kB` line's value in bytes.
-fn kib_field(text: &str, name: &str) -> Option<u64> {
-    let line = text.lines().find(|l| l.starts_with(name))?;
-    let kib: u64 = line[name.len()..].split_whitespace().next()?.parse().ok()?;
-    Some(kib * 1024)
-}
-
-/// The memory limit of the relay's cgroup v2 and its directory: the one `/proc/self/cgroup`
-/// names, or the namespace root a container sees. `max` (no limit) is no budget.
-fn cgroup_limit() -> Option<(u64, PathBuf)> {
-    let root = Path::new("/sys/fs/cgroup");
-    let own = std::fs::read_to_string("/proc/self/cgroup")
-        .ok()
-        .and_then(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("0::"))
-                .map(|p| root.join(p.trim().trim_start_matches('/')))
-        });
-    own.into_iter()
-        .chain(std::iter::once(root.to_path_buf()))
-        .find_map(|dir| read_u64(&dir.join("memory.max")).map(|limit| (limit, dir)))
-}
-
-/// A cgroup's working set, as the kubelet counts it: `memory.current` less the page cache
-/// the kernel can drop at once (`inactive_file` of `memory.stat`).
-fn cgroup_working_set(dir: &Path) -> Option<u64> {
-    let current = read_u64(&dir.join("memory.current"))?;
-    let stat = std::fs::read_to_string(dir.join("memory.stat")).unwrap_or_default();
-    let inactive = stat
-        .lines()
-        .find_map(|l| l.strip_prefix("inactive_file "))
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .unwrap_or(0);
-    Some(current.saturating_sub(inactive))
-}
-
-/// A file holding one decimal number (`max` and anything else: `None`).
-fn read_u64(path: &Path) -> Option<u64> {
-    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]
@@ -349,37 +262,8 @@ mod tests {
     }
 
     #[test]
-    fn the_process_tree_includes_children() {
-        let alone = tree_rss(std::process::id()).unwrap();
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        // The child shows up (with its own resident set) once it has exec'd.
-        let mut with = alone;
-        for _ in 0..100 {
-            if children(std::process::id()).contains(&pid) && rss(pid).is_some_and(|r| r > 0) {
-                with = tree_rss(std::process::id()).unwrap();
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        assert!(with > alone, "{with} vs {alone}");
-    }
-
-    #[test]
     fn thresholds_do_not_truncate_small_budgets() {
         let o = Overload::with(Some(50), Source::Tree, 90, 95);
         assert_eq!((o.soft, o.hard), (45, 47));
-    }
-
-    #[test]
-    fn kib_fields_parse() {
-        let text = "Name:\tx\nVmRSS:\t   2048 kB\n";
-        assert_eq!(kib_field(text, "VmRSS:"), Some(2 * 1024 * 1024));
-        assert_eq!(kib_field(text, "VmHWM:"), None);
     }
 }

@@ -13,7 +13,6 @@
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -130,10 +129,9 @@ fn check_writable(path: &Path) -> Result<(), String> {
             let why = |e: &dyn std::fmt::Display| format!("directory {}: {e}", dir.display());
             let meta = std::fs::metadata(dir).map_err(|e| why(&e))?;
             if !meta.is_dir() {
-                return Err(why(&io::Error::from(nix::errno::Errno::ENOTDIR)));
+                return Err(why(&crate::os::fs::not_a_directory()));
             }
-            use nix::unistd::{access, AccessFlags};
-            access(dir, AccessFlags::W_OK | AccessFlags::X_OK).map_err(|e| why(&io::Error::from(e)))
+            crate::os::fs::check_dir_writable(dir).map_err(|e| why(&e))
         }
         Err(e) => Err(e.to_string()),
     }
@@ -455,11 +453,8 @@ fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
 
 /// Opens for append, creating with mode 0600 (set at creation, never chmod afterwards).
 fn open_log(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(path)?;
+    let file =
+        crate::os::fs::private_file(OpenOptions::new().create(true).append(true)).open(path)?;
     let size = file.metadata()?.len();
     Ok((BufWriter::new(file), size))
 }

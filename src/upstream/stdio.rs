@@ -5,7 +5,9 @@
 //! line reader, a stderr drain that logs line by line) and the supervisor that stops the child
 //! in order: close stdin → wait → SIGTERM to the group → wait → SIGKILL to the group, always
 //! followed by `wait()`. When the leader exits, what is left of its group is killed, so no
-//! grandchild outlives it. Routing of the lines is `upstream.rs`'s job, not this file's.
+//! grandchild outlives it. Where there are no process groups (`os/process.rs`, portable: Windows)
+//! the sequence is close stdin → wait → kill the child. Routing of the lines is `upstream.rs`'s
+//! job, not this file's.
 
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -13,8 +15,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
 use tokio::io::AsyncWriteExt;
 use tokio::process::{Child, ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::{mpsc, watch};
@@ -22,6 +22,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::lines::{Line, LineReader};
+use crate::os::process::{signal_tree, Stop};
+
+pub use crate::os::process::exec_shim;
 
 /// How to run one child; built from config, never from request data.
 #[derive(Debug, Clone)]
@@ -36,7 +39,8 @@ pub struct ChildSpec {
     /// Each wait of the stop sequence (after closing stdin, after SIGTERM).
     pub stop_timeout: Duration,
     /// The relay's own binary, used as an exec shim that makes the kernel kill the child if
-    /// the relay dies ([`exec_shim`]); `None` spawns the command directly.
+    /// the relay dies ([`exec_shim`], Linux only: ignored elsewhere); `None` spawns the
+    /// command directly.
     pub shim: Option<PathBuf>,
 }
 
@@ -114,7 +118,11 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     // Checked here so a missing or non-executable program is a spawn error (503), not an
     // early exit of the shim.
     ensure_executable(&spec.program).map_err(Error::Spawn)?;
-    let mut child = match &spec.shim {
+    let shim = spec
+        .shim
+        .as_ref()
+        .filter(|_| crate::os::process::PARENT_DEATH_SHIM);
+    let mut child = match shim {
         Some(shim) => match command(spec, Some(shim)).spawn() {
             // The relay's binary was replaced or removed while running: spawn directly.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => command(spec, None).spawn(),
@@ -124,6 +132,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     }
     .map_err(Error::Spawn)?;
     let pid = child.id().unwrap_or(0);
+    let tree = crate::os::process::Tree::track(&child);
     let (Some(stdin), Some(stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
@@ -133,17 +142,29 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
 
     let stop = CancellationToken::new();
     let close_stdin = CancellationToken::new();
+    let kill = KillNow {
+        pid,
+        token: CancellationToken::new(),
+    };
     let (stdin_tx, stdin_rx) = mpsc::channel(STDIN_QUEUE);
     let (exit_tx, exit_rx) = watch::channel(None);
 
-    tokio::spawn(write_stdin(stdin, stdin_rx, close_stdin.clone(), pid));
+    tokio::spawn(write_stdin(
+        stdin,
+        stdin_rx,
+        close_stdin.clone(),
+        kill.clone(),
+    ));
     tokio::spawn(read_stderr(stderr, pid));
     tokio::spawn(supervise(
         child,
-        pid,
+        tree,
         spec.stop_timeout,
-        stop.clone(),
-        close_stdin,
+        Signals {
+            stop: stop.clone(),
+            close_stdin,
+            kill: kill.clone(),
+        },
         exit_tx,
     ));
     let output = ChildOutput {
@@ -155,7 +176,7 @@ pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
         )),
         exit: exit_rx.clone(),
         stop: stop.clone(),
-        pid,
+        kill,
         done: false,
     };
     let handle = ChildHandle {
@@ -199,7 +220,10 @@ pub fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
         lines: Source::Channel(in_rx),
         exit: exit_rx.clone(),
         stop: stop.clone(),
-        pid: 0,
+        kill: KillNow {
+            pid: 0,
+            token: CancellationToken::new(),
+        },
         done: false,
     };
     let cause = Cause::default();
@@ -270,8 +294,9 @@ async fn write_stdin(
     mut stdin: ChildStdin,
     mut rx: mpsc::Receiver<Bytes>,
     close: CancellationToken,
-    pid: u32,
+    kill: KillNow,
 ) {
+    let pid = kill.pid;
     // Lines queued meanwhile go out in the same write: one syscall per burst, not per line.
     let mut buf = bytes::BytesMut::new();
     loop {
@@ -300,7 +325,7 @@ async fn write_stdin(
             }
             Err(_) => {
                 warn!(pid, "child stdin write timed out; killing child");
-                signal_group(pid, Signal::SIGKILL);
+                kill.now();
                 break;
             }
         }
@@ -317,7 +342,7 @@ pub struct ChildOutput {
     lines: Source,
     exit: watch::Receiver<Option<ExitInfo>>,
     stop: CancellationToken,
-    pid: u32,
+    kill: KillNow,
     done: bool,
 }
 
@@ -341,14 +366,14 @@ impl ChildOutput {
                 Ok(Some(Line::Text(line))) => return Some(ChildEvent::Line(line)),
                 Ok(Some(Line::TooLong(len))) => {
                     warn!(
-                        pid = self.pid,
+                        pid = self.kill.pid,
                         len, "child stdout line over the cap dropped"
                     );
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    warn!(pid = self.pid, error = %e, "child stdout unusable; killing child");
-                    signal_group(self.pid, Signal::SIGKILL);
+                    warn!(pid = self.kill.pid, error = %e, "child stdout unusable; killing child");
+                    self.kill.now();
                     break;
                 }
             }
@@ -403,32 +428,57 @@ async fn read_stderr(stderr: ChildStderr, pid: u32) {
     }
 }
 
-async fn supervise(
-    mut child: Child,
-    pid: u32,
-    timeout: Duration,
+/// What the supervisor reacts to: the relay's stop request, the stdin task's end, a request
+/// to kill at once.
+struct Signals {
     stop: CancellationToken,
     close_stdin: CancellationToken,
+    kill: KillNow,
+}
+
+/// Kills the child's tree at once: a signal to its group where there are groups; elsewhere a
+/// request to the supervisor, which holds the child.
+#[derive(Debug, Clone)]
+struct KillNow {
+    pid: u32,
+    token: CancellationToken,
+}
+
+impl KillNow {
+    fn now(&self) {
+        if !signal_tree(self.pid, Stop::Kill) {
+            self.token.cancel();
+        }
+    }
+}
+
+async fn supervise(
+    mut child: Child,
+    tree: crate::os::process::Tree,
+    timeout: Duration,
+    signals: Signals,
     exit: watch::Sender<Option<ExitInfo>>,
 ) {
-    let group = GroupKill(pid);
+    let pid = signals.kill.pid;
+    let group = GroupKill(pid, tree);
     let status = tokio::select! {
         status = child.wait() => status,
-        () = stop.cancelled() => {
-            close_stdin.cancel();
+        () = signals.kill.token.cancelled() => {
+            let _ = child.start_kill();
+            child.wait().await
+        }
+        () = signals.stop.cancelled() => {
+            signals.close_stdin.cancel();
             stop_in_order(&mut child, pid, timeout).await
         }
     };
     // The leader is gone: nothing of its group may outlive it.
     drop(group);
     let info = match status {
-        Ok(s) => {
-            use std::os::unix::process::ExitStatusExt;
-            ExitInfo {
-                code: s.code(),
-                signal: s.signal(),
-            }
-        }
+        Ok(s) => ExitInfo {
+            code: s.code(),
+            signal: crate::os::process::exit_signal(&s),
+        },
         Err(_) => ExitInfo {
             code: None,
             signal: None,
@@ -447,12 +497,17 @@ async fn stop_in_order(
         return status;
     }
     debug!(pid, "child ignored stdin close; SIGTERM");
-    signal_group(pid, Signal::SIGTERM);
+    if !signal_tree(pid, Stop::Term) {
+        // No termination request on this platform: the child is killed.
+        warn!(pid, "child ignored stdin close; killing it");
+        let _ = child.start_kill();
+        return child.wait().await;
+    }
     if let Ok(status) = tokio::time::timeout(timeout, child.wait()).await {
         return status;
     }
     warn!(pid, "child ignored SIGTERM; SIGKILL");
-    signal_group(pid, Signal::SIGKILL);
+    signal_tree(pid, Stop::Kill);
     child.wait().await
 }
 
@@ -472,8 +527,8 @@ fn command(spec: &ChildSpec, shim: Option<&PathBuf>) -> Command {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .process_group(0)
         .kill_on_drop(true);
+    crate::os::process::isolate(&mut cmd);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
@@ -481,51 +536,21 @@ fn command(spec: &ChildSpec, shim: Option<&PathBuf>) -> Command {
 }
 
 fn ensure_executable(program: &std::path::Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
     let meta = std::fs::metadata(program)?;
-    if meta.is_file() && meta.permissions().mode() & 0o111 != 0 {
+    if crate::os::process::is_executable(&meta) {
         Ok(())
     } else {
         Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))
     }
 }
 
-/// The exec shim (`mcp-relay __exec-child PROGRAM ARGS...`), run in the child process before
-/// the real command: asks the kernel to SIGKILL it when the relay dies (even by SIGKILL, when
-/// no cleanup of ours can run), then replaces itself with the command (same pid, process
-/// group, pipes and environment). Returns only if that fails.
-pub fn exec_shim(mut args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
-    use std::os::unix::process::CommandExt;
-    let parent = nix::unistd::getppid();
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
-        return std::process::ExitCode::from(126);
-    }
-    // The relay may have died before the signal was armed: then nothing would kill us later.
-    if nix::unistd::getppid() != parent {
-        return std::process::ExitCode::from(126);
-    }
-    let Some(program) = args.next() else {
-        return std::process::ExitCode::from(64);
-    };
-    let err = std::process::Command::new(program).args(args).exec();
-    eprintln!("mcp-relay: exec failed: {err}");
-    std::process::ExitCode::from(127)
-}
-
 /// Kills the child's whole group when dropped: after the leader exits, and also when the
-/// runtime drops the supervisor mid-way (relay exiting), so no grandchild is orphaned.
-struct GroupKill(u32);
+/// runtime drops the supervisor mid-way (relay exiting), so no grandchild is orphaned. (On
+/// Windows the tree's Job Object does it as it drops.)
+struct GroupKill(u32, #[allow(dead_code)] crate::os::process::Tree);
 
 impl Drop for GroupKill {
     fn drop(&mut self) {
-        signal_group(self.0, Signal::SIGKILL);
-    }
-}
-
-fn signal_group(pid: u32, signal: Signal) {
-    if let Ok(pid) = i32::try_from(pid) {
-        if pid > 0 {
-            let _ = killpg(Pid::from_raw(pid), signal);
-        }
+        signal_tree(self.0, Stop::Kill);
     }
 }

@@ -127,6 +127,32 @@ async fn spawn_failure_answers_503_and_ready_reports_it() {
     assert!(!r.body.contains(dir.to_str().unwrap()), "no paths leak");
 }
 
+// Both builds: natively SIGTERM, then SIGKILL to the group; on the portable path (Windows)
+// the child itself is killed once it has ignored stdin EOF for the stop timeout.
+#[tokio::test]
+async fn e6_a_child_that_ignores_stdin_eof_and_sigterm_is_killed_when_its_session_ends() {
+    let relay = Relay::start(
+        &["--child-stop-timeout", "300ms"],
+        &["--ignore-sigterm", "--ignore-stdin-eof"],
+    );
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let pid: u32 = text_of(&c.call(json!(1), "pid", json!({})).await.messages()[0])
+        .parse()
+        .unwrap();
+    assert!(alive(pid));
+    assert_eq!(c.delete().await, 200);
+    eventually("child killed", || !alive(pid)).await;
+    let killed = if cfg!(feature = "portable") {
+        "child ignored stdin close; killing it"
+    } else {
+        "child ignored SIGTERM; SIGKILL"
+    };
+    eventually("the stop sequence logged", || relay.logs().contains(killed)).await;
+}
+
+// Process groups and SIGTERM: Unix only (docs/platforms.md).
+#[cfg(all(unix, not(feature = "portable")))]
 #[tokio::test]
 async fn e6_grandchildren_and_sigterm_ignorers_are_stopped_with_their_group() {
     let relay = Relay::start(
@@ -152,6 +178,8 @@ async fn e6_grandchildren_and_sigterm_ignorers_are_stopped_with_their_group() {
     eventually("grandchild killed", || !alive(gpid)).await;
 }
 
+// The kernel's parent-death signal: Linux only (docs/platforms.md).
+#[cfg(all(target_os = "linux", not(feature = "portable")))]
 #[tokio::test]
 async fn e6_children_die_with_the_relay_even_when_it_is_sigkilled() {
     // A child that ignores stdin EOF and SIGTERM: only the kernel's parent-death signal,

@@ -1,4 +1,6 @@
 //! The command line: usage errors exit 64 before any port is bound; SIGTERM drains and exits 0.
+// (The SIGTERM tests, and so some imports, are not built on the portable path.)
+#![cfg_attr(feature = "portable", allow(unused_imports))]
 
 use serde_json::json;
 use std::process::Command;
@@ -177,6 +179,8 @@ fn bad_usage_exits_64() {
     }
 }
 
+// SIGTERM: Unix only (docs/platforms.md).
+#[cfg(all(unix, not(feature = "portable")))]
 #[tokio::test]
 async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0() {
     let (mut relay, record) = Relay::start_recorded(&["--shutdown-grace", "10s"], &[]);
@@ -201,6 +205,8 @@ async fn h2_sigterm_lets_in_flight_calls_finish_then_stops_children_and_exits_0(
     eventually("child reaped", || !alive(child_pid)).await;
 }
 
+// SIGTERM: Unix only (docs/platforms.md).
+#[cfg(all(unix, not(feature = "portable")))]
 #[tokio::test]
 async fn h2_sigterm_fails_calls_still_running_at_the_drain_deadline() {
     let (relay, record) = Relay::start_recorded(&["--shutdown-grace", "300ms"], &[]);

@@ -31,11 +31,16 @@
 
 mod support;
 
+// Modules that send signals or set Unix permissions are built on Unix only; the rest, `bridge`
+// and `bridge_era` (`connect`) among them, on every OS (docs/platforms.md).
+#[cfg(unix)]
 mod audit;
 mod auth;
 mod bridge;
 mod bridge_era;
+#[cfg(unix)]
 mod child;
+#[cfg(unix)]
 mod cli;
 mod config;
 mod connection_limits;
@@ -44,17 +49,23 @@ mod first_run;
 mod limits;
 mod metrics;
 mod modern;
+#[cfg(unix)]
 mod otel;
+#[cfg(unix)]
 mod overload;
 mod rbac;
+#[cfg(unix)]
 mod reload;
 mod remote;
 mod scale;
 mod session_expiry;
+#[cfg(unix)]
 mod shared;
 mod sse;
 mod streamable_http;
+#[cfg(unix)]
 mod tls;
 mod transparency;
 mod transports;
+#[cfg(unix)]
 mod weak_secrets;

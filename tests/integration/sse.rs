@@ -372,6 +372,8 @@ async fn c4_message_probes_without_or_with_a_foreign_session_id_are_never_routed
     assert_eq!(relay.health().await["status"], "ok");
 }
 
+// SIGTERM: Unix only (docs/platforms.md).
+#[cfg(all(unix, not(feature = "portable")))]
 #[tokio::test]
 async fn sse_stream_ends_when_the_relay_drains() {
     let (relay, record) = Relay::start_recorded(&["--shutdown-grace", "60s"], &[]);

@@ -110,6 +110,7 @@ impl Relay {
     }
 
     /// Sends SIGTERM and waits for the exit code.
+    #[cfg(unix)]
     pub fn terminate(&mut self) -> Option<i32> {
         let _ = nix::sys::signal::kill(
             nix::unistd::Pid::from_raw(self.pid() as i32),
@@ -142,7 +143,7 @@ impl Drop for Relay {
     }
 }
 
-/// Pids whose parent is `pid`, from /proc.
+/// Pids whose parent is `pid`, from /proc (Linux; empty elsewhere).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     let Ok(dir) = std::fs::read_dir("/proc") else {
@@ -477,6 +478,7 @@ pub fn mint_api_key(args: &[&str]) -> (String, String) {
 }
 
 /// SIGHUP to the relay: reload its policy.
+#[cfg(unix)]
 pub fn hangup(relay: &Relay) {
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(relay.pid() as i32),

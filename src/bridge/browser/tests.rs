@@ -90,6 +90,7 @@ async fn headless_delivery_checks_the_redirect_target() {
 }
 
 #[tokio::test]
+#[cfg(unix)] // The stand-in launcher is a shell script.
 async fn launcher_gets_the_url_as_one_argument() {
     let dir = std::env::temp_dir().join(format!(
         "mcp-relay-br-{}",
@@ -106,8 +107,7 @@ async fn launcher_gets_the_url_as_one_argument() {
         ),
     )
     .unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&stub, std::fs::Permissions::from_mode(0o700)).unwrap();
+    crate::os::fs::set_mode(&stub, 0o700);
     let url = crate::bridge::url_guard::browser_url("https://as.example/a?x=$(id)&y=;b").unwrap();
     assert!(open(&url, &Launcher::Program(stub)));
     for _ in 0..50 {

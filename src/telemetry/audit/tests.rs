@@ -1,7 +1,6 @@
 //! Tests for the audit record, its sanitising (SECURITY.md H1), redaction, rotation and the
 //! non-blocking queue. Files live in a fresh directory under the system temp dir.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
@@ -301,8 +300,9 @@ async fn rotation_creates_dot_one_and_keeps_at_most_keep_files() {
             text.len()
         );
         parse_lines(&text);
-        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-        assert_eq!(mode & 0o777, 0o600, "{}", path.display());
+        let native = !crate::os::PORTABLE;
+        let mode = crate::os::fs::mode(&path);
+        assert_eq!(mode, native.then_some(0o600), "{}", path.display());
     }
     // The newest record is in the live file, the older ones in .1.
     let last = parse_lines(&std::fs::read_to_string(&log).unwrap());
@@ -323,8 +323,8 @@ async fn audit_file_is_created_with_mode_0600() {
     let audit = Audit::start(&config(&dir.log())).unwrap();
     audit.emit(record());
     audit.flush().await;
-    let mode = std::fs::metadata(dir.log()).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600);
+    let native = !crate::os::PORTABLE;
+    assert_eq!(crate::os::fs::mode(&dir.log()), native.then_some(0o600));
 }
 
 #[tokio::test]
