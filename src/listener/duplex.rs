@@ -22,7 +22,9 @@ use crate::policy::authn::Caller;
 use crate::relay::stream::Stream;
 use crate::relay::{Posted, Relay};
 use crate::session::Session;
-use tokio::task::AbortHandle;
+use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinHandle};
 
 /// Cancels `closing` when the caller's credential expires; the timer can be aborted.
 fn close_at_expiry(caller: &Caller, closing: CancellationToken) -> Option<AbortHandle> {
@@ -56,6 +58,9 @@ pub struct Duplex {
     session: Option<Arc<Session>>,
     /// Cancelled when the connection must close: its session ended, or it could not keep up.
     closing: CancellationToken,
+    /// The pumps of request streams still open (finished ones are dropped as new ones come),
+    /// so a front whose input ended can let the answers already asked for arrive.
+    answers: Vec<JoinHandle<()>>,
 }
 
 impl Duplex {
@@ -71,6 +76,7 @@ impl Duplex {
             expiry,
             session: None,
             closing,
+            answers: Vec::new(),
         }
     }
 
@@ -149,7 +155,7 @@ impl Duplex {
             (None, Some(_)) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
             (None, Some(init)) => {
                 let (session, stream) = self.relay.open(init, &self.caller)?;
-                self.pump(stream);
+                self.pump_answers(stream);
                 self.pump(session.standalone());
                 let (ended, closing) = (session.ended().clone(), self.closing.clone());
                 tokio::spawn(async move {
@@ -170,7 +176,7 @@ impl Duplex {
                 match self.relay.submit(&session, frames, &self.caller).await? {
                     Posted::Accepted => Ok(()),
                     Posted::Stream(stream) => {
-                        self.pump(stream);
+                        self.pump_answers(stream);
                         Ok(())
                     }
                 }
@@ -178,9 +184,28 @@ impl Duplex {
         }
     }
 
+    /// [`Duplex::pump`] for the answers of requests, tracked until they have all arrived.
+    fn pump_answers(&mut self, stream: Arc<Stream>) {
+        self.answers.retain(|pump| !pump.is_finished());
+        let pump = self.pump(stream);
+        self.answers.push(pump);
+    }
+
+    /// Waits, at most `limit`, until every request sent so far has its answer written (or its
+    /// session ended): the client's input is over, its questions are not.
+    pub async fn answers_written(&mut self, limit: Duration) {
+        let pending = std::mem::take(&mut self.answers);
+        let ended = self.closing.clone();
+        let all = futures_util::future::join_all(pending);
+        tokio::select! {
+            _ = tokio::time::timeout(limit, all) => {}
+            () = ended.cancelled() => {}
+        }
+    }
+
     /// Copies a stream's messages to the connection until the stream ends. A stream that
     /// let go of the connection before it was done overflowed: the connection closes.
-    fn pump(&self, stream: Arc<Stream>) {
+    fn pump(&self, stream: Arc<Stream>) -> JoinHandle<()> {
         let out = self.out.clone();
         let closing = self.closing.clone();
         let (mut rx, _) = stream.attach(None);
@@ -194,7 +219,7 @@ impl Duplex {
                 info!("connection too slow: a stream overflowed; closing it");
                 closing.cancel();
             }
-        });
+        })
     }
 
     async fn refuse(&self, e: &Error, id: Option<&RawId>) {

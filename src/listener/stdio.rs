@@ -3,8 +3,10 @@
 //! For a local host or an SSH forced command: each stdin line is one JSON-RPC message handed to
 //! the [`Duplex`], each message for the client one stdout line, so the child runs behind the
 //! same core (policy, limits, audit, supervision) as on the network. Lines are capped like the
-//! child's (`--max-line`); an over-long line gets a -31009 error and ends the session. Stdin
-//! EOF ends the session and the relay exits after stopping the child. Logs go to stderr.
+//! child's (`--max-line`); an over-long line gets a -31009 error and ends the session. At stdin
+//! EOF the requests already sent still get their answers (for `--shutdown-grace` at most: a
+//! script that pipes its requests in and closes its end reads every answer), then the session
+//! ends and the relay exits after stopping the child. Logs go to stderr.
 
 use std::sync::Arc;
 
@@ -53,7 +55,14 @@ pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
                 let _ = tx.send(e.message(None)).await;
                 break;
             }
-            Some(Err(LinesCodecError::Io(_))) | None => break,
+            Some(Err(LinesCodecError::Io(_))) | None => {
+                let grace = relay.config().shutdown_grace;
+                tokio::select! {
+                    () = duplex.answers_written(grace) => {}
+                    () = stop.cancelled() => {}
+                }
+                break;
+            }
         }
     }
     duplex.close();

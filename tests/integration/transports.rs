@@ -244,6 +244,57 @@ async fn stdio_front_runs_the_scenario() {
     assert_eq!(status.code(), Some(0));
 }
 
+/// A script that pipes its requests into `mcp-relay stdio` (or `connect`) and closes its end
+/// still reads every answer: stdin EOF lets the requests already sent finish (up to
+/// --shutdown-grace) before the session ends. They used to get -31003 `session_ended`.
+#[tokio::test]
+async fn stdio_front_answers_what_was_asked_before_stdin_ended() {
+    let mut child = tokio::process::Command::new(RELAY)
+        .args(["stdio", "--", FIXTURE])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut input = String::new();
+    for msg in [
+        init_request(json!(1), "2025-11-25"),
+        json!({"jsonrpc":"2.0","method":"notifications/initialized"}),
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+            "params":{"name":"slow","arguments":{"ms":700}}}),
+        json!({"jsonrpc":"2.0","id":3,"method":"tools/call",
+            "params":{"name":"echo","arguments":{"text":"after"}}}),
+    ] {
+        input.push_str(&msg.to_string());
+        input.push('\n');
+    }
+    stdin.write_all(input.as_bytes()).await.unwrap();
+    drop(stdin);
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut answers = std::collections::BTreeMap::new();
+    while let Some(line) = tokio::time::timeout(patience(), lines.next_line())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        let v: Value = serde_json::from_str(&line).unwrap();
+        answers.insert(v["id"].to_string(), v);
+    }
+    assert!(
+        answers["1"]["result"]["protocolVersion"].is_string(),
+        "{answers:?}"
+    );
+    assert!(answers["2"]["result"].is_object(), "{answers:?}");
+    assert_eq!(text_of(&answers["3"]), "after");
+    let status = tokio::time::timeout(patience(), child.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
 #[tokio::test]
 async fn shared_mode_over_tcp_and_websocket_uses_one_child() {
     let relay = Relay::start(
