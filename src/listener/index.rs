@@ -116,12 +116,7 @@ pub(super) async fn not_allowed() -> Response {
 
 /// Whether `Accept` names `application/json` itself (`*/*` gets the text page).
 fn wants_json(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|item| item.split(';').next().unwrap_or("").trim())
+    super::streamable_http::accepted_types(headers)
         .any(|t| t.eq_ignore_ascii_case("application/json"))
 }
 

@@ -484,21 +484,25 @@ pub(super) fn media_type_is(headers: &HeaderMap, want: &str) -> bool {
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
 }
 
-/// True when `Accept` lists `want` (or a wildcard covering it).
-pub(super) fn accepts(headers: &HeaderMap, want: &str) -> bool {
-    let family = want.split('/').next().unwrap_or("");
+/// The media types `Accept` lists, parameters (`;q=…`) dropped.
+pub(super) fn accepted_types(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(|item| item.split(';').next().unwrap_or("").trim())
-        .any(|t| {
-            t.eq_ignore_ascii_case(want)
-                || t == "*/*"
-                || t.strip_suffix("/*")
-                    .is_some_and(|f| f.eq_ignore_ascii_case(family))
-        })
+}
+
+/// True when `Accept` lists `want` (or a wildcard covering it).
+pub(super) fn accepts(headers: &HeaderMap, want: &str) -> bool {
+    let family = want.split('/').next().unwrap_or("");
+    accepted_types(headers).any(|t| {
+        t.eq_ignore_ascii_case(want)
+            || t == "*/*"
+            || t.strip_suffix("/*")
+                .is_some_and(|f| f.eq_ignore_ascii_case(family))
+    })
 }
 
 /// A 2026-07-28 request: a modern `MCP-Protocol-Version`, or, outside any session, modern
