@@ -182,6 +182,27 @@ async fn modern_closing_the_response_stream_cancels_the_request_at_the_child() {
 async fn modern_requests_spread_over_the_pool() {
     let (relay, record) = Relay::start_recorded(&["--children", "2"], &["--era", "dual"]);
     let c = relay.client();
+    // Both children ready first: calls spread by load over the ready ones, so a child still
+    // starting under a loaded machine would take none of the slow calls and every pid call.
+    read_reply(
+        modern(&c, &call(json!("warm"), "pid", json!({})))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let deadline = tokio::time::Instant::now() + crate::support::patience();
+    loop {
+        let health = relay.health().await;
+        let ready = health["slots"]
+            .as_array()
+            .map_or(0, |v| v.iter().filter(|s| s["state"] == "ready").count());
+        if ready >= 2 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{health}");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     let slow: Vec<_> = (0..20)
         .map(|i| {
             let req = modern(&c, &call(json!(i), "slow", json!({"ms": 4000})));
