@@ -540,18 +540,25 @@ fn api_key() -> (String, String) {
     crate::support::mint_api_key(&["--id", "bridge-it"])
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bridge_passes_api_keys_from_header_file_and_bearer_env_and_never_logs_them() {
+/// The recording server in `dir` (record `dir/rec.log`) taking one fresh API key: (the key,
+/// the server).
+fn keyed_server(dir: &Path) -> (String, Server) {
     let (key, block) = api_key();
-    let dir = tempdir();
     let config = dir.join("relay.toml");
     std::fs::write(&config, &block).unwrap();
-    let record = dir.join("rec.log");
     let s = Server::fixture(
         "127.0.0.1:0",
         &["--config", config.to_str().unwrap()],
-        &record,
+        &dir.join("rec.log"),
     );
+    (key, s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_passes_api_keys_from_header_file_and_bearer_env_and_never_logs_them() {
+    let dir = tempdir();
+    let (key, s) = keyed_server(&dir);
+    let record = dir.join("rec.log");
     let tcp = s.tcp_url().await;
 
     // --header-file with `X-API-Key: …` (and a comment line).

@@ -222,16 +222,21 @@ async fn websocket_front_runs_the_scenario() {
     .await;
 }
 
-#[tokio::test]
-async fn stdio_front_runs_the_scenario() {
-    let mut child = tokio::process::Command::new(RELAY)
+/// `mcp-relay stdio -- fixture`, its stdin and stdout piped.
+fn stdio_relay() -> tokio::process::Child {
+    tokio::process::Command::new(RELAY)
         .args(["stdio", "--", FIXTURE])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+#[tokio::test]
+async fn stdio_front_runs_the_scenario() {
+    let mut child = stdio_relay();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
     let mut c = Client::lines(Box::new(BufReader::new(stdout)), Box::new(stdin));
@@ -249,14 +254,7 @@ async fn stdio_front_runs_the_scenario() {
 /// --shutdown-grace) before the session ends. They used to get -31003 `session_ended`.
 #[tokio::test]
 async fn stdio_front_answers_what_was_asked_before_stdin_ended() {
-    let mut child = tokio::process::Command::new(RELAY)
-        .args(["stdio", "--", FIXTURE])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let mut child = stdio_relay();
     let mut stdin = child.stdin.take().unwrap();
     let mut input = String::new();
     for msg in [

@@ -8,16 +8,8 @@ use super::*;
 // them over legacy HTTP+SSE too (GET /sse and POST /message); on main both got 401.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_sends_authorization_over_legacy_sse() {
-    let (key, block) = api_key();
     let dir = tempdir();
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, &block).unwrap();
-    let record = dir.join("rec.log");
-    let s = Server::fixture(
-        "127.0.0.1:0",
-        &["--config", config.to_str().unwrap()],
-        &record,
-    );
+    let (key, s) = keyed_server(&dir);
     let sse = format!("{}/sse", s.base);
     let env = "MCP_RELAY_BRIDGE_SSE_TOKEN";
     let header = format!("Authorization: Bearer {key}");
@@ -124,15 +116,8 @@ async fn refused_initialize(args: &[&str]) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_names_why_the_server_cannot_be_used() {
     // (a) a wrong API key.
-    let (_key, block) = api_key();
     let dir = tempdir();
-    let config = dir.join("relay.toml");
-    std::fs::write(&config, &block).unwrap();
-    let s = Server::fixture(
-        "127.0.0.1:0",
-        &["--config", config.to_str().unwrap()],
-        &dir.join("rec.log"),
-    );
+    let (_key, s) = keyed_server(&dir);
     let (msg, log) = refused_initialize(&["--header", "X-API-Key: mcpr_wrong", &s.url]).await;
     let want = format!(
         "the server refused the credential (HTTP 401 from {})",

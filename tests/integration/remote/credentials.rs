@@ -176,24 +176,28 @@ async fn front_gets_a_client_credentials_token_for_a_jwt_upstream_and_caches_it(
         &[(SECRET_VAR, SECRET)],
     );
     let secret_var = "MCP_RELAY_IT_CLIENT_SECRET";
-    let a = Relay::start_env(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &b.url,
-            "--upstream-oauth-token-url",
-            &token_url,
-            "--upstream-oauth-client-id",
-            "front",
-            "--upstream-oauth-client-secret-env",
-            secret_var,
-            "--upstream-oauth-scope",
-            "mcp",
-        ],
-        &[(secret_var, "s3cret")],
-    );
+    // The front relay, holding `client_secret` for the token endpoint.
+    let front = |client_secret: &str| {
+        Relay::start_env(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream",
+                &b.url,
+                "--upstream-oauth-token-url",
+                &token_url,
+                "--upstream-oauth-client-id",
+                "front",
+                "--upstream-oauth-client-secret-env",
+                secret_var,
+                "--upstream-oauth-scope",
+                "mcp",
+            ],
+            &[(secret_var, client_secret)],
+        )
+    };
+    let a = front("s3cret");
     assert_eq!(
         echo_through(&a).await.as_deref(),
         Ok("upstream-auth"),
@@ -206,24 +210,7 @@ async fn front_gets_a_client_credentials_token_for_a_jwt_upstream_and_caches_it(
     assert!(!a.logs().contains("s3cret"));
 
     // A wrong client secret: no token, the upstream refuses, the client gets an error.
-    let a = Relay::start_env(
-        &[
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream",
-            &b.url,
-            "--upstream-oauth-token-url",
-            &token_url,
-            "--upstream-oauth-client-id",
-            "front",
-            "--upstream-oauth-client-secret-env",
-            secret_var,
-            "--upstream-oauth-scope",
-            "mcp",
-        ],
-        &[(secret_var, "wrong")],
-    );
+    let a = front("wrong");
     assert!(echo_through(&a).await.is_err());
     assert!(
         a.logs().contains("upstream token request failed"),
