@@ -16,8 +16,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServeConfig;
+use crate::listener::{self, tcp};
 use crate::listener::{http_server, Endpoints, PlainListener};
-use crate::listener::{streamable_http, tcp};
 use crate::relay::Relay;
 use crate::telemetry::audit::Audit;
 use crate::tls::{self, Reloadable, TlsListener};
@@ -152,7 +152,7 @@ impl Bound {
                 stop_accepting.clone(),
             ));
         }
-        let mut router = streamable_http::router(relay.clone());
+        let mut router = listener::router(relay.clone());
         // The admin listener serves the probes (and `/metrics`), stopped after everything else
         // so probes see the drain; the main router no longer answers them.
         let admin_stop = CancellationToken::new();

@@ -24,7 +24,7 @@ use std::time::Duration;
 use clap::Parser;
 
 use crate::cli::ServeArgs;
-use crate::config::{self, ServeConfig};
+use crate::config::ServeConfig;
 use crate::policy::rbac::Rbac;
 use crate::upstream::remote::{Access, CredentialSource, RemoteSpec, Roots, TlsOptions};
 use crate::upstream::ServerSpec;
@@ -276,7 +276,7 @@ fn access(args: &ConnectArgs) -> Result<Access, String> {
         }
     }
     if let Some(name) = &args.bearer_env {
-        let token = config::secret::process_env(name)
+        let token = crate::secret::process_env(name)
             .filter(|t| !t.trim().is_empty())
             .ok_or_else(|| format!("--bearer-env {name}: the variable is not set"))?;
         headers.push(("Authorization".into(), format!("Bearer {}", token.trim())));

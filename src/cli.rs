@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, ChildEra, ResponseMode, ServeConfig, SessionMode};
 use crate::policy::RequestPolicy;
-use crate::relay::stream::BufferLimits;
+use crate::session::stream::BufferLimits;
+use crate::telemetry::LogFormat;
 use crate::upstream::remote::RemoteSpec;
 use crate::upstream::stdio::ChildSpec;
 use crate::upstream::Limits;
@@ -29,12 +30,6 @@ pub struct Cli {
     /// Log filter (tracing `EnvFilter` syntax, e.g. `info,mcp_relay=debug`); RUST_LOG wins.
     #[arg(long, global = true, default_value = "info")]
     pub log_level: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,7 +395,7 @@ impl ServeArgs {
             match config::mcp_servers::read(
                 file,
                 self.server.as_deref(),
-                &config::secret::process_env,
+                &crate::secret::process_env,
             ) {
                 Ok(McpServer::Command { argv, env, cwd }) => {
                     self.command = argv;
@@ -432,7 +427,7 @@ impl ServeArgs {
         let access = crate::upstream::remote::upstream_access::build(
             &self.upstream_auth,
             entry_access,
-            &config::secret::process_env,
+            &crate::secret::process_env,
         );
         match (access, remote.as_mut()) {
             (Ok(Some(a)), Some(spec))
@@ -485,18 +480,18 @@ impl ServeArgs {
                 ));
             }
         }
-        let admin = crate::admin::AdminConfig::build(
+        let admin = crate::config::admin::AdminConfig::build(
             self.admin_listen,
             self.admin_token_env.as_deref(),
             &self.allowed_hosts,
-            &config::secret::process_env,
+            &crate::secret::process_env,
         )
         .map_err(|e| errors.extend(e))
         .ok()
         .flatten();
         let otel = crate::telemetry::otel::OtelConfig::build(
             self.otlp_endpoint.as_deref(),
-            &config::secret::process_env,
+            &crate::secret::process_env,
         )
         .map_err(|e| errors.push(e))
         .ok()
@@ -569,7 +564,7 @@ impl ServeArgs {
                 loopback: self.listen.ip().is_loopback(),
             },
             format!("{scheme}://{}{}", self.listen, self.path),
-            &config::secret::process_env,
+            &crate::secret::process_env,
             &mut errors,
         );
         if let Some(sec) = &security {

@@ -4,9 +4,9 @@
 //! here, before any port is bound, and every problem is reported at once. The command to wrap
 //! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
 
+pub mod admin;
 pub mod file;
 pub mod mcp_servers;
-pub mod secret;
 pub mod security;
 
 use std::net::SocketAddr;
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::policy::{OriginGuard, RequestPolicy};
-use crate::relay::stream::BufferLimits;
+use crate::session::stream::BufferLimits;
 use crate::upstream::{Limits, ServerSpec};
 
 /// How a request's answer is returned when the client accepts both forms.
@@ -63,14 +63,6 @@ pub fn identity_env_forbidden(name: &str) -> bool {
         || upper.starts_with("DYLD_")
 }
 
-/// Whether an identity value may be used (it names a child and reaches its environment):
-/// 1 to 128 characters of `A-Z a-z 0-9 . _ @ + -`.
-pub fn identity_is_valid(v: &str) -> bool {
-    (1..=128).contains(&v.len())
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))
-}
-
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
@@ -103,7 +95,7 @@ pub struct ServeConfig {
     /// Open connections per listener.
     pub max_connections: usize,
     /// The admin listener (`/metrics`, `/health`, `/ready`), when `--admin-listen` is set.
-    pub admin: Option<crate::admin::AdminConfig>,
+    pub admin: Option<admin::AdminConfig>,
     /// OpenTelemetry trace export (`--otlp-endpoint`, `OTEL_EXPORTER_OTLP_ENDPOINT`), when on.
     pub otel: Option<crate::telemetry::otel::OtelConfig>,
     /// Shared children are initialized with the first session's own `initialize` params

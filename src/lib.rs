@@ -6,7 +6,7 @@
 //! - `tls`: rustls setup, certificate reload, the TLS-accepting listener.
 //! - `listener`: front transports (Streamable HTTP), framing only.
 //! - `policy`: request checks in one ordered place (Host, Origin).
-//! - `relay`: the transport-agnostic core; `relay::stream`: SSE streams with replay.
+//! - `relay`: the transport-agnostic core; `session::stream`: SSE streams with replay.
 //! - `session`: session ids, table, expiry.
 //! - `upstream`: id multiplexing in front of a child; `upstream::stdio`: the supervised child.
 //! - `jsonrpc`: raw frames, the ambiguity rule, id splicing. `era`: protocol versions.
@@ -18,6 +18,7 @@
 pub mod admin;
 pub mod app;
 pub mod bridge;
+pub mod caller;
 pub mod cert;
 pub mod cli;
 pub mod config;
@@ -29,8 +30,10 @@ pub mod listener;
 pub mod os;
 pub mod policy;
 pub mod relay;
+pub mod secret;
 pub mod session;
 pub mod telemetry;
+pub mod ticket;
 pub mod tls;
 pub mod token;
 pub mod upstream;

@@ -7,6 +7,7 @@
 //! identity) to the router root, where `policy.rs` authenticates.
 
 mod guard;
+mod http;
 mod index;
 mod metadata;
 
@@ -22,8 +23,14 @@ pub mod websocket;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use axum::http::HeaderMap;
+use axum::routing::{get, post};
+use axum::{middleware, Router};
 use tokio::net::{TcpListener, TcpStream};
 
+use crate::admin;
+use crate::error::Error;
+use crate::relay::Relay;
 use crate::tls::client::{self, CertIdentity};
 
 /// What one accepted connection says about its peer.
@@ -58,4 +65,29 @@ pub fn peer_identity<IO>(tls: &tokio_rustls::server::TlsStream<IO>) -> Option<Ar
     let (_, conn) = tls.get_ref();
     let leaf = conn.peer_certificates()?.first()?;
     client::identity(leaf).map(Arc::new)
+}
+
+/// The router of one HTTP listener: the Streamable HTTP MCP path, the WebSocket upgrade, legacy
+/// SSE, `/health`, `/ready` and `GET /` (see `index.rs`).
+pub fn router(relay: Arc<Relay>) -> Router {
+    let path = relay.config().path.clone();
+    let mcp = post(streamable_http::handle_post)
+        .get(streamable_http::handle_get)
+        .delete(streamable_http::handle_delete)
+        .fallback(|| async { Error::MethodNotAllowed });
+    let endpoints = Endpoints::of(relay.config());
+    let mut router = Router::new();
+    if endpoints.index {
+        let index = get(move |headers: HeaderMap| async move { index::page(&endpoints, &headers) })
+            .fallback(index::not_allowed);
+        router = router.route(index::INDEX_PATH, index);
+    }
+    router
+        .route(&path, mcp)
+        .route(&relay.config().ws_path, get(websocket::upgrade))
+        .route("/health", get(admin::health))
+        .route("/ready", get(admin::ready))
+        .merge(sse::routes(relay.clone()))
+        .layer(middleware::from_fn_with_state(relay.clone(), guard::guard))
+        .with_state(relay)
 }

@@ -22,6 +22,7 @@ pub mod authn;
 pub mod cors;
 pub mod ip;
 pub mod jwt;
+pub mod mtls;
 pub mod origin;
 pub mod overload;
 pub mod rate_limit;
@@ -32,9 +33,10 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
+use crate::caller::{AuthFailure, Caller, Principal, Transport};
 use crate::error::Error;
 use crate::jsonrpc::Frame;
-use authn::{AuthFailure, Authenticator, Caller, Principal};
+use authn::Authenticator;
 pub use origin::OriginGuard;
 use rbac::{Decision, ListFilter, Rbac};
 
@@ -63,7 +65,7 @@ impl RequestPolicy {
         &self,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
-    ) -> Result<Option<ip::ClientAddr>, Error> {
+    ) -> Result<Option<crate::caller::ClientAddr>, Error> {
         match peer {
             Some(peer) => {
                 let client = self.ip.client(peer, headers);
@@ -108,10 +110,7 @@ impl RequestPolicy {
     /// `tools/call`; on WebSocket and TCP, where one upgrade carries many requests, each
     /// request also counts against the principal's rate.
     pub fn limit_message(&self, caller: &Caller, frame: &Frame) -> Result<(), Error> {
-        if matches!(
-            caller.transport,
-            authn::Transport::Websocket | authn::Transport::Tcp
-        ) {
+        if matches!(caller.transport, Transport::Websocket | Transport::Tcp) {
             self.limits.check_principal(caller)?;
         }
         match (frame.method(), frame.name()) {

@@ -10,8 +10,6 @@
 pub mod children;
 pub mod modern;
 pub mod shared;
-pub mod stream;
-pub mod ticket;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -20,20 +18,20 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::caller::{Caller, Transport};
 use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
-use crate::policy::authn::{Caller, Transport};
 use crate::policy::overload::Level;
+use crate::session::stream::Stream;
 use crate::session::{Backend, Full, Hello, Session, SessionTable};
 use crate::telemetry::audit::Audit;
+use crate::ticket::Ticket;
 use crate::upstream::audience::Command;
 use crate::upstream::supervisor::{self, Slot};
 use crate::upstream::Counters;
 use children::Children;
 use shared::Handled;
-use stream::Stream;
-use ticket::Ticket;
 
 /// What a POST produced.
 #[derive(Debug)]
@@ -183,7 +181,7 @@ impl Relay {
             return Err(Error::ShuttingDown);
         }
         if self.cfg.session_mode == crate::config::SessionMode::PerIdentity
-            && identity.is_some_and(|i| !crate::config::identity_is_valid(i))
+            && identity.is_some_and(|i| !crate::caller::identity_is_valid(i))
         {
             return Err(Error::Identity("bad_identity"));
         }

@@ -12,6 +12,8 @@
 //! version, its in-flight count, its standalone GET stream and its recent POST streams (kept
 //! for `Last-Event-ID` replay). Routing of messages is `relay.rs`'s job.
 
+pub mod stream;
+
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -22,9 +24,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::Error;
 use crate::jsonrpc::Frame;
-use crate::relay::stream::{BufferLimits, Stream};
 use crate::upstream::supervisor::Slot;
 use crate::upstream::Upstream;
+use stream::{BufferLimits, Stream};
 
 /// An `Mcp-Session-Id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

@@ -14,7 +14,12 @@ use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 use tracing_subscriber::EnvFilter;
 
-use crate::cli::LogFormat;
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
 
 /// Installs the global subscriber (once, at startup).
 /// `file` (appended to, created 0600) replaces stderr: `connect --log-file`. A file that

@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::caller::Caller;
 use crate::error::Error;
 use crate::jsonrpc::Frame;
-use crate::policy::authn::Caller;
 use crate::policy::rbac::ListFilter;
 use crate::telemetry::audit::{self, Audit, Record};
 use crate::telemetry::metrics::{self, DenialKind, Measure, Outcome};

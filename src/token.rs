@@ -18,8 +18,8 @@ use ring::signature::{EcdsaKeyPair, Ed25519KeyPair, RsaKeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::PrivateKeyDer;
 
-use crate::config::secret;
 use crate::policy::api_key::{parse_rfc3339, ApiKeys};
+use crate::secret;
 
 #[derive(Debug, clap::Subcommand)]
 pub enum TokenCommand {
@@ -390,8 +390,8 @@ mod tests {
     use clap::Parser;
 
     use super::*;
+    use crate::caller::AuthFailure;
     use crate::policy::api_key::ApiKeyConfig;
-    use crate::policy::authn::AuthFailure;
     use crate::policy::jwt::{JwtConfig, JwtVerifier};
 
     #[derive(Debug, clap::Parser)]
@@ -429,7 +429,7 @@ mod tests {
         v.verify(token).await
     }
 
-    use crate::policy::authn::Principal;
+    use crate::caller::Principal;
 
     #[test]
     fn key_prints_key_then_block_that_verifies() {

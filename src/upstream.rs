@@ -31,9 +31,9 @@ use tracing::{debug, info, warn};
 
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
-use crate::relay::stream::Stream;
-use crate::relay::ticket::Ticket;
+use crate::session::stream::Stream;
 use crate::session::Session;
+use crate::ticket::Ticket;
 use audience::Audience;
 use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
 

@@ -317,12 +317,3 @@ fn union_scope(a: Option<&str>, b: Option<&str>) -> Option<String> {
     }
     (!out.is_empty()).then(|| out.join(" "))
 }
-
-/// A short random suffix for temporary file names.
-pub(crate) fn random_suffix() -> String {
-    pkce::random_token()
-        .chars()
-        .filter(char::is_ascii_alphanumeric)
-        .take(12)
-        .collect()
-}

@@ -226,7 +226,7 @@ fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
 
 /// Writes `body` to a new 0600 temporary file beside `path`, then renames it over `path`.
 fn write_private(path: &Path, body: &[u8]) -> Result<(), Error> {
-    let tmp = path.with_extension(format!("tmp{}", crate::bridge::oauth::random_suffix()));
+    let tmp = path.with_extension(format!("tmp{}", random_suffix()));
     let mut file = crate::os::fs::private_file(OpenOptions::new().write(true).create_new(true))
         .open(&tmp)
         .map_err(Error::File)?;
@@ -241,16 +241,19 @@ fn write_private(path: &Path, body: &[u8]) -> Result<(), Error> {
     Ok(())
 }
 
+/// A short random suffix for temporary file names.
+pub(crate) fn random_suffix() -> String {
+    use rand::distr::{Alphanumeric, SampleString as _};
+    Alphanumeric.sample_string(&mut rand::rng(), 12)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn f5_store_files_are_0600_in_a_0700_dir() {
-        let base = std::env::temp_dir().join(format!(
-            "mcp-relay-ts-{}",
-            crate::bridge::oauth::random_suffix()
-        ));
+        let base = std::env::temp_dir().join(format!("mcp-relay-ts-{}", random_suffix()));
         let dir = base.join("oauth");
         let store = TokenStore::open(&dir, "https://mcp.example.com/mcp").unwrap();
         let native = !crate::os::PORTABLE;
@@ -284,10 +287,7 @@ mod tests {
     #[test]
     #[cfg(all(unix, not(feature = "portable")))]
     fn store_dir_open_to_others_is_refused() {
-        let dir = std::env::temp_dir().join(format!(
-            "mcp-relay-ts-{}",
-            crate::bridge::oauth::random_suffix()
-        ));
+        let dir = std::env::temp_dir().join(format!("mcp-relay-ts-{}", random_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         crate::os::fs::set_mode(&dir, 0o755);
         assert!(matches!(TokenStore::open(&dir, "s"), Err(Error::DirMode)));

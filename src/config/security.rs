@@ -16,10 +16,11 @@ use crate::policy::authn::{AuthParts, Authenticator};
 use crate::policy::cors::{self, Cors};
 use crate::policy::ip::{IpRules, NetworkConfig};
 use crate::policy::jwt::{JwtConfig, JwtVerifier};
+use crate::policy::mtls::MtlsMap;
 use crate::policy::rate_limit::{Limits, LimitsConfig};
 use crate::policy::rbac::Rbac;
 use crate::telemetry::audit::AuditConfig;
-use crate::tls::client::{MtlsConfig, MtlsMap};
+use crate::tls::client::MtlsConfig;
 
 /// The file form (`serve --config`). Sections for listeners and servers come later.
 #[derive(Debug, Default, Deserialize)]

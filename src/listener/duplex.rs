@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::caller::Caller;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
-use crate::policy::authn::Caller;
-use crate::relay::stream::Stream;
 use crate::relay::{Posted, Relay};
+use crate::session::stream::Stream;
 use crate::session::Session;
 use std::time::Duration;
 
@@ -112,7 +112,7 @@ impl Duplex {
             let e = self
                 .relay
                 .policy()
-                .refusal(crate::policy::authn::AuthFailure::Expired);
+                .refusal(crate::caller::AuthFailure::Expired);
             self.refuse(&e, None).await;
             self.closing.cancel();
             return Some(e);

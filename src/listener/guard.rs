@@ -16,10 +16,11 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use super::streamable_http::SESSION_HEADER;
+use super::http::{MESSAGE_PATH, SESSION_HEADER};
 use super::ConnInfo;
+use crate::caller::{Caller, Principal, Transport};
 use crate::error::Error;
-use crate::policy::authn::{self, Caller, Principal, Transport};
+use crate::policy::authn;
 use crate::policy::overload::Level;
 use crate::relay::Relay;
 
@@ -104,7 +105,7 @@ async fn guarded(
     relay: &Arc<Relay>,
     mut req: Request,
     next: Next,
-    peer: Option<crate::policy::ip::ClientAddr>,
+    peer: Option<crate::caller::ClientAddr>,
     conn: Option<ConnInfo>,
 ) -> Response {
     let policy = &relay.policy();
@@ -139,8 +140,8 @@ async fn guarded(
     // Keyed on the principal, never the session: a new session dodges nothing. GET streams
     // are long-lived and not counted among the concurrent requests; a legacy `/message` POST
     // is answered at once, its requests each hold a place until answered (`Relay::admit`).
-    let counted = matches!(*req.method(), Method::POST | Method::DELETE)
-        && req.uri().path() != super::sse::MESSAGE_PATH;
+    let counted =
+        matches!(*req.method(), Method::POST | Method::DELETE) && req.uri().path() != MESSAGE_PATH;
     let slot = match policy.limit_request(&caller, counted) {
         Ok(slot) => slot,
         Err(e) => {
@@ -160,9 +161,4 @@ async fn guarded(
         }),
         None => res,
     }
-}
-
-/// The caller the guard established (always present behind it).
-pub(super) fn caller_of(extensions: &axum::http::Extensions) -> Result<Caller, Error> {
-    extensions.get::<Caller>().cloned().ok_or(Error::Internal)
 }

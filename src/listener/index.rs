@@ -116,8 +116,7 @@ pub(super) async fn not_allowed() -> Response {
 
 /// Whether `Accept` names `application/json` itself (`*/*` gets the text page).
 fn wants_json(headers: &HeaderMap) -> bool {
-    super::streamable_http::accepted_types(headers)
-        .any(|t| t.eq_ignore_ascii_case("application/json"))
+    super::http::accepted_types(headers).any(|t| t.eq_ignore_ascii_case("application/json"))
 }
 
 #[cfg(test)]

@@ -31,15 +31,13 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
-use super::guard::caller_of;
-use super::streamable_http::{accepts, media_type_is, read_body, sse_response};
+use super::http::{
+    accepts, caller_of, media_type_is, read_body, sse_response, MESSAGE_PATH, SSE_PATH,
+};
+use crate::caller::{Caller, Transport};
 use crate::error::Error;
-use crate::policy::authn::{Caller, Transport};
 use crate::relay::Relay;
 use crate::session::SessionId;
-
-const SSE_PATH: &str = "/sse";
-pub(super) const MESSAGE_PATH: &str = "/message";
 
 /// The legacy routes of one listener: `GET /sse` and `POST /message`. A path already served
 /// by another route (`--path`, `--ws-path`, `/health`, `/ready`) is left to it, with a warning.

@@ -18,8 +18,8 @@ use tokio_util::codec::{FramedRead, LinesCodec, LinesCodecError};
 use tokio_util::sync::CancellationToken;
 
 use super::duplex::{Duplex, OUT_QUEUE};
+use crate::caller::{Caller, Principal, Transport};
 use crate::error::Error;
-use crate::policy::authn::{Caller, Principal, Transport};
 use crate::relay::Relay;
 
 /// Runs the session until stdin ends or `stop` is cancelled.

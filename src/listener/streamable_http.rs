@@ -13,71 +13,37 @@ use std::time::SystemTime;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
 use bytes::Bytes;
-use http_body_util::BodyExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::guard::caller_of;
-use crate::admin;
+use super::http::{
+    accepts, caller_of, header_str, media_type_is, read_body, sse_response, SESSION_HEADER,
+    VERSION_HEADER,
+};
+use crate::caller::Caller;
 use crate::config::ResponseMode;
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
-use crate::policy::authn::Caller;
 use crate::relay::modern::CancelOnDrop;
-use crate::relay::stream::{parse_event_id, Out, Stream};
 use crate::relay::{Posted, Relay};
+use crate::session::stream::{parse_event_id, Out, Stream};
 use crate::session::Session;
 
-pub(super) const SESSION_HEADER: &str = "mcp-session-id";
-const VERSION_HEADER: &str = "mcp-protocol-version";
-
-/// The router of one Streamable HTTP listener: the MCP path, the WebSocket upgrade, legacy
-/// SSE, `/health`, `/ready` and `GET /` (see `index.rs`).
-pub fn router(relay: Arc<Relay>) -> Router {
-    let path = relay.config().path.clone();
-    let mcp = post(handle_post)
-        .get(handle_get)
-        .delete(handle_delete)
-        .fallback(|| async { Error::MethodNotAllowed });
-    let endpoints = super::Endpoints::of(relay.config());
-    let mut router = Router::new();
-    if endpoints.index {
-        let index =
-            get(move |headers: HeaderMap| async move { super::index::page(&endpoints, &headers) })
-                .fallback(super::index::not_allowed);
-        router = router.route(super::index::INDEX_PATH, index);
-    }
-    router
-        .route(&path, mcp)
-        .route(&relay.config().ws_path, get(super::websocket::upgrade))
-        .route("/health", get(admin::health))
-        .route("/ready", get(admin::ready))
-        .merge(super::sse::routes(relay.clone()))
-        .layer(middleware::from_fn_with_state(
-            relay.clone(),
-            super::guard::guard,
-        ))
-        .with_state(relay)
-}
-
-async fn handle_post(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+pub(super) async fn handle_post(State(relay): State<Arc<Relay>>, req: Request) -> Response {
     post_inner(relay, req)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle_get(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+pub(super) async fn handle_get(State(relay): State<Arc<Relay>>, req: Request) -> Response {
     let result = caller_of(req.extensions()).and_then(|c| get_inner(relay, req.headers(), &c));
     result.unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn handle_delete(State(relay): State<Arc<Relay>>, req: Request) -> Response {
+pub(super) async fn handle_delete(State(relay): State<Arc<Relay>>, req: Request) -> Response {
     let headers = req.headers();
     let result = (|| {
         if is_modern_get_or_delete(headers) {
@@ -355,19 +321,6 @@ fn sse(relay: &Relay, session: Option<&Arc<Session>>, stream: &Stream, a: Attach
     res
 }
 
-/// An SSE response around `body`: the media type, no caching, and no proxy buffering.
-pub(super) fn sse_response(body: Body) -> Response {
-    let mut res = Response::new(body);
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/event-stream"),
-    );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
-    res
-}
-
 struct Conn {
     rx: mpsc::Receiver<Out>,
     ids: bool,
@@ -425,84 +378,6 @@ fn add_session_header(res: &mut Response, session: &Session, new_session: bool) 
     if let Ok(v) = HeaderValue::from_str(session.id().as_str()) {
         res.headers_mut().insert(SESSION_HEADER, v);
     }
-}
-
-/// Reads the body up to `limit` bytes: 413 as soon as it is known to be larger.
-pub(super) async fn read_body(
-    mut body: Body,
-    headers: &HeaderMap,
-    limit: u64,
-    idle: std::time::Duration,
-) -> Result<Bytes, Error> {
-    let declared =
-        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit) {
-        linger(body).await;
-        return Err(Error::BodyTooLarge(limit));
-    }
-    let mut buf = bytes::BytesMut::new();
-    // A client that stops sending its body mid-way (slow body) is cut off after `idle`.
-    while let Some(frame) = tokio::time::timeout(idle, body.frame())
-        .await
-        .map_err(|_| Error::BodyTimeout)?
-    {
-        let Ok(data) = frame.map_err(|_| Error::Parse)?.into_data() else {
-            continue;
-        };
-        if (buf.len() + data.len()) as u64 > limit {
-            linger(body).await;
-            return Err(Error::BodyTooLarge(limit));
-        }
-        buf.extend_from_slice(&data);
-    }
-    Ok(buf.freeze())
-}
-
-/// Discards a little more of a refused body (at most 64 KiB, 1 s) so a client still sending
-/// it reads our 413 instead of a connection reset. Nothing is kept.
-async fn linger(mut body: Body) {
-    const MAX: usize = 64 * 1024;
-    let drain = async {
-        let mut seen = 0;
-        while seen < MAX {
-            match body.frame().await {
-                Some(Ok(frame)) => seen += frame.data_ref().map_or(0, Bytes::len),
-                _ => break,
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-pub(super) fn media_type_is(headers: &HeaderMap, want: &str) -> bool {
-    header_str(headers, header::CONTENT_TYPE.as_str())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
-}
-
-/// The media types `Accept` lists, parameters (`;q=…`) dropped.
-pub(super) fn accepted_types(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    headers
-        .get_all(header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|item| item.split(';').next().unwrap_or("").trim())
-}
-
-/// True when `Accept` lists `want` (or a wildcard covering it).
-pub(super) fn accepts(headers: &HeaderMap, want: &str) -> bool {
-    let family = want.split('/').next().unwrap_or("");
-    accepted_types(headers).any(|t| {
-        t.eq_ignore_ascii_case(want)
-            || t == "*/*"
-            || t.strip_suffix("/*")
-                .is_some_and(|f| f.eq_ignore_ascii_case(family))
-    })
 }
 
 /// A 2026-07-28 request: a modern `MCP-Protocol-Version`, or, outside any session, modern

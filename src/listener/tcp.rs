@@ -23,8 +23,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
+use crate::caller::{AuthFailure, Caller, Principal, Transport};
 use crate::error::Error;
-use crate::policy::authn::{AuthFailure, Caller, Principal, Transport};
 use crate::relay::Relay;
 use crate::tls::client::CertIdentity;
 use axum::http::HeaderMap;

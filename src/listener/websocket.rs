@@ -23,8 +23,8 @@ use tokio::sync::mpsc;
 use tracing::debug;
 
 use super::duplex::{Duplex, OUT_QUEUE};
+use crate::caller::{Caller, Transport};
 use crate::error::Error;
-use crate::policy::authn::{Caller, Transport};
 use crate::relay::Relay;
 use axum::Extension;
 

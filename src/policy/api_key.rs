@@ -14,8 +14,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use subtle::ConstantTimeEq;
 
-use super::authn::{AuthFailure, AuthMethod, Principal};
-use crate::config::secret::strength::{self, Weakness};
+use crate::caller::{AuthFailure, AuthMethod, Principal};
+use crate::secret::strength::{self, Weakness};
 
 /// Every generated key starts with this, so a leaked key is easy to grep for.
 pub const KEY_PREFIX: &str = "mcpr_";

@@ -4,180 +4,17 @@
 //! access tokens, JWKS), `tls/client.rs` (mTLS identities). `policy.rs` runs them in order at
 //! the router root; `error.rs` maps an [`AuthFailure`] to 401 or 403.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::{header, HeaderMap, HeaderValue};
 
 mod refusals;
 
+use crate::caller::{AuthFailure, AuthMethod, Principal};
 use crate::policy::api_key::{ApiKeys, KEY_PREFIX};
-use crate::policy::ip::ClientAddr;
 use crate::policy::jwt::JwtVerifier;
-use crate::tls::client::{CertIdentity, MtlsMap};
-
-/// How a principal proved who it is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
-    /// No authentication is configured: everyone is the anonymous principal.
-    None,
-    /// The `--identity-header` value (trusted front proxy; no authentication configured).
-    IdentityHeader,
-    ApiKey,
-    Jwt,
-    Mtls,
-}
-
-impl AuthMethod {
-    /// The audit and metric label.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthMethod::None => "none",
-            AuthMethod::IdentityHeader => "identity_header",
-            AuthMethod::ApiKey => "api_key",
-            AuthMethod::Jwt => "jwt",
-            AuthMethod::Mtls => "mtls",
-        }
-    }
-}
-
-/// An authenticated caller, re-established on every request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
-    /// Stable name: JWT `sub` (prefixed by nothing), API key principal, mTLS mapped name.
-    pub name: String,
-    pub method: AuthMethod,
-    /// Roles as the credential states them (RBAC input).
-    pub roles: Vec<String>,
-    /// OAuth scopes (JWT `scope`/`scp`); empty for other methods.
-    pub scopes: Vec<String>,
-    /// The API key id or JWT `kid`/`jti`, for audit; never the secret itself.
-    pub key_id: Option<String>,
-    /// When the credential stops being valid (JWT `exp`, API key expiry).
-    pub expires_at: Option<SystemTime>,
-}
-
-impl Principal {
-    /// The caller when no authentication is configured.
-    pub fn anonymous() -> Principal {
-        Principal {
-            name: String::new(),
-            method: AuthMethod::None,
-            roles: Vec::new(),
-            scopes: Vec::new(),
-            key_id: None,
-            expires_at: None,
-        }
-    }
-
-    pub fn is_expired(&self, now: SystemTime) -> bool {
-        self.expires_at.is_some_and(|at| at <= now)
-    }
-}
-
-/// Why a credential was refused. The `reason` is a fixed snake_case word (audit, metrics,
-/// the `error_description`-free challenge); token text never appears in it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthFailure {
-    /// No credential at all (401 without `error=`).
-    #[error("no credential")]
-    Missing,
-    /// A credential that does not verify (bad signature, unknown key, wrong alg, wrong
-    /// issuer/audience, malformed) — 401 `invalid_token`; the word says which.
-    #[error("invalid credential: {0}")]
-    Invalid(&'static str),
-    /// A valid-looking credential past `exp` (or before `nbf`) — 401 `invalid_token`.
-    #[error("expired credential")]
-    Expired,
-    /// Credential in the query string, or two credentials that disagree — 401.
-    #[error("credential refused: {0}")]
-    Refused(&'static str),
-    /// Authenticated but without a required scope — 403 `insufficient_scope`.
-    #[error("insufficient scope")]
-    InsufficientScope,
-    /// Authenticated but not mapped to anyone (mTLS certificate without a mapping) — 403.
-    #[error("not permitted: {0}")]
-    Forbidden(&'static str),
-}
-
-impl AuthFailure {
-    pub fn reason(self) -> &'static str {
-        match self {
-            AuthFailure::Missing => "missing_credential",
-            AuthFailure::Invalid(w) | AuthFailure::Refused(w) | AuthFailure::Forbidden(w) => w,
-            AuthFailure::Expired => "expired_credential",
-            AuthFailure::InsufficientScope => "insufficient_scope",
-        }
-    }
-}
-
-// === Callers ===
-
-/// The front a request came in on (audit label; STYLE.md §4 names).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
-    StreamableHttp,
-    Sse,
-    Websocket,
-    Tcp,
-    Stdio,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::StreamableHttp => "streamable_http",
-            Transport::Sse => "sse",
-            Transport::Websocket => "websocket",
-            Transport::Tcp => "tcp",
-            Transport::Stdio => "stdio",
-        }
-    }
-}
-
-/// Who sent one request (or opened one connection), from where, over which front.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Arc<Principal>,
-    /// The client's address (forwarded by a trusted proxy, or the socket peer).
-    pub peer: Option<ClientAddr>,
-    pub transport: Transport,
-}
-
-impl Caller {
-    pub fn new(
-        principal: Principal,
-        peer: Option<impl Into<ClientAddr>>,
-        transport: Transport,
-    ) -> Caller {
-        Caller {
-            principal: Arc::new(principal),
-            peer: peer.map(Into::into),
-            transport,
-        }
-    }
-
-    /// The same caller seen on another front (the HTTP guard does not know the route).
-    pub fn on(&self, transport: Transport) -> Caller {
-        Caller {
-            transport,
-            ..self.clone()
-        }
-    }
-
-    /// What a session is bound to: the principal's name, `None` when anonymous.
-    pub fn owner(&self) -> Option<&str> {
-        match self.principal.method {
-            AuthMethod::None => None,
-            _ => Some(self.principal.name.as_str()),
-        }
-    }
-
-    /// Whether the credential this caller presented has run out.
-    pub fn is_expired(&self) -> bool {
-        self.principal.is_expired(SystemTime::now())
-    }
-}
+use crate::policy::mtls::MtlsMap;
+use crate::tls::client::CertIdentity;
 
 // === Authenticator ===
 
@@ -410,7 +247,7 @@ impl Authenticator {
         let value = headers.get(name.as_str()).and_then(|v| v.to_str().ok());
         match value {
             None => Err(AuthFailure::Missing),
-            Some(v) if crate::config::identity_is_valid(v) => Ok(Principal {
+            Some(v) if crate::caller::identity_is_valid(v) => Ok(Principal {
                 name: v.to_owned(),
                 method: AuthMethod::IdentityHeader,
                 ..Principal::anonymous()

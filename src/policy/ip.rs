@@ -14,6 +14,8 @@ use axum::http::HeaderMap;
 use ipnet::IpNet;
 use serde::Deserialize;
 
+use crate::caller::ClientAddr;
+
 /// `[network]` of the `--config` file.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -35,39 +37,6 @@ pub struct NetworkConfig {
     /// `--cors-origin`.
     #[serde(default)]
     pub cors_origins: Vec<String>,
-}
-
-/// Who the client is on the network, as the audit log and the per-IP limiter see it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr {
-    pub ip: IpAddr,
-    /// The client's own port: the socket's, or the one a trusted proxy forwarded
-    /// (`X-Forwarded-For: 203.0.113.7:4711`, `Forwarded: for="[2001:db8::1]:4711"`); `None`
-    /// when the proxy did not say (a proxy's own port is never the client's).
-    pub port: Option<u16>,
-    /// The socket peer, a trusted proxy, when the address came from its forwarded headers.
-    pub via: Option<SocketAddr>,
-}
-
-impl From<SocketAddr> for ClientAddr {
-    /// A client connected directly: the socket peer.
-    fn from(peer: SocketAddr) -> ClientAddr {
-        ClientAddr {
-            ip: peer.ip().to_canonical(),
-            port: Some(peer.port()),
-            via: None,
-        }
-    }
-}
-
-impl std::fmt::Display for ClientAddr {
-    /// `ip:port` (`[v6]:port`) when the port is known, else the address alone.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.port {
-            Some(port) => SocketAddr::new(self.ip, port).fmt(f),
-            None => self.ip.fmt(f),
-        }
-    }
 }
 
 /// The validated IP rules.

@@ -23,9 +23,9 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
-use super::authn::{AuthFailure, Principal};
-use crate::config::secret::strength::{self, Weakness};
-use crate::config::secret::{self, SecretError};
+use crate::caller::{AuthFailure, Principal};
+use crate::secret::strength::{self, Weakness};
+use crate::secret::{self, SecretError};
 pub use keys::KeyFileError;
 use keys::{Jwks, Lookup, VerifyKey};
 

@@ -22,8 +22,8 @@ use governor::clock::Clock;
 use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Deserialize;
 
+use crate::caller::{AuthMethod, Caller};
 use crate::error::Error;
-use crate::policy::authn::{AuthMethod, Caller};
 use crate::policy::overload::Overload;
 
 /// `[limits]` of the `--config` file. Every rate is `"N/unit"` (`s`, `min`, `h`; e.g.

@@ -172,14 +172,14 @@ async fn list_tools(up: &Upstream) -> Option<String> {
 pub struct CancelOnDrop {
     up: Arc<Upstream>,
     relay_id: u64,
-    stream: Arc<crate::relay::stream::Stream>,
+    stream: Arc<crate::session::stream::Stream>,
 }
 
 impl CancelOnDrop {
     pub fn new(
         up: Arc<Upstream>,
         relay_id: u64,
-        stream: Arc<crate::relay::stream::Stream>,
+        stream: Arc<crate::session::stream::Stream>,
     ) -> CancelOnDrop {
         CancelOnDrop {
             up,

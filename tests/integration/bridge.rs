@@ -1672,7 +1672,7 @@ async fn bridge_transport_sse_never_posts_to_the_sse_url() {
 /// authenticate the bridge over HTTPS, WSS and TLS-TCP; without them the host gets an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_authenticates_with_a_client_certificate() {
-    use mcp_relay::tls::client::testing::{make_ca, make_client};
+    use crate::certs::{make_ca, make_client};
     let (cert, key) = cert_generate();
     let dir = cert.parent().unwrap().to_path_buf();
     let ca = make_ca("bridge-it client CA").unwrap();

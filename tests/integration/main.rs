@@ -31,6 +31,10 @@
 
 mod support;
 
+// The throwaway CA and client certificates of the unit tests, the same file (it names no crate item).
+#[path = "../../src/tls/client/testing.rs"]
+mod certs;
+
 // Modules that send signals or set Unix permissions are built on Unix only; the rest, `bridge`
 // and `bridge_era` (`connect`) among them, on every OS (docs/platforms.md).
 #[cfg(unix)]

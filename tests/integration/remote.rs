@@ -733,7 +733,7 @@ async fn g4_insecure_accepts_a_self_signed_or_misnamed_server_and_the_defaults_r
 /// A TLS relay whose `[auth.mtls]` maps `dns:client.example.com` to `svc`; returns it, its
 /// server certificate and the client CA `(cert_pem, key_pem)`.
 fn mtls_back() -> (Relay, PathBuf, (String, String)) {
-    use mcp_relay::tls::client::testing::make_ca;
+    use crate::certs::make_ca;
     let (cert, key) = cert_generate(&[]);
     let dir = cert.parent().unwrap().to_path_buf();
     let ca = make_ca("remote-it client CA").unwrap();
@@ -770,7 +770,7 @@ fn mtls_back() -> (Relay, PathBuf, (String, String)) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn g3_a_client_certificate_from_tls_options_is_accepted_by_an_mtls_relay() {
-    use mcp_relay::tls::client::testing::make_client;
+    use crate::certs::make_client;
     let (back, server_cert, ca) = mtls_back();
     let dir = server_cert.parent().unwrap().to_path_buf();
     let (client_pem, key_pem) =

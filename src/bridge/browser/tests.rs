@@ -94,7 +94,7 @@ async fn headless_delivery_checks_the_redirect_target() {
 async fn launcher_gets_the_url_as_one_argument() {
     let dir = std::env::temp_dir().join(format!(
         "mcp-relay-br-{}",
-        crate::bridge::oauth::random_suffix()
+        crate::bridge::token_store::random_suffix()
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let out = dir.join("argv");

@@ -12,7 +12,7 @@ use axum::{Form, Json, Router};
 use serde_json::json;
 
 use super::*;
-use crate::bridge::token_store::{StoredClient, StoredTokens};
+use crate::bridge::token_store::{random_suffix, StoredClient, StoredTokens};
 use std::time::Duration;
 
 #[derive(Default)]

@@ -15,13 +15,13 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::{sse, Attach};
+use crate::caller::Caller;
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind};
-use crate::policy::authn::Caller;
 use crate::relay::modern::CancelOnDrop;
-use crate::relay::stream::Stream;
 use crate::relay::Relay;
+use crate::session::stream::Stream;
 
 /// Handles one modern POST.
 pub(super) async fn post(
@@ -87,13 +87,13 @@ fn to_legacy(relay: &Relay, caller: &Caller, frame: &Frame) -> Response {
             .and_then(|(rule, _)| rule),
         _ => None,
     };
-    crate::relay::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), &e, rule);
+    crate::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), &e, rule);
     e.into_response_for(frame.id().as_ref())
 }
 
 /// A denied request: the answer for an unknown name, with that answer's status.
 fn denied(relay: &Relay, caller: &Caller, frame: &Frame, e: &Error, rule: String) -> Response {
-    crate::relay::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), e, Some(rule));
+    crate::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), e, Some(rule));
     let body = frame.id().map(|id| e.to_jsonrpc(&id)).unwrap_or_default();
     (
         status_of(&body),

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::{Map, Value};
 
 use super::{fail, Header, Issuer};
-use crate::policy::authn::{AuthFailure, AuthMethod, Principal};
+use crate::caller::{AuthFailure, AuthMethod, Principal};
 
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, AuthFailure> {
     match claims.get(name) {

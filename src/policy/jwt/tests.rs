@@ -13,7 +13,7 @@ use jsonwebtoken::EncodingKey;
 use serde_json::{json, Value};
 
 use super::*;
-use crate::policy::authn::AuthMethod;
+use crate::caller::AuthMethod;
 
 mod jwks;
 

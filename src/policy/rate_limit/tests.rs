@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 
 use super::*;
-use crate::policy::authn::{Principal, Transport};
+use crate::caller::{Principal, Transport};
 
 fn caller(name: &str, method: AuthMethod, peer: &str) -> Caller {
     let mut p = Principal::anonymous();

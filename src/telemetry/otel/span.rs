@@ -12,9 +12,9 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 
 use super::TRACER;
+use crate::caller::{Caller, Transport};
 use crate::error::Error as RelayError;
 use crate::jsonrpc::Frame;
-use crate::policy::authn::{Caller, Transport};
 
 tokio::task_local! {
     static INCOMING: Incoming;

@@ -11,6 +11,8 @@ use rustls_pki_types::CertificateDer;
 
 use super::testing::{make_ca, make_client};
 use super::*;
+use crate::caller::{AuthFailure, AuthMethod, Principal};
+use crate::policy::mtls::{MtlsMap, UNMAPPED};
 use crate::tls::{acceptor_with_clients, Reloadable, TlsFiles};
 
 fn client(m: &str, principal: &str, roles: &[&str]) -> MtlsClient {

@@ -136,16 +136,16 @@ pub(crate) fn of_link(spec: &RemoteSpec, e: &Error) -> String {
     };
     match e {
         Error::ConnectTimeout => format!("cannot reach {host}: timed out"),
-        Error::Http(super::http::Error::Status(s)) => {
+        Error::Http(super::http::error::Error::Status(s)) => {
             refused(s.as_u16(), &name, access, None, false)
         }
-        Error::Http(super::http::Error::SessionGone) => {
+        Error::Http(super::http::error::Error::SessionGone) => {
             format!("the server at {name} ended the session")
         }
         Error::Http(
-            e @ (super::http::Error::NotSse
-            | super::http::Error::NoEndpoint
-            | super::http::Error::BadEndpoint),
+            e @ (super::http::error::Error::NotSse
+            | super::http::error::Error::NoEndpoint
+            | super::http::error::Error::BadEndpoint),
         ) => format!("{name} is not an MCP server (Streamable HTTP or legacy SSE): {e}"),
         Error::WsConnect(b) => match b.as_ref() {
             tokio_tungstenite::tungstenite::Error::Http(res) => {

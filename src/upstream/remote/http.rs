@@ -24,6 +24,7 @@
 //! the link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
 
 mod era;
+pub(super) mod error;
 mod events;
 mod link;
 mod modern;
@@ -43,6 +44,7 @@ use tracing::{debug, info, warn};
 
 use crate::jsonrpc::{Frame, Kind, RawId};
 use crate::upstream::stdio::LinkEnds;
+pub(crate) use error::Error;
 use link::Link;
 use modern::modern_headers;
 use stream::{answer, listen};
@@ -65,45 +67,6 @@ const MAX_RETRY: Duration = Duration::from_secs(30);
 const MAX_RESUMES: u32 = 5;
 /// Modern requests remembered for cancellation before finished ones are swept.
 const SWEEP_AT: usize = 64;
-
-/// Why an HTTP link ended.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum Error {
-    #[error("invalid upstream url")]
-    Url,
-    #[error("invalid configured header")]
-    Header,
-    #[error("http client setup failed")]
-    Client(#[source] reqwest::Error),
-    #[error("request failed")]
-    Network(#[source] reqwest::Error),
-    #[error("upstream session ended (404)")]
-    SessionGone,
-    #[error("upstream answered {0}")]
-    Status(StatusCode),
-    #[error("not an sse stream")]
-    NotSse,
-    /// Not kept as a source: a parse error carries the stream's text (message bodies).
-    #[error("unreadable sse stream")]
-    Sse,
-    #[error("message larger than the cap")]
-    TooLarge,
-    #[error("legacy sse stream ended before its endpoint event")]
-    NoEndpoint,
-    #[error("legacy sse endpoint is not a url of the same origin")]
-    BadEndpoint,
-    #[error("upstream did not answer in time")]
-    Timeout,
-    #[error("link task failed")]
-    Task(#[source] tokio::task::JoinError),
-}
-
-impl Error {
-    /// A transport failure, without the URL reqwest would print (its query may hold secrets).
-    fn network(e: reqwest::Error) -> Error {
-        Error::Network(e.without_url())
-    }
-}
 
 /// The URL for logs: without query and fragment (they may hold secrets).
 pub(crate) fn log_name(url: &str) -> String {

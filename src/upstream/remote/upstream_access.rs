@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use super::client_credentials::{ClientCredentials, Grant};
 use super::{Access, CredentialSource};
-use crate::config::secret;
+use crate::secret;
 
 /// The credential flags of `serve` for its remote upstream, as given (flattened into
 /// `ServeArgs`, so each is also a `[serve]` key).

@@ -1,7 +1,7 @@
 //! G3: mutual TLS: mapped, missing, foreign, expired, prefix-only and unmapped certificates.
 
 use super::*;
-use mcp_relay::tls::client::testing::{make_ca, make_client};
+use crate::certs::{make_ca, make_client};
 
 struct Tls {
     relay: Relay,
