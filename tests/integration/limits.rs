@@ -114,7 +114,7 @@ async fn tcp_listening(relay: &Relay) -> String {
         relay.logs().contains("url=tcp://")
     })
     .await;
-    crate::transports::tcp_addr(relay)
+    crate::support::tcp_addr(relay)
 }
 
 // === D6: keys and proxies ===

@@ -17,21 +17,6 @@ const ADMIN_TOKEN_VAR: &str = "RELAY_ADMIN_TOKEN";
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 const VERSION: &str = "2025-11-25";
 
-/// The admin listener's base URL, from the relay's `listening transport="admin"` log line.
-async fn admin_base(relay: &Relay) -> String {
-    let mut base = None;
-    eventually("the admin listener is logged", || {
-        base = relay.logs().lines().find_map(|l| {
-            l.contains("transport=\"admin\"").then_some(())?;
-            let url = l.split("url=").nth(1)?.split_whitespace().next()?;
-            Some(url.trim_end_matches("/metrics").to_owned())
-        });
-        base.is_some()
-    })
-    .await;
-    base.unwrap()
-}
-
 async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
     let mut req = reqwest::Client::new().get(url).timeout(patience());
     if let Some(t) = token {
@@ -106,7 +91,7 @@ async fn a_scripted_workload_is_counted_exactly() {
     const N: usize = 3;
     const M: usize = 4;
     let relay = auth_relay();
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     let token = mint("alice", "user");
 
     let mut sessions = Vec::new();
@@ -246,7 +231,7 @@ async fn a_scripted_workload_is_counted_exactly() {
 #[tokio::test]
 async fn the_admin_listener_is_separate_and_checks_host() {
     let relay = auth_relay();
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     assert_ne!(admin, relay.base);
     let token = mint("bob", "user");
     // The main listener serves neither /metrics nor (now) the probes, even authenticated.
@@ -310,7 +295,7 @@ async fn an_admin_token_is_required_when_configured() {
         ],
         &[(ADMIN_TOKEN_VAR, ADMIN_TOKEN)],
     );
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     for path in ["/metrics", "/health", "/ready"] {
         let res = get(&format!("{admin}{path}"), None).await;
         assert_eq!(res.status(), 401, "{path}");
@@ -394,7 +379,7 @@ async fn health_shows_each_shared_slot_and_restarts_are_counted() {
         ],
         &[],
     );
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     let health = || async {
         get(&format!("{admin}/health"), None)
             .await
@@ -487,7 +472,7 @@ async fn open_connections_are_counted_per_front_and_in_health() {
         ],
         &[],
     );
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     let open = |text: &str, front: &str| {
         value(
             text,
@@ -507,7 +492,7 @@ async fn open_connections_are_counted_per_front_and_in_health() {
         relay.logs().contains("url=tcp://")
     })
     .await;
-    let tcp_addr = crate::transports::tcp_addr(&relay);
+    let tcp_addr = crate::support::tcp_addr(&relay);
     for _ in 0..2 {
         held.push(tokio::net::TcpStream::connect(&tcp_addr).await.unwrap());
     }

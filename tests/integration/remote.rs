@@ -16,8 +16,12 @@ use axum::routing::post;
 use eventsource_stream::Eventsource;
 use serde_json::{json, Value};
 
+use crate::support::conn::scenario;
+use crate::support::lines::Lines;
+use crate::support::sse::Legacy;
+use crate::support::ws::Ws;
 use crate::support::{eventually, patience, text_of, wait_event, Client as HttpClient, Relay};
-use crate::transports::{scenario, tcp_addr, ws_url, Client};
+use crate::support::{tcp_addr, ws_url};
 
 /// A relay around the fixture with a TCP front.
 fn back() -> Relay {
@@ -113,8 +117,8 @@ async fn stdio_scenario(upstream: &str) {
         .spawn()
         .unwrap();
     let stdin = child.stdin.take().unwrap();
-    let stdout = tokio::io::BufReader::new(child.stdout.take().unwrap());
-    let mut c = Client::lines(Box::new(stdout), Box::new(stdin));
+    let stdout = child.stdout.take().unwrap();
+    let mut c = Lines::new(stdout, stdin);
     scenario(&mut c).await;
     drop(c);
     let status = tokio::time::timeout(crate::support::patience(), child.wait())
@@ -126,11 +130,11 @@ async fn stdio_scenario(upstream: &str) {
 
 async fn all_fronts(front: &Relay, upstream: &str) {
     http_scenario(front).await;
-    drop(crate::sse::sse_scenario(front).await);
+    scenario(&mut Legacy::open(front).await).await;
     stdio_scenario(upstream).await;
-    let mut ws = Client::ws(&ws_url(front)).await;
+    let mut ws = Ws::connect(&ws_url(front)).await;
     scenario(&mut ws).await;
-    let mut tcp = Client::tcp(&tcp_addr(front)).await;
+    let mut tcp = Lines::tcp(&tcp_addr(front)).await;
     scenario(&mut tcp).await;
 }
 
@@ -569,7 +573,7 @@ async fn https_wss_and_tls_upstreams_work_with_their_ca_configured() {
     echo_through(&front_wss).await;
     let front_tls = front(&tls_url(&back), &["--upstream-ca", ca]).await;
     echo_through(&front_tls).await;
-    let mut tcp = Client::tcp(&tcp_addr(&front_tls)).await;
+    let mut tcp = Lines::tcp(&tcp_addr(&front_tls)).await;
     scenario(&mut tcp).await;
     for f in [&front_https, &front_sse, &front_wss, &front_tls] {
         assert!(

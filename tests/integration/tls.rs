@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use serde_json::json;
-use tokio::io::BufReader;
 
+use crate::support::conn::scenario;
+use crate::support::lines::Lines;
 use crate::support::{eventually, patience, tempdir, text_of, Client, Relay, FIXTURE, RELAY};
-use crate::transports;
 
 /// `mcp-relay cert generate --out-dir DIR`; returns (cert, key).
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
@@ -210,8 +210,8 @@ async fn tcp_over_tls_runs_the_scenario() {
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let (r, w) = tokio::io::split(tls);
-    let mut c = transports::Client::lines(Box::new(BufReader::new(r)), Box::new(w));
-    transports::scenario(&mut c).await;
+    let mut c = Lines::new(r, w);
+    scenario(&mut c).await;
 }
 
 #[tokio::test]
