@@ -174,6 +174,16 @@ fn hs_header() -> Value {
     json!({"alg": "HS256", "typ": "at+jwt"})
 }
 
+/// An RS256 issuer trusting the fixture RSA key; returns the key's path and the setup.
+fn rs256_setup() -> (PathBuf, Setup) {
+    let public = fixtures().join("rsa_public.pem");
+    let tables = format!(
+        "[[auth.jwt]]\nissuer = \"rs-issuer\"\nalgorithms = [\"RS256\"]\npublic_keys = [\"{}\"]\n",
+        public.display()
+    );
+    (public, Setup::new("", &tables))
+}
+
 // === Requests and checks ===
 
 fn auth(token: &str) -> (&'static str, String) {
@@ -293,9 +303,13 @@ fn claim_exp(token: &str) -> u64 {
     claims["exp"].as_u64().unwrap()
 }
 
+mod algorithms;
+mod api_keys;
 mod audience;
+mod claims;
 mod connections;
 mod mtls;
 mod routes;
+mod scopes;
 mod sessions;
-mod tokens;
+mod sources;
