@@ -270,6 +270,8 @@ async fn until_refused(url: &str, headers: &[(&str, String)], what: &str) -> Ins
         }
         assert_eq!(res.status(), 200, "{what}");
         assert!(Instant::now() < deadline, "{what}: never refused");
+        // The poll interval of a wait on a condition; each probe starts a session (and a
+        // child), so it is not `poll_until`'s faster one.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

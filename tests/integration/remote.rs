@@ -26,7 +26,7 @@ use crate::support::conn::scenario;
 use crate::support::lines::Lines;
 use crate::support::sse::Legacy;
 use crate::support::ws::Ws;
-use crate::support::{eventually, patience, text_of, wait_event, Client as HttpClient, Relay};
+use crate::support::{eventually, text_of, wait_event, Client as HttpClient, Relay};
 use crate::support::{tcp_addr, ws_url};
 
 mod credentials;

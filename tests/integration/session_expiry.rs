@@ -56,6 +56,7 @@ async fn a_session_with_an_open_get_stream_is_never_idle() {
     let (_relay, c, pid) = started().await;
     let stream = c.get(None).await;
     assert_eq!(stream.status(), 200);
+    // Not a race guard: outliving the idle timeout is the behaviour under test.
     tokio::time::sleep(PAST_TIMEOUT).await;
     assert!(alive(pid), "reaped while its GET stream was open");
     let r = c
@@ -136,6 +137,7 @@ async fn websocket_and_tcp_sessions_are_never_idle_while_connected() {
     scenario(&mut tcp).await;
     let children = relay.children();
     assert_eq!(children.len(), 2, "{children:?}");
+    // Not a race guard: outliving the idle timeout is the behaviour under test.
     tokio::time::sleep(PAST_TIMEOUT).await;
     assert!(
         children.iter().all(|&pid| alive(pid)),

@@ -17,6 +17,7 @@
 // permissions, /proc) are Unix only (main.rs), so elsewhere some are unused.
 #![cfg_attr(not(unix), allow(dead_code))]
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -71,6 +72,28 @@ pub async fn settles(mut f: impl FnMut() -> bool) -> bool {
 /// Polls `f` until it returns true; panics naming `what` when patience runs out.
 pub async fn eventually(what: &str, f: impl FnMut() -> bool) {
     assert!(settles(f).await, "timed out waiting for: {what}");
+}
+
+/// Polls the async `probe` until its value satisfies `done` and returns that value; panics
+/// naming `what` and showing the last value seen when patience runs out.
+pub async fn poll_until<T: std::fmt::Debug, F: Future<Output = T>>(
+    what: &str,
+    mut probe: impl FnMut() -> F,
+    done: impl Fn(&T) -> bool,
+) -> T {
+    let deadline = Instant::now() + patience();
+    loop {
+        let v = probe().await;
+        if done(&v) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for: {what}; last seen: {v:?}"
+        );
+        // The poll interval of a wait on a condition, not a guess at how long something takes.
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Text of the first content item of a tools/call result message.

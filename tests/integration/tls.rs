@@ -9,7 +9,9 @@ use serde_json::json;
 
 use crate::support::conn::scenario;
 use crate::support::lines::Lines;
-use crate::support::{eventually, patience, tempdir, text_of, Client, Relay, FIXTURE, RELAY};
+use crate::support::{
+    eventually, patience, tempdir, text_of, wait_recorded, Client, Relay, FIXTURE, RELAY,
+};
 
 /// `mcp-relay cert generate --out-dir DIR`; returns (cert, key).
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
@@ -146,14 +148,21 @@ async fn https_runs_initialize_and_a_tool_call_and_plaintext_is_refused() {
 async fn reload_serves_the_new_certificate_and_keeps_open_streams() {
     let dir = tempdir();
     let (cert, key) = generate(&dir);
-    let relay = start(&cert, &key, &[]);
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let (relay, record) = Relay::start_recorded(&tls, &[]);
     let mut old = https_client(&relay, &cert);
     old.initialize("2025-06-18").await;
     let open = {
         let c = old.clone();
         tokio::spawn(async move { c.call(json!("s"), "slow", json!({"ms": 2500})).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The call is in the child (its stream open) before the certificate changes.
+    wait_recorded(&record, "\"slow\"", 1).await;
     let old_cert = dir.join("old.pem");
     std::fs::copy(&cert, &old_cert).unwrap();
     let fresh = tempdir();

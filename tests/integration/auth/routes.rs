@@ -103,7 +103,8 @@ async fn a1_every_route_without_credentials_is_401_with_metadata_challenge() {
         assert_eq!(tcp.next().await, None, "tcp {first:?}: not closed");
     }
 
-    // Nothing of the above reached a child.
+    // Nothing of the above reached a child. Not a race guard: a window in which nothing may
+    // arrive, then the check (the positive control below shows the record catches traffic).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         lines_of(&record).is_empty(),

@@ -110,6 +110,7 @@ async fn b6_missing_roles_claim_denies_and_a_malformed_one_is_401() {
         "9 KB token",
     )
     .await;
+    // Not a race guard: a window in which nothing may reach the child, then the check.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!std::fs::read_to_string(&record)
         .unwrap_or_default()

@@ -42,6 +42,7 @@ async fn a4_credentials_in_the_query_string_are_401_even_when_valid() {
     )
     .await;
     // Refused requests reached no child, and no key text is in the logs.
+    // Not a race guard: a window in which nothing may arrive, then the check.
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(
         lines_of(&record)
@@ -156,6 +157,7 @@ async fn a4_jku_and_x5u_headers_are_401_and_never_fetched() {
         )
         .await;
     }
+    // Not a race guard: a window in which the relay must not connect, then the check.
     tokio::time::sleep(Duration::from_millis(500)).await;
     match watch.accept() {
         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}

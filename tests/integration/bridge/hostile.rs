@@ -37,7 +37,8 @@ async fn bridge_refuses_a_legacy_sse_endpoint_on_another_origin() {
     eprintln!("cross-origin endpoint: {init}");
     assert!(init.get("error").is_some(), "{init}");
     assert!(b.alive());
-    // Let any retry happen; still nothing at the other origin.
+    // Let any retry happen; still nothing at the other origin. Not a race guard: a window in
+    // which no connection may arrive, then the check.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         other_conns.load(Ordering::SeqCst),

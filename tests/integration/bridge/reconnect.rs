@@ -344,11 +344,13 @@ async fn bridge_holds_a_request_that_never_reached_a_dead_server() {
     let r = b.call(json!(1), "echo", json!({"text": "before"})).await;
     assert_eq!(text_of(&r), "before");
     s1.kill_group();
+    // Not a race guard: the request must be sent well after the death (the case under test).
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Sent 500 ms after the server died: nothing of it can be on the wire.
     b.send(json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
         "params":{"name":"echo","arguments":{"text":"while down"}}}))
         .await;
+    // Not a race guard: the request waits while the server stays down (the case under test).
     tokio::time::sleep(Duration::from_millis(500)).await;
     let _s2 = Server::fixture(&addr, &[], &rec2);
     let r = b.answer(&json!(2)).await;
@@ -372,11 +374,13 @@ async fn bridge_delivers_requests_across_a_long_outage() {
     let r = b.call(json!(1), "echo", json!({"text": "before"})).await;
     assert_eq!(text_of(&r), "before");
     s1.kill_group();
+    // Not a race guard: the request must be sent while the server is down (the case under test).
     tokio::time::sleep(Duration::from_millis(500)).await;
     // Sent while the server is down.
     b.send(json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
         "params":{"name":"echo","arguments":{"text":"while down"}}}))
         .await;
+    // Not a race guard: an outage longer than five failed reconnects is the case under test.
     tokio::time::sleep(Duration::from_secs(9)).await;
     let _s2 = Server::fixture(&addr, &[], &rec2);
     let back = Instant::now();

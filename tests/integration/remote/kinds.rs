@@ -4,6 +4,7 @@
 //! upstream resumed with `Last-Event-ID`; a remote session lost mid-way.
 
 use super::*;
+use crate::support::{poll_until, settles};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_front_over_a_remote_tcp_upstream() {
@@ -33,17 +34,13 @@ async fn every_front_over_a_remote_streamable_http_upstream() {
     let per_session = front(&upstream, &[]).await;
     all_fronts(&per_session, &upstream).await;
     // Each front session was its own remote session, deleted when it ended.
-    let deadline = std::time::Instant::now() + crate::support::patience();
-    while !back.children().is_empty() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "remote sessions left: {}\n--- back ---\n{}\n--- front ---\n{}",
-            back.children().len(),
-            back.logs(),
-            per_session.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    assert!(
+        settles(|| back.children().is_empty()).await,
+        "remote sessions left: {}\n--- back ---\n{}\n--- front ---\n{}",
+        back.children().len(),
+        back.logs(),
+        per_session.logs()
+    );
     let shared = front(&back.url, &["--session-mode", "shared"]).await;
     all_fronts(&shared, &upstream).await;
     assert!(!per_session.logs().contains("upstream connection failed"));
@@ -147,14 +144,11 @@ async fn a_lost_remote_session_is_a_crash_and_shared_mode_reinitializes() {
     // The remote relay restarts on the same address: it knows no session any more.
     drop(back);
     let _back = Relay::start_raw(&["serve", "--listen", &addr, "--", crate::support::FIXTURE]);
-    let deadline = Instant::now() + patience();
-    loop {
-        let r = c.call(json!(2), "echo", json!({"text": "after"})).await;
-        if r.status == 200 && text_of(&r.messages()[0]) == "after" {
-            break;
-        }
-        assert!(Instant::now() < deadline, "never recovered: {r:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(
+        "the session recovered on the restarted remote",
+        || c.call(json!(2), "echo", json!({"text": "after"})),
+        |r| r.status == 200 && text_of(&r.messages()[0]) == "after",
+    )
+    .await;
     assert!(front.logs().contains("upstream connection failed"));
 }
