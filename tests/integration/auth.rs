@@ -9,18 +9,19 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, EncodingKey};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::Message;
 
+use crate::support::conn::{scenario, Conn};
+use crate::support::lines::Lines;
+use crate::support::relay::tcp_listening;
+use crate::support::ws::{ws_request, Ws};
 use crate::support::{
-    children_of, init_request, patience, tempdir, text_of, wait_recorded, Relay, ACCEPT_BOTH,
-    FIXTURE, RELAY,
+    children_of, init_request, patience, tempdir, text_of, wait_recorded, ws_url, Relay,
+    ACCEPT_BOTH, FIXTURE, RELAY,
 };
-use crate::transports::{self, tcp_addr, ws_url, WsStream};
 
 const RESOURCE: &str = "http://relay.test/mcp";
 const METADATA: &str = "http://relay.test/.well-known/oauth-protected-resource/mcp";
@@ -173,6 +174,16 @@ fn hs_header() -> Value {
     json!({"alg": "HS256", "typ": "at+jwt"})
 }
 
+/// An RS256 issuer trusting the fixture RSA key; returns the key's path and the setup.
+fn rs256_setup() -> (PathBuf, Setup) {
+    let public = fixtures().join("rsa_public.pem");
+    let tables = format!(
+        "[[auth.jwt]]\nissuer = \"rs-issuer\"\nalgorithms = [\"RS256\"]\npublic_keys = [\"{}\"]\n",
+        public.display()
+    );
+    (public, Setup::new("", &tables))
+}
+
 // === Requests and checks ===
 
 fn auth(token: &str) -> (&'static str, String) {
@@ -259,6 +270,8 @@ async fn until_refused(url: &str, headers: &[(&str, String)], what: &str) -> Ins
         }
         assert_eq!(res.status(), 200, "{what}");
         assert!(Instant::now() < deadline, "{what}: never refused");
+        // The poll interval of a wait on a condition; each probe starts a session (and a
+        // child), so it is not `poll_until`'s faster one.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -273,128 +286,17 @@ fn lines_of(record: &Path) -> Vec<String> {
 
 // --- Connection-oriented fronts ---
 
-struct Lines {
-    read: BufReader<tokio::net::tcp::OwnedReadHalf>,
-    write: tokio::net::tcp::OwnedWriteHalf,
-}
-
-impl Lines {
-    async fn connect(addr: &str) -> Lines {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (r, w) = tcp.into_split();
-        Lines {
-            read: BufReader::new(r),
-            write: w,
-        }
-    }
-
-    async fn send(&mut self, text: &str) {
-        self.write.write_all(text.as_bytes()).await.unwrap();
-        self.write.write_all(b"\n").await.unwrap();
-        self.write.flush().await.unwrap();
-    }
-
-    /// Writing after the relay closed may fail; either way is fine.
-    async fn try_send(&mut self, text: &str) {
-        let _ = self.write.write_all(format!("{text}\n").as_bytes()).await;
-        let _ = self.write.flush().await;
-    }
-
-    /// The next line as JSON, `None` at EOF (or a reset).
-    async fn next(&mut self) -> Option<Value> {
-        let mut line = String::new();
-        match tokio::time::timeout(patience(), self.read.read_line(&mut line))
-            .await
-            .expect("tcp read timeout")
-        {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some(serde_json::from_str(&line).unwrap()),
-        }
-    }
-
-    async fn until_id(&mut self, id: &Value) -> Value {
-        loop {
-            let v = self.next().await.expect("tcp connection ended");
-            if &v["id"] == id && v.get("method").is_none() {
-                return v;
-            }
-        }
-    }
-
-    /// initialize, initialized, `echo` → the echoed text.
-    async fn echo(&mut self, text: &str) -> String {
-        self.send(&init_request(json!(0), VERSION).to_string())
-            .await;
-        let init = self.until_id(&json!(0)).await;
-        assert_eq!(init["result"]["serverInfo"]["name"], "mcp-relay-fixture");
-        self.send(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#)
-            .await;
-        self.send(&call("echo", text).to_string()).await;
-        text_of(&self.until_id(&json!(1)).await)
-    }
-}
-
 fn call(tool: &str, text: &str) -> Value {
     json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
         "params":{"name":tool,"arguments":{"text":text}}})
 }
 
-fn ws_request(
-    relay: &Relay,
-    headers: &[(&str, String)],
-) -> tokio_tungstenite::tungstenite::handshake::client::Request {
-    let mut req = ws_url(relay).into_client_request().unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
-    for (k, v) in headers {
-        let name = reqwest::header::HeaderName::from_bytes(k.as_bytes()).unwrap();
-        req.headers_mut().insert(name, v.parse().unwrap());
-    }
-    req
-}
-
-/// The next text message as JSON; `None` once the connection closed.
-async fn ws_next(ws: &mut WsStream) -> Option<Value> {
-    loop {
-        let m = tokio::time::timeout(patience(), ws.next())
-            .await
-            .expect("ws read timeout");
-        match m {
-            Some(Ok(Message::Text(t))) => return Some(serde_json::from_str(&t).unwrap()),
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-            _ => return None,
-        }
-    }
-}
-
-async fn ws_until_id(ws: &mut WsStream, id: &Value) -> Value {
-    loop {
-        let v = ws_next(ws).await.expect("ws connection ended");
-        if &v["id"] == id && v.get("method").is_none() {
-            return v;
-        }
-    }
-}
-
-async fn ws_echo(ws: &mut WsStream, text: &str) -> String {
-    let init = init_request(json!(0), VERSION).to_string();
-    ws.send(Message::text(init)).await.unwrap();
-    let init = ws_until_id(ws, &json!(0)).await;
+/// initialize, initialized, `echo` on any message-per-unit front → the echoed text.
+async fn echo_over(c: &mut impl Conn, text: &str) -> String {
+    let init = c.initialize(VERSION).await;
     assert_eq!(init["result"]["serverInfo"]["name"], "mcp-relay-fixture");
-    ws.send(Message::text(
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-    ))
-    .await
-    .unwrap();
-    ws.send(Message::text(call("echo", text).to_string()))
-        .await
-        .unwrap();
-    text_of(&ws_until_id(ws, &json!(1)).await)
-}
-
-async fn tcp_listening(relay: &Relay) -> String {
-    crate::support::eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
-    tcp_addr(relay)
+    c.send(call("echo", text)).await;
+    text_of(&c.answer(&json!(1)).await)
 }
 
 fn claim_exp(token: &str) -> u64 {
@@ -403,9 +305,13 @@ fn claim_exp(token: &str) -> u64 {
     claims["exp"].as_u64().unwrap()
 }
 
+mod algorithms;
+mod api_keys;
 mod audience;
+mod claims;
 mod connections;
 mod mtls;
 mod routes;
+mod scopes;
 mod sessions;
-mod tokens;
+mod sources;

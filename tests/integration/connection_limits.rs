@@ -7,12 +7,14 @@ use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{init_request, patience, tempdir, text_of, wait_recorded, Relay};
-use crate::transports::{tcp_addr, ws_url};
+use crate::support::conn::Conn;
+use crate::support::lines::Lines;
+use crate::support::relay::tcp_listening;
+use crate::support::sse::Legacy;
+use crate::support::ws::Ws;
+use crate::support::{init_request, tempdir, text_of, wait_recorded, ws_url, Relay};
 
 const VERSION: &str = "2025-11-25";
 const RESOURCE: &str = "http://relay.test/mcp";
@@ -22,65 +24,9 @@ fn api_key(id: &str) -> (String, String) {
     crate::support::mint_api_key(&["--id", id, "--principal", id])
 }
 
-/// A TCP connection that sent its credential line.
-struct Lines {
-    read: tokio::io::Lines<BufReader<tokio::net::tcp::OwnedReadHalf>>,
-    write: tokio::net::tcp::OwnedWriteHalf,
-    early: Vec<Value>,
-}
-
-impl Lines {
-    async fn open(addr: &str, key: &str) -> Lines {
-        let (r, write) = tokio::net::TcpStream::connect(addr)
-            .await
-            .unwrap()
-            .into_split();
-        let mut c = Lines {
-            read: BufReader::new(r).lines(),
-            write,
-            early: Vec::new(),
-        };
-        c.send(json!({ "authorization": format!("Bearer {key}") }))
-            .await;
-        c
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.write
-            .write_all(format!("{v}\n").as_bytes())
-            .await
-            .unwrap();
-    }
-
-    /// The answer to `id`; answers to other ids that arrive first are kept for later.
-    async fn answer(&mut self, id: Value) -> Value {
-        if let Some(i) = self.early.iter().position(|v| v["id"] == id) {
-            return self.early.remove(i);
-        }
-        loop {
-            let line = tokio::time::timeout(patience(), self.read.next_line())
-                .await
-                .expect("no answer in time")
-                .unwrap()
-                .expect("connection closed");
-            let v: Value = serde_json::from_str(&line).unwrap();
-            if v.get("method").is_some() {
-                continue;
-            }
-            if v["id"] == id {
-                return v;
-            }
-            self.early.push(v);
-        }
-    }
-
-    async fn initialize(&mut self) -> Value {
-        self.send(init_request(json!("init"), VERSION)).await;
-        let v = self.answer(json!("init")).await;
-        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-            .await;
-        v
-    }
+/// A TCP connection that sent `key` as its credential line.
+async fn open(addr: &str, key: &str) -> Lines {
+    Lines::tcp_with(addr, &json!({ "authorization": format!("Bearer {key}") })).await
 }
 
 fn call(id: Value, tool: &str, args: Value) -> Value {
@@ -110,13 +56,9 @@ async fn the_65th_concurrent_tcp_request_of_a_principal_is_refused_on_any_of_its
         ],
         &[],
     );
-    crate::support::eventually("tcp listener logged", || {
-        relay.logs().contains("url=tcp://")
-    })
-    .await;
-    let addr = tcp_addr(&relay);
-    let mut a = Lines::open(&addr, &alice).await;
-    assert!(a.initialize().await.get("result").is_some());
+    let addr = tcp_listening(&relay).await;
+    let mut a = open(&addr, &alice).await;
+    assert!(a.initialize(VERSION).await.get("result").is_some());
     for i in 0..64 {
         a.send(call(json!(100 + i), "slow", json!({"ms": 10000})))
             .await;
@@ -127,7 +69,7 @@ async fn the_65th_concurrent_tcp_request_of_a_principal_is_refused_on_any_of_its
     let started = Instant::now();
     a.send(call(json!(1), "echo", json!({"text": "one too many"})))
         .await;
-    let refused = a.answer(json!(1)).await;
+    let refused = a.answer(&json!(1)).await;
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "refused at once"
@@ -140,24 +82,24 @@ async fn the_65th_concurrent_tcp_request_of_a_principal_is_refused_on_any_of_its
     assert_eq!(refused["error"]["data"]["retry_after_ms"], 1000);
 
     // A second connection of the same principal: no room either (keyed on the principal).
-    let mut a2 = Lines::open(&addr, &alice).await;
-    let init = a2.initialize().await;
+    let mut a2 = open(&addr, &alice).await;
+    let init = a2.initialize(VERSION).await;
     assert_eq!(init["error"]["code"], -31005, "{init}");
 
     // Another principal is untouched.
-    let mut b = Lines::open(&addr, &bob).await;
-    assert!(b.initialize().await.get("result").is_some());
+    let mut b = open(&addr, &bob).await;
+    assert!(b.initialize(VERSION).await.get("result").is_some());
     b.send(call(json!(1), "echo", json!({"text": "bob"}))).await;
-    assert_eq!(text_of(&b.answer(json!(1)).await), "bob");
+    assert_eq!(text_of(&b.answer(&json!(1)).await), "bob");
 
     // All 64 complete; then alice has room again on the first connection.
     for i in 0..64 {
-        let done = a.answer(json!(100 + i)).await;
+        let done = a.answer(&json!(100 + i)).await;
         assert!(done.get("result").is_some(), "{done}");
     }
     a.send(call(json!(2), "echo", json!({"text": "again"})))
         .await;
-    assert_eq!(text_of(&a.answer(json!(2)).await), "again");
+    assert_eq!(text_of(&a.answer(&json!(2)).await), "again");
 }
 
 #[tokio::test]
@@ -170,10 +112,7 @@ async fn a_websocket_refused_for_capacity_for_5_s_is_closed_with_1013() {
     )
     .unwrap();
     let relay = Relay::start(&["--config", config.to_str().unwrap()], &[]);
-    let mut req = ws_url(&relay).into_client_request().unwrap();
-    req.headers_mut()
-        .insert("sec-websocket-protocol", "mcp".parse().unwrap());
-    let (mut ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let mut ws = Ws::connect(&ws_url(&relay)).await.stream;
     let send = |v: Value| Message::text(v.to_string());
     ws.send(send(init_request(json!(0), VERSION)))
         .await
@@ -243,18 +182,10 @@ async fn legacy_sse_requests_each_hold_one_place_in_the_principal_cap() {
         &["--config", config.to_str().unwrap(), "--resource", RESOURCE],
         &[],
     );
-    let mut sse = crate::sse::Legacy::open_with(&relay, &[("x-api-key", &alice)]).await;
-    async fn answer(sse: &mut crate::sse::Legacy, id: Value) -> Value {
-        loop {
-            let v = sse.next().await.expect("stream ended");
-            if v["id"] == id && v.get("method").is_none() {
-                return v;
-            }
-        }
-    }
+    let mut sse = Legacy::open_with(&relay, &[("x-api-key", &alice)]).await;
     // With a cap of 1, `initialize` passes: the POST and its request count once, not twice.
     sse.send(init_request(json!(0), VERSION)).await;
-    let init = answer(&mut sse, json!(0)).await;
+    let init = sse.answer(&json!(0)).await;
     assert!(init.get("result").is_some(), "{init}");
     sse.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
         .await;
@@ -262,13 +193,13 @@ async fn legacy_sse_requests_each_hold_one_place_in_the_principal_cap() {
     wait_recorded(&record, "\"slow\"", 1).await;
     sse.send(call(json!(2), "echo", json!({"text": "no room"})))
         .await;
-    let refused = answer(&mut sse, json!(2)).await;
+    let refused = sse.answer(&json!(2)).await;
     assert_eq!(
         refused["error"]["data"]["reason"], "principal_inflight_cap",
         "{refused}"
     );
-    assert!(answer(&mut sse, json!(1)).await.get("result").is_some());
+    assert!(sse.answer(&json!(1)).await.get("result").is_some());
     sse.send(call(json!(3), "echo", json!({"text": "room"})))
         .await;
-    assert_eq!(text_of(&answer(&mut sse, json!(3)).await), "room");
+    assert_eq!(text_of(&sse.answer(&json!(3)).await), "room");
 }

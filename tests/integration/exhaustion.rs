@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::json;
+use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{init_request, Relay};
+use crate::support::{init_request, poll_until, Relay};
 
 fn addr(relay: &Relay) -> String {
     relay.base.trim_start_matches("http://").to_owned()
@@ -102,13 +102,30 @@ async fn header_flood_and_oversized_heads_get_431() {
 
 #[tokio::test]
 async fn d3_connections_over_the_cap_are_closed_and_the_held_ones_still_work() {
-    let relay = Relay::start(&["--max-connections", "3"], &[]);
+    let relay = Relay::start(
+        &["--max-connections", "3", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
+    // The admin listener's /health counts the main listener's open connections.
+    let admin = relay.admin_base().await;
+    let open_http = || async {
+        let health: Value = reqwest::get(format!("{admin}/health"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        health["connections"]["http"].as_u64()
+    };
     let mut held = Vec::new();
     for _ in 0..3 {
         held.push(TcpStream::connect(addr(&relay)).await.unwrap());
     }
-    // Let the relay accept them before the surplus arrives.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The relay has accepted them before the surplus arrives.
+    poll_until("the held connections accepted", open_http, |n| {
+        *n == Some(3)
+    })
+    .await;
     let mut surplus = TcpStream::connect(addr(&relay)).await.unwrap();
     let (_, closed) = until_closed(&mut surplus, Duration::from_secs(5)).await;
     assert!(closed.is_some(), "the fourth connection was kept open");
@@ -122,10 +139,11 @@ async fn d3_connections_over_the_cap_are_closed_and_the_held_ones_still_work() {
     let s = &mut held[0];
     s.write_all(req.as_bytes()).await.unwrap();
     let (answer, _) = until_closed(s, Duration::from_secs(10)).await;
-    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:.200}"); // no session: 400, served
-                                                                  // Freed slots take new clients.
+    // No session: 400, but served.
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer:.200}");
+    // Freed slots take new clients, once the relay has seen them close.
     held.clear();
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    poll_until("the held connections closed", open_http, |n| *n == Some(0)).await;
     well_behaved(&relay).await;
 }
 

@@ -1,33 +1,40 @@
 #![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
 
 //! One integration binary (STYLE.md §9): every test drives the real `mcp-relay` binary over a
-//! real socket, wrapping the real `mcp-relay-fixture` child.
+//! real socket, wrapping the real `mcp-relay-fixture` child. A module with many tests keeps
+//! its shared helpers in `name.rs` and its tests in `name/*.rs`, split by concern.
 //!
+//! - `support` (`support.rs`, `support/`): the harness, one client per front; modules take
+//!   helpers from it and never from each other.
+//! - `audit`: one audit line per request whatever its outcome; written before exit.
+//! - `auth`: credentials at every route and front, sessions bound to principals, mTLS (§8.A, G3).
+//! - `bridge`: `mcp-relay connect` as a host drives it, every transport, hostile servers (§8.F).
+//! - `bridge_era`: `connect` lets a legacy host use a 2026-07-28 server unawares.
+//! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
-//! - `first_run`: the bundled demo server behind the relay, the startup log's endpoints,
-//!   `GET /` (content, Host and authentication guard).
+//! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
+//! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
+//! - `exhaustion`: slow heads and bodies, header floods, the connection cap (§8.D1–D3).
+//! - `first_run`: the bundled demo server, the startup log's endpoints, `GET /` and its guard.
+//! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (§8.C2, §8.D6).
+//! - `metrics`: the admin listener: exact counts, Host and token checks, per-slot `/health`.
+//! - `modern`: 2026-07-28 clients on a dual-era child: stateless POSTs, header checks, cancels.
+//! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
+//! - `overload`: memory-budget shedding (503, no keep-alive) and recovery, via SIGHUP.
+//! - `rbac`: roles and the audit log end to end on every front (§8.B, H1).
+//! - `reload`: SIGHUP reloads credentials, roles and limits; a broken file keeps the old policy.
+//! - `remote`: a front relay whose upstream is a remote relay over every transport, plain or TLS.
+//! - `scale`: many sessions: no leftover processes, no cross-talk.
+//! - `session_expiry`: idle per-session children reaped; open streams and connections kept.
+//! - `shared`: `shared` and `per-identity` session modes: many sessions on one child.
 //! - `sse`: legacy HTTP+SSE (`/sse`, `/message`): scenario, refusals, connection lifetime.
 //! - `streamable_http`: status codes, headers, sessions, streams, resumability, guards.
-//! - `transparency`: bytes through the relay equal bytes straight from the child.
-//! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
-//! - `scale`: many sessions: no leftover processes, no cross-talk.
 //! - `tls`: `cert generate`, HTTPS and TLS-TCP, plaintext refused, certificate reload.
-//! - `auth`: credentials at every route and front, sessions bound to principals, mTLS
-//!   (SECURITY.md §8.A, G3).
-//! - `rbac`: roles and the audit log end to end (SECURITY.md §8.B, H1), every front.
-//! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (SECURITY.md
-//!   §8.C2, §8.D6).
-//! - `connection_limits`: the per-principal cap per message on TCP/WebSocket, WebSocket 1013
-//!   after sustained limiting.
-//! - `overload`: memory-budget shedding (503, no keep-alive) and recovery, via SIGHUP.
-//! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
-//! - `audit`: one audit line per request whatever its outcome; written before exit.
-//! - `metrics`: the admin listener: exact counts after a scripted workload, Host and token
-//!   checks, per-slot `/health`.
-//! - `weak_secrets`: placeholder and guessable secrets refused by `serve`, `check-config` and
-//!   SIGHUP (issue 14).
-//! - `bridge`: `mcp-relay connect` (the stdio bridge) as a host drives it: every transport,
-//!   credentials, tool filters, reconnects, malformed input, hostile servers (SECURITY.md §6, §8.F).
+//! - `transparency`: bytes through the relay equal bytes straight from the child.
+//! - `transports`: the TCP, WebSocket and stdio fronts run the scenario; their abuse cases.
+//! - `weak_secrets`: guessable secrets refused by `serve`, `check-config` and SIGHUP (issue 14).
+//!
+//! (§ numbers are SECURITY.md's.)
 
 mod support;
 

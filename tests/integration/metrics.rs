@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{json, Value};
 
-use crate::support::{eventually, patience, text_of, Client, Relay, FIXTURE, RELAY};
+use crate::support::{eventually, patience, poll_until, text_of, Client, Relay, FIXTURE, RELAY};
 
 const SECRET_VAR: &str = "RELAY_METRICS_SECRET";
 const SECRET: &str = "kaKhJKXQuVy5_2Ul-NkJnCfQgy5izzh69ja0ZPg6Bpk";
@@ -16,21 +16,6 @@ const SEED: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/permissions.js
 const ADMIN_TOKEN_VAR: &str = "RELAY_ADMIN_TOKEN";
 const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789";
 const VERSION: &str = "2025-11-25";
-
-/// The admin listener's base URL, from the relay's `listening transport="admin"` log line.
-async fn admin_base(relay: &Relay) -> String {
-    let mut base = None;
-    eventually("the admin listener is logged", || {
-        base = relay.logs().lines().find_map(|l| {
-            l.contains("transport=\"admin\"").then_some(())?;
-            let url = l.split("url=").nth(1)?.split_whitespace().next()?;
-            Some(url.trim_end_matches("/metrics").to_owned())
-        });
-        base.is_some()
-    })
-    .await;
-    base.unwrap()
-}
 
 async fn get(url: &str, token: Option<&str>) -> reqwest::Response {
     let mut req = reqwest::Client::new().get(url).timeout(patience());
@@ -53,6 +38,14 @@ fn value(text: &str, series: &str) -> f64 {
     text.lines()
         .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
         .unwrap_or(0.0)
+}
+
+/// The sum of every `mcp_relay_requests_total` series.
+fn total_requests(text: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with("mcp_relay_requests_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
 }
 
 fn requests(text: &str, method: &str, outcome: &str) -> f64 {
@@ -106,7 +99,7 @@ async fn a_scripted_workload_is_counted_exactly() {
     const N: usize = 3;
     const M: usize = 4;
     let relay = auth_relay();
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     let token = mint("alice", "user");
 
     let mut sessions = Vec::new();
@@ -143,36 +136,23 @@ async fn a_scripted_workload_is_counted_exactly() {
         .await;
     assert!(crash.messages()[0].get("error").is_some(), "{crash:?}");
 
-    let mut text = String::new();
-    let want = |t: &str| value(t, "mcp_relay_child_exits_total{reason=\"unexpected\"}") == 1.0;
-    let deadline = std::time::Instant::now() + patience();
-    while std::time::Instant::now() < deadline {
-        text = scrape(&admin, None).await;
-        let total: f64 = text
-            .lines()
-            .filter(|l| l.starts_with("mcp_relay_requests_total{"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum();
-        if want(&text)
-            && value(&text, "mcp_relay_children_running") == (N - 1) as f64
-            && total >= (N + M + 4) as f64
-        {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let text = poll_until(
+        "the crash, the running children and every request counted",
+        || scrape(&admin, None),
+        |text| {
+            value(text, "mcp_relay_child_exits_total{reason=\"unexpected\"}") == 1.0
+                && value(text, "mcp_relay_children_running") == (N - 1) as f64
+                && total_requests(text) >= (N + M + 4) as f64
+        },
+    )
+    .await;
     assert_eq!(requests(&text, "initialize", "ok"), N as f64, "{text}");
     assert_eq!(requests(&text, "tools/call", "ok"), M as f64, "{text}");
     assert_eq!(requests(&text, "tools/call", "denied"), 1.0, "{text}");
     assert_eq!(requests(&text, "tools/call", "timeout"), 1.0, "{text}");
     assert_eq!(requests(&text, "tools/call", "error"), 1.0, "{text}");
     assert_eq!(requests(&text, "other", "unauthenticated"), 1.0, "{text}");
-    let total: f64 = text
-        .lines()
-        .filter(|l| l.starts_with("mcp_relay_requests_total{"))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum();
-    assert_eq!(total, (N + M + 4) as f64, "{text}");
+    assert_eq!(total_requests(&text), (N + M + 4) as f64, "{text}");
     // Admitted requests are timed; refusals are not.
     let count = |m: &str| {
         value(
@@ -246,7 +226,7 @@ async fn a_scripted_workload_is_counted_exactly() {
 #[tokio::test]
 async fn the_admin_listener_is_separate_and_checks_host() {
     let relay = auth_relay();
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     assert_ne!(admin, relay.base);
     let token = mint("bob", "user");
     // The main listener serves neither /metrics nor (now) the probes, even authenticated.
@@ -310,7 +290,7 @@ async fn an_admin_token_is_required_when_configured() {
         ],
         &[(ADMIN_TOKEN_VAR, ADMIN_TOKEN)],
     );
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     for path in ["/metrics", "/health", "/ready"] {
         let res = get(&format!("{admin}{path}"), None).await;
         assert_eq!(res.status(), 401, "{path}");
@@ -374,6 +354,15 @@ fn a_non_loopback_admin_listener_without_a_token_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(64));
 }
 
+/// The admin listener's `/health`.
+async fn health(admin: &str) -> Value {
+    get(&format!("{admin}/health"), None)
+        .await
+        .json()
+        .await
+        .unwrap()
+}
+
 /// The slots of `/health` whose `state` is `state`.
 fn slots_in(health: &Value, state: &str) -> usize {
     health["slots"]
@@ -394,20 +383,9 @@ async fn health_shows_each_shared_slot_and_restarts_are_counted() {
         ],
         &[],
     );
-    let admin = admin_base(&relay).await;
-    let health = || async {
-        get(&format!("{admin}/health"), None)
-            .await
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
-    let mut h = health().await;
-    let deadline = std::time::Instant::now() + patience();
-    while slots_in(&h, "ready") < 2 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        h = health().await;
-    }
+    let admin = relay.admin_base().await;
+    let two_ready = |h: &Value| slots_in(h, "ready") == 2;
+    let h = poll_until("two ready slots", || health(&admin), two_ready).await;
     assert_eq!(h["session_mode"], "shared");
     assert_eq!(h["upstream"]["kind"], "command");
     let slots = h["slots"].as_array().unwrap();
@@ -426,15 +404,12 @@ async fn health_shows_each_shared_slot_and_restarts_are_counted() {
     c.initialize(VERSION).await;
     let r = c.call(json!(1), "crash", json!({ "code": 9 })).await;
     assert!(r.messages()[0].get("error").is_some());
-    let mut text = String::new();
-    let deadline = std::time::Instant::now() + patience();
-    while std::time::Instant::now() < deadline {
-        text = scrape(&admin, None).await;
-        if value(&text, "mcp_relay_child_restarts_total{reason=\"exited\"}") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let text = poll_until(
+        "the restart counted",
+        || scrape(&admin, None),
+        |text| value(text, "mcp_relay_child_restarts_total{reason=\"exited\"}") >= 1.0,
+    )
+    .await;
     assert_eq!(
         value(&text, "mcp_relay_child_restarts_total{reason=\"exited\"}"),
         1.0,
@@ -446,13 +421,7 @@ async fn health_shows_each_shared_slot_and_restarts_are_counted() {
     );
     assert_eq!(value(&text, "mcp_relay_sessions_active"), 1.0);
     // Back to two ready slots (the restart backoff is at most 0.5 s on the first failure).
-    let mut h = health().await;
-    let deadline = std::time::Instant::now() + patience();
-    while slots_in(&h, "ready") < 2 && std::time::Instant::now() < deadline {
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        h = health().await;
-    }
-    assert_eq!(slots_in(&h, "ready"), 2, "{h}");
+    poll_until("two ready slots again", || health(&admin), two_ready).await;
 }
 
 #[tokio::test]
@@ -487,7 +456,7 @@ async fn open_connections_are_counted_per_front_and_in_health() {
         ],
         &[],
     );
-    let admin = admin_base(&relay).await;
+    let admin = relay.admin_base().await;
     let open = |text: &str, front: &str| {
         value(
             text,
@@ -507,20 +476,16 @@ async fn open_connections_are_counted_per_front_and_in_health() {
         relay.logs().contains("url=tcp://")
     })
     .await;
-    let tcp_addr = crate::transports::tcp_addr(&relay);
+    let tcp_addr = crate::support::tcp_addr(&relay);
     for _ in 0..2 {
         held.push(tokio::net::TcpStream::connect(&tcp_addr).await.unwrap());
     }
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = scrape(&admin, None).await;
-        if open(&text, "http") == http0 + 5.0 && open(&text, "tcp") == tcp0 + 2.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(open(&text, "http"), http0 + 5.0, "{text}");
-    assert_eq!(open(&text, "tcp"), tcp0 + 2.0, "{text}");
+    poll_until(
+        "the held connections counted",
+        || scrape(&admin, None),
+        |text| open(text, "http") == http0 + 5.0 && open(text, "tcp") == tcp0 + 2.0,
+    )
+    .await;
     let health: Value = get(&format!("{admin}/health"), None)
         .await
         .json()
@@ -536,26 +501,19 @@ async fn open_connections_are_counted_per_front_and_in_health() {
     for _ in 0..5 {
         held.push(tokio::net::TcpStream::connect(&http_addr).await.unwrap());
     }
-    let mut refused = 0.0;
-    for _ in 0..100 {
-        text = scrape(&admin, None).await;
-        refused = value(&text, "mcp_relay_connections_refused_total{front=\"http\"}");
-        if refused >= 2.0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert!(refused >= 2.0, "{text}");
+    poll_until(
+        "the surplus connections refused and counted",
+        || scrape(&admin, None),
+        |text| value(text, "mcp_relay_connections_refused_total{front=\"http\"}") >= 2.0,
+    )
+    .await;
 
     // Closed connections leave the gauge.
     held.clear();
-    for _ in 0..100 {
-        text = scrape(&admin, None).await;
-        if open(&text, "http") == http0 && open(&text, "tcp") == tcp0 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    assert_eq!(open(&text, "http"), http0, "{text}");
-    assert_eq!(open(&text, "tcp"), tcp0, "{text}");
+    poll_until(
+        "the closed connections left the gauge",
+        || scrape(&admin, None),
+        |text| open(text, "http") == http0 && open(text, "tcp") == tcp0,
+    )
+    .await;
 }

@@ -191,18 +191,17 @@ async fn modern_requests_spread_over_the_pool() {
             .unwrap(),
     )
     .await;
-    let deadline = tokio::time::Instant::now() + crate::support::patience();
-    loop {
-        let health = relay.health().await;
-        let ready = health["slots"]
-            .as_array()
-            .map_or(0, |v| v.iter().filter(|s| s["state"] == "ready").count());
-        if ready >= 2 {
-            break;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "{health}");
-        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-    }
+    crate::support::poll_until(
+        "both children ready",
+        || relay.health(),
+        |h| {
+            h["slots"]
+                .as_array()
+                .map_or(0, |v| v.iter().filter(|s| s["state"] == "ready").count())
+                >= 2
+        },
+    )
+    .await;
     let slow: Vec<_> = (0..20)
         .map(|i| {
             let req = modern(&c, &call(json!(i), "slow", json!({"ms": 4000})));

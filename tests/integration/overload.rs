@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::support::{children_of, hangup, init_request, tempdir, Relay};
+use crate::support::{children_of, hangup, init_request, poll_until, tempdir, Relay};
 
 const VERSION: &str = "2025-11-25";
 
@@ -22,15 +22,12 @@ fn write_limits(config: &Path, limits: &str) {
 async fn reload(relay: &Relay, config: &Path, limits: &str, level: &str) {
     write_limits(config, limits);
     hangup(relay);
-    let mut seen = Value::Null;
-    for _ in 0..100 {
-        seen = relay.health().await["memory"].clone();
-        if seen["level"] == level {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("memory level never became {level}: {seen}");
+    poll_until(
+        &format!("memory level {level}"),
+        || relay.health(),
+        |h| h["memory"]["level"] == level,
+    )
+    .await;
 }
 
 /// The resident set of `pid` and its descendants in bytes, as the relay measures its tree.

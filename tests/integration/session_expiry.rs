@@ -56,6 +56,7 @@ async fn a_session_with_an_open_get_stream_is_never_idle() {
     let (_relay, c, pid) = started().await;
     let stream = c.get(None).await;
     assert_eq!(stream.status(), 200);
+    // Not a race guard: outliving the idle timeout is the behaviour under test.
     tokio::time::sleep(PAST_TIMEOUT).await;
     assert!(alive(pid), "reaped while its GET stream was open");
     let r = c
@@ -116,7 +117,10 @@ fn a_zero_idle_timeout_is_a_usage_error() {
 
 #[tokio::test]
 async fn websocket_and_tcp_sessions_are_never_idle_while_connected() {
-    use crate::transports::{scenario, tcp_addr, ws_url, Client as Conn};
+    use crate::support::conn::scenario;
+    use crate::support::lines::Lines;
+    use crate::support::ws::Ws;
+    use crate::support::{tcp_addr, ws_url};
     let relay = Relay::start(
         &[
             "--session-idle-timeout",
@@ -127,12 +131,13 @@ async fn websocket_and_tcp_sessions_are_never_idle_while_connected() {
         &[],
     );
     eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
-    let mut ws = Conn::ws(&ws_url(&relay)).await;
+    let mut ws = Ws::connect(&ws_url(&relay)).await;
     scenario(&mut ws).await;
-    let mut tcp = Conn::tcp(&tcp_addr(&relay)).await;
+    let mut tcp = Lines::tcp(&tcp_addr(&relay)).await;
     scenario(&mut tcp).await;
     let children = relay.children();
     assert_eq!(children.len(), 2, "{children:?}");
+    // Not a race guard: outliving the idle timeout is the behaviour under test.
     tokio::time::sleep(PAST_TIMEOUT).await;
     assert!(
         children.iter().all(|&pid| alive(pid)),

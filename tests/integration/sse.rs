@@ -3,164 +3,27 @@
 //! notifications), the refusals and their status codes, connection isolation, the identity
 //! binding, the guard, and the connection's end (stream closed, relay draining).
 
-use std::collections::VecDeque;
-use std::pin::Pin;
-
-use eventsource_stream::{Event, EventStreamError, Eventsource};
-use futures_util::{Stream, StreamExt};
 use serde_json::{json, Value};
 
-use crate::support::{eventually, init_request, patience, text_of, Relay};
+use crate::support::conn::{scenario, Conn};
+use crate::support::sse::Legacy;
+use crate::support::{eventually, init_request, text_of, Relay};
 
-type Events = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
-
-/// One legacy connection: its GET stream and the endpoint it announced.
-pub(crate) struct Legacy {
-    http: reqwest::Client,
-    endpoint: String,
-    events: Events,
-    /// Messages read while waiting for another one.
-    backlog: VecDeque<Value>,
-    /// Headers sent with every POST (e.g. an identity header).
-    extra: Vec<(String, String)>,
-}
-
-impl Legacy {
-    async fn open(relay: &Relay) -> Legacy {
-        Legacy::open_with(relay, &[]).await
-    }
-
-    /// Opens `GET /sse` with `headers` and reads the `endpoint` event.
-    pub(crate) async fn open_with(relay: &Relay, headers: &[(&str, &str)]) -> Legacy {
-        let http = reqwest::Client::new();
-        let mut b = http
-            .get(format!("{}/sse", relay.base))
-            .header("accept", "text/event-stream");
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        let res = b.send().await.unwrap();
-        assert_eq!(res.status(), 200);
-        let h = res.headers();
-        assert_eq!(h["content-type"], "text/event-stream");
-        assert_eq!(h["cache-control"], "no-cache");
-        assert_eq!(h["x-accel-buffering"], "no");
-        let mut events: Events = Box::pin(res.bytes_stream().eventsource());
-        let first = tokio::time::timeout(patience(), events.next())
-            .await
-            .expect("endpoint event timeout")
-            .expect("stream ended")
-            .expect("sse error");
-        assert_eq!(first.event, "endpoint");
-        let id = first
-            .data
-            .strip_prefix("/message?sessionId=")
-            .unwrap_or_else(|| panic!("endpoint data: {}", first.data));
-        assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
-        Legacy {
-            http,
-            endpoint: format!("{}{}", relay.base, first.data),
-            events,
-            backlog: VecDeque::new(),
-            extra: headers
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        }
-    }
-
-    /// A POST of `body` to `url` with `content_type` and the extra headers; the status.
-    async fn post_to(&self, url: &str, content_type: &str, body: String) -> u16 {
-        let mut b = self
-            .http
-            .post(url)
-            .header("content-type", content_type)
-            .body(body);
-        for (k, v) in &self.extra {
-            b = b.header(k, v);
-        }
-        b.send().await.unwrap().status().as_u16()
-    }
-
-    pub(crate) async fn send_raw(&self, body: &str) {
-        let status = self
-            .post_to(&self.endpoint, "application/json", body.to_owned())
-            .await;
-        assert_eq!(status, 202, "POST {body}");
-    }
-
-    pub(crate) async fn send(&self, v: Value) {
-        self.send_raw(&v.to_string()).await;
-    }
-
-    /// The next message, or `None` when the stream ended.
-    pub(crate) async fn next(&mut self) -> Option<Value> {
-        if let Some(v) = self.backlog.pop_front() {
-            return Some(v);
-        }
-        let ev = tokio::time::timeout(patience(), self.events.next())
-            .await
-            .expect("event timeout")?
-            .ok()?;
-        assert_eq!(ev.event, "message", "{ev:?}");
-        Some(serde_json::from_str(&ev.data).unwrap())
-    }
-
-    /// Reads until a message matches; others are kept for later.
-    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        let mut skipped = Vec::new();
-        let found = loop {
-            let v = self.next().await.expect("stream ended");
-            if pred(&v) {
-                break v;
-            }
-            skipped.push(v);
-        };
-        self.backlog.extend(skipped);
-        found
-    }
-
-    async fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
-        self.send(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
-            .await;
-        self.until(|v| v["id"] == id && v.get("method").is_none())
-            .await
-    }
-
-    async fn initialize(&mut self) -> Value {
-        let params = init_request(json!(0), "2024-11-05")["params"].clone();
-        let init = self.request(json!(0), "initialize", params).await;
-        assert_eq!(init["result"]["protocolVersion"], "2024-11-05", "{init}");
-        self.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-            .await;
-        init
-    }
-
-    async fn echo(&mut self, id: Value, text: &str) -> String {
-        let r = self
-            .request(
-                id,
-                "tools/call",
-                json!({"name":"echo","arguments":{"text":text}}),
-            )
-            .await;
-        text_of(&r)
-    }
-}
-
-/// The transport scenario (`transports::scenario`) over one legacy SSE connection (also run
-/// against remote upstreams).
-pub(crate) async fn sse_scenario(relay: &Relay) -> crate::transports::Client {
-    let mut c = crate::transports::Client::sse(Legacy::open(relay).await);
-    crate::transports::scenario(&mut c).await;
-    c
+/// `initialize` as a 2024-11-05 client, and `notifications/initialized`.
+async fn initialize(c: &mut Legacy) -> Value {
+    let params = init_request(json!(0), "2024-11-05")["params"].clone();
+    let init = c.request(json!(0), "initialize", params).await;
+    assert_eq!(init["result"]["protocolVersion"], "2024-11-05", "{init}");
+    c.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+        .await;
+    init
 }
 
 #[tokio::test]
 async fn sse_front_runs_the_scenario() {
     let relay = Relay::start(&[], &[]);
-    let c = sse_scenario(&relay).await;
+    let mut c = Legacy::open(&relay).await;
+    scenario(&mut c).await;
     assert_eq!(relay.children().len(), 1);
     drop(c);
     eventually("child stopped with the stream", || {
@@ -173,7 +36,7 @@ async fn sse_front_runs_the_scenario() {
 async fn sse_refusals_have_their_status_codes_and_the_connection_survives() {
     let relay = Relay::start(&["--max-body", "1KiB"], &[]);
     let mut c = Legacy::open(&relay).await;
-    c.initialize().await;
+    initialize(&mut c).await;
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
     let json_ct = "application/json";
     let unknown = format!("{}/message?sessionId={}", relay.base, "0".repeat(32));
@@ -221,8 +84,8 @@ async fn sse_junk_body_is_a_parse_error_event_and_no_connection_is_disturbed() {
     let relay = Relay::start(&[], &[]);
     let mut a = Legacy::open(&relay).await;
     let mut b = Legacy::open(&relay).await;
-    a.initialize().await;
-    b.initialize().await;
+    initialize(&mut a).await;
+    initialize(&mut b).await;
     a.send_raw("this is not json").await;
     let err = a.next().await.unwrap();
     assert_eq!(err["error"]["code"], -32700, "{err}");
@@ -244,7 +107,7 @@ async fn sse_first_message_must_be_initialize() {
     assert_eq!(err["id"], 1);
     assert_eq!(err["error"]["data"]["reason"], "not_initialized");
     assert!(relay.children().is_empty());
-    c.initialize().await;
+    initialize(&mut c).await;
     assert_eq!(c.echo(json!(2), "ok").await, "ok");
 }
 
@@ -253,8 +116,8 @@ async fn sse_closing_one_stream_stops_only_its_child() {
     let relay = Relay::start(&[], &[]);
     let mut a = Legacy::open(&relay).await;
     let mut b = Legacy::open(&relay).await;
-    a.initialize().await;
-    b.initialize().await;
+    initialize(&mut a).await;
+    initialize(&mut b).await;
     assert_eq!(relay.children().len(), 2);
     let endpoint = a.endpoint.clone();
     drop(a);
@@ -271,7 +134,7 @@ async fn sse_closing_one_stream_stops_only_its_child() {
 async fn sse_concurrent_posts_on_one_connection_each_get_their_answer() {
     let relay = Relay::start(&[], &[]);
     let mut c = Legacy::open(&relay).await;
-    c.initialize().await;
+    initialize(&mut c).await;
     let posts = (0..20).map(|i| {
         let body = json!({"jsonrpc":"2.0","id":i,"method":"tools/call",
             "params":{"name":"echo","arguments":{"text":format!("n{i}")}}});
@@ -293,7 +156,7 @@ async fn sse_identity_header_binds_the_connection_to_its_identity() {
     let r = bare.get(&sse).header("accept", "text/event-stream");
     assert_eq!(r.send().await.unwrap().status(), 400, "missing identity");
     let mut c = Legacy::open_with(&relay, &[("x-user", "alice")]).await;
-    c.initialize().await;
+    initialize(&mut c).await;
     let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
     let post = |user: Option<&str>| {
         let mut b = bare
@@ -342,7 +205,7 @@ async fn c1_c2_sse_routes_are_behind_the_host_and_origin_guard() {
 async fn c4_message_probes_without_or_with_a_foreign_session_id_are_never_routed() {
     let relay = Relay::start(&[], &[]);
     let mut victim = Legacy::open(&relay).await;
-    victim.initialize().await;
+    initialize(&mut victim).await;
     let probe = json!({"jsonrpc":"2.0","id":"probe","method":"tools/call",
         "params":{"name":"echo","arguments":{"text":"stolen"}}})
     .to_string();
@@ -378,7 +241,7 @@ async fn c4_message_probes_without_or_with_a_foreign_session_id_are_never_routed
 async fn sse_stream_ends_when_the_relay_drains() {
     let (relay, record) = Relay::start_recorded(&["--shutdown-grace", "60s"], &[]);
     let mut c = Legacy::open(&relay).await;
-    c.initialize().await;
+    initialize(&mut c).await;
     // A Streamable HTTP call still running keeps the relay in its drain after SIGTERM.
     let mut busy = relay.client();
     busy.initialize("2025-11-25").await;
@@ -402,7 +265,7 @@ async fn sse_stream_ends_when_the_relay_drains() {
 async fn sse_stream_ends_after_its_child_dies_so_the_client_reconnects() {
     let relay = Relay::start(&[], &[]);
     let mut c = Legacy::open(&relay).await;
-    c.initialize().await;
+    initialize(&mut c).await;
     c.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
         "params":{"name":"crash","arguments":{"code":3}}}))
         .await;

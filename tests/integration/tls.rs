@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use rustls_pki_types::pem::PemObject;
 use serde_json::json;
-use tokio::io::BufReader;
 
-use crate::support::{eventually, patience, tempdir, text_of, Client, Relay, FIXTURE, RELAY};
-use crate::transports;
+use crate::support::conn::scenario;
+use crate::support::lines::Lines;
+use crate::support::{
+    eventually, patience, tempdir, text_of, wait_recorded, Client, Relay, FIXTURE, RELAY,
+};
 
 /// `mcp-relay cert generate --out-dir DIR`; returns (cert, key).
 fn generate(dir: &Path) -> (PathBuf, PathBuf) {
@@ -146,14 +148,21 @@ async fn https_runs_initialize_and_a_tool_call_and_plaintext_is_refused() {
 async fn reload_serves_the_new_certificate_and_keeps_open_streams() {
     let dir = tempdir();
     let (cert, key) = generate(&dir);
-    let relay = start(&cert, &key, &[]);
+    let tls = [
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ];
+    let (relay, record) = Relay::start_recorded(&tls, &[]);
     let mut old = https_client(&relay, &cert);
     old.initialize("2025-06-18").await;
     let open = {
         let c = old.clone();
         tokio::spawn(async move { c.call(json!("s"), "slow", json!({"ms": 2500})).await })
     };
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The call is in the child (its stream open) before the certificate changes.
+    wait_recorded(&record, "\"slow\"", 1).await;
     let old_cert = dir.join("old.pem");
     std::fs::copy(&cert, &old_cert).unwrap();
     let fresh = tempdir();
@@ -210,8 +219,8 @@ async fn tcp_over_tls_runs_the_scenario() {
     let name = rustls_pki_types::ServerName::try_from("localhost").unwrap();
     let tls = connector.connect(name, tcp).await.unwrap();
     let (r, w) = tokio::io::split(tls);
-    let mut c = transports::Client::lines(Box::new(BufReader::new(r)), Box::new(w));
-    transports::scenario(&mut c).await;
+    let mut c = Lines::new(r, w);
+    scenario(&mut c).await;
 }
 
 #[tokio::test]

@@ -2,7 +2,6 @@
 //! Streamable HTTP: initialize, tools/list, a call with progress, a server→client request, a
 //! notification. Plus their abuse cases: junk, oversize lines/messages, binary frames, idle.
 
-use std::collections::VecDeque;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -12,196 +11,18 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{eventually, init_request, patience, text_of, Relay, FIXTURE, RELAY};
-
-pub(crate) type WsStream =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A message-per-unit connection to the relay.
-pub(crate) enum Conn {
-    Lines {
-        read: Box<dyn tokio::io::AsyncBufRead + Unpin + Send>,
-        write: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-    },
-    Ws(Box<WsStream>),
-    Sse(Box<crate::sse::Legacy>),
-}
-
-pub(crate) struct Client {
-    conn: Conn,
-    /// Messages read while waiting for another one.
-    backlog: VecDeque<Value>,
-}
-
-impl Client {
-    pub(crate) async fn tcp(addr: &str) -> Client {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (r, w) = tcp.into_split();
-        Client::lines(Box::new(BufReader::new(r)), Box::new(w))
-    }
-
-    pub(crate) fn lines(
-        read: Box<dyn tokio::io::AsyncBufRead + Unpin + Send>,
-        write: Box<dyn tokio::io::AsyncWrite + Unpin + Send>,
-    ) -> Client {
-        Client {
-            conn: Conn::Lines { read, write },
-            backlog: VecDeque::new(),
-        }
-    }
-
-    pub(crate) fn sse(legacy: crate::sse::Legacy) -> Client {
-        Client {
-            conn: Conn::Sse(Box::new(legacy)),
-            backlog: VecDeque::new(),
-        }
-    }
-
-    pub(crate) async fn ws(url: &str) -> Client {
-        let mut req = url.into_client_request().unwrap();
-        req.headers_mut()
-            .insert("sec-websocket-protocol", "mcp".parse().unwrap());
-        let (ws, res) = tokio_tungstenite::connect_async(req).await.unwrap();
-        assert_eq!(res.headers()["sec-websocket-protocol"], "mcp");
-        Client {
-            conn: Conn::Ws(Box::new(ws)),
-            backlog: VecDeque::new(),
-        }
-    }
-
-    async fn send_raw(&mut self, text: &str) {
-        match &mut self.conn {
-            Conn::Lines { write, .. } => {
-                write.write_all(text.as_bytes()).await.unwrap();
-                write.write_all(b"\n").await.unwrap();
-                write.flush().await.unwrap();
-            }
-            Conn::Ws(ws) => ws.send(Message::text(text)).await.unwrap(),
-            Conn::Sse(legacy) => legacy.send_raw(text).await,
-        }
-    }
-
-    async fn send(&mut self, v: Value) {
-        self.send_raw(&v.to_string()).await;
-    }
-
-    /// The next message, or `None` when the connection ended.
-    async fn next(&mut self) -> Option<Value> {
-        if let Some(v) = self.backlog.pop_front() {
-            return Some(v);
-        }
-        let read = async {
-            match &mut self.conn {
-                Conn::Lines { read, .. } => {
-                    let mut line = String::new();
-                    match read.read_line(&mut line).await {
-                        Ok(0) | Err(_) => None,
-                        Ok(_) => Some(serde_json::from_str(&line).unwrap()),
-                    }
-                }
-                Conn::Sse(legacy) => legacy.next().await,
-                Conn::Ws(ws) => loop {
-                    match ws.next().await {
-                        Some(Ok(Message::Text(t))) => {
-                            break Some(serde_json::from_str(&t).unwrap())
-                        }
-                        Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                        _ => break None,
-                    }
-                },
-            }
-        };
-        tokio::time::timeout(patience(), read)
-            .await
-            .expect("read timeout")
-    }
-
-    /// Reads until a message matches; others are kept for later.
-    async fn until(&mut self, pred: impl Fn(&Value) -> bool) -> Value {
-        let mut skipped = Vec::new();
-        let found = loop {
-            let v = self.next().await.expect("connection ended");
-            if pred(&v) {
-                break v;
-            }
-            skipped.push(v);
-        };
-        self.backlog.extend(skipped);
-        found
-    }
-
-    async fn request(&mut self, id: Value, method: &str, params: Value) -> Value {
-        self.send(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}))
-            .await;
-        self.until(|v| v["id"] == id && v.get("method").is_none())
-            .await
-    }
-}
-
-/// The scenario every front runs; returns nothing, asserts everything.
-pub(crate) async fn scenario(c: &mut Client) {
-    let init = c
-        .request(
-            json!(0),
-            "initialize",
-            init_request(json!(0), "2025-11-25")["params"].clone(),
-        )
-        .await;
-    assert_eq!(init["result"]["serverInfo"]["name"], "mcp-relay-fixture");
-    c.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-        .await;
-    let list = c.request(json!("l"), "tools/list", json!({})).await;
-    assert!(list["result"]["tools"].as_array().unwrap().len() > 5);
-    // Progress, then the answer.
-    c.send(
-        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
-        "name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}),
-    )
-    .await;
-    let done = c.until(|v| v["id"] == 2).await;
-    assert_eq!(text_of(&done), "done");
-    let progress: Vec<Value> = c
-        .backlog
-        .drain(..)
-        .filter(|v| v["method"] == "notifications/progress")
-        .collect();
-    assert_eq!(progress.len(), 3, "{progress:?}");
-    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
-    // A server→client request, answered on the same connection.
-    c.send(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sample","arguments":{}}}))
-        .await;
-    let ask = c.until(|v| v["method"] == "sampling/createMessage").await;
-    c.send(
-        json!({"jsonrpc":"2.0","id":ask["id"],"result":{"role":"assistant",
-        "content":{"type":"text","text":"sampled"},"model":"m"}}),
-    )
-    .await;
-    let sampled = c.until(|v| v["id"] == 3).await;
-    assert!(text_of(&sampled).contains("sampled"), "{sampled}");
-    // Notifications from the child.
-    c.send(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"notify","arguments":{}}}))
-        .await;
-    c.until(|v| v["method"] == "notifications/tools/list_changed")
-        .await;
-    c.until(|v| v["method"] == "notifications/message").await;
-    assert_eq!(text_of(&c.until(|v| v["id"] == 4).await), "notified");
-}
-
-pub(crate) fn tcp_addr(relay: &Relay) -> String {
-    let logs = relay.logs();
-    let at = logs.find("url=tcp://").expect("no tcp listener logged") + 10;
-    logs[at..].split_whitespace().next().unwrap().to_owned()
-}
-
-pub(crate) fn ws_url(relay: &Relay) -> String {
-    relay.base.replacen("http://", "ws://", 1) + "/ws"
-}
+use crate::support::conn::{scenario, Conn};
+use crate::support::lines::Lines;
+use crate::support::ws::Ws;
+use crate::support::{
+    eventually, init_request, patience, tcp_addr, text_of, ws_url, Relay, FIXTURE, RELAY,
+};
 
 #[tokio::test]
 async fn tcp_front_runs_the_scenario() {
     let relay = Relay::start(&["--tcp-listen", "127.0.0.1:0"], &[]);
     eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
-    let mut c = Client::tcp(&tcp_addr(&relay)).await;
+    let mut c = Lines::tcp(&tcp_addr(&relay)).await;
     scenario(&mut c).await;
     drop(c);
     eventually("child stopped with the connection", || {
@@ -213,7 +34,7 @@ async fn tcp_front_runs_the_scenario() {
 #[tokio::test]
 async fn websocket_front_runs_the_scenario() {
     let relay = Relay::start(&[], &[]);
-    let mut c = Client::ws(&ws_url(&relay)).await;
+    let mut c = Ws::connect(&ws_url(&relay)).await;
     scenario(&mut c).await;
     drop(c);
     eventually("child stopped with the connection", || {
@@ -239,7 +60,7 @@ async fn stdio_front_runs_the_scenario() {
     let mut child = stdio_relay();
     let stdin = child.stdin.take().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let mut c = Client::lines(Box::new(BufReader::new(stdout)), Box::new(stdin));
+    let mut c = Lines::new(stdout, stdin);
     scenario(&mut c).await;
     drop(c);
     let status = tokio::time::timeout(patience(), child.wait())
@@ -300,8 +121,8 @@ async fn shared_mode_over_tcp_and_websocket_uses_one_child() {
         &[],
     );
     eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
-    let mut a = Client::tcp(&tcp_addr(&relay)).await;
-    let mut b = Client::ws(&ws_url(&relay)).await;
+    let mut a = Lines::tcp(&tcp_addr(&relay)).await;
+    let mut b = Ws::connect(&ws_url(&relay)).await;
     scenario(&mut a).await;
     scenario(&mut b).await;
     assert_eq!(relay.children().len(), 1);
@@ -315,14 +136,14 @@ async fn tcp_junk_is_answered_and_an_oversize_line_closes_only_that_connection()
     );
     eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
     let addr = tcp_addr(&relay);
-    let mut good = Client::tcp(&addr).await;
+    let mut good = Lines::tcp(&addr).await;
     good.request(
         json!(0),
         "initialize",
         init_request(json!(0), "2025-11-25")["params"].clone(),
     )
     .await;
-    let mut bad = Client::tcp(&addr).await;
+    let mut bad = Lines::tcp(&addr).await;
     bad.send_raw("not json").await;
     assert_eq!(bad.next().await.unwrap()["error"]["code"], -32700);
     bad.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/list"}))
@@ -348,7 +169,7 @@ async fn tcp_junk_is_answered_and_an_oversize_line_closes_only_that_connection()
 async fn tcp_idle_connection_is_closed() {
     let relay = Relay::start(&["--tcp-listen", "127.0.0.1:0", "--tcp-idle", "300ms"], &[]);
     eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
-    let mut c = Client::tcp(&tcp_addr(&relay)).await;
+    let mut c = Lines::tcp(&tcp_addr(&relay)).await;
     let start = std::time::Instant::now();
     assert!(c.next().await.is_none());
     assert!(start.elapsed() >= Duration::from_millis(250));
@@ -361,14 +182,10 @@ async fn websocket_binary_and_oversize_messages_close_with_their_codes() {
         Some(Ok(Message::Close(Some(f)))) => u16::from(f.code),
         other => panic!("expected a close frame, got {other:?}"),
     };
-    let Conn::Ws(mut ws) = Client::ws(&ws_url(&relay)).await.conn else {
-        unreachable!()
-    };
+    let mut ws = Ws::connect(&ws_url(&relay)).await.stream;
     ws.send(Message::binary(vec![1, 2, 3])).await.unwrap();
     assert_eq!(close_code(ws.next().await), 1008);
-    let Conn::Ws(mut ws) = Client::ws(&ws_url(&relay)).await.conn else {
-        unreachable!()
-    };
+    let mut ws = Ws::connect(&ws_url(&relay)).await.stream;
     ws.send(Message::text("y".repeat(4096))).await.unwrap();
     assert_eq!(close_code(ws.next().await), 1009);
 }
@@ -387,23 +204,25 @@ async fn websocket_from_a_foreign_origin_is_refused_before_the_upgrade() {
 async fn a_connection_whose_child_dies_gets_the_error_then_closes() {
     let relay = Relay::start(&["--tcp-listen", "127.0.0.1:0"], &[]);
     eventually("tcp listening", || relay.logs().contains("url=tcp://")).await;
-    for mut c in [
-        Client::tcp(&tcp_addr(&relay)).await,
-        Client::ws(&ws_url(&relay)).await,
-    ] {
-        c.request(
-            json!(0),
-            "initialize",
-            init_request(json!(0), "2025-11-25")["params"].clone(),
-        )
+    let tcp = Lines::tcp(&tcp_addr(&relay)).await;
+    let ws = Ws::connect(&ws_url(&relay)).await;
+    gets_the_error_then_closes(tcp).await;
+    gets_the_error_then_closes(ws).await;
+}
+
+async fn gets_the_error_then_closes(mut c: impl Conn) {
+    c.request(
+        json!(0),
+        "initialize",
+        init_request(json!(0), "2025-11-25")["params"].clone(),
+    )
+    .await;
+    c.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
+        "params":{"name":"crash","arguments":{"code":3}}}))
         .await;
-        c.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call",
-            "params":{"name":"crash","arguments":{"code":3}}}))
-            .await;
-        let err = c.until(|v| v["id"] == 1).await;
-        assert_eq!(err["error"]["code"], -31007, "{err}");
-        assert!(c.next().await.is_none(), "the connection should close");
-    }
+    let err = c.until(|v| v["id"] == 1).await;
+    assert_eq!(err["error"]["code"], -31007, "{err}");
+    assert!(c.next().await.is_none(), "the connection should close");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -416,7 +235,7 @@ async fn d5_a_tcp_client_that_stops_reading_is_dropped_and_others_carry_on() {
     sock.set_recv_buffer_size(4096).unwrap();
     let tcp = sock.connect(addr.parse().unwrap()).await.unwrap();
     let (r, w) = tcp.into_split();
-    let mut slow = Client::lines(Box::new(BufReader::new(r)), Box::new(w));
+    let mut slow = Lines::new(r, w);
     slow.request(
         json!(0),
         "initialize",
@@ -427,7 +246,7 @@ async fn d5_a_tcp_client_that_stops_reading_is_dropped_and_others_carry_on() {
     slow.send(json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
         "name":"progress","arguments":{"steps":200000,"interval_ms":0},"_meta":{"progressToken":1}}}))
         .await;
-    let mut other = Client::tcp(&addr).await;
+    let mut other = Lines::tcp(&addr).await;
     other
         .request(
             json!(0),
@@ -464,7 +283,7 @@ async fn d5_a_tcp_client_that_stops_reading_is_dropped_and_others_carry_on() {
 #[tokio::test]
 async fn websocket_junk_is_answered_and_a_full_relay_closes_with_try_later() {
     let relay = Relay::start(&["--max-sessions", "1"], &[]);
-    let mut first = Client::ws(&ws_url(&relay)).await;
+    let mut first = Ws::connect(&ws_url(&relay)).await;
     first.send_raw("{not json").await;
     assert_eq!(first.next().await.unwrap()["error"]["code"], -32700);
     first
@@ -474,9 +293,7 @@ async fn websocket_junk_is_answered_and_a_full_relay_closes_with_try_later() {
             init_request(json!(0), "2025-11-25")["params"].clone(),
         )
         .await;
-    let Conn::Ws(mut ws) = Client::ws(&ws_url(&relay)).await.conn else {
-        unreachable!()
-    };
+    let mut ws = Ws::connect(&ws_url(&relay)).await.stream;
     ws.send(Message::text(
         init_request(json!(0), "2025-11-25").to_string(),
     ))

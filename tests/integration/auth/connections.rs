@@ -11,18 +11,16 @@ async fn websocket_and_tcp_with_a_valid_credential_work_end_to_end() {
     let token = setup.mint("alice", "user", &[]);
     let addr = tcp_listening(&relay).await;
 
-    let (mut ws, res) = tokio_tungstenite::connect_async(ws_request(&relay, &[auth(&token)]))
+    let (ws, res) = tokio_tungstenite::connect_async(ws_request(&ws_url(&relay), &[auth(&token)]))
         .await
         .unwrap();
     assert_eq!(res.status(), 101);
-    assert_eq!(ws_echo(&mut ws, "over ws").await, "over ws");
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(ws_request(&relay, &[("x-api-key", key.clone())]))
-            .await
-            .unwrap();
-    assert_eq!(ws_echo(&mut ws, "ws key").await, "ws key");
+    let mut ws = Ws::from(ws);
+    assert_eq!(echo_over(&mut ws, "over ws").await, "over ws");
+    let mut ws = Ws::connect_with(&ws_url(&relay), &[("x-api-key", key.clone())]).await;
+    assert_eq!(echo_over(&mut ws, "ws key").await, "ws key");
     // A bad token on the upgrade: 401 invalid_token, no 101.
-    let err = tokio_tungstenite::connect_async(ws_request(&relay, &[auth("x.y.z")]))
+    let err = tokio_tungstenite::connect_async(ws_request(&ws_url(&relay), &[auth("x.y.z")]))
         .await
         .unwrap_err();
     let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
@@ -35,17 +33,13 @@ async fn websocket_and_tcp_with_a_valid_credential_work_end_to_end() {
         json!({"Authorization": format!("bearer {token}")}),
         json!({"x-api-key": key}),
     ] {
-        let mut tcp = Lines::connect(&addr).await;
-        tcp.send(&first.to_string()).await;
-        assert_eq!(tcp.echo("over tcp").await, "over tcp", "{first}");
+        let mut tcp = Lines::tcp(&addr).await;
+        tcp.send(first.clone()).await;
+        assert_eq!(echo_over(&mut tcp, "over tcp").await, "over tcp", "{first}");
     }
     // The full transport scenario after the credential line.
-    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
-    let (r, mut w) = tcp.into_split();
-    let line = json!({"authorization": format!("Bearer {token}")}).to_string() + "\n";
-    w.write_all(line.as_bytes()).await.unwrap();
-    let mut c = transports::Client::lines(Box::new(BufReader::new(r)), Box::new(w));
-    transports::scenario(&mut c).await;
+    let mut c = Lines::tcp_with(&addr, &json!({"authorization": format!("Bearer {token}")})).await;
+    scenario(&mut c).await;
 }
 
 #[tokio::test]
@@ -54,12 +48,10 @@ async fn websocket_connection_is_closed_when_its_token_expires() {
     let relay = setup.serve(&[], None);
     let token = setup.mint("alice", "user", &["--expires-in", "3s"]);
     let exp = claim_exp(&token);
-    let (mut ws, _) = tokio_tungstenite::connect_async(ws_request(&relay, &[auth(&token)]))
-        .await
-        .unwrap();
-    assert_eq!(ws_echo(&mut ws, "before expiry").await, "before expiry");
+    let mut ws = Ws::connect_with(&ws_url(&relay), &[auth(&token)]).await;
+    assert_eq!(echo_over(&mut ws, "before expiry").await, "before expiry");
     let ended = loop {
-        match ws_next(&mut ws).await {
+        match ws.next().await {
             Some(_) => continue,
             None => break now(),
         }
@@ -75,10 +67,10 @@ async fn tcp_connection_is_closed_when_its_token_expires() {
     let addr = tcp_listening(&relay).await;
     let token = setup.mint("alice", "user", &["--expires-in", "3s"]);
     let exp = claim_exp(&token);
-    let mut tcp = Lines::connect(&addr).await;
-    tcp.send(&json!({"authorization": format!("Bearer {token}")}).to_string())
+    let mut tcp = Lines::tcp(&addr).await;
+    tcp.send(json!({"authorization": format!("Bearer {token}")}))
         .await;
-    assert_eq!(tcp.echo("before expiry").await, "before expiry");
+    assert_eq!(echo_over(&mut tcp, "before expiry").await, "before expiry");
     while tcp.next().await.is_some() {}
     let ended = now();
     assert!(ended >= exp, "closed at {ended}, before exp {exp}");
@@ -100,9 +92,12 @@ async fn api_key_expiring_during_a_tcp_connection_closes_it() {
     let setup = Setup::new("", &block);
     let relay = setup.serve(&["--tcp-listen", "127.0.0.1:0"], None);
     let addr = tcp_listening(&relay).await;
-    let mut tcp = Lines::connect(&addr).await;
-    tcp.send(&json!({"x-api-key": key}).to_string()).await;
-    assert_eq!(tcp.echo("key before expiry").await, "key before expiry");
+    let mut tcp = Lines::tcp(&addr).await;
+    tcp.send(json!({"x-api-key": key})).await;
+    assert_eq!(
+        echo_over(&mut tcp, "key before expiry").await,
+        "key before expiry"
+    );
     while tcp.next().await.is_some() {}
     let ended = now();
     assert!(ended >= exp, "closed at {ended}, before expiry {exp}");
@@ -120,8 +115,8 @@ async fn api_key_expiring_during_a_tcp_connection_closes_it() {
 
 /// The first TCP line's verdict for `line`: the first message back and whether it closed.
 async fn tcp_first_line(addr: &str, line: &str) -> (Value, bool) {
-    let mut tcp = Lines::connect(addr).await;
-    tcp.send(line).await;
+    let mut tcp = Lines::tcp(addr).await;
+    tcp.send_raw(line).await;
     tcp.try_send(&init_request(json!(0), VERSION).to_string())
         .await;
     let first = tcp.next().await.expect("no answer");

@@ -227,8 +227,8 @@ async fn g3_tls_tcp_mapped_certificate_needs_no_credential_line_and_unmapped_is_
     let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let stream = good.connect(name.clone(), tcp).await.unwrap();
     let (r, w) = tokio::io::split(stream);
-    let mut c = transports::Client::lines(Box::new(BufReader::new(r)), Box::new(w));
-    transports::scenario(&mut c).await;
+    let mut c = Lines::new(r, w);
+    scenario(&mut c).await;
 
     // An unmapped certificate: one -31002 error line, then the connection closes.
     let bad = tls_connector(

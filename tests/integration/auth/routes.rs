@@ -62,7 +62,7 @@ async fn a1_every_route_without_credentials_is_401_with_metadata_challenge() {
     }
 
     // WebSocket upgrade: 401 with the challenge, never 101.
-    let err = tokio_tungstenite::connect_async(ws_request(&relay, &[]))
+    let err = tokio_tungstenite::connect_async(ws_request(&ws_url(&relay), &[]))
         .await
         .expect_err("websocket upgraded without credentials");
     let tokio_tungstenite::tungstenite::Error::Http(res) = err else {
@@ -90,8 +90,8 @@ async fn a1_every_route_without_credentials_is_401_with_metadata_challenge() {
         "",
         "garbage",
     ] {
-        let mut tcp = Lines::connect(&addr).await;
-        tcp.send(first).await;
+        let mut tcp = Lines::tcp(&addr).await;
+        tcp.send_raw(first).await;
         if first.is_empty() {
             // An empty line is not a credential either (the relay may have closed already).
             tcp.try_send(&init).await;
@@ -103,7 +103,8 @@ async fn a1_every_route_without_credentials_is_401_with_metadata_challenge() {
         assert_eq!(tcp.next().await, None, "tcp {first:?}: not closed");
     }
 
-    // Nothing of the above reached a child.
+    // Nothing of the above reached a child. Not a race guard: a window in which nothing may
+    // arrive, then the check (the positive control below shows the record catches traffic).
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         lines_of(&record).is_empty(),

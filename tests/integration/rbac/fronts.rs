@@ -2,86 +2,12 @@
 
 use super::*;
 
+use crate::support::conn::Conn;
+use crate::support::lines::Lines;
+use crate::support::ws::Ws;
+use crate::support::{tcp_addr, ws_url};
+
 // === connection fronts ===
-
-/// A newline- or message-delimited JSON-RPC connection: TCP lines or WebSocket text frames.
-enum Front {
-    Tcp(tokio::io::BufReader<tokio::net::TcpStream>),
-    Ws(Box<crate::transports::WsStream>),
-}
-
-impl Front {
-    async fn tcp(relay: &Relay, token: &str) -> Front {
-        use tokio::io::AsyncWriteExt as _;
-        let addr = crate::transports::tcp_addr(relay);
-        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let hello = json!({"authorization": format!("Bearer {token}")}).to_string() + "\n";
-        tcp.write_all(hello.as_bytes()).await.unwrap();
-        Front::Tcp(tokio::io::BufReader::new(tcp))
-    }
-
-    async fn ws(relay: &Relay, token: &str) -> Front {
-        use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
-        let mut req = crate::transports::ws_url(relay)
-            .into_client_request()
-            .unwrap();
-        let h = req.headers_mut();
-        h.insert("sec-websocket-protocol", "mcp".parse().unwrap());
-        h.insert("authorization", format!("Bearer {token}").parse().unwrap());
-        let (ws, _) = tokio_tungstenite::connect_async(req).await.unwrap();
-        Front::Ws(Box::new(ws))
-    }
-
-    async fn send(&mut self, v: &Value) {
-        use futures_util::SinkExt as _;
-        use tokio::io::AsyncWriteExt as _;
-        match self {
-            Front::Tcp(s) => {
-                let line = v.to_string() + "\n";
-                s.get_mut().write_all(line.as_bytes()).await.unwrap();
-            }
-            Front::Ws(ws) => ws
-                .send(tokio_tungstenite::tungstenite::Message::text(v.to_string()))
-                .await
-                .unwrap(),
-        }
-    }
-
-    /// The answer to request `id` (notifications in between are skipped).
-    async fn answer(&mut self, id: &Value) -> Value {
-        use futures_util::StreamExt as _;
-        use tokio::io::AsyncBufReadExt as _;
-        let read = async {
-            loop {
-                let v: Value = match self {
-                    Front::Tcp(s) => {
-                        let mut line = String::new();
-                        assert!(s.read_line(&mut line).await.unwrap() > 0, "closed");
-                        serde_json::from_str(&line).unwrap()
-                    }
-                    Front::Ws(ws) => match ws.next().await {
-                        Some(Ok(tokio_tungstenite::tungstenite::Message::Text(t))) => {
-                            serde_json::from_str(&t).unwrap()
-                        }
-                        Some(Ok(_)) => continue,
-                        other => panic!("websocket ended: {other:?}"),
-                    },
-                };
-                if &v["id"] == id && v.get("method").is_none() {
-                    return v;
-                }
-            }
-        };
-        tokio::time::timeout(patience(), read)
-            .await
-            .expect("answer timeout")
-    }
-
-    async fn request(&mut self, v: Value) -> Value {
-        self.send(&v).await;
-        self.answer(&v["id"]).await
-    }
-}
 
 #[tokio::test]
 async fn b1_tcp_and_websocket_fronts_apply_the_same_roles_and_audit() {
@@ -90,40 +16,44 @@ async fn b1_tcp_and_websocket_fronts_apply_the_same_roles_and_audit() {
         ..Opts::default()
     });
     let token = mint("ursula", "user");
-    for (transport, mut f) in [
-        ("tcp", Front::tcp(&rig.relay, &token).await),
-        ("websocket", Front::ws(&rig.relay, &token).await),
-    ] {
-        let init = f
-            .request(crate::support::init_request(json!(0), "2025-11-25"))
-            .await;
-        assert!(init.get("result").is_some(), "{transport}: {init}");
-        f.send(&json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
-            .await;
-        let list = f.request(req(json!(1), "tools/list", json!({}))).await;
-        let tools = tool_names(&list);
-        assert!(tools.contains(&"echo".to_owned()), "{transport}");
-        assert!(
-            !tools.contains(&"delete_everything".to_owned()),
-            "{transport}"
-        );
-        let ok = f.request(call(json!(2), "echo")).await;
-        assert_eq!(text_of(&ok), "hi", "{transport}");
-        let denied = f.request(call(json!(3), "delete_everything")).await;
-        assert_unknown(&denied, json!(3), -32602, "Unknown tool: delete_everything");
-        let m = f.request(req(json!(4), "foo/bar", json!({}))).await;
-        assert_unknown(&m, json!(4), -32601, "Method not found");
-        let rec = rig
-            .audited(json!({"transport": transport, "name": "delete_everything"}))
-            .await;
-        assert_eq!(rec["decision"], "deny", "{rec}");
-        assert_eq!(rec["principal"], "ursula");
-        assert_eq!(rec["auth"], "jwt");
-    }
+    let bearer = format!("Bearer {token}");
+    let tcp = Lines::tcp_with(&tcp_addr(&rig.relay), &json!({ "authorization": bearer })).await;
+    let ws = Ws::connect_with(&ws_url(&rig.relay), &[("authorization", bearer.clone())]).await;
+    applies_roles(&rig, "tcp", tcp).await;
+    applies_roles(&rig, "websocket", ws).await;
     // Both connections' echo calls reached the child; neither denied request did.
     wait_recorded(&rig.record, "\"echo\"", 2).await;
     assert_eq!(rig.recorded_with("delete_everything"), 0);
     assert_eq!(rig.recorded_with("foo/bar"), 0);
+}
+
+/// One connection front: roles applied per message, each decision audited.
+async fn applies_roles(rig: &Rig, transport: &str, mut f: impl Conn) {
+    let init = f
+        .exchange(crate::support::init_request(json!(0), "2025-11-25"))
+        .await;
+    assert!(init.get("result").is_some(), "{transport}: {init}");
+    f.send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
+        .await;
+    let list = f.exchange(req(json!(1), "tools/list", json!({}))).await;
+    let tools = tool_names(&list);
+    assert!(tools.contains(&"echo".to_owned()), "{transport}");
+    assert!(
+        !tools.contains(&"delete_everything".to_owned()),
+        "{transport}"
+    );
+    let ok = f.exchange(call(json!(2), "echo")).await;
+    assert_eq!(text_of(&ok), "hi", "{transport}");
+    let denied = f.exchange(call(json!(3), "delete_everything")).await;
+    assert_unknown(&denied, json!(3), -32602, "Unknown tool: delete_everything");
+    let m = f.exchange(req(json!(4), "foo/bar", json!({}))).await;
+    assert_unknown(&m, json!(4), -32601, "Method not found");
+    let rec = rig
+        .audited(json!({"transport": transport, "name": "delete_everything"}))
+        .await;
+    assert_eq!(rec["decision"], "deny", "{rec}");
+    assert_eq!(rec["principal"], "ursula");
+    assert_eq!(rec["auth"], "jwt");
 }
 
 #[tokio::test]
