@@ -294,6 +294,19 @@ impl Frame {
         &self.bytes
     }
 
+    /// `params` read as `P`, for the few fields a check needs beyond those parsed above (the
+    /// `_meta` of a modern request, audited arguments, a completion's `ref`...): parsed on
+    /// demand, never on the hot path. `None` when absent, `null` or not of `P`'s shape.
+    pub fn params<'a, P: serde::Deserialize<'a>>(&'a self) -> Option<P> {
+        #[derive(serde::Deserialize)]
+        struct Envelope<P> {
+            params: Option<P>,
+        }
+        serde_json::from_slice::<Envelope<P>>(&self.bytes)
+            .ok()?
+            .params
+    }
+
     pub fn is_error(&self) -> bool {
         self.is_error
     }

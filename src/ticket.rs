@@ -239,15 +239,8 @@ fn record_of(audit: &Audit, caller: &Caller, session: Option<&str>, frame: &Fram
 /// `params.arguments` of a request, raw (only read when auditing).
 fn arguments(frame: &Frame) -> Option<Box<serde_json::value::RawValue>> {
     #[derive(serde::Deserialize)]
-    struct Env {
-        params: Option<Params>,
-    }
-    #[derive(serde::Deserialize)]
     struct Params {
         arguments: Option<Box<serde_json::value::RawValue>>,
     }
-    serde_json::from_slice::<Env>(frame.bytes())
-        .ok()?
-        .params?
-        .arguments
+    frame.params::<Params>()?.arguments
 }

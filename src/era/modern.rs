@@ -383,10 +383,6 @@ struct Body {
 impl Body {
     fn of(frame: &Frame) -> Body {
         #[derive(Deserialize)]
-        struct Envelope {
-            params: Option<Params>,
-        }
-        #[derive(Deserialize)]
         struct Params {
             #[serde(rename = "_meta")]
             meta: Option<Value>,
@@ -397,8 +393,8 @@ impl Body {
             _ => None,
         };
         // Params that are not an object (or a body that is not one) carry neither.
-        match serde_json::from_slice::<Envelope>(frame.bytes()).map(|e| e.params) {
-            Ok(Some(p)) => Body {
+        match frame.params::<Params>() {
+            Some(p) => Body {
                 meta: object(p.meta),
                 arguments: object(p.arguments),
             },

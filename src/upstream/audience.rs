@@ -261,17 +261,11 @@ enum Field {
 /// `params.uri` or `params.level` of a notification (only read on the fan-out path).
 fn notification_field(frame: &Frame, field: Field) -> Option<String> {
     #[derive(Deserialize)]
-    struct Envelope {
-        params: Option<Params>,
-    }
-    #[derive(Deserialize)]
     struct Params {
         uri: Option<String>,
         level: Option<String>,
     }
-    let p = serde_json::from_slice::<Envelope>(frame.bytes())
-        .ok()?
-        .params?;
+    let p = frame.params::<Params>()?;
     match field {
         Field::Uri => p.uri,
         Field::Level => p.level,

@@ -201,11 +201,6 @@ struct Meta {
 impl Meta {
     fn of(frame: &Frame) -> Meta {
         #[derive(serde::Deserialize)]
-        struct Env<'a> {
-            #[serde(borrow)]
-            params: Option<Params<'a>>,
-        }
-        #[derive(serde::Deserialize)]
         struct Params<'a> {
             #[serde(rename = "_meta", borrow)]
             meta: Option<MetaField<'a>>,
@@ -216,10 +211,7 @@ impl Meta {
         struct MetaField<'a> {
             traceparent: Option<&'a str>,
         }
-        let Some(params) = serde_json::from_slice::<Env<'_>>(frame.bytes())
-            .ok()
-            .and_then(|e| e.params)
-        else {
+        let Some(params) = frame.params::<Params<'_>>() else {
             return Meta::default();
         };
         Meta {

@@ -15,10 +15,6 @@ use crate::jsonrpc::Frame;
 /// taken from its body; `None` for legacy messages (no `_meta` protocol version).
 pub(super) fn modern_headers(frame: &Frame) -> Option<HeaderMap> {
     #[derive(Deserialize)]
-    struct Envelope {
-        params: Option<Params>,
-    }
-    #[derive(Deserialize)]
     struct Params {
         #[serde(rename = "_meta")]
         meta: Option<Meta>,
@@ -30,11 +26,7 @@ pub(super) fn modern_headers(frame: &Frame) -> Option<HeaderMap> {
     }
     // Legacy messages, the common case, are not parsed again.
     memchr::memmem::find(frame.bytes(), crate::era::MODERN_META_KEY.as_bytes())?;
-    let version = serde_json::from_slice::<Envelope>(frame.bytes())
-        .ok()?
-        .params?
-        .meta?
-        .version?;
+    let version = frame.params::<Params>()?.meta?.version?;
     let mut h = HeaderMap::new();
     h.insert(VERSION_HEADER, HeaderValue::from_str(&version).ok()?);
     let method = frame.method()?;
