@@ -238,7 +238,8 @@ async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
             () = hup.recv() => {}
             () = stop.cancelled() => return,
         }
-        match crate::config::file::reload_config() {
+        let argv = std::env::args_os().collect();
+        match crate::config::load(argv, &crate::secret::process_env) {
             Ok(cfg) => {
                 relay.reload_policy(cfg.policy);
                 info!(signal = "SIGHUP", "policy reloaded");

@@ -9,7 +9,8 @@
 //! time), subscriptions and log level replayed; requests sent meanwhile wait (bounded) and
 //! are delivered; only requests that were on the wire when the link broke get an error.
 //!
-//! This file owns the command line and turns it into a `ServeConfig`; the OAuth client, token
+//! This file owns the command line and turns it into a `ServeConfig` (a value: the relay's
+//! defaults from `ServeConfig::bridge`, with the remote link and tool filter set); the OAuth client, token
 //! store, URL/SSRF guard and browser launcher are its submodules.
 
 pub mod browser;
@@ -21,13 +22,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-
-use crate::cli::ServeArgs;
+use crate::config::args::{duration, size};
 use crate::config::ServeConfig;
 use crate::policy::rbac::Rbac;
 use crate::upstream::remote::{Access, CredentialSource, RemoteSpec, Roots, TlsOptions};
-use crate::upstream::ServerSpec;
 
 /// Which protocol to speak to the remote server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -141,10 +139,10 @@ pub struct ConnectArgs {
     #[arg(long)]
     pub allow_private_discovery: bool,
     /// Largest message accepted from the server.
-    #[arg(long, default_value = "16MiB", value_parser = crate::cli::size)]
+    #[arg(long, default_value = "16MiB", value_parser = size)]
     pub max_message: u64,
     /// How long one request may take before the host gets an error (-31008).
-    #[arg(long, default_value = "60s", value_parser = crate::cli::duration)]
+    #[arg(long, default_value = "60s", value_parser = duration)]
     pub request_timeout: Duration,
     /// Log to this file instead of stderr.
     #[arg(long, value_name = "FILE")]
@@ -155,24 +153,6 @@ pub struct ConnectArgs {
 pub fn config(args: &ConnectArgs) -> Result<ServeConfig, Vec<String>> {
     let mut errors = Vec::new();
     let url = normalized_url(&args.url, args.transport).map_err(|e| vec![e])?;
-    let timeout = humantime::format_duration(args.request_timeout).to_string();
-    let max_line = args.max_message.to_string();
-    let base = [
-        "--upstream",
-        url.as_str(),
-        "--session-mode",
-        "shared",
-        "--children",
-        "1",
-        "--request-timeout",
-        timeout.as_str(),
-        "--max-line",
-        max_line.as_str(),
-    ];
-    let serve = Serve::try_parse_from(std::iter::once("mcp-relay").chain(base))
-        .map_err(|e| vec![e.to_string()])?;
-    let mut cfg = serve.args.into_config()?;
-    cfg.forward_hello = true;
     // The host's machine: its own trust store, unless told otherwise.
     let tls = TlsOptions {
         ca: args.ca_file.clone(),
@@ -181,47 +161,29 @@ pub fn config(args: &ConnectArgs) -> Result<ServeConfig, Vec<String>> {
         client_key: args.client_key.clone(),
         insecure: args.insecure,
     };
+    let max = usize::try_from(args.max_message).unwrap_or(usize::MAX);
+    let spec = RemoteSpec::parse_with(&url, max, &tls)
+        .map_err(|e| errors.push(e))
+        .ok();
+    let access = access(args).map_err(|e| errors.push(e)).ok();
+    let rbac = (!args.allow_tools.is_empty() || !args.deny_tools.is_empty())
+        .then(|| tool_filter(&args.allow_tools, &args.deny_tools))
+        .and_then(|r| r.map_err(|e| errors.push(e)).ok());
+    let (Some(mut spec), Some(access), true) = (spec, access, errors.is_empty()) else {
+        return Err(errors);
+    };
+    spec.set_access(access);
+    let mut cfg = ServeConfig::bridge(spec, args.request_timeout, &crate::secret::process_env)?;
     if args.insecure {
         tracing::warn!(
             "--insecure: the server's certificate is NOT verified; anyone on the path can read and change this traffic"
         );
     }
-    let max = usize::try_from(args.max_message).unwrap_or(usize::MAX);
-    match RemoteSpec::parse_with(&url, max, &tls) {
-        Ok(spec) => cfg.child = ServerSpec::Remote(spec),
-        Err(e) => errors.push(e),
+    if let Some(rbac) = rbac {
+        cfg.policy.rbac = Some(Arc::new(rbac));
+        cfg.stdio_roles = vec![BRIDGE_ROLE.to_owned()];
     }
-    let access = match access(args) {
-        Ok(a) => Some(a),
-        Err(e) => {
-            errors.push(e);
-            None
-        }
-    };
-    if let (ServerSpec::Remote(spec), Some(access)) = (&mut cfg.child, access) {
-        spec.set_access(access);
-    }
-    if !args.allow_tools.is_empty() || !args.deny_tools.is_empty() {
-        match tool_filter(&args.allow_tools, &args.deny_tools) {
-            Ok(rbac) => {
-                cfg.policy.rbac = Some(Arc::new(rbac));
-                cfg.stdio_roles = vec![BRIDGE_ROLE.to_owned()];
-            }
-            Err(e) => errors.push(e),
-        }
-    }
-    if errors.is_empty() {
-        Ok(cfg)
-    } else {
-        Err(errors)
-    }
-}
-
-/// `serve`'s flags, parsed on their own: the bridge is `serve` turned around.
-#[derive(Debug, Parser)]
-struct Serve {
-    #[command(flatten)]
-    args: ServeArgs,
+    Ok(cfg)
 }
 
 /// The role the local host has when tools are filtered.

@@ -1,14 +1,19 @@
-//! The validated runtime configuration of `serve`.
+//! The validated runtime configuration of `serve`, and [`load`], the one way to it.
 //!
-//! Built from the command line today (`cli.rs` is the file form); every value is checked
-//! here, before any port is bound, and every problem is reported at once. The command to wrap
-//! is resolved on `PATH` now, so an unspawnable command is a usage error, not a runtime one.
+//! A `serve` command line (`config/args.rs`, with the `[serve]` section of `--config FILE`
+//! spliced in by `config/file.rs`) is checked by `config/validate.rs` before any port is
+//! bound, and every problem is reported at once. The command to wrap is resolved on `PATH`
+//! now, so an unspawnable command is a usage error, not a runtime one. Start-up, SIGHUP reload
+//! and `check-config` all call [`load`]. The rest of the command line is `cli.rs`.
 
 pub mod admin;
+pub mod args;
 pub mod file;
 pub mod mcp_servers;
 pub mod security;
+pub mod validate;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -16,6 +21,14 @@ use std::time::Duration;
 use crate::policy::{OriginGuard, RequestPolicy};
 use crate::session::stream::BufferLimits;
 use crate::upstream::{Limits, ServerSpec};
+
+/// The configuration a `serve` (or `stdio`) command line runs with: the `[serve]` section of
+/// its `--config` spliced in, the flags parsed, everything validated with `env` as the
+/// environment. Every problem, or the config.
+pub fn load(argv: Vec<OsString>, env: validate::Env<'_>) -> Result<ServeConfig, Vec<String>> {
+    let argv = file::expand_argv(argv)?;
+    validate::serve(args::parse(&argv)?, env)
+}
 
 /// How a request's answer is returned when the client accepts both forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -3,34 +3,16 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
-use mcp_relay::cli::{CertCommand, Cli, Command};
+use mcp_relay::cli::{self, CertCommand, Command};
 use mcp_relay::upstream::stdio::{exec_shim, EXEC_SHIM};
 use mcp_relay::{app, bridge, cert, config, telemetry, token};
-
-const EX_USAGE: u8 = 64;
 
 fn main() -> ExitCode {
     if std::env::args_os().nth(1).as_deref() == Some(EXEC_SHIM.as_ref()) {
         return exec_shim(std::env::args_os().skip(2));
     }
-    // Usage problems exit 64; `--help` and `--version` exit 0.
-    let parsed = config::file::expand_argv(std::env::args_os().collect())
-        .map_err(|e| {
-            eprintln!("mcp-relay: {e}");
-            EX_USAGE
-        })
-        .and_then(|argv| {
-            Cli::try_parse_from(argv).map_err(|e| {
-                let _ = e.print();
-                if e.use_stderr() {
-                    EX_USAGE
-                } else {
-                    0
-                }
-            })
-        });
-    let cli = match parsed {
+    let argv: Vec<_> = std::env::args_os().collect();
+    let cli = match cli::parse(argv.clone()) {
         Ok(cli) => cli,
         Err(code) => return ExitCode::from(code),
     };
@@ -39,9 +21,12 @@ fn main() -> ExitCode {
         _ => None,
     };
     telemetry::init(cli.log_format, &cli.log_level, log_file.as_deref());
+    // `serve` and `stdio` load their configuration from the command line, as reload and
+    // `check-config` do.
+    let load = || config::load(argv, &mcp_relay::secret::process_env);
     match cli.command {
-        Command::Serve(args) => app::run(args.into_config(), |cfg| Box::pin(app::serve(cfg))),
-        Command::Stdio(args) => app::run(args.into_config(), |cfg| Box::pin(app::stdio(cfg))),
+        Command::Serve(_) => app::run(load(), |cfg| Box::pin(app::serve(cfg))),
+        Command::Stdio(_) => app::run(load(), |cfg| Box::pin(app::stdio(cfg))),
         Command::Connect(args) => app::run(bridge::config(&args), |cfg| Box::pin(app::stdio(cfg))),
         Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
         Command::Token(cmd) => ExitCode::from(token::command(cmd)),

@@ -4,22 +4,24 @@
 //! flag; `true` sets a switch. Flags given on the command line win over the file.
 //!
 //! The file's other sections (`[auth]`, `[roles]`, `[audit]`, `[limits]`, `[network]`) are
-//! read by `config/security.rs`. `check-config` and `schema` live here too.
+//! read by `config/security.rs`; the flags themselves are `config/args.rs`. `check-config`
+//! and `schema` live here too.
 
 use std::ffi::OsString;
 use std::path::Path;
 
-use clap::CommandFactory;
+use clap::{Args, Parser};
 use serde_json::{json, Map, Value};
 
+use crate::config::args::{subcommand_at, ServeArgs, ServeLine};
+
 /// `argv` with the `[serve]` section of a `--config FILE` (for `serve` and `stdio`) spliced in
-/// right after the subcommand, so that later command-line flags override it.
-pub fn expand_argv(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
-    let sub = argv
-        .iter()
-        .position(|a| a == "serve" || a == "stdio")
-        .filter(|&i| i <= 3);
-    let Some(sub) = sub else { return Ok(argv) };
+/// right after the subcommand, so that later command-line flags override it. Every key-level
+/// problem of the file is returned at once.
+pub fn expand_argv(argv: Vec<OsString>) -> Result<Vec<OsString>, Vec<String>> {
+    let Some(sub) = subcommand_at(&argv) else {
+        return Ok(argv);
+    };
     let end = argv.iter().position(|a| a == "--").unwrap_or(argv.len());
     let config = argv[sub..end].iter().enumerate().find_map(|(i, a)| {
         let a = a.to_str()?;
@@ -39,9 +41,9 @@ pub fn expand_argv(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     };
     let errors = key_errors(Path::new(&config));
     if !errors.is_empty() {
-        return Err(errors.join("\nmcp-relay: "));
+        return Err(errors);
     }
-    let (flags, command) = serve_args(Path::new(&config))?;
+    let (flags, command) = serve_args(Path::new(&config)).map_err(|e| vec![e])?;
     let mut out: Vec<OsString> = argv[..=sub].to_vec();
     out.extend(flags.into_iter().map(OsString::from));
     out.extend(argv[sub + 1..end].iter().cloned());
@@ -154,34 +156,14 @@ fn scalar(v: &toml::Value) -> Option<String> {
     }
 }
 
-/// The configuration of this process, read again from its own command line and files
-/// (SIGHUP).
-pub fn reload_config() -> Result<crate::config::ServeConfig, Vec<String>> {
-    use clap::Parser;
-    let argv = expand_argv(std::env::args_os().collect()).map_err(|e| vec![e])?;
-    let cli = crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()])?;
-    match cli.command {
-        crate::cli::Command::Serve(args) => args.into_config(),
-        _ => Err(vec!["only `serve` reloads its configuration".into()]),
-    }
-}
-
 /// The configuration `serve --config FILE` would run with (every problem, or the config).
 pub fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Vec<String>> {
-    use clap::Parser;
-    let argv = ["mcp-relay", "serve", "--config"].map(OsString::from);
-    let argv = argv
+    let argv = ["mcp-relay", "serve", "--config"]
+        .map(OsString::from)
         .into_iter()
         .chain([file.as_os_str().to_owned()])
         .collect();
-    // `expand_argv` reports every key-level problem of the file at once.
-    expand_argv(argv)
-        .map_err(|e| e.split("\nmcp-relay: ").map(str::to_owned).collect())
-        .and_then(|argv| crate::cli::Cli::try_parse_from(argv).map_err(|e| vec![e.to_string()]))
-        .and_then(|cli| match cli.command {
-            crate::cli::Command::Serve(args) => args.into_config(),
-            _ => Err(vec!["not a serve configuration".into()]),
-        })
+    crate::config::load(argv, &crate::secret::process_env)
 }
 
 /// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
@@ -204,7 +186,6 @@ pub fn check(file: &Path) -> u8 {
 /// malformed `[serve]` keys (each checked on its own, so all are reported) and the other
 /// sections' shape.
 pub fn key_errors(file: &Path) -> Vec<String> {
-    use clap::Parser;
     let (flags, command) = match serve_args(file) {
         Ok(v) => v,
         Err(e) => return vec![e],
@@ -219,13 +200,10 @@ pub fn key_errors(file: &Path) -> Vec<String> {
             i += 1;
         }
         i += 1;
-        let argv = ["mcp-relay", "serve"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain(one.iter().cloned());
+        let argv = std::iter::once("mcp-relay serve".to_owned()).chain(one.iter().cloned());
         // Alone, a key may miss its companion (`tls_cert` without `tls_key`): the whole file
         // is checked together afterwards.
-        let parsed = crate::cli::Cli::try_parse_from(argv);
+        let parsed = ServeLine::try_parse_from(argv);
         if let Some(e) = parsed
             .err()
             .filter(|e| e.kind() != clap::error::ErrorKind::MissingRequiredArgument)
@@ -265,34 +243,32 @@ pub fn key_errors(file: &Path) -> Vec<String> {
 /// `mcp-relay schema`: a JSON Schema of the config file. `[serve]` is generated from the
 /// flags themselves (so it cannot drift); the other sections are described by their keys.
 pub fn schema() -> Value {
-    let cmd = crate::cli::Cli::command();
+    let sub = ServeArgs::augment_args(clap::Command::new("serve"));
     let mut serve = Map::new();
-    if let Some(sub) = cmd.find_subcommand("serve") {
-        for arg in sub.get_arguments() {
-            let id = arg.get_id().as_str();
-            if matches!(id, "help" | "version" | "config") {
-                continue;
-            }
-            // The key is the flag's long name with `_` (what `[serve]` accepts).
-            let key = match arg.get_long() {
-                Some(long) => long.replace('-', "_"),
-                None => id.to_owned(),
-            };
-            let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
-            let takes = arg.get_action().takes_values();
-            let many = matches!(arg.get_action(), clap::ArgAction::Append) || id == "command";
-            let ty = match (takes, many) {
-                (false, _) => json!({"type": "boolean"}),
-                (true, true) => json!({"type": "array", "items": {"type": ["string", "number"]}}),
-                (true, false) => json!({"type": ["string", "number", "boolean"]}),
-            };
-            let mut prop = ty.as_object().cloned().unwrap_or_default();
-            prop.insert("description".into(), help.into());
-            if let Some(d) = arg.get_default_values().first() {
-                prop.insert("default".into(), d.to_string_lossy().into_owned().into());
-            }
-            serve.insert(key, Value::Object(prop));
+    for arg in sub.get_arguments() {
+        let id = arg.get_id().as_str();
+        if matches!(id, "help" | "version" | "config") {
+            continue;
         }
+        // The key is the flag's long name with `_` (what `[serve]` accepts).
+        let key = match arg.get_long() {
+            Some(long) => long.replace('-', "_"),
+            None => id.to_owned(),
+        };
+        let help = arg.get_help().map(ToString::to_string).unwrap_or_default();
+        let takes = arg.get_action().takes_values();
+        let many = matches!(arg.get_action(), clap::ArgAction::Append) || id == "command";
+        let ty = match (takes, many) {
+            (false, _) => json!({"type": "boolean"}),
+            (true, true) => json!({"type": "array", "items": {"type": ["string", "number"]}}),
+            (true, false) => json!({"type": ["string", "number", "boolean"]}),
+        };
+        let mut prop = ty.as_object().cloned().unwrap_or_default();
+        prop.insert("description".into(), help.into());
+        if let Some(d) = arg.get_default_values().first() {
+            prop.insert("default".into(), d.to_string_lossy().into_owned().into());
+        }
+        serve.insert(key, Value::Object(prop));
     }
     json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -322,44 +298,4 @@ pub fn schema() -> Value {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn serve_section_becomes_flags_before_the_command_line() {
-        let dir = std::env::temp_dir().join(format!("mcp-relay-file-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let f = dir.join("relay.toml");
-        std::fs::write(
-            &f,
-            "[serve]\nlisten = \"127.0.0.1:9000\"\nallowed_host = [\"a\", \"b\"]\ninsecure_no_auth = true\nenv = { K = \"v\" }\ncommand = [\"srv\", \"--x\"]\n",
-        )
-        .unwrap();
-        let argv: Vec<OsString> = [
-            "mcp-relay",
-            "serve",
-            "--config",
-            f.to_str().unwrap(),
-            "--path",
-            "/p",
-        ]
-        .iter()
-        .map(OsString::from)
-        .collect();
-        let out: Vec<String> = expand_argv(argv)
-            .unwrap()
-            .into_iter()
-            .map(|s| s.into_string().unwrap())
-            .collect();
-        let joined = out.join(" ");
-        assert!(joined.starts_with("mcp-relay serve "), "{joined}");
-        assert!(
-            joined.contains("--allowed-host a --allowed-host b"),
-            "{joined}"
-        );
-        assert!(joined.contains("--insecure-no-auth"), "{joined}");
-        assert!(joined.contains("--env K=v"), "{joined}");
-        assert!(joined.ends_with("--path /p -- srv --x"), "{joined}");
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-}
+mod tests;

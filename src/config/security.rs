@@ -144,32 +144,115 @@ pub fn build(
     if !(resource.starts_with("https://") || resource.starts_with("http://")) {
         errors.push(format!("auth.resource `{resource}` must be an http(s) URL"));
     }
-    if s.jwt_secret.is_some() || s.jwks_url.is_some() {
-        let algorithms = if !s.jwt_algorithms.is_empty() {
-            s.jwt_algorithms.clone()
-        } else if s.jwt_secret.is_some() {
-            vec!["HS256".into()]
-        } else {
-            vec!["RS256".into(), "ES256".into()]
-        };
-        let mut table = toml::Table::new();
-        table.insert("issuer".into(), s.jwt_issuer.clone().into());
-        table.insert("algorithms".into(), algorithms.into());
-        if let Some(secret) = &s.jwt_secret {
-            table.insert("secret".into(), secret.clone().into());
+    if let Some(jwt) = jwt_shorthand(
+        s.jwt_secret.as_deref(),
+        s.jwks_url.as_deref(),
+        s.jwt_issuer,
+        s.jwt_algorithms,
+        errors,
+    ) {
+        auth.jwt.push(jwt);
+    }
+    let (parts, mtls) = credentials(auth, resource, s.identity_header, &base, env, errors);
+    let rbac = roles(s.roles, file.roles, &base, errors);
+    let audit = audit(file.audit, s.audit_log, &base, errors);
+    let (ip, cors) = network(
+        file.network.unwrap_or_default(),
+        [s.allow_ips, s.deny_ips, s.trusted_proxies, s.cors_origins],
+        errors,
+    );
+    let mut limits = file.limits.unwrap_or_default();
+    if s.memory_budget.is_some() {
+        limits.memory_budget = s.memory_budget;
+    }
+    let limits = limits.build(s.loopback, errors);
+    if errors.len() > before {
+        return None;
+    }
+    Some(Security {
+        auth: Arc::new(Authenticator::new(parts)),
+        rbac,
+        audit,
+        mtls,
+        ip: Arc::new(ip),
+        cors: Arc::new(cors),
+        limits: Arc::new(limits),
+    })
+}
+
+/// `[network]` joined with `--allow-ip`, `--deny-ip`, `--trusted-proxy` and `--cors-origin`
+/// (in that order in `flags`), as IP rules and CORS.
+fn network(
+    mut network: NetworkConfig,
+    flags: [Vec<String>; 4],
+    errors: &mut Vec<String>,
+) -> (IpRules, Cors) {
+    let [allow, deny, trusted_proxies, cors_origins] = flags;
+    if !allow.is_empty() {
+        network.allow.get_or_insert_with(Vec::new).extend(allow);
+    }
+    network.deny.extend(deny);
+    network.trusted_proxies.extend(trusted_proxies);
+    let ip = network.build(errors);
+    let origins: Vec<String> = cors_origins
+        .into_iter()
+        .chain(network.cors_origins)
+        .collect();
+    (ip, cors::build(&origins, errors))
+}
+
+/// `--jwt-secret` / `--jwks-url` as one `[[auth.jwt]]` issuer.
+fn jwt_shorthand(
+    secret: Option<&str>,
+    jwks_url: Option<&str>,
+    issuer: String,
+    algorithms: Vec<String>,
+    errors: &mut Vec<String>,
+) -> Option<JwtConfig> {
+    if secret.is_none() && jwks_url.is_none() {
+        return None;
+    }
+    let algorithms = if !algorithms.is_empty() {
+        algorithms
+    } else if secret.is_some() {
+        vec!["HS256".into()]
+    } else {
+        vec!["RS256".into(), "ES256".into()]
+    };
+    let mut table = toml::Table::new();
+    table.insert("issuer".into(), issuer.into());
+    table.insert("algorithms".into(), algorithms.into());
+    if let Some(secret) = secret {
+        table.insert("secret".into(), secret.into());
+    }
+    if let Some(url) = jwks_url {
+        table.insert("jwks_url".into(), url.into());
+    }
+    match JwtConfig::deserialize(table) {
+        Ok(mut c) => {
+            c.origin = Some("--jwt-secret");
+            Some(c)
         }
-        if let Some(url) = &s.jwks_url {
-            table.insert("jwks_url".into(), url.clone().into());
-        }
-        match JwtConfig::deserialize(table) {
-            Ok(mut c) => {
-                c.origin = Some("--jwt-secret");
-                auth.jwt.push(c);
-            }
-            Err(e) => errors.push(format!("--jwt-secret/--jwks-url: {e}")),
+        Err(e) => {
+            errors.push(format!("--jwt-secret/--jwks-url: {e}"));
+            None
         }
     }
-    for jwt in &mut auth.jwt {
+}
+
+/// `[auth]`: API keys, JWT issuers (their key files relative to `base`) and mTLS clients
+/// (the CA bundle read now, not after binding), as the authenticator's parts and the mTLS
+/// settings.
+fn credentials(
+    auth: AuthFile,
+    resource: String,
+    identity_header: Option<String>,
+    base: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+    errors: &mut Vec<String>,
+) -> (AuthParts, Option<MtlsConfig>) {
+    let mut jwts = auth.jwt;
+    for jwt in &mut jwts {
         for key in &mut jwt.public_keys {
             *key = base.join(&*key);
         }
@@ -180,8 +263,8 @@ pub fn build(
             r.map_err(|e| errors.push(format!("auth.api_keys: {e}")))
                 .ok()
         });
-    let jwt = (!auth.jwt.is_empty())
-        .then(|| JwtVerifier::build(auth.jwt, &resource, env))
+    let jwt = (!jwts.is_empty())
+        .then(|| JwtVerifier::build(jwts, &resource, env))
         .and_then(|r| r.map_err(|e| errors.push(format!("auth.jwt: {e}"))).ok());
     let mtls_cfg = auth.mtls.map(|mut m| {
         m.ca = base.join(&m.ca);
@@ -196,16 +279,45 @@ pub fn build(
             .map_err(|e| errors.push(format!("auth.mtls.clients: {e}")))
             .ok()
     });
-    let roles_path = s.roles.or(file.roles.map(|r| base.join(r.file)));
-    let rbac = roles_path.and_then(|p| {
-        Rbac::load(&p)
-            .map_err(|e| errors.push(format!("roles file {}: {e}", p.display())))
-            .ok()
-            .map(Arc::new)
-    });
-    let mut audit = file.audit;
-    let audit_from_flag = s.audit_log.is_some();
-    if let Some(target) = s.audit_log {
+    let parts = AuthParts {
+        api_keys,
+        jwt,
+        mtls,
+        identity_header,
+        required_scopes: auth.required_scopes,
+        resource,
+        authorization_servers: auth.authorization_servers,
+        scopes_supported: auth.scopes_supported,
+    };
+    (parts, mtls_cfg)
+}
+
+/// The roles file: `--roles`, else `[roles] file` (relative to `base`).
+fn roles(
+    flag: Option<PathBuf>,
+    file: Option<RolesFile>,
+    base: &Path,
+    errors: &mut Vec<String>,
+) -> Option<Arc<Rbac>> {
+    let path = flag.or(file.map(|r| base.join(r.file)))?;
+    Rbac::load(&path)
+        .map_err(|e| errors.push(format!("roles file {}: {e}", path.display())))
+        .ok()
+        .map(Arc::new)
+}
+
+/// The audit log: `--audit-log`, else `[audit]`. Checked now, before any port is bound: a
+/// log that cannot be written is a usage error reported with the others, under the path the
+/// relay would really open.
+fn audit(
+    file: Option<AuditConfig>,
+    flag: Option<String>,
+    base: &Path,
+    errors: &mut Vec<String>,
+) -> Option<AuditConfig> {
+    let from_flag = flag.is_some();
+    let mut audit = file;
+    if let Some(target) = flag {
         let mut table = toml::Table::new();
         table.insert("file".into(), target.into());
         match AuditConfig::deserialize(table) {
@@ -213,61 +325,15 @@ pub fn build(
             Err(e) => errors.push(format!("--audit-log: {e}")),
         }
     }
-    // Checked now, before any port is bound: a log that cannot be written is a usage error
-    // reported with the others, under the path the relay would really open.
     if let Some(a) = &mut audit {
-        let key = if audit_from_flag {
+        let key = if from_flag {
             "--audit-log"
         } else {
             "audit.file"
         };
-        errors.extend(resolve_audit(a, &base, key));
+        errors.extend(resolve_audit(a, base, key));
     }
-    let mut network = file.network.unwrap_or_default();
-    if !s.allow_ips.is_empty() {
-        network
-            .allow
-            .get_or_insert_with(Vec::new)
-            .extend(s.allow_ips.iter().cloned());
-    }
-    network.deny.extend(s.deny_ips.iter().cloned());
-    network
-        .trusted_proxies
-        .extend(s.trusted_proxies.iter().cloned());
-    let ip = network.build(errors);
-    let cors_origins: Vec<String> = s
-        .cors_origins
-        .into_iter()
-        .chain(network.cors_origins)
-        .collect();
-    let cors = cors::build(&cors_origins, errors);
-    let mut limits = file.limits.unwrap_or_default();
-    if s.memory_budget.is_some() {
-        limits.memory_budget = s.memory_budget;
-    }
-    let limits = limits.build(s.loopback, errors);
-    if errors.len() > before {
-        return None;
-    }
-    let auth = Authenticator::new(AuthParts {
-        api_keys,
-        jwt,
-        mtls,
-        identity_header: s.identity_header,
-        required_scopes: auth.required_scopes,
-        resource,
-        authorization_servers: auth.authorization_servers,
-        scopes_supported: auth.scopes_supported,
-    });
-    Some(Security {
-        auth: Arc::new(auth),
-        rbac,
-        audit,
-        mtls: mtls_cfg,
-        ip: Arc::new(ip),
-        cors: Arc::new(cors),
-        limits: Arc::new(limits),
-    })
+    audit
 }
 
 /// Makes the audit file absolute (relative to `base`, the config file's directory, or the
