@@ -7,10 +7,11 @@
 //! the last time a stream was seen open.
 //!
 //! A [`SessionId`] is 128 bits from the OS-seeded CSPRNG, written as 32 hex digits (visible
-//! ASCII). A [`Session`] holds its [`Backend`] (its own child, or a slot of shared children),
-//! the identity that opened it, the client capabilities it declared, its negotiated protocol
+//! ASCII). A [`Session`] holds the identity that opened it, the client capabilities it declared, its negotiated protocol
 //! version, its in-flight count, its standalone GET stream and its recent POST streams (kept
-//! for `Last-Event-ID` replay). Routing of messages is `relay.rs`'s job.
+//! for `Last-Event-ID` replay). The [`SessionTable`] keeps beside each session what the relay
+//! bound it to (its child: `relay/children.rs`), opaque here, so this layer knows nothing of
+//! upstreams. Routing of messages is `relay.rs`'s job.
 
 pub mod stream;
 
@@ -22,10 +23,7 @@ use std::time::{Duration, Instant};
 use rand::RngCore;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Error;
 use crate::jsonrpc::Frame;
-use crate::upstream::supervisor::Slot;
-use crate::upstream::Upstream;
 use stream::{BufferLimits, Stream};
 
 /// An `Mcp-Session-Id`.
@@ -46,33 +44,6 @@ impl SessionId {
 
 /// How many finished POST streams a session keeps for replay.
 const KEPT_STREAMS: usize = 32;
-
-/// The child (or children) a session talks to.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    /// Its own child, which ends with the session (per-session mode).
-    Own(Arc<Upstream>),
-    /// A slot of shared children, restarted under the session (shared and per-identity).
-    Shared(Arc<Slot>),
-}
-
-impl Backend {
-    /// The child to send to now; a shared slot may wait for a restart.
-    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
-        match self {
-            Backend::Own(up) => Ok(up.clone()),
-            Backend::Shared(slot) => slot.upstream().await,
-        }
-    }
-
-    /// The child running now, without waiting.
-    pub fn current(&self) -> Option<Arc<Upstream>> {
-        match self {
-            Backend::Own(up) => Some(up.clone()),
-            Backend::Shared(slot) => slot.current(),
-        }
-    }
-}
 
 /// Client capabilities that decide whether a shared child's request may reach the session.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,7 +94,6 @@ impl Hello {
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
-    backend: Backend,
     /// Who opened it (`--identity-header`); only the same identity may use it.
     identity: Option<String>,
     /// The version the client asked for in `initialize` (decides priming before the answer).
@@ -149,15 +119,9 @@ struct Streams {
 }
 
 impl Session {
-    pub fn new(
-        backend: Backend,
-        hello: Hello,
-        identity: Option<String>,
-        limits: BufferLimits,
-    ) -> Arc<Session> {
+    pub fn new(hello: Hello, identity: Option<String>, limits: BufferLimits) -> Arc<Session> {
         Arc::new(Session {
             id: SessionId::random(),
-            backend,
             identity,
             requested: hello.version,
             caps: hello.caps,
@@ -178,10 +142,6 @@ impl Session {
 
     pub fn id(&self) -> &SessionId {
         &self.id
-    }
-
-    pub fn backend(&self) -> &Backend {
-        &self.backend
     }
 
     pub fn identity(&self) -> Option<&str> {
@@ -367,15 +327,27 @@ impl Session {
     }
 }
 
-/// All live sessions, keyed by id, with a count per owning principal.
-#[derive(Debug, Default)]
-pub struct SessionTable {
-    inner: Mutex<Table>,
+/// All live sessions, keyed by id, with a count per owning principal. Each session is kept
+/// with `B`, what its owner bound it to (the relay: its child), which this layer never reads.
+#[derive(Debug)]
+pub struct SessionTable<B> {
+    inner: Mutex<Table<B>>,
 }
 
-#[derive(Debug, Default)]
-struct Table {
-    map: HashMap<SessionId, Arc<Session>>,
+impl<B> Default for SessionTable<B> {
+    fn default() -> Self {
+        SessionTable {
+            inner: Mutex::new(Table {
+                map: HashMap::new(),
+                per_owner: HashMap::new(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Table<B> {
+    map: HashMap<SessionId, (Arc<Session>, B)>,
     per_owner: HashMap<String, usize>,
 }
 
@@ -412,9 +384,9 @@ pub enum Full {
     Principal,
 }
 
-impl Table {
-    fn take(&mut self, id: &SessionId) -> Option<Arc<Session>> {
-        let s = self.map.remove(id)?;
+impl<B> Table<B> {
+    fn take(&mut self, id: &SessionId) -> Option<(Arc<Session>, B)> {
+        let (s, bound) = self.map.remove(id)?;
         if let Some(owner) = s.identity() {
             if let Some(n) = self.per_owner.get_mut(owner) {
                 *n -= 1;
@@ -423,12 +395,12 @@ impl Table {
                 }
             }
         }
-        Some(s)
+        Some((s, bound))
     }
 }
 
-impl SessionTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+impl<B: Clone> SessionTable<B> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table<B>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -443,7 +415,13 @@ impl SessionTable {
 
     /// Inserts unless the table holds `cap` sessions already, or the session's owner holds
     /// `per_owner` (anonymous sessions have only the global cap).
-    pub fn insert(&self, session: Arc<Session>, cap: usize, per_owner: usize) -> Result<(), Full> {
+    pub fn insert(
+        &self,
+        session: Arc<Session>,
+        bound: B,
+        cap: usize,
+        per_owner: usize,
+    ) -> Result<(), Full> {
         let mut t = self.lock();
         if t.map.len() >= cap {
             return Err(Full::Global);
@@ -455,7 +433,7 @@ impl SessionTable {
             }
             *n += 1;
         }
-        t.map.insert(session.id().clone(), session);
+        t.map.insert(session.id().clone(), (session, bound));
         Ok(())
     }
 
@@ -463,7 +441,7 @@ impl SessionTable {
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         let mut t = self.lock();
         let key = SessionId(id.to_owned());
-        let session = t.map.get(&key)?.clone();
+        let session = t.map.get(&key)?.0.clone();
         if session.is_ended() {
             t.take(&key);
             return None;
@@ -471,33 +449,38 @@ impl SessionTable {
         Some(session)
     }
 
-    pub fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
+    /// What `session` is bound to, while the table holds it.
+    pub fn bound(&self, session: &SessionId) -> Option<B> {
+        self.lock().map.get(session).map(|(_, b)| b.clone())
+    }
+
+    pub fn remove(&self, id: &SessionId) -> Option<(Arc<Session>, B)> {
         self.lock().take(id)
     }
 
     /// Removes and returns, with why, the ended sessions and those without a connection for
     /// `idle` (and no request in flight) or for `ttl` (whatever is in flight).
-    pub fn take_expired(&self, idle: Duration, ttl: Duration) -> Vec<(Arc<Session>, Expiry)> {
+    pub fn take_expired(&self, idle: Duration, ttl: Duration) -> Vec<(Arc<Session>, B, Expiry)> {
         let mut t = self.lock();
         let expired: Vec<(SessionId, Expiry)> = t
             .map
             .values()
-            .filter_map(|s| s.expiry(idle, ttl).map(|why| (s.id().clone(), why)))
+            .filter_map(|(s, _)| s.expiry(idle, ttl).map(|why| (s.id().clone(), why)))
             .collect();
         expired
             .into_iter()
-            .filter_map(|(id, why)| t.take(&id).map(|s| (s, why)))
+            .filter_map(|(id, why)| t.take(&id).map(|(s, b)| (s, b, why)))
             .collect()
     }
 
-    pub fn all(&self) -> Vec<Arc<Session>> {
+    pub fn all(&self) -> Vec<(Arc<Session>, B)> {
         self.lock().map.values().cloned().collect()
     }
 
-    pub fn drain(&self) -> Vec<Arc<Session>> {
+    pub fn drain(&self) -> Vec<(Arc<Session>, B)> {
         let mut t = self.lock();
         t.per_owner.clear();
-        t.map.drain().map(|(_, s)| s).collect()
+        t.map.drain().map(|(_, e)| e).collect()
     }
 }
 
