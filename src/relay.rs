@@ -25,7 +25,7 @@ use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::Frame;
 use crate::policy::overload::Level;
-use crate::session::{Session, SessionTable};
+use crate::session::{Full, Inbox, Session, SessionTable};
 use crate::telemetry::audit::Audit;
 use crate::ticket::Ticket;
 use crate::upstream::audience::Command;
@@ -38,8 +38,8 @@ pub use post::{Posted, Refused, Within};
 #[derive(Debug)]
 pub struct Relay {
     cfg: Arc<ServeConfig>,
-    /// Every session, with the child it is bound to.
-    sessions: SessionTable<Backend>,
+    /// Every session, with the child it is bound to (none while reserved).
+    sessions: SessionTable<Option<Backend>>,
     children: Children,
     modern: modern::Modern,
     counters: Arc<Counters>,
@@ -171,11 +171,32 @@ impl Relay {
 
     /// A live session by id, only for the principal that opened it; unknown, ended and other
     /// principals' sessions are the same 404 (SECURITY.md A6: a session is not auth).
+    /// A session reserved by a legacy SSE connection is reached only through that front.
     pub fn session(&self, id: &str, caller: &Caller) -> Result<Arc<Session>, Error> {
+        let legacy = caller.transport == Transport::Sse;
         self.sessions
             .get(id)
             .filter(|s| s.identity() == caller.owner())
+            .filter(|s| s.inbox().is_some() == legacy)
             .ok_or(Error::UnknownSession)
+    }
+
+    /// Reserves a session for a connection that will send its `initialize` later (legacy
+    /// SSE), under the same caps as any session; `inbox` reaches the connection's driver.
+    pub fn reserve(&self, caller: &Caller, inbox: Inbox) -> Result<Arc<Session>, Error> {
+        if self.is_draining() {
+            return Err(Error::ShuttingDown);
+        }
+        let owner = caller.owner().map(str::to_owned);
+        let session = Session::reserved(owner, self.cfg.buffer, inbox);
+        let per_owner = self.per_principal_cap();
+        self.sessions
+            .insert(session.clone(), None, self.cfg.max_sessions, per_owner)
+            .map_err(|full| match full {
+                Full::Global => Error::SessionCap,
+                Full::Principal => Error::PrincipalSessionCap,
+            })?;
+        Ok(session)
     }
 
     /// Phase 3 for one request: RBAC, then the message rate limits, then its ticket (audit
@@ -233,12 +254,17 @@ impl Relay {
     /// was closed already.
     pub fn close(&self, session: &Arc<Session>) {
         if let Some((session, backend)) = self.sessions.remove(session.id()) {
-            self.release(&session, &backend);
+            self.release(&session, backend.as_ref());
         }
     }
 
     /// What [`Relay::close`] does once the session is out of the table.
-    fn release(&self, session: &Arc<Session>, backend: &Backend) {
+    fn release(&self, session: &Arc<Session>, backend: Option<&Backend>) {
+        let Some(backend) = backend else {
+            // Reserved, never opened: nothing was bound.
+            session.end();
+            return;
+        };
         match backend {
             Backend::Own(up) => {
                 up.fail_pending(Some(session), &Error::SessionEnded);
@@ -280,8 +306,8 @@ impl Relay {
                 if why != crate::session::Expiry::Ended {
                     // Its own child (per-session mode) stops with it.
                     let child = match &backend {
-                        Backend::Own(up) => Some(up.pid()),
-                        Backend::Shared(_) => None,
+                        Some(Backend::Own(up)) => Some(up.pid()),
+                        _ => None,
                     };
                     info!(
                         session = s.id().as_str(),
@@ -290,7 +316,7 @@ impl Relay {
                         "idle session expired"
                     );
                 }
-                self.release(&s, &backend);
+                self.release(&s, backend.as_ref());
             }
             self.children.sweep(ttl);
         }
@@ -304,7 +330,7 @@ impl Relay {
     /// Answers what is still pending with -31010.
     pub fn fail_in_flight(&self) {
         for (s, backend) in self.sessions.all() {
-            if let Some(up) = backend.current() {
+            if let Some(up) = backend.and_then(|b| b.current()) {
                 up.fail_pending(Some(&s), &Error::ShuttingDown);
             }
         }
@@ -329,11 +355,11 @@ impl Relay {
     pub async fn stop_all(&self) {
         let sessions = self.sessions.drain();
         for (s, backend) in &sessions {
-            self.release(s, backend);
+            self.release(s, backend.as_ref());
         }
         let waits = sessions.iter().filter_map(|(_, backend)| match backend {
-            Backend::Own(up) => Some(up.clone()),
-            Backend::Shared(_) => None,
+            Some(Backend::Own(up)) => Some(up.clone()),
+            _ => None,
         });
         let own = futures_util::future::join_all(waits.map(|up| async move { up.wait().await }));
         let modern = async {

@@ -7,11 +7,14 @@
 //! the last time a stream was seen open.
 //!
 //! A [`SessionId`] is 128 bits from the OS-seeded CSPRNG, written as 32 hex digits (visible
-//! ASCII). A [`Session`] holds the identity that opened it, the client capabilities it declared, its negotiated protocol
-//! version, its in-flight count, its standalone GET stream and its recent POST streams (kept
-//! for `Last-Event-ID` replay). The [`SessionTable`] keeps beside each session what the relay
-//! bound it to (its child: `relay/children.rs`), opaque here, so this layer knows nothing of
-//! upstreams. Routing of messages is `relay.rs`'s job.
+//! ASCII). A [`Session`] holds the identity that opened it, the client capabilities it
+//! declared, its negotiated protocol version, its in-flight count, its standalone GET stream
+//! and its recent POST streams (kept for `Last-Event-ID` replay). A legacy SSE connection's
+//! session is reserved when the connection opens, before its `initialize` (which fills in the
+//! capabilities), and carries the [`Inbox`] its POSTs reach the connection by. The
+//! [`SessionTable`] keeps beside each session what the relay bound it to (its child:
+//! `relay/children.rs`), opaque here, so this layer knows nothing of upstreams. Routing of
+//! messages is `relay.rs`'s job.
 
 pub mod stream;
 
@@ -20,9 +23,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::RngCore;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::caller::Caller;
 use crate::jsonrpc::Frame;
 use stream::{BufferLimits, Stream};
 
@@ -44,6 +50,19 @@ impl SessionId {
 
 /// How many finished POST streams a session keeps for replay.
 const KEPT_STREAMS: usize = 32;
+
+/// A message for a connection that carries a session, handed over by a front that receives
+/// it apart from the connection (legacy SSE: a POST for its GET stream), with the caller that
+/// sent it; `done` is told once the connection handled it.
+#[derive(Debug)]
+pub struct Inbound {
+    pub caller: Caller,
+    pub bytes: Bytes,
+    pub done: oneshot::Sender<()>,
+}
+
+/// The way to a connection's driver.
+pub type Inbox = mpsc::Sender<Inbound>;
 
 /// Client capabilities that decide whether a shared child's request may reach the session.
 #[derive(Debug, Clone, Copy, Default)]
@@ -96,9 +115,12 @@ pub struct Session {
     id: SessionId,
     /// Who opened it (`--identity-header`); only the same identity may use it.
     identity: Option<String>,
-    /// The version the client asked for in `initialize` (decides priming before the answer).
-    requested: String,
-    caps: ClientCaps,
+    /// What the client said in `initialize`: the version it asked for (decides priming before
+    /// the answer) and its capabilities. Unset while the session is reserved.
+    hello: OnceLock<Hello>,
+    /// Where messages for the connection carrying this session go, when they arrive apart
+    /// from it (legacy SSE: each POST).
+    inbox: Option<Inbox>,
     inflight: AtomicUsize,
     version: OnceLock<String>,
     limits: BufferLimits,
@@ -120,11 +142,38 @@ struct Streams {
 
 impl Session {
     pub fn new(hello: Hello, identity: Option<String>, limits: BufferLimits) -> Arc<Session> {
-        Arc::new(Session {
+        let session = Session::build(identity, limits, None);
+        let _ = session.hello.set(hello);
+        Arc::new(session)
+    }
+
+    /// A session reserved for a connection that has not sent `initialize` yet (legacy SSE:
+    /// the id is the connection's from its first event on); `inbox` reaches the connection.
+    pub fn reserved(identity: Option<String>, limits: BufferLimits, inbox: Inbox) -> Arc<Session> {
+        Arc::new(Session::build(identity, limits, Some(inbox)))
+    }
+
+    /// Fills a reserved session with its client's `initialize`; false if it had one.
+    pub fn greet(&self, hello: Hello) -> bool {
+        self.hello.set(hello).is_ok()
+    }
+
+    /// Whether `initialize` filled this session (a reserved one waits for it).
+    pub fn is_greeted(&self) -> bool {
+        self.hello.get().is_some()
+    }
+
+    /// Where a message for this session's connection goes (reserved sessions only).
+    pub fn inbox(&self) -> Option<&Inbox> {
+        self.inbox.as_ref()
+    }
+
+    fn build(identity: Option<String>, limits: BufferLimits, inbox: Option<Inbox>) -> Session {
+        Session {
             id: SessionId::random(),
             identity,
-            requested: hello.version,
-            caps: hello.caps,
+            hello: OnceLock::new(),
+            inbox,
             inflight: AtomicUsize::new(0),
             version: OnceLock::new(),
             limits,
@@ -137,7 +186,7 @@ impl Session {
             last_active_ms: AtomicU64::new(0),
             throttled_since_ms: AtomicU64::new(0),
             ended: CancellationToken::new(),
-        })
+        }
     }
 
     pub fn id(&self) -> &SessionId {
@@ -150,15 +199,19 @@ impl Session {
 
     /// The version the client asked for.
     pub fn requested(&self) -> &str {
-        &self.requested
+        self.hello.get().map_or("", |h| h.version.as_str())
+    }
+
+    fn caps(&self) -> ClientCaps {
+        self.hello.get().map(|h| h.caps).unwrap_or_default()
     }
 
     /// Whether the client declared what a child request of `method` needs.
     pub fn declares(&self, method: &str) -> bool {
         match method {
-            "sampling/createMessage" => self.caps.sampling,
-            "elicitation/create" => self.caps.elicitation,
-            "roots/list" => self.caps.roots,
+            "sampling/createMessage" => self.caps().sampling,
+            "elicitation/create" => self.caps().elicitation,
+            "roots/list" => self.caps().roots,
             _ => true,
         }
     }
@@ -192,7 +245,7 @@ impl Session {
 
     /// The version to shape streams by: negotiated, else requested.
     pub fn effective_version(&self) -> &str {
-        self.version().unwrap_or(&self.requested)
+        self.version().unwrap_or(self.requested())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
@@ -449,6 +502,17 @@ impl<B: Clone> SessionTable<B> {
         Some(session)
     }
 
+    /// Binds a session the table holds (a reserved one, once opened); false if it is gone.
+    pub fn bind(&self, session: &SessionId, bound: B) -> bool {
+        match self.lock().map.get_mut(session) {
+            Some(entry) => {
+                entry.1 = bound;
+                true
+            }
+            None => false,
+        }
+    }
+
     /// What `session` is bound to, while the table holds it.
     pub fn bound(&self, session: &SessionId) -> Option<B> {
         self.lock().map.get(session).map(|(_, b)| b.clone())
@@ -497,5 +561,37 @@ mod tests {
             assert_eq!(id.len(), 32);
             assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         }
+    }
+
+    const LIMITS: BufferLimits = BufferLimits {
+        events: 10,
+        bytes: 1024,
+    };
+
+    #[test]
+    fn the_table_keeps_each_sessions_binding_and_counts_reserved_sessions() {
+        let table: SessionTable<Option<u8>> = SessionTable::default();
+        let (inbox, _inbound) = mpsc::channel(1);
+        let reserved = Session::reserved(Some("ann".into()), LIMITS, inbox);
+        assert!(table.insert(reserved.clone(), None, 2, 1).is_ok());
+        // A reserved session holds its owner's place and one of the table's.
+        let second = Session::new(Hello::default(), Some("ann".into()), LIMITS);
+        assert_eq!(table.insert(second, Some(1), 2, 1), Err(Full::Principal));
+        let other = Session::new(Hello::default(), None, LIMITS);
+        assert!(table.insert(other.clone(), Some(2), 2, 1).is_ok());
+        let third = Session::new(Hello::default(), None, LIMITS);
+        assert_eq!(table.insert(third, Some(3), 2, 1), Err(Full::Global));
+        // `initialize` fills the reserved session in place.
+        assert!(!reserved.is_greeted());
+        assert!(reserved.greet(Hello::default()));
+        assert!(!reserved.greet(Hello::default()));
+        assert!(table.bind(reserved.id(), Some(7)));
+        assert_eq!(table.bound(reserved.id()), Some(Some(7)));
+        assert_eq!(table.bound(other.id()), Some(Some(2)));
+        let (_, bound) = table.remove(reserved.id()).unwrap();
+        assert_eq!(bound, Some(7));
+        assert!(!table.bind(reserved.id(), Some(8)));
+        assert_eq!(table.count_of("ann"), 0);
+        assert_eq!(table.count(), 1);
     }
 }

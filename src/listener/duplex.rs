@@ -57,6 +57,8 @@ pub struct Duplex {
     /// The timer closing the connection at the caller's expiry.
     expiry: Option<AbortHandle>,
     session: Option<Arc<Session>>,
+    /// The session is reserved (legacy SSE) and waits for `initialize`.
+    reserved: bool,
     /// Cancelled when the connection must close: its session ended, or it could not keep up.
     closing: CancellationToken,
     /// The pumps of request streams still open (finished ones are dropped as new ones come),
@@ -76,9 +78,26 @@ impl Duplex {
             caller,
             expiry,
             session: None,
+            reserved: false,
             closing,
             answers: Vec::new(),
         }
+    }
+
+    /// A driver for a connection whose session the relay reserved (legacy SSE): the session's
+    /// standalone stream is pumped from now on, and its `initialize` fills it.
+    pub fn reserved(
+        relay: Arc<Relay>,
+        out: mpsc::Sender<Bytes>,
+        caller: Caller,
+        session: Arc<Session>,
+    ) -> Duplex {
+        let mut duplex = Duplex::new(relay, out, caller);
+        duplex.pump(session.standalone());
+        duplex.watch(&session);
+        duplex.session = Some(session);
+        duplex.reserved = true;
+        duplex
     }
 
     /// The caller of the next messages (legacy SSE re-authenticates every POST); it must be
@@ -101,7 +120,7 @@ impl Duplex {
         self.closing.clone()
     }
 
-    /// The session, once `initialize` opened one.
+    /// The session, once `initialize` opened one (or the relay reserved it).
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.session.as_ref()
     }
@@ -118,7 +137,8 @@ impl Duplex {
             self.closing.cancel();
             return Some(e);
         }
-        let sid = self.session.as_ref().map(|s| s.id().as_str());
+        let sid = self.session.as_ref().filter(|_| !self.reserved);
+        let sid = sid.map(|s| s.id().as_str());
         let message = match self.relay.parse(&self.caller, sid, Ok(bytes)) {
             Ok(m) => m,
             Err(e) => {
@@ -127,6 +147,7 @@ impl Duplex {
             }
         };
         let within = match &self.session {
+            Some(s) if self.reserved => Within::Reserved(s),
             Some(s) => Within::Session(s),
             None => Within::Unopened,
         };
@@ -151,7 +172,15 @@ impl Duplex {
     /// are pumped, and the connection closes when the session ends on its own.
     fn opened(&mut self, session: Arc<Session>, stream: Arc<Stream>) {
         self.pump_answers(stream);
-        self.pump(session.standalone());
+        if !std::mem::take(&mut self.reserved) {
+            self.pump(session.standalone());
+            self.watch(&session);
+        }
+        self.session = Some(session);
+    }
+
+    /// Closes the connection when `session` ends on its own.
+    fn watch(&self, session: &Session) {
         let (ended, closing) = (session.ended().clone(), self.closing.clone());
         tokio::spawn(async move {
             tokio::select! {
@@ -159,7 +188,6 @@ impl Duplex {
                 () = closing.cancelled() => {}
             }
         });
-        self.session = Some(session);
     }
 
     /// [`Duplex::pump`] for the answers of requests, tracked until they have all arrived.
@@ -203,11 +231,6 @@ impl Duplex {
     async fn refuse(&self, e: &Error, id: Option<&RawId>) {
         debug!(error = %e, "message refused");
         let _ = self.out.send(e.message(id)).await;
-    }
-
-    /// The principal this connection belongs to (legacy SSE matches each POST against it).
-    pub fn owner(&self) -> Option<&str> {
-        self.caller.owner()
     }
 
     /// The connection is gone: its session ends (pending requests fail, its child stops).

@@ -48,6 +48,8 @@ pub enum Within<'a> {
     Unnamed,
     /// A connection whose `initialize` has not opened its session yet.
     Unopened,
+    /// A session reserved for its connection (legacy SSE), waiting for `initialize`.
+    Reserved(&'a Arc<Session>),
     /// This session.
     Session(&'a Arc<Session>),
     /// A session the front could not use (unknown, another principal's, a version header
@@ -59,7 +61,7 @@ impl Within<'_> {
     /// The session id the audit record names.
     fn id(&self) -> Option<&str> {
         match self {
-            Within::Unnamed | Within::Unopened => None,
+            Within::Unnamed | Within::Unopened | Within::Reserved(_) => None,
             Within::Session(s) => Some(s.id().as_str()),
             Within::Unusable { id, .. } => Some(id),
         }
@@ -144,17 +146,18 @@ impl Relay {
         let init = frames
             .iter()
             .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
-        let session = match within {
+        let (session, reserved) = match within {
             Within::Unusable { error, .. } => return Err(error),
-            Within::Session(s) => Ok(s),
-            Within::Unnamed => Err(Error::MissingSession),
-            Within::Unopened => Err(Error::InvalidRequest("not_initialized")),
+            Within::Session(s) => (Ok(s), None),
+            Within::Unnamed => (Err(Error::MissingSession), None),
+            Within::Unopened => (Err(Error::InvalidRequest("not_initialized")), None),
+            Within::Reserved(s) => (Err(Error::InvalidRequest("not_initialized")), Some(s)),
         };
         match (init, session) {
             (Some(_), Ok(_)) => Err(Error::InvalidRequest("second_initialize")),
             (Some(_), Err(_)) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
             (Some(init), Err(_)) => {
-                let (session, stream) = self.open(init, caller)?;
+                let (session, stream) = self.open(init, caller, reserved)?;
                 Ok(Posted::Opened(session, stream))
             }
             (None, Err(e)) => Err(e),
@@ -170,12 +173,18 @@ impl Relay {
         }
     }
 
-    /// Opens a session for an `initialize` request of `caller`: binds it to a child and
-    /// forwards the request (its own child) or answers it from the shared child's cache.
-    fn open(&self, init: &Frame, caller: &Caller) -> Result<(Arc<Session>, Arc<Stream>), Error> {
+    /// Opens a session for an `initialize` request of `caller` (or fills the one reserved
+    /// for its connection): binds it to a child and forwards the request (its own child) or
+    /// answers it from the shared child's cache.
+    fn open(
+        &self,
+        init: &Frame,
+        caller: &Caller,
+        reserved: Option<&Arc<Session>>,
+    ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
         let ticket = self.admit(caller, None, init, false).map_err(|(e, _)| e)?;
         let mut ticket = Some(ticket);
-        let opened = self.open_inner(init, caller, &mut ticket);
+        let opened = self.open_inner(init, caller, reserved, &mut ticket);
         // Refused: `post` records it, once.
         if let Some(t) = ticket.filter(|_| opened.is_err()) {
             t.discard();
@@ -187,36 +196,22 @@ impl Relay {
         &self,
         init: &Frame,
         caller: &Caller,
+        reserved: Option<&Arc<Session>>,
         ticket: &mut Option<Ticket>,
     ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
         let identity = caller.owner();
-        self.may_open(identity)?;
+        // A reserved session was counted when it was reserved.
+        self.may_open(identity, reserved.is_none())?;
         let backend = self.children.bind(&self.cfg, &self.counters, identity);
         self.ready.store(
             !matches!(backend, Err(Error::ChildUnavailable | Error::LinkDown(_))),
             Ordering::Relaxed,
         );
         let backend = backend?;
-        let session = Session::new(
-            Hello::of(init),
-            identity.map(str::to_owned),
-            self.cfg.buffer,
-        );
-        let per_owner = self.per_principal_cap();
-        if let Err(full) = self.sessions.insert(
-            session.clone(),
-            backend.clone(),
-            self.cfg.max_sessions,
-            per_owner,
-        ) {
-            if let Backend::Own(up) = &backend {
-                up.stop();
-            }
-            return Err(match full {
-                Full::Global => Error::SessionCap,
-                Full::Principal => Error::PrincipalSessionCap,
-            });
-        }
+        let session = match reserved {
+            Some(s) => self.fill(s, init, &backend)?,
+            None => self.insert(init, identity, &backend)?,
+        };
         session.touch();
         let stream = session.new_stream();
         let ticket = ticket.take().unwrap_or_default();
@@ -225,9 +220,51 @@ impl Relay {
         Ok((session, stream))
     }
 
-    /// Whether a new session of `identity` may open now (the caps are checked again on
-    /// insert; checking first spares a spawn for a caller already at its cap).
-    fn may_open(&self, identity: Option<&str>) -> Result<(), Error> {
+    /// A new session bound to `backend`, in the table under the caps.
+    fn insert(
+        &self,
+        init: &Frame,
+        identity: Option<&str>,
+        backend: &Backend,
+    ) -> Result<Arc<Session>, Error> {
+        let session = Session::new(
+            Hello::of(init),
+            identity.map(str::to_owned),
+            self.cfg.buffer,
+        );
+        let (cap, per_owner) = (self.cfg.max_sessions, self.per_principal_cap());
+        if let Err(full) =
+            self.sessions
+                .insert(session.clone(), Some(backend.clone()), cap, per_owner)
+        {
+            stop_own(backend);
+            return Err(match full {
+                Full::Global => Error::SessionCap,
+                Full::Principal => Error::PrincipalSessionCap,
+            });
+        }
+        Ok(session)
+    }
+
+    /// A reserved session filled with its `initialize` and bound to `backend`.
+    fn fill(
+        &self,
+        session: &Arc<Session>,
+        init: &Frame,
+        backend: &Backend,
+    ) -> Result<Arc<Session>, Error> {
+        let bound = session.greet(Hello::of(init))
+            && self.sessions.bind(session.id(), Some(backend.clone()));
+        if !bound {
+            stop_own(backend);
+            return Err(Error::UnknownSession);
+        }
+        Ok(session.clone())
+    }
+
+    /// Whether a new session of `identity` may open now; with `caps`, under the session caps
+    /// (checked again on insert; checking first spares a spawn for a caller at its cap).
+    fn may_open(&self, identity: Option<&str>, caps: bool) -> Result<(), Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
@@ -235,6 +272,9 @@ impl Relay {
             && identity.is_some_and(|i| !crate::caller::identity_is_valid(i))
         {
             return Err(Error::Identity("bad_identity"));
+        }
+        if !caps {
+            return Ok(());
         }
         if self.sessions.count() >= self.cfg.max_sessions {
             return Err(Error::SessionCap);
@@ -310,6 +350,7 @@ impl Relay {
         let backend = self
             .sessions
             .bound(session.id())
+            .flatten()
             .ok_or(Error::UnknownSession)?;
         let up = backend.upstream().await?;
         let init = match &backend {
@@ -351,25 +392,8 @@ impl Relay {
     /// the whole POST's.
     fn submit_one(&self, b: &Batch<'_>, frame: &Frame) -> Result<(), Error> {
         let sid = Some(b.session.id().as_str());
-        let ticket = match frame.kind() {
-            Kind::Request => {
-                let admitted = self.admit(b.caller, sid, frame, false);
-                let throttled = matches!(&admitted, Err((e, _)) if e.is_capacity());
-                b.session.note_admission(throttled);
-                admitted
-            }
-            _ => Ok(Ticket::default()),
-        };
-        let mut ticket = match (ticket, &b.stream, frame.id()) {
-            (Ok(t), _, _) => t,
-            (Err((e, rule)), Some(s), Some(id)) => {
-                // A denial is an answer, as if from the server: never a transport error.
-                Ticket::refused(&self.audit, b.caller, sid, Some(frame), &e, Some(rule));
-                s.expect_answer();
-                s.push(e.to_jsonrpc(&id), true);
-                return Ok(());
-            }
-            (Err((e, _)), _, _) => return Err(e),
+        let Some(mut ticket) = self.ticket_in(b, frame)? else {
+            return Ok(());
         };
         let handled = if b.shared {
             shared::intercept(b.session, &b.up, b.init.as_deref(), frame)
@@ -414,6 +438,30 @@ impl Relay {
             }
         }
     }
+
+    /// The ticket of one message of a batch: a request is admitted (and the session's
+    /// throttling noted), other messages need none. `None`: the request was refused and
+    /// answered on the stream (a denial is an answer, as if from the server: never a
+    /// transport error).
+    fn ticket_in(&self, b: &Batch<'_>, frame: &Frame) -> Result<Option<Ticket>, Error> {
+        if frame.kind() != Kind::Request {
+            return Ok(Some(Ticket::default()));
+        }
+        let sid = Some(b.session.id().as_str());
+        let admitted = self.admit(b.caller, sid, frame, false);
+        let throttled = matches!(&admitted, Err((e, _)) if e.is_capacity());
+        b.session.note_admission(throttled);
+        match (admitted, &b.stream, frame.id()) {
+            (Ok(t), _, _) => Ok(Some(t)),
+            (Err((e, rule)), Some(s), Some(id)) => {
+                Ticket::refused(&self.audit, b.caller, sid, Some(frame), &e, Some(rule));
+                s.expect_answer();
+                s.push(e.to_jsonrpc(&id), true);
+                Ok(None)
+            }
+            (Err((e, _)), _, _) => Err(e),
+        }
+    }
 }
 
 /// What the messages of one POST share while they are dispatched.
@@ -428,6 +476,13 @@ struct Batch<'a> {
     many: bool,
     /// The stream of the requests' answers (none when there are no requests).
     stream: Option<Arc<Stream>>,
+}
+
+/// Stops the child spawned for a session that did not open.
+fn stop_own(backend: &Backend) {
+    if let Backend::Own(up) = backend {
+        up.stop();
+    }
 }
 
 /// The raw `params` of an `initialize` request.
