@@ -341,6 +341,17 @@ impl IntoResponse for Error {
     }
 }
 
+/// The HTTP status of a 2026-07-28 answer sent whole as JSON, from its JSON-RPC error code
+/// (SECURITY.md §3): 404 for -32601 (unknown or denied method), 400 for the modern request
+/// errors (-32020..-32022), 200 for anything else, results and the child's errors included.
+pub fn modern_status(code: Option<i64>) -> StatusCode {
+    match code {
+        Some(-32601) => StatusCode::NOT_FOUND,
+        Some(-32022..=-32020) => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
+    }
+}
+
 /// An error with its causes on one line (`a: b: c`), for start-up problems and log lines; a
 /// cause its parent already printed is not repeated.
 pub fn with_causes(e: &dyn std::error::Error) -> String {
@@ -360,6 +371,17 @@ pub fn with_causes(e: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modern_answers_get_the_status_of_their_code() {
+        assert_eq!(modern_status(Some(-32601)), StatusCode::NOT_FOUND);
+        for code in [-32020, -32021, -32022] {
+            assert_eq!(modern_status(Some(code)), StatusCode::BAD_REQUEST);
+        }
+        for code in [None, Some(-32602), Some(-32603), Some(-31004), Some(-32019)] {
+            assert_eq!(modern_status(code), StatusCode::OK);
+        }
+    }
 
     /// Pins SECURITY.md §3: (error, HTTP status, JSON-RPC code).
     #[test]

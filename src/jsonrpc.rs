@@ -112,6 +112,18 @@ impl Message {
         }
         Ok(Message::Batch(frames))
     }
+
+    /// Its frames: one, or the batch's in order.
+    pub fn frames(&self) -> &[Frame] {
+        match self {
+            Message::Single(f) => std::slice::from_ref(f),
+            Message::Batch(v) => v,
+        }
+    }
+
+    pub fn is_batch(&self) -> bool {
+        matches!(self, Message::Batch(_))
+    }
 }
 
 #[derive(Deserialize)]

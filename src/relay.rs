@@ -1,14 +1,16 @@
 //! The transport-agnostic relay core.
 //!
-//! Listeners hand it parsed frames; it opens sessions (binding them to a child by
-//! `--session-mode`, see `relay/children.rs`), applies the per-message phases in order
-//! (STYLE.md §7: frame checks were done by `jsonrpc`; then era rules, the shared-child rules
-//! of `relay/shared.rs`, in-flight caps, dispatch with ids rewritten), and hands back the
-//! [`Stream`] the answers will arrive on. It also expires idle sessions and drains everything
-//! at shutdown. Framing (HTTP, SSE) stays in `listener/`; id multiplexing in `upstream.rs`.
+//! Listeners hand it what they read: a message inside or outside a session goes to
+//! [`Relay::post`] (`relay/post.rs`: the session state machine, dispatch, refusals and their
+//! audit), a stateless 2026-07-28 request to [`Relay::stateless`] (`relay/modern.rs`). This
+//! file holds the core itself: the session table (each session kept with the child it is
+//! bound to, `relay/children.rs`), the per-message policy phases (`admit`), session lookup,
+//! closing, idle expiry and the drain at shutdown. Framing (HTTP, SSE) stays in `listener/`;
+//! id multiplexing in `upstream.rs`.
 
 pub mod children;
 pub mod modern;
+mod post;
 pub mod shared;
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,37 +18,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::info;
 
 use crate::caller::{Caller, Transport};
 use crate::config::ServeConfig;
 use crate::error::Error;
-use crate::jsonrpc::{Frame, Kind};
+use crate::jsonrpc::Frame;
 use crate::policy::overload::Level;
-use crate::session::stream::Stream;
-use crate::session::{Backend, Full, Hello, Session, SessionTable};
+use crate::session::{Full, Inbox, Session, SessionTable};
 use crate::telemetry::audit::Audit;
 use crate::ticket::Ticket;
 use crate::upstream::audience::Command;
 use crate::upstream::supervisor::{self, Slot};
 use crate::upstream::Counters;
-use children::Children;
-use shared::Handled;
-
-/// What a POST produced.
-#[derive(Debug)]
-pub enum Posted {
-    /// Only notifications and responses: 202.
-    Accepted,
-    /// Requests: their answers arrive on this stream.
-    Stream(Arc<Stream>),
-}
+use children::{Backend, Children};
+pub use post::{Posted, Refused, Within};
 
 /// The relay core, shared by every listener.
 #[derive(Debug)]
 pub struct Relay {
     cfg: Arc<ServeConfig>,
-    sessions: SessionTable,
+    /// Every session, with the child it is bound to (none while reserved).
+    sessions: SessionTable<Option<Backend>>,
     children: Children,
     modern: modern::Modern,
     counters: Arc<Counters>,
@@ -153,116 +146,6 @@ impl Relay {
         &self.draining
     }
 
-    /// Opens a session for an `initialize` request of `identity`: binds it to a child and
-    /// forwards the request (its own child) or answers it from the shared child's cache.
-    pub fn open(
-        &self,
-        init: &Frame,
-        caller: &Caller,
-    ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
-        let ticket = self.admit(caller, None, init, false).map_err(|(e, _)| e)?;
-        let mut ticket = Some(ticket);
-        let opened = self.open_inner(init, caller, &mut ticket);
-        // Refused: the front that answers the error records it.
-        if let Some(t) = ticket.filter(|_| opened.is_err()) {
-            t.discard();
-        }
-        opened
-    }
-
-    fn open_inner(
-        &self,
-        init: &Frame,
-        caller: &Caller,
-        ticket: &mut Option<Ticket>,
-    ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
-        let identity = caller.owner();
-        if self.is_draining() {
-            return Err(Error::ShuttingDown);
-        }
-        if self.cfg.session_mode == crate::config::SessionMode::PerIdentity
-            && identity.is_some_and(|i| !crate::caller::identity_is_valid(i))
-        {
-            return Err(Error::Identity("bad_identity"));
-        }
-        if self.sessions.count() >= self.cfg.max_sessions {
-            return Err(Error::SessionCap);
-        }
-        // Checked again on insert; this spares a spawn for a caller already at its cap.
-        if identity.is_some_and(|o| self.sessions.count_of(o) >= self.per_principal_cap()) {
-            return Err(Error::PrincipalSessionCap);
-        }
-        let backend = self.children.bind(&self.cfg, &self.counters, identity);
-        self.ready.store(
-            !matches!(backend, Err(Error::ChildUnavailable | Error::LinkDown(_))),
-            Ordering::Relaxed,
-        );
-        let backend = backend?;
-        let session = Session::new(
-            backend.clone(),
-            Hello::of(init),
-            identity.map(str::to_owned),
-            self.cfg.buffer,
-        );
-        let per_owner = self.per_principal_cap();
-        if let Err(full) = self
-            .sessions
-            .insert(session.clone(), self.cfg.max_sessions, per_owner)
-        {
-            if let Backend::Own(up) = &backend {
-                up.stop();
-            }
-            return Err(match full {
-                Full::Global => Error::SessionCap,
-                Full::Principal => Error::PrincipalSessionCap,
-            });
-        }
-        session.touch();
-        let stream = session.new_stream();
-        match &backend {
-            Backend::Own(up) => {
-                up.audience().join(&session);
-                if let Err(e) = up.forward_request(
-                    Some(&session),
-                    init,
-                    &stream,
-                    ticket.take().unwrap_or_default(),
-                ) {
-                    self.close(&session);
-                    return Err(e);
-                }
-                info!(
-                    session = session.id().as_str(),
-                    pid = up.pid(),
-                    "session opened"
-                );
-            }
-            Backend::Shared(slot) => {
-                if self.cfg.forward_hello {
-                    if let Some(params) = init_params(init) {
-                        slot.set_hello(&params);
-                    }
-                }
-                slot.audience().join(&session);
-                let ticket = ticket.take().unwrap_or_default();
-                answer_initialize(slot.clone(), &session, init, &stream, ticket);
-                if slot.is_link() {
-                    info!(
-                        session = session.id().as_str(),
-                        "session opened on the remote link"
-                    );
-                } else {
-                    info!(
-                        session = session.id().as_str(),
-                        "session opened on a shared child"
-                    );
-                }
-            }
-        }
-        crate::telemetry::metrics::session_opened();
-        Ok((session, stream))
-    }
-
     /// The pool serving stateless 2026-07-28 requests; `ModernToLegacy` for a legacy child,
     /// and in per-identity mode (one shared pool would mix identities; clients fall back to
     /// legacy sessions, which get their identity's child).
@@ -288,11 +171,32 @@ impl Relay {
 
     /// A live session by id, only for the principal that opened it; unknown, ended and other
     /// principals' sessions are the same 404 (SECURITY.md A6: a session is not auth).
+    /// A session reserved by a legacy SSE connection is reached only through that front.
     pub fn session(&self, id: &str, caller: &Caller) -> Result<Arc<Session>, Error> {
+        let legacy = caller.transport == Transport::Sse;
         self.sessions
             .get(id)
             .filter(|s| s.identity() == caller.owner())
+            .filter(|s| s.inbox().is_some() == legacy)
             .ok_or(Error::UnknownSession)
+    }
+
+    /// Reserves a session for a connection that will send its `initialize` later (legacy
+    /// SSE), under the same caps as any session; `inbox` reaches the connection's driver.
+    pub fn reserve(&self, caller: &Caller, inbox: Inbox) -> Result<Arc<Session>, Error> {
+        if self.is_draining() {
+            return Err(Error::ShuttingDown);
+        }
+        let owner = caller.owner().map(str::to_owned);
+        let session = Session::reserved(owner, self.cfg.buffer, inbox);
+        let per_owner = self.per_principal_cap();
+        self.sessions
+            .insert(session.clone(), None, self.cfg.max_sessions, per_owner)
+            .map_err(|full| match full {
+                Full::Global => Error::SessionCap,
+                Full::Principal => Error::PrincipalSessionCap,
+            })?;
+        Ok(session)
     }
 
     /// Phase 3 for one request: RBAC, then the message rate limits, then its ticket (audit
@@ -345,112 +249,23 @@ impl Relay {
         &self.audit
     }
 
-    /// Dispatches the messages of one POST inside a session, for `caller`.
-    pub async fn submit(
-        &self,
-        session: &Arc<Session>,
-        frames: &[Frame],
-        caller: &Caller,
-    ) -> Result<Posted, Error> {
-        if self.is_draining() {
-            return Err(Error::ShuttingDown);
+    /// Ends a session: pending requests get an error; its own child is stopped, a shared
+    /// child is told what the session's departure changes. A session no longer in the table
+    /// was closed already.
+    pub fn close(&self, session: &Arc<Session>) {
+        if let Some((session, backend)) = self.sessions.remove(session.id()) {
+            self.release(&session, backend.as_ref());
         }
-        if frames.iter().any(|f| f.method() == Some("initialize")) {
-            return Err(Error::InvalidRequest("second_initialize"));
-        }
-        session.touch();
-        let up = session.backend().upstream().await?;
-        let init = match session.backend() {
-            Backend::Shared(slot) => match slot.state() {
-                supervisor::State::Ready(_, init) => init,
-                _ => None,
-            },
-            Backend::Own(_) => None,
-        };
-        let shared = up.audience().is_shared();
-        let batch = frames.len() > 1;
-        let requests = frames.iter().filter(|f| f.kind() == Kind::Request).count();
-        let stream = (requests > 0).then(|| session.new_stream());
-        // Held while dispatching, so a fast answer cannot end the stream early.
-        if let Some(s) = &stream {
-            s.expect_answer();
-        }
-        let mut outcome = Ok(());
-        let sid = Some(session.id().as_str());
-        for frame in frames {
-            let ticket = match frame.kind() {
-                Kind::Request => {
-                    let admitted = self.admit(caller, sid, frame, false);
-                    let throttled = matches!(&admitted, Err((e, _)) if e.is_capacity());
-                    session.note_admission(throttled);
-                    admitted
-                }
-                _ => Ok(Ticket::default()),
-            };
-            let mut ticket = match (ticket, &stream, frame.id()) {
-                (Ok(t), _, _) => t,
-                (Err((e, rule)), Some(s), Some(id)) => {
-                    // A denial is an answer, as if from the server: never a transport error.
-                    Ticket::refused(&self.audit, caller, sid, Some(frame), &e, Some(rule));
-                    s.expect_answer();
-                    s.push(e.to_jsonrpc(&id), true);
-                    continue;
-                }
-                (Err((e, _)), _, _) => {
-                    outcome = Err(e);
-                    continue;
-                }
-            };
-            let handled = if shared {
-                shared::intercept(session, &up, init.as_deref(), frame)
-            } else {
-                Handled::Forward
-            };
-            let result = match (handled, frame.kind(), &stream) {
-                (Handled::Swallowed, _, _) => Ok(()),
-                (Handled::Answered(bytes), _, Some(s)) => {
-                    s.expect_answer();
-                    let code = crate::jsonrpc::error_code(&bytes);
-                    s.push(ticket.answer(bytes, code), true);
-                    Ok(())
-                }
-                (Handled::Forward, Kind::Request, Some(s)) => up
-                    .forward_request(Some(session), frame, s, ticket)
-                    .map(|_| ()),
-                (Handled::Forward, Kind::Notification, _) => {
-                    up.forward_notification(session, frame);
-                    Ok(())
-                }
-                (Handled::Forward, Kind::Response, _) => up.forward_response(session, frame),
-                (_, _, None) => Err(Error::Internal),
-            };
-            // The session's or child's own caps refuse at dispatch: throttling too.
-            if result.as_ref().is_err_and(Error::is_capacity) {
-                session.note_admission(true);
-            }
-            match (result, &stream, frame.id()) {
-                (Ok(()), _, _) => {}
-                (Err(e), Some(s), Some(id)) if batch && frame.kind() == Kind::Request => {
-                    Ticket::refused(&self.audit, caller, sid, Some(frame), &e, None);
-                    s.expect_answer();
-                    s.push(e.to_jsonrpc(&id), true);
-                }
-                (Err(e), _, _) if !batch => outcome = Err(e),
-                (Err(e), _, _) => warn!(error = %e, "batch element refused"),
-            }
-        }
-        if let Some(s) = &stream {
-            s.forget_answer();
-        }
-        outcome?;
-        Ok(stream.map_or(Posted::Accepted, Posted::Stream))
     }
 
-    /// Ends a session: pending requests get an error; its own child is stopped, a shared
-    /// child is told what the session's departure changes.
-    pub fn close(&self, session: &Arc<Session>) {
-        self.sessions.remove(session.id());
-        match session.backend() {
+    /// What [`Relay::close`] does once the session is out of the table.
+    fn release(&self, session: &Arc<Session>, backend: Option<&Backend>) {
+        let Some(backend) = backend else {
+            // Reserved, never opened: nothing was bound.
+            session.end();
+            return;
+        };
+        match backend {
             Backend::Own(up) => {
                 up.fail_pending(Some(session), &Error::SessionEnded);
                 session.end();
@@ -487,12 +302,12 @@ impl Relay {
                 _ = tick.tick() => {}
                 () = self.draining.cancelled() => return,
             }
-            for (s, why) in self.sessions.take_expired(idle, ttl) {
+            for (s, backend, why) in self.sessions.take_expired(idle, ttl) {
                 if why != crate::session::Expiry::Ended {
                     // Its own child (per-session mode) stops with it.
-                    let child = match s.backend() {
-                        Backend::Own(up) => Some(up.pid()),
-                        Backend::Shared(_) => None,
+                    let child = match &backend {
+                        Some(Backend::Own(up)) => Some(up.pid()),
+                        _ => None,
                     };
                     info!(
                         session = s.id().as_str(),
@@ -501,7 +316,7 @@ impl Relay {
                         "idle session expired"
                     );
                 }
-                self.close(&s);
+                self.release(&s, backend.as_ref());
             }
             self.children.sweep(ttl);
         }
@@ -514,8 +329,8 @@ impl Relay {
 
     /// Answers what is still pending with -31010.
     pub fn fail_in_flight(&self) {
-        for s in self.sessions.all() {
-            if let Some(up) = s.backend().current() {
+        for (s, backend) in self.sessions.all() {
+            if let Some(up) = backend.and_then(|b| b.current()) {
                 up.fail_pending(Some(&s), &Error::ShuttingDown);
             }
         }
@@ -539,12 +354,12 @@ impl Relay {
     /// Ends every session and waits until every child is reaped.
     pub async fn stop_all(&self) {
         let sessions = self.sessions.drain();
-        for s in &sessions {
-            self.close(s);
+        for (s, backend) in &sessions {
+            self.release(s, backend.as_ref());
         }
-        let waits = sessions.iter().filter_map(|s| match s.backend() {
-            Backend::Own(up) => Some(up.clone()),
-            Backend::Shared(_) => None,
+        let waits = sessions.iter().filter_map(|(_, backend)| match backend {
+            Some(Backend::Own(up)) => Some(up.clone()),
+            _ => None,
         });
         let own = futures_util::future::join_all(waits.map(|up| async move { up.wait().await }));
         let modern = async {
@@ -555,43 +370,4 @@ impl Relay {
         };
         tokio::join!(own, self.children.stop_all(), modern);
     }
-}
-
-/// The raw `params` of an `initialize` request.
-fn init_params(init: &Frame) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Env<'a> {
-        #[serde(borrow)]
-        params: Option<&'a serde_json::value::RawValue>,
-    }
-    let env: Env<'_> = serde_json::from_slice(init.bytes()).ok()?;
-    env.params.map(|p| p.get().to_owned())
-}
-
-/// Answers a shared session's `initialize` once its slot's child is ready.
-fn answer_initialize(
-    slot: Arc<Slot>,
-    session: &Arc<Session>,
-    init: &Frame,
-    stream: &Arc<Stream>,
-    mut ticket: Ticket,
-) {
-    let Some(id) = init.id() else { return };
-    stream.expect_answer();
-    let session = session.clone();
-    let stream = stream.clone();
-    tokio::spawn(async move {
-        match slot.initialized().await {
-            Ok((_, cached)) => {
-                let (bytes, version) = shared::initialize_answer(&cached, session.requested(), &id);
-                session.set_version(version);
-                stream.push(ticket.answer(bytes, None), true);
-            }
-            Err(e) => {
-                stream.push(ticket.answer(e.to_jsonrpc(&id), Some(e.wire().code)), true);
-                slot.audience().leave(session.id());
-                session.end();
-            }
-        }
-    });
 }

@@ -7,10 +7,14 @@
 //! the last time a stream was seen open.
 //!
 //! A [`SessionId`] is 128 bits from the OS-seeded CSPRNG, written as 32 hex digits (visible
-//! ASCII). A [`Session`] holds its [`Backend`] (its own child, or a slot of shared children),
-//! the identity that opened it, the client capabilities it declared, its negotiated protocol
-//! version, its in-flight count, its standalone GET stream and its recent POST streams (kept
-//! for `Last-Event-ID` replay). Routing of messages is `relay.rs`'s job.
+//! ASCII). A [`Session`] holds the identity that opened it, the client capabilities it
+//! declared, its negotiated protocol version, its in-flight count, its standalone GET stream
+//! and its recent POST streams (kept for `Last-Event-ID` replay). A legacy SSE connection's
+//! session is reserved when the connection opens, before its `initialize` (which fills in the
+//! capabilities), and carries the [`Inbox`] its POSTs reach the connection by. The
+//! [`SessionTable`] keeps beside each session what the relay bound it to (its child:
+//! `relay/children.rs`), opaque here, so this layer knows nothing of upstreams. Routing of
+//! messages is `relay.rs`'s job.
 
 pub mod stream;
 
@@ -19,13 +23,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use rand::RngCore;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::Error;
+use crate::caller::Caller;
 use crate::jsonrpc::Frame;
-use crate::upstream::supervisor::Slot;
-use crate::upstream::Upstream;
 use stream::{BufferLimits, Stream};
 
 /// An `Mcp-Session-Id`.
@@ -47,32 +51,18 @@ impl SessionId {
 /// How many finished POST streams a session keeps for replay.
 const KEPT_STREAMS: usize = 32;
 
-/// The child (or children) a session talks to.
-#[derive(Debug, Clone)]
-pub enum Backend {
-    /// Its own child, which ends with the session (per-session mode).
-    Own(Arc<Upstream>),
-    /// A slot of shared children, restarted under the session (shared and per-identity).
-    Shared(Arc<Slot>),
+/// A message for a connection that carries a session, handed over by a front that receives
+/// it apart from the connection (legacy SSE: a POST for its GET stream), with the caller that
+/// sent it; `done` is told once the connection handled it.
+#[derive(Debug)]
+pub struct Inbound {
+    pub caller: Caller,
+    pub bytes: Bytes,
+    pub done: oneshot::Sender<()>,
 }
 
-impl Backend {
-    /// The child to send to now; a shared slot may wait for a restart.
-    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
-        match self {
-            Backend::Own(up) => Ok(up.clone()),
-            Backend::Shared(slot) => slot.upstream().await,
-        }
-    }
-
-    /// The child running now, without waiting.
-    pub fn current(&self) -> Option<Arc<Upstream>> {
-        match self {
-            Backend::Own(up) => Some(up.clone()),
-            Backend::Shared(slot) => slot.current(),
-        }
-    }
-}
+/// The way to a connection's driver.
+pub type Inbox = mpsc::Sender<Inbound>;
 
 /// Client capabilities that decide whether a shared child's request may reach the session.
 #[derive(Debug, Clone, Copy, Default)]
@@ -123,12 +113,14 @@ impl Hello {
 #[derive(Debug)]
 pub struct Session {
     id: SessionId,
-    backend: Backend,
     /// Who opened it (`--identity-header`); only the same identity may use it.
     identity: Option<String>,
-    /// The version the client asked for in `initialize` (decides priming before the answer).
-    requested: String,
-    caps: ClientCaps,
+    /// What the client said in `initialize`: the version it asked for (decides priming before
+    /// the answer) and its capabilities. Unset while the session is reserved.
+    hello: OnceLock<Hello>,
+    /// Where messages for the connection carrying this session go, when they arrive apart
+    /// from it (legacy SSE: each POST).
+    inbox: Option<Inbox>,
     inflight: AtomicUsize,
     version: OnceLock<String>,
     limits: BufferLimits,
@@ -149,18 +141,39 @@ struct Streams {
 }
 
 impl Session {
-    pub fn new(
-        backend: Backend,
-        hello: Hello,
-        identity: Option<String>,
-        limits: BufferLimits,
-    ) -> Arc<Session> {
-        Arc::new(Session {
+    pub fn new(hello: Hello, identity: Option<String>, limits: BufferLimits) -> Arc<Session> {
+        let session = Session::build(identity, limits, None);
+        let _ = session.hello.set(hello);
+        Arc::new(session)
+    }
+
+    /// A session reserved for a connection that has not sent `initialize` yet (legacy SSE:
+    /// the id is the connection's from its first event on); `inbox` reaches the connection.
+    pub fn reserved(identity: Option<String>, limits: BufferLimits, inbox: Inbox) -> Arc<Session> {
+        Arc::new(Session::build(identity, limits, Some(inbox)))
+    }
+
+    /// Fills a reserved session with its client's `initialize`; false if it had one.
+    pub fn greet(&self, hello: Hello) -> bool {
+        self.hello.set(hello).is_ok()
+    }
+
+    /// Whether `initialize` filled this session (a reserved one waits for it).
+    pub fn is_greeted(&self) -> bool {
+        self.hello.get().is_some()
+    }
+
+    /// Where a message for this session's connection goes (reserved sessions only).
+    pub fn inbox(&self) -> Option<&Inbox> {
+        self.inbox.as_ref()
+    }
+
+    fn build(identity: Option<String>, limits: BufferLimits, inbox: Option<Inbox>) -> Session {
+        Session {
             id: SessionId::random(),
-            backend,
             identity,
-            requested: hello.version,
-            caps: hello.caps,
+            hello: OnceLock::new(),
+            inbox,
             inflight: AtomicUsize::new(0),
             version: OnceLock::new(),
             limits,
@@ -173,15 +186,11 @@ impl Session {
             last_active_ms: AtomicU64::new(0),
             throttled_since_ms: AtomicU64::new(0),
             ended: CancellationToken::new(),
-        })
+        }
     }
 
     pub fn id(&self) -> &SessionId {
         &self.id
-    }
-
-    pub fn backend(&self) -> &Backend {
-        &self.backend
     }
 
     pub fn identity(&self) -> Option<&str> {
@@ -190,15 +199,19 @@ impl Session {
 
     /// The version the client asked for.
     pub fn requested(&self) -> &str {
-        &self.requested
+        self.hello.get().map_or("", |h| h.version.as_str())
+    }
+
+    fn caps(&self) -> ClientCaps {
+        self.hello.get().map(|h| h.caps).unwrap_or_default()
     }
 
     /// Whether the client declared what a child request of `method` needs.
     pub fn declares(&self, method: &str) -> bool {
         match method {
-            "sampling/createMessage" => self.caps.sampling,
-            "elicitation/create" => self.caps.elicitation,
-            "roots/list" => self.caps.roots,
+            "sampling/createMessage" => self.caps().sampling,
+            "elicitation/create" => self.caps().elicitation,
+            "roots/list" => self.caps().roots,
             _ => true,
         }
     }
@@ -232,7 +245,7 @@ impl Session {
 
     /// The version to shape streams by: negotiated, else requested.
     pub fn effective_version(&self) -> &str {
-        self.version().unwrap_or(&self.requested)
+        self.version().unwrap_or(self.requested())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Streams> {
@@ -367,15 +380,27 @@ impl Session {
     }
 }
 
-/// All live sessions, keyed by id, with a count per owning principal.
-#[derive(Debug, Default)]
-pub struct SessionTable {
-    inner: Mutex<Table>,
+/// All live sessions, keyed by id, with a count per owning principal. Each session is kept
+/// with `B`, what its owner bound it to (the relay: its child), which this layer never reads.
+#[derive(Debug)]
+pub struct SessionTable<B> {
+    inner: Mutex<Table<B>>,
 }
 
-#[derive(Debug, Default)]
-struct Table {
-    map: HashMap<SessionId, Arc<Session>>,
+impl<B> Default for SessionTable<B> {
+    fn default() -> Self {
+        SessionTable {
+            inner: Mutex::new(Table {
+                map: HashMap::new(),
+                per_owner: HashMap::new(),
+            }),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Table<B> {
+    map: HashMap<SessionId, (Arc<Session>, B)>,
     per_owner: HashMap<String, usize>,
 }
 
@@ -412,9 +437,9 @@ pub enum Full {
     Principal,
 }
 
-impl Table {
-    fn take(&mut self, id: &SessionId) -> Option<Arc<Session>> {
-        let s = self.map.remove(id)?;
+impl<B> Table<B> {
+    fn take(&mut self, id: &SessionId) -> Option<(Arc<Session>, B)> {
+        let (s, bound) = self.map.remove(id)?;
         if let Some(owner) = s.identity() {
             if let Some(n) = self.per_owner.get_mut(owner) {
                 *n -= 1;
@@ -423,12 +448,12 @@ impl Table {
                 }
             }
         }
-        Some(s)
+        Some((s, bound))
     }
 }
 
-impl SessionTable {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Table> {
+impl<B: Clone> SessionTable<B> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Table<B>> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -443,7 +468,13 @@ impl SessionTable {
 
     /// Inserts unless the table holds `cap` sessions already, or the session's owner holds
     /// `per_owner` (anonymous sessions have only the global cap).
-    pub fn insert(&self, session: Arc<Session>, cap: usize, per_owner: usize) -> Result<(), Full> {
+    pub fn insert(
+        &self,
+        session: Arc<Session>,
+        bound: B,
+        cap: usize,
+        per_owner: usize,
+    ) -> Result<(), Full> {
         let mut t = self.lock();
         if t.map.len() >= cap {
             return Err(Full::Global);
@@ -455,7 +486,7 @@ impl SessionTable {
             }
             *n += 1;
         }
-        t.map.insert(session.id().clone(), session);
+        t.map.insert(session.id().clone(), (session, bound));
         Ok(())
     }
 
@@ -463,7 +494,7 @@ impl SessionTable {
     pub fn get(&self, id: &str) -> Option<Arc<Session>> {
         let mut t = self.lock();
         let key = SessionId(id.to_owned());
-        let session = t.map.get(&key)?.clone();
+        let session = t.map.get(&key)?.0.clone();
         if session.is_ended() {
             t.take(&key);
             return None;
@@ -471,33 +502,49 @@ impl SessionTable {
         Some(session)
     }
 
-    pub fn remove(&self, id: &SessionId) -> Option<Arc<Session>> {
+    /// Binds a session the table holds (a reserved one, once opened); false if it is gone.
+    pub fn bind(&self, session: &SessionId, bound: B) -> bool {
+        match self.lock().map.get_mut(session) {
+            Some(entry) => {
+                entry.1 = bound;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// What `session` is bound to, while the table holds it.
+    pub fn bound(&self, session: &SessionId) -> Option<B> {
+        self.lock().map.get(session).map(|(_, b)| b.clone())
+    }
+
+    pub fn remove(&self, id: &SessionId) -> Option<(Arc<Session>, B)> {
         self.lock().take(id)
     }
 
     /// Removes and returns, with why, the ended sessions and those without a connection for
     /// `idle` (and no request in flight) or for `ttl` (whatever is in flight).
-    pub fn take_expired(&self, idle: Duration, ttl: Duration) -> Vec<(Arc<Session>, Expiry)> {
+    pub fn take_expired(&self, idle: Duration, ttl: Duration) -> Vec<(Arc<Session>, B, Expiry)> {
         let mut t = self.lock();
         let expired: Vec<(SessionId, Expiry)> = t
             .map
             .values()
-            .filter_map(|s| s.expiry(idle, ttl).map(|why| (s.id().clone(), why)))
+            .filter_map(|(s, _)| s.expiry(idle, ttl).map(|why| (s.id().clone(), why)))
             .collect();
         expired
             .into_iter()
-            .filter_map(|(id, why)| t.take(&id).map(|s| (s, why)))
+            .filter_map(|(id, why)| t.take(&id).map(|(s, b)| (s, b, why)))
             .collect()
     }
 
-    pub fn all(&self) -> Vec<Arc<Session>> {
+    pub fn all(&self) -> Vec<(Arc<Session>, B)> {
         self.lock().map.values().cloned().collect()
     }
 
-    pub fn drain(&self) -> Vec<Arc<Session>> {
+    pub fn drain(&self) -> Vec<(Arc<Session>, B)> {
         let mut t = self.lock();
         t.per_owner.clear();
-        t.map.drain().map(|(_, s)| s).collect()
+        t.map.drain().map(|(_, e)| e).collect()
     }
 }
 
@@ -514,5 +561,37 @@ mod tests {
             assert_eq!(id.len(), 32);
             assert!(id.bytes().all(|b| (0x21..=0x7e).contains(&b)));
         }
+    }
+
+    const LIMITS: BufferLimits = BufferLimits {
+        events: 10,
+        bytes: 1024,
+    };
+
+    #[test]
+    fn the_table_keeps_each_sessions_binding_and_counts_reserved_sessions() {
+        let table: SessionTable<Option<u8>> = SessionTable::default();
+        let (inbox, _inbound) = mpsc::channel(1);
+        let reserved = Session::reserved(Some("ann".into()), LIMITS, inbox);
+        assert!(table.insert(reserved.clone(), None, 2, 1).is_ok());
+        // A reserved session holds its owner's place and one of the table's.
+        let second = Session::new(Hello::default(), Some("ann".into()), LIMITS);
+        assert_eq!(table.insert(second, Some(1), 2, 1), Err(Full::Principal));
+        let other = Session::new(Hello::default(), None, LIMITS);
+        assert!(table.insert(other.clone(), Some(2), 2, 1).is_ok());
+        let third = Session::new(Hello::default(), None, LIMITS);
+        assert_eq!(table.insert(third, Some(3), 2, 1), Err(Full::Global));
+        // `initialize` fills the reserved session in place.
+        assert!(!reserved.is_greeted());
+        assert!(reserved.greet(Hello::default()));
+        assert!(!reserved.greet(Hello::default()));
+        assert!(table.bind(reserved.id(), Some(7)));
+        assert_eq!(table.bound(reserved.id()), Some(Some(7)));
+        assert_eq!(table.bound(other.id()), Some(Some(2)));
+        let (_, bound) = table.remove(reserved.id()).unwrap();
+        assert_eq!(bound, Some(7));
+        assert!(!table.bind(reserved.id(), Some(8)));
+        assert_eq!(table.count_of("ann"), 0);
+        assert_eq!(table.count(), 1);
     }
 }

@@ -2,12 +2,13 @@
 //! TCP, the stdio front and legacy HTTP+SSE).
 //!
 //! A transport hands each incoming message's bytes to [`Duplex::handle`] and writes whatever
-//! arrives on the outgoing channel, one message at a time. The first message must be
-//! `initialize`: it opens a relay session (`Relay::open`, any `--session-mode`). Later messages
-//! are submitted to that session; the answers of every request, and the session's standalone
-//! stream (server→client requests and notifications no request claims), are pumped into the
-//! same outgoing channel. Errors the relay makes travel as JSON-RPC error messages on it too.
-//! Closing the connection ends the session. Framing stays in each transport's file.
+//! arrives on the outgoing channel, one message at a time. Each message goes to `Relay::post`
+//! with the connection's session (none before `initialize`), which decides what it does: the
+//! session rules live there, not here. What this file does is pump: the answers of every
+//! request, and the session's standalone stream (server→client requests and notifications no
+//! request claims), into the same outgoing channel, where errors the relay makes travel as
+//! JSON-RPC error messages too. Closing the connection ends the session; the caller's
+//! credential expiring closes the connection. Framing stays in each transport's file.
 
 use std::sync::Arc;
 
@@ -18,8 +19,8 @@ use tracing::{debug, info};
 
 use crate::caller::Caller;
 use crate::error::Error;
-use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
-use crate::relay::{Posted, Relay};
+use crate::jsonrpc::RawId;
+use crate::relay::{Posted, Relay, Within};
 use crate::session::stream::Stream;
 use crate::session::Session;
 use std::time::Duration;
@@ -56,6 +57,8 @@ pub struct Duplex {
     /// The timer closing the connection at the caller's expiry.
     expiry: Option<AbortHandle>,
     session: Option<Arc<Session>>,
+    /// The session is reserved (legacy SSE) and waits for `initialize`.
+    reserved: bool,
     /// Cancelled when the connection must close: its session ended, or it could not keep up.
     closing: CancellationToken,
     /// The pumps of request streams still open (finished ones are dropped as new ones come),
@@ -75,9 +78,26 @@ impl Duplex {
             caller,
             expiry,
             session: None,
+            reserved: false,
             closing,
             answers: Vec::new(),
         }
+    }
+
+    /// A driver for a connection whose session the relay reserved (legacy SSE): the session's
+    /// standalone stream is pumped from now on, and its `initialize` fills it.
+    pub fn reserved(
+        relay: Arc<Relay>,
+        out: mpsc::Sender<Bytes>,
+        caller: Caller,
+        session: Arc<Session>,
+    ) -> Duplex {
+        let mut duplex = Duplex::new(relay, out, caller);
+        duplex.pump(session.standalone());
+        duplex.watch(&session);
+        duplex.session = Some(session);
+        duplex.reserved = true;
+        duplex
     }
 
     /// The caller of the next messages (legacy SSE re-authenticates every POST); it must be
@@ -100,7 +120,7 @@ impl Duplex {
         self.closing.clone()
     }
 
-    /// The session, once `initialize` opened one.
+    /// The session, once `initialize` opened one (or the relay reserved it).
     pub fn session(&self) -> Option<&Arc<Session>> {
         self.session.as_ref()
     }
@@ -117,71 +137,57 @@ impl Duplex {
             self.closing.cancel();
             return Some(e);
         }
-        let (frames, batch) = match Message::parse(bytes) {
-            Ok(Message::Single(f)) => (vec![f], false),
-            Ok(Message::Batch(v)) => (v, true),
+        let sid = self.session.as_ref().filter(|_| !self.reserved);
+        let sid = sid.map(|s| s.id().as_str());
+        let message = match self.relay.parse(&self.caller, sid, Ok(bytes)) {
+            Ok(m) => m,
             Err(e) => {
-                let e = Error::from(e);
-                self.record(&e, None);
                 self.refuse(&e, None).await;
                 return Some(e);
             }
         };
-        let id = match frames.as_slice() {
-            [one] if one.kind() == Kind::Request => one.id(),
-            _ => None,
+        let within = match &self.session {
+            Some(s) if self.reserved => Within::Reserved(s),
+            Some(s) => Within::Session(s),
+            None => Within::Unopened,
         };
-        let e = self.dispatch(&frames, batch).await.err()?;
-        let single = frames.first().filter(|_| frames.len() == 1);
-        self.record(&e, single);
-        self.refuse(&e, id.as_ref()).await;
-        Some(e)
-    }
-
-    fn record(&self, e: &Error, frame: Option<&Frame>) {
-        let session = self.session.as_ref().map(|s| s.id().as_str());
-        self.relay.record_refusal(&self.caller, session, frame, e);
-    }
-
-    async fn dispatch(&mut self, frames: &[Frame], batch: bool) -> Result<(), Error> {
-        if frames.len() > MAX_BATCH {
-            return Err(Error::InvalidRequest("batch_too_large"));
-        }
-        let init = frames
-            .iter()
-            .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
-        match (&self.session, init) {
-            (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
-            (None, Some(_)) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
-            (None, Some(init)) => {
-                let (session, stream) = self.relay.open(init, &self.caller)?;
+        match self.relay.post(&self.caller, within, &message).await {
+            Ok(Posted::Accepted) => None,
+            Ok(Posted::Stream(stream)) => {
                 self.pump_answers(stream);
-                self.pump(session.standalone());
-                let (ended, closing) = (session.ended().clone(), self.closing.clone());
-                tokio::spawn(async move {
-                    tokio::select! {
-                        () = ended.cancelled() => closing.cancel(),
-                        () = closing.cancelled() => {}
-                    }
-                });
-                self.session = Some(session);
-                Ok(())
+                None
             }
-            (None, None) => Err(Error::InvalidRequest("not_initialized")),
-            (Some(session), None) => {
-                if batch && !crate::era::batches_allowed(session.effective_version()) {
-                    return Err(Error::InvalidRequest("batch_not_allowed"));
-                }
-                let session = session.clone();
-                match self.relay.submit(&session, frames, &self.caller).await? {
-                    Posted::Accepted => Ok(()),
-                    Posted::Stream(stream) => {
-                        self.pump_answers(stream);
-                        Ok(())
-                    }
-                }
+            Ok(Posted::Opened(session, stream)) => {
+                self.opened(session, stream);
+                None
+            }
+            Err(r) => {
+                self.refuse(&r.error, r.id.as_ref()).await;
+                Some(r.error)
             }
         }
+    }
+
+    /// `initialize` opened the connection's session: its answer and its standalone stream
+    /// are pumped, and the connection closes when the session ends on its own.
+    fn opened(&mut self, session: Arc<Session>, stream: Arc<Stream>) {
+        self.pump_answers(stream);
+        if !std::mem::take(&mut self.reserved) {
+            self.pump(session.standalone());
+            self.watch(&session);
+        }
+        self.session = Some(session);
+    }
+
+    /// Closes the connection when `session` ends on its own.
+    fn watch(&self, session: &Session) {
+        let (ended, closing) = (session.ended().clone(), self.closing.clone());
+        tokio::spawn(async move {
+            tokio::select! {
+                () = ended.cancelled() => closing.cancel(),
+                () = closing.cancelled() => {}
+            }
+        });
     }
 
     /// [`Duplex::pump`] for the answers of requests, tracked until they have all arrived.
@@ -225,11 +231,6 @@ impl Duplex {
     async fn refuse(&self, e: &Error, id: Option<&RawId>) {
         debug!(error = %e, "message refused");
         let _ = self.out.send(e.message(id)).await;
-    }
-
-    /// The principal this connection belongs to (legacy SSE matches each POST against it).
-    pub fn owner(&self) -> Option<&str> {
-        self.caller.owner()
     }
 
     /// The connection is gone: its session ends (pending requests fail, its child stops).

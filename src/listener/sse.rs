@@ -1,20 +1,21 @@
 //! The legacy HTTP+SSE front (2024-11-05, PROTOCOL.md §3), hosted next to the MCP path.
 //!
-//! `GET /sse` opens one connection: its first event is `endpoint`, whose data is the relative
-//! URL `/message?sessionId=<id>` (128 random bits naming this connection, not the relay's
-//! session id); every message for the client follows as an `event: message`, with keep-alive
-//! comments every `--sse-keep-alive`. `POST /message?sessionId=<id>` hands one JSON-RPC
-//! message (or batch) to that connection's [`Duplex`] and answers 202; whatever it produces,
-//! errors about the message included, travels on the stream. One connection is one relay
-//! session (its first message must be `initialize`); the stream going away closes it, and the
-//! stream ends when the relay drains.
+//! `GET /sse` opens one connection and reserves its relay session (`Relay::reserve`: the
+//! session caps count it from now on). Its first event is `endpoint`, whose data is the
+//! relative URL `/message?sessionId=<id>` (the reserved session's id); every message for the
+//! client follows as an `event: message`, with keep-alive comments every `--sse-keep-alive`.
+//! `POST /message?sessionId=<id>` finds the session by `Relay::session` (the one owner rule:
+//! unknown, ended and other principals' sessions are the same 404) and hands one JSON-RPC
+//! message (or batch) to the connection's [`Duplex`] through the session's inbox, then answers
+//! 202; whatever it produces, errors about the message included, travels on the stream. The
+//! first message must be `initialize`, which fills the reserved session; the stream going
+//! away closes it, and the stream ends when the relay drains.
 //!
-//! Owns the connection table (id → driver, identity) and the framing. Not here: Host/Origin
-//! (the guard in `guard.rs` wraps these routes), session logic (`duplex.rs`,
-//! `relay.rs`), status codes and error bodies (`error.rs`).
+//! Owns the framing and each connection's driver task. Not here: Host/Origin (the guard in
+//! `guard.rs` wraps these routes), sessions (`relay.rs`, `relay/post.rs`), status codes and
+//! error bodies (`error.rs`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -26,7 +27,7 @@ use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -37,19 +38,15 @@ use super::http::{
 use crate::caller::{Caller, Transport};
 use crate::error::Error;
 use crate::relay::Relay;
-use crate::session::SessionId;
+use crate::session::{Inbound, Session};
 
 /// The legacy routes of one listener: `GET /sse` and `POST /message`. A path already served
 /// by another route (`--path`, `--ws-path`, `/health`, `/ready`) is left to it, with a warning.
 pub fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
     let served = served(relay.config());
-    let legacy = Arc::new(Legacy {
-        relay: relay.clone(),
-        conns: Mutex::default(),
-    });
-    let sse: MethodRouter<Arc<Legacy>> =
+    let sse: MethodRouter<Arc<Relay>> =
         get(open_stream).fallback(|| async { method_not_allowed("GET") });
-    let message: MethodRouter<Arc<Legacy>> =
+    let message: MethodRouter<Arc<Relay>> =
         post(handle_message).fallback(|| async { method_not_allowed("POST") });
     let mut router = Router::new();
     for (path, route) in [(SSE_PATH, sse), (MESSAGE_PATH, message)] {
@@ -59,31 +56,13 @@ pub fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
             warn!(path, "legacy sse route not served: the path is taken");
         }
     }
-    router.with_state(legacy)
+    router.with_state(relay)
 }
 
 /// The legacy paths served (`/sse`, `/message`): each unless another route has it.
 pub(super) fn served(cfg: &crate::config::ServeConfig) -> [Option<&'static str>; 2] {
     let taken = [cfg.path.as_str(), cfg.ws_path.as_str(), "/health", "/ready"];
     [SSE_PATH, MESSAGE_PATH].map(|p| (!taken.contains(&p)).then_some(p))
-}
-
-/// The legacy connections of one listener.
-#[derive(Debug)]
-struct Legacy {
-    relay: Arc<Relay>,
-    conns: Mutex<HashMap<String, Arc<Conn>>>,
-}
-
-/// One GET stream: its session driver (taken when the stream goes) and the identity that
-/// opened it. The async mutex serializes concurrent POSTs; `Duplex::handle` returns quickly.
-#[derive(Debug)]
-struct Conn {
-    duplex: tokio::sync::Mutex<Option<Duplex>>,
-    /// The principal that opened the stream; only it may post to it.
-    owner: Option<String>,
-    /// The driver's closing token: the stream ends so the client reconnects.
-    ended: CancellationToken,
 }
 
 /// The query of `POST /message`.
@@ -93,14 +72,14 @@ struct Target {
     session_id: Option<String>,
 }
 
-async fn open_stream(State(legacy): State<Arc<Legacy>>, req: Request) -> Response {
+async fn open_stream(State(relay): State<Arc<Relay>>, req: Request) -> Response {
     caller_of(req.extensions())
-        .and_then(|c| legacy.open(req.headers(), c.on(Transport::Sse)))
+        .and_then(|c| open(&relay, req.headers(), c.on(Transport::Sse)))
         .unwrap_or_else(IntoResponse::into_response)
 }
 
 async fn handle_message(
-    State(legacy): State<Arc<Legacy>>,
+    State(relay): State<Arc<Relay>>,
     target: Result<Query<Target>, QueryRejection>,
     req: Request,
 ) -> Response {
@@ -109,8 +88,7 @@ async fn handle_message(
         .ok()
         .and_then(|Query(t)| t.session_id)
         .filter(|id| !id.is_empty());
-    legacy
-        .message(id, req)
+    message(&relay, id, req)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
@@ -123,141 +101,120 @@ fn method_not_allowed(allow: &'static str) -> Response {
     res
 }
 
-// === impl Legacy ===
-
-impl Legacy {
-    fn lock(&self) -> MutexGuard<'_, HashMap<String, Arc<Conn>>> {
-        self.conns.lock().unwrap_or_else(|e| e.into_inner())
+/// `GET /sse`: reserves a session, starts the connection's driver and streams `endpoint`,
+/// then its messages.
+fn open(relay: &Arc<Relay>, headers: &HeaderMap, caller: Caller) -> Result<Response, Error> {
+    if relay.is_draining() {
+        return Err(Error::ShuttingDown);
     }
+    // No `Accept` at all accepts anything (RFC 9110 §12.5.1).
+    if headers.contains_key(header::ACCEPT) && !accepts(headers, "text/event-stream") {
+        return Err(Error::NotAcceptable);
+    }
+    let (inbox, inbound) = mpsc::channel(1);
+    let session = relay.reserve(&caller, inbox)?;
+    let (tx, rx) = mpsc::channel(OUT_QUEUE);
+    let duplex = Duplex::reserved(relay.clone(), tx, caller, session.clone());
+    // The stream ends when the driver must close: its session ended on its own, or the
+    // caller's credential expired (with or without a session).
+    let ended = duplex.ended();
+    let gone = CancellationToken::new();
+    tokio::spawn(drive(duplex, inbound, gone.clone()));
+    debug!("legacy sse stream opened");
+    let endpoint = Bytes::from(format!(
+        "event: endpoint\ndata: {MESSAGE_PATH}?sessionId={}\n\n",
+        session.id().as_str()
+    ));
+    let mut keep_alive = tokio::time::interval(relay.config().sse_keep_alive);
+    keep_alive.reset();
+    let pump = Pump {
+        rx,
+        endpoint: Some(endpoint),
+        keep_alive,
+        stop: relay.draining().clone(),
+        ended,
+        _gone: Gone(gone),
+    };
+    Ok(sse_response(Body::from_stream(
+        futures_util::stream::unfold(pump, next_chunk),
+    )))
+}
 
-    /// `GET /sse`: registers a connection and streams `endpoint`, then its messages.
-    fn open(self: &Arc<Self>, headers: &HeaderMap, caller: Caller) -> Result<Response, Error> {
-        let relay = &self.relay;
-        if relay.is_draining() {
-            return Err(Error::ShuttingDown);
-        }
-        // No `Accept` at all accepts anything (RFC 9110 §12.5.1).
-        if headers.contains_key(header::ACCEPT) && !accepts(headers, "text/event-stream") {
-            return Err(Error::NotAcceptable);
-        }
-        let owner = caller.owner().map(str::to_owned);
-        let (tx, rx) = mpsc::channel(OUT_QUEUE);
-        let duplex = Duplex::new(relay.clone(), tx, caller);
-        // The stream ends when the driver must close: its session ended on its own, or the
-        // caller's credential expired (with or without a session).
-        let ended = duplex.ended();
-        let conn = Arc::new(Conn {
-            duplex: tokio::sync::Mutex::new(Some(duplex)),
-            owner,
-            ended: ended.clone(),
-        });
-        let id = SessionId::random().as_str().to_owned();
-        {
-            // A connection is a session to be: the session cap bounds both.
-            let mut conns = self.lock();
-            if conns.len() >= relay.config().max_sessions {
-                return Err(Error::SessionCap);
-            }
-            conns.insert(id.clone(), conn.clone());
-        }
-        debug!("legacy sse stream opened");
-        let endpoint = Bytes::from(format!(
-            "event: endpoint\ndata: {MESSAGE_PATH}?sessionId={id}\n\n"
-        ));
-        let mut keep_alive = tokio::time::interval(relay.config().sse_keep_alive);
-        keep_alive.reset();
-        let pump = Pump {
-            rx,
-            endpoint: Some(endpoint),
-            keep_alive,
-            stop: relay.draining().clone(),
-            ended: conn.ended.clone(),
-            _registration: Registration {
-                legacy: self.clone(),
-                id,
-                conn,
-            },
+/// `POST /message`: media type, body limit, then the session (by id and owner), whose
+/// connection handles the message before the 202.
+async fn message(relay: &Relay, id: Option<String>, req: Request) -> Result<Response, Error> {
+    if relay.is_draining() {
+        return Err(Error::ShuttingDown);
+    }
+    let caller = caller_of(req.extensions())?.on(Transport::Sse);
+    let (parts, body) = req.into_parts();
+    let headers = &parts.headers;
+    if !media_type_is(headers, "application/json") {
+        return Err(Error::UnsupportedMediaType);
+    }
+    let (max, idle) = (relay.config().max_body, relay.config().body_idle);
+    let bytes = read_body(body, headers, max, idle).await?;
+    let id = id.ok_or(Error::MissingSession)?;
+    let session: Arc<Session> = relay.session(&id, &caller)?;
+    let inbox = session.inbox().ok_or(Error::UnknownSession)?;
+    let (done, handled) = oneshot::channel();
+    let inbound = Inbound {
+        caller,
+        bytes,
+        done,
+    };
+    inbox
+        .send(inbound)
+        .await
+        .map_err(|_| Error::UnknownSession)?;
+    // Gone with its connection: the message was not handled, like a POST after it closed.
+    handled.await.map_err(|_| Error::UnknownSession)?;
+    Ok(StatusCode::ACCEPTED.into_response())
+}
+
+/// Drives one connection: its POSTs, one at a time, until its stream goes; then its session
+/// ends.
+async fn drive(mut duplex: Duplex, mut inbound: mpsc::Receiver<Inbound>, gone: CancellationToken) {
+    loop {
+        let next = tokio::select! {
+            next = inbound.recv() => next,
+            () = gone.cancelled() => None,
         };
-        Ok(sse_response(Body::from_stream(
-            futures_util::stream::unfold(pump, next_chunk),
-        )))
-    }
-
-    /// `POST /message`: media type, body limit, then the connection (by id and identity).
-    async fn message(&self, id: Option<String>, req: Request) -> Result<Response, Error> {
-        let relay = &self.relay;
-        if relay.is_draining() {
-            return Err(Error::ShuttingDown);
-        }
-        let caller = caller_of(req.extensions())?.on(Transport::Sse);
-        let (parts, body) = req.into_parts();
-        let headers = &parts.headers;
-        if !media_type_is(headers, "application/json") {
-            return Err(Error::UnsupportedMediaType);
-        }
-        let bytes = read_body(
-            body,
-            headers,
-            relay.config().max_body,
-            relay.config().body_idle,
-        )
-        .await?;
-        let id = id.ok_or(Error::MissingSession)?;
-        // Unknown, ended and other principals' connections are the same 404.
-        let conn = self
-            .lock()
-            .get(&id)
-            .filter(|c| c.owner.as_deref() == caller.owner())
-            .cloned()
-            .ok_or(Error::UnknownSession)?;
-        let mut driver = conn.duplex.lock().await;
-        let duplex = driver.as_mut().ok_or(Error::UnknownSession)?;
+        let Some(Inbound {
+            caller,
+            bytes,
+            done,
+        }) = next
+        else {
+            break;
+        };
         // Re-authenticated on this POST: its roles and expiry apply from now on.
         duplex.set_caller(caller);
         let _ = duplex.handle(bytes).await;
-        Ok(StatusCode::ACCEPTED.into_response())
+        let _ = done.send(());
     }
+    debug!("legacy sse stream closed");
+    duplex.close();
 }
 
-/// Removes a connection from the table and ends its session when its stream goes away.
-struct Registration {
-    legacy: Arc<Legacy>,
-    id: String,
-    conn: Arc<Conn>,
-}
+/// Tells the driver its stream went away.
+struct Gone(CancellationToken);
 
-impl Drop for Registration {
+impl Drop for Gone {
     fn drop(&mut self) {
-        self.legacy.lock().remove(&self.id);
-        debug!("legacy sse stream closed");
-        let conn = self.conn.clone();
-        if let Ok(mut driver) = conn.duplex.try_lock() {
-            if let Some(d) = driver.take() {
-                d.close();
-            }
-            return;
-        }
-        // A POST holds the driver: close it once that message is handled. The body is
-        // dropped inside the server's runtime, so there is one.
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            rt.spawn(async move {
-                if let Some(d) = conn.duplex.lock().await.take() {
-                    d.close();
-                }
-            });
-        }
+        self.0.cancel();
     }
 }
 
-/// The state of one SSE body. `rx` is declared first so it is dropped before the
-/// registration: a POST blocked on a full queue then fails fast and releases the driver.
+/// The state of one SSE body. `rx` is declared first so it is dropped before the driver is
+/// told: a message blocked on a full queue then fails fast and releases the driver.
 struct Pump {
     rx: mpsc::Receiver<Bytes>,
     endpoint: Option<Bytes>,
     keep_alive: tokio::time::Interval,
     stop: CancellationToken,
     ended: CancellationToken,
-    _registration: Registration,
+    _gone: Gone,
 }
 
 type Chunk = Result<Bytes, std::convert::Infallible>;

@@ -26,9 +26,9 @@ use crate::caller::Caller;
 use crate::config::ResponseMode;
 use crate::era;
 use crate::error::Error;
-use crate::jsonrpc::{Frame, Kind, Message, MAX_BATCH};
+use crate::jsonrpc::Frame;
 use crate::relay::modern::CancelOnDrop;
-use crate::relay::{Posted, Relay};
+use crate::relay::{Posted, Relay, Within};
 use crate::session::stream::{parse_event_id, Out, Stream};
 use crate::session::Session;
 
@@ -60,11 +60,6 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
     let caller = caller_of(req.extensions())?;
     let (parts, body) = req.into_parts();
     let headers = &parts.headers;
-    let session = header_str(headers, SESSION_HEADER);
-    let record = |e: Error, frame: Option<&Frame>| {
-        relay.record_refusal(&caller, session, frame, &e);
-        e
-    };
     if relay.is_draining() {
         return Err(Error::ShuttingDown);
     }
@@ -74,71 +69,34 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
     if !accepts(headers, "application/json") || !accepts(headers, "text/event-stream") {
         return Err(Error::NotAcceptable);
     }
-    let bytes = read_body(
-        body,
-        headers,
-        relay.config().max_body,
-        relay.config().body_idle,
-    )
-    .await
-    .map_err(|e| record(e, None))?;
-    let (frames, batch) = match Message::parse(bytes).map_err(|e| record(e.into(), None))? {
-        Message::Single(f) => (vec![f], false),
-        Message::Batch(v) => (v, true),
-    };
-    // From here on, an error about a single request echoes its id.
-    let single = match frames.as_slice() {
-        [one] if one.kind() == Kind::Request => Some(one),
-        _ => None,
-    };
-    let id = single.and_then(Frame::id);
-    match post_frames(&relay, headers, &frames, batch, &caller).await {
-        Ok(res) => Ok(res),
-        Err(e) => Ok(record(e, single).into_response_for(id.as_ref())),
+    let (max, idle) = (relay.config().max_body, relay.config().body_idle);
+    let read = read_body(body, headers, max, idle).await;
+    let named = header_str(headers, SESSION_HEADER);
+    let message = relay.parse(&caller, named, read)?;
+    if is_modern(headers, message.frames()) {
+        return Ok(modern::post(&relay, headers, &message, &caller).await);
     }
-}
-
-async fn post_frames(
-    relay: &Arc<Relay>,
-    headers: &HeaderMap,
-    frames: &[Frame],
-    batch: bool,
-    caller: &Caller,
-) -> Result<Response, Error> {
-    let relay = relay.clone();
-    if is_modern(headers, frames) {
-        return modern::post(&relay, headers, frames, batch, caller).await;
-    }
-    let init = frames
-        .iter()
-        .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
-    let session = match header_str(headers, SESSION_HEADER) {
-        Some(_) => Some(session_of(&relay, headers, caller)?),
-        None => None,
+    let found = named.map(|id| (id, session_of(&relay, headers, &caller)));
+    let within = match &found {
+        None => Within::Unnamed,
+        Some((_, Ok(session))) => Within::Session(session),
+        Some((id, Err(e))) => Within::Unusable {
+            id,
+            error: e.clone(),
+        },
     };
-    match (init, session) {
-        (Some(_), Some(_)) => Err(Error::InvalidRequest("second_initialize")),
-        (Some(_), None) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
-        (Some(init), None) => {
-            let (session, stream) = relay.open(init, caller)?;
-            Ok(respond(&relay, &session, stream, true, caller.principal.expires_at).await)
+    let expires = caller.principal.expires_at;
+    Ok(match (relay.post(&caller, within, &message).await, found) {
+        (Ok(Posted::Accepted), _) => StatusCode::ACCEPTED.into_response(),
+        (Ok(Posted::Opened(session, stream)), _) => {
+            respond(&relay, &session, stream, true, expires).await
         }
-        (None, None) => Err(Error::MissingSession),
-        (None, Some(session)) => {
-            if batch && !era::batches_allowed(session.effective_version()) {
-                return Err(Error::InvalidRequest("batch_not_allowed"));
-            }
-            if frames.len() > MAX_BATCH {
-                return Err(Error::InvalidRequest("batch_too_large"));
-            }
-            match relay.submit(&session, frames, caller).await? {
-                Posted::Accepted => Ok(StatusCode::ACCEPTED.into_response()),
-                Posted::Stream(stream) => {
-                    Ok(respond(&relay, &session, stream, false, caller.principal.expires_at).await)
-                }
-            }
+        (Ok(Posted::Stream(stream)), Some((_, Ok(session)))) => {
+            respond(&relay, &session, stream, false, expires).await
         }
-    }
+        (Ok(Posted::Stream(_)), _) => Error::Internal.into_response(),
+        (Err(r), _) => r.error.into_response_for(r.id.as_ref()),
+    })
 }
 
 fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<Response, Error> {

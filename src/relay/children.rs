@@ -5,7 +5,9 @@
 //! `per-identity` keeps one supervised slot per identity (the `--identity-header` value until
 //! authentication exists), created on first use with the identity templated into the child's
 //! environment (`{identity}` in `--env` values), and stopped after the identity's last session
-//! has been gone for the session TTL. Restart and multiplexing are `upstream/`'s job.
+//! has been gone for the session TTL. A session's [`Backend`] is kept beside it in the
+//! relay's session table (`session.rs` knows nothing of children). Restart and multiplexing
+//! are `upstream/`'s job.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,10 +17,36 @@ use tracing::{info, warn};
 
 use crate::config::{ServeConfig, SessionMode, IDENTITY_PLACEHOLDER};
 use crate::error::Error;
-use crate::session::Backend;
 use crate::upstream::audience::Audience;
 use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
 use crate::upstream::{Counters, ServerSpec, Upstream};
+
+/// The child (or children) a session talks to.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Its own child, which ends with the session (per-session mode).
+    Own(Arc<Upstream>),
+    /// A slot of shared children, restarted under the session (shared and per-identity).
+    Shared(Arc<Slot>),
+}
+
+impl Backend {
+    /// The child to send to now; a shared slot may wait for a restart.
+    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+        match self {
+            Backend::Own(up) => Ok(up.clone()),
+            Backend::Shared(slot) => slot.upstream().await,
+        }
+    }
+
+    /// The child running now, without waiting.
+    pub fn current(&self) -> Option<Arc<Upstream>> {
+        match self {
+            Backend::Own(up) => Some(up.clone()),
+            Backend::Shared(slot) => slot.current(),
+        }
+    }
+}
 
 /// The children of one configured server.
 #[derive(Debug)]

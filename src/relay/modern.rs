@@ -8,24 +8,160 @@
 //! its own pool of `--children N` uninitialized processes (a dual-era process that saw
 //! `initialize` is legacy for good), and each request goes to the ready one with the fewest
 //! requests in flight. The relay also lists the child's tools once to learn which arguments
-//! are mirrored in `Mcp-Param-*` headers. Header validation is `era/modern.rs`; HTTP is the
-//! listener's.
+//! are mirrored in `Mcp-Param-*` headers.
+//!
+//! [`Relay::stateless`] is the one entry point for a modern request: pool, headers checked
+//! against the body (`era/modern.rs`), the policy phases (`Relay::admit`), dispatch, the audit
+//! of refusals and cancellation when the client goes before the answer. HTTP (statuses, JSON
+//! or SSE) is the listener's; the status of an answer is `error.rs`'s.
 
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use axum::http::HeaderMap;
+use bytes::Bytes;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
+use super::{Refused, Relay};
+use crate::caller::Caller;
 use crate::config::{ChildEra, ServeConfig};
 use crate::era::modern::ToolHeaders;
 use crate::era::{FIRST_MODERN, MODERN_META_KEY};
 use crate::error::Error;
-use crate::jsonrpc::Frame;
+use crate::jsonrpc::{Frame, Kind, Message};
+use crate::session::stream::Stream;
+use crate::ticket::Ticket;
 use crate::upstream::supervisor::{Pool, SlotSpec};
 use crate::upstream::{Counters, Upstream};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What a stateless request produced.
+#[derive(Debug)]
+pub enum Stateless {
+    /// A notification, forwarded: nothing will be answered (HTTP 202).
+    Accepted,
+    /// A denied request, answered at once as the server would answer an unknown name.
+    Answered(Bytes),
+    /// A request on its way: its answer (and notifications about it) arrive on the stream.
+    Pending(Pending),
+}
+
+/// A stateless request in flight. Dropped before its answer, it cancels the request at the
+/// child (2026-07-28: closing the stream is the cancellation).
+#[derive(Debug)]
+pub struct Pending {
+    pub stream: Arc<Stream>,
+    guard: CancelOnDrop,
+    /// The pool to teach the `Mcp-Param-*` mapping from a `tools/list` answer.
+    learn: Option<Arc<ModernPool>>,
+}
+
+impl Pending {
+    /// The final answer went out whole: the request is over, and a `tools/list` answer the
+    /// client received refreshes the `Mcp-Param-*` mapping.
+    pub fn answered(self, answer: &Bytes) {
+        drop(self.guard);
+        if let Some(pool) = self.learn {
+            if let Ok(f) = Frame::parse_upstream(answer.clone()) {
+                pool.learn_tools(&f);
+            }
+        }
+    }
+
+    /// What keeps the request alive while its stream is being read.
+    pub fn into_guard(self) -> CancelOnDrop {
+        self.guard
+    }
+}
+
+impl Relay {
+    /// Handles one stateless 2026-07-28 message (one per POST, never a batch): the pool, its
+    /// headers against its body, the policy phases, then dispatch. A refusal is recorded here
+    /// and returned for the front to answer.
+    pub async fn stateless(
+        &self,
+        caller: &Caller,
+        headers: &HeaderMap,
+        message: &Message,
+    ) -> Result<Stateless, Refused> {
+        let frames = message.frames();
+        let refused = |e| Refused::record(self, caller, None, frames, e);
+        let (Message::Single(_), [frame]) = (message, frames) else {
+            return Err(refused(Error::InvalidRequest("batch_not_allowed")));
+        };
+        let pool = match self.modern_pool().await {
+            Ok(pool) => pool,
+            Err(Error::ModernToLegacy) => return Err(self.to_legacy(caller, frame)),
+            Err(e) => return Err(refused(e)),
+        };
+        self.stateless_one(caller, headers, frame, pool)
+            .await
+            .map_err(refused)
+    }
+
+    async fn stateless_one(
+        &self,
+        caller: &Caller,
+        headers: &HeaderMap,
+        frame: &Frame,
+        pool: Arc<ModernPool>,
+    ) -> Result<Stateless, Error> {
+        {
+            let tools = pool.tools();
+            crate::era::modern::validate(headers, frame, &tools).map_err(Error::Modern)?;
+        }
+        match frame.kind() {
+            Kind::Response => Err(Error::UnexpectedResponse),
+            Kind::Notification => {
+                pool.upstream().await?.forward_raw(frame);
+                Ok(Stateless::Accepted)
+            }
+            Kind::Request => {
+                let ticket = match self.admit(caller, None, frame, true) {
+                    Ok(t) => t,
+                    Err((e, rule)) => {
+                        // A denial is an answer, as if from the server.
+                        Ticket::refused(&self.audit, caller, None, Some(frame), &e, Some(rule));
+                        let body = frame.id().map(|id| e.to_jsonrpc(&id)).unwrap_or_default();
+                        return Ok(Stateless::Answered(body));
+                    }
+                };
+                // A list filtered for this caller says nothing about the tools of others.
+                let lists_tools = frame.method() == Some("tools/list") && !ticket.filters();
+                let up = pool.upstream().await?;
+                let stream = Stream::new(1, false, self.cfg.buffer);
+                let relay_id = up.forward_request(None, frame, &stream, ticket)?;
+                Ok(Stateless::Pending(Pending {
+                    guard: CancelOnDrop::new(up, relay_id, stream.clone()),
+                    stream,
+                    learn: lists_tools.then_some(pool),
+                }))
+            }
+        }
+    }
+
+    /// A modern request to a legacy child: the 400 that makes the client fall back, recorded
+    /// with the rule that allows the method when roles allow it (`always_allowed` for
+    /// `server/discover`), so its record reads as it would for a modern child.
+    fn to_legacy(&self, caller: &Caller, frame: &Frame) -> Refused {
+        let e = Error::ModernToLegacy;
+        let rule = match frame.kind() {
+            Kind::Request => self
+                .policy()
+                .authorize(caller, frame, true)
+                .ok()
+                .and_then(|(rule, _)| rule),
+            _ => None,
+        };
+        Ticket::refused(&self.audit, caller, None, Some(frame), &e, rule);
+        Refused {
+            error: e,
+            id: frame.id(),
+        }
+    }
+}
 
 /// The modern pool, once the child's era is known.
 #[derive(Debug, Default)]

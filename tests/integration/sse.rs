@@ -273,3 +273,50 @@ async fn sse_stream_ends_after_its_child_dies_so_the_client_reconnects() {
     assert_eq!(err["error"]["code"], -31007, "{err}");
     assert!(c.next().await.is_none(), "the stream should end");
 }
+
+#[tokio::test]
+async fn sse_connections_and_http_sessions_share_one_session_cap() {
+    let relay = Relay::start(&["--max-sessions", "2"], &[]);
+    // A connection holds its place from its GET on, before its `initialize`.
+    let mut legacy = Legacy::open(&relay).await;
+    let mut http = relay.client();
+    http.initialize("2025-11-25").await;
+    let r = relay
+        .client()
+        .post(init_request(json!(1), "2025-11-25"))
+        .await;
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"]["code"], -31005);
+    let full = reqwest::Client::new()
+        .get(format!("{}/sse", relay.base))
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(full.status(), 503);
+    // Its `initialize` fills the place it holds.
+    legacy.initialize().await;
+    assert_eq!(legacy.echo(json!(1), "legacy").await, "legacy");
+    // Its id names a session of the legacy front only.
+    let (_, id) = legacy.endpoint.split_once("sessionId=").unwrap();
+    let mut stranger = relay.client();
+    stranger.session = Some(id.to_owned());
+    stranger.version = Some("2024-11-05".to_owned());
+    let r = stranger
+        .post(json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}))
+        .await;
+    assert_eq!(r.status, 404);
+    // Its stream gone, the place is free again.
+    drop(legacy);
+    let late = relay.client();
+    let mut opened = false;
+    for _ in 0..50 {
+        let r = late.post(init_request(json!(1), "2025-11-25")).await;
+        if r.status == 200 {
+            opened = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(opened, "the closed connection's place was not freed");
+}

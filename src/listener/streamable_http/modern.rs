@@ -1,129 +1,62 @@
-//! 2026-07-28 requests on the Streamable HTTP front (PROTOCOL.md §2.3).
+//! 2026-07-28 requests on the Streamable HTTP front (PROTOCOL.md §2.3): HTTP framing only.
 //!
-//! Stateless: no session is minted or read, one message per POST, headers checked against the
-//! body (`era/modern.rs`) before anything reaches a child. A notification is forwarded and
-//! answered 202. A request's answer is held briefly: when the final answer comes first it is
-//! sent as JSON, with 404 for an unknown method and 400 for the modern request errors, so a
-//! client can tell them from transport errors; otherwise it streams as SSE (notifications
-//! about the request, then the answer). Closing the connection before the answer cancels the
-//! request at the child. A `tools/list` answer sent as JSON refreshes the `Mcp-Param-*`
-//! mapping. The pool and era probe are `relay/modern.rs`.
+//! Stateless: no session is minted or read, one message per POST. `Relay::stateless`
+//! (`relay/modern.rs`) checks the headers against the body, applies the policy phases,
+//! dispatches and records refusals. Here: a notification is answered 202. A request's answer
+//! is held briefly: when the final answer comes first it is sent as JSON with the status
+//! `error::modern_status` gives its code (404 for an unknown method, 400 for the modern
+//! request errors), so a client can tell them from transport errors; otherwise it streams as
+//! SSE (notifications about the request, then the answer). Closing the connection before the
+//! answer cancels the request at the child (the request's guard goes with the body).
 
 use std::sync::Arc;
 
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 
 use super::{sse, Attach};
 use crate::caller::Caller;
-use crate::era;
-use crate::error::Error;
-use crate::jsonrpc::{Frame, Kind};
-use crate::relay::modern::CancelOnDrop;
+use crate::error::modern_status;
+use crate::jsonrpc::Message;
+use crate::relay::modern::{Pending, Stateless};
 use crate::relay::Relay;
-use crate::session::stream::Stream;
 
 /// Handles one modern POST.
 pub(super) async fn post(
     relay: &Arc<Relay>,
     headers: &HeaderMap,
-    frames: &[Frame],
-    batch: bool,
+    message: &Message,
     caller: &Caller,
-) -> Result<Response, Error> {
-    let (false, Some(frame)) = (batch, frames.first()) else {
-        return Err(Error::InvalidRequest("batch_not_allowed"));
-    };
-    let pool = match relay.modern_pool().await {
-        Ok(pool) => pool,
-        Err(Error::ModernToLegacy) => return Ok(to_legacy(relay, caller, frame)),
-        Err(e) => return Err(e),
-    };
-    {
-        let tools = pool.tools();
-        era::modern::validate(headers, frame, &tools).map_err(Error::Modern)?;
-    }
-    match frame.kind() {
-        Kind::Response => Err(Error::UnexpectedResponse),
-        Kind::Notification => {
-            pool.upstream().await?.forward_raw(frame);
-            Ok(StatusCode::ACCEPTED.into_response())
+) -> Response {
+    match relay.stateless(caller, headers, message).await {
+        Ok(Stateless::Accepted) => StatusCode::ACCEPTED.into_response(),
+        Ok(Stateless::Answered(body)) => json(body),
+        Ok(Stateless::Pending(pending)) => {
+            respond(relay, pending, caller.principal.expires_at).await
         }
-        Kind::Request => {
-            let ticket = match relay.admit(caller, None, frame, true) {
-                Ok(t) => t,
-                Err((e, rule)) => return Ok(denied(relay, caller, frame, &e, rule)),
-            };
-            // A list filtered for this caller says nothing about the tools of others.
-            let lists_tools = frame.method() == Some("tools/list") && !ticket.filters();
-            let up = pool.upstream().await?;
-            let stream = Stream::new(1, false, relay.config().buffer);
-            let relay_id = up.forward_request(None, frame, &stream, ticket)?;
-            let guard = CancelOnDrop::new(up, relay_id, stream.clone());
-            let expires = caller.principal.expires_at;
-            let res = respond(relay, stream, guard, expires, |answer| {
-                if lists_tools {
-                    if let Ok(f) = Frame::parse_upstream(answer.clone()) {
-                        pool.learn_tools(&f);
-                    }
-                }
-            })
-            .await;
-            Ok(res)
-        }
+        Err(r) => r.error.into_response_for(r.id.as_ref()),
     }
 }
 
-/// A modern request to a legacy child: the 400 that makes the client fall back, recorded
-/// with the rule that allows the method when roles allow it (`always_allowed` for
-/// `server/discover`), so its record reads as it would for a modern child.
-fn to_legacy(relay: &Relay, caller: &Caller, frame: &Frame) -> Response {
-    let e = Error::ModernToLegacy;
-    let rule = match frame.kind() {
-        Kind::Request => relay
-            .policy()
-            .authorize(caller, frame, true)
-            .ok()
-            .and_then(|(rule, _)| rule),
-        _ => None,
-    };
-    crate::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), &e, rule);
-    e.into_response_for(frame.id().as_ref())
+/// A final answer as JSON, with its status.
+fn json(body: Bytes) -> Response {
+    let status = modern_status(crate::jsonrpc::error_code(&body));
+    (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
 }
 
-/// A denied request: the answer for an unknown name, with that answer's status.
-fn denied(relay: &Relay, caller: &Caller, frame: &Frame, e: &Error, rule: String) -> Response {
-    crate::ticket::Ticket::refused(relay.audit(), caller, None, Some(frame), e, Some(rule));
-    let body = frame.id().map(|id| e.to_jsonrpc(&id)).unwrap_or_default();
-    (
-        status_of(&body),
-        [(header::CONTENT_TYPE, "application/json")],
-        body,
-    )
-        .into_response()
-}
-
-/// JSON when the final answer comes first (within `--json-hold`), SSE otherwise. `seen` gets
-/// a final answer sent as JSON (to learn from `tools/list`).
+/// JSON when the final answer comes first (within `--json-hold`), SSE otherwise.
 async fn respond(
     relay: &Relay,
-    stream: Arc<Stream>,
-    guard: CancelOnDrop,
+    pending: Pending,
     expires: Option<std::time::SystemTime>,
-    seen: impl FnOnce(&bytes::Bytes),
 ) -> Response {
+    let stream = pending.stream.clone();
     let (mut rx, _) = stream.attach(None);
     let first = match tokio::time::timeout(relay.config().json_hold, rx.recv()).await {
         Ok(Some(out)) if out.last => {
-            drop(guard);
-            seen(&out.data);
-            let status = status_of(&out.data);
-            return (
-                status,
-                [(header::CONTENT_TYPE, "application/json")],
-                out.data,
-            )
-                .into_response();
+            pending.answered(&out.data);
+            return json(out.data);
         }
         Ok(out) => out,
         Err(_) => None,
@@ -135,18 +68,8 @@ async fn respond(
         new_session: false,
         poll: false,
         prime: false,
-        guard: Some(guard),
+        guard: Some(pending.into_guard()),
         expires,
     };
     sse(relay, None, &stream, attach)
-}
-
-/// 404 for -32601, 400 for the modern request errors, else 200.
-fn status_of(answer: &[u8]) -> StatusCode {
-    let code = crate::jsonrpc::error_code(answer);
-    match code {
-        Some(-32601) => StatusCode::NOT_FOUND,
-        Some(-32022..=-32020) => StatusCode::BAD_REQUEST,
-        _ => StatusCode::OK,
-    }
 }
