@@ -295,7 +295,7 @@ async fn sse_connections_and_http_sessions_share_one_session_cap() {
         .unwrap();
     assert_eq!(full.status(), 503);
     // Its `initialize` fills the place it holds.
-    legacy.initialize().await;
+    legacy.initialize("2024-11-05").await;
     assert_eq!(legacy.echo(json!(1), "legacy").await, "legacy");
     // Its id names a session of the legacy front only.
     let (_, id) = legacy.endpoint.split_once("sessionId=").unwrap();
