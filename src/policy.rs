@@ -8,10 +8,10 @@
 //!   line): 1 client address (proxy headers only from trusted proxies) and allow/deny → 2 Host
 //!   → Origin → 3 CORS preflight and RFC 9728 metadata, answered without a caller → 4 overload
 //!   shedding of new work → 5 per-IP rate → 6 authentication (mTLS | API key | JWT) → 7 global
-//!   and per-principal rate → 8 the principal's concurrency slot. HTTP runs 1, 4 and 5 per
-//!   request (behind a proxy each request names its own client); TCP ran them on connection;
-//!   2 and 3 exist only on HTTP. Header and body limits, routes, sessions and frames follow in
-//!   the fronts and the relay;
+//!   and per-principal rate → 8 the principal's concurrency slot (probes skip 6-8 when no
+//!   authentication is configured). HTTP runs 1, 4 and 5 per request (behind a proxy each
+//!   request names its own client); TCP ran them on connection; 2 and 3 exist only on HTTP.
+//!   Header and body limits, routes, sessions and frames follow in the fronts and the relay;
 //! - **message** (`on_message`; each JSON-RPC request): RBAC → message rates (principal on
 //!   WebSocket/TCP, principal × tool) → overload → the concurrency slot where the transport
 //!   takes one per message.
