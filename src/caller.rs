@@ -126,6 +126,22 @@ impl Transport {
             Transport::Stdio => "stdio",
         }
     }
+
+    /// Whether each request message holds a place among its principal's concurrent requests
+    /// until answered (`policy::phases::on_message`): where one connection or stream carries
+    /// many requests. A Streamable HTTP POST holds one for the whole request instead
+    /// (`on_request`), so its messages do not.
+    pub fn holds_slot_per_message(self) -> bool {
+        !matches!(self, Transport::StreamableHttp)
+    }
+
+    /// Whether each request message counts against its principal's rate: where one upgrade
+    /// or connection carries many requests (WebSocket, TCP). HTTP fronts count each HTTP
+    /// request instead (legacy SSE: each `POST /message`); the stdio front is the operator's
+    /// own pipe.
+    pub fn counts_principal_rate_per_message(self) -> bool {
+        matches!(self, Transport::Websocket | Transport::Tcp)
+    }
 }
 
 /// Who sent one request (or opened one connection), from where, over which front.

@@ -1,21 +1,24 @@
-//! Policy phases, in one ordered place (STYLE.md §7).
+//! Request policy: what every connection, request and message must pass, in ONE order for every
+//! front (STYLE.md §7). The order runs in `phases.rs`, one function per scope, each a method on
+//! one snapshot of this policy (a SIGHUP replaces the policy for the next scope, never midway):
 //!
-//! Per HTTP request: Host → Origin (before anything else, so rebinding attempts and
-//! preflights never reach later phases) → header and body limits (in the listener's body
-//! read) → route and method → session lookup. Per JSON-RPC message (in `relay.rs`): frame
-//! parse and ambiguity rule → era checks → in-flight caps → upstream dispatch. Auth, roles
-//! and rate limits join these lists in their own files, in the order written here.
-
+//! - **connection** (`on_connection`; TCP, whose client is its socket peer): 1 network
+//!   allow/deny → 4 overload → 5 per-IP rate;
+//! - **request** (`on_request`; an HTTP request or WebSocket upgrade, a TCP connection's first
+//!   line): 1 client address (proxy headers only from trusted proxies) and allow/deny → 2 Host
+//!   → Origin → 3 CORS preflight and RFC 9728 metadata, answered without a caller → 4 overload
+//!   shedding of new work → 5 per-IP rate → 6 authentication (mTLS | API key | JWT) → 7 global
+//!   and per-principal rate → 8 the principal's concurrency slot (probes skip 6-8 when no
+//!   authentication is configured). HTTP runs 1, 4 and 5 per request (behind a proxy each
+//!   request names its own client); TCP ran them on connection; 2 and 3 exist only on HTTP.
+//!   Header and body limits, routes, sessions and frames follow in the fronts and the relay;
+//! - **message** (`on_message`; each JSON-RPC request): RBAC → message rates (principal on
+//!   WebSocket/TCP, principal × tool) → overload → the concurrency slot where the transport
+//!   takes one per message.
 //!
-//! Authentication (`authn.rs`: mTLS | API key | JWT) runs after Host/Origin at the router
-//! root for every route, WebSocket upgrade and first TCP line; RBAC (`rbac.rs`) runs per
-//! request message, before caps and dispatch.
-//!
-//! Traffic protection joins them in this order: connection: client IP (`ip.rs`: proxy
-//! headers only from trusted proxies) → allow/deny; request: Host → Origin → CORS preflight
-//! (`cors.rs`) → per-IP rate → authentication → global and per-principal rate → the
-//! principal's concurrency cap → session; message: RBAC → principal×tool rate
-//! (`rate_limit.rs`; WebSocket and TCP messages also count against the principal's rate).
+//! Why each position is where it is: at each step in `phases.rs`. Which transport pays what
+//! (slot per request or per message, principal rate per upgrade or per message) is data on
+//! `Transport` (`caller.rs`). Each check lives in its own file below.
 
 pub mod api_key;
 pub mod authn;
@@ -25,6 +28,7 @@ pub mod jwt;
 pub mod mtls;
 pub mod origin;
 pub mod overload;
+pub mod phases;
 pub mod rate_limit;
 pub mod rbac;
 
@@ -33,11 +37,12 @@ use std::sync::Arc;
 
 use axum::http::HeaderMap;
 
-use crate::caller::{AuthFailure, Caller, Principal, Transport};
+use crate::caller::{AuthFailure, Caller, Principal};
 use crate::error::Error;
 use crate::jsonrpc::Frame;
 use authn::Authenticator;
 pub use origin::OriginGuard;
+pub use phases::{Admitted, Head, Incoming, Route, Source, Stop};
 use rbac::{Decision, ListFilter, Rbac};
 
 /// Everything checked before a request's route and body are looked at, and per message.
@@ -58,9 +63,9 @@ pub struct RequestPolicy {
 pub type Allowed = (Option<String>, Option<ListFilter>);
 
 impl RequestPolicy {
-    /// Phase 1 of STYLE.md §7: the client's address (the socket peer, or what a trusted
-    /// proxy says it forwarded), refused when denied. Why first: a denied network learns
-    /// nothing at all. `None` (no socket, in-process tests) passes only without rules.
+    /// Position 1 (`phases.rs`): the client's address (the socket peer, or what a trusted
+    /// proxy says it forwarded), refused when denied. `None` (no socket, in-process tests)
+    /// passes only without rules.
     pub fn client(
         &self,
         peer: Option<SocketAddr>,
@@ -80,9 +85,8 @@ impl RequestPolicy {
         }
     }
 
-    /// Phase 2 of STYLE.md §7, the parts that exist: Host, then Origin.
+    /// Position 2: Host, then Origin.
     pub fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
-        // Why first: a rebinding attempt must learn nothing, not even whether a route exists.
         match self.origin.check(headers, authority) {
             // `--cors-origin '*'` says in words that any Origin may call (Host still checked).
             Err(Error::OriginDenied) if self.cors.allows_any() => Ok(()),
@@ -90,37 +94,8 @@ impl RequestPolicy {
         }
     }
 
-    /// Phase 2, after authentication: global and per-principal rates (keyed on the
-    /// principal, anonymous callers on their IP: never on the session), then a slot among
-    /// the principal's concurrent requests when `counted` (held until the answer is sent).
-    pub fn limit_request(
-        &self,
-        caller: &Caller,
-        counted: bool,
-    ) -> Result<Option<rate_limit::InFlight>, Error> {
-        self.limits.check_principal(caller)?;
-        if counted {
-            self.limits.acquire(caller)
-        } else {
-            Ok(None)
-        }
-    }
-
-    /// Phase 3, after RBAC (denied calls spend no quota): the principal×tool rate of a
-    /// `tools/call`; on WebSocket and TCP, where one upgrade carries many requests, each
-    /// request also counts against the principal's rate.
-    pub fn limit_message(&self, caller: &Caller, frame: &Frame) -> Result<(), Error> {
-        if matches!(caller.transport, Transport::Websocket | Transport::Tcp) {
-            self.limits.check_principal(caller)?;
-        }
-        match (frame.method(), frame.name()) {
-            (Some("tools/call"), Some(tool)) => self.limits.check_tool(caller, tool),
-            _ => Ok(()),
-        }
-    }
-
-    /// Phase 2, authentication: who is calling (after Host/Origin, before the session,
-    /// because a session is not authentication). `cert` is the verified mTLS identity.
+    /// Position 6, authentication: who is calling (before the session, because a session is
+    /// not authentication). `cert` is the verified mTLS identity.
     pub async fn authenticate(
         &self,
         headers: &HeaderMap,
@@ -158,7 +133,7 @@ impl RequestPolicy {
         }
     }
 
-    /// Phase 3, RBAC on one request: method, then tool/prompt/resource name. A denial is
+    /// The message scope's first position, RBAC on one request: method, then tool/prompt/resource name. A denial is
     /// the answer for an unknown name (`modern` picks the era's resource error).
     pub fn authorize(
         &self,

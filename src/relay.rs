@@ -75,7 +75,9 @@ impl Relay {
         &self.cfg
     }
 
-    /// The request policy in force (authentication, roles, limits, network rules, CORS).
+    /// The request policy in force (authentication, roles, limits, network rules, CORS): a
+    /// snapshot, loaded once per connection, request or message and passed through its
+    /// phases, so a SIGHUP midway never judges one against two policies.
     pub fn policy(&self) -> Arc<crate::policy::RequestPolicy> {
         self.policy.load_full()
     }
@@ -199,9 +201,10 @@ impl Relay {
         Ok(session)
     }
 
-    /// Phase 3 for one request: RBAC, then the message rate limits, then its ticket (audit
-    /// record, list filter). A refusal comes back with its rule, to be answered in place of
-    /// the request (an unknown name, or -31004) and recorded.
+    /// The message phases for one request (`policy::phases::on_message`: RBAC, message
+    /// rates, overload, the concurrency slot), against the policy loaded once for it, and its
+    /// ticket (audit record, list filter). A refusal comes back with its rule, to be answered
+    /// in place of the request (an unknown name, or -31004) and recorded.
     pub fn admit(
         &self,
         caller: &Caller,
@@ -209,28 +212,8 @@ impl Relay {
         frame: &Frame,
         modern: bool,
     ) -> Result<Ticket, (Error, String)> {
-        let (rule, filter) = self.policy().authorize(caller, frame, modern)?;
-        // After RBAC, so a denied call spends no quota: principal×tool (and per-message) rate.
-        if let Err(e) = self.policy().limit_message(caller, frame) {
-            return Err((e, rule.unwrap_or_default()));
-        }
-        // Shedding refuses new requests; their notifications and responses still pass.
-        if let Err(e) = self.policy().limits.overload().admit() {
-            return Err((e, rule.unwrap_or_default()));
-        }
-        // Where one connection carries many requests, each holds a place among its
-        // principal's concurrent requests until answered (Streamable HTTP: one per POST, in
-        // the guard).
-        let slot = match caller.transport {
-            Transport::StreamableHttp => None,
-            _ => match self.policy().limits.acquire(caller) {
-                Ok(slot) => slot,
-                Err(e) => return Err((e, rule.unwrap_or_default())),
-            },
-        };
-        let mut ticket = Ticket::allowed(&self.audit, caller, session, frame, rule, filter);
-        ticket.hold(slot);
-        Ok(ticket)
+        self.policy()
+            .on_message(&self.audit, caller, session, frame, modern)
     }
 
     /// Records a refusal of a request (or of an HTTP request with no frame yet).

@@ -5,8 +5,9 @@
 //! a longer one gets a -31009 error line and the connection is closed, since the stream can no
 //! longer be trusted to be in sync. A connection silent for `--tcp-idle` (5 min) is closed, as
 //! is every connection when the relay drains. OS keep-alive is on. The first line is where
-//! authentication is read. A client address that `[network]` denies, or one over its per-IP
-//! rate, is closed at once on accept. With `--tls-cert` every connection is TLS (handshake
+//! authentication is read (`policy::phases::on_request`). A client address the connection
+//! phases refuse (`on_connection`: `[network]` denies it, the relay is shedding, it is over its
+//! per-IP rate) is closed at once on accept. With `--tls-cert` every connection is TLS (handshake
 //! off the accept loop, 10 s limit).
 
 use std::sync::Arc;
@@ -23,12 +24,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::duplex::{Duplex, OUT_QUEUE};
-use crate::caller::{AuthFailure, Caller, Principal, Transport};
+use crate::caller::{ClientAddr, Transport};
 use crate::error::Error;
+use crate::policy::{Admitted, Incoming, Source, Stop};
 use crate::relay::Relay;
 use crate::tls::client::CertIdentity;
 use axum::http::HeaderMap;
-use std::net::SocketAddr;
 
 /// Accepts connections until `stop` is cancelled.
 pub async fn serve(
@@ -45,18 +46,16 @@ pub async fn serve(
         };
         match accepted {
             Ok((tcp, peer)) => {
-                // Phase 1: a denied (or over-rate) client address is closed at once, before
-                // the connection cap, TLS and any byte read. No proxy headers on this front.
-                let policy = &relay.policy();
-                let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
-                if !policy.ip.allows(peer.ip())
-                    || policy.limits.check_ip(peer.ip()).is_err()
-                    || policy.limits.overload().admit().is_err()
-                {
-                    debug!(%peer, "tcp connection refused by ip rules, rate or overload");
+                // The connection phases, before the connection cap, TLS and any byte read: a
+                // refused client is closed at once. No proxy headers on this front.
+                let client = relay
+                    .policy()
+                    .on_connection(relay.audit(), peer, Transport::Tcp);
+                let Ok(client) = client else {
+                    debug!(%peer, "tcp connection refused by policy");
                     drop(tcp);
                     continue;
-                }
+                };
                 let Ok(permit) = permits.clone().try_acquire_owned() else {
                     warn!(%peer, "connection cap reached: tcp connection refused");
                     crate::telemetry::metrics::connection_refused("tcp");
@@ -71,7 +70,7 @@ pub async fn serve(
                     None => {
                         tokio::spawn(async move {
                             let _permit = permit;
-                            connection(relay, tcp, peer, None).await;
+                            connection(relay, tcp, client, None).await;
                         });
                     }
                     Some(acceptor) => {
@@ -79,7 +78,7 @@ pub async fn serve(
                             let _permit = permit;
                             if let Some(tls) = crate::tls::handshake(&acceptor, tcp).await {
                                 let cert = super::peer_identity(&tls);
-                                connection(relay, tls, peer, cert).await;
+                                connection(relay, tls, client, cert).await;
                             }
                         });
                     }
@@ -93,8 +92,12 @@ pub async fn serve(
     }
 }
 
-async fn connection<S>(relay: Arc<Relay>, io: S, peer: SocketAddr, cert: Option<Arc<CertIdentity>>)
-where
+async fn connection<S>(
+    relay: Arc<Relay>,
+    io: S,
+    client: ClientAddr,
+    cert: Option<Arc<CertIdentity>>,
+) where
     S: AsyncRead + AsyncWrite + Send + 'static,
 {
     let (read, write) = tokio::io::split(io);
@@ -103,17 +106,18 @@ where
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_lines(write, rx));
     let mut lines = FramedRead::new(read, LinesCodec::new_with_max_length(max_line));
-    let caller = match authenticate(&relay, &mut lines, peer, cert.as_deref()).await {
-        Ok(c) => c,
+    let admitted = authenticate(&relay, &mut lines, client, cert.as_deref()).await;
+    let Admitted { caller, slot } = match admitted {
+        Ok(a) => a,
         Err(e) => {
-            let anonymous = Caller::new(Principal::anonymous(), Some(peer), Transport::Tcp);
-            relay.record_refusal(&anonymous, None, None, &e);
             let _ = tx.send(e.message(None)).await;
             drop(tx);
             let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
             return;
         }
     };
+    // A transport whose messages do not each hold a slot would hold this one for its life.
+    let _slot = slot;
     let mut duplex = Duplex::new(relay.clone(), tx.clone(), caller);
     let draining = relay.draining().clone();
     loop {
@@ -158,33 +162,41 @@ where
     }
 }
 
-/// The connection's principal (STYLE.md §7 phase 2 for TCP). With authentication on and
-/// no mapped client certificate, the first line carries the credential as a JSON object of
-/// header fields, e.g. `{"authorization":"Bearer <token>"}` or `{"x-api-key":"<key>"}`.
+/// The request phases for the connection (`on_request`), against one policy snapshot, the
+/// wait for the first line included. With authentication on and no mapped client certificate,
+/// the first line carries the credential as a JSON object of header fields, e.g.
+/// `{"authorization":"Bearer <token>"}` or `{"x-api-key":"<key>"}`. Refusals are audited there.
 async fn authenticate<R>(
     relay: &Relay,
     lines: &mut FramedRead<R, LinesCodec>,
-    peer: SocketAddr,
+    client: ClientAddr,
     cert: Option<&CertIdentity>,
-) -> Result<Caller, Error>
+) -> Result<Admitted, Error>
 where
     R: AsyncRead + Unpin,
 {
-    let policy = &relay.policy();
-    let none = HeaderMap::new();
-    let by_cert = cert.is_some() && policy.auth.has_mtls();
-    if !policy.auth.is_enabled() || by_cert {
-        let p = policy.authenticate(&none, None, cert).await?;
-        return Ok(Caller::new(p, Some(peer), Transport::Tcp));
-    }
-    let first = tokio::time::timeout(relay.config().tcp_idle, lines.next()).await;
-    let line = match first {
-        Ok(Some(Ok(line))) => line,
-        _ => return Err(policy.refusal(AuthFailure::Missing)),
+    let policy = relay.policy();
+    let credential = if policy.wants_credential_line(cert) {
+        match tokio::time::timeout(relay.config().tcp_idle, lines.next()).await {
+            Ok(Some(Ok(line))) => auth_line(&line),
+            _ => None,
+        }
+    } else {
+        Some(HeaderMap::new())
     };
-    let headers = auth_line(&line).ok_or_else(|| policy.refusal(AuthFailure::Missing))?;
-    let p = policy.authenticate(&headers, None, cert).await?;
-    Ok(Caller::new(p, Some(peer), Transport::Tcp))
+    let incoming = Incoming {
+        source: Source::Connection(client),
+        credential: credential.as_ref(),
+        query: None,
+        cert,
+        transport: Transport::Tcp,
+    };
+    match policy.on_request(relay.audit(), incoming).await {
+        Ok(admitted) => Ok(admitted),
+        Err(Stop::Refused(e)) => Err(e),
+        // Preflights and metadata are HTTP routes: a connection never reaches them.
+        Err(Stop::Preflight(_) | Stop::Metadata) => Err(Error::Internal),
+    }
 }
 
 /// The header fields of an authentication line; `None` when it is not one, or when it names

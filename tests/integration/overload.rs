@@ -168,3 +168,99 @@ async fn a_broken_budget_is_a_config_error_with_all_its_problems() {
     assert!(text.contains("memory_soft_percent"), "{text}");
     assert!(text.contains("memory_budget"), "{text}");
 }
+
+/// One phase order on every front (issue 15): network allow/deny, then overload, then the
+/// per-IP rate. While the relay sheds load and the client is over its per-IP rate as well
+/// (one token, spent by the first refusal if the rate came first), HTTP and TCP both refuse
+/// for overload, every time, and audit it alike; a denied address is refused as denied on
+/// both. TCP used to take the per-IP token before looking at the load.
+#[tokio::test]
+async fn http_and_tcp_refuse_in_the_same_phase_order() {
+    let dir = tempdir();
+    let (config, audit) = (dir.join("relay.toml"), dir.join("audit.log"));
+    std::fs::write(
+        &config,
+        "[limits]\nmemory_budget = \"1MiB\"\nper_ip = \"1/h\"\nper_ip_burst = 1\n\n\
+         [network]\ndeny = [\"127.0.0.3/32\"]\n",
+    )
+    .unwrap();
+    let relay = Relay::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--tcp-listen",
+            "127.0.0.1:0",
+            "--audit-log",
+            audit.to_str().unwrap(),
+        ],
+        &[],
+    );
+    crate::support::eventually("tcp listener logged", || {
+        relay.logs().contains("url=tcp://")
+    })
+    .await;
+    let tcp: std::net::SocketAddr = crate::support::tcp_addr(&relay).parse().unwrap();
+    let cases = [
+        ("127.0.0.2", 503, "overloaded"),
+        ("127.0.0.3", 403, "ip_not_allowed"),
+    ];
+    for (from, status, _) in cases {
+        let http = reqwest::Client::builder()
+            .local_address(from.parse::<std::net::IpAddr>().unwrap())
+            .build()
+            .unwrap();
+        for attempt in 0..2 {
+            let res = http
+                .post(&relay.url)
+                .header("content-type", "application/json")
+                .header("accept", crate::support::ACCEPT_BOTH)
+                .body(init_request(json!(attempt), VERSION).to_string())
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(res.status().as_u16(), status, "http from {from}");
+            assert_eq!(tcp_closed_at_once(from, tcp).await, 0, "tcp from {from}");
+        }
+    }
+    crate::support::eventually("8 audit lines", || audit_lines(&audit).len() >= 8).await;
+    let records = audit_lines(&audit);
+    for (from, _, reason) in cases {
+        for transport in ["streamable_http", "tcp"] {
+            let reasons: Vec<&Value> = records
+                .iter()
+                .filter(|r| r["transport"] == transport)
+                .filter(|r| {
+                    let client = r["client"].as_str().unwrap_or_default();
+                    client.starts_with(&format!("{from}:"))
+                })
+                .map(|r| &r["reason"])
+                .collect();
+            assert_eq!(
+                reasons,
+                [reason, reason],
+                "{transport} from {from}: {records:?}"
+            );
+        }
+    }
+}
+
+/// Connects to `tcp` from `from` and reads: the bytes the relay wrote before closing.
+async fn tcp_closed_at_once(from: &str, tcp: std::net::SocketAddr) -> usize {
+    use tokio::io::AsyncReadExt;
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(format!("{from}:0").parse().unwrap()).unwrap();
+    let mut conn = sock.connect(tcp).await.unwrap();
+    let mut buf = [0u8; 64];
+    tokio::time::timeout(std::time::Duration::from_secs(2), conn.read(&mut buf))
+        .await
+        .expect("not closed at once")
+        .unwrap_or(0)
+}
+
+fn audit_lines(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
