@@ -40,7 +40,7 @@ pub struct ApiKeyConfig {
 
 /// Why the `[[auth.api_keys]]` table is invalid.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ApiKeyError {
+pub enum Error {
     #[error("api key {id}: sha256 must be 64 hex characters (SHA-256 of the key)")]
     BadHash { id: String },
     #[error(
@@ -84,35 +84,35 @@ pub struct ApiKeys {
 impl ApiKeys {
     /// Validates every entry: non-empty id and principal, unique ids, unique hashes, 64 hex
     /// characters, RFC 3339 expiry.
-    pub fn new(entries: Vec<ApiKeyConfig>) -> Result<ApiKeys, ApiKeyError> {
+    pub fn new(entries: Vec<ApiKeyConfig>) -> Result<ApiKeys, Error> {
         let mut ids = HashSet::new();
         let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
         for c in entries {
             if c.id.is_empty() {
-                return Err(ApiKeyError::EmptyId);
+                return Err(Error::EmptyId);
             }
             if c.principal.is_empty() {
-                return Err(ApiKeyError::EmptyPrincipal(c.id));
+                return Err(Error::EmptyPrincipal(c.id));
             }
             if !ids.insert(c.id.clone()) {
-                return Err(ApiKeyError::DuplicateId(c.id));
+                return Err(Error::DuplicateId(c.id));
             }
             let sha256 =
-                decode_hash(&c.sha256).ok_or_else(|| ApiKeyError::BadHash { id: c.id.clone() })?;
+                decode_hash(&c.sha256).ok_or_else(|| Error::BadHash { id: c.id.clone() })?;
             // A placeholder hash (zeros, the hash of a sample key) is refused (issue 14).
-            strength::check_key_hash(&sha256).map_err(|reason| ApiKeyError::WeakHash {
+            strength::check_key_hash(&sha256).map_err(|reason| Error::WeakHash {
                 id: c.id.clone(),
                 reason,
             })?;
             if let Some(other) = out.iter().find(|e| e.sha256 == sha256) {
-                return Err(ApiKeyError::DuplicateHash {
+                return Err(Error::DuplicateHash {
                     id: c.id,
                     other: other.id.clone(),
                 });
             }
             let expires_at = match &c.expires {
                 None => None,
-                Some(s) => Some(parse_rfc3339(s).map_err(|reason| ApiKeyError::BadExpiry {
+                Some(s) => Some(parse_rfc3339(s).map_err(|reason| Error::BadExpiry {
                     id: c.id.clone(),
                     reason,
                 })?),

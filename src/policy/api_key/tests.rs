@@ -97,31 +97,31 @@ fn new_invalid_entries_are_refused() {
     bad_hex.sha256 = "zz".repeat(32);
     let mut short = entry("k1", "a", "x", None);
     short.sha256.pop();
-    let cases: Vec<(Vec<ApiKeyConfig>, ApiKeyError)> = vec![
-        (vec![bad_hex], ApiKeyError::BadHash { id: "k1".into() }),
-        (vec![short], ApiKeyError::BadHash { id: "k1".into() }),
+    let cases: Vec<(Vec<ApiKeyConfig>, Error)> = vec![
+        (vec![bad_hex], Error::BadHash { id: "k1".into() }),
+        (vec![short], Error::BadHash { id: "k1".into() }),
         (
             vec![entry("k1", "a", "x", None), entry("k1", "b", "y", None)],
-            ApiKeyError::DuplicateId("k1".into()),
+            Error::DuplicateId("k1".into()),
         ),
         (
             vec![entry("k1", "a", "x", None), entry("k2", "b", "x", None)],
-            ApiKeyError::DuplicateHash {
+            Error::DuplicateHash {
                 id: "k2".into(),
                 other: "k1".into(),
             },
         ),
-        (vec![entry("", "a", "x", None)], ApiKeyError::EmptyId),
+        (vec![entry("", "a", "x", None)], Error::EmptyId),
         (
             vec![entry("k1", "", "x", None)],
-            ApiKeyError::EmptyPrincipal("k1".into()),
+            Error::EmptyPrincipal("k1".into()),
         ),
     ];
     for (entries, want) in cases {
         assert_eq!(ApiKeys::new(entries).unwrap_err(), want);
     }
     let err = ApiKeys::new(vec![entry("k1", "a", "x", Some("tomorrow"))]).unwrap_err();
-    assert!(matches!(err, ApiKeyError::BadExpiry { .. }), "{err:?}");
+    assert!(matches!(err, Error::BadExpiry { .. }), "{err:?}");
 }
 
 #[test]
