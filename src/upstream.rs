@@ -87,6 +87,18 @@ impl Limits {
             .find(|(m, _)| &**m == method)
             .map_or(self.request_timeout, |(_, t)| *t)
     }
+
+    /// A request's timeout, deadline and hard deadline from `now`; a `listen` stream has
+    /// neither deadline.
+    fn deadlines(&self, method: &str, listen: bool, now: Instant) -> (Duration, Instant, Instant) {
+        let timeout = self.timeout_for(method);
+        if listen {
+            let never = now + LISTEN_LIFETIME;
+            return (timeout, never, never);
+        }
+        let hard = now + self.request_timeout_max.max(timeout);
+        (timeout, now + timeout, hard)
+    }
 }
 
 /// How long a `subscriptions/listen` may stay open (no request timeout applies to it).
@@ -232,19 +244,11 @@ impl Upstream {
             edits.push((span, token_text.as_str()));
         }
         let bytes = frame.splice(&mut edits);
-        let now = Instant::now();
         // A modern subscription stream lives until the client closes it.
         let listen = frame.method() == Some("subscriptions/listen");
-        let timeout = self.limits.timeout_for(frame.method().unwrap_or_default());
-        let (deadline, hard_deadline) = if listen {
-            let never = now + LISTEN_LIFETIME;
-            (never, never)
-        } else {
-            (
-                now + timeout,
-                now + self.limits.request_timeout_max.max(timeout),
-            )
-        };
+        let (timeout, deadline, hard_deadline) =
+            self.limits
+                .deadlines(frame.method().unwrap_or_default(), listen, Instant::now());
         mux.pending.insert(
             relay_id,
             Pending {

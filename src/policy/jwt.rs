@@ -387,22 +387,8 @@ fn build_issuer(
     default_audience: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Issuer, Error> {
-    let name = c.issuer;
-    if c.algorithms.is_empty() {
-        return Err(Error::NoAlgorithms(name));
-    }
-    let mut algorithms = Vec::new();
-    for a in &c.algorithms {
-        let alg = a.parse::<Algorithm>().map_err(|_| Error::BadAlgorithm {
-            issuer: name.clone(),
-            alg: a.clone(),
-        })?;
-        algorithms.push(alg);
-    }
-    let hmac_count = algorithms.iter().filter(|a| is_hmac(**a)).count();
-    if hmac_count != 0 && hmac_count != algorithms.len() {
-        return Err(Error::MixedAlgorithms(name));
-    }
+    let algorithms = parse_algorithms(&c.issuer, &c.algorithms)?;
+    let name = c.issuer.clone();
     let duration = |field: &'static str, s: &str| {
         humantime::parse_duration(s).map_err(|e| Error::BadDuration {
             issuer: name.clone(),
@@ -417,39 +403,8 @@ fn build_issuer(
     }
 
     let (mut hmac, mut keys, mut jwks) = (None, Vec::new(), None);
-    if hmac_count != 0 {
-        let reference = match (&c.secret, c.public_keys.is_empty(), &c.jwks_url) {
-            (Some(r), true, None) => r,
-            _ => return Err(Error::HmacKeys(name)),
-        };
-        let bytes = secret::resolve(reference, env).map_err(|source| Error::Secret {
-            issuer: name.clone(),
-            source,
-        })?;
-        for alg in &algorithms {
-            let min = match alg {
-                Algorithm::HS384 => 48,
-                Algorithm::HS512 => 64,
-                _ => 32,
-            };
-            if bytes.len() < min {
-                return Err(Error::ShortSecret {
-                    issuer: name.clone(),
-                    key: c.origin.unwrap_or("auth.jwt.secret"),
-                    reference: reference.clone(),
-                    alg: format!("{alg:?}"),
-                    min,
-                });
-            }
-        }
-        // Placeholders and guessable secrets would let anyone mint tokens (issue 14).
-        strength::check(&bytes, strength::MIN_HMAC_BYTES).map_err(|reason| Error::WeakSecret {
-            issuer: name.clone(),
-            key: c.origin.unwrap_or("auth.jwt.secret"),
-            reference: reference.clone(),
-            reason,
-        })?;
-        hmac = Some(DecodingKey::from_secret(&bytes));
+    if algorithms.iter().any(|a| is_hmac(*a)) {
+        hmac = Some(hmac_key(&c, &name, &algorithms, env)?);
     } else {
         if c.secret.is_some() || (c.public_keys.is_empty() && c.jwks_url.is_none()) {
             return Err(Error::AsymmetricKeys(name));
@@ -486,6 +441,68 @@ fn build_issuer(
         leeway: leeway.as_secs(),
         check_nbf: c.check_nbf,
     })
+}
+
+/// The algorithms of an issuer: known names, all HMAC or none.
+fn parse_algorithms(name: &str, list: &[String]) -> Result<Vec<Algorithm>, Error> {
+    if list.is_empty() {
+        return Err(Error::NoAlgorithms(name.to_owned()));
+    }
+    let mut algorithms = Vec::new();
+    for a in list {
+        let alg = a.parse::<Algorithm>().map_err(|_| Error::BadAlgorithm {
+            issuer: name.to_owned(),
+            alg: a.clone(),
+        })?;
+        algorithms.push(alg);
+    }
+    let hmac_count = algorithms.iter().filter(|a| is_hmac(**a)).count();
+    if hmac_count != 0 && hmac_count != algorithms.len() {
+        return Err(Error::MixedAlgorithms(name.to_owned()));
+    }
+    Ok(algorithms)
+}
+
+/// The shared secret of an HMAC issuer: the only key it has, long enough for every
+/// algorithm and not guessable.
+fn hmac_key(
+    c: &JwtConfig,
+    name: &str,
+    algorithms: &[Algorithm],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DecodingKey, Error> {
+    let reference = match (&c.secret, c.public_keys.is_empty(), &c.jwks_url) {
+        (Some(r), true, None) => r,
+        _ => return Err(Error::HmacKeys(name.to_owned())),
+    };
+    let bytes = secret::resolve(reference, env).map_err(|source| Error::Secret {
+        issuer: name.to_owned(),
+        source,
+    })?;
+    for alg in algorithms {
+        let min = match alg {
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => 32,
+        };
+        if bytes.len() < min {
+            return Err(Error::ShortSecret {
+                issuer: name.to_owned(),
+                key: c.origin.unwrap_or("auth.jwt.secret"),
+                reference: reference.clone(),
+                alg: format!("{alg:?}"),
+                min,
+            });
+        }
+    }
+    // Placeholders and guessable secrets would let anyone mint tokens (issue 14).
+    strength::check(&bytes, strength::MIN_HMAC_BYTES).map_err(|reason| Error::WeakSecret {
+        issuer: name.to_owned(),
+        key: c.origin.unwrap_or("auth.jwt.secret"),
+        reference: reference.clone(),
+        reason,
+    })?;
+    Ok(DecodingKey::from_secret(&bytes))
 }
 
 /// https anywhere; http only to a loopback host (tests, local development).

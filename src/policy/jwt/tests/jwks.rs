@@ -189,6 +189,7 @@ async fn jwks_failures_are_jwks_unavailable() {
     }
 }
 
+/// Long by design: one table row per refused config.
 #[test]
 fn build_refuses_unsafe_configs() {
     let secret_file = fixture("rsa_private.pem");
