@@ -5,12 +5,12 @@
 //! hijacking is an Origin problem) and selects the `mcp` subprotocol when offered. Messages go
 //! through the connection's [`Duplex`]. Limits: `--ws-max-message` (4 MiB) and `--ws-max-frame`
 //! (1 MiB); a ping every `--sse-keep-alive` keeps intermediaries from timing the connection
-//! out. Close codes say why, and `error.rs` decides them ([`Wire::ws_close`]): 1009 too big,
-//! 1008 a binary frame (policy: text only), 1001 the relay is shutting down or the session
-//! ended, 1013 no session could be opened now (session or concurrency cap, overload, child
-//! unavailable, circuit open) or every request of the connection has been refused for
-//! capacity (rate limit, cap, overload) for [`SUSTAINED_THROTTLE`] (SECURITY.md §3: "WS close
-//! 1013 if sustained").
+//! out. Close codes say why, and `error.rs` decides them
+//! ([`Wire::ws_close`](crate::error::Wire::ws_close)): 1009 too big, 1008 a binary frame
+//! (policy: text only), 1001 the relay is shutting down or the session ended, 1013 no session
+//! could be opened now (session or concurrency cap, overload, child unavailable, circuit open)
+//! or every request of the connection has been refused for capacity (rate limit, cap,
+//! overload) for [`SUSTAINED_THROTTLE`] (SECURITY.md §3: "WS close 1013 if sustained").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,8 +25,6 @@ use tracing::debug;
 
 use super::duplex::{Duplex, OUT_QUEUE};
 use crate::caller::{Caller, Transport};
-#[cfg(doc)]
-use crate::error::Wire;
 use crate::error::{Error, WsClose};
 use crate::relay::Relay;
 use axum::Extension;
