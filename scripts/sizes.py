@@ -6,7 +6,7 @@ Usage: python3 scripts/sizes.py [--max-file N] [--max-fn N]
 
 A function's length counts from its `fn` line to its closing brace (comments and blank lines
 included). A long function passes when its doc comment or its first lines carry a comment that
-says why it is not split, starting `Long:` or `Long because` (e.g. `// Long: one exhaustive
+says why it is not split, starting `Long:`, `Long because` or `Long by design` (e.g. `// Long: one exhaustive
 match, the whole map in one place.`). Test modules (`tests.rs`, `tests/`, `#[cfg(test)]` blocks) count for the
 file rule, not for the function rule.
 
@@ -54,7 +54,7 @@ def functions(text):
         while k > 0 and lines[k - 1].strip().startswith(("///", "#[", "//")):
             k -= 1
         head = "\n".join(lines[k:min(i + 4, end)])
-        out.append((m.group(1), i + 1, end - i + 1, bool(re.search(r"\bLong(:| because)", head))))
+        out.append((m.group(1), i + 1, end - i + 1, bool(re.search(r"\bLong(:| because| by design)", head))))
     return out
 
 

@@ -188,25 +188,35 @@ impl Bound {
                 res.context("server task failed")?;
             }
         }
-        info!("shutting down");
-        relay.start_drain();
-        stop_accepting.cancel();
-        let grace = relay.config().shutdown_grace;
-        if tokio::time::timeout(grace, &mut server).await.is_err() {
-            relay.fail_in_flight();
-            if tokio::time::timeout(Duration::from_secs(2), &mut server)
-                .await
-                .is_err()
-            {
-                server.abort();
-            }
-        }
-        relay.stop_all().await;
-        relay.audit().flush().await;
+        drain(&relay, &mut server, &stop_accepting).await;
         admin_stop.cancel();
         info!("stopped");
         Ok(())
     }
+}
+
+/// Stops accepting, gives in-flight work `--shutdown-grace` (then fails it and gives the
+/// server 2 s more), stops every child and flushes the audit log.
+async fn drain<T>(
+    relay: &Relay,
+    server: &mut tokio::task::JoinHandle<T>,
+    stop_accepting: &CancellationToken,
+) {
+    info!("shutting down");
+    relay.start_drain();
+    stop_accepting.cancel();
+    let grace = relay.config().shutdown_grace;
+    if tokio::time::timeout(grace, &mut *server).await.is_err() {
+        relay.fail_in_flight();
+        if tokio::time::timeout(Duration::from_secs(2), &mut *server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
+    }
+    relay.stop_all().await;
+    relay.audit().flush().await;
 }
 
 /// `mcp-relay serve`: runs until SIGTERM or SIGINT.

@@ -19,7 +19,7 @@ pub const CERT_FILE: &str = "cert.pem";
 pub const KEY_FILE: &str = "key.pem";
 
 #[derive(Debug, thiserror::Error)]
-pub enum CertError {
+pub enum Error {
     #[error("--days must be between 1 and 3650")]
     Days,
     #[error("cannot generate the certificate: {0}")]
@@ -47,7 +47,7 @@ pub fn generate_command(args: &CertGenerateArgs) -> u8 {
         }
         Err(e) => {
             eprintln!("mcp-relay: {e}");
-            if matches!(e, CertError::Days) {
+            if matches!(e, Error::Days) {
                 64
             } else {
                 1
@@ -57,9 +57,9 @@ pub fn generate_command(args: &CertGenerateArgs) -> u8 {
 }
 
 /// Writes `cert.pem` and `key.pem` (0600) into `out_dir`, valid for `days` from now.
-pub fn generate(out_dir: &Path, sans: &[String], days: u32) -> Result<Written, CertError> {
+pub fn generate(out_dir: &Path, sans: &[String], days: u32) -> Result<Written, Error> {
     if days == 0 || days > 3650 {
-        return Err(CertError::Days);
+        return Err(Error::Days);
     }
     let sans: Vec<String> = if sans.is_empty() {
         DEFAULT_SANS.iter().map(|s| s.to_string()).collect()
@@ -75,7 +75,7 @@ pub fn generate(out_dir: &Path, sans: &[String], days: u32) -> Result<Written, C
     params.not_after = now + time::Duration::days(i64::from(days));
     let key = KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
-    std::fs::create_dir_all(out_dir).map_err(|source| CertError::Write {
+    std::fs::create_dir_all(out_dir).map_err(|source| Error::Write {
         path: out_dir.to_path_buf(),
         source,
     })?;
@@ -89,8 +89,8 @@ pub fn generate(out_dir: &Path, sans: &[String], days: u32) -> Result<Written, C
 }
 
 /// Writes a file that must not exist yet, created with `mode`.
-fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), CertError> {
-    let err = |source| CertError::Write {
+fn write_new(path: &Path, data: &[u8], mode: u32) -> Result<(), Error> {
+    let err = |source| Error::Write {
         path: path.to_path_buf(),
         source,
     };
@@ -118,7 +118,7 @@ mod tests {
         let native = !crate::os::PORTABLE;
         assert_eq!(crate::os::fs::mode(&w.key), native.then_some(0o600));
         assert!(generate(&dir, &[], 30).is_err(), "must not overwrite");
-        assert!(matches!(generate(&dir, &[], 0), Err(CertError::Days)));
+        assert!(matches!(generate(&dir, &[], 0), Err(Error::Days)));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

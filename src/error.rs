@@ -2,8 +2,9 @@
 //!
 //! Every failure the relay itself reports is an [`Error`]. [`Error::wire`] is the only place
 //! that decides its HTTP status, JSON-RPC code, `reason`, `Retry-After` and whose fault it is;
-//! it is one exhaustive `match`, so a new variant forces a decision. Conversion has no side
-//! effects. Relay errors always carry `data: {"source":"mcp-relay","reason":…}` and never
+//! it is one exhaustive `match`, so a new variant forces a decision; the same match gives the
+//! WebSocket close code (a refusal that ends the connection) and the `Allow` header of a 405.
+//! Conversion has no side effects. Relay errors always carry `data: {"source":"mcp-relay","reason":…}` and never
 //! internals (stderr, paths, errno).
 
 use std::sync::Arc;
@@ -47,8 +48,9 @@ pub enum Error {
     UnsupportedMediaType,
     #[error("not acceptable")]
     NotAcceptable,
+    /// A method the route does not serve; the `Allow` header says which it does.
     #[error("method not allowed")]
-    MethodNotAllowed,
+    MethodNotAllowed(Allow),
     #[error("stream already open")]
     StreamConflict,
     #[error("missing session id")]
@@ -123,6 +125,68 @@ pub enum Error {
     Internal,
 }
 
+/// The methods a route serves: the `Allow` header of its 405.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allow {
+    /// The Streamable HTTP MCP path.
+    Mcp,
+    /// `GET /sse`.
+    Get,
+    /// `POST /message`.
+    Post,
+    /// `GET /` and the RFC 9728 metadata.
+    GetHead,
+}
+
+impl Allow {
+    /// The header value.
+    pub const fn methods(self) -> &'static str {
+        match self {
+            Allow::Mcp => "GET, POST, DELETE",
+            Allow::Get => "GET",
+            Allow::Post => "POST",
+            Allow::GetHead => "GET, HEAD",
+        }
+    }
+}
+
+/// A WebSocket close frame (RFC 6455 §7.4): the code and a short reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WsClose {
+    pub code: u16,
+    pub reason: &'static str,
+}
+
+impl WsClose {
+    /// A binary frame: the front speaks text frames only (policy violation).
+    pub const TEXT_ONLY: WsClose = WsClose {
+        code: 1008,
+        reason: "text frames only",
+    };
+    /// Every request of the connection has been refused for capacity for a while
+    /// (SECURITY.md §3: "WS close 1013 if sustained").
+    pub const THROTTLED: WsClose = WsClose {
+        code: 1013,
+        reason: "limited: try again later",
+    };
+    const TOO_BIG: WsClose = WsClose {
+        code: 1009,
+        reason: "message too big",
+    };
+    const TRY_LATER: WsClose = WsClose {
+        code: 1013,
+        reason: "try again later",
+    };
+    const SHUTTING_DOWN: WsClose = WsClose {
+        code: 1001,
+        reason: "shutting down",
+    };
+    const SESSION_ENDED: WsClose = WsClose {
+        code: 1001,
+        reason: "session ended",
+    };
+}
+
 /// How an [`Error`] looks on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Wire {
@@ -131,6 +195,13 @@ pub struct Wire {
     pub reason: &'static str,
     pub retry_after: Option<Duration>,
     pub fault: Fault,
+    /// The close frame when this error ends a WebSocket connection, or refuses the
+    /// `initialize` that would have opened its session; `None`: the error is sent as a
+    /// JSON-RPC message and the connection stays open (a rate-limited or per-principal
+    /// refusal may be retried on it).
+    pub ws_close: Option<WsClose>,
+    /// The `Allow` header (405 only).
+    pub allow: Option<&'static str>,
 }
 
 const fn wire(status: u16, code: i64, reason: &'static str, fault: Fault) -> Wire {
@@ -144,10 +215,21 @@ const fn wire(status: u16, code: i64, reason: &'static str, fault: Fault) -> Wir
         reason,
         retry_after: None,
         fault,
+        ws_close: None,
+        allow: None,
     }
 }
 
 const RETRY: Option<Duration> = Some(Duration::from_secs(1));
+
+/// No session can be opened now: a 503 (or 429) with `Retry-After`, and WebSocket 1013.
+const fn try_later(status: u16, code: i64, reason: &'static str, fault: Fault) -> Wire {
+    Wire {
+        retry_after: RETRY,
+        ws_close: Some(WsClose::TRY_LATER),
+        ..wire(status, code, reason, fault)
+    }
+}
 
 impl Error {
     /// The exhaustive mapping; values pinned by `tests::table_matches_security_md`.
@@ -162,53 +244,53 @@ impl Error {
                 retry_after: Some(Duration::from_secs(ms.div_ceil(1000).max(1))),
                 ..wire(429, -31004, "rate_limited", Downstream)
             },
-            Error::PrincipalInflightCap => Wire {
-                retry_after: RETRY,
-                ..wire(429, -31005, "principal_inflight_cap", Downstream)
-            },
+            Error::PrincipalInflightCap => {
+                try_later(429, -31005, "principal_inflight_cap", Downstream)
+            }
             Error::Parse => wire(400, -32700, "parse_error", Downstream),
             Error::InvalidRequest(reason) => wire(400, -32600, reason, Downstream),
             Error::UnsupportedMediaType => wire(415, -31011, "unsupported_media_type", Downstream),
             Error::NotAcceptable => wire(406, -31011, "not_acceptable", Downstream),
-            Error::MethodNotAllowed => wire(405, -31011, "method_not_allowed", Downstream),
+            Error::MethodNotAllowed(allow) => Wire {
+                allow: Some(allow.methods()),
+                ..wire(405, -31011, "method_not_allowed", Downstream)
+            },
             Error::StreamConflict => wire(409, -31011, "stream_conflict", Downstream),
             Error::MissingSession => wire(400, -31011, "missing_session_id", Downstream),
             Error::UnknownSession => wire(404, -31003, "unknown_session", Downstream),
-            Error::SessionEnded => wire(404, -31003, "session_ended", Downstream),
+            Error::SessionEnded => Wire {
+                ws_close: Some(WsClose::SESSION_ENDED),
+                ..wire(404, -31003, "session_ended", Downstream)
+            },
             Error::BadProtocolVersion => wire(400, -31011, "bad_protocol_version", Downstream),
             Error::ModernToLegacy => wire(400, -31011, "modern_request_to_legacy", Downstream),
             Error::Modern(r) => wire(400, r.code(), r.reason(), Downstream),
-            Error::BodyTooLarge(_) => wire(413, -31009, "body_too_large", Downstream),
-            Error::BodyTimeout => wire(408, -31011, "body_timeout", Downstream),
-            Error::SessionCap => Wire {
-                retry_after: RETRY,
-                ..wire(503, -31005, "session_cap", Downstream)
+            Error::BodyTooLarge(_) => Wire {
+                ws_close: Some(WsClose::TOO_BIG),
+                ..wire(413, -31009, "body_too_large", Downstream)
             },
+            Error::BodyTimeout => wire(408, -31011, "body_timeout", Downstream),
+            Error::SessionCap => try_later(503, -31005, "session_cap", Downstream),
+            // Per principal: the connection stays open, like a rate limit.
             Error::PrincipalSessionCap => Wire {
                 retry_after: RETRY,
                 ..wire(429, -31005, "principal_session_cap", Downstream)
             },
-            Error::InflightCap => Wire {
-                retry_after: RETRY,
-                ..wire(503, -31005, "inflight_cap", Downstream)
-            },
-            Error::Overloaded => Wire {
-                retry_after: RETRY,
-                ..wire(503, -31005, "overloaded", Downstream)
-            },
-            Error::ChildUnavailable | Error::LinkDown(_) => Wire {
-                retry_after: RETRY,
-                ..wire(503, -31006, "child_unavailable", Upstream)
-            },
+            Error::InflightCap => try_later(503, -31005, "inflight_cap", Downstream),
+            Error::Overloaded => try_later(503, -31005, "overloaded", Downstream),
+            Error::ChildUnavailable | Error::LinkDown(_) => {
+                try_later(503, -31006, "child_unavailable", Upstream)
+            }
             Error::CircuitOpen(secs) => Wire {
                 retry_after: Some(Duration::from_secs(*secs)),
-                ..wire(503, -31006, "circuit_open", Upstream)
+                ..try_later(503, -31006, "circuit_open", Upstream)
             },
             Error::Identity(reason) => wire(400, -31011, reason, Downstream),
             Error::ChildExited => wire(200, -31007, "child_exited", Upstream),
             Error::Timeout => wire(200, -31008, "request_timeout", Upstream),
             Error::ShuttingDown => Wire {
                 retry_after: RETRY,
+                ws_close: Some(WsClose::SHUTTING_DOWN),
                 ..wire(503, -31010, "shutting_down", Internal)
             },
             Error::UnexpectedResponse => wire(400, -32600, "unexpected_response", Downstream),
@@ -315,11 +397,9 @@ impl Error {
             res.headers_mut()
                 .insert(axum::http::header::WWW_AUTHENTICATE, v);
         }
-        if self == Error::MethodNotAllowed {
-            res.headers_mut().insert(
-                axum::http::header::ALLOW,
-                HeaderValue::from_static("GET, POST, DELETE"),
-            );
+        if let Some(allow) = w.allow {
+            res.headers_mut()
+                .insert(axum::http::header::ALLOW, HeaderValue::from_static(allow));
         }
         res
     }
@@ -369,122 +449,4 @@ pub fn with_causes(e: &dyn std::error::Error) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn modern_answers_get_the_status_of_their_code() {
-        assert_eq!(modern_status(Some(-32601)), StatusCode::NOT_FOUND);
-        for code in [-32020, -32021, -32022] {
-            assert_eq!(modern_status(Some(code)), StatusCode::BAD_REQUEST);
-        }
-        for code in [None, Some(-32602), Some(-32603), Some(-31004), Some(-32019)] {
-            assert_eq!(modern_status(code), StatusCode::OK);
-        }
-    }
-
-    /// Pins SECURITY.md §3: (error, HTTP status, JSON-RPC code).
-    #[test]
-    fn table_matches_security_md() {
-        let table: &[(Error, u16, i64)] = &[
-            (Error::HostDenied, 403, -31002),
-            (Error::OriginDenied, 403, -31002),
-            (Error::IpDenied, 403, -31002),
-            (Error::RateLimited(1500), 429, -31004),
-            (Error::PrincipalInflightCap, 429, -31005),
-            (Error::Parse, 400, -32700),
-            (Error::InvalidRequest("duplicate_key"), 400, -32600),
-            (Error::UnsupportedMediaType, 415, -31011),
-            (Error::NotAcceptable, 406, -31011),
-            (Error::MethodNotAllowed, 405, -31011),
-            (Error::StreamConflict, 409, -31011),
-            (Error::MissingSession, 400, -31011),
-            (Error::UnknownSession, 404, -31003),
-            (Error::BadProtocolVersion, 400, -31011),
-            (Error::ModernToLegacy, 400, -31011),
-            (
-                Error::Modern(crate::era::modern::Refusal::HeaderMismatch("x")),
-                400,
-                -32020,
-            ),
-            (Error::BodyTooLarge(1), 413, -31009),
-            (Error::BodyTimeout, 408, -31011),
-            (Error::SessionCap, 503, -31005),
-            (Error::Overloaded, 503, -31005),
-            (Error::PrincipalSessionCap, 429, -31005),
-            (Error::ChildUnavailable, 503, -31006),
-            (Error::LinkDown("cannot reach h:1".into()), 503, -31006),
-            (Error::CircuitOpen(30), 503, -31006),
-            (Error::Identity("missing_identity"), 400, -31011),
-            (Error::ChildExited, 200, -31007),
-            (Error::Timeout, 200, -31008),
-            (Error::ShuttingDown, 503, -31010),
-            (Error::Internal, 500, -32603),
-            (
-                Error::Unauthorized {
-                    reason: "missing_credential",
-                    challenge: "Bearer".into(),
-                },
-                401,
-                -31001,
-            ),
-            (
-                Error::Forbidden {
-                    reason: "insufficient_scope",
-                    challenge: None,
-                },
-                403,
-                -31002,
-            ),
-            (Error::DeniedMethod, 200, -32601),
-            (Error::UnknownTool("x".into()), 200, -32602),
-            (Error::UnknownPrompt("x".into()), 200, -32602),
-            (Error::ResourceNotFound("x".into()), 200, -32002),
-            (Error::UnknownResource("x".into()), 200, -32602),
-        ];
-        for (err, status, code) in table {
-            let w = err.wire();
-            assert_eq!((w.status.as_u16(), w.code), (*status, *code), "{err:?}");
-            assert!(
-                w.code < -32768
-                    || w.code > -32000
-                    || [-32700, -32600, -32601, -32602, -32603, -32020, -32002].contains(&w.code)
-            );
-        }
-    }
-
-    #[test]
-    fn errors_carry_source_and_reason() {
-        let body = Error::ChildExited.to_jsonrpc(&RawId::from_u64(3));
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert_eq!(v["id"], 3);
-        assert_eq!(v["error"]["code"], -31007);
-        assert_eq!(v["error"]["data"]["source"], "mcp-relay");
-        assert_eq!(v["error"]["data"]["reason"], "child_exited");
-    }
-
-    #[test]
-    fn rate_limited_carries_retry_after_in_seconds_and_ms() {
-        let res = Error::RateLimited(1001).into_response();
-        assert_eq!(res.status(), 429);
-        assert_eq!(res.headers()["retry-after"], "2");
-        assert_eq!(
-            Error::RateLimited(1).wire().retry_after,
-            Some(Duration::from_secs(1))
-        );
-        let v: serde_json::Value =
-            serde_json::from_slice(&Error::RateLimited(1001).message(None)).unwrap();
-        assert_eq!(v["error"]["code"], -31004);
-        assert_eq!(v["error"]["data"]["retry_after_ms"], 1001);
-        assert_eq!(v["error"]["data"]["reason"], "rate_limited");
-    }
-
-    #[test]
-    fn errors_without_a_known_id_omit_it() {
-        let res = Error::Parse.into_response();
-        assert_eq!(res.status(), 400);
-        let body = Error::Parse.message(None);
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        assert!(v.get("id").is_none(), "{v}");
-    }
-}
+mod tests;

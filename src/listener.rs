@@ -29,7 +29,7 @@ use axum::{middleware, Router};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::admin;
-use crate::error::Error;
+use crate::error::{Allow, Error};
 use crate::relay::Relay;
 use crate::tls::client::{self, CertIdentity};
 
@@ -74,7 +74,7 @@ pub fn router(relay: Arc<Relay>) -> Router {
     let mcp = post(streamable_http::handle_post)
         .get(streamable_http::handle_get)
         .delete(streamable_http::handle_delete)
-        .fallback(|| async { Error::MethodNotAllowed });
+        .fallback(|| async { Error::MethodNotAllowed(Allow::Mcp) });
     let endpoints = Endpoints::of(relay.config());
     let mut router = Router::new();
     if endpoints.index {

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub mod strength;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum SecretError {
+pub enum Error {
     #[error("a secret must be a reference (`env:NAME` or `file:/path`), not a literal")]
     Literal,
     #[error("environment variable {0} is not set")]
@@ -20,16 +20,13 @@ pub enum SecretError {
 }
 
 /// Resolves a reference to its bytes (a trailing newline of a file is dropped).
-pub fn resolve(
-    reference: &str,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Vec<u8>, SecretError> {
+pub fn resolve(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, Error> {
     let bytes = if let Some(name) = reference.strip_prefix("env:") {
         env(name)
-            .ok_or_else(|| SecretError::MissingEnv(name.to_owned()))?
+            .ok_or_else(|| Error::MissingEnv(name.to_owned()))?
             .into_bytes()
     } else if let Some(path) = reference.strip_prefix("file:") {
-        let mut b = std::fs::read(path).map_err(|e| SecretError::File {
+        let mut b = std::fs::read(path).map_err(|e| Error::File {
             path: PathBuf::from(path),
             reason: e.kind().to_string(),
         })?;
@@ -38,10 +35,10 @@ pub fn resolve(
         }
         b
     } else {
-        return Err(SecretError::Literal);
+        return Err(Error::Literal);
     };
     if bytes.is_empty() {
-        return Err(SecretError::Empty(reference.to_owned()));
+        return Err(Error::Empty(reference.to_owned()));
     }
     Ok(bytes)
 }
@@ -58,11 +55,8 @@ mod tests {
     #[test]
     fn literal_is_refused_and_env_is_read_through_the_lookup() {
         let env = |n: &str| (n == "S").then(|| "abc".to_owned());
-        assert_eq!(resolve("abc", &env), Err(SecretError::Literal));
+        assert_eq!(resolve("abc", &env), Err(Error::Literal));
         assert_eq!(resolve("env:S", &env), Ok(b"abc".to_vec()));
-        assert!(matches!(
-            resolve("env:T", &env),
-            Err(SecretError::MissingEnv(_))
-        ));
+        assert!(matches!(resolve("env:T", &env), Err(Error::MissingEnv(_))));
     }
 }

@@ -37,7 +37,7 @@ pub struct TlsFiles {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum TlsError {
+pub enum Error {
     #[error("cannot read the certificate {path}: {reason}")]
     Cert { path: PathBuf, reason: String },
     #[error("cannot read the private key {path}: {reason}")]
@@ -60,29 +60,28 @@ pub fn install_provider() {
 }
 
 /// Reads and checks the certificate chain and key.
-pub fn load(files: &TlsFiles) -> Result<CertifiedKey, TlsError> {
+pub fn load(files: &TlsFiles) -> Result<CertifiedKey, Error> {
     let chain = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| TlsError::Cert {
+        .map_err(|e| Error::Cert {
             path: files.cert.clone(),
             reason: e.to_string(),
         })?;
     if chain.is_empty() {
-        return Err(TlsError::NoCert(files.cert.clone()));
+        return Err(Error::NoCert(files.cert.clone()));
     }
-    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| TlsError::Key {
+    let key = PrivateKeyDer::from_pem_file(&files.key).map_err(|e| Error::Key {
         path: files.key.clone(),
         reason: e.to_string(),
     })?;
-    let signer =
-        rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| TlsError::Key {
-            path: files.key.clone(),
-            reason: e.to_string(),
-        })?;
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key).map_err(|e| Error::Key {
+        path: files.key.clone(),
+        reason: e.to_string(),
+    })?;
     let certified = CertifiedKey::new(chain, signer);
     certified
         .keys_match()
-        .map_err(|e| TlsError::Mismatch(e.to_string()))?;
+        .map_err(|e| Error::Mismatch(e.to_string()))?;
     Ok(certified)
 }
 
@@ -94,7 +93,7 @@ pub struct Reloadable {
 }
 
 impl Reloadable {
-    pub fn new(files: TlsFiles) -> Result<Arc<Self>, TlsError> {
+    pub fn new(files: TlsFiles) -> Result<Arc<Self>, Error> {
         let current = RwLock::new(Arc::new(load(&files)?));
         Ok(Arc::new(Self { files, current }))
     }
@@ -158,7 +157,7 @@ impl ResolvesServerCert for Reloadable {
 
 /// The server configuration: TLS 1.2+, ALPN `h2` then `http/1.1` (`alpn` false: none, for
 /// the line-based TCP front).
-pub fn acceptor(cert: Arc<Reloadable>, alpn: bool) -> Result<TlsAcceptor, TlsError> {
+pub fn acceptor(cert: Arc<Reloadable>, alpn: bool) -> Result<TlsAcceptor, Error> {
     acceptor_with_clients(cert, alpn, None)
 }
 
@@ -168,7 +167,7 @@ pub fn acceptor_with_clients(
     cert: Arc<Reloadable>,
     http: bool,
     clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
-) -> Result<TlsAcceptor, TlsError> {
+) -> Result<TlsAcceptor, Error> {
     install_provider();
     let builder = ServerConfig::builder_with_protocol_versions(&[
         &rustls::version::TLS13,
@@ -278,10 +277,10 @@ mod tests {
         std::fs::write(&w.key, "junk").unwrap();
         assert!(!r.reload());
         assert!(Arc::ptr_eq(&before, &r.current.read().unwrap()));
-        assert!(matches!(load(&r.files), Err(TlsError::Key { .. })));
+        assert!(matches!(load(&r.files), Err(Error::Key { .. })));
         let other = crate::cert::generate(&dir.join("b"), &[], 1).unwrap();
         std::fs::copy(&other.key, &w.key).unwrap();
-        assert!(matches!(load(&r.files), Err(TlsError::Mismatch(_))));
+        assert!(matches!(load(&r.files), Err(Error::Mismatch(_))));
         std::fs::copy(&other.cert, &w.cert).unwrap();
         assert!(r.reload());
         assert!(!Arc::ptr_eq(&before, &r.current.read().unwrap()));

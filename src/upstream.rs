@@ -15,12 +15,12 @@
 
 pub mod audience;
 mod lines;
+mod mux;
 pub mod remote;
 mod route;
 pub mod stdio;
 pub mod supervisor;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -35,6 +35,7 @@ use crate::session::stream::Stream;
 use crate::session::Session;
 use crate::ticket::Ticket;
 use audience::Audience;
+use mux::{Mux, Pending, Target};
 use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
 
 /// The configured server: a command run as a child, or a remote server.
@@ -86,6 +87,18 @@ impl Limits {
             .find(|(m, _)| &**m == method)
             .map_or(self.request_timeout, |(_, t)| *t)
     }
+
+    /// A request's timeout, deadline and hard deadline from `now`; a `listen` stream has
+    /// neither deadline.
+    fn deadlines(&self, method: &str, listen: bool, now: Instant) -> (Duration, Instant, Instant) {
+        let timeout = self.timeout_for(method);
+        if listen {
+            let never = now + LISTEN_LIFETIME;
+            return (timeout, never, never);
+        }
+        let hard = now + self.request_timeout_max.max(timeout);
+        (timeout, now + timeout, hard)
+    }
 }
 
 /// How long a `subscriptions/listen` may stay open (no request timeout applies to it).
@@ -114,105 +127,6 @@ pub struct Upstream {
     counters: Arc<Counters>,
     /// The relay asked this child to stop (its exit is expected; metrics).
     stop_asked: std::sync::atomic::AtomicBool,
-}
-
-#[derive(Debug, Default)]
-struct Mux {
-    pending: HashMap<u64, Pending>,
-    /// Relay progress token → (original raw token, relay request id).
-    tokens: HashMap<u64, (Box<str>, u64)>,
-    /// Child→client requests awaiting an answer, with the session they went to.
-    child_requests: HashMap<RawId, Weak<Session>>,
-    exited: bool,
-}
-
-#[derive(Debug)]
-struct Pending {
-    to: Target,
-    token: Option<u64>,
-    initialize: bool,
-    /// A modern `subscriptions/listen`: open until cancelled, never "the request in flight".
-    listen: bool,
-    deadline: Instant,
-    hard_deadline: Instant,
-    /// How far progress pushes the deadline (the method's timeout).
-    timeout: Duration,
-}
-
-/// Who is waiting for an answer.
-#[derive(Debug)]
-enum Target {
-    /// A client: its raw id, its session (`None` for a stateless modern request) and the
-    /// stream the answer goes to.
-    Client {
-        raw_id: RawId,
-        session: Option<Weak<Session>>,
-        stream: Arc<Stream>,
-        /// Its audit record and list filter.
-        ticket: Ticket,
-    },
-    /// The relay itself.
-    Relay(oneshot::Sender<Result<Frame, Error>>),
-}
-
-impl Pending {
-    fn session(&self) -> Option<&Weak<Session>> {
-        match &self.to {
-            Target::Client { session, .. } => session.as_ref(),
-            Target::Relay(_) => None,
-        }
-    }
-
-    fn is_client(&self) -> bool {
-        matches!(self.to, Target::Client { .. })
-    }
-
-    fn belongs_to(&self, session: &Arc<Session>) -> bool {
-        self.session()
-            .is_some_and(|s| s.as_ptr() == Arc::as_ptr(session))
-    }
-
-    /// Delivers the final answer (or a relay error) and releases the session's slot.
-    fn finish(self, answer: Result<(Frame, Bytes), Error>) {
-        match self.to {
-            Target::Client {
-                raw_id,
-                session,
-                stream,
-                mut ticket,
-            } => {
-                if let Some(s) = session.and_then(|s| s.upgrade()) {
-                    s.end_request();
-                }
-                let (bytes, code) = match answer {
-                    // Only an error answer is read for its code (they are small).
-                    Ok((frame, bytes)) => {
-                        let code = frame
-                            .is_error()
-                            .then(|| crate::jsonrpc::error_code(&bytes))
-                            .flatten();
-                        (bytes, code)
-                    }
-                    Err(e) => (e.to_jsonrpc(&raw_id), Some(e.wire().code)),
-                };
-                stream.push(ticket.answer(bytes, code), true);
-            }
-            Target::Relay(tx) => {
-                let _ = tx.send(answer.map(|(frame, _)| frame));
-            }
-        }
-    }
-}
-
-impl Mux {
-    /// Removes a pending request and its progress token.
-    fn take(&mut self, id: u64) -> Option<Pending> {
-        let p = self.pending.remove(&id)?;
-        if let Some(t) = p.token {
-            self.tokens.remove(&t);
-        }
-        Some(p)
-    }
 }
 
 impl Upstream {
@@ -330,19 +244,11 @@ impl Upstream {
             edits.push((span, token_text.as_str()));
         }
         let bytes = frame.splice(&mut edits);
-        let now = Instant::now();
         // A modern subscription stream lives until the client closes it.
         let listen = frame.method() == Some("subscriptions/listen");
-        let timeout = self.limits.timeout_for(frame.method().unwrap_or_default());
-        let (deadline, hard_deadline) = if listen {
-            let never = now + LISTEN_LIFETIME;
-            (never, never)
-        } else {
-            (
-                now + timeout,
-                now + self.limits.request_timeout_max.max(timeout),
-            )
-        };
+        let (timeout, deadline, hard_deadline) =
+            self.limits
+                .deadlines(frame.method().unwrap_or_default(), listen, Instant::now());
         mux.pending.insert(
             relay_id,
             Pending {

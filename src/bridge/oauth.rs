@@ -27,7 +27,7 @@ use tracing::warn;
 
 use crate::bridge::browser::{self, Launcher};
 use crate::bridge::token_store::{self, Record, TokenStore};
-use crate::bridge::url_guard::GuardError;
+use crate::bridge::url_guard;
 use crate::upstream::remote::Credentials;
 use discovery::Challenge;
 
@@ -112,7 +112,7 @@ pub enum Error {
     #[error("discovery failed: {0}")]
     Discovery(&'static str),
     #[error("url refused: {0}")]
-    Guard(#[from] GuardError),
+    Guard(#[from] url_guard::Error),
     #[error("no protected resource metadata")]
     NoResourceMetadata,
     #[error("no authorization server metadata")]

@@ -16,7 +16,7 @@ pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a URL was refused or a guarded fetch failed.
 #[derive(Debug, thiserror::Error)]
-pub enum GuardError {
+pub enum Error {
     #[error("not a valid url")]
     Parse,
     #[error("url contains control characters or whitespace")]
@@ -44,28 +44,28 @@ pub enum GuardError {
 /// A URL that may be handed to a browser: parsed, `https` (or `http` to a loopback host),
 /// no control characters, whitespace or credentials, re-serialized (so it starts with its
 /// scheme and can never read as a command-line flag).
-pub fn browser_url(s: &str) -> Result<Url, GuardError> {
+pub fn browser_url(s: &str) -> Result<Url, Error> {
     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(GuardError::Characters);
+        return Err(Error::Characters);
     }
-    let url = Url::parse(s).map_err(|_| GuardError::Parse)?;
+    let url = Url::parse(s).map_err(|_| Error::Parse)?;
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(GuardError::Credentials);
+        return Err(Error::Credentials);
     }
     match url.scheme() {
         "https" => {}
         "http" if is_loopback_host(&url) => {}
-        _ => return Err(GuardError::Scheme),
+        _ => return Err(Error::Scheme),
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(GuardError::NoHost);
+        return Err(Error::NoHost);
     }
     // Re-serialize and re-check: what goes to the launcher is what the parser understood.
     let out = url.as_str();
     if out.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(GuardError::Characters);
+        return Err(Error::Characters);
     }
-    Url::parse(out).map_err(|_| GuardError::Parse)
+    Url::parse(out).map_err(|_| Error::Parse)
 }
 
 /// True for `localhost`, 127.0.0.0/8 and `[::1]` (for loopback-only exceptions).
@@ -148,24 +148,24 @@ pub async fn checked_fetch<F>(
     allow_private: bool,
     trusted_origin: Option<&Url>,
     build: F,
-) -> Result<Response, GuardError>
+) -> Result<Response, Error>
 where
     F: FnOnce(&reqwest::Client, Url) -> RequestBuilder,
 {
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(GuardError::Credentials);
+        return Err(Error::Credentials);
     }
     let trusted = trusted_origin.is_some_and(|t| t.origin() == url.origin());
     match url.scheme() {
         "https" => {}
         "http" if trusted || (allow_private && is_loopback_host(url)) => {}
-        _ => return Err(GuardError::Scheme),
+        _ => return Err(Error::Scheme),
     }
-    let host = url.host_str().ok_or(GuardError::NoHost)?.to_owned();
-    let port = url.port_or_known_default().ok_or(GuardError::NoHost)?;
+    let host = url.host_str().ok_or(Error::NoHost)?.to_owned();
+    let port = url.port_or_known_default().ok_or(Error::NoHost)?;
     let addr = resolve(url, port).await?;
     if is_blocked(addr.ip()) && !(allow_private || trusted) {
-        return Err(GuardError::Blocked);
+        return Err(Error::Blocked);
     }
     let domain = host
         .trim_start_matches('[')
@@ -179,12 +179,12 @@ where
         .resolve(&domain, addr)
         .user_agent(concat!("mcp-relay/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| GuardError::Network(e.without_url()))?;
+        .map_err(|e| Error::Network(e.without_url()))?;
     let req = build(&client, url.clone());
     let res = match tokio::time::timeout(FETCH_TIMEOUT, req.send()).await {
         Ok(Ok(res)) => res,
-        Ok(Err(e)) => return Err(GuardError::Network(e.without_url())),
-        Err(_) => return Err(GuardError::Timeout),
+        Ok(Err(e)) => return Err(Error::Network(e.without_url())),
+        Err(_) => return Err(Error::Timeout),
     };
     Ok(res)
 }
@@ -196,20 +196,20 @@ pub async fn checked_fetch_no_redirect<F>(
     allow_private: bool,
     trusted_origin: Option<&Url>,
     build: F,
-) -> Result<Response, GuardError>
+) -> Result<Response, Error>
 where
     F: FnOnce(&reqwest::Client, Url) -> RequestBuilder,
 {
     let res = checked_fetch(url, allow_private, trusted_origin, build).await?;
     if res.status().is_redirection() {
-        return Err(GuardError::Redirect);
+        return Err(Error::Redirect);
     }
     Ok(res)
 }
 
 /// Resolves the host once: an IP literal as it is, a name through the system resolver (the
 /// first address; all must pass, so a name with one blocked address is refused).
-async fn resolve(url: &Url, port: u16) -> Result<SocketAddr, GuardError> {
+async fn resolve(url: &Url, port: u16) -> Result<SocketAddr, Error> {
     if let Some(ip) = host_ip(url) {
         return Ok(SocketAddr::new(ip, port));
     }
@@ -218,36 +218,36 @@ async fn resolve(url: &Url, port: u16) -> Result<SocketAddr, GuardError> {
             let addrs: Vec<SocketAddr> =
                 tokio::time::timeout(FETCH_TIMEOUT, tokio::net::lookup_host((d.to_owned(), port)))
                     .await
-                    .map_err(|_| GuardError::Timeout)?
-                    .map_err(|_| GuardError::Resolve)?
+                    .map_err(|_| Error::Timeout)?
+                    .map_err(|_| Error::Resolve)?
                     .collect();
-            let first = *addrs.first().ok_or(GuardError::Resolve)?;
+            let first = *addrs.first().ok_or(Error::Resolve)?;
             // A name whose answers mix public and blocked addresses is reported as blocked.
             match addrs.iter().find(|a| is_blocked(a.ip())) {
                 Some(blocked) => Ok(*blocked),
                 None => Ok(first),
             }
         }
-        None => Err(GuardError::NoHost),
+        None => Err(Error::NoHost),
     }
 }
 
 /// Reads a body of at most `max` bytes; errors say nothing about the content.
-pub async fn read_capped(res: Response, max: usize) -> Result<Vec<u8>, GuardError> {
+pub async fn read_capped(res: Response, max: usize) -> Result<Vec<u8>, Error> {
     use futures_util::StreamExt;
     if res.content_length().is_some_and(|n| n > max as u64) {
-        return Err(GuardError::TooLarge);
+        return Err(Error::TooLarge);
     }
     let mut buf = Vec::new();
     let mut chunks = res.bytes_stream();
     loop {
         let next = tokio::time::timeout(FETCH_TIMEOUT, chunks.next())
             .await
-            .map_err(|_| GuardError::Timeout)?;
+            .map_err(|_| Error::Timeout)?;
         let Some(chunk) = next else { break };
-        let chunk = chunk.map_err(|e| GuardError::Network(e.without_url()))?;
+        let chunk = chunk.map_err(|e| Error::Network(e.without_url()))?;
         if buf.len() + chunk.len() > max {
-            return Err(GuardError::TooLarge);
+            return Err(Error::TooLarge);
         }
         buf.extend_from_slice(&chunk);
     }

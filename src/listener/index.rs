@@ -13,6 +13,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::config::ServeConfig;
+use crate::error::{Allow, Error};
 
 /// The path of the page.
 pub(crate) const INDEX_PATH: &str = "/";
@@ -108,10 +109,7 @@ pub(super) fn page(endpoints: &Endpoints, headers: &HeaderMap) -> Response {
 
 /// Any other method on `/`: 405 through the one error map, allowing what `/` serves.
 pub(super) async fn not_allowed() -> Response {
-    let mut res = crate::error::Error::MethodNotAllowed.into_response();
-    res.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
-    res
+    Error::MethodNotAllowed(Allow::GetHead).into_response()
 }
 
 /// Whether `Accept` names `application/json` itself (`*/*` gets the text page).

@@ -6,7 +6,7 @@
 use axum::http::{header, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::error::Error;
+use crate::error::{Allow, Error};
 use crate::policy::authn::WELL_KNOWN;
 use crate::policy::RequestPolicy;
 
@@ -18,7 +18,7 @@ pub(super) fn serve(policy: &RequestPolicy, method: &Method, path: &str) -> Resp
         return StatusCode::NOT_FOUND.into_response();
     }
     if method != Method::GET && method != Method::HEAD {
-        return Error::MethodNotAllowed.into_response();
+        return Error::MethodNotAllowed(Allow::GetHead).into_response();
     }
     let body = auth.metadata().to_string();
     (

@@ -21,7 +21,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, Request, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
@@ -36,7 +36,7 @@ use super::http::{
     accepts, caller_of, media_type_is, read_body, sse_response, MESSAGE_PATH, SSE_PATH,
 };
 use crate::caller::{Caller, Transport};
-use crate::error::Error;
+use crate::error::{Allow, Error};
 use crate::relay::Relay;
 use crate::session::{Inbound, Session};
 
@@ -45,9 +45,9 @@ use crate::session::{Inbound, Session};
 pub fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
     let served = served(relay.config());
     let sse: MethodRouter<Arc<Relay>> =
-        get(open_stream).fallback(|| async { method_not_allowed("GET") });
+        get(open_stream).fallback(|| async { Error::MethodNotAllowed(Allow::Get) });
     let message: MethodRouter<Arc<Relay>> =
-        post(handle_message).fallback(|| async { method_not_allowed("POST") });
+        post(handle_message).fallback(|| async { Error::MethodNotAllowed(Allow::Post) });
     let mut router = Router::new();
     for (path, route) in [(SSE_PATH, sse), (MESSAGE_PATH, message)] {
         if served.contains(&Some(path)) {
@@ -91,14 +91,6 @@ async fn handle_message(
     message(&relay, id, req)
         .await
         .unwrap_or_else(IntoResponse::into_response)
-}
-
-/// 405 with the one method the route has.
-fn method_not_allowed(allow: &'static str) -> Response {
-    let mut res = Error::MethodNotAllowed.into_response();
-    res.headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
-    res
 }
 
 /// `GET /sse`: reserves a session, starts the connection's driver and streams `endpoint`,

@@ -25,7 +25,7 @@ use super::http::{
 use crate::caller::Caller;
 use crate::config::ResponseMode;
 use crate::era;
-use crate::error::Error;
+use crate::error::{Allow, Error};
 use crate::jsonrpc::Frame;
 use crate::relay::modern::CancelOnDrop;
 use crate::relay::{Posted, Relay, Within};
@@ -47,7 +47,7 @@ pub(super) async fn handle_delete(State(relay): State<Arc<Relay>>, req: Request)
     let headers = req.headers();
     let result = (|| {
         if is_modern_get_or_delete(headers) {
-            return Err(Error::MethodNotAllowed);
+            return Err(Error::MethodNotAllowed(Allow::Mcp));
         }
         let session = session_of(&relay, headers, &caller_of(req.extensions())?)?;
         relay.close(&session);
@@ -101,7 +101,7 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
 
 fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<Response, Error> {
     if is_modern_get_or_delete(headers) {
-        return Err(Error::MethodNotAllowed);
+        return Err(Error::MethodNotAllowed(Allow::Mcp));
     }
     if !accepts(headers, "text/event-stream") {
         return Err(Error::NotAcceptable);

@@ -5,11 +5,12 @@
 //! hijacking is an Origin problem) and selects the `mcp` subprotocol when offered. Messages go
 //! through the connection's [`Duplex`]. Limits: `--ws-max-message` (4 MiB) and `--ws-max-frame`
 //! (1 MiB); a ping every `--sse-keep-alive` keeps intermediaries from timing the connection
-//! out. Close codes say why: 1009 too big, 1008 a binary frame (policy: text only), 1001 the
-//! relay is shutting down or the session ended, 1013 no session could be opened now (session
-//! or concurrency cap, overload, child unavailable, circuit open) or every request of the
-//! connection has been refused for capacity (rate limit, cap, overload) for
-//! [`SUSTAINED_THROTTLE`] (SECURITY.md §3: "WS close 1013 if sustained").
+//! out. Close codes say why, and `error.rs` decides them
+//! ([`Wire::ws_close`](crate::error::Wire::ws_close)): 1009 too big, 1008 a binary frame
+//! (policy: text only), 1001 the relay is shutting down or the session ended, 1013 no session
+//! could be opened now (session or concurrency cap, overload, child unavailable, circuit open)
+//! or every request of the connection has been refused for capacity (rate limit, cap,
+//! overload) for [`SUSTAINED_THROTTLE`] (SECURITY.md §3: "WS close 1013 if sustained").
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -24,15 +25,13 @@ use tracing::debug;
 
 use super::duplex::{Duplex, OUT_QUEUE};
 use crate::caller::{Caller, Transport};
-use crate::error::Error;
+use crate::error::{Error, WsClose};
 use crate::relay::Relay;
 use axum::Extension;
+use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
+use tokio_tungstenite::tungstenite::Error as WsError;
 
 const SUBPROTOCOL: &str = "mcp";
-const TOO_BIG: u16 = 1009;
-const POLICY: u16 = 1008;
-const GOING_AWAY: u16 = 1001;
-const TRY_LATER: u16 = 1013;
 /// How long a connection's requests may all be refused for capacity before it is closed with
 /// 1013: a client that keeps sending past its limits is told to go away and come back later.
 pub const SUSTAINED_THROTTLE: Duration = Duration::from_secs(5);
@@ -52,12 +51,6 @@ pub async fn upgrade(
         .on_upgrade(move |socket| connection(relay, socket, caller))
 }
 
-/// Why the relay closes a connection.
-enum Close {
-    Client,
-    Code(u16, &'static str),
-}
-
 async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
     let (mut sink, mut stream) = socket.split();
     let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_QUEUE);
@@ -71,38 +64,40 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
             msg = stream.next() => match msg {
                 Some(Ok(Message::Text(text))) => {
                     let refused = duplex.handle(Bytes::copy_from_slice(text.as_bytes())).await;
-                    // No session could be opened for now: say "try again later".
-                    if duplex.session().is_none() && refused.as_ref().is_some_and(is_overload) {
-                        break Close::Code(TRY_LATER, "try again later");
+                    // No session could be opened (e.g. "try again later").
+                    if duplex.session().is_none() {
+                        if let Some(close) = refused.and_then(|e| e.wire().ws_close) {
+                            break Some(close);
+                        }
                     }
                     if duplex.session().is_some_and(|s| s.throttled_for() >= SUSTAINED_THROTTLE) {
-                        break Close::Code(TRY_LATER, "limited: try again later");
+                        break Some(WsClose::THROTTLED);
                     }
                 }
-                Some(Ok(Message::Binary(_))) => break Close::Code(POLICY, "text frames only"),
+                Some(Ok(Message::Binary(_))) => break Some(WsClose::TEXT_ONLY),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
-                Some(Ok(Message::Close(_))) | None => break Close::Client,
+                Some(Ok(Message::Close(_))) | None => break None,
                 Some(Err(e)) => {
                     debug!(error = %e, "websocket read failed");
-                    break too_big_or_gone(&e);
+                    break read_error(e).and_then(|e| e.wire().ws_close);
                 }
             },
             out = rx.recv() => match out {
                 Some(data) => {
                     let text = String::from_utf8_lossy(&data).into_owned();
                     if sink.send(Message::Text(Utf8Bytes::from(text))).await.is_err() {
-                        break Close::Client;
+                        break None;
                     }
                 }
-                None => break Close::Client,
+                None => break None,
             },
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Bytes::new())).await.is_err() {
-                    break Close::Client;
+                    break None;
                 }
             }
-            () = draining.cancelled() => break Close::Code(GOING_AWAY, "shutting down"),
-            () = ended.cancelled() => break Close::Code(GOING_AWAY, "session ended"),
+            () = draining.cancelled() => break Error::ShuttingDown.wire().ws_close,
+            () = ended.cancelled() => break Error::SessionEnded.wire().ws_close,
         }
     };
     duplex.close();
@@ -117,7 +112,8 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
             break;
         }
     }
-    if let Close::Code(code, reason) = close {
+    // `None`: the client closed or is gone.
+    if let Some(WsClose { code, reason }) = close {
         let frame = CloseFrame {
             code,
             reason: Utf8Bytes::from_static(reason),
@@ -130,26 +126,15 @@ async fn connection(relay: Arc<Relay>, socket: WebSocket, caller: Caller) {
     }
 }
 
-/// Refusals of `initialize` that mean no session can be opened now (a rate-limited one may
-/// be tried again on the same connection after `retry_after_ms`).
-fn is_overload(e: &Error) -> bool {
-    (e.is_capacity() && !matches!(e, Error::RateLimited(_)))
-        || matches!(
-            e,
-            Error::SessionCap
-                | Error::ChildUnavailable
-                | Error::LinkDown(_)
-                | Error::CircuitOpen(_)
-                | Error::ShuttingDown
-        )
-}
-
-/// A capacity error closes with 1009; anything else means the connection is gone.
-fn too_big_or_gone(e: &axum::Error) -> Close {
-    let text = e.to_string();
-    if text.contains("too long") || text.contains("too big") || text.contains("Space limit") {
-        Close::Code(TOO_BIG, "message too big")
-    } else {
-        Close::Client
+/// What a failed read means, from the error's type: a message or control frame over its limit
+/// is [`Error::BodyTooLarge`]; anything else means the connection is gone (`None`).
+fn read_error(e: axum::Error) -> Option<Error> {
+    let inner = e.into_inner().downcast::<WsError>().ok()?;
+    match *inner {
+        WsError::Capacity(CapacityError::MessageTooLong { max_size, .. }) => {
+            Some(Error::BodyTooLarge(max_size as u64))
+        }
+        WsError::Protocol(ProtocolError::ControlFrameTooBig) => Some(Error::BodyTooLarge(125)),
+        _ => None,
     }
 }

@@ -24,9 +24,9 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use crate::caller::{AuthFailure, Principal};
+use crate::secret;
 use crate::secret::strength::{self, Weakness};
-use crate::secret::{self, SecretError};
-pub use keys::KeyFileError;
+
 use keys::{Jwks, Lookup, VerifyKey};
 
 /// Tokens longer than this are refused before any decoding.
@@ -96,7 +96,7 @@ fn default_true() -> bool {
 
 /// Why the `[[auth.jwt]]` config is invalid. The issuer is named in every message.
 #[derive(Debug, thiserror::Error)]
-pub enum JwtError {
+pub enum Error {
     #[error("jwt: issuer must not be empty")]
     EmptyIssuer,
     #[error("jwt issuer {0}: configured more than once")]
@@ -117,7 +117,7 @@ pub enum JwtError {
     Secret {
         issuer: String,
         #[source]
-        source: SecretError,
+        source: secret::Error,
     },
     #[error(
         "jwt issuer {issuer}: {key} `{reference}`: the secret must be at least {min} bytes for {alg}"
@@ -144,7 +144,7 @@ pub enum JwtError {
         issuer: String,
         path: PathBuf,
         #[source]
-        source: KeyFileError,
+        source: keys::Error,
     },
     #[error("jwt issuer {issuer}: {field}: {reason}")]
     BadDuration {
@@ -213,20 +213,20 @@ impl JwtVerifier {
         configs: Vec<JwtConfig>,
         default_audience: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> Result<JwtVerifier, JwtError> {
+    ) -> Result<JwtVerifier, Error> {
         let mut issuers = HashMap::new();
         for c in configs {
             let name = c.issuer.clone();
             if name.is_empty() {
-                return Err(JwtError::EmptyIssuer);
+                return Err(Error::EmptyIssuer);
             }
             let issuer = build_issuer(c, default_audience, env)?;
             if issuers.insert(name.clone(), issuer).is_some() {
-                return Err(JwtError::DuplicateIssuer(name));
+                return Err(Error::DuplicateIssuer(name));
             }
         }
         let http = if issuers.values().any(|i| i.jwks.is_some()) {
-            Some(keys::http_client().map_err(JwtError::HttpClient)?)
+            Some(keys::http_client().map_err(Error::HttpClient)?)
         } else {
             None
         };
@@ -386,25 +386,11 @@ fn build_issuer(
     c: JwtConfig,
     default_audience: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> Result<Issuer, JwtError> {
-    let name = c.issuer;
-    if c.algorithms.is_empty() {
-        return Err(JwtError::NoAlgorithms(name));
-    }
-    let mut algorithms = Vec::new();
-    for a in &c.algorithms {
-        let alg = a.parse::<Algorithm>().map_err(|_| JwtError::BadAlgorithm {
-            issuer: name.clone(),
-            alg: a.clone(),
-        })?;
-        algorithms.push(alg);
-    }
-    let hmac_count = algorithms.iter().filter(|a| is_hmac(**a)).count();
-    if hmac_count != 0 && hmac_count != algorithms.len() {
-        return Err(JwtError::MixedAlgorithms(name));
-    }
+) -> Result<Issuer, Error> {
+    let algorithms = parse_algorithms(&c.issuer, &c.algorithms)?;
+    let name = c.issuer.clone();
     let duration = |field: &'static str, s: &str| {
-        humantime::parse_duration(s).map_err(|e| JwtError::BadDuration {
+        humantime::parse_duration(s).map_err(|e| Error::BadDuration {
             issuer: name.clone(),
             field,
             reason: e.to_string(),
@@ -413,51 +399,18 @@ fn build_issuer(
     let leeway = duration("leeway", &c.leeway)?;
     let refresh = duration("jwks_refresh", &c.jwks_refresh)?;
     if leeway > MAX_LEEWAY {
-        return Err(JwtError::LeewayTooLarge(name));
+        return Err(Error::LeewayTooLarge(name));
     }
 
     let (mut hmac, mut keys, mut jwks) = (None, Vec::new(), None);
-    if hmac_count != 0 {
-        let reference = match (&c.secret, c.public_keys.is_empty(), &c.jwks_url) {
-            (Some(r), true, None) => r,
-            _ => return Err(JwtError::HmacKeys(name)),
-        };
-        let bytes = secret::resolve(reference, env).map_err(|source| JwtError::Secret {
-            issuer: name.clone(),
-            source,
-        })?;
-        for alg in &algorithms {
-            let min = match alg {
-                Algorithm::HS384 => 48,
-                Algorithm::HS512 => 64,
-                _ => 32,
-            };
-            if bytes.len() < min {
-                return Err(JwtError::ShortSecret {
-                    issuer: name.clone(),
-                    key: c.origin.unwrap_or("auth.jwt.secret"),
-                    reference: reference.clone(),
-                    alg: format!("{alg:?}"),
-                    min,
-                });
-            }
-        }
-        // Placeholders and guessable secrets would let anyone mint tokens (issue 14).
-        strength::check(&bytes, strength::MIN_HMAC_BYTES).map_err(|reason| {
-            JwtError::WeakSecret {
-                issuer: name.clone(),
-                key: c.origin.unwrap_or("auth.jwt.secret"),
-                reference: reference.clone(),
-                reason,
-            }
-        })?;
-        hmac = Some(DecodingKey::from_secret(&bytes));
+    if algorithms.iter().any(|a| is_hmac(*a)) {
+        hmac = Some(hmac_key(&c, &name, &algorithms, env)?);
     } else {
         if c.secret.is_some() || (c.public_keys.is_empty() && c.jwks_url.is_none()) {
-            return Err(JwtError::AsymmetricKeys(name));
+            return Err(Error::AsymmetricKeys(name));
         }
         for path in &c.public_keys {
-            let loaded = keys::load_pem_file(path).map_err(|source| JwtError::KeyFile {
+            let loaded = keys::load_pem_file(path).map_err(|source| Error::KeyFile {
                 issuer: name.clone(),
                 path: path.clone(),
                 source,
@@ -465,7 +418,7 @@ fn build_issuer(
             keys.extend(loaded);
         }
         if let Some(url) = &c.jwks_url {
-            let url = check_jwks_url(url).map_err(|reason| JwtError::JwksUrl {
+            let url = check_jwks_url(url).map_err(|reason| Error::JwksUrl {
                 issuer: name.clone(),
                 reason,
             })?;
@@ -488,6 +441,68 @@ fn build_issuer(
         leeway: leeway.as_secs(),
         check_nbf: c.check_nbf,
     })
+}
+
+/// The algorithms of an issuer: known names, all HMAC or none.
+fn parse_algorithms(name: &str, list: &[String]) -> Result<Vec<Algorithm>, Error> {
+    if list.is_empty() {
+        return Err(Error::NoAlgorithms(name.to_owned()));
+    }
+    let mut algorithms = Vec::new();
+    for a in list {
+        let alg = a.parse::<Algorithm>().map_err(|_| Error::BadAlgorithm {
+            issuer: name.to_owned(),
+            alg: a.clone(),
+        })?;
+        algorithms.push(alg);
+    }
+    let hmac_count = algorithms.iter().filter(|a| is_hmac(**a)).count();
+    if hmac_count != 0 && hmac_count != algorithms.len() {
+        return Err(Error::MixedAlgorithms(name.to_owned()));
+    }
+    Ok(algorithms)
+}
+
+/// The shared secret of an HMAC issuer: the only key it has, long enough for every
+/// algorithm and not guessable.
+fn hmac_key(
+    c: &JwtConfig,
+    name: &str,
+    algorithms: &[Algorithm],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<DecodingKey, Error> {
+    let reference = match (&c.secret, c.public_keys.is_empty(), &c.jwks_url) {
+        (Some(r), true, None) => r,
+        _ => return Err(Error::HmacKeys(name.to_owned())),
+    };
+    let bytes = secret::resolve(reference, env).map_err(|source| Error::Secret {
+        issuer: name.to_owned(),
+        source,
+    })?;
+    for alg in algorithms {
+        let min = match alg {
+            Algorithm::HS384 => 48,
+            Algorithm::HS512 => 64,
+            _ => 32,
+        };
+        if bytes.len() < min {
+            return Err(Error::ShortSecret {
+                issuer: name.to_owned(),
+                key: c.origin.unwrap_or("auth.jwt.secret"),
+                reference: reference.clone(),
+                alg: format!("{alg:?}"),
+                min,
+            });
+        }
+    }
+    // Placeholders and guessable secrets would let anyone mint tokens (issue 14).
+    strength::check(&bytes, strength::MIN_HMAC_BYTES).map_err(|reason| Error::WeakSecret {
+        issuer: name.to_owned(),
+        key: c.origin.unwrap_or("auth.jwt.secret"),
+        reference: reference.clone(),
+        reason,
+    })?;
+    Ok(DecodingKey::from_secret(&bytes))
 }
 
 /// https anywhere; http only to a loopback host (tests, local development).

@@ -10,40 +10,28 @@
 //! what does not fit. A dedicated std thread serializes, writes and rotates, so neither file I/O
 //! nor a slow disk can stall a request.
 
-use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufWriter, Write};
+use std::fs::OpenOptions;
+use std::io::{self, BufWriter};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use serde::Serialize;
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
+use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+mod sanitize;
 #[cfg(test)]
 mod tests;
+mod writer;
+
+pub use sanitize::{cap, redact_args};
+use writer::{open_log, spawn_writer, FileSink, Sink};
 
 /// Records waiting for the writer; beyond this, [`Audit::emit`] drops and counts.
 pub const QUEUE_CAPACITY: usize = 10_000;
 /// Longest string (in characters, marker included) kept in a record.
 pub const MAX_STRING_CHARS: usize = 256;
-/// Appended to a string that was cut at [`MAX_STRING_CHARS`].
-const CUT_MARKER: char = '…';
-/// Argument keys whose value is never logged, even when allow-listed (matched in lowercase).
-const SENSITIVE_KEYS: &[&str] = &[
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "authorization",
-    "api_key",
-    "apikey",
-    "cookie",
-    "credential",
-];
-const REDACTED: &str = "[redacted]";
 
 /// `[audit]` in the config file.
 #[derive(Debug, Clone, serde::Deserialize)]
@@ -72,13 +60,13 @@ impl AuditConfig {
     ///
     /// # Errors
     /// `max_size` is not a positive size.
-    pub fn max_bytes(&self) -> Result<u64, AuditError> {
+    pub fn max_bytes(&self) -> Result<u64, Error> {
         self.max_size
             .parse::<bytesize::ByteSize>()
             .ok()
             .map(|s| s.as_u64())
             .filter(|&s| s > 0)
-            .ok_or_else(|| AuditError::MaxSize {
+            .ok_or_else(|| Error::MaxSize {
                 value: self.max_size.clone(),
             })
     }
@@ -147,7 +135,7 @@ fn default_keep() -> usize {
 
 /// Why the audit log could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum AuditError {
+pub enum Error {
     #[error("audit.max_size `{value}` is not a positive size such as \"100MiB\"")]
     MaxSize { value: String },
     #[error("cannot open audit file {path}")]
@@ -159,9 +147,6 @@ pub enum AuditError {
     #[error("cannot start the audit writer thread")]
     Spawn(#[source] io::Error),
 }
-
-/// The module's error under its conventional name (`audit::Error`).
-pub type Error = AuditError;
 
 /// One audit line. Strings are capped and escaped when written; `None` fields are omitted.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -237,13 +222,13 @@ impl Audit {
     ///
     /// # Errors
     /// An unparsable or zero `max_size`, a file that cannot be opened, or no thread.
-    pub fn start(cfg: &AuditConfig) -> Result<Audit, AuditError> {
+    pub fn start(cfg: &AuditConfig) -> Result<Audit, Error> {
         let sink = if cfg.file == "-" {
             Sink::Stdout(BufWriter::new(io::stdout()))
         } else {
             let max = cfg.max_bytes()?;
             let path = PathBuf::from(&cfg.file);
-            let (file, size) = open_log(&path).map_err(|source| AuditError::Open {
+            let (file, size) = open_log(&path).map_err(|source| Error::Open {
                 path: path.clone(),
                 source,
             })?;
@@ -256,7 +241,7 @@ impl Audit {
             })
         };
         let (audit, rx) = Audit::channel(cfg.allow_fields.clone());
-        spawn_writer(rx, sink).map_err(AuditError::Spawn)?;
+        spawn_writer(rx, sink).map_err(Error::Spawn)?;
         Ok(audit)
     }
 
@@ -327,285 +312,6 @@ impl Audit {
             rx,
         )
     }
-}
-
-// === writer ===
-
-enum Sink {
-    Stdout(BufWriter<io::Stdout>),
-    File(FileSink),
-}
-
-struct FileSink {
-    path: PathBuf,
-    file: BufWriter<File>,
-    /// Bytes in the current file (existing length at open plus what we wrote).
-    size: u64,
-    max: u64,
-    keep: usize,
-}
-
-fn spawn_writer(rx: mpsc::Receiver<Msg>, sink: Sink) -> io::Result<()> {
-    std::thread::Builder::new()
-        .name("audit-writer".to_owned())
-        .spawn(move || run_writer(rx, sink))
-        .map(drop)
-}
-
-/// Writer loop: ends when every [`Audit`] handle is gone, after a final flush.
-fn run_writer(mut rx: mpsc::Receiver<Msg>, mut sink: Sink) {
-    let mut failing = false;
-    while let Some(first) = rx.blocking_recv() {
-        let mut next = Some(first);
-        // Write everything already queued, then flush once.
-        while let Some(msg) = next.take() {
-            let result = match msg {
-                Msg::Record(record) => sink.write_line(&to_line(&record)),
-                Msg::Flush(done) => {
-                    let r = sink.flush();
-                    let _ = done.send(());
-                    r
-                }
-            };
-            report(&mut failing, result);
-            next = rx.try_recv().ok();
-        }
-        report(&mut failing, sink.flush());
-    }
-    report(&mut failing, sink.flush());
-}
-
-/// Logs the first failure of a run of failures, and the recovery.
-fn report(failing: &mut bool, result: io::Result<()>) {
-    match result {
-        Err(e) if !*failing => {
-            *failing = true;
-            tracing::error!(target: "mcp_relay::audit", error = %e, "audit write failed");
-        }
-        Ok(()) if *failing => {
-            *failing = false;
-            tracing::warn!(target: "mcp_relay::audit", "audit writes recovered");
-        }
-        _ => {}
-    }
-}
-
-impl Sink {
-    fn write_line(&mut self, line: &str) -> io::Result<()> {
-        match self {
-            Sink::Stdout(out) => out.write_all(line.as_bytes()),
-            Sink::File(f) => f.write_line(line),
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        match self {
-            Sink::Stdout(out) => out.flush(),
-            Sink::File(f) => f.file.flush(),
-        }
-    }
-}
-
-impl FileSink {
-    fn write_line(&mut self, line: &str) -> io::Result<()> {
-        let len = line.len() as u64;
-        // A failed rotation still writes the line (to the file still open) and reports.
-        let rotated = if self.size > 0 && self.size.saturating_add(len) > self.max {
-            self.rotate()
-        } else {
-            Ok(())
-        };
-        self.file.write_all(line.as_bytes())?;
-        self.size = self.size.saturating_add(len);
-        rotated
-    }
-
-    /// `log.{keep-1}` → `log.{keep}` … `log` → `log.1`, then a fresh 0600 file.
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.flush()?;
-        for i in (1..self.keep).rev() {
-            rename_if_exists(&numbered(&self.path, i), &numbered(&self.path, i + 1))?;
-        }
-        if self.keep == 0 {
-            std::fs::remove_file(&self.path)?;
-        } else {
-            std::fs::rename(&self.path, numbered(&self.path, 1))?;
-        }
-        let (file, size) = open_log(&self.path)?;
-        self.file = file;
-        self.size = size;
-        Ok(())
-    }
-}
-
-fn numbered(path: &Path, n: usize) -> PathBuf {
-    let mut name = path.as_os_str().to_owned();
-    name.push(format!(".{n}"));
-    PathBuf::from(name)
-}
-
-fn rename_if_exists(from: &Path, to: &Path) -> io::Result<()> {
-    match std::fs::rename(from, to) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-/// Opens for append, creating with mode 0600 (set at creation, never chmod afterwards).
-fn open_log(path: &Path) -> io::Result<(BufWriter<File>, u64)> {
-    let file =
-        crate::os::fs::private_file(OpenOptions::new().create(true).append(true)).open(path)?;
-    let size = file.metadata()?.len();
-    Ok((BufWriter::new(file), size))
-}
-
-// === sanitising ===
-
-/// One JSON line (with its `\n`): strings capped, every control character escaped.
-fn to_line(record: &Record) -> String {
-    let clean = sanitize(record);
-    let mut line = match serde_json::to_string(&clean) {
-        Ok(json) => escape_beyond_json(&json),
-        // Unreachable with these field types; still one well-formed line.
-        Err(_) => r#"{"outcome":"error","reason":"audit_serialize_failed"}"#.to_owned(),
-    };
-    line.push('\n');
-    line
-}
-
-fn sanitize(record: &Record) -> Record {
-    let opt = |s: &Option<String>| s.as_deref().map(cap);
-    Record {
-        time: cap(&record.time),
-        principal: cap(&record.principal),
-        key_id: opt(&record.key_id),
-        client: opt(&record.client),
-        peer: opt(&record.peer),
-        session: opt(&record.session),
-        method: opt(&record.method),
-        id: opt(&record.id),
-        name: opt(&record.name),
-        rule: opt(&record.rule),
-        args: record.args.as_ref().map(cap_value),
-        ..record.clone()
-    }
-}
-
-/// Caps a string at [`MAX_STRING_CHARS`] characters, the last being `…` when it was cut.
-#[must_use]
-pub fn cap(s: &str) -> String {
-    match s.char_indices().nth(MAX_STRING_CHARS - 1) {
-        // More than one character from the last kept position on: cut there, add the marker.
-        Some((end, _)) if s[end..].chars().nth(1).is_some() => {
-            format!("{}{CUT_MARKER}", &s[..end])
-        }
-        _ => s.to_owned(),
-    }
-}
-
-fn cap_value(v: &Value) -> Value {
-    match v {
-        Value::String(s) => Value::String(cap(s)),
-        Value::Array(items) => Value::Array(items.iter().map(cap_value).collect()),
-        Value::Object(map) => {
-            Value::Object(map.iter().map(|(k, v)| (cap(k), cap_value(v))).collect())
-        }
-        other => other.clone(),
-    }
-}
-
-/// `serde_json` escapes U+0000..U+001F; this also escapes DEL, C1 controls (U+009B is a CSI),
-/// line/paragraph separators and bidi overrides. Such characters only occur inside JSON
-/// strings, where `\uXXXX` means the same character, so the line stays valid and equal.
-fn escape_beyond_json(json: &str) -> String {
-    if !json.chars().any(needs_escape) {
-        return json.to_owned();
-    }
-    let mut out = String::with_capacity(json.len() + 16);
-    for c in json.chars() {
-        if needs_escape(c) {
-            use std::fmt::Write as _;
-            let _ = write!(out, "\\u{:04x}", u32::from(c));
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
-fn needs_escape(c: char) -> bool {
-    matches!(
-        c,
-        '\u{7f}'..='\u{9f}'
-            | '\u{200e}'
-            | '\u{200f}'
-            | '\u{2028}'..='\u{202e}'
-            | '\u{2066}'..='\u{2069}'
-    )
-}
-
-/// `{"sha256": "<hex of the raw text>", "fields": {…}}` for `params.arguments`, or `None`.
-///
-/// Only top-level keys named in `allow_fields` appear in `fields`: strings (capped), numbers,
-/// booleans and null as they are, objects and arrays as `{"sha256": …}`. A key that looks like
-/// a secret (password, token, authorization, …) is `"[redacted]"` even when allow-listed.
-#[must_use]
-pub fn redact_args(arguments: Option<&RawValue>, allow_fields: &[String]) -> Option<Value> {
-    let raw = arguments?;
-    let mut out = Map::new();
-    out.insert("sha256".to_owned(), Value::String(sha256_hex(raw.get())));
-    if !allow_fields.is_empty() {
-        // Borrowed raw values: nested objects are hashed as sent, never parsed.
-        if let Ok(top) = serde_json::from_str::<BTreeMap<String, &RawValue>>(raw.get()) {
-            let fields: Map<String, Value> = allow_fields
-                .iter()
-                .filter_map(|k| top.get(k).map(|v| (cap(k), allowed_value(k, v))))
-                .collect();
-            if !fields.is_empty() {
-                out.insert("fields".to_owned(), Value::Object(fields));
-            }
-        }
-    }
-    Some(Value::Object(out))
-}
-
-fn allowed_value(key: &str, raw: &RawValue) -> Value {
-    if is_sensitive(key) {
-        return Value::String(REDACTED.to_owned());
-    }
-    let text = raw.get();
-    if text.starts_with(['{', '[']) {
-        return hash_object(text);
-    }
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::String(s)) => Value::String(cap(&s)),
-        Ok(v @ (Value::Number(_) | Value::Bool(_) | Value::Null)) => v,
-        // Objects and arrays were handled above; a number serde_json cannot hold is hashed.
-        Ok(Value::Array(_) | Value::Object(_)) | Err(_) => hash_object(text),
-    }
-}
-
-fn hash_object(text: &str) -> Value {
-    let mut m = Map::new();
-    m.insert("sha256".to_owned(), Value::String(sha256_hex(text)));
-    Value::Object(m)
-}
-
-fn is_sensitive(key: &str) -> bool {
-    let lower = key.to_lowercase().replace('-', "_");
-    SENSITIVE_KEYS.iter().any(|s| lower.contains(s))
-}
-
-fn sha256_hex(text: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
-    digest
-        .as_ref()
-        .iter()
-        .fold(String::with_capacity(64), |mut hex, b| {
-            use std::fmt::Write as _;
-            let _ = write!(hex, "{b:02x}");
-            hex
-        })
 }
 
 /// `2026-11-21T20:41:49.123Z` (RFC 3339, UTC, milliseconds), without `time`'s formatting feature.

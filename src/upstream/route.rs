@@ -14,8 +14,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::{audience, protocol_version, Target, Upstream};
+use super::{audience, protocol_version, Mux, Pending, Target, Upstream};
 use crate::jsonrpc::{Frame, Kind, RawId};
+use crate::session::stream::Stream;
+use crate::session::Session;
 
 impl Upstream {
     /// Routes one line from the child.
@@ -113,21 +115,7 @@ impl Upstream {
             _ => frame.bytes().clone(),
         };
         let related = token.and_then(|(_, id)| mux.pending.get(id));
-        let claimed = related
-            .or_else(|| {
-                let mut clients = mux.pending.values().filter(|p| p.is_client() && !p.listen);
-                match (clients.next(), clients.next()) {
-                    (Some(one), None) => Some(one),
-                    _ => None,
-                }
-            })
-            .and_then(|p| match &p.to {
-                Target::Client {
-                    session, stream, ..
-                } => Some((session.clone(), stream.clone())),
-                Target::Relay(_) => None,
-            });
-        let (session, stream) = match claimed {
+        let (session, stream) = match claim(&mux, related) {
             // A stateless request's notifications stay on its stream; it is never asked.
             Some((None, stream)) if request.is_none() => {
                 drop(mux);
@@ -247,4 +235,23 @@ impl Upstream {
 fn is_global(method: &str) -> bool {
     (method.starts_with("notifications/") && method.ends_with("/list_changed"))
         || method == "notifications/resources/updated"
+}
+
+/// The client request a child message belongs to: the one its progress token names, else
+/// the only client request in flight; with its session (`None`: stateless) and stream.
+fn claim(mux: &Mux, related: Option<&Pending>) -> Option<(Option<Weak<Session>>, Arc<Stream>)> {
+    related
+        .or_else(|| {
+            let mut clients = mux.pending.values().filter(|p| p.is_client() && !p.listen);
+            match (clients.next(), clients.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        })
+        .and_then(|p| match &p.to {
+            Target::Client {
+                session, stream, ..
+            } => Some((session.clone(), stream.clone())),
+            Target::Relay(_) => None,
+        })
 }

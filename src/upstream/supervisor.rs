@@ -312,6 +312,45 @@ fn circuit_open(until: Instant) -> Error {
     Error::CircuitOpen(left.as_secs().max(1))
 }
 
+/// One life of the slot's child (or link): starts it and serves with it until it ends.
+/// `Some(true)`: it ran and ended; `Some(false)`: it did not start; `None`: the slot was
+/// stopped meanwhile.
+async fn life(slot: &Slot) -> Option<bool> {
+    match slot.launch().await {
+        Ok((up, init)) => {
+            match slot.link_name() {
+                Some(name) => info!(slot = slot.index, upstream = %name, "remote link ready"),
+                None => info!(slot = slot.index, pid = up.pid(), "shared child ready"),
+            }
+            *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            slot.ever_ready
+                .store(true, std::sync::atomic::Ordering::Relaxed);
+            slot.state.send_replace(State::Ready(up.clone(), init));
+            tokio::select! {
+                () = up.wait() => {}
+                () = slot.stop.cancelled() => {
+                    slot.state.send_replace(State::Stopped);
+                    up.fail_pending(None, &Error::ShuttingDown);
+                    up.stop();
+                    up.wait().await;
+                    return None;
+                }
+            }
+            Some(true)
+        }
+        Err(e) => {
+            match slot.link_name() {
+                Some(name) => {
+                    warn!(slot = slot.index, upstream = %name, cause = %e, "cannot connect to the remote server")
+                }
+                None => warn!(slot = slot.index, error = %e, "shared child failed to start"),
+            }
+            *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.into());
+            Some(false)
+        }
+    }
+}
+
 /// The restart loop of one slot.
 async fn run(slot: Arc<Slot>) {
     let mut failures: VecDeque<Instant> = VecDeque::new();
@@ -323,40 +362,11 @@ async fn run(slot: Arc<Slot>) {
         }
         slot.state.send_replace(State::Starting);
         let started = Instant::now();
-        let launched = match slot.launch().await {
-            Ok((up, init)) => {
-                match slot.link_name() {
-                    Some(name) => info!(slot = slot.index, upstream = %name, "remote link ready"),
-                    None => info!(slot = slot.index, pid = up.pid(), "shared child ready"),
-                }
-                *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                probing = false;
-                slot.ever_ready
-                    .store(true, std::sync::atomic::Ordering::Relaxed);
-                slot.state.send_replace(State::Ready(up.clone(), init));
-                tokio::select! {
-                    () = up.wait() => {}
-                    () = slot.stop.cancelled() => {
-                        slot.state.send_replace(State::Stopped);
-                        up.fail_pending(None, &Error::ShuttingDown);
-                        up.stop();
-                        up.wait().await;
-                        break;
-                    }
-                }
-                true
-            }
-            Err(e) => {
-                match slot.link_name() {
-                    Some(name) => {
-                        warn!(slot = slot.index, upstream = %name, cause = %e, "cannot connect to the remote server")
-                    }
-                    None => warn!(slot = slot.index, error = %e, "shared child failed to start"),
-                }
-                *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.into());
-                false
-            }
+        let Some(launched) = life(&slot).await else {
+            break;
         };
+        // A child that started closes a probe of the open circuit.
+        probing &= !launched;
         if slot.stop.is_cancelled() {
             break;
         }

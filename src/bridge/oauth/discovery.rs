@@ -9,7 +9,7 @@ use reqwest::Url;
 use serde::Deserialize;
 
 use super::{Error, Flow};
-use crate::bridge::url_guard::{self, GuardError};
+use crate::bridge::url_guard;
 
 /// Cap on any metadata document.
 const MAX_METADATA: usize = 1 << 20;
@@ -215,12 +215,12 @@ impl Flow<'_> {
         let res = match res {
             Ok(r) => r,
             // An unreachable candidate is skipped; a refused one stops discovery.
-            Err(GuardError::Network(_) | GuardError::Timeout) => return Ok(None),
+            Err(url_guard::Error::Network(_) | url_guard::Error::Timeout) => return Ok(None),
             Err(e) => return Err(Error::Guard(e)),
         };
         let status = res.status();
         if status.is_redirection() {
-            return Err(Error::Guard(GuardError::Redirect));
+            return Err(Error::Guard(url_guard::Error::Redirect));
         }
         if status.is_client_error() {
             return Ok(None);

@@ -67,7 +67,7 @@ impl Flow<'_> {
         .await?;
         let status = res.status();
         if status.is_redirection() {
-            return Err(Error::Guard(url_guard::GuardError::Redirect));
+            return Err(Error::Guard(url_guard::Error::Redirect));
         }
         let body = url_guard::read_capped(res, MAX_TOKEN_RESPONSE).await?;
         if !status.is_success() {

@@ -70,7 +70,7 @@ async fn trap() -> (tokio::net::TcpListener, u16) {
     (l, port)
 }
 
-async fn fetch(url: &str, allow_private: bool) -> Result<Response, GuardError> {
+async fn fetch(url: &str, allow_private: bool) -> Result<Response, Error> {
     let url = Url::parse(url).unwrap();
     checked_fetch(&url, allow_private, None, |h, u| h.get(u)).await
 }
@@ -79,27 +79,21 @@ async fn fetch(url: &str, allow_private: bool) -> Result<Response, GuardError> {
 async fn f2_ssrf_targets_are_refused_without_connecting() {
     let (l, port) = trap().await;
     let cases = [
-        (format!("https://127.0.0.1:{port}/"), GuardError::Blocked),
-        (format!("http://127.0.0.1:{port}/"), GuardError::Scheme),
-        (format!("https://localhost:{port}/"), GuardError::Blocked),
+        (format!("https://127.0.0.1:{port}/"), Error::Blocked),
+        (format!("http://127.0.0.1:{port}/"), Error::Scheme),
+        (format!("https://localhost:{port}/"), Error::Blocked),
         (
             format!("https://[::ffff:127.0.0.1]:{port}/"),
-            GuardError::Blocked,
+            Error::Blocked,
         ),
-        (
-            "https://[::ffff:a9fe:a9fe]/".to_owned(),
-            GuardError::Blocked,
-        ),
+        ("https://[::ffff:a9fe:a9fe]/".to_owned(), Error::Blocked),
         (
             "https://169.254.169.254/latest/meta-data".to_owned(),
-            GuardError::Blocked,
+            Error::Blocked,
         ),
-        ("https://10.0.0.1/".to_owned(), GuardError::Blocked),
-        ("ftp://example.com/".to_owned(), GuardError::Scheme),
-        (
-            "https://u:p@example.com/".to_owned(),
-            GuardError::Credentials,
-        ),
+        ("https://10.0.0.1/".to_owned(), Error::Blocked),
+        ("ftp://example.com/".to_owned(), Error::Scheme),
+        ("https://u:p@example.com/".to_owned(), Error::Credentials),
     ];
     for (url, want) in cases {
         let got = fetch(&url, false).await.err();
@@ -131,5 +125,5 @@ async fn allow_private_reaches_loopback_but_follows_no_redirect() {
     assert_eq!(res.status().as_u16(), 302);
     let url = Url::parse(&url).unwrap();
     let err = checked_fetch_no_redirect(&url, true, None, |h, u| h.get(u)).await;
-    assert!(matches!(err, Err(GuardError::Redirect)));
+    assert!(matches!(err, Err(Error::Redirect)));
 }

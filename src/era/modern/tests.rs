@@ -254,6 +254,7 @@ fn validate_resource_and_prompt_names_come_from_uri_and_name() {
     assert!(validate(&h("prompts/get", "q"), &get, &tools()).is_err());
 }
 
+/// Long by design: one table row per case.
 #[test]
 fn validate_param_headers_follow_the_annotations() {
     // (arguments, extra headers, Ok or the refusal's reason)

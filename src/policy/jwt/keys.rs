@@ -73,7 +73,7 @@ impl VerifyKey {
 
 /// Why a public key file cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum KeyFileError {
+pub enum Error {
     #[error("cannot read: {0}")]
     Read(#[source] std::io::Error),
     #[error("not PEM: {0}")]
@@ -89,36 +89,36 @@ pub enum KeyFileError {
 }
 
 /// Loads every `PUBLIC KEY` and `CERTIFICATE` section of a PEM file.
-pub(crate) fn load_pem_file(path: &Path) -> Result<Vec<VerifyKey>, KeyFileError> {
-    let bytes = std::fs::read(path).map_err(KeyFileError::Read)?;
+pub(crate) fn load_pem_file(path: &Path) -> Result<Vec<VerifyKey>, Error> {
+    let bytes = std::fs::read(path).map_err(Error::Read)?;
     let mut out = Vec::new();
     for section in <(SectionKind, Vec<u8>) as PemObject>::pem_slice_iter(&bytes) {
-        let (kind, der) = section.map_err(|e| KeyFileError::Pem(e.to_string()))?;
+        let (kind, der) = section.map_err(|e| Error::Pem(e.to_string()))?;
         match kind {
             SectionKind::PublicKey => out.push(from_spki_der(&der)?),
             SectionKind::Certificate => {
-                let (_, cert) = x509_parser::parse_x509_certificate(&der)
-                    .map_err(|_| KeyFileError::Encoding)?;
+                let (_, cert) =
+                    x509_parser::parse_x509_certificate(&der).map_err(|_| Error::Encoding)?;
                 out.push(from_spki(cert.public_key())?);
             }
             SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey => {
-                return Err(KeyFileError::PrivateKey)
+                return Err(Error::PrivateKey)
             }
             _ => {}
         }
     }
     if out.is_empty() {
-        return Err(KeyFileError::Empty);
+        return Err(Error::Empty);
     }
     Ok(out)
 }
 
-fn from_spki_der(der: &[u8]) -> Result<VerifyKey, KeyFileError> {
-    let (_, spki) = SubjectPublicKeyInfo::from_der(der).map_err(|_| KeyFileError::Encoding)?;
+fn from_spki_der(der: &[u8]) -> Result<VerifyKey, Error> {
+    let (_, spki) = SubjectPublicKeyInfo::from_der(der).map_err(|_| Error::Encoding)?;
     from_spki(&spki)
 }
 
-fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<VerifyKey, KeyFileError> {
+fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<VerifyKey, Error> {
     let data: &[u8] = &spki.subject_public_key.data;
     let (kind, key) = match spki.algorithm.algorithm.to_id_string().as_str() {
         OID_RSA => (KeyKind::Rsa, DecodingKey::from_rsa_der(data)),
@@ -133,11 +133,11 @@ fn from_spki(spki: &SubjectPublicKeyInfo<'_>) -> Result<VerifyKey, KeyFileError>
             let kind = match curve.as_deref() {
                 Some(OID_P256) => KeyKind::EcP256,
                 Some(OID_P384) => KeyKind::EcP384,
-                _ => return Err(KeyFileError::Unsupported),
+                _ => return Err(Error::Unsupported),
             };
             (kind, DecodingKey::from_ec_der(data))
         }
-        _ => return Err(KeyFileError::Unsupported),
+        _ => return Err(Error::Unsupported),
     };
     Ok(VerifyKey {
         kid: None,

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use super::sanitize::{sha256_hex, to_line};
+use super::writer::numbered;
 use super::*;
 
 static NEXT_DIR: AtomicUsize = AtomicUsize::new(0);
@@ -412,12 +414,12 @@ fn start_with_bad_max_size_or_unopenable_path_fails() {
     for bad in ["lots", "0", ""] {
         cfg.max_size = bad.to_owned();
         assert!(
-            matches!(Audit::start(&cfg), Err(AuditError::MaxSize { .. })),
+            matches!(Audit::start(&cfg), Err(Error::MaxSize { .. })),
             "{bad}"
         );
     }
     let cfg = config(&dir.0.join("missing-dir").join("audit.log"));
-    assert!(matches!(Audit::start(&cfg), Err(AuditError::Open { .. })));
+    assert!(matches!(Audit::start(&cfg), Err(Error::Open { .. })));
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! relay state read at scrape time ([`Snapshot`]): every metric with `# HELP` and `# TYPE`,
 //! labelled series only once non-zero.
 
-use std::fmt::Write as _;
+use std::fmt::{Display, Write as _};
+use std::sync::atomic::AtomicU64;
 use std::sync::atomic::Ordering::Relaxed;
 
 use super::*;
@@ -31,11 +32,21 @@ fn fmt_f64(v: f64) -> String {
 /// and fixed small label sets always.
 pub fn render(snap: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
+    requests(&mut out);
+    durations(&mut out);
+    for family in families(snap) {
+        family.write(&mut out);
+    }
+    out
+}
+
+/// `mcp_relay_requests_total`: one series per (transport, method, outcome) once non-zero.
+fn requests(out: &mut String) {
     let n = "mcp_relay_requests_total";
     header(
-        &mut out,
+        out,
         n,
-        "counter",
+        COUNTER,
         "JSON-RPC requests by front transport, MCP method (others: `other`) and audit outcome.",
     );
     for (t, transport) in TRANSPORTS.iter().enumerate() {
@@ -54,9 +65,13 @@ pub fn render(snap: &Snapshot) -> String {
             }
         }
     }
+}
+
+/// `mcp_relay_request_duration_seconds`: one histogram per (transport, method) once used.
+fn durations(out: &mut String) {
     let n = "mcp_relay_request_duration_seconds";
     header(
-        &mut out,
+        out,
         n,
         "histogram",
         "Time from admission to answer (or cancellation) of admitted requests.",
@@ -84,153 +99,176 @@ pub fn render(snap: &Snapshot) -> String {
             let _ = writeln!(out, "{n}_count{{{labels}}} {count}");
         }
     }
-    let n = "mcp_relay_request_bytes_total";
-    header(
-        &mut out,
-        n,
-        "counter",
-        "Bytes of JSON-RPC requests (in) and of their answers (out).",
-    );
-    let _ = writeln!(
-        out,
-        "{n}{{direction=\"in\"}} {}",
-        METRICS.bytes_in.load(Relaxed)
-    );
-    let _ = writeln!(
-        out,
-        "{n}{{direction=\"out\"}} {}",
-        METRICS.bytes_out.load(Relaxed)
-    );
-    gauge(
-        &mut out,
-        "mcp_relay_sessions_active",
-        "Sessions open now.",
-        snap.sessions_active,
-    );
-    counter(
-        &mut out,
-        "mcp_relay_sessions_opened_total",
-        "Sessions opened since start.",
-        METRICS.sessions_opened.load(Relaxed),
-    );
-    let n = "mcp_relay_connections_open";
-    header(
-        &mut out,
-        n,
-        "gauge",
-        "Client connections open now, by front (`http`, `tcp`).",
-    );
-    for (front, v) in connections_open() {
-        let _ = writeln!(out, "{n}{{front=\"{front}\"}} {v}");
+}
+
+const COUNTER: &str = "counter";
+const GAUGE: &str = "gauge";
+
+/// One metric family with at most one label: its `# HELP`/`# TYPE` and its series.
+struct Family {
+    name: &'static str,
+    kind: &'static str,
+    help: &'static str,
+    /// (`label="value"`, or empty for the unlabelled series; the value's text).
+    series: Vec<(String, String)>,
+}
+
+impl Family {
+    /// An unlabelled family of one series.
+    fn one(name: &'static str, kind: &'static str, help: &'static str, v: impl Display) -> Self {
+        let series = vec![(String::new(), v.to_string())];
+        Family {
+            name,
+            kind,
+            help,
+            series,
+        }
     }
-    let refused: Vec<(&str, u64)> = [0, 1]
-        .map(|i| (FRONTS[i], METRICS.connections_refused[i].load(Relaxed)))
-        .to_vec();
-    labelled(
-        &mut out,
-        "mcp_relay_connections_refused_total",
-        "Connections closed at once because the listener's --max-connections was reached.",
-        "front",
-        &refused,
-    );
-    gauge(
-        &mut out,
-        "mcp_relay_children_running",
-        "Child processes (or remote links) running now.",
-        snap.children_running,
-    );
-    let n = "mcp_relay_child_restarts_total";
-    header(
-        &mut out,
-        n,
-        "counter",
-        "New children started by a supervised slot after the previous one exited or failed to start.",
-    );
-    for (i, reason) in ["exited", "start_failed"].iter().enumerate() {
-        let v = METRICS.restarts[i].load(Relaxed);
-        let _ = writeln!(out, "{n}{{reason=\"{reason}\"}} {v}");
+
+    /// A family with one series per value of `label`.
+    fn by<'a>(
+        name: &'static str,
+        kind: &'static str,
+        help: &'static str,
+        label: &str,
+        values: impl IntoIterator<Item = (&'a str, u64)>,
+    ) -> Self {
+        let series = values
+            .into_iter()
+            .map(|(k, v)| (format!("{label}=\"{}\"", esc(k)), v.to_string()))
+            .collect();
+        Family {
+            name,
+            kind,
+            help,
+            series,
+        }
     }
-    let n = "mcp_relay_child_exits_total";
-    header(
-        &mut out,
-        n,
-        "counter",
-        "Children (or remote links) that ended: on their own (`unexpected`) or asked to (`stopped`).",
-    );
-    for (i, reason) in ["unexpected", "stopped"].iter().enumerate() {
-        let v = METRICS.exits[i].load(Relaxed);
-        let _ = writeln!(out, "{n}{{reason=\"{reason}\"}} {v}");
+
+    fn write(&self, out: &mut String) {
+        let name = self.name;
+        header(out, name, self.kind, self.help);
+        for (labels, v) in &self.series {
+            let _ = if labels.is_empty() {
+                writeln!(out, "{name} {v}")
+            } else {
+                writeln!(out, "{name}{{{labels}}} {v}")
+            };
+        }
     }
-    counter(
-        &mut out,
-        "mcp_relay_child_dropped_lines_total",
-        "Child stdout lines dropped as invalid.",
-        snap.dropped_lines,
-    );
-    labelled(
-        &mut out,
-        "mcp_relay_auth_failures_total",
-        "Failed authentications by reason.",
-        "reason",
-        &METRICS.auth_failures.values(),
-    );
-    let n = "mcp_relay_policy_denials_total";
-    header(
-        &mut out,
-        n,
-        "counter",
-        "Requests denied by the roles policy, by what was denied.",
-    );
-    for (i, kind) in DenialKind::ALL.iter().enumerate() {
-        let v = METRICS.denials[i].load(Relaxed);
-        let _ = writeln!(out, "{n}{{kind=\"{}\"}} {v}", kind.as_str());
-    }
-    labelled(
-        &mut out,
-        "mcp_relay_rate_limited_total",
-        "Requests or connections refused by a rate limit (or `overload` shedding), by scope.",
-        "scope",
-        &METRICS.rate_limited.values(),
-    );
-    let n = "mcp_relay_uptime_seconds";
-    header(&mut out, n, "gauge", "Seconds since the relay started.");
-    let _ = writeln!(out, "{n} {}", snap.uptime.as_secs_f64());
+}
+
+/// The families after the per-request ones, in exposition order. Long by design: one table
+/// entry per family.
+fn families(snap: &Snapshot) -> Vec<Family> {
+    let load = |c: &AtomicU64| c.load(Relaxed);
+    let mut all = vec![
+        Family::by(
+            "mcp_relay_request_bytes_total",
+            COUNTER,
+            "Bytes of JSON-RPC requests (in) and of their answers (out).",
+            "direction",
+            [("in", load(&METRICS.bytes_in)), ("out", load(&METRICS.bytes_out))],
+        ),
+        Family::one(
+            "mcp_relay_sessions_active",
+            GAUGE,
+            "Sessions open now.",
+            snap.sessions_active,
+        ),
+        Family::one(
+            "mcp_relay_sessions_opened_total",
+            COUNTER,
+            "Sessions opened since start.",
+            load(&METRICS.sessions_opened),
+        ),
+        Family::by(
+            "mcp_relay_connections_open",
+            GAUGE,
+            "Client connections open now, by front (`http`, `tcp`).",
+            "front",
+            connections_open(),
+        ),
+        Family::by(
+            "mcp_relay_connections_refused_total",
+            COUNTER,
+            "Connections closed at once because the listener's --max-connections was reached.",
+            "front",
+            FRONTS.into_iter().zip(METRICS.connections_refused.iter().map(load)),
+        ),
+        Family::one(
+            "mcp_relay_children_running",
+            GAUGE,
+            "Child processes (or remote links) running now.",
+            snap.children_running,
+        ),
+        Family::by(
+            "mcp_relay_child_restarts_total",
+            COUNTER,
+            "New children started by a supervised slot after the previous one exited or failed to start.",
+            "reason",
+            ["exited", "start_failed"].into_iter().zip(METRICS.restarts.iter().map(load)),
+        ),
+        Family::by(
+            "mcp_relay_child_exits_total",
+            COUNTER,
+            "Children (or remote links) that ended: on their own (`unexpected`) or asked to (`stopped`).",
+            "reason",
+            ["unexpected", "stopped"].into_iter().zip(METRICS.exits.iter().map(load)),
+        ),
+        Family::one(
+            "mcp_relay_child_dropped_lines_total",
+            COUNTER,
+            "Child stdout lines dropped as invalid.",
+            snap.dropped_lines,
+        ),
+        Family::by(
+            "mcp_relay_auth_failures_total",
+            COUNTER,
+            "Failed authentications by reason.",
+            "reason",
+            METRICS.auth_failures.values(),
+        ),
+        Family::by(
+            "mcp_relay_policy_denials_total",
+            COUNTER,
+            "Requests denied by the roles policy, by what was denied.",
+            "kind",
+            DenialKind::ALL.iter().map(|k| k.as_str()).zip(METRICS.denials.iter().map(load)),
+        ),
+        Family::by(
+            "mcp_relay_rate_limited_total",
+            COUNTER,
+            "Requests or connections refused by a rate limit (or `overload` shedding), by scope.",
+            "scope",
+            METRICS.rate_limited.values(),
+        ),
+        Family::one(
+            "mcp_relay_uptime_seconds",
+            GAUGE,
+            "Seconds since the relay started.",
+            snap.uptime.as_secs_f64(),
+        ),
+    ];
     if let Some((used, budget)) = snap.memory {
-        gauge(
-            &mut out,
+        all.push(Family::one(
             "mcp_relay_memory_used_bytes",
+            GAUGE,
             "Memory in use as overload shedding measures it.",
             used,
-        );
-        gauge(
-            &mut out,
+        ));
+        all.push(Family::one(
             "mcp_relay_memory_budget_bytes",
+            GAUGE,
             "The memory budget overload shedding measures against.",
             budget,
-        );
+        ));
     }
-    gauge(
-        &mut out,
+    all.push(Family::one(
         "mcp_relay_overload_level",
+        GAUGE,
         "0 normal, 1 no keep-alive (soft threshold), 2 shedding new work (hard threshold).",
         snap.overload_level,
-    );
-    out
-}
-
-fn gauge(out: &mut String, name: &str, help: &str, v: u64) {
-    header(out, name, "gauge", help);
-    let _ = writeln!(out, "{name} {v}");
-}
-
-fn counter(out: &mut String, name: &str, help: &str, v: u64) {
-    header(out, name, "counter", help);
-    let _ = writeln!(out, "{name} {v}");
-}
-
-fn labelled(out: &mut String, name: &str, help: &str, label: &str, values: &[(&str, u64)]) {
-    header(out, name, "counter", help);
-    for (k, v) in values {
-        let _ = writeln!(out, "{name}{{{label}=\"{}\"}} {v}", esc(k));
-    }
+    ));
+    all
 }
