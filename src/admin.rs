@@ -32,7 +32,7 @@ use crate::upstream::supervisor::{Slot, State as SlotState};
 use crate::upstream::ServerSpec;
 
 /// The admin listener's router: `/metrics`, `/health`, `/ready`, behind its guard.
-pub fn router(relay: Arc<Relay>, cfg: &AdminConfig) -> Router {
+pub(crate) fn router(relay: Arc<Relay>, cfg: &AdminConfig) -> Router {
     let cfg = Arc::new(cfg.clone());
     Router::new()
         .route("/metrics", get(metrics_text))
@@ -84,7 +84,7 @@ async fn guard(State(cfg): State<Arc<AdminConfig>>, req: Request, next: Next) ->
 
 /// Answers 404 for `/health` and `/ready` on the main router (layered there by `app` when
 /// the admin listener serves them).
-pub async fn hide_probes(req: Request, next: Next) -> Response {
+pub(crate) async fn hide_probes(req: Request, next: Next) -> Response {
     if matches!(req.uri().path(), "/health" | "/ready") {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -92,7 +92,7 @@ pub async fn hide_probes(req: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
-pub async fn metrics_text(State(relay): State<Arc<Relay>>) -> Response {
+pub(crate) async fn metrics_text(State(relay): State<Arc<Relay>>) -> Response {
     let snapshot = metrics::Snapshot {
         sessions_active: relay.sessions_active() as u64,
         children_running: relay.children_alive() as u64,
@@ -108,7 +108,7 @@ pub async fn metrics_text(State(relay): State<Arc<Relay>>) -> Response {
         .into_response()
 }
 
-pub async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
+pub(crate) async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
     let mut slots: Vec<Value> = relay
         .slots()
         .iter()
@@ -192,7 +192,7 @@ fn public_url(url: &str) -> String {
     }
 }
 
-pub async fn ready(State(relay): State<Arc<Relay>>) -> (StatusCode, Json<Value>) {
+pub(crate) async fn ready(State(relay): State<Arc<Relay>>) -> (StatusCode, Json<Value>) {
     let ready = relay.is_ready();
     let status = if ready {
         StatusCode::OK

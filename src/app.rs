@@ -22,9 +22,8 @@ use crate::relay::Relay;
 use crate::telemetry::audit::Audit;
 use crate::tls::{self, Reloadable, TlsListener};
 
-/// A bound, not yet running relay; `addr` is the real address (useful with port 0).
-pub struct Bound {
-    pub addr: SocketAddr,
+/// A bound, not yet running relay.
+pub(crate) struct Bound {
     listener: TcpListener,
     tcp: Option<TcpListener>,
     /// The admin listener (`--admin-listen`), plain HTTP.
@@ -36,7 +35,7 @@ pub struct Bound {
 /// Binds the listeners; fails before anything runs. What can fail without the network (the
 /// audit log, the certificate) is set up first, and "listening" is said once every socket is
 /// bound, so a failed start never announced an address.
-pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
+pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     let audit = start_audit(&cfg)?;
     let tls = match &cfg.tls {
         Some(files) => Some({
@@ -69,7 +68,6 @@ pub async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     log_endpoints(&cfg, addr, tls.is_some(), tcp_addr, admin_addr);
     Ok(Bound {
-        addr,
         listener,
         tcp,
         admin,
@@ -120,12 +118,12 @@ fn log_endpoints(
 }
 
 impl Bound {
-    pub fn relay(&self) -> &Arc<Relay> {
+    pub(crate) fn relay(&self) -> &Arc<Relay> {
         &self.relay
     }
 
     /// Serves until `shutdown` is cancelled, then drains and stops every child.
-    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    pub(crate) async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let relay = self.relay;
         tokio::spawn(relay.clone().sweep());
         let stop_accepting = CancellationToken::new();
@@ -220,7 +218,7 @@ async fn drain<T>(
 }
 
 /// `mcp-relay serve`: runs until SIGTERM or SIGINT.
-pub async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let traces = crate::telemetry::otel::start(cfg.otel.as_ref()).context("trace export")?;
     let bound = bind(cfg).await?;
     let shutdown = CancellationToken::new();
@@ -265,7 +263,7 @@ async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
 
 /// `mcp-relay stdio`: one session on the relay's own stdin/stdout, until stdin ends or a
 /// signal arrives; then the child is stopped in order.
-pub async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
+pub(crate) async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
     let audit = start_audit(&cfg)?;
     let relay = Relay::new(Arc::new(cfg), audit);
     tokio::spawn(relay.clone().sweep());
@@ -301,11 +299,11 @@ async fn wait_for_signal() {
 }
 
 /// What `main` runs: a future on a fresh runtime.
-pub type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
+pub(crate) type Job = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>>>>;
 
 /// Validated flags (exit 64 with every problem on a usage error) → `job` on a fresh runtime;
 /// 0 after a clean run, 1 on a runtime failure.
-pub fn run(
+pub(crate) fn run(
     checked: Result<ServeConfig, Vec<String>>,
     job: impl FnOnce(ServeConfig) -> Job,
 ) -> std::process::ExitCode {

@@ -13,10 +13,10 @@
 //! defaults from `ServeConfig::bridge`, with the remote link and tool filter set); the OAuth client, token
 //! store, URL/SSRF guard and browser launcher are its submodules.
 
-pub mod browser;
-pub mod oauth;
-pub mod token_store;
-pub mod url_guard;
+pub(crate) mod browser;
+pub(crate) mod oauth;
+pub(crate) mod token_store;
+pub(crate) mod url_guard;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::upstream::remote::{Access, CredentialSource, RemoteSpec, Roots, TlsOp
 
 /// Which protocol to speak to the remote server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Transport {
+pub(crate) enum Transport {
     /// From the URL: `http(s)://` Streamable HTTP (falling back to legacy SSE), `ws(s)://`,
     /// `tcp://`, `tls://`.
     Auto,
@@ -45,7 +45,7 @@ pub enum Transport {
 
 /// Which protocol era to speak to the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Protocol {
+pub(crate) enum Protocol {
     /// The host's own (legacy) protocol; when the server is a 2026-07-28 one that refuses
     /// `initialize`, translate: answer the host's `initialize` from `server/discover`, send
     /// each request with the modern `_meta`, and turn input-required results into ordinary
@@ -57,7 +57,7 @@ pub enum Protocol {
 
 /// When to run the OAuth flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum OAuthMode {
+pub(crate) enum OAuthMode {
     /// When the server answers 401 (HTTP transports).
     Auto,
     /// Never: a 401 is an error.
@@ -66,7 +66,7 @@ pub enum OAuthMode {
 
 /// `mcp-relay connect` flags.
 #[derive(Debug, clap::Args)]
-pub struct ConnectArgs {
+pub(crate) struct ConnectArgs {
     /// The remote MCP server: `https://host/mcp`, `http://127.0.0.1:8080/mcp`, `wss://…/ws`,
     /// `tcp://host:port`, `tls://host:port`.
     pub url: String,
@@ -150,7 +150,7 @@ pub struct ConnectArgs {
 }
 
 /// Turns the flags into the relay configuration that runs the bridge.
-pub fn config(args: &ConnectArgs) -> Result<ServeConfig, Vec<String>> {
+pub(crate) fn config(args: &ConnectArgs) -> Result<ServeConfig, Vec<String>> {
     let mut errors = Vec::new();
     let url = normalized_url(&args.url, args.transport).map_err(|e| vec![e])?;
     // The host's machine: its own trust store, unless told otherwise.

@@ -11,7 +11,7 @@ use std::time::SystemTime;
 
 /// How a principal proved who it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthMethod {
+pub(crate) enum AuthMethod {
     /// No authentication is configured: everyone is the anonymous principal.
     None,
     /// The `--identity-header` value (trusted front proxy; no authentication configured).
@@ -23,7 +23,7 @@ pub enum AuthMethod {
 
 impl AuthMethod {
     /// The audit and metric label.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             AuthMethod::None => "none",
             AuthMethod::IdentityHeader => "identity_header",
@@ -36,7 +36,7 @@ impl AuthMethod {
 
 /// An authenticated caller, re-established on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Principal {
+pub(crate) struct Principal {
     /// Stable name: JWT `sub` (prefixed by nothing), API key principal, mTLS mapped name.
     pub name: String,
     pub method: AuthMethod,
@@ -52,7 +52,7 @@ pub struct Principal {
 
 impl Principal {
     /// The caller when no authentication is configured.
-    pub fn anonymous() -> Principal {
+    pub(crate) fn anonymous() -> Principal {
         Principal {
             name: String::new(),
             method: AuthMethod::None,
@@ -63,7 +63,7 @@ impl Principal {
         }
     }
 
-    pub fn is_expired(&self, now: SystemTime) -> bool {
+    pub(crate) fn is_expired(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }
 }
@@ -71,7 +71,7 @@ impl Principal {
 /// Why a credential was refused. The `reason` is a fixed snake_case word (audit, metrics,
 /// the `error_description`-free challenge); token text never appears in it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum AuthFailure {
+pub(crate) enum AuthFailure {
     /// No credential at all (401 without `error=`).
     #[error("no credential")]
     Missing,
@@ -94,7 +94,7 @@ pub enum AuthFailure {
 }
 
 impl AuthFailure {
-    pub fn reason(self) -> &'static str {
+    pub(crate) fn reason(self) -> &'static str {
         match self {
             AuthFailure::Missing => "missing_credential",
             AuthFailure::Invalid(w) | AuthFailure::Refused(w) | AuthFailure::Forbidden(w) => w,
@@ -108,7 +108,7 @@ impl AuthFailure {
 
 /// The front a request came in on (audit label; STYLE.md §4 names).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Transport {
+pub(crate) enum Transport {
     StreamableHttp,
     Sse,
     Websocket,
@@ -117,7 +117,7 @@ pub enum Transport {
 }
 
 impl Transport {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Transport::StreamableHttp => "streamable_http",
             Transport::Sse => "sse",
@@ -131,7 +131,7 @@ impl Transport {
     /// until answered (`policy::phases::on_message`): where one connection or stream carries
     /// many requests. A Streamable HTTP POST holds one for the whole request instead
     /// (`on_request`), so its messages do not.
-    pub fn holds_slot_per_message(self) -> bool {
+    pub(crate) fn holds_slot_per_message(self) -> bool {
         !matches!(self, Transport::StreamableHttp)
     }
 
@@ -139,14 +139,14 @@ impl Transport {
     /// or connection carries many requests (WebSocket, TCP). HTTP fronts count each HTTP
     /// request instead (legacy SSE: each `POST /message`); the stdio front is the operator's
     /// own pipe.
-    pub fn counts_principal_rate_per_message(self) -> bool {
+    pub(crate) fn counts_principal_rate_per_message(self) -> bool {
         matches!(self, Transport::Websocket | Transport::Tcp)
     }
 }
 
 /// Who sent one request (or opened one connection), from where, over which front.
 #[derive(Debug, Clone)]
-pub struct Caller {
+pub(crate) struct Caller {
     pub principal: Arc<Principal>,
     /// The client's address (forwarded by a trusted proxy, or the socket peer).
     pub peer: Option<ClientAddr>,
@@ -154,7 +154,7 @@ pub struct Caller {
 }
 
 impl Caller {
-    pub fn new(
+    pub(crate) fn new(
         principal: Principal,
         peer: Option<impl Into<ClientAddr>>,
         transport: Transport,
@@ -167,7 +167,7 @@ impl Caller {
     }
 
     /// The same caller seen on another front (the HTTP guard does not know the route).
-    pub fn on(&self, transport: Transport) -> Caller {
+    pub(crate) fn on(&self, transport: Transport) -> Caller {
         Caller {
             transport,
             ..self.clone()
@@ -175,7 +175,7 @@ impl Caller {
     }
 
     /// What a session is bound to: the principal's name, `None` when anonymous.
-    pub fn owner(&self) -> Option<&str> {
+    pub(crate) fn owner(&self) -> Option<&str> {
         match self.principal.method {
             AuthMethod::None => None,
             _ => Some(self.principal.name.as_str()),
@@ -183,14 +183,14 @@ impl Caller {
     }
 
     /// Whether the credential this caller presented has run out.
-    pub fn is_expired(&self) -> bool {
+    pub(crate) fn is_expired(&self) -> bool {
         self.principal.is_expired(SystemTime::now())
     }
 }
 
 /// Who the client is on the network, as the audit log and the per-IP limiter see it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddr {
+pub(crate) struct ClientAddr {
     pub ip: IpAddr,
     /// The client's own port: the socket's, or the one a trusted proxy forwarded
     /// (`X-Forwarded-For: 203.0.113.7:4711`, `Forwarded: for="[2001:db8::1]:4711"`); `None`
@@ -223,7 +223,7 @@ impl std::fmt::Display for ClientAddr {
 
 /// Whether an identity value may be used (it names a child and reaches its environment):
 /// 1 to 128 characters of `A-Z a-z 0-9 . _ @ + -`.
-pub fn identity_is_valid(v: &str) -> bool {
+pub(crate) fn identity_is_valid(v: &str) -> bool {
     (1..=128).contains(&v.len())
         && v.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"._@+-".contains(&b))

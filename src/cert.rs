@@ -12,14 +12,14 @@ use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use crate::cli::CertGenerateArgs;
 
 /// Default subject alternative names.
-pub const DEFAULT_SANS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
+pub(crate) const DEFAULT_SANS: [&str; 3] = ["localhost", "127.0.0.1", "::1"];
 
 /// File names written into the output directory.
-pub const CERT_FILE: &str = "cert.pem";
-pub const KEY_FILE: &str = "key.pem";
+pub(crate) const CERT_FILE: &str = "cert.pem";
+pub(crate) const KEY_FILE: &str = "key.pem";
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("--days must be between 1 and 3650")]
     Days,
     #[error("cannot generate the certificate: {0}")]
@@ -33,13 +33,13 @@ pub enum Error {
 
 /// Paths written by [`generate`].
 #[derive(Debug)]
-pub struct Written {
+pub(crate) struct Written {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 /// The `cert generate` subcommand; returns the exit code (0, 1, or 64 for bad usage).
-pub fn generate_command(args: &CertGenerateArgs) -> u8 {
+pub(crate) fn generate_command(args: &CertGenerateArgs) -> u8 {
     match generate(&args.out_dir, &args.sans, args.days) {
         Ok(w) => {
             println!("wrote {} and {}", w.cert.display(), w.key.display());
@@ -57,7 +57,7 @@ pub fn generate_command(args: &CertGenerateArgs) -> u8 {
 }
 
 /// Writes `cert.pem` and `key.pem` (0600) into `out_dir`, valid for `days` from now.
-pub fn generate(out_dir: &Path, sans: &[String], days: u32) -> Result<Written, Error> {
+pub(crate) fn generate(out_dir: &Path, sans: &[String], days: u32) -> Result<Written, Error> {
     if days == 0 || days > 3650 {
         return Err(Error::Days);
     }

@@ -13,11 +13,11 @@ use crate::config::args::ServeArgs;
 use crate::telemetry::LogFormat;
 
 /// Exit code of a usage or config problem (EX_USAGE).
-pub const EX_USAGE: u8 = 64;
+pub(crate) const EX_USAGE: u8 = 64;
 
 /// The command line, with the `[serve]` section of `serve --config FILE` spliced in. A usage
 /// problem is printed and its exit code returned: 64, or 0 for `--help` and `--version`.
-pub fn parse(argv: Vec<OsString>) -> Result<Cli, u8> {
+pub(crate) fn parse(argv: Vec<OsString>) -> Result<Cli, u8> {
     let argv = crate::config::file::expand_argv(argv).map_err(|errors| {
         for e in errors {
             eprintln!("mcp-relay: {e}");
@@ -37,7 +37,7 @@ pub fn parse(argv: Vec<OsString>) -> Result<Cli, u8> {
 /// Put MCP servers on the network, safely.
 #[derive(Debug, Parser)]
 #[command(name = "mcp-relay", version, about, long_about = None, args_override_self = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
     pub command: Command,
     /// Log format on stderr.
@@ -49,7 +49,7 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Run a stdio MCP server command and serve it over Streamable HTTP (plus WebSocket,
     /// legacy SSE and, with --tcp-listen, TCP).
     Serve(ServeArgs),
@@ -82,14 +82,14 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CertCommand {
+pub(crate) enum CertCommand {
     /// Write a self-signed development certificate and key (`cert.pem`, `key.pem` with mode
     /// 0600) into a directory. Existing files are never overwritten.
     Generate(CertGenerateArgs),
 }
 
 #[derive(Debug, Args)]
-pub struct CertGenerateArgs {
+pub(crate) struct CertGenerateArgs {
     /// Directory to write `cert.pem` and `key.pem` into (created if missing).
     #[arg(long, value_name = "DIR")]
     pub out_dir: PathBuf,

@@ -6,12 +6,12 @@
 //! now, so an unspawnable command is a usage error, not a runtime one. Start-up, SIGHUP reload
 //! and `check-config` all call [`load`]. The rest of the command line is `cli.rs`.
 
-pub mod admin;
-pub mod args;
-pub mod file;
-pub mod mcp_servers;
-pub mod security;
-pub mod validate;
+pub(crate) mod admin;
+pub(crate) mod args;
+pub(crate) mod file;
+pub(crate) mod mcp_servers;
+pub(crate) mod security;
+pub(crate) mod validate;
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
@@ -25,14 +25,17 @@ use crate::upstream::{Limits, ServerSpec};
 /// The configuration a `serve` (or `stdio`) command line runs with: the `[serve]` section of
 /// its `--config` spliced in, the flags parsed, everything validated with `env` as the
 /// environment. Every problem, or the config.
-pub fn load(argv: Vec<OsString>, env: validate::Env<'_>) -> Result<ServeConfig, Vec<String>> {
+pub(crate) fn load(
+    argv: Vec<OsString>,
+    env: validate::Env<'_>,
+) -> Result<ServeConfig, Vec<String>> {
     let argv = file::expand_argv(argv)?;
     validate::serve(args::parse(&argv)?, env)
 }
 
 /// How a request's answer is returned when the client accepts both forms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ResponseMode {
+pub(crate) enum ResponseMode {
     /// Always an SSE stream, so progress and server requests can travel with the answer (the
     /// default; README.md "Streams", docs/troubleshooting.md).
     Sse,
@@ -43,7 +46,7 @@ pub enum ResponseMode {
 
 /// How sessions map to child processes (PROTOCOL.md §6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum SessionMode {
+pub(crate) enum SessionMode {
     /// One child per session, stopped with it.
     PerSession,
     /// `--children N` supervised children serve every session.
@@ -54,7 +57,7 @@ pub enum SessionMode {
 
 /// What era the wrapped server speaks (PROTOCOL.md §1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ChildEra {
+pub(crate) enum ChildEra {
     /// Probe with `server/discover` on the first modern request.
     Auto,
     /// `initialize`-based only: modern requests get a 400 that makes clients fall back.
@@ -64,10 +67,10 @@ pub enum ChildEra {
 }
 
 /// Replaced by the session's identity in `--env` values (per-identity mode).
-pub const IDENTITY_PLACEHOLDER: &str = "{identity}";
+pub(crate) const IDENTITY_PLACEHOLDER: &str = "{identity}";
 
 /// Variables a header-derived value may never be written to (SECURITY.md: child env).
-pub fn identity_env_forbidden(name: &str) -> bool {
+pub(crate) fn identity_env_forbidden(name: &str) -> bool {
     let upper = name.to_ascii_uppercase();
     upper.starts_with("LD_")
         || upper.starts_with("PYTHON")
@@ -78,7 +81,7 @@ pub fn identity_env_forbidden(name: &str) -> bool {
 
 /// Everything `serve` needs, validated.
 #[derive(Debug, Clone)]
-pub struct ServeConfig {
+pub(crate) struct ServeConfig {
     pub listen: SocketAddr,
     pub path: String,
     /// The TCP front (newline-delimited JSON-RPC), when enabled.
@@ -102,8 +105,6 @@ pub struct ServeConfig {
     pub child_era: ChildEra,
     /// Children of the shared pool.
     pub children: usize,
-    /// Header naming the identity (lowercase), when sessions are keyed by one.
-    pub identity_header: Option<String>,
     pub max_sessions: usize,
     /// Open connections per listener.
     pub max_connections: usize,
@@ -135,13 +136,13 @@ pub struct ServeConfig {
 }
 
 /// Variables passed to the child unless `--clear-env` says otherwise.
-pub const DEFAULT_PASS_ENV: &[&str] = &[
+pub(crate) const DEFAULT_PASS_ENV: &[&str] = &[
     "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR",
     "TERM",
 ];
 
 /// Resolves `program` like a shell would (a path, or a name on `PATH`), without running it.
-pub fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, String> {
+pub(crate) fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, String> {
     let cwd = std::env::current_dir().map_err(|e| format!("cannot read current dir: {e}"))?;
     which::which_in(program, path, cwd).map_err(|_| {
         // A path (`./server`, `C:\servers\server.exe`), not a name to look up.
@@ -155,7 +156,7 @@ pub fn resolve_program(program: &str, path: Option<&str>) -> Result<PathBuf, Str
 
 /// Checks `--cwd`: an existing directory (else the child could not start, session after
 /// session, long after startup said nothing).
-pub fn check_cwd(dir: &std::path::Path) -> Result<(), String> {
+pub(crate) fn check_cwd(dir: &std::path::Path) -> Result<(), String> {
     let shown = std::path::absolute(dir).unwrap_or_else(|_| dir.to_owned());
     match std::fs::metadata(dir) {
         Ok(m) if m.is_dir() => Ok(()),
@@ -165,7 +166,7 @@ pub fn check_cwd(dir: &std::path::Path) -> Result<(), String> {
 }
 
 /// Parses `KEY=VALUE`.
-pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_env_pair(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
         _ => Err(format!("`{s}` is not KEY=VALUE")),
@@ -173,7 +174,7 @@ pub fn parse_env_pair(s: &str) -> Result<(String, String), String> {
 }
 
 /// Builds the origin guard: loopback binds accept loopback names; others must list hosts.
-pub fn origin_guard(
+pub(crate) fn origin_guard(
     listen: &SocketAddr,
     hosts: &[String],
     origins: &[String],

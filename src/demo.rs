@@ -22,7 +22,7 @@ use serde_json::{json, Map, Value};
 use crate::era::LEGACY_VERSIONS;
 
 /// Longest line read from stdin (the relay's default `--max-body`); longer ones get -32600.
-pub const MAX_LINE: usize = 4 * 1024 * 1024;
+pub(crate) const MAX_LINE: usize = 4 * 1024 * 1024;
 
 /// The version answered when the client asks for one this server does not know.
 const LATEST: &str = "2025-11-25";
@@ -32,7 +32,7 @@ const STORE_URI: &str = "demo://kv";
 type Fault = (i64, String);
 
 /// Runs the server on stdin/stdout until stdin ends; the exit code.
-pub fn run() -> u8 {
+pub(crate) fn run() -> u8 {
     match serve(std::io::stdin().lock(), std::io::stdout().lock()) {
         Ok(()) => 0,
         Err(e) => {
@@ -43,7 +43,7 @@ pub fn run() -> u8 {
 }
 
 /// Answers each request line of `input` on `out`, until `input` ends.
-pub fn serve(mut input: impl BufRead, mut out: impl Write) -> std::io::Result<()> {
+pub(crate) fn serve(mut input: impl BufRead, mut out: impl Write) -> std::io::Result<()> {
     let mut server = Server::default();
     let mut line = Vec::new();
     loop {

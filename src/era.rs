@@ -5,42 +5,43 @@
 //! deliberately not a modern error, so dual-era clients fall back to `initialize`. Also the
 //! legacy `MCP-Protocol-Version` header check; the modern header rules are in `era/modern.rs`.
 
-pub mod modern;
+pub(crate) mod modern;
 
 use crate::error::Error;
 
 /// Legacy versions the relay speaks on its front, oldest first.
-pub const LEGACY_VERSIONS: [&str; 4] = ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
+pub(crate) const LEGACY_VERSIONS: [&str; 4] =
+    ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
 /// First version of the modern (stateless) era.
-pub const FIRST_MODERN: &str = "2026-07-28";
+pub(crate) const FIRST_MODERN: &str = "2026-07-28";
 
 /// Metadata key a modern request carries its version in.
-pub const MODERN_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+pub(crate) const MODERN_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
 
-pub fn is_legacy(v: &str) -> bool {
+pub(crate) fn is_legacy(v: &str) -> bool {
     LEGACY_VERSIONS.contains(&v)
 }
 
 /// Dates compare as strings.
-pub fn is_modern(v: &str) -> bool {
+pub(crate) fn is_modern(v: &str) -> bool {
     v.len() == 10 && v >= FIRST_MODERN
 }
 
 /// JSON-RPC batches: only 2025-03-26 sessions (2025-03-26 basic/index#batching).
-pub fn batches_allowed(v: &str) -> bool {
+pub(crate) fn batches_allowed(v: &str) -> bool {
     v == "2025-03-26"
 }
 
 /// 2025-11-25 SSE polling: priming event and `retry`.
-pub fn primes_streams(v: &str) -> bool {
+pub(crate) fn primes_streams(v: &str) -> bool {
     v >= "2025-11-25"
 }
 
 /// Checks `MCP-Protocol-Version` on a request inside a legacy session. Absent passes (the
 /// session's negotiated version applies); otherwise it must equal the negotiated version,
 /// or before negotiation finished, be a legacy version.
-pub fn check_header(header: Option<&str>, negotiated: Option<&str>) -> Result<(), Error> {
+pub(crate) fn check_header(header: Option<&str>, negotiated: Option<&str>) -> Result<(), Error> {
     match (header, negotiated) {
         (None, _) => Ok(()),
         (Some(h), Some(n)) if h == n => Ok(()),

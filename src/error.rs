@@ -18,7 +18,7 @@ use crate::jsonrpc::{self, RawId};
 
 /// Whose fault a failure is; also the `outcome` of audit and metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Fault {
+pub(crate) enum Fault {
     Downstream,
     Upstream,
     Internal,
@@ -26,7 +26,7 @@ pub enum Fault {
 
 /// A failure the relay answers itself.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("host not allowed")]
     HostDenied,
     #[error("origin not allowed")]
@@ -127,7 +127,7 @@ pub enum Error {
 
 /// The methods a route serves: the `Allow` header of its 405.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allow {
+pub(crate) enum Allow {
     /// The Streamable HTTP MCP path.
     Mcp,
     /// `GET /sse`.
@@ -140,7 +140,7 @@ pub enum Allow {
 
 impl Allow {
     /// The header value.
-    pub const fn methods(self) -> &'static str {
+    pub(crate) const fn methods(self) -> &'static str {
         match self {
             Allow::Mcp => "GET, POST, DELETE",
             Allow::Get => "GET",
@@ -152,20 +152,20 @@ impl Allow {
 
 /// A WebSocket close frame (RFC 6455 §7.4): the code and a short reason.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WsClose {
+pub(crate) struct WsClose {
     pub code: u16,
     pub reason: &'static str,
 }
 
 impl WsClose {
     /// A binary frame: the front speaks text frames only (policy violation).
-    pub const TEXT_ONLY: WsClose = WsClose {
+    pub(crate) const TEXT_ONLY: WsClose = WsClose {
         code: 1008,
         reason: "text frames only",
     };
     /// Every request of the connection has been refused for capacity for a while
     /// (SECURITY.md §3: "WS close 1013 if sustained").
-    pub const THROTTLED: WsClose = WsClose {
+    pub(crate) const THROTTLED: WsClose = WsClose {
         code: 1013,
         reason: "limited: try again later",
     };
@@ -189,7 +189,7 @@ impl WsClose {
 
 /// How an [`Error`] looks on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Wire {
+pub(crate) struct Wire {
     pub status: StatusCode,
     pub code: i64,
     pub reason: &'static str,
@@ -233,7 +233,7 @@ const fn try_later(status: u16, code: i64, reason: &'static str, fault: Fault) -
 
 impl Error {
     /// The exhaustive mapping; values pinned by `tests::table_matches_security_md`.
-    pub fn wire(&self) -> Wire {
+    pub(crate) fn wire(&self) -> Wire {
         use Fault::*;
         match self {
             Error::HostDenied => wire(403, -31002, "host_not_allowed", Downstream),
@@ -306,12 +306,12 @@ impl Error {
     }
 
     /// The JSON-RPC error message for the request `id` (raw JSON text).
-    pub fn to_jsonrpc(&self, id: &RawId) -> Bytes {
+    pub(crate) fn to_jsonrpc(&self, id: &RawId) -> Bytes {
         self.message(Some(id))
     }
 
     /// The JSON-RPC error message, echoing `id` when known (omitted otherwise).
-    pub fn message(&self, id: Option<&RawId>) -> Bytes {
+    pub(crate) fn message(&self, id: Option<&RawId>) -> Bytes {
         let w = self.wire();
         if let Some(data) = self.disguise() {
             return jsonrpc::error_response(
@@ -358,7 +358,7 @@ impl Error {
 
     /// Whether this refusal means "not now" for capacity: a rate limit, a concurrency cap or
     /// overload (a client should slow down, not change what it asks).
-    pub fn is_capacity(&self) -> bool {
+    pub(crate) fn is_capacity(&self) -> bool {
         matches!(
             self,
             Error::RateLimited(_)
@@ -369,12 +369,12 @@ impl Error {
     }
 
     /// Whether this is a policy denial that answers like the server would.
-    pub fn is_denial(&self) -> bool {
+    pub(crate) fn is_denial(&self) -> bool {
         self.disguise().is_some()
     }
 
     /// The HTTP answer, echoing the request's id when it was read.
-    pub fn into_response_for(self, id: Option<&RawId>) -> Response {
+    pub(crate) fn into_response_for(self, id: Option<&RawId>) -> Response {
         let w = self.wire();
         let mut res = (
             w.status,
@@ -424,7 +424,7 @@ impl IntoResponse for Error {
 /// The HTTP status of a 2026-07-28 answer sent whole as JSON, from its JSON-RPC error code
 /// (SECURITY.md §3): 404 for -32601 (unknown or denied method), 400 for the modern request
 /// errors (-32020..-32022), 200 for anything else, results and the child's errors included.
-pub fn modern_status(code: Option<i64>) -> StatusCode {
+pub(crate) fn modern_status(code: Option<i64>) -> StatusCode {
     match code {
         Some(-32601) => StatusCode::NOT_FOUND,
         Some(-32022..=-32020) => StatusCode::BAD_REQUEST,
@@ -434,7 +434,7 @@ pub fn modern_status(code: Option<i64>) -> StatusCode {
 
 /// An error with its causes on one line (`a: b: c`), for start-up problems and log lines; a
 /// cause its parent already printed is not repeated.
-pub fn with_causes(e: &dyn std::error::Error) -> String {
+pub(crate) fn with_causes(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cause = e.source();
     while let Some(c) = cause {

@@ -21,14 +21,12 @@ use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-pub use check::MAX_DEPTH;
-
 /// Largest batch a 2025-03-26 session may send (SECURITY.md §2).
-pub const MAX_BATCH: usize = 100;
+pub(crate) const MAX_BATCH: usize = 100;
 
 /// Why a frame was refused; `error.rs` turns it into -32700 or -32600.
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("not valid json")]
     Parse,
     #[error("invalid json-rpc envelope: {0}")]
@@ -37,7 +35,7 @@ pub enum Error {
 
 /// What a frame is, by the JSON-RPC 2.0 envelope rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Request,
     Notification,
     Response,
@@ -45,20 +43,21 @@ pub enum Kind {
 
 /// A request id as the peer wrote it: raw JSON text (`"1"` and `1` differ, `1.0` stays).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct RawId(Box<str>);
+pub(crate) struct RawId(Box<str>);
 
 impl RawId {
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 
+    #[cfg(test)]
     /// The relay's own integer ids, as written to children.
-    pub fn from_u64(n: u64) -> Self {
+    pub(crate) fn from_u64(n: u64) -> Self {
         RawId(n.to_string().into())
     }
 
     /// Parses one of the relay's own integer ids back.
-    pub fn as_u64(&self) -> Option<u64> {
+    pub(crate) fn as_u64(&self) -> Option<u64> {
         self.0.parse().ok()
     }
 }
@@ -71,7 +70,7 @@ impl std::fmt::Display for RawId {
 
 /// One JSON-RPC message: its original bytes plus the few spans and names the relay reads.
 #[derive(Debug, Clone)]
-pub struct Frame {
+pub(crate) struct Frame {
     bytes: Bytes,
     kind: Kind,
     method: Option<Box<str>>,
@@ -87,14 +86,14 @@ pub struct Frame {
 
 /// A parsed HTTP body or line: one message or a batch.
 #[derive(Debug)]
-pub enum Message {
+pub(crate) enum Message {
     Single(Frame),
     Batch(Vec<Frame>),
 }
 
 impl Message {
     /// Parses a body that may be a single message or a JSON array of messages.
-    pub fn parse(bytes: Bytes) -> Result<Message, Error> {
+    pub(crate) fn parse(bytes: Bytes) -> Result<Message, Error> {
         let bytes = one_line(bytes);
         let first = bytes.iter().find(|b| !b.is_ascii_whitespace()).copied();
         if first != Some(b'[') {
@@ -114,14 +113,14 @@ impl Message {
     }
 
     /// Its frames: one, or the batch's in order.
-    pub fn frames(&self) -> &[Frame] {
+    pub(crate) fn frames(&self) -> &[Frame] {
         match self {
             Message::Single(f) => std::slice::from_ref(f),
             Message::Batch(v) => v,
         }
     }
 
-    pub fn is_batch(&self) -> bool {
+    pub(crate) fn is_batch(&self) -> bool {
         matches!(self, Message::Batch(_))
     }
 }
@@ -190,7 +189,7 @@ where
 impl Frame {
     /// Parses and validates one JSON-RPC message (not a batch) from a client: duplicate keys
     /// are refused at any depth.
-    pub fn parse(bytes: Bytes) -> Result<Frame, Error> {
+    pub(crate) fn parse(bytes: Bytes) -> Result<Frame, Error> {
         let bytes = one_line(bytes);
         check::check(&bytes, false)?;
         Frame::parse_checked(bytes)
@@ -199,7 +198,7 @@ impl Frame {
     /// Parses one line from a child. Duplicate and look-alike keys are refused where the
     /// relay reads (envelope, `params`, `params._meta`); deeper values (results, arguments)
     /// are only checked for syntax, since no policy reads them.
-    pub fn parse_upstream(bytes: Bytes) -> Result<Frame, Error> {
+    pub(crate) fn parse_upstream(bytes: Bytes) -> Result<Frame, Error> {
         // A raw CR would end an SSE line early: make it the space it means.
         let bytes = one_line(bytes);
         check::check_shallow(&bytes)?;
@@ -284,32 +283,32 @@ impl Frame {
         Ok(())
     }
 
-    pub fn kind(&self) -> Kind {
+    pub(crate) fn kind(&self) -> Kind {
         self.kind
     }
 
-    pub fn method(&self) -> Option<&str> {
+    pub(crate) fn method(&self) -> Option<&str> {
         self.method.as_deref()
     }
 
     /// `params.name` (tools/call, prompts/get), when it is a string.
-    pub fn name(&self) -> Option<&str> {
+    pub(crate) fn name(&self) -> Option<&str> {
         self.name.as_deref()
     }
 
     /// `params.uri` (resources/read, subscribe), when it is a string.
-    pub fn uri(&self) -> Option<&str> {
+    pub(crate) fn uri(&self) -> Option<&str> {
         self.uri.as_deref()
     }
 
-    pub fn bytes(&self) -> &Bytes {
+    pub(crate) fn bytes(&self) -> &Bytes {
         &self.bytes
     }
 
     /// `params` read as `P`, for the few fields a check needs beyond those parsed above (the
     /// `_meta` of a modern request, audited arguments, a completion's `ref`...): parsed on
     /// demand, never on the hot path. `None` when absent, `null` or not of `P`'s shape.
-    pub fn params<'a, P: serde::Deserialize<'a>>(&'a self) -> Option<P> {
+    pub(crate) fn params<'a, P: serde::Deserialize<'a>>(&'a self) -> Option<P> {
         #[derive(serde::Deserialize)]
         struct Envelope<P> {
             params: Option<P>,
@@ -319,49 +318,49 @@ impl Frame {
             .params
     }
 
-    pub fn is_error(&self) -> bool {
+    pub(crate) fn is_error(&self) -> bool {
         self.is_error
     }
 
-    pub fn id(&self) -> Option<RawId> {
+    pub(crate) fn id(&self) -> Option<RawId> {
         self.id.clone().map(|r| RawId(self.text(r).into()))
     }
 
-    pub fn id_span(&self) -> Option<Range<usize>> {
+    pub(crate) fn id_span(&self) -> Option<Range<usize>> {
         self.id.clone()
     }
 
     /// `params._meta.progressToken` of a request, or `params.progressToken` of a
     /// `notifications/progress`, as raw JSON text.
-    pub fn progress_token(&self) -> Option<&str> {
+    pub(crate) fn progress_token(&self) -> Option<&str> {
         self.progress_token.clone().map(|r| self.text(r))
     }
 
-    pub fn progress_token_span(&self) -> Option<Range<usize>> {
+    pub(crate) fn progress_token_span(&self) -> Option<Range<usize>> {
         self.progress_token.clone()
     }
 
     /// `params._meta["io.modelcontextprotocol/subscriptionId"]` (a 2026-07-28 listen stream's
     /// request id), as raw JSON text.
-    pub fn subscription_id(&self) -> Option<&str> {
+    pub(crate) fn subscription_id(&self) -> Option<&str> {
         self.subscription_id.clone().map(|r| self.text(r))
     }
 
-    pub fn subscription_id_span(&self) -> Option<Range<usize>> {
+    pub(crate) fn subscription_id_span(&self) -> Option<Range<usize>> {
         self.subscription_id.clone()
     }
 
     /// `params.requestId` of a `notifications/cancelled`, as raw JSON text.
-    pub fn request_id(&self) -> Option<&str> {
+    pub(crate) fn request_id(&self) -> Option<&str> {
         self.request_id.clone().map(|r| self.text(r))
     }
 
-    pub fn request_id_span(&self) -> Option<Range<usize>> {
+    pub(crate) fn request_id_span(&self) -> Option<Range<usize>> {
         self.request_id.clone()
     }
 
     /// The raw `result` member of a successful response.
-    pub fn result(&self) -> Option<&str> {
+    pub(crate) fn result(&self) -> Option<&str> {
         self.result.clone().map(|r| self.text(r))
     }
 
@@ -372,13 +371,13 @@ impl Frame {
     }
 
     /// Returns the bytes with each span replaced by its text (spans must not overlap).
-    pub fn splice(&self, edits: &mut [(Range<usize>, &str)]) -> Bytes {
+    pub(crate) fn splice(&self, edits: &mut [(Range<usize>, &str)]) -> Bytes {
         splice(&self.bytes, edits)
     }
 }
 
 /// Replaces non-overlapping spans of `bytes`; the rest is copied unchanged.
-pub fn splice(bytes: &[u8], edits: &mut [(Range<usize>, &str)]) -> Bytes {
+pub(crate) fn splice(bytes: &[u8], edits: &mut [(Range<usize>, &str)]) -> Bytes {
     edits.sort_by_key(|(r, _)| r.start);
     let extra: usize = edits.iter().map(|(_, t)| t.len()).sum();
     let mut out = BytesMut::with_capacity(bytes.len() + extra);
@@ -428,7 +427,7 @@ fn one_line(bytes: Bytes) -> Bytes {
 
 /// Builds a JSON-RPC error response with a raw id, or without `id` when it is unknown (the
 /// MCP schema makes `id` optional but never `null`).
-pub fn error_response(
+pub(crate) fn error_response(
     id: Option<&str>,
     code: i64,
     message: &str,
@@ -448,7 +447,7 @@ pub fn error_response(
 mod tests;
 
 /// `error.code` of an error response (only read where a status or era depends on it).
-pub fn error_code(message: &[u8]) -> Option<i64> {
+pub(crate) fn error_code(message: &[u8]) -> Option<i64> {
     #[derive(Deserialize)]
     struct Envelope {
         error: Option<Code>,

@@ -15,25 +15,32 @@
 //!   private files), native and portable (docs/platforms.md).
 //! - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
-pub mod admin;
-pub mod app;
-pub mod bridge;
-pub mod caller;
-pub mod cert;
-pub mod cli;
-pub mod config;
-pub mod demo;
-pub mod era;
-pub mod error;
-pub mod jsonrpc;
-pub mod listener;
-pub mod os;
-pub mod policy;
-pub mod relay;
-pub mod secret;
-pub mod session;
-pub mod telemetry;
-pub mod ticket;
-pub mod tls;
-pub mod token;
-pub mod upstream;
+mod admin;
+mod app;
+mod bridge;
+mod caller;
+mod cert;
+mod cli;
+mod command;
+mod config;
+mod demo;
+mod era;
+mod error;
+mod jsonrpc;
+mod listener;
+mod os;
+mod policy;
+mod relay;
+mod secret;
+mod session;
+mod telemetry;
+mod ticket;
+mod tls;
+mod token;
+mod upstream;
+
+pub use command::main;
+
+// Used by the integration tests, which drive them against a real relay over a real socket.
+pub use tls::install_provider;
+pub use upstream::remote::{Alpn, RemoteSpec, Roots, TlsClient, TlsOptions, Trust};

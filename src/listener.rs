@@ -11,14 +11,14 @@ mod http;
 mod index;
 mod metadata;
 
-pub mod duplex;
-pub mod http_server;
-pub use index::Endpoints;
-pub mod sse;
-pub mod stdio;
-pub mod streamable_http;
-pub mod tcp;
-pub mod websocket;
+pub(crate) mod duplex;
+pub(crate) mod http_server;
+pub(crate) use index::Endpoints;
+pub(crate) mod sse;
+pub(crate) mod stdio;
+pub(crate) mod streamable_http;
+pub(crate) mod tcp;
+pub(crate) mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +35,7 @@ use crate::tls::client::{self, CertIdentity};
 
 /// What one accepted connection says about its peer.
 #[derive(Debug, Clone)]
-pub struct ConnInfo {
+pub(crate) struct ConnInfo {
     pub peer: SocketAddr,
     /// The verified client certificate's identity (mTLS), if one was presented.
     pub cert: Option<Arc<CertIdentity>>,
@@ -43,7 +43,7 @@ pub struct ConnInfo {
 
 /// The plain-TCP HTTP listener: no Nagle delay (SSE events are small writes that must leave
 /// at once).
-pub struct PlainListener(pub TcpListener);
+pub(crate) struct PlainListener(pub TcpListener);
 
 impl axum::serve::Listener for PlainListener {
     type Io = TcpStream;
@@ -61,7 +61,9 @@ impl axum::serve::Listener for PlainListener {
 }
 
 /// The identity of a TLS peer's verified leaf certificate.
-pub fn peer_identity<IO>(tls: &tokio_rustls::server::TlsStream<IO>) -> Option<Arc<CertIdentity>> {
+pub(crate) fn peer_identity<IO>(
+    tls: &tokio_rustls::server::TlsStream<IO>,
+) -> Option<Arc<CertIdentity>> {
     let (_, conn) = tls.get_ref();
     let leaf = conn.peer_certificates()?.first()?;
     client::identity(leaf).map(Arc::new)
@@ -69,7 +71,7 @@ pub fn peer_identity<IO>(tls: &tokio_rustls::server::TlsStream<IO>) -> Option<Ar
 
 /// The router of one HTTP listener: the Streamable HTTP MCP path, the WebSocket upgrade, legacy
 /// SSE, `/health`, `/ready` and `GET /` (see `index.rs`).
-pub fn router(relay: Arc<Relay>) -> Router {
+pub(crate) fn router(relay: Arc<Relay>) -> Router {
     let path = relay.config().path.clone();
     let mcp = post(streamable_http::handle_post)
         .get(streamable_http::handle_get)

@@ -1,41 +1,5 @@
-//! The `mcp-relay` binary: parse, set up logging, dispatch, exit code.
-//! Exit codes: 0 after a clean drain, 1 runtime failure, 64 bad usage or config.
+//! The `mcp-relay` binary. Everything it does is [`mcp_relay::main`] (`src/command.rs`).
 
-use std::process::ExitCode;
-
-use mcp_relay::cli::{self, CertCommand, Command};
-use mcp_relay::upstream::stdio::{exec_shim, EXEC_SHIM};
-use mcp_relay::{app, bridge, cert, config, telemetry, token};
-
-fn main() -> ExitCode {
-    if std::env::args_os().nth(1).as_deref() == Some(EXEC_SHIM.as_ref()) {
-        return exec_shim(std::env::args_os().skip(2));
-    }
-    let argv: Vec<_> = std::env::args_os().collect();
-    let cli = match cli::parse(argv.clone()) {
-        Ok(cli) => cli,
-        Err(code) => return ExitCode::from(code),
-    };
-    let log_file = match &cli.command {
-        Command::Connect(args) => args.log_file.clone(),
-        _ => None,
-    };
-    telemetry::init(cli.log_format, &cli.log_level, log_file.as_deref());
-    // `serve` and `stdio` load their configuration from the command line, as reload and
-    // `check-config` do.
-    let load = || config::load(argv, &mcp_relay::secret::process_env);
-    match cli.command {
-        Command::Serve(_) => app::run(load(), |cfg| Box::pin(app::serve(cfg))),
-        Command::Stdio(_) => app::run(load(), |cfg| Box::pin(app::stdio(cfg))),
-        Command::Connect(args) => app::run(bridge::config(&args), |cfg| Box::pin(app::stdio(cfg))),
-        Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
-        Command::Token(cmd) => ExitCode::from(token::command(cmd)),
-        Command::CheckConfig { file } => ExitCode::from(config::file::check(&file)),
-        Command::DemoServer => ExitCode::from(mcp_relay::demo::run()),
-        Command::Schema => {
-            use std::io::Write;
-            let _ = writeln!(std::io::stdout(), "{:#}", config::file::schema());
-            ExitCode::SUCCESS
-        }
-    }
+fn main() -> std::process::ExitCode {
+    mcp_relay::main()
 }

@@ -19,8 +19,9 @@ pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod signals;
 
+#[cfg(test)]
 /// True when this build runs the portable fallbacks (not Unix, or `--features portable`).
-pub const PORTABLE: bool = cfg!(any(not(unix), feature = "portable"));
+pub(crate) const PORTABLE: bool = cfg!(any(not(unix), feature = "portable"));
 
 #[cfg(test)]
 mod tests {

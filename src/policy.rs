@@ -20,17 +20,17 @@
 //! (slot per request or per message, principal rate per upgrade or per message) is data on
 //! `Transport` (`caller.rs`). Each check lives in its own file below.
 
-pub mod api_key;
-pub mod authn;
-pub mod cors;
-pub mod ip;
-pub mod jwt;
-pub mod mtls;
-pub mod origin;
-pub mod overload;
-pub mod phases;
-pub mod rate_limit;
-pub mod rbac;
+pub(crate) mod api_key;
+pub(crate) mod authn;
+pub(crate) mod cors;
+pub(crate) mod ip;
+pub(crate) mod jwt;
+pub(crate) mod mtls;
+pub(crate) mod origin;
+pub(crate) mod overload;
+pub(crate) mod phases;
+pub(crate) mod rate_limit;
+pub(crate) mod rbac;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -41,13 +41,13 @@ use crate::caller::{AuthFailure, Caller, Principal};
 use crate::error::Error;
 use crate::jsonrpc::Frame;
 use authn::Authenticator;
-pub use origin::OriginGuard;
-pub use phases::{Admitted, Head, Incoming, Route, Source, Stop};
+pub(crate) use origin::OriginGuard;
+pub(crate) use phases::{Admitted, Head, Incoming, Route, Source, Stop};
 use rbac::{Decision, ListFilter, Rbac};
 
 /// Everything checked before a request's route and body are looked at, and per message.
 #[derive(Debug, Clone)]
-pub struct RequestPolicy {
+pub(crate) struct RequestPolicy {
     pub origin: OriginGuard,
     pub auth: Arc<Authenticator>,
     pub rbac: Option<Arc<Rbac>>,
@@ -60,13 +60,13 @@ pub struct RequestPolicy {
 }
 
 /// What RBAC allowed: the rule (for audit) and the `*/list` filter for this caller.
-pub type Allowed = (Option<String>, Option<ListFilter>);
+pub(crate) type Allowed = (Option<String>, Option<ListFilter>);
 
 impl RequestPolicy {
     /// Position 1 (`phases.rs`): the client's address (the socket peer, or what a trusted
     /// proxy says it forwarded), refused when denied. `None` (no socket, in-process tests)
     /// passes only without rules.
-    pub fn client(
+    pub(crate) fn client(
         &self,
         peer: Option<SocketAddr>,
         headers: &HeaderMap,
@@ -86,7 +86,7 @@ impl RequestPolicy {
     }
 
     /// Position 2: Host, then Origin.
-    pub fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
+    pub(crate) fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
         match self.origin.check(headers, authority) {
             // `--cors-origin '*'` says in words that any Origin may call (Host still checked).
             Err(Error::OriginDenied) if self.cors.allows_any() => Ok(()),
@@ -96,7 +96,7 @@ impl RequestPolicy {
 
     /// Position 6, authentication: who is calling (before the session, because a session is
     /// not authentication). `cert` is the verified mTLS identity.
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
@@ -115,7 +115,7 @@ impl RequestPolicy {
     }
 
     /// The wire error for an authentication failure, with its challenge.
-    pub fn refusal(&self, failure: AuthFailure) -> Error {
+    pub(crate) fn refusal(&self, failure: AuthFailure) -> Error {
         let challenge = self.auth.challenge(failure);
         match failure {
             AuthFailure::InsufficientScope => Error::Forbidden {
@@ -135,7 +135,7 @@ impl RequestPolicy {
 
     /// The message scope's first position, RBAC on one request: method, then tool/prompt/resource name. A denial is
     /// the answer for an unknown name (`modern` picks the era's resource error).
-    pub fn authorize(
+    pub(crate) fn authorize(
         &self,
         caller: &Caller,
         frame: &Frame,

@@ -8,10 +8,10 @@
 //! closing, idle expiry and the drain at shutdown. Framing (HTTP, SSE) stays in `listener/`;
 //! id multiplexing in `upstream.rs`.
 
-pub mod children;
-pub mod modern;
+pub(crate) mod children;
+pub(crate) mod modern;
 mod post;
-pub mod shared;
+pub(crate) mod shared;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -32,11 +32,11 @@ use crate::upstream::audience::Command;
 use crate::upstream::supervisor::{self, Slot};
 use crate::upstream::Counters;
 use children::{Backend, Children};
-pub use post::{Posted, Refused, Within};
+pub(crate) use post::{Posted, Refused, Within};
 
 /// The relay core, shared by every listener.
 #[derive(Debug)]
-pub struct Relay {
+pub(crate) struct Relay {
     cfg: Arc<ServeConfig>,
     /// Every session, with the child it is bound to (none while reserved).
     sessions: SessionTable<Option<Backend>>,
@@ -53,7 +53,7 @@ pub struct Relay {
 
 impl Relay {
     /// Builds the core; in shared mode this starts the pool (needs a Tokio runtime).
-    pub fn new(cfg: Arc<ServeConfig>, audit: Audit) -> Arc<Relay> {
+    pub(crate) fn new(cfg: Arc<ServeConfig>, audit: Audit) -> Arc<Relay> {
         let policy = arc_swap::ArcSwap::from_pointee(cfg.policy.clone());
         let counters = Arc::new(Counters::default());
         tokio::spawn(crate::upstream::expire_all(counters.clone()));
@@ -71,24 +71,24 @@ impl Relay {
         })
     }
 
-    pub fn config(&self) -> &ServeConfig {
+    pub(crate) fn config(&self) -> &ServeConfig {
         &self.cfg
     }
 
     /// The request policy in force (authentication, roles, limits, network rules, CORS): a
     /// snapshot, loaded once per connection, request or message and passed through its
     /// phases, so a SIGHUP midway never judges one against two policies.
-    pub fn policy(&self) -> Arc<crate::policy::RequestPolicy> {
+    pub(crate) fn policy(&self) -> Arc<crate::policy::RequestPolicy> {
         self.policy.load_full()
     }
 
     /// Puts a new policy in force for the next requests; sessions and streams stay.
-    pub fn reload_policy(&self, policy: crate::policy::RequestPolicy) {
+    pub(crate) fn reload_policy(&self, policy: crate::policy::RequestPolicy) {
         self.policy.store(Arc::new(policy));
     }
 
     /// `per-session`, `shared` or `per-identity`.
-    pub fn session_mode_name(&self) -> &'static str {
+    pub(crate) fn session_mode_name(&self) -> &'static str {
         match self.cfg.session_mode {
             crate::config::SessionMode::PerSession => "per-session",
             crate::config::SessionMode::Shared => "shared",
@@ -96,26 +96,26 @@ impl Relay {
         }
     }
 
-    pub fn sessions_active(&self) -> usize {
+    pub(crate) fn sessions_active(&self) -> usize {
         self.sessions.count()
     }
 
     /// Child stdout lines dropped as invalid, over every child so far.
-    pub fn dropped_lines(&self) -> u64 {
+    pub(crate) fn dropped_lines(&self) -> u64 {
         self.counters.dropped_lines.load(Ordering::Relaxed)
     }
 
-    pub fn children_alive(&self) -> usize {
+    pub(crate) fn children_alive(&self) -> usize {
         self.counters.children.load(Ordering::Relaxed)
     }
 
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }
 
     /// False after a spawn failed, until one succeeds again; false while a shared child's
     /// circuit is open, and while overload shedding refuses new work.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         let circuits_closed = self
             .children
             .slots()
@@ -127,31 +127,31 @@ impl Relay {
 
     /// The supervised slots of the configured server (shared pool or per-identity children;
     /// none per session), for `/health`.
-    pub fn slots(&self) -> Vec<Arc<Slot>> {
+    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
         self.children.slots()
     }
 
     /// The slots of the stateless 2026-07-28 pool, once started.
-    pub fn modern_slots(&self) -> Vec<Arc<Slot>> {
+    pub(crate) fn modern_slots(&self) -> Vec<Arc<Slot>> {
         self.modern
             .started()
             .map(|p| p.slots().to_vec())
             .unwrap_or_default()
     }
 
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.is_cancelled()
     }
 
     /// Cancelled when shutdown starts: standalone streams end, new work is refused.
-    pub fn draining(&self) -> &CancellationToken {
+    pub(crate) fn draining(&self) -> &CancellationToken {
         &self.draining
     }
 
     /// The pool serving stateless 2026-07-28 requests; `ModernToLegacy` for a legacy child,
     /// and in per-identity mode (one shared pool would mix identities; clients fall back to
     /// legacy sessions, which get their identity's child).
-    pub async fn modern_pool(&self) -> Result<Arc<modern::ModernPool>, Error> {
+    pub(crate) async fn modern_pool(&self) -> Result<Arc<modern::ModernPool>, Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
@@ -174,7 +174,7 @@ impl Relay {
     /// A live session by id, only for the principal that opened it; unknown, ended and other
     /// principals' sessions are the same 404 (SECURITY.md A6: a session is not auth).
     /// A session reserved by a legacy SSE connection is reached only through that front.
-    pub fn session(&self, id: &str, caller: &Caller) -> Result<Arc<Session>, Error> {
+    pub(crate) fn session(&self, id: &str, caller: &Caller) -> Result<Arc<Session>, Error> {
         let legacy = caller.transport == Transport::Sse;
         self.sessions
             .get(id)
@@ -185,7 +185,7 @@ impl Relay {
 
     /// Reserves a session for a connection that will send its `initialize` later (legacy
     /// SSE), under the same caps as any session; `inbox` reaches the connection's driver.
-    pub fn reserve(&self, caller: &Caller, inbox: Inbox) -> Result<Arc<Session>, Error> {
+    pub(crate) fn reserve(&self, caller: &Caller, inbox: Inbox) -> Result<Arc<Session>, Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
@@ -205,7 +205,7 @@ impl Relay {
     /// rates, overload, the concurrency slot), against the policy loaded once for it, and its
     /// ticket (audit record, list filter). A refusal comes back with its rule, to be answered
     /// in place of the request (an unknown name, or -31004) and recorded.
-    pub fn admit(
+    pub(crate) fn admit(
         &self,
         caller: &Caller,
         session: Option<&str>,
@@ -217,7 +217,7 @@ impl Relay {
     }
 
     /// Records a refusal of a request (or of an HTTP request with no frame yet).
-    pub fn record_refusal(
+    pub(crate) fn record_refusal(
         &self,
         caller: &Caller,
         session: Option<&str>,
@@ -228,14 +228,14 @@ impl Relay {
     }
 
     /// The audit log (disabled unless configured).
-    pub fn audit(&self) -> &Audit {
+    pub(crate) fn audit(&self) -> &Audit {
         &self.audit
     }
 
     /// Ends a session: pending requests get an error; its own child is stopped, a shared
     /// child is told what the session's departure changes. A session no longer in the table
     /// was closed already.
-    pub fn close(&self, session: &Arc<Session>) {
+    pub(crate) fn close(&self, session: &Arc<Session>) {
         if let Some((session, backend)) = self.sessions.remove(session.id()) {
             self.release(&session, backend.as_ref());
         }
@@ -275,7 +275,7 @@ impl Relay {
     }
 
     /// Expires idle and ended sessions until shutdown.
-    pub async fn sweep(self: Arc<Self>) {
+    pub(crate) async fn sweep(self: Arc<Self>) {
         let ttl = self.cfg.session_ttl;
         let idle = self.cfg.session_idle;
         let every = (idle.min(ttl) / 4).clamp(Duration::from_millis(100), Duration::from_secs(5));
@@ -306,12 +306,12 @@ impl Relay {
     }
 
     /// Starts draining: new work is refused, standalone streams end.
-    pub fn start_drain(&self) {
+    pub(crate) fn start_drain(&self) {
         self.draining.cancel();
     }
 
     /// Answers what is still pending with -31010.
-    pub fn fail_in_flight(&self) {
+    pub(crate) fn fail_in_flight(&self) {
         for (s, backend) in self.sessions.all() {
             if let Some(up) = backend.and_then(|b| b.current()) {
                 up.fail_pending(Some(&s), &Error::ShuttingDown);
@@ -327,7 +327,7 @@ impl Relay {
 
     /// Waits (at most `limit`) until no child is left, including those of sessions closed
     /// before shutdown (their stop sequence may still be running).
-    pub async fn wait_children(&self, limit: Duration) {
+    pub(crate) async fn wait_children(&self, limit: Duration) {
         let deadline = tokio::time::Instant::now() + limit;
         while self.children_alive() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -335,7 +335,7 @@ impl Relay {
     }
 
     /// Ends every session and waits until every child is reaped.
-    pub async fn stop_all(&self) {
+    pub(crate) async fn stop_all(&self) {
         let sessions = self.sessions.drain();
         for (s, backend) in &sessions {
             self.release(s, backend.as_ref());

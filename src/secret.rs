@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 
-pub mod strength;
+pub(crate) mod strength;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("a secret must be a reference (`env:NAME` or `file:/path`), not a literal")]
     Literal,
     #[error("environment variable {0} is not set")]
@@ -20,7 +20,10 @@ pub enum Error {
 }
 
 /// Resolves a reference to its bytes (a trailing newline of a file is dropped).
-pub fn resolve(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Vec<u8>, Error> {
+pub(crate) fn resolve(
+    reference: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<u8>, Error> {
     let bytes = if let Some(name) = reference.strip_prefix("env:") {
         env(name)
             .ok_or_else(|| Error::MissingEnv(name.to_owned()))?
@@ -44,7 +47,7 @@ pub fn resolve(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
 }
 
 /// The process environment, for production callers.
-pub fn process_env(name: &str) -> Option<String> {
+pub(crate) fn process_env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 

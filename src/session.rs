@@ -16,7 +16,7 @@
 //! `relay/children.rs`), opaque here, so this layer knows nothing of upstreams. Routing of
 //! messages is `relay.rs`'s job.
 
-pub mod stream;
+pub(crate) mod stream;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -34,16 +34,16 @@ use stream::{BufferLimits, Stream};
 
 /// An `Mcp-Session-Id`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct SessionId(String);
+pub(crate) struct SessionId(String);
 
 impl SessionId {
-    pub fn random() -> SessionId {
+    pub(crate) fn random() -> SessionId {
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
         SessionId(bytes.iter().map(|b| format!("{b:02x}")).collect())
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -55,18 +55,18 @@ const KEPT_STREAMS: usize = 32;
 /// it apart from the connection (legacy SSE: a POST for its GET stream), with the caller that
 /// sent it; `done` is told once the connection handled it.
 #[derive(Debug)]
-pub struct Inbound {
+pub(crate) struct Inbound {
     pub caller: Caller,
     pub bytes: Bytes,
     pub done: oneshot::Sender<()>,
 }
 
 /// The way to a connection's driver.
-pub type Inbox = mpsc::Sender<Inbound>;
+pub(crate) type Inbox = mpsc::Sender<Inbound>;
 
 /// Client capabilities that decide whether a shared child's request may reach the session.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct ClientCaps {
+pub(crate) struct ClientCaps {
     pub sampling: bool,
     pub elicitation: bool,
     pub roots: bool,
@@ -74,14 +74,14 @@ pub struct ClientCaps {
 
 /// What an `initialize` request says about its client.
 #[derive(Debug, Clone, Default)]
-pub struct Hello {
+pub(crate) struct Hello {
     /// `params.protocolVersion` (empty when absent).
     pub version: String,
     pub caps: ClientCaps,
 }
 
 impl Hello {
-    pub fn of(init: &Frame) -> Hello {
+    pub(crate) fn of(init: &Frame) -> Hello {
         #[derive(serde::Deserialize)]
         struct Envelope {
             params: Option<Params>,
@@ -111,7 +111,7 @@ impl Hello {
 
 /// One client session.
 #[derive(Debug)]
-pub struct Session {
+pub(crate) struct Session {
     id: SessionId,
     /// Who opened it (`--identity-header`); only the same identity may use it.
     identity: Option<String>,
@@ -141,7 +141,11 @@ struct Streams {
 }
 
 impl Session {
-    pub fn new(hello: Hello, identity: Option<String>, limits: BufferLimits) -> Arc<Session> {
+    pub(crate) fn new(
+        hello: Hello,
+        identity: Option<String>,
+        limits: BufferLimits,
+    ) -> Arc<Session> {
         let session = Session::build(identity, limits, None);
         let _ = session.hello.set(hello);
         Arc::new(session)
@@ -149,22 +153,27 @@ impl Session {
 
     /// A session reserved for a connection that has not sent `initialize` yet (legacy SSE:
     /// the id is the connection's from its first event on); `inbox` reaches the connection.
-    pub fn reserved(identity: Option<String>, limits: BufferLimits, inbox: Inbox) -> Arc<Session> {
+    pub(crate) fn reserved(
+        identity: Option<String>,
+        limits: BufferLimits,
+        inbox: Inbox,
+    ) -> Arc<Session> {
         Arc::new(Session::build(identity, limits, Some(inbox)))
     }
 
     /// Fills a reserved session with its client's `initialize`; false if it had one.
-    pub fn greet(&self, hello: Hello) -> bool {
+    pub(crate) fn greet(&self, hello: Hello) -> bool {
         self.hello.set(hello).is_ok()
     }
 
+    #[cfg(test)]
     /// Whether `initialize` filled this session (a reserved one waits for it).
-    pub fn is_greeted(&self) -> bool {
+    pub(crate) fn is_greeted(&self) -> bool {
         self.hello.get().is_some()
     }
 
     /// Where a message for this session's connection goes (reserved sessions only).
-    pub fn inbox(&self) -> Option<&Inbox> {
+    pub(crate) fn inbox(&self) -> Option<&Inbox> {
         self.inbox.as_ref()
     }
 
@@ -189,16 +198,16 @@ impl Session {
         }
     }
 
-    pub fn id(&self) -> &SessionId {
+    pub(crate) fn id(&self) -> &SessionId {
         &self.id
     }
 
-    pub fn identity(&self) -> Option<&str> {
+    pub(crate) fn identity(&self) -> Option<&str> {
         self.identity.as_deref()
     }
 
     /// The version the client asked for.
-    pub fn requested(&self) -> &str {
+    pub(crate) fn requested(&self) -> &str {
         self.hello.get().map_or("", |h| h.version.as_str())
     }
 
@@ -207,7 +216,7 @@ impl Session {
     }
 
     /// Whether the client declared what a child request of `method` needs.
-    pub fn declares(&self, method: &str) -> bool {
+    pub(crate) fn declares(&self, method: &str) -> bool {
         match method {
             "sampling/createMessage" => self.caps().sampling,
             "elicitation/create" => self.caps().elicitation,
@@ -217,7 +226,7 @@ impl Session {
     }
 
     /// Takes one in-flight slot unless `limit` are taken.
-    pub fn begin_request(&self, limit: usize) -> bool {
+    pub(crate) fn begin_request(&self, limit: usize) -> bool {
         self.inflight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
@@ -227,7 +236,7 @@ impl Session {
 
     /// Frees an in-flight slot. An answer is activity: a client that disconnected during a
     /// long call gets the whole idle timeout from then to resume and fetch it.
-    pub fn end_request(&self) {
+    pub(crate) fn end_request(&self) {
         let _ = self
             .inflight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
@@ -235,16 +244,16 @@ impl Session {
     }
 
     /// The negotiated version, once the child answered `initialize`.
-    pub fn version(&self) -> Option<&str> {
+    pub(crate) fn version(&self) -> Option<&str> {
         self.version.get().map(String::as_str)
     }
 
-    pub fn set_version(&self, v: String) {
+    pub(crate) fn set_version(&self, v: String) {
         let _ = self.version.set(v);
     }
 
     /// The version to shape streams by: negotiated, else requested.
-    pub fn effective_version(&self) -> &str {
+    pub(crate) fn effective_version(&self) -> &str {
         self.version().unwrap_or(self.requested())
     }
 
@@ -255,7 +264,7 @@ impl Session {
     /// A new stream for one POST. Finished streams are kept for replay while the session's
     /// whole buffer stays within the replay limits (SECURITY.md §2: per session), oldest
     /// dropped first; streams still running are never dropped.
-    pub fn new_stream(&self) -> Arc<Stream> {
+    pub(crate) fn new_stream(&self) -> Arc<Stream> {
         let mut s = self.lock();
         let stream = Stream::new(s.next, false, self.limits);
         s.next += 1;
@@ -281,12 +290,12 @@ impl Session {
         stream
     }
 
-    pub fn standalone(&self) -> Arc<Stream> {
+    pub(crate) fn standalone(&self) -> Arc<Stream> {
         self.lock().standalone.clone()
     }
 
     /// A stream of this session by id (0 is the standalone stream).
-    pub fn stream(&self, id: u64) -> Option<Arc<Stream>> {
+    pub(crate) fn stream(&self, id: u64) -> Option<Arc<Stream>> {
         let s = self.lock();
         if id == 0 {
             return Some(s.standalone.clone());
@@ -296,7 +305,7 @@ impl Session {
 
     /// Counts one request's admission: refused for capacity (`throttled`) or not. A run of
     /// refusals with no admission between is what [`Session::throttled_for`] measures.
-    pub fn note_admission(&self, throttled: bool) {
+    pub(crate) fn note_admission(&self, throttled: bool) {
         let at = self.created.elapsed().as_millis() as u64 + 1;
         if !throttled {
             self.throttled_since_ms.store(0, Ordering::Relaxed);
@@ -311,7 +320,7 @@ impl Session {
     }
 
     /// How long every request of this session has been refused for capacity.
-    pub fn throttled_for(&self) -> Duration {
+    pub(crate) fn throttled_for(&self) -> Duration {
         match self.throttled_since_ms.load(Ordering::Relaxed) {
             0 => Duration::ZERO,
             since => self
@@ -321,7 +330,7 @@ impl Session {
         }
     }
 
-    pub fn touch(&self) {
+    pub(crate) fn touch(&self) {
         let ms = self.created.elapsed().as_millis() as u64;
         self.last_active_ms.store(ms, Ordering::Relaxed);
     }
@@ -358,16 +367,16 @@ impl Session {
         s.standalone.is_attached() || s.posts.iter().any(|p| p.is_attached())
     }
 
-    pub fn is_ended(&self) -> bool {
+    pub(crate) fn is_ended(&self) -> bool {
         self.ended.is_cancelled()
     }
 
-    pub fn ended(&self) -> &CancellationToken {
+    pub(crate) fn ended(&self) -> &CancellationToken {
         &self.ended
     }
 
     /// Ends the session: streams close, the upstream is told to let go of it.
-    pub fn end(&self) {
+    pub(crate) fn end(&self) {
         if self.ended.is_cancelled() {
             return;
         }
@@ -383,7 +392,7 @@ impl Session {
 /// All live sessions, keyed by id, with a count per owning principal. Each session is kept
 /// with `B`, what its owner bound it to (the relay: its child), which this layer never reads.
 #[derive(Debug)]
-pub struct SessionTable<B> {
+pub(crate) struct SessionTable<B> {
     inner: Mutex<Table<B>>,
 }
 
@@ -406,7 +415,7 @@ struct Table<B> {
 
 /// Why the sweep ended a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expiry {
+pub(crate) enum Expiry {
     /// Already ended (DELETE, stream end, child exit): only removed from the table.
     Ended,
     /// No open stream and no request in flight for `--session-idle-timeout`: a client that
@@ -419,7 +428,7 @@ pub enum Expiry {
 
 impl Expiry {
     /// The log and metric word.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Expiry::Ended => "ended",
             Expiry::Idle => "idle_timeout",
@@ -430,7 +439,7 @@ impl Expiry {
 
 /// Which cap refused a new session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Full {
+pub(crate) enum Full {
     /// The relay-wide cap.
     Global,
     /// The cap per authenticated principal.
@@ -457,18 +466,18 @@ impl<B: Clone> SessionTable<B> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.lock().map.len()
     }
 
     /// Sessions `owner` holds now.
-    pub fn count_of(&self, owner: &str) -> usize {
+    pub(crate) fn count_of(&self, owner: &str) -> usize {
         self.lock().per_owner.get(owner).copied().unwrap_or(0)
     }
 
     /// Inserts unless the table holds `cap` sessions already, or the session's owner holds
     /// `per_owner` (anonymous sessions have only the global cap).
-    pub fn insert(
+    pub(crate) fn insert(
         &self,
         session: Arc<Session>,
         bound: B,
@@ -491,7 +500,7 @@ impl<B: Clone> SessionTable<B> {
     }
 
     /// A live session; an ended one is removed and reported as absent.
-    pub fn get(&self, id: &str) -> Option<Arc<Session>> {
+    pub(crate) fn get(&self, id: &str) -> Option<Arc<Session>> {
         let mut t = self.lock();
         let key = SessionId(id.to_owned());
         let session = t.map.get(&key)?.0.clone();
@@ -503,7 +512,7 @@ impl<B: Clone> SessionTable<B> {
     }
 
     /// Binds a session the table holds (a reserved one, once opened); false if it is gone.
-    pub fn bind(&self, session: &SessionId, bound: B) -> bool {
+    pub(crate) fn bind(&self, session: &SessionId, bound: B) -> bool {
         match self.lock().map.get_mut(session) {
             Some(entry) => {
                 entry.1 = bound;
@@ -514,17 +523,21 @@ impl<B: Clone> SessionTable<B> {
     }
 
     /// What `session` is bound to, while the table holds it.
-    pub fn bound(&self, session: &SessionId) -> Option<B> {
+    pub(crate) fn bound(&self, session: &SessionId) -> Option<B> {
         self.lock().map.get(session).map(|(_, b)| b.clone())
     }
 
-    pub fn remove(&self, id: &SessionId) -> Option<(Arc<Session>, B)> {
+    pub(crate) fn remove(&self, id: &SessionId) -> Option<(Arc<Session>, B)> {
         self.lock().take(id)
     }
 
     /// Removes and returns, with why, the ended sessions and those without a connection for
     /// `idle` (and no request in flight) or for `ttl` (whatever is in flight).
-    pub fn take_expired(&self, idle: Duration, ttl: Duration) -> Vec<(Arc<Session>, B, Expiry)> {
+    pub(crate) fn take_expired(
+        &self,
+        idle: Duration,
+        ttl: Duration,
+    ) -> Vec<(Arc<Session>, B, Expiry)> {
         let mut t = self.lock();
         let expired: Vec<(SessionId, Expiry)> = t
             .map
@@ -537,11 +550,11 @@ impl<B: Clone> SessionTable<B> {
             .collect()
     }
 
-    pub fn all(&self) -> Vec<(Arc<Session>, B)> {
+    pub(crate) fn all(&self) -> Vec<(Arc<Session>, B)> {
         self.lock().map.values().cloned().collect()
     }
 
-    pub fn drain(&self) -> Vec<(Arc<Session>, B)> {
+    pub(crate) fn drain(&self) -> Vec<(Arc<Session>, B)> {
         let mut t = self.lock();
         t.per_owner.clear();
         t.map.drain().map(|(_, e)| e).collect()

@@ -2,9 +2,9 @@
 //! Child stderr arrives under the target `mcp_relay::child_stderr`. Optional OpenTelemetry
 //! trace export is in `telemetry/otel.rs`.
 
-pub mod audit;
-pub mod metrics;
-pub mod otel;
+pub(crate) mod audit;
+pub(crate) mod metrics;
+pub(crate) mod otel;
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -16,7 +16,7 @@ use tracing_subscriber::EnvFilter;
 
 /// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
@@ -24,7 +24,7 @@ pub enum LogFormat {
 /// Installs the global subscriber (once, at startup).
 /// `file` (appended to, created 0600) replaces stderr: `connect --log-file`. A file that
 /// cannot be opened falls back to stderr with a warning.
-pub fn init(format: LogFormat, level: &str, file: Option<&Path>) {
+pub(crate) fn init(format: LogFormat, level: &str, file: Option<&Path>) {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
         .unwrap_or_else(|_| EnvFilter::new("info"));

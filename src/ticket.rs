@@ -21,7 +21,7 @@ use crate::telemetry::otel::RequestSpan;
 
 /// One request's audit record and list filter; cheap (two `None`s) when neither is on.
 #[derive(Debug, Default)]
-pub struct Ticket {
+pub(crate) struct Ticket {
     record: Option<Box<Pending>>,
     filter: Option<ListFilter>,
     /// The request's metrics, counted when the ticket drops (like the record).
@@ -42,12 +42,12 @@ struct Pending {
 
 impl Ticket {
     /// Holds `slot` until this request is answered.
-    pub fn hold(&mut self, slot: Option<crate::policy::rate_limit::InFlight>) {
+    pub(crate) fn hold(&mut self, slot: Option<crate::policy::rate_limit::InFlight>) {
         self.slot = slot;
     }
 
     /// A request that passed the policy phases (`rule` names the rule that allowed it).
-    pub fn allowed(
+    pub(crate) fn allowed(
         audit: &Audit,
         caller: &Caller,
         session: Option<&str>,
@@ -81,7 +81,7 @@ impl Ticket {
     }
 
     /// Records a request the relay refused itself (denied, malformed, over a cap) at once.
-    pub fn refused(
+    pub(crate) fn refused(
         audit: &Audit,
         caller: &Caller,
         session: Option<&str>,
@@ -120,13 +120,13 @@ impl Ticket {
     }
 
     /// Whether the answer will be filtered for this caller.
-    pub fn filters(&self) -> bool {
+    pub(crate) fn filters(&self) -> bool {
         self.filter.is_some()
     }
 
     /// Forgets the record: the request was refused and whoever returns that error to the
     /// client records it (one record per request, never two).
-    pub fn discard(mut self) {
+    pub(crate) fn discard(mut self) {
         self.record = None;
         self.span = None;
         if let Some(m) = &mut self.measure {
@@ -137,7 +137,7 @@ impl Ticket {
     /// The answer to deliver: filtered for the caller, and noted for the record. `code` is
     /// the answer's JSON-RPC error code, which the caller already knows (the frame was parsed
     /// on its way in, or the relay made the error): no answer is read again here.
-    pub fn answer(&mut self, bytes: Bytes, code: Option<i64>) -> Bytes {
+    pub(crate) fn answer(&mut self, bytes: Bytes, code: Option<i64>) -> Bytes {
         let bytes = match &self.filter {
             Some(f) => f.apply(&bytes).unwrap_or(bytes),
             None => bytes,

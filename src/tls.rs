@@ -6,7 +6,7 @@
 //! theirs; a failed reload keeps the old certificate. Handshakes run off the accept loop and
 //! are given [`HANDSHAKE_TIMEOUT`].
 
-pub mod client;
+pub(crate) mod client;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once, RwLock};
@@ -25,19 +25,19 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 /// How long a client may take to finish its handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the certificate files are checked for changes.
 const POLL_EVERY: Duration = Duration::from_secs(3);
 
 /// The certificate chain and key files, as given on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TlsFiles {
+pub(crate) struct TlsFiles {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read the certificate {path}: {reason}")]
     Cert { path: PathBuf, reason: String },
     #[error("cannot read the private key {path}: {reason}")]
@@ -60,7 +60,7 @@ pub fn install_provider() {
 }
 
 /// Reads and checks the certificate chain and key.
-pub fn load(files: &TlsFiles) -> Result<CertifiedKey, Error> {
+pub(crate) fn load(files: &TlsFiles) -> Result<CertifiedKey, Error> {
     let chain = CertificateDer::pem_file_iter(&files.cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|e| Error::Cert {
@@ -87,19 +87,19 @@ pub fn load(files: &TlsFiles) -> Result<CertifiedKey, Error> {
 
 /// The certificate in use; swapped on reload, read on every handshake.
 #[derive(Debug)]
-pub struct Reloadable {
+pub(crate) struct Reloadable {
     files: TlsFiles,
     current: RwLock<Arc<CertifiedKey>>,
 }
 
 impl Reloadable {
-    pub fn new(files: TlsFiles) -> Result<Arc<Self>, Error> {
+    pub(crate) fn new(files: TlsFiles) -> Result<Arc<Self>, Error> {
         let current = RwLock::new(Arc::new(load(&files)?));
         Ok(Arc::new(Self { files, current }))
     }
 
     /// Re-reads the files; on failure the old certificate stays and a warning is logged.
-    pub fn reload(&self) -> bool {
+    pub(crate) fn reload(&self) -> bool {
         match load(&self.files) {
             Ok(new) => {
                 *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(new);
@@ -115,7 +115,7 @@ impl Reloadable {
 
     /// Reloads on SIGHUP (where there are signals) and when either file's modification time
     /// changes, until `stop`.
-    pub async fn watch(self: Arc<Self>, stop: CancellationToken) {
+    pub(crate) async fn watch(self: Arc<Self>, stop: CancellationToken) {
         let mut hup = crate::os::signals::Hangup::new();
         let mut seen = self.stamp();
         let mut tick = tokio::time::interval(POLL_EVERY);
@@ -156,14 +156,9 @@ impl ResolvesServerCert for Reloadable {
 }
 
 /// The server configuration: TLS 1.2+, ALPN `h2` then `http/1.1` (`alpn` false: none, for
-/// the line-based TCP front).
-pub fn acceptor(cert: Arc<Reloadable>, alpn: bool) -> Result<TlsAcceptor, Error> {
-    acceptor_with_clients(cert, alpn, None)
-}
-
-/// [`acceptor`] plus client certificates: `clients` (from [`client::verifier`]) checks them
-/// during the handshake; `None` asks for none. `http` as `alpn` in [`acceptor`].
-pub fn acceptor_with_clients(
+/// the line-based TCP front), and client certificates: `clients` (from [`client::verifier`])
+/// checks them during the handshake; `None` asks for none.
+pub(crate) fn acceptor_with_clients(
     cert: Arc<Reloadable>,
     http: bool,
     clients: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
@@ -185,7 +180,10 @@ pub fn acceptor_with_clients(
 }
 
 /// Runs the handshake with [`HANDSHAKE_TIMEOUT`]; failures are logged at debug level.
-pub async fn handshake(acceptor: &TlsAcceptor, tcp: TcpStream) -> Option<TlsStream<TcpStream>> {
+pub(crate) async fn handshake(
+    acceptor: &TlsAcceptor,
+    tcp: TcpStream,
+) -> Option<TlsStream<TcpStream>> {
     let peer = tcp.peer_addr().ok();
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
         Ok(Ok(tls)) => Some(tls),
@@ -202,13 +200,17 @@ pub async fn handshake(acceptor: &TlsAcceptor, tcp: TcpStream) -> Option<TlsStre
 
 /// An axum listener that hands out connections once their handshake is done; handshakes run
 /// in their own tasks so a slow client never holds up the accept loop.
-pub struct TlsListener {
+pub(crate) struct TlsListener {
     rx: mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
     addr: std::net::SocketAddr,
 }
 
 impl TlsListener {
-    pub fn new(listener: TcpListener, acceptor: TlsAcceptor, stop: CancellationToken) -> Self {
+    pub(crate) fn new(
+        listener: TcpListener,
+        acceptor: TlsAcceptor,
+        stop: CancellationToken,
+    ) -> Self {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));

@@ -22,7 +22,7 @@ use crate::policy::api_key::{parse_rfc3339, ApiKeys};
 use crate::secret;
 
 #[derive(Debug, clap::Subcommand)]
-pub enum TokenCommand {
+pub(crate) enum TokenCommand {
     /// Generate an API key; prints the key, then the config block holding only its hash.
     Key(KeyArgs),
     /// Generate a random HMAC secret (base64url) for `[[auth.jwt]] secret`.
@@ -32,7 +32,7 @@ pub enum TokenCommand {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct KeyArgs {
+pub(crate) struct KeyArgs {
     /// Key id recorded in audit. Default: a random short id.
     #[arg(long)]
     pub id: Option<String>,
@@ -48,7 +48,7 @@ pub struct KeyArgs {
 }
 
 #[derive(Debug, clap::Args)]
-pub struct SecretArgs {
+pub(crate) struct SecretArgs {
     /// Secret size in bits: at least 256, a multiple of 8.
     #[arg(long, default_value_t = 256)]
     pub bits: u32,
@@ -56,7 +56,7 @@ pub struct SecretArgs {
 
 #[derive(Debug, clap::Args)]
 #[command(group(clap::ArgGroup::new("signer").required(true).args(["secret", "auto_secret", "key_file"])))]
-pub struct JwtArgs {
+pub(crate) struct JwtArgs {
     /// Subject (`sub`).
     #[arg(long)]
     pub user: String,
@@ -97,7 +97,7 @@ pub struct JwtArgs {
 
 /// Runs a `token` subcommand against the real stdout, stderr and environment.
 /// Runs a `token` subcommand for `main`: 0, or 64 with the error on stderr.
-pub fn command(cmd: TokenCommand) -> u8 {
+pub(crate) fn command(cmd: TokenCommand) -> u8 {
     match run(cmd) {
         Ok(()) => 0,
         Err(e) => {
@@ -107,7 +107,7 @@ pub fn command(cmd: TokenCommand) -> u8 {
     }
 }
 
-pub fn run(mut cmd: TokenCommand) -> anyhow::Result<()> {
+pub(crate) fn run(mut cmd: TokenCommand) -> anyhow::Result<()> {
     if let TokenCommand::Jwt(a) = &mut cmd {
         if a.audience.is_none() && a.config.is_none() {
             a.audience = ask_audience()?;
@@ -170,7 +170,7 @@ fn audience(a: &JwtArgs) -> anyhow::Result<String> {
 }
 
 /// [`run`] with its outputs and environment passed in (tests).
-pub fn run_with(
+pub(crate) fn run_with(
     cmd: TokenCommand,
     out: &mut dyn Write,
     err: &mut dyn Write,

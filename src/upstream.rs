@@ -13,13 +13,13 @@
 //! output lives in `upstream/route.rs`, process handling in `upstream/stdio.rs`, restarts in
 //! `upstream/supervisor.rs`, fan-out in `upstream/audience.rs`.
 
-pub mod audience;
+pub(crate) mod audience;
 mod lines;
 mod mux;
-pub mod remote;
+pub(crate) mod remote;
 mod route;
-pub mod stdio;
-pub mod supervisor;
+pub(crate) mod stdio;
+pub(crate) mod supervisor;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -40,7 +40,7 @@ use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
 
 /// The configured server: a command run as a child, or a remote server.
 #[derive(Debug, Clone)]
-pub enum ServerSpec {
+pub(crate) enum ServerSpec {
     Command(ChildSpec),
     Remote(remote::RemoteSpec),
 }
@@ -55,7 +55,7 @@ impl ServerSpec {
     }
 
     /// Largest message accepted from the server (and from the stdio front).
-    pub fn max_line(&self) -> usize {
+    pub(crate) fn max_line(&self) -> usize {
         match self {
             ServerSpec::Command(c) => c.max_line,
             ServerSpec::Remote(spec) => spec.max_message(),
@@ -65,7 +65,7 @@ impl ServerSpec {
 
 /// Per-request limits applied by the upstream.
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Time without an answer (or progress) after which a request fails with -31008.
     pub request_timeout: Duration,
     /// Hard maximum, however much progress arrives.
@@ -81,7 +81,7 @@ pub struct Limits {
 
 impl Limits {
     /// The time without an answer or progress after which `method` fails.
-    pub fn timeout_for(&self, method: &str) -> Duration {
+    pub(crate) fn timeout_for(&self, method: &str) -> Duration {
         self.method_timeouts
             .iter()
             .find(|(m, _)| &**m == method)
@@ -107,18 +107,18 @@ const LISTEN_LIFETIME: Duration = Duration::from_secs(365 * 24 * 3600);
 /// Relay-wide counters every child reports into, and the children the one timeout sweeper
 /// ([`expire_all`]) visits.
 #[derive(Debug, Default)]
-pub struct Counters {
+pub(crate) struct Counters {
     pub children: AtomicUsize,
     pub dropped_lines: AtomicU64,
     live: Mutex<Vec<Weak<Upstream>>>,
 }
 
 /// What the relay gets back for a request it sent itself.
-pub type Answer = oneshot::Receiver<Result<Frame, Error>>;
+pub(crate) type Answer = oneshot::Receiver<Result<Frame, Error>>;
 
 /// A running child plus its multiplexing state.
 #[derive(Debug)]
-pub struct Upstream {
+pub(crate) struct Upstream {
     child: ChildHandle,
     limits: Limits,
     next_id: AtomicU64,
@@ -131,7 +131,7 @@ pub struct Upstream {
 
 impl Upstream {
     /// Spawns the child and starts routing its output.
-    pub fn spawn(
+    pub(crate) fn spawn(
         spec: &ServerSpec,
         limits: Limits,
         audience: Arc<Audience>,
@@ -161,36 +161,36 @@ impl Upstream {
         self.mux.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn audience(&self) -> &Arc<Audience> {
+    pub(crate) fn audience(&self) -> &Arc<Audience> {
         &self.audience
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.child.pid()
     }
 
     /// A remote link rather than a child process.
-    pub fn is_link(&self) -> bool {
+    pub(crate) fn is_link(&self) -> bool {
         self.child.is_link()
     }
 
     /// Why the remote link last failed (`upstream/remote/cause.rs`), if it said.
-    pub fn link_cause(&self) -> Option<Arc<str>> {
+    pub(crate) fn link_cause(&self) -> Option<Arc<str>> {
         self.child.link_cause()
     }
 
-    pub fn is_alive(&self) -> bool {
+    pub(crate) fn is_alive(&self) -> bool {
         !self.child.exited()
     }
 
     /// Requests in flight on this child.
-    pub fn inflight(&self) -> usize {
+    pub(crate) fn inflight(&self) -> usize {
         self.lock().pending.len()
     }
 
     /// Forwards a client request with a relay id (returned); its answer will be pushed to
     /// `stream`. `session` is `None` for a stateless (modern) request.
-    pub fn forward_request(
+    pub(crate) fn forward_request(
         &self,
         session: Option<&Arc<Session>>,
         frame: &Frame,
@@ -286,7 +286,7 @@ impl Upstream {
 
     /// Sends a request of the relay's own; the answer (or a relay error) arrives on the
     /// returned channel. `params` is JSON text.
-    pub fn call(&self, method: &str, params: &str) -> Result<Answer, Error> {
+    pub(crate) fn call(&self, method: &str, params: &str) -> Result<Answer, Error> {
         let (tx, rx) = oneshot::channel();
         let mut mux = self.lock();
         if mux.exited {
@@ -318,12 +318,12 @@ impl Upstream {
     }
 
     /// Forwards a stateless (modern) client notification as it is.
-    pub fn forward_raw(&self, frame: &Frame) {
+    pub(crate) fn forward_raw(&self, frame: &Frame) {
         let _ = self.child.send(frame.bytes().clone());
     }
 
     /// Sends a notification of the relay's own.
-    pub fn notify(&self, method: &str, params: &str) {
+    pub(crate) fn notify(&self, method: &str, params: &str) {
         let method = serde_json::Value::from(method);
         let line = format!(r#"{{"jsonrpc":"2.0","method":{method},"params":{params}}}"#);
         let _ = self.child.send(Bytes::from(line));
@@ -331,7 +331,7 @@ impl Upstream {
 
     /// Cancels a request by relay id (a modern client closed its stream, or a timeout):
     /// nothing more is delivered for it and the child is told.
-    pub fn cancel(&self, relay_id: u64, reason: &str) {
+    pub(crate) fn cancel(&self, relay_id: u64, reason: &str) {
         let Some(p) = self.lock().take(relay_id) else {
             return;
         };
@@ -360,7 +360,7 @@ impl Upstream {
 
     /// Forwards a client notification; a cancellation is translated to the relay id, and
     /// dropped when it names no request of this session (or names `initialize`).
-    pub fn forward_notification(&self, session: &Arc<Session>, frame: &Frame) {
+    pub(crate) fn forward_notification(&self, session: &Arc<Session>, frame: &Frame) {
         if frame.method() != Some("notifications/cancelled") {
             let _ = self.child.send(frame.bytes().clone());
             return;
@@ -392,7 +392,11 @@ impl Upstream {
     }
 
     /// Forwards a client's answer to a child request; only the session it went to may answer.
-    pub fn forward_response(&self, session: &Arc<Session>, frame: &Frame) -> Result<(), Error> {
+    pub(crate) fn forward_response(
+        &self,
+        session: &Arc<Session>,
+        frame: &Frame,
+    ) -> Result<(), Error> {
         let id = frame.id().ok_or(Error::UnexpectedResponse)?;
         let mut mux = self.lock();
         match mux.child_requests.get(&id) {
@@ -409,7 +413,7 @@ impl Upstream {
 
     /// Answers every pending request of `session` (all, the relay's own included, when
     /// `None`) with `err`.
-    pub fn fail_pending(&self, session: Option<&Arc<Session>>, err: &Error) {
+    pub(crate) fn fail_pending(&self, session: Option<&Arc<Session>>, err: &Error) {
         let taken: Vec<Pending> = {
             let mut mux = self.lock();
             let ids: Vec<u64> = mux
@@ -426,20 +430,20 @@ impl Upstream {
     }
 
     /// Forgets what a departing session was asked by the child.
-    pub fn forget_session(&self, session: &Arc<Session>) {
+    pub(crate) fn forget_session(&self, session: &Arc<Session>) {
         self.lock()
             .child_requests
             .retain(|_, s| s.as_ptr() != Arc::as_ptr(session));
     }
 
     /// Starts the stop sequence of the child.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop_asked.store(true, Ordering::Relaxed);
         self.child.stop();
     }
 
     /// Waits until the child is reaped.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         self.child.wait().await;
     }
 
@@ -514,7 +518,7 @@ async fn route(up: Arc<Upstream>, mut output: ChildOutput) {
 
 /// The relay's one timeout sweeper: every 250 ms, overdue requests of every live child get
 /// -31008 and the child a `notifications/cancelled`. One task, however many children.
-pub async fn expire_all(counters: Arc<Counters>) {
+pub(crate) async fn expire_all(counters: Arc<Counters>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -531,7 +535,7 @@ pub async fn expire_all(counters: Arc<Counters>) {
 }
 
 /// `result.protocolVersion` of an `InitializeResult`.
-pub fn protocol_version(result: &str) -> Option<String> {
+pub(crate) fn protocol_version(result: &str) -> Option<String> {
     #[derive(serde::Deserialize)]
     struct Init {
         #[serde(rename = "protocolVersion")]

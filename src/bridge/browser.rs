@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 /// Why opening or receiving failed.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot listen on the callback port (in use?)")]
     Bind(#[source] std::io::Error),
     #[error("no authorization answer in time")]
@@ -32,25 +32,29 @@ pub enum Error {
 
 /// How the authorization URL is opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Launcher {
+pub(crate) enum Launcher {
     /// `open` on macOS, `explorer.exe` on Windows, `xdg-open` elsewhere (found on `PATH`).
     #[default]
     System,
-    /// This program, given the URL as its only argument (tests, `--browser`).
+    /// This program, given the URL as its only argument (tests).
+    #[cfg(test)]
     Program(std::path::PathBuf),
-    /// Print the URL only.
+    /// Print the URL only (tests).
+    #[cfg(test)]
     None,
 }
 
 /// Opens `url` (which `url_guard::browser_url` returned) and prints it on stderr. True when
 /// a launcher was started. The URL is one argv element; no shell is involved.
-pub fn open(url: &Url, launcher: &Launcher) -> bool {
+pub(crate) fn open(url: &Url, launcher: &Launcher) -> bool {
     eprintln!("mcp-relay: to authorize, open this URL in a browser:\n{url}");
     let program = match launcher {
         Launcher::System if cfg!(target_os = "macos") => std::path::PathBuf::from("open"),
         Launcher::System if cfg!(windows) => std::path::PathBuf::from("explorer.exe"),
         Launcher::System => std::path::PathBuf::from("xdg-open"),
+        #[cfg(test)]
         Launcher::Program(p) => p.clone(),
+        #[cfg(test)]
         Launcher::None => return false,
     };
     let child = tokio::process::Command::new(program)
@@ -73,7 +77,7 @@ pub fn open(url: &Url, launcher: &Launcher) -> bool {
 }
 
 /// What a successful redirect brought.
-pub struct Answer {
+pub(crate) struct Answer {
     pub code: String,
     pub iss: Option<String>,
 }
@@ -102,7 +106,7 @@ struct Shared {
 
 /// The loopback redirect listener; stops when dropped.
 #[derive(Debug)]
-pub struct Callback {
+pub(crate) struct Callback {
     shared: Arc<Shared>,
     rx: mpsc::Receiver<Result<Answer, Error>>,
     stop: CancellationToken,
@@ -116,7 +120,7 @@ impl Drop for Callback {
 
 impl Callback {
     /// Listens on 127.0.0.1:`port` (0: any free port).
-    pub async fn bind(port: u16) -> Result<Callback, Error> {
+    pub(crate) async fn bind(port: u16) -> Result<Callback, Error> {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(Error::Bind)?;
@@ -140,17 +144,18 @@ impl Callback {
         Ok(Callback { shared, rx, stop })
     }
 
-    pub fn port(&self) -> u16 {
+    #[cfg(test)]
+    pub(crate) fn port(&self) -> u16 {
         self.shared.port
     }
 
     /// `http://127.0.0.1:<port>/callback`.
-    pub fn redirect_uri(&self) -> String {
+    pub(crate) fn redirect_uri(&self) -> String {
         format!("http://127.0.0.1:{}/callback", self.shared.port)
     }
 
     /// Arms the listener for one authorization with this `state`.
-    pub fn expect(&self, state: &str) {
+    pub(crate) fn expect(&self, state: &str) {
         let mut e = lock(&self.shared.expect);
         e.state = Some(state.to_owned());
         e.used = false;
@@ -158,7 +163,7 @@ impl Callback {
 
     /// Handles a redirect received some other way (headless mode): the same checks as an
     /// HTTP request to the listener. `location` must be this listener's redirect URI.
-    pub fn deliver(&self, location: &Url) -> StatusCode {
+    pub(crate) fn deliver(&self, location: &Url) -> StatusCode {
         let expected = Url::parse(&self.redirect_uri()).ok();
         let same = expected
             .as_ref()
@@ -170,7 +175,7 @@ impl Callback {
     }
 
     /// Waits for the answer to the armed authorization.
-    pub async fn wait(&mut self, timeout: Duration) -> Result<Answer, Error> {
+    pub(crate) async fn wait(&mut self, timeout: Duration) -> Result<Answer, Error> {
         match tokio::time::timeout(timeout, self.rx.recv()).await {
             Ok(Some(r)) => r,
             Ok(None) => Err(Error::Closed),

@@ -43,7 +43,7 @@ const MAX_STEP_UPS: u8 = 2;
 
 /// What `connect` configures.
 #[derive(Clone)]
-pub struct OAuthConfig {
+pub(crate) struct OAuthConfig {
     /// The MCP server URL given to `connect`.
     pub server_url: Url,
     /// Token/client store directory (created 0700).
@@ -68,7 +68,7 @@ pub struct OAuthConfig {
 
 impl OAuthConfig {
     /// The defaults for `server_url`: default store directory, `resource` sent, a browser.
-    pub fn new(server_url: Url) -> OAuthConfig {
+    pub(crate) fn new(server_url: Url) -> OAuthConfig {
         OAuthConfig {
             server_url,
             dir: TokenStore::default_dir().unwrap_or_else(|| PathBuf::from(".mcp-relay-oauth")),
@@ -106,7 +106,7 @@ impl std::fmt::Debug for OAuthConfig {
 
 /// Why authorization failed. Messages never carry tokens, codes or fetched content.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("invalid configuration: {0}")]
     Config(&'static str),
     #[error("discovery failed: {0}")]
@@ -160,7 +160,7 @@ struct Current {
 }
 
 /// The bridge's OAuth client; see the module docs.
-pub struct OAuthClient {
+pub(crate) struct OAuthClient {
     cfg: OAuthConfig,
     /// The canonical server URL (no fragment).
     server: Url,
@@ -189,12 +189,15 @@ pub(crate) struct Flow<'a> {
 
 impl OAuthClient {
     /// Opens the store and loads the tokens last used for this server.
-    pub fn new(cfg: OAuthConfig) -> Result<Arc<OAuthClient>, Error> {
+    pub(crate) fn new(cfg: OAuthConfig) -> Result<Arc<OAuthClient>, Error> {
         OAuthClient::with_launcher(cfg, Launcher::System)
     }
 
     /// Like [`OAuthClient::new`] with a given way of opening the browser.
-    pub fn with_launcher(cfg: OAuthConfig, launcher: Launcher) -> Result<Arc<OAuthClient>, Error> {
+    pub(crate) fn with_launcher(
+        cfg: OAuthConfig,
+        launcher: Launcher,
+    ) -> Result<Arc<OAuthClient>, Error> {
         let server = canonical(&cfg.server_url)?;
         if cfg.client_secret.is_some() && cfg.client_id.is_none() {
             return Err(Error::Config("a client secret needs a client id"));

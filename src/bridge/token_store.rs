@@ -18,7 +18,7 @@ const MAX_RECORD: u64 = 1 << 20;
 
 /// Why the store failed (paths and contents are never part of the message).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("token store directory unusable")]
     Dir(#[source] std::io::Error),
     #[error("token store directory is accessible to other users")]
@@ -33,7 +33,7 @@ pub enum Error {
 
 /// A client registration at one AS.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StoredClient {
+pub(crate) struct StoredClient {
     pub client_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client_secret: Option<String>,
@@ -61,7 +61,7 @@ impl std::fmt::Debug for StoredClient {
 
 /// Tokens from one AS for one server.
 #[derive(Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct StoredTokens {
+pub(crate) struct StoredTokens {
     pub access_token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<String>,
@@ -88,7 +88,7 @@ impl std::fmt::Debug for StoredTokens {
 
 /// Everything kept for one (server, issuer).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Record {
+pub(crate) struct Record {
     pub server: String,
     pub issuer: String,
     /// Where refreshes go (from the AS metadata, checked when it was fetched).
@@ -105,21 +105,21 @@ pub struct Record {
 
 /// The store for one server.
 #[derive(Debug, Clone)]
-pub struct TokenStore {
+pub(crate) struct TokenStore {
     dir: PathBuf,
     server: String,
 }
 
 /// An exclusive lock on one record; released on drop.
 #[derive(Debug)]
-pub struct StoreLock {
+pub(crate) struct StoreLock {
     _file: File,
 }
 
 impl TokenStore {
     /// Opens (creating it 0700 if missing) the directory for `server` (its canonical URL).
     /// An existing directory readable or writable by others is refused.
-    pub fn open(dir: &Path, server: &str) -> Result<TokenStore, Error> {
+    pub(crate) fn open(dir: &Path, server: &str) -> Result<TokenStore, Error> {
         crate::os::fs::private_dir(DirBuilder::new().recursive(true))
             .create(dir)
             .map_err(Error::Dir)?;
@@ -135,7 +135,7 @@ impl TokenStore {
 
     /// The default directory: `$XDG_CONFIG_HOME` (else `%APPDATA%`, which only Windows sets,
     /// else `~/.config`) + `/mcp-relay/oauth`.
-    pub fn default_dir() -> Option<PathBuf> {
+    pub(crate) fn default_dir() -> Option<PathBuf> {
         let var = |name| std::env::var_os(name).filter(|v| !v.is_empty());
         let base = var("XDG_CONFIG_HOME")
             .or_else(|| var("APPDATA"))
@@ -149,7 +149,7 @@ impl TokenStore {
         hash(&format!("{}\n{}", self.server, issuer))
     }
 
-    pub fn record_path(&self, issuer: &str) -> PathBuf {
+    pub(crate) fn record_path(&self, issuer: &str) -> PathBuf {
         self.dir.join(format!("{}.json", self.stem(issuer)))
     }
 
@@ -158,13 +158,13 @@ impl TokenStore {
     }
 
     /// The issuer whose tokens this server last used.
-    pub fn current_issuer(&self) -> Option<String> {
+    pub(crate) fn current_issuer(&self) -> Option<String> {
         let bytes = read_small(&self.pointer_path()).ok()??;
         String::from_utf8(bytes).ok().filter(|s| !s.is_empty())
     }
 
     /// The record for `issuer`, if any.
-    pub fn load(&self, issuer: &str) -> Result<Option<Record>, Error> {
+    pub(crate) fn load(&self, issuer: &str) -> Result<Option<Record>, Error> {
         let Some(bytes) = read_small(&self.record_path(issuer)).map_err(Error::File)? else {
             return Ok(None);
         };
@@ -177,14 +177,14 @@ impl TokenStore {
 
     /// Writes `rec` (0600 from creation, atomically replacing the old file) and makes its
     /// issuer the current one.
-    pub fn save(&self, rec: &Record) -> Result<(), Error> {
+    pub(crate) fn save(&self, rec: &Record) -> Result<(), Error> {
         let body = serde_json::to_vec_pretty(rec).map_err(|_| Error::Corrupt)?;
         write_private(&self.record_path(&rec.issuer), &body)?;
         write_private(&self.pointer_path(), rec.issuer.as_bytes())
     }
 
     /// Takes the exclusive lock on the record for `issuer` (waiting in a blocking thread).
-    pub async fn lock(&self, issuer: &str) -> Result<StoreLock, Error> {
+    pub(crate) async fn lock(&self, issuer: &str) -> Result<StoreLock, Error> {
         let path = self.dir.join(format!("{}.lock", self.stem(issuer)));
         tokio::task::spawn_blocking(move || {
             let file = crate::os::fs::private_file(

@@ -12,11 +12,11 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use reqwest::{RequestBuilder, Response, Url};
 
 /// Per-request time limit for every discovery, registration and token request.
-pub const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Why a URL was refused or a guarded fetch failed.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("not a valid url")]
     Parse,
     #[error("url contains control characters or whitespace")]
@@ -44,7 +44,7 @@ pub enum Error {
 /// A URL that may be handed to a browser: parsed, `https` (or `http` to a loopback host),
 /// no control characters, whitespace or credentials, re-serialized (so it starts with its
 /// scheme and can never read as a command-line flag).
-pub fn browser_url(s: &str) -> Result<Url, Error> {
+pub(crate) fn browser_url(s: &str) -> Result<Url, Error> {
     if s.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(Error::Characters);
     }
@@ -69,7 +69,7 @@ pub fn browser_url(s: &str) -> Result<Url, Error> {
 }
 
 /// True for `localhost`, 127.0.0.0/8 and `[::1]` (for loopback-only exceptions).
-pub fn is_loopback_host(url: &Url) -> bool {
+pub(crate) fn is_loopback_host(url: &Url) -> bool {
     match (host_ip(url), url.host_str()) {
         (Some(ip), _) => ip.is_loopback(),
         (None, Some(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -90,7 +90,7 @@ fn host_ip(url: &Url) -> Option<IpAddr> {
 /// True for addresses a discovery fetch must never reach: loopback, RFC 1918, link-local
 /// (incl. 169.254.169.254), CGNAT 100.64/10, unspecified, broadcast, multicast, documentation,
 /// ULA fc00::/7, fe80::/10, and the IPv4-mapped / -compatible / NAT64 forms of blocked v4.
-pub fn is_blocked(ip: IpAddr) -> bool {
+pub(crate) fn is_blocked(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(a) => blocked_v4(a),
         IpAddr::V6(a) => blocked_v6(a),
@@ -143,7 +143,7 @@ fn blocked_v6(a: Ipv6Addr) -> bool {
 /// `allow_private` (local development) permits loopback and private addresses and plain
 /// `http` to a loopback host; `trusted_origin` (the configured MCP server's own origin) may
 /// be fetched whatever its address, as the server itself may be the relay on localhost.
-pub async fn checked_fetch<F>(
+pub(crate) async fn checked_fetch<F>(
     url: &Url,
     allow_private: bool,
     trusted_origin: Option<&Url>,
@@ -189,24 +189,6 @@ where
     Ok(res)
 }
 
-/// Like [`checked_fetch`], refusing any 3xx answer (callers that need the `Location`, the
-/// headless authorization step, use `checked_fetch` and validate it themselves).
-pub async fn checked_fetch_no_redirect<F>(
-    url: &Url,
-    allow_private: bool,
-    trusted_origin: Option<&Url>,
-    build: F,
-) -> Result<Response, Error>
-where
-    F: FnOnce(&reqwest::Client, Url) -> RequestBuilder,
-{
-    let res = checked_fetch(url, allow_private, trusted_origin, build).await?;
-    if res.status().is_redirection() {
-        return Err(Error::Redirect);
-    }
-    Ok(res)
-}
-
 /// Resolves the host once: an IP literal as it is, a name through the system resolver (the
 /// first address; all must pass, so a name with one blocked address is refused).
 async fn resolve(url: &Url, port: u16) -> Result<SocketAddr, Error> {
@@ -233,7 +215,7 @@ async fn resolve(url: &Url, port: u16) -> Result<SocketAddr, Error> {
 }
 
 /// Reads a body of at most `max` bytes; errors say nothing about the content.
-pub async fn read_capped(res: Response, max: usize) -> Result<Vec<u8>, Error> {
+pub(crate) async fn read_capped(res: Response, max: usize) -> Result<Vec<u8>, Error> {
     use futures_util::StreamExt;
     if res.content_length().is_some_and(|n| n > max as u64) {
         return Err(Error::TooLarge);

@@ -8,7 +8,7 @@ use crate::policy::OriginGuard;
 
 /// The admin listener's settings (`--admin-listen`, `--admin-token-env`).
 #[derive(Clone)]
-pub struct AdminConfig {
+pub(crate) struct AdminConfig {
     pub listen: SocketAddr,
     /// Host/Origin checks for the admin bind.
     pub guard: OriginGuard,
@@ -30,7 +30,7 @@ impl AdminConfig {
     /// Validates the admin flags: `listen` (off when `None`), the name of the variable holding
     /// the bearer token, the `--allowed-host` names, and the environment to read it from.
     /// A non-loopback bind needs a token and host names.
-    pub fn build(
+    pub(crate) fn build(
         listen: Option<SocketAddr>,
         token_env: Option<&str>,
         hosts: &[String],

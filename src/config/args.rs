@@ -18,7 +18,7 @@ use crate::config::{self, ChildEra, ResponseMode, SessionMode};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// Address to listen on. Loopback by default; any other address needs --allowed-host.
     #[arg(help_heading = "Listeners", long, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
@@ -344,11 +344,11 @@ fn method_timeout(s: &str) -> Result<(String, Duration), String> {
     Ok((m.to_owned(), duration(t)?))
 }
 
-pub fn duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("`{s}`: {e} (examples: 500ms, 30s, 5m)"))
 }
 
-pub fn size(s: &str) -> Result<u64, String> {
+pub(crate) fn size(s: &str) -> Result<u64, String> {
     s.parse::<bytesize::ByteSize>()
         .map(|b| b.as_u64())
         .map_err(|e| format!("`{s}`: {e} (examples: 64KiB, 4MiB)"))

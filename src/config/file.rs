@@ -18,7 +18,7 @@ use crate::config::args::{subcommand_at, ServeArgs, ServeLine};
 /// `argv` with the `[serve]` section of a `--config FILE` (for `serve` and `stdio`) spliced in
 /// right after the subcommand, so that later command-line flags override it. Every key-level
 /// problem of the file is returned at once.
-pub fn expand_argv(argv: Vec<OsString>) -> Result<Vec<OsString>, Vec<String>> {
+pub(crate) fn expand_argv(argv: Vec<OsString>) -> Result<Vec<OsString>, Vec<String>> {
     let Some(sub) = subcommand_at(&argv) else {
         return Ok(argv);
     };
@@ -157,7 +157,7 @@ fn scalar(v: &toml::Value) -> Option<String> {
 }
 
 /// The configuration `serve --config FILE` would run with (every problem, or the config).
-pub fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Vec<String>> {
+pub(crate) fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Vec<String>> {
     let argv = ["mcp-relay", "serve", "--config"]
         .map(OsString::from)
         .into_iter()
@@ -167,7 +167,7 @@ pub fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Vec<Strin
 }
 
 /// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
-pub fn check(file: &Path) -> u8 {
+pub(crate) fn check(file: &Path) -> u8 {
     match serve_config(file) {
         Ok(_) => {
             println!("{}: ok", file.display());
@@ -185,7 +185,7 @@ pub fn check(file: &Path) -> u8 {
 /// Every problem of the file that can be found key by key, with its path: unknown or
 /// malformed `[serve]` keys (each checked on its own, so all are reported) and the other
 /// sections' shape.
-pub fn key_errors(file: &Path) -> Vec<String> {
+pub(crate) fn key_errors(file: &Path) -> Vec<String> {
     let (flags, command) = match serve_args(file) {
         Ok(v) => v,
         Err(e) => return vec![e],
@@ -242,7 +242,7 @@ pub fn key_errors(file: &Path) -> Vec<String> {
 
 /// `mcp-relay schema`: a JSON Schema of the config file. `[serve]` is generated from the
 /// flags themselves (so it cannot drift); the other sections are described by their keys.
-pub fn schema() -> Value {
+pub(crate) fn schema() -> Value {
     let sub = ServeArgs::augment_args(clap::Command::new("serve"));
     let mut serve = Map::new();
     for arg in sub.get_arguments() {

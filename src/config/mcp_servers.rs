@@ -42,7 +42,7 @@ const HOSTS_OWN: [&str; 8] = [
 
 /// One entry: a command or a remote server.
 #[derive(Debug, PartialEq, Eq)]
-pub enum McpServer {
+pub(crate) enum McpServer {
     Command {
         argv: Vec<String>,
         env: Vec<(String, String)>,
@@ -59,7 +59,7 @@ pub enum McpServer {
 
 /// Reads `path` and picks the entry `name`, or the only one. Every problem of that entry is
 /// returned, one line each.
-pub fn read(
+pub(crate) fn read(
     path: &Path,
     name: Option<&str>,
     env: &dyn Fn(&str) -> Option<String>,

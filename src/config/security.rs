@@ -25,7 +25,7 @@ use crate::tls::client::MtlsConfig;
 /// The file form (`serve --config`). Sections for listeners and servers come later.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct FileConfig {
+pub(crate) struct FileConfig {
     /// Who may connect: API keys, JWT issuers, mTLS clients.
     #[serde(default)]
     pub auth: Option<AuthFile>,
@@ -41,15 +41,16 @@ pub struct FileConfig {
     /// Client IP allow/deny, trusted proxies, CORS origins (docs/traffic.md).
     #[serde(default)]
     pub network: Option<NetworkConfig>,
-    /// Every `serve` flag as a key; read by `config/file.rs` before the flags are parsed.
-    #[serde(default)]
-    pub serve: Option<toml::Table>,
+    /// Every `serve` flag as a key: accepted here, read from the raw table by `config/file.rs`
+    /// before the flags are parsed.
+    #[serde(default, rename = "serve")]
+    pub _serve: Option<toml::Table>,
 }
 
 /// `[auth]`.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuthFile {
+pub(crate) struct AuthFile {
     /// The relay's canonical URL (`https://mcp.example.com/mcp`): JWT audience and RFC 9728
     /// `resource`. Default: `http(s)://<listen><path>`.
     #[serde(default)]
@@ -77,14 +78,14 @@ pub struct AuthFile {
 /// `[roles]`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RolesFile {
+pub(crate) struct RolesFile {
     /// The roles file (JSON; the seed's `permissions.json` form, with our extensions).
     pub file: PathBuf,
 }
 
 /// Command-line shorthands for the common cases.
 #[derive(Debug, Default)]
-pub struct Shorthands {
+pub(crate) struct Shorthands {
     pub config: Option<PathBuf>,
     pub resource: Option<String>,
     pub jwt_secret: Option<String>,
@@ -108,7 +109,7 @@ pub struct Shorthands {
 
 /// What the security settings build into.
 #[derive(Debug)]
-pub struct Security {
+pub(crate) struct Security {
     pub auth: Arc<Authenticator>,
     pub rbac: Option<Arc<Rbac>>,
     pub audit: Option<AuditConfig>,
@@ -119,7 +120,7 @@ pub struct Security {
 }
 
 /// Reads the file (if any), applies the shorthands and validates everything.
-pub fn build(
+pub(crate) fn build(
     s: Shorthands,
     default_resource: String,
     env: &dyn Fn(&str) -> Option<String>,
@@ -338,7 +339,7 @@ fn audit(
 
 /// Makes the audit file absolute (relative to `base`, the config file's directory, or the
 /// working directory) and returns the problems of the settings, each with its key.
-pub fn resolve_audit(a: &mut AuditConfig, base: &Path, file_key: &str) -> Vec<String> {
+pub(crate) fn resolve_audit(a: &mut AuditConfig, base: &Path, file_key: &str) -> Vec<String> {
     if a.file != "-" {
         let path = base.join(&a.file);
         let path = std::path::absolute(&path).unwrap_or(path);

@@ -24,7 +24,7 @@ use crate::upstream::remote::RemoteSpec;
 
 /// Reads one environment variable: [`crate::secret::process_env`] in production, a map in
 /// tests.
-pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
+pub(crate) type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
 
 /// What the relay serves: a command resolved on `PATH`, or a remote server.
 enum Server {
@@ -33,7 +33,7 @@ enum Server {
 }
 
 /// Validates everything; all problems are returned together.
-pub fn serve(mut args: ServeArgs, env: Env<'_>) -> Result<ServeConfig, Vec<String>> {
+pub(crate) fn serve(mut args: ServeArgs, env: Env<'_>) -> Result<ServeConfig, Vec<String>> {
     let mut errors = Vec::new();
     let server = server(&mut args, env, &mut errors);
     paths(&args, &mut errors);

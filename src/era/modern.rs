@@ -29,7 +29,7 @@ use crate::era::{FIRST_MODERN, MODERN_META_KEY};
 use crate::jsonrpc::{Frame, Kind};
 
 /// Modern versions the relay serves.
-pub const SUPPORTED: [&str; 1] = [FIRST_MODERN];
+pub(crate) const SUPPORTED: [&str; 1] = [FIRST_MODERN];
 
 const CAPS_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 const VERSION_HEADER: &str = "mcp-protocol-version";
@@ -42,7 +42,7 @@ const MAX_SCHEMA_DEPTH: usize = 16;
 
 /// Why a modern request was refused before reaching a child. Every refusal is HTTP 400.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
+pub(crate) enum Refusal {
     /// -32020: a required header is missing, differs from the body, or is malformed.
     #[error("header mismatch ({0})")]
     HeaderMismatch(&'static str),
@@ -56,7 +56,7 @@ pub enum Refusal {
 
 impl Refusal {
     /// The JSON-RPC error code.
-    pub fn code(&self) -> i64 {
+    pub(crate) fn code(&self) -> i64 {
         match self {
             Refusal::HeaderMismatch(_) => -32020,
             Refusal::MissingMeta(_) => -32602,
@@ -64,17 +64,8 @@ impl Refusal {
         }
     }
 
-    /// The HTTP status: 400 for all three (2026-07-28 basic/transports/streamable-http).
-    pub fn http_status(&self) -> u16 {
-        match self {
-            Refusal::HeaderMismatch(_) | Refusal::MissingMeta(_) | Refusal::Unsupported { .. } => {
-                400
-            }
-        }
-    }
-
     /// A fixed snake_case word for logs and `data.reason`.
-    pub fn reason(&self) -> &'static str {
+    pub(crate) fn reason(&self) -> &'static str {
         match self {
             Refusal::HeaderMismatch(r) | Refusal::MissingMeta(r) => r,
             Refusal::Unsupported { .. } => "unsupported_protocol_version",
@@ -82,7 +73,7 @@ impl Refusal {
     }
 
     /// The JSON-RPC error message.
-    pub fn message(&self) -> &'static str {
+    pub(crate) fn message(&self) -> &'static str {
         match self {
             Refusal::HeaderMismatch(_) => "Header mismatch",
             Refusal::MissingMeta(_) => "Invalid params: missing request metadata",
@@ -92,7 +83,7 @@ impl Refusal {
 
     /// The `error.data` members the spec defines (`supported` and `requested` for -32022);
     /// `error.rs` adds its own (`source`, `reason`).
-    pub fn data(&self) -> Map<String, Value> {
+    pub(crate) fn data(&self) -> Map<String, Value> {
         let mut m = Map::new();
         if let Refusal::Unsupported { requested } = self {
             m.insert("supported".into(), serde_json::json!(SUPPORTED));
@@ -104,7 +95,7 @@ impl Refusal {
 
 /// What a validated modern message declared. Its headers agree with its body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ModernRequest {
+pub(crate) struct ModernRequest {
     /// `MCP-Protocol-Version` (equal to the `_meta` version when the body names one).
     pub version: String,
     /// The JSON-RPC method.
@@ -127,7 +118,7 @@ struct Binding {
 /// Which tool arguments are mirrored in which `Mcp-Param-*` header, learnt from `tools/list`.
 /// The default knows no tool, so nothing is required of `Mcp-Param-*` headers.
 #[derive(Debug, Default, Clone)]
-pub struct ToolHeaders {
+pub(crate) struct ToolHeaders {
     tools: HashMap<String, Vec<Binding>>,
 }
 
@@ -139,7 +130,7 @@ impl ToolHeaders {
     /// Only annotations reachable through `properties` keys count, with a header name that is
     /// an HTTP token and a `type` of string, integer or boolean (or none); others make the tool
     /// invalid for clients, which do not call it, so they are not enforced.
-    pub fn learn(&mut self, result: &str) {
+    pub(crate) fn learn(&mut self, result: &str) {
         #[derive(Deserialize)]
         struct List {
             #[serde(default)]
@@ -211,7 +202,7 @@ fn primitive(schema: &Value) -> bool {
 }
 
 /// Checks a modern message's headers against its body.
-pub fn validate(
+pub(crate) fn validate(
     headers: &HeaderMap,
     frame: &Frame,
     tools: &ToolHeaders,
@@ -361,7 +352,7 @@ fn encoded(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refusal> {
 
 /// Decodes `=?base64?…?=` (standard alphabet, canonical padding, UTF-8); a value without both
 /// markers is literal.
-pub fn decode(value: &str) -> Result<String, Refusal> {
+pub(crate) fn decode(value: &str) -> Result<String, Refusal> {
     let Some(inner) = value
         .strip_prefix("=?base64?")
         .and_then(|v| v.strip_suffix("?="))

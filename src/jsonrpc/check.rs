@@ -12,7 +12,7 @@ use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use super::Error;
 
 /// Deepest nesting accepted (SECURITY.md §2).
-pub const MAX_DEPTH: usize = 64;
+pub(crate) const MAX_DEPTH: usize = 64;
 
 /// Keys the relay reads somewhere in an envelope; look-alikes of these are refused.
 const READ_KEYS: &[&str] = &[

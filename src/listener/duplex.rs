@@ -46,11 +46,11 @@ fn close_at_expiry(caller: &Caller, closing: CancellationToken) -> Option<AbortH
 }
 
 /// Messages queued towards one connection before its pumps wait for the writer.
-pub const OUT_QUEUE: usize = 1024;
+pub(crate) const OUT_QUEUE: usize = 1024;
 
 /// The session state of one connection.
 #[derive(Debug)]
-pub struct Duplex {
+pub(crate) struct Duplex {
     relay: Arc<Relay>,
     out: mpsc::Sender<Bytes>,
     caller: Caller,
@@ -69,7 +69,7 @@ pub struct Duplex {
 impl Duplex {
     /// A driver writing to `out` for `caller`, as the listener authenticated it. The
     /// connection closes when the caller's credential expires (SECURITY.md §4.7).
-    pub fn new(relay: Arc<Relay>, out: mpsc::Sender<Bytes>, caller: Caller) -> Duplex {
+    pub(crate) fn new(relay: Arc<Relay>, out: mpsc::Sender<Bytes>, caller: Caller) -> Duplex {
         let closing = CancellationToken::new();
         let expiry = close_at_expiry(&caller, closing.clone());
         Duplex {
@@ -86,7 +86,7 @@ impl Duplex {
 
     /// A driver for a connection whose session the relay reserved (legacy SSE): the session's
     /// standalone stream is pumped from now on, and its `initialize` fills it.
-    pub fn reserved(
+    pub(crate) fn reserved(
         relay: Arc<Relay>,
         out: mpsc::Sender<Bytes>,
         caller: Caller,
@@ -102,7 +102,7 @@ impl Duplex {
 
     /// The caller of the next messages (legacy SSE re-authenticates every POST); it must be
     /// the principal that opened the connection.
-    pub fn set_caller(&mut self, caller: Caller) {
+    pub(crate) fn set_caller(&mut self, caller: Caller) {
         if caller.principal.expires_at != self.caller.principal.expires_at {
             if let Some(old) = self.expiry.take() {
                 old.abort();
@@ -116,18 +116,18 @@ impl Duplex {
     /// died, it expired), so the client reconnects instead of talking to nothing; or the
     /// client reads too slowly and a stream's queue overflowed (SECURITY.md D5: only this
     /// connection goes, with what it had not lost).
-    pub fn ended(&self) -> CancellationToken {
+    pub(crate) fn ended(&self) -> CancellationToken {
         self.closing.clone()
     }
 
     /// The session, once `initialize` opened one (or the relay reserved it).
-    pub fn session(&self) -> Option<&Arc<Session>> {
+    pub(crate) fn session(&self) -> Option<&Arc<Session>> {
         self.session.as_ref()
     }
 
     /// Handles one incoming message; a refusal is written to the connection as an error and
     /// also returned, so a transport can close with a code that says why (WebSocket 1013).
-    pub async fn handle(&mut self, bytes: Bytes) -> Option<Error> {
+    pub(crate) async fn handle(&mut self, bytes: Bytes) -> Option<Error> {
         if self.caller.is_expired() {
             let e = self
                 .relay
@@ -199,7 +199,7 @@ impl Duplex {
 
     /// Waits, at most `limit`, until every request sent so far has its answer written (or its
     /// session ended): the client's input is over, its questions are not.
-    pub async fn answers_written(&mut self, limit: Duration) {
+    pub(crate) async fn answers_written(&mut self, limit: Duration) {
         let pending = std::mem::take(&mut self.answers);
         let ended = self.closing.clone();
         let all = futures_util::future::join_all(pending);
@@ -234,7 +234,7 @@ impl Duplex {
     }
 
     /// The connection is gone: its session ends (pending requests fail, its child stops).
-    pub fn close(self) {
+    pub(crate) fn close(self) {
         if let Some(timer) = &self.expiry {
             timer.abort();
         }

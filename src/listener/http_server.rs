@@ -30,17 +30,17 @@ use super::ConnInfo;
 use crate::telemetry::metrics;
 
 /// Time for a client to send a request's head.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+pub(crate) const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Fields in one request head.
-pub const MAX_HEADERS: usize = 100;
+pub(crate) const MAX_HEADERS: usize = 100;
 /// Bytes of one request head (HTTP/1 read buffer; HTTP/2 header list).
-pub const MAX_HEAD_BYTES: usize = 32 * 1024;
+pub(crate) const MAX_HEAD_BYTES: usize = 32 * 1024;
 /// Concurrent HTTP/2 streams per connection.
-pub const MAX_STREAMS: u32 = 100;
+pub(crate) const MAX_STREAMS: u32 = 100;
 
 /// Serves `router` on `listener` until `stop`; then open connections finish their requests
 /// and it returns when the last one is gone.
-pub async fn serve<L>(
+pub(crate) async fn serve<L>(
     mut listener: L,
     router: Router,
     max_connections: usize,
@@ -142,7 +142,7 @@ impl Service<hyper::Request<hyper::body::Incoming>> for WithInfo {
 }
 
 /// What a listener's connections tell about their peer.
-pub trait PeerInfo: Listener {
+pub(crate) trait PeerInfo: Listener {
     fn conn_info(io: &Self::Io, peer: Self::Addr) -> ConnInfo;
 }
 

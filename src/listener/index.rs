@@ -21,7 +21,7 @@ const PROBES: [&str; 2] = ["/health", "/ready"];
 
 /// The paths served on the main HTTP listener.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Endpoints {
+pub(crate) struct Endpoints {
     /// Streamable HTTP (`--path`).
     pub mcp: String,
     /// The WebSocket upgrade (`--ws-path`).
@@ -37,7 +37,7 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    pub fn of(cfg: &ServeConfig) -> Endpoints {
+    pub(crate) fn of(cfg: &ServeConfig) -> Endpoints {
         let [sse, sse_message] = super::sse::served(cfg);
         Endpoints {
             mcp: cfg.path.clone(),

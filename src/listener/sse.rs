@@ -42,7 +42,7 @@ use crate::session::{Inbound, Session};
 
 /// The legacy routes of one listener: `GET /sse` and `POST /message`. A path already served
 /// by another route (`--path`, `--ws-path`, `/health`, `/ready`) is left to it, with a warning.
-pub fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
+pub(crate) fn routes(relay: Arc<Relay>) -> Router<Arc<Relay>> {
     let served = served(relay.config());
     let sse: MethodRouter<Arc<Relay>> =
         get(open_stream).fallback(|| async { Error::MethodNotAllowed(Allow::Get) });

@@ -23,7 +23,7 @@ use crate::error::Error;
 use crate::relay::Relay;
 
 /// Runs the session until stdin ends or `stop` is cancelled.
-pub async fn run(relay: Arc<Relay>, stop: CancellationToken) {
+pub(crate) async fn run(relay: Arc<Relay>, stop: CancellationToken) {
     let max_line = relay.config().child.max_line();
     let (tx, rx) = mpsc::channel(OUT_QUEUE);
     let writer = tokio::spawn(write_lines(rx));

@@ -32,7 +32,7 @@ use crate::tls::client::CertIdentity;
 use axum::http::HeaderMap;
 
 /// Accepts connections until `stop` is cancelled.
-pub async fn serve(
+pub(crate) async fn serve(
     relay: Arc<Relay>,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,

@@ -34,11 +34,11 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 const SUBPROTOCOL: &str = "mcp";
 /// How long a connection's requests may all be refused for capacity before it is closed with
 /// 1013: a client that keeps sending past its limits is told to go away and come back later.
-pub const SUSTAINED_THROTTLE: Duration = Duration::from_secs(5);
+pub(crate) const SUSTAINED_THROTTLE: Duration = Duration::from_secs(5);
 
 /// `GET <ws-path>` with an upgrade.
 /// The router root has authenticated the upgrade request (401 before any 101).
-pub async fn upgrade(
+pub(crate) async fn upgrade(
     State(relay): State<Arc<Relay>>,
     Extension(caller): Extension<Caller>,
     ws: WebSocketUpgrade,

@@ -146,7 +146,9 @@ pub(crate) fn is_executable(meta: &std::fs::Metadata) -> bool {
 /// group, pipes and environment). Returns only if that fails. Where it cannot
 /// ([`PARENT_DEATH_SHIM`] false) the relay never uses it and it exits 126.
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
-pub fn exec_shim(mut args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+pub(crate) fn exec_shim(
+    mut args: impl Iterator<Item = std::ffi::OsString>,
+) -> std::process::ExitCode {
     use nix::sys::signal::Signal;
     use std::os::unix::process::CommandExt;
     let parent = nix::unistd::getppid();
@@ -167,7 +169,7 @@ pub fn exec_shim(mut args: impl Iterator<Item = std::ffi::OsString>) -> std::pro
 
 /// The exec shim exists on Linux only; see the native version.
 #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
-pub fn exec_shim(_args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
+pub(crate) fn exec_shim(_args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
     eprintln!("mcp-relay: the exec shim is not available on this platform");
     std::process::ExitCode::from(126)
 }

@@ -18,12 +18,12 @@ use crate::caller::{AuthFailure, AuthMethod, Principal};
 use crate::secret::strength::{self, Weakness};
 
 /// Every generated key starts with this, so a leaked key is easy to grep for.
-pub const KEY_PREFIX: &str = "mcpr_";
+pub(crate) const KEY_PREFIX: &str = "mcpr_";
 
 /// One `[[auth.api_keys]]` entry. The key itself never appears in the config, only its hash.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ApiKeyConfig {
+pub(crate) struct ApiKeyConfig {
     /// Key id, unique; recorded in audit (never the key). Required.
     pub id: String,
     /// The principal this key authenticates as; several keys may share one (rotation). Required.
@@ -40,7 +40,7 @@ pub struct ApiKeyConfig {
 
 /// Why the `[[auth.api_keys]]` table is invalid.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("api key {id}: sha256 must be 64 hex characters (SHA-256 of the key)")]
     BadHash { id: String },
     #[error(
@@ -75,7 +75,7 @@ struct Entry {
 
 /// The runtime key table, built from the config entries.
 #[derive(Debug, Clone, Default)]
-pub struct ApiKeys {
+pub(crate) struct ApiKeys {
     entries: Vec<Entry>,
 }
 
@@ -84,7 +84,7 @@ pub struct ApiKeys {
 impl ApiKeys {
     /// Validates every entry: non-empty id and principal, unique ids, unique hashes, 64 hex
     /// characters, RFC 3339 expiry.
-    pub fn new(entries: Vec<ApiKeyConfig>) -> Result<ApiKeys, Error> {
+    pub(crate) fn new(entries: Vec<ApiKeyConfig>) -> Result<ApiKeys, Error> {
         let mut ids = HashSet::new();
         let mut out: Vec<Entry> = Vec::with_capacity(entries.len());
         for c in entries {
@@ -128,13 +128,17 @@ impl ApiKeys {
         Ok(ApiKeys { entries: out })
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
 
     /// Hashes the presented key and compares it, in constant time, with every entry (no early
     /// exit on a match, so timing says nothing about which entry or how many there are).
-    pub fn verify(&self, presented: &str, now: SystemTime) -> Result<Principal, AuthFailure> {
+    pub(crate) fn verify(
+        &self,
+        presented: &str,
+        now: SystemTime,
+    ) -> Result<Principal, AuthFailure> {
         let digest = sha256(presented);
         let mut hit: Option<&Entry> = None;
         for entry in &self.entries {
@@ -158,13 +162,13 @@ impl ApiKeys {
     }
 
     /// A new key: `mcpr_` + base64url (no padding) of 32 random bytes.
-    pub fn generate() -> String {
+    pub(crate) fn generate() -> String {
         let bytes: [u8; 32] = rand::random();
         format!("{KEY_PREFIX}{}", URL_SAFE_NO_PAD.encode(bytes))
     }
 
     /// Lowercase hex of SHA-256(key): the `sha256` value of a config entry.
-    pub fn hash(key: &str) -> String {
+    pub(crate) fn hash(key: &str) -> String {
         sha256(key).iter().map(|b| format!("{b:02x}")).collect()
     }
 }

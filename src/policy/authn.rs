@@ -33,13 +33,13 @@ const QUERY_CREDENTIALS: &[&str] = &[
 ];
 
 /// Credentials longer than this are refused before any parsing (SECURITY.md §2).
-pub const MAX_CREDENTIAL: usize = 8 * 1024;
+pub(crate) const MAX_CREDENTIAL: usize = 8 * 1024;
 
 /// Establishes the principal of a request from its credentials: mTLS identity, API key
 /// (`Authorization: Bearer mcpr_…` or `X-API-Key`), JWT (`Authorization: Bearer`). With no
 /// authentication configured everyone is anonymous (or named by `--identity-header`).
 #[derive(Debug)]
-pub struct Authenticator {
+pub(crate) struct Authenticator {
     api_keys: Option<ApiKeys>,
     jwt: Option<JwtVerifier>,
     mtls: Option<MtlsMap>,
@@ -55,7 +55,7 @@ pub struct Authenticator {
 
 /// The authentication settings, already validated (built by `config`).
 #[derive(Debug, Default)]
-pub struct AuthParts {
+pub(crate) struct AuthParts {
     pub api_keys: Option<ApiKeys>,
     pub jwt: Option<JwtVerifier>,
     pub mtls: Option<MtlsMap>,
@@ -69,7 +69,7 @@ pub struct AuthParts {
 }
 
 impl Authenticator {
-    pub fn new(parts: AuthParts) -> Authenticator {
+    pub(crate) fn new(parts: AuthParts) -> Authenticator {
         let metadata_url = metadata_url(&parts.resource);
         Authenticator {
             api_keys: parts.api_keys.filter(|k| !k.is_empty()),
@@ -85,42 +85,43 @@ impl Authenticator {
         }
     }
 
+    #[cfg(test)]
     /// No authentication: everyone is anonymous.
-    pub fn none() -> Authenticator {
+    pub(crate) fn none() -> Authenticator {
         Authenticator::new(AuthParts::default())
     }
 
     /// Whether any credential is required.
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.api_keys.is_some() || self.jwt.is_some() || self.mtls.is_some()
     }
 
     /// Whether client certificates map to principals.
-    pub fn has_mtls(&self) -> bool {
+    pub(crate) fn has_mtls(&self) -> bool {
         self.mtls.is_some()
     }
 
     /// The JWT verifier, when tokens are accepted (`token jwt --config` reads its audiences).
-    pub fn jwt(&self) -> Option<&JwtVerifier> {
+    pub(crate) fn jwt(&self) -> Option<&JwtVerifier> {
         self.jwt.as_ref()
     }
 
     /// Whether bearer tokens (JWT) are accepted: the relay is an OAuth resource server.
-    pub fn is_oauth(&self) -> bool {
+    pub(crate) fn is_oauth(&self) -> bool {
         self.jwt.is_some()
     }
 
-    pub fn resource(&self) -> &str {
+    pub(crate) fn resource(&self) -> &str {
         &self.resource
     }
 
     /// The RFC 9728 metadata URL for the resource (path-inserted well-known URI).
-    pub fn metadata_url(&self) -> &str {
+    pub(crate) fn metadata_url(&self) -> &str {
         &self.metadata_url
     }
 
     /// The RFC 9728 document.
-    pub fn metadata(&self) -> serde_json::Value {
+    pub(crate) fn metadata(&self) -> serde_json::Value {
         let mut doc = serde_json::json!({
             "resource": self.resource,
             "authorization_servers": self.authorization_servers,
@@ -137,12 +138,8 @@ impl Authenticator {
         doc
     }
 
-    pub fn required_scopes(&self) -> &[String] {
-        &self.required_scopes
-    }
-
     /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3, RFC 9728 §5.1).
-    pub fn challenge(&self, failure: AuthFailure) -> String {
+    pub(crate) fn challenge(&self, failure: AuthFailure) -> String {
         let mut params = Vec::new();
         match failure {
             AuthFailure::Missing => {}
@@ -164,7 +161,7 @@ impl Authenticator {
 
     /// The principal of one request. `cert` is the verified mTLS client identity, if any. A
     /// refused credential is logged with its reason (debug; info once a minute per reason).
-    pub async fn authenticate(
+    pub(crate) async fn authenticate(
         &self,
         headers: &HeaderMap,
         query: Option<&str>,
@@ -310,7 +307,7 @@ fn credential_text(v: &HeaderValue) -> Result<&str, AuthFailure> {
 /// Whether a query string names a credential parameter (case-insensitive). Names are
 /// compared as a server reads them, percent-decoded (`%61ccess_token`, `access%5Ftoken`) and
 /// with `+` as a space, so no spelling of a name slips past the rule.
-pub fn query_has_credential(query: &str) -> bool {
+pub(crate) fn query_has_credential(query: &str) -> bool {
     query_names(query).any(|name| {
         QUERY_CREDENTIALS
             .iter()
@@ -320,12 +317,12 @@ pub fn query_has_credential(query: &str) -> bool {
 
 /// The parameter names of a query string, decoded (`application/x-www-form-urlencoded`, as
 /// axum's `Query` reads them): every check of a name must see what the handler will see.
-pub fn query_names(query: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
+pub(crate) fn query_names(query: &str) -> impl Iterator<Item = std::borrow::Cow<'_, str>> {
     form_urlencoded::parse(query.as_bytes()).map(|(name, _)| name)
 }
 
 /// `https://host/mcp` → `https://host/.well-known/oauth-protected-resource/mcp` (RFC 9728 §3).
-pub fn metadata_url(resource: &str) -> String {
+pub(crate) fn metadata_url(resource: &str) -> String {
     let Some((scheme, rest)) = resource.split_once("://") else {
         return String::new();
     };
@@ -338,7 +335,7 @@ pub fn metadata_url(resource: &str) -> String {
 }
 
 /// The RFC 9728 well-known prefix.
-pub const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+pub(crate) const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 /// The configured CORS origins.
 #[derive(Debug, Clone, Default)]
-pub struct Cors {
+pub(crate) struct Cors {
     /// Exact origins, lowercase.
     origins: Vec<String>,
     /// `*` was configured: any origin, never with credentials.
@@ -27,7 +27,7 @@ const EXPOSE_HEADERS: &str = "Mcp-Session-Id, Mcp-Protocol-Version, WWW-Authenti
 const MAX_AGE: &str = "600";
 
 /// Validates `--cors-origin` / `cors_origins` values: `*` or `scheme://host[:port]`.
-pub fn build(origins: &[String], errors: &mut Vec<String>) -> Cors {
+pub(crate) fn build(origins: &[String], errors: &mut Vec<String>) -> Cors {
     let mut cors = Cors::default();
     for o in origins {
         if o == "*" {
@@ -48,23 +48,23 @@ pub fn build(origins: &[String], errors: &mut Vec<String>) -> Cors {
 
 impl Cors {
     /// Whether any origin is configured (nothing to add otherwise).
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.any || !self.origins.is_empty()
     }
 
     /// `*` was configured: every Origin passes the origin check.
-    pub fn allows_any(&self) -> bool {
+    pub(crate) fn allows_any(&self) -> bool {
         self.any
     }
 
     /// The exact origins, to extend the origin guard's allowed list.
-    pub fn origins(&self) -> &[String] {
+    pub(crate) fn origins(&self) -> &[String] {
         &self.origins
     }
 
     /// The answer to a preflight, or `None` when the request is not one. Runs after the
     /// origin check, so the Origin here is allowed (or absent).
-    pub fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
+    pub(crate) fn preflight(&self, method: &Method, headers: &HeaderMap) -> Option<Response> {
         if method != Method::OPTIONS
             || !headers.contains_key(header::ORIGIN)
             || !headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
@@ -89,7 +89,7 @@ impl Cors {
 
     /// Adds the CORS headers for the request's Origin to `res`; false when the Origin gets
     /// none (absent, or allowed by the origin check without being a CORS origin).
-    pub fn decorate(&self, headers: &HeaderMap, res: &mut Response) -> bool {
+    pub(crate) fn decorate(&self, headers: &HeaderMap, res: &mut Response) -> bool {
         if !self.is_enabled() {
             return false;
         }

@@ -19,7 +19,7 @@ use crate::caller::ClientAddr;
 /// `[network]` of the `--config` file.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NetworkConfig {
+pub(crate) struct NetworkConfig {
     /// Client networks allowed to connect (CIDRs or addresses). Absent: everyone; an empty
     /// list is a config error (it would lock everyone out, or worse, read as "all").
     #[serde(default)]
@@ -41,7 +41,7 @@ pub struct NetworkConfig {
 
 /// The validated IP rules.
 #[derive(Debug, Clone, Default)]
-pub struct IpRules {
+pub(crate) struct IpRules {
     allow: Option<Vec<IpNet>>,
     deny: Vec<IpNet>,
     trusted: Vec<IpNet>,
@@ -49,7 +49,7 @@ pub struct IpRules {
 
 /// Parses `10.0.0.0/8`, `2001:db8::/32` or a bare address (one host); IPv4-mapped IPv6
 /// networks become IPv4.
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
+pub(crate) fn parse_net(s: &str) -> Result<IpNet, String> {
     let s = s.trim();
     let net = match s.parse::<IpNet>() {
         Ok(n) => n,
@@ -70,7 +70,7 @@ pub fn parse_net(s: &str) -> Result<IpNet, String> {
 
 impl NetworkConfig {
     /// Validates the IP parts (`cors_origins` are checked by `cors.rs`).
-    pub fn build(&self, errors: &mut Vec<String>) -> IpRules {
+    pub(crate) fn build(&self, errors: &mut Vec<String>) -> IpRules {
         let mut list = |key: &str, items: &[String]| -> Vec<IpNet> {
             items
                 .iter()
@@ -99,12 +99,12 @@ impl NetworkConfig {
 
 impl IpRules {
     /// Whether any rule or proxy is configured.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.allow.is_none() && self.deny.is_empty() && self.trusted.is_empty()
     }
 
     /// Whether `ip` may connect: deny wins, then the allow list (absent = all).
-    pub fn allows(&self, ip: IpAddr) -> bool {
+    pub(crate) fn allows(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
         if self.deny.iter().any(|n| n.contains(&ip)) {
             return false;
@@ -121,7 +121,7 @@ impl IpRules {
     /// The client's address: the socket peer (canonical), or, when that peer is a trusted
     /// proxy, the first untrusted hop of the forwarded chain, with the port that hop carried
     /// (if any) and the proxy as `via`.
-    pub fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientAddr {
+    pub(crate) fn client(&self, peer: SocketAddr, headers: &HeaderMap) -> ClientAddr {
         let direct = ClientAddr::from(peer);
         if !self.trusts(direct.ip) {
             return direct;

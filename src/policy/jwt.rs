@@ -30,14 +30,14 @@ use crate::secret::strength::{self, Weakness};
 use keys::{Jwks, Lookup, VerifyKey};
 
 /// Tokens longer than this are refused before any decoding.
-pub const MAX_TOKEN_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_TOKEN_BYTES: usize = 8 * 1024;
 /// The largest accepted `leeway`.
-pub const MAX_LEEWAY: Duration = Duration::from_secs(60);
+pub(crate) const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
 /// One trusted issuer (`[[auth.jwt]]`).
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct JwtConfig {
+pub(crate) struct JwtConfig {
     /// Exact `iss` value. Required; one entry per issuer.
     pub issuer: String,
     /// Where the secret reference came from, for error messages: `--jwt-secret` for the
@@ -96,7 +96,7 @@ fn default_true() -> bool {
 
 /// Why the `[[auth.jwt]]` config is invalid. The issuer is named in every message.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("jwt: issuer must not be empty")]
     EmptyIssuer,
     #[error("jwt issuer {0}: configured more than once")]
@@ -176,7 +176,7 @@ struct Issuer {
 
 /// Verifies bearer JWTs against the configured issuers. Cheap to clone.
 #[derive(Clone)]
-pub struct JwtVerifier {
+pub(crate) struct JwtVerifier {
     issuers: Arc<HashMap<String, Issuer>>,
     http: Option<reqwest::Client>,
 }
@@ -209,7 +209,7 @@ fn fail(word: &'static str) -> AuthFailure {
 
 impl JwtVerifier {
     /// Validates every issuer config; secrets are resolved through `env`, key files read now.
-    pub fn build(
+    pub(crate) fn build(
         configs: Vec<JwtConfig>,
         default_audience: &str,
         env: &dyn Fn(&str) -> Option<String>,
@@ -236,12 +236,8 @@ impl JwtVerifier {
         })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.issuers.is_empty()
-    }
-
     /// The issuers accepted, sorted (for messages).
-    pub fn issuer_names(&self) -> Vec<&str> {
+    pub(crate) fn issuer_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.issuers.keys().map(String::as_str).collect();
         names.sort_unstable();
         names
@@ -249,17 +245,21 @@ impl JwtVerifier {
 
     /// The audiences a token from `issuer` may name (its `audience`, or the relay's resource);
     /// `None` for an issuer that is not accepted.
-    pub fn audiences(&self, issuer: &str) -> Option<&[String]> {
+    pub(crate) fn audiences(&self, issuer: &str) -> Option<&[String]> {
         self.issuers.get(issuer).map(|i| i.audience.as_slice())
     }
 
     /// Verifies a bearer token now.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
+    pub(crate) async fn verify(&self, token: &str) -> Result<Principal, AuthFailure> {
         self.verify_at(token, SystemTime::now()).await
     }
 
     /// Verifies a bearer token as of `now` (tests, and re-checks on long connections).
-    pub async fn verify_at(&self, token: &str, now: SystemTime) -> Result<Principal, AuthFailure> {
+    pub(crate) async fn verify_at(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<Principal, AuthFailure> {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(fail("token_too_large"));
         }

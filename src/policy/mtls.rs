@@ -7,13 +7,11 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 
-use rustls_pki_types::CertificateDer;
-
 use crate::caller::{AuthFailure, AuthMethod, Principal};
-use crate::tls::client::{identity, CertIdentity, Error, MtlsClient};
+use crate::tls::client::{CertIdentity, Error, MtlsClient};
 
 /// The reason given when a verified certificate maps to no configured client.
-pub const UNMAPPED: &str = "unmapped_certificate";
+pub(crate) const UNMAPPED: &str = "unmapped_certificate";
 
 /// Normalizes a `kind:value` name; `Err` says why it is not one.
 fn normalize(name: &str) -> Result<String, &'static str> {
@@ -45,7 +43,7 @@ struct Mapped {
 /// The configured clients, keyed by normalized `kind:value`; lookups are exact (DNS names
 /// ignore ASCII case), never prefix, suffix or substring matches.
 #[derive(Debug, Clone, Default)]
-pub struct MtlsMap {
+pub(crate) struct MtlsMap {
     by_name: HashMap<String, Mapped>,
 }
 
@@ -54,7 +52,7 @@ pub struct MtlsMap {
 impl MtlsMap {
     /// Checks every entry (known `kind:` prefix, parseable IP, non-empty principal, no
     /// duplicates after normalization).
-    pub fn new(clients: &[MtlsClient]) -> Result<MtlsMap, Error> {
+    pub(crate) fn new(clients: &[MtlsClient]) -> Result<MtlsMap, Error> {
         let mut by_name = HashMap::with_capacity(clients.len());
         for c in clients {
             let bad = |reason| Error::Mapping {
@@ -76,13 +74,9 @@ impl MtlsMap {
         Ok(MtlsMap { by_name })
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
-    }
-
     /// The principal for a verified certificate: the first SAN (in certificate order) that is
     /// configured, else the `cn:`; otherwise 403 `unmapped_certificate`.
-    pub fn principal(&self, id: &CertIdentity) -> Result<Principal, AuthFailure> {
+    pub(crate) fn principal(&self, id: &CertIdentity) -> Result<Principal, AuthFailure> {
         // Only SAN kinds count as SANs: a `cn:` among them matches nothing.
         let sans = id
             .sans
@@ -105,14 +99,16 @@ impl MtlsMap {
         Err(AuthFailure::Forbidden(UNMAPPED))
     }
 
+    #[cfg(test)]
     /// [`Self::principal`] for a connection's peer chain (leaf first, as rustls gives it):
     /// no certificate → `Missing`; one that does not parse → `Invalid("bad_certificate")`.
-    pub fn authenticate(
+    pub(crate) fn authenticate(
         &self,
-        peer: Option<&[CertificateDer<'_>]>,
+        peer: Option<&[rustls_pki_types::CertificateDer<'_>]>,
     ) -> Result<Principal, AuthFailure> {
         let leaf = peer.and_then(<[_]>::first).ok_or(AuthFailure::Missing)?;
-        let id = identity(leaf).ok_or(AuthFailure::Invalid("bad_certificate"))?;
+        let id =
+            crate::tls::client::identity(leaf).ok_or(AuthFailure::Invalid("bad_certificate"))?;
         self.principal(&id)
     }
 }

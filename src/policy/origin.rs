@@ -11,7 +11,7 @@ use crate::error::Error;
 
 /// The checks' configuration, built once at startup.
 #[derive(Debug, Clone)]
-pub struct OriginGuard {
+pub(crate) struct OriginGuard {
     /// Loopback names are accepted (loopback bind).
     pub loopback: bool,
     /// Extra allowed hosts (`name` matches any port, `name:port` only that port).
@@ -24,7 +24,7 @@ const LOOPBACK_NAMES: [&str; 3] = ["localhost", "127.0.0.1", "[::1]"];
 
 impl OriginGuard {
     /// Host first (rebinding), then Origin.
-    pub fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
+    pub(crate) fn check(&self, headers: &HeaderMap, authority: Option<&str>) -> Result<(), Error> {
         let hosts: Vec<_> = headers.get_all(axum::http::header::HOST).iter().collect();
         let host = match (hosts.as_slice(), authority) {
             ([one], _) => one.to_str().map_err(|_| Error::HostDenied)?,

@@ -32,15 +32,15 @@ use crate::error::Error;
 use crate::os::memory;
 
 /// Percent of the budget from which keep-alive is off.
-pub const DEFAULT_SOFT_PERCENT: u8 = 90;
+pub(crate) const DEFAULT_SOFT_PERCENT: u8 = 90;
 /// Percent of the budget from which new work is refused.
-pub const DEFAULT_HARD_PERCENT: u8 = 95;
+pub(crate) const DEFAULT_HARD_PERCENT: u8 = 95;
 /// How long one usage reading is trusted.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
 /// How loaded the relay is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
+pub(crate) enum Level {
     Normal,
     /// No keep-alive.
     NoKeepAlive,
@@ -49,7 +49,7 @@ pub enum Level {
 }
 
 impl Level {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Level::Normal => "normal",
             Level::NoKeepAlive => "no_keep_alive",
@@ -71,7 +71,7 @@ enum Source {
 
 /// The memory gauge and its thresholds (off: [`Overload::off`]).
 #[derive(Debug)]
-pub struct Overload {
+pub(crate) struct Overload {
     /// `None`: shedding is off.
     budget: Option<u64>,
     source: Source,
@@ -85,13 +85,13 @@ pub struct Overload {
 
 impl Overload {
     /// No shedding.
-    pub fn off() -> Overload {
+    pub(crate) fn off() -> Overload {
         Overload::with(None, Source::Tree, 100, 100)
     }
 
     /// Validates the `[limits]` settings. `budget`: `None` (find one), `"off"`, or a size
     /// (`"512MiB"`, `"2GB"`, bytes).
-    pub fn build(
+    pub(crate) fn build(
         budget: Option<&str>,
         soft: Option<u8>,
         hard: Option<u8>,
@@ -147,7 +147,7 @@ impl Overload {
     }
 
     /// The current level (a reading at most 100 ms old).
-    pub fn level(&self) -> Level {
+    pub(crate) fn level(&self) -> Level {
         if self.budget.is_none() {
             return Level::Normal;
         }
@@ -162,7 +162,7 @@ impl Overload {
     }
 
     /// `Err(Overloaded)` while shedding: for new sessions, streams and requests.
-    pub fn admit(&self) -> Result<(), Error> {
+    pub(crate) fn admit(&self) -> Result<(), Error> {
         match self.level() {
             Level::Shed => {
                 crate::telemetry::metrics::rate_limited("overload");
@@ -173,7 +173,7 @@ impl Overload {
     }
 
     /// Bytes in use and the budget, when shedding is on (for `/health` and `/metrics`).
-    pub fn reading(&self) -> Option<(u64, u64)> {
+    pub(crate) fn reading(&self) -> Option<(u64, u64)> {
         self.budget.map(|b| (self.used(), b))
     }
 

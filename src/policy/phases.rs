@@ -28,7 +28,7 @@ use crate::tls::client::CertIdentity;
 
 /// Which route an HTTP request is for, as far as the phases care (the front knows its paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Route {
+pub(crate) enum Route {
     /// The RFC 9728 protected-resource metadata: public, it is how a client learns to
     /// authenticate.
     Metadata,
@@ -41,7 +41,7 @@ pub enum Route {
 
 /// An HTTP request's head, as the request phases read it.
 #[derive(Debug, Clone, Copy)]
-pub struct Head<'a> {
+pub(crate) struct Head<'a> {
     pub method: &'a Method,
     pub headers: &'a HeaderMap,
     /// The URI's authority (HTTP/2 `:authority`), checked like `Host`.
@@ -57,7 +57,7 @@ pub struct Head<'a> {
 
 /// Where a request comes from.
 #[derive(Debug, Clone, Copy)]
-pub enum Source<'a> {
+pub(crate) enum Source<'a> {
     /// An HTTP request (a WebSocket upgrade too) from the socket `peer`: the network phases run
     /// per request, because behind a trusted proxy each request names its own client.
     Http {
@@ -70,7 +70,7 @@ pub enum Source<'a> {
 
 /// What a front knows about one request when the request phases run.
 #[derive(Debug, Clone, Copy)]
-pub struct Incoming<'a> {
+pub(crate) struct Incoming<'a> {
     pub source: Source<'a>,
     /// Where the credential is: the HTTP head, or a TCP credential line; `None` when the line
     /// the front waited for was not one (or never came).
@@ -85,14 +85,14 @@ pub struct Incoming<'a> {
 /// A request the phases let through: its caller, and the place it holds among its
 /// principal's concurrent requests until its answer is done.
 #[derive(Debug)]
-pub struct Admitted {
+pub(crate) struct Admitted {
     pub caller: Caller,
     pub slot: Option<InFlight>,
 }
 
 /// Why a request goes no further than the request phases.
 #[derive(Debug)]
-pub enum Stop {
+pub(crate) enum Stop {
     /// Refused; already audited. The error's wire form is the answer.
     Refused(Error),
     /// A CORS preflight, answered without credentials.
@@ -105,7 +105,7 @@ impl RequestPolicy {
     /// The connection scope, for a front whose client is its socket peer (TCP; HTTP runs the
     /// same phases per request, [`RequestPolicy::on_request`]). A refusal is audited here and
     /// the front closes the connection at once, before its cap, TLS and any byte read.
-    pub fn on_connection(
+    pub(crate) fn on_connection(
         &self,
         audit: &Audit,
         peer: SocketAddr,
@@ -124,7 +124,11 @@ impl RequestPolicy {
 
     /// The request scope: an HTTP request (WebSocket upgrades included) or a TCP connection's
     /// first line. Refusals are audited here, with the caller known at that point.
-    pub async fn on_request(&self, audit: &Audit, req: Incoming<'_>) -> Result<Admitted, Stop> {
+    pub(crate) async fn on_request(
+        &self,
+        audit: &Audit,
+        req: Incoming<'_>,
+    ) -> Result<Admitted, Stop> {
         let client = match req.source {
             Source::Connection(client) => Some(client),
             Source::Http { peer, head } => {
@@ -218,7 +222,7 @@ impl RequestPolicy {
 
     /// Whether a connection front must read a credential line before the first message: with
     /// authentication on and no mapped client certificate.
-    pub fn wants_credential_line(&self, cert: Option<&CertIdentity>) -> bool {
+    pub(crate) fn wants_credential_line(&self, cert: Option<&CertIdentity>) -> bool {
         self.auth.is_enabled() && !(cert.is_some() && self.auth.has_mtls())
     }
 
@@ -226,7 +230,7 @@ impl RequestPolicy {
     /// and its ticket (audit record, list filter, slot). A refusal comes back with its rule,
     /// to be answered in place of the request (an unknown name, or -31004) and recorded by
     /// the caller, which knows how it is answered.
-    pub fn on_message(
+    pub(crate) fn on_message(
         &self,
         audit: &Audit,
         caller: &Caller,

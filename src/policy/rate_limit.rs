@@ -30,7 +30,7 @@ use crate::policy::overload::Overload;
 /// `"20/s"`, `"600/min"`) or `"off"`; every burst defaults to twice the rate's count.
 #[derive(Debug, Default, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
+pub(crate) struct LimitsConfig {
     /// Requests per principal (anonymous callers: per client IP), counted per HTTP request,
     /// WebSocket upgrade and WebSocket/TCP request message. Default `"20/s"` (burst 40) on a
     /// non-loopback listener, off on a loopback one unless set here.
@@ -72,7 +72,7 @@ pub struct LimitsConfig {
 
 /// A parsed rate: `count` cells per `period`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rate {
+pub(crate) struct Rate {
     pub count: NonZeroU32,
     pub period: Duration,
 }
@@ -130,12 +130,12 @@ fn quota(
 }
 
 /// Default concurrent requests per authenticated principal (SECURITY.md §2).
-pub const DEFAULT_MAX_CONCURRENT: usize = 64;
+pub(crate) const DEFAULT_MAX_CONCURRENT: usize = 64;
 
 impl LimitsConfig {
     /// Validates into [`Limits`]. `loopback`: the listener is loopback-only, where the rate
     /// defaults are off (a local relay serves its own user; set them here to have them).
-    pub fn build(&self, loopback: bool, errors: &mut Vec<String>) -> Limits {
+    pub(crate) fn build(&self, loopback: bool, errors: &mut Vec<String>) -> Limits {
         let on = |rate: &'static str, burst: u32| (!loopback).then_some((rate, burst));
         let principal = quota(
             "per_principal",
@@ -193,7 +193,7 @@ impl LimitsConfig {
 
 /// The runtime limiters, shared by every listener of one relay.
 #[derive(Debug)]
-pub struct Limits {
+pub(crate) struct Limits {
     overload: Overload,
     principal: Option<Keyed<String>>,
     ip: Option<Keyed<IpAddr>>,
@@ -215,19 +215,19 @@ const MAX_TOOL_KEY: usize = 128;
 
 impl Limits {
     /// Overload shedding by memory.
-    pub fn overload(&self) -> &Overload {
+    pub(crate) fn overload(&self) -> &Overload {
         &self.overload
     }
 
     /// Before authentication: the client IP's bucket (IPv6 keyed per /64, one host's share).
-    pub fn check_ip(&self, ip: IpAddr) -> Result<(), Error> {
+    pub(crate) fn check_ip(&self, ip: IpAddr) -> Result<(), Error> {
         let Some(k) = &self.ip else { return Ok(()) };
         k.check(&ip_key(ip))
             .inspect_err(|_| metrics::rate_limited("ip"))
     }
 
     /// After authentication: the global bucket, then the caller's own.
-    pub fn check_principal(&self, caller: &Caller) -> Result<(), Error> {
+    pub(crate) fn check_principal(&self, caller: &Caller) -> Result<(), Error> {
         if let Some(g) = &self.global {
             g.check()
                 .map_err(|n| retry(n.wait_time_from(g.clock().now())))
@@ -242,7 +242,7 @@ impl Limits {
     }
 
     /// After RBAC: the (caller, tool) bucket of a `tools/call`.
-    pub fn check_tool(&self, caller: &Caller, tool: &str) -> Result<(), Error> {
+    pub(crate) fn check_tool(&self, caller: &Caller, tool: &str) -> Result<(), Error> {
         let Some(k) = &self.tool else { return Ok(()) };
         let mut end = tool.len().min(MAX_TOOL_KEY);
         while !tool.is_char_boundary(end) {
@@ -254,7 +254,7 @@ impl Limits {
 
     /// A slot among the principal's concurrent requests, released when the guard drops.
     /// Anonymous callers have no per-principal cap (SECURITY.md §2), only the others.
-    pub fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
+    pub(crate) fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
         if !authenticated(caller) {
             return Ok(None);
         }
@@ -271,8 +271,9 @@ impl Limits {
         }))
     }
 
+    #[cfg(test)]
     /// Buckets currently remembered per scope (principal, ip, tool): for tests and metrics.
-    pub fn keys(&self) -> (usize, usize, usize) {
+    pub(crate) fn keys(&self) -> (usize, usize, usize) {
         (
             self.principal.as_ref().map_or(0, |k| k.limiter.len()),
             self.ip.as_ref().map_or(0, |k| k.limiter.len()),
@@ -283,7 +284,7 @@ impl Limits {
 
 /// One request counted against its principal's concurrency cap.
 #[derive(Debug)]
-pub struct InFlight {
+pub(crate) struct InFlight {
     table: Arc<Mutex<HashMap<String, usize>>>,
     key: String,
 }

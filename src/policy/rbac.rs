@@ -37,14 +37,11 @@ use serde_json::value::RawValue;
 /// first and falls back to `initialize` when it is refused (issue 14). None of them reaches a
 /// tool, prompt or resource. Notifications (`initialized`, `cancelled`, `progress`) are
 /// never decided at all.
-pub const ALWAYS_ALLOWED: [&str; 3] = ["initialize", "ping", "server/discover"];
-
-/// The name the brief and callers use; the module's [`Error`].
-pub type RbacError = Error;
+pub(crate) const ALWAYS_ALLOWED: [&str; 3] = ["initialize", "ping", "server/discover"];
 
 /// Why a permissions file was rejected. Every variant is the operator's fault (startup, exit 64).
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read permissions file {path}")]
     Read {
         path: PathBuf,
@@ -85,7 +82,7 @@ pub enum Error {
 /// a denial like an unknown method (-32601), tool or prompt (-32602), or resource (-32602
 /// modern, -32002 legacy).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Decision {
+pub(crate) enum Decision {
     Allow { rule: String },
     DenyMethod { rule: String },
     DenyTool { rule: String },
@@ -95,14 +92,14 @@ pub enum Decision {
 
 /// The validated permissions file, built once at startup.
 #[derive(Debug)]
-pub struct Rbac {
+pub(crate) struct Rbac {
     /// In file order.
     roles: Vec<Role>,
 }
 
 /// A `*/list` result filter for one caller; cheap to clone (one `Arc`).
 #[derive(Debug, Clone)]
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     inner: Arc<FilterInner>,
 }
 
@@ -150,7 +147,7 @@ enum Kind {
 
 impl Rbac {
     /// Parses and validates a permissions file's text.
-    pub fn parse(text: &str) -> Result<Rbac, Error> {
+    pub(crate) fn parse(text: &str) -> Result<Rbac, Error> {
         let top = serde_json::from_str::<Members>(text).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => Error::NotRoles,
             _ => Error::Syntax(e),
@@ -175,7 +172,7 @@ impl Rbac {
     }
 
     /// Reads and validates a permissions file.
-    pub fn load(path: &Path) -> Result<Rbac, Error> {
+    pub(crate) fn load(path: &Path) -> Result<Rbac, Error> {
         let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
@@ -183,14 +180,15 @@ impl Rbac {
         Rbac::parse(&text)
     }
 
+    #[cfg(test)]
     /// Role names in file order.
-    pub fn role_names(&self) -> impl Iterator<Item = &str> {
+    pub(crate) fn role_names(&self) -> impl Iterator<Item = &str> {
         self.roles.iter().map(|r| r.name.as_str())
     }
 
     /// Decides one request. `name` is `params.name` (tools/call, prompts/get), `uri` is
     /// `params.uri` (resources/read, subscribe, unsubscribe), both as the child will see them.
-    pub fn decide(
+    pub(crate) fn decide(
         &self,
         roles: &[String],
         method: &str,
@@ -225,7 +223,7 @@ impl Rbac {
 
     /// The filter for a `*/list` result, or `None` when the method is not a list method or the
     /// caller's roles would let every element through.
-    pub fn list_filter(&self, roles: &[String], method: &str) -> Option<ListFilter> {
+    pub(crate) fn list_filter(&self, roles: &[String], method: &str) -> Option<ListFilter> {
         let (kind, array, field) = match method {
             "tools/list" => (Kind::Tools, "tools", "name"),
             "prompts/list" => (Kind::Prompts, "prompts", "name"),
@@ -281,12 +279,14 @@ impl Rbac {
 // === impl Decision ===
 
 impl Decision {
-    pub fn is_allowed(&self) -> bool {
+    #[cfg(test)]
+    pub(crate) fn is_allowed(&self) -> bool {
         matches!(self, Decision::Allow { .. })
     }
 
+    #[cfg(test)]
     /// The audit rule id.
-    pub fn rule(&self) -> &str {
+    pub(crate) fn rule(&self) -> &str {
         match self {
             Decision::Allow { rule }
             | Decision::DenyMethod { rule }
@@ -489,7 +489,7 @@ impl ListFilter {
     /// `decide` call on every use is what enforces). Every other member keeps its raw text;
     /// a repeated key is filtered in every occurrence; an element whose `name`/`uri` is
     /// missing, not a string, or repeated with any value that does not pass is removed.
-    pub fn apply(&self, response: &[u8]) -> Option<Bytes> {
+    pub(crate) fn apply(&self, response: &[u8]) -> Option<Bytes> {
         let top = serde_json::from_slice::<Members>(response).ok()?.0;
         let out = rewrite(&top, response.len(), "result", |v| self.filter_result(v))?;
         Some(Bytes::from(out))

@@ -23,7 +23,7 @@ use crate::upstream::{Counters, ServerSpec, Upstream};
 
 /// The child (or children) a session talks to.
 #[derive(Debug, Clone)]
-pub enum Backend {
+pub(crate) enum Backend {
     /// Its own child, which ends with the session (per-session mode).
     Own(Arc<Upstream>),
     /// A slot of shared children, restarted under the session (shared and per-identity).
@@ -32,7 +32,7 @@ pub enum Backend {
 
 impl Backend {
     /// The child to send to now; a shared slot may wait for a restart.
-    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+    pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
         match self {
             Backend::Own(up) => Ok(up.clone()),
             Backend::Shared(slot) => slot.upstream().await,
@@ -40,7 +40,7 @@ impl Backend {
     }
 
     /// The child running now, without waiting.
-    pub fn current(&self) -> Option<Arc<Upstream>> {
+    pub(crate) fn current(&self) -> Option<Arc<Upstream>> {
         match self {
             Backend::Own(up) => Some(up.clone()),
             Backend::Shared(slot) => slot.current(),
@@ -50,7 +50,7 @@ impl Backend {
 
 /// The children of one configured server.
 #[derive(Debug)]
-pub enum Children {
+pub(crate) enum Children {
     PerSession,
     Shared(Pool),
     PerIdentity(Mutex<HashMap<String, Idle>>),
@@ -58,14 +58,14 @@ pub enum Children {
 
 /// A per-identity slot and since when it has had no session.
 #[derive(Debug)]
-pub struct Idle {
+pub(crate) struct Idle {
     slot: Arc<Slot>,
     empty_since: Option<Instant>,
 }
 
 impl Children {
     /// Starts what the mode needs up front (the shared pool).
-    pub fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Children {
+    pub(crate) fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Children {
         match cfg.session_mode {
             SessionMode::PerSession => Children::PerSession,
             SessionMode::Shared => {
@@ -76,7 +76,7 @@ impl Children {
     }
 
     /// The backend for a new session of `identity`.
-    pub fn bind(
+    pub(crate) fn bind(
         &self,
         cfg: &ServeConfig,
         counters: &Arc<Counters>,
@@ -116,7 +116,7 @@ impl Children {
     }
 
     /// Stops per-identity children whose identity has had no session for `ttl`.
-    pub fn sweep(&self, ttl: Duration) {
+    pub(crate) fn sweep(&self, ttl: Duration) {
         let Children::PerIdentity(map) = self else {
             return;
         };
@@ -138,7 +138,7 @@ impl Children {
     }
 
     /// Every supervised slot (for readiness and shutdown).
-    pub fn slots(&self) -> Vec<Arc<Slot>> {
+    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
         match self {
             Children::PerSession => Vec::new(),
             Children::Shared(pool) => pool.slots().to_vec(),
@@ -152,7 +152,7 @@ impl Children {
     }
 
     /// Stops every supervised slot and waits for their children.
-    pub async fn stop_all(&self) {
+    pub(crate) async fn stop_all(&self) {
         let slots = self.slots();
         for s in &slots {
             s.stop();

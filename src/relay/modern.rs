@@ -39,7 +39,7 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What a stateless request produced.
 #[derive(Debug)]
-pub enum Stateless {
+pub(crate) enum Stateless {
     /// A notification, forwarded: nothing will be answered (HTTP 202).
     Accepted,
     /// A denied request, answered at once as the server would answer an unknown name.
@@ -51,7 +51,7 @@ pub enum Stateless {
 /// A stateless request in flight. Dropped before its answer, it cancels the request at the
 /// child (2026-07-28: closing the stream is the cancellation).
 #[derive(Debug)]
-pub struct Pending {
+pub(crate) struct Pending {
     pub stream: Arc<Stream>,
     guard: CancelOnDrop,
     /// The pool to teach the `Mcp-Param-*` mapping from a `tools/list` answer.
@@ -61,7 +61,7 @@ pub struct Pending {
 impl Pending {
     /// The final answer went out whole: the request is over, and a `tools/list` answer the
     /// client received refreshes the `Mcp-Param-*` mapping.
-    pub fn answered(self, answer: &Bytes) {
+    pub(crate) fn answered(self, answer: &Bytes) {
         drop(self.guard);
         if let Some(pool) = self.learn {
             if let Ok(f) = Frame::parse_upstream(answer.clone()) {
@@ -71,7 +71,7 @@ impl Pending {
     }
 
     /// What keeps the request alive while its stream is being read.
-    pub fn into_guard(self) -> CancelOnDrop {
+    pub(crate) fn into_guard(self) -> CancelOnDrop {
         self.guard
     }
 }
@@ -80,7 +80,7 @@ impl Relay {
     /// Handles one stateless 2026-07-28 message (one per POST, never a batch): the pool, its
     /// headers against its body, the policy phases, then dispatch. A refusal is recorded here
     /// and returned for the front to answer.
-    pub async fn stateless(
+    pub(crate) async fn stateless(
         &self,
         caller: &Caller,
         headers: &HeaderMap,
@@ -165,30 +165,30 @@ impl Relay {
 
 /// The modern pool, once the child's era is known.
 #[derive(Debug, Default)]
-pub struct Modern {
+pub(crate) struct Modern {
     state: OnceCell<Option<Arc<ModernPool>>>,
 }
 
 /// Children serving modern requests, and what the relay learnt about their tools.
 #[derive(Debug)]
-pub struct ModernPool {
+pub(crate) struct ModernPool {
     pool: Pool,
     tools: RwLock<ToolHeaders>,
 }
 
 impl ModernPool {
     /// A child for one request.
-    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+    pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
         self.pool.pick_for_request().await
     }
 
     /// Which tool arguments are mirrored in which `Mcp-Param-*` headers.
-    pub fn tools(&self) -> std::sync::RwLockReadGuard<'_, ToolHeaders> {
+    pub(crate) fn tools(&self) -> std::sync::RwLockReadGuard<'_, ToolHeaders> {
         self.tools.read().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Learns from a `tools/list` answer a client received (tools added or changed later).
-    pub fn learn_tools(&self, answer: &Frame) {
+    pub(crate) fn learn_tools(&self, answer: &Frame) {
         if let Some(result) = answer.result() {
             self.tools
                 .write()
@@ -200,7 +200,7 @@ impl ModernPool {
 
 impl Modern {
     /// The modern pool; `ModernToLegacy` when the child is (or was found) legacy.
-    pub async fn pool(
+    pub(crate) async fn pool(
         &self,
         cfg: &ServeConfig,
         counters: &Arc<Counters>,
@@ -213,7 +213,7 @@ impl Modern {
     }
 
     /// The pool if one was started (for shutdown and health).
-    pub fn started(&self) -> Option<&Pool> {
+    pub(crate) fn started(&self) -> Option<&Pool> {
         self.state.get().and_then(|p| p.as_ref()).map(|p| &p.pool)
     }
 }
@@ -305,14 +305,14 @@ async fn list_tools(up: &Upstream) -> Option<String> {
 /// (2026-07-28: closing the stream is the cancellation); the child gets
 /// `notifications/cancelled`.
 #[derive(Debug)]
-pub struct CancelOnDrop {
+pub(crate) struct CancelOnDrop {
     up: Arc<Upstream>,
     relay_id: u64,
     stream: Arc<crate::session::stream::Stream>,
 }
 
 impl CancelOnDrop {
-    pub fn new(
+    pub(crate) fn new(
         up: Arc<Upstream>,
         relay_id: u64,
         stream: Arc<crate::session::stream::Stream>,

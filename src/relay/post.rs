@@ -32,7 +32,7 @@ use crate::upstream::Upstream;
 
 /// What a message produced.
 #[derive(Debug)]
-pub enum Posted {
+pub(crate) enum Posted {
     /// Only notifications and responses: nothing will be answered (HTTP 202).
     Accepted,
     /// Requests: their answers arrive on this stream.
@@ -43,7 +43,7 @@ pub enum Posted {
 
 /// The session a message arrived in, as its front found it.
 #[derive(Debug)]
-pub enum Within<'a> {
+pub(crate) enum Within<'a> {
     /// A request naming no session (Streamable HTTP without `Mcp-Session-Id`).
     Unnamed,
     /// A connection whose `initialize` has not opened its session yet.
@@ -71,7 +71,7 @@ impl Within<'_> {
 /// A message refused as a whole (already recorded): the error, and the id of the request it
 /// answers (a single request's; none for a batch or a notification).
 #[derive(Debug)]
-pub struct Refused {
+pub(crate) struct Refused {
     pub error: Error,
     pub id: Option<RawId>,
 }
@@ -100,7 +100,7 @@ impl Refused {
 impl Relay {
     /// Parses what a front read: a body it could not read (`Err`) or one that does not parse
     /// is refused and recorded here.
-    pub fn parse(
+    pub(crate) fn parse(
         &self,
         caller: &Caller,
         session: Option<&str>,
@@ -116,7 +116,7 @@ impl Relay {
     /// Handles one message of `caller` arriving `within` a session (or outside one): opens
     /// the session on `initialize`, or dispatches it in its session. A refusal of the whole
     /// message is recorded and returned for the front to answer.
-    pub async fn post(
+    pub(crate) async fn post(
         &self,
         caller: &Caller,
         within: Within<'_>,

@@ -18,7 +18,7 @@ use crate::upstream::Upstream;
 
 /// What to do with one client message on a shared child.
 #[derive(Debug)]
-pub enum Handled {
+pub(crate) enum Handled {
     Forward,
     /// The relay answers the request itself with these bytes.
     Answered(Bytes),
@@ -27,7 +27,12 @@ pub enum Handled {
 }
 
 /// Applies the shared-child rules to one message of `session`.
-pub fn intercept(session: &Session, up: &Upstream, init: Option<&Init>, frame: &Frame) -> Handled {
+pub(crate) fn intercept(
+    session: &Session,
+    up: &Upstream,
+    init: Option<&Init>,
+    frame: &Frame,
+) -> Handled {
     let method = frame.method().unwrap_or_default();
     let id = frame.id();
     match (frame.kind(), method, id) {
@@ -70,7 +75,7 @@ fn empty_result(id: &RawId) -> Bytes {
 
 /// The version a session on a shared child gets: its own when it is a legacy version no newer
 /// than the child's (the relay bridges the transport differences), else the child's.
-pub fn negotiate(requested: &str, child: &str) -> String {
+pub(crate) fn negotiate(requested: &str, child: &str) -> String {
     if era::is_legacy(requested) && requested <= child {
         requested.to_owned()
     } else {
@@ -79,7 +84,7 @@ pub fn negotiate(requested: &str, child: &str) -> String {
 }
 
 /// The answer to a session's `initialize` from the cached result; also the version agreed.
-pub fn initialize_answer(init: &Init, requested: &str, id: &RawId) -> (Bytes, String) {
+pub(crate) fn initialize_answer(init: &Init, requested: &str, id: &RawId) -> (Bytes, String) {
     let version = negotiate(requested, &init.version);
     let mut result = init.result.clone();
     result.insert(

@@ -10,11 +10,11 @@
 use ring::digest::{digest, SHA256};
 
 /// HS256 needs a key at least as long as its hash (RFC 7518 §3.2).
-pub const MIN_HMAC_BYTES: usize = 32;
+pub(crate) const MIN_HMAC_BYTES: usize = 32;
 /// The least Shannon estimate (bits per byte × length) a secret must reach. A 32-byte key from
 /// `mcp-relay token secret` (43 base64url characters) estimates at about 200 bits; 32 random
 /// hex characters (16 bytes) at about 120.
-pub const MIN_ENTROPY_BITS: u32 = 128;
+pub(crate) const MIN_ENTROPY_BITS: u32 = 128;
 
 /// Words that only placeholders and samples contain (compared without case). Long enough
 /// that a random key contains one with negligible probability (the shortest, `secret`, has
@@ -50,7 +50,7 @@ const PLACEHOLDER_KEYS: &[&str] = &[
 
 /// Why a secret is refused. The text never contains the secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Weakness {
+pub(crate) enum Weakness {
     #[error("is {len} bytes; at least {min} are needed")]
     Short { len: usize, min: usize },
     #[error("looks like a placeholder (it contains `{0}`)")]
@@ -66,7 +66,7 @@ pub enum Weakness {
 }
 
 /// Checks an HMAC secret (or any shared secret) of at least `min_len` bytes.
-pub fn check(secret: &[u8], min_len: usize) -> Result<(), Weakness> {
+pub(crate) fn check(secret: &[u8], min_len: usize) -> Result<(), Weakness> {
     if secret.len() < min_len {
         return Err(Weakness::Short {
             len: secret.len(),
@@ -98,7 +98,7 @@ pub fn check(secret: &[u8], min_len: usize) -> Result<(), Weakness> {
 
 /// Checks the `sha256` of an API key entry (64 hex characters, already decoded to `hash`): a
 /// placeholder such as 64 zeros, few distinct digits, or the hash of a well-known key.
-pub fn check_key_hash(hash: &[u8; 32]) -> Result<(), Weakness> {
+pub(crate) fn check_key_hash(hash: &[u8; 32]) -> Result<(), Weakness> {
     let mut nibbles = [false; 16];
     for b in hash {
         nibbles[usize::from(b >> 4)] = true;

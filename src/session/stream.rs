@@ -16,14 +16,14 @@ use tokio::sync::mpsc;
 
 /// Bounds of one stream's replay buffer (SECURITY.md §2: 1,000 events or 8 MiB).
 #[derive(Debug, Clone, Copy)]
-pub struct BufferLimits {
+pub(crate) struct BufferLimits {
     pub events: usize,
     pub bytes: usize,
 }
 
 /// One message for a connection.
 #[derive(Debug, Clone)]
-pub struct Out {
+pub(crate) struct Out {
     pub id: String,
     pub data: Bytes,
     /// The stream is done after this message.
@@ -32,7 +32,7 @@ pub struct Out {
 
 /// A stream of one session.
 #[derive(Debug)]
-pub struct Stream {
+pub(crate) struct Stream {
     id: u64,
     standalone: bool,
     limits: BufferLimits,
@@ -54,7 +54,7 @@ struct Inner {
 const CONN_QUEUE: usize = 1024;
 
 impl Stream {
-    pub fn new(id: u64, standalone: bool, limits: BufferLimits) -> Arc<Stream> {
+    pub(crate) fn new(id: u64, standalone: bool, limits: BufferLimits) -> Arc<Stream> {
         Arc::new(Stream {
             id,
             standalone,
@@ -66,11 +66,11 @@ impl Stream {
         })
     }
 
-    pub fn id(&self) -> u64 {
+    pub(crate) fn id(&self) -> u64 {
         self.id
     }
 
-    pub fn is_standalone(&self) -> bool {
+    pub(crate) fn is_standalone(&self) -> bool {
         self.standalone
     }
 
@@ -79,27 +79,27 @@ impl Stream {
     }
 
     /// One more request whose final answer will travel on this stream.
-    pub fn expect_answer(&self) {
+    pub(crate) fn expect_answer(&self) {
         self.lock().open += 1;
     }
 
-    pub fn is_done(&self) -> bool {
+    pub(crate) fn is_done(&self) -> bool {
         self.lock().done
     }
 
     /// Events and bytes held for replay.
-    pub fn buffered(&self) -> (usize, usize) {
+    pub(crate) fn buffered(&self) -> (usize, usize) {
         let inner = self.lock();
         (inner.buffer.len(), inner.buffered)
     }
 
     /// True while an HTTP connection is attached.
-    pub fn is_attached(&self) -> bool {
+    pub(crate) fn is_attached(&self) -> bool {
         self.lock().conn.as_ref().is_some_and(|c| !c.is_closed())
     }
 
     /// Adds a message; `answers` marks the final answer to one request of this stream.
-    pub fn push(&self, data: Bytes, answers: bool) {
+    pub(crate) fn push(&self, data: Bytes, answers: bool) {
         let mut inner = self.lock();
         if inner.done {
             return;
@@ -138,7 +138,7 @@ impl Stream {
     }
 
     /// Marks one request as finished without a message (cancelled by the client).
-    pub fn forget_answer(&self) {
+    pub(crate) fn forget_answer(&self) {
         let mut inner = self.lock();
         inner.open = inner.open.saturating_sub(1);
         if inner.open == 0 && !self.standalone {
@@ -148,7 +148,7 @@ impl Stream {
     }
 
     /// Ends the stream for good (session ended): the connection closes after what it has.
-    pub fn close(&self) {
+    pub(crate) fn close(&self) {
         let mut inner = self.lock();
         inner.done = true;
         inner.conn = None;
@@ -157,7 +157,7 @@ impl Stream {
     /// Attaches a new connection, replaying buffered events after `after` (or, without it,
     /// what no connection has received yet). A previous connection is detached. Also returns
     /// the sequence number replay started after (what a priming event should point at).
-    pub fn attach(&self, after: Option<u64>) -> (mpsc::Receiver<Out>, u64) {
+    pub(crate) fn attach(&self, after: Option<u64>) -> (mpsc::Receiver<Out>, u64) {
         let mut inner = self.lock();
         let after = after.unwrap_or(inner.delivered);
         let replay: Vec<(u64, Bytes)> = inner
@@ -183,7 +183,7 @@ impl Stream {
 }
 
 /// Parses a `Last-Event-ID` of the form `<stream>-<seq>`.
-pub fn parse_event_id(s: &str) -> Option<(u64, u64)> {
+pub(crate) fn parse_event_id(s: &str) -> Option<(u64, u64)> {
     let (stream, seq) = s.split_once('-')?;
     Some((stream.parse().ok()?, seq.parse().ok()?))
 }

@@ -25,18 +25,18 @@ mod sanitize;
 mod tests;
 mod writer;
 
-pub use sanitize::{cap, redact_args};
+pub(crate) use sanitize::redact_args;
 use writer::{open_log, spawn_writer, FileSink, Sink};
 
 /// Records waiting for the writer; beyond this, [`Audit::emit`] drops and counts.
-pub const QUEUE_CAPACITY: usize = 10_000;
+pub(crate) const QUEUE_CAPACITY: usize = 10_000;
 /// Longest string (in characters, marker included) kept in a record.
-pub const MAX_STRING_CHARS: usize = 256;
+pub(crate) const MAX_STRING_CHARS: usize = 256;
 
 /// `[audit]` in the config file.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AuditConfig {
+pub(crate) struct AuditConfig {
     /// Path of the audit log, or `-` for stdout. Created with mode 0600.
     pub file: String,
     /// Size at which the file is rotated (`"100MiB"` by default).
@@ -53,14 +53,14 @@ pub struct AuditConfig {
 // === impl AuditConfig ===
 
 /// The most rotated files `keep` may ask for (each rotation renames them all).
-pub const MAX_KEEP: usize = 1000;
+pub(crate) const MAX_KEEP: usize = 1000;
 
 impl AuditConfig {
     /// The rotation size in bytes.
     ///
     /// # Errors
     /// `max_size` is not a positive size.
-    pub fn max_bytes(&self) -> Result<u64, Error> {
+    pub(crate) fn max_bytes(&self) -> Result<u64, Error> {
         self.max_size
             .parse::<bytesize::ByteSize>()
             .ok()
@@ -75,7 +75,7 @@ impl AuditConfig {
     /// the size, the rotation count, and whether the file can be opened for appending (or
     /// created in its directory). `file_key` names where `file` came from (`audit.file`,
     /// `--audit-log`); `file` should be absolute by now, so the message names the real path.
-    pub fn problems(&self, file_key: &str) -> Vec<String> {
+    pub(crate) fn problems(&self, file_key: &str) -> Vec<String> {
         let mut out = Vec::new();
         if let Err(e) = self.max_bytes() {
             out.push(e.to_string());
@@ -135,7 +135,7 @@ fn default_keep() -> usize {
 
 /// Why the audit log could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("audit.max_size `{value}` is not a positive size such as \"100MiB\"")]
     MaxSize { value: String },
     #[error("cannot open audit file {path}")]
@@ -150,7 +150,7 @@ pub enum Error {
 
 /// One audit line. Strings are capped and escaped when written; `None` fields are omitted.
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct Record {
+pub(crate) struct Record {
     /// RFC 3339 UTC with milliseconds; filled by [`Audit::emit`] when empty.
     pub time: String,
     pub principal: String,
@@ -211,7 +211,7 @@ struct Inner {
 
 /// Cheap clone handle to the audit writer (or a disabled no-op).
 #[derive(Clone, Debug)]
-pub struct Audit {
+pub(crate) struct Audit {
     inner: Option<Arc<Inner>>,
 }
 
@@ -222,7 +222,7 @@ impl Audit {
     ///
     /// # Errors
     /// An unparsable or zero `max_size`, a file that cannot be opened, or no thread.
-    pub fn start(cfg: &AuditConfig) -> Result<Audit, Error> {
+    pub(crate) fn start(cfg: &AuditConfig) -> Result<Audit, Error> {
         let sink = if cfg.file == "-" {
             Sink::Stdout(BufWriter::new(io::stdout()))
         } else {
@@ -247,17 +247,17 @@ impl Audit {
 
     /// A handle whose [`emit`](Audit::emit) does nothing.
     #[must_use]
-    pub fn disabled() -> Audit {
+    pub(crate) fn disabled() -> Audit {
         Audit { inner: None }
     }
 
     #[must_use]
-    pub fn is_enabled(&self) -> bool {
+    pub(crate) fn is_enabled(&self) -> bool {
         self.inner.is_some()
     }
 
     /// Queues a record without blocking; drops it (and counts) when the queue is full.
-    pub fn emit(&self, mut record: Record) {
+    pub(crate) fn emit(&self, mut record: Record) {
         let Some(inner) = &self.inner else { return };
         if record.time.is_empty() {
             record.time = now_rfc3339();
@@ -274,16 +274,17 @@ impl Audit {
         }
     }
 
+    #[cfg(test)]
     /// Records dropped because the queue was full (or the writer had stopped).
     #[must_use]
-    pub fn dropped(&self) -> u64 {
+    pub(crate) fn dropped(&self) -> u64 {
         self.inner
             .as_ref()
             .map_or(0, |i| i.dropped.load(Ordering::Relaxed))
     }
 
     /// Resolves once every record emitted before this call is written and flushed to the OS.
-    pub async fn flush(&self) {
+    pub(crate) async fn flush(&self) {
         let Some(inner) = &self.inner else { return };
         let (done, wait) = oneshot::channel();
         if inner.tx.send(Msg::Flush(done)).await.is_ok() {
@@ -293,7 +294,7 @@ impl Audit {
 
     /// Argument keys that [`redact_args`] may log in clear.
     #[must_use]
-    pub fn allow_fields(&self) -> &[String] {
+    pub(crate) fn allow_fields(&self) -> &[String] {
         self.inner.as_ref().map_or(&[], |i| &i.allow_fields)
     }
 

@@ -19,10 +19,10 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Front transports (`Transport::as_str`), then `other`.
-pub const TRANSPORTS: [&str; 6] = [
+pub(crate) const TRANSPORTS: [&str; 6] = [
     "streamable_http",
     "sse",
     "websocket",
@@ -32,7 +32,7 @@ pub const TRANSPORTS: [&str; 6] = [
 ];
 
 /// MCP methods that get their own label value; anything else is `other`.
-pub const METHODS: [&str; 20] = [
+pub(crate) const METHODS: [&str; 20] = [
     "initialize",
     "ping",
     "tools/list",
@@ -57,7 +57,7 @@ pub const METHODS: [&str; 20] = [
 
 /// The audit outcome of a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     Ok,
     Error,
     Timeout,
@@ -78,7 +78,7 @@ impl Outcome {
         Outcome::Unauthenticated,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Outcome::Ok => "ok",
             Outcome::Error => "error",
@@ -91,7 +91,7 @@ impl Outcome {
     }
 
     /// The outcome named like the audit record's `outcome` (unknown → `error`).
-    pub fn of_audit(s: &str) -> Outcome {
+    pub(crate) fn of_audit(s: &str) -> Outcome {
         Outcome::ALL
             .into_iter()
             .find(|o| o.as_str() == s)
@@ -101,7 +101,7 @@ impl Outcome {
 
 /// What a policy denial was about (`mcp_relay_policy_denials_total{kind}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DenialKind {
+pub(crate) enum DenialKind {
     Method,
     Tool,
     Prompt,
@@ -116,7 +116,7 @@ impl DenialKind {
         DenialKind::Resource,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DenialKind::Method => "method",
             DenialKind::Tool => "tool",
@@ -128,7 +128,7 @@ impl DenialKind {
 
 /// Why a supervised slot starts a new child (`mcp_relay_child_restarts_total{reason}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartReason {
+pub(crate) enum RestartReason {
     /// The previous child exited (or its remote link ended).
     Exited,
     /// The previous attempt failed to start or initialize.
@@ -136,12 +136,12 @@ pub enum RestartReason {
 }
 
 /// Upper bounds (seconds) of the latency histogram; `+Inf` follows.
-pub const BUCKETS: [f64; 13] = [
+pub(crate) const BUCKETS: [f64; 13] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
 ];
 
 /// Distinct values kept for a free-form label (`reason`, `scope`); more count as `other`.
-pub const MAX_DYNAMIC: usize = 32;
+pub(crate) const MAX_DYNAMIC: usize = 32;
 
 const T: usize = TRANSPORTS.len();
 const M: usize = METHODS.len();
@@ -264,7 +264,7 @@ fn observe(t: usize, m: usize, elapsed: Duration) {
 /// One admitted request, counted once when dropped (like its audit record): outcome
 /// (`cancelled` when never answered), latency, bytes.
 #[derive(Debug)]
-pub struct Measure {
+pub(crate) struct Measure {
     transport: u8,
     method: u8,
     started: Instant,
@@ -275,7 +275,7 @@ pub struct Measure {
 
 impl Measure {
     /// Starts measuring a request of `method` that arrived over `transport` (`bytes_in` long).
-    pub fn start(transport: &str, method: Option<&str>, bytes_in: usize) -> Measure {
+    pub(crate) fn start(transport: &str, method: Option<&str>, bytes_in: usize) -> Measure {
         Measure {
             transport: transport_index(transport) as u8,
             method: method_index(method) as u8,
@@ -287,12 +287,12 @@ impl Measure {
     }
 
     /// Notes the answer (the last one wins, like the audit record).
-    pub fn answered(&mut self, outcome: Outcome, bytes_out: usize) {
+    pub(crate) fn answered(&mut self, outcome: Outcome, bytes_out: usize) {
         self.answer = Some((outcome, bytes_out as u64));
     }
 
     /// Counts nothing: the request was refused and the refusal is counted by [`refused`].
-    pub fn disarm(&mut self) {
+    pub(crate) fn disarm(&mut self) {
         self.armed = false;
     }
 }
@@ -310,7 +310,7 @@ impl Drop for Measure {
 }
 
 /// A request the relay refused itself (denied, unauthenticated, malformed, over a cap).
-pub fn refused(transport: &str, method: Option<&str>, outcome: Outcome, bytes_in: usize) {
+pub(crate) fn refused(transport: &str, method: Option<&str>, outcome: Outcome, bytes_in: usize) {
     count_request(
         transport_index(transport),
         method_index(method),
@@ -321,30 +321,30 @@ pub fn refused(transport: &str, method: Option<&str>, outcome: Outcome, bytes_in
 }
 
 /// A failed authentication; `reason` is the wire reason (`missing_credential`, …).
-pub fn auth_failure(reason: &'static str) {
+pub(crate) fn auth_failure(reason: &'static str) {
     METRICS.auth_failures.inc(reason);
 }
 
 /// A request denied by the roles policy.
-pub fn policy_denial(kind: DenialKind) {
+pub(crate) fn policy_denial(kind: DenialKind) {
     let i = DenialKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
     METRICS.denials[i].fetch_add(1, Relaxed);
 }
 
 /// A request or connection shed by a rate limit of `scope` (e.g. `principal`, `ip`).
-pub fn rate_limited(scope: &'static str) {
+pub(crate) fn rate_limited(scope: &'static str) {
     METRICS.rate_limited.inc(scope);
 }
 
 /// The connection-oriented fronts: HTTP (Streamable HTTP, SSE, WebSocket) and TCP.
-pub const FRONTS: [&str; 2] = ["http", "tcp"];
+pub(crate) const FRONTS: [&str; 2] = ["http", "tcp"];
 
 /// An open connection of `front` ([`FRONTS`]), counted until dropped.
 #[derive(Debug)]
-pub struct OpenConnection(usize);
+pub(crate) struct OpenConnection(usize);
 
 /// A connection was accepted on `front` (`http` or `tcp`).
-pub fn connection_opened(front: &'static str) -> OpenConnection {
+pub(crate) fn connection_opened(front: &'static str) -> OpenConnection {
     let i = front_index(front);
     METRICS.connections[i].fetch_add(1, Relaxed);
     OpenConnection(i)
@@ -357,7 +357,7 @@ impl Drop for OpenConnection {
 }
 
 /// A connection was refused at `--max-connections` on `front`.
-pub fn connection_refused(front: &'static str) {
+pub(crate) fn connection_refused(front: &'static str) {
     METRICS.connections_refused[front_index(front)].fetch_add(1, Relaxed);
 }
 
@@ -366,17 +366,17 @@ fn front_index(front: &str) -> usize {
 }
 
 /// Open connections per front, for `/health`.
-pub fn connections_open() -> [(&'static str, u64); 2] {
+pub(crate) fn connections_open() -> [(&'static str, u64); 2] {
     [0, 1].map(|i| (FRONTS[i], METRICS.connections[i].load(Relaxed)))
 }
 
 /// A session was opened.
-pub fn session_opened() {
+pub(crate) fn session_opened() {
     METRICS.sessions_opened.fetch_add(1, Relaxed);
 }
 
 /// A supervised slot starts a new child after the previous one exited or failed to start.
-pub fn child_restarted(reason: RestartReason) {
+pub(crate) fn child_restarted(reason: RestartReason) {
     let i = match reason {
         RestartReason::Exited => 0,
         RestartReason::StartFailed => 1,
@@ -385,13 +385,13 @@ pub fn child_restarted(reason: RestartReason) {
 }
 
 /// A child (or remote link) ended; `stopped`: the relay asked it to.
-pub fn child_exited(stopped: bool) {
+pub(crate) fn child_exited(stopped: bool) {
     METRICS.exits[usize::from(stopped)].fetch_add(1, Relaxed);
 }
 
 /// The relay state read at scrape time.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Snapshot {
+pub(crate) struct Snapshot {
     pub sessions_active: u64,
     pub children_running: u64,
     pub dropped_lines: u64,
@@ -403,7 +403,7 @@ pub struct Snapshot {
 }
 
 mod render;
-pub use render::render;
+pub(crate) use render::render;
 
 #[cfg(test)]
 mod tests;

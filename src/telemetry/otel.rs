@@ -23,7 +23,7 @@ use opentelemetry_sdk::trace::{
 
 mod span;
 
-pub use span::{propagate, RequestSpan};
+pub(crate) use span::{propagate, RequestSpan};
 
 /// The exporter's own HTTP timeout (connect, send, answer).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -35,7 +35,7 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot build the OTLP exporter")]
     Build(#[source] opentelemetry_otlp::ExporterBuildError),
     #[error("cannot build the OTLP HTTP client")]
@@ -44,7 +44,7 @@ pub enum Error {
 
 /// Where spans go and under which `service.name`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OtelConfig {
+pub(crate) struct OtelConfig {
     /// The full traces URL (`…/v1/traces`).
     pub endpoint: String,
     pub service_name: String,
@@ -55,7 +55,7 @@ impl OtelConfig {
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`; a base URL gets `/v1/traces`. None: tracing is off.
     /// A bad flag is a usage error; a bad variable is ignored with a warning (as OpenTelemetry
     /// SDKs do), so it cannot stop `stdio` or `connect`, which share these flags.
-    pub fn build(
+    pub(crate) fn build(
         flag: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Option<OtelConfig>, String> {
@@ -109,13 +109,13 @@ impl OtelConfig {
 
 /// The running exporter; [`Exporter::shutdown`] flushes it.
 #[derive(Debug)]
-pub struct Exporter {
+pub(crate) struct Exporter {
     provider: SdkTracerProvider,
 }
 
 /// Starts the exporter (inside the runtime: its HTTP calls run there) and makes it the
 /// tracer of every request span. None when `cfg` is None (or a tracer is already set).
-pub fn start(cfg: Option<&OtelConfig>) -> Result<Option<Exporter>, Error> {
+pub(crate) fn start(cfg: Option<&OtelConfig>) -> Result<Option<Exporter>, Error> {
     let Some(cfg) = cfg else { return Ok(None) };
     if TRACER.get().is_some() {
         return Ok(None);
@@ -158,7 +158,7 @@ pub fn start(cfg: Option<&OtelConfig>) -> Result<Option<Exporter>, Error> {
 
 impl Exporter {
     /// Exports what is queued (bounded by a timeout) and stops the exporter thread.
-    pub async fn shutdown(self) {
+    pub(crate) async fn shutdown(self) {
         let provider = self.provider;
         let done =
             tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(FLUSH_TIMEOUT))
@@ -255,7 +255,7 @@ impl<E: SpanExporter> SpanExporter for Warned<E> {
 }
 
 /// Whether request spans are being made.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     TRACER.get().is_some()
 }
 

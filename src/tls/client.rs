@@ -22,7 +22,7 @@ use x509_parser::extensions::GeneralName;
 /// `[auth.mtls]` as written in the config file.
 #[derive(Debug, Clone, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MtlsConfig {
+pub(crate) struct MtlsConfig {
     /// PEM bundle of the CAs whose client certificates are trusted.
     pub ca: PathBuf,
     /// `false`: clients without a certificate are let through the handshake (and must then
@@ -40,7 +40,7 @@ fn default_required() -> bool {
 /// One `[[auth.mtls.clients]]` entry: a certificate name and who it is.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct MtlsClient {
+pub(crate) struct MtlsClient {
     /// `dns:host`, `email:a@b`, `uri:spiffe://…`, `ip:1.2.3.4` or `cn:Name`.
     #[serde(rename = "match")]
     pub r#match: String,
@@ -50,7 +50,7 @@ pub struct MtlsClient {
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read the client CA bundle {path}")]
     Ca {
         path: PathBuf,
@@ -74,7 +74,7 @@ pub enum Error {
 /// The handshake-time check: chains to one of `cfg.ca`, within its validity period, usable
 /// for client authentication. Foreign-CA and expired certificates fail the handshake; with
 /// `required = false` a client may present none.
-pub fn verifier(cfg: &MtlsConfig) -> Result<Arc<dyn ClientCertVerifier>, Error> {
+pub(crate) fn verifier(cfg: &MtlsConfig) -> Result<Arc<dyn ClientCertVerifier>, Error> {
     let certs = CertificateDer::pem_file_iter(&cfg.ca)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
         .map_err(|source| Error::Ca {
@@ -101,7 +101,7 @@ pub fn verifier(cfg: &MtlsConfig) -> Result<Arc<dyn ClientCertVerifier>, Error> 
 
 /// The names in a client certificate, normalized for matching.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertIdentity {
+pub(crate) struct CertIdentity {
     /// The subject common name; `None` when absent, not a string, or given more than once.
     pub cn: Option<String>,
     /// Subject alternative names in certificate order: `dns:<lowercase>`, `email:<as is>`,
@@ -113,7 +113,7 @@ pub struct CertIdentity {
 
 /// Reads the names of a (verified) certificate; `None` if it does not parse, or its SAN
 /// extension is malformed or repeated.
-pub fn identity(cert: &CertificateDer<'_>) -> Option<CertIdentity> {
+pub(crate) fn identity(cert: &CertificateDer<'_>) -> Option<CertIdentity> {
     let (_, x509) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
     let mut cns = x509.subject().iter_common_name();
     let cn = match (cns.next(), cns.next()) {

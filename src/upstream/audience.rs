@@ -33,10 +33,10 @@ const LEVELS: [&str; 8] = [
 
 /// A log level, ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Level(u8);
+pub(crate) struct Level(u8);
 
 impl Level {
-    pub fn parse(name: &str) -> Option<Level> {
+    pub(crate) fn parse(name: &str) -> Option<Level> {
         LEVELS
             .iter()
             .position(|l| *l == name)
@@ -44,21 +44,21 @@ impl Level {
             .map(Level)
     }
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         LEVELS.get(usize::from(self.0)).copied().unwrap_or("debug")
     }
 }
 
 /// Something the child must be told after the audience changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Command {
+pub(crate) enum Command {
     Unsubscribe(String),
     SetLevel(Level),
 }
 
 /// The sessions a child serves.
 #[derive(Debug)]
-pub struct Audience {
+pub(crate) struct Audience {
     shared: bool,
     inner: Mutex<Members>,
 }
@@ -78,7 +78,7 @@ struct Member {
 }
 
 impl Audience {
-    pub fn new(shared: bool) -> Arc<Audience> {
+    pub(crate) fn new(shared: bool) -> Arc<Audience> {
         Arc::new(Audience {
             shared,
             inner: Mutex::new(Members::default()),
@@ -86,7 +86,7 @@ impl Audience {
     }
 
     /// True for a shared child: the relay owns `initialize`, log levels and subscriptions.
-    pub fn is_shared(&self) -> bool {
+    pub(crate) fn is_shared(&self) -> bool {
         self.shared
     }
 
@@ -94,7 +94,7 @@ impl Audience {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn join(&self, session: &Arc<Session>) {
+    pub(crate) fn join(&self, session: &Arc<Session>) {
         self.lock().sessions.insert(
             session.id().clone(),
             Member {
@@ -106,7 +106,7 @@ impl Audience {
     }
 
     /// Removes a session; returns what the child must be told so the union stays right.
-    pub fn leave(&self, id: &SessionId) -> Vec<Command> {
+    pub(crate) fn leave(&self, id: &SessionId) -> Vec<Command> {
         let mut m = self.lock();
         let Some(member) = m.sessions.remove(id) else {
             return Vec::new();
@@ -125,16 +125,16 @@ impl Audience {
         commands
     }
 
-    pub fn len(&self) -> usize {
+    pub(crate) fn len(&self) -> usize {
         self.lock().sessions.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
     /// The only member of a per-session child's audience.
-    pub fn sole(&self) -> Option<Arc<Session>> {
+    pub(crate) fn sole(&self) -> Option<Arc<Session>> {
         let m = self.lock();
         match m.sessions.len() {
             1 => m.sessions.values().next().and_then(|s| s.session.upgrade()),
@@ -143,7 +143,7 @@ impl Audience {
     }
 
     /// Records a subscription; true when it is the URI's first (forward it to the child).
-    pub fn subscribe(&self, id: &SessionId, uri: &str) -> bool {
+    pub(crate) fn subscribe(&self, id: &SessionId, uri: &str) -> bool {
         let mut m = self.lock();
         let Some(member) = m.sessions.get_mut(id) else {
             return false;
@@ -157,7 +157,7 @@ impl Audience {
     }
 
     /// Drops a subscription; true when it was the URI's last (forward it to the child).
-    pub fn unsubscribe(&self, id: &SessionId, uri: &str) -> bool {
+    pub(crate) fn unsubscribe(&self, id: &SessionId, uri: &str) -> bool {
         let mut m = self.lock();
         let removed = m
             .sessions
@@ -167,7 +167,7 @@ impl Audience {
     }
 
     /// Sets a session's level; returns the child's new level when the union changed.
-    pub fn set_level(&self, id: &SessionId, level: Level) -> Option<Level> {
+    pub(crate) fn set_level(&self, id: &SessionId, level: Level) -> Option<Level> {
         let mut m = self.lock();
         let before = m.levels().min();
         let member = m.sessions.get_mut(id)?;
@@ -177,14 +177,14 @@ impl Audience {
     }
 
     /// What a restarted child must be told again: every subscribed URI and the level union.
-    pub fn replay(&self) -> (Vec<String>, Option<Level>) {
+    pub(crate) fn replay(&self) -> (Vec<String>, Option<Level>) {
         let m = self.lock();
         (m.subs.keys().cloned().collect(), m.levels().min())
     }
 
     /// Whether a log message of `level` may reach `session`: no level set means everything the
     /// child sends (its own default).
-    pub fn admits(&self, id: &SessionId, level: Option<Level>) -> bool {
+    pub(crate) fn admits(&self, id: &SessionId, level: Option<Level>) -> bool {
         let m = self.lock();
         match (m.sessions.get(id).and_then(|s| s.level), level) {
             (Some(min), Some(l)) => l >= min,
@@ -194,7 +194,7 @@ impl Audience {
 
     /// Fans an unclaimed notification out to the members that should see it; returns how
     /// many got it.
-    pub fn fan_out(&self, frame: &Frame) -> usize {
+    pub(crate) fn fan_out(&self, frame: &Frame) -> usize {
         let method = frame.method().unwrap_or_default();
         let targets: Vec<Arc<Session>> = {
             let m = self.lock();
@@ -273,7 +273,7 @@ fn notification_field(frame: &Frame, field: Field) -> Option<String> {
 }
 
 /// `params.level` of a `logging/setLevel` request or a `notifications/message`.
-pub fn level_of(frame: &Frame) -> Option<Level> {
+pub(crate) fn level_of(frame: &Frame) -> Option<Level> {
     notification_field(frame, Field::Level).and_then(|l| Level::parse(&l))
 }
 

@@ -13,7 +13,7 @@
 
 use std::path::Path;
 
-pub use access::{Access, CredentialSource, Credentials};
+pub(crate) use access::{Access, CredentialSource, Credentials};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -27,12 +27,12 @@ use tracing::{info, warn};
 use super::stdio::{self, ChildHandle, ChildOutput, ExitInfo, LinkEnds};
 pub use tls::{Alpn, Roots, TlsClient, TlsOptions, Trust};
 
-pub mod access;
+pub(crate) mod access;
 pub(crate) mod cause;
 mod client_credentials;
 mod http;
 mod tls;
-pub mod upstream_access;
+pub(crate) mod upstream_access;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -217,7 +217,7 @@ impl RemoteSpec {
 }
 
 /// Starts connecting; the returned child "exits" when the connection fails or ends.
-pub fn connect(spec: &RemoteSpec) -> (ChildHandle, ChildOutput) {
+pub(crate) fn connect(spec: &RemoteSpec) -> (ChildHandle, ChildOutput) {
     let (handle, output, ends) = stdio::link();
     tokio::spawn(drive(spec.clone(), ends));
     (handle, output)

@@ -24,11 +24,11 @@ use tracing::{debug, info, warn};
 use super::lines::{Line, LineReader};
 use crate::os::process::{signal_tree, Stop};
 
-pub use crate::os::process::exec_shim;
+pub(crate) use crate::os::process::exec_shim;
 
 /// How to run one child; built from config, never from request data.
 #[derive(Debug, Clone)]
-pub struct ChildSpec {
+pub(crate) struct ChildSpec {
     pub program: PathBuf,
     pub args: Vec<String>,
     /// The whole environment of the child (the relay's own is cleared).
@@ -45,24 +45,24 @@ pub struct ChildSpec {
 }
 
 /// First argument that turns `mcp-relay` into the exec shim.
-pub const EXEC_SHIM: &str = "__exec-child";
+pub(crate) const EXEC_SHIM: &str = "__exec-child";
 
 /// What the child said or did, in order; `Exited` is always last.
 #[derive(Debug)]
-pub enum ChildEvent {
+pub(crate) enum ChildEvent {
     Line(Bytes),
     Exited(ExitInfo),
 }
 
 /// How the child ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitInfo {
+pub(crate) struct ExitInfo {
     pub code: Option<i32>,
     pub signal: Option<i32>,
 }
 
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("spawn failed")]
     Spawn(#[source] std::io::Error),
     #[error("child stdin closed")]
@@ -73,7 +73,7 @@ pub enum Error {
 
 /// Control of a running child. Dropping every clone stops it (gracefully, in background).
 #[derive(Debug, Clone)]
-pub struct ChildHandle {
+pub(crate) struct ChildHandle {
     pid: u32,
     stdin: mpsc::Sender<Bytes>,
     stop: CancellationToken,
@@ -86,14 +86,14 @@ pub struct ChildHandle {
 /// Why a remote link last failed, in its user's terms (`upstream/remote/cause.rs` words it),
 /// shared by the link's task and its [`ChildHandle`].
 #[derive(Debug, Clone, Default)]
-pub struct Cause(Arc<std::sync::Mutex<Option<Arc<str>>>>);
+pub(crate) struct Cause(Arc<std::sync::Mutex<Option<Arc<str>>>>);
 
 impl Cause {
-    pub fn set(&self, text: String) {
+    pub(crate) fn set(&self, text: String) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(text.into());
     }
 
-    pub fn get(&self) -> Option<Arc<str>> {
+    pub(crate) fn get(&self) -> Option<Arc<str>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
@@ -114,7 +114,7 @@ const STDERR_LINES_PER_SEC: u32 = 200;
 
 /// Spawns the child and its pipe tasks. The returned [`ChildOutput`] is read by the caller's
 /// own task (no channel hop per line): its lines, then its exit.
-pub fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
+pub(crate) fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
     // Checked here so a missing or non-executable program is a spawn error (503), not an
     // early exit of the shim.
     ensure_executable(&spec.program).map_err(Error::Spawn)?;
@@ -200,7 +200,7 @@ enum Source {
 /// The far ends of a channel-backed child (a remote server): what the relay sends, where to
 /// put what the server says, the relay's stop request, and where to report the end.
 #[derive(Debug)]
-pub struct LinkEnds {
+pub(crate) struct LinkEnds {
     pub outgoing: mpsc::Receiver<Bytes>,
     pub incoming: mpsc::Sender<Bytes>,
     pub stop: CancellationToken,
@@ -211,7 +211,7 @@ pub struct LinkEnds {
 
 /// A child whose messages travel over channels instead of pipes; the caller's task drives
 /// [`LinkEnds`]. Its pid is 0 and no signal is ever sent for it.
-pub fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
+pub(crate) fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
     let stop = CancellationToken::new();
     let (out_tx, out_rx) = mpsc::channel(STDIN_QUEUE);
     let (in_tx, in_rx) = mpsc::channel(STDIN_QUEUE);
@@ -246,12 +246,12 @@ pub fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
 }
 
 impl ChildHandle {
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Queues one line (without newline) for the child's stdin; fails at once when full.
-    pub fn send(&self, line: Bytes) -> Result<(), Error> {
+    pub(crate) fn send(&self, line: Bytes) -> Result<(), Error> {
         self.stdin.try_send(line).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => Error::QueueFull,
             mpsc::error::TrySendError::Closed(_) => Error::Closed,
@@ -259,31 +259,26 @@ impl ChildHandle {
     }
 
     /// Starts the stop sequence (idempotent).
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 
-    /// True once the relay asked the child to stop (an exit after that is expected).
-    pub fn stopping(&self) -> bool {
-        self.stop.is_cancelled()
-    }
-
     /// A remote link rather than a process.
-    pub fn is_link(&self) -> bool {
+    pub(crate) fn is_link(&self) -> bool {
         self.cause.is_some()
     }
 
     /// Why the remote link last failed, if it said.
-    pub fn link_cause(&self) -> Option<Arc<str>> {
+    pub(crate) fn link_cause(&self) -> Option<Arc<str>> {
         self.cause.as_ref().and_then(Cause::get)
     }
 
-    pub fn exited(&self) -> bool {
+    pub(crate) fn exited(&self) -> bool {
         self.exit.borrow().is_some()
     }
 
     /// Waits until the child has been reaped.
-    pub async fn wait(&self) -> Option<ExitInfo> {
+    pub(crate) async fn wait(&self) -> Option<ExitInfo> {
         let mut rx = self.exit.clone();
         let out = rx.wait_for(Option::is_some).await.ok().and_then(|v| *v);
         out
@@ -338,7 +333,7 @@ async fn write_stdin(
 
 /// The child's stdout, read in the caller's task: lines, then exactly one `Exited`.
 #[derive(Debug)]
-pub struct ChildOutput {
+pub(crate) struct ChildOutput {
     lines: Source,
     exit: watch::Receiver<Option<ExitInfo>>,
     stop: CancellationToken,
@@ -348,7 +343,7 @@ pub struct ChildOutput {
 
 impl ChildOutput {
     /// The next event; `None` after `Exited` was returned.
-    pub async fn next(&mut self) -> Option<ChildEvent> {
+    pub(crate) async fn next(&mut self) -> Option<ChildEvent> {
         if self.done {
             return None;
         }

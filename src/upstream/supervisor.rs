@@ -40,7 +40,7 @@ const INIT_VERSION: &str = "2025-11-25";
 
 /// What a legacy child answered to the relay's `initialize`.
 #[derive(Debug)]
-pub struct Init {
+pub(crate) struct Init {
     /// The whole `result` object, as the child sent it.
     pub result: serde_json::Map<String, serde_json::Value>,
     /// `result.protocolVersion`.
@@ -49,7 +49,7 @@ pub struct Init {
 
 /// Where a slot's child is in its life.
 #[derive(Debug, Clone)]
-pub enum State {
+pub(crate) enum State {
     Starting,
     Ready(Arc<Upstream>, Option<Arc<Init>>),
     Backoff,
@@ -59,7 +59,7 @@ pub enum State {
 
 /// How to run the children of a pool.
 #[derive(Debug, Clone)]
-pub struct SlotSpec {
+pub(crate) struct SlotSpec {
     pub child: ServerSpec,
     pub limits: Limits,
     /// Send `initialize` to each new child (legacy era); modern children need none.
@@ -71,7 +71,7 @@ pub struct SlotSpec {
 
 impl SlotSpec {
     /// A spec whose children wait for the first client's `initialize` params.
-    pub fn with_hello(mut self) -> SlotSpec {
+    pub(crate) fn with_hello(mut self) -> SlotSpec {
         self.hello = Some(Arc::new(watch::channel(None).0));
         self
     }
@@ -79,7 +79,7 @@ impl SlotSpec {
 
 /// One supervised child that is restarted when it dies.
 #[derive(Debug)]
-pub struct Slot {
+pub(crate) struct Slot {
     index: usize,
     spec: SlotSpec,
     audience: Arc<Audience>,
@@ -93,7 +93,7 @@ pub struct Slot {
 }
 
 impl Slot {
-    pub fn start(index: usize, spec: SlotSpec, counters: Arc<Counters>) -> Arc<Slot> {
+    pub(crate) fn start(index: usize, spec: SlotSpec, counters: Arc<Counters>) -> Arc<Slot> {
         let (state, _) = watch::channel(State::Starting);
         let slot = Arc::new(Slot {
             index,
@@ -109,21 +109,21 @@ impl Slot {
         slot
     }
 
-    pub fn audience(&self) -> &Arc<Audience> {
+    pub(crate) fn audience(&self) -> &Arc<Audience> {
         &self.audience
     }
 
     /// The slot's place in its pool.
-    pub fn index(&self) -> usize {
+    pub(crate) fn index(&self) -> usize {
         self.index
     }
 
-    pub fn state(&self) -> State {
+    pub(crate) fn state(&self) -> State {
         self.state.borrow().clone()
     }
 
     /// The running child, waiting while it (re)starts; 503 while the circuit is open.
-    pub async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
+    pub(crate) async fn upstream(&self) -> Result<Arc<Upstream>, Error> {
         let mut rx = self.state.subscribe();
         let wait = async {
             loop {
@@ -160,7 +160,7 @@ impl Slot {
     }
 
     /// The slot runs a remote link (`--upstream`, `connect`) instead of a process.
-    pub fn is_link(&self) -> bool {
+    pub(crate) fn is_link(&self) -> bool {
         matches!(self.spec.child, ServerSpec::Remote(_))
     }
 
@@ -177,7 +177,7 @@ impl Slot {
     }
 
     /// Refuses at once while the circuit is open (new sessions get 503, not a stream).
-    pub fn check(&self) -> Result<(), Error> {
+    pub(crate) fn check(&self) -> Result<(), Error> {
         match self.state() {
             State::Open(until) => Err(circuit_open(until)),
             State::Stopped => Err(Error::ShuttingDown),
@@ -186,7 +186,7 @@ impl Slot {
     }
 
     /// The running child and its cached `initialize` answer.
-    pub async fn initialized(&self) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
+    pub(crate) async fn initialized(&self) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
         let up = self.upstream().await?;
         match self.state() {
             State::Ready(_, Some(init)) => Ok((up, init)),
@@ -195,7 +195,7 @@ impl Slot {
     }
 
     /// The running child, if there is one now.
-    pub fn current(&self) -> Option<Arc<Upstream>> {
+    pub(crate) fn current(&self) -> Option<Arc<Upstream>> {
         match self.state() {
             State::Ready(up, _) => Some(up),
             _ => None,
@@ -204,7 +204,7 @@ impl Slot {
 
     /// Gives the slot the client's `initialize` params (first call wins), when it waits for
     /// them.
-    pub fn set_hello(&self, params: &str) {
+    pub(crate) fn set_hello(&self, params: &str) {
         if let Some(h) = &self.spec.hello {
             h.send_if_modified(|v| {
                 if v.is_some() {
@@ -217,12 +217,12 @@ impl Slot {
     }
 
     /// Stops the child for good.
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         self.stop.cancel();
     }
 
     /// Waits until the slot stopped and its child is reaped.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut rx = self.state.subscribe();
         let _ = rx.wait_for(|s| matches!(s, State::Stopped)).await;
     }
@@ -270,7 +270,7 @@ impl Slot {
 }
 
 /// Tells the child the union log level; the answer is not needed.
-pub fn set_level(up: &Upstream, level: Level) {
+pub(crate) fn set_level(up: &Upstream, level: Level) {
     let params = serde_json::json!({ "level": level.as_str() }).to_string();
     let _ = up.call("logging/setLevel", &params);
 }
@@ -428,12 +428,12 @@ fn backoff(attempt: u32) -> Duration {
 
 /// N slots serving one configured server.
 #[derive(Debug)]
-pub struct Pool {
+pub(crate) struct Pool {
     slots: Vec<Arc<Slot>>,
 }
 
 impl Pool {
-    pub fn start(n: usize, spec: &SlotSpec, counters: &Arc<Counters>) -> Pool {
+    pub(crate) fn start(n: usize, spec: &SlotSpec, counters: &Arc<Counters>) -> Pool {
         Pool {
             slots: (0..n.max(1))
                 .map(|i| Slot::start(i, spec.clone(), counters.clone()))
@@ -442,12 +442,12 @@ impl Pool {
     }
 
     /// The slot a new session is pinned to: the one with the fewest sessions.
-    pub fn pick_for_session(&self) -> Option<&Arc<Slot>> {
+    pub(crate) fn pick_for_session(&self) -> Option<&Arc<Slot>> {
         self.slots.iter().min_by_key(|s| s.audience.len())
     }
 
     /// A child for one stateless request: the ready one with the fewest requests in flight.
-    pub async fn pick_for_request(&self) -> Result<Arc<Upstream>, Error> {
+    pub(crate) async fn pick_for_request(&self) -> Result<Arc<Upstream>, Error> {
         let ready = self
             .slots
             .iter()
@@ -461,17 +461,17 @@ impl Pool {
         }
     }
 
-    pub fn slots(&self) -> &[Arc<Slot>] {
+    pub(crate) fn slots(&self) -> &[Arc<Slot>] {
         &self.slots
     }
 
-    pub fn stop(&self) {
+    pub(crate) fn stop(&self) {
         for s in &self.slots {
             s.stop();
         }
     }
 
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         futures_util::future::join_all(self.slots.iter().map(|s| s.wait())).await;
     }
 }

@@ -205,7 +205,7 @@ async fn tcp_over_tls_runs_the_scenario() {
     let logs = relay.logs();
     let at = logs.find("url=tls://").unwrap() + 10;
     let addr = logs[at..].split_whitespace().next().unwrap().to_owned();
-    mcp_relay::tls::install_provider();
+    mcp_relay::install_provider();
     let mut roots = rustls::RootCertStore::empty();
     let pem = std::fs::read(&cert).unwrap();
     for c in rustls_pki_types::CertificateDer::pem_slice_iter(&pem) {

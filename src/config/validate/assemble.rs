@@ -89,7 +89,6 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         session_mode: args.session_mode,
         child_era: args.child_era,
         children: args.children,
-        identity_header: args.identity_header.map(|h| h.to_ascii_lowercase()),
         max_sessions: args.max_sessions,
         max_connections: args.max_connections,
         admin,
@@ -130,7 +129,7 @@ impl ServeConfig {
     /// to `remote`, which is initialized with the host's own `initialize`. Everything else is
     /// `serve`'s default (a test pins that they agree); only the trace exporter reads `env`
     /// (`OTEL_EXPORTER_OTLP_ENDPOINT`). Long because it is one struct literal.
-    pub fn bridge(
+    pub(crate) fn bridge(
         remote: RemoteSpec,
         request_timeout: Duration,
         env: Env<'_>,
@@ -182,7 +181,6 @@ impl ServeConfig {
             session_mode: SessionMode::Shared,
             child_era: ChildEra::Auto,
             children: 1,
-            identity_header: None,
             max_sessions: 10_000,
             max_connections: 10_000,
             admin: None,

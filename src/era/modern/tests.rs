@@ -7,6 +7,14 @@ use serde_json::json;
 
 use super::*;
 
+/// The HTTP status `error.rs` answers a refusal with.
+fn status(r: &Refusal) -> u16 {
+    crate::error::Error::Modern(r.clone())
+        .wire()
+        .status
+        .as_u16()
+}
+
 fn frame(v: serde_json::Value) -> Frame {
     Frame::parse(Bytes::from(v.to_string())).unwrap()
 }
@@ -115,7 +123,7 @@ fn validate_missing_meta_fields_are_invalid_params() {
     for (params, reason) in cases {
         let r = refusal(&h, &discover(params));
         assert_eq!(r, Refusal::MissingMeta(reason));
-        assert_eq!((r.code(), r.http_status()), (-32602, 400));
+        assert_eq!((r.code(), status(&r)), (-32602, 400));
     }
     let no_params = frame(json!({"jsonrpc":"2.0","id":1,"method":"server/discover"}));
     assert_eq!(
@@ -145,7 +153,7 @@ fn validate_version_header_must_be_present_equal_and_supported() {
     );
     assert_eq!(mismatch.code(), -32020);
     let e = refusal(&h("v999.0.0"), &body("v999.0.0"));
-    assert_eq!((e.code(), e.http_status()), (-32022, 400));
+    assert_eq!((e.code(), status(&e)), (-32022, 400));
     assert_eq!(e.data()["requested"], "v999.0.0");
     assert_eq!(e.data()["supported"], json!(["2026-07-28"]));
     let none = headers(&[("mcp-method", "server/discover")]);
@@ -451,7 +459,7 @@ fn refusal_maps_to_400_with_reason_and_message() {
     ];
     let got: Vec<(i64, u16, &str)> = all
         .iter()
-        .map(|r| (r.code(), r.http_status(), r.reason()))
+        .map(|r| (r.code(), status(r), r.reason()))
         .collect();
     assert_eq!(
         got,

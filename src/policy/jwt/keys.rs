@@ -73,7 +73,7 @@ impl VerifyKey {
 
 /// Why a public key file cannot be used.
 #[derive(Debug, thiserror::Error)]
-pub enum Error {
+pub(crate) enum Error {
     #[error("cannot read: {0}")]
     Read(#[source] std::io::Error),
     #[error("not PEM: {0}")]

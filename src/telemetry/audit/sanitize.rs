@@ -58,7 +58,7 @@ pub(super) fn sanitize(record: &Record) -> Record {
 
 /// Caps a string at [`MAX_STRING_CHARS`] characters, the last being `…` when it was cut.
 #[must_use]
-pub fn cap(s: &str) -> String {
+pub(crate) fn cap(s: &str) -> String {
     match s.char_indices().nth(MAX_STRING_CHARS - 1) {
         // More than one character from the last kept position on: cut there, add the marker.
         Some((end, _)) if s[end..].chars().nth(1).is_some() => {
@@ -115,7 +115,7 @@ pub(super) fn needs_escape(c: char) -> bool {
 /// booleans and null as they are, objects and arrays as `{"sha256": …}`. A key that looks like
 /// a secret (password, token, authorization, …) is `"[redacted]"` even when allow-listed.
 #[must_use]
-pub fn redact_args(arguments: Option<&RawValue>, allow_fields: &[String]) -> Option<Value> {
+pub(crate) fn redact_args(arguments: Option<&RawValue>, allow_fields: &[String]) -> Option<Value> {
     let raw = arguments?;
     let mut out = Map::new();
     out.insert("sha256".to_owned(), Value::String(sha256_hex(raw.get())));

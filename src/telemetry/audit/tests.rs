@@ -6,6 +6,8 @@ use std::sync::atomic::AtomicUsize;
 use std::time::{Duration, Instant};
 
 use serde_json::value::RawValue;
+
+use super::sanitize::cap;
 use serde_json::{json, Value};
 
 use super::sanitize::{sha256_hex, to_line};

@@ -30,7 +30,7 @@ fn fmt_f64(v: f64) -> String {
 
 /// The whole exposition. Labelled series appear once they are non-zero; unlabelled ones
 /// and fixed small label sets always.
-pub fn render(snap: &Snapshot) -> String {
+pub(crate) fn render(snap: &Snapshot) -> String {
     let mut out = String::with_capacity(4096);
     requests(&mut out);
     durations(&mut out);

@@ -29,7 +29,7 @@ struct Incoming {
 
 /// Axum layer (added only when tracing is on): the `traceparent` and `MCP-Protocol-Version`
 /// headers of the HTTP request, for the spans of the messages it carries.
-pub async fn propagate(
+pub(crate) async fn propagate(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
@@ -51,7 +51,7 @@ impl Incoming {
 
 /// One request's span, built and exported when the request ends.
 #[derive(Debug)]
-pub struct RequestSpan {
+pub(crate) struct RequestSpan {
     name: String,
     start: SystemTime,
     parent: Option<SpanContext>,
@@ -62,7 +62,11 @@ pub struct RequestSpan {
 
 impl RequestSpan {
     /// None unless tracing is on.
-    pub fn start(caller: &Caller, session: Option<&str>, frame: &Frame) -> Option<RequestSpan> {
+    pub(crate) fn start(
+        caller: &Caller,
+        session: Option<&str>,
+        frame: &Frame,
+    ) -> Option<RequestSpan> {
         TRACER.get()?;
         let meta = Meta::of(frame);
         let incoming = INCOMING.try_with(Incoming::clone).unwrap_or_default();
@@ -115,12 +119,12 @@ impl RequestSpan {
     }
 
     /// Notes the answer (`code`: its JSON-RPC error code, if it is an error).
-    pub fn answered(&mut self, code: Option<i64>) {
+    pub(crate) fn answered(&mut self, code: Option<i64>) {
         self.answer = Some(code);
     }
 
     /// Ends and exports the span: ok, a JSON-RPC error, or cancelled (never answered).
-    pub fn end(self) {
+    pub(crate) fn end(self) {
         let (code, kind) = match self.answer {
             Some(None) => (None, None),
             Some(Some(code)) => (Some(code), Some(code.to_string())),
@@ -130,7 +134,12 @@ impl RequestSpan {
     }
 
     /// A request the relay refused itself (denied, malformed, over a cap): a span at once.
-    pub fn refused(caller: &Caller, session: Option<&str>, frame: &Frame, error: &RelayError) {
+    pub(crate) fn refused(
+        caller: &Caller,
+        session: Option<&str>,
+        frame: &Frame,
+        error: &RelayError,
+    ) {
         if let Some(span) = RequestSpan::start(caller, session, frame) {
             let w = error.wire();
             span.finish(Some(w.code), Some(w.reason.to_owned()));

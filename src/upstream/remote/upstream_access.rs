@@ -17,7 +17,7 @@ use crate::secret;
 /// The credential flags of `serve` for its remote upstream, as given (flattened into
 /// `ServeArgs`, so each is also a `[serve]` key).
 #[derive(Debug, Default, Clone, clap::Args)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// A header sent to the remote upstream with every request (`'Name: value'`, repeatable).
     /// The value may be a reference, `env:NAME` or `file:/path`; credentials (Authorization,
     /// Cookie, and names with `key`, `token`, `secret` or `auth`) must be.

@@ -195,7 +195,7 @@ async fn g3_certificate_and_token_naming_different_principals_are_401() {
 fn tls_connector(tls: &Tls, identity: Option<(String, String)>) -> tokio_rustls::TlsConnector {
     use rustls_pki_types::pem::PemObject;
     use rustls_pki_types::{CertificateDer, PrivateKeyDer};
-    mcp_relay::tls::install_provider();
+    mcp_relay::install_provider();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_slice_iter(&tls.server_cert) {
         roots.add(c.unwrap()).unwrap();

@@ -3,7 +3,7 @@
 
 use super::*;
 
-use mcp_relay::upstream::remote::{Alpn, RemoteSpec, Roots, TlsClient, TlsOptions, Trust};
+use mcp_relay::{Alpn, RemoteSpec, Roots, TlsClient, TlsOptions, Trust};
 
 /// `host:port` of an `https://` relay.
 fn tls_addr(relay: &Relay) -> String {
