@@ -215,10 +215,6 @@ enum Ref {
 /// `params.ref` of a completion request (read only when roles are configured).
 fn completion_ref(frame: &Frame) -> Option<Ref> {
     #[derive(serde::Deserialize)]
-    struct Env {
-        params: Params,
-    }
-    #[derive(serde::Deserialize)]
     struct Params {
         r#ref: RefJson,
     }
@@ -228,10 +224,7 @@ fn completion_ref(frame: &Frame) -> Option<Ref> {
         name: Option<String>,
         uri: Option<String>,
     }
-    let r = serde_json::from_slice::<Env>(frame.bytes())
-        .ok()?
-        .params
-        .r#ref;
+    let r = frame.params::<Params>()?.r#ref;
     match (r.r#type.as_str(), r.name, r.uri) {
         ("ref/prompt", Some(name), _) => Some(Ref::Prompt(name)),
         ("ref/resource", _, Some(uri)) => Some(Ref::Resource(uri)),

@@ -83,18 +83,12 @@ pub(crate) struct Hello {
 impl Hello {
     pub(crate) fn of(init: &Frame) -> Hello {
         #[derive(serde::Deserialize)]
-        struct Envelope {
-            params: Option<Params>,
-        }
-        #[derive(serde::Deserialize)]
         struct Params {
             #[serde(rename = "protocolVersion")]
             protocol_version: Option<String>,
             capabilities: Option<serde_json::Map<String, serde_json::Value>>,
         }
-        let p = serde_json::from_slice::<Envelope>(init.bytes())
-            .ok()
-            .and_then(|e| e.params);
+        let p = init.params::<Params>();
         let caps = p.as_ref().and_then(|p| p.capabilities.as_ref());
         let has = |k: &str| caps.is_some_and(|c| c.get(k).is_some_and(|v| !v.is_null()));
         let caps = ClientCaps {

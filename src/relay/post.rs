@@ -487,13 +487,8 @@ fn stop_own(backend: &Backend) {
 
 /// The raw `params` of an `initialize` request.
 fn init_params(init: &Frame) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct Env<'a> {
-        #[serde(borrow)]
-        params: Option<&'a serde_json::value::RawValue>,
-    }
-    let env: Env<'_> = serde_json::from_slice(init.bytes()).ok()?;
-    env.params.map(|p| p.get().to_owned())
+    let params = init.params::<&serde_json::value::RawValue>()?;
+    Some(params.get().to_owned())
 }
 
 /// Answers a shared session's `initialize` once its slot's child is ready.
