@@ -1,19 +1,41 @@
 //! mcp-relay: put stdio MCP servers on the network, safely.
 //!
-//! Map of the crate (see docs/ARCHITECTURE.md for the flow of one request):
-//! - `cli`, `config`: command line → validated [`config::ServeConfig`].
-//! - `app`: `serve` (bind, run, ordered shutdown). `cert`: `cert generate` (dev certificates).
-//! - `tls`: rustls setup, certificate reload, the TLS-accepting listener.
-//! - `listener`: front transports (Streamable HTTP), framing only.
-//! - `policy`: request checks in one ordered place (Host, Origin).
-//! - `relay`: the transport-agnostic core; `session::stream`: SSE streams with replay.
-//! - `session`: session ids, table, expiry.
-//! - `upstream`: id multiplexing in front of a child; `upstream::stdio`: the supervised child.
-//! - `jsonrpc`: raw frames, the ambiguity rule, id splicing. `era`: protocol versions.
-//! - `error`: the one error → wire mapping. `admin`: `/health`, `/ready`.
-//! - `os`: what differs between operating systems (process trees, memory readings, signals,
-//!   private files), native and portable (docs/platforms.md).
-//! - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
+//! Map of the crate, one line per module, bottom layer first. A module imports only from its
+//! own layer and the layers below, with no import cycle (`python3 scripts/layers.py`);
+//! docs/ARCHITECTURE.md has the layers, the flow of one request and where each concern lives.
+//!
+//! 0. Leaves:
+//!    - `os`: what differs between operating systems (process trees, memory readings, signals,
+//!      private files), native and portable (docs/platforms.md).
+//!    - `jsonrpc`: raw frames, the ambiguity rule, id splicing, `params` fields read on demand.
+//!    - `caller`: who is calling (`Caller`, `Principal`, `Transport`), why authentication failed.
+//!    - `secret`: secret references (`env:NAME`, `file:/path`) and the weak-secret rules.
+//! 1. What every request speaks:
+//!    - `error`: the one error → wire mapping (HTTP, JSON-RPC, WebSocket close codes, `Allow`).
+//!    - `era`: protocol versions, and the 2026-07-28 header checks (`era::modern`).
+//!    - `tls`: TLS for the listeners, certificate reload; `tls::client`: mTLS verification.
+//!    - `telemetry`: logging, the audit log, Prometheus metrics, OpenTelemetry spans.
+//!    - `session`: session ids, the session table, expiry; `session::stream`: SSE streams, replay.
+//! 2. Checks and children:
+//!    - `policy`: the policy phases in one order (`policy::phases`), one file per check.
+//!    - `ticket`: what one admitted request is owed (audit record, list filter, span, slot).
+//!    - `upstream`: id multiplexing in front of a child; `upstream::stdio` the child process,
+//!      `upstream::supervisor` restarts and pools, `upstream::remote` servers on the network.
+//! 3. `config`: a `serve` command line → the validated `ServeConfig` (`config::load`).
+//! 4. `relay`: the transport-agnostic core: sessions and their children, `Relay::post` (the
+//!    session state machine of every front), `Relay::stateless` (2026-07-28 requests).
+//! 5. Fronts:
+//!    - `listener`: the front transports (Streamable HTTP, legacy SSE, WebSocket, TCP, stdio),
+//!      framing only, and the HTTP router behind the guard.
+//!    - `admin`: `/health`, `/ready` and the admin listener's `/metrics`.
+//! 6. Commands:
+//!    - `command`: the whole program (`mcp_relay::main`: parse, logging, dispatch, exit code).
+//!    - `cli`: the subcommands' clap types and `cli::parse`.
+//!    - `app`: `serve` and `stdio`: bind, run, SIGHUP reload, ordered shutdown.
+//!    - `bridge`: `connect`, the bridge for stdio-only hosts (OAuth, token store, URL guard).
+//!    - `token`: `token key|secret|jwt`, credentials for the relay's own auth config.
+//!    - `cert`: `cert generate`, self-signed development certificates.
+//!    - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 mod admin;
 mod app;

@@ -1,10 +1,14 @@
-//! Front transports. Each file translates one framing to and from `jsonrpc::Frame` and calls
-//! the relay core; none holds policy or session logic. `streamable_http` is session-per-id
-//! over HTTP; the connection-oriented fronts share `duplex` (one connection, one session).
-
+//! Front transports and the HTTP router. Each front translates one framing to and from
+//! `jsonrpc` messages and hands them to the relay core (`Relay::post`, `Relay::stateless`);
+//! none holds policy or session logic. `streamable_http` is session-per-id over HTTP; the
+//! connection-oriented fronts (WebSocket, TCP, stdio, legacy SSE) share `duplex` (one
+//! connection, one session). [`router`] puts one HTTP listener's routes behind the guard
+//! (`guard.rs`, which hands each request to `policy::phases::on_request`); TCP calls the phases
+//! itself (`tcp.rs`). `http.rs` holds what the HTTP fronts share (header and path names, body
+//! reading, SSE responses, the guard's caller).
 //!
 //! [`ConnInfo`] carries what the connection knows about the peer (address, verified mTLS
-//! identity) to the router root, where `policy.rs` authenticates.
+//! identity) to the guard, where the request phases authenticate it.
 
 mod guard;
 mod http;

@@ -12,9 +12,9 @@
 //!   authentication is configured). HTTP runs 1, 4 and 5 per request (behind a proxy each
 //!   request names its own client); TCP ran them on connection; 2 and 3 exist only on HTTP.
 //!   Header and body limits, routes, sessions and frames follow in the fronts and the relay;
-//! - **message** (`on_message`; each JSON-RPC request): RBAC → message rates (principal on
-//!   WebSocket/TCP, principal × tool) → overload → the concurrency slot where the transport
-//!   takes one per message.
+//! - **message** (`on_message`; each JSON-RPC request): RBAC → message rates (global and
+//!   principal on WebSocket/TCP, principal × tool) → overload → the concurrency slot where the
+//!   transport takes one per message.
 //!
 //! Why each position is where it is: at each step in `phases.rs`. Which transport pays what
 //! (slot per request or per message, principal rate per upgrade or per message) is data on

@@ -4,9 +4,11 @@
 //! [`Relay::post`] (`relay/post.rs`: the session state machine, dispatch, refusals and their
 //! audit), a stateless 2026-07-28 request to [`Relay::stateless`] (`relay/modern.rs`). This
 //! file holds the core itself: the session table (each session kept with the child it is
-//! bound to, `relay/children.rs`), the per-message policy phases (`admit`), session lookup,
-//! closing, idle expiry and the drain at shutdown. Framing (HTTP, SSE) stays in `listener/`;
-//! id multiplexing in `upstream.rs`.
+//! bound to, `relay/children.rs`; a legacy SSE connection's session reserved in it,
+//! [`Relay::reserve`]), the policy a SIGHUP swaps, [`Relay::admit`] (the message phases of
+//! `policy::phases::on_message` on one policy snapshot), session lookup, closing, idle expiry
+//! and the drain at shutdown. Framing (HTTP, SSE) stays in `listener/`; id multiplexing in
+//! `upstream.rs`.
 
 pub(crate) mod children;
 pub(crate) mod modern;

@@ -13,8 +13,9 @@
 //! session is reserved when the connection opens, before its `initialize` (which fills in the
 //! capabilities), and carries the [`Inbox`] its POSTs reach the connection by. The
 //! [`SessionTable`] keeps beside each session what the relay bound it to (its child:
-//! `relay/children.rs`), opaque here, so this layer knows nothing of upstreams. Routing of
-//! messages is `relay.rs`'s job.
+//! `relay/children.rs`), opaque here, so this layer knows nothing of upstreams. What a
+//! message does in its session is `relay/post.rs`'s job; routing a child's messages back is
+//! `upstream/route.rs`'s.
 
 pub(crate) mod stream;
 

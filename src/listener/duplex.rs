@@ -3,12 +3,13 @@
 //!
 //! A transport hands each incoming message's bytes to [`Duplex::handle`] and writes whatever
 //! arrives on the outgoing channel, one message at a time. Each message goes to `Relay::post`
-//! with the connection's session (none before `initialize`), which decides what it does: the
-//! session rules live there, not here. What this file does is pump: the answers of every
-//! request, and the session's standalone stream (server→client requests and notifications no
-//! request claims), into the same outgoing channel, where errors the relay makes travel as
-//! JSON-RPC error messages too. Closing the connection ends the session; the caller's
-//! credential expiring closes the connection. Framing stays in each transport's file.
+//! with the connection's session (none before `initialize`, except the one the relay reserved
+//! for a legacy SSE connection), which decides what it does: the session rules live there, not
+//! here. What this file does is pump: the answers of every request, and the session's
+//! standalone stream (server→client requests and notifications no request claims), into the
+//! same outgoing channel, where errors the relay makes travel as JSON-RPC error messages too.
+//! Closing the connection ends the session; the caller's credential expiring closes the
+//! connection. Framing stays in each transport's file.
 
 use std::sync::Arc;
 

@@ -3,7 +3,9 @@
 //! Translates HTTP to the relay core and back: POST (JSON-RPC in; JSON or SSE out), GET
 //! (standalone stream, or resume with `Last-Event-ID`), DELETE (end the session). Status
 //! codes follow PROTOCOL.md §2; every error goes through `error.rs`. No policy and no session
-//! logic here: the guard (`guard.rs`) calls `policy.rs`, sessions live in `relay.rs`.
+//! logic here: the guard (`guard.rs`) runs the request phases (`policy::phases`), and what a
+//! message does in its session is `Relay::post`'s decision (`relay/post.rs`). 2026-07-28
+//! requests are framed in `streamable_http/modern.rs`.
 
 mod modern;
 
