@@ -43,8 +43,8 @@ LAYERS = [
     ["relay"],
     # 5: the admin listener and the fronts.
     ["admin", "listener"],
-    # 6: commands: the command line, serve, connect, token, cert, demo.
-    ["cli", "app", "bridge", "token", "cert", "demo"],
+    # 6: the program and its commands: the command line, serve, connect, token, cert, demo.
+    ["cli", "command", "app", "bridge", "token", "cert", "demo"],
 ]
 
 
