@@ -129,21 +129,16 @@ impl Duplex {
     /// Handles one incoming message; a refusal is written to the connection as an error and
     /// also returned, so a transport can close with a code that says why (WebSocket 1013).
     pub(crate) async fn handle(&mut self, bytes: Bytes) -> Option<Error> {
-        if self.caller.is_expired() {
-            let e = self
-                .relay
-                .policy()
-                .refusal(crate::caller::AuthFailure::Expired);
-            self.refuse(&e, None).await;
-            self.closing.cancel();
-            return Some(e);
-        }
         let sid = self.session.as_ref().filter(|_| !self.reserved);
         let sid = sid.map(|s| s.id().as_str());
         let message = match self.relay.parse(&self.caller, sid, Ok(bytes)) {
             Ok(m) => m,
             Err(e) => {
                 self.refuse(&e, None).await;
+                // A credential that ran out ends the connection, not just the message.
+                if self.caller.is_expired() {
+                    self.closing.cancel();
+                }
                 return Some(e);
             }
         };

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use super::children::Backend;
 use super::shared::{self, Handled};
 use super::Relay;
-use crate::caller::Caller;
+use crate::caller::{AuthFailure, Caller};
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
@@ -99,14 +99,19 @@ impl Refused {
 
 impl Relay {
     /// Parses what a front read: a body it could not read (`Err`) or one that does not parse
-    /// is refused and recorded here.
+    /// is refused and recorded here, and so is every message of a caller whose credential ran
+    /// out (a connection front authenticates once, then outlives the token).
     pub(crate) fn parse(
         &self,
         caller: &Caller,
         session: Option<&str>,
         read: Result<Bytes, Error>,
     ) -> Result<Message, Error> {
-        let parsed = read.and_then(|bytes| Message::parse(bytes).map_err(Error::from));
+        let parsed = if caller.is_expired() {
+            Err(self.policy().refusal(AuthFailure::Expired))
+        } else {
+            read.and_then(|bytes| Message::parse(bytes).map_err(Error::from))
+        };
         if let Err(e) = &parsed {
             self.record_refusal(caller, session, None, e);
         }
