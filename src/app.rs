@@ -235,10 +235,10 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     ran
 }
 
-/// SIGHUP (Unix only: `os/signals.rs`): the configuration is read and validated again (the same command line, the same
-/// `--config` file); its policy (credentials, roles, limits, network rules, CORS) replaces
-/// the old one for the next requests. Sessions, streams and children stay. A configuration
-/// with problems is refused with each problem logged, and the old policy stays.
+/// SIGHUP (Unix only: `os/signals.rs`): the configuration is read and validated again (the same
+/// command line, the same `--config` file); its policy (credentials, roles, limits, network rules,
+/// CORS) replaces the old one for the next requests. Sessions, streams and children stay. A
+/// configuration with problems is refused with each problem logged, and the old policy stays.
 async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
     let mut hup = crate::os::signals::Hangup::new();
     loop {

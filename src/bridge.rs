@@ -9,8 +9,8 @@
 //! time), subscriptions and log level replayed; requests sent meanwhile wait (bounded) and
 //! are delivered; only requests that were on the wire when the link broke get an error.
 //!
-//! This file owns the command line and turns it into a `ServeConfig` (a value: the relay's
-//! defaults from `ServeConfig::bridge`, with the remote link and tool filter set); the OAuth client, token
+//! This file owns the command line and turns it into a `ServeConfig` (a value: the relay's defaults
+//! from `ServeConfig::bridge`, with the remote link and tool filter set); the OAuth client, token
 //! store, URL/SSRF guard and browser launcher are its submodules.
 
 pub(crate) mod browser;

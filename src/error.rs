@@ -1,10 +1,10 @@
 //! The one error → wire mapping (SECURITY.md §3).
 //!
-//! Every failure the relay itself reports is an [`Error`]. [`Error::wire`] is the only place
-//! that decides its HTTP status, JSON-RPC code, `reason`, `Retry-After` and whose fault it is;
-//! it is one exhaustive `match`, so a new variant forces a decision; the same match gives the
-//! WebSocket close code (a refusal that ends the connection) and the `Allow` header of a 405.
-//! Conversion has no side effects. Relay errors always carry `data: {"source":"mcp-relay","reason":…}` and never
+//! Every failure the relay itself reports is an [`Error`]. [`Error::wire`] is the only place that
+//! decides its HTTP status, JSON-RPC code, `reason`, `Retry-After` and whose fault it is; it is one
+//! exhaustive `match`, so a new variant forces a decision; the same match gives the WebSocket close
+//! code (a refusal that ends the connection) and the `Allow` header of a 405. Conversion has no
+//! side effects. Relay errors always carry `data: {"source":"mcp-relay","reason":…}` and never
 //! internals (stderr, paths, errno).
 
 use std::sync::Arc;

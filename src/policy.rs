@@ -133,8 +133,8 @@ impl RequestPolicy {
         }
     }
 
-    /// The message scope's first position, RBAC on one request: method, then tool/prompt/resource name. A denial is
-    /// the answer for an unknown name (`modern` picks the era's resource error).
+    /// The message scope's first position, RBAC on one request: method, then tool/prompt/resource
+    /// name. A denial is the answer for an unknown name (`modern` picks the era's resource error).
     pub(crate) fn authorize(
         &self,
         caller: &Caller,

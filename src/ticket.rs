@@ -5,7 +5,7 @@
 //! ticket, ended with the outcome when it drops; a refusal gets a span at once.
 //!
 //! The decision itself is made in `policy.rs`; the record shape and writer live in
-//! `telemetry/audit.rs`; `upstream.rs` carries the ticket beside the pending request.
+//! `telemetry/audit.rs`; `upstream/mux.rs` carries the ticket beside the pending request.
 
 use std::time::Instant;
 

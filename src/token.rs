@@ -4,7 +4,7 @@
 //! the config; `token secret` prints a random HMAC secret; `token jwt` signs an access token
 //! that `policy::jwt` accepts. Owns only the command line and the output format: hashing and
 //! generation are `policy::api_key`, verification is `policy::jwt`, secret references are
-//! `config::secret`. `cli.rs` wires [`TokenCommand`]; `main.rs` calls [`run`].
+//! `secret.rs`. `cli.rs` wires [`TokenCommand`]; `command.rs` runs it.
 
 use std::io::Write;
 use std::path::PathBuf;

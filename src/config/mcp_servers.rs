@@ -9,7 +9,7 @@
 //! its path (keys the hosts write for themselves, such as `disabled` or `autoApprove`, are
 //! ignored). `${env:NAME}` in a value is the variable; `${input:…}` and other VS Code
 //! variables cannot be resolved here and are an error. Other top-level keys and other entries
-//! are the hosts' business. `cli.rs` turns the entry into the `serve` configuration.
+//! are the hosts' business. `config/validate.rs` turns the entry into the `serve` configuration.
 
 use std::path::{Path, PathBuf};
 

@@ -14,7 +14,7 @@
 //! values are not; surrounding spaces and tabs are not part of a value (RFC 9110 §5.5). The
 //! order of the checks is that of the conformance suite's reference server.
 //!
-//! Pure functions: the listener calls [`validate`] (`listener/streamable_http/modern.rs`), the
+//! Pure functions: the relay calls [`validate`] (`Relay::stateless`, `relay/modern.rs`), the
 //! pool learns annotations with [`ToolHeaders::learn`] (`relay/modern.rs`), `error.rs` maps a
 //! [`Refusal`] onto the wire. The relay's policy reads the body, never these headers.
 

@@ -8,8 +8,8 @@
 //!   WebSocket;
 //! - graceful shutdown: on `stop` no new connections; open ones finish their requests.
 //!
-//! Routing, policy and the relay stay in `streamable_http.rs`; the peer's address and mTLS
-//! identity reach the router root as [`ConnInfo`].
+//! Routing is `listener.rs`, the checks `guard.rs` → `policy/phases.rs`; the peer's address
+//! and mTLS identity reach the router root as [`ConnInfo`].
 
 use std::convert::Infallible;
 use std::sync::Arc;

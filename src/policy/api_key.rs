@@ -2,8 +2,8 @@
 //! key generation.
 //!
 //! Owns hashing (SHA-256, ring), the constant-time lookup (subtle) and key expiry. It does not
-//! read headers (where a key may come from is `policy.rs`'s business) and does not map failures
-//! to the wire (`error.rs`). Neighbours: `authn.rs` ([`Principal`], [`AuthFailure`]), `jwt.rs`
+//! read headers (where a key may come from is `authn.rs`'s business) and does not map failures
+//! to the wire (`error.rs`). Neighbours: `caller.rs` ([`Principal`], [`AuthFailure`]), `jwt.rs`
 //! (the other bearer credential), `token.rs` (`mcp-relay token key` prints a config block made
 //! with [`ApiKeys::generate`] and [`ApiKeys::hash`]).
 

@@ -1,8 +1,9 @@
-//! Who is calling: the [`Principal`] every request carries, and why authentication failed.
+//! Authentication: which credential a request or connection presents, and the [`Principal`] it
+//! proves (the types themselves are `caller.rs`).
 //!
-//! The checks themselves live beside this file: `api_key.rs` (hashed keys), `jwt.rs` (JWT
-//! access tokens, JWKS), `tls/client.rs` (mTLS identities). `policy.rs` runs them in order at
-//! the router root; `error.rs` maps an [`AuthFailure`] to 401 or 403.
+//! The checks live beside this file: `api_key.rs` (hashed keys), `jwt.rs` (JWT access tokens,
+//! JWKS), `mtls.rs` (mTLS identities). `policy/phases.rs` runs authentication in its place in
+//! the order; `error.rs` maps an [`AuthFailure`] to 401 or 403.
 
 use std::time::SystemTime;
 

@@ -6,7 +6,7 @@
 //! → `typ` → key chosen by (`kid`, `kty`, `alg`) from the issuer's own keys → signature → `exp`,
 //! `nbf`, `aud` → principal, roles, scopes. Keys (PEM files, JWKS fetch and cache) live in
 //! `jwt/keys.rs`; tests in `jwt/tests.rs`. Header extraction and the 401 mapping are in
-//! `policy.rs` and `error.rs`; `token.rs` mints tokens that this file verifies.
+//! `authn.rs` and `error.rs`; `token.rs` mints tokens that this file verifies.
 
 mod claims;
 mod keys;
@@ -53,7 +53,7 @@ pub(crate) struct JwtConfig {
     /// `EdDSA`, with `public_keys` and/or `jwks_url`). Required.
     pub algorithms: Vec<String>,
     /// HMAC secret reference (`env:NAME` or `file:/path`), at least as long as the hash;
-    /// placeholder and guessable secrets are refused (`config/secret/strength.rs`).
+    /// placeholder and guessable secrets are refused (`secret/strength.rs`).
     #[serde(default)]
     pub secret: Option<String>,
     /// PEM files with public keys or certificates (RSA, EC P-256/P-384, Ed25519).

@@ -112,3 +112,6 @@ impl MtlsMap {
         self.principal(&id)
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,14 +1,14 @@
 //! Rate limits and the per-principal concurrency cap (SECURITY.md §2, §8.D6): GCRA buckets
 //! (`governor`) keyed on identity, never on the session, so re-initializing dodges nothing.
 //!
-//! Scopes and where `policy.rs` runs them: per client IP before authentication (the IP is the
-//! one `ip.rs` resolved: proxy headers count only from trusted proxies), global and per
-//! principal after it (anonymous callers are keyed on their client IP), per principal × tool
-//! after RBAC (so denied calls spend no quota and buckets exist only for allowed names), and
-//! the concurrency cap around each HTTP request of an authenticated principal. Key memory is
-//! bounded: buckets that are full again are forgotten (`retain_recent`) every few thousand
-//! checks. Refusals are `Error::RateLimited` (429 + `Retry-After`, -31004 with
-//! `data.retry_after_ms`) and `Error::PrincipalInflightCap` (429, -31005).
+//! Scopes and where `policy/phases.rs` runs them: per client IP before authentication (the IP is
+//! the one `ip.rs` resolved: proxy headers count only from trusted proxies), global and per
+//! principal after it (anonymous callers are keyed on their client IP), per principal × tool after
+//! RBAC (so denied calls spend no quota and buckets exist only for allowed names), and the
+//! concurrency cap around each HTTP request of an authenticated principal. Key memory is bounded:
+//! buckets that are full again are forgotten (`retain_recent`) every few thousand checks. Refusals
+//! are `Error::RateLimited` (429 + `Retry-After`, -31004 with `data.retry_after_ms`) and
+//! `Error::PrincipalInflightCap` (429, -31005).
 
 use crate::telemetry::metrics;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 //! as `{"roles": {…}}`), its validation, the per-request [`Decision`] and the `*/list` result
 //! filter ([`ListFilter`]). Does not own: wire errors (`error.rs` turns a denial into -32601,
 //! -32602 or the legacy -32002), sessions and principals (the caller passes the role names of
-//! `policy::authn::Principal`), nor reading `method`/`name`/`uri` out of a frame (`jsonrpc`,
+//! `caller::Principal`), nor reading `method`/`name`/`uri` out of a frame (`jsonrpc`,
 //! after the ambiguity rule). Only requests are decided; notifications and responses never are.
 //!
 //! Rules: the protocol's plumbing, `initialize`, `ping` and `server/discover`, is always

@@ -1,15 +1,15 @@
 //! The session state machine: what one message does, inside a session or outside one.
 //!
-//! Every session-based front (Streamable HTTP before 2026-07-28, legacy SSE, WebSocket, TCP,
-//! the stdio front) hands [`Relay::post`] one parsed message with the session it arrived in.
-//! This file decides, once for all of them: `initialize` opens a session (refused inside one,
-//! and inside a batch), anything else needs a session, batches only where the session's
-//! version allows them and at most `MAX_BATCH` long, the session caps; then each message is
-//! admitted (`Relay::admit`), passed through the shared-child rules (`relay/shared.rs`) and
-//! dispatched (`upstream.rs`). Refusals of the whole message are recorded in the audit log
-//! here and returned with the id the error must echo; refusals of one request among others
-//! are answered on that request's stream. Framing stays in `listener/`, the policy phases in
-//! `relay.rs::admit`, stateless (2026-07-28) requests in `relay/modern.rs`.
+//! Every session-based front (Streamable HTTP before 2026-07-28, legacy SSE, WebSocket, TCP, the
+//! stdio front) hands [`Relay::post`] one parsed message with the session it arrived in. This file
+//! decides, once for all of them: `initialize` opens a session (refused inside one, and inside a
+//! batch), anything else needs a session, batches only where the session's version allows them and
+//! at most `MAX_BATCH` long, the session caps; then each message is admitted (`Relay::admit`),
+//! passed through the shared-child rules (`relay/shared.rs`) and dispatched (`upstream.rs`,
+//! `upstream/mux.rs`). Refusals of the whole message are recorded in the audit log here and
+//! returned with the id the error must echo; refusals of one request among others are answered on
+//! that request's stream. Framing stays in `listener/`, the policy phases in `policy/phases.rs`
+//! (run per message by `Relay::admit`), stateless (2026-07-28) requests in `relay/modern.rs`.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 //! spans and a rate-limited warning, never request latency).
 //!
 //! Off by default: without an endpoint nothing is started and [`RequestSpan::start`] is one
-//! atomic load. The span's lifecycle is the request's `Ticket` (`relay/ticket.rs`): it starts
+//! atomic load. The span's lifecycle is the request's `Ticket` (`ticket.rs`): it starts
 //! when the ticket is made and is ended, with the outcome, when the ticket drops. The parent
 //! comes from `params._meta.traceparent`, else from the HTTP `traceparent` header (read by
 //! [`propagate`], an axum layer `app.rs` adds when tracing is on); frames are never changed.

@@ -6,10 +6,10 @@
 //! line a minute per reason. Reasons are the fixed words of `AuthFailure::reason`, so the
 //! table stays small (and is bounded anyway).
 //!
-//! Owns: the per-reason window and the hints read from a refused JWT (`kid`, `iss`, `sub`,
-//! `aud`, unverified, capped, escaped), with the audiences the relay expected. Never logs a token, a key or any other header value.
-//! Does not own: deciding (`authn.rs`, `jwt.rs`, `api_key.rs`), audit records and metrics
-//! (`relay/ticket.rs`).
+//! Owns: the per-reason window and the hints read from a refused JWT (`kid`, `iss`, `sub`, `aud`,
+//! unverified, capped, escaped), with the audiences the relay expected. Never logs a token, a key
+//! or any other header value. Does not own: deciding (`authn.rs`, `jwt.rs`, `api_key.rs`), audit
+//! records and metrics (`ticket.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;

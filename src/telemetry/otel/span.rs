@@ -1,7 +1,7 @@
 //! One request's OpenTelemetry span (see `telemetry/otel.rs` for the exporter): its name and
 //! MCP semantic-convention attributes, its parent (`params._meta.traceparent`, else the HTTP
 //! `traceparent` header captured by [`propagate`]), and its end with the request's outcome.
-//! `relay/ticket.rs` owns the lifecycle: start with the ticket, end when it drops.
+//! `ticket.rs` owns the lifecycle: start with the ticket, end when it drops.
 
 use std::time::SystemTime;
 

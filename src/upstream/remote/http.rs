@@ -17,11 +17,11 @@
 //! requests get `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name` from their body (not yet
 //! `Mcp-Param-*`), and cancelling one closes its stream, which is how that era cancels.
 //!
-//! Credentials: only the static headers of the relay's own configuration; nothing from a
-//! relay client reaches the upstream, redirects are not followed and environment proxies are
-//! not used. `https://` uses the link's rustls configuration as it is (`remote/tls.rs`: its
-//! trust, ALPN `h2, http/1.1`). Bodies and header values are never logged. Neighbours: `remote.rs` (URL parsing,
-//! the link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
+//! Credentials: only the static headers of the relay's own configuration; nothing from a relay
+//! client reaches the upstream, redirects are not followed and environment proxies are not used.
+//! `https://` uses the link's rustls configuration as it is (`remote/tls.rs`: its trust, ALPN `h2,
+//! http/1.1`). Bodies and header values are never logged. Neighbours: `remote.rs` (URL parsing, the
+//! link's exit and its log line), `upstream/stdio.rs` ([`LinkEnds`]).
 
 mod era;
 pub(super) mod error;

@@ -3,7 +3,7 @@
 //! plus the `headers` of an `--mcp-servers` `url` entry, turned into the link's [`Access`].
 //!
 //! Secrets in flags and the config file are references (`env:NAME`, `file:/path`,
-//! `config/secret.rs`), resolved here once per load; an `--mcp-servers` entry's values are
+//! `secret.rs`), resolved here once per load; an `--mcp-servers` entry's values are
 //! taken as the host's file has them. Values are never logged. The client credentials grant
 //! itself is `remote/client_credentials.rs`; the bridge (`connect`) builds its own access.
 
