@@ -19,6 +19,7 @@ use crate::policy::jwt::{JwtConfig, JwtVerifier};
 use crate::policy::mtls::MtlsMap;
 use crate::policy::rate_limit::{Limits, LimitsConfig};
 use crate::policy::rbac::Rbac;
+use crate::policy::{OriginGuard, RequestPolicy};
 use crate::telemetry::audit::AuditConfig;
 use crate::tls::client::MtlsConfig;
 
@@ -117,6 +118,25 @@ pub(crate) struct Security {
     pub ip: Arc<IpRules>,
     pub cors: Arc<Cors>,
     pub limits: Arc<Limits>,
+}
+
+impl Security {
+    /// The request policy these settings make with the Host/Origin guard, and what stays
+    /// beside it in the configuration: the audit log and the mTLS handshake settings.
+    pub(crate) fn into_policy(
+        self,
+        origin: OriginGuard,
+    ) -> (RequestPolicy, Option<AuditConfig>, Option<MtlsConfig>) {
+        let policy = RequestPolicy {
+            origin,
+            auth: self.auth,
+            rbac: self.rbac,
+            ip: self.ip,
+            cors: self.cors,
+            limits: self.limits,
+        };
+        (policy, self.audit, self.mtls)
+    }
 }
 
 /// Reads the file (if any), applies the shorthands and validates everything.

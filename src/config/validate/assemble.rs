@@ -8,7 +8,7 @@ use super::{Env, Server};
 use crate::config::args::ServeArgs;
 use crate::config::security::{self, Security, Shorthands};
 use crate::config::{self, ChildEra, ResponseMode, ServeConfig, SessionMode};
-use crate::policy::{OriginGuard, RequestPolicy};
+use crate::policy::OriginGuard;
 use crate::session::stream::BufferLimits;
 use crate::upstream::remote::RemoteSpec;
 use crate::upstream::stdio::ChildSpec;
@@ -65,6 +65,7 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .iter()
         .map(|(m, t)| (m.as_str().into(), *t))
         .collect();
+    let (policy, audit, mtls) = security.into_policy(origin);
     ServeConfig {
         listen: args.listen,
         path: args.path,
@@ -76,16 +77,9 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         ws_max_message: usize_of(args.ws_max_message),
         ws_max_frame: usize_of(args.ws_max_frame),
         child,
-        policy: RequestPolicy {
-            origin,
-            auth: security.auth,
-            rbac: security.rbac,
-            ip: security.ip,
-            cors: security.cors,
-            limits: security.limits,
-        },
-        audit: security.audit,
-        mtls: security.mtls,
+        policy,
+        audit,
+        mtls,
         session_mode: args.session_mode,
         child_era: args.child_era,
         children: args.children,
@@ -157,6 +151,7 @@ impl ServeConfig {
         let (Ok(origin), Some(security), true) = (origin, security, errors.is_empty()) else {
             return Err(errors);
         };
+        let (policy, audit, mtls) = security.into_policy(origin);
         Ok(ServeConfig {
             listen,
             path: "/mcp".into(),
@@ -168,16 +163,9 @@ impl ServeConfig {
             ws_max_message: 4 * MIB,
             ws_max_frame: MIB,
             child: ServerSpec::Remote(remote),
-            policy: RequestPolicy {
-                origin,
-                auth: security.auth,
-                rbac: security.rbac,
-                ip: security.ip,
-                cors: security.cors,
-                limits: security.limits,
-            },
-            audit: security.audit,
-            mtls: security.mtls,
+            policy,
+            audit,
+            mtls,
             session_mode: SessionMode::Shared,
             child_era: ChildEra::Auto,
             children: 1,
