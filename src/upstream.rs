@@ -64,7 +64,7 @@ impl ServerSpec {
 }
 
 /// Per-request limits applied by the upstream.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Limits {
     /// Time without an answer (or progress) after which a request fails with -31008.
     pub request_timeout: Duration,
@@ -75,8 +75,8 @@ pub(crate) struct Limits {
     /// Requests in flight per child, over all its sessions.
     pub inflight_per_child: usize,
     /// `--method-timeout`: methods with their own `request_timeout` (the hard maximum is
-    /// at least that long). Built once at startup.
-    pub method_timeouts: &'static [(Box<str>, Duration)],
+    /// at least that long). Built once per configuration load.
+    pub method_timeouts: Arc<[(Box<str>, Duration)]>,
 }
 
 impl Limits {

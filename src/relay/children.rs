@@ -85,7 +85,8 @@ impl Children {
         match self {
             Children::PerSession => {
                 let audience = Audience::new(false);
-                match Upstream::spawn(&cfg.child, cfg.upstream, audience, counters.clone()) {
+                match Upstream::spawn(&cfg.child, cfg.upstream.clone(), audience, counters.clone())
+                {
                     Ok(up) => Ok(Backend::Own(up)),
                     Err(e) => {
                         warn!(error = %e, cause = ?std::error::Error::source(&e), "child spawn failed");
@@ -171,7 +172,7 @@ fn slot_spec(cfg: &ServeConfig, identity: Option<&str>) -> SlotSpec {
     }
     let spec = SlotSpec {
         child,
-        limits: cfg.upstream,
+        limits: cfg.upstream.clone(),
         initialize: true,
         hello: None,
     };

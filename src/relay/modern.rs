@@ -225,7 +225,7 @@ async fn detect(
 ) -> Result<Option<Arc<ModernPool>>, Error> {
     let spec = SlotSpec {
         child: cfg.child.clone(),
-        limits: cfg.upstream,
+        limits: cfg.upstream.clone(),
         initialize: false,
         hello: None,
     };

@@ -243,7 +243,7 @@ impl Slot {
         };
         let up = Upstream::spawn(
             &self.spec.child,
-            self.spec.limits,
+            self.spec.limits.clone(),
             self.audience.clone(),
             self.counters.clone(),
         )

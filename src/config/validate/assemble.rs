@@ -2,6 +2,7 @@
 //! check has passed ([`serve_config`]), and the fixed configuration of `connect`
 //! ([`ServeConfig::bridge`]). No checks here: they are in `config/validate.rs`.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::{Env, Server};
@@ -99,9 +100,7 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
             request_timeout_max: args.request_timeout_max,
             inflight_per_session: args.max_inflight,
             inflight_per_child: args.max_inflight_per_child,
-            // `Limits` is `Copy` and shared by every request; the list is small and built
-            // once per load (start-up, each SIGHUP), so it lives for the process.
-            method_timeouts: Box::leak(method_timeouts.into_boxed_slice()),
+            method_timeouts: method_timeouts.into(),
         },
         buffer: BufferLimits {
             events: args.replay_events,
@@ -185,7 +184,7 @@ impl ServeConfig {
                 request_timeout_max: REQUEST_TIMEOUT_MAX,
                 inflight_per_session: 64,
                 inflight_per_child: 256,
-                method_timeouts: &[],
+                method_timeouts: Arc::from([]),
             },
             buffer: BufferLimits {
                 events: 1000,
