@@ -126,6 +126,23 @@ pub fn init_request(id: Value, version: &str) -> Value {
 }
 
 /// A fresh temporary directory (unique per test process and call).
+/// A client CA named `cn` (`clients-ca.pem` in `dir`) and a relay config file in `dir` whose
+/// `[auth.mtls]` maps `dns:client.example.com` to principal `svc` with role `user`:
+/// `((ca_cert_pem, ca_key_pem), config_path)`.
+pub fn mtls_config(dir: &std::path::Path, cn: &str) -> ((String, String), PathBuf) {
+    let ca = crate::certs::make_ca(cn).unwrap();
+    std::fs::write(dir.join("clients-ca.pem"), &ca.0).unwrap();
+    let config = dir.join("relay.toml");
+    std::fs::write(
+        &config,
+        "[auth]\nresource = \"http://relay.test/mcp\"\n\n[auth.mtls]\nca = \"clients-ca.pem\"\n\n\
+         [[auth.mtls.clients]]\nmatch = \"dns:client.example.com\"\nprincipal = \"svc\"\n\
+         roles = [\"user\"]\n",
+    )
+    .unwrap();
+    (ca, config)
+}
+
 pub fn tempdir() -> PathBuf {
     use std::sync::atomic::{AtomicU64, Ordering};
     static N: AtomicU64 = AtomicU64::new(0);

@@ -3,8 +3,9 @@
 
 use super::*;
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn bridge_runs_the_scenario_over_https_wss_and_tls_with_ca_file() {
+/// A fixture relay serving HTTPS, WSS and TLS-TCP with a fresh self-signed certificate:
+/// the server, its certificate (the CA to trust) and the child's record file.
+fn tls_server() -> (Server, PathBuf, PathBuf) {
     let (cert, key) = cert_generate();
     let record = tempdir().join("rec.log");
     let s = Server::fixture(
@@ -17,6 +18,12 @@ async fn bridge_runs_the_scenario_over_https_wss_and_tls_with_ca_file() {
         ],
         &record,
     );
+    (s, cert, record)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bridge_runs_the_scenario_over_https_wss_and_tls_with_ca_file() {
+    let (s, cert, record) = tls_server();
     assert!(s.url.starts_with("https://"), "{}", s.url);
     let ca = cert.to_str().unwrap();
     let tls = s.tcp_url().await;
@@ -30,18 +37,7 @@ async fn bridge_runs_the_scenario_over_https_wss_and_tls_with_ca_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_refuses_a_self_signed_server_without_ca_file() {
-    let (cert, key) = cert_generate();
-    let record = tempdir().join("rec.log");
-    let s = Server::fixture(
-        "127.0.0.1:0",
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &record,
-    );
+    let (s, _, record) = tls_server();
     let mut b = Bridge::spawn(&[&s.url]);
     let init = b.initialize_raw().await;
     assert!(init.get("error").is_some(), "{init}");
@@ -53,18 +49,7 @@ async fn bridge_refuses_a_self_signed_server_without_ca_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_insecure_accepts_a_self_signed_server_and_warns() {
-    let (cert, key) = cert_generate();
-    let record = tempdir().join("rec.log");
-    let s = Server::fixture(
-        "127.0.0.1:0",
-        &[
-            "--tls-cert",
-            cert.to_str().unwrap(),
-            "--tls-key",
-            key.to_str().unwrap(),
-        ],
-        &record,
-    );
+    let (s, _, _) = tls_server();
     let mut b = Bridge::spawn(&["--insecure", &s.url]);
     let init = b.initialize_raw().await;
     assert_eq!(
@@ -84,19 +69,10 @@ async fn bridge_insecure_accepts_a_self_signed_server_and_warns() {
 /// authenticate the bridge over HTTPS, WSS and TLS-TCP; without them the host gets an error.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bridge_authenticates_with_a_client_certificate() {
-    use crate::certs::{make_ca, make_client};
+    use crate::certs::make_client;
     let (cert, key) = cert_generate();
     let dir = cert.parent().unwrap().to_path_buf();
-    let ca = make_ca("bridge-it client CA").unwrap();
-    std::fs::write(dir.join("clients-ca.pem"), &ca.0).unwrap();
-    let config = dir.join("relay.toml");
-    std::fs::write(
-        &config,
-        "[auth]\nresource = \"http://relay.test/mcp\"\n\n[auth.mtls]\nca = \"clients-ca.pem\"\n\n\
-         [[auth.mtls.clients]]\nmatch = \"dns:client.example.com\"\nprincipal = \"svc\"\n\
-         roles = [\"user\"]\n",
-    )
-    .unwrap();
+    let (ca, config) = crate::support::mtls_config(&dir, "bridge-it client CA");
     let (client_cert, client_key) =
         make_client(&ca.0, &ca.1, &["dns:client.example.com"], None).unwrap();
     let (cc, ck) = (dir.join("client.pem"), dir.join("client-key.pem"));

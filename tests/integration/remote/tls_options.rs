@@ -84,19 +84,9 @@ async fn g4_insecure_accepts_a_self_signed_or_misnamed_server_and_the_defaults_r
 /// A TLS relay whose `[auth.mtls]` maps `dns:client.example.com` to `svc`; returns it, its
 /// server certificate and the client CA `(cert_pem, key_pem)`.
 fn mtls_back() -> (Relay, PathBuf, (String, String)) {
-    use crate::certs::make_ca;
     let (cert, key) = cert_generate(&[]);
     let dir = cert.parent().unwrap().to_path_buf();
-    let ca = make_ca("remote-it client CA").unwrap();
-    std::fs::write(dir.join("clients-ca.pem"), &ca.0).unwrap();
-    let config = dir.join("relay.toml");
-    std::fs::write(
-        &config,
-        "[auth]\nresource = \"http://relay.test/mcp\"\n\n[auth.mtls]\nca = \"clients-ca.pem\"\n\n\
-         [[auth.mtls.clients]]\nmatch = \"dns:client.example.com\"\nprincipal = \"svc\"\n\
-         roles = [\"user\"]\n",
-    )
-    .unwrap();
+    let (ca, config) = crate::support::mtls_config(&dir, "remote-it client CA");
     let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/permissions.json");
     let relay = Relay::start_raw(&[
         "serve",
