@@ -118,6 +118,7 @@ pub(crate) async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
     let upstream = match &relay.config().child {
         ServerSpec::Command(_) => json!({ "kind": "command" }),
         ServerSpec::Remote(r) => json!({ "kind": "remote", "url": public_url(&r.url()) }),
+        ServerSpec::InProcess(_) => json!({ "kind": "aggregate" }),
     };
     Json(json!({
         "status": if relay.is_draining() { "draining" } else { "ok" },

@@ -114,6 +114,10 @@ pub(crate) enum Transport {
     Websocket,
     Tcp,
     Stdio,
+    /// A named server's session opened by the aggregate of several servers (`aggregate.rs`)
+    /// for one of its own sessions: the aggregate's front already counted, limited and
+    /// admitted the request; the server's relay still decides its roles and records it.
+    Aggregate,
 }
 
 impl Transport {
@@ -124,6 +128,7 @@ impl Transport {
             Transport::Websocket => "websocket",
             Transport::Tcp => "tcp",
             Transport::Stdio => "stdio",
+            Transport::Aggregate => "aggregate",
         }
     }
 
@@ -132,7 +137,13 @@ impl Transport {
     /// many requests. A Streamable HTTP POST holds one for the whole request instead
     /// (`on_request`), so its messages do not.
     pub(crate) fn holds_slot_per_message(self) -> bool {
-        !matches!(self, Transport::StreamableHttp)
+        !matches!(self, Transport::StreamableHttp | Transport::Aggregate)
+    }
+
+    /// Whether the front's own limits already applied to the message (rates, overload,
+    /// slots): a message the aggregate forwards to one of its servers.
+    pub(crate) fn is_forwarded(self) -> bool {
+        self == Transport::Aggregate
     }
 
     /// Whether each request message counts against its principal's rate: where one upgrade

@@ -11,6 +11,8 @@ pub(crate) mod args;
 pub(crate) mod file;
 pub(crate) mod mcp_servers;
 pub(crate) mod security;
+#[allow(dead_code)] // Read by the hub and the aggregate, which come next.
+pub(crate) mod servers;
 pub(crate) mod validate;
 
 use std::ffi::OsString;
@@ -133,6 +135,18 @@ pub(crate) struct ServeConfig {
     pub response_mode: ResponseMode,
     pub json_hold: Duration,
     pub shutdown_grace: Duration,
+    /// The named servers (`[servers.NAME]`, every entry of `--mcp-servers FILE` without
+    /// `--server`); empty when the relay serves one server (`child`), as it always did.
+    pub servers: Vec<servers::NamedServer>,
+    /// Tool subsets (`[endpoints.NAME]`), served at `/endpoints/NAME/...`.
+    pub endpoints: Vec<servers::EndpointSpec>,
+    /// How the main path merges the named servers (`[aggregate]`).
+    pub aggregate: servers::AggregateSpec,
+    /// Set on the configuration of one named server: its name (audit, metrics, roles).
+    pub server_name: Option<String>,
+    /// The path prefix this configuration's fronts are served under (`/servers/NAME`); empty
+    /// for the main path. Legacy SSE names its message path with it.
+    pub mount: String,
 }
 
 /// Variables passed to the child unless `--clear-env` says otherwise.

@@ -29,6 +29,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tracing::{debug, info, warn};
 
+use crate::caller::Caller;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
 use crate::session::stream::Stream;
@@ -38,19 +39,33 @@ use audience::Audience;
 use mux::{Mux, Pending, Target};
 use stdio::{ChildEvent, ChildHandle, ChildOutput, ChildSpec};
 
-/// The configured server: a command run as a child, or a remote server.
+/// The configured server: a command run as a child, a remote server, or a server inside the
+/// relay (the aggregate of several named servers, `aggregate.rs`).
 #[derive(Debug, Clone)]
 pub(crate) enum ServerSpec {
     Command(ChildSpec),
     Remote(remote::RemoteSpec),
+    InProcess(Arc<dyn Launch>),
+}
+
+/// A server that runs inside the relay and speaks JSON-RPC lines over channels
+/// ([`stdio::link`]), started once per session.
+pub(crate) trait Launch: Send + Sync + std::fmt::Debug {
+    /// Starts one instance, for the session `caller` opens (`None`: a supervised slot).
+    fn launch(&self, caller: Option<&Caller>) -> (ChildHandle, ChildOutput);
+
+    /// Largest message accepted from it.
+    fn max_line(&self) -> usize;
 }
 
 impl ServerSpec {
-    /// Starts one instance: spawns the child or starts connecting.
-    fn launch(&self) -> Result<(ChildHandle, ChildOutput), stdio::Error> {
+    /// Starts one instance: spawns the child, starts connecting, or starts the in-process
+    /// server for `caller`'s session.
+    fn launch(&self, caller: Option<&Caller>) -> Result<(ChildHandle, ChildOutput), stdio::Error> {
         match self {
             ServerSpec::Command(spec) => stdio::spawn(spec),
             ServerSpec::Remote(spec) => Ok(remote::connect(spec)),
+            ServerSpec::InProcess(server) => Ok(server.launch(caller)),
         }
     }
 
@@ -59,6 +74,7 @@ impl ServerSpec {
         match self {
             ServerSpec::Command(c) => c.max_line,
             ServerSpec::Remote(spec) => spec.max_message(),
+            ServerSpec::InProcess(server) => server.max_line(),
         }
     }
 }
@@ -130,14 +146,16 @@ pub(crate) struct Upstream {
 }
 
 impl Upstream {
-    /// Spawns the child and starts routing its output.
+    /// Spawns the child (for the session `caller` opens, when one does) and starts routing
+    /// its output.
     pub(crate) fn spawn(
         spec: &ServerSpec,
+        caller: Option<&Caller>,
         limits: Limits,
         audience: Arc<Audience>,
         counters: Arc<Counters>,
     ) -> Result<Arc<Upstream>, stdio::Error> {
-        let (child, events) = spec.launch()?;
+        let (child, events) = spec.launch(caller)?;
         counters.children.fetch_add(1, Ordering::Relaxed);
         let up = Arc::new(Upstream {
             child,

@@ -241,6 +241,10 @@ impl RequestPolicy {
         // 1. RBAC: method, then tool/prompt/resource name; before any limit, so a denied call
         // spends no quota and buckets exist only for allowed names.
         let (rule, filter) = self.authorize(caller, frame, modern)?;
+        if caller.transport.is_forwarded() {
+            // The aggregate's front limited this request already (once, not per server).
+            return Ok(Ticket::allowed(audit, caller, session, frame, rule, filter));
+        }
         let refuse = |e: Error| (e, rule.clone().unwrap_or_default());
         // 2. Message rates: the principal's, where one connection carries many requests, then
         // principal × tool.

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use crate::caller::Caller;
 use crate::config::{ServeConfig, SessionMode, IDENTITY_PLACEHOLDER};
 use crate::error::Error;
 use crate::upstream::audience::Audience;
@@ -75,17 +76,19 @@ impl Children {
         }
     }
 
-    /// The backend for a new session of `identity`.
+    /// The backend for a new session of `caller` (per identity: its owner's child).
     pub(crate) fn bind(
         &self,
         cfg: &ServeConfig,
         counters: &Arc<Counters>,
-        identity: Option<&str>,
+        caller: &Caller,
     ) -> Result<Backend, Error> {
+        let identity = caller.owner();
         match self {
             Children::PerSession => {
                 let audience = Audience::new(false);
-                match Upstream::spawn(&cfg.child, cfg.upstream.clone(), audience, counters.clone())
+                let limits = cfg.upstream.clone();
+                match Upstream::spawn(&cfg.child, Some(caller), limits, audience, counters.clone())
                 {
                     Ok(up) => Ok(Backend::Own(up)),
                     Err(e) => {

@@ -207,7 +207,7 @@ impl Relay {
         let identity = caller.owner();
         // A reserved session was counted when it was reserved.
         self.may_open(identity, reserved.is_none())?;
-        let backend = self.children.bind(&self.cfg, &self.counters, identity);
+        let backend = self.children.bind(&self.cfg, &self.counters, caller);
         self.ready.store(
             !matches!(backend, Err(Error::ChildUnavailable | Error::LinkDown(_))),
             Ordering::Relaxed,

@@ -168,7 +168,7 @@ impl Slot {
     fn link_name(&self) -> Option<String> {
         match &self.spec.child {
             ServerSpec::Remote(r) => Some(r.url()),
-            ServerSpec::Command(_) => None,
+            ServerSpec::Command(_) | ServerSpec::InProcess(_) => None,
         }
     }
 
@@ -243,6 +243,7 @@ impl Slot {
         };
         let up = Upstream::spawn(
             &self.spec.child,
+            None,
             self.spec.limits.clone(),
             self.audience.clone(),
             self.counters.clone(),

@@ -112,6 +112,11 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         response_mode: args.response_mode,
         json_hold: args.json_hold,
         shutdown_grace: args.shutdown_grace,
+        servers: Vec::new(),
+        endpoints: Vec::new(),
+        aggregate: Default::default(),
+        server_name: None,
+        mount: String::new(),
     }
 }
 
@@ -196,6 +201,11 @@ impl ServeConfig {
             response_mode: ResponseMode::Sse,
             json_hold: 5 * SECOND,
             shutdown_grace: 15 * SECOND,
+            servers: Vec::new(),
+            endpoints: Vec::new(),
+            aggregate: Default::default(),
+            server_name: None,
+            mount: String::new(),
         })
     }
 }

@@ -181,6 +181,7 @@ fn network(caller: &Caller) -> Vec<KeyValue> {
         Transport::Websocket => ("tcp", Some("websocket")),
         Transport::Tcp => ("tcp", None),
         Transport::Stdio => ("pipe", None),
+        Transport::Aggregate => ("inproc", None),
     };
     let mut out = vec![KeyValue::new("network.transport", transport)];
     if let Some(p) = protocol {

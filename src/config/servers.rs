@@ -1,0 +1,102 @@
+//! Several servers behind one relay: `[servers.NAME]` (each a server as `[serve]` describes
+//! one), `[endpoints.NAME]` (tool subsets picked from any servers) and `[aggregate]` (how the
+//! main path merges every server). This file owns the validated shapes; reading them from the
+//! config file and from `--mcp-servers` is `config/file.rs` and `config/validate.rs`, serving
+//! them is `hub.rs` and `aggregate.rs`.
+
+use std::sync::Arc;
+
+use crate::config::ServeConfig;
+
+/// Where a named server's fronts are mounted: `/servers/NAME/mcp`, `/servers/NAME/sse`, ...
+pub(crate) const SERVERS_MOUNT: &str = "/servers";
+/// Where a tool subset's fronts are mounted: `/endpoints/NAME/mcp`, ...
+pub(crate) const ENDPOINTS_MOUNT: &str = "/endpoints";
+/// The longest server or endpoint name.
+pub(crate) const MAX_NAME: usize = 32;
+
+/// Whether `name` may name a server or an endpoint: `[a-z0-9_-]`, 1 to 32 characters.
+pub(crate) fn name_is_valid(name: &str) -> bool {
+    (1..=MAX_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+/// One named server: its whole configuration as if it were served alone (its child or
+/// upstream, session mode, children, timeouts, caps, upstream TLS and credentials), the
+/// listener-wide settings (listen address, TLS, authentication, roles) taken from `[serve]`
+/// and the security sections.
+#[derive(Debug, Clone)]
+pub(crate) struct NamedServer {
+    pub name: String,
+    pub cfg: Arc<ServeConfig>,
+}
+
+/// A tool subset: what it publishes, as globs over qualified names (`server:tool`,
+/// `server:prompt`, `server:uri`), plus whole servers. An item is published when its server
+/// is in `servers` or its qualified name matches one of its kind's globs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct EndpointSpec {
+    pub name: String,
+    /// Servers published whole.
+    pub servers: Vec<String>,
+    pub tools: Vec<String>,
+    pub prompts: Vec<String>,
+    pub resources: Vec<String>,
+}
+
+/// How tool and prompt names of several servers are told apart in one list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Prefix {
+    /// `NAME__tool` for every tool and prompt (the default).
+    #[default]
+    Always,
+    /// Names as the servers give them; a name two servers give is served by the first
+    /// server (in configuration order) and the conflict is logged and shown on `/health`.
+    Never,
+}
+
+/// What the aggregate does when a server is down or still starting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum FailureMode {
+    /// Serve the others: the server's tools are absent and `/health` says why (the default).
+    #[default]
+    Open,
+    /// Refuse: `initialize` fails while any server is unavailable.
+    Closed,
+}
+
+/// `[aggregate]`: how the main path merges the named servers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AggregateSpec {
+    /// Between the server's name and the tool's: `github__create_issue` (default `__`).
+    pub separator: String,
+    pub prefix: Prefix,
+    pub failure_mode: FailureMode,
+}
+
+impl Default for AggregateSpec {
+    fn default() -> AggregateSpec {
+        AggregateSpec {
+            separator: "__".into(),
+            prefix: Prefix::Always,
+            failure_mode: FailureMode::Open,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_short_lowercase_identifiers() {
+        for ok in ["github", "fs", "db_1", "local-llm", &"a".repeat(32)] {
+            assert!(name_is_valid(ok), "{ok}");
+        }
+        for bad in ["", "GitHub", "a b", "a/b", "a.b", "ü", &"a".repeat(33)] {
+            assert!(!name_is_valid(bad), "{bad}");
+        }
+    }
+}
