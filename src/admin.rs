@@ -31,15 +31,46 @@ use crate::telemetry::metrics;
 use crate::upstream::supervisor::{Slot, State as SlotState};
 use crate::upstream::ServerSpec;
 
-/// The admin listener's router: `/metrics`, `/health`, `/ready`, behind its guard.
-pub(crate) fn router(relay: Arc<Relay>, cfg: &AdminConfig) -> Router {
+/// What the probes report on: one relay, or the hub of several (`hub.rs`).
+pub(crate) trait Probe: Send + Sync + 'static {
+    /// The `/health` document.
+    fn health(&self) -> Value;
+    /// Whether `/ready` says 200.
+    fn ready(&self) -> bool;
+    /// The gauges of `/metrics`.
+    fn gauges(&self) -> metrics::Snapshot;
+}
+
+impl Probe for Relay {
+    fn health(&self) -> Value {
+        relay_health(self)
+    }
+
+    fn ready(&self) -> bool {
+        self.is_ready()
+    }
+
+    fn gauges(&self) -> metrics::Snapshot {
+        metrics::Snapshot {
+            sessions_active: self.sessions_active() as u64,
+            children_running: self.children_alive() as u64,
+            dropped_lines: self.dropped_lines(),
+            uptime: self.uptime(),
+            memory: self.policy().limits.overload().reading(),
+            overload_level: self.policy().limits.overload().level() as u64,
+        }
+    }
+}
+
+/// The admin listener's router: `/metrics`, `/health`, `/ready` of `probe`, behind its guard.
+pub(crate) fn router<P: Probe>(probe: Arc<P>, cfg: &AdminConfig) -> Router {
     let cfg = Arc::new(cfg.clone());
     Router::new()
-        .route("/metrics", get(metrics_text))
-        .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/metrics", get(metrics_text::<P>))
+        .route("/health", get(health::<P>))
+        .route("/ready", get(ready::<P>))
         .layer(middleware::from_fn_with_state(cfg, guard))
-        .with_state(relay)
+        .with_state(probe)
 }
 
 /// Host, Origin, then the bearer token; on every route, before routing.
@@ -92,23 +123,21 @@ pub(crate) async fn hide_probes(req: Request, next: Next) -> Response {
 }
 
 /// `GET /metrics`: the Prometheus text exposition.
-pub(crate) async fn metrics_text(State(relay): State<Arc<Relay>>) -> Response {
-    let snapshot = metrics::Snapshot {
-        sessions_active: relay.sessions_active() as u64,
-        children_running: relay.children_alive() as u64,
-        dropped_lines: relay.dropped_lines(),
-        uptime: relay.uptime(),
-        memory: relay.policy().limits.overload().reading(),
-        overload_level: relay.policy().limits.overload().level() as u64,
-    };
+pub(crate) async fn metrics_text<P: Probe>(State(probe): State<Arc<P>>) -> Response {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&snapshot),
+        metrics::render(&probe.gauges()),
     )
         .into_response()
 }
 
-pub(crate) async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
+/// `GET /health`.
+pub(crate) async fn health<P: Probe>(State(probe): State<Arc<P>>) -> Json<Value> {
+    Json(probe.health())
+}
+
+/// The `/health` document of one relay.
+pub(crate) fn relay_health(relay: &Relay) -> Value {
     let mut slots: Vec<Value> = relay
         .slots()
         .iter()
@@ -120,7 +149,7 @@ pub(crate) async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
         ServerSpec::Remote(r) => json!({ "kind": "remote", "url": public_url(&r.url()) }),
         ServerSpec::InProcess(_) => json!({ "kind": "aggregate" }),
     };
-    Json(json!({
+    json!({
         "status": if relay.is_draining() { "draining" } else { "ok" },
         "ready": relay.is_ready(),
         "session_mode": relay.session_mode_name(),
@@ -132,11 +161,11 @@ pub(crate) async fn health(State(relay): State<Arc<Relay>>) -> Json<Value> {
         "children": relay.children_alive(),
         "child_lines_dropped": relay.dropped_lines(),
         "uptime_seconds": relay.uptime().as_secs(),
-        "memory": memory_json(&relay),
+        "memory": memory_json(relay),
         "version": env!("CARGO_PKG_VERSION"),
         "upstream": upstream,
         "slots": slots,
-    }))
+    })
 }
 
 /// Overload shedding's reading: bytes used, the budget, the level (`off` without a budget).
@@ -193,8 +222,9 @@ fn public_url(url: &str) -> String {
     }
 }
 
-pub(crate) async fn ready(State(relay): State<Arc<Relay>>) -> (StatusCode, Json<Value>) {
-    let ready = relay.is_ready();
+/// `GET /ready`: 200 when ready, 503 otherwise.
+pub(crate) async fn ready<P: Probe>(State(probe): State<Arc<P>>) -> (StatusCode, Json<Value>) {
+    let ready = probe.ready();
     let status = if ready {
         StatusCode::OK
     } else {

@@ -16,9 +16,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use crate::config::ServeConfig;
-use crate::listener::{self, tcp};
+use crate::hub::Hub;
+use crate::listener::tcp;
 use crate::listener::{http_server, Endpoints, PlainListener};
-use crate::relay::Relay;
 use crate::telemetry::audit::Audit;
 use crate::tls::{self, Reloadable, TlsListener};
 
@@ -26,10 +26,12 @@ use crate::tls::{self, Reloadable, TlsListener};
 pub(crate) struct Bound {
     listener: TcpListener,
     tcp: Option<TcpListener>,
+    /// TCP fronts of single named servers (`tcp_listen` in `[servers.NAME]`).
+    server_tcp: Vec<(String, TcpListener)>,
     /// The admin listener (`--admin-listen`), plain HTTP.
     admin: Option<TcpListener>,
     tls: Option<Arc<Reloadable>>,
-    relay: Arc<Relay>,
+    hub: Arc<Hub>,
 }
 
 /// Binds the listeners; fails before anything runs. What can fail without the network (the
@@ -64,15 +66,33 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         ),
         None => None,
     };
+    let mut server_tcp = Vec::new();
+    for s in &cfg.servers {
+        if let Some(at) = s.cfg.tcp_listen {
+            let l = TcpListener::bind(at).await.with_context(|| {
+                format!("cannot listen on {at} (tcp_listen of server `{}`)", s.name)
+            })?;
+            server_tcp.push((s.name.clone(), l));
+        }
+    }
     let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     log_endpoints(&cfg, addr, tls.is_some(), tcp_addr, admin_addr);
+    for (name, l) in &server_tcp {
+        let url = format!(
+            "{}://{}",
+            if tls.is_some() { "tls" } else { "tcp" },
+            l.local_addr()?
+        );
+        info!(transport = "tcp", server = %name, url = %url, "listening");
+    }
     Ok(Bound {
         listener,
         tcp,
+        server_tcp,
         admin,
         tls,
-        relay: Relay::new(Arc::new(cfg), audit),
+        hub: Hub::start(cfg, audit),
     })
 }
 
@@ -118,14 +138,14 @@ fn log_endpoints(
 }
 
 impl Bound {
-    pub(crate) fn relay(&self) -> &Arc<Relay> {
-        &self.relay
+    pub(crate) fn hub(&self) -> &Arc<Hub> {
+        &self.hub
     }
 
     /// Serves until `shutdown` is cancelled, then drains and stops every child.
     pub(crate) async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let relay = self.relay;
-        tokio::spawn(relay.clone().sweep());
+        let hub = self.hub;
+        let relay = hub.main().clone();
         let stop_accepting = CancellationToken::new();
         let clients = match &relay.config().mtls {
             Some(m) => Some(tls::client::verifier(m).context("mTLS setup failed")?),
@@ -141,22 +161,22 @@ impl Bound {
             }
             None => None,
         };
-        if let Some(tcp) = self.tcp {
+        let tcp_fronts = self.tcp.map(|l| (relay.clone(), l));
+        let server_fronts = self.server_tcp.into_iter().filter_map(|(name, l)| {
+            let server = hub.server(&name);
+            server.map(|r| (r, l))
+        });
+        for (serving, l) in tcp_fronts.into_iter().chain(server_fronts) {
             let acceptor = acceptors.as_ref().map(|a| a.1.clone());
-            tokio::spawn(tcp::serve(
-                relay.clone(),
-                tcp,
-                acceptor,
-                stop_accepting.clone(),
-            ));
+            tokio::spawn(tcp::serve(serving, l, acceptor, stop_accepting.clone()));
         }
-        let mut router = listener::router(relay.clone());
+        let mut router = hub.router();
         // The admin listener serves the probes (and `/metrics`), stopped after everything else
         // so probes see the drain; the main router no longer answers them.
         let admin_stop = CancellationToken::new();
         if let (Some(listener), Some(cfg)) = (self.admin, &relay.config().admin) {
             router = router.layer(axum::middleware::from_fn(crate::admin::hide_probes));
-            let admin = crate::admin::router(relay.clone(), cfg);
+            let admin = crate::admin::router(hub.clone(), cfg);
             let server = axum::serve(listener, admin)
                 .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
             tokio::spawn(async move {
@@ -186,7 +206,7 @@ impl Bound {
                 res.context("server task failed")?;
             }
         }
-        drain(&relay, &mut server, &stop_accepting).await;
+        drain(&hub, &mut server, &stop_accepting).await;
         admin_stop.cancel();
         info!("stopped");
         Ok(())
@@ -196,16 +216,16 @@ impl Bound {
 /// Stops accepting, gives in-flight work `--shutdown-grace` (then fails it and gives the
 /// server 2 s more), stops every child and flushes the audit log.
 async fn drain<T>(
-    relay: &Relay,
+    hub: &Hub,
     server: &mut tokio::task::JoinHandle<T>,
     stop_accepting: &CancellationToken,
 ) {
     info!("shutting down");
-    relay.start_drain();
+    hub.start_drain();
     stop_accepting.cancel();
-    let grace = relay.config().shutdown_grace;
+    let grace = hub.main().config().shutdown_grace;
     if tokio::time::timeout(grace, &mut *server).await.is_err() {
-        relay.fail_in_flight();
+        hub.fail_in_flight();
         if tokio::time::timeout(Duration::from_secs(2), &mut *server)
             .await
             .is_err()
@@ -213,8 +233,8 @@ async fn drain<T>(
             server.abort();
         }
     }
-    relay.stop_all().await;
-    relay.audit().flush().await;
+    hub.stop_all().await;
+    hub.audit().flush().await;
 }
 
 /// `mcp-relay serve`: runs until SIGTERM or SIGINT.
@@ -227,7 +247,7 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         wait_for_signal().await;
         trigger.cancel();
     });
-    tokio::spawn(reload_on_hangup(bound.relay().clone(), shutdown.clone()));
+    tokio::spawn(reload_on_hangup(bound.hub().clone(), shutdown.clone()));
     let ran = bound.run(shutdown).await;
     if let Some(t) = traces {
         t.shutdown().await; // After the drain: the last requests' spans are exported too.
@@ -237,9 +257,10 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 
 /// SIGHUP (Unix only: `os/signals.rs`): the configuration is read and validated again (the same
 /// command line, the same `--config` file); its policy (credentials, roles, limits, network rules,
-/// CORS) replaces the old one for the next requests. Sessions, streams and children stay. A
-/// configuration with problems is refused with each problem logged, and the old policy stays.
-async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
+/// CORS) replaces the old one for the next requests. Sessions, streams and children stay; named
+/// servers are added, kept, restarted or drained (`Hub::reload`). A configuration with problems
+/// is refused with each problem logged, and the old one stays.
+async fn reload_on_hangup(hub: Arc<Hub>, stop: CancellationToken) {
     let mut hup = crate::os::signals::Hangup::new();
     loop {
         tokio::select! {
@@ -249,7 +270,7 @@ async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
         let argv = std::env::args_os().collect();
         match crate::config::load(argv, &crate::secret::process_env) {
             Ok(cfg) => {
-                relay.reload_policy(cfg.policy);
+                hub.reload(cfg);
                 info!(signal = "SIGHUP", "policy reloaded");
             }
             Err(errors) => {
@@ -265,8 +286,8 @@ async fn reload_on_hangup(relay: Arc<Relay>, stop: CancellationToken) {
 /// signal arrives; then the child is stopped in order.
 pub(crate) async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
     let audit = start_audit(&cfg)?;
-    let relay = Relay::new(Arc::new(cfg), audit);
-    tokio::spawn(relay.clone().sweep());
+    let hub = Hub::start(cfg, audit);
+    let relay = hub.main().clone();
     let stop = CancellationToken::new();
     let trigger = stop.clone();
     tokio::spawn(async move {
@@ -274,8 +295,8 @@ pub(crate) async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
         trigger.cancel();
     });
     crate::listener::stdio::run(relay.clone(), stop).await;
-    relay.start_drain();
-    relay.stop_all().await;
+    hub.start_drain();
+    hub.stop_all().await;
     // The session closed at stdin EOF left the table before `stop_all`: let its child (or
     // remote session's DELETE) finish its stop sequence too.
     let budget = relay.config().shutdown_grace;

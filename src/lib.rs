@@ -38,6 +38,7 @@
 //!    - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 mod admin;
+mod aggregate;
 mod app;
 mod bridge;
 mod caller;
@@ -48,6 +49,7 @@ mod config;
 mod demo;
 mod era;
 mod error;
+mod hub;
 mod jsonrpc;
 mod listener;
 mod os;

@@ -2,9 +2,10 @@
 //! `jsonrpc` messages and hands them to the relay core (`Relay::post`, `Relay::stateless`);
 //! none holds policy or session logic. `streamable_http` is session-per-id over HTTP; the
 //! connection-oriented fronts (WebSocket, TCP, stdio, legacy SSE) share `duplex` (one
-//! connection, one session). [`router`] puts one HTTP listener's routes behind the guard
-//! (`guard.rs`, which hands each request to `policy::phases::on_request`); TCP calls the phases
-//! itself (`tcp.rs`). `http.rs` holds what the HTTP fronts share (header and path names, body
+//! connection, one session). [`fronts`] are one relay's routes; [`guarded`] puts a listener's
+//! routes behind the guard (`guard.rs`, which hands each request to
+//! `policy::phases::on_request`); `hub.rs` assembles the listener's router from them. TCP calls
+//! the phases itself (`tcp.rs`). `http.rs` holds what the HTTP fronts share (header and path names, body
 //! reading, SSE responses, the guard's caller).
 //!
 //! [`ConnInfo`] carries what the connection knows about the peer (address, verified mTLS
@@ -32,7 +33,6 @@ use axum::routing::{get, post};
 use axum::{middleware, Router};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::admin;
 use crate::error::{Allow, Error};
 use crate::relay::Relay;
 use crate::tls::client::{self, CertIdentity};
@@ -73,27 +73,37 @@ pub(crate) fn peer_identity<IO>(
     client::identity(leaf).map(Arc::new)
 }
 
-/// The router of one HTTP listener: the Streamable HTTP MCP path, the WebSocket upgrade, legacy
-/// SSE, `/health`, `/ready` and `GET /` (see `index.rs`).
-pub(crate) fn router(relay: Arc<Relay>) -> Router {
-    let path = relay.config().path.clone();
+/// The MCP fronts of one relay, at its configured paths: Streamable HTTP, the WebSocket
+/// upgrade and legacy SSE; no probes, no index, no guard (a named server's fronts are reached
+/// through the hub's, `hub.rs`).
+pub(crate) fn fronts(relay: &Arc<Relay>) -> Router<Arc<Relay>> {
     let mcp = post(streamable_http::handle_post)
         .get(streamable_http::handle_get)
         .delete(streamable_http::handle_delete)
         .fallback(|| async { Error::MethodNotAllowed(Allow::Mcp) });
-    let endpoints = Endpoints::of(relay.config());
-    let mut router = Router::new();
-    if endpoints.index {
-        let index = get(move |headers: HeaderMap| async move { index::page(&endpoints, &headers) })
-            .fallback(index::not_allowed);
-        router = router.route(index::INDEX_PATH, index);
-    }
-    router
-        .route(&path, mcp)
+    Router::new()
+        .route(&relay.config().path, mcp)
         .route(&relay.config().ws_path, get(websocket::upgrade))
-        .route("/health", get(admin::health))
-        .route("/ready", get(admin::ready))
         .merge(sse::routes(relay.clone()))
+}
+
+/// `routes` with `GET /` describing what the listener serves, unless `/` is taken.
+pub(crate) fn with_index<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    cfg: &crate::config::ServeConfig,
+) -> Router<S> {
+    let endpoints = Endpoints::of(cfg);
+    if !endpoints.index {
+        return routes;
+    }
+    let index = get(move |headers: HeaderMap| async move { index::page(&endpoints, &headers) })
+        .fallback(index::not_allowed);
+    routes.route(index::INDEX_PATH, index)
+}
+
+/// `routes` behind the guard, which runs the request phases with `relay`'s policy.
+pub(crate) fn guarded(routes: Router<Arc<Relay>>, relay: Arc<Relay>) -> Router {
+    routes
         .layer(middleware::from_fn_with_state(relay.clone(), guard::guard))
         .with_state(relay)
 }

@@ -82,7 +82,7 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
 /// What the phases read of an HTTP request: its route and whether it names a session or
 /// resumes a stream (this front's framing; what that costs is the policy's decision).
 fn head(parts: &Parts) -> Head<'_> {
-    let path = parts.uri.path();
+    let path = unmounted(parts.uri.path());
     let route = if path.starts_with(authn::WELL_KNOWN) {
         Route::Metadata
     } else if matches!(path, "/health" | "/ready") {
@@ -104,5 +104,32 @@ fn head(parts: &Parts) -> Head<'_> {
         route,
         in_session,
         resumes: parts.headers.contains_key("last-event-id"),
+    }
+}
+
+/// The path a named server's or an endpoint's relay sees: `/servers/NAME/message` is its
+/// `/message` (the hub strips the mount before handing the request over).
+fn unmounted(path: &str) -> &str {
+    use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
+    let rest = [SERVERS_MOUNT, ENDPOINTS_MOUNT]
+        .iter()
+        .find_map(|m| path.strip_prefix(m)?.strip_prefix('/'));
+    match rest.and_then(|r| r.find('/').map(|i| &r[i..])) {
+        Some(inner) => inner,
+        None => path,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unmounted;
+
+    #[test]
+    fn mounted_paths_are_judged_as_the_inner_relay_sees_them() {
+        assert_eq!(unmounted("/servers/github/message"), "/message");
+        assert_eq!(unmounted("/endpoints/support/mcp"), "/mcp");
+        assert_eq!(unmounted("/servers/github"), "/servers/github");
+        assert_eq!(unmounted("/message"), "/message");
+        assert_eq!(unmounted("/serversx/a/message"), "/serversx/a/message");
     }
 }

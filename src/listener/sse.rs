@@ -114,7 +114,8 @@ fn open(relay: &Arc<Relay>, headers: &HeaderMap, caller: Caller) -> Result<Respo
     tokio::spawn(drive(duplex, inbound, gone.clone()));
     debug!("legacy sse stream opened");
     let endpoint = Bytes::from(format!(
-        "event: endpoint\ndata: {MESSAGE_PATH}?sessionId={}\n\n",
+        "event: endpoint\ndata: {}{MESSAGE_PATH}?sessionId={}\n\n",
+        relay.config().mount,
         session.id().as_str()
     ));
     let mut keep_alive = tokio::time::interval(relay.config().sse_keep_alive);
