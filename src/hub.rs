@@ -306,6 +306,45 @@ impl Probe for Hub {
                 || servers.iter().all(|m| m.relay.is_ready()))
     }
 
+    /// Per named server: its sessions, its children and whether it is ready.
+    fn more_metrics(&self) -> String {
+        let servers = self.servers.load();
+        if servers.is_empty() {
+            return String::new();
+        }
+        let families: [(&str, &str, fn(&Relay) -> u64); 3] = [
+            (
+                "sessions_active",
+                "Sessions open on each named server (an aggregate session holds one on each).",
+                |r| r.sessions_active() as u64,
+            ),
+            (
+                "children_running",
+                "Child processes of each named server.",
+                |r| r.children_alive() as u64,
+            ),
+            (
+                "ready",
+                "Whether each named server is ready (1) or not (0).",
+                |r| u64::from(r.is_ready()),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in families {
+            out.push_str(&format!(
+                "# HELP mcp_relay_server_{name} {help}\n# TYPE mcp_relay_server_{name} gauge\n"
+            ));
+            for m in servers.iter() {
+                out.push_str(&format!(
+                    "mcp_relay_server_{name}{{server=\"{}\"}} {}\n",
+                    m.name,
+                    value(&m.relay)
+                ));
+            }
+        }
+        out
+    }
+
     /// Sessions and children summed over every relay.
     fn gauges(&self) -> metrics::Snapshot {
         let mut g = self.main.gauges();
@@ -362,7 +401,8 @@ fn mounted_paths(cfg: &mut ServeConfig, mount: &str, name: &str) {
 }
 
 /// The configuration of an aggregate relay: the main one, with the aggregate (of every named
-/// server, or of an endpoint's selection) as its per-session, legacy-era child.
+/// server, or of an endpoint's selection) as its per-session, legacy-era child. It keeps the
+/// list of servers and endpoints (for `GET /`); its relay serves none of them itself.
 fn aggregate_config(
     cfg: &ServeConfig,
     members: &watch::Sender<Arc<[Member]>>,
@@ -374,8 +414,6 @@ fn aggregate_config(
     agg.session_mode = SessionMode::PerSession;
     agg.child_era = ChildEra::Legacy;
     agg.server_name = None;
-    agg.servers = Vec::new();
-    agg.endpoints = Vec::new();
     Arc::new(agg)
 }
 
