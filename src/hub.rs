@@ -74,7 +74,7 @@ impl Hub {
         let servers: Vec<Mounted> = cfg
             .servers
             .iter()
-            .map(|s| mount_server(s, &audit))
+            .map(|s| mount_server(s, &cfg, &audit))
             .collect();
         let (members, _) = watch::channel(members_of(&servers));
         let endpoints = cfg
@@ -204,7 +204,7 @@ impl Hub {
                 None => {
                     let changed = old.iter().any(|m| m.name == s.name);
                     info!(server = %s.name, "{}", if changed { "server changed: restarting it" } else { "server added" });
-                    kept.push(mount_server(s, &self.audit));
+                    kept.push(mount_server(s, cfg, &self.audit));
                 }
             }
         }
@@ -357,9 +357,12 @@ impl Probe for Hub {
     }
 }
 
-/// The relay of one named server, mounted at `/servers/NAME/` with the default paths.
-fn mount_server(server: &NamedServer, audit: &Audit) -> Mounted {
+/// The relay of one named server, mounted at `/servers/NAME/` with the default paths. Its
+/// policy is the main one, sharing its limiters: rates and caps of principals and addresses
+/// are relay-wide (tool rates are kept per server by the policy itself).
+fn mount_server(server: &NamedServer, main: &ServeConfig, audit: &Audit) -> Mounted {
     let mut cfg = (*server.cfg).clone();
+    cfg.policy = main.policy.clone();
     mounted_paths(&mut cfg, SERVERS_MOUNT, &server.name);
     let fingerprint = fingerprint(&server.cfg);
     let relay = Relay::new(Arc::new(cfg), audit.clone());
