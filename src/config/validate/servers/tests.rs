@@ -55,6 +55,7 @@ const TWO: &str = r#"
 request_timeout = "30s"
 max_inflight = 7
 tcp_listen = "127.0.0.1:0"
+env = { G = "g" }
 
 [servers.github]
 command = ["PROGRAM", "--github"]
@@ -96,7 +97,9 @@ fn named_servers_are_whole_configs_in_file_order() {
         panic!("{:?}", gh.child)
     };
     assert_eq!(child.args, ["--github"]);
+    // Lists add up: [serve]'s `env` and the server's.
     assert!(child.env.contains(&("A".into(), "1".into())));
+    assert!(child.env.contains(&("G".into(), "g".into())));
     // Only a server's own tcp_listen is its TCP front; [serve]'s is the relay's.
     assert_eq!(gh.tcp_listen, None);
     assert_eq!(fs.tcp_listen, Some("127.0.0.1:0".parse().unwrap()));
