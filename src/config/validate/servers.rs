@@ -201,8 +201,11 @@ fn many(
     env: Env<'_>,
 ) -> Result<ServeConfig, Vec<String>> {
     let fronts = (args.listen, args.tcp_listen);
+    // What says which server and how to reach it is each server's, checked with it.
     args.mcp_servers = None;
     args.server = None;
+    args.upstream_ca = None;
+    args.upstream_auth = Default::default();
     let main = super::serve_with(args, env, false);
     // The relay's own problems are every server's too: said once, unprefixed.
     let known = main.as_ref().err().cloned().unwrap_or_default();

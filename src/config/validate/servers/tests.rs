@@ -274,6 +274,20 @@ fn a_desktop_file_with_several_entries_serves_each_by_its_key() {
     let cfg = load_with(&["--mcp-servers", claude.to_str().unwrap()]).unwrap();
     let names: Vec<&str> = cfg.servers.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(names, ["zeta", "alpha"]);
+    // Upstream credentials on the command line are for the `url` entries: not the relay's
+    // own problem, each server's.
+    let errors = load_with(&[
+        "--mcp-servers",
+        claude.to_str().unwrap(),
+        "--upstream-header",
+        "X-Tenant: acme",
+    ])
+    .unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("servers.zeta: --upstream-header"),
+        "{errors:?}"
+    );
     assert!(matches!(&cfg.servers[0].cfg.child, ServerSpec::Command(c) if c.args == ["--z"]));
     assert!(matches!(cfg.servers[1].cfg.child, ServerSpec::Remote(_)));
     assert_eq!(cfg.servers[1].cfg.server_name.as_deref(), Some("alpha"));
