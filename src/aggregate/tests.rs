@@ -467,3 +467,5 @@ async fn closed_mode_fails_initialize_when_a_server_cannot_start() {
         "x"
     );
 }
+
+mod paging;
