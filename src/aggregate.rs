@@ -12,6 +12,11 @@
 //! decides roles, filters lists and writes audit records, but skips the limits the front
 //! applied).
 //!
+//! The aggregate is a per-session server: each session needs its caller, whom every named
+//! server's relay judges. A `launch` without one (a supervised slot: shared mode, or the pool
+//! the relay keeps for 2026-07-28 requests) answers every request -32601 and opens nothing,
+//! so the hub serves it in per-session mode with `child_era = legacy`.
+//!
 //! What the client sees (MCP 2025-11-25; 2026-07-28 requests are not served: the aggregate
 //! answers `server/discover` with -32601, so the relay treats it as a legacy server and
 //! modern clients fall back to `initialize`):
@@ -128,8 +133,17 @@ impl Aggregator {
 impl Launch for Aggregator {
     fn launch(&self, caller: Option<&Caller>) -> (ChildHandle, ChildOutput) {
         let (handle, output, ends) = stdio::link();
-        let caller = internal_caller(caller);
-        tokio::spawn(session::run(self.shared.clone(), caller, ends));
+        match caller {
+            Some(caller) => {
+                let caller = internal_caller(caller);
+                tokio::spawn(session::run(self.shared.clone(), caller, ends));
+            }
+            // A supervised slot (shared or modern pool) serves every caller at once: the
+            // servers' relays could not judge who asks, so it serves nothing.
+            None => {
+                tokio::spawn(session::unbound(ends));
+            }
+        }
         (handle, output)
     }
 
@@ -145,23 +159,13 @@ impl Launch for Aggregator {
 
 /// The caller of the internal sessions: the client's, on the aggregate transport, without
 /// its credential's expiry (the front re-checks the credential on every request; an internal
-/// session closing at expiry would take the server away mid-session). `None` (a supervised
-/// slot, which the hub does not use) is the anonymous principal.
-fn internal_caller(caller: Option<&Caller>) -> Caller {
-    match caller {
-        Some(c) => {
-            let mut principal = Principal::clone(&c.principal);
-            principal.expires_at = None;
-            Caller {
-                principal: Arc::new(principal),
-                ..c.on(Transport::Aggregate)
-            }
-        }
-        None => Caller::new(
-            Principal::anonymous(),
-            None::<std::net::SocketAddr>,
-            Transport::Aggregate,
-        ),
+/// session closing at expiry would take the server away mid-session).
+fn internal_caller(caller: &Caller) -> Caller {
+    let mut principal = Principal::clone(&caller.principal);
+    principal.expires_at = None;
+    Caller {
+        principal: Arc::new(principal),
+        ..caller.on(Transport::Aggregate)
     }
 }
 

@@ -136,6 +136,29 @@ pub(super) async fn run(agg: Arc<Shared>, caller: Caller, ends: LinkEnds) {
     d.finish();
 }
 
+/// A session without a caller: every request gets -32601 (`server/discover` too, so the
+/// relay takes the aggregate for a legacy server), nothing is opened.
+pub(super) async fn unbound(mut ends: LinkEnds) {
+    loop {
+        let line = tokio::select! {
+            line = ends.outgoing.recv() => line,
+            () = ends.stop.cancelled() => None,
+        };
+        let Some(line) = line else { break };
+        let Some(msg) = Msg::parse(line).filter(|m| m.kind == Kind::Request) else {
+            continue;
+        };
+        let answer = wire::error(msg.id().unwrap_or("null"), -32601, "Method not found");
+        if ends.incoming.send(answer).await.is_err() {
+            break;
+        }
+    }
+    ends.exit.send_replace(Some(ExitInfo {
+        code: Some(0),
+        signal: None,
+    }));
+}
+
 impl Driver {
     /// Long because it is the session's one `select!`: every source of work, each with the
     /// handler it goes to.

@@ -468,4 +468,24 @@ async fn closed_mode_fails_initialize_when_a_server_cannot_start() {
     );
 }
 
+#[tokio::test]
+async fn a_launch_without_a_caller_serves_nothing() {
+    let Some(fx) = fixture() else { return };
+    let (agg, _tx) = two(&fx, AggregateSpec::default());
+    let (handle, out) = agg.launch(None);
+    let mut c = Client {
+        handle,
+        out,
+        seen: Vec::new(),
+    };
+    let discover = c.request(json!(1), "server/discover", json!({})).await;
+    assert_eq!(discover["error"]["code"], -32601, "{discover}");
+    let init = c.initialize().await;
+    assert_eq!(init["error"]["code"], -32601, "{init}");
+    assert!(
+        agg.status().get("a").is_none(),
+        "no server session was opened"
+    );
+}
+
 mod paging;
