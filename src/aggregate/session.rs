@@ -32,6 +32,7 @@ use tracing::debug;
 
 use super::link::Ended;
 use super::lists::ListKind;
+use super::names::Item;
 use super::routes::Routes;
 use super::wire::{self, Kind, Msg};
 use super::{Member, Shared};
@@ -44,8 +45,13 @@ use links::Link;
 /// What the answer to one of the session's own requests is for.
 #[derive(Debug)]
 enum Purpose {
-    /// A client request routed to one server: answered with the client's id (raw JSON).
-    Forward(Box<str>),
+    /// A client request routed to one server: answered with the client's id (raw JSON);
+    /// `renamed`, the name the client gave when the server got its own (tools and prompts
+    /// with prefixes), so that an "unknown" answer names what the client asked for.
+    Forward {
+        client: Box<str>,
+        renamed: Option<Box<(Item, String)>>,
+    },
     /// A server's `initialize`; `job` when the client's `initialize` waits for it.
     Init { job: Option<u64> },
     /// One part of a fan-out (a list page, `logging/setLevel`).

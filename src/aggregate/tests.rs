@@ -217,6 +217,12 @@ async fn calls_reach_each_server_with_the_clients_id_and_unknown_names_are_refus
     let unknown = c.call(json!(7), "c__echo", json!({})).await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
     assert_eq!(unknown["error"]["message"], "Unknown tool: c__echo");
+    // A server's own "unknown" reads the same, under the name the client asked for.
+    let theirs = c.call(json!(71), "a__nonexistent", json!({})).await;
+    assert_eq!(
+        theirs["error"],
+        json!({"code": -32602, "message": "Unknown tool: a__nonexistent"})
+    );
     let prompt = c
         .request(json!(8), "prompts/get", json!({"name": "a__greet"}))
         .await;

@@ -28,6 +28,16 @@ use crate::aggregate::wire::{self, Kind, Msg, Param};
 use crate::config::servers::Prefix;
 use crate::error::Error;
 
+/// A tool or prompt name the server knows by another name.
+struct Rename {
+    own: String,
+    /// Of the name in the client's message.
+    span: Range<usize>,
+    item: Item,
+    /// The client's name for it.
+    outer: String,
+}
+
 /// Where a request goes.
 enum Route {
     /// To server `link`, with the name (its span in the message) rewritten to the server's.
@@ -49,7 +59,15 @@ impl Driver {
         };
         let (name, span) = msg.param_str(Param::Name).unwrap_or_default();
         match self.route_name(item, kind, &name, span, may_resolve) {
-            Route::To(i, rename) => self.forward(&msg, &client, i, rename).await,
+            Route::To(i, rename) => {
+                let rename = rename.map(|(own, span)| Rename {
+                    own,
+                    span,
+                    item,
+                    outer: name,
+                });
+                self.forward(&msg, &client, i, rename).await;
+            }
             Route::Resolve => {
                 self.waiting.push(msg);
                 self.resolve(kind).await;
@@ -191,31 +209,37 @@ impl Driver {
         }
         let id = self.fresh_id();
         let bytes = wire::request(id, "completion/complete", Some(&params.to_string()));
-        self.send_routed(&client, i, id, bytes).await;
+        self.send_routed(&client, i, id, bytes, None).await;
     }
 
     /// Sends a client request to server `i` under a fresh id (and the server's own name).
-    async fn forward(
-        &mut self,
-        msg: &Msg,
-        client: &str,
-        i: usize,
-        rename: Option<(String, Range<usize>)>,
-    ) {
+    async fn forward(&mut self, msg: &Msg, client: &str, i: usize, rename: Option<Rename>) {
         let Some(id_span) = msg.id_span() else { return };
         let id = self.fresh_id();
         let id_text = id.to_string();
-        let bytes = match rename {
-            Some((own, span)) => {
-                let own = wire::quote(&own);
-                crate::jsonrpc::splice(&msg.bytes, &mut [(id_span, &id_text), (span, &own)])
+        let (bytes, renamed) = match rename {
+            Some(r) => {
+                let own = wire::quote(&r.own);
+                let edits = &mut [(id_span, id_text.as_str()), (r.span, own.as_str())];
+                let bytes = crate::jsonrpc::splice(&msg.bytes, edits);
+                (bytes, Some(Box::new((r.item, r.outer))))
             }
-            None => crate::jsonrpc::splice(&msg.bytes, &mut [(id_span, &id_text)]),
+            None => (
+                crate::jsonrpc::splice(&msg.bytes, &mut [(id_span, &id_text)]),
+                None,
+            ),
         };
-        self.send_routed(client, i, id, bytes).await;
+        self.send_routed(client, i, id, bytes, renamed).await;
     }
 
-    async fn send_routed(&mut self, client: &str, i: usize, id: u64, bytes: Bytes) {
+    async fn send_routed(
+        &mut self,
+        client: &str,
+        i: usize,
+        id: u64,
+        bytes: Bytes,
+        renamed: Option<Box<(Item, String)>>,
+    ) {
         let link = &self.links[i];
         let (Some(key), true) = (link.key, link.is_up()) else {
             return self.refuse(client, &Error::ChildUnavailable).await;
@@ -227,7 +251,10 @@ impl Driver {
             id,
             Pending {
                 key,
-                purpose: Purpose::Forward(client.into()),
+                purpose: Purpose::Forward {
+                    client: client.into(),
+                    renamed,
+                },
             },
         );
         self.by_client.insert(client.into(), id);
@@ -262,9 +289,19 @@ impl Driver {
             return;
         };
         match p.purpose {
-            Purpose::Forward(client) => {
+            Purpose::Forward { client, renamed } => {
                 self.by_client.remove(&client);
-                self.send(msg.with_id(&client)).await;
+                match renamed.filter(|r| msg.is_error() && is_unknown(&msg, r.0)) {
+                    Some(r) => {
+                        let (item, outer) = *r;
+                        let e = match item {
+                            Item::Tool => Error::UnknownTool(outer),
+                            _ => Error::UnknownPrompt(outer),
+                        };
+                        self.refuse(&client, &e).await;
+                    }
+                    None => self.send(msg.with_id(&client)).await,
+                }
             }
             Purpose::Init { job } => self.init_answer(key, &msg, job).await,
             Purpose::Part { job } => self.part_done(job, key, Some(&msg), "").await,
@@ -299,4 +336,27 @@ impl Driver {
         }
         self.send(msg.bytes).await;
     }
+}
+
+/// Whether an error answer is a server's (or its relay's denial) "unknown tool/prompt": the
+/// client gets the same answer under the name it asked for, like an unknown one of its own
+/// (a denied name must not be told apart from an unknown one, SECURITY.md §3).
+fn is_unknown(msg: &Msg, item: Item) -> bool {
+    #[derive(serde::Deserialize)]
+    struct Answer {
+        error: Option<Failure>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Failure {
+        code: i64,
+        message: String,
+    }
+    let prefix = match item {
+        Item::Tool => "Unknown tool",
+        _ => "Unknown prompt",
+    };
+    serde_json::from_slice::<Answer>(&msg.bytes)
+        .ok()
+        .and_then(|a| a.error)
+        .is_some_and(|e| e.code == -32602 && e.message.starts_with(prefix))
 }

@@ -253,7 +253,7 @@ impl Driver {
                 continue;
             };
             match p.purpose {
-                Purpose::Forward(client) => {
+                Purpose::Forward { client, .. } => {
                     self.by_client.remove(&client);
                     self.refuse(&client, &Error::ChildExited).await;
                 }
