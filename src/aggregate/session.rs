@@ -24,13 +24,13 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures_util::stream::{SelectAll, Stream, StreamExt};
+use futures_util::stream::{FuturesUnordered, SelectAll, Stream, StreamExt};
 use tokio::sync::{mpsc, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_stream::wrappers::ReceiverStream;
 use tracing::debug;
 
-use super::link::Ended;
+use super::link::{Busy, Ended};
 use super::lists::ListKind;
 use super::names::Item;
 use super::routes::Routes;
@@ -88,8 +88,10 @@ pub(super) struct Driver {
     /// Links of servers removed or replaced, until their last answers arrived.
     retired: Vec<Link>,
     streams: SelectAll<Tagged>,
-    events: mpsc::UnboundedReceiver<Ended>,
-    events_tx: mpsc::UnboundedSender<Ended>,
+    /// Handlings of messages that had to wait (`aggregate/link.rs`).
+    busy: FuturesUnordered<Busy>,
+    /// The ends of the links' sessions.
+    ended: FuturesUnordered<Ended>,
     next_key: u32,
     next_id: u64,
     pending: HashMap<u64, Pending>,
@@ -110,7 +112,6 @@ pub(super) struct Driver {
 
 /// Runs one aggregate session until the relay stops it or the client goes.
 pub(super) async fn run(agg: Arc<Shared>, caller: Caller, ends: LinkEnds) {
-    let (events_tx, events) = mpsc::unbounded_channel();
     let members = agg.members.clone();
     let mut d = Driver {
         agg,
@@ -122,8 +123,8 @@ pub(super) async fn run(agg: Arc<Shared>, caller: Caller, ends: LinkEnds) {
         links: Vec::new(),
         retired: Vec::new(),
         streams: SelectAll::new(),
-        events,
-        events_tx,
+        busy: FuturesUnordered::new(),
+        ended: FuturesUnordered::new(),
         next_key: 0,
         next_id: 0,
         pending: HashMap::new(),
@@ -177,7 +178,8 @@ impl Driver {
                     None => break,
                 },
                 Some((key, bytes)) = self.streams.next() => self.on_server_message(key, bytes).await,
-                Some(ended) = self.events.recv() => self.link_ended(ended.key).await,
+                Some((key, duplex)) = self.busy.next() => self.link_free(key, duplex),
+                Some(key) = self.ended.next() => self.link_ended(key).await,
                 changed = self.members.changed(), if self.members_open => match changed {
                     Ok(()) => self.members_changed().await,
                     Err(_) => self.members_open = false,
@@ -198,6 +200,15 @@ impl Driver {
     fn finish(&mut self) {
         self.links.clear();
         self.retired.clear();
+        // Sessions whose last message is still being handled close when it is.
+        let mut busy = std::mem::take(&mut self.busy);
+        if !busy.is_empty() {
+            tokio::spawn(async move {
+                while let Some((_, duplex)) = busy.next().await {
+                    duplex.close();
+                }
+            });
+        }
         self.ends.exit.send_replace(Some(ExitInfo {
             code: Some(0),
             signal: None,
@@ -298,12 +309,50 @@ impl Driver {
         }
     }
 
-    /// Sends a notification to every server whose session is up.
+    /// Sends a notification to every server whose session is up (one that cannot take it
+    /// now misses it: a notification has no answer to fail).
     fn notify_up_links(&mut self, bytes: &Bytes) {
-        for link in self.links.iter().filter(|l| l.is_up()) {
-            // A server that cannot take a notification now misses it (logged by nothing:
-            // notifications have no answer to fail).
-            let _ = link.try_send(bytes.clone());
+        let keys: Vec<u32> = self
+            .links
+            .iter()
+            .filter(|l| l.is_up())
+            .filter_map(|l| Some(l.conn.as_ref()?.key))
+            .collect();
+        for key in keys {
+            let _ = self.send_to(key, bytes.clone());
+        }
+    }
+
+    /// Hands a message to link `key`'s session (a link of the configuration, or a retired
+    /// one finishing its requests).
+    fn send_to(&mut self, key: u32, bytes: Bytes) -> Result<(), Error> {
+        let conn = self
+            .links
+            .iter_mut()
+            .chain(self.retired.iter_mut())
+            .find_map(|l| l.conn.as_mut().filter(|c| c.key == key))
+            .ok_or(Error::ChildUnavailable)?;
+        if let Some(busy) = conn.send(bytes)? {
+            self.busy.push(busy);
+        }
+        Ok(())
+    }
+
+    /// A handling that waited is over: the link takes its next messages, or, gone
+    /// meanwhile, its session closes.
+    fn link_free(&mut self, key: u32, duplex: crate::listener::duplex::Duplex) {
+        let conn = self
+            .links
+            .iter_mut()
+            .chain(self.retired.iter_mut())
+            .find_map(|l| l.conn.as_mut().filter(|c| c.key == key));
+        match conn {
+            Some(conn) => {
+                if let Some(busy) = conn.back(duplex) {
+                    self.busy.push(busy);
+                }
+            }
+            None => duplex.close(),
         }
     }
 
@@ -319,9 +368,7 @@ impl Driver {
             return;
         };
         let bytes = crate::jsonrpc::splice(&msg.bytes, &mut [(span, &id.to_string())]);
-        if let Some(link) = self.link_by_key(p.key) {
-            let _ = link.try_send(bytes);
-        }
+        let _ = self.send_to(p.key, bytes);
     }
 
     /// The client answered a server's request: the answer goes to that server, under its id.
@@ -330,13 +377,11 @@ impl Driver {
             debug!("aggregate: answer to no server request dropped");
             return;
         };
-        if let Some(link) = self.link_by_key(key) {
-            if link.try_send(msg.with_id(&id)).is_err() {
-                debug!(
-                    key,
-                    "aggregate: answer for a server that cannot take it dropped"
-                );
-            }
+        if self.send_to(key, msg.with_id(&id)).is_err() {
+            debug!(
+                key,
+                "aggregate: answer for a server that cannot take it dropped"
+            );
         }
     }
 

@@ -244,7 +244,7 @@ impl Driver {
         let (Some(key), true) = (link.key, link.is_up()) else {
             return self.refuse(client, &Error::ChildUnavailable).await;
         };
-        if let Err(e) = link.try_send(bytes) {
+        if let Err(e) = self.send_to(key, bytes) {
             return self.refuse(client, &e).await;
         }
         self.pending.insert(

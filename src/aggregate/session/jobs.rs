@@ -264,10 +264,7 @@ impl Driver {
         let id = self.fresh_id();
         let params = cursor.map(|c| format!(r#"{{"cursor":{}}}"#, wire::quote(c)));
         let bytes = wire::request(id, kind.method(), params.as_deref());
-        let Some(link) = self.link_by_key(key) else {
-            return false;
-        };
-        if link.try_send(bytes).is_err() {
+        if self.send_to(key, bytes).is_err() {
             return false;
         }
         self.pending.insert(
@@ -402,7 +399,7 @@ impl Driver {
                 continue;
             };
             let id = self.fresh_id();
-            if self.links[i].try_send(msg.with_id(&id.to_string())).is_ok() {
+            if self.send_to(key, msg.with_id(&id.to_string())).is_ok() {
                 self.pending.insert(
                     id,
                     Pending {

@@ -8,14 +8,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio::time::Instant;
 use tracing::{info, warn};
 
 use super::{Driver, Purpose};
 use crate::aggregate::init::ServerInit;
-use crate::aggregate::link;
+use crate::aggregate::link::{self, Conn};
 use crate::aggregate::status::State;
 use crate::aggregate::wire;
 use crate::aggregate::Member;
@@ -32,7 +30,8 @@ pub(super) struct Link {
     relay: Arc<Relay>,
     /// The key of the open link (messages from older ones are stale).
     pub key: Option<u32>,
-    tx: Option<mpsc::Sender<Bytes>>,
+    /// The open session (none before `initialize`, or while down).
+    pub conn: Option<Conn>,
     /// `None` until the client's `initialize` opened it.
     pub state: Option<State>,
     pub init: Option<ServerInit>,
@@ -46,7 +45,7 @@ impl Link {
             name: member.name.as_str().into(),
             relay: member.relay.clone(),
             key: None,
-            tx: None,
+            conn: None,
             state: None,
             init: None,
             backoff: FIRST_BACKOFF,
@@ -61,15 +60,6 @@ impl Link {
     /// Whether the server is up and declared the capability `cap`.
     pub(super) fn offers(&self, cap: &str) -> bool {
         self.is_up() && self.init.as_ref().is_some_and(|i| i.offers(cap))
-    }
-
-    /// Queues a message for the server; refused at once when its queue is full.
-    pub(super) fn try_send(&self, bytes: Bytes) -> Result<(), Error> {
-        let tx = self.tx.as_ref().ok_or(Error::ChildUnavailable)?;
-        tx.try_send(bytes).map_err(|e| match e {
-            TrySendError::Full(_) => Error::InflightCap,
-            TrySendError::Closed(_) => Error::ChildUnavailable,
-        })
     }
 }
 
@@ -91,8 +81,9 @@ impl Driver {
         self.links = self.wanted().iter().map(Link::new).collect();
     }
 
-    /// The configuration changed: new servers are opened, removed or replaced ones closed
-    /// (after their last answers), and the client is told its lists changed.
+    /// The configuration changed: new servers are opened (the client is told its lists
+    /// changed once they are up), removed or replaced ones closed after their last answers
+    /// (the client is told at once).
     pub(super) async fn members_changed(&mut self) {
         self.members.borrow_and_update();
         let wanted = self.wanted();
@@ -104,10 +95,8 @@ impl Driver {
                 .position(|l| *l.name == *m.name && Arc::ptr_eq(&l.relay, &m.relay));
             match same {
                 Some(i) => self.links.push(old.remove(i)),
-                None => {
-                    changed = true;
-                    self.links.push(Link::new(m));
-                }
+                // Announced when it is up (`link_up`).
+                None => self.links.push(Link::new(m)),
             }
         }
         for link in old {
@@ -159,16 +148,17 @@ impl Driver {
         self.next_key += 1;
         let key = self.next_key;
         let (relay, name) = (self.links[i].relay.clone(), self.links[i].name.clone());
-        let (tx, rx) = link::open(relay, self.caller.clone(), key, self.events_tx.clone());
+        let (conn, rx, ended) = link::open(relay, self.caller.clone(), key);
         self.watch_link(key, rx);
+        self.ended.push(ended);
         let id = self.fresh_id();
         let link = &mut self.links[i];
         link.key = Some(key);
-        link.tx = Some(tx);
+        link.conn = Some(conn);
         link.state = Some(State::Starting);
         link.retry_at = None;
         self.agg.status.set(&name, State::Starting, None);
-        let sent = link.try_send(wire::request(id, "initialize", Some(&params)));
+        let sent = self.send_to(key, wire::request(id, "initialize", Some(&params)));
         self.pending.insert(
             id,
             super::Pending {
@@ -195,7 +185,7 @@ impl Driver {
         info!(server = %name, "aggregate: server up");
         if self.initialized {
             let note = wire::notification("notifications/initialized", "{}");
-            let _ = self.links[i].try_send(note);
+            let _ = self.send_to(key, note);
         }
         if late {
             self.routes.forget_server(&name);
@@ -221,9 +211,13 @@ impl Driver {
             return;
         };
         let link = &mut self.links[i];
+        if link.state == Some(State::Down) {
+            // Already down (its session's end follows the failure that took it down).
+            return;
+        }
         let was_up = link.is_up();
         link.state = Some(State::Down);
-        link.tx = None;
+        link.conn = None;
         link.init = None;
         link.retry_at = Some(Instant::now() + link.backoff);
         link.backoff = (link.backoff * 2).min(MAX_BACKOFF);
