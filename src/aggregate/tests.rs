@@ -35,7 +35,14 @@ fn fixture() -> Option<PathBuf> {
 
 /// A relay wrapping the fixture with `args` (per-session mode).
 fn relay(fixture: &std::path::Path, args: &[&str]) -> Arc<Relay> {
-    let mut argv: Vec<std::ffi::OsString> = vec!["mcp-relay".into(), "serve".into(), "--".into()];
+    relay_with(&[], fixture, args)
+}
+
+/// A relay with the relay flags `flags`, wrapping the fixture with `args`.
+fn relay_with(flags: &[&str], fixture: &std::path::Path, args: &[&str]) -> Arc<Relay> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["mcp-relay".into(), "serve".into()];
+    argv.extend(flags.iter().map(Into::into));
+    argv.push("--".into());
     argv.push(fixture.into());
     argv.extend(args.iter().map(Into::into));
     let mut cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
@@ -472,6 +479,39 @@ async fn closed_mode_fails_initialize_when_a_server_cannot_start() {
         text(&c.call(json!(1), "a__echo", json!({"text": "x"})).await),
         "x"
     );
+}
+
+#[tokio::test]
+async fn a_shared_child_crashing_comes_back_behind_the_aggregate() {
+    let Some(fx) = fixture() else { return };
+    let shared = relay_with(&["--session-mode", "shared"], &fx, &["echo"]);
+    let b = relay(&fx, &["conformance"]);
+    let (_tx, rx) = watch::channel(members(&[("a", shared), ("b", b)]));
+    let agg = Aggregator::new(rx, AggregateSpec::default(), None);
+    let mut c = Client::launch(&agg);
+    c.initialize().await;
+    let pid = c.call(json!(1), "a__pid", json!({})).await;
+    assert!(text(&pid).parse::<u32>().is_ok(), "{pid}");
+    let crashed = c.call(json!(2), "a__crash", json!({"code": 3})).await;
+    assert_eq!(crashed["error"]["code"], -31007, "{crashed}");
+    let other = c.call(json!(3), "b__test_simple_text", json!({})).await;
+    assert!(other["result"].is_object(), "{other}");
+    // Back on the restarted child (its relay restarts it; the session reopens).
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let mut id = 10;
+    loop {
+        let again = c.call(json!(id), "a__pid", json!({})).await;
+        if again["result"].is_object() {
+            assert_ne!(text(&again), text(&pid), "a new child");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never came back: {again}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        id += 1;
+    }
 }
 
 #[tokio::test]

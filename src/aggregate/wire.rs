@@ -41,10 +41,15 @@ struct Envelope<'a> {
     method: Option<&'a RawValue>,
     #[serde(borrow, default)]
     params: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     result: Option<&'a RawValue>,
-    #[serde(borrow, default)]
+    #[serde(borrow, default, deserialize_with = "present")]
     error: Option<&'a RawValue>,
+}
+
+/// Keeps an explicit `null` (`"result": null` is still an answer).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
 }
 
 impl Msg {
@@ -244,6 +249,8 @@ mod tests {
         );
         assert_eq!(n.kind, Kind::Notification);
         assert_eq!(n.param_raw(Param::RequestId).unwrap().0, "12");
+        let null = msg(r#"{"jsonrpc":"2.0","id":4,"result":null}"#);
+        assert_eq!((null.kind, null.result()), (Kind::Response, Some("null")));
         let r = msg(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#);
         assert_eq!(
             (r.kind, r.own_id(), r.result()),
