@@ -427,19 +427,31 @@ async fn members_added_and_removed_change_the_lists() {
     let agg = Aggregator::new(rx, AggregateSpec::default(), None);
     let mut c = Client::launch(&agg);
     c.initialize().await;
-    tx.send_replace(members(&[
-        ("a", a.clone()),
-        ("b", relay(&fx, &["conformance"])),
-    ]));
+    tx.send_replace(members(&[("a", a.clone()), ("b", relay(&fx, &["echo"]))]));
     c.until(|v| v["method"] == "notifications/tools/list_changed")
         .await;
-    let simple = c.call(json!(1), "b__test_simple_text", json!({})).await;
-    assert!(simple["result"].is_object(), "{simple}");
+    let echoed = c
+        .call(json!(1), "b__echo", json!({"text": "b is here"}))
+        .await;
+    assert_eq!(text(&echoed), "b is here", "{echoed}");
+    // Removed with a call in flight: the call still gets its answer (the server drains).
+    let slow = json!({"name": "b__slow", "arguments": {"ms": 300}});
+    c.send(&json!({"jsonrpc": "2.0", "id": "slow", "method": "tools/call", "params": slow}));
+    // The session takes the client's messages in order: once the ping is answered, the
+    // call went to b.
+    c.request(json!("p"), "ping", json!({})).await;
     tx.send_replace(members(&[("a", a)]));
     c.until(|v| v["method"] == "notifications/tools/list_changed")
         .await;
-    let gone = c.call(json!(2), "b__test_simple_text", json!({})).await;
+    let gone = c.call(json!(2), "b__echo", json!({})).await;
     assert_eq!(gone["error"]["code"], -32602, "{gone}");
+    assert_eq!(text(&c.until(|v| v["id"] == "slow").await), "slept 300");
+    let tools = names(
+        &c.request(json!(3), "tools/list", json!({})).await,
+        "tools",
+        "name",
+    );
+    assert!(tools.iter().all(|t| t.starts_with("a__")), "{tools:?}");
 }
 
 #[tokio::test]
