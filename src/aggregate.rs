@@ -25,8 +25,10 @@
 //!   out with `failure_mode = "open"` (it joins when it answers; `/health` says why), or
 //!   fails the `initialize` with -32603 naming it with `"closed"`.
 //! - Names (`aggregate/names.rs`): tools and prompts are `SERVER__name` (separator
-//!   configurable) or, with `prefix = "never"`, the servers' own, the first server in
-//!   configuration order keeping a name two give (logged; `/health` lists the conflict).
+//!   configurable) or, with `prefix = "never"`, the servers' own: the first server to list
+//!   a name keeps it (servers are listed in configuration order, page by page), the other's
+//!   is left out (logged; `/health` lists the conflict); a name no list showed yet is found
+//!   by reading every page first.
 //!   Resources and templates keep their URIs and are routed by who listed them
 //!   (`aggregate/routes.rs`). Unknown names get -32602 (`Unknown tool: NAME`), unknown
 //!   resources -32002, as denied ones do.
@@ -37,15 +39,19 @@
 //!   one server, the bytes forwarded with the id and name spliced (progress tokens and
 //!   `_meta` untouched, so progress comes back as it is). `notifications/cancelled` reaches
 //!   the server the request went to. `ping` is answered here; `logging/setLevel` goes to
-//!   every server that logs; other client notifications to every server.
+//!   every server that logs; other client notifications to every server. A server that is
+//!   down or still starting answers -31006; an unknown method gets -32601.
 //! - From servers: notifications pass as they are (`*/list_changed` of one server is a
 //!   change of the aggregate); requests (sampling, elicitation, roots, ping) reach the client
 //!   under a fresh id, and its answer goes back to the server that asked.
 //! - A server crashing: its pending requests get -31007 (the relay's crash error), the client
 //!   gets `*/list_changed`, the session reopens it with backoff and says `list_changed` again
 //!   when it is back. The configuration changing (SIGHUP: the hub sends a new member list):
-//!   new servers are opened, removed ones closed once their answers arrived, changed ones
-//!   replaced; the client gets `*/list_changed`.
+//!   new servers are opened (and announced with `*/list_changed` once up), removed ones
+//!   closed once their answers arrived, changed ones replaced (announced at once).
+//! - Roles are decided by each server's relay for the caller the session was opened with: a
+//!   credential with other roles presented later in the same aggregate session does not
+//!   change them (a new session does), since a `launch` learns its caller once.
 //!
 //! The hub reads each aggregate's [`Status`] (`Aggregator::status`) for `/health`.
 
