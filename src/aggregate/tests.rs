@@ -279,6 +279,21 @@ async fn progress_sampling_and_list_changed_travel_through() {
     let sampled = c.until(|v| v["id"] == 2).await;
     assert!(text(&sampled).contains("sampled-xyz"), "{sampled}");
 
+    c.send(&json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "a__roots", "arguments": {}}}));
+    let ask = c.until(|v| v["method"] == "roots/list").await;
+    let roots = json!({"roots": [{"uri": "file:///work", "name": "work"}]});
+    c.send(&json!({"jsonrpc": "2.0", "id": ask["id"], "result": roots}));
+    assert!(text(&c.until(|v| v["id"] == 4).await).contains("file:///work"));
+
+    let readme = json!({"uri": "file:///public/readme.txt"});
+    c.request(json!(5), "resources/subscribe", readme.clone())
+        .await;
+    c.call(json!(6), "a__touch", readme.clone()).await;
+    let updated = c
+        .until(|v| v["method"] == "notifications/resources/updated")
+        .await;
+    assert_eq!(updated["params"], readme);
+
     c.call(json!(3), "a__notify", json!({})).await;
     c.until(|v| v["method"] == "notifications/tools/list_changed")
         .await;
