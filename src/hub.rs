@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::admin::{self, Probe};
-use crate::aggregate::{Aggregator, Member, Status};
+use crate::aggregate::{self, Aggregator, Member, Status};
 use crate::config::servers::{
     EndpointSpec, FailureMode, NamedServer, ENDPOINTS_MOUNT, SERVERS_MOUNT,
 };
@@ -311,12 +311,23 @@ impl Probe for Hub {
         doc
     }
 
-    /// The main relay is ready; with `failure_mode = "closed"`, every named server too.
+    /// The main relay is ready; with `failure_mode = "closed"`, every named server too: its
+    /// relay is ready and the aggregate did not last see it down.
     fn ready(&self) -> bool {
+        if !self.main.is_ready() {
+            return false;
+        }
+        if self.failure_mode == FailureMode::Open {
+            return true;
+        }
+        let seen_down = |name: &str| {
+            let health = self.status.as_ref().and_then(|s| s.get(name));
+            health.is_some_and(|h| h.state == aggregate::status::State::Down)
+        };
         let servers = self.servers.load();
-        self.main.is_ready()
-            && (self.failure_mode == FailureMode::Open
-                || servers.iter().all(|m| m.relay.is_ready()))
+        servers
+            .iter()
+            .all(|m| m.relay.is_ready() && !seen_down(&m.name))
     }
 
     /// Per named server: its sessions, its children and whether it is ready.
@@ -465,14 +476,14 @@ fn fingerprint(cfg: &ServeConfig) -> String {
     )
 }
 
-/// Drains a relay a reload removed or replaced: new work is refused now, what is in flight
-/// gets the shutdown grace, then its sessions end and its children stop.
+/// Drains a relay a reload removed or replaced: new work is refused now, the requests in
+/// flight get the shutdown grace to be answered, then its sessions end and its children stop.
 fn retire(relay: Arc<Relay>) {
     tokio::spawn(async move {
         relay.start_drain();
         let grace = relay.config().shutdown_grace;
         let deadline = tokio::time::Instant::now() + grace;
-        while relay.sessions_active() > 0 && tokio::time::Instant::now() < deadline {
+        while relay.requests_in_flight() > 0 && tokio::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         relay.fail_in_flight();
