@@ -113,6 +113,11 @@ impl Relay {
         self.sessions.count()
     }
 
+    /// Requests of every session not answered yet (a retired server drains them).
+    pub(crate) fn requests_in_flight(&self) -> usize {
+        self.sessions.all().iter().map(|(s, _)| s.in_flight()).sum()
+    }
+
     /// Child stdout lines dropped as invalid, over every child so far.
     pub(crate) fn dropped_lines(&self) -> u64 {
         self.counters.dropped_lines.load(Ordering::Relaxed)

@@ -231,6 +231,11 @@ impl Session {
             .is_ok()
     }
 
+    /// Requests of this session not answered yet.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.inflight.load(Ordering::Acquire)
+    }
+
     /// Frees an in-flight slot. An answer is activity: a client that disconnected during a
     /// long call gets the whole idle timeout from then to resume and fetch it.
     pub(crate) fn end_request(&self) {

@@ -4,6 +4,7 @@
 //! Every server is the real fixture child, every client a real socket.
 
 mod aggregate;
+mod failures;
 mod fronts;
 mod reload;
 

@@ -86,3 +86,60 @@ async fn sighup_adds_removes_and_restarts_servers_and_keeps_the_others_sessions(
         "still"
     );
 }
+
+#[tokio::test]
+async fn an_open_aggregate_session_follows_a_reload() {
+    let config = write_config(&format!(
+        "{}{}",
+        server("keep", "echo", ""),
+        server("gone", "echo", "")
+    ));
+    let relay = start(&config);
+    let mut agg = relay.client();
+    agg.initialize("2025-11-25").await;
+    assert_eq!(
+        call_text(&agg, "keep__echo", json!({"text": "before"})).await,
+        "before"
+    );
+
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            server("keep", "echo", ""),
+            server("added", "echo", "")
+        ),
+    )
+    .unwrap();
+    hangup(&relay);
+    eventually("reloaded", || relay.logs().contains("policy reloaded")).await;
+
+    let names = crate::support::poll_until(
+        "the aggregate's list follows the reload",
+        || {
+            let agg = agg.clone();
+            async move {
+                let r = agg
+                    .post(json!({"jsonrpc": "2.0", "id": "l", "method": "tools/list"}))
+                    .await;
+                let answer = r.messages().into_iter().find(|m| m["id"] == "l");
+                super::tool_names(&answer.expect("the list's answer"))
+            }
+        },
+        |names| {
+            names.iter().any(|n| n == "added__echo")
+                && names.iter().all(|n| !n.starts_with("gone__"))
+        },
+    )
+    .await;
+    assert!(names.iter().any(|n| n == "keep__echo"), "{names:?}");
+    // The same session, undisturbed, reaches the kept and the added server.
+    assert_eq!(
+        call_text(&agg, "keep__echo", json!({"text": "after"})).await,
+        "after"
+    );
+    assert_eq!(
+        call_text(&agg, "added__echo", json!({"text": "new"})).await,
+        "new"
+    );
+}
