@@ -242,3 +242,35 @@ async fn a_server_killed_under_load_leaves_the_others_serving_and_comes_back() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_pointed_at_the_aggregate_or_an_endpoint_just_works() {
+    use crate::support::bridge::Bridge;
+    let relay = echo_and_conf("", "[endpoints.support]\nservers = [\"echo\"]\n");
+    for (path, tool) in [
+        ("/mcp", "conf__test_simple_text"),
+        ("/endpoints/support/mcp", "echo__echo"),
+    ] {
+        let mut b = Bridge::spawn(&[&format!("{}{path}", relay.base)]);
+        let init = b.initialize_raw().await;
+        assert!(
+            init["result"]["capabilities"]["tools"].is_object(),
+            "{init}"
+        );
+        b.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
+            .await;
+        let list = b.request(json!(1), "tools/list", json!({})).await;
+        assert!(
+            tool_names(&list).contains(&tool.to_owned()),
+            "{path}: {list}"
+        );
+        let r = b
+            .request(
+                json!(2),
+                "tools/call",
+                json!({"name": "echo__echo", "arguments": {"text": "bridged"}}),
+            )
+            .await;
+        assert_eq!(text_of(&r), "bridged", "{path}");
+    }
+}
