@@ -1,10 +1,12 @@
 // Interop with several servers behind one relay: the official TypeScript SDK client
 // (@modelcontextprotocol/sdk, pinned) against `mcp-relay serve --config FILE` whose
-// `[servers.NAME]` tables run three real stdio servers of different kinds:
+// `[servers.NAME]` tables run three real stdio servers of different kinds, and a fourth whose
+// lists come in pages (none of the three paginates):
 //
 //   echo        target/debug/mcp-relay-fixture echo
 //   conf        target/debug/mcp-relay-fixture conformance
 //   everything  node <server-everything>/dist/index.js stdio   (the pinned reference server)
+//   pages       node tests/interop/paging_server.mjs           (tools, prompts, resources: 3 pages)
 //
 // Each server is reached on its own path (/servers/NAME/mcp, names as the server gives them)
 // and through the aggregate on the main path (/mcp, one session, tools and prompts named
@@ -18,6 +20,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -40,11 +43,12 @@ const require = createRequire(import.meta.url);
 const everythingDocs = path.join(path.dirname(require.resolve('@modelcontextprotocol/server-everything/package.json')), 'dist', 'docs');
 const EVERYTHING_DOC = 'architecture.md';
 const EVERYTHING_DOC_URI = `demo://resource/static/document/${EVERYTHING_DOC}`;
+const PAGING_SERVER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'paging_server.mjs');
 
 /**
- * The three servers and what each is asked, by its own tool names. `call`, `progress`,
- * `sampling` and `read` are what every server does; `touch` (a resource update for a
- * subscribed URI) and `change` (a tool list change) only where the server has them.
+ * The servers and what each is asked, by its own tool names: `call` and `read` every server,
+ * `progress`, `sampling`, `touch` (a resource update for a subscribed URI) and `change` (a
+ * tool list change) where the server has them; `pages`: how many pages its lists take.
  */
 const SERVERS = {
     echo: {
@@ -86,6 +90,15 @@ const SERVERS = {
         read: { uri: EVERYTHING_DOC_URI, text: fs.readFileSync(path.join(everythingDocs, EVERYTHING_DOC), 'utf8') },
         // one update at once, then one every 5 s with no request in flight (GET stream)
         touch: { uri: EVERYTHING_DOC_URI, name: 'toggle-subscriber-updates', arguments: {}, updates: 2, stop: true },
+    },
+    pages: {
+        command: [process.execPath, PAGING_SERVER],
+        serverInfo: 'paging-server',
+        tools: ['paged_1', 'paged_5'],
+        pages: 3,
+        // a tool and a resource listed on the last page only
+        call: { name: 'paged_5', arguments: {}, text: 'called paged_5' },
+        read: { uri: 'paging://item/5', text: 'contents of paging://item/5' },
     },
 };
 const NAMES = Object.keys(SERVERS);
@@ -173,10 +186,11 @@ const LISTS = {
     resourceTemplates: { call: 'listResourceTemplates', key: 'resourceTemplates', id: (x) => x.uriTemplate },
 };
 
-/** Every page of a list, following nextCursor until it is absent: { items, pages }. */
+/** Every page of a list, following nextCursor until it is absent: { items, ids, pages, cursors }. */
 async function listAll(entry, kind) {
     const { call, key, id } = LISTS[kind];
     const items = [];
+    const cursors = [];
     let cursor;
     let pages = 0;
     do {
@@ -188,11 +202,12 @@ async function listAll(entry, kind) {
             assert.notEqual(page.nextCursor, cursor, `${kind}: the same cursor came back (endless pagination)`);
         }
         cursor = page.nextCursor;
+        if (cursor !== undefined) cursors.push(cursor);
         assert.ok(pages <= 100, `${kind}: more than 100 pages`);
     } while (cursor !== undefined);
     const ids = items.map(id);
     assert.equal(new Set(ids).size, ids.length, `${kind}: an item came twice over the pages: ${ids.join(', ')}`);
-    return { items, ids, pages };
+    return { items, ids, pages, cursors };
 }
 
 const textOf = (result) => result.content.filter((c) => c.type === 'text').map((c) => c.text).join('\n');
@@ -264,7 +279,7 @@ async function checkListChanged(entry, server, as) {
 const bare = (_server, tool) => tool;
 const prefixed = (server, tool) => `${server}${SEP}${tool}`;
 
-describe('TypeScript SDK client -> mcp-relay serve --config (three [servers]) -> fixture echo, fixture conformance, server-everything', () => {
+describe('TypeScript SDK client -> mcp-relay serve --config ([servers]) -> fixture echo, fixture conformance, server-everything, a paginating server', () => {
     before(async () => {
         relay = await startRelayWithConfig({ name: 'servers-interop', config: CONFIG });
     });
@@ -293,22 +308,33 @@ describe('TypeScript SDK client -> mcp-relay serve --config (three [servers]) ->
                     return list;
                 });
                 assert.ok(ids.every((t) => !t.startsWith(`${server}${SEP}`)), `names on a server's own path are bare: ${ids.join(', ')}`);
+                if (s.pages) {
+                    for (const kind of ['tools', 'prompts', 'resources']) {
+                        const list = await listAll(c, kind);
+                        assert.equal(list.pages, s.pages, `${kind} pages`);
+                        assert.deepEqual(list.cursors, ['2', '4'], `${kind}: the server's own cursors pass untouched`);
+                    }
+                }
                 await checkCall(c, server, bare);
                 await disconnect(c);
             });
 
-            rtest(`${server}: progress notifications`, async () => {
-                const c = await connect(serverPath(server));
-                await checkProgress(c, server, bare);
-                await disconnect(c);
-            });
+            if (s.progress) {
+                rtest(`${server}: progress notifications`, async () => {
+                    const c = await connect(serverPath(server));
+                    await checkProgress(c, server, bare);
+                    await disconnect(c);
+                });
+            }
 
-            rtest(`${server}: sampling/createMessage answered by the client`, async () => {
-                const c = await connect(serverPath(server));
-                // (server-everything registers its sampling tool just after initialize)
-                await eventually(() => checkSampling(c, server, bare));
-                await disconnect(c);
-            });
+            if (s.sampling) {
+                rtest(`${server}: sampling/createMessage answered by the client`, async () => {
+                    const c = await connect(serverPath(server));
+                    // (server-everything registers its sampling tool just after initialize)
+                    await eventually(() => checkSampling(c, server, bare));
+                    await disconnect(c);
+                });
+            }
 
             rtest(`${server}: resources/read${s.touch ? ', subscribe and notifications/resources/updated' : ''}`, async () => {
                 const c = await connect(serverPath(server));
@@ -363,12 +389,19 @@ describe('TypeScript SDK client -> mcp-relay serve --config (three [servers]) ->
                 t.diagnostic(`${kind}: ${union.ids.length} over ${union.pages} page(s)`);
                 return union;
             });
-            await expectUnion('tools', prefixed);
-            await expectUnion('prompts', prefixed);
+            // `pages` lists in three pages: the union takes more than one, under the aggregate's
+            // own cursor (never a server's bare cursor)
+            const paged = (union, kind) => {
+                assert.ok(union.pages > 1, `${kind}: the union came in one page although a server paginates`);
+                for (const c of union.cursors) assert.ok(!['2', '4'].includes(c), `${kind}: a server's own cursor leaked: ${c}`);
+            };
+            paged(await expectUnion('tools', prefixed), 'tools');
+            paged(await expectUnion('prompts', prefixed), 'prompts');
             const resources = await expectUnion('resources', bare);
+            paged(resources, 'resources');
             // server-everything's whole list, and the fixtures' resources, under their own URIs
             const docs = fs.readdirSync(everythingDocs).map((f) => `demo://resource/static/document/${encodeURIComponent(f)}`);
-            for (const uri of [...docs, 'file:///public/readme.txt', 'test://static-text']) {
+            for (const uri of [...docs, 'file:///public/readme.txt', 'test://static-text', 'paging://item/5']) {
                 assert.ok(resources.ids.includes(uri), `the union lacks ${uri}`);
             }
             await expectUnion('resourceTemplates', bare);
@@ -376,6 +409,8 @@ describe('TypeScript SDK client -> mcp-relay serve --config (three [servers]) ->
             assert.equal(greet.messages[0].content.text, 'prompt greet');
             const simple = await agg.client.getPrompt({ name: prefixed('conf', 'test_simple_prompt') }, { timeout: REQUEST_TIMEOUT_MS });
             assert.equal(simple.messages[0].content.text, 'This is a simple prompt for testing.');
+            const last = await agg.client.getPrompt({ name: prefixed('pages', 'paged_prompt_5') }, { timeout: REQUEST_TIMEOUT_MS });
+            assert.equal(last.messages[0].content.text, 'prompt paged_prompt_5');
             for (const c of [agg, ...Object.values(own)]) await disconnect(c);
         });
 
@@ -389,14 +424,14 @@ describe('TypeScript SDK client -> mcp-relay serve --config (three [servers]) ->
 
         rtest('progress from every server, concurrently, each to its own call', async () => {
             const c = await connect('/mcp');
-            await Promise.all(NAMES.map((n) => checkProgress(c, n, prefixed)));
+            await Promise.all(NAMES.filter((n) => SERVERS[n].progress).map((n) => checkProgress(c, n, prefixed)));
             await disconnect(c);
         });
 
         rtest('sampling/createMessage from every server reaches the client, each answer back to its asker', async () => {
             const c = await connect('/mcp');
             await eventually(() => checkSampling(c, 'everything', prefixed)); // registered after initialize
-            await Promise.all(NAMES.map((n) => checkSampling(c, n, prefixed)));
+            await Promise.all(NAMES.filter((n) => SERVERS[n].sampling).map((n) => checkSampling(c, n, prefixed)));
             await disconnect(c);
         });
 
