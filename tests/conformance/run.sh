@@ -44,7 +44,7 @@ while [ $# -gt 0 ]; do
         --scenario) SCENARIO="$2"; shift 2 ;;
         --scenario=*) SCENARIO="${1#*=}"; shift ;;
         --) shift; EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
