@@ -14,10 +14,13 @@
 #  10 conformance-shared  the same with --session-mode shared (one child for every session)
 #  11 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
 #  12 conformance-modern-shared  the same with --session-mode shared
-#  13 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
-#  14 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
-#  15 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
-#  16 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
+#  13 conformance-servers  the suite (2025-11-25) against /servers/conf/mcp of a relay with two
+#                  named servers (CONFORMANCE_SERVERS=1; same baseline as a single-server relay)
+#  14 conformance-servers-modern  the same at spec 2026-07-28
+#  15 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
+#  16 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
+#  17 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
+#  18 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
 #                  (what Windows runs): unit tests, then connect and serve end to end
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
@@ -157,6 +160,12 @@ run_step conformance-modern count_conformance "MCP conformance suite, server mod
     "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
 run_step conformance-modern-shared count_conformance "MCP conformance suite, spec 2026-07-28, --session-mode shared" -- \
     env RELAY_EXTRA_ARGS="--session-mode shared" CONFORMANCE_LABEL=shared \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
+run_step conformance-servers count_conformance "MCP conformance suite, spec 2025-11-25, a per-server path of a multi-server relay" -- \
+    env CONFORMANCE_SERVERS=1 CONFORMANCE_LABEL=servers \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
+run_step conformance-servers-modern count_conformance "MCP conformance suite, spec 2026-07-28, a per-server path of a multi-server relay" -- \
+    env CONFORMANCE_SERVERS=1 CONFORMANCE_LABEL=servers \
     "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
 run_step conformance-client count_conformance "MCP conformance suite, client mode (mcp-relay connect), spec 2025-11-25" -- \
     "$ROOT/tests/conformance/client.sh" --suite all --spec-version 2025-11-25

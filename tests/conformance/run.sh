@@ -4,6 +4,11 @@
 #
 #   mcp-relay serve --listen 127.0.0.1:0 --sse-close-after 1s -- mcp-relay-fixture conformance --era dual
 #
+# or, with CONFORMANCE_SERVERS=1, against the per-server path /servers/conf/mcp of a relay with
+# two named servers (`[servers.conf]`: that same fixture command; `[servers.echo]`: the fixture
+# in echo mode), started as `mcp-relay serve --listen 127.0.0.1:0 --sse-close-after 1s --config
+# FILE`. The baselines are the same: a per-server path must answer as a single-server relay.
+#
 # Usage: tests/conformance/run.sh [--spec-version 2025-11-25] [--scenario NAME] [-- extra CLI args]
 #
 #   --spec-version V   spec version to test (default 2025-11-25). The baseline is
@@ -16,7 +21,10 @@
 #              CONFORMANCE_TOTAL_TIMEOUT (whole CLI run, seconds, default 600),
 #              SSE_CLOSE_AFTER (default 1s),
 #              RELAY_EXTRA_ARGS (more `serve` flags, space-separated, e.g. "--session-mode shared"),
-#              CONFORMANCE_LABEL (suffix of the results directory, e.g. "shared").
+#              CONFORMANCE_LABEL (suffix of the results directory, e.g. "shared"; "servers" by
+#              default with CONFORMANCE_SERVERS=1),
+#              CONFORMANCE_SERVERS=1 (the multi-server relay above; its config is written to
+#              results/conformance-V-LABEL.relay.toml).
 # Needs: cargo build done; scripts/setup-node-tools.sh (it is run here if node_modules is missing).
 # Results: results/conformance-V/ (checks.json per scenario), relay log results/conformance-V.relay.log.
 # Exit status: the conformance CLI's (non-zero on unexpected failures or stale baseline entries).
@@ -36,7 +44,7 @@ while [ $# -gt 0 ]; do
         --scenario) SCENARIO="$2"; shift 2 ;;
         --scenario=*) SCENARIO="${1#*=}"; shift ;;
         --) shift; EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -49,9 +57,16 @@ if [ "$SPEC_VERSION" = 2025-11-25 ]; then
 else
     BASELINE="$ROOT/tests/conformance/baseline-$SPEC_VERSION.yml"
 fi
-LABEL="$SPEC_VERSION${CONFORMANCE_LABEL:+-$CONFORMANCE_LABEL}"
+SERVERS="${CONFORMANCE_SERVERS:-}"
+[ "$SERVERS" != 0 ] || SERVERS=""
+if [ -n "$SERVERS" ]; then
+    LABEL="$SPEC_VERSION-${CONFORMANCE_LABEL:-servers}"
+else
+    LABEL="$SPEC_VERSION${CONFORMANCE_LABEL:+-$CONFORMANCE_LABEL}"
+fi
 OUT="$ROOT/results/conformance-$LABEL"
 RELAY_LOG="$ROOT/results/conformance-$LABEL.relay.log"
+RELAY_CONFIG="$ROOT/results/conformance-$LABEL.relay.toml"
 CLI="$ROOT/tests/interop/node_modules/@modelcontextprotocol/conformance/dist/index.js"
 
 say() { printf 'conformance: %s\n' "$*" >&2; }
@@ -87,10 +102,25 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
+# A TOML basic string (the paths are ours: no quote, backslash or control character in them).
+toml_str() { printf '"%s"' "$1"; }
+
 # shellcheck disable=SC2206 # word splitting of the extra flags is intended
-RELAY_ARGS=(serve --listen 127.0.0.1:0 --sse-close-after "$SSE_CLOSE_AFTER" ${RELAY_EXTRA_ARGS:-}
-            -- "$FIXTURE" conformance --era dual)
+RELAY_ARGS=(serve --listen 127.0.0.1:0 --sse-close-after "$SSE_CLOSE_AFTER" ${RELAY_EXTRA_ARGS:-})
+if [ -n "$SERVERS" ]; then
+    # The server under test, then a second one of another kind, so the relay is multi-server.
+    {
+        printf '[servers.conf]\ncommand = [%s, "conformance", "--era", "dual"]\n\n' "$(toml_str "$FIXTURE")"
+        printf '[servers.echo]\ncommand = [%s, "echo"]\n' "$(toml_str "$FIXTURE")"
+    } >"$RELAY_CONFIG"
+    RELAY_ARGS+=(--config "$RELAY_CONFIG")
+    SERVED_PATH=/servers/conf/mcp
+else
+    RELAY_ARGS+=(-- "$FIXTURE" conformance --era dual)
+    SERVED_PATH=""
+fi
 say "starting: $RELAY ${RELAY_ARGS[*]}"
+[ -z "$SERVERS" ] || say "config ${RELAY_CONFIG#"$ROOT"/}: $(tr '\n' ' ' <"$RELAY_CONFIG")"
 printf '$ %s %s\n' "$RELAY" "${RELAY_ARGS[*]}" >"$RELAY_LOG"
 NO_COLOR=1 setsid "$RELAY" "${RELAY_ARGS[@]}" </dev/null >>"$RELAY_LOG" 2>&1 &
 RELAY_PID=$!
@@ -113,6 +143,10 @@ if [ -z "$URL" ]; then
     say "the relay did not log 'listening ... url=http://...' within 20 s; its log:"
     cat "$RELAY_LOG" >&2
     exit 1
+fi
+# The multi-server relay logs its main path (the aggregate): test the per-server path instead.
+if [ -n "$SERVED_PATH" ]; then
+    URL="$(printf '%s' "$URL" | sed -E "s#^(http://[^/]+)/.*#\1$SERVED_PATH#")"
 fi
 # Use the host name localhost: dns-rebinding-protection only tests localhost-style URLs.
 URL="$(printf '%s' "$URL" | sed -E 's#^http://(127\.0\.0\.1|\[::1\])(:[0-9]+)#http://localhost\2#')"

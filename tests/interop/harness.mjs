@@ -1,9 +1,12 @@
-// Shared helpers for the interop tests: start `mcp-relay serve` in front of a stdio child,
-// find the URL it bound, keep its log, and kill it (and its process group) at the end.
+// Shared helpers for the interop tests: start `mcp-relay serve` in front of a stdio child (or
+// with a config file naming its servers), find the URL it bound, keep its log, and kill it (and
+// its process group) at the end.
 //
 // Environment:
-//   MCP_RELAY_BIN   path of the relay binary (default: <repo>/target/debug/mcp-relay)
-//   INTEROP_LOG_DIR where the relay's stderr is saved (default: <repo>/results/interop)
+//   MCP_RELAY_BIN          path of the relay binary (default: <repo>/target/debug/mcp-relay)
+//   MCP_RELAY_FIXTURE_BIN  path of the test child (default: <repo>/target/debug/mcp-relay-fixture)
+//   INTEROP_LOG_DIR        where the relay's stderr (and a written config) is saved
+//                          (default: <repo>/results/interop)
 
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
@@ -14,6 +17,7 @@ import { fileURLToPath } from 'node:url';
 const here = path.dirname(fileURLToPath(import.meta.url));
 export const repoRoot = path.resolve(here, '..', '..');
 export const relayBin = process.env.MCP_RELAY_BIN ?? path.join(repoRoot, 'target', 'debug', 'mcp-relay');
+export const fixtureBin = process.env.MCP_RELAY_FIXTURE_BIN ?? path.join(repoRoot, 'target', 'debug', 'mcp-relay-fixture');
 export const logDir = process.env.INTEROP_LOG_DIR ?? path.join(repoRoot, 'results', 'interop');
 
 const require = createRequire(import.meta.url);
@@ -47,10 +51,34 @@ const ANSI = /\x1b\[[0-9;]*[A-Za-z]/g;
  * Returns { url, proc, log(), tail(n), stop(), name }.
  */
 export async function startRelay({ name = 'relay', child, extraArgs = [], startTimeoutMs = 20_000, env = {} }) {
+    return spawnRelay({ name, args: ['serve', '--listen', '127.0.0.1:0', ...extraArgs, '--', ...child], startTimeoutMs, env });
+}
+
+/** `s` as a TOML basic string (JSON's escapes are a subset of TOML's). */
+export const tomlString = (s) => JSON.stringify(String(s));
+
+/** `argv` as a TOML array of strings, e.g. for `command = [...]`. */
+export const tomlArray = (argv) => `[${argv.map(tomlString).join(', ')}]`;
+
+/**
+ * Start `mcp-relay serve --listen 127.0.0.1:0 --config FILE [extraArgs]` with no child on the
+ * command line: the config (TOML text, written to `<logDir>/<name>.toml`) names the servers,
+ * e.g. `[servers.NAME]` tables. Resolves like startRelay (the URL is the main path, `/mcp`),
+ * plus `configFile`.
+ */
+export async function startRelayWithConfig({ name = 'relay', config, extraArgs = [], startTimeoutMs = 20_000, env = {} }) {
+    fs.mkdirSync(logDir, { recursive: true });
+    const configFile = path.join(logDir, `${name}.toml`);
+    fs.writeFileSync(configFile, config);
+    const args = ['serve', '--listen', '127.0.0.1:0', '--config', configFile, ...extraArgs];
+    const relay = await spawnRelay({ name, args, startTimeoutMs, env });
+    return { ...relay, configFile };
+}
+
+async function spawnRelay({ name, args, startTimeoutMs, env }) {
     if (!fs.existsSync(relayBin)) {
         throw new Error(`relay binary not found at ${relayBin} (run cargo build first, or set MCP_RELAY_BIN)`);
     }
-    const args = ['serve', '--listen', '127.0.0.1:0', ...extraArgs, '--', ...child];
     fs.mkdirSync(logDir, { recursive: true });
     const logFile = path.join(logDir, `${name}.log`);
     const logStream = fs.createWriteStream(logFile);

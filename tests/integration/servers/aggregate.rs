@@ -93,39 +93,7 @@ async fn progress_sampling_and_list_changed_pass_through_one_session() {
     c.send(json!({"jsonrpc": "2.0", "method": "notifications/initialized"}))
         .await;
 
-    c.send(
-        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
-        "name": "echo__progress", "arguments": {"steps": 3}, "_meta": {"progressToken": "p"}}}),
-    )
-    .await;
-    let done = c.until(|v| v["id"] == 2).await;
-    assert_eq!(text_of(&done), "done");
-    let progress: Vec<Value> = c
-        .backlog()
-        .drain(..)
-        .filter(|v| v["method"] == "notifications/progress")
-        .collect();
-    assert_eq!(progress.len(), 3, "{progress:?}");
-    assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
-
-    c.send(json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call",
-        "params": {"name": "echo__sample", "arguments": {}}}))
-        .await;
-    let ask = c.until(|v| v["method"] == "sampling/createMessage").await;
-    c.send(
-        json!({"jsonrpc": "2.0", "id": ask["id"], "result": {"role": "assistant",
-        "content": {"type": "text", "text": "sampled"}, "model": "m"}}),
-    )
-    .await;
-    let sampled = c.until(|v| v["id"] == 3).await;
-    assert!(text_of(&sampled).contains("sampled"), "{sampled}");
-
-    c.send(json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call",
-        "params": {"name": "echo__notify", "arguments": {}}}))
-        .await;
-    c.until(|v| v["method"] == "notifications/tools/list_changed")
-        .await;
-    c.until(|v| v["id"] == 4).await;
+    crate::support::conn::traffic(&mut c, "echo__").await;
 }
 
 #[tokio::test]

@@ -9,13 +9,13 @@ use crate::support::{init_request, text_of, Relay};
 
 /// `ok` (echo) and `broken` (the fixture crashing on `initialize`), with `[aggregate]` lines.
 fn with_a_broken_server(aggregate: &str) -> Relay {
+    let broken = format!(
+        "[servers.broken]\ncommand = [{:?}, \"echo\", \"--crash-on-init\"]\n",
+        crate::support::FIXTURE
+    );
     let toml = format!(
-        "[aggregate]\n{aggregate}\n{}{}",
-        server("ok", "echo", ""),
-        format!(
-            "[servers.broken]\ncommand = [{:?}, \"echo\", \"--crash-on-init\"]\n",
-            crate::support::FIXTURE
-        )
+        "[aggregate]\n{aggregate}\n{}{broken}",
+        server("ok", "echo", "")
     );
     start(&write_config(&toml))
 }

@@ -106,10 +106,18 @@ pub async fn scenario(c: &mut impl Conn) {
         .await;
     let list = c.request(json!("l"), "tools/list", json!({})).await;
     assert!(list["result"]["tools"].as_array().unwrap().len() > 5);
+    traffic(c, "").await;
+}
+
+/// The scenario's traffic after `tools/list`, with the fixture's tool names behind `prefix`
+/// (`""`, or a named server's `echo__` through the aggregate): a call with progress, a
+/// server→client request answered on the same connection, notifications from the child.
+pub async fn traffic(c: &mut impl Conn, prefix: &str) {
+    let tool = |name: &str| format!("{prefix}{name}");
     // Progress, then the answer.
     c.send(
         json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
-        "name":"progress","arguments":{"steps":3},"_meta":{"progressToken":"p"}}}),
+        "name":tool("progress"),"arguments":{"steps":3},"_meta":{"progressToken":"p"}}}),
     )
     .await;
     let done = c.until(|v| v["id"] == 2).await;
@@ -122,7 +130,7 @@ pub async fn scenario(c: &mut impl Conn) {
     assert_eq!(progress.len(), 3, "{progress:?}");
     assert!(progress.iter().all(|p| p["params"]["progressToken"] == "p"));
     // A server→client request, answered on the same connection.
-    c.send(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"sample","arguments":{}}}))
+    c.send(json!({"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":tool("sample"),"arguments":{}}}))
         .await;
     let ask = c.until(|v| v["method"] == "sampling/createMessage").await;
     c.send(
@@ -133,7 +141,7 @@ pub async fn scenario(c: &mut impl Conn) {
     let sampled = c.until(|v| v["id"] == 3).await;
     assert!(text_of(&sampled).contains("sampled"), "{sampled}");
     // Notifications from the child.
-    c.send(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"notify","arguments":{}}}))
+    c.send(json!({"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":tool("notify"),"arguments":{}}}))
         .await;
     c.until(|v| v["method"] == "notifications/tools/list_changed")
         .await;
