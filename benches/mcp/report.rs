@@ -1,5 +1,6 @@
 //! Collected figures (one value per repetition), medians, and the markdown report: the
-//! results table, ratios of each relay mode to the best peer and to the floors, and the
+//! results table, ratios of each relay mode to the best peer and to the floors, the
+//! multi-server relay's paths against the single relay (ratio and µs per call), and the
 //! issue's targets with whether each is met.
 
 use std::collections::HashMap;
@@ -133,6 +134,7 @@ impl Results {
         }
         s.push_str("\n\n");
         s.push_str(&self.ratios(systems));
+        s.push_str(&self.servers(systems));
         s.push_str(&crate::targets::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
@@ -185,6 +187,58 @@ impl Results {
                 );
             }
         }
+        s
+    }
+
+    /// The multi-server relay's paths against `relay-sse` (issue 16): the ratio, and what
+    /// the path costs per call: for latencies the difference of the medians, for throughputs
+    /// the difference of 1 ÷ throughput (the time each call adds while the machine is busy).
+    fn servers(&self, systems: &[Kind]) -> String {
+        let base_kind = Kind::RelaySse;
+        if !systems.contains(&base_kind) || !systems.iter().any(|k| k.is_multi()) {
+            return String::new();
+        }
+        let mut s = String::from(
+            "\n### Several servers (issue 16): each path of the multi-server relay ÷ relay-sse\n\n\
+             Ratio oriented so that > 1 means the path is faster than relay-sse. Per call: \
+             latencies, the difference of the medians; throughputs, the difference of \
+             1 ÷ throughput (per cycle for (f)). Positive means the path costs more.\n\n\
+             | system | metric | relay-sse | system | ratio | per call vs relay-sse |\n\
+             |---|---|---:|---:|---:|---:|\n",
+        );
+        let metrics = [
+            (AP50, false),
+            (AP99, false),
+            (BRps, true),
+            (CRps, true),
+            (ERps, true),
+            (EP50, false),
+            (EP99, false),
+            (FCps, true),
+        ];
+        for k in systems.iter().copied().filter(|k| k.is_multi()) {
+            for (m, higher) in metrics {
+                let (Some(base), Some(v)) = (self.median(base_kind, m), self.median(k, m)) else {
+                    continue;
+                };
+                let (ratio, extra_us) = if higher {
+                    (v / base, 1e6 / v - 1e6 / base)
+                } else {
+                    (base / v, v - base)
+                };
+                let sign = if extra_us < 0.0 { "−" } else { "+" };
+                let name = COLUMNS.iter().find(|c| c.0 == m).map_or("", |c| c.1);
+                let _ = writeln!(
+                    s,
+                    "| {} | {name} | {} | {} | {ratio:.2}× | {sign}{} µs |",
+                    k.name(),
+                    fmt_num(base),
+                    fmt_num(v),
+                    fmt_num(extra_us.abs()),
+                );
+            }
+        }
+        s.push('\n');
         s
     }
 
