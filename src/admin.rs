@@ -39,6 +39,10 @@ pub(crate) trait Probe: Send + Sync + 'static {
     fn ready(&self) -> bool;
     /// The gauges of `/metrics`.
     fn gauges(&self) -> metrics::Snapshot;
+    /// More `/metrics` text after the relay-wide families (the hub's per-server gauges).
+    fn more_metrics(&self) -> String {
+        String::new()
+    }
 }
 
 impl Probe for Relay {
@@ -126,7 +130,7 @@ pub(crate) async fn hide_probes(req: Request, next: Next) -> Response {
 pub(crate) async fn metrics_text<P: Probe>(State(probe): State<Arc<P>>) -> Response {
     (
         [(header::CONTENT_TYPE, metrics::CONTENT_TYPE)],
-        metrics::render(&probe.gauges()),
+        metrics::render(&probe.gauges()) + &probe.more_metrics(),
     )
         .into_response()
 }

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
 use crate::config::ServeConfig;
 use crate::hub::Hub;
 use crate::listener::tcp;
@@ -118,6 +119,15 @@ fn log_endpoints(
     }
     if let Some(t) = tcp {
         info!(transport = "tcp", url = %format!("{tcp_scheme}://{t}"), "listening");
+    }
+    for (mount, names) in [
+        (SERVERS_MOUNT, &served.servers),
+        (ENDPOINTS_MOUNT, &served.subsets),
+    ] {
+        for name in names {
+            let url = at(&format!("{mount}/{name}/mcp"));
+            info!(transport = "streamable_http", mount, name = %name, url = %url, "serving");
+        }
     }
     match admin {
         Some(a) => info!(

@@ -336,19 +336,26 @@ mod tests {
 
     #[test]
     fn tool_filter_hides_denied_tools() {
+        use crate::policy::rbac::Names;
         let rbac = tool_filter(&["read_*".into()], &["read_secret".into()]).unwrap();
         let roles = [BRIDGE_ROLE.to_owned()];
         assert!(rbac
-            .decide(&roles, "tools/call", Some("read_file"), None)
+            .decide(&roles, Names::Plain, "tools/call", Some("read_file"), None)
             .is_allowed());
         assert!(!rbac
-            .decide(&roles, "tools/call", Some("read_secret"), None)
+            .decide(
+                &roles,
+                Names::Plain,
+                "tools/call",
+                Some("read_secret"),
+                None
+            )
             .is_allowed());
         assert!(!rbac
-            .decide(&roles, "tools/call", Some("write_file"), None)
+            .decide(&roles, Names::Plain, "tools/call", Some("write_file"), None)
             .is_allowed());
         assert!(rbac
-            .decide(&roles, "resources/list", None, None)
+            .decide(&roles, Names::Plain, "resources/list", None, None)
             .is_allowed());
     }
 }

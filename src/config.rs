@@ -31,8 +31,7 @@ pub(crate) fn load(
     argv: Vec<OsString>,
     env: validate::Env<'_>,
 ) -> Result<ServeConfig, Vec<String>> {
-    let argv = file::expand_argv(argv)?;
-    validate::serve(args::parse(&argv)?, env)
+    validate::load(argv, env)
 }
 
 /// How a request's answer is returned when the client accepts both forms.

@@ -74,7 +74,7 @@ impl Hub {
         let servers: Vec<Mounted> = cfg
             .servers
             .iter()
-            .map(|s| mount_server(s, &audit))
+            .map(|s| mount_server(s, &cfg, &audit))
             .collect();
         let (members, _) = watch::channel(members_of(&servers));
         let endpoints = cfg
@@ -204,7 +204,7 @@ impl Hub {
                 None => {
                     let changed = old.iter().any(|m| m.name == s.name);
                     info!(server = %s.name, "{}", if changed { "server changed: restarting it" } else { "server added" });
-                    kept.push(mount_server(s, &self.audit));
+                    kept.push(mount_server(s, cfg, &self.audit));
                 }
             }
         }
@@ -306,6 +306,45 @@ impl Probe for Hub {
                 || servers.iter().all(|m| m.relay.is_ready()))
     }
 
+    /// Per named server: its sessions, its children and whether it is ready.
+    fn more_metrics(&self) -> String {
+        let servers = self.servers.load();
+        if servers.is_empty() {
+            return String::new();
+        }
+        let families: [(&str, &str, fn(&Relay) -> u64); 3] = [
+            (
+                "sessions_active",
+                "Sessions open on each named server (an aggregate session holds one on each).",
+                |r| r.sessions_active() as u64,
+            ),
+            (
+                "children_running",
+                "Child processes of each named server.",
+                |r| r.children_alive() as u64,
+            ),
+            (
+                "ready",
+                "Whether each named server is ready (1) or not (0).",
+                |r| u64::from(r.is_ready()),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in families {
+            out.push_str(&format!(
+                "# HELP mcp_relay_server_{name} {help}\n# TYPE mcp_relay_server_{name} gauge\n"
+            ));
+            for m in servers.iter() {
+                out.push_str(&format!(
+                    "mcp_relay_server_{name}{{server=\"{}\"}} {}\n",
+                    m.name,
+                    value(&m.relay)
+                ));
+            }
+        }
+        out
+    }
+
     /// Sessions and children summed over every relay.
     fn gauges(&self) -> metrics::Snapshot {
         let mut g = self.main.gauges();
@@ -318,9 +357,12 @@ impl Probe for Hub {
     }
 }
 
-/// The relay of one named server, mounted at `/servers/NAME/` with the default paths.
-fn mount_server(server: &NamedServer, audit: &Audit) -> Mounted {
+/// The relay of one named server, mounted at `/servers/NAME/` with the default paths. Its
+/// policy is the main one, sharing its limiters: rates and caps of principals and addresses
+/// are relay-wide (tool rates are kept per server by the policy itself).
+fn mount_server(server: &NamedServer, main: &ServeConfig, audit: &Audit) -> Mounted {
     let mut cfg = (*server.cfg).clone();
+    cfg.policy = main.policy.clone();
     mounted_paths(&mut cfg, SERVERS_MOUNT, &server.name);
     let fingerprint = fingerprint(&server.cfg);
     let relay = Relay::new(Arc::new(cfg), audit.clone());
@@ -362,7 +404,8 @@ fn mounted_paths(cfg: &mut ServeConfig, mount: &str, name: &str) {
 }
 
 /// The configuration of an aggregate relay: the main one, with the aggregate (of every named
-/// server, or of an endpoint's selection) as its per-session, legacy-era child.
+/// server, or of an endpoint's selection) as its per-session, legacy-era child. It keeps the
+/// list of servers and endpoints (for `GET /`); its relay serves none of them itself.
 fn aggregate_config(
     cfg: &ServeConfig,
     members: &watch::Sender<Arc<[Member]>>,
@@ -374,8 +417,6 @@ fn aggregate_config(
     agg.session_mode = SessionMode::PerSession;
     agg.child_era = ChildEra::Legacy;
     agg.server_name = None;
-    agg.servers = Vec::new();
-    agg.endpoints = Vec::new();
     Arc::new(agg)
 }
 

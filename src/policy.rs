@@ -43,7 +43,7 @@ use crate::jsonrpc::Frame;
 use authn::Authenticator;
 pub(crate) use origin::OriginGuard;
 pub(crate) use phases::{Admitted, Head, Incoming, Route, Source, Stop};
-use rbac::{Decision, ListFilter, Rbac};
+use rbac::{Decision, ListFilter, Names, Rbac};
 
 /// Everything checked before a request's route and body are looked at, and per message.
 #[derive(Debug, Clone)]
@@ -134,10 +134,12 @@ impl RequestPolicy {
     }
 
     /// The message scope's first position, RBAC on one request: method, then tool/prompt/resource
-    /// name. A denial is the answer for an unknown name (`modern` picks the era's resource error).
+    /// name, on a relay deciding `names`. A denial is the answer for an unknown name (`modern`
+    /// picks the era's resource error).
     pub(crate) fn authorize(
         &self,
         caller: &Caller,
+        names: Names<'_>,
         frame: &Frame,
         modern: bool,
     ) -> Result<Allowed, (Error, String)> {
@@ -148,14 +150,17 @@ impl RequestPolicy {
         let roles = &caller.principal.roles;
         let name = || frame.name().unwrap_or_default().to_owned();
         let uri = || frame.uri().unwrap_or_default().to_owned();
-        let decision = match rbac.decide(roles, method, frame.name(), frame.uri()) {
+        let decision = match rbac.decide(roles, names, method, frame.name(), frame.uri()) {
             // A completion names a prompt or resource in `params.ref`: it must be one the
-            // caller may use, or completions would reveal what the lists hide.
-            Decision::Allow { .. } if method == "completion/complete" => {
+            // caller may use, or completions would reveal what the lists hide. (The
+            // aggregate's refs are prefixed: the named server's relay decides them.)
+            Decision::Allow { .. }
+                if method == "completion/complete" && names != Names::Delegated =>
+            {
                 match completion_ref(frame) {
                     Some(Ref::Prompt(name)) => {
                         return self.decided(
-                            rbac.decide(roles, "prompts/get", Some(&name), None),
+                            rbac.decide(roles, names, "prompts/get", Some(&name), None),
                             &name,
                             "",
                             modern,
@@ -163,19 +168,19 @@ impl RequestPolicy {
                     }
                     Some(Ref::Resource(uri)) => {
                         return self.decided(
-                            rbac.decide(roles, "resources/read", None, Some(&uri)),
+                            rbac.decide(roles, names, "resources/read", None, Some(&uri)),
                             "",
                             &uri,
                             modern,
                         );
                     }
-                    None => rbac.decide(roles, method, None, None),
+                    None => rbac.decide(roles, names, method, None, None),
                 }
             }
             d => d,
         };
         match decision {
-            Decision::Allow { rule } => Ok((Some(rule), rbac.list_filter(roles, method))),
+            Decision::Allow { rule } => Ok((Some(rule), rbac.list_filter(roles, names, method))),
             Decision::DenyMethod { rule } => Err((Error::DeniedMethod, rule)),
             Decision::DenyTool { rule } => Err((Error::UnknownTool(name()), rule)),
             Decision::DenyPrompt { rule } => Err((Error::UnknownPrompt(name()), rule)),

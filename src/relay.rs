@@ -20,13 +20,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{info, warn};
 
 use crate::caller::{Caller, Transport};
 use crate::config::ServeConfig;
 use crate::error::Error;
 use crate::jsonrpc::Frame;
 use crate::policy::overload::Level;
+use crate::policy::rbac::Names;
 use crate::session::{Full, Inbox, Session, SessionTable};
 use crate::telemetry::audit::Audit;
 use crate::ticket::Ticket;
@@ -59,6 +60,16 @@ impl Relay {
         let policy = arc_swap::ArcSwap::from_pointee(cfg.policy.clone());
         let counters = Arc::new(Counters::default());
         tokio::spawn(crate::upstream::expire_all(counters.clone()));
+        // Every record, metric and span of a named server's requests carries its name.
+        let audit = audit.for_server(cfg.server_name.as_deref());
+        let rules = cfg.policy.rbac.as_ref().and_then(|r| r.server_rules());
+        if let (Names::Plain, Some(at)) = (names_of(&cfg), rules) {
+            warn!(
+                at = at.as_str(),
+                "roles speak of named servers, but this relay serves one unnamed server: \
+                 `servers` covers nothing here and `server:name` globs match no name"
+            );
+        }
         Arc::new(Relay {
             children: Children::start(&cfg, &counters),
             modern: modern::Modern::default(),
@@ -203,6 +214,13 @@ impl Relay {
         Ok(session)
     }
 
+    /// Whose tool, prompt and resource names this relay decides: a named server's (its
+    /// `server_name`), none (the aggregate, whose child is in-process: each named server's
+    /// relay decides), or the one child's (a single-server relay).
+    pub(crate) fn names(&self) -> Names<'_> {
+        names_of(&self.cfg)
+    }
+
     /// The message phases for one request (`policy::phases::on_message`: RBAC, message
     /// rates, overload, the concurrency slot), against the policy loaded once for it, and its
     /// ticket (audit record, list filter). A refusal comes back with its rule, to be answered
@@ -215,7 +233,7 @@ impl Relay {
         modern: bool,
     ) -> Result<Ticket, (Error, String)> {
         self.policy()
-            .on_message(&self.audit, caller, session, frame, modern)
+            .on_message(&self.audit, caller, self.names(), session, frame, modern)
     }
 
     /// Records a refusal of a request (or of an HTTP request with no frame yet).
@@ -354,5 +372,14 @@ impl Relay {
             }
         };
         tokio::join!(own, self.children.stop_all(), modern);
+    }
+}
+
+/// Whose names a relay with this configuration decides ([`Relay::names`]).
+fn names_of(cfg: &ServeConfig) -> Names<'_> {
+    match (&cfg.server_name, &cfg.child) {
+        (Some(name), _) => Names::Server(name),
+        (None, crate::upstream::ServerSpec::InProcess(_)) => Names::Delegated,
+        (None, _) => Names::Plain,
     }
 }

@@ -4,7 +4,9 @@
 //! trace export on, its OpenTelemetry span too (`telemetry/otel.rs`): started with the
 //! ticket, ended with the outcome when it drops; a refusal gets a span at once.
 //!
-//! The decision itself is made in `policy.rs`; the record shape and writer live in
+//! The server a request was for (a named server's relay) comes from the relay's audit handle
+//! (`Audit::server`): its record's `server`, its metrics' `server` label, its span's
+//! `mcp.server.name`. The decision itself is made in `policy.rs`; the record shape and writer live in
 //! `telemetry/audit.rs`; `upstream/mux.rs` carries the ticket beside the pending request.
 
 use std::time::Instant;
@@ -16,7 +18,7 @@ use crate::error::Error;
 use crate::jsonrpc::Frame;
 use crate::policy::rbac::ListFilter;
 use crate::telemetry::audit::{self, Audit, Record};
-use crate::telemetry::metrics::{self, DenialKind, Measure, Outcome};
+use crate::telemetry::metrics::{self, DenialKind, Measure, Outcome, ServerLabel};
 use crate::telemetry::otel::RequestSpan;
 
 /// One request's audit record and list filter; cheap (two `None`s) when neither is on.
@@ -67,6 +69,7 @@ impl Ticket {
             })
         });
         let measure = Measure::start(
+            audit.server_label(),
             caller.transport.as_str(),
             frame.method(),
             frame.bytes().len(),
@@ -75,7 +78,7 @@ impl Ticket {
             record,
             filter,
             measure: Some(measure),
-            span: RequestSpan::start(caller, session, frame).map(Box::new),
+            span: RequestSpan::start(caller, audit.server(), session, frame).map(Box::new),
             slot: None,
         }
     }
@@ -89,16 +92,16 @@ impl Ticket {
         error: &Error,
         rule: Option<String>,
     ) {
-        count_refusal(caller, frame, error);
+        count_refusal(audit.server_label(), caller, frame, error);
         if let Some(f) = frame {
-            RequestSpan::refused(caller, session, f, error);
+            RequestSpan::refused(caller, audit.server(), session, f, error);
         }
         if !audit.is_enabled() {
             return;
         }
         let base = match frame {
             Some(f) => record_of(audit, caller, session, f),
-            None => record_of_caller(caller, session),
+            None => record_of_caller(audit, caller, session),
         };
         let w = error.wire();
         audit.emit(Record {
@@ -181,7 +184,7 @@ impl Drop for Ticket {
 }
 
 /// Counts a refusal: the request, and an authentication failure or a policy denial.
-fn count_refusal(caller: &Caller, frame: Option<&Frame>, error: &Error) {
+fn count_refusal(server: ServerLabel, caller: &Caller, frame: Option<&Frame>, error: &Error) {
     let outcome = match error {
         Error::Unauthorized { reason, .. } => {
             metrics::auth_failure(reason);
@@ -193,17 +196,21 @@ fn count_refusal(caller: &Caller, frame: Option<&Frame>, error: &Error) {
             Outcome::Refused
         }
         e if e.is_denial() => {
-            metrics::policy_denial(match e {
-                Error::UnknownTool(_) => DenialKind::Tool,
-                Error::UnknownPrompt(_) => DenialKind::Prompt,
-                Error::UnknownResource(_) | Error::ResourceNotFound(_) => DenialKind::Resource,
-                _ => DenialKind::Method,
-            });
+            metrics::policy_denial(
+                server,
+                match e {
+                    Error::UnknownTool(_) => DenialKind::Tool,
+                    Error::UnknownPrompt(_) => DenialKind::Prompt,
+                    Error::UnknownResource(_) | Error::ResourceNotFound(_) => DenialKind::Resource,
+                    _ => DenialKind::Method,
+                },
+            );
             Outcome::Denied
         }
         _ => Outcome::Refused,
     };
     metrics::refused(
+        server,
         caller.transport.as_str(),
         frame.and_then(Frame::method),
         outcome,
@@ -211,7 +218,7 @@ fn count_refusal(caller: &Caller, frame: Option<&Frame>, error: &Error) {
     );
 }
 
-fn record_of_caller(caller: &Caller, session: Option<&str>) -> Record {
+fn record_of_caller(audit: &Audit, caller: &Caller, session: Option<&str>) -> Record {
     let p = &caller.principal;
     Record {
         principal: p.name.clone(),
@@ -221,6 +228,7 @@ fn record_of_caller(caller: &Caller, session: Option<&str>) -> Record {
         peer: caller.peer.and_then(|a| a.via).map(|a| a.to_string()),
         session: session.map(str::to_owned),
         transport: caller.transport.as_str(),
+        server: audit.server().map(str::to_owned),
         ..Record::default()
     }
 }
@@ -232,7 +240,7 @@ fn record_of(audit: &Audit, caller: &Caller, session: Option<&str>, frame: &Fram
         name: frame.name().or(frame.uri()).map(str::to_owned),
         bytes_in: frame.bytes().len() as u64,
         args: arguments(frame).and_then(|a| audit::redact_args(Some(&a), audit.allow_fields())),
-        ..record_of_caller(caller, session)
+        ..record_of_caller(audit, caller, session)
     }
 }
 

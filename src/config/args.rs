@@ -261,17 +261,14 @@ pub(crate) struct ServeArgs {
         conflicts_with = "command"
     )]
     pub upstream: Option<String>,
-    /// Take the server from a Claude Desktop / Cursor `mcpServers` JSON file (`command`,
-    /// `args`, `env`, or `url`); with several entries, name one with --server.
+    /// Take the server from a Claude Desktop / Cursor `mcpServers` (or VS Code `servers`)
+    /// JSON file (`command`, `args`, `env`, or `url`); with several entries, every entry is
+    /// served as a named server (named by its key), unless --server picks one.
     #[arg(help_heading = "Configuration", long, value_name = "FILE", conflicts_with_all = ["command", "upstream"])]
     pub mcp_servers: Option<PathBuf>,
-    /// The entry of --mcp-servers to serve.
-    #[arg(
-        help_heading = "Configuration",
-        long,
-        value_name = "NAME",
-        requires = "mcp_servers"
-    )]
+    /// Serve only this server: the entry of --mcp-servers, or the `[servers.NAME]` of
+    /// --config (served alone, as a single-server relay).
+    #[arg(help_heading = "Configuration", long, value_name = "NAME")]
     pub server: Option<String>,
     /// PEM bundle of the CAs trusted for a TLS --upstream, instead of the Mozilla roots (a
     /// private CA is trusted only when given here).

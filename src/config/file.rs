@@ -4,8 +4,11 @@
 //! flag; `true` sets a switch. Flags given on the command line win over the file.
 //!
 //! The file's other sections (`[auth]`, `[roles]`, `[audit]`, `[limits]`, `[network]`) are
-//! read by `config/security.rs`; the flags themselves are `config/args.rs`. `check-config`
-//! and `schema` live here too.
+//! read by `config/security.rs`, `[servers]`, `[endpoints]` and `[aggregate]` by
+//! `config/file/servers.rs`; the flags themselves are `config/args.rs`. `check-config` and
+//! `schema` live here too.
+
+pub(crate) mod servers;
 
 use std::ffi::OsString;
 use std::path::Path;
@@ -70,13 +73,34 @@ fn serve_args(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>), String>
     let serve = serve
         .as_table()
         .ok_or_else(|| format!("--config {}: [serve] must be a table", path.display()))?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    let (flags, command, errors) = table_flags("serve", serve, base, &PATH_KEYS);
+    if errors.is_empty() {
+        Ok((flags, command))
+    } else {
+        Err(format!(
+            "--config {}: {}",
+            path.display(),
+            errors.join("; ")
+        ))
+    }
+}
+
+/// A table of flag keys (`[serve]`, `[servers.NAME]`) as flags, its `command`, and the
+/// problems of its values (with `section.key` paths). Keys in `path_keys` name files,
+/// relative to `base` (the config file's directory).
+pub(crate) fn table_flags(
+    section: &str,
+    table: &toml::Table,
+    base: &Path,
+    path_keys: &[&str],
+) -> (Vec<String>, Option<Vec<String>>, Vec<String>) {
     let mut flags = Vec::new();
     let mut command = None;
     let mut errors = Vec::new();
-    let base = path.parent().unwrap_or(Path::new(""));
-    for (key, value) in serve {
+    for (key, value) in table {
         // File paths in the file are relative to the file (as in its other sections).
-        if PATH_KEYS.contains(&key.as_str()) {
+        if path_keys.contains(&key.as_str()) {
             if let Some(p) = value.as_str().filter(|p| *p != "-") {
                 let full = base.join(p);
                 flags.extend([
@@ -92,7 +116,9 @@ fn serve_args(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>), String>
                 .map(|a| a.iter().map(scalar).collect::<Option<Vec<_>>>())
             {
                 Some(Some(c)) if !c.is_empty() => command = Some(c),
-                _ => errors.push("serve.command: expected a non-empty array of strings".to_owned()),
+                _ => errors.push(format!(
+                    "{section}.command: expected a non-empty array of strings"
+                )),
             }
             continue;
         }
@@ -104,7 +130,9 @@ fn serve_args(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>), String>
                 for item in items {
                     match scalar(item) {
                         Some(v) => flags.extend([flag.clone(), v]),
-                        None => errors.push(format!("serve.{key}: expected strings or numbers")),
+                        None => {
+                            errors.push(format!("{section}.{key}: expected strings or numbers"))
+                        }
                     }
                 }
             }
@@ -113,25 +141,17 @@ fn serve_args(path: &Path) -> Result<(Vec<String>, Option<Vec<String>>), String>
                 for (k, v) in t {
                     match scalar(v) {
                         Some(v) => flags.extend([flag.clone(), format!("{k}={v}")]),
-                        None => errors.push(format!("serve.{key}.{k}: expected a string")),
+                        None => errors.push(format!("{section}.{key}.{k}: expected a string")),
                     }
                 }
             }
             v => match scalar(v) {
                 Some(v) => flags.extend([flag, v]),
-                None => errors.push(format!("serve.{key}: unsupported value")),
+                None => errors.push(format!("{section}.{key}: unsupported value")),
             },
         }
     }
-    if errors.is_empty() {
-        Ok((flags, command))
-    } else {
-        Err(format!(
-            "--config {}: {}",
-            path.display(),
-            errors.join("; ")
-        ))
-    }
+    (flags, command, errors)
 }
 
 /// `[serve]` keys that name files: relative to the config file.
@@ -169,8 +189,8 @@ pub(crate) fn serve_config(file: &Path) -> Result<crate::config::ServeConfig, Ve
 /// `check-config FILE`: the startup path of `serve --config FILE`, without binding; 0 or 64.
 pub(crate) fn check(file: &Path) -> u8 {
     match serve_config(file) {
-        Ok(_) => {
-            println!("{}: ok", file.display());
+        Ok(cfg) => {
+            println!("{}: ok{}", file.display(), summary(&cfg));
             0
         }
         Err(errors) => {
@@ -182,14 +202,28 @@ pub(crate) fn check(file: &Path) -> u8 {
     }
 }
 
-/// Every problem of the file that can be found key by key, with its path: unknown or
-/// malformed `[serve]` keys (each checked on its own, so all are reported) and the other
-/// sections' shape.
-pub(crate) fn key_errors(file: &Path) -> Vec<String> {
-    let (flags, command) = match serve_args(file) {
-        Ok(v) => v,
-        Err(e) => return vec![e],
-    };
+/// ` (2 servers: github, fs; 1 endpoint: support)` for a multi-server config, else nothing.
+fn summary(cfg: &crate::config::ServeConfig) -> String {
+    if cfg.servers.is_empty() {
+        return String::new();
+    }
+    let count = |n: usize, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let servers: Vec<&str> = cfg.servers.iter().map(|s| s.name.as_str()).collect();
+    let mut out = format!(
+        " ({}: {}",
+        count(servers.len(), "server"),
+        servers.join(", ")
+    );
+    if !cfg.endpoints.is_empty() {
+        let eps: Vec<&str> = cfg.endpoints.iter().map(|e| e.name.as_str()).collect();
+        out += &format!("; {}: {}", count(eps.len(), "endpoint"), eps.join(", "));
+    }
+    out + ")"
+}
+
+/// The problems clap finds in `flags` (a table's, from [`table_flags`]), each flag checked on
+/// its own so that all are reported, as `section.key: why`.
+pub(crate) fn flag_errors(section: &str, flags: &[String]) -> Vec<String> {
     let mut errors = Vec::new();
     let mut i = 0;
     while i < flags.len() {
@@ -215,10 +249,22 @@ pub(crate) fn key_errors(file: &Path) -> Vec<String> {
                 .next()
                 .unwrap_or_default()
                 .trim_start_matches("error: ");
-            errors.push(format!("serve.{key}: {first}"));
+            errors.push(format!("{section}.{key}: {first}"));
         }
     }
+    errors
+}
+
+/// Every problem of the file that can be found key by key, with its path: unknown or
+/// malformed `[serve]` keys (each checked on its own, so all are reported) and the other
+/// sections' shape.
+pub(crate) fn key_errors(file: &Path) -> Vec<String> {
+    let (flags, command) = match serve_args(file) {
+        Ok(v) => v,
+        Err(e) => return vec![e],
+    };
     let _ = command;
+    let mut errors = flag_errors("serve", &flags);
     if let Ok(text) = std::fs::read_to_string(file) {
         match toml::from_str::<crate::config::security::FileConfig>(&text) {
             Err(e) => errors.push(e.to_string().trim().replace('\n', " ")),
@@ -236,6 +282,11 @@ pub(crate) fn key_errors(file: &Path) -> Vec<String> {
             }
             Ok(_) => {}
         }
+    }
+    // The full check will not run past these problems either: the server tables' own too.
+    // Alone, those are reported with the servers' other problems (`config/validate`).
+    if !errors.is_empty() {
+        errors.extend(servers::key_errors(file));
     }
     errors
 }
@@ -270,7 +321,8 @@ pub(crate) fn schema() -> Value {
         }
         serve.insert(key, Value::Object(prop));
     }
-    json!({
+    let multi = servers::schema(&serve);
+    let mut schema = json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "mcp-relay configuration (TOML)",
         "type": "object",
@@ -294,7 +346,11 @@ pub(crate) fn schema() -> Value {
                     "memory_hard_percent": {"type": "integer", "minimum": 1, "maximum": 100}}},
             "network": {"type": "object", "description": "IP allow/deny lists, trusted proxies, CORS origins (docs/traffic.md)"}
         }
-    })
+    });
+    for (key, value) in multi {
+        schema["properties"][key] = value;
+    }
+    schema
 }
 
 #[cfg(test)]

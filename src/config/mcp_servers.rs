@@ -112,6 +112,43 @@ pub(crate) fn read(
     .read()
 }
 
+/// The names of the entries of `path`, in the file's order, when it can be read (the list
+/// `read` would pick from: `mcpServers`, else `servers`). Problems are `read`'s to report.
+pub(crate) fn names(path: &Path) -> Option<Vec<String>> {
+    /// The keys of an object, in order (`serde_json`'s own map is sorted).
+    struct Keys(Vec<String>);
+    impl<'de> serde::Deserialize<'de> for Keys {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Keys, D::Error> {
+            struct Visit;
+            impl<'de> serde::de::Visitor<'de> for Visit {
+                type Value = Keys;
+                fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    f.write_str("an object")
+                }
+                fn visit_map<A: serde::de::MapAccess<'de>>(
+                    self,
+                    mut m: A,
+                ) -> Result<Keys, A::Error> {
+                    let mut keys = Vec::new();
+                    while let Some((k, _)) = m.next_entry::<String, serde::de::IgnoredAny>()? {
+                        keys.push(k);
+                    }
+                    Ok(Keys(keys))
+                }
+            }
+            d.deserialize_map(Visit)
+        }
+    }
+    #[derive(serde::Deserialize)]
+    struct Doc {
+        #[serde(rename = "mcpServers")]
+        mcp_servers: Option<Keys>,
+        servers: Option<Keys>,
+    }
+    let doc: Doc = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    doc.mcp_servers.or(doc.servers).map(|k| k.0)
+}
+
 /// The chosen entry being read; problems are collected.
 struct Entry<'a> {
     at: String,

@@ -46,6 +46,13 @@ pub(crate) struct FileConfig {
     /// before the flags are parsed.
     #[serde(default, rename = "serve")]
     pub _serve: Option<toml::Table>,
+    /// `[servers]`, `[endpoints]`, `[aggregate]`: read by `config/file/servers.rs`.
+    #[serde(default, rename = "servers")]
+    pub _servers: Option<toml::Value>,
+    #[serde(default, rename = "endpoints")]
+    pub _endpoints: Option<toml::Value>,
+    #[serde(default, rename = "aggregate")]
+    pub _aggregate: Option<toml::Value>,
 }
 
 /// `[auth]`.

@@ -11,8 +11,11 @@
 //! (`config/security.rs`).
 
 mod assemble;
+mod servers;
 #[cfg(test)]
 mod tests;
+
+pub(crate) use servers::load;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -33,9 +36,19 @@ enum Server {
 }
 
 /// Validates everything; all problems are returned together.
-pub(crate) fn serve(mut args: ServeArgs, env: Env<'_>) -> Result<ServeConfig, Vec<String>> {
+pub(crate) fn serve(args: ServeArgs, env: Env<'_>) -> Result<ServeConfig, Vec<String>> {
+    serve_with(args, env, true)
+}
+
+/// [`serve`]; without `need_server`, no server is a placeholder child (the named servers of
+/// a multi-server relay each have their own).
+fn serve_with(
+    mut args: ServeArgs,
+    env: Env<'_>,
+    need_server: bool,
+) -> Result<ServeConfig, Vec<String>> {
     let mut errors = Vec::new();
-    let server = server(&mut args, env, &mut errors);
+    let server = server(&mut args, env, need_server, &mut errors);
     paths(&args, &mut errors);
     let admin = config::admin::AdminConfig::build(
         args.admin_listen,
@@ -82,7 +95,12 @@ pub(crate) fn serve(mut args: ServeArgs, env: Env<'_>) -> Result<ServeConfig, Ve
 
 /// The server to put behind the relay: `--mcp-servers` applied, then the command (found on
 /// `PATH`, with its `--cwd`) or the remote upstream with its credentials.
-fn server(args: &mut ServeArgs, env: Env<'_>, errors: &mut Vec<String>) -> Option<Server> {
+fn server(
+    args: &mut ServeArgs,
+    env: Env<'_>,
+    need_server: bool,
+    errors: &mut Vec<String>,
+) -> Option<Server> {
     let (entry_access, entry_failed) = apply_mcp_servers(args, env, errors);
     let remote = remote(args, entry_access, entry_failed, env, errors);
     if let (Some(dir), None) = (&args.cwd, &args.upstream) {
@@ -96,6 +114,7 @@ fn server(args: &mut ServeArgs, env: Env<'_>, errors: &mut Vec<String>) -> Optio
             .ok(),
         // The --mcp-servers error already says what is missing.
         (None, None) if entry_failed => None,
+        (None, None) if !need_server => return Some(Server::Command(PathBuf::new())),
         (None, None) => {
             errors.push(
                 "no server: give the command after `--`, `--upstream URL`, or `command` in the config's [serve]".into(),

@@ -34,6 +34,10 @@ pub(crate) struct Endpoints {
     pub probes: bool,
     /// `GET /` (false when `/` is the MCP or WebSocket path).
     pub index: bool,
+    /// Named servers (`/servers/NAME/mcp`) and tool subsets (`/endpoints/NAME/mcp`); the
+    /// main path is then their aggregate.
+    pub servers: Vec<String>,
+    pub subsets: Vec<String>,
 }
 
 impl Endpoints {
@@ -46,6 +50,8 @@ impl Endpoints {
             sse_message,
             probes: cfg.admin.is_none(),
             index: cfg.path != INDEX_PATH && cfg.ws_path != INDEX_PATH,
+            servers: cfg.servers.iter().map(|s| s.name.clone()).collect(),
+            subsets: cfg.endpoints.iter().map(|e| e.name.clone()).collect(),
         }
     }
 
@@ -61,6 +67,14 @@ impl Endpoints {
         if self.probes {
             endpoints["health"] = json!(PROBES[0]);
             endpoints["ready"] = json!(PROBES[1]);
+        }
+        for (key, mount, names) in self.mounts() {
+            if !names.is_empty() {
+                let paths = names
+                    .iter()
+                    .map(|n| (n.clone(), json!(format!("{mount}/{n}/mcp"))));
+                endpoints[key] = paths.collect::<serde_json::Map<_, _>>().into();
+            }
         }
         json!({
             "name": "mcp-relay",
@@ -88,10 +102,34 @@ impl Endpoints {
                 .unwrap_or_default();
             t.push_str(&format!("  {:<17}GET {p}{message}\n", "legacy SSE"));
         }
+        for (key, mount, names) in self.mounts() {
+            if !names.is_empty() {
+                t.push_str(&format!(
+                    "{}:\n",
+                    if key == "servers" {
+                        "Servers (aggregated on the paths above)"
+                    } else {
+                        "Tool subsets"
+                    }
+                ));
+                for n in names {
+                    t.push_str(&format!("  {n:<17}{mount}/{n}/mcp\n"));
+                }
+            }
+        }
         if self.probes {
             t.push_str(&format!("Probes: {}, {}\n", PROBES[0], PROBES[1]));
         }
         t
+    }
+
+    /// The named servers and subsets with their mounts.
+    fn mounts(&self) -> [(&'static str, &'static str, &[String]); 2] {
+        use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
+        [
+            ("servers", SERVERS_MOUNT, &self.servers),
+            ("subsets", ENDPOINTS_MOUNT, &self.subsets),
+        ]
     }
 }
 
@@ -129,6 +167,8 @@ mod tests {
             sse_message: Some("/message"),
             probes: true,
             index: true,
+            servers: Vec::new(),
+            subsets: Vec::new(),
         }
     }
 
@@ -166,5 +206,25 @@ mod tests {
         };
         assert!(without.json()["endpoints"].get("health").is_none());
         assert!(!without.text().contains("/sse"));
+    }
+
+    #[test]
+    fn page_names_each_server_and_subset() {
+        let e = Endpoints {
+            servers: vec!["github".into(), "fs".into()],
+            subsets: vec!["support".into()],
+            ..endpoints()
+        };
+        let j = e.json();
+        assert_eq!(j["endpoints"]["servers"]["github"], "/servers/github/mcp");
+        assert_eq!(
+            j["endpoints"]["subsets"]["support"],
+            "/endpoints/support/mcp"
+        );
+        let text = e.text();
+        for p in ["/servers/fs/mcp", "/endpoints/support/mcp"] {
+            assert!(text.contains(p), "{p} in {text}");
+        }
+        assert!(endpoints().json()["endpoints"].get("servers").is_none());
     }
 }

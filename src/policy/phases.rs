@@ -18,6 +18,7 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 
 use super::rate_limit::InFlight;
+use super::rbac::Names;
 use super::RequestPolicy;
 use crate::caller::{AuthFailure, Caller, ClientAddr, Principal, Transport};
 use crate::error::Error;
@@ -226,34 +227,50 @@ impl RequestPolicy {
         self.auth.is_enabled() && !(cert.is_some() && self.auth.has_mtls())
     }
 
-    /// The message scope: one JSON-RPC request of `caller` (inside `session`, when it has one),
-    /// and its ticket (audit record, list filter, slot). A refusal comes back with its rule,
-    /// to be answered in place of the request (an unknown name, or -31004) and recorded by
-    /// the caller, which knows how it is answered.
+    /// The message scope: one JSON-RPC request of `caller` (inside `session`, when it has one)
+    /// on a relay deciding `names`, and its ticket (audit record, list filter, slot). A
+    /// refusal comes back with its rule, to be answered in place of the request (an unknown
+    /// name, or -31004) and recorded by the caller, which knows how it is answered.
     pub(crate) fn on_message(
         &self,
         audit: &Audit,
         caller: &Caller,
+        names: Names<'_>,
         session: Option<&str>,
         frame: &Frame,
         modern: bool,
     ) -> Result<Ticket, (Error, String)> {
         // 1. RBAC: method, then tool/prompt/resource name; before any limit, so a denied call
         // spends no quota and buckets exist only for allowed names.
-        let (rule, filter) = self.authorize(caller, frame, modern)?;
+        let (rule, filter) = self.authorize(caller, names, frame, modern)?;
+        let refuse = |e: Error| (e, rule.clone().unwrap_or_default());
+        // Principal × tool, keyed on the server's own name for the tool (`github:create_issue`):
+        // checked by the named server's relay, whether the call came straight or through the
+        // aggregate (whose prefixed names are not the tool's: it does not check them), so
+        // both paths share one bucket and two servers' tools of one name do not.
+        let tool = match (names, frame.method(), frame.name()) {
+            (Names::Delegated, ..) => None,
+            (names, Some("tools/call"), Some(tool)) => Some((names, tool)),
+            _ => None,
+        };
+        let check_tool = || match tool {
+            Some((Names::Server(server), tool)) => {
+                self.limits.check_tool(caller, Some(server), tool)
+            }
+            Some((_, tool)) => self.limits.check_tool(caller, None, tool),
+            None => Ok(()),
+        };
         if caller.transport.is_forwarded() {
-            // The aggregate's front limited this request already (once, not per server).
+            // The aggregate's front applied the other limits already (once, not per server).
+            check_tool().map_err(refuse)?;
             return Ok(Ticket::allowed(audit, caller, session, frame, rule, filter));
         }
-        let refuse = |e: Error| (e, rule.clone().unwrap_or_default());
         // 2. Message rates: the principal's, where one connection carries many requests, then
         // principal × tool.
         if caller.transport.counts_principal_rate_per_message() {
             self.limits.check_principal(caller).map_err(refuse)?;
         }
-        if let (Some("tools/call"), Some(tool)) = (frame.method(), frame.name()) {
-            self.limits.check_tool(caller, tool).map_err(refuse)?;
-        }
+        check_tool().map_err(refuse)?;
         // 3. Overload: a new request is new work; notifications and responses never come
         // here, they finish work.
         self.limits.overload().admit().map_err(refuse)?;

@@ -241,14 +241,24 @@ impl Limits {
         }
     }
 
-    /// After RBAC: the (caller, tool) bucket of a `tools/call`.
-    pub(crate) fn check_tool(&self, caller: &Caller, tool: &str) -> Result<(), Error> {
+    /// After RBAC: the (caller, tool) bucket of a `tools/call`; the tool of a named server
+    /// is keyed `server:tool`, so two servers' tools of one name have a bucket each.
+    pub(crate) fn check_tool(
+        &self,
+        caller: &Caller,
+        server: Option<&str>,
+        tool: &str,
+    ) -> Result<(), Error> {
         let Some(k) = &self.tool else { return Ok(()) };
-        let mut end = tool.len().min(MAX_TOOL_KEY);
-        while !tool.is_char_boundary(end) {
+        let key = match server {
+            Some(server) => format!("{server}:{tool}"),
+            None => tool.to_owned(),
+        };
+        let mut end = key.len().min(MAX_TOOL_KEY);
+        while !key.is_char_boundary(end) {
             end -= 1;
         }
-        k.check(&(identity_key(caller), tool[..end].to_owned()))
+        k.check(&(identity_key(caller), key[..end].to_owned()))
             .inspect_err(|_| metrics::rate_limited("tool"))
     }
 

@@ -18,19 +18,33 @@
 //! listed `allowedMethods`. For `tools/call`, `prompts/get` and
 //! `resources/{read,subscribe,unsubscribe}` the same role must also allow the tool name, prompt
 //! name or resource URI (deny wins; no allow list = all; a rule and no name = deny).
+//!
+//! Servers (several servers behind one relay, [`Names`]): on a named server's relay a name is
+//! also tested qualified, `server:name` (tools, prompts) or `server:uri` (resources). A tool or
+//! prompt glob with `:` is qualified: in `allow` it tests `server:name` only, in `deny` both
+//! forms; globs without `:` test the bare name. Resource globs test both forms (URIs contain
+//! `:`). On a single-server relay every glob tests the bare name, as before, so `github:*`
+//! matches nothing there (MCP tool and prompt names contain no `:`). `servers` (globs over
+//! server names; no list = all) and `blockedServers` (wins) say which named servers a role
+//! covers: a role that does not cover the server allows nothing there but its `*/list`
+//! methods, whose results it empties; on a single-server relay a role with `servers` covers
+//! nothing (there is no name to match) and `blockedServers` blocks nothing. The aggregate's
+//! own relay ([`Names::Delegated`]) decides methods only: its names are prefixed, and each
+//! named server's relay decides and filters them.
 
+mod globs;
+mod list;
 #[cfg(test)]
 mod tests;
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use bytes::Bytes;
-use globset::{Candidate, GlobBuilder, GlobMatcher};
-use serde::de::{Deserializer, MapAccess, Visitor};
-use serde::Deserialize;
 use serde_json::value::RawValue;
+
+use globs::{allow_form, deny_form, Form, Globs, Subject};
+pub(crate) use list::ListFilter;
+use list::{members, Members};
 
 /// Requests every caller may send, whatever its roles: a legacy session must be able to open
 /// (`initialize`) and be kept alive (`ping`); a 2026-07-28 client asks `server/discover`
@@ -90,27 +104,25 @@ pub(crate) enum Decision {
     DenyResource { rule: String },
 }
 
+/// Whose tool, prompt and resource names a relay decides: computed once per request by the
+/// relay from its configuration (`Relay::names`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Names<'a> {
+    /// A single-server relay: the child's names, tested bare.
+    Plain,
+    /// The relay of the named server `.0`: names tested bare and as `server:name`, and the
+    /// roles' `servers`/`blockedServers` apply.
+    Server(&'a str),
+    /// The aggregate of several servers: its names are prefixed (`github__create_issue`), so it
+    /// decides methods only and filters no list; each named server's relay does the rest.
+    Delegated,
+}
+
 /// The validated permissions file, built once at startup.
 #[derive(Debug)]
 pub(crate) struct Rbac {
     /// In file order.
     roles: Vec<Role>,
-}
-
-/// A `*/list` result filter for one caller; cheap to clone (one `Arc`).
-#[derive(Debug, Clone)]
-pub(crate) struct ListFilter {
-    inner: Arc<FilterInner>,
-}
-
-#[derive(Debug)]
-struct FilterInner {
-    /// The array inside `result` (`tools`, `prompts`, `resources`, `resourceTemplates`).
-    array: &'static str,
-    /// The member of each element that is checked (`name`, `uri`, `uriTemplate`).
-    field: &'static str,
-    /// One entry per role that may list; an element passes if any of them lets it through.
-    rules: Vec<Arc<NameRules>>,
 }
 
 #[derive(Debug, Default)]
@@ -119,6 +131,9 @@ struct Role {
     allowed: Option<Globs>,
     blocked: Globs,
     unknown_deny: bool,
+    /// Named servers the role covers (`servers`; `None`: all) and those it never covers.
+    servers: Option<Globs>,
+    blocked_servers: Globs,
     tools: Option<Arc<NameRules>>,
     prompts: Option<Arc<NameRules>>,
     resources: Option<Arc<NameRules>>,
@@ -131,10 +146,9 @@ struct NameRules {
     prefix: String,
     allow: Option<Globs>,
     deny: Globs,
+    /// Some glob tests the qualified form of a name.
+    qualifies: bool,
 }
-
-#[derive(Debug, Default)]
-struct Globs(Vec<GlobMatcher>);
 
 #[derive(Debug, Clone, Copy)]
 enum Kind {
@@ -186,11 +200,13 @@ impl Rbac {
         self.roles.iter().map(|r| r.name.as_str())
     }
 
-    /// Decides one request. `name` is `params.name` (tools/call, prompts/get), `uri` is
-    /// `params.uri` (resources/read, subscribe, unsubscribe), both as the child will see them.
+    /// Decides one request on a relay deciding `names`. `name` is `params.name` (tools/call,
+    /// prompts/get), `uri` is `params.uri` (resources/read, subscribe, unsubscribe), both as
+    /// the child will see them.
     pub(crate) fn decide(
         &self,
         roles: &[String],
+        names: Names<'_>,
         method: &str,
         name: Option<&str>,
         uri: Option<&str>,
@@ -202,7 +218,7 @@ impl Rbac {
         }
         let mut denied: Option<Decision> = None;
         for role in self.known(roles) {
-            match role.decide(method, name, uri) {
+            match role.decide(names, method, name, uri) {
                 allow @ Decision::Allow { .. } => return allow,
                 // Why prefer a name denial: some role allows the method, so the caller is
                 // told "unknown tool", as SECURITY.md §3 decides, not "unknown method".
@@ -221,9 +237,20 @@ impl Rbac {
         })
     }
 
-    /// The filter for a `*/list` result, or `None` when the method is not a list method or the
-    /// caller's roles would let every element through.
-    pub(crate) fn list_filter(&self, roles: &[String], method: &str) -> Option<ListFilter> {
+    /// The filter for a `*/list` result, or `None` when the method is not a list method, the
+    /// caller's roles would let every element through, or the relay decides no names
+    /// ([`Names::Delegated`]). Roles that do not cover the server contribute nothing.
+    pub(crate) fn list_filter(
+        &self,
+        roles: &[String],
+        names: Names<'_>,
+        method: &str,
+    ) -> Option<ListFilter> {
+        let server = match names {
+            Names::Delegated => return None,
+            Names::Plain => None,
+            Names::Server(s) => Some(s),
+        };
         let (kind, array, field) = match method {
             "tools/list" => (Kind::Tools, "tools", "name"),
             "prompts/list" => (Kind::Prompts, "prompts", "name"),
@@ -239,14 +266,9 @@ impl Rbac {
         // A list shows what the caller can use: the names its roles that may use them allow.
         // A caller that may list but use none (a read-only role) sees the catalogue its
         // listing roles' name rules allow. With no role that may list, nothing is shown.
-        let users: Vec<&Role> = self
-            .known(roles)
-            .filter(|r| r.method(using).is_ok())
-            .collect();
-        let listers: Vec<&Role> = self
-            .known(roles)
-            .filter(|r| r.method(method).is_ok())
-            .collect();
+        let covering = || self.known(roles).filter(|r| r.server(names).is_ok());
+        let users: Vec<&Role> = covering().filter(|r| r.method(using).is_ok()).collect();
+        let listers: Vec<&Role> = covering().filter(|r| r.method(method).is_ok()).collect();
         let contributing = match (listers.is_empty(), users.is_empty()) {
             (true, _) => Vec::new(),
             (false, true) => listers,
@@ -259,13 +281,18 @@ impl Rbac {
                 Some(r) => rules.push(Arc::clone(r)),
             }
         }
-        Some(ListFilter {
-            inner: Arc::new(FilterInner {
-                array,
-                field,
-                rules,
-            }),
-        })
+        Some(ListFilter::new(
+            array,
+            field,
+            rules,
+            server.map(str::to_owned),
+        ))
+    }
+
+    /// The first place a role speaks of named servers (`role.servers`, `role.tools.allow[0]`),
+    /// for a warning when the relay serves no named servers: there, such rules match nothing.
+    pub(crate) fn server_rules(&self) -> Option<String> {
+        self.roles.iter().find_map(Role::server_rules)
     }
 
     /// The caller's roles that exist in the file, in the caller's order.
@@ -311,11 +338,18 @@ impl Role {
                 return Err(key_error(name, key, true));
             }
             match key.as_str() {
-                "allowedMethods" => role.allowed = Some(Globs::parse(name, key, value)?),
-                "blockedMethods" => role.blocked = Globs::parse(name, key, value)?,
-                "tools" => role.tools = Some(NameRules::parse(name, key, value)?),
-                "prompts" => role.prompts = Some(NameRules::parse(name, key, value)?),
-                "resources" => role.resources = Some(NameRules::parse(name, key, value)?),
+                "allowedMethods" => role.allowed = Some(Globs::parse(name, key, value, bare)?),
+                "blockedMethods" => role.blocked = Globs::parse(name, key, value, bare)?,
+                "servers" => role.servers = Some(Globs::parse(name, key, value, bare)?),
+                "blockedServers" => role.blocked_servers = Globs::parse(name, key, value, bare)?,
+                "tools" | "prompts" | "resources" => {
+                    let rules = Some(NameRules::parse(name, key, value)?);
+                    match key.as_str() {
+                        "tools" => role.tools = rules,
+                        "prompts" => role.prompts = rules,
+                        _ => role.resources = rules,
+                    }
+                }
                 "unknownMethods" => {
                     role.unknown_deny = match serde_json::from_str::<String>(value.get()).as_deref()
                     {
@@ -344,7 +378,34 @@ impl Role {
         }
     }
 
-    fn decide(&self, method: &str, name: Option<&str>, uri: Option<&str>) -> Decision {
+    /// The server rules alone, on a relay deciding `names`: `Err(denying rule)` when the role
+    /// does not cover the relay's server.
+    fn server(&self, names: Names<'_>) -> Result<(), String> {
+        let name = &self.name;
+        let server = match names {
+            Names::Delegated => return Ok(()),
+            Names::Plain if self.servers.is_some() => {
+                return Err(format!("{name}.servers.default_deny"))
+            }
+            Names::Plain => return Ok(()),
+            Names::Server(s) => s,
+        };
+        if let Some(i) = self.blocked_servers.find(server) {
+            return Err(format!("{name}.blockedServers[{i}]"));
+        }
+        match self.servers.as_ref().map(|s| s.find(server)) {
+            Some(None) => Err(format!("{name}.servers.default_deny")),
+            _ => Ok(()),
+        }
+    }
+
+    fn decide(
+        &self,
+        names: Names<'_>,
+        method: &str,
+        name: Option<&str>,
+        uri: Option<&str>,
+    ) -> Decision {
         let rule = match self.method(method) {
             Ok(rule) => rule,
             Err(rule) => return Decision::DenyMethod { rule },
@@ -355,13 +416,40 @@ impl Role {
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 (Kind::Resources, uri)
             }
-            _ => return Decision::Allow { rule },
+            // A role that does not cover the server lists nothing of it (`list_filter` empties
+            // the result), so an aggregate sees an empty list, not a failing server.
+            m if is_list(m) => return Decision::Allow { rule },
+            _ => {
+                return match self.server(names) {
+                    Ok(()) => Decision::Allow { rule },
+                    Err(rule) => Decision::DenyMethod { rule },
+                }
+            }
         };
-        match self.rules(kind).map(|r| r.check(subject)) {
+        if let Err(rule) = self.server(names) {
+            // Its tools, prompts and resources do not exist for this role.
+            return kind.deny(rule);
+        }
+        if names == Names::Delegated {
+            return Decision::Allow { rule };
+        }
+        match self.rules(kind).map(|r| r.check(subject, names)) {
             None | Some(Ok(None)) => Decision::Allow { rule },
             Some(Ok(Some(rule))) => Decision::Allow { rule },
             Some(Err(rule)) => kind.deny(rule),
         }
+    }
+
+    fn server_rules(&self) -> Option<String> {
+        let name = &self.name;
+        if self.servers.is_some() || !self.blocked_servers.is_empty() {
+            return Some(format!("{name}.servers"));
+        }
+        [&self.tools, &self.prompts]
+            .into_iter()
+            .flatten()
+            .find(|r| r.qualifies)
+            .map(|r| r.prefix.clone())
     }
 
     fn rules(&self, kind: Kind) -> Option<&Arc<NameRules>> {
@@ -398,69 +486,70 @@ impl NameRules {
             if fields[..i].iter().any(|(k, _)| k == key) {
                 return Err(key_error(role, &path, true));
             }
+            // URIs contain `:` themselves: every resource glob tests both forms.
+            let (allow, deny): (FormOf, FormOf) = match kind {
+                "resources" => (either, either),
+                _ => (allow_form, deny_form),
+            };
             match key.as_str() {
-                "allow" => rules.allow = Some(Globs::parse(role, &path, value)?),
-                "deny" => rules.deny = Globs::parse(role, &path, value)?,
+                "allow" => rules.allow = Some(Globs::parse(role, &path, value, allow)?),
+                "deny" => rules.deny = Globs::parse(role, &path, value, deny)?,
                 _ => return Err(key_error(role, &path, false)),
             }
         }
+        rules.qualifies =
+            rules.deny.qualifies() || rules.allow.as_ref().is_some_and(Globs::qualifies);
         Ok(Arc::new(rules))
     }
 
     /// `Ok(Some(rule))`: allowed by an allow entry; `Ok(None)`: allowed, no allow list;
     /// `Err(rule)`: denied. A missing name is denied once any rule for the kind exists.
-    fn check(&self, subject: Option<&str>) -> Result<Option<String>, String> {
+    /// `names` is never [`Names::Delegated`] here (the aggregate decides no names).
+    fn check(&self, subject: Option<&str>, names: Names<'_>) -> Result<Option<String>, String> {
         let prefix = &self.prefix;
-        let Some(subject) = subject else {
+        let Some(bare) = subject else {
             return Err(format!("{prefix}.missing_name"));
         };
-        if let Some(i) = self.deny.find(subject) {
+        let qualified = match names {
+            Names::Server(server) if self.qualifies => Some(format!("{server}:{bare}")),
+            _ => None,
+        };
+        let subject = Subject {
+            bare,
+            qualified: qualified.as_deref(),
+        };
+        if let Some(i) = self.deny.find_in(subject) {
             return Err(format!("{prefix}.deny[{i}]"));
         }
-        match self.allow.as_ref().map(|a| a.find(subject)) {
+        match self.allow.as_ref().map(|a| a.find_in(subject)) {
             None => Ok(None),
             Some(Some(i)) => Ok(Some(format!("{prefix}.allow[{i}]"))),
             Some(None) => Err(format!("{prefix}.default_deny")),
         }
     }
 
-    fn passes(&self, subject: &str) -> bool {
-        self.check(Some(subject)).is_ok()
+    fn passes(&self, subject: &str, names: Names<'_>) -> bool {
+        self.check(Some(subject), names).is_ok()
     }
 }
 
-// === impl Globs ===
+/// Picks a glob's [`Form`] from its text.
+type FormOf = fn(&str) -> Form;
 
-impl Globs {
-    fn parse(role: &str, key: &str, raw: &RawValue) -> Result<Globs, Error> {
-        let patterns = serde_json::from_str::<Vec<String>>(raw.get())
-            .map_err(|_| invalid(role, key, "an array of strings"))?;
-        let mut globs = Vec::with_capacity(patterns.len());
-        for (i, pattern) in patterns.iter().enumerate() {
-            let key = format!("{key}[{i}]");
-            if pattern.is_empty() {
-                return Err(invalid(role, &key, "a non-empty glob"));
-            }
-            let glob = GlobBuilder::new(pattern)
-                .literal_separator(false)
-                .case_insensitive(false)
-                .backslash_escape(true)
-                .build()
-                .map_err(|source| Error::Glob {
-                    role: role.to_owned(),
-                    key,
-                    source,
-                })?;
-            globs.push(glob.compile_matcher());
-        }
-        Ok(Globs(globs))
-    }
+fn bare(_: &str) -> Form {
+    Form::Bare
+}
 
-    /// The index of the first matching glob.
-    fn find(&self, subject: &str) -> Option<usize> {
-        let candidate = Candidate::from_bytes(subject.as_bytes());
-        self.0.iter().position(|g| g.is_match_candidate(&candidate))
-    }
+fn either(_: &str) -> Form {
+    Form::Either
+}
+
+/// The `*/list` methods, whose results `list_filter` filters.
+fn is_list(method: &str) -> bool {
+    matches!(
+        method,
+        "tools/list" | "prompts/list" | "resources/list" | "resources/templates/list"
+    )
 }
 
 fn key_error(role: &str, key: &str, duplicate: bool) -> Error {
@@ -477,109 +566,5 @@ fn invalid(role: &str, key: &str, expected: &'static str) -> Error {
         role: role.to_owned(),
         key: key.to_owned(),
         expected,
-    }
-}
-
-// === impl ListFilter ===
-
-impl ListFilter {
-    /// Rewrites a whole JSON-RPC response, dropping the elements of `result.<array>` the
-    /// caller may not use. `None` when nothing was removed, the response is an error or has
-    /// no result, or it does not parse (then it is forwarded as is: the filter hides, the
-    /// `decide` call on every use is what enforces). Every other member keeps its raw text;
-    /// a repeated key is filtered in every occurrence; an element whose `name`/`uri` is
-    /// missing, not a string, or repeated with any value that does not pass is removed.
-    pub(crate) fn apply(&self, response: &[u8]) -> Option<Bytes> {
-        let top = serde_json::from_slice::<Members>(response).ok()?.0;
-        let out = rewrite(&top, response.len(), "result", |v| self.filter_result(v))?;
-        Some(Bytes::from(out))
-    }
-
-    fn filter_result(&self, result: &RawValue) -> Option<Vec<u8>> {
-        let fields = members(result.get())?;
-        let size = result.get().len();
-        rewrite(&fields, size, self.inner.array, |v| self.filter_array(v))
-    }
-
-    fn filter_array(&self, array: &RawValue) -> Option<Vec<u8>> {
-        let elements = serde_json::from_str::<Vec<Box<RawValue>>>(array.get()).ok()?;
-        let kept: Vec<&str> = elements
-            .iter()
-            .map(|e| e.get())
-            .filter(|e| self.visible(e))
-            .collect();
-        (kept.len() < elements.len()).then(|| format!("[{}]", kept.join(",")).into_bytes())
-    }
-
-    fn visible(&self, element: &str) -> bool {
-        let Some(fields) = members(element) else {
-            return false;
-        };
-        let mut subjects = fields
-            .iter()
-            .filter(|(k, _)| k == self.inner.field)
-            .map(|(_, v)| serde_json::from_str::<String>(v.get()).ok())
-            .peekable();
-        subjects.peek().is_some()
-            && subjects.all(|s| s.is_some_and(|s| self.inner.rules.iter().any(|r| r.passes(&s))))
-    }
-}
-
-/// Re-emits an object, giving every member named `target` the text `replace` returns (if
-/// any); `None` when nothing was replaced.
-fn rewrite(
-    members: &[(String, Box<RawValue>)],
-    size: usize,
-    target: &str,
-    replace: impl Fn(&RawValue) -> Option<Vec<u8>>,
-) -> Option<Vec<u8>> {
-    let mut changed = false;
-    let mut out = Vec::with_capacity(size);
-    out.push(b'{');
-    for (i, (key, value)) in members.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        serde_json::to_writer(&mut out, key).ok()?;
-        out.push(b':');
-        match (key == target).then(|| replace(value)).flatten() {
-            Some(new) => {
-                changed = true;
-                out.extend_from_slice(&new);
-            }
-            None => out.extend_from_slice(value.get().as_bytes()),
-        }
-    }
-    out.push(b'}');
-    changed.then_some(out)
-}
-
-// === Members: an object's members in order, duplicates kept ===
-
-/// Why not a map: duplicates must be seen (rejected in the file, filtered in responses) and
-/// order must survive re-emission.
-struct Members(Vec<(String, Box<RawValue>)>);
-
-fn members(text: &str) -> Option<Vec<(String, Box<RawValue>)>> {
-    serde_json::from_str::<Members>(text).ok().map(|m| m.0)
-}
-
-impl<'de> Deserialize<'de> for Members {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Members, D::Error> {
-        struct MembersVisitor;
-        impl<'de> Visitor<'de> for MembersVisitor {
-            type Value = Members;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a json object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members, A::Error> {
-                let mut out = Vec::new();
-                while let Some(entry) = map.next_entry::<String, Box<RawValue>>()? {
-                    out.push(entry);
-                }
-                Ok(Members(out))
-            }
-        }
-        deserializer.deserialize_map(MembersVisitor)
     }
 }

@@ -150,7 +150,7 @@ impl Relay {
         let rule = match frame.kind() {
             Kind::Request => self
                 .policy()
-                .authorize(caller, frame, true)
+                .authorize(caller, self.names(), frame, true)
                 .ok()
                 .and_then(|(rule, _)| rule),
             _ => None,

@@ -6,6 +6,9 @@
 //! Does not own: deciding what to record and when (the relay's request guard fills a `Record`
 //! and emits it on Drop), metrics (`telemetry/metrics.rs`) or ordinary logs (`telemetry.rs`).
 //!
+//! A handle also knows which named server the relay holding it serves ([`Audit::for_server`]):
+//! every record of that relay carries the name, and its requests' metrics and spans the label.
+//!
 //! [`Audit::emit`] never blocks: it pushes onto a queue of [`QUEUE_CAPACITY`] records and counts
 //! what does not fit. A dedicated std thread serializes, writes and rotates, so neither file I/O
 //! nor a slow disk can stall a request.
@@ -25,6 +28,7 @@ mod sanitize;
 mod tests;
 mod writer;
 
+use super::metrics::{self, ServerLabel};
 pub(crate) use sanitize::redact_args;
 use writer::{open_log, spawn_writer, FileSink, Sink};
 
@@ -167,8 +171,12 @@ pub(crate) struct Record {
     pub peer: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<String>,
-    /// `streamable_http` | `sse` | `websocket` | `tcp` | `stdio`.
+    /// `streamable_http` | `sse` | `websocket` | `tcp` | `stdio` | `aggregate` (a named
+    /// server's request that came through the aggregate).
     pub transport: &'static str,
+    /// The named server the request was for; absent on a single-server relay.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub method: Option<String>,
     /// The JSON-RPC id as raw JSON text.
@@ -209,10 +217,12 @@ struct Inner {
     allow_fields: Vec<String>,
 }
 
-/// Cheap clone handle to the audit writer (or a disabled no-op).
+/// Cheap clone handle to the audit writer (or a disabled no-op), as one relay holds it.
 #[derive(Clone, Debug)]
 pub(crate) struct Audit {
     inner: Option<Arc<Inner>>,
+    /// The named server of the relay holding this handle, and its metrics label.
+    server: Option<(Arc<str>, ServerLabel)>,
 }
 
 // === impl Audit ===
@@ -248,7 +258,32 @@ impl Audit {
     /// A handle whose [`emit`](Audit::emit) does nothing.
     #[must_use]
     pub(crate) fn disabled() -> Audit {
-        Audit { inner: None }
+        Audit {
+            inner: None,
+            server: None,
+        }
+    }
+
+    /// The same log, for the relay of the named server `server` (`None`: a single-server
+    /// relay, or the aggregate): its records carry the name, its metrics the label.
+    #[must_use]
+    pub(crate) fn for_server(&self, server: Option<&str>) -> Audit {
+        Audit {
+            inner: self.inner.clone(),
+            server: server.map(|s| (Arc::from(s), metrics::server_label(Some(s)))),
+        }
+    }
+
+    /// The named server of the relay holding this handle.
+    #[must_use]
+    pub(crate) fn server(&self) -> Option<&str> {
+        self.server.as_ref().map(|(s, _)| &**s)
+    }
+
+    /// The metrics label of [`Audit::server`].
+    #[must_use]
+    pub(crate) fn server_label(&self) -> ServerLabel {
+        self.server.as_ref().map(|(_, l)| *l).unwrap_or_default()
     }
 
     #[must_use]
@@ -309,6 +344,7 @@ impl Audit {
         (
             Audit {
                 inner: Some(Arc::new(inner)),
+                server: None,
             },
             rx,
         )

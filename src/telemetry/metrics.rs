@@ -3,7 +3,9 @@
 //! Every metric is named here (STYLE.md §8). The counters are plain atomics in one static
 //! table indexed by fixed enums, so the hot path never locks or allocates, and every label
 //! value comes from a fixed list: transports, the MCP methods in [`METHODS`] (anything else is
-//! `other`), audit outcomes, denial kinds. The free-form labels (`reason` of auth failures,
+//! `other`), audit outcomes, denial kinds, and the names of the configured servers (at most
+//! [`MAX_SERVERS`], registered once per server relay; more fold into `server="other"`; a
+//! single-server relay's series have no `server` label). The free-form labels (`reason` of auth failures,
 //! `scope` of rate limits) take `&'static str` from the code, at most [`MAX_DYNAMIC`] distinct
 //! values each (more fold into `other`). Tool names are never labels.
 //!
@@ -21,13 +23,15 @@ use std::time::{Duration, Instant};
 /// `Content-Type` of the exposition.
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Front transports (`Transport::as_str`), then `other`.
-pub(crate) const TRANSPORTS: [&str; 6] = [
+/// Front transports (`Transport::as_str`; `aggregate`: a named server's requests that came
+/// through the aggregate), then `other`.
+pub(crate) const TRANSPORTS: [&str; 7] = [
     "streamable_http",
     "sse",
     "websocket",
     "tcp",
     "stdio",
+    "aggregate",
     "other",
 ];
 
@@ -143,6 +147,11 @@ pub(crate) const BUCKETS: [f64; 13] = [
 /// Distinct values kept for a free-form label (`reason`, `scope`); more count as `other`.
 pub(crate) const MAX_DYNAMIC: usize = 32;
 
+/// Distinct server names kept as `server` label values; more count as `other`.
+pub(crate) const MAX_SERVERS: usize = 64;
+/// The [`ServerLabel`] of servers past [`MAX_SERVERS`].
+const OVERFLOW: u8 = MAX_SERVERS as u8 + 1;
+
 const T: usize = TRANSPORTS.len();
 const M: usize = METHODS.len();
 const O: usize = Outcome::ALL.len();
@@ -193,11 +202,44 @@ impl Dynamic {
     }
 }
 
-struct Metrics {
+/// The per-request series of one server (the unnamed one of a single-server relay, or a
+/// named one): requests, latency histogram, policy denials.
+struct Requests {
     requests: [AtomicU64; T * M * O],
     buckets: [AtomicU64; T * M * B],
     sum_micros: [AtomicU64; T * M],
     count: [AtomicU64; T * M],
+    denials: [AtomicU64; 4],
+}
+
+impl Requests {
+    const fn new() -> Requests {
+        Requests {
+            requests: [const { AtomicU64::new(0) }; T * M * O],
+            buckets: [const { AtomicU64::new(0) }; T * M * B],
+            sum_micros: [const { AtomicU64::new(0) }; T * M],
+            count: [const { AtomicU64::new(0) }; T * M],
+            denials: [const { AtomicU64::new(0) }; 4],
+        }
+    }
+}
+
+/// A named server's series, allocated when its relay registers it.
+struct Named {
+    name: Box<str>,
+    table: Requests,
+}
+
+/// Which server's series a request counts in: the unnamed server, a named one, or `other`.
+/// Resolved once per server relay ([`server_label`]), so the hot path only indexes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct ServerLabel(u8);
+
+struct Metrics {
+    /// A single-server relay's series (no `server` label).
+    unnamed: Requests,
+    servers: [OnceLock<Box<Named>>; MAX_SERVERS],
+    overflow: Requests,
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     sessions_opened: AtomicU64,
@@ -206,16 +248,14 @@ struct Metrics {
     connections_refused: [AtomicU64; 2],
     restarts: [AtomicU64; 2],
     exits: [AtomicU64; 2],
-    denials: [AtomicU64; 4],
     auth_failures: Dynamic,
     rate_limited: Dynamic,
 }
 
 static METRICS: Metrics = Metrics {
-    requests: [const { AtomicU64::new(0) }; T * M * O],
-    buckets: [const { AtomicU64::new(0) }; T * M * B],
-    sum_micros: [const { AtomicU64::new(0) }; T * M],
-    count: [const { AtomicU64::new(0) }; T * M],
+    unnamed: Requests::new(),
+    servers: [const { OnceLock::new() }; MAX_SERVERS],
+    overflow: Requests::new(),
     bytes_in: AtomicU64::new(0),
     bytes_out: AtomicU64::new(0),
     sessions_opened: AtomicU64::new(0),
@@ -223,7 +263,6 @@ static METRICS: Metrics = Metrics {
     connections_refused: [const { AtomicU64::new(0) }; 2],
     restarts: [const { AtomicU64::new(0) }; 2],
     exits: [const { AtomicU64::new(0) }; 2],
-    denials: [const { AtomicU64::new(0) }; 4],
     auth_failures: Dynamic::new(),
     rate_limited: Dynamic::new(),
 };
@@ -241,8 +280,59 @@ fn outcome_index(o: Outcome) -> usize {
     Outcome::ALL.iter().position(|x| *x == o).unwrap_or(0)
 }
 
-fn count_request(t: usize, m: usize, outcome: Outcome, bytes_in: u64, bytes_out: u64) {
-    METRICS.requests[(t * M + m) * O + outcome_index(outcome)].fetch_add(1, Relaxed);
+/// The label of the server `name` (`None`: a single-server relay), registered on first use.
+/// Server names come from the configuration only; past [`MAX_SERVERS`] names (reloads that
+/// add servers), new ones share `server="other"`.
+pub(crate) fn server_label(name: Option<&str>) -> ServerLabel {
+    match name {
+        None => ServerLabel(0),
+        Some(name) => register(&METRICS.servers, name)
+            .map_or(ServerLabel(OVERFLOW), |i| ServerLabel(i as u8 + 1)),
+    }
+}
+
+/// The slot holding `name`, taking the first free one; `None` when all are taken.
+fn register(slots: &[OnceLock<Box<Named>>], name: &str) -> Option<usize> {
+    slots.iter().position(|slot| {
+        let named = slot.get_or_init(|| {
+            Box::new(Named {
+                name: name.into(),
+                table: Requests::new(),
+            })
+        });
+        &*named.name == name
+    })
+}
+
+fn table(server: ServerLabel) -> &'static Requests {
+    match server.0 {
+        0 => &METRICS.unnamed,
+        OVERFLOW => &METRICS.overflow,
+        i => METRICS.servers[usize::from(i) - 1]
+            .get()
+            .map_or(&METRICS.overflow, |n| &n.table),
+    }
+}
+
+/// Every server's series with its label value (`None`: the unnamed server).
+fn tables() -> impl Iterator<Item = (Option<&'static str>, &'static Requests)> {
+    let named = METRICS
+        .servers
+        .iter()
+        .filter_map(|s| s.get().map(|n| (Some(&*n.name), &n.table)));
+    std::iter::once((None, &METRICS.unnamed))
+        .chain(named)
+        .chain(std::iter::once((Some("other"), &METRICS.overflow)))
+}
+
+fn count_request(
+    server: ServerLabel,
+    (t, m): (usize, usize),
+    outcome: Outcome,
+    bytes_in: u64,
+    bytes_out: u64,
+) {
+    table(server).requests[(t * M + m) * O + outcome_index(outcome)].fetch_add(1, Relaxed);
     if bytes_in > 0 {
         METRICS.bytes_in.fetch_add(bytes_in, Relaxed);
     }
@@ -251,20 +341,22 @@ fn count_request(t: usize, m: usize, outcome: Outcome, bytes_in: u64, bytes_out:
     }
 }
 
-fn observe(t: usize, m: usize, elapsed: Duration) {
+fn observe(server: ServerLabel, t: usize, m: usize, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
     let b = BUCKETS.iter().position(|le| secs <= *le).unwrap_or(B - 1);
     let tm = t * M + m;
-    METRICS.buckets[tm * B + b].fetch_add(1, Relaxed);
+    let table = table(server);
+    table.buckets[tm * B + b].fetch_add(1, Relaxed);
     let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
-    METRICS.sum_micros[tm].fetch_add(micros, Relaxed);
-    METRICS.count[tm].fetch_add(1, Relaxed);
+    table.sum_micros[tm].fetch_add(micros, Relaxed);
+    table.count[tm].fetch_add(1, Relaxed);
 }
 
 /// One admitted request, counted once when dropped (like its audit record): outcome
 /// (`cancelled` when never answered), latency, bytes.
 #[derive(Debug)]
 pub(crate) struct Measure {
+    server: ServerLabel,
     transport: u8,
     method: u8,
     started: Instant,
@@ -274,9 +366,16 @@ pub(crate) struct Measure {
 }
 
 impl Measure {
-    /// Starts measuring a request of `method` that arrived over `transport` (`bytes_in` long).
-    pub(crate) fn start(transport: &str, method: Option<&str>, bytes_in: usize) -> Measure {
+    /// Starts measuring a request of `method` to `server` that arrived over `transport`
+    /// (`bytes_in` long).
+    pub(crate) fn start(
+        server: ServerLabel,
+        transport: &str,
+        method: Option<&str>,
+        bytes_in: usize,
+    ) -> Measure {
         Measure {
+            server,
             transport: transport_index(transport) as u8,
             method: method_index(method) as u8,
             started: Instant::now(),
@@ -304,16 +403,22 @@ impl Drop for Measure {
         }
         let (t, m) = (usize::from(self.transport), usize::from(self.method));
         let (outcome, out) = self.answer.unwrap_or((Outcome::Cancelled, 0));
-        count_request(t, m, outcome, self.bytes_in, out);
-        observe(t, m, self.started.elapsed());
+        count_request(self.server, (t, m), outcome, self.bytes_in, out);
+        observe(self.server, t, m, self.started.elapsed());
     }
 }
 
 /// A request the relay refused itself (denied, unauthenticated, malformed, over a cap).
-pub(crate) fn refused(transport: &str, method: Option<&str>, outcome: Outcome, bytes_in: usize) {
+pub(crate) fn refused(
+    server: ServerLabel,
+    transport: &str,
+    method: Option<&str>,
+    outcome: Outcome,
+    bytes_in: usize,
+) {
     count_request(
-        transport_index(transport),
-        method_index(method),
+        server,
+        (transport_index(transport), method_index(method)),
         outcome,
         bytes_in as u64,
         0,
@@ -325,10 +430,10 @@ pub(crate) fn auth_failure(reason: &'static str) {
     METRICS.auth_failures.inc(reason);
 }
 
-/// A request denied by the roles policy.
-pub(crate) fn policy_denial(kind: DenialKind) {
+/// A request to `server` denied by the roles policy.
+pub(crate) fn policy_denial(server: ServerLabel, kind: DenialKind) {
     let i = DenialKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-    METRICS.denials[i].fetch_add(1, Relaxed);
+    table(server).denials[i].fetch_add(1, Relaxed);
 }
 
 /// A request or connection shed by a rate limit of `scope` (e.g. `principal`, `ip`).

@@ -98,7 +98,7 @@ async fn an_mcp_servers_file_names_the_server() {
         &f,
         json!({"mcpServers": {
             "fixture": {"command": FIXTURE, "args": ["--record", dir.join("rec.log")], "env": {"MCP_TEST_VAR": "set"}},
-            "other": {"url": "https://mcp.example.com/mcp"}
+            "Other Server": {"url": "https://mcp.example.com/mcp"}
         }})
         .to_string(),
     )
@@ -108,9 +108,11 @@ async fn an_mcp_servers_file_names_the_server() {
         .arg(&f)
         .output()
         .unwrap();
+    // Without --server every entry would be a named server, and `Other Server` cannot name
+    // one: the error says to rename it or to pick an entry.
     assert_eq!(two.status.code(), Some(64));
     assert!(
-        String::from_utf8_lossy(&two.stderr).contains("--server"),
+        String::from_utf8_lossy(&two.stderr).contains("--server 'Other Server'"),
         "{two:?}"
     );
     let relay = Relay::start_raw(&[
@@ -160,8 +162,9 @@ fn schema_describes_every_serve_flag() {
 
 // Issue 14, bug 9: `--mcp-servers` reads VS Code's `servers`, refuses an unknown key of the
 // chosen entry with its path (as the TOML config does), refuses a `${input:…}` it cannot
-// resolve, and without --server says once which names there are. On main unknown keys were
-// ignored, `servers` was not read, and a second `no server` error followed.
+// resolve, and without --server (every entry a named server) says which entry is wrong. On
+// main unknown keys were ignored, `servers` was not read, and a second `no server` error
+// followed.
 #[tokio::test]
 async fn mcp_servers_files_are_read_strictly_in_every_hosts_format() {
     let dir = tempdir();
@@ -188,7 +191,11 @@ async fn mcp_servers_files_are_read_strictly_in_every_hosts_format() {
     let out = serve(&two, &[]);
     assert_eq!(out.status.code(), Some(64));
     let err = stderr(&out);
-    assert!(err.contains("(a, b)") && err.contains("--server"), "{err}");
+    assert!(
+        err.contains("servers.b: ") && err.contains("mcpServers.b.argz: unknown key"),
+        "{err}"
+    );
+    assert!(!err.contains("servers.a"), "{err}");
     assert!(
         !err.contains("no server"),
         "a second, misleading error: {err}"

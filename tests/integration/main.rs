@@ -25,6 +25,9 @@
 //! - `reload`: SIGHUP reloads credentials, roles and limits; a broken file keeps the old policy.
 //! - `remote`: a front relay whose upstream is a remote relay over every transport, plain or TLS.
 //! - `scale`: many sessions: no leftover processes, no cross-talk.
+//! - `servers`: several servers behind one relay: per-server paths, the aggregate, subsets, reload.
+//! - `servers_config`: `[servers]`, `[endpoints]`, `[aggregate]` in `check-config`, `schema`,
+//!   start-up errors, and `--server NAME` serving one named server alone.
 //! - `session_expiry`: idle per-session children reaped; open streams and connections kept.
 //! - `shared`: `shared` and `per-identity` session modes: many sessions on one child.
 //! - `sse`: legacy HTTP+SSE (`/sse`, `/message`): scenario, refusals, connection lifetime.
@@ -69,6 +72,9 @@ mod rbac;
 mod reload;
 mod remote;
 mod scale;
+#[cfg(unix)]
+mod servers;
+mod servers_config;
 mod session_expiry;
 #[cfg(unix)]
 mod shared;

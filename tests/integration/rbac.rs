@@ -253,3 +253,4 @@ mod modern;
 mod names;
 mod parsing;
 mod seed;
+mod servers;

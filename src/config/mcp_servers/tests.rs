@@ -102,3 +102,25 @@ fn variables_expand_or_say_why_not() {
     assert!(expand("${env:TOKEN", &env).is_err());
     assert_eq!(expand("plain", &env), Ok("plain".into()));
 }
+
+#[test]
+fn names_are_listed_in_the_files_order_in_both_forms() {
+    let dir = std::env::temp_dir().join(format!("mcp-relay-mcps-{}-order", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("claude.json");
+    std::fs::write(
+        &f,
+        r#"{"globalShortcut": "", "mcpServers": {"zeta": {"command": "a"}, "alpha": {"url": "http://h/mcp"}, "mid": {}}}"#,
+    )
+    .unwrap();
+    assert_eq!(
+        names(&f),
+        Some(vec!["zeta".into(), "alpha".into(), "mid".into()])
+    );
+    let f = dir.join("vscode.json");
+    std::fs::write(&f, r#"{"inputs": [], "servers": {"b": {}, "a": {}}}"#).unwrap();
+    assert_eq!(names(&f), Some(vec!["b".into(), "a".into()]));
+    std::fs::write(&f, "not json").unwrap();
+    assert_eq!(names(&f), None);
+    assert_eq!(names(&dir.join("absent.json")), None);
+}

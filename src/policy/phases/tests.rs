@@ -10,6 +10,7 @@ use super::*;
 use crate::caller::AuthMethod;
 use crate::policy::ip::NetworkConfig;
 use crate::policy::rate_limit::LimitsConfig;
+use crate::policy::rbac::Names;
 use crate::policy::{authn::Authenticator, cors, rbac::Rbac, OriginGuard};
 
 /// A policy with these limits and network rules, no authentication, on a loopback bind.
@@ -191,4 +192,115 @@ fn a_message_straddling_a_reload_is_judged_by_one_policy() {
     }
     stop.store(true, Ordering::Relaxed);
     swapper.join().unwrap();
+}
+
+// === relays of named servers and the aggregate ===
+
+fn one_frame(text: &'static str) -> Frame {
+    match crate::jsonrpc::Message::parse(bytes::Bytes::from_static(text.as_bytes())).unwrap() {
+        crate::jsonrpc::Message::Single(frame) => frame,
+        _ => panic!("not one frame"),
+    }
+}
+
+fn dev(transport: Transport) -> Caller {
+    let principal = Principal {
+        name: "dev".into(),
+        method: AuthMethod::ApiKey,
+        roles: vec!["dev".into()],
+        ..Principal::anonymous()
+    };
+    Caller::new(principal, None::<SocketAddr>, transport)
+}
+
+const DEV: &str = r#"{"dev": {"allowedMethods": ["*"], "tools": {"allow": ["github:create_*"]}}}"#;
+
+/// The aggregate's names are prefixed: its relay checks methods only, and leaves the name to
+/// the named server's relay, which the same role lets call `create_issue`.
+#[tokio::test]
+async fn a_delegated_scope_does_not_deny_a_prefixed_name_the_roles_would_not_match() {
+    let p = policy(LimitsConfig::default(), NetworkConfig::default(), Some(DEV));
+    let audit = Audit::disabled();
+    let prefixed = one_frame(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"github__create_issue"}}"#,
+    );
+    let caller = dev(Transport::StreamableHttp);
+    let ticket = p.on_message(&audit, &caller, Names::Delegated, None, &prefixed, false);
+    ticket.unwrap().discard();
+    let plain = p.on_message(&audit, &caller, Names::Plain, None, &prefixed, false);
+    assert!(matches!(plain, Err((Error::UnknownTool(_), _))));
+    let list = one_frame(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let ticket = p.on_message(&audit, &caller, Names::Delegated, None, &list, false);
+    assert!(!ticket.unwrap().filters(), "the aggregate filters no list");
+    // Method rules still apply there.
+    let ro = policy(
+        LimitsConfig::default(),
+        NetworkConfig::default(),
+        Some(r#"{"dev": {"allowedMethods": ["*/list"]}}"#),
+    );
+    let denied = ro.on_message(&audit, &caller, Names::Delegated, None, &prefixed, false);
+    assert!(matches!(denied, Err((Error::DeniedMethod, _))));
+}
+
+/// A relay whose configuration names its server decides names qualified by it.
+#[tokio::test]
+async fn a_named_servers_relay_decides_its_qualified_names() {
+    let call = one_frame(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue"}}"#,
+    );
+    let caller = dev(Transport::Aggregate);
+    for (server, allowed) in [(Some("github"), true), (Some("fs"), false), (None, false)] {
+        let p = policy(LimitsConfig::default(), NetworkConfig::default(), Some(DEV));
+        let relay = relay_named(p, server);
+        let want = server.map_or(Names::Plain, Names::Server);
+        assert_eq!(relay.names(), want);
+        match relay.admit(&caller, None, &call, false) {
+            Ok(ticket) => {
+                assert!(allowed, "{server:?}");
+                ticket.discard();
+            }
+            Err((e, rule)) => {
+                assert!(!allowed, "{server:?}: {e}");
+                assert_eq!(rule, "dev.tools.default_deny");
+            }
+        }
+    }
+}
+
+/// The principal × tool bucket is the named server's, keyed on its own name for the tool:
+/// calls through the aggregate (skipping the other limits) and straight to the server share
+/// it; another server's tool of the same name has its own.
+#[tokio::test]
+async fn tool_rates_are_per_server_and_shared_by_the_aggregate_and_the_server_path() {
+    let limits = LimitsConfig {
+        per_tool: Some("1/h".into()),
+        per_tool_burst: Some(1),
+        memory_budget: Some("off".into()),
+        ..LimitsConfig::default()
+    };
+    let p = policy(limits, NetworkConfig::default(), None);
+    let audit = Audit::disabled();
+    let call = one_frame(
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"create_issue"}}"#,
+    );
+    let (through, direct) = (dev(Transport::Aggregate), dev(Transport::Tcp));
+    let github = Names::Server("github");
+    let aggregate = p.on_message(&audit, &through, Names::Delegated, None, &call, false);
+    aggregate.unwrap().discard();
+    p.on_message(&audit, &through, github, None, &call, false)
+        .unwrap()
+        .discard();
+    let again = p.on_message(&audit, &direct, github, None, &call, false);
+    assert!(matches!(again, Err((Error::RateLimited(_), _))));
+    let fs = p.on_message(&audit, &through, Names::Server("fs"), None, &call, false);
+    fs.unwrap().discard();
+}
+
+/// A relay serving `policy` as the named server `server`.
+fn relay_named(policy: RequestPolicy, server: Option<&str>) -> Arc<crate::relay::Relay> {
+    let argv = ["mcp-relay", "serve", "--", "sh"].map(std::ffi::OsString::from);
+    let mut cfg = crate::config::load(argv.to_vec(), &crate::secret::process_env).unwrap();
+    cfg.policy = policy;
+    cfg.server_name = server.map(str::to_owned);
+    crate::relay::Relay::new(Arc::new(cfg), Audit::disabled())
 }

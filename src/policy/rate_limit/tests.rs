@@ -96,12 +96,22 @@ fn tool_buckets_are_per_principal_and_tool() {
     let l = limits("per_tool = \"1/min\"\nper_tool_burst = 1").unwrap();
     let a = caller("a", AuthMethod::ApiKey, "10.0.0.1:1");
     let b = caller("b", AuthMethod::ApiKey, "10.0.0.1:1");
-    assert!(l.check_tool(&a, "echo").is_ok());
-    assert!(l.check_tool(&a, "echo").is_err());
-    assert!(l.check_tool(&a, "slow").is_ok());
-    assert!(l.check_tool(&b, "echo").is_ok());
+    assert!(l.check_tool(&a, None, "echo").is_ok());
+    assert!(l.check_tool(&a, None, "echo").is_err());
+    assert!(l.check_tool(&a, None, "slow").is_ok());
+    assert!(l.check_tool(&b, None, "echo").is_ok());
     let long = "é".repeat(200);
-    assert!(l.check_tool(&a, &long).is_ok());
+    assert!(l.check_tool(&a, None, &long).is_ok());
+}
+
+#[test]
+fn tool_buckets_of_named_servers_are_per_server() {
+    let l = limits("per_tool = \"1/min\"\nper_tool_burst = 1").unwrap();
+    let a = caller("a", AuthMethod::ApiKey, "10.0.0.1:1");
+    assert!(l.check_tool(&a, Some("github"), "create_issue").is_ok());
+    assert!(l.check_tool(&a, Some("github"), "create_issue").is_err());
+    assert!(l.check_tool(&a, Some("fs"), "create_issue").is_ok());
+    assert!(l.check_tool(&a, None, "create_issue").is_ok());
 }
 
 #[test]

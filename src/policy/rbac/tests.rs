@@ -2,6 +2,8 @@
 
 use super::*;
 
+mod servers;
+
 const SEED: &str = include_str!("../../../examples/permissions.json");
 
 fn seed() -> Rbac {
@@ -13,7 +15,7 @@ fn roles(names: &[&str]) -> Vec<String> {
 }
 
 fn decide(rbac: &Rbac, who: &[&str], method: &str, name: Option<&str>) -> Decision {
-    rbac.decide(&roles(who), method, name, None)
+    rbac.decide(&roles(who), Names::Plain, method, name, None)
 }
 
 fn allow(rule: &str) -> Decision {
@@ -97,6 +99,7 @@ fn seed_readonly_lists_and_reads_are_allowed() {
     assert!(decide(&rbac, &["readonly"], "tools/list", None).is_allowed());
     let read = rbac.decide(
         &roles(&["readonly"]),
+        Names::Plain,
         "resources/read",
         None,
         Some("file:///a"),
@@ -326,9 +329,21 @@ fn resource_rules_apply_to_read_subscribe_unsubscribe() {
         "resources/subscribe",
         "resources/unsubscribe",
     ] {
-        let ok = rbac.decide(&roles(&["r"]), method, None, Some("file:///public/a/b"));
+        let ok = rbac.decide(
+            &roles(&["r"]),
+            Names::Plain,
+            method,
+            None,
+            Some("file:///public/a/b"),
+        );
         assert_eq!(ok, allow("r.resources.allow[0]"), "{method}");
-        let no = rbac.decide(&roles(&["r"]), method, None, Some("file:///etc/passwd"));
+        let no = rbac.decide(
+            &roles(&["r"]),
+            Names::Plain,
+            method,
+            None,
+            Some("file:///etc/passwd"),
+        );
         assert_eq!(
             no,
             Decision::DenyResource {
@@ -392,18 +407,22 @@ fn load_missing_file_is_read_error() {
 #[test]
 fn list_filter_without_restriction_is_none() {
     let rbac = seed();
-    assert!(rbac.list_filter(&roles(&["admin"]), "tools/list").is_none());
     assert!(rbac
-        .list_filter(&roles(&["readonly"]), "tools/list")
+        .list_filter(&roles(&["admin"]), Names::Plain, "tools/list")
         .is_none());
     assert!(rbac
-        .list_filter(&roles(&["user"]), "prompts/list")
+        .list_filter(&roles(&["readonly"]), Names::Plain, "tools/list")
         .is_none());
-    assert!(rbac.list_filter(&roles(&["user"]), "tools/call").is_none());
+    assert!(rbac
+        .list_filter(&roles(&["user"]), Names::Plain, "prompts/list")
+        .is_none());
+    assert!(rbac
+        .list_filter(&roles(&["user"]), Names::Plain, "tools/call")
+        .is_none());
     // Union: a list shows what the caller can use, so user's deny glob still hides
     // `delete_*` although readonly alone would see the whole catalogue.
     let filter = rbac
-        .list_filter(&roles(&["user", "readonly"]), "tools/list")
+        .list_filter(&roles(&["user", "readonly"]), Names::Plain, "tools/list")
         .unwrap();
     let out = filter
         .apply(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"},{"name":"delete_x"}]}}"#)
@@ -416,7 +435,7 @@ fn list_filter_without_restriction_is_none() {
 
 #[test]
 fn list_filter_without_listing_role_removes_everything() {
-    let filter = seed().list_filter(&[], "tools/list").unwrap();
+    let filter = seed().list_filter(&[], Names::Plain, "tools/list").unwrap();
     let out = filter.apply(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"a"}]}}"#);
     assert_eq!(
         out.unwrap(),
@@ -426,7 +445,9 @@ fn list_filter_without_listing_role_removes_everything() {
 
 #[test]
 fn b1_tools_list_is_filtered_keeping_other_bytes() {
-    let filter = seed().list_filter(&roles(&["user"]), "tools/list").unwrap();
+    let filter = seed()
+        .list_filter(&roles(&["user"]), Names::Plain, "tools/list")
+        .unwrap();
     let response = br#"{"jsonrpc":"2.0","id":"x-1","result":{"tools":[{"name":"echo", "inputSchema":{"type":"object"}},{"name":"delete_repo"},{"name":"add","extra":[1, 2]}],"nextCursor":"c2","_meta":{"k": 1},"vendor":true}}"#;
     let out = filter.apply(response).unwrap();
     let want = br#"{"jsonrpc":"2.0","id":"x-1","result":{"tools":[{"name":"echo", "inputSchema":{"type":"object"}},{"name":"add","extra":[1, 2]}],"nextCursor":"c2","_meta":{"k": 1},"vendor":true}}"#;
@@ -455,7 +476,7 @@ fn every_list_kind_is_filtered_on_its_field() {
          r#"{"tools":[{"name":"echo"}]}"#),
     ];
     for (role, method, result, want) in cases {
-        let filter = rbac.list_filter(&roles(&[role]), method).unwrap();
+        let filter = rbac.list_filter(&roles(&[role]), Names::Plain, method).unwrap();
         let response = format!(r#"{{"jsonrpc":"2.0","id":7,"result":{result}}}"#);
         let want = format!(r#"{{"jsonrpc":"2.0","id":7,"result":{want}}}"#);
         assert_eq!(filter.apply(response.as_bytes()).unwrap(), want.as_bytes(), "{method}");
@@ -464,7 +485,9 @@ fn every_list_kind_is_filtered_on_its_field() {
 
 #[test]
 fn pagination_each_page_is_filtered() {
-    let filter = seed().list_filter(&roles(&["user"]), "tools/list").unwrap();
+    let filter = seed()
+        .list_filter(&roles(&["user"]), Names::Plain, "tools/list")
+        .unwrap();
     let page1 = br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"delete_a"},{"name":"a"}],"nextCursor":"p2"}}"#;
     let page2 =
         br#"{"jsonrpc":"2.0","id":2,"result":{"tools":[{"name":"b"},{"name":"delete_b"}]}}"#;
@@ -482,7 +505,9 @@ fn pagination_each_page_is_filtered() {
 
 #[test]
 fn apply_error_unparsable_or_unchanged_response_returns_none() {
-    let filter = seed().list_filter(&roles(&["user"]), "tools/list").unwrap();
+    let filter = seed()
+        .list_filter(&roles(&["user"]), Names::Plain, "tools/list")
+        .unwrap();
     let cases: [&[u8]; 5] = [
         br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32601,"message":"delete_x"}}"#,
         br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[{"name":"echo"}]}}"#,
@@ -502,7 +527,9 @@ fn apply_error_unparsable_or_unchanged_response_returns_none() {
 
 #[test]
 fn b2_apply_malformed_or_ambiguous_elements_are_removed() {
-    let filter = seed().list_filter(&roles(&["user"]), "tools/list").unwrap();
+    let filter = seed()
+        .list_filter(&roles(&["user"]), Names::Plain, "tools/list")
+        .unwrap();
     let response = br#"{"id":1,"result":{"tools":[{"name":"ok","name":"delete_x"},{"Name":"x"},{"name":3},"echo",{"n\u0061me":"delete_y"},{"name":"ok2"}]}}"#;
     let out = filter.apply(response).unwrap();
     assert_eq!(out, &br#"{"id":1,"result":{"tools":[{"name":"ok2"}]}}"#[..]);
@@ -510,7 +537,9 @@ fn b2_apply_malformed_or_ambiguous_elements_are_removed() {
 
 #[test]
 fn b2_apply_repeated_array_key_is_filtered_in_every_occurrence() {
-    let filter = seed().list_filter(&roles(&["user"]), "tools/list").unwrap();
+    let filter = seed()
+        .list_filter(&roles(&["user"]), Names::Plain, "tools/list")
+        .unwrap();
     let response = br#"{"id":1,"result":{"tools":[{"name":"delete_a"}],"tools":[{"name":"delete_b"},{"name":"b"}]}}"#;
     let out = filter.apply(response).unwrap();
     assert_eq!(
@@ -524,7 +553,7 @@ fn list_filter_union_of_restricted_roles_shows_either() {
     let rbac = Rbac::parse(r#"{"a": {"tools": {"allow": ["x"]}}, "b": {"tools": {"allow": ["y"]}}, "c": {"allowedMethods": ["prompts/*"]}}"#).unwrap();
     // c may not list tools, so it does not widen the list.
     let filter = rbac
-        .list_filter(&roles(&["a", "b", "c"]), "tools/list")
+        .list_filter(&roles(&["a", "b", "c"]), Names::Plain, "tools/list")
         .unwrap();
     let out = filter.apply(br#"{"result":{"tools":[{"name":"x"},{"name":"y"},{"name":"z"}]}}"#);
     assert_eq!(

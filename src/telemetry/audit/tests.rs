@@ -449,3 +449,56 @@ async fn rotation_failure_keeps_writing_to_current_file() {
     let lines = parse_lines(&std::fs::read_to_string(dir.log()).unwrap());
     assert_eq!(lines.len(), 50);
 }
+
+#[tokio::test]
+async fn a_named_servers_records_carry_the_server_and_the_aggregate_transport() {
+    use crate::caller::{Caller, Principal, Transport};
+    use crate::jsonrpc::{Frame, Message};
+    let frame = |text: &'static str| -> Frame {
+        match Message::parse(bytes::Bytes::from_static(text.as_bytes())).unwrap() {
+            Message::Single(f) => f,
+            _ => panic!("not one frame"),
+        }
+    };
+    let dir = TempDir::new("server");
+    let audit = Audit::start(&config(&dir.log())).unwrap();
+    let github = audit.for_server(Some("github"));
+    assert_eq!((github.server(), audit.server()), (Some("github"), None));
+    let through = Caller::new(
+        Principal::anonymous(),
+        None::<std::net::SocketAddr>,
+        Transport::Aggregate,
+    );
+    let direct = Caller::new(
+        Principal::anonymous(),
+        None::<std::net::SocketAddr>,
+        Transport::StreamableHttp,
+    );
+    let call = frame(r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"x"}}"#);
+    let ping = frame(r#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#);
+    let allowed = crate::ticket::Ticket::allowed(&github, &through, None, &call, None, None);
+    drop(allowed);
+    let e = crate::error::Error::UnknownTool("x".into());
+    crate::ticket::Ticket::refused(&github, &direct, None, Some(&call), &e, None);
+    crate::ticket::Ticket::refused(&audit, &direct, None, Some(&ping), &e, None);
+    audit.flush().await;
+    let text = std::fs::read_to_string(dir.log()).unwrap();
+    let lines = parse_lines(&text);
+    assert_eq!(lines.len(), 3, "{text}");
+    assert_eq!(
+        (&lines[0]["server"], &lines[0]["transport"]),
+        (&json!("github"), &json!("aggregate"))
+    );
+    assert_eq!(
+        (&lines[1]["server"], &lines[1]["outcome"]),
+        (&json!("github"), &json!("denied"))
+    );
+    // A single-server relay's records have no `server` at all.
+    assert!(lines[2].get("server").is_none(), "{text}");
+    // `server` comes right after `transport`.
+    let first = text.lines().next().unwrap();
+    assert!(
+        first.contains(r#""transport":"aggregate","server":"github","method""#),
+        "{first}"
+    );
+}

@@ -1,6 +1,7 @@
 //! The Prometheus text exposition (format 0.0.4) of the counters in `metrics.rs` and the
 //! relay state read at scrape time ([`Snapshot`]): every metric with `# HELP` and `# TYPE`,
-//! labelled series only once non-zero.
+//! labelled series only once non-zero. A named server's per-request series start with its
+//! `server` label; a single-server relay's have none.
 
 use std::fmt::{Display, Write as _};
 use std::sync::atomic::AtomicU64;
@@ -40,34 +41,44 @@ pub(crate) fn render(snap: &Snapshot) -> String {
     out
 }
 
-/// `mcp_relay_requests_total`: one series per (transport, method, outcome) once non-zero.
+/// `server="NAME",` for a named server's series, nothing for the unnamed server's.
+fn server_label(server: Option<&str>) -> String {
+    server.map_or_else(String::new, |s| format!("server=\"{}\",", esc(s)))
+}
+
+/// `mcp_relay_requests_total`: one series per (server, transport, method, outcome) once
+/// non-zero.
 fn requests(out: &mut String) {
     let n = "mcp_relay_requests_total";
     header(
         out,
         n,
         COUNTER,
-        "JSON-RPC requests by front transport, MCP method (others: `other`) and audit outcome.",
+        "JSON-RPC requests by server (named servers only), front transport, MCP method (others: `other`) and audit outcome.",
     );
-    for (t, transport) in TRANSPORTS.iter().enumerate() {
-        for (m, method) in METHODS.iter().enumerate() {
-            for (o, outcome) in Outcome::ALL.iter().enumerate() {
-                let v = METRICS.requests[(t * M + m) * O + o].load(Relaxed);
-                if v > 0 {
-                    let _ = writeln!(
-                        out,
-                        "{n}{{transport=\"{}\",method=\"{}\",outcome=\"{}\"}} {v}",
-                        transport,
-                        esc(method),
-                        outcome.as_str()
-                    );
+    for (server, table) in tables() {
+        let server = server_label(server);
+        for (t, transport) in TRANSPORTS.iter().enumerate() {
+            for (m, method) in METHODS.iter().enumerate() {
+                for (o, outcome) in Outcome::ALL.iter().enumerate() {
+                    let v = table.requests[(t * M + m) * O + o].load(Relaxed);
+                    if v > 0 {
+                        let _ = writeln!(
+                            out,
+                            "{n}{{{server}transport=\"{}\",method=\"{}\",outcome=\"{}\"}} {v}",
+                            transport,
+                            esc(method),
+                            outcome.as_str()
+                        );
+                    }
                 }
             }
         }
     }
 }
 
-/// `mcp_relay_request_duration_seconds`: one histogram per (transport, method) once used.
+/// `mcp_relay_request_duration_seconds`: one histogram per (server, transport, method) once
+/// used.
 fn durations(out: &mut String) {
     let n = "mcp_relay_request_duration_seconds";
     header(
@@ -76,28 +87,55 @@ fn durations(out: &mut String) {
         "histogram",
         "Time from admission to answer (or cancellation) of admitted requests.",
     );
-    for (t, transport) in TRANSPORTS.iter().enumerate() {
-        for (m, method) in METHODS.iter().enumerate() {
-            let tm = t * M + m;
-            let count = METRICS.count[tm].load(Relaxed);
-            if count == 0 {
-                continue;
-            }
-            let labels = format!("transport=\"{transport}\",method=\"{}\"", esc(method));
-            let mut cumulative = 0;
-            for b in 0..B {
-                cumulative += METRICS.buckets[tm * B + b].load(Relaxed);
-                let le = BUCKETS.get(b).copied().unwrap_or(f64::INFINITY);
-                let _ = writeln!(
-                    out,
-                    "{n}_bucket{{{labels},le=\"{}\"}} {cumulative}",
-                    fmt_f64(le)
+    for (server, table) in tables() {
+        let server = server_label(server);
+        for (t, transport) in TRANSPORTS.iter().enumerate() {
+            for (m, method) in METHODS.iter().enumerate() {
+                let tm = t * M + m;
+                let count = table.count[tm].load(Relaxed);
+                if count == 0 {
+                    continue;
+                }
+                let labels = format!(
+                    "{server}transport=\"{transport}\",method=\"{}\"",
+                    esc(method)
                 );
+                let mut cumulative = 0;
+                for b in 0..B {
+                    cumulative += table.buckets[tm * B + b].load(Relaxed);
+                    let le = BUCKETS.get(b).copied().unwrap_or(f64::INFINITY);
+                    let _ = writeln!(
+                        out,
+                        "{n}_bucket{{{labels},le=\"{}\"}} {cumulative}",
+                        fmt_f64(le)
+                    );
+                }
+                let sum = table.sum_micros[tm].load(Relaxed) as f64 / 1e6;
+                let _ = writeln!(out, "{n}_sum{{{labels}}} {sum}");
+                let _ = writeln!(out, "{n}_count{{{labels}}} {count}");
             }
-            let sum = METRICS.sum_micros[tm].load(Relaxed) as f64 / 1e6;
-            let _ = writeln!(out, "{n}_sum{{{labels}}} {sum}");
-            let _ = writeln!(out, "{n}_count{{{labels}}} {count}");
         }
+    }
+}
+
+/// `mcp_relay_policy_denials_total`: every kind for the unnamed server (as always), and the
+/// non-zero kinds of each named server.
+fn denials() -> Family {
+    let mut series = Vec::new();
+    for (server, table) in tables() {
+        let label = server_label(server);
+        for (k, kind) in DenialKind::ALL.iter().enumerate() {
+            let v = table.denials[k].load(Relaxed);
+            if server.is_none() || v > 0 {
+                series.push((format!("{label}kind=\"{}\"", kind.as_str()), v.to_string()));
+            }
+        }
+    }
+    Family {
+        name: "mcp_relay_policy_denials_total",
+        kind: COUNTER,
+        help: "Requests denied by the roles policy, by server (named servers only) and what was denied.",
+        series,
     }
 }
 
@@ -229,13 +267,7 @@ fn families(snap: &Snapshot) -> Vec<Family> {
             "reason",
             METRICS.auth_failures.values(),
         ),
-        Family::by(
-            "mcp_relay_policy_denials_total",
-            COUNTER,
-            "Requests denied by the roles policy, by what was denied.",
-            "kind",
-            DenialKind::ALL.iter().map(|k| k.as_str()).zip(METRICS.denials.iter().map(load)),
-        ),
+        denials(),
         Family::by(
             "mcp_relay_rate_limited_total",
             COUNTER,

@@ -26,11 +26,11 @@ fn a_measure_counts_once_with_outcome_latency_and_bytes() {
         "mcp_relay_requests_total{transport=\"tcp\",method=\"prompts/get\",outcome=\"timeout\"}";
     let base = value(&before, series).unwrap_or(0.0);
     {
-        let mut m = Measure::start("tcp", Some("prompts/get"), 10);
+        let mut m = Measure::start(ServerLabel::default(), "tcp", Some("prompts/get"), 10);
         m.answered(Outcome::Timeout, 7);
     }
     {
-        let mut m = Measure::start("tcp", Some("prompts/get"), 10);
+        let mut m = Measure::start(ServerLabel::default(), "tcp", Some("prompts/get"), 10);
         m.disarm();
     }
     let text = render(&snap);
@@ -46,7 +46,12 @@ fn a_measure_counts_once_with_outcome_latency_and_bytes() {
 fn unanswered_measures_are_cancelled() {
     let series = "mcp_relay_requests_total{transport=\"stdio\",method=\"tasks/cancel\",outcome=\"cancelled\"}";
     let base = value(&render(&Snapshot::default()), series).unwrap_or(0.0);
-    drop(Measure::start("stdio", Some("tasks/cancel"), 1));
+    drop(Measure::start(
+        ServerLabel::default(),
+        "stdio",
+        Some("tasks/cancel"),
+        1,
+    ));
     assert_eq!(
         value(&render(&Snapshot::default()), series),
         Some(base + 1.0)
@@ -124,4 +129,51 @@ fn every_metric_has_help_and_type_and_snapshot_values_show() {
 #[test]
 fn label_values_are_escaped() {
     assert_eq!(esc("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+}
+
+#[test]
+fn named_servers_get_a_server_label_and_the_unnamed_one_none() {
+    // A name no other test registers.
+    let github = server_label(Some("metrics-unit-github"));
+    assert_eq!(github, server_label(Some("metrics-unit-github")));
+    assert_ne!(github, server_label(None));
+    let series = "mcp_relay_requests_total{server=\"metrics-unit-github\",transport=\"aggregate\",method=\"tools/call\",outcome=\"ok\"}";
+    let unnamed =
+        "mcp_relay_requests_total{transport=\"aggregate\",method=\"tools/call\",outcome=\"ok\"}";
+    let base = value(&render(&Snapshot::default()), unnamed).unwrap_or(0.0);
+    {
+        let mut m = Measure::start(github, "aggregate", Some("tools/call"), 10);
+        m.answered(Outcome::Ok, 7);
+    }
+    policy_denial(github, DenialKind::Tool);
+    let text = render(&Snapshot::default());
+    assert_eq!(value(&text, series), Some(1.0), "{text}");
+    assert_eq!(value(&text, unnamed).unwrap_or(0.0), base);
+    let count = "mcp_relay_request_duration_seconds_count{server=\"metrics-unit-github\",transport=\"aggregate\",method=\"tools/call\"}";
+    assert_eq!(value(&text, count), Some(1.0));
+    let denied = "mcp_relay_policy_denials_total{server=\"metrics-unit-github\",kind=\"tool\"}";
+    assert_eq!(value(&text, denied), Some(1.0));
+    // The unnamed server's denial series are all there, as before.
+    assert!(value(&text, "mcp_relay_policy_denials_total{kind=\"prompt\"}").is_some());
+}
+
+#[test]
+fn server_labels_past_the_cap_fold_into_other() {
+    // A table of its own: the static one is shared by every test.
+    let slots: [OnceLock<Box<Named>>; 3] = [const { OnceLock::new() }; 3];
+    assert_eq!(register(&slots, "a"), Some(0));
+    assert_eq!(register(&slots, "b"), Some(1));
+    assert_eq!(register(&slots, "a"), Some(0));
+    assert_eq!(register(&slots, "c"), Some(2));
+    assert_eq!(register(&slots, "d"), None);
+    refused(
+        ServerLabel(OVERFLOW),
+        "tcp",
+        Some("ping"),
+        Outcome::Refused,
+        1,
+    );
+    let text = render(&Snapshot::default());
+    let other = "mcp_relay_requests_total{server=\"other\",transport=\"tcp\",method=\"ping\",outcome=\"refused\"}";
+    assert!(value(&text, other).is_some_and(|v| v >= 1.0), "{text}");
 }

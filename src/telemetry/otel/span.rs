@@ -61,9 +61,10 @@ pub(crate) struct RequestSpan {
 }
 
 impl RequestSpan {
-    /// None unless tracing is on.
+    /// None unless tracing is on. `server`: the named server the request is for.
     pub(crate) fn start(
         caller: &Caller,
+        server: Option<&str>,
         session: Option<&str>,
         frame: &Frame,
     ) -> Option<RequestSpan> {
@@ -72,6 +73,9 @@ impl RequestSpan {
         let incoming = INCOMING.try_with(Incoming::clone).unwrap_or_default();
         let method = frame.method().unwrap_or("unknown");
         let mut attributes = vec![KeyValue::new("mcp.method.name", method.to_owned())];
+        if let Some(s) = server {
+            attributes.push(KeyValue::new("mcp.server.name", s.to_owned()));
+        }
         let target = match method {
             "tools/call" | "prompts/get" => frame.name(),
             _ => None,
@@ -136,11 +140,12 @@ impl RequestSpan {
     /// A request the relay refused itself (denied, malformed, over a cap): a span at once.
     pub(crate) fn refused(
         caller: &Caller,
+        server: Option<&str>,
         session: Option<&str>,
         frame: &Frame,
         error: &RelayError,
     ) {
-        if let Some(span) = RequestSpan::start(caller, session, frame) {
+        if let Some(span) = RequestSpan::start(caller, server, session, frame) {
             let w = error.wire();
             span.finish(Some(w.code), Some(w.reason.to_owned()));
         }

@@ -33,9 +33,15 @@ impl Legacy {
 
     /// Opens `GET /sse` with `headers` and reads the `endpoint` event.
     pub async fn open_with(relay: &Relay, headers: &[(&str, &str)]) -> Legacy {
+        Legacy::open_at(relay, "", headers).await
+    }
+
+    /// Opens `GET MOUNT/sse` (a named server's `/servers/NAME`, or `""`) and reads the
+    /// `endpoint` event, which must name `MOUNT/message`.
+    pub async fn open_at(relay: &Relay, mount: &str, headers: &[(&str, &str)]) -> Legacy {
         let http = reqwest::Client::new();
         let mut b = http
-            .get(format!("{}/sse", relay.base))
+            .get(format!("{}{mount}/sse", relay.base))
             .header("accept", "text/event-stream");
         for (k, v) in headers {
             b = b.header(*k, *v);
@@ -55,7 +61,7 @@ impl Legacy {
         assert_eq!(first.event, "endpoint");
         let id = first
             .data
-            .strip_prefix("/message?sessionId=")
+            .strip_prefix(&format!("{mount}/message?sessionId="))
             .unwrap_or_else(|| panic!("endpoint data: {}", first.data));
         assert_eq!(id.len(), 32);
         assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
