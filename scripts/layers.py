@@ -43,7 +43,7 @@ LAYERS = [
     ["relay"],
     # 5: the admin listener and the fronts.
     ["admin", "listener"],
-    # 6: several servers behind one relay: the aggregate of named servers, the hub of relays.
+    # 6: the servers behind one relay: the hub of named servers, their aggregate.
     ["aggregate", "hub"],
     # 7: the program and its commands: the command line, serve, connect, token, cert, demo.
     ["cli", "command", "app", "bridge", "token", "cert", "demo"],

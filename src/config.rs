@@ -11,7 +11,6 @@ pub(crate) mod args;
 pub(crate) mod file;
 pub(crate) mod mcp_servers;
 pub(crate) mod security;
-#[allow(dead_code)] // Read by the hub and the aggregate, which come next.
 pub(crate) mod servers;
 pub(crate) mod validate;
 

@@ -31,7 +31,7 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::admin::{self, Probe};
-use crate::aggregate::{Aggregator, Member};
+use crate::aggregate::{Aggregator, Member, Status};
 use crate::config::servers::{
     EndpointSpec, FailureMode, NamedServer, ENDPOINTS_MOUNT, SERVERS_MOUNT,
 };
@@ -55,7 +55,13 @@ pub(crate) struct Hub {
     endpoints: ArcSwap<Vec<Mounted>>,
     /// What the aggregates open sessions on: the named servers' relays.
     members: watch::Sender<Arc<[Member]>>,
+    /// What the main path's aggregate saw of each server (up, starting, down and why) and
+    /// its name conflicts; `None` for a single server.
+    status: Option<Arc<Status>>,
 }
+
+/// A per-server gauge of `/metrics`: its name, its help, how to read it off a relay.
+type Gauge = (&'static str, &'static str, fn(&Relay) -> u64);
 
 /// One named server's or endpoint's relay and its routes.
 #[derive(Debug, Clone)]
@@ -82,9 +88,12 @@ impl Hub {
             .iter()
             .map(|e| mount_endpoint(&cfg, e, &members, &audit))
             .collect();
-        let main = match cfg.servers.is_empty() {
-            true => Relay::new(Arc::new(cfg.clone()), audit.clone()),
-            false => Relay::new(aggregate_config(&cfg, &members, None), audit.clone()),
+        let (main, status) = match cfg.servers.is_empty() {
+            true => (Relay::new(Arc::new(cfg.clone()), audit.clone()), None),
+            false => {
+                let (agg, status) = aggregate_config(&cfg, &members, None);
+                (Relay::new(agg, audit.clone()), Some(status))
+            }
         };
         tokio::spawn(main.clone().sweep());
         Arc::new(Hub {
@@ -94,6 +103,7 @@ impl Hub {
             servers: ArcSwap::from_pointee(servers),
             endpoints: ArcSwap::from_pointee(endpoints),
             members,
+            status,
         })
     }
 
@@ -294,6 +304,9 @@ impl Probe for Hub {
             })
             .collect::<serde_json::Map<_, _>>()
             .into();
+        if let Some(status) = &self.status {
+            doc["aggregate"] = status.snapshot();
+        }
         doc["ready"] = json!(self.ready());
         doc
     }
@@ -312,7 +325,7 @@ impl Probe for Hub {
         if servers.is_empty() {
             return String::new();
         }
-        let families: [(&str, &str, fn(&Relay) -> u64); 3] = [
+        let families: [Gauge; 3] = [
             (
                 "sessions_active",
                 "Sessions open on each named server (an aggregate session holds one on each).",
@@ -382,7 +395,7 @@ fn mount_endpoint(
     members: &watch::Sender<Arc<[Member]>>,
     audit: &Audit,
 ) -> Mounted {
-    let mut agg = (*aggregate_config(cfg, members, Some(endpoint))).clone();
+    let mut agg = (*aggregate_config(cfg, members, Some(endpoint)).0).clone();
     mounted_paths(&mut agg, ENDPOINTS_MOUNT, &endpoint.name);
     let relay = Relay::new(Arc::new(agg), audit.clone());
     tokio::spawn(relay.clone().sweep());
@@ -410,14 +423,15 @@ fn aggregate_config(
     cfg: &ServeConfig,
     members: &watch::Sender<Arc<[Member]>>,
     subset: Option<&EndpointSpec>,
-) -> Arc<ServeConfig> {
+) -> (Arc<ServeConfig>, Arc<Status>) {
     let aggregator = Aggregator::new(members.subscribe(), cfg.aggregate.clone(), subset.cloned());
+    let status = aggregator.status();
     let mut agg = cfg.clone();
     agg.child = ServerSpec::InProcess(Arc::new(aggregator));
     agg.session_mode = SessionMode::PerSession;
     agg.child_era = ChildEra::Legacy;
     agg.server_name = None;
-    Arc::new(agg)
+    (Arc::new(agg), status)
 }
 
 /// The aggregates' view of the named servers.

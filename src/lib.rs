@@ -28,7 +28,12 @@
 //!    - `listener`: the front transports (Streamable HTTP, legacy SSE, WebSocket, TCP, stdio),
 //!      framing only, and the HTTP router behind the guard.
 //!    - `admin`: `/health`, `/ready` and the admin listener's `/metrics`.
-//! 6. Commands:
+//! 6. Several servers:
+//!    - `aggregate`: the in-process server merging the named servers on the main path and on
+//!      tool subsets (one session on each server's relay per aggregate session).
+//!    - `hub`: one relay per named server, mounted at `/servers/NAME/`; the aggregate and
+//!      endpoint relays; reload across them.
+//! 7. Commands:
 //!    - `command`: the whole program (`mcp_relay::main`: parse, logging, dispatch, exit code).
 //!    - `cli`: the subcommands' clap types and `cli::parse`.
 //!    - `app`: `serve` and `stdio`: bind, run, SIGHUP reload, ordered shutdown.

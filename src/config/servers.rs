@@ -111,57 +111,6 @@ pub(crate) fn glob(pattern: &str) -> Result<globset::Glob, String> {
         .map_err(|e| format!("`{pattern}`: {}", e.kind()))
 }
 
-/// An endpoint's selection, compiled: [`EndpointSpec::selection`].
-#[derive(Debug, Clone)]
-pub(crate) struct Selection {
-    servers: Vec<String>,
-    tools: globset::GlobSet,
-    prompts: globset::GlobSet,
-    resources: globset::GlobSet,
-}
-
-impl Selection {
-    /// Whether the tool `name` of `server` is published.
-    pub(crate) fn tool(&self, server: &str, name: &str) -> bool {
-        self.whole(server) || self.tools.is_match(format!("{server}:{name}"))
-    }
-
-    /// Whether the prompt `name` of `server` is published.
-    pub(crate) fn prompt(&self, server: &str, name: &str) -> bool {
-        self.whole(server) || self.prompts.is_match(format!("{server}:{name}"))
-    }
-
-    /// Whether the resource (or resource template) `uri` of `server` is published.
-    pub(crate) fn resource(&self, server: &str, uri: &str) -> bool {
-        self.whole(server) || self.resources.is_match(format!("{server}:{uri}"))
-    }
-
-    /// Whether `server` is published whole (`servers = [..]`).
-    pub(crate) fn whole(&self, server: &str) -> bool {
-        self.servers.iter().any(|s| s == server)
-    }
-}
-
-impl EndpointSpec {
-    /// The compiled selection. The globs were checked when the configuration was validated;
-    /// one that does not compile (impossible then) selects nothing.
-    pub(crate) fn selection(&self) -> Selection {
-        let set = |globs: &[String]| {
-            let mut b = globset::GlobSetBuilder::new();
-            for g in globs.iter().filter_map(|g| glob(g).ok()) {
-                b.add(g);
-            }
-            b.build().unwrap_or_else(|_| globset::GlobSet::empty())
-        };
-        Selection {
-            servers: self.servers.clone(),
-            tools: set(&self.tools),
-            prompts: set(&self.prompts),
-            resources: set(&self.resources),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -184,23 +133,5 @@ mod tests {
         for bad in ["", ":", "/", " ", "a b", &"_".repeat(9)] {
             assert!(separator_error(bad).is_some(), "{bad}");
         }
-    }
-
-    #[test]
-    fn a_selection_publishes_whole_servers_and_matching_qualified_names() {
-        let spec = EndpointSpec {
-            name: "support".into(),
-            servers: vec!["docs".into()],
-            tools: vec!["github:get_*".into(), "*:search".into()],
-            prompts: vec!["db:summary".into()],
-            resources: vec!["fs:file:///srv/*".into()],
-        };
-        let s = spec.selection();
-        assert!(s.tool("docs", "anything") && s.prompt("docs", "x") && s.resource("docs", "u"));
-        assert!(s.tool("github", "get_issue") && !s.tool("github", "create_issue"));
-        assert!(s.tool("db", "search") && !s.tool("db", "searchx"));
-        assert!(s.prompt("db", "summary") && !s.prompt("github", "summary"));
-        assert!(s.resource("fs", "file:///srv/a/b") && !s.resource("fs", "file:///etc/x"));
-        assert!(!s.tool("GitHub", "get_issue"), "case matters");
     }
 }
