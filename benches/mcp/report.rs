@@ -146,8 +146,15 @@ impl Results {
     }
 
     /// Ratios of each relay mode to the best peer and to both floors ("×" = how many times
-    /// better the relay is; below 1 means worse).
+    /// better the relay is; below 1 means worse); nothing if neither is in the run.
     fn ratios(&self, systems: &[Kind]) -> String {
+        let references = [Kind::FloorHttp, Kind::FloorStdio];
+        if !systems
+            .iter()
+            .any(|k| k.is_peer() || references.contains(k))
+        {
+            return String::new(); // nothing to compare with: no table of dashes
+        }
         let mut s = String::from(
             "### Ratios (relay ÷ reference, oriented so that > 1 means the relay is better)\n\n\
              | relay mode | metric | vs best peer | vs floor-http | vs floor-stdio |\n|---|---|---:|---:|---:|\n",
