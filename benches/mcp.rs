@@ -5,7 +5,9 @@
 //! answer. Workloads: (a) sequential latency, (b) throughput 8 sessions C=32, (c) 64 KiB
 //! results C=8, (d) idle memory of the process tree, (e) 1,000 sessions on one shared child
 //! C=64, (f) session churn. The relay is started a second time with `--session-mode shared`
-//! for (e) and for its shared-mode idle memory. Repetitions alternate the systems round-robin; medians, ratios
+//! for (e) and for its shared-mode idle memory. The multi-server relay (issue 16: two named
+//! servers, both the fixture) is measured on its aggregate path and on one server's own path,
+//! against the single relay. Repetitions alternate the systems round-robin; medians, ratios
 //! and targets are printed as markdown and written to `results/bench/latest.md`.
 //! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
 
@@ -27,6 +29,8 @@ mod procs;
 mod report;
 #[path = "mcp/run.rs"]
 mod run;
+#[path = "mcp/servers.rs"]
+mod servers;
 #[path = "mcp/stdio.rs"]
 mod stdio;
 #[path = "mcp/systems.rs"]

@@ -11,14 +11,17 @@
 //! rates): an unknown name is a 404 only for a caller the guard let in, so nothing about which
 //! names exist leaks before authentication.
 //!
-//! SIGHUP ([`Hub::reload`]) puts the new policy on every relay, keeps the relays of unchanged
-//! servers (their sessions and children stay), starts the added and changed ones, drains the
-//! removed and replaced ones, and hands the new list to the aggregates. Probes and gauges
-//! (`/health`, `/ready`, `/metrics`) report per server. Does not own: framing (`listener/`),
-//! sessions and children (`relay/`), merging (`aggregate/`).
+//! SIGHUP ([`Hub::reload`], `hub/reload.rs`) puts the new policy on every relay, keeps the
+//! relays of unchanged servers (their sessions and children stay), starts the added and
+//! changed ones, drains the removed and replaced ones, and hands the new list to the
+//! aggregates. Probes and gauges (`/health`, `/ready`, `/metrics`) report per server
+//! (`hub/probes.rs`). Does not own: framing (`listener/`), sessions and children (`relay/`),
+//! merging (`aggregate/`).
+
+mod probes;
+mod reload;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use axum::extract::Request;
@@ -26,12 +29,10 @@ use axum::http::{StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
 use axum::Router;
-use serde_json::{json, Value};
 use tokio::sync::watch;
-use tracing::{info, warn};
 
-use crate::admin::{self, Probe};
-use crate::aggregate::{self, Aggregator, Member, Status};
+use crate::admin;
+use crate::aggregate::{Aggregator, Member, Status};
 use crate::config::servers::{
     EndpointSpec, FailureMode, NamedServer, ENDPOINTS_MOUNT, SERVERS_MOUNT,
 };
@@ -39,7 +40,6 @@ use crate::config::{ChildEra, ServeConfig, SessionMode};
 use crate::listener;
 use crate::relay::Relay;
 use crate::telemetry::audit::Audit;
-use crate::telemetry::metrics;
 use crate::upstream::ServerSpec;
 
 /// The relays of one `serve`, and how requests reach them.
@@ -59,9 +59,6 @@ pub(crate) struct Hub {
     /// its name conflicts; `None` for a single server.
     status: Option<Arc<Status>>,
 }
-
-/// A per-server gauge of `/metrics`: its name, its help, how to read it off a relay.
-type Gauge = (&'static str, &'static str, fn(&Relay) -> u64);
 
 /// One named server's or endpoint's relay and its routes.
 #[derive(Debug, Clone)]
@@ -180,78 +177,6 @@ impl Hub {
         }
     }
 
-    /// SIGHUP: the new policy everywhere; named servers added, kept, restarted or drained;
-    /// endpoints rebuilt where their selection changed. Turning a single-server relay into a
-    /// multi-server one (or back), or changing `[aggregate]`, needs a restart.
-    pub(crate) fn reload(&self, cfg: ServeConfig) {
-        let was_multi = !self.servers.load().is_empty();
-        let is_multi = !cfg.servers.is_empty();
-        if was_multi != is_multi {
-            warn!(signal = "SIGHUP", "adding [servers] to a single-server relay (or removing them all) needs a restart; only the policy was reloaded");
-        }
-        if was_multi && cfg.aggregate != self.main.config().aggregate {
-            warn!(signal = "SIGHUP", "a change of [aggregate] needs a restart");
-        }
-        if was_multi && is_multi {
-            self.reload_servers(&cfg);
-            self.reload_endpoints(&cfg);
-        }
-        for relay in self.relays() {
-            relay.reload_policy(cfg.policy.clone());
-        }
-    }
-
-    /// Keeps unchanged servers, mounts added and changed ones, retires the rest.
-    fn reload_servers(&self, cfg: &ServeConfig) {
-        let old = self.servers.load_full();
-        let mut kept = Vec::new();
-        for s in &cfg.servers {
-            let same = old
-                .iter()
-                .find(|m| m.name == s.name && m.fingerprint == fingerprint(&s.cfg));
-            match same {
-                Some(m) => kept.push(m.clone()),
-                None => {
-                    let changed = old.iter().any(|m| m.name == s.name);
-                    info!(server = %s.name, "{}", if changed { "server changed: restarting it" } else { "server added" });
-                    kept.push(mount_server(s, cfg, &self.audit));
-                }
-            }
-        }
-        for m in old.iter() {
-            if !kept.iter().any(|k| Arc::ptr_eq(&k.relay, &m.relay)) {
-                if !kept.iter().any(|k| k.name == m.name) {
-                    info!(server = %m.name, "server removed: draining it");
-                }
-                retire(m.relay.clone());
-            }
-        }
-        self.members.send_replace(members_of(&kept));
-        self.servers.store(Arc::new(kept));
-    }
-
-    /// Rebuilds the endpoints whose selection changed; drains removed ones.
-    fn reload_endpoints(&self, cfg: &ServeConfig) {
-        let old = self.endpoints.load_full();
-        let mut kept = Vec::new();
-        for e in &cfg.endpoints {
-            let print = format!("{e:?}");
-            match old
-                .iter()
-                .find(|m| m.name == e.name && m.fingerprint == print)
-            {
-                Some(m) => kept.push(m.clone()),
-                None => kept.push(mount_endpoint(cfg, e, &self.members, &self.audit)),
-            }
-        }
-        for m in old.iter() {
-            if !kept.iter().any(|k| Arc::ptr_eq(&k.relay, &m.relay)) {
-                retire(m.relay.clone());
-            }
-        }
-        self.endpoints.store(Arc::new(kept));
-    }
-
     /// Shutdown, first step: every relay refuses new work.
     pub(crate) fn start_drain(&self) {
         self.relays().iter().for_each(|r| r.start_drain());
@@ -278,109 +203,6 @@ impl Hub {
     }
 }
 
-impl Probe for Hub {
-    /// The main relay's document; with named servers, `servers` (each server's own document)
-    /// and `endpoints` (their sessions).
-    fn health(&self) -> Value {
-        let mut doc = admin::relay_health(&self.main);
-        let servers = self.servers.load();
-        if servers.is_empty() {
-            return doc;
-        }
-        let per_server: serde_json::Map<String, Value> = servers
-            .iter()
-            .map(|m| (m.name.clone(), admin::relay_health(&m.relay)))
-            .collect();
-        doc["servers"] = Value::Object(per_server);
-        doc["endpoints"] = self
-            .endpoints
-            .load()
-            .iter()
-            .map(|m| {
-                (
-                    m.name.clone(),
-                    json!({ "sessions": m.relay.sessions_active() }),
-                )
-            })
-            .collect::<serde_json::Map<_, _>>()
-            .into();
-        if let Some(status) = &self.status {
-            doc["aggregate"] = status.snapshot();
-        }
-        doc["ready"] = json!(self.ready());
-        doc
-    }
-
-    /// The main relay is ready; with `failure_mode = "closed"`, every named server too: its
-    /// relay is ready and the aggregate did not last see it down.
-    fn ready(&self) -> bool {
-        if !self.main.is_ready() {
-            return false;
-        }
-        if self.failure_mode == FailureMode::Open {
-            return true;
-        }
-        let seen_down = |name: &str| {
-            let health = self.status.as_ref().and_then(|s| s.get(name));
-            health.is_some_and(|h| h.state == aggregate::status::State::Down)
-        };
-        let servers = self.servers.load();
-        servers
-            .iter()
-            .all(|m| m.relay.is_ready() && !seen_down(&m.name))
-    }
-
-    /// Per named server: its sessions, its children and whether it is ready.
-    fn more_metrics(&self) -> String {
-        let servers = self.servers.load();
-        if servers.is_empty() {
-            return String::new();
-        }
-        let families: [Gauge; 3] = [
-            (
-                "sessions_active",
-                "Sessions open on each named server (an aggregate session holds one on each).",
-                |r| r.sessions_active() as u64,
-            ),
-            (
-                "children_running",
-                "Child processes of each named server.",
-                |r| r.children_alive() as u64,
-            ),
-            (
-                "ready",
-                "Whether each named server is ready (1) or not (0).",
-                |r| u64::from(r.is_ready()),
-            ),
-        ];
-        let mut out = String::new();
-        for (name, help, value) in families {
-            out.push_str(&format!(
-                "# HELP mcp_relay_server_{name} {help}\n# TYPE mcp_relay_server_{name} gauge\n"
-            ));
-            for m in servers.iter() {
-                out.push_str(&format!(
-                    "mcp_relay_server_{name}{{server=\"{}\"}} {}\n",
-                    m.name,
-                    value(&m.relay)
-                ));
-            }
-        }
-        out
-    }
-
-    /// Sessions and children summed over every relay.
-    fn gauges(&self) -> metrics::Snapshot {
-        let mut g = self.main.gauges();
-        for r in self.relays().iter().skip(1) {
-            g.sessions_active += r.sessions_active() as u64;
-            g.children_running += r.children_alive() as u64;
-            g.dropped_lines += r.dropped_lines();
-        }
-        g
-    }
-}
-
 /// The relay of one named server, mounted at `/servers/NAME/` with the default paths. Its
 /// policy is the main one, sharing its limiters: rates and caps of principals and addresses
 /// are relay-wide (tool rates are kept per server by the policy itself).
@@ -388,7 +210,7 @@ fn mount_server(server: &NamedServer, main: &ServeConfig, audit: &Audit) -> Moun
     let mut cfg = (*server.cfg).clone();
     cfg.policy = main.policy.clone();
     mounted_paths(&mut cfg, SERVERS_MOUNT, &server.name);
-    let fingerprint = fingerprint(&server.cfg);
+    let fingerprint = reload::fingerprint(&server.cfg);
     let relay = Relay::new(Arc::new(cfg), audit.clone());
     tokio::spawn(relay.clone().sweep());
     Mounted {
@@ -454,39 +276,4 @@ fn members_of(servers: &[Mounted]) -> Arc<[Member]> {
             relay: m.relay.clone(),
         })
         .collect()
-}
-
-/// What a server is, for reload: its child or upstream and everything that shapes its
-/// sessions and children. Equal prints: the same server, kept with its sessions.
-fn fingerprint(cfg: &ServeConfig) -> String {
-    format!(
-        "{:?}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
-        cfg.child,
-        cfg.session_mode,
-        cfg.child_era,
-        cfg.children,
-        cfg.upstream,
-        cfg.max_sessions,
-        cfg.max_sessions_per_principal,
-        cfg.session_ttl,
-        cfg.session_idle,
-        cfg.buffer,
-        cfg.tcp_listen,
-        cfg.response_mode,
-    )
-}
-
-/// Drains a relay a reload removed or replaced: new work is refused now, the requests in
-/// flight get the shutdown grace to be answered, then its sessions end and its children stop.
-fn retire(relay: Arc<Relay>) {
-    tokio::spawn(async move {
-        relay.start_drain();
-        let grace = relay.config().shutdown_grace;
-        let deadline = tokio::time::Instant::now() + grace;
-        while relay.requests_in_flight() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        relay.fail_in_flight();
-        relay.stop_all().await;
-    });
 }

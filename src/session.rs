@@ -121,6 +121,9 @@ pub(crate) struct Session {
     inflight: AtomicUsize,
     version: OnceLock<String>,
     limits: BufferLimits,
+    /// Whether a client may resume its streams (Streamable HTTP, `Last-Event-ID`); a session
+    /// on a connection front keeps no finished stream.
+    replays: bool,
     streams: Mutex<Streams>,
     created: Instant,
     last_active_ms: AtomicU64,
@@ -138,12 +141,15 @@ struct Streams {
 }
 
 impl Session {
+    /// A session whose client sent `initialize`; `replays` when it may resume streams.
     pub(crate) fn new(
         hello: Hello,
         identity: Option<String>,
         limits: BufferLimits,
+        replays: bool,
     ) -> Arc<Session> {
-        let session = Session::build(identity, limits, None);
+        let mut session = Session::build(identity, limits, None);
+        session.replays = replays;
         let _ = session.hello.set(hello);
         Arc::new(session)
     }
@@ -183,6 +189,7 @@ impl Session {
             inflight: AtomicUsize::new(0),
             version: OnceLock::new(),
             limits,
+            replays: false,
             streams: Mutex::new(Streams {
                 next: 1,
                 standalone: Stream::new(0, true, limits),
@@ -263,17 +270,25 @@ impl Session {
         self.streams.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A new stream for one POST. Finished streams are kept for replay while the session's
-    /// whole buffer stays within the replay limits (SECURITY.md §2: per session), oldest
-    /// dropped first; streams still running are never dropped.
+    /// A new stream for one POST (or one request of a connection). Finished streams are kept
+    /// for replay while the session's whole buffer stays within the replay limits
+    /// (SECURITY.md §2: per session), oldest dropped first; streams still running are never
+    /// dropped. A session that cannot resume keeps only the running ones.
     pub(crate) fn new_stream(&self) -> Arc<Stream> {
         let mut s = self.lock();
         let stream = Stream::new(s.next, false, self.limits);
         s.next += 1;
-        s.posts.retain(|p| !p.is_done() || p.buffered().0 > 0);
-        let (mut events, mut bytes) = s.posts.iter().fold((0, 0), |(e, b), p| {
-            let (pe, pb) = p.buffered();
-            (e + pe, b + pb)
+        if !self.replays {
+            s.posts.retain(|p| !p.is_done());
+            s.posts.push_back(stream.clone());
+            return stream;
+        }
+        let (mut events, mut bytes) = (0, 0);
+        s.posts.retain(|p| {
+            let (done, e, b) = p.held();
+            events += e;
+            bytes += b;
+            !done || e > 0
         });
         while events > self.limits.events
             || bytes > self.limits.bytes
@@ -418,11 +433,11 @@ mod tests {
         let reserved = Session::reserved(Some("ann".into()), LIMITS, inbox);
         assert!(table.insert(reserved.clone(), None, 2, 1).is_ok());
         // A reserved session holds its owner's place and one of the table's.
-        let second = Session::new(Hello::default(), Some("ann".into()), LIMITS);
+        let second = Session::new(Hello::default(), Some("ann".into()), LIMITS, true);
         assert_eq!(table.insert(second, Some(1), 2, 1), Err(Full::Principal));
-        let other = Session::new(Hello::default(), None, LIMITS);
+        let other = Session::new(Hello::default(), None, LIMITS, true);
         assert!(table.insert(other.clone(), Some(2), 2, 1).is_ok());
-        let third = Session::new(Hello::default(), None, LIMITS);
+        let third = Session::new(Hello::default(), None, LIMITS, true);
         assert_eq!(table.insert(third, Some(3), 2, 1), Err(Full::Global));
         // `initialize` fills the reserved session in place.
         assert!(!reserved.is_greeted());

@@ -15,11 +15,12 @@ use tokio::net::TcpStream;
 
 use crate::msg;
 
-/// Where a system under test listens: address and MCP path.
+/// Where a system under test listens: address, MCP path, and the echo tool's call there.
 #[derive(Clone, Debug)]
 pub(crate) struct Endpoint {
     pub(crate) addr: SocketAddr,
     pub(crate) path: String,
+    pub(crate) call: msg::ToolCall,
 }
 
 /// A session opened by `initialize`.
@@ -127,11 +128,10 @@ impl Conn {
         Ok(s)
     }
 
-    /// `tools/call` `echo` with `text`, verified.
+    /// `tools/call` of the endpoint's echo tool with `text`, verified.
     pub(crate) async fn echo(&mut self, s: &Session, id: u64, text: &str) -> Result<()> {
-        let a = self
-            .send(Method::POST, Some(s), msg::echo_call(id, text))
-            .await?;
+        let body = self.ep.call.request(id, text);
+        let a = self.send(Method::POST, Some(s), body).await?;
         if a.status != StatusCode::OK {
             bail!(
                 "tools/call: HTTP {}: {}",

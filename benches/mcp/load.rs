@@ -34,6 +34,8 @@ pub(crate) struct Load {
     pub(crate) warmup: Duration,
     pub(crate) window: Duration,
     pub(crate) protocol: String,
+    /// The system's process, whose CPU time per call is measured (None: not measured).
+    pub(crate) cpu_pid: Option<u32>,
 }
 
 /// Results of a load window.
@@ -41,6 +43,8 @@ pub(crate) struct LoadResult {
     pub(crate) rps: f64,
     pub(crate) p50_us: f64,
     pub(crate) p99_us: f64,
+    /// CPU µs per call of `Load::cpu_pid` over the measured window (its children excluded).
+    pub(crate) cpu_us: Option<f64>,
 }
 
 /// Opens `n` sessions using up to 8 connections in parallel.
@@ -116,6 +120,29 @@ fn percentile(sorted: &[u64], q: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)] as f64 / 1000.0
 }
 
+/// The CPU time a process uses from the start of the measured window until `end`.
+struct CpuWindow(Option<(u32, tokio::task::JoinHandle<Option<u64>>)>);
+
+impl CpuWindow {
+    /// Reads `pid`'s CPU time at `from` (a task on the harness's runtime; None: nothing).
+    fn start(pid: Option<u32>, from: Instant) -> Self {
+        Self(pid.map(|pid| {
+            let at_start = tokio::spawn(async move {
+                tokio::time::sleep_until(from.into()).await;
+                procs::cpu_ticks(pid)
+            });
+            (pid, at_start)
+        }))
+    }
+
+    /// Clock ticks used since `from`.
+    async fn end(self) -> Option<u64> {
+        let (pid, at_start) = self.0?;
+        let start = at_start.await.ok().flatten()?;
+        Some(procs::cpu_ticks(pid)?.saturating_sub(start))
+    }
+}
+
 /// Runs `load` against `t`: every answer verified, any failure fails the run.
 pub(crate) async fn run(t: Target<'_>, load: &Load) -> Result<LoadResult> {
     let sessions = open(t, load.sessions, &load.protocol).await?;
@@ -123,6 +150,7 @@ pub(crate) async fn run(t: Target<'_>, load: &Load) -> Result<LoadResult> {
     let start = Instant::now();
     let measure_from = start + load.warmup;
     let end = measure_from + load.window;
+    let cpu = CpuWindow::start(load.cpu_pid, measure_from);
     let mut workers = Vec::new();
     for w in 0..load.concurrency {
         let mine: Vec<Sess> = if sessions.len() >= load.concurrency {
@@ -175,6 +203,7 @@ pub(crate) async fn run(t: Target<'_>, load: &Load) -> Result<LoadResult> {
             Err(e) => first_err = first_err.or(Some(e)),
         }
     }
+    let cpu_ticks = cpu.end().await;
     close(t, sessions).await;
     if let Some(e) = first_err {
         return Err(e);
@@ -185,6 +214,7 @@ pub(crate) async fn run(t: Target<'_>, load: &Load) -> Result<LoadResult> {
         rps: lat.len() as f64 / secs,
         p50_us: percentile(&lat, 0.50),
         p99_us: percentile(&lat, 0.99),
+        cpu_us: cpu_ticks.map(|t| t as f64 * procs::TICK_US / lat.len().max(1) as f64),
     })
 }
 

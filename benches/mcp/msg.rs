@@ -1,8 +1,10 @@
 //! Building the JSON-RPC messages the load generator sends and verifying every answer: the
-//! right id and, for `tools/call` of `echo`, exactly the text that was sent. Answers come as
+//! right id and, for `tools/call` of `echo` (under whichever name the system publishes it),
+//! exactly the text that was sent. Answers come as
 //! one `application/json` body or as an SSE stream whose `data:` lines carry the messages.
 
 use std::borrow::Cow;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _, Result};
 use serde::Deserialize;
@@ -18,15 +20,44 @@ pub(crate) fn initialize(protocol: &str) -> Vec<u8> {
 /// The `notifications/initialized` notification.
 pub(crate) const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
+/// What comes between the id and the text in a `tools/call` of the fixture's `echo`.
+const ECHO_MID: &[u8] = br#","method":"tools/call","params":{"name":"echo","arguments":{"text":""#;
+
+/// The `tools/call` a system is sent: the tool's name differs between systems (`echo`, or
+/// `a__echo` through the multi-server relay's aggregate), so the bytes between the id and the
+/// text are built once per system and the hot loop only copies them.
+#[derive(Clone, Debug)]
+pub(crate) struct ToolCall {
+    mid: Arc<[u8]>,
+}
+
+impl ToolCall {
+    /// A call of `tool` (a name that needs no JSON escaping: letters, digits, `_`, `-`).
+    pub(crate) fn new(tool: &str) -> Self {
+        let mid =
+            format!(r#","method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":""#);
+        Self {
+            mid: mid.into_bytes().into(),
+        }
+    }
+
+    /// The request with `id` and `text`.
+    pub(crate) fn request(&self, id: u64, text: &str) -> Vec<u8> {
+        call_with(&self.mid, id, text)
+    }
+}
+
 /// A `tools/call` of `echo` with `text` (which needs no JSON escaping: the harness only
 /// sends ASCII letters, digits and `-`).
 pub(crate) fn echo_call(id: u64, text: &str) -> Vec<u8> {
-    let mut out = Vec::with_capacity(text.len() + 96);
+    call_with(ECHO_MID, id, text)
+}
+
+fn call_with(mid: &[u8], id: u64, text: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(text.len() + mid.len() + 40);
     out.extend_from_slice(br#"{"jsonrpc":"2.0","id":"#);
     out.extend_from_slice(id.to_string().as_bytes());
-    out.extend_from_slice(
-        br#","method":"tools/call","params":{"name":"echo","arguments":{"text":""#,
-    );
+    out.extend_from_slice(mid);
     out.extend_from_slice(text.as_bytes());
     out.extend_from_slice(br#""}}}"#);
     out

@@ -1,4 +1,4 @@
-//! /proc readers: the descendants of a process and their resident memory.
+//! /proc readers: the descendants of a process, their resident memory, and CPU time.
 
 use std::collections::HashMap;
 use std::fs;
@@ -59,6 +59,19 @@ pub(crate) fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// Microseconds per clock tick of /proc/PID/stat's CPU times (`USER_HZ`, 100 on Linux).
+pub(crate) const TICK_US: f64 = 10_000.0;
+
+/// CPU time (user + system) of one process and all its threads so far, in clock ticks
+/// (fields 14 and 15 of /proc/PID/stat; its children are not counted).
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat[stat.rfind(')')? + 2..].split(' ').skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some(user + system)
 }
 
 /// Memory of a process tree: (sum of RSS over the tree, RSS of the root alone, processes).

@@ -1,5 +1,6 @@
 //! Collected figures (one value per repetition), medians, and the markdown report: the
-//! results table, ratios of each relay mode to the best peer and to the floors, and the
+//! results table, ratios of each relay mode to the best peer and to the floors, the
+//! multi-server relay's paths against the single relay (ratio and µs per call), and the
 //! issue's targets with whether each is met.
 
 use std::collections::HashMap;
@@ -13,6 +14,8 @@ pub(crate) enum Metric {
     AP50,
     AP99,
     BRps,
+    /// CPU µs per call of the system's own process (children excluded) during (b).
+    BCpu,
     CRps,
     DTree0,
     DTreeN,
@@ -21,6 +24,8 @@ pub(crate) enum Metric {
     /// Own RSS per idle session with one child shared by all (the relay: `Mode::Shared`).
     DSharedSelfPerSession,
     ERps,
+    /// CPU µs per call of the system's own process (the child excluded) during (e).
+    ECpu,
     EP50,
     EP99,
     FCps,
@@ -29,10 +34,11 @@ pub(crate) enum Metric {
 
 use Metric::*;
 
-const COLUMNS: [(Metric, &str, bool); 14] = [
+const COLUMNS: [(Metric, &str, bool); 16] = [
     (AP50, "(a) p50 µs", false),
     (AP99, "(a) p99 µs", false),
     (BRps, "(b) req/s C=32", true),
+    (BCpu, "(b) CPU µs/call excl. children", false),
     (CRps, "(c) 64 KiB req/s", true),
     (DTree0, "(d) tree MiB, 0 sess", false),
     (DTreeN, "(d) tree MiB, N sess", false),
@@ -44,6 +50,7 @@ const COLUMNS: [(Metric, &str, bool); 14] = [
         false,
     ),
     (ERps, "(e) shared req/s", true),
+    (ECpu, "(e) CPU µs/call excl. child", false),
     (EP50, "(e) shared p50 µs", false),
     (EP99, "(e) shared p99 µs", false),
     (FCps, "(f) churn cycles/s", true),
@@ -133,6 +140,7 @@ impl Results {
         }
         s.push_str("\n\n");
         s.push_str(&self.ratios(systems));
+        s.push_str(&self.servers(systems));
         s.push_str(&crate::targets::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
@@ -144,8 +152,15 @@ impl Results {
     }
 
     /// Ratios of each relay mode to the best peer and to both floors ("×" = how many times
-    /// better the relay is; below 1 means worse).
+    /// better the relay is; below 1 means worse); nothing if neither is in the run.
     fn ratios(&self, systems: &[Kind]) -> String {
+        let references = [Kind::FloorHttp, Kind::FloorStdio];
+        if !systems
+            .iter()
+            .any(|k| k.is_peer() || references.contains(k))
+        {
+            return String::new(); // nothing to compare with: no table of dashes
+        }
         let mut s = String::from(
             "### Ratios (relay ÷ reference, oriented so that > 1 means the relay is better)\n\n\
              | relay mode | metric | vs best peer | vs floor-http | vs floor-stdio |\n|---|---|---:|---:|---:|\n",
@@ -185,6 +200,71 @@ impl Results {
                 );
             }
         }
+        s
+    }
+
+    /// The multi-server relay's paths against `relay-sse`, and the aggregate against the
+    /// per-server path of the same process (issue 16): the ratio, and what the path costs per
+    /// call: for latencies and CPU times the difference of the medians, for throughputs the
+    /// difference of 1 ÷ throughput (the time each call adds while the machine is busy).
+    fn servers(&self, systems: &[Kind]) -> String {
+        let pairs = [
+            (Kind::RelayAggregate, Kind::RelaySse),
+            (Kind::RelayServer, Kind::RelaySse),
+            (Kind::RelayAggregate, Kind::RelayServer),
+        ];
+        let pairs: Vec<_> = pairs
+            .into_iter()
+            .filter(|(k, base)| systems.contains(k) && systems.contains(base))
+            .collect();
+        if pairs.is_empty() {
+            return String::new();
+        }
+        let mut s = String::from(
+            "\n### Several servers (issue 16): each path of the multi-server relay ÷ a reference\n\n\
+             Ratio oriented so that > 1 means the path is better than the reference. Per call: \
+             latencies and CPU times, the difference of the medians; throughputs, the \
+             difference of 1 ÷ throughput (per cycle for (f)). Positive means the path costs \
+             more.\n\n\
+             | system | reference | metric | reference's | system's | ratio | per call |\n\
+             |---|---|---|---:|---:|---:|---:|\n",
+        );
+        let metrics = [
+            (AP50, false),
+            (AP99, false),
+            (BRps, true),
+            (BCpu, false),
+            (CRps, true),
+            (ERps, true),
+            (ECpu, false),
+            (EP50, false),
+            (EP99, false),
+            (FCps, true),
+        ];
+        for (k, base_kind) in pairs {
+            for (m, higher) in metrics {
+                let (Some(base), Some(v)) = (self.median(base_kind, m), self.median(k, m)) else {
+                    continue;
+                };
+                let (ratio, extra_us) = if higher {
+                    (v / base, 1e6 / v - 1e6 / base)
+                } else {
+                    (base / v, v - base)
+                };
+                let sign = if extra_us < 0.0 { "−" } else { "+" };
+                let name = COLUMNS.iter().find(|c| c.0 == m).map_or("", |c| c.1);
+                let _ = writeln!(
+                    s,
+                    "| {} | {} | {name} | {} | {} | {ratio:.2}× | {sign}{} µs |",
+                    k.name(),
+                    base_kind.name(),
+                    fmt_num(base),
+                    fmt_num(v),
+                    fmt_num(extra_us.abs()),
+                );
+            }
+        }
+        s.push('\n');
         s
     }
 

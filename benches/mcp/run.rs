@@ -74,6 +74,7 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
         Some(r) => Target::Http(&r.ep),
         None => Target::Stdio(&cfg.paths.fixture),
     };
+    let pid = running.as_ref().map(|r| r.proc.pid());
     let load = |sessions, concurrency, text_len| Load {
         sessions,
         concurrency,
@@ -81,6 +82,7 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
         warmup: cfg.warmup,
         window: cfg.window,
         protocol: cfg.protocol.clone(),
+        cpu_pid: pid,
     };
     if cfg.wants('d') {
         match &running {
@@ -119,7 +121,12 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
     }
     if cfg.wants('b') {
         match load::run(target, &load(8, 32, SMALL_TEXT)).await {
-            Ok(r) => res.add(kind, Metric::BRps, r.rps),
+            Ok(r) => {
+                res.add(kind, Metric::BRps, r.rps);
+                if let Some(cpu) = r.cpu_us {
+                    res.add(kind, Metric::BCpu, cpu);
+                }
+            }
             Err(e) => res.fail(kind, "(b) throughput", rep, &e),
         }
     }
@@ -131,7 +138,7 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
     }
     // The relay's (e) runs on a second relay process in shared mode: `relay_shared`.
     if cfg.wants('e') && !kind.is_relay() {
-        shared(cfg, kind, target, rep, res).await;
+        shared(cfg, kind, target, pid, rep, res).await;
     }
     if cfg.wants('f') {
         match load::churn(target, cfg.window, &cfg.protocol).await {
@@ -147,8 +154,16 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
 }
 
 /// (e): many sessions on one shared child, where the system has such a mode (the relay's
-/// shared-mode process is started by `relay_shared` and comes here with an HTTP target).
-async fn shared(cfg: &Config, kind: Kind, target: Target<'_>, rep: usize, res: &mut Results) {
+/// shared-mode process is started by `relay_shared` and comes here with an HTTP target);
+/// `pid` is the system's process, whose CPU time per call is measured.
+async fn shared(
+    cfg: &Config,
+    kind: Kind,
+    target: Target<'_>,
+    pid: Option<u32>,
+    rep: usize,
+    res: &mut Results,
+) {
     if kind == Kind::Supergateway {
         res.note(kind, Metric::ERps, "n/a (per-session child only)");
         res.note(kind, Metric::EP50, "n/a");
@@ -168,10 +183,14 @@ async fn shared(cfg: &Config, kind: Kind, target: Target<'_>, rep: usize, res: &
         warmup: cfg.warmup,
         window: cfg.window,
         protocol: cfg.protocol.clone(),
+        cpu_pid: pid,
     };
     match load::run(target, &load).await {
         Ok(r) => {
             res.add(kind, Metric::ERps, r.rps);
+            if let Some(cpu) = r.cpu_us {
+                res.add(kind, Metric::ECpu, cpu);
+            }
             res.add(kind, Metric::EP50, r.p50_us);
             res.add(kind, Metric::EP99, r.p99_us);
         }
@@ -193,7 +212,8 @@ async fn relay_shared(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -
         }
     }
     if cfg.wants('e') {
-        shared(cfg, kind, Target::Http(&running.ep), rep, res).await;
+        let pid = Some(running.proc.pid());
+        shared(cfg, kind, Target::Http(&running.ep), pid, rep, res).await;
     }
     drop(running);
     Ok(())

@@ -1,5 +1,6 @@
 //! The systems under test: how each one is started on loopback around the same fixture, its
-//! MCP endpoint, whether it shares one child between sessions, and its version.
+//! MCP endpoint and echo tool, whether it shares one child between sessions, and its version.
+//! The multi-server relay's config file is written by `servers.rs`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
@@ -11,6 +12,8 @@ use anyhow::{bail, Context as _, Result};
 
 use crate::guard::Proc;
 use crate::http::Endpoint;
+use crate::msg::ToolCall;
+use crate::servers::{self, ConfigDir};
 
 /// One system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -19,6 +22,12 @@ pub(crate) enum Kind {
     RelaySse,
     /// mcp-relay `--response-mode json`.
     RelayJson,
+    /// mcp-relay with two named servers `a` and `b` (both the fixture) from a config file;
+    /// the client on the aggregate's main path `/mcp`, calling `a__echo`.
+    RelayAggregate,
+    /// The same multi-server relay; the client on server `a`'s own path `/servers/a/mcp`,
+    /// calling `echo`.
+    RelayServer,
     /// The harness speaking stdio to the fixture directly: the physical floor.
     FloorStdio,
     /// A bare axum responder in a separate process, no child: the HTTP stack's floor.
@@ -31,9 +40,11 @@ pub(crate) enum Kind {
     McpProxyPy,
 }
 
-pub(crate) const ALL: [Kind; 7] = [
+pub(crate) const ALL: [Kind; 9] = [
     Kind::RelaySse,
     Kind::RelayJson,
+    Kind::RelayAggregate,
+    Kind::RelayServer,
     Kind::FloorStdio,
     Kind::FloorHttp,
     Kind::Supergateway,
@@ -46,6 +57,8 @@ impl Kind {
         match self {
             Kind::RelaySse => "relay-sse",
             Kind::RelayJson => "relay-json",
+            Kind::RelayAggregate => "relay-aggregate",
+            Kind::RelayServer => "relay-server",
             Kind::FloorStdio => "floor-stdio",
             Kind::FloorHttp => "floor-http",
             Kind::Supergateway => "supergateway",
@@ -54,24 +67,44 @@ impl Kind {
         }
     }
 
-    /// Names in `BENCH_SYSTEMS`; `relay` selects both relay modes, `peers` the three peers.
+    /// Names in `BENCH_SYSTEMS`; `relay` selects both single-server relay modes, `servers`
+    /// the single relay with the multi-server relay's two paths, `peers` the three peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
+            "servers" => vec![Kind::RelaySse, Kind::RelayAggregate, Kind::RelayServer],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
             "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
-                    "unknown system {s:?} (known: relay, floors, peers, {:?})",
+                    "unknown system {s:?} (known: relay, servers, floors, peers, {:?})",
                     ALL.map(Kind::name)
                 ),
             },
         })
     }
 
+    /// mcp-relay in any of its forms (each also has a shared-mode process for (d) and (e)).
     pub(crate) fn is_relay(self) -> bool {
-        matches!(self, Kind::RelaySse | Kind::RelayJson)
+        matches!(
+            self,
+            Kind::RelaySse | Kind::RelayJson | Kind::RelayAggregate | Kind::RelayServer
+        )
+    }
+
+    /// The multi-server relay (either path).
+    pub(crate) fn is_multi(self) -> bool {
+        matches!(self, Kind::RelayAggregate | Kind::RelayServer)
+    }
+
+    /// The MCP path the client uses and the echo tool's name there.
+    fn endpoint(self) -> (&'static str, &'static str) {
+        match self {
+            Kind::RelayAggregate => ("/mcp", "a__echo"),
+            Kind::RelayServer => ("/servers/a/mcp", "echo"),
+            _ => ("/mcp", "echo"),
+        }
     }
 
     pub(crate) fn is_peer(self) -> bool {
@@ -111,10 +144,12 @@ impl Paths {
     }
 }
 
-/// A started HTTP system: its process tree (stopped on drop) and endpoint.
+/// A started HTTP system: its process tree (stopped on drop), endpoint, and the config file
+/// it reads, if any (removed after the process has stopped: fields drop in order).
 pub(crate) struct Running {
     pub(crate) proc: Proc,
     pub(crate) ep: Endpoint,
+    _config: Option<ConfigDir>,
 }
 
 fn free_port() -> Result<u16> {
@@ -129,8 +164,15 @@ pub(crate) enum Mode {
     Shared,
 }
 
-/// The command line that starts `kind` on `port` (None for the direct stdio floor).
-fn command(kind: Kind, mode: Mode, p: &Paths, port: u16) -> Result<Option<Command>> {
+/// The command line that starts `kind` on `port` (None for the direct stdio floor); the
+/// multi-server relay reads `config` (listen address and servers).
+fn command(
+    kind: Kind,
+    mode: Mode,
+    p: &Paths,
+    port: u16,
+    config: Option<&ConfigDir>,
+) -> Result<Option<Command>> {
     let fx = p.fixture.to_str().context("fixture path not UTF-8")?;
     let listen = format!("127.0.0.1:{port}");
     let port_s = port.to_string();
@@ -146,6 +188,16 @@ fn command(kind: Kind, mode: Mode, p: &Paths, port: u16) -> Result<Option<Comman
                 c.args(["--session-mode", "shared", "--children", "1"]);
             }
             c.args(["--", fx]);
+            c
+        }
+        Kind::RelayAggregate | Kind::RelayServer => {
+            let mut c = Command::new(p.relay());
+            c.arg("serve").arg("--config");
+            c.arg(
+                config
+                    .context("the multi-server relay needs its config")?
+                    .file(),
+            );
             c
         }
         Kind::FloorHttp => {
@@ -203,7 +255,13 @@ pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Op
         bail!("{} has no shared mode to select", kind.name());
     }
     let port = free_port()?;
-    let Some(mut cmd) = command(kind, mode, p, port)? else {
+    let config = if kind.is_multi() {
+        let listen = format!("127.0.0.1:{port}");
+        Some(servers::write_config(&p.fixture, mode, &listen, port)?)
+    } else {
+        None
+    };
+    let Some(mut cmd) = command(kind, mode, p, port, config.as_ref())? else {
         return Ok(None);
     };
     std::fs::create_dir_all(logs)?;
@@ -231,11 +289,17 @@ pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Op
         }
         std::thread::sleep(Duration::from_millis(25));
     }
+    let (path, tool) = kind.endpoint();
     let ep = Endpoint {
         addr,
-        path: "/mcp".to_owned(),
+        path: path.to_owned(),
+        call: ToolCall::new(tool),
     };
-    Ok(Some(Running { proc, ep }))
+    Ok(Some(Running {
+        proc,
+        ep,
+        _config: config,
+    }))
 }
 
 /// A version string for the report.
@@ -254,6 +318,14 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
     };
     match kind {
         Kind::RelaySse | Kind::RelayJson => format!("mcp-relay {}", env!("CARGO_PKG_VERSION")),
+        Kind::RelayAggregate | Kind::RelayServer => {
+            let (path, tool) = kind.endpoint();
+            format!(
+                "mcp-relay {}, `serve --config` with servers `a` and `b` (both the fixture); \
+                 client on `{path}`, tool `{tool}`",
+                env!("CARGO_PKG_VERSION")
+            )
+        }
         Kind::FloorStdio => "harness ↔ fixture pipes".to_owned(),
         Kind::FloorHttp => "axum 0.8 (same HTTP stack as the relay), in-bench".to_owned(),
         Kind::Supergateway => format!("supergateway {} (npm)", npm("supergateway")),

@@ -14,7 +14,8 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-/// The targets table for every relay mode in the run.
+/// The targets table for every single-server relay mode in the run (the multi-server relay
+/// is compared with `relay-sse` instead: `report.rs`).
 pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
     let mut s = String::from(
         "\n### Targets (issue 3)\n\n| relay mode | target | relay | reference | verdict |\n|---|---|---:|---:|---|\n",
@@ -25,7 +26,11 @@ pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
         _ => None,
     };
     let show = |v: Option<f64>| v.map_or("–".to_owned(), fmt_num);
-    for k in systems.iter().copied().filter(|k| k.is_relay()) {
+    for k in systems
+        .iter()
+        .copied()
+        .filter(|k| k.is_relay() && !k.is_multi())
+    {
         let mut row = |target: &str, a: Option<f64>, b: Option<f64>, ok: Option<bool>| {
             let _ = writeln!(
                 s,

@@ -20,7 +20,7 @@ use tracing::{info, warn};
 use super::children::Backend;
 use super::shared::{self, Handled};
 use super::Relay;
-use crate::caller::{AuthFailure, Caller};
+use crate::caller::{AuthFailure, Caller, Transport};
 use crate::era;
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message, RawId, MAX_BATCH};
@@ -215,7 +215,7 @@ impl Relay {
         let backend = backend?;
         let session = match reserved {
             Some(s) => self.fill(s, init, &backend)?,
-            None => self.insert(init, identity, &backend)?,
+            None => self.insert(init, caller, &backend)?,
         };
         session.touch();
         let stream = session.new_stream();
@@ -225,17 +225,19 @@ impl Relay {
         Ok((session, stream))
     }
 
-    /// A new session bound to `backend`, in the table under the caps.
+    /// A new session of `caller` bound to `backend`, in the table under the caps. Only a
+    /// Streamable HTTP client can resume its streams.
     fn insert(
         &self,
         init: &Frame,
-        identity: Option<&str>,
+        caller: &Caller,
         backend: &Backend,
     ) -> Result<Arc<Session>, Error> {
         let session = Session::new(
             Hello::of(init),
-            identity.map(str::to_owned),
+            caller.owner().map(str::to_owned),
             self.cfg.buffer,
+            caller.transport == Transport::StreamableHttp,
         );
         let (cap, per_owner) = (self.cfg.max_sessions, self.per_principal_cap());
         if let Err(full) =

@@ -87,6 +87,12 @@ impl Stream {
         self.lock().done
     }
 
+    /// Whether it is done, and the events and bytes it holds for replay, under one lock.
+    pub(crate) fn held(&self) -> (bool, usize, usize) {
+        let inner = self.lock();
+        (inner.done, inner.buffer.len(), inner.buffered)
+    }
+
     /// Events and bytes held for replay.
     pub(crate) fn buffered(&self) -> (usize, usize) {
         let inner = self.lock();

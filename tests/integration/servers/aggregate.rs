@@ -242,3 +242,31 @@ async fn connect_pointed_at_the_aggregate_or_an_endpoint_just_works() {
         assert_eq!(text_of(&r), "bridged", "{path}");
     }
 }
+
+#[tokio::test]
+async fn per_identity_children_are_per_server_and_identity() {
+    let (alice_key, alice) =
+        crate::support::mint_api_key(&["--id", "alice", "--principal", "alice"]);
+    let (bob_key, bob) = crate::support::mint_api_key(&["--id", "bob", "--principal", "bob"]);
+    let toml = format!(
+        "[auth]\nresource = \"http://relay.test/mcp\"\n{alice}\n{bob}\n{}{}",
+        server("mine", "echo", "session_mode = \"per-identity\""),
+        server("other", "echo", "session_mode = \"per-identity\"")
+    );
+    let relay = start(&write_config(&toml));
+    let pid = |path: &'static str, key: String, tool: &'static str| {
+        let mut c = client_at(&relay, path);
+        c.extra = vec![("x-api-key".into(), key)];
+        async move {
+            c.initialize("2025-11-25").await;
+            text_of(&c.call(json!(1), tool, json!({})).await.messages()[0])
+        }
+    };
+    let a1 = pid("/mcp", alice_key.clone(), "mine__pid").await;
+    let a2 = pid("/servers/mine/mcp", alice_key.clone(), "pid").await;
+    let b1 = pid("/mcp", bob_key, "mine__pid").await;
+    let a3 = pid("/mcp", alice_key, "other__pid").await;
+    assert_eq!(a1, a2, "one child per (server, identity), whichever path");
+    assert_ne!(a1, b1, "identities never share a child");
+    assert_ne!(a1, a3, "servers never share a child");
+}

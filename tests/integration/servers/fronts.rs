@@ -113,3 +113,45 @@ async fn health_reports_every_server() {
     );
     assert_eq!(health["upstream"]["kind"], "aggregate", "{health}");
 }
+
+#[tokio::test]
+async fn metrics_count_per_server() {
+    let relay = two_servers("admin_listen = \"127.0.0.1:0\"");
+    let mut echo = client_at(&relay, "/servers/echo/mcp");
+    echo.initialize("2025-11-25").await;
+    echo.call(json!(1), "echo", json!({"text": "counted"}))
+        .await;
+    let mut agg = relay.client();
+    agg.initialize("2025-11-25").await;
+    agg.call(json!(2), "echo__echo", json!({"text": "counted"}))
+        .await;
+    let text = reqwest::get(format!("{}/metrics", relay.admin_base().await))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for needle in [
+        "mcp_relay_server_sessions_active{server=\"echo\"} 2",
+        "mcp_relay_server_sessions_active{server=\"conf\"} 1",
+        "mcp_relay_server_ready{server=\"echo\"} 1",
+    ] {
+        assert!(text.contains(needle), "{needle} missing:\n{text}");
+    }
+    let calls: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("mcp_relay_requests_total{") && l.contains("tools/call"))
+        .collect();
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains("server=\"echo\"") && l.contains("transport=\"streamable_http\"")),
+        "{calls:?}"
+    );
+    assert!(
+        calls
+            .iter()
+            .any(|l| l.contains("server=\"echo\"") && l.contains("transport=\"aggregate\"")),
+        "{calls:?}"
+    );
+}

@@ -1,0 +1,119 @@
+//! What `/health`, `/ready` and `/metrics` say of a hub: the main relay's document and
+//! gauges, and with named servers each server's own health, the aggregate's view of them
+//! (up, starting, down and why; name conflicts) and per-server gauges. The handlers are
+//! `admin.rs`'s, generic over [`Probe`].
+
+use serde_json::{json, Value};
+
+use super::Hub;
+use crate::admin::{self, Probe};
+use crate::aggregate;
+use crate::config::servers::FailureMode;
+use crate::relay::Relay;
+use crate::telemetry::metrics;
+
+/// A per-server gauge of `/metrics`: its name, its help, how to read it off a relay.
+type Gauge = (&'static str, &'static str, fn(&Relay) -> u64);
+
+impl Probe for Hub {
+    /// The main relay's document; with named servers, `servers` (each server's own document)
+    /// and `endpoints` (their sessions).
+    fn health(&self) -> Value {
+        let mut doc = admin::relay_health(&self.main);
+        let servers = self.servers.load();
+        if servers.is_empty() {
+            return doc;
+        }
+        let per_server: serde_json::Map<String, Value> = servers
+            .iter()
+            .map(|m| (m.name.clone(), admin::relay_health(&m.relay)))
+            .collect();
+        doc["servers"] = Value::Object(per_server);
+        doc["endpoints"] = self
+            .endpoints
+            .load()
+            .iter()
+            .map(|m| {
+                (
+                    m.name.clone(),
+                    json!({ "sessions": m.relay.sessions_active() }),
+                )
+            })
+            .collect::<serde_json::Map<_, _>>()
+            .into();
+        if let Some(status) = &self.status {
+            doc["aggregate"] = status.snapshot();
+        }
+        doc["ready"] = json!(self.ready());
+        doc
+    }
+
+    /// The main relay is ready; with `failure_mode = "closed"`, every named server too: its
+    /// relay is ready and the aggregate did not last see it down.
+    fn ready(&self) -> bool {
+        if !self.main.is_ready() {
+            return false;
+        }
+        if self.failure_mode == FailureMode::Open {
+            return true;
+        }
+        let seen_down = |name: &str| {
+            let health = self.status.as_ref().and_then(|s| s.get(name));
+            health.is_some_and(|h| h.state == aggregate::status::State::Down)
+        };
+        let servers = self.servers.load();
+        servers
+            .iter()
+            .all(|m| m.relay.is_ready() && !seen_down(&m.name))
+    }
+
+    /// Per named server: its sessions, its children and whether it is ready.
+    fn more_metrics(&self) -> String {
+        let servers = self.servers.load();
+        if servers.is_empty() {
+            return String::new();
+        }
+        let families: [Gauge; 3] = [
+            (
+                "sessions_active",
+                "Sessions open on each named server (an aggregate session holds one on each).",
+                |r| r.sessions_active() as u64,
+            ),
+            (
+                "children_running",
+                "Child processes of each named server.",
+                |r| r.children_alive() as u64,
+            ),
+            (
+                "ready",
+                "Whether each named server is ready (1) or not (0).",
+                |r| u64::from(r.is_ready()),
+            ),
+        ];
+        let mut out = String::new();
+        for (name, help, value) in families {
+            out.push_str(&format!(
+                "# HELP mcp_relay_server_{name} {help}\n# TYPE mcp_relay_server_{name} gauge\n"
+            ));
+            for m in servers.iter() {
+                out.push_str(&format!(
+                    "mcp_relay_server_{name}{{server=\"{}\"}} {}\n",
+                    m.name,
+                    value(&m.relay)
+                ));
+            }
+        }
+        out
+    }
+
+    /// Sessions and children summed over every relay.
+    fn gauges(&self) -> metrics::Snapshot {
+        let mut g = self.main.gauges();
+        for r in self.relays().iter().skip(1) {
+            g.sessions_active += r.sessions_active() as u64;
+            g.children_running += r.children_alive() as u64;
+            g.dropped_lines += r.dropped_lines();
+        }
+        g
+    }
+}
