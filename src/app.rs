@@ -171,14 +171,19 @@ impl Bound {
             }
             None => None,
         };
-        let tcp_fronts = self.tcp.map(|l| (relay.clone(), l));
-        let server_fronts = self.server_tcp.into_iter().filter_map(|(name, l)| {
-            let server = hub.server(&name);
-            server.map(|r| (r, l))
-        });
-        for (serving, l) in tcp_fronts.into_iter().chain(server_fronts) {
-            let acceptor = acceptors.as_ref().map(|a| a.1.clone());
-            tokio::spawn(tcp::serve(serving, l, acceptor, stop_accepting.clone()));
+        let max = relay.config().max_connections;
+        let tcp_acceptor = || acceptors.as_ref().map(|a| a.1.clone());
+        if let Some(l) = self.tcp {
+            let main = relay.clone();
+            let current = move || Some(main.clone());
+            let stop = stop_accepting.clone();
+            tokio::spawn(tcp::serve(current, max, l, tcp_acceptor(), stop));
+        }
+        for (name, l) in self.server_tcp {
+            let hub = hub.clone();
+            let current = move || hub.server(&name);
+            let stop = stop_accepting.clone();
+            tokio::spawn(tcp::serve(current, max, l, tcp_acceptor(), stop));
         }
         let mut router = hub.router();
         // The admin listener serves the probes (and `/metrics`), stopped after everything else
@@ -198,7 +203,6 @@ impl Bound {
         if crate::telemetry::otel::enabled() {
             router = router.layer(axum::middleware::from_fn(crate::telemetry::otel::propagate));
         }
-        let max = relay.config().max_connections;
         let stopped = stop_accepting.clone();
         let mut server = match acceptors {
             Some((http, _)) => {

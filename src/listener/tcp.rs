@@ -31,21 +31,32 @@ use crate::relay::Relay;
 use crate::tls::client::CertIdentity;
 use axum::http::HeaderMap;
 
-/// Accepts connections until `stop` is cancelled.
+/// Accepts connections until `stop` is cancelled, each served by the relay `current` names
+/// when it arrives (a named server's front follows its relay across reloads); none (the
+/// server was removed): the connection is closed at once.
 pub(crate) async fn serve(
-    relay: Arc<Relay>,
+    current: impl Fn() -> Option<Arc<Relay>>,
+    max_connections: usize,
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
     stop: CancellationToken,
 ) {
-    let permits = Arc::new(tokio::sync::Semaphore::new(relay.config().max_connections));
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     loop {
         let accepted = tokio::select! {
             a = listener.accept() => a,
             () = stop.cancelled() => return,
         };
-        match accepted {
-            Ok((tcp, peer)) => {
+        let relay = match (accepted, current()) {
+            (Ok((tcp, peer)), Some(relay)) => Ok((tcp, peer, relay)),
+            (Ok((_, peer)), None) => {
+                debug!(%peer, "tcp connection to a server no longer configured: closed");
+                continue;
+            }
+            (Err(e), _) => Err(e),
+        };
+        match relay {
+            Ok((tcp, peer, relay)) => {
                 // The connection phases, before the connection cap, TLS and any byte read: a
                 // refused client is closed at once. No proxy headers on this front.
                 let client = relay
@@ -65,7 +76,6 @@ pub(crate) async fn serve(
                 debug!(%peer, "tcp connection");
                 let _ = tcp.set_nodelay(true);
                 let _ = socket_keepalive(&tcp);
-                let relay = relay.clone();
                 match tls.clone() {
                     None => {
                         tokio::spawn(async move {

@@ -5,6 +5,9 @@
 use serde_json::json;
 
 use super::{client_at, server, start, write_config};
+use crate::support::conn::Conn;
+use crate::support::lines::Lines;
+use crate::support::relay::tcp_listening;
 use crate::support::{alive, eventually, hangup, text_of, Client};
 
 async fn call_text(c: &Client, tool: &str, args: serde_json::Value) -> String {
@@ -18,7 +21,11 @@ async fn sighup_adds_removes_and_restarts_servers_and_keeps_the_others_sessions(
     let before = format!(
         "{}{}{}",
         server("keep", "echo", ""),
-        server("change", "echo", "env = [\"FLAVOUR=old\"]"),
+        server(
+            "change",
+            "echo",
+            "env = [\"FLAVOUR=old\"]\ntcp_listen = \"127.0.0.1:0\""
+        ),
         server("gone", "echo", "")
     );
     let config = write_config(&before);
@@ -39,7 +46,11 @@ async fn sighup_adds_removes_and_restarts_servers_and_keeps_the_others_sessions(
     let after = format!(
         "{}{}{}",
         server("keep", "echo", ""),
-        server("change", "echo", "env = [\"FLAVOUR=new\"]"),
+        server(
+            "change",
+            "echo",
+            "env = [\"FLAVOUR=new\"]\ntcp_listen = \"127.0.0.1:0\""
+        ),
         server("added", "echo", "")
     );
     std::fs::write(&config, after).unwrap();
@@ -75,6 +86,17 @@ async fn sighup_adds_removes_and_restarts_servers_and_keeps_the_others_sessions(
             .status,
         200
     );
+    // Its TCP front, bound at startup, now reaches the new one.
+    let mut tcp = Lines::tcp(&tcp_listening(&relay).await).await;
+    tcp.initialize("2025-11-25").await;
+    let env = tcp
+        .request(
+            json!(9),
+            "tools/call",
+            json!({"name": "env", "arguments": {"name": "FLAVOUR"}}),
+        )
+        .await;
+    assert_eq!(text_of(&env), "new");
 
     // A broken file changes nothing.
     std::fs::write(&config, "[servers.BAD NAME]\ncommand = 1\n").unwrap();
