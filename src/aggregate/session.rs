@@ -106,6 +106,9 @@ pub(super) struct Driver {
     routes: Routes,
     /// Requests waiting for a full listing to find their server.
     waiting: Vec<Msg>,
+    /// What the client sent after its `initialize`, before the answer: handled once it is
+    /// answered (a client piping its requests must not see the lists of servers starting).
+    held: Vec<Bytes>,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
 }
@@ -135,6 +138,7 @@ pub(super) async fn run(agg: Arc<Shared>, caller: Caller, ends: LinkEnds) {
         initialized: false,
         routes: Routes::default(),
         waiting: Vec::new(),
+        held: Vec::new(),
         timer: Box::pin(tokio::time::sleep_until(Instant::now())),
         timer_at: None,
     };
@@ -191,6 +195,11 @@ impl Driver {
             }
             if self.gone {
                 break;
+            }
+            if !self.held.is_empty() && !self.initializing() {
+                for bytes in std::mem::take(&mut self.held) {
+                    self.on_client_message(bytes).await;
+                }
             }
             self.rearm();
         }
@@ -265,12 +274,23 @@ impl Driver {
         }
     }
 
+    /// Whether the client's `initialize` waits for its answer.
+    fn initializing(&self) -> bool {
+        self.jobs.values().any(|j| matches!(j, Job::Init { .. }))
+    }
+
     /// One message from the client.
     async fn on_client_message(&mut self, bytes: Bytes) {
         let Some(msg) = Msg::parse(bytes) else {
             debug!("aggregate: unreadable client message dropped");
             return;
         };
+        let now =
+            matches!(msg.kind, Kind::Response) || matches!(msg.method(), "initialize" | "ping");
+        if !now && self.initializing() {
+            self.held.push(msg.bytes);
+            return;
+        }
         match msg.kind {
             Kind::Request => self.client_request(msg).await,
             Kind::Notification => self.client_notification(msg).await,

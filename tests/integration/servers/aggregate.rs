@@ -270,3 +270,53 @@ async fn per_identity_children_are_per_server_and_identity() {
     assert_ne!(a1, b1, "identities never share a child");
     assert_ne!(a1, a3, "servers never share a child");
 }
+
+#[tokio::test]
+async fn requests_piped_behind_initialize_over_stdio_see_every_server() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let config = write_config(&format!(
+        "{}{}",
+        server("echo", "echo", ""),
+        server("conf", "conformance", "")
+    ));
+    let mut child = tokio::process::Command::new(crate::support::RELAY)
+        .args(["stdio", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let piped = [
+        init_request(json!(1), "2025-11-25"),
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/list"}),
+    ];
+    for msg in piped {
+        stdin
+            .write_all(format!("{msg}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+    stdin.flush().await.unwrap();
+    let list = loop {
+        let line = tokio::time::timeout(crate::support::patience(), lines.next_line())
+            .await
+            .expect("an answer in time")
+            .unwrap()
+            .expect("stdout open");
+        let msg: Value = serde_json::from_str(&line).unwrap();
+        if msg["id"] == 2 {
+            break msg;
+        }
+    };
+    let names = tool_names(&list);
+    assert!(names.contains(&"echo__echo".to_owned()), "{names:?}");
+    assert!(
+        names.contains(&"conf__test_simple_text".to_owned()),
+        "{names:?}"
+    );
+}
