@@ -31,7 +31,7 @@ use crate::telemetry::metrics;
 use crate::upstream::supervisor::{Slot, State as SlotState};
 use crate::upstream::ServerSpec;
 
-/// What the probes report on: one relay, or the hub of several (`hub.rs`).
+/// What the probes report on: the hub of relays (`hub.rs`; one relay, or several).
 pub(crate) trait Probe: Send + Sync + 'static {
     /// The `/health` document.
     fn health(&self) -> Value;
@@ -45,24 +45,15 @@ pub(crate) trait Probe: Send + Sync + 'static {
     }
 }
 
-impl Probe for Relay {
-    fn health(&self) -> Value {
-        relay_health(self)
-    }
-
-    fn ready(&self) -> bool {
-        self.is_ready()
-    }
-
-    fn gauges(&self) -> metrics::Snapshot {
-        metrics::Snapshot {
-            sessions_active: self.sessions_active() as u64,
-            children_running: self.children_alive() as u64,
-            dropped_lines: self.dropped_lines(),
-            uptime: self.uptime(),
-            memory: self.policy().limits.overload().reading(),
-            overload_level: self.policy().limits.overload().level() as u64,
-        }
+/// The gauges of one relay.
+pub(crate) fn relay_gauges(relay: &Relay) -> metrics::Snapshot {
+    metrics::Snapshot {
+        sessions_active: relay.sessions_active() as u64,
+        children_running: relay.children_alive() as u64,
+        dropped_lines: relay.dropped_lines(),
+        uptime: relay.uptime(),
+        memory: relay.policy().limits.overload().reading(),
+        overload_level: relay.policy().limits.overload().level() as u64,
     }
 }
 

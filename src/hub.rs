@@ -21,7 +21,7 @@
 mod probes;
 mod reload;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use arc_swap::ArcSwap;
 use axum::extract::Request;
@@ -58,6 +58,8 @@ pub(crate) struct Hub {
     /// What the main path's aggregate saw of each server (up, starting, down and why) and
     /// its name conflicts; `None` for a single server.
     status: Option<Arc<Status>>,
+    /// Relays a reload removed or replaced, until they have stopped (a shutdown stops them).
+    retiring: Arc<Mutex<Vec<Arc<Relay>>>>,
 }
 
 /// One named server's or endpoint's relay and its routes.
@@ -67,7 +69,7 @@ struct Mounted {
     relay: Arc<Relay>,
     routes: Router,
     /// What makes two configurations of it the same server (reload keeps it then).
-    fingerprint: String,
+    fingerprint: u64,
 }
 
 impl Hub {
@@ -101,6 +103,7 @@ impl Hub {
             endpoints: ArcSwap::from_pointee(endpoints),
             members,
             status,
+            retiring: Arc::default(),
         })
     }
 
@@ -182,15 +185,22 @@ impl Hub {
         self.relays().iter().for_each(|r| r.start_drain());
     }
 
+    /// Every relay a shutdown stops: [`Hub::relays`] and those a reload is retiring.
+    fn all_relays(&self) -> Vec<Arc<Relay>> {
+        let mut all = self.relays();
+        all.extend(lock(&self.retiring).iter().cloned());
+        all
+    }
+
     /// Shutdown, after the grace period: what is pending fails with -31010.
     pub(crate) fn fail_in_flight(&self) {
-        self.relays().iter().for_each(|r| r.fail_in_flight());
+        self.all_relays().iter().for_each(|r| r.fail_in_flight());
     }
 
     /// Shutdown, last step: the aggregates' sessions end first (they hold sessions on the
     /// named servers), then every named server's children stop.
     pub(crate) async fn stop_all(&self) {
-        let relays = self.relays();
+        let relays = self.all_relays();
         let (aggregates, servers): (Vec<_>, Vec<_>) = relays
             .iter()
             .partition(|r| matches!(r.config().child, ServerSpec::InProcess(_)));
@@ -236,7 +246,7 @@ fn mount_endpoint(
         name: endpoint.name.clone(),
         routes: listener::fronts(&relay).with_state(relay.clone()),
         relay,
-        fingerprint: format!("{endpoint:?}"),
+        fingerprint: reload::endpoint_print(endpoint),
     }
 }
 
@@ -276,4 +286,9 @@ fn members_of(servers: &[Mounted]) -> Arc<[Member]> {
             relay: m.relay.clone(),
         })
         .collect()
+}
+
+/// The list behind a mutex, even if a holder panicked.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -59,7 +59,7 @@ impl Relay {
     pub(crate) fn new(cfg: Arc<ServeConfig>, audit: Audit) -> Arc<Relay> {
         let policy = arc_swap::ArcSwap::from_pointee(cfg.policy.clone());
         let counters = Arc::new(Counters::default());
-        tokio::spawn(crate::upstream::expire_all(counters.clone()));
+        tokio::spawn(crate::upstream::expire_all(Arc::downgrade(&counters)));
         // Every record, metric and span of a named server's requests carries its name.
         let audit = audit.for_server(cfg.server_name.as_deref());
         let rules = cfg.policy.rbac.as_ref().and_then(|r| r.server_rules());

@@ -534,13 +534,17 @@ async fn route(up: Arc<Upstream>, mut output: ChildOutput) {
     up.counters.children.fetch_sub(1, Ordering::Relaxed);
 }
 
-/// The relay's one timeout sweeper: every 250 ms, overdue requests of every live child get
-/// -31008 and the child a `notifications/cancelled`. One task, however many children.
-pub(crate) async fn expire_all(counters: Arc<Counters>) {
+/// A relay's one timeout sweeper: every 250 ms, overdue requests of every live child get
+/// -31008 and the child a `notifications/cancelled`. One task, however many children; it ends
+/// once the relay and its children are gone (a server a reload retired).
+pub(crate) async fn expire_all(counters: Weak<Counters>) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
+        let Some(counters) = counters.upgrade() else {
+            return;
+        };
         let live: Vec<Arc<Upstream>> = {
             let mut list = counters.live.lock().unwrap_or_else(|e| e.into_inner());
             list.retain(|w| w.upgrade().is_some_and(|u| u.is_alive()));

@@ -11,6 +11,7 @@ use crate::aggregate;
 use crate::config::servers::FailureMode;
 use crate::relay::Relay;
 use crate::telemetry::metrics;
+use crate::upstream::ServerSpec;
 
 /// A per-server gauge of `/metrics`: its name, its help, how to read it off a relay.
 type Gauge = (&'static str, &'static str, fn(&Relay) -> u64);
@@ -106,12 +107,20 @@ impl Probe for Hub {
         out
     }
 
-    /// Sessions and children summed over every relay.
+    /// Sessions summed over every relay (an aggregate session once on the aggregate and once
+    /// on each server it opened); child processes of the named servers only (an aggregate's
+    /// in-process instances are not processes).
     fn gauges(&self) -> metrics::Snapshot {
-        let mut g = self.main.gauges();
+        let mut g = admin::relay_gauges(&self.main);
+        let in_process = |r: &Relay| matches!(r.config().child, ServerSpec::InProcess(_));
+        if in_process(&self.main) {
+            g.children_running = 0;
+        }
         for r in self.relays().iter().skip(1) {
             g.sessions_active += r.sessions_active() as u64;
-            g.children_running += r.children_alive() as u64;
+            if !in_process(r) {
+                g.children_running += r.children_alive() as u64;
+            }
             g.dropped_lines += r.dropped_lines();
         }
         g

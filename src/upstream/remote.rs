@@ -91,6 +91,15 @@ pub enum RemoteSpec {
 }
 
 impl RemoteSpec {
+    /// What the link sends to authenticate itself.
+    pub fn access(&self) -> &Access {
+        match self {
+            RemoteSpec::Tcp { access, .. }
+            | RemoteSpec::WebSocket { access, .. }
+            | RemoteSpec::Http { access, .. } => access,
+        }
+    }
+
     /// Parses `--upstream`; `max` caps one incoming message; `ca` (`--upstream-ca`, a PEM
     /// bundle) replaces the Mozilla roots for a TLS upstream and is refused for the others.
     pub fn parse(url: &str, max: usize, ca: Option<&Path>) -> Result<RemoteSpec, String> {

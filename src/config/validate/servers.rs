@@ -15,7 +15,9 @@ use std::sync::Arc;
 use super::Env;
 use crate::config::args::{self, ServeArgs};
 use crate::config::file::servers::{ServerTable, Tables};
-use crate::config::servers::{self, name_is_valid, EndpointSpec, NamedServer};
+use crate::config::servers::{
+    self, name_is_valid, AggregateSpec, EndpointSpec, NamedServer, Prefix,
+};
 use crate::config::{file, mcp_servers, ServeConfig};
 
 /// The configuration a `serve` (or `stdio`) command line runs with: `config::load`.
@@ -230,6 +232,7 @@ fn many(
     };
     errors.extend(endpoint_errors(&file.endpoints, &names));
     errors.extend(tcp_errors(fronts, tables));
+    errors.extend(separator_errors(&names, file.aggregate.as_ref()));
     let (Ok(mut main), true) = (main, errors.is_empty() && named.len() == names.len()) else {
         return Err(errors);
     };
@@ -251,6 +254,21 @@ fn many(
     main.endpoints = file.endpoints;
     main.aggregate = file.aggregate.unwrap_or_default();
     Ok(main)
+}
+
+/// With prefixes, servers `a` and `a__b` would both claim the tool `a__b__x`: no server name
+/// may hold the separator.
+fn separator_errors(names: &[&str], aggregate: Option<&AggregateSpec>) -> Vec<String> {
+    let spec = aggregate.cloned().unwrap_or_default();
+    if spec.prefix != Prefix::Always {
+        return Vec::new();
+    }
+    let sep = &spec.separator;
+    names
+        .iter()
+        .filter(|n| n.contains(sep.as_str()))
+        .map(|n| format!("servers.{n}: the name holds the aggregate's separator `{sep}`, so its tools' names could be another server's: rename it, or set another [aggregate] separator"))
+        .collect()
 }
 
 /// A server's own TCP front may not take the address of another front.

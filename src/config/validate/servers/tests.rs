@@ -363,3 +363,28 @@ fn a_config_without_servers_is_a_single_server_as_always() {
     assert_eq!(cfg.server_name, None);
     assert_eq!(cfg.aggregate, Default::default());
 }
+
+#[test]
+fn a_server_name_may_not_hold_the_separator_while_names_are_prefixed() {
+    let d = dir("separator");
+    let servers = "[servers.a]\ncommand = [\"PROGRAM\"]\n[servers.a__b]\ncommand = [\"PROGRAM\"]\n";
+    let f = write(&d, "relay.toml", servers);
+    let errors = load_file(&f, &[]).unwrap_err();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(
+        errors[0].starts_with("servers.a__b: the name holds"),
+        "{errors:?}"
+    );
+    let f = write(
+        &d,
+        "dot.toml",
+        &format!("{servers}[aggregate]\nseparator = \".\"\n"),
+    );
+    assert!(load_file(&f, &[]).is_ok());
+    let f = write(
+        &d,
+        "never.toml",
+        &format!("{servers}[aggregate]\nprefix = \"never\"\n"),
+    );
+    assert!(load_file(&f, &[]).is_ok());
+}
