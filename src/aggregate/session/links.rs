@@ -262,7 +262,7 @@ impl Driver {
                     self.refuse(&client, &Error::ChildExited).await;
                 }
                 Purpose::Init { job } => self.init_settled(job).await,
-                Purpose::Part { job } => self.part_done(job, key, None, reason).await,
+                Purpose::Part { job } => self.part_done(job, (key, id), None, reason).await,
             }
         }
     }

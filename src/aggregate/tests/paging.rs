@@ -11,12 +11,15 @@ use crate::upstream::stdio::{ExitInfo, LinkEnds};
 struct Pager {
     tools: usize,
     page: usize,
+    /// Every page says the next is the first again.
+    stuck: bool,
 }
 
 impl Launch for Pager {
     fn launch(&self, _: Option<&Caller>) -> (ChildHandle, ChildOutput) {
         let (handle, output, ends) = stdio::link();
-        tokio::spawn(serve(ends, self.tools, self.page));
+        let next = if self.stuck { Some(0) } else { None };
+        tokio::spawn(serve(ends, self.tools, self.page, next));
         (handle, output)
     }
 
@@ -25,7 +28,7 @@ impl Launch for Pager {
     }
 }
 
-async fn serve(mut ends: LinkEnds, tools: usize, page: usize) {
+async fn serve(mut ends: LinkEnds, tools: usize, page: usize, stuck: Option<usize>) {
     loop {
         let line = tokio::select! {
             line = ends.outgoing.recv() => line,
@@ -52,7 +55,7 @@ async fn serve(mut ends: LinkEnds, tools: usize, page: usize) {
                     .collect();
                 let mut r = json!({"tools": items});
                 if end < tools {
-                    r["nextCursor"] = end.to_string().into();
+                    r["nextCursor"] = stuck.unwrap_or(end).to_string().into();
                 }
                 r
             }
@@ -77,11 +80,19 @@ async fn serve(mut ends: LinkEnds, tools: usize, page: usize) {
 
 /// A relay (per-session mode) whose server is a [`Pager`].
 fn pager_relay(fixture: &std::path::Path, tools: usize) -> Arc<Relay> {
+    pager_relay_of(fixture, tools, false)
+}
+
+fn pager_relay_of(fixture: &std::path::Path, tools: usize, stuck: bool) -> Arc<Relay> {
     let argv = ["mcp-relay", "serve", "--"].map(std::ffi::OsString::from);
     let mut argv = argv.to_vec();
     argv.push(fixture.into());
     let mut cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
-    cfg.child = ServerSpec::InProcess(Arc::new(Pager { tools, page: 2 }));
+    cfg.child = ServerSpec::InProcess(Arc::new(Pager {
+        tools,
+        page: 2,
+        stuck,
+    }));
     Relay::new(Arc::new(cfg), Audit::disabled())
 }
 
@@ -120,6 +131,41 @@ async fn lists_page_through_every_servers_pages_under_one_cursor() {
         .request(json!("x"), "tools/list", json!({"cursor": "not-ours"}))
         .await;
     assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    // Forged: a server named twice, more servers than there are.
+    let pair = |s: &str| (s.to_owned(), "2".to_owned());
+    let forged = [
+        vec![pair("a"), pair("a")],
+        vec![pair("a"), pair("b"), pair("c"), pair("d")],
+    ];
+    for (i, next) in forged.into_iter().enumerate() {
+        let cursor = crate::aggregate::cursor::encode(next).unwrap();
+        let bad = c
+            .request(json!(i), "tools/list", json!({"cursor": cursor}))
+            .await;
+        assert_eq!(bad["error"]["code"], -32602, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn a_lookup_listing_stops_at_a_repeated_cursor_and_after_its_page_cap() {
+    let Some(fx) = fixture() else { return };
+    let list = members(&[
+        ("a", pager_relay_of(&fx, 10, true)),
+        ("b", pager_relay(&fx, 1_000_000)),
+    ]);
+    let (_tx, rx) = watch::channel(list);
+    let spec = AggregateSpec {
+        prefix: Prefix::Never,
+        ..AggregateSpec::default()
+    };
+    let agg = Aggregator::new(rx, spec, None);
+    let mut c = Client::launch(&agg);
+    c.initialize().await;
+    let call = c.call(json!(1), "nowhere", json!({}));
+    let missing = tokio::time::timeout(Duration::from_secs(20), call)
+        .await
+        .expect("the lookup listing never ended");
+    assert!(missing["error"].is_object(), "{missing}");
 }
 
 #[tokio::test]
