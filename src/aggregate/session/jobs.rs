@@ -6,7 +6,8 @@
 //! server that logs; answered `{}`).
 //!
 //! `failure_mode = "open"`: a server that fails or is down is left out (and `/health` says
-//! why). `"closed"`: `initialize` or a list fails with -32603 naming the server.
+//! why). `"closed"`: `initialize` or a list fails with the relay's `child_unavailable`
+//! error (-31006); which server and why go to the log and `/health` only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::aggregate::lists::{read_page, ListKind, Merge, Page};
 use crate::aggregate::status::State;
 use crate::aggregate::wire::{self, Msg};
 use crate::config::servers::FailureMode;
+use crate::error::Error;
 
 /// How long the client's `initialize` waits for the servers.
 pub(crate) const INIT_DEADLINE: Duration = Duration::from_secs(10);
@@ -170,8 +172,8 @@ impl Driver {
             if let Some(down) = self.links.iter().find(|l| !l.is_up()) {
                 let why = self.agg.status.get(&down.name).and_then(|h| h.reason);
                 let why = why.unwrap_or_else(|| "not started".into());
-                let message = format!("server {} unavailable: {why}", down.name);
-                self.send(wire::error(&client, -32603, &message)).await;
+                warn!(server = %down.name, reason = %why, "aggregate: initialize refused (failure_mode closed)");
+                self.refuse(&client, &Error::ChildUnavailable).await;
                 return;
             }
         }
@@ -208,8 +210,9 @@ impl Driver {
         };
         if self.closed() {
             if let Some(&(i, _)) = wanted.iter().find(|(i, _)| !self.links[*i].is_up()) {
-                let message = format!("server {} unavailable", self.links[i].name);
-                self.send(wire::error(&client, -32603, &message)).await;
+                let server = &self.links[i].name;
+                warn!(server = %server, "aggregate: list refused, server down (failure_mode closed)");
+                self.refuse(&client, &Error::ChildUnavailable).await;
                 return;
             }
         }
@@ -372,7 +375,8 @@ impl Driver {
         let failed = list.failed.is_some();
         if let (Some(client), Some(why)) = (&list.client, &list.failed) {
             if self.closed() {
-                self.send(wire::error(client, -32603, why)).await;
+                warn!(reason = %why, "aggregate: list refused (failure_mode closed)");
+                self.refuse(client, &Error::ChildUnavailable).await;
                 return;
             }
         }
