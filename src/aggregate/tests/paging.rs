@@ -13,13 +13,19 @@ struct Pager {
     page: usize,
     /// Every page says the next is the first again.
     stuck: bool,
+    /// How long it takes to answer `initialize`.
+    slow: Duration,
 }
 
 impl Launch for Pager {
     fn launch(&self, _: Option<&Caller>) -> (ChildHandle, ChildOutput) {
         let (handle, output, ends) = stdio::link();
         let next = if self.stuck { Some(0) } else { None };
-        tokio::spawn(serve(ends, self.tools, self.page, next));
+        let (slow, tools, page) = (self.slow, self.tools, self.page);
+        tokio::spawn(async move {
+            tokio::time::sleep(slow).await;
+            serve(ends, tools, page, next).await;
+        });
         (handle, output)
     }
 
@@ -84,6 +90,15 @@ fn pager_relay(fixture: &std::path::Path, tools: usize) -> Arc<Relay> {
 }
 
 fn pager_relay_of(fixture: &std::path::Path, tools: usize, stuck: bool) -> Arc<Relay> {
+    pager_relay_with(fixture, tools, stuck, Duration::ZERO)
+}
+
+fn pager_relay_with(
+    fixture: &std::path::Path,
+    tools: usize,
+    stuck: bool,
+    slow: Duration,
+) -> Arc<Relay> {
     let argv = ["mcp-relay", "serve", "--"].map(std::ffi::OsString::from);
     let mut argv = argv.to_vec();
     argv.push(fixture.into());
@@ -92,6 +107,7 @@ fn pager_relay_of(fixture: &std::path::Path, tools: usize, stuck: bool) -> Arc<R
         tools,
         page: 2,
         stuck,
+        slow,
     }));
     Relay::new(Arc::new(cfg), Audit::disabled())
 }
@@ -185,4 +201,29 @@ async fn an_unlisted_name_is_found_on_a_later_page_without_prefixes() {
     assert_eq!(text(&found), "t6", "{found}");
     let missing = c.call(json!(2), "t7", json!({})).await;
     assert_eq!(missing["error"]["code"], -32602, "{missing}");
+}
+
+#[tokio::test]
+async fn requests_held_behind_initialize_past_the_cap_are_refused_as_busy() {
+    let Some(fx) = fixture() else { return };
+    let slow = pager_relay_with(&fx, 1, false, Duration::from_secs(3));
+    let (_tx, rx) = watch::channel(members(&[("slow", slow)]));
+    let agg = Aggregator::new(rx, AggregateSpec::default(), None);
+    let mut c = Client::launch(&agg);
+    let hello = json!({"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}});
+    c.send(&json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": hello}));
+    for i in 1..=300 {
+        let line = json!({"jsonrpc": "2.0", "id": i, "method": "tools/list"}).to_string();
+        // The link's queue is short: wait for room.
+        while c.handle.send(Bytes::from(line.clone())).is_err() {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    let busy = c.until(|v| v["id"] == 300).await;
+    assert_eq!(busy["error"]["code"], -31005, "{busy} {:?}", c.seen.first());
+    assert!(
+        c.seen.iter().all(|v| v["id"].as_i64().unwrap() > 256),
+        "{:?}",
+        c.seen
+    );
 }
