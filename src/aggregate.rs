@@ -23,7 +23,7 @@
 //! - `initialize` goes to every server with the client's params; the answer merges theirs
 //!   (`aggregate/init.rs`). A server that fails, or does not answer within 10 s, is left
 //!   out with `failure_mode = "open"` (it joins when it answers; `/health` says why), or
-//!   fails the `initialize` with -32603 naming it with `"closed"`.
+//!   fails the `initialize` with the relay's -31006 (`child_unavailable`) with `"closed"`.
 //! - Names (`aggregate/names.rs`): tools and prompts are `SERVER__name` (separator
 //!   configurable) or, with `prefix = "never"`, the servers' own: the first server to list
 //!   a name keeps it (servers are listed in configuration order, page by page), the other's

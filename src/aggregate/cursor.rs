@@ -38,6 +38,10 @@ pub(super) fn decode(cursor: &str) -> Option<Vec<(String, String)>> {
     }
     let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
     let doc: Doc = serde_json::from_slice(&bytes).ok()?;
+    let twice = |(i, (s, _)): (usize, &(String, String))| doc.next[..i].iter().any(|(t, _)| t == s);
+    if doc.next.iter().enumerate().any(twice) {
+        return None;
+    }
     (doc.v == 1 && !doc.next.is_empty()).then_some(doc.next)
 }
 
@@ -57,7 +61,12 @@ mod tests {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         assert_eq!(decode(&c), Some(next));
         assert_eq!(encode(Vec::new()), None);
-        for bad in ["", "!!", "e30", &"A".repeat(MAX_CURSOR + 1)] {
+        let twice = encode(vec![
+            ("a".to_owned(), "p2".to_owned()),
+            ("a".to_owned(), "p3".to_owned()),
+        ])
+        .unwrap();
+        for bad in ["", "!!", "e30", &"A".repeat(MAX_CURSOR + 1), &twice] {
             assert_eq!(decode(bad), None, "{bad}");
         }
     }

@@ -72,6 +72,10 @@ struct Hello {
     version: Option<String>,
 }
 
+/// Most messages held behind the client's `initialize`; past it a request is refused as
+/// busy (-31005) and a notification dropped.
+const MAX_HELD: usize = 256;
+
 type Tagged = Pin<Box<dyn Stream<Item = (u32, Bytes)> + Send>>;
 
 /// The state of one aggregate session.
@@ -288,7 +292,14 @@ impl Driver {
         let now =
             matches!(msg.kind, Kind::Response) || matches!(msg.method(), "initialize" | "ping");
         if !now && self.initializing() {
-            self.held.push(msg.bytes);
+            if self.held.len() < MAX_HELD {
+                self.held.push(msg.bytes);
+            } else if let (Kind::Request, Some(id)) = (msg.kind, msg.id()) {
+                let id = id.to_owned();
+                self.refuse(&id, &Error::InflightCap).await;
+            } else {
+                debug!("aggregate: notification behind initialize dropped (too many held)");
+            }
             return;
         }
         match msg.kind {

@@ -482,11 +482,13 @@ async fn closed_mode_fails_initialize_when_a_server_cannot_start() {
     let agg = Aggregator::new(rx.clone(), spec, None);
     let mut c = Client::launch(&agg);
     let init = c.initialize().await;
-    assert_eq!(init["error"]["code"], -32603, "{init}");
-    assert!(init["error"]["message"]
-        .as_str()
-        .unwrap()
-        .contains("broken"));
+    assert_eq!(init["error"]["code"], -31006, "{init}");
+    assert_eq!(init["error"]["data"]["source"], "mcp-relay", "{init}");
+    assert_eq!(
+        init["error"]["data"]["reason"], "child_unavailable",
+        "{init}"
+    );
+    assert!(!init.to_string().contains("broken"), "{init}");
     // Open (the default): the others serve, and the status says why.
     let open = Aggregator::new(rx, AggregateSpec::default(), None);
     let mut c = Client::launch(&open);

@@ -295,6 +295,13 @@ impl Rbac {
         self.roles.iter().find_map(Role::server_rules)
     }
 
+    /// Whether any of `roles` covers the named server `server` (its `servers` and
+    /// `blockedServers`, as when deciding on that server's relay).
+    pub(crate) fn covers(&self, roles: &[String], server: &str) -> bool {
+        self.known(roles)
+            .any(|r| r.server(Names::Server(server)).is_ok())
+    }
+
     /// The caller's roles that exist in the file, in the caller's order.
     fn known<'a>(&'a self, roles: &'a [String]) -> impl Iterator<Item = &'a Role> + 'a {
         roles

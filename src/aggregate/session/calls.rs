@@ -284,7 +284,10 @@ impl Driver {
     }
 
     async fn server_answer(&mut self, key: u32, msg: Msg) {
-        let Some(p) = msg.own_id().and_then(|id| self.pending.remove(&id)) else {
+        let Some((id, p)) = msg
+            .own_id()
+            .and_then(|id| Some((id, self.pending.remove(&id)?)))
+        else {
             debug!(key, "aggregate: answer to nothing pending dropped");
             return;
         };
@@ -304,7 +307,7 @@ impl Driver {
                 }
             }
             Purpose::Init { job } => self.init_answer(key, &msg, job).await,
-            Purpose::Part { job } => self.part_done(job, key, Some(&msg), "").await,
+            Purpose::Part { job } => self.part_done(job, (key, id), Some(&msg), "").await,
         }
         self.drain_retired();
     }

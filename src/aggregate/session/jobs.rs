@@ -6,7 +6,8 @@
 //! server that logs; answered `{}`).
 //!
 //! `failure_mode = "open"`: a server that fails or is down is left out (and `/health` says
-//! why). `"closed"`: `initialize` or a list fails with -32603 naming the server.
+//! why). `"closed"`: `initialize` or a list fails with the relay's `child_unavailable`
+//! error (-31006); which server and why go to the log and `/health` only.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,6 +22,7 @@ use crate::aggregate::lists::{read_page, ListKind, Merge, Page};
 use crate::aggregate::status::State;
 use crate::aggregate::wire::{self, Msg};
 use crate::config::servers::FailureMode;
+use crate::error::Error;
 
 /// How long the client's `initialize` waits for the servers.
 pub(crate) const INIT_DEADLINE: Duration = Duration::from_secs(10);
@@ -67,10 +69,13 @@ pub(super) struct ListJob {
 #[derive(Debug)]
 struct Part {
     server: Arc<str>,
-    key: u32,
-    waiting: bool,
+    /// The id of the page request it waits for (`None`: settled).
+    asked: Option<u64>,
     pages: Vec<Page>,
 }
+
+/// Most pages a full listing asks one server for.
+const MAX_PAGES: usize = 100;
 
 impl Driver {
     fn new_job(&mut self, job: Job) -> u64 {
@@ -167,8 +172,8 @@ impl Driver {
             if let Some(down) = self.links.iter().find(|l| !l.is_up()) {
                 let why = self.agg.status.get(&down.name).and_then(|h| h.reason);
                 let why = why.unwrap_or_else(|| "not started".into());
-                let message = format!("server {} unavailable: {why}", down.name);
-                self.send(wire::error(&client, -32603, &message)).await;
+                warn!(server = %down.name, reason = %why, "aggregate: initialize refused (failure_mode closed)");
+                self.refuse(&client, &Error::ChildUnavailable).await;
                 return;
             }
         }
@@ -191,7 +196,7 @@ impl Driver {
         let cursor = msg.params().and_then(cursor_param);
         let wanted: Vec<(usize, Option<String>)> = match cursor {
             None => (0..self.links.len()).map(|i| (i, None)).collect(),
-            Some(c) => match cursor::decode(&c) {
+            Some(c) => match cursor::decode(&c).filter(|n| n.len() <= self.links.len()) {
                 Some(next) => next
                     .into_iter()
                     .filter_map(|(server, c)| Some((self.link_index(&server)?, Some(c))))
@@ -205,8 +210,9 @@ impl Driver {
         };
         if self.closed() {
             if let Some(&(i, _)) = wanted.iter().find(|(i, _)| !self.links[*i].is_up()) {
-                let message = format!("server {} unavailable", self.links[i].name);
-                self.send(wire::error(&client, -32603, &message)).await;
+                let server = &self.links[i].name;
+                warn!(server = %server, "aggregate: list refused, server down (failure_mode closed)");
+                self.refuse(&client, &Error::ChildUnavailable).await;
                 return;
             }
         }
@@ -240,11 +246,10 @@ impl Driver {
                 continue;
             };
             let server = link.name.clone();
-            if self.ask_page(job, key, kind, cursor.as_deref()) {
+            if let Some(asked) = self.ask_page(job, key, kind, cursor.as_deref()) {
                 parts.push(Part {
                     server,
-                    key,
-                    waiting: true,
+                    asked: Some(asked),
                     pages: Vec::new(),
                 });
             }
@@ -259,13 +264,19 @@ impl Driver {
         self.maybe_finish_list(job).await;
     }
 
-    /// Sends one page request for `job` on link `key`.
-    fn ask_page(&mut self, job: u64, key: u32, kind: ListKind, cursor: Option<&str>) -> bool {
+    /// Sends one page request for `job` on link `key`; its id, or `None` when it could not.
+    fn ask_page(
+        &mut self,
+        job: u64,
+        key: u32,
+        kind: ListKind,
+        cursor: Option<&str>,
+    ) -> Option<u64> {
         let id = self.fresh_id();
         let params = cursor.map(|c| format!(r#"{{"cursor":{}}}"#, wire::quote(c)));
         let bytes = wire::request(id, kind.method(), params.as_deref());
         if self.send_to(key, bytes).is_err() {
-            return false;
+            return None;
         }
         self.pending.insert(
             id,
@@ -274,12 +285,19 @@ impl Driver {
                 purpose: Purpose::Part { job },
             },
         );
-        true
+        Some(id)
     }
 
-    /// One part of a fan-out settled: `msg` is the server's answer (`None`: its link went
-    /// down, for `reason`).
-    pub(super) async fn part_done(&mut self, job: u64, key: u32, msg: Option<&Msg>, reason: &str) {
+    /// One part of a fan-out settled: `msg` is the server's answer to request `id` on link
+    /// `key` (`None`: its link went down, for `reason`). A full listing follows the server's
+    /// `nextCursor`, up to [`MAX_PAGES`] pages and until it repeats a cursor it gave.
+    pub(super) async fn part_done(
+        &mut self,
+        job: u64,
+        (key, id): (u32, u64),
+        msg: Option<&Msg>,
+        reason: &str,
+    ) {
         match self.jobs.get_mut(&job) {
             Some(Job::Level { waiting, .. }) => {
                 *waiting = waiting.saturating_sub(1);
@@ -302,21 +320,36 @@ impl Driver {
             _ => return,
         };
         let page = msg.and_then(|m| read_page(kind, m));
+        let Some(Job::List(list)) = self.jobs.get(&job) else {
+            return;
+        };
+        let Some(part) = list.parts.iter().find(|p| p.asked == Some(id)) else {
+            return;
+        };
         let next = page
             .as_ref()
             .and_then(|p| p.next.clone())
             .filter(|_| follow);
-        let asked_more = match &next {
-            Some(c) => self.ask_page(job, key, kind, Some(c)),
-            None => false,
+        let endless = next.as_ref().is_some_and(|c| {
+            part.pages.len() + 1 >= MAX_PAGES
+                || part.pages.iter().any(|p| p.next.as_ref() == Some(c))
+        });
+        let asked = match &next {
+            Some(c) if !endless => self.ask_page(job, key, kind, Some(c)),
+            _ => None,
         };
         let Some(Job::List(list)) = self.jobs.get_mut(&job) else {
             return;
         };
-        let Some(part) = list.parts.iter_mut().find(|p| p.key == key) else {
+        let Some(part) = list.parts.iter_mut().find(|p| p.asked == Some(id)) else {
             return;
         };
-        part.waiting = asked_more;
+        part.asked = asked;
+        if endless {
+            warn!(server = %part.server, method = kind.method(), "aggregate: listing stopped (too many pages or a repeated cursor)");
+            list.failed
+                .get_or_insert(format!("server {} gave an endless listing", part.server));
+        }
         match page {
             Some(p) => part.pages.push(p),
             None => {
@@ -332,8 +365,7 @@ impl Driver {
     }
 
     async fn maybe_finish_list(&mut self, job: u64) {
-        let done =
-            matches!(self.jobs.get(&job), Some(Job::List(l)) if l.parts.iter().all(|p| !p.waiting));
+        let done = matches!(self.jobs.get(&job), Some(Job::List(l)) if l.parts.iter().all(|p| p.asked.is_none()));
         if !done {
             return;
         }
@@ -343,7 +375,8 @@ impl Driver {
         let failed = list.failed.is_some();
         if let (Some(client), Some(why)) = (&list.client, &list.failed) {
             if self.closed() {
-                self.send(wire::error(client, -32603, why)).await;
+                warn!(reason = %why, "aggregate: list refused (failure_mode closed)");
+                self.refuse(client, &Error::ChildUnavailable).await;
                 return;
             }
         }

@@ -64,13 +64,23 @@ impl Link {
 }
 
 impl Driver {
-    /// The configured servers this session serves (a subset's only those it publishes from).
+    /// The configured servers this session serves (a subset's only those it publishes from),
+    /// without those the caller's roles do not cover there (their child is never started
+    /// for this caller).
     fn wanted(&self) -> Vec<Member> {
         let members = self.members.borrow().clone();
         let subset = self.agg.subset.as_ref();
+        let roles = &self.caller.principal.roles;
         members
             .iter()
             .filter(|m| subset.is_none_or(|s| s.opens(&m.name)))
+            .filter(|m| {
+                let policy = m.relay.policy();
+                policy
+                    .rbac
+                    .as_ref()
+                    .is_none_or(|r| r.covers(roles, &m.name))
+            })
             .cloned()
             .collect()
     }
@@ -252,7 +262,7 @@ impl Driver {
                     self.refuse(&client, &Error::ChildExited).await;
                 }
                 Purpose::Init { job } => self.init_settled(job).await,
-                Purpose::Part { job } => self.part_done(job, key, None, reason).await,
+                Purpose::Part { job } => self.part_done(job, (key, id), None, reason).await,
             }
         }
     }

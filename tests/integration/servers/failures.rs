@@ -56,13 +56,10 @@ async fn closed_mode_refuses_the_aggregate_while_a_server_is_down() {
         .await;
     let m = r.messages();
     let error = &m[0]["error"];
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("broken"),
-        "{r:?}"
-    );
+    assert_eq!(error["code"], -31006, "{r:?}");
+    assert_eq!(error["data"]["source"], "mcp-relay", "{r:?}");
+    assert_eq!(error["data"]["reason"], "child_unavailable", "{r:?}");
+    assert!(!error.to_string().contains("broken"), "{r:?}");
     let ready = reqwest::get(format!("{}/ready", relay.base)).await.unwrap();
     assert_eq!(ready.status(), 503);
     // The healthy server's own path still works.
