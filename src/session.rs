@@ -115,6 +115,9 @@ pub(crate) struct Session {
     /// What the client said in `initialize`: the version it asked for (decides priming before
     /// the answer) and its capabilities. Unset while the session is reserved.
     hello: OnceLock<Hello>,
+    /// The roles of the caller that opened it, kept where they cannot be decided again per
+    /// request (the aggregate: its servers' sessions were opened with them).
+    roles: OnceLock<Vec<String>>,
     /// Where messages for the connection carrying this session go, when they arrive apart
     /// from it (legacy SSE: each POST).
     inbox: Option<Inbox>,
@@ -175,6 +178,16 @@ impl Session {
         self.hello.get().is_some()
     }
 
+    /// Keeps the opener's roles (see the field).
+    pub(crate) fn keep_roles(&self, roles: &[String]) {
+        let _ = self.roles.set(roles.to_vec());
+    }
+
+    /// The opener's roles, when kept.
+    pub(crate) fn roles(&self) -> Option<&[String]> {
+        self.roles.get().map(Vec::as_slice)
+    }
+
     /// Where a message for this session's connection goes (reserved sessions only).
     pub(crate) fn inbox(&self) -> Option<&Inbox> {
         self.inbox.as_ref()
@@ -185,6 +198,7 @@ impl Session {
             id: SessionId::random(),
             identity,
             hello: OnceLock::new(),
+            roles: OnceLock::new(),
             inbox,
             inflight: AtomicUsize::new(0),
             version: OnceLock::new(),

@@ -153,6 +153,11 @@ impl Relay {
             .find(|f| f.kind() == Kind::Request && f.method() == Some("initialize"));
         let (session, reserved) = match within {
             Within::Unusable { error, .. } => return Err(error),
+            // An aggregate session's servers decide with the roles it was opened with: a
+            // caller with other roles opens a session of its own (a session is not a token).
+            Within::Session(s) if s.roles().is_some_and(|r| r != caller.principal.roles) => {
+                return Err(Error::UnknownSession)
+            }
             Within::Session(s) => (Ok(s), None),
             Within::Unnamed => (Err(Error::MissingSession), None),
             Within::Unopened => (Err(Error::InvalidRequest("not_initialized")), None),
@@ -217,6 +222,9 @@ impl Relay {
             Some(s) => self.fill(s, init, &backend)?,
             None => self.insert(init, caller, &backend)?,
         };
+        if matches!(self.names(), crate::policy::rbac::Names::Delegated) {
+            session.keep_roles(&caller.principal.roles);
+        }
         session.touch();
         let stream = session.new_stream();
         let ticket = ticket.take().unwrap_or_default();

@@ -320,3 +320,47 @@ async fn requests_piped_behind_initialize_over_stdio_see_every_server() {
         "{names:?}"
     );
 }
+
+#[tokio::test]
+async fn an_aggregate_session_is_not_a_token_for_other_roles() {
+    let dir = tempdir();
+    std::fs::write(
+        dir.join("roles.json"),
+        r#"{"all": {"allowedMethods": ["*"]}, "echo-only": {"allowedMethods": ["*"], "servers": ["echo"]}}"#,
+    )
+    .unwrap();
+    let (wide, wide_block) =
+        crate::support::mint_api_key(&["--id", "wide", "--principal", "alice", "--roles", "all"]);
+    let (narrow, narrow_block) = crate::support::mint_api_key(&[
+        "--id",
+        "narrow",
+        "--principal",
+        "alice",
+        "--roles",
+        "echo-only",
+    ]);
+    let toml = format!(
+        "[serve]\nroles = {:?}\n\n[auth]\nresource = \"http://relay.test/mcp\"\n{wide_block}\n{narrow_block}\n{}{}",
+        dir.join("roles.json").to_str().unwrap(),
+        server("echo", "echo", ""),
+        server("conf", "conformance", ""),
+    );
+    let relay = start(&write_config(&toml));
+    let mut c = relay.client();
+    c.extra = vec![("x-api-key".into(), wide)];
+    c.initialize("2025-11-25").await;
+    let r = c.call(json!(1), "conf__test_simple_text", json!({})).await;
+    assert!(r.messages()[0]["result"].is_object(), "{r:?}");
+    // The same principal with fewer roles cannot use the session opened with more.
+    c.extra = vec![("x-api-key".into(), narrow)];
+    let r = c.call(json!(2), "conf__test_simple_text", json!({})).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    // Its own session sees what its roles allow.
+    c.session = None;
+    c.initialize("2025-11-25").await;
+    let names = tool_names(&list(&c, "tools/list").await);
+    assert!(
+        !names.is_empty() && names.iter().all(|n| n.starts_with("echo__")),
+        "{names:?}"
+    );
+}
