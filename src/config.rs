@@ -66,6 +66,24 @@ pub(crate) enum ChildEra {
     Modern,
 }
 
+/// Which client eras a server is offered to (`--era`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum EraPolicy {
+    /// Both eras, translating where the child's era differs.
+    Auto,
+    /// `initialize`-based clients only: 2026-07-28 requests get the fallback 400.
+    LegacyOnly,
+    /// 2026-07-28 clients only: `initialize` is refused.
+    ModernOnly,
+}
+
+/// `cacheScope` of translated results (`--cache-scope`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum CacheScope {
+    Private,
+    Public,
+}
+
 /// Replaced by the session's identity in `--env` values (per-identity mode).
 pub(crate) const IDENTITY_PLACEHOLDER: &str = "{identity}";
 
@@ -103,6 +121,13 @@ pub(crate) struct ServeConfig {
     pub mtls: Option<crate::tls::client::MtlsConfig>,
     pub session_mode: SessionMode,
     pub child_era: ChildEra,
+    /// Which client eras are served (`--era`).
+    pub era: EraPolicy,
+    /// How long a parked request waits for a modern client's retry (`--input-timeout`).
+    pub input_wait: Duration,
+    /// Caching hints of translated results (`--cache-ttl`, `--cache-scope public`).
+    pub cache_ttl: Duration,
+    pub cache_public: bool,
     /// Children of the shared pool.
     pub children: usize,
     pub max_sessions: usize,

@@ -6,6 +6,7 @@
 //! legacy `MCP-Protocol-Version` header check; the modern header rules are in `era/modern.rs`.
 
 pub(crate) mod modern;
+pub(crate) mod state;
 
 use crate::error::Error;
 
@@ -18,6 +19,9 @@ pub(crate) const FIRST_MODERN: &str = "2026-07-28";
 
 /// Metadata key a modern request carries its version in.
 pub(crate) const MODERN_META_KEY: &str = "io.modelcontextprotocol/protocolVersion";
+
+/// Metadata key a modern request declares its client capabilities in.
+pub(crate) const CAPS_META_KEY: &str = "io.modelcontextprotocol/clientCapabilities";
 
 pub(crate) fn is_legacy(v: &str) -> bool {
     LEGACY_VERSIONS.contains(&v)

@@ -65,6 +65,13 @@ pub(crate) enum Error {
     ModernToLegacy,
     #[error("{}", .0.message())]
     Modern(crate::era::modern::Refusal),
+    /// A 2026-07-28 retry whose `requestState` does not open, or opens for another
+    /// principal, request or server, or whose request no longer waits.
+    #[error("Invalid params: requestState is not valid")]
+    RequestState(&'static str),
+    /// `initialize` to a server offered to 2026-07-28 clients only (`--era modern-only`).
+    #[error("Method not found: this server is served to 2026-07-28 clients only")]
+    LegacyRefused,
     #[error("body too large (limit {0} bytes)")]
     BodyTooLarge(u64),
     #[error("request body stalled")]
@@ -265,6 +272,8 @@ impl Error {
             Error::BadProtocolVersion => wire(400, -31011, "bad_protocol_version", Downstream),
             Error::ModernToLegacy => wire(400, -31011, "modern_request_to_legacy", Downstream),
             Error::Modern(r) => wire(400, r.code(), r.reason(), Downstream),
+            Error::RequestState(reason) => wire(400, -32602, reason, Downstream),
+            Error::LegacyRefused => wire(404, -32601, "legacy_client_refused", Downstream),
             Error::BodyTooLarge(_) => Wire {
                 ws_close: Some(WsClose::TOO_BIG),
                 ..wire(413, -31009, "body_too_large", Downstream)

@@ -11,6 +11,8 @@
 //! `upstream.rs`.
 
 pub(crate) mod children;
+mod legacy;
+mod listen;
 pub(crate) mod modern;
 mod post;
 pub(crate) mod shared;
@@ -166,17 +168,13 @@ impl Relay {
         &self.draining
     }
 
-    /// The pool serving stateless 2026-07-28 requests; `ModernToLegacy` for a legacy child,
-    /// and in per-identity mode (one shared pool would mix identities; clients fall back to
-    /// legacy sessions, which get their identity's child).
-    pub(crate) async fn modern_pool(&self) -> Result<Arc<modern::ModernPool>, Error> {
+    /// Who serves stateless 2026-07-28 requests (`relay/modern.rs`); `ModernToLegacy` when
+    /// modern clients must fall back to legacy sessions.
+    pub(crate) async fn modern_served(&self) -> Result<modern::Served, Error> {
         if self.is_draining() {
             return Err(Error::ShuttingDown);
         }
-        if self.cfg.session_mode == crate::config::SessionMode::PerIdentity {
-            return Err(Error::ModernToLegacy);
-        }
-        self.modern.pool(&self.cfg, &self.counters).await
+        self.modern.served(&self.cfg, &self.counters).await
     }
 
     /// Sessions per authenticated principal; a `--identity-header` name is not an

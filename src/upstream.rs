@@ -20,6 +20,7 @@ pub(crate) mod remote;
 mod route;
 pub(crate) mod stdio;
 pub(crate) mod supervisor;
+pub(crate) mod translate;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -219,8 +220,29 @@ impl Upstream {
             return Err(Error::Internal);
         };
         let mut ticket = Some(ticket);
-        let result = self.dispatch(session, frame, stream, raw_id, id_span, &mut ticket);
+        let result = self.dispatch(session, frame, stream, (raw_id, id_span), &mut ticket, None);
         // Refused here: the caller answers (and records) the error.
+        if let Some(t) = ticket {
+            t.discard();
+        }
+        result
+    }
+
+    /// Forwards a 2026-07-28 request to a legacy child, which may ask for input while it
+    /// serves it (`translate.rs`).
+    pub(crate) fn forward_translated(
+        &self,
+        frame: &Frame,
+        stream: &Arc<Stream>,
+        ticket: Ticket,
+        translation: Arc<translate::Translation>,
+    ) -> Result<u64, Error> {
+        let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
+            return Err(Error::Internal);
+        };
+        let mut ticket = Some(ticket);
+        let id = (raw_id, id_span);
+        let result = self.dispatch(None, frame, stream, id, &mut ticket, Some(translation));
         if let Some(t) = ticket {
             t.discard();
         }
@@ -233,9 +255,9 @@ impl Upstream {
         session: Option<&Arc<Session>>,
         frame: &Frame,
         stream: &Arc<Stream>,
-        raw_id: RawId,
-        id_span: std::ops::Range<usize>,
+        (raw_id, id_span): (RawId, std::ops::Range<usize>),
         ticket: &mut Option<Ticket>,
+        translation: Option<Arc<translate::Translation>>,
     ) -> Result<u64, Error> {
         let mut mux = self.lock();
         if mux.exited {
@@ -282,6 +304,7 @@ impl Upstream {
                 deadline,
                 hard_deadline,
                 timeout,
+                translation,
             },
         );
         stream.expect_answer();
@@ -326,6 +349,7 @@ impl Upstream {
                 deadline: now + self.limits.request_timeout,
                 hard_deadline: now + self.limits.request_timeout_max,
                 timeout: self.limits.request_timeout,
+                translation: None,
             },
         );
         if self.child.send(Bytes::from(line)).is_err() {
@@ -512,6 +536,10 @@ impl Upstream {
                 .collect()
         };
         for (relay_id, p) in overdue {
+            if let Target::Parked { inputs, .. } = &p.to {
+                self.expire_parked(relay_id, inputs);
+                continue;
+            }
             let initialize = p.initialize;
             p.finish(Err(Error::Timeout));
             if !initialize {

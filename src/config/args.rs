@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 
-use crate::config::{self, ChildEra, ResponseMode, SessionMode};
+use crate::config::{self, CacheScope, ChildEra, EraPolicy, ResponseMode, SessionMode};
 use crate::telemetry::LogFormat;
 
 #[derive(Debug, Args)]
@@ -103,6 +103,26 @@ pub(crate) struct ServeArgs {
         default_value = "auto"
     )]
     pub child_era: ChildEra,
+    /// Which client eras are served. `auto` serves both, translating where the child's era
+    /// differs (a legacy child behind 2026-07-28 clients: the relay initializes it, answers
+    /// `server/discover` and turns its sampling/elicitation/roots requests into
+    /// `input_required` results). `legacy-only` refuses 2026-07-28 requests with the 400 that
+    /// makes dual-era clients fall back; `modern-only` refuses `initialize`.
+    #[arg(help_heading = "Child process", long, value_enum, default_value = "auto")]
+    pub era: EraPolicy,
+    /// How long a legacy child's request for input (sampling, elicitation, roots) waits for a
+    /// 2026-07-28 client's retry; then the child's request gets an error and its call is
+    /// cancelled. Also how long the sealed `requestState` is valid.
+    #[arg(help_heading = "Child process", long, default_value = "5m", value_parser = duration)]
+    pub input_timeout: Duration,
+    /// Caching hint (`ttlMs`) of the list results, `resources/read` and `server/discover` the
+    /// relay answers for a legacy child to 2026-07-28 clients.
+    #[arg(help_heading = "Child process", long, default_value = "0s", value_parser = duration)]
+    pub cache_ttl: Duration,
+    /// `cacheScope` of those results: `private`, or `public` for answers that are the same for
+    /// every caller (an answer filtered by roles stays `private` whatever this says).
+    #[arg(help_heading = "Child process", long, value_enum, default_value = "private")]
+    pub cache_scope: CacheScope,
     /// Children in the shared pool (`--session-mode shared`); sessions are spread over them.
     #[arg(help_heading = "Child process", long, default_value_t = 1)]
     pub children: usize,

@@ -23,16 +23,17 @@ use bytes::Bytes;
 use tokio::sync::OnceCell;
 use tracing::{info, warn};
 
+use super::legacy::LegacyPool;
 use super::{Refused, Relay};
 use crate::caller::Caller;
-use crate::config::{ChildEra, ServeConfig};
+use crate::config::{ChildEra, EraPolicy, ServeConfig, SessionMode};
 use crate::era::modern::ToolHeaders;
 use crate::era::{FIRST_MODERN, MODERN_META_KEY};
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message};
 use crate::session::stream::Stream;
 use crate::ticket::Ticket;
-use crate::upstream::supervisor::{Pool, SlotSpec};
+use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
 use crate::upstream::{Counters, Upstream};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,18 +55,30 @@ pub(crate) enum Stateless {
 pub(crate) struct Pending {
     pub stream: Arc<Stream>,
     guard: CancelOnDrop,
-    /// The pool to teach the `Mcp-Param-*` mapping from a `tools/list` answer.
-    learn: Option<Arc<ModernPool>>,
+    /// The mapping a `tools/list` answer teaches the `Mcp-Param-*` headers.
+    learn: Option<Arc<RwLock<ToolHeaders>>>,
 }
 
 impl Pending {
+    pub(crate) fn new(
+        guard: CancelOnDrop,
+        stream: Arc<Stream>,
+        learn: Option<Arc<RwLock<ToolHeaders>>>,
+    ) -> Pending {
+        Pending {
+            stream,
+            guard,
+            learn,
+        }
+    }
+
     /// The final answer went out whole: the request is over, and a `tools/list` answer the
     /// client received refreshes the `Mcp-Param-*` mapping.
     pub(crate) fn answered(self, answer: &Bytes) {
         drop(self.guard);
-        if let Some(pool) = self.learn {
+        if let Some(tools) = self.learn {
             if let Ok(f) = Frame::parse_upstream(answer.clone()) {
-                pool.learn_tools(&f);
+                learn_tools(&tools, &f);
             }
         }
     }
@@ -91,14 +104,16 @@ impl Relay {
         let (Message::Single(_), [frame]) = (message, frames) else {
             return Err(refused(Error::InvalidRequest("batch_not_allowed")));
         };
-        let pool = match self.modern_pool().await {
-            Ok(pool) => pool,
+        let served = match self.modern_served().await {
+            Ok(served) => served,
             Err(Error::ModernToLegacy) => return Err(self.to_legacy(caller, frame)),
             Err(e) => return Err(refused(e)),
         };
-        self.stateless_one(caller, headers, frame, pool)
-            .await
-            .map_err(refused)
+        match served {
+            Served::Native(pool) => self.stateless_one(caller, headers, frame, pool).await,
+            Served::Legacy(pool) => self.translated(caller, headers, frame, pool).await,
+        }
+        .map_err(refused)
     }
 
     async fn stateless_one(
@@ -136,7 +151,7 @@ impl Relay {
                 Ok(Stateless::Pending(Pending {
                     guard: CancelOnDrop::new(up, relay_id, stream.clone()),
                     stream,
-                    learn: lists_tools.then_some(pool),
+                    learn: lists_tools.then(|| pool.tools.clone()),
                 }))
             }
         }
@@ -163,17 +178,26 @@ impl Relay {
     }
 }
 
-/// The modern pool, once the child's era is known.
+/// How modern requests are served, once the child's era is known.
 #[derive(Debug, Default)]
 pub(crate) struct Modern {
-    state: OnceCell<Option<Arc<ModernPool>>>,
+    state: OnceCell<Served>,
+}
+
+/// Who serves modern requests.
+#[derive(Debug, Clone)]
+pub(crate) enum Served {
+    /// Modern children, as they are.
+    Native(Arc<ModernPool>),
+    /// Legacy children, through the relay (`relay/legacy.rs`).
+    Legacy(Arc<LegacyPool>),
 }
 
 /// Children serving modern requests, and what the relay learnt about their tools.
 #[derive(Debug)]
 pub(crate) struct ModernPool {
     pool: Pool,
-    tools: RwLock<ToolHeaders>,
+    tools: Arc<RwLock<ToolHeaders>>,
 }
 
 impl ModernPool {
@@ -187,34 +211,54 @@ impl ModernPool {
         self.tools.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Learns from a `tools/list` answer a client received (tools added or changed later).
-    pub(crate) fn learn_tools(&self, answer: &Frame) {
-        if let Some(result) = answer.result() {
-            self.tools
-                .write()
-                .unwrap_or_else(|e| e.into_inner())
-                .learn(result);
-        }
+}
+
+/// Learns from a `tools/list` answer a client received (tools added or changed later).
+fn learn_tools(tools: &RwLock<ToolHeaders>, answer: &Frame) {
+    if let Some(result) = answer.result() {
+        tools.write().unwrap_or_else(|e| e.into_inner()).learn(result);
     }
 }
 
 impl Modern {
-    /// The modern pool; `ModernToLegacy` when the child is (or was found) legacy.
-    pub(crate) async fn pool(
+    /// Who serves modern requests; `ModernToLegacy` (the 400 that makes clients fall back)
+    /// when the era policy serves legacy clients only, or a modern child in `per-identity`
+    /// mode (one pool would mix identities).
+    pub(crate) async fn served(
         &self,
         cfg: &ServeConfig,
         counters: &Arc<Counters>,
-    ) -> Result<Arc<ModernPool>, Error> {
-        if cfg.child_era == ChildEra::Legacy {
+    ) -> Result<Served, Error> {
+        if cfg.era == EraPolicy::LegacyOnly {
             return Err(Error::ModernToLegacy);
         }
-        let found = self.state.get_or_try_init(|| detect(cfg, counters)).await?;
-        found.clone().ok_or(Error::ModernToLegacy)
+        let per_identity = cfg.session_mode == SessionMode::PerIdentity;
+        if per_identity && cfg.child_era == ChildEra::Modern {
+            return Err(Error::ModernToLegacy);
+        }
+        let found = self
+            .state
+            .get_or_try_init(|| async {
+                let native = match cfg.child_era {
+                    ChildEra::Legacy => None,
+                    _ if per_identity => None,
+                    _ => detect(cfg, counters).await?,
+                };
+                Ok::<_, Error>(match native {
+                    Some(pool) => Served::Native(pool),
+                    None => Served::Legacy(LegacyPool::start(cfg, counters)),
+                })
+            })
+            .await?;
+        Ok(found.clone())
     }
 
-    /// The pool if one was started (for shutdown and health).
+    /// The pool of its own modern requests have, if one was started (shutdown and health).
     pub(crate) fn started(&self) -> Option<&Pool> {
-        self.state.get().and_then(|p| p.as_ref()).map(|p| &p.pool)
+        match self.state.get()? {
+            Served::Native(p) => Some(&p.pool),
+            Served::Legacy(p) => p.own_pool(),
+        }
     }
 }
 
@@ -239,7 +283,7 @@ async fn detect(
     };
     let modern = cfg.child_era == ChildEra::Modern || probe(&up).await;
     if !modern {
-        info!("the child is legacy: modern requests are refused so clients fall back");
+        info!("the child is legacy: the relay serves modern requests through initialized children");
         pool.stop();
         pool.wait().await;
         return Ok(None);
@@ -254,7 +298,7 @@ async fn detect(
     }
     Ok(Some(Arc::new(ModernPool {
         pool,
-        tools: RwLock::new(tools),
+        tools: Arc::new(RwLock::new(tools)),
     })))
 }
 
@@ -301,34 +345,75 @@ async fn list_tools(up: &Upstream) -> Option<String> {
     frame.result().map(str::to_owned)
 }
 
-/// Cancels a stateless request when its response stream goes away before the answer
-/// (2026-07-28: closing the stream is the cancellation); the child gets
-/// `notifications/cancelled`.
+/// Ends a stateless request when its response stream goes away before the answer
+/// (2026-07-28: closing the stream is the cancellation): the child gets
+/// `notifications/cancelled`; a listen stream served for legacy children leaves their
+/// audiences (and their subscriptions).
 #[derive(Debug)]
 pub(crate) struct CancelOnDrop {
-    up: Arc<Upstream>,
-    relay_id: u64,
-    stream: Arc<crate::session::stream::Stream>,
+    what: Cancel,
+}
+
+#[derive(Debug)]
+enum Cancel {
+    Request {
+        up: Arc<Upstream>,
+        relay_id: u64,
+        stream: Arc<Stream>,
+    },
+    Listen {
+        slots: Vec<Arc<Slot>>,
+        key: u64,
+        /// The listen's audit record, written when it ends.
+        _ticket: Ticket,
+    },
 }
 
 impl CancelOnDrop {
-    pub(crate) fn new(
-        up: Arc<Upstream>,
-        relay_id: u64,
-        stream: Arc<crate::session::stream::Stream>,
-    ) -> CancelOnDrop {
+    pub(crate) fn new(up: Arc<Upstream>, relay_id: u64, stream: Arc<Stream>) -> CancelOnDrop {
         CancelOnDrop {
-            up,
-            relay_id,
-            stream,
+            what: Cancel::Request {
+                up,
+                relay_id,
+                stream,
+            },
+        }
+    }
+
+    pub(crate) fn listen(slots: Vec<Arc<Slot>>, key: u64, ticket: Ticket) -> CancelOnDrop {
+        CancelOnDrop {
+            what: Cancel::Listen {
+                slots,
+                key,
+                _ticket: ticket,
+            },
         }
     }
 }
 
 impl Drop for CancelOnDrop {
     fn drop(&mut self) {
-        if !self.stream.is_done() {
-            self.up.cancel(self.relay_id, "client closed the stream");
+        match &self.what {
+            Cancel::Request {
+                up,
+                relay_id,
+                stream,
+            } => {
+                if !stream.is_done() {
+                    up.cancel(*relay_id, "client closed the stream");
+                }
+            }
+            Cancel::Listen { slots, key, .. } => {
+                for slot in slots {
+                    let gone = slot.audience().unlisten(*key);
+                    if let Some(up) = slot.current() {
+                        for uri in gone {
+                            let params = serde_json::json!({ "uri": uri }).to_string();
+                            let _ = up.call("resources/unsubscribe", &params);
+                        }
+                    }
+                }
+            }
         }
     }
 }

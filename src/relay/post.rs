@@ -166,6 +166,9 @@ impl Relay {
         match (init, session) {
             (Some(_), Ok(_)) => Err(Error::InvalidRequest("second_initialize")),
             (Some(_), Err(_)) if batch => Err(Error::InvalidRequest("initialize_in_batch")),
+            (Some(_), Err(_)) if self.cfg.era == crate::config::EraPolicy::ModernOnly => {
+                Err(Error::LegacyRefused)
+            }
             (Some(init), Err(_)) => {
                 let (session, stream) = self.open(init, caller, reserved)?;
                 Ok(Posted::Opened(session, stream))

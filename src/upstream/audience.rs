@@ -17,6 +17,7 @@ use bytes::Bytes;
 use serde::Deserialize;
 
 use crate::jsonrpc::Frame;
+use crate::session::stream::Stream;
 use crate::session::{Session, SessionId};
 
 /// RFC 5424 severities as MCP names them, least severe first.
@@ -66,8 +67,34 @@ pub(crate) struct Audience {
 #[derive(Debug, Default)]
 struct Members {
     sessions: HashMap<SessionId, Member>,
-    /// URI → number of sessions subscribed to it.
+    /// URI → number of sessions (and listen streams) subscribed to it.
     subs: HashMap<String, usize>,
+    /// Modern listen streams served by this legacy child (`relay/listen.rs`), by key.
+    listens: HashMap<u64, Listener>,
+}
+
+/// A 2026-07-28 `subscriptions/listen` stream that a legacy child's notifications reach.
+#[derive(Debug)]
+pub(crate) struct Listener {
+    pub stream: Weak<Stream>,
+    /// The listen request's raw id: the `subscriptionId` its notifications carry.
+    pub id: String,
+    pub tools: bool,
+    pub prompts: bool,
+    pub resources: bool,
+    pub uris: BTreeSet<String>,
+}
+
+impl Listener {
+    fn wants(&self, method: &str, uri: Option<&String>) -> bool {
+        match method {
+            "notifications/tools/list_changed" => self.tools,
+            "notifications/prompts/list_changed" => self.prompts,
+            "notifications/resources/list_changed" => self.resources,
+            "notifications/resources/updated" => uri.is_some_and(|u| self.uris.contains(u)),
+            _ => false,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -192,10 +219,53 @@ impl Audience {
         }
     }
 
+    /// Adds a listen stream; returns the URIs the child must now be subscribed to.
+    pub(crate) fn listen(&self, key: u64, listener: Listener) -> Vec<String> {
+        let mut m = self.lock();
+        let mut first = Vec::new();
+        for uri in &listener.uris {
+            let n = m.subs.entry(uri.clone()).or_default();
+            *n += 1;
+            if *n == 1 {
+                first.push(uri.clone());
+            }
+        }
+        m.listens.insert(key, listener);
+        first
+    }
+
+    /// Removes a listen stream; returns the URIs nobody is subscribed to any more.
+    pub(crate) fn unlisten(&self, key: u64) -> Vec<String> {
+        let mut m = self.lock();
+        let Some(l) = m.listens.remove(&key) else {
+            return Vec::new();
+        };
+        l.uris.into_iter().filter(|u| m.release(u)).collect()
+    }
+
+    /// Sends a notification to the listen streams that asked for its kind, tagged with
+    /// their `subscriptionId`.
+    fn to_listens(&self, frame: &Frame, method: &str) {
+        let uri = notification_field(frame, Field::Uri);
+        let targets: Vec<(Arc<Stream>, String)> = self
+            .lock()
+            .listens
+            .values()
+            .filter(|l| l.wants(method, uri.as_ref()))
+            .filter_map(|l| Some((l.stream.upgrade()?, l.id.clone())))
+            .collect();
+        for (stream, id) in targets {
+            if let Some(tagged) = tag(frame, method, &id) {
+                stream.push(tagged, false);
+            }
+        }
+    }
+
     /// Fans an unclaimed notification out to the members that should see it; returns how
     /// many got it.
     pub(crate) fn fan_out(&self, frame: &Frame) -> usize {
         let method = frame.method().unwrap_or_default();
+        self.to_listens(frame, method);
         let targets: Vec<Arc<Session>> = {
             let m = self.lock();
             let pick = |f: &dyn Fn(&Member) -> bool| -> Vec<Arc<Session>> {
@@ -244,6 +314,21 @@ impl Members {
             None => false,
         }
     }
+}
+
+/// The notification with `_meta["io.modelcontextprotocol/subscriptionId"]` set to `id`.
+fn tag(frame: &Frame, method: &str, id: &str) -> Option<Bytes> {
+    let mut params = frame
+        .params::<serde_json::Map<String, serde_json::Value>>()
+        .unwrap_or_default();
+    let id: serde_json::Value = serde_json::from_str(id).ok()?;
+    let meta = params
+        .entry("_meta")
+        .or_insert_with(|| serde_json::Value::Object(serde_json::Map::new()));
+    meta.as_object_mut()?
+        .insert("io.modelcontextprotocol/subscriptionId".into(), id);
+    let line = serde_json::json!({ "jsonrpc": "2.0", "method": method, "params": params });
+    serde_json::to_vec(&line).ok().map(Bytes::from)
 }
 
 fn deliver(targets: &[Arc<Session>], bytes: &Bytes) {

@@ -14,6 +14,7 @@ use crate::jsonrpc::{Frame, RawId};
 use crate::session::stream::Stream;
 use crate::session::Session;
 use crate::ticket::Ticket;
+use super::translate::{Input, Translation};
 
 #[derive(Debug, Default)]
 pub(super) struct Mux {
@@ -36,6 +37,8 @@ pub(super) struct Pending {
     pub(super) hard_deadline: Instant,
     /// How far progress pushes the deadline (the method's timeout).
     pub(super) timeout: Duration,
+    /// A 2026-07-28 request a legacy child serves (`translate.rs`).
+    pub(super) translation: Option<Arc<Translation>>,
 }
 
 /// Who is waiting for an answer.
@@ -52,13 +55,16 @@ pub(super) enum Target {
     },
     /// The relay itself.
     Relay(oneshot::Sender<Result<Frame, Error>>),
+    /// A translated request whose client was sent an `input_required` result: the child
+    /// still works on it and waits for these inputs until the client's retry (`translate.rs`).
+    Parked { round: u32, inputs: Vec<Input> },
 }
 
 impl Pending {
     pub(super) fn session(&self) -> Option<&Weak<Session>> {
         match &self.to {
             Target::Client { session, .. } => session.as_ref(),
-            Target::Relay(_) => None,
+            Target::Relay(_) | Target::Parked { .. } => None,
         }
     }
 
@@ -99,6 +105,8 @@ impl Pending {
             Target::Relay(tx) => {
                 let _ = tx.send(answer.map(|(frame, _)| frame));
             }
+            // Nobody waits: the client will retry, or the wait runs out.
+            Target::Parked { .. } => {}
         }
     }
 }

@@ -14,6 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+use super::translate::Translation;
 use super::{audience, protocol_version, Mux, Pending, Target, Upstream};
 use crate::jsonrpc::{Frame, Kind, RawId};
 use crate::session::stream::Stream;
@@ -21,7 +22,7 @@ use crate::session::Session;
 
 impl Upstream {
     /// Routes one line from the child.
-    pub(super) fn route_line(&self, line: Bytes) {
+    pub(super) fn route_line(self: &Arc<Self>, line: Bytes) {
         let frame = match Frame::parse_upstream(line) {
             Ok(f) => f,
             Err(e) => {
@@ -51,6 +52,13 @@ impl Upstream {
                 frame.splice(&mut [(span, raw_id.as_str())])
             }
             _ => frame.bytes().clone(),
+        };
+        // A 2026-07-28 client of a legacy child gets the answer in its era's terms.
+        let bytes = match (&p.translation, &p.to) {
+            (Some(tr), Target::Client { ticket, raw_id, .. }) => {
+                tr.decorate(&frame, bytes, raw_id, ticket.filters())
+            }
+            _ => bytes,
         };
         let session = p.session().and_then(Weak::upgrade);
         if p.initialize && p.is_client() {
@@ -94,7 +102,7 @@ impl Upstream {
 
     /// A child request or notification: pick its session and stream (PROTOCOL.md §5.4), or
     /// leave it to the audience.
-    fn route_other(&self, frame: &Frame, request: Option<RawId>) {
+    fn route_other(self: &Arc<Self>, frame: &Frame, request: Option<RawId>) {
         let shared = self.audience.is_shared();
         let method = frame.method().unwrap_or_default();
         if request.is_none() && self.route_to_listen(frame, method) {
@@ -114,7 +122,18 @@ impl Upstream {
             (Some((original, _)), Some(span)) => frame.splice(&mut [(span, original)]),
             _ => frame.bytes().clone(),
         };
-        let related = token.and_then(|(_, id)| mux.pending.get(id));
+        let related_id = token.map(|(_, id)| *id);
+        if let Some((relay_id, tr, stream)) = translated(&mux, related_id) {
+            drop(mux);
+            match request {
+                Some(id) if method == "ping" => self.refuse(&id, method),
+                Some(id) => self.offer_input(relay_id, &tr, frame, id),
+                None if method == "notifications/message" && !tr.admits_log(frame) => {}
+                None => stream.push(bytes, false),
+            }
+            return;
+        }
+        let related = related_id.and_then(|id| mux.pending.get(&id));
         let (session, stream) = match claim(&mux, related) {
             // A stateless request's notifications stay on its stream; it is never asked.
             Some((None, stream)) if request.is_none() => {
@@ -218,8 +237,14 @@ impl Upstream {
         true
     }
 
-    /// Answers a child request no session can take, as a client without the capability would.
+    /// Answers a child request no session can take, as a client without the capability would
+    /// (a `ping` is answered: the relay is alive).
     fn refuse(&self, id: &RawId, method: &str) {
+        if method == "ping" {
+            let pong = format!(r#"{{"jsonrpc":"2.0","id":{},"result":{{}}}}"#, id.as_str());
+            let _ = self.child.send(Bytes::from(pong));
+            return;
+        }
         debug!(method, "child request refused: no session can answer it");
         let refusal = crate::jsonrpc::error_response(
             Some(id.as_str()),
@@ -237,6 +262,28 @@ fn is_global(method: &str) -> bool {
         || method == "notifications/resources/updated"
 }
 
+/// The translated request a child message belongs to (`translate.rs`), chosen like any
+/// client request ([`claim`]): its relay id, translation and stream.
+fn translated(mux: &Mux, related: Option<u64>) -> Option<(u64, Arc<Translation>, Arc<Stream>)> {
+    let (id, p) = match related {
+        Some(id) => (id, mux.pending.get(&id)?),
+        None => {
+            let mut clients = mux
+                .pending
+                .iter()
+                .filter(|(_, p)| p.is_client() && !p.listen);
+            match (clients.next(), clients.next()) {
+                (Some((id, p)), None) => (*id, p),
+                _ => return None,
+            }
+        }
+    };
+    match (&p.translation, &p.to) {
+        (Some(tr), Target::Client { stream, .. }) => Some((id, tr.clone(), stream.clone())),
+        _ => None,
+    }
+}
+
 /// The client request a child message belongs to: the one its progress token names, else
 /// the only client request in flight; with its session (`None`: stateless) and stream.
 fn claim(mux: &Mux, related: Option<&Pending>) -> Option<(Option<Weak<Session>>, Arc<Stream>)> {
@@ -252,6 +299,6 @@ fn claim(mux: &Mux, related: Option<&Pending>) -> Option<(Option<Weak<Session>>,
             Target::Client {
                 session, stream, ..
             } => Some((session.clone(), stream.clone())),
-            Target::Relay(_) => None,
+            Target::Relay(_) | Target::Parked { .. } => None,
         })
 }

@@ -22,7 +22,7 @@ use crate::config::servers::{name_is_valid, AggregateSpec, EndpointSpec, Failure
 /// upstream with credentials and TLS, or an entry of a desktop server file), its child and
 /// session settings, timeouts and caps, and a TCP front of its own. The others are
 /// listener-wide and belong in `[serve]`.
-pub(crate) const PER_SERVER: [&str; 33] = [
+pub(crate) const PER_SERVER: [&str; 37] = [
     "command",
     "upstream",
     "upstream_ca",
@@ -43,6 +43,10 @@ pub(crate) const PER_SERVER: [&str; 33] = [
     "cwd",
     "session_mode",
     "child_era",
+    "era",
+    "input_timeout",
+    "cache_ttl",
+    "cache_scope",
     "children",
     "request_timeout",
     "request_timeout_max",

@@ -1,0 +1,332 @@
+//! 2026-07-28 requests served by legacy children (PROTOCOL.md §5.12, server side).
+//!
+//! When the wrapped server speaks only the initialize-based era, the relay stands in for the
+//! modern server: it initializes the children itself (with sampling, elicitation and roots,
+//! which it can carry), answers `server/discover` from their `initialize` result, and sends
+//! each stateless request to an initialized child: a pool of its own in `per-session` mode,
+//! the shared pool in `shared` mode, the caller's child in `per-identity` mode. Headers and
+//! `_meta` are checked exactly as for a modern child (`era/modern.rs`), and the policy phases
+//! are the same (`Relay::admit`). Methods the modern era removed are unknown here (-32601).
+//!
+//! A child that asks for input while it serves a request is handled by the mux
+//! (`upstream/translate.rs`): the client gets an `input_required` result whose
+//! `requestState` is sealed here (`era/state.rs`). The client's retry carries it back; this
+//! file opens it, checks it belongs to this caller, server and request, finds the child by
+//! its pid and resumes the parked request there. A state that fails any check is -32602 and
+//! never reaches a child. `subscriptions/listen` is `relay/listen.rs`'s.
+
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::http::HeaderMap;
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+use tokio::sync::OnceCell;
+
+use super::modern::{CancelOnDrop, Pending, Stateless};
+use super::Relay;
+use crate::caller::Caller;
+use crate::config::{ServeConfig, SessionMode};
+use crate::era::modern::ToolHeaders;
+use crate::era::state::{self, State, StateKey};
+use crate::error::Error;
+use crate::jsonrpc::{Frame, Kind};
+use crate::session::stream::Stream;
+use crate::ticket::Ticket;
+use crate::upstream::supervisor::{Init, Pool, Slot, SlotSpec, State as SlotState};
+use crate::upstream::translate::{CacheHint, Seal, Translation};
+use crate::upstream::{Counters, Upstream};
+
+/// Methods the modern era removed: a modern client naming one gets -32601, as from a
+/// modern server.
+const REMOVED: [&str; 5] = [
+    "initialize",
+    "ping",
+    "logging/setLevel",
+    "resources/subscribe",
+    "resources/unsubscribe",
+];
+
+/// Legacy children serving modern requests, and what the relay keeps for them.
+#[derive(Debug)]
+pub(crate) struct LegacyPool {
+    /// The pool of its own (`per-session` mode); the other modes use the relay's children.
+    own: Option<Pool>,
+    tools: Arc<RwLock<ToolHeaders>>,
+    listed: OnceCell<()>,
+    key: Arc<StateKey>,
+}
+
+impl LegacyPool {
+    pub(crate) fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Arc<LegacyPool> {
+        let own = (cfg.session_mode == SessionMode::PerSession).then(|| {
+            let spec = SlotSpec {
+                child: cfg.child.clone(),
+                limits: cfg.upstream.clone(),
+                initialize: true,
+                hello: None,
+            };
+            Pool::start(cfg.children, &spec, counters)
+        });
+        Arc::new(LegacyPool {
+            own,
+            tools: Arc::default(),
+            listed: OnceCell::new(),
+            key: Arc::new(StateKey::generate()),
+        })
+    }
+
+    pub(crate) fn own_pool(&self) -> Option<&Pool> {
+        self.own.as_ref()
+    }
+}
+
+/// Seals the states of one request's rounds.
+#[derive(Debug)]
+struct Sealer {
+    key: Arc<StateKey>,
+    base: State,
+    wait: Duration,
+}
+
+impl Seal for Sealer {
+    fn seal(&self, pid: u32, relay_id: u64, round: u32) -> String {
+        let wait = u64::try_from(self.wait.as_millis()).unwrap_or(u64::MAX);
+        self.key.seal(&State {
+            pid,
+            relay_id,
+            round,
+            expires_ms: state::now_ms().saturating_add(wait),
+            ..self.base.clone()
+        })
+    }
+}
+
+impl Relay {
+    /// The slots that may serve `caller`'s modern requests.
+    fn legacy_slots(&self, lp: &LegacyPool, caller: &Caller) -> Result<Vec<Arc<Slot>>, Error> {
+        if let Some(pool) = &lp.own {
+            return Ok(pool.slots().to_vec());
+        }
+        if self.cfg.session_mode == SessionMode::PerIdentity {
+            let backend = self.children.bind(&self.cfg, &self.counters, caller)?;
+            return Ok(match backend {
+                super::children::Backend::Shared(slot) => vec![slot],
+                super::children::Backend::Own(_) => Vec::new(),
+            });
+        }
+        Ok(self.children.slots())
+    }
+
+    /// An initialized child with the fewest requests in flight, and its `initialize` answer.
+    async fn legacy_child(
+        &self,
+        lp: &LegacyPool,
+        caller: &Caller,
+    ) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
+        let slots = self.legacy_slots(lp, caller)?;
+        let ready = slots
+            .iter()
+            .filter_map(|s| match s.state() {
+                SlotState::Ready(up, Some(init)) if up.is_alive() => Some((up, init)),
+                _ => None,
+            })
+            .min_by_key(|(up, _)| up.inflight());
+        match (ready, slots.first()) {
+            (Some(found), _) => Ok(found),
+            (None, Some(first)) => first.initialized().await,
+            (None, None) => Err(Error::ChildUnavailable),
+        }
+    }
+
+    /// Handles one modern message for a legacy child.
+    pub(super) async fn translated(
+        &self,
+        caller: &Caller,
+        headers: &HeaderMap,
+        frame: &Frame,
+        lp: Arc<LegacyPool>,
+    ) -> Result<Stateless, Error> {
+        let (up, init) = self.legacy_child(&lp, caller).await?;
+        lp.listed
+            .get_or_init(|| learn_tools(&up, &lp.tools))
+            .await;
+        {
+            let tools = lp.tools.read().unwrap_or_else(|e| e.into_inner());
+            crate::era::modern::validate(headers, frame, &tools).map_err(Error::Modern)?;
+        }
+        match frame.kind() {
+            Kind::Response => return Err(Error::UnexpectedResponse),
+            // Modern clients cancel by closing the stream; other notifications have no
+            // legacy meaning without a session.
+            Kind::Notification => return Ok(Stateless::Accepted),
+            Kind::Request => {}
+        }
+        let method = frame.method().unwrap_or_default();
+        let mut ticket = match self.admit(caller, None, frame, true) {
+            Ok(t) => t,
+            Err((e, rule)) => {
+                Ticket::refused(&self.audit, caller, None, Some(frame), &e, Some(rule));
+                let body = frame.id().map(|id| e.to_jsonrpc(&id)).unwrap_or_default();
+                return Ok(Stateless::Answered(body));
+            }
+        };
+        let Some(raw_id) = frame.id() else {
+            return Err(Error::Internal);
+        };
+        if method == "server/discover" {
+            let body = discover(&init, raw_id.as_str(), self.cache_hint(&ticket));
+            return Ok(Stateless::Answered(ticket.answer(body, None)));
+        }
+        if REMOVED.contains(&method) {
+            let e = Error::DeniedMethod;
+            let body = e.to_jsonrpc(&raw_id);
+            return Ok(Stateless::Answered(ticket.answer(body, Some(-32601))));
+        }
+        if method == "subscriptions/listen" {
+            let slots = self.legacy_slots(&lp, caller)?;
+            return Ok(self.listen_legacy(frame, ticket, slots, &init));
+        }
+        let seal = Arc::new(Sealer {
+            key: lp.key.clone(),
+            base: self.state_of(caller, frame),
+            wait: self.cfg.input_wait,
+        });
+        let tr = Translation::new(frame, seal, self.cfg.input_wait, self.cache_hint(&ticket));
+        match request_state(frame) {
+            Some(text) => self.resume(caller, frame, ticket, &text, tr, &lp),
+            None => {
+                let lists_tools = method == "tools/list" && !ticket.filters();
+                let stream = Stream::new(1, false, self.cfg.buffer);
+                let relay_id = up.forward_translated(frame, &stream, ticket, tr)?;
+                Ok(Stateless::Pending(Pending::new(
+                    CancelOnDrop::new(up, relay_id, stream.clone()),
+                    stream,
+                    lists_tools.then(|| lp.tools.clone()),
+                )))
+            }
+        }
+    }
+
+    /// A retry: the state must open for this caller and request, and its request must wait
+    /// at a live child; then it resumes there.
+    fn resume(
+        &self,
+        caller: &Caller,
+        frame: &Frame,
+        ticket: Ticket,
+        text: &str,
+        tr: Arc<Translation>,
+        lp: &LegacyPool,
+    ) -> Result<Stateless, Error> {
+        let refuse = |ticket: Ticket, reason: &'static str| {
+            ticket.discard();
+            Err(Error::RequestState(reason))
+        };
+        let opened = match lp.key.open(text, &self.state_of(caller, frame)) {
+            Ok(s) => s,
+            Err(r) => return refuse(ticket, r.reason()),
+        };
+        let up = self.legacy_slots(lp, caller).ok().and_then(|slots| {
+            slots
+                .iter()
+                .filter_map(|s| s.current())
+                .find(|u| u.pid() == opened.pid && u.is_alive())
+        });
+        let Some(up) = up else {
+            return refuse(ticket, "request_state_expired");
+        };
+        let stream = Stream::new(1, false, self.cfg.buffer);
+        match up.resume(opened.relay_id, opened.round, frame, &stream, ticket, &tr) {
+            Ok(()) => Ok(Stateless::Pending(Pending::new(
+                CancelOnDrop::new(up, opened.relay_id, stream.clone()),
+                stream,
+                None,
+            ))),
+            Err(ticket) => refuse(ticket, "request_state_expired"),
+        }
+    }
+
+    /// What a state of this request is bound to (pid, relay id and round are the mux's).
+    fn state_of(&self, caller: &Caller, frame: &Frame) -> State {
+        State {
+            principal: caller.owner().unwrap_or_default().to_owned(),
+            server: self.cfg.server_name.clone().unwrap_or_default(),
+            pid: 0,
+            relay_id: 0,
+            round: 0,
+            method: frame.method().unwrap_or_default().to_owned(),
+            name: frame
+                .name()
+                .or_else(|| frame.uri())
+                .unwrap_or_default()
+                .to_owned(),
+            expires_ms: 0,
+        }
+    }
+
+    /// The caching hints of this relay's translated answers (`public` only as configured,
+    /// and never for an answer filtered for the caller).
+    fn cache_hint(&self, ticket: &Ticket) -> Option<CacheHint> {
+        let ttl_ms = u64::try_from(self.cfg.cache_ttl.as_millis()).unwrap_or(u64::MAX);
+        Some(CacheHint {
+            ttl_ms,
+            public: self.cfg.cache_public && !ticket.filters(),
+        })
+    }
+}
+
+/// `params.requestState` of a retry.
+fn request_state(frame: &Frame) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "requestState")]
+        request_state: Option<String>,
+    }
+    frame.params::<Params>()?.request_state
+}
+
+/// The `DiscoverResult` made from a legacy child's `initialize` answer.
+fn discover(init: &Init, raw_id: &str, hint: Option<CacheHint>) -> Bytes {
+    let mut result = Map::new();
+    result.insert("resultType".into(), json!("complete"));
+    result.insert(
+        "supportedVersions".into(),
+        json!(crate::era::modern::SUPPORTED),
+    );
+    let caps = init.result.get("capabilities").cloned();
+    result.insert("capabilities".into(), caps.unwrap_or_else(|| json!({})));
+    if let Some(info) = init.result.get("serverInfo") {
+        result.insert("serverInfo".into(), info.clone());
+        result.insert(
+            "_meta".into(),
+            json!({ "io.modelcontextprotocol/serverInfo": info }),
+        );
+    }
+    if let Some(i) = init.result.get("instructions") {
+        result.insert("instructions".into(), i.clone());
+    }
+    if let Some(h) = hint {
+        result.insert("ttlMs".into(), json!(h.ttl_ms));
+        let scope = if h.public { "public" } else { "private" };
+        result.insert("cacheScope".into(), json!(scope));
+    }
+    format!(
+        r#"{{"jsonrpc":"2.0","id":{raw_id},"result":{}}}"#,
+        Value::Object(result)
+    )
+    .into()
+}
+
+/// Learns the `Mcp-Param-*` mapping from the child's first `tools/list` page.
+async fn learn_tools(up: &Upstream, tools: &RwLock<ToolHeaders>) {
+    let Ok(answer) = up.call("tools/list", "{}") else {
+        return;
+    };
+    let Ok(Ok(Ok(frame))) = tokio::time::timeout(Duration::from_secs(10), answer).await else {
+        return;
+    };
+    if let Some(result) = frame.result() {
+        tools.write().unwrap_or_else(|e| e.into_inner()).learn(result);
+    }
+}
