@@ -3,7 +3,8 @@
 //! behaviours (`--ignore-sigterm`, `--grandchild`); the stdio session is in `fixture/server.rs`,
 //! framing and the stdout writer in `fixture/wire.rs`, the modes in `fixture/echo.rs` and
 //! `fixture/conformance.rs` (+ `fixture/conformance_data.rs`; its 2026-07-28 side in
-//! `fixture/modern.rs`, `fixture/modern_data.rs` and `fixture/mrtr.rs`).
+//! `fixture/modern.rs`, `fixture/modern_data.rs` and `fixture/mrtr.rs`, served the 2025-11-25
+//! way by `fixture/legacy.rs` in the legacy era).
 //!
 //! Wire rules: newline-delimited JSON-RPC 2.0 on stdin/stdout, one compact object per line,
 //! stdout flushed after every line, logs on stderr only; requests run concurrently; every
@@ -27,6 +28,8 @@ mod conformance_data;
 mod echo;
 #[path = "fixture/era.rs"]
 mod era;
+#[path = "fixture/legacy.rs"]
+mod legacy;
 #[path = "fixture/modern.rs"]
 mod modern;
 #[path = "fixture/modern_data.rs"]

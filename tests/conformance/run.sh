@@ -4,6 +4,8 @@
 #
 #   mcp-relay serve --listen 127.0.0.1:0 --sse-close-after 1s -- mcp-relay-fixture conformance --era dual
 #
+# (`--era ERA` with CONFORMANCE_FIXTURE_ERA=ERA: `legacy` is a 2025-11-25-only server that serves
+# the 2026-07-28 names with server->client requests, `modern` a 2026-07-28-only one),
 # or, with CONFORMANCE_SERVERS=1, against the per-server path /servers/conf/mcp of a relay with
 # two named servers (`[servers.conf]`: that same fixture command; `[servers.echo]`: the fixture
 # in echo mode), started as `mcp-relay serve --listen 127.0.0.1:0 --sse-close-after 1s --config
@@ -21,12 +23,16 @@
 #              CONFORMANCE_TOTAL_TIMEOUT (whole CLI run, seconds, default 600),
 #              SSE_CLOSE_AFTER (default 1s),
 #              RELAY_EXTRA_ARGS (more `serve` flags, space-separated, e.g. "--session-mode shared"),
+#              CONFORMANCE_FIXTURE_ERA (`dual` by default, `legacy` or `modern`: the fixture's
+#              --era; when not dual it joins the results label, e.g. conformance-2026-07-28-legacy
+#              or, with CONFORMANCE_LABEL=shared, conformance-2026-07-28-legacy-shared),
 #              CONFORMANCE_LABEL (suffix of the results directory, e.g. "shared"; "servers" by
 #              default with CONFORMANCE_SERVERS=1),
 #              CONFORMANCE_SERVERS=1 (the multi-server relay above; its config is written to
 #              results/conformance-V-LABEL.relay.toml).
 # Needs: cargo build done; scripts/setup-node-tools.sh (it is run here if node_modules is missing).
-# Results: results/conformance-V/ (checks.json per scenario), relay log results/conformance-V.relay.log.
+# Results: results/conformance-LABEL/ (checks.json per scenario), relay log
+# results/conformance-LABEL.relay.log; LABEL is V[-ERA][-CONFORMANCE_LABEL].
 # Exit status: the conformance CLI's (non-zero on unexpected failures or stale baseline entries).
 set -euo pipefail
 
@@ -44,7 +50,7 @@ while [ $# -gt 0 ]; do
         --scenario) SCENARIO="$2"; shift 2 ;;
         --scenario=*) SCENARIO="${1#*=}"; shift ;;
         --) shift; EXTRA=("$@"); break ;;
-        -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "run.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -57,12 +63,18 @@ if [ "$SPEC_VERSION" = 2025-11-25 ]; then
 else
     BASELINE="$ROOT/tests/conformance/baseline-$SPEC_VERSION.yml"
 fi
+ERA="${CONFORMANCE_FIXTURE_ERA:-dual}"
+case "$ERA" in
+    dual) ERA_TAG="" ;;
+    legacy|modern) ERA_TAG="-$ERA" ;;
+    *) echo "run.sh: CONFORMANCE_FIXTURE_ERA must be dual, legacy or modern (got $ERA)" >&2; exit 2 ;;
+esac
 SERVERS="${CONFORMANCE_SERVERS:-}"
 [ "$SERVERS" != 0 ] || SERVERS=""
 if [ -n "$SERVERS" ]; then
-    LABEL="$SPEC_VERSION-${CONFORMANCE_LABEL:-servers}"
+    LABEL="$SPEC_VERSION$ERA_TAG-${CONFORMANCE_LABEL:-servers}"
 else
-    LABEL="$SPEC_VERSION${CONFORMANCE_LABEL:+-$CONFORMANCE_LABEL}"
+    LABEL="$SPEC_VERSION$ERA_TAG${CONFORMANCE_LABEL:+-$CONFORMANCE_LABEL}"
 fi
 OUT="$ROOT/results/conformance-$LABEL"
 RELAY_LOG="$ROOT/results/conformance-$LABEL.relay.log"
@@ -110,13 +122,13 @@ RELAY_ARGS=(serve --listen 127.0.0.1:0 --sse-close-after "$SSE_CLOSE_AFTER" ${RE
 if [ -n "$SERVERS" ]; then
     # The server under test, then a second one of another kind, so the relay is multi-server.
     {
-        printf '[servers.conf]\ncommand = [%s, "conformance", "--era", "dual"]\n\n' "$(toml_str "$FIXTURE")"
+        printf '[servers.conf]\ncommand = [%s, "conformance", "--era", "%s"]\n\n' "$(toml_str "$FIXTURE")" "$ERA"
         printf '[servers.echo]\ncommand = [%s, "echo"]\n' "$(toml_str "$FIXTURE")"
     } >"$RELAY_CONFIG"
     RELAY_ARGS+=(--config "$RELAY_CONFIG")
     SERVED_PATH=/servers/conf/mcp
 else
-    RELAY_ARGS+=(-- "$FIXTURE" conformance --era dual)
+    RELAY_ARGS+=(-- "$FIXTURE" conformance --era "$ERA")
     SERVED_PATH=""
 fi
 say "starting: $RELAY ${RELAY_ARGS[*]}"
