@@ -273,6 +273,9 @@ fn aggregate_config(
     agg.child = ServerSpec::InProcess(Arc::new(aggregator));
     agg.session_mode = SessionMode::PerSession;
     agg.child_era = ChildEra::Legacy;
+    // The in-process aggregate opens its servers' sessions per caller; 2026-07-28 clients
+    // fall back to a 2025 session on it (each server's own path serves both eras).
+    agg.era = crate::config::EraPolicy::LegacyOnly;
     agg.server_name = None;
     (Arc::new(agg), status)
 }

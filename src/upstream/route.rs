@@ -47,18 +47,15 @@ impl Upstream {
             debug!(id = ?frame.id(), "child answer to no pending request dropped");
             return;
         };
-        let bytes = match (&p.to, frame.id_span()) {
-            (Target::Client { raw_id, .. }, Some(span)) => {
+        // A 2026-07-28 client of a legacy child gets the answer in its era's terms.
+        let bytes = match (&p.to, frame.id_span(), &p.translation) {
+            (Target::Client { raw_id, ticket, .. }, Some(span), Some(tr)) => {
+                tr.decorate(&frame, span, raw_id, ticket.filters())
+            }
+            (Target::Client { raw_id, .. }, Some(span), None) => {
                 frame.splice(&mut [(span, raw_id.as_str())])
             }
             _ => frame.bytes().clone(),
-        };
-        // A 2026-07-28 client of a legacy child gets the answer in its era's terms.
-        let bytes = match (&p.translation, &p.to) {
-            (Some(tr), Target::Client { ticket, raw_id, .. }) => {
-                tr.decorate(&frame, bytes, raw_id, ticket.filters())
-            }
-            _ => bytes,
         };
         let session = p.session().and_then(Weak::upgrade);
         if p.initialize && p.is_client() {

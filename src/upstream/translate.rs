@@ -197,18 +197,20 @@ impl Translation {
         }
     }
 
-    /// The final answer as a modern client must see it: caching hints on cacheable results
-    /// (`public` only when the answer was not filtered for the caller), and the legacy
-    /// resource-not-found (-32002) as the modern -32602.
+    /// The final answer as a modern client must see it, with the client's id (at `id_span`)
+    /// back: `resultType` and, on cacheable results, caching hints (`public` only when the
+    /// answer was not filtered for the caller); the legacy resource-not-found (-32002) becomes
+    /// the modern -32602.
     pub(super) fn decorate(
         &self,
         frame: &Frame,
-        bytes: Bytes,
+        id_span: std::ops::Range<usize>,
         raw_id: &RawId,
         filtered: bool,
     ) -> Bytes {
+        let id = (id_span, raw_id.as_str());
         if frame.is_error() {
-            return modern_error(bytes, raw_id);
+            return modern_error(frame.splice(&mut [id]), raw_id);
         }
         // Every 2026-07-28 result says what it is.
         let mut fields = String::from(r#""resultType":"complete""#);
@@ -220,24 +222,27 @@ impl Translation {
             };
             fields.push_str(&format!(r#","ttlMs":{},"cacheScope":"{scope}""#, hint.ttl_ms));
         }
-        insert_into_result(frame, &bytes, &fields).unwrap_or(bytes)
+        match result_insert(frame, &fields) {
+            Some((at, text)) => frame.splice(&mut [id, (at..at, text.as_str())]),
+            None => frame.splice(&mut [id]),
+        }
     }
 }
 
-/// Adds `fields` (`"a":1,"b":2`) at the start of the result object, unless it has them.
-fn insert_into_result(frame: &Frame, bytes: &Bytes, fields: &str) -> Option<Bytes> {
+/// Where and what to insert so the result object starts with `fields` (`"a":1,"b":2`),
+/// unless it says its type already.
+fn result_insert(frame: &Frame, fields: &str) -> Option<(usize, String)> {
     let result = frame.result()?;
     if result.contains("\"resultType\"") || !result.starts_with('{') {
         return None;
     }
+    let bytes = frame.bytes();
     let at = (result.as_ptr() as usize).checked_sub(bytes.as_ptr() as usize)? + 1;
+    if at > bytes.len() || bytes.get(at - 1) != Some(&b'{') {
+        return None;
+    }
     let empty = result[1..].trim_start().starts_with('}');
-    let insert = if empty {
-        fields.to_owned()
-    } else {
-        format!("{fields},")
-    };
-    Some(crate::jsonrpc::splice(bytes, &mut [(at..at, insert.as_str())]))
+    Some((at, if empty { fields.to_owned() } else { format!("{fields},") }))
 }
 
 /// The legacy resource-not-found code the 2026-07-28 era no longer allows, made -32602
@@ -569,19 +574,20 @@ mod tests {
 
     #[test]
     fn hints_are_spliced_into_the_result() {
-        let f = Frame::parse_upstream(Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#,
-        ))
-        .unwrap();
-        let out = insert_into_result(&f, f.bytes(), r#""resultType":"complete""#).unwrap();
+        let splice = |line: &'static [u8]| {
+            let f = Frame::parse_upstream(Bytes::from_static(line)).unwrap();
+            let (at, text) = result_insert(&f, r#""resultType":"complete""#).unwrap();
+            let span = f.id_span().unwrap();
+            f.splice(&mut [(span, "\"a\""), (at..at, text.as_str())])
+        };
         assert_eq!(
-            &out[..],
-            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete","tools":[]}}"#
+            &splice(br#"{"jsonrpc":"2.0","id":1,"result":{"tools":[]}}"#)[..],
+            br#"{"jsonrpc":"2.0","id":"a","result":{"resultType":"complete","tools":[]}}"#
         );
-        let e = Frame::parse_upstream(Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#))
-            .unwrap();
-        let out = insert_into_result(&e, e.bytes(), r#""ttlMs":5"#).unwrap();
-        assert_eq!(&out[..], br#"{"jsonrpc":"2.0","id":1,"result":{"ttlMs":5}}"#);
+        assert_eq!(
+            &splice(br#"{"jsonrpc":"2.0","id":1,"result":{}}"#)[..],
+            br#"{"jsonrpc":"2.0","id":"a","result":{"resultType":"complete"}}"#
+        );
     }
 
     #[test]
