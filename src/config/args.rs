@@ -108,7 +108,12 @@ pub(crate) struct ServeArgs {
     /// `server/discover` and turns its sampling/elicitation/roots requests into
     /// `input_required` results). `legacy-only` refuses 2026-07-28 requests with the 400 that
     /// makes dual-era clients fall back; `modern-only` refuses `initialize`.
-    #[arg(help_heading = "Child process", long, value_enum, default_value = "auto")]
+    #[arg(
+        help_heading = "Child process",
+        long,
+        value_enum,
+        default_value = "auto"
+    )]
     pub era: EraPolicy,
     /// How long a legacy child's request for input (sampling, elicitation, roots) waits for a
     /// 2026-07-28 client's retry; then the child's request gets an error and its call is
@@ -121,7 +126,12 @@ pub(crate) struct ServeArgs {
     pub cache_ttl: Duration,
     /// `cacheScope` of those results: `private`, or `public` for answers that are the same for
     /// every caller (an answer filtered by roles stays `private` whatever this says).
-    #[arg(help_heading = "Child process", long, value_enum, default_value = "private")]
+    #[arg(
+        help_heading = "Child process",
+        long,
+        value_enum,
+        default_value = "private"
+    )]
     pub cache_scope: CacheScope,
     /// Children in the shared pool (`--session-mode shared`); sessions are spread over them.
     #[arg(help_heading = "Child process", long, default_value_t = 1)]

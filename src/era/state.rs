@@ -92,32 +92,33 @@ pub(crate) fn now_ms() -> u64 {
 }
 
 impl StateKey {
-    /// A fresh random key.
-    pub(crate) fn generate() -> StateKey {
+    /// A fresh random key; `None` if the system has no random numbers to give.
+    pub(crate) fn generate() -> Option<StateKey> {
         let rng = SystemRandom::new();
         let mut bytes = [0u8; 32];
-        // The system RNG does not fail on the platforms the relay runs on; a zero key would
-        // still be secret-free, so refuse to run instead of using one.
-        rng.fill(&mut bytes).expect("system random number generator");
-        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).expect("a 32-byte key");
-        StateKey {
+        rng.fill(&mut bytes).ok()?;
+        let key = UnboundKey::new(&CHACHA20_POLY1305, &bytes).ok()?;
+        Some(StateKey {
             key: LessSafeKey::new(key),
             rng,
-        }
+        })
     }
 
-    /// Seals `state`.
+    /// Seals `state` (empty, which never opens, if no nonce could be drawn).
     pub(crate) fn seal(&self, state: &State) -> String {
         let mut nonce = [0u8; NONCE_LEN];
-        self.rng.fill(&mut nonce).expect("system random number generator");
+        if self.rng.fill(&mut nonce).is_err() {
+            return String::new();
+        }
         let mut data = serde_json::to_vec(state).unwrap_or_default();
-        self.key
-            .seal_in_place_append_tag(
-                Nonce::assume_unique_for_key(nonce),
-                Aad::from(AAD),
-                &mut data,
-            )
-            .expect("a sealable state");
+        let sealed = self.key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(AAD),
+            &mut data,
+        );
+        if sealed.is_err() {
+            return String::new();
+        }
         let mut out = Vec::with_capacity(NONCE_LEN + data.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
@@ -177,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_sealed_state_opens_for_its_request_only() {
-        let key = StateKey::generate();
+        let key = StateKey::generate().unwrap();
         let sealed = key.seal(&state());
         assert!(sealed.starts_with(PREFIX));
         assert_eq!(key.open(&sealed, &state()), Ok(state()));
@@ -193,14 +194,14 @@ mod tests {
         assert_eq!(key.open(&sealed, &tool), Err(Refused::Mismatch));
         // Another relay process (another key) cannot open it.
         assert_eq!(
-            StateKey::generate().open(&sealed, &state()),
+            StateKey::generate().unwrap().open(&sealed, &state()),
             Err(Refused::Invalid)
         );
     }
 
     #[test]
     fn every_bit_flip_is_refused() {
-        let key = StateKey::generate();
+        let key = StateKey::generate().unwrap();
         let sealed = key.seal(&state());
         let raw = URL_SAFE_NO_PAD
             .decode(sealed.strip_prefix(PREFIX).unwrap())
@@ -221,7 +222,7 @@ mod tests {
 
     #[test]
     fn an_expired_state_is_refused() {
-        let key = StateKey::generate();
+        let key = StateKey::generate().unwrap();
         let old = State {
             expires_ms: now_ms() - 1,
             ..state()

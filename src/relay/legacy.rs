@@ -58,7 +58,12 @@ pub(crate) struct LegacyPool {
 }
 
 impl LegacyPool {
-    pub(crate) fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Arc<LegacyPool> {
+    /// `Internal` when no sealing key can be drawn (no system randomness).
+    pub(crate) fn start(
+        cfg: &ServeConfig,
+        counters: &Arc<Counters>,
+    ) -> Result<Arc<LegacyPool>, Error> {
+        let key = StateKey::generate().ok_or(Error::Internal)?;
         let own = (cfg.session_mode == SessionMode::PerSession).then(|| {
             let spec = SlotSpec {
                 child: cfg.child.clone(),
@@ -68,12 +73,12 @@ impl LegacyPool {
             };
             Pool::start(cfg.children, &spec, counters)
         });
-        Arc::new(LegacyPool {
+        Ok(Arc::new(LegacyPool {
             own,
             tools: Arc::default(),
             listed: OnceCell::new(),
-            key: Arc::new(StateKey::generate()),
-        })
+            key: Arc::new(key),
+        }))
     }
 
     pub(crate) fn own_pool(&self) -> Option<&Pool> {
@@ -148,9 +153,7 @@ impl Relay {
         lp: Arc<LegacyPool>,
     ) -> Result<Stateless, Error> {
         let (up, init) = self.legacy_child(&lp, caller).await?;
-        lp.listed
-            .get_or_init(|| learn_tools(&up, &lp.tools))
-            .await;
+        lp.listed.get_or_init(|| learn_tools(&up, &lp.tools)).await;
         {
             let tools = lp.tools.read().unwrap_or_else(|e| e.into_inner());
             crate::era::modern::validate(headers, frame, &tools).map_err(Error::Modern)?;
@@ -175,7 +178,8 @@ impl Relay {
             return Err(Error::Internal);
         };
         if method == "server/discover" {
-            let body = discover(&init, raw_id.as_str(), self.cache_hint(&ticket));
+            let legacy_too = self.cfg.era != crate::config::EraPolicy::ModernOnly;
+            let body = discover(&init, raw_id.as_str(), self.cache_hint(&ticket), legacy_too);
             return Ok(Stateless::Answered(ticket.answer(body, None)));
         }
         if REMOVED.contains(&method) {
@@ -287,13 +291,17 @@ fn request_state(frame: &Frame) -> Option<String> {
 }
 
 /// The `DiscoverResult` made from a legacy child's `initialize` answer.
-fn discover(init: &Init, raw_id: &str, hint: Option<CacheHint>) -> Bytes {
+fn discover(init: &Init, raw_id: &str, hint: Option<CacheHint>, legacy_too: bool) -> Bytes {
     let mut result = Map::new();
     result.insert("resultType".into(), json!("complete"));
-    result.insert(
-        "supportedVersions".into(),
-        json!(crate::era::modern::SUPPORTED),
-    );
+    // Legacy sessions are served on the same path (unless modern-only): a dual-era client
+    // may prefer its own version.
+    let mut versions: Vec<&str> = Vec::new();
+    if legacy_too {
+        versions.extend(crate::era::LEGACY_VERSIONS);
+    }
+    versions.extend(crate::era::modern::SUPPORTED);
+    result.insert("supportedVersions".into(), json!(versions));
     let caps = init.result.get("capabilities").cloned();
     result.insert("capabilities".into(), caps.unwrap_or_else(|| json!({})));
     if let Some(info) = init.result.get("serverInfo") {
@@ -327,6 +335,9 @@ async fn learn_tools(up: &Upstream, tools: &RwLock<ToolHeaders>) {
         return;
     };
     if let Some(result) = frame.result() {
-        tools.write().unwrap_or_else(|e| e.into_inner()).learn(result);
+        tools
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .learn(result);
     }
 }

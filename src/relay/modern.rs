@@ -210,13 +210,15 @@ impl ModernPool {
     pub(crate) fn tools(&self) -> std::sync::RwLockReadGuard<'_, ToolHeaders> {
         self.tools.read().unwrap_or_else(|e| e.into_inner())
     }
-
 }
 
 /// Learns from a `tools/list` answer a client received (tools added or changed later).
 fn learn_tools(tools: &RwLock<ToolHeaders>, answer: &Frame) {
     if let Some(result) = answer.result() {
-        tools.write().unwrap_or_else(|e| e.into_inner()).learn(result);
+        tools
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .learn(result);
     }
 }
 
@@ -246,7 +248,7 @@ impl Modern {
                 };
                 Ok::<_, Error>(match native {
                     Some(pool) => Served::Native(pool),
-                    None => Served::Legacy(LegacyPool::start(cfg, counters)),
+                    None => Served::Legacy(LegacyPool::start(cfg, counters)?),
                 })
             })
             .await?;

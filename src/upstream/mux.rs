@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::translate::{Input, Translation};
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
 use crate::session::stream::Stream;
 use crate::session::Session;
 use crate::ticket::Ticket;
-use super::translate::{Input, Translation};
 
 #[derive(Debug, Default)]
 pub(super) struct Mux {

@@ -214,13 +214,19 @@ impl Translation {
         }
         // Every 2026-07-28 result says what it is.
         let mut fields = String::from(r#""resultType":"complete""#);
-        if let Some(hint) = self.cache.filter(|_| CACHEABLE.contains(&self.method.as_str())) {
+        if let Some(hint) = self
+            .cache
+            .filter(|_| CACHEABLE.contains(&self.method.as_str()))
+        {
             let scope = if hint.public && !filtered {
                 "public"
             } else {
                 "private"
             };
-            fields.push_str(&format!(r#","ttlMs":{},"cacheScope":"{scope}""#, hint.ttl_ms));
+            fields.push_str(&format!(
+                r#","ttlMs":{},"cacheScope":"{scope}""#,
+                hint.ttl_ms
+            ));
         }
         match result_insert(frame, &fields) {
             Some((at, text)) => frame.splice(&mut [id, (at..at, text.as_str())]),
@@ -242,7 +248,14 @@ fn result_insert(frame: &Frame, fields: &str) -> Option<(usize, String)> {
         return None;
     }
     let empty = result[1..].trim_start().starts_with('}');
-    Some((at, if empty { fields.to_owned() } else { format!("{fields},") }))
+    Some((
+        at,
+        if empty {
+            fields.to_owned()
+        } else {
+            format!("{fields},")
+        },
+    ))
 }
 
 /// The legacy resource-not-found code the 2026-07-28 era no longer allows, made -32602
@@ -307,7 +320,13 @@ impl Upstream {
             let mut round = tr.round();
             match verdict {
                 Verdict::Undeclared(cap) => {
-                    self.answer_child(&input.id, Err((-32601, format!("the client did not declare the {cap} capability"))));
+                    self.answer_child(
+                        &input.id,
+                        Err((
+                            -32601,
+                            format!("the client did not declare the {cap} capability"),
+                        )),
+                    );
                     if !round.missing.contains(&cap) {
                         round.missing.push(cap);
                     }
@@ -427,9 +446,10 @@ impl Upstream {
         };
         let inputs = {
             let mut mux = self.lock();
-            let parked = mux.pending.get_mut(&relay_id).filter(
-                |p| matches!(&p.to, Target::Parked { round: r, .. } if *r == round),
-            );
+            let parked = mux
+                .pending
+                .get_mut(&relay_id)
+                .filter(|p| matches!(&p.to, Target::Parked { round: r, .. } if *r == round));
             let Some(p) = parked else {
                 return Err(ticket);
             };
@@ -549,7 +569,10 @@ mod tests {
         assert_eq!(d.missing("sampling/createMessage"), None);
         assert_eq!(d.missing("elicitation/create"), Some("elicitation"));
         assert_eq!(d.missing("roots/list"), Some("roots"));
-        assert_eq!(Declared::of(None).missing("sampling/createMessage"), Some("sampling"));
+        assert_eq!(
+            Declared::of(None).missing("sampling/createMessage"),
+            Some("sampling")
+        );
     }
 
     #[test]
@@ -562,12 +585,18 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":7,"method":"roots/list"}"#,
         ))
         .unwrap();
-        let inputs = [Input::of(&f, f.id().unwrap()), Input::of(&n, n.id().unwrap())];
+        let inputs = [
+            Input::of(&f, f.id().unwrap()),
+            Input::of(&n, n.id().unwrap()),
+        ];
         let out = input_required(&RawId::from_u64(3), &inputs, "st");
         let v: Value = serde_json::from_slice(&out).unwrap();
         assert_eq!(v["id"], 3);
         assert_eq!(v["result"]["resultType"], "input_required");
-        assert_eq!(v["result"]["inputRequests"]["user_name"]["params"]["message"], "Name?");
+        assert_eq!(
+            v["result"]["inputRequests"]["user_name"]["params"]["message"],
+            "Name?"
+        );
         assert_eq!(v["result"]["inputRequests"]["7"]["method"], "roots/list");
         assert_eq!(v["result"]["requestState"], "st");
     }

@@ -225,8 +225,11 @@ async fn modern_requests_spread_over_the_pool() {
 }
 
 #[tokio::test]
-async fn child_era_legacy_refuses_modern_requests_without_probing() {
-    let (relay, record) = Relay::start_recorded(&["--child-era", "legacy"], &["--era", "dual"]);
+async fn era_legacy_only_refuses_modern_requests_without_probing() {
+    let (relay, record) = Relay::start_recorded(
+        &["--child-era", "legacy", "--era", "legacy-only"],
+        &["--era", "dual"],
+    );
     let c = relay.client();
     let r = read_reply(
         modern(&c, &call(json!(1), "echo", json!({})))

@@ -215,8 +215,8 @@ async fn json_response_mode_answers_application_json() {
 }
 
 #[tokio::test]
-async fn modern_request_to_a_legacy_child_gets_a_non_modern_400_then_initialize_works() {
-    let relay = Relay::start(&[], &[]);
+async fn modern_request_refused_by_era_policy_gets_a_non_modern_400_then_initialize_works() {
+    let relay = Relay::start(&["--era", "legacy-only"], &[]);
     let mut c = relay.client();
     // What a dual-era client sends first (2026-07-28 basic/versioning).
     let probe = c

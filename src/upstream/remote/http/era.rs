@@ -100,6 +100,13 @@ impl Modern {
             debug!(upstream = %link.name, answer = %String::from_utf8_lossy(&answer[..answer.len().min(300)]), "server/discover: not a 2026-07-28 server");
             return None;
         }
+        // A server that also speaks the host's own version (a dual-era server, or a relay in
+        // front of a legacy one) is spoken to in it: the host's `initialize` goes through.
+        let asked = params.get("protocolVersion");
+        if supported.is_some_and(|s| asked.is_some_and(|a| s.contains(a))) {
+            debug!(upstream = %link.name, "server/discover: the server speaks the host's version");
+            return None;
+        }
         let result = v.get("result")?;
         let version = params
             .get("protocolVersion")
