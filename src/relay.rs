@@ -16,6 +16,7 @@ mod listen;
 pub(crate) mod modern;
 mod post;
 pub(crate) mod shared;
+pub(crate) mod stateless;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -21,6 +21,7 @@ mod route;
 pub(crate) mod stdio;
 pub(crate) mod supervisor;
 pub(crate) mod translate;
+pub(crate) mod translation;
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -235,7 +236,7 @@ impl Upstream {
         frame: &Frame,
         stream: &Arc<Stream>,
         ticket: Ticket,
-        translation: Arc<translate::Translation>,
+        translation: Arc<translation::Translation>,
     ) -> Result<u64, Error> {
         let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
             return Err(Error::Internal);
@@ -257,7 +258,7 @@ impl Upstream {
         stream: &Arc<Stream>,
         (raw_id, id_span): (RawId, std::ops::Range<usize>),
         ticket: &mut Option<Ticket>,
-        translation: Option<Arc<translate::Translation>>,
+        translation: Option<Arc<translation::Translation>>,
     ) -> Result<u64, Error> {
         let mut mux = self.lock();
         if mux.exited {

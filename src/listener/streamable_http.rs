@@ -29,7 +29,7 @@ use crate::config::ResponseMode;
 use crate::era;
 use crate::error::{Allow, Error};
 use crate::jsonrpc::Frame;
-use crate::relay::modern::CancelOnDrop;
+use crate::relay::stateless::CancelOnDrop;
 use crate::relay::{Posted, Relay, Within};
 use crate::session::stream::{parse_event_id, Out, Stream};
 use crate::session::Session;

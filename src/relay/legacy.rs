@@ -23,7 +23,7 @@ use bytes::Bytes;
 use serde_json::{json, Map, Value};
 use tokio::sync::OnceCell;
 
-use super::modern::{CancelOnDrop, Pending, Stateless};
+use super::stateless::{CancelOnDrop, Pending, Stateless};
 use super::Relay;
 use crate::caller::Caller;
 use crate::config::{ServeConfig, SessionMode};
@@ -34,7 +34,7 @@ use crate::jsonrpc::{Frame, Kind};
 use crate::session::stream::Stream;
 use crate::ticket::Ticket;
 use crate::upstream::supervisor::{Init, Pool, Slot, SlotSpec, State as SlotState};
-use crate::upstream::translate::{CacheHint, Seal, Translation};
+use crate::upstream::translation::{CacheHint, Seal, Translation};
 use crate::upstream::{Counters, Upstream};
 
 /// Methods the modern era removed: a modern client naming one gets -32601, as from a

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use super::modern::{CancelOnDrop, Pending, Stateless};
+use super::stateless::{CancelOnDrop, Pending, Stateless};
 use super::Relay;
 use crate::jsonrpc::Frame;
 use crate::session::stream::Stream;

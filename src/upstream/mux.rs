@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
-use super::translate::{Input, Translation};
+use super::translation::{Input, Translation};
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
 use crate::session::stream::Stream;

@@ -14,7 +14,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::translate::Translation;
+use super::translation::Translation;
 use super::{audience, protocol_version, Mux, Pending, Target, Upstream};
 use crate::jsonrpc::{Frame, Kind, RawId};
 use crate::session::stream::Stream;
@@ -122,13 +122,7 @@ impl Upstream {
         let related_id = token.map(|(_, id)| *id);
         if let Some((relay_id, tr, stream)) = translated(&mux, related_id) {
             drop(mux);
-            match request {
-                Some(id) if method == "ping" => self.refuse(&id, method),
-                Some(id) => self.offer_input(relay_id, &tr, frame, id),
-                None if method == "notifications/message" && !tr.admits_log(frame) => {}
-                None => stream.push(bytes, false),
-            }
-            return;
+            return self.to_translated(frame, request, bytes, (relay_id, &tr, &stream));
         }
         let related = related_id.and_then(|id| mux.pending.get(&id));
         let (session, stream) = match claim(&mux, related) {
@@ -179,6 +173,25 @@ impl Upstream {
         drop(mux);
         let stream = stream.unwrap_or_else(|| session.standalone());
         stream.push(bytes, false);
+    }
+
+    /// A child message a translated request claimed (`translate.rs`): an input request joins
+    /// its round (a `ping` is answered), a log notification reaches it only at the level it
+    /// asked for, other notifications go on its stream.
+    fn to_translated(
+        self: &Arc<Self>,
+        frame: &Frame,
+        request: Option<RawId>,
+        bytes: Bytes,
+        (relay_id, tr, stream): (u64, &Arc<Translation>, &Arc<Stream>),
+    ) {
+        let method = frame.method().unwrap_or_default();
+        match request {
+            Some(id) if method == "ping" => self.refuse(&id, method),
+            Some(id) => self.offer_input(relay_id, tr, frame, id),
+            None if method == "notifications/message" && !tr.admits_log(frame) => {}
+            None => stream.push(bytes, false),
+        }
     }
 
     /// A modern listen stream's messages: tagged with its request's (relay) id as

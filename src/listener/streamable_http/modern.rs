@@ -19,7 +19,7 @@ use super::{sse, Attach};
 use crate::caller::Caller;
 use crate::error::modern_status;
 use crate::jsonrpc::Message;
-use crate::relay::modern::{Pending, Stateless};
+use crate::relay::stateless::{Pending, Stateless};
 use crate::relay::Relay;
 
 /// Handles one modern POST.
