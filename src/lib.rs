@@ -54,6 +54,7 @@ mod config;
 mod demo;
 mod era;
 mod error;
+mod face;
 mod hub;
 mod jsonrpc;
 mod listener;
