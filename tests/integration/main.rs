@@ -16,6 +16,7 @@
 //! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
 //! - `exhaustion`: slow heads and bodies, header floods, the connection cap (§8.D1–D3).
 //! - `first_run`: the bundled demo server, the startup log's endpoints, `GET /` and its guard.
+//! - `legacy_face`: legacy sessions in front of a modern-only child (the relay's legacy face).
 //! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (§8.C2, §8.D6).
 //! - `metrics`: the admin listener: exact counts, Host and token checks, per-slot `/health`.
 //! - `modern`: 2026-07-28 clients on a dual-era child: stateless POSTs, header checks, cancels.
@@ -60,6 +61,7 @@ mod config;
 mod connection_limits;
 mod exhaustion;
 mod first_run;
+mod legacy_face;
 mod limits;
 mod metrics;
 mod modern;
