@@ -9,6 +9,8 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
+use crate::support::conn::Conn;
+use crate::support::sse::Legacy;
 use crate::support::{
     patience, read_reply, text_of, wait_event, wait_recorded, Client, Relay, Reply,
 };
@@ -291,4 +293,37 @@ async fn a_cancelled_call_is_cancelled_at_the_child_and_the_session_goes_on() {
             .await,
     );
     assert_eq!(pong["result"], json!({}));
+}
+
+#[tokio::test]
+async fn a_legacy_sse_client_gets_progress_and_sampling_from_a_modern_only_child() {
+    let relay = relay();
+    let mut c = Legacy::open(&relay).await;
+    let init = c.initialize("2024-11-05").await;
+    assert_eq!(init["result"]["protocolVersion"], "2024-11-05");
+    // Progress crosses both id spaces back to the client's own token.
+    c.send(
+        json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"test_tool_with_progress","arguments":{},"_meta":{"progressToken":"p"}}}),
+    )
+    .await;
+    let done = c.answer(&json!(1)).await;
+    assert!(done.get("result").is_some(), "{done}");
+    let progress: Vec<Value> = c.backlog.drain(..).collect();
+    assert_eq!(progress.len(), 3, "{progress:?}");
+    assert!(progress
+        .iter()
+        .all(|m| m["method"] == "notifications/progress" && m["params"]["progressToken"] == "p"));
+    // An input request arrives on the SSE stream; the answer is POSTed back.
+    c.send(
+        json!({"jsonrpc":"2.0","id":2,"method":"tools/call","params":{
+        "name":"test_sampling","arguments":{"prompt":"Say hi"}}}),
+    )
+    .await;
+    let ask = c.until(|m| m["method"] == "sampling/createMessage").await;
+    c.send(json!({"jsonrpc":"2.0","id":ask["id"],"result":{
+        "role":"assistant","content":{"type":"text","text":"hi there"},"model":"m"}}))
+        .await;
+    let done = c.answer(&json!(2)).await;
+    assert!(text_of(&done).contains("hi there"), "{done}");
 }
