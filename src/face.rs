@@ -121,6 +121,8 @@ struct Session {
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
     /// The session's subscribed URIs and the listen that watches them.
     subs: tokio::sync::Mutex<listen::Subscriptions>,
+    /// Set once the session follows the shared list changes.
+    following: OnceLock<()>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -37,6 +37,7 @@ pub(super) async fn run(shared: Arc<Shared>, mut ends: LinkEnds) {
         next: AtomicU64::new(1),
         waiting: Mutex::new(HashMap::new()),
         subs: tokio::sync::Mutex::new(listen::Subscriptions::default()),
+        following: OnceLock::new(),
     });
     let mut tasks = JoinSet::new();
     let mut calls: HashMap<String, AbortHandle> = HashMap::new();
@@ -109,7 +110,8 @@ impl Session {
                         task.abort();
                     }
                 }
-                "notifications/initialized" => {
+                // (Once: a repeated one would deliver each change twice.)
+                "notifications/initialized" if self.following.set(()).is_ok() => {
                     tasks.spawn(self.clone().follow_changes());
                 }
                 // The modern era has no other client notifications.
