@@ -1,8 +1,9 @@
 //! Subscriptions of legacy sessions on modern children (basic/patterns/subscriptions):
 //! - each session's `resources/subscribe` / `unsubscribe` change its set of URIs; the set is
 //!   watched by one `subscriptions/listen` of the session, reopened when the set changes (the
-//!   new one acknowledged before the old one is cancelled, so no update falls between) and
-//!   closed when the set is empty; the request is answered once the listen is acknowledged;
+//!   new one acknowledged before the old one is cancelled, so no update falls between) or
+//!   when it ended (the child went away), and closed when the set is empty; the request is
+//!   answered once the listen is acknowledged (a refused listen leaves the set as it was);
 //! - list changes (`toolsListChanged` … as the server's capabilities declare them) are
 //!   watched by one listen shared by every session of the face, opened when the first
 //!   session is initialized and reopened (after a pause) while any session follows it.
@@ -14,6 +15,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::future::BoxFuture;
 use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
@@ -25,8 +27,10 @@ use crate::jsonrpc::RawId;
 
 /// How long a listen may take to be acknowledged.
 const ACK_WAIT: Duration = Duration::from_secs(10);
-/// Pause before the shared listen is opened again after it ended.
+/// Pause before a listen is opened again after it ended.
 const REOPEN_AFTER: Duration = Duration::from_secs(1);
+/// Attempts to open a session's listen again before its subscriptions are given up.
+const REOPEN_ATTEMPTS: usize = 5;
 
 /// A session's subscribed URIs and the task reading the listen that watches them.
 #[derive(Debug, Default)]
@@ -58,36 +62,66 @@ pub(super) async fn subscribe(s: Arc<Session>, id: RawId, uri: Option<String>, o
         return;
     };
     let mut subs = s.subs.lock().await;
+    let mut wanted = subs.uris.clone();
     let changed = if on {
-        subs.uris.insert(uri)
+        wanted.insert(uri)
     } else {
-        subs.uris.remove(&uri)
+        wanted.remove(&uri)
     };
     let answer = if !changed {
         face::empty_result(&id)
-    } else if subs.uris.is_empty() {
-        subs.close();
-        face::empty_result(&id)
     } else {
-        match open(&s, &uris(&subs.uris), false).await {
-            Ok(ex) => {
-                subs.close();
-                let sink = s.clone();
-                subs.reader = Some(tokio::spawn(async move {
-                    pass_on(ex, |line| {
-                        let sink = sink.clone();
-                        async move { sink.send(line).await }
-                    })
-                    .await;
-                }));
-                face::empty_result(&id)
-            }
+        match watch(&s, &mut subs, wanted).await {
+            Ok(()) => face::empty_result(&id),
             Err(Refusal::Answer(answer)) => face::with_id(&answer, &id),
             Err(Refusal::Error(e)) => e.to_jsonrpc(&id),
         }
     };
     drop(subs);
     s.send(answer).await;
+}
+
+/// Watches `wanted` from now on: a new listen, acknowledged before the old one is cancelled
+/// (none when `wanted` is empty). On failure the session keeps what it had.
+async fn watch(
+    s: &Arc<Session>,
+    subs: &mut Subscriptions,
+    wanted: BTreeSet<String>,
+) -> Result<(), Refusal> {
+    if wanted.is_empty() {
+        subs.close();
+        subs.uris = wanted;
+        return Ok(());
+    }
+    let ex = open(s, &uris(&wanted), false).await?;
+    subs.close();
+    subs.uris = wanted;
+    subs.reader = Some(tokio::spawn(read(s.clone(), ex)));
+    Ok(())
+}
+
+/// Passes a session's listen on; when it ends (the child went away) the session's URIs are
+/// watched again, after a pause, for a few attempts.
+fn read(s: Arc<Session>, ex: Exchange) -> BoxFuture<'static, ()> {
+    Box::pin(async move {
+        let sink = s.clone();
+        pass_on(ex, |line| {
+            let sink = sink.clone();
+            async move { sink.send(line).await }
+        })
+        .await;
+        for _ in 0..REOPEN_ATTEMPTS {
+            tokio::time::sleep(REOPEN_AFTER).await;
+            let mut subs = s.subs.lock().await;
+            // This task: let go of, not aborted.
+            drop(subs.reader.take());
+            let wanted = subs.uris.clone();
+            if watch(&s, &mut subs, wanted).await.is_ok() {
+                return;
+            }
+        }
+        warn!("a session's subscriptions/listen could not be opened again");
+    })
 }
 
 /// Why a listen did not open: the child answered it at once, or the relay's error.

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::support::conn::Conn;
 use crate::support::sse::Legacy;
 use crate::support::{
-    patience, read_reply, text_of, wait_event, wait_recorded, Client, Relay, Reply,
+    patience, poll_until, read_reply, text_of, wait_event, wait_recorded, Client, Relay, Reply,
 };
 
 /// The relay in front of a modern-only child.
@@ -326,4 +326,39 @@ async fn a_legacy_sse_client_gets_progress_and_sampling_from_a_modern_only_child
         .await;
     let done = c.answer(&json!(2)).await;
     assert!(text_of(&done).contains("hi there"), "{done}");
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn subscriptions_survive_a_restart_of_the_modern_child() {
+    let relay = relay();
+    let (c, _) = session(&relay, "2025-11-25").await;
+    let uri = "test://watched-resource";
+    let sub = json!({"jsonrpc":"2.0","id":1,"method":"resources/subscribe","params":{"uri":uri}});
+    assert_eq!(answer(&c.post(sub).await)["result"], json!({}));
+    let before = relay.children();
+    assert_eq!(before.len(), 1, "one modern child: {before:?}");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(before[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    // The pool restarts the child and the session's listen is opened on it again.
+    let c = &c;
+    poll_until(
+        "the listen opened again on the restarted child",
+        || async move {
+            let r = c
+                .call(
+                    json!(10),
+                    "test_trigger_resource_update",
+                    json!({"uri": uri}),
+                )
+                .await;
+            text_of(&answer(&r))
+        },
+        |text| text.contains("on 1 listens"),
+    )
+    .await;
+    assert_ne!(relay.children(), before);
 }
