@@ -20,7 +20,7 @@ use super::{call, listen, lock, Exchange, Session, Shared};
 use crate::era::legacy_face::{self as face, Hello};
 use crate::era::{is_legacy, LEGACY_VERSIONS};
 use crate::error::Error;
-use crate::jsonrpc::{Frame, Kind, RawId};
+use crate::jsonrpc::{error_response, Frame, Kind, RawId};
 use crate::upstream::stdio::{ExitInfo, LinkEnds};
 
 /// Finished request tasks are forgotten once this many are remembered.
@@ -83,12 +83,17 @@ impl Session {
                     tasks.spawn(self.clone().answer(face::empty_result(&id)));
                 }
                 "logging/setLevel" => {
-                    let level = params_of(&frame)
-                        .get("level")
-                        .and_then(Value::as_str)
-                        .map(str::to_owned);
-                    *lock(&self.level) = level;
-                    tasks.spawn(self.clone().answer(face::empty_result(&id)));
+                    let caps = self.caps.get().cloned().unwrap_or_else(|| json!({}));
+                    let answer = match face::log_level(&params_of(&frame), &caps) {
+                        Ok(level) => {
+                            *lock(&self.level) = Some(level);
+                            face::empty_result(&id)
+                        }
+                        Err((code, message)) => {
+                            error_response(Some(id.as_str()), code, message, &Value::Null)
+                        }
+                    };
+                    tasks.spawn(self.clone().answer(answer));
                 }
                 "resources/subscribe" | "resources/unsubscribe" => {
                     let uri = params_of(&frame)

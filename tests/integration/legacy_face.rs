@@ -114,6 +114,11 @@ async fn ping_and_log_level_are_kept_by_the_relay() {
     assert_eq!(answer(&c.post(set).await)["result"], json!({}));
     let calm = c.call(json!(6), "test_tool_with_logging", json!({})).await;
     assert_eq!(logs(&calm), 0, "{calm:?}");
+    // An unknown level is refused as a legacy server refuses it, and changes nothing.
+    let bad = json!({"jsonrpc":"2.0","id":7,"method":"logging/setLevel","params":{"level":"loud"}});
+    assert_eq!(answer(&c.post(bad).await)["error"]["code"], -32602);
+    let still = c.call(json!(8), "test_tool_with_logging", json!({})).await;
+    assert_eq!(logs(&still), 0, "{still:?}");
 }
 
 /// Calls `tool` and answers each `elicitation/create` it sends on the call's stream with

@@ -191,3 +191,23 @@ fn from_listen_drops_the_acknowledgement_and_the_subscription_id() {
     let out: Value = serde_json::from_slice(&from_listen(kept).unwrap()).unwrap();
     assert_eq!(out["params"]["_meta"], json!({"x": 2}));
 }
+
+#[test]
+fn log_level_needs_the_capability_and_a_known_level() {
+    let caps = json!({"logging": {}});
+    assert_eq!(
+        log_level(&json!({"level": "debug"}), &caps),
+        Ok("debug".to_owned())
+    );
+    assert_eq!(
+        log_level(&json!({"level": "loud"}), &caps).unwrap_err().0,
+        -32602
+    );
+    assert_eq!(log_level(&json!({}), &caps).unwrap_err().0, -32602);
+    assert_eq!(
+        log_level(&json!({"level": "debug"}), &json!({}))
+            .unwrap_err()
+            .0,
+        -32601
+    );
+}
