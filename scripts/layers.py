@@ -37,8 +37,9 @@ LAYERS = [
     # 2: the checks (authentication, roles, limits), what one admitted request is owed (its
     # ticket: audit record, list filter, span, limiter slot) and the upstream mux and children.
     ["policy", "ticket", "upstream"],
-    # 3: validated configuration, built from the checks and upstream specs.
-    ["config"],
+    # 3: validated configuration, built from the checks and upstream specs; the legacy face
+    # of modern-only children (an in-process server over the upstream mux).
+    ["config", "face"],
     # 4: the core.
     ["relay"],
     # 5: the admin listener and the fronts.

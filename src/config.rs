@@ -62,7 +62,8 @@ pub(crate) enum ChildEra {
     Auto,
     /// `initialize`-based only: modern requests get a 400 that makes clients fall back.
     Legacy,
-    /// Serves 2026-07-28 requests (it may also be dual-era).
+    /// Serves 2026-07-28 requests (it may also be dual-era); legacy sessions are served by
+    /// the relay's legacy face in front of it, so it may also speak only 2026-07-28.
     Modern,
 }
 

@@ -5,6 +5,7 @@
 //! deliberately not a modern error, so dual-era clients fall back to `initialize`. Also the
 //! legacy `MCP-Protocol-Version` header check; the modern header rules are in `era/modern.rs`.
 
+pub(crate) mod legacy_face;
 pub(crate) mod modern;
 pub(crate) mod state;
 

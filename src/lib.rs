@@ -21,7 +21,10 @@
 //!    - `ticket`: what one admitted request is owed (audit record, list filter, span, slot).
 //!    - `upstream`: id multiplexing in front of a child; `upstream::stdio` the child process,
 //!      `upstream::supervisor` restarts and pools, `upstream::remote` servers on the network.
-//! 3. `config`: a `serve` command line → the validated `ServeConfig` (`config::load`).
+//! 3. Configuration, and a server inside the relay built on the upstream mux:
+//!    - `config`: a `serve` command line → the validated `ServeConfig` (`config::load`).
+//!    - `face`: the legacy face of a modern-only child, one in-process server per legacy
+//!      session (`initialize`, `ping`, log level, subscriptions kept; input rounds unpacked).
 //! 4. `relay`: the transport-agnostic core: sessions and their children, `Relay::post` (the
 //!    session state machine of every front), `Relay::stateless` (2026-07-28 requests).
 //! 5. Fronts:
@@ -54,6 +57,7 @@ mod config;
 mod demo;
 mod era;
 mod error;
+mod face;
 mod hub;
 mod jsonrpc;
 mod listener;

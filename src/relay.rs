@@ -11,6 +11,7 @@
 //! `upstream.rs`.
 
 pub(crate) mod children;
+mod face;
 mod legacy;
 mod listen;
 pub(crate) mod modern;
@@ -55,6 +56,8 @@ pub(crate) struct Relay {
     audit: Audit,
     /// The request policy; replaced as a whole on SIGHUP (`reload_policy`).
     policy: arc_swap::ArcSwap<crate::policy::RequestPolicy>,
+    /// The legacy face of a modern-only child, once made (`relay/face.rs`).
+    face: std::sync::OnceLock<Arc<crate::upstream::ServerSpec>>,
 }
 
 impl Relay {
@@ -84,6 +87,7 @@ impl Relay {
             ready: AtomicBool::new(true),
             audit,
             policy,
+            face: std::sync::OnceLock::new(),
         })
     }
 

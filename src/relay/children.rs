@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::caller::Caller;
-use crate::config::{ServeConfig, SessionMode, IDENTITY_PLACEHOLDER};
+use crate::config::{ChildEra, ServeConfig, SessionMode, IDENTITY_PLACEHOLDER};
 use crate::error::Error;
 use crate::upstream::audience::Audience;
 use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
@@ -69,6 +69,9 @@ impl Children {
     pub(crate) fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Children {
         match cfg.session_mode {
             SessionMode::PerSession => Children::PerSession,
+            // A modern-only child's legacy sessions go through the legacy face
+            // (`relay/face.rs`): no pool of initialized children to start.
+            SessionMode::Shared if cfg.child_era == ChildEra::Modern => Children::PerSession,
             SessionMode::Shared => {
                 Children::Shared(Pool::start(cfg.children, &slot_spec(cfg, None), counters))
             }

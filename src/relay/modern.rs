@@ -173,6 +173,16 @@ impl Modern {
         if cfg.era == EraPolicy::LegacyOnly {
             return Err(Error::ModernToLegacy);
         }
+        self.found(cfg, counters).await
+    }
+
+    /// Who serves modern requests, whatever the era policy (the legacy face of a
+    /// modern-only child needs its pool even when modern clients are refused).
+    pub(crate) async fn found(
+        &self,
+        cfg: &ServeConfig,
+        counters: &Arc<Counters>,
+    ) -> Result<Served, Error> {
         let per_identity = cfg.session_mode == SessionMode::PerIdentity;
         if per_identity && cfg.child_era == ChildEra::Modern {
             return Err(Error::ModernToLegacy);

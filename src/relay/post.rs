@@ -28,7 +28,7 @@ use crate::session::stream::Stream;
 use crate::session::{Full, Hello, Session};
 use crate::ticket::Ticket;
 use crate::upstream::supervisor::{self, Init, Slot};
-use crate::upstream::Upstream;
+use crate::upstream::{ServerSpec, Upstream};
 
 /// What a message produced.
 #[derive(Debug)]
@@ -170,7 +170,8 @@ impl Relay {
                 Err(Error::LegacyRefused)
             }
             (Some(init), Err(_)) => {
-                let (session, stream) = self.open(init, caller, reserved)?;
+                let face = self.legacy_face().await?;
+                let (session, stream) = self.open(init, caller, reserved, face.as_deref())?;
                 Ok(Posted::Opened(session, stream))
             }
             (None, Err(e)) => Err(e),
@@ -194,10 +195,11 @@ impl Relay {
         init: &Frame,
         caller: &Caller,
         reserved: Option<&Arc<Session>>,
+        face: Option<&ServerSpec>,
     ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
         let ticket = self.admit(caller, None, init, false).map_err(|(e, _)| e)?;
         let mut ticket = Some(ticket);
-        let opened = self.open_inner(init, caller, reserved, &mut ticket);
+        let opened = self.open_inner(init, caller, reserved, face, &mut ticket);
         // Refused: `post` records it, once.
         if let Some(t) = ticket.filter(|_| opened.is_err()) {
             t.discard();
@@ -210,12 +212,17 @@ impl Relay {
         init: &Frame,
         caller: &Caller,
         reserved: Option<&Arc<Session>>,
+        face: Option<&ServerSpec>,
         ticket: &mut Option<Ticket>,
     ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
         let identity = caller.owner();
         // A reserved session was counted when it was reserved.
         self.may_open(identity, reserved.is_none())?;
-        let backend = self.children.bind(&self.cfg, &self.counters, caller);
+        // A modern-only child: the session gets its own instance of the legacy face.
+        let backend = match face {
+            Some(face) => self.bind_face(face, caller),
+            None => self.children.bind(&self.cfg, &self.counters, caller),
+        };
         self.ready.store(
             !matches!(backend, Err(Error::ChildUnavailable | Error::LinkDown(_))),
             Ordering::Relaxed,

@@ -18,6 +18,7 @@
 //! - `first_run`: the bundled demo server, the startup log's endpoints, `GET /` and its guard.
 //! - `fixture_legacy`: the fixture's `--era legacy` conformance child (the 2026-07-28 names
 //!   served with server->client requests), driven over its pipes without a relay.
+//! - `legacy_face`: legacy sessions in front of a modern-only child (the relay's legacy face).
 //! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (§8.C2, §8.D6).
 //! - `metrics`: the admin listener: exact counts, Host and token checks, per-slot `/health`.
 //! - `modern`: 2026-07-28 clients on a dual-era child: stateless POSTs, header checks, cancels.
@@ -63,6 +64,7 @@ mod connection_limits;
 mod exhaustion;
 mod first_run;
 mod fixture_legacy;
+mod legacy_face;
 mod limits;
 mod metrics;
 mod modern;

@@ -13,7 +13,6 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
@@ -24,25 +23,18 @@ use super::link::{body, is_sse, lock, split, Link};
 use super::modern::modern_headers;
 use super::stream::Events;
 use super::{Done, Error};
+use crate::era::legacy_face::{self as face, Hello, INPUT_WAIT, MAX_ROUNDS};
 use crate::jsonrpc::{Frame, Kind, RawId};
 
 /// The modern protocol version the link speaks to the server.
-pub(super) const MODERN: &str = "2026-07-28";
-const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
-const META_CAPS: &str = "io.modelcontextprotocol/clientCapabilities";
-const META_INFO: &str = "io.modelcontextprotocol/clientInfo";
-/// Rounds of input one request may need before it is given up.
-const MAX_ROUNDS: usize = 8;
-/// How long the host may take to answer one server→client request.
-const INPUT_WAIT: Duration = Duration::from_secs(300);
+pub(super) const MODERN: &str = face::MODERN;
 /// Ids of the server→client requests the link makes up for the host.
 const INPUT_ID_PREFIX: &str = "mcp-relay-input-";
 
 /// The modern session of a link: the host's hello and the input requests awaiting answers.
 #[derive(Debug)]
 pub(super) struct Modern {
-    caps: Value,
-    info: Option<Value>,
+    hello: Hello,
     next: AtomicU64,
     waiting: Mutex<HashMap<String, oneshot::Sender<Value>>>,
 }
@@ -74,16 +66,11 @@ impl Modern {
     pub(super) async fn discover(link: &Link, init: &Frame) -> Option<(Modern, Bytes)> {
         let params: Value = params_of(init.bytes())?;
         let modern = Modern {
-            caps: params
-                .get("capabilities")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-            info: params.get("clientInfo").cloned(),
+            hello: Hello::of(&params),
             next: AtomicU64::new(1),
             waiting: Mutex::new(HashMap::new()),
         };
-        let probe = modern
-            .with_meta(&json!({"jsonrpc":"2.0","id":0,"method":"server/discover","params":{}}));
+        let probe = modern.hello.discover(json!(0));
         let frame = Frame::parse_upstream(probe.clone()).ok()?;
         let res = link
             .post(probe, modern_headers(&frame))
@@ -92,71 +79,25 @@ impl Modern {
             .ok()?;
         let answer = first_answer(link, res).await?;
         let v: Value = serde_json::from_slice(&answer).ok()?;
-        let supported = v
-            .get("result")
-            .and_then(|r| r.get("supportedVersions"))
-            .and_then(Value::as_array);
-        if !supported.is_some_and(|s| s.iter().any(|s| s == MODERN)) {
+        let Some(result) = face::discovered(&v) else {
             debug!(upstream = %link.name, answer = %String::from_utf8_lossy(&answer[..answer.len().min(300)]), "server/discover: not a 2026-07-28 server");
             return None;
-        }
+        };
         // A server that also speaks the host's own version (a dual-era server, or a relay in
         // front of a legacy one) is spoken to in it: the host's `initialize` goes through.
         let asked = params.get("protocolVersion");
+        let supported = result.get("supportedVersions").and_then(Value::as_array);
         if supported.is_some_and(|s| asked.is_some_and(|a| s.contains(a))) {
             debug!(upstream = %link.name, "server/discover: the server speaks the host's version");
             return None;
         }
-        let result = v.get("result")?;
         let version = params
             .get("protocolVersion")
             .cloned()
             .unwrap_or_else(|| json!("2025-11-25"));
-        let server_info = result
-            .get("_meta")
-            .and_then(|m| m.get("io.modelcontextprotocol/serverInfo"))
-            .cloned()
-            .or_else(|| result.get("serverInfo").cloned())
-            .unwrap_or_else(|| json!({"name": "unknown", "version": "0"}));
-        let mut out = Map::new();
-        out.insert("protocolVersion".into(), version);
-        out.insert(
-            "capabilities".into(),
-            result
-                .get("capabilities")
-                .cloned()
-                .unwrap_or_else(|| json!({})),
-        );
-        out.insert("serverInfo".into(), server_info);
-        if let Some(i) = result.get("instructions") {
-            out.insert("instructions".into(), i.clone());
-        }
         let id = init.id()?;
-        let msg = format!(
-            r#"{{"jsonrpc":"2.0","id":{},"result":{}}}"#,
-            id.as_str(),
-            Value::Object(out)
-        );
-        Some((modern, Bytes::from(msg)))
-    }
-
-    /// `msg` with the modern `_meta` in its params (created when absent).
-    fn with_meta(&self, msg: &Value) -> Bytes {
-        let mut msg = msg.clone();
-        if let Some(obj) = msg.as_object_mut() {
-            let params = obj.entry("params").or_insert_with(|| json!({}));
-            if let Some(p) = params.as_object_mut() {
-                let meta = p.entry("_meta").or_insert_with(|| json!({}));
-                if let Some(m) = meta.as_object_mut() {
-                    m.insert(META_VERSION.into(), json!(MODERN));
-                    m.insert(META_CAPS.into(), self.caps.clone());
-                    if let Some(info) = &self.info {
-                        m.insert(META_INFO.into(), info.clone());
-                    }
-                }
-            }
-        }
-        Bytes::from(msg.to_string())
+        let msg = face::result_message(&id, &face::initialize_result(result, version));
+        Some((modern, msg))
     }
 
     /// A response from the host to an input request the link made up: handed to the request
@@ -194,7 +135,7 @@ impl Modern {
                     self.next.fetch_add(1, Ordering::Relaxed)
                 ));
             }
-            let body = self.with_meta(&req);
+            let body = self.hello.with_meta(&req, None);
             let frame = Frame::parse_upstream(body.clone()).map_err(|_| Error::Sse)?;
             let res = link
                 .post(body, modern_headers(&frame))
@@ -205,25 +146,15 @@ impl Modern {
                 return deliver_error(&link, &id).await;
             };
             let v: Value = serde_json::from_slice(&answer).unwrap_or(Value::Null);
-            let result = v.get("result");
-            if result.and_then(|r| r.get("resultType")) != Some(&json!("input_required")) {
-                link.deliver(with_id(&answer, &id)).await;
+            let Some(result) = face::input_required(&v) else {
+                link.deliver(face::with_id(&answer, &id)).await;
                 return Ok(Done::Task);
-            }
-            let Some(result) = result else {
-                return deliver_error(&link, &id).await;
             };
             let responses = self.ask_host(&link, result).await;
             let Some(responses) = responses else {
                 return deliver_error(&link, &id).await;
             };
-            if let Some(p) = req.get_mut("params").and_then(Value::as_object_mut) {
-                p.insert("inputResponses".into(), responses);
-                match result.get("requestState") {
-                    Some(s) => p.insert("requestState".into(), s.clone()),
-                    None => p.remove("requestState"),
-                };
-            }
+            face::retry(&mut req, responses, result);
         }
         warn!(upstream = %link.name, "a request needed too many rounds of input; given up");
         deliver_error(&link, &id).await
@@ -253,39 +184,20 @@ impl Modern {
     /// Sends each input request of an `InputRequiredResult` to the host and collects the
     /// answers, keyed as the server keyed the requests.
     async fn ask_host(&self, link: &Link, result: &Value) -> Option<Value> {
-        let requests = result.get("inputRequests")?.as_object()?;
         let mut answers = Map::new();
-        for (key, r) in requests {
-            let method = r.get("method")?.as_str()?;
+        for input in face::input_requests(result)? {
             let n = self.next.fetch_add(1, Ordering::Relaxed);
             let id = format!("{INPUT_ID_PREFIX}{n}");
             let (tx, rx) = oneshot::channel();
             lock(&self.waiting).insert(id.clone(), tx);
-            let msg = json!({"jsonrpc":"2.0","id":id,"method":method,
-                "params": r.get("params").cloned().unwrap_or_else(|| json!({}))});
-            if !link.deliver(Bytes::from(msg.to_string())).await {
+            if !link.deliver(face::input_request(&id, &input)).await {
                 return None;
             }
             let answer = tokio::time::timeout(INPUT_WAIT, rx).await.ok()?.ok()?;
             // The host's result, or its error, as the server's input response.
-            let value = answer
-                .get("result")
-                .cloned()
-                .or_else(|| answer.get("error").map(|e| json!({ "error": e })))?;
-            answers.insert(key.clone(), value);
+            answers.insert(input.key, face::input_response(&answer)?);
         }
         Some(Value::Object(answers))
-    }
-}
-
-/// `answer` with the relay's id (a retried round was sent with its own).
-fn with_id(answer: &Bytes, id: &RawId) -> Bytes {
-    match Frame::parse_upstream(answer.clone()) {
-        Ok(f) => match f.id_span() {
-            Some(span) => f.splice(&mut [(span, id.as_str())]),
-            None => answer.clone(),
-        },
-        Err(_) => answer.clone(),
     }
 }
 
