@@ -69,6 +69,9 @@ pub(crate) enum Error {
     /// principal, request or server, or whose request no longer waits.
     #[error("Invalid params: requestState is not valid")]
     RequestState(&'static str),
+    /// A task handle that does not open for this caller, or whose child is gone.
+    #[error("Unknown task")]
+    UnknownTask,
     /// `initialize` to a server offered to 2026-07-28 clients only (`--era modern-only`).
     #[error("Method not found: this server is served to 2026-07-28 clients only")]
     LegacyRefused,
@@ -274,6 +277,7 @@ impl Error {
             Error::Modern(r) => wire(400, r.code(), r.reason(), Downstream),
             Error::RequestState(reason) => wire(400, -32602, reason, Downstream),
             Error::LegacyRefused => wire(404, -32601, "legacy_client_refused", Downstream),
+            Error::UnknownTask => wire(200, -32602, "unknown_task", Downstream),
             Error::BodyTooLarge(_) => Wire {
                 ws_close: Some(WsClose::TOO_BIG),
                 ..wire(413, -31009, "body_too_large", Downstream)

@@ -18,6 +18,7 @@ pub(crate) mod modern;
 mod post;
 pub(crate) mod shared;
 pub(crate) mod stateless;
+mod tasks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

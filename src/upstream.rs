@@ -20,6 +20,7 @@ pub(crate) mod remote;
 mod route;
 pub(crate) mod stdio;
 pub(crate) mod supervisor;
+pub(crate) mod tasks;
 pub(crate) mod translate;
 pub(crate) mod translation;
 
@@ -221,7 +222,14 @@ impl Upstream {
             return Err(Error::Internal);
         };
         let mut ticket = Some(ticket);
-        let result = self.dispatch(session, frame, stream, (raw_id, id_span), &mut ticket, None);
+        let result = self.dispatch(
+            session,
+            frame,
+            stream,
+            (raw_id, id_span),
+            &mut ticket,
+            (None, None),
+        );
         // Refused here: the caller answers (and records) the error.
         if let Some(t) = ticket {
             t.discard();
@@ -229,21 +237,23 @@ impl Upstream {
         result
     }
 
-    /// Forwards a 2026-07-28 request to a legacy child, which may ask for input while it
-    /// serves it (`translate.rs`).
-    pub(crate) fn forward_translated(
+    /// Forwards a stateless 2026-07-28 request: to a legacy child, with its `translation`
+    /// (the child may ask for input while it serves it, `translate.rs`); with `tasks`, task
+    /// ids in its answer are renamed (`tasks.rs`).
+    pub(crate) fn forward_stateless(
         &self,
         frame: &Frame,
         stream: &Arc<Stream>,
         ticket: Ticket,
-        translation: Arc<translation::Translation>,
+        translation: Option<Arc<translation::Translation>>,
+        tasks: Option<Arc<dyn tasks::TaskIds>>,
     ) -> Result<u64, Error> {
         let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
             return Err(Error::Internal);
         };
         let mut ticket = Some(ticket);
         let id = (raw_id, id_span);
-        let result = self.dispatch(None, frame, stream, id, &mut ticket, Some(translation));
+        let result = self.dispatch(None, frame, stream, id, &mut ticket, (translation, tasks));
         if let Some(t) = ticket {
             t.discard();
         }
@@ -258,7 +268,10 @@ impl Upstream {
         stream: &Arc<Stream>,
         (raw_id, id_span): (RawId, std::ops::Range<usize>),
         ticket: &mut Option<Ticket>,
-        translation: Option<Arc<translation::Translation>>,
+        (translation, tasks): (
+            Option<Arc<translation::Translation>>,
+            Option<Arc<dyn tasks::TaskIds>>,
+        ),
     ) -> Result<u64, Error> {
         let mut mux = self.lock();
         if mux.exited {
@@ -306,6 +319,7 @@ impl Upstream {
                 hard_deadline,
                 timeout,
                 translation,
+                tasks,
             },
         );
         stream.expect_answer();
@@ -351,6 +365,7 @@ impl Upstream {
                 hard_deadline: now + self.limits.request_timeout_max,
                 timeout: self.limits.request_timeout,
                 translation: None,
+                tasks: None,
             },
         );
         if self.child.send(Bytes::from(line)).is_err() {

@@ -38,6 +38,8 @@ mod modern_data;
 mod mrtr;
 #[path = "fixture/server.rs"]
 mod server;
+#[path = "fixture/tasks.rs"]
+mod tasks;
 #[path = "fixture/wire.rs"]
 mod wire;
 

@@ -9,6 +9,10 @@
 //! principal, for another request or after its expiry is refused too. Every refusal is the
 //! same -32602 to the client (`Error::RequestState`), and nothing reaches a child.
 //!
+//! Task handles (`mcpt1.`, [`TaskRef`]) are sealed the same way: a task a child of a pool
+//! made is named to the client by a handle bound to the principal, so its follow-ups reach
+//! that child and nobody else's.
+//!
 //! Not here: parking and resuming the request (`upstream/translate.rs`), which child to send
 //! the retry to (`relay/legacy.rs`).
 
@@ -22,6 +26,8 @@ use serde::{Deserialize, Serialize};
 
 const PREFIX: &str = "mcpr1.";
 const AAD: &[u8] = b"mcp-relay requestState v1";
+const TASK_PREFIX: &str = "mcpt1.";
+const TASK_AAD: &[u8] = b"mcp-relay taskId v1";
 /// States longer than this are not ours (they are never opened).
 const MAX_LEN: usize = 4096;
 
@@ -51,6 +57,20 @@ pub(crate) struct State {
     /// Unix milliseconds after which the state is refused.
     #[serde(rename = "e")]
     pub expires_ms: u64,
+}
+
+/// What a task handle the relay hands out says: the child's own task id, which child
+/// (pid) made it, and for whom.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct TaskRef {
+    #[serde(rename = "p")]
+    pub principal: String,
+    #[serde(rename = "s")]
+    pub server: String,
+    #[serde(rename = "c")]
+    pub pid: u32,
+    #[serde(rename = "t")]
+    pub task: String,
 }
 
 /// Why a state was refused.
@@ -106,14 +126,37 @@ impl StateKey {
 
     /// Seals `state` (empty, which never opens, if no nonce could be drawn).
     pub(crate) fn seal(&self, state: &State) -> String {
+        self.seal_as(PREFIX, AAD, state)
+    }
+
+    /// Seals a task handle (`mcpt1.`): which child made the task, for whom.
+    pub(crate) fn seal_task(&self, task: &TaskRef) -> String {
+        self.seal_as(TASK_PREFIX, TASK_AAD, task)
+    }
+
+    /// Opens a task handle; `Mismatch` for another principal or server.
+    pub(crate) fn open_task(
+        &self,
+        text: &str,
+        principal: &str,
+        server: &str,
+    ) -> Result<TaskRef, Refused> {
+        let task: TaskRef = self.open_as(TASK_PREFIX, TASK_AAD, text)?;
+        if task.principal != principal || task.server != server {
+            return Err(Refused::Mismatch);
+        }
+        Ok(task)
+    }
+
+    fn seal_as<T: Serialize>(&self, prefix: &str, aad: &'static [u8], value: &T) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         if self.rng.fill(&mut nonce).is_err() {
             return String::new();
         }
-        let mut data = serde_json::to_vec(state).unwrap_or_default();
+        let mut data = serde_json::to_vec(value).unwrap_or_default();
         let sealed = self.key.seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
-            Aad::from(AAD),
+            Aad::from(aad),
             &mut data,
         );
         if sealed.is_err() {
@@ -122,15 +165,17 @@ impl StateKey {
         let mut out = Vec::with_capacity(NONCE_LEN + data.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
-        format!("{PREFIX}{}", URL_SAFE_NO_PAD.encode(out))
+        format!("{prefix}{}", URL_SAFE_NO_PAD.encode(out))
     }
 
-    /// Opens a state and checks what it is bound to: `expect` is the state the retry would
-    /// make (its principal, server, method and name); pid, relay id and round come from the
-    /// sealed state.
-    pub(crate) fn open(&self, text: &str, expect: &State) -> Result<State, Refused> {
+    fn open_as<T: serde::de::DeserializeOwned>(
+        &self,
+        prefix: &str,
+        aad: &'static [u8],
+        text: &str,
+    ) -> Result<T, Refused> {
         let body = text
-            .strip_prefix(PREFIX)
+            .strip_prefix(prefix)
             .filter(|b| b.len() <= MAX_LEN)
             .ok_or(Refused::Invalid)?;
         let raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| Refused::Invalid)?;
@@ -142,9 +187,16 @@ impl StateKey {
         let mut sealed = sealed.to_vec();
         let plain = self
             .key
-            .open_in_place(nonce, Aad::from(AAD), &mut sealed)
+            .open_in_place(nonce, Aad::from(aad), &mut sealed)
             .map_err(|_| Refused::Invalid)?;
-        let state: State = serde_json::from_slice(plain).map_err(|_| Refused::Invalid)?;
+        serde_json::from_slice(plain).map_err(|_| Refused::Invalid)
+    }
+
+    /// Opens a state and checks what it is bound to: `expect` is the state the retry would
+    /// make (its principal, server, method and name); pid, relay id and round come from the
+    /// sealed state.
+    pub(crate) fn open(&self, text: &str, expect: &State) -> Result<State, Refused> {
+        let state: State = self.open_as(PREFIX, AAD, text)?;
         let bound = state.principal == expect.principal
             && state.server == expect.server
             && state.method == expect.method
@@ -218,6 +270,25 @@ mod tests {
             key.open(&format!("{sealed}-TAMPERED"), &state()),
             Err(Refused::Invalid)
         );
+    }
+
+    #[test]
+    fn a_task_handle_opens_for_its_principal_only() {
+        let key = StateKey::generate().unwrap();
+        let t = TaskRef {
+            principal: "alice".into(),
+            server: String::new(),
+            pid: 7,
+            task: "task-1".into(),
+        };
+        let sealed = key.seal_task(&t);
+        assert!(sealed.starts_with(TASK_PREFIX));
+        assert_eq!(key.open_task(&sealed, "alice", ""), Ok(t));
+        assert_eq!(key.open_task(&sealed, "bob", ""), Err(Refused::Mismatch));
+        // A request state is not a task handle, nor the reverse.
+        assert_eq!(key.open(&sealed, &state()), Err(Refused::Invalid));
+        let st = key.seal(&state());
+        assert_eq!(key.open_task(&st, "alice", ""), Err(Refused::Invalid));
     }
 
     #[test]

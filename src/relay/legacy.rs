@@ -201,8 +201,21 @@ impl Relay {
             Some(text) => self.resume(caller, frame, ticket, &text, tr, &lp),
             None => {
                 let lists_tools = method == "tools/list" && !ticket.filters();
+                let slots = self.legacy_slots(&lp, caller)?;
+                let task = match self.task_child(caller, frame, &lp.key, &slots) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        ticket.discard();
+                        return Err(e);
+                    }
+                };
+                let (up, frame) = match &task {
+                    Some(f) => (f.up.clone(), &f.frame),
+                    None => (up, frame),
+                };
+                let tasks = self.task_handles(caller, &lp.key, method, task.as_ref());
                 let stream = Stream::new(1, false, self.cfg.buffer);
-                let relay_id = up.forward_translated(frame, &stream, ticket, tr)?;
+                let relay_id = up.forward_stateless(frame, &stream, ticket, Some(tr), tasks)?;
                 Ok(Stateless::Pending(Pending::new(
                     CancelOnDrop::new(up, relay_id, stream.clone()),
                     stream,

@@ -28,6 +28,7 @@ use super::{Refused, Relay};
 use crate::caller::Caller;
 use crate::config::{ChildEra, EraPolicy, ServeConfig, SessionMode};
 use crate::era::modern::ToolHeaders;
+use crate::era::state::StateKey;
 use crate::era::{FIRST_MODERN, MODERN_META_KEY};
 use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message};
@@ -93,10 +94,23 @@ impl Relay {
                     }
                 };
                 // A list filtered for this caller says nothing about the tools of others.
-                let lists_tools = frame.method() == Some("tools/list") && !ticket.filters();
-                let up = pool.upstream().await?;
+                let method = frame.method().unwrap_or_default();
+                let lists_tools = method == "tools/list" && !ticket.filters();
+                // A task's follow-up goes to the child that made the task.
+                let task = match self.task_child(caller, frame, &pool.key, pool.pool.slots()) {
+                    Ok(found) => found,
+                    Err(e) => {
+                        ticket.discard();
+                        return Err(e);
+                    }
+                };
+                let (up, frame) = match &task {
+                    Some(f) => (f.up.clone(), &f.frame),
+                    None => (pool.upstream().await?, frame),
+                };
+                let tasks = self.task_handles(caller, &pool.key, method, task.as_ref());
                 let stream = Stream::new(1, false, self.cfg.buffer);
-                let relay_id = up.forward_request(None, frame, &stream, ticket)?;
+                let relay_id = up.forward_stateless(frame, &stream, ticket, None, tasks)?;
                 Ok(Stateless::Pending(Pending::new(
                     CancelOnDrop::new(up, relay_id, stream.clone()),
                     stream,
@@ -147,6 +161,8 @@ pub(crate) enum Served {
 pub(crate) struct ModernPool {
     pool: Pool,
     tools: Arc<RwLock<ToolHeaders>>,
+    /// Seals the handles of the children's tasks (`relay/tasks.rs`).
+    key: Arc<StateKey>,
 }
 
 impl ModernPool {
@@ -247,9 +263,14 @@ async fn detect(
     if let Some(result) = list_tools(&up).await {
         tools.learn(&result);
     }
+    let Some(key) = StateKey::generate() else {
+        pool.stop();
+        return Err(Error::Internal);
+    };
     Ok(Some(Arc::new(ModernPool {
         pool,
         tools: Arc::new(RwLock::new(tools)),
+        key: Arc::new(key),
     })))
 }
 

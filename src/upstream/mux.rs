@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use super::tasks::TaskIds;
 use super::translation::{Input, Translation};
 use crate::error::Error;
 use crate::jsonrpc::{Frame, RawId};
@@ -39,6 +40,8 @@ pub(super) struct Pending {
     pub(super) timeout: Duration,
     /// A 2026-07-28 request a legacy child serves (`translate.rs`).
     pub(super) translation: Option<Arc<Translation>>,
+    /// A stateless request whose answer may name a task of this child (`tasks.rs`).
+    pub(super) tasks: Option<Arc<dyn TaskIds>>,
 }
 
 /// Who is waiting for an answer.

@@ -57,6 +57,12 @@ impl Upstream {
             }
             _ => frame.bytes().clone(),
         };
+        let bytes = match (&p.tasks, &p.to) {
+            (Some(ids), Target::Client { raw_id, .. }) => {
+                super::tasks::rename(&bytes, raw_id, ids, self.pid()).unwrap_or(bytes)
+            }
+            _ => bytes,
+        };
         let session = p.session().and_then(Weak::upgrade);
         if p.initialize && p.is_client() {
             if let Some(s) = session {

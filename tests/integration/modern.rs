@@ -2,6 +2,8 @@
 //! against the body before the child sees anything, modern errors with their HTTP status,
 //! closing the stream cancels at the child, and legacy sessions keep working beside them.
 
+mod tasks;
+
 use std::collections::HashSet;
 
 use serde_json::{json, Value};

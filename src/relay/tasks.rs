@@ -1,0 +1,129 @@
+//! Tasks on a pool of children (the Tasks extension): which child a task's follow-ups go to.
+//!
+//! A stateless request may create a task on any child of a pool, and each child mints its own
+//! task ids. The answer's task id is replaced by a handle ([`Handles`], sealed in
+//! `era/state.rs` and bound to the principal and the server; the renaming is
+//! `upstream/tasks.rs`), and a follow-up (`tasks/get`, `tasks/result`, `tasks/cancel`,
+//! `tasks/update`) naming a handle goes to the child that made the task, with the child's own
+//! id. A handle that does not open, was made for another principal, or names a child that is
+//! gone is answered "Unknown task" (-32602) and reaches no child. Legacy sessions need none of
+//! this: a session stays on its child.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::Relay;
+use crate::caller::Caller;
+use crate::era::state::{StateKey, TaskRef};
+use crate::error::Error;
+use crate::jsonrpc::Frame;
+use crate::upstream::supervisor::Slot;
+use crate::upstream::tasks::TaskIds;
+use crate::upstream::Upstream;
+
+/// Methods that name an existing task.
+const FOLLOW_UPS: [&str; 4] = ["tasks/get", "tasks/result", "tasks/cancel", "tasks/update"];
+
+/// A follow-up on its way to the child that made the task.
+#[derive(Debug)]
+pub(super) struct Followed {
+    pub up: Arc<Upstream>,
+    /// The request, with the child's own task id.
+    pub frame: Frame,
+    task: String,
+    handle: String,
+}
+
+/// Makes the handles of one caller's tasks.
+#[derive(Debug)]
+struct Handles {
+    key: Arc<StateKey>,
+    principal: String,
+    server: String,
+    /// The task a follow-up named (pid, the child's id, the client's handle): its answer
+    /// names it with the same handle.
+    named: Option<(u32, String, String)>,
+}
+
+impl TaskIds for Handles {
+    fn wrap(&self, pid: u32, task: &str) -> String {
+        if let Some((p, t, handle)) = &self.named {
+            if *p == pid && t == task {
+                return handle.clone();
+            }
+        }
+        self.key.seal_task(&TaskRef {
+            principal: self.principal.clone(),
+            server: self.server.clone(),
+            pid,
+            task: task.to_owned(),
+        })
+    }
+}
+
+impl Relay {
+    /// The handle maker for a request whose answer may name a task (`tools/call` and the
+    /// follow-ups); `None` for other methods.
+    pub(super) fn task_handles(
+        &self,
+        caller: &Caller,
+        key: &Arc<StateKey>,
+        method: &str,
+        followed: Option<&Followed>,
+    ) -> Option<Arc<dyn TaskIds>> {
+        if method != "tools/call" && !FOLLOW_UPS.contains(&method) {
+            return None;
+        }
+        Some(Arc::new(Handles {
+            key: key.clone(),
+            principal: caller.owner().unwrap_or_default().to_owned(),
+            server: self.cfg.server_name.clone().unwrap_or_default(),
+            named: followed.map(|f| (f.up.pid(), f.task.clone(), f.handle.clone())),
+        }))
+    }
+
+    /// For a follow-up naming a handle: the child that made the task, and the request with
+    /// the child's own task id. `None` for any other request.
+    pub(super) fn task_child(
+        &self,
+        caller: &Caller,
+        frame: &Frame,
+        key: &StateKey,
+        slots: &[Arc<Slot>],
+    ) -> Result<Option<Followed>, Error> {
+        if !frame.method().is_some_and(|m| FOLLOW_UPS.contains(&m)) {
+            return Ok(None);
+        }
+        #[derive(serde::Deserialize)]
+        struct Params {
+            #[serde(rename = "taskId")]
+            task_id: Option<String>,
+        }
+        let Some(handle) = frame.params::<Params>().and_then(|p| p.task_id) else {
+            return Ok(None);
+        };
+        let principal = caller.owner().unwrap_or_default();
+        let server = self.cfg.server_name.as_deref().unwrap_or_default();
+        let task = key
+            .open_task(&handle, principal, server)
+            .map_err(|_| Error::UnknownTask)?;
+        let up = slots
+            .iter()
+            .filter_map(|s| s.current())
+            .find(|u| u.pid() == task.pid && u.is_alive())
+            .ok_or(Error::UnknownTask)?;
+        let mut v: Value = serde_json::from_slice(frame.bytes()).map_err(|_| Error::Parse)?;
+        if let Some(id) = v.pointer_mut("/params/taskId") {
+            *id = Value::from(task.task.as_str());
+        }
+        let bytes = serde_json::to_vec(&v).map_err(|_| Error::Internal)?;
+        let frame = Frame::parse(bytes.into()).map_err(|_| Error::Internal)?;
+        Ok(Some(Followed {
+            up,
+            frame,
+            task: task.task,
+            handle,
+        }))
+    }
+}
