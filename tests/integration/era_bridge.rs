@@ -284,3 +284,29 @@ async fn era_modern_only_refuses_initialize_and_serves_modern_requests() {
     let r = post(&c, &call(json!(2), "test_simple_text")).await;
     complete_text(&r);
 }
+
+#[tokio::test]
+async fn param_headers_are_checked_against_the_childs_tool_list() {
+    let (relay, record) = legacy(&[]);
+    let body = request(
+        json!(1),
+        "tools/call",
+        json!({"name": "test_custom_header", "arguments": {"region": "eu-west"}}),
+        meta(),
+    );
+    // The header the child's tool list asks for is missing, then wrong: refused before the
+    // child.
+    let mut c = relay.client();
+    let r = post(&c, &body).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(last(&r)["error"]["code"], -32020, "{r:?}");
+    c.extra.push(("mcp-param-region".into(), "us-east".into()));
+    let r = post(&c, &body).await;
+    assert_eq!(r.status, 400, "{r:?}");
+    let named = |m: &Value| m["params"]["name"] == "test_custom_header";
+    assert!(!received(&record).iter().any(named));
+    c.extra[0].1 = "eu-west".into();
+    let r = post(&c, &body).await;
+    assert!(complete_text(&r).contains("eu-west"), "{r:?}");
+    assert_eq!(received(&record).iter().filter(|m| named(m)).count(), 1);
+}
