@@ -104,7 +104,7 @@ impl Relay {
             }
         }
         Stateless::Pending(Pending::new(
-            CancelOnDrop::listen(slots, key, ticket),
+            CancelOnDrop::listen(slots, key, ticket, stream.clone()),
             stream,
             None,
         ))

@@ -97,6 +97,8 @@ enum Cancel {
         key: u64,
         /// The listen's audit record, written when it ends.
         _ticket: Ticket,
+        /// The audiences hold the stream weakly: it lives as long as its connection.
+        _stream: Arc<Stream>,
     },
 }
 
@@ -111,12 +113,18 @@ impl CancelOnDrop {
         }
     }
 
-    pub(crate) fn listen(slots: Vec<Arc<Slot>>, key: u64, ticket: Ticket) -> CancelOnDrop {
+    pub(crate) fn listen(
+        slots: Vec<Arc<Slot>>,
+        key: u64,
+        ticket: Ticket,
+        stream: Arc<Stream>,
+    ) -> CancelOnDrop {
         CancelOnDrop {
             what: Cancel::Listen {
                 slots,
                 key,
                 _ticket: ticket,
+                _stream: stream,
             },
         }
     }

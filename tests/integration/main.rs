@@ -14,6 +14,8 @@
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
 //! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
 //! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
+//! - `era_bridge`: 2026-07-28 clients in front of a legacy child: discovery, rounds of input,
+//!   the sealed `requestState`, listen streams, logs, caching hints, session modes, era policy.
 //! - `exhaustion`: slow heads and bodies, header floods, the connection cap (§8.D1–D3).
 //! - `first_run`: the bundled demo server, the startup log's endpoints, `GET /` and its guard.
 //! - `fixture_legacy`: the fixture's `--era legacy` conformance child (the 2026-07-28 names
@@ -61,6 +63,8 @@ mod child;
 mod cli;
 mod config;
 mod connection_limits;
+#[cfg(unix)]
+mod era_bridge;
 mod exhaustion;
 mod first_run;
 mod fixture_legacy;
