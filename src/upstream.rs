@@ -237,29 +237,6 @@ impl Upstream {
         result
     }
 
-    /// Forwards a stateless 2026-07-28 request: to a legacy child, with its `translation`
-    /// (the child may ask for input while it serves it, `translate.rs`); with `tasks`, task
-    /// ids in its answer are renamed (`tasks.rs`).
-    pub(crate) fn forward_stateless(
-        &self,
-        frame: &Frame,
-        stream: &Arc<Stream>,
-        ticket: Ticket,
-        translation: Option<Arc<translation::Translation>>,
-        tasks: Option<Arc<dyn tasks::TaskIds>>,
-    ) -> Result<u64, Error> {
-        let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
-            return Err(Error::Internal);
-        };
-        let mut ticket = Some(ticket);
-        let id = (raw_id, id_span);
-        let result = self.dispatch(None, frame, stream, id, &mut ticket, (translation, tasks));
-        if let Some(t) = ticket {
-            t.discard();
-        }
-        result
-    }
-
     /// Registers and sends one client request; `ticket` is taken once it is registered.
     fn dispatch(
         &self,

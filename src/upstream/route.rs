@@ -70,6 +70,16 @@ impl Upstream {
                     Some(v) => s.set_version(v),
                     None => {
                         // A failed initialize leaves nothing to talk to.
+                        let code = crate::jsonrpc::error_code(frame.bytes());
+                        if matches!(code, Some(-32601 | -32022..=-32020)) {
+                            warn!(
+                                pid = self.pid(),
+                                code,
+                                "the child refused initialize: if it speaks only 2026-07-28, \
+                                 set child_era = \"modern\" (--child-era modern) so the relay \
+                                 serves legacy clients in front of it"
+                            );
+                        }
                         p.finish(Ok((frame, bytes)));
                         s.end();
                         self.stop();

@@ -25,6 +25,7 @@ use serde_json::Value;
 use tracing::debug;
 
 use super::mux::{Pending, Target};
+use super::tasks::TaskIds;
 use super::translation::{input_required, missing_capability, Input, Translation};
 use super::Upstream;
 use crate::error::Error;
@@ -48,6 +49,29 @@ enum Verdict {
 }
 
 impl Upstream {
+    /// Forwards a stateless 2026-07-28 request: to a legacy child, with its `translation`
+    /// (the child may ask for input while it serves it, `translate.rs`); with `tasks`, task
+    /// ids in its answer are renamed (`tasks.rs`).
+    pub(crate) fn forward_stateless(
+        &self,
+        frame: &Frame,
+        stream: &Arc<Stream>,
+        ticket: Ticket,
+        translation: Option<Arc<Translation>>,
+        tasks: Option<Arc<dyn TaskIds>>,
+    ) -> Result<u64, Error> {
+        let (Some(raw_id), Some(id_span)) = (frame.id(), frame.id_span()) else {
+            return Err(Error::Internal);
+        };
+        let mut ticket = Some(ticket);
+        let id = (raw_id, id_span);
+        let result = self.dispatch(None, frame, stream, id, &mut ticket, (translation, tasks));
+        if let Some(t) = ticket {
+            t.discard();
+        }
+        result
+    }
+
     /// Offers a child request to the translated request `relay_id` (the round starts
     /// gathering with the first one).
     pub(super) fn offer_input(
