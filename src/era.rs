@@ -15,6 +15,18 @@ use crate::error::Error;
 pub(crate) const LEGACY_VERSIONS: [&str; 4] =
     ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"];
 
+/// Log levels (RFC 5424 severities as MCP names them), least severe first.
+pub(crate) const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
 /// First version of the modern (stateless) era.
 pub(crate) const FIRST_MODERN: &str = "2026-07-28";
 

@@ -246,18 +246,6 @@ pub(crate) fn from_listen(msg: &[u8]) -> Option<Bytes> {
 
 const META_SUBSCRIPTION_ID: &str = "io.modelcontextprotocol/subscriptionId";
 
-/// The levels of `logging/setLevel` (2025-11-25 server/utilities/logging, RFC 5424 names).
-const LOG_LEVELS: [&str; 8] = [
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
-
 /// A legacy `logging/setLevel` in front of a modern server: the level to send as `_meta`
 /// from now on, or the error a legacy server answers (code, message): -32601 when the
 /// server's `capabilities` declare no `logging`, -32602 for an unknown level.
@@ -269,7 +257,7 @@ pub(crate) fn log_level(
         return Err((-32601, "Method not found"));
     }
     match params.get("level").and_then(Value::as_str) {
-        Some(level) if LOG_LEVELS.contains(&level) => Ok(level.to_owned()),
+        Some(level) if crate::era::LOG_LEVELS.contains(&level) => Ok(level.to_owned()),
         _ => Err((-32602, "Invalid params: unknown log level")),
     }
 }

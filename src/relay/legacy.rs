@@ -124,12 +124,7 @@ impl Relay {
     }
 
     /// An initialized child with the fewest requests in flight, and its `initialize` answer.
-    async fn legacy_child(
-        &self,
-        lp: &LegacyPool,
-        caller: &Caller,
-    ) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
-        let slots = self.legacy_slots(lp, caller)?;
+    async fn legacy_child(slots: &[Arc<Slot>]) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
         let ready = slots
             .iter()
             .filter_map(|s| match s.state() {
@@ -152,7 +147,8 @@ impl Relay {
         frame: &Frame,
         lp: Arc<LegacyPool>,
     ) -> Result<Stateless, Error> {
-        let (up, init) = self.legacy_child(&lp, caller).await?;
+        let slots = self.legacy_slots(&lp, caller)?;
+        let (up, init) = Self::legacy_child(&slots).await?;
         lp.listed.get_or_init(|| learn_tools(&up, &lp.tools)).await;
         {
             let tools = lp.tools.read().unwrap_or_else(|e| e.into_inner());
@@ -188,7 +184,6 @@ impl Relay {
             return Ok(Stateless::Answered(ticket.answer(body, Some(-32601))));
         }
         if method == "subscriptions/listen" {
-            let slots = self.legacy_slots(&lp, caller)?;
             return Ok(self.listen_legacy(frame, ticket, slots, &init));
         }
         let seal = Arc::new(Sealer {
@@ -201,19 +196,12 @@ impl Relay {
             Some(text) => self.resume(caller, frame, ticket, &text, tr, &lp),
             None => {
                 let lists_tools = method == "tools/list" && !ticket.filters();
-                let slots = self.legacy_slots(&lp, caller)?;
-                let task = match self.task_child(caller, frame, &lp.key, &slots) {
-                    Ok(found) => found,
-                    Err(e) => {
-                        ticket.discard();
-                        return Err(e);
-                    }
-                };
-                let (up, frame) = match &task {
+                let (followed, tasks, ticket) =
+                    self.task_plan(caller, frame, &lp.key, &slots, ticket)?;
+                let (up, frame) = match &followed {
                     Some(f) => (f.up.clone(), &f.frame),
                     None => (up, frame),
                 };
-                let tasks = self.task_handles(caller, &lp.key, method, task.as_ref());
                 let stream = Stream::new(1, false, self.cfg.buffer);
                 let relay_id = up.forward_stateless(frame, &stream, ticket, Some(tr), tasks)?;
                 Ok(Stateless::Pending(Pending::new(

@@ -97,18 +97,13 @@ impl Relay {
                 let method = frame.method().unwrap_or_default();
                 let lists_tools = method == "tools/list" && !ticket.filters();
                 // A task's follow-up goes to the child that made the task.
-                let task = match self.task_child(caller, frame, &pool.key, pool.pool.slots()) {
-                    Ok(found) => found,
-                    Err(e) => {
-                        ticket.discard();
-                        return Err(e);
-                    }
-                };
-                let (up, frame) = match &task {
+                let slots = pool.pool.slots();
+                let (followed, tasks, ticket) =
+                    self.task_plan(caller, frame, &pool.key, slots, ticket)?;
+                let (up, frame) = match &followed {
                     Some(f) => (f.up.clone(), &f.frame),
                     None => (pool.upstream().await?, frame),
                 };
-                let tasks = self.task_handles(caller, &pool.key, method, task.as_ref());
                 let stream = Stream::new(1, false, self.cfg.buffer);
                 let relay_id = up.forward_stateless(frame, &stream, ticket, None, tasks)?;
                 Ok(Stateless::Pending(Pending::new(

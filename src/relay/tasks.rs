@@ -18,6 +18,7 @@ use crate::caller::Caller;
 use crate::era::state::{StateKey, TaskRef};
 use crate::error::Error;
 use crate::jsonrpc::Frame;
+use crate::ticket::Ticket;
 use crate::upstream::supervisor::Slot;
 use crate::upstream::tasks::TaskIds;
 use crate::upstream::Upstream;
@@ -62,10 +63,36 @@ impl TaskIds for Handles {
     }
 }
 
+/// How a stateless request meets tasks: the child a follow-up must go to (with the child's own
+/// task id), the handle maker for its answer, and the request's ticket back.
+pub(super) type TaskPlan = (Option<Followed>, Option<Arc<dyn TaskIds>>, Ticket);
+
 impl Relay {
+    /// [`TaskPlan`] for a stateless request on `slots`; a handle that does not open is
+    /// refused (its ticket discarded: the caller records the refusal once).
+    pub(super) fn task_plan(
+        &self,
+        caller: &Caller,
+        frame: &Frame,
+        key: &Arc<StateKey>,
+        slots: &[Arc<Slot>],
+        ticket: Ticket,
+    ) -> Result<TaskPlan, Error> {
+        let followed = match self.task_child(caller, frame, key, slots) {
+            Ok(f) => f,
+            Err(e) => {
+                ticket.discard();
+                return Err(e);
+            }
+        };
+        let method = frame.method().unwrap_or_default();
+        let tasks = self.task_handles(caller, key, method, followed.as_ref());
+        Ok((followed, tasks, ticket))
+    }
+
     /// The handle maker for a request whose answer may name a task (`tools/call` and the
     /// follow-ups); `None` for other methods.
-    pub(super) fn task_handles(
+    fn task_handles(
         &self,
         caller: &Caller,
         key: &Arc<StateKey>,
@@ -85,7 +112,7 @@ impl Relay {
 
     /// For a follow-up naming a handle: the child that made the task, and the request with
     /// the child's own task id. `None` for any other request.
-    pub(super) fn task_child(
+    fn task_child(
         &self,
         caller: &Caller,
         frame: &Frame,

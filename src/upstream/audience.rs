@@ -20,17 +20,7 @@ use crate::jsonrpc::Frame;
 use crate::session::stream::Stream;
 use crate::session::{Session, SessionId};
 
-/// RFC 5424 severities as MCP names them, least severe first.
-const LEVELS: [&str; 8] = [
-    "debug",
-    "info",
-    "notice",
-    "warning",
-    "error",
-    "critical",
-    "alert",
-    "emergency",
-];
+use crate::era::LOG_LEVELS as LEVELS;
 
 /// A log level, ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
