@@ -391,6 +391,13 @@ pub(crate) fn splice(bytes: &[u8], edits: &mut [(Range<usize>, &str)]) -> Bytes 
     out.freeze()
 }
 
+/// Byte range of `inner` when it is a sub-slice borrowed from `outer` (checked).
+pub(crate) fn span_in(outer: &[u8], inner: &str) -> Option<Range<usize>> {
+    let start = (inner.as_ptr() as usize).checked_sub(outer.as_ptr() as usize)?;
+    let end = start.checked_add(inner.len())?;
+    (end <= outer.len() && &outer[start..end] == inner.as_bytes()).then_some(start..end)
+}
+
 /// Byte range of `inner` (a sub-slice produced by borrowing from `outer`).
 fn span_of(outer: &[u8], inner: &str) -> Range<usize> {
     let start = (inner.as_ptr() as usize).saturating_sub(outer.as_ptr() as usize);

@@ -237,6 +237,18 @@ fn limits(args: &ServeArgs, errors: &mut Vec<String>) {
     if args.request_timeout > args.request_timeout_max {
         errors.push("--request-timeout must not exceed --request-timeout-max".into());
     }
+    if args.input_timeout.is_zero() {
+        errors.push("--input-timeout must be > 0".into());
+    }
+    if args.child_era == config::ChildEra::Modern
+        && args.session_mode == config::SessionMode::PerIdentity
+    {
+        errors.push(
+            "--child-era modern does not go with --session-mode per-identity: a modern server's \
+             pool would mix identities, and its legacy sessions need the relay's pool"
+                .into(),
+        );
+    }
     for (method, t) in &args.method_timeout {
         if *t > args.request_timeout_max {
             // Allowed (the hard maximum follows), but worth saying.

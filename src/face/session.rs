@@ -95,6 +95,13 @@ impl Session {
                     };
                     tasks.spawn(self.clone().answer(answer));
                 }
+                // A pool's children each mint their own task ids, and nothing here binds
+                // one to its child or its caller: tasks are not offered through the face.
+                m if m.starts_with("tasks/") => {
+                    let refusal =
+                        error_response(Some(id.as_str()), -32601, "Method not found", &Value::Null);
+                    tasks.spawn(self.clone().answer(refusal));
+                }
                 "resources/subscribe" | "resources/unsubscribe" => {
                     let uri = params_of(&frame)
                         .get("uri")

@@ -184,14 +184,16 @@ impl Relay {
             return Ok(Stateless::Answered(ticket.answer(body, Some(-32601))));
         }
         if method == "subscriptions/listen" {
-            return Ok(self.listen_legacy(frame, ticket, slots, &init));
+            return Ok(self.listen_legacy(caller, frame, ticket, slots, &init));
         }
         let seal = Arc::new(Sealer {
             key: lp.key.clone(),
             base: self.state_of(caller, frame),
             wait: self.cfg.input_wait,
         });
-        let tr = Translation::new(frame, seal, self.cfg.input_wait, self.cache_hint(&ticket));
+        let principal = caller.owner().unwrap_or_default();
+        let hint = self.cache_hint(&ticket);
+        let tr = Translation::new(frame, principal, seal, self.cfg.input_wait, hint);
         match request_state(frame) {
             Some(text) => self.resume(caller, frame, ticket, &text, tr, &lp),
             None => {
@@ -271,12 +273,15 @@ impl Relay {
     }
 
     /// The caching hints of this relay's translated answers (`public` only as configured,
-    /// and never for an answer filtered for the caller).
+    /// never for an answer filtered for the caller, never per identity).
     fn cache_hint(&self, ticket: &Ticket) -> Option<CacheHint> {
         let ttl_ms = u64::try_from(self.cfg.cache_ttl.as_millis()).unwrap_or(u64::MAX);
         Some(CacheHint {
             ttl_ms,
-            public: self.cfg.cache_public && !ticket.filters(),
+            // Each identity's child may answer differently: never public there.
+            public: self.cfg.cache_public
+                && !ticket.filters()
+                && self.cfg.session_mode != SessionMode::PerIdentity,
         })
     }
 }

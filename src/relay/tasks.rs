@@ -123,13 +123,14 @@ impl Relay {
             return Ok(None);
         }
         #[derive(serde::Deserialize)]
-        struct Params {
-            #[serde(rename = "taskId")]
-            task_id: Option<String>,
+        struct Params<'a> {
+            #[serde(rename = "taskId", borrow)]
+            task_id: Option<&'a serde_json::value::RawValue>,
         }
-        let Some(handle) = frame.params::<Params>().and_then(|p| p.task_id) else {
+        let Some(raw) = frame.params::<Params<'_>>().and_then(|p| p.task_id) else {
             return Ok(None);
         };
+        let handle: String = serde_json::from_str(raw.get()).map_err(|_| Error::UnknownTask)?;
         let principal = caller.owner().unwrap_or_default();
         let server = self.cfg.server_name.as_deref().unwrap_or_default();
         let task = key
@@ -140,12 +141,11 @@ impl Relay {
             .filter_map(|s| s.current())
             .find(|u| u.pid() == task.pid && u.is_alive())
             .ok_or(Error::UnknownTask)?;
-        let mut v: Value = serde_json::from_slice(frame.bytes()).map_err(|_| Error::Parse)?;
-        if let Some(id) = v.pointer_mut("/params/taskId") {
-            *id = Value::from(task.task.as_str());
-        }
-        let bytes = serde_json::to_vec(&v).map_err(|_| Error::Internal)?;
-        let frame = Frame::parse(bytes.into()).map_err(|_| Error::Internal)?;
+        // Only the id string changes: everything else reaches the child byte for byte.
+        let span = crate::jsonrpc::span_in(frame.bytes(), raw.get()).ok_or(Error::Internal)?;
+        let text = Value::from(task.task.as_str()).to_string();
+        let bytes = frame.splice(&mut [(span, text.as_str())]);
+        let frame = Frame::parse(bytes).map_err(|_| Error::Internal)?;
         Ok(Some(Followed {
             up,
             frame,

@@ -47,21 +47,22 @@ impl Upstream {
             debug!(id = ?frame.id(), "child answer to no pending request dropped");
             return;
         };
-        // A 2026-07-28 client of a legacy child gets the answer in its era's terms.
+        // A 2026-07-28 client of a legacy child gets the answer in its era's terms; a task a
+        // child of a pool made is named by the relay's handle (`tasks.rs`).
+        let mut tasks = match &p.tasks {
+            Some(ids) => super::tasks::task_edits(&frame, ids, self.pid()),
+            None => Vec::new(),
+        };
         let bytes = match (&p.to, frame.id_span(), &p.translation) {
             (Target::Client { raw_id, ticket, .. }, Some(span), Some(tr)) => {
-                tr.decorate(&frame, span, raw_id, ticket.filters())
+                tr.decorate(&frame, span, raw_id, ticket.filters(), &mut tasks)
             }
             (Target::Client { raw_id, .. }, Some(span), None) => {
-                frame.splice(&mut [(span, raw_id.as_str())])
+                let mut edits = vec![(span, raw_id.as_str())];
+                edits.extend(tasks.iter().map(|(r, t)| (r.clone(), t.as_str())));
+                frame.splice(&mut edits)
             }
             _ => frame.bytes().clone(),
-        };
-        let bytes = match (&p.tasks, &p.to) {
-            (Some(ids), Target::Client { raw_id, .. }) => {
-                super::tasks::rename(&bytes, raw_id, ids, self.pid()).unwrap_or(bytes)
-            }
-            _ => bytes,
         };
         let session = p.session().and_then(Weak::upgrade);
         if p.initialize && p.is_client() {
@@ -136,10 +137,12 @@ impl Upstream {
             _ => frame.bytes().clone(),
         };
         let related_id = token.map(|(_, id)| *id);
-        if let Some((relay_id, tr, stream)) = translated(&mux, related_id) {
+        if let Some(claim) = translated(&mux, related_id) {
             drop(mux);
-            return self.to_translated(frame, request, bytes, (relay_id, &tr, &stream));
+            return self.to_translated(frame, request, bytes, claim);
         }
+        // Another caller's stateless request may be the one asking: no session is guessed.
+        let stateless = has_stateless(&mux);
         let related = related_id.and_then(|id| mux.pending.get(&id));
         let (session, stream) = match claim(&mux, related) {
             // A stateless request's notifications stay on its stream; it is never asked.
@@ -151,7 +154,7 @@ impl Upstream {
             Some((None, _)) => (None, None),
             Some((Some(s), stream)) => (s.upgrade(), Some(stream)),
             // With one session on the child, a request can only be for it (a bridge's host).
-            None if shared && request.is_some() => (self.audience.sole(), None),
+            None if shared && request.is_some() && !stateless => (self.audience.sole(), None),
             None if shared => (None, None),
             None => (self.audience.sole(), None),
         };
@@ -192,21 +195,24 @@ impl Upstream {
     }
 
     /// A child message a translated request claimed (`translate.rs`): an input request joins
-    /// its round (a `ping` is answered), a log notification reaches it only at the level it
-    /// asked for, other notifications go on its stream.
+    /// its round (a `ping` is answered), or its next one if it is parked; a log notification
+    /// reaches it only at the level it asked for, other notifications go on its stream.
     fn to_translated(
         self: &Arc<Self>,
         frame: &Frame,
         request: Option<RawId>,
         bytes: Bytes,
-        (relay_id, tr, stream): (u64, &Arc<Translation>, &Arc<Stream>),
+        claim: Claim,
     ) {
         let method = frame.method().unwrap_or_default();
-        match request {
-            Some(id) if method == "ping" => self.refuse(&id, method),
-            Some(id) => self.offer_input(relay_id, tr, frame, id),
-            None if method == "notifications/message" && !tr.admits_log(frame) => {}
-            None => stream.push(bytes, false),
+        match (claim, request) {
+            (_, Some(id)) if method == "ping" => self.refuse(&id, method),
+            (Claim::Parked(relay_id), Some(id)) => self.park_input(relay_id, frame, id),
+            (Claim::Parked(_), None) => {}
+            (Claim::Live(relay_id, tr, _), Some(id)) => self.offer_input(relay_id, &tr, frame, id),
+            (Claim::Live(_, tr, _), None)
+                if method == "notifications/message" && !tr.admits_log(frame) => {}
+            (Claim::Live(_, _, stream), None) => stream.push(bytes, false),
         }
     }
 
@@ -225,10 +231,11 @@ impl Upstream {
         };
         let mut mux = self.lock();
         if teardown {
+            // Only a listen stream is torn down so: any other number is the child's own id.
             let listen = mux
                 .pending
                 .get(&relay_id)
-                .is_some_and(|p| p.is_client() && p.session().is_none());
+                .is_some_and(|p| p.listen && p.is_client() && p.session().is_none());
             if !listen {
                 return false;
             }
@@ -288,24 +295,47 @@ fn is_global(method: &str) -> bool {
         || method == "notifications/resources/updated"
 }
 
-/// The translated request a child message belongs to (`translate.rs`), chosen like any
-/// client request ([`claim`]): its relay id, translation and stream.
-fn translated(mux: &Mux, related: Option<u64>) -> Option<(u64, Arc<Translation>, Arc<Stream>)> {
+/// What a child message belongs to among translated requests.
+enum Claim {
+    /// A translated request the child is serving: its relay id, translation and stream.
+    Live(u64, Arc<Translation>, Arc<Stream>),
+    /// A translated request waiting for its client's retry.
+    Parked(u64),
+}
+
+/// The request a child message belongs to, chosen like any client request ([`claim`]), when
+/// it is a translated one (`translate.rs`). A parked request counts as in flight: the child
+/// still serves it.
+fn translated(mux: &Mux, related: Option<u64>) -> Option<Claim> {
     let (id, p) = match related {
         Some(id) => (id, mux.pending.get(&id)?),
-        None => {
-            let mut clients = mux
-                .pending
-                .iter()
-                .filter(|(_, p)| p.is_client() && !p.listen);
-            match (clients.next(), clients.next()) {
-                (Some((id, p)), None) => (*id, p),
-                _ => return None,
-            }
-        }
+        None => only_in_flight(mux)?,
     };
     match (&p.translation, &p.to) {
-        (Some(tr), Target::Client { stream, .. }) => Some((id, tr.clone(), stream.clone())),
+        (Some(tr), Target::Client { stream, .. }) => {
+            Some(Claim::Live(id, tr.clone(), stream.clone()))
+        }
+        (_, Target::Parked { .. }) => Some(Claim::Parked(id)),
+        _ => None,
+    }
+}
+
+/// Whether a stateless request (or a parked one) is pending on the child.
+fn has_stateless(mux: &Mux) -> bool {
+    mux.pending.values().any(|p| {
+        matches!(p.to, Target::Parked { .. })
+            || (p.is_client() && p.session().is_none() && !p.listen)
+    })
+}
+
+/// The only client request in flight on the child (parked ones included), if there is one.
+fn only_in_flight(mux: &Mux) -> Option<(u64, &Pending)> {
+    let mut clients = mux
+        .pending
+        .iter()
+        .filter(|(_, p)| (p.is_client() && !p.listen) || matches!(p.to, Target::Parked { .. }));
+    match (clients.next(), clients.next()) {
+        (Some((id, p)), None) => Some((*id, p)),
         _ => None,
     }
 }
@@ -314,13 +344,7 @@ fn translated(mux: &Mux, related: Option<u64>) -> Option<(u64, Arc<Translation>,
 /// the only client request in flight; with its session (`None`: stateless) and stream.
 fn claim(mux: &Mux, related: Option<&Pending>) -> Option<(Option<Weak<Session>>, Arc<Stream>)> {
     related
-        .or_else(|| {
-            let mut clients = mux.pending.values().filter(|p| p.is_client() && !p.listen);
-            match (clients.next(), clients.next()) {
-                (Some(one), None) => Some(one),
-                _ => None,
-            }
-        })
+        .or_else(|| only_in_flight(mux).map(|(_, p)| p))
         .and_then(|p| match &p.to {
             Target::Client {
                 session, stream, ..

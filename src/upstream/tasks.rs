@@ -8,47 +8,64 @@
 //! `tasks/result` and `tasks/cancel` with that handle reach the child that made the task
 //! (`relay/tasks.rs` opens it). Answers without the `"taskId"` text are not parsed.
 
+use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::jsonrpc::{Frame, RawId};
+use crate::jsonrpc::Frame;
 
 /// Makes the handle a client sees for a child's task id.
 pub(crate) trait TaskIds: Send + Sync + std::fmt::Debug {
     fn wrap(&self, pid: u32, task: &str) -> String;
 }
 
-/// Where task ids sit in answers.
-const AT: [&str; 2] = ["/result/taskId", "/result/task/taskId"];
-
-/// `bytes` (an answer with the client's id `raw_id`) with the child's task ids replaced by
-/// handles; `None` when it names no task.
-pub(super) fn rename(
-    bytes: &Bytes,
-    raw_id: &RawId,
+/// The edits that put handles in place of the child's task ids in an answer (spans of
+/// `frame`'s bytes, JSON string texts); empty when it names no task. Only the id strings are
+/// replaced: the rest of the answer stays byte for byte.
+pub(super) fn task_edits(
+    frame: &Frame,
     ids: &Arc<dyn TaskIds>,
     pid: u32,
-) -> Option<Bytes> {
-    memchr::memmem::find(bytes, b"\"taskId\"")?;
-    let mut v: Value = serde_json::from_slice(bytes).ok()?;
-    let mut renamed = false;
-    for at in AT {
-        if let Some(slot) = v.pointer_mut(at) {
-            if let Some(task) = slot.as_str() {
-                *slot = Value::from(ids.wrap(pid, task));
-                renamed = true;
-            }
-        }
+) -> Vec<(Range<usize>, String)> {
+    #[derive(Deserialize)]
+    struct Answer<'a> {
+        #[serde(borrow)]
+        result: Option<Found<'a>>,
     }
-    if !renamed {
-        return None;
+    #[derive(Deserialize)]
+    struct Found<'a> {
+        #[serde(rename = "taskId", borrow)]
+        task_id: Option<&'a RawValue>,
+        #[serde(borrow)]
+        task: Option<Nested<'a>>,
     }
-    // Serialized again: the client's id goes back exactly as it sent it.
-    let f = Frame::parse_upstream(Bytes::from(serde_json::to_vec(&v).ok()?)).ok()?;
-    let span = f.id_span()?;
-    Some(f.splice(&mut [(span, raw_id.as_str())]))
+    #[derive(Deserialize)]
+    struct Nested<'a> {
+        #[serde(rename = "taskId", borrow)]
+        task_id: Option<&'a RawValue>,
+    }
+    let bytes = frame.bytes();
+    if memchr::memmem::find(bytes, b"\"taskId\"").is_none() {
+        return Vec::new();
+    }
+    let Ok(answer) = serde_json::from_slice::<Answer<'_>>(bytes) else {
+        return Vec::new();
+    };
+    let Some(found) = answer.result else {
+        return Vec::new();
+    };
+    [found.task_id, found.task.and_then(|t| t.task_id)]
+        .into_iter()
+        .flatten()
+        .filter_map(|raw| {
+            let task: String = serde_json::from_str(raw.get()).ok()?;
+            let span = crate::jsonrpc::span_in(bytes, raw.get())?;
+            Some((span, Value::from(ids.wrap(pid, &task)).to_string()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -66,20 +83,30 @@ mod tests {
     #[test]
     fn task_ids_in_answers_become_handles() {
         let ids: Arc<dyn TaskIds> = Arc::new(Plain);
-        let modern = Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"task","taskId":"task-1"}}"#,
+        let apply = |line: &'static [u8]| {
+            let f = Frame::parse_upstream(bytes::Bytes::from_static(line)).unwrap();
+            let mut edits = task_edits(&f, &ids, 9);
+            let n = edits.len();
+            let mut refs: Vec<_> = edits
+                .iter_mut()
+                .map(|(r, t)| (r.clone(), t.as_str()))
+                .collect();
+            (f.splice(&mut refs), n)
+        };
+        let (out, n) = apply(br#"{"jsonrpc":"2.0","id":1e2,"result":{"resultType":"task","taskId":"task-1","n":1.0}}"#);
+        assert_eq!(n, 1);
+        assert_eq!(
+            &out[..],
+            br#"{"jsonrpc":"2.0","id":1e2,"result":{"resultType":"task","taskId":"h.9.task-1","n":1.0}}"#
         );
-        let out = rename(&modern, &RawId::from_u64(1), &ids, 9).unwrap();
-        let v: Value = serde_json::from_slice(&out).unwrap();
-        assert_eq!(v["result"]["taskId"], "h.9.task-1");
-        let legacy = Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":1.0,"result":{"task":{"taskId":"t","status":"working"}}}"#,
+        let (out, n) = apply(
+            br#"{"jsonrpc":"2.0","id":1,"result":{"task":{"taskId":"t","status":"working"}}}"#,
         );
-        let out = rename(&legacy, &RawId::from_u64(1), &ids, 9).unwrap();
+        assert_eq!(n, 1);
         assert!(std::str::from_utf8(&out)
             .unwrap()
             .contains(r#""taskId":"h.9.t""#));
-        let none = Bytes::from_static(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
-        assert!(rename(&none, &RawId::from_u64(1), &ids, 9).is_none());
+        let (_, n) = apply(br#"{"jsonrpc":"2.0","id":1,"result":{"content":[]}}"#);
+        assert_eq!(n, 0);
     }
 }

@@ -33,6 +33,11 @@ use crate::jsonrpc::{Frame, RawId};
 use crate::session::stream::Stream;
 use crate::ticket::Ticket;
 
+/// The child requests that travel in `inputRequests`.
+const INPUT_METHODS: [&str; 3] = ["sampling/createMessage", "elicitation/create", "roots/list"];
+/// Requests of one caller that may wait for input on one child at a time (the child's own
+/// cap is a quarter of `--max-inflight-per-child`).
+const MAX_PARKED_PER_PRINCIPAL: usize = 16;
 /// How long a round waits for more child requests after the last one.
 const GATHER_QUIET: Duration = Duration::from_millis(15);
 /// The longest a round gathers, however chatty the child.
@@ -85,6 +90,12 @@ impl Upstream {
     }
 
     fn take_input(self: &Arc<Self>, relay_id: u64, tr: &Arc<Translation>, input: Input) {
+        if !INPUT_METHODS.contains(&input.method.as_str()) {
+            // Only these travel in `inputRequests` (2026-07-28 MRTR); no client can take
+            // any other request of the child (PROTOCOL.md §5.4).
+            let message = "Method not found".to_owned();
+            return self.answer_child(&input.id, Err((-32601, message)));
+        }
         let verdict = match tr.declared.missing(&input.method) {
             Some(cap) => Verdict::Undeclared(cap),
             None => {
@@ -169,6 +180,15 @@ impl Upstream {
             return;
         }
         let mut mux = self.lock();
+        if let Some(Target::Parked {
+            inputs: waiting, ..
+        }) = mux.pending.get_mut(&relay_id).map(|p| &mut p.to)
+        {
+            // Parked by the round before: these are asked in the next one.
+            waiting.extend(inputs);
+            return;
+        }
+        let over = inputs.is_empty() || self.parked_over(&mux, tr);
         let Some(p) = mux.pending.get_mut(&relay_id).filter(|p| p.is_client()) else {
             drop(mux);
             // Answered or gone meanwhile: nobody will answer these.
@@ -177,6 +197,23 @@ impl Upstream {
             }
             return;
         };
+        if over {
+            // The client lacks what the child needs, or too many requests of this caller
+            // (or of everyone) wait for input on this child already.
+            let p = mux.take(relay_id);
+            drop(mux);
+            for i in &inputs {
+                self.answer_child(&i.id, Err(no_answer()));
+            }
+            if let Some(p) = p {
+                match inputs.is_empty() {
+                    true => finish_with(p, |raw| missing_capability(raw, &missing)),
+                    false => finish_with(p, |raw| Error::InflightCap.to_jsonrpc(raw)),
+                }
+            }
+            self.cancel_child(relay_id, "the request cannot wait for input");
+            return;
+        }
         if inputs.is_empty() {
             let p = mux.take(relay_id);
             drop(mux);
@@ -206,6 +243,45 @@ impl Upstream {
             let bytes = input_required(&raw_id, &inputs, &state);
             stream.push(ticket.answer(bytes, None), true);
         }
+    }
+
+    /// Whether one more parked request of `tr`'s caller would be too many on this child.
+    fn parked_over(&self, mux: &super::mux::Mux, tr: &Translation) -> bool {
+        let parked = mux
+            .pending
+            .values()
+            .filter(|p| matches!(p.to, Target::Parked { .. }));
+        let (mut all, mut mine) = (0usize, 0usize);
+        for p in parked {
+            all += 1;
+            if p.translation
+                .as_ref()
+                .is_some_and(|t| t.principal == tr.principal)
+            {
+                mine += 1;
+            }
+        }
+        let per_child = (self.limits.inflight_per_child / 4).max(1);
+        all >= per_child || mine >= MAX_PARKED_PER_PRINCIPAL
+    }
+
+    /// A child request for a parked request (it still serves it): asked in the next round,
+    /// or refused when the request is no longer parked.
+    pub(super) fn park_input(&self, relay_id: u64, frame: &Frame, id: RawId) {
+        let input = Input::of(frame, id);
+        if !INPUT_METHODS.contains(&input.method.as_str()) {
+            let message = "Method not found".to_owned();
+            return self.answer_child(&input.id, Err((-32601, message)));
+        }
+        let mut mux = self.lock();
+        if let Some(Target::Parked { inputs, .. }) =
+            mux.pending.get_mut(&relay_id).map(|p| &mut p.to)
+        {
+            inputs.push(input);
+            return;
+        }
+        drop(mux);
+        self.answer_child(&input.id, Err(no_answer()));
     }
 
     /// Resumes a parked request with the client's retry: its answer and its further rounds
@@ -245,6 +321,10 @@ impl Upstream {
             let (timeout, deadline, hard) = self.limits.deadlines(method, false, Instant::now());
             (p.timeout, p.deadline, p.hard_deadline) = (timeout, deadline, hard);
             p.translation = Some(tr.clone());
+            // Progress the child reports from now on carries the retry's own token.
+            if let (Some(t), Some(raw)) = (p.token, frame.progress_token()) {
+                mux.tokens.insert(t, (raw.into(), relay_id));
+            }
             stream.expect_answer();
             inputs
         };

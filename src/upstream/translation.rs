@@ -109,6 +109,8 @@ pub(super) struct Round {
 /// What the mux keeps for one translated request.
 #[derive(Debug)]
 pub(crate) struct Translation {
+    /// Whose request it is (caps how many of theirs may wait for input on one child).
+    pub(super) principal: Box<str>,
     pub(super) method: String,
     pub(super) declared: Declared,
     /// `inputResponses` the client sent with the request, by key.
@@ -125,6 +127,7 @@ pub(crate) struct Translation {
 impl Translation {
     pub(crate) fn new(
         frame: &Frame,
+        principal: &str,
         seal: Arc<dyn Seal>,
         wait: Duration,
         cache: Option<CacheHint>,
@@ -147,6 +150,7 @@ impl Translation {
             .and_then(Value::as_str)
             .and_then(Level::parse);
         Arc::new(Translation {
+            principal: principal.into(),
             method: frame.method().unwrap_or_default().to_owned(),
             declared: Declared::of(meta.and_then(|m| m.get(crate::era::CAPS_META_KEY))),
             given: Mutex::new(given),
@@ -181,11 +185,14 @@ impl Translation {
         id_span: std::ops::Range<usize>,
         raw_id: &RawId,
         filtered: bool,
+        more: &mut [(std::ops::Range<usize>, String)],
     ) -> Bytes {
         let id = (id_span, raw_id.as_str());
         if frame.is_error() {
             return modern_error(frame.splice(&mut [id]), raw_id);
         }
+        let mut edits = vec![id];
+        edits.extend(more.iter().map(|(r, t)| (r.clone(), t.as_str())));
         // Every 2026-07-28 result says what it is.
         let mut fields = String::from(r#""resultType":"complete""#);
         if let Some(hint) = self
@@ -202,10 +209,11 @@ impl Translation {
                 hint.ttl_ms
             ));
         }
-        match result_insert(frame, &fields) {
-            Some((at, text)) => frame.splice(&mut [id, (at..at, text.as_str())]),
-            None => frame.splice(&mut [id]),
+        let insert = result_insert(frame, &fields);
+        if let Some((at, text)) = &insert {
+            edits.push((*at..*at, text.as_str()));
         }
+        frame.splice(&mut edits)
     }
 }
 
