@@ -226,6 +226,7 @@ impl Upstream {
         let parked = Target::Parked {
             round: number,
             inputs: inputs.clone(),
+            since: Instant::now(),
         };
         let to = std::mem::replace(&mut p.to, parked);
         let now = Instant::now();

@@ -6,6 +6,7 @@
 //! era-policy tests; the rounds, the sealed state, the streams and hints, and the session
 //! modes are in `era_bridge/`.
 
+mod limits;
 mod modes;
 mod rounds;
 mod state;
