@@ -221,11 +221,16 @@ impl Results {
     }
 
     /// A 2026-07-28 client's stateless call through the relay in front of the legacy
-    /// fixture (translated) against a legacy session's call on the same relay (issue 17).
+    /// fixture (translated) against a legacy session's call on the same relay (issue 17), with
+    /// SSE answers (the default) and with JSON answers (which the modern call gets when its
+    /// answer comes first).
     fn eras(&self, systems: &[Kind]) -> String {
         self.compare(
             systems,
-            &[(Kind::RelayModern, Kind::RelaySse)],
+            &[
+                (Kind::RelayModern, Kind::RelaySse),
+                (Kind::RelayModern, Kind::RelayJson),
+            ],
             "Client eras (issue 17): a 2026-07-28 call, translated, ÷ a legacy session's call",
         )
     }

@@ -74,13 +74,13 @@ impl Kind {
     }
 
     /// Names in `BENCH_SYSTEMS`; `relay` selects both single-server relay modes, `servers`
-    /// the single relay with the multi-server relay's two paths, `eras` a legacy session and
-    /// a 2026-07-28 client on the same relay, `peers` the three peers.
+    /// the single relay with the multi-server relay's two paths, `eras` legacy sessions (SSE
+    /// and JSON answers) and a 2026-07-28 client on the same relay, `peers` the three peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
             "servers" => vec![Kind::RelaySse, Kind::RelayAggregate, Kind::RelayServer],
-            "eras" => vec![Kind::RelaySse, Kind::RelayModern],
+            "eras" => vec![Kind::RelaySse, Kind::RelayJson, Kind::RelayModern],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
             "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
             _ => match ALL.iter().find(|k| k.name() == s) {
