@@ -14,13 +14,18 @@
 #  10 conformance-shared  the same with --session-mode shared (one child for every session)
 #  11 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
 #  12 conformance-modern-shared  the same with --session-mode shared
-#  13 conformance-servers  the suite (2025-11-25) against /servers/conf/mcp of a relay with two
+#  13 conformance-legacy-child  the suite at spec 2026-07-28 against a legacy child
+#                  (CONFORMANCE_FIXTURE_ERA=legacy: a 2025-11-25-only fixture; the relay
+#                  translates, input requests become input_required rounds)
+#  14 conformance-legacy-child-shared  the same with --session-mode shared --children 2
+#  15 conformance-legacy-child-2025  the suite at spec 2025-11-25 against the same legacy child
+#  16 conformance-servers  the suite (2025-11-25) against /servers/conf/mcp of a relay with two
 #                  named servers (CONFORMANCE_SERVERS=1; same baseline as a single-server relay)
-#  14 conformance-servers-modern  the same at spec 2026-07-28
-#  15 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
-#  16 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
-#  17 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
-#  18 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
+#  17 conformance-servers-modern  the same at spec 2026-07-28
+#  18 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
+#  19 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
+#  20 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
+#  21 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
 #                  (what Windows runs): unit tests, then connect and serve end to end
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
@@ -161,6 +166,15 @@ run_step conformance-modern count_conformance "MCP conformance suite, server mod
 run_step conformance-modern-shared count_conformance "MCP conformance suite, spec 2026-07-28, --session-mode shared" -- \
     env RELAY_EXTRA_ARGS="--session-mode shared" CONFORMANCE_LABEL=shared \
     "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
+run_step conformance-legacy-child count_conformance "MCP conformance suite, spec 2026-07-28, a legacy (2025-11-25-only) child behind the relay" -- \
+    env CONFORMANCE_FIXTURE_ERA=legacy \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
+run_step conformance-legacy-child-shared count_conformance "MCP conformance suite, spec 2026-07-28, a legacy child, --session-mode shared --children 2" -- \
+    env CONFORMANCE_FIXTURE_ERA=legacy RELAY_EXTRA_ARGS="--session-mode shared --children 2" CONFORMANCE_LABEL=shared \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
+run_step conformance-legacy-child-2025 count_conformance "MCP conformance suite, spec 2025-11-25, a legacy child" -- \
+    env CONFORMANCE_FIXTURE_ERA=legacy \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
 run_step conformance-servers count_conformance "MCP conformance suite, spec 2025-11-25, a per-server path of a multi-server relay" -- \
     env CONFORMANCE_SERVERS=1 CONFORMANCE_LABEL=servers \
     "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25

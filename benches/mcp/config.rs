@@ -3,7 +3,8 @@
 //! `BENCH_SYSTEMS` (comma list of names or `relay`/`floors`/`peers`; all by default),
 //! `BENCH_WORKLOADS` (letters from `abcdef`; all), `BENCH_IDLE_SESSIONS` (100),
 //! `BENCH_SHARED_SESSIONS` (1000), `BENCH_PROTOCOL` (2025-06-18), `BENCH_RELAY` (the relay
-//! binary, `target/dist/mcp-relay`; to compare a patched build).
+//! binary, `target/dist/mcp-relay`; to compare a patched build), `BENCH_FIXTURE` (the child,
+//! `target/dist/mcp-relay-fixture`).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -39,7 +40,8 @@ fn var<T: std::str::FromStr>(name: &str, default: T) -> Result<T> {
 impl Config {
     pub(crate) fn from_env() -> Result<Self> {
         let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-        let fixture = root.join("target/dist/mcp-relay-fixture");
+        let fixture = std::env::var_os("BENCH_FIXTURE")
+            .map_or_else(|| root.join("target/dist/mcp-relay-fixture"), PathBuf::from);
         let relay = std::env::var_os("BENCH_RELAY")
             .map_or_else(|| root.join("target/dist/mcp-relay"), PathBuf::from);
         if !fixture.exists() || !relay.exists() {

@@ -1,6 +1,8 @@
 //! The load generator's Streamable HTTP client: one hyper HTTP/1.1 keep-alive connection per
 //! worker (no pool, no proxy logic), `initialize` + `notifications/initialized`, `tools/call`
-//! and `DELETE`, every answer parsed and verified (see `msg.rs`).
+//! and `DELETE`, every answer parsed and verified (see `msg.rs`). A 2026-07-28 client has no
+//! session: each `tools/call` carries its `_meta` and the `MCP-Protocol-Version`,
+//! `Mcp-Method` and `Mcp-Name` headers.
 
 use std::net::SocketAddr;
 
@@ -21,6 +23,8 @@ pub(crate) struct Endpoint {
     pub(crate) addr: SocketAddr,
     pub(crate) path: String,
     pub(crate) call: msg::ToolCall,
+    /// Whether the client speaks 2026-07-28 (stateless calls, no sessions).
+    pub(crate) modern: bool,
 }
 
 /// A session opened by `initialize`.
@@ -28,6 +32,15 @@ pub(crate) struct Endpoint {
 pub(crate) struct Session {
     pub(crate) id: HeaderValue,
     pub(crate) protocol: HeaderValue,
+}
+
+/// Who a request is sent as: no session (`initialize`), a legacy session, or a 2026-07-28
+/// client (the `Mcp-Name` of its call).
+#[derive(Clone, Copy)]
+enum As<'a> {
+    Nobody,
+    Session(&'a Session),
+    Modern(&'a HeaderValue),
 }
 
 /// One HTTP/1.1 connection, reopened if the server closed it between requests.
@@ -66,6 +79,11 @@ impl Conn {
     }
 
     async fn send(&mut self, method: Method, s: Option<&Session>, body: Vec<u8>) -> Result<Answer> {
+        self.send_as(method, s.map_or(As::Nobody, As::Session), body)
+            .await
+    }
+
+    async fn send_as(&mut self, method: Method, who: As<'_>, body: Vec<u8>) -> Result<Answer> {
         if self.send.is_closed() || self.send.ready().await.is_err() {
             self.send = handshake(self.ep.addr).await?;
         }
@@ -75,10 +93,19 @@ impl Conn {
             .header(HOST, self.host.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
-        if let Some(s) = s {
-            req = req
-                .header("mcp-session-id", s.id.clone())
-                .header("mcp-protocol-version", s.protocol.clone());
+        match who {
+            As::Nobody => {}
+            As::Session(s) => {
+                req = req
+                    .header("mcp-session-id", s.id.clone())
+                    .header("mcp-protocol-version", s.protocol.clone());
+            }
+            As::Modern(name) => {
+                req = req
+                    .header("mcp-protocol-version", msg::MODERN)
+                    .header("mcp-method", "tools/call")
+                    .header("mcp-name", name.clone());
+            }
         }
         let resp = self
             .send
@@ -135,6 +162,26 @@ impl Conn {
         if a.status != StatusCode::OK {
             bail!(
                 "tools/call: HTTP {}: {}",
+                a.status,
+                String::from_utf8_lossy(&a.body)
+            );
+        }
+        msg::verify_echo(a.sse, &a.body, id, text)
+    }
+
+    /// A 2026-07-28 `tools/call` of the endpoint's echo tool with `text` (no session),
+    /// verified like `echo`.
+    pub(crate) async fn echo_modern(
+        &mut self,
+        name: &HeaderValue,
+        id: u64,
+        text: &str,
+    ) -> Result<()> {
+        let body = self.ep.call.request(id, text);
+        let a = self.send_as(Method::POST, As::Modern(name), body).await?;
+        if a.status != StatusCode::OK {
+            bail!(
+                "tools/call (2026-07-28): HTTP {}: {}",
                 a.status,
                 String::from_utf8_lossy(&a.body)
             );

@@ -1,12 +1,14 @@
 //! The workloads' engine: open sessions on a target (HTTP system or direct stdio), run C
 //! closed-loop workers for a warm-up plus a measured window, verify every answer, close the
-//! sessions. Also session churn and idle memory.
+//! sessions. Also session churn and idle memory. A 2026-07-28 client (`Endpoint::modern`) has
+//! no sessions: its "sessions" only spread the workers, and nothing is opened or closed.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, Result};
+use hyper::header::HeaderValue;
 
 use crate::http::{Conn, Endpoint, Session};
 use crate::stdio::StdioChild;
@@ -19,11 +21,13 @@ pub(crate) enum Target<'a> {
     Stdio(&'a Path),
 }
 
-/// One session: an HTTP session id, or a direct fixture child.
+/// One session: an HTTP session id, a direct fixture child, or none (a 2026-07-28 client,
+/// with the `Mcp-Name` of its calls).
 #[derive(Clone)]
 enum Sess {
     Http(Session),
     Stdio(Arc<StdioChild>),
+    Modern(HeaderValue),
 }
 
 /// A closed-loop load: `sessions` sessions, `concurrency` requests in flight in total.
@@ -49,6 +53,12 @@ pub(crate) struct LoadResult {
 
 /// Opens `n` sessions using up to 8 connections in parallel.
 async fn open(t: Target<'_>, n: usize, protocol: &str) -> Result<Vec<Sess>> {
+    if let Target::Http(ep) = t {
+        if ep.modern {
+            let name = HeaderValue::from_str(ep.call.tool())?;
+            return Ok(vec![Sess::Modern(name); n]);
+        }
+    }
     let lanes = n.clamp(1, 8);
     let mut tasks = Vec::new();
     for lane in 0..lanes {
@@ -95,6 +105,7 @@ async fn close(t: Target<'_>, sessions: Vec<Sess>) {
         let r = match (&s, conn.as_mut()) {
             (Sess::Http(s), Some(c)) => c.delete(s).await,
             (Sess::Stdio(c), _) => c.close().await,
+            (Sess::Modern(_), _) => Ok(()),
             (Sess::Http(_), None) => Err(anyhow::anyhow!("no connection")),
         };
         failed += usize::from(r.is_err());
@@ -108,7 +119,8 @@ async fn call(conn: &mut Option<Conn>, s: &Sess, id: u64, text: &str) -> Result<
     match (s, conn) {
         (Sess::Http(s), Some(c)) => c.echo(s, id, text).await,
         (Sess::Stdio(c), _) => c.echo(id, text).await,
-        (Sess::Http(_), None) => anyhow::bail!("no connection"),
+        (Sess::Modern(name), Some(c)) => c.echo_modern(name, id, text).await,
+        (Sess::Http(_) | Sess::Modern(_), None) => anyhow::bail!("no connection"),
     }
 }
 

@@ -23,12 +23,17 @@ pub(crate) const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notificatio
 /// What comes between the id and the text in a `tools/call` of the fixture's `echo`.
 const ECHO_MID: &[u8] = br#","method":"tools/call","params":{"name":"echo","arguments":{"text":""#;
 
+/// The 2026-07-28 protocol version a modern client sends.
+pub(crate) const MODERN: &str = "2026-07-28";
+
 /// The `tools/call` a system is sent: the tool's name differs between systems (`echo`, or
-/// `a__echo` through the multi-server relay's aggregate), so the bytes between the id and the
-/// text are built once per system and the hot loop only copies them.
+/// `a__echo` through the multi-server relay's aggregate), and a 2026-07-28 client adds its
+/// request metadata, so the bytes between the id and the text are built once per system and
+/// the hot loop only copies them.
 #[derive(Clone, Debug)]
 pub(crate) struct ToolCall {
     mid: Arc<[u8]>,
+    tool: Arc<str>,
 }
 
 impl ToolCall {
@@ -38,7 +43,25 @@ impl ToolCall {
             format!(r#","method":"tools/call","params":{{"name":"{tool}","arguments":{{"text":""#);
         Self {
             mid: mid.into_bytes().into(),
+            tool: tool.into(),
         }
+    }
+
+    /// The same call as a 2026-07-28 client sends it: `params._meta` names the protocol
+    /// version, the client's capabilities (none) and the client.
+    pub(crate) fn modern(tool: &str) -> Self {
+        let mid = format!(
+            r#","method":"tools/call","params":{{"_meta":{{"io.modelcontextprotocol/protocolVersion":"{MODERN}","io.modelcontextprotocol/clientCapabilities":{{}},"io.modelcontextprotocol/clientInfo":{{"name":"mcp-relay-bench","version":"1"}}}},"name":"{tool}","arguments":{{"text":""#
+        );
+        Self {
+            mid: mid.into_bytes().into(),
+            tool: tool.into(),
+        }
+    }
+
+    /// The tool's name (the `Mcp-Name` of a 2026-07-28 call).
+    pub(crate) fn tool(&self) -> &str {
+        &self.tool
     }
 
     /// The request with `id` and `text`.

@@ -1,7 +1,8 @@
 //! Collected figures (one value per repetition), medians, and the markdown report: the
 //! results table, ratios of each relay mode to the best peer and to the floors, the
-//! multi-server relay's paths against the single relay (ratio and µs per call), and the
-//! issue's targets with whether each is met.
+//! multi-server relay's paths and a 2026-07-28 client's translated calls against the single
+//! relay's legacy sessions (ratio and µs per call), and the issue's targets with whether each
+//! is met.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -141,6 +142,7 @@ impl Results {
         s.push_str("\n\n");
         s.push_str(&self.ratios(systems));
         s.push_str(&self.servers(systems));
+        s.push_str(&self.eras(systems));
         s.push_str(&crate::targets::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
@@ -204,27 +206,52 @@ impl Results {
     }
 
     /// The multi-server relay's paths against `relay-sse`, and the aggregate against the
-    /// per-server path of the same process (issue 16): the ratio, and what the path costs per
-    /// call: for latencies and CPU times the difference of the medians, for throughputs the
-    /// difference of 1 ÷ throughput (the time each call adds while the machine is busy).
+    /// per-server path of the same process (issue 16).
     fn servers(&self, systems: &[Kind]) -> String {
         let pairs = [
             (Kind::RelayAggregate, Kind::RelaySse),
             (Kind::RelayServer, Kind::RelaySse),
             (Kind::RelayAggregate, Kind::RelayServer),
         ];
+        self.compare(
+            systems,
+            &pairs,
+            "Several servers (issue 16): each path of the multi-server relay ÷ a reference",
+        )
+    }
+
+    /// A 2026-07-28 client's stateless call through the relay in front of the legacy
+    /// fixture (translated) against a legacy session's call on the same relay (issue 17), with
+    /// SSE answers (the default) and with JSON answers (which the modern call gets when its
+    /// answer comes first).
+    fn eras(&self, systems: &[Kind]) -> String {
+        self.compare(
+            systems,
+            &[
+                (Kind::RelayModern, Kind::RelaySse),
+                (Kind::RelayModern, Kind::RelayJson),
+            ],
+            "Client eras (issue 17): a 2026-07-28 call, translated, ÷ a legacy session's call",
+        )
+    }
+
+    /// `(system, reference)` pairs of the run under a heading: the ratio, and what the
+    /// system costs per call: for latencies and CPU times the difference of the medians, for
+    /// throughputs the difference of 1 ÷ throughput (the time each call adds while the
+    /// machine is busy). Nothing when no pair is in the run.
+    fn compare(&self, systems: &[Kind], pairs: &[(Kind, Kind)], title: &str) -> String {
         let pairs: Vec<_> = pairs
-            .into_iter()
+            .iter()
             .filter(|(k, base)| systems.contains(k) && systems.contains(base))
             .collect();
         if pairs.is_empty() {
             return String::new();
         }
-        let mut s = String::from(
-            "\n### Several servers (issue 16): each path of the multi-server relay ÷ a reference\n\n\
-             Ratio oriented so that > 1 means the path is better than the reference. Per call: \
-             latencies and CPU times, the difference of the medians; throughputs, the \
-             difference of 1 ÷ throughput (per cycle for (f)). Positive means the path costs \
+        let mut s = format!(
+            "\n### {title}\n\n\
+             Ratio oriented so that > 1 means the system is better than the reference. Per \
+             call: latencies and CPU times, the difference of the medians; throughputs, the \
+             difference of 1 ÷ throughput (per cycle for (f)). Positive means the system costs \
              more.\n\n\
              | system | reference | metric | reference's | system's | ratio | per call |\n\
              |---|---|---|---:|---:|---:|---:|\n",
@@ -241,7 +268,7 @@ impl Results {
             (EP99, false),
             (FCps, true),
         ];
-        for (k, base_kind) in pairs {
+        for &&(k, base_kind) in &pairs {
             for (m, higher) in metrics {
                 let (Some(base), Some(v)) = (self.median(base_kind, m), self.median(k, m)) else {
                     continue;

@@ -28,7 +28,7 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
             if let Err(e) = system(cfg, kind, rep, &mut res).await {
                 res.fail(kind, "start", rep, &e);
             }
-            if kind.is_relay() && (cfg.wants('d') || cfg.wants('e')) {
+            if kind.is_relay() && !kind.is_modern() && (cfg.wants('d') || cfg.wants('e')) {
                 eprintln!(
                     "bench: rep {}/{} {} --session-mode shared",
                     rep + 1,
@@ -84,7 +84,9 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
         protocol: cfg.protocol.clone(),
         cpu_pid: pid,
     };
-    if cfg.wants('d') {
+    if kind.is_modern() {
+        sessionless(cfg, kind, res);
+    } else if cfg.wants('d') {
         match &running {
             None => res.note(kind, Metric::DTree0, "n/a (no server)"),
             Some(r) => {
@@ -140,7 +142,7 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
     if cfg.wants('e') && !kind.is_relay() {
         shared(cfg, kind, target, pid, rep, res).await;
     }
-    if cfg.wants('f') {
+    if cfg.wants('f') && !kind.is_modern() {
         match load::churn(target, cfg.window, &cfg.protocol).await {
             Ok((cps, p50_ms)) => {
                 res.add(kind, Metric::FCps, cps);
@@ -151,6 +153,21 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
     }
     drop(running);
     Ok(())
+}
+
+/// The notes of a 2026-07-28 client's system for the workloads made of sessions: (d) idle
+/// sessions, (e) sessions on a shared child, (f) session churn.
+fn sessionless(cfg: &Config, kind: Kind, res: &mut Results) {
+    let na = "n/a (2026-07-28: no sessions)";
+    if cfg.wants('d') {
+        res.note(kind, Metric::DTreePerSession, na);
+    }
+    if cfg.wants('e') {
+        res.note(kind, Metric::ERps, na);
+    }
+    if cfg.wants('f') {
+        res.note(kind, Metric::FCps, na);
+    }
 }
 
 /// (e): many sessions on one shared child, where the system has such a mode (the relay's

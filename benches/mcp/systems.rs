@@ -1,5 +1,6 @@
 //! The systems under test: how each one is started on loopback around the same fixture, its
-//! MCP endpoint and echo tool, whether it shares one child between sessions, and its version.
+//! MCP endpoint and echo tool, which era its client speaks, whether it shares one child
+//! between sessions, and its version.
 //! The multi-server relay's config file is written by `servers.rs`.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -22,6 +23,9 @@ pub(crate) enum Kind {
     RelaySse,
     /// mcp-relay `--response-mode json`.
     RelayJson,
+    /// mcp-relay as `RelaySse`, the client speaking 2026-07-28 (stateless `tools/call`, no
+    /// session) to the legacy fixture: the relay translates (initialized children of a pool).
+    RelayModern,
     /// mcp-relay with two named servers `a` and `b` (both the fixture) from a config file;
     /// the client on the aggregate's main path `/mcp`, calling `a__echo`.
     RelayAggregate,
@@ -40,9 +44,10 @@ pub(crate) enum Kind {
     McpProxyPy,
 }
 
-pub(crate) const ALL: [Kind; 9] = [
+pub(crate) const ALL: [Kind; 10] = [
     Kind::RelaySse,
     Kind::RelayJson,
+    Kind::RelayModern,
     Kind::RelayAggregate,
     Kind::RelayServer,
     Kind::FloorStdio,
@@ -57,6 +62,7 @@ impl Kind {
         match self {
             Kind::RelaySse => "relay-sse",
             Kind::RelayJson => "relay-json",
+            Kind::RelayModern => "relay-modern",
             Kind::RelayAggregate => "relay-aggregate",
             Kind::RelayServer => "relay-server",
             Kind::FloorStdio => "floor-stdio",
@@ -68,17 +74,19 @@ impl Kind {
     }
 
     /// Names in `BENCH_SYSTEMS`; `relay` selects both single-server relay modes, `servers`
-    /// the single relay with the multi-server relay's two paths, `peers` the three peers.
+    /// the single relay with the multi-server relay's two paths, `eras` legacy sessions (SSE
+    /// and JSON answers) and a 2026-07-28 client on the same relay, `peers` the three peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
             "servers" => vec![Kind::RelaySse, Kind::RelayAggregate, Kind::RelayServer],
+            "eras" => vec![Kind::RelaySse, Kind::RelayJson, Kind::RelayModern],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
             "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
-                    "unknown system {s:?} (known: relay, servers, floors, peers, {:?})",
+                    "unknown system {s:?} (known: relay, servers, eras, floors, peers, {:?})",
                     ALL.map(Kind::name)
                 ),
             },
@@ -89,8 +97,17 @@ impl Kind {
     pub(crate) fn is_relay(self) -> bool {
         matches!(
             self,
-            Kind::RelaySse | Kind::RelayJson | Kind::RelayAggregate | Kind::RelayServer
+            Kind::RelaySse
+                | Kind::RelayJson
+                | Kind::RelayModern
+                | Kind::RelayAggregate
+                | Kind::RelayServer
         )
+    }
+
+    /// The client speaks 2026-07-28: no sessions, so only (a), (b) and (c) apply.
+    pub(crate) fn is_modern(self) -> bool {
+        self == Kind::RelayModern
     }
 
     /// The multi-server relay (either path).
@@ -178,7 +195,7 @@ fn command(
     let port_s = port.to_string();
     let cmd = match kind {
         Kind::FloorStdio => return Ok(None),
-        Kind::RelaySse | Kind::RelayJson => {
+        Kind::RelaySse | Kind::RelayJson | Kind::RelayModern => {
             let mut c = Command::new(p.relay());
             c.args(["serve", "--listen", &listen]);
             if kind == Kind::RelayJson {
@@ -293,7 +310,12 @@ pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Op
     let ep = Endpoint {
         addr,
         path: path.to_owned(),
-        call: ToolCall::new(tool),
+        call: if kind.is_modern() {
+            ToolCall::modern(tool)
+        } else {
+            ToolCall::new(tool)
+        },
+        modern: kind.is_modern(),
     };
     Ok(Some(Running {
         proc,
@@ -318,6 +340,11 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
     };
     match kind {
         Kind::RelaySse | Kind::RelayJson => format!("mcp-relay {}", env!("CARGO_PKG_VERSION")),
+        Kind::RelayModern => format!(
+            "mcp-relay {}, a 2026-07-28 client (stateless `tools/call`), the legacy fixture \
+             behind it (translated)",
+            env!("CARGO_PKG_VERSION")
+        ),
         Kind::RelayAggregate | Kind::RelayServer => {
             let (path, tool) = kind.endpoint();
             format!(

@@ -15,7 +15,7 @@ fn verdict(ok: Option<bool>) -> &'static str {
 }
 
 /// The targets table for every single-server relay mode in the run (the multi-server relay
-/// is compared with `relay-sse` instead: `report.rs`).
+/// and the 2026-07-28 client are compared with `relay-sse` instead: `report.rs`).
 pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
     let mut s = String::from(
         "\n### Targets (issue 3)\n\n| relay mode | target | relay | reference | verdict |\n|---|---|---:|---:|---|\n",
@@ -29,7 +29,7 @@ pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
     for k in systems
         .iter()
         .copied()
-        .filter(|k| k.is_relay() && !k.is_multi())
+        .filter(|k| k.is_relay() && !k.is_multi() && !k.is_modern())
     {
         let mut row = |target: &str, a: Option<f64>, b: Option<f64>, ok: Option<bool>| {
             let _ = writeln!(
