@@ -123,7 +123,8 @@ impl Relay {
         Ok(self.children.slots())
     }
 
-    /// An initialized child with the fewest requests in flight, and its `initialize` answer.
+    /// An initialized child with the fewest requests waiting for input (then in flight), and
+    /// its `initialize` answer.
     async fn legacy_child(slots: &[Arc<Slot>]) -> Result<(Arc<Upstream>, Arc<Init>), Error> {
         let ready = slots
             .iter()
@@ -131,7 +132,7 @@ impl Relay {
                 SlotState::Ready(up, Some(init)) if up.is_alive() => Some((up, init)),
                 _ => None,
             })
-            .min_by_key(|(up, _)| up.inflight());
+            .min_by_key(|(up, _)| (up.parked(), up.inflight()));
         match (ready, slots.first()) {
             (Some(found), _) => Ok(found),
             (None, Some(first)) => first.initialized().await,

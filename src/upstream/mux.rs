@@ -60,12 +60,7 @@ pub(super) enum Target {
     Relay(oneshot::Sender<Result<Frame, Error>>),
     /// A translated request whose client was sent an `input_required` result: the child
     /// still works on it and waits for these inputs until the client's retry (`translate.rs`).
-    Parked {
-        round: u32,
-        inputs: Vec<Input>,
-        /// When its round ended: for a moment, a child request may still be one of its own.
-        since: Instant,
-    },
+    Parked { round: u32, inputs: Vec<Input> },
 }
 
 impl Pending {

@@ -141,17 +141,6 @@ impl Upstream {
             drop(mux);
             return self.to_translated(frame, request, bytes, claim);
         }
-        if request.is_some() && mux.pending.values().any(just_parked) {
-            // A round just ended: this may be its straggler or another request's input.
-            // Asked again once the round is no longer in flight, it finds its request.
-            drop(mux);
-            let (up, line) = (self.clone(), frame.bytes().clone());
-            tokio::spawn(async move {
-                tokio::time::sleep(PARKED_GRACE).await;
-                up.route_line(line);
-            });
-            return;
-        }
         // Another caller's stateless request may be the one asking: no session is guessed.
         let stateless = has_stateless(&mux);
         let related = related_id.and_then(|id| mux.pending.get(&id));
@@ -339,22 +328,14 @@ fn has_stateless(mux: &Mux) -> bool {
     })
 }
 
-/// How long after its round ended a parked request still counts as in flight: a child request
-/// written just after the round closed is its own (the next round asks it), and after that a
-/// child blocked on its answers speaks for another request.
-const PARKED_GRACE: std::time::Duration = std::time::Duration::from_millis(100);
-
-fn just_parked(p: &Pending) -> bool {
-    matches!(p.to, Target::Parked { since, .. } if since.elapsed() < PARKED_GRACE)
-}
-
-/// The only client request in flight on the child (parked ones in their grace period
-/// included), if there is one.
+/// The only client request in flight on the child, if there is one. A parked request does
+/// not count: its child is blocked on the round's answers (a round gathers every request the
+/// child writes together), so what the child asks now is for a request it is serving.
 fn only_in_flight(mux: &Mux) -> Option<(u64, &Pending)> {
     let mut clients = mux
         .pending
         .iter()
-        .filter(|(_, p)| (p.is_client() && !p.listen) || just_parked(p));
+        .filter(|(_, p)| p.is_client() && !p.listen);
     match (clients.next(), clients.next()) {
         (Some((id, p)), None) => Some((*id, p)),
         _ => None,

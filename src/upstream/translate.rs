@@ -226,7 +226,6 @@ impl Upstream {
         let parked = Target::Parked {
             round: number,
             inputs: inputs.clone(),
-            since: Instant::now(),
         };
         let to = std::mem::replace(&mut p.to, parked);
         let now = Instant::now();
@@ -244,6 +243,15 @@ impl Upstream {
             let bytes = input_required(&raw_id, &inputs, &state);
             stream.push(ticket.answer(bytes, None), true);
         }
+    }
+
+    /// Requests waiting for a client's retry on this child.
+    pub(crate) fn parked(&self) -> usize {
+        let mux = self.lock();
+        mux.pending
+            .values()
+            .filter(|p| matches!(p.to, Target::Parked { .. }))
+            .count()
     }
 
     /// Whether one more parked request of `tr`'s caller would be too many on this child.
