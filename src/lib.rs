@@ -12,7 +12,8 @@
 //!    - `secret`: secret references (`env:NAME`, `file:/path`) and the weak-secret rules.
 //! 1. What every request speaks:
 //!    - `error`: the one error → wire mapping (HTTP, JSON-RPC, WebSocket close codes, `Allow`).
-//!    - `era`: protocol versions, and the 2026-07-28 header checks (`era::modern`).
+//!    - `era`: protocol versions, the 2026-07-28 header checks (`era::modern`), the sealed
+//!      `requestState` and task handles (`era::state`), the legacy-face translations.
 //!    - `tls`: TLS for the listeners, certificate reload; `tls::client`: mTLS verification.
 //!    - `telemetry`: logging, the audit log, Prometheus metrics, OpenTelemetry spans.
 //!    - `session`: session ids, the session table, expiry; `session::stream`: SSE streams, replay.
@@ -20,13 +21,15 @@
 //!    - `policy`: the policy phases in one order (`policy::phases`), one file per check.
 //!    - `ticket`: what one admitted request is owed (audit record, list filter, span, slot).
 //!    - `upstream`: id multiplexing in front of a child; `upstream::stdio` the child process,
-//!      `upstream::supervisor` restarts and pools, `upstream::remote` servers on the network.
+//!      `upstream::supervisor` restarts and pools, `upstream::remote` servers on the network,
+//!      `upstream::translate` a legacy child's input requests as rounds for modern clients.
 //! 3. Configuration, and a server inside the relay built on the upstream mux:
 //!    - `config`: a `serve` command line → the validated `ServeConfig` (`config::load`).
 //!    - `face`: the legacy face of a modern-only child, one in-process server per legacy
 //!      session (`initialize`, `ping`, log level, subscriptions kept; input rounds unpacked).
 //! 4. `relay`: the transport-agnostic core: sessions and their children, `Relay::post` (the
-//!    session state machine of every front), `Relay::stateless` (2026-07-28 requests).
+//!    session state machine of every front), `Relay::stateless` (2026-07-28 requests, served
+//!    natively or by a legacy child through `relay::legacy`; task handles, `relay::tasks`).
 //! 5. Fronts:
 //!    - `listener`: the front transports (Streamable HTTP, legacy SSE, WebSocket, TCP, stdio),
 //!      framing only, and the HTTP router behind the guard.
