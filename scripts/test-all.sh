@@ -19,13 +19,15 @@
 #                  translates, input requests become input_required rounds)
 #  14 conformance-legacy-child-shared  the same with --session-mode shared --children 2
 #  15 conformance-legacy-child-2025  the suite at spec 2025-11-25 against the same legacy child
-#  16 conformance-servers  the suite (2025-11-25) against /servers/conf/mcp of a relay with two
+#  16 conformance-modern-child-2025  the suite at spec 2025-11-25 against a 2026-07-28-only child
+#                  (CONFORMANCE_FIXTURE_ERA=modern, --child-era modern: the relay's legacy face)
+#  17 conformance-servers  the suite (2025-11-25) against /servers/conf/mcp of a relay with two
 #                  named servers (CONFORMANCE_SERVERS=1; same baseline as a single-server relay)
-#  17 conformance-servers-modern  the same at spec 2026-07-28
-#  18 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
-#  19 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
-#  20 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
-#  21 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
+#  18 conformance-servers-modern  the same at spec 2026-07-28
+#  19 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
+#  20 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
+#  21 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
+#  22 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
 #                  (what Windows runs): unit tests, then connect and serve end to end
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
@@ -174,6 +176,9 @@ run_step conformance-legacy-child-shared count_conformance "MCP conformance suit
     "$ROOT/tests/conformance/run.sh" --spec-version 2026-07-28
 run_step conformance-legacy-child-2025 count_conformance "MCP conformance suite, spec 2025-11-25, a legacy child" -- \
     env CONFORMANCE_FIXTURE_ERA=legacy \
+    "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
+run_step conformance-modern-child-2025 count_conformance "MCP conformance suite, spec 2025-11-25, a 2026-07-28-only child (the relay's legacy face)" -- \
+    env CONFORMANCE_FIXTURE_ERA=modern CONFORMANCE_LABEL=face RELAY_EXTRA_ARGS="--child-era modern" \
     "$ROOT/tests/conformance/run.sh" --spec-version 2025-11-25
 run_step conformance-servers count_conformance "MCP conformance suite, spec 2025-11-25, a per-server path of a multi-server relay" -- \
     env CONFORMANCE_SERVERS=1 CONFORMANCE_LABEL=servers \
