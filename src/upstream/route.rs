@@ -57,6 +57,9 @@ impl Upstream {
             (Target::Client { raw_id, ticket, .. }, Some(span), Some(tr)) => {
                 tr.decorate(&frame, span, raw_id, ticket.filters(), &mut tasks)
             }
+            (Target::Client { raw_id, .. }, Some(span), None) if tasks.is_empty() => {
+                frame.splice(&mut [(span, raw_id.as_str())])
+            }
             (Target::Client { raw_id, .. }, Some(span), None) => {
                 let mut edits = vec![(span, raw_id.as_str())];
                 edits.extend(tasks.iter().map(|(r, t)| (r.clone(), t.as_str())));
