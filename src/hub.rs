@@ -272,10 +272,9 @@ fn aggregate_config(
     let mut agg = cfg.clone();
     agg.child = ServerSpec::InProcess(Arc::new(aggregator));
     agg.session_mode = SessionMode::PerSession;
+    // The aggregate speaks the legacy era; 2026-07-28 clients are served through it by the
+    // relay's translation, on one instance per caller (`relay/legacy.rs`).
     agg.child_era = ChildEra::Legacy;
-    // The in-process aggregate opens its servers' sessions per caller; 2026-07-28 clients
-    // fall back to a 2025 session on it (each server's own path serves both eras).
-    agg.era = crate::config::EraPolicy::LegacyOnly;
     agg.server_name = None;
     (Arc::new(agg), status)
 }

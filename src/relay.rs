@@ -159,10 +159,7 @@ impl Relay {
 
     /// The slots of the stateless 2026-07-28 pool, once started.
     pub(crate) fn modern_slots(&self) -> Vec<Arc<Slot>> {
-        self.modern
-            .started()
-            .map(|p| p.slots().to_vec())
-            .unwrap_or_default()
+        self.modern.slots()
     }
 
     pub(crate) fn is_draining(&self) -> bool {
@@ -346,8 +343,7 @@ impl Relay {
                 up.fail_pending(Some(&s), &Error::ShuttingDown);
             }
         }
-        let modern = self.modern.started().map(|p| p.slots().to_vec());
-        for slot in modern.unwrap_or_default() {
+        for slot in self.modern.slots() {
             if let Some(up) = slot.current() {
                 up.fail_pending(None, &Error::ShuttingDown);
             }
@@ -375,10 +371,11 @@ impl Relay {
         });
         let own = futures_util::future::join_all(waits.map(|up| async move { up.wait().await }));
         let modern = async {
-            if let Some(pool) = self.modern.started() {
-                pool.stop();
-                pool.wait().await;
+            let slots = self.modern.slots();
+            for s in &slots {
+                s.stop();
             }
+            futures_util::future::join_all(slots.iter().map(|s| s.wait())).await;
         };
         tokio::join!(own, self.children.stop_all(), modern);
     }

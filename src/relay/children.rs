@@ -181,6 +181,7 @@ fn slot_spec(cfg: &ServeConfig, identity: Option<&str>) -> SlotSpec {
         limits: cfg.upstream.clone(),
         initialize: true,
         hello: None,
+        caller: None,
     };
     if cfg.forward_hello {
         spec.with_hello()

@@ -15,8 +15,9 @@
 //! its pid and resumes the parked request there. A state that fails any check is -32602 and
 //! never reaches a child. `subscriptions/listen` is `relay/listen.rs`'s.
 
-use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
 
 use axum::http::HeaderMap;
 use bytes::Bytes;
@@ -35,7 +36,7 @@ use crate::session::stream::Stream;
 use crate::ticket::Ticket;
 use crate::upstream::supervisor::{Init, Pool, Slot, SlotSpec, State as SlotState};
 use crate::upstream::translation::{CacheHint, Seal, Translation};
-use crate::upstream::{Counters, Upstream};
+use crate::upstream::{Counters, ServerSpec, Upstream};
 
 /// Methods the modern era removed: a modern client naming one gets -32601, as from a
 /// modern server.
@@ -52,6 +53,8 @@ const REMOVED: [&str; 5] = [
 pub(crate) struct LegacyPool {
     /// The pool of its own (`per-session` mode); the other modes use the relay's children.
     own: Option<Pool>,
+    /// An in-process server's instances, one per caller (the aggregate).
+    per_caller: Option<PerCaller>,
     tools: Arc<RwLock<ToolHeaders>>,
     listed: OnceCell<()>,
     key: Arc<StateKey>,
@@ -64,25 +67,92 @@ impl LegacyPool {
         counters: &Arc<Counters>,
     ) -> Result<Arc<LegacyPool>, Error> {
         let key = StateKey::generate().ok_or(Error::Internal)?;
-        let own = (cfg.session_mode == SessionMode::PerSession).then(|| {
-            let spec = SlotSpec {
-                child: cfg.child.clone(),
-                limits: cfg.upstream.clone(),
-                initialize: true,
-                hello: None,
-            };
-            Pool::start(cfg.children, &spec, counters)
+        let spec = SlotSpec {
+            child: cfg.child.clone(),
+            limits: cfg.upstream.clone(),
+            initialize: true,
+            hello: None,
+            caller: None,
+        };
+        let in_process = matches!(cfg.child, ServerSpec::InProcess(_));
+        let per_caller = in_process.then(|| PerCaller {
+            spec: spec.clone(),
+            counters: counters.clone(),
+            idle: cfg.session_idle.max(cfg.input_wait),
+            max: cfg.max_sessions,
+            slots: Mutex::default(),
         });
+        let own = (cfg.session_mode == SessionMode::PerSession && !in_process)
+            .then(|| Pool::start(cfg.children, &spec, counters));
         Ok(Arc::new(LegacyPool {
             own,
+            per_caller,
             tools: Arc::default(),
             listed: OnceCell::new(),
             key: Arc::new(key),
         }))
     }
 
-    pub(crate) fn own_pool(&self) -> Option<&Pool> {
-        self.own.as_ref()
+    /// The slots of its own (a pool, or one per caller), for health and shutdown.
+    pub(crate) fn own_slots(&self) -> Vec<Arc<Slot>> {
+        let mut out: Vec<Arc<Slot>> = self
+            .own
+            .as_ref()
+            .map(|p| p.slots().to_vec())
+            .unwrap_or_default();
+        if let Some(pc) = &self.per_caller {
+            out.extend(pc.all());
+        }
+        out
+    }
+}
+
+/// Instances of an in-process server (the aggregate) serving modern requests: one per caller
+/// (principal and roles), since it opens its servers' sessions with its caller's roles and
+/// the servers' relays judge every request by them. An instance unused for the session idle
+/// timeout (or the input wait, if longer) stops; at most `--max-sessions` run at once.
+#[derive(Debug)]
+struct PerCaller {
+    spec: SlotSpec,
+    counters: Arc<Counters>,
+    idle: Duration,
+    max: usize,
+    slots: Mutex<HashMap<String, (Arc<Slot>, Instant)>>,
+}
+
+impl PerCaller {
+    fn slot(&self, caller: &Caller) -> Result<Arc<Slot>, Error> {
+        let key = format!(
+            "{}\u{0}{}",
+            caller.owner().unwrap_or_default(),
+            caller.principal.roles.join("\u{0}")
+        );
+        let now = Instant::now();
+        let mut map = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, (slot, used)| {
+            let keep = *k == key || now.duration_since(*used) < self.idle;
+            if !keep {
+                slot.stop();
+            }
+            keep
+        });
+        if !map.contains_key(&key) && map.len() >= self.max {
+            return Err(Error::SessionCap);
+        }
+        let entry = map.entry(key).or_insert_with(|| {
+            let spec = SlotSpec {
+                caller: Some(caller.clone()),
+                ..self.spec.clone()
+            };
+            (Slot::start(0, spec, self.counters.clone()), now)
+        });
+        entry.1 = now;
+        Ok(entry.0.clone())
+    }
+
+    fn all(&self) -> Vec<Arc<Slot>> {
+        let map = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        map.values().map(|(s, _)| s.clone()).collect()
     }
 }
 
@@ -110,6 +180,9 @@ impl Seal for Sealer {
 impl Relay {
     /// The slots that may serve `caller`'s modern requests.
     fn legacy_slots(&self, lp: &LegacyPool, caller: &Caller) -> Result<Vec<Arc<Slot>>, Error> {
+        if let Some(pc) = &lp.per_caller {
+            return Ok(vec![pc.slot(caller)?]);
+        }
         if let Some(pool) = &lp.own {
             return Ok(pool.slots().to_vec());
         }

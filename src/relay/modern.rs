@@ -34,7 +34,7 @@ use crate::error::Error;
 use crate::jsonrpc::{Frame, Kind, Message};
 use crate::session::stream::Stream;
 use crate::ticket::Ticket;
-use crate::upstream::supervisor::{Pool, SlotSpec};
+use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
 use crate::upstream::{Counters, Upstream};
 
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -215,11 +215,12 @@ impl Modern {
         Ok(found.clone())
     }
 
-    /// The pool of its own modern requests have, if one was started (shutdown and health).
-    pub(crate) fn started(&self) -> Option<&Pool> {
-        match self.state.get()? {
-            Served::Native(p) => Some(&p.pool),
-            Served::Legacy(p) => p.own_pool(),
+    /// The children of its own modern requests have, once started (shutdown and health).
+    pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
+        match self.state.get() {
+            Some(Served::Native(p)) => p.pool.slots().to_vec(),
+            Some(Served::Legacy(p)) => p.own_slots(),
+            None => Vec::new(),
         }
     }
 }
@@ -234,6 +235,7 @@ async fn detect(
         limits: cfg.upstream.clone(),
         initialize: false,
         hello: None,
+        caller: None,
     };
     let pool = Pool::start(cfg.children, &spec, counters);
     let up = match pool.pick_for_request().await {

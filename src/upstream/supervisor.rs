@@ -67,6 +67,8 @@ pub(crate) struct SlotSpec {
     /// When set, children are initialized with these params (the first client's own
     /// `initialize`, for `connect`) instead of the relay's; the slot waits for them.
     pub hello: Option<Arc<watch::Sender<Option<String>>>>,
+    /// Whom an in-process server (the aggregate) is started for; `None` for a process.
+    pub caller: Option<crate::caller::Caller>,
 }
 
 impl SlotSpec {
@@ -243,7 +245,7 @@ impl Slot {
         };
         let up = Upstream::spawn(
             &self.spec.child,
-            None,
+            self.spec.caller.as_ref(),
             self.spec.limits.clone(),
             self.audience.clone(),
             self.counters.clone(),

@@ -117,3 +117,52 @@ async fn a_named_servers_path_translates_for_its_legacy_child() {
     assert_eq!(last(&d)["result"]["resultType"], "complete");
     assert_eq!(round_trip(&c, 2, "Nia").await, "Hello, Nia!");
 }
+
+#[tokio::test]
+async fn the_aggregate_serves_modern_clients_through_one_instance_per_caller() {
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[servers.conf]\ncommand = [{FIXTURE:?}, \"conformance\", \"--era\", \"legacy\"]\n\n\
+             [servers.echo]\ncommand = [{FIXTURE:?}]\n"
+        ),
+    )
+    .unwrap();
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    // The main path: the aggregate of both servers.
+    let c = relay.client();
+    let d = post(&c, &request(json!(1), "server/discover", json!({}), meta())).await;
+    assert_eq!(d.status, 200, "{d:?}");
+    let result = last(&d)["result"].clone();
+    assert!(result["capabilities"]["tools"].is_object(), "{result}");
+    let versions = result["supportedVersions"].as_array().unwrap();
+    assert!(versions.contains(&json!("2026-07-28")), "{result}");
+    let list = post(&c, &request(json!(2), "tools/list", json!({}), meta())).await;
+    let names: Vec<String> = last(&list)["result"]["tools"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{list:?}"))
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(str::to_owned))
+        .collect();
+    let ask = format!("conf__{ASK}");
+    assert!(names.contains(&ask), "{names:?}");
+    assert!(names.iter().any(|n| n.starts_with("echo__")), "{names:?}");
+    // A round through the aggregate and the server behind it.
+    let first = call(json!(3), &ask);
+    let (_, keys, state) = input_required(&post(&c, &first).await);
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    let again = retry(
+        &first,
+        json!(4),
+        json!({ keys[0].clone(): accept(json!({"name": "Agg"})) }),
+        Some(&state),
+    );
+    assert_eq!(complete_text(&post(&c, &again).await), "Hello, Agg!");
+}
