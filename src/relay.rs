@@ -328,6 +328,7 @@ impl Relay {
                 self.release(&s, backend.as_ref());
             }
             self.children.sweep(ttl);
+            self.modern.sweep();
         }
     }
 

@@ -93,6 +93,13 @@ impl LegacyPool {
         }))
     }
 
+    /// Stops idle per-caller instances (the relay's sweeper calls it).
+    pub(crate) fn sweep(&self) {
+        if let Some(pc) = &self.per_caller {
+            pc.sweep(None);
+        }
+    }
+
     /// The slots of its own (a pool, or one per caller), for health and shutdown.
     pub(crate) fn own_slots(&self) -> Vec<Arc<Slot>> {
         let mut out: Vec<Arc<Slot>> = self
@@ -121,21 +128,28 @@ struct PerCaller {
 }
 
 impl PerCaller {
+    /// Stops the instances unused for the idle time (but `keep`'s).
+    fn sweep(&self, keep: Option<&str>) {
+        let now = Instant::now();
+        let mut map = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, (slot, used)| {
+            let stay = Some(k.as_str()) == keep || now.duration_since(*used) < self.idle;
+            if !stay {
+                slot.stop();
+            }
+            stay
+        });
+    }
+
     fn slot(&self, caller: &Caller) -> Result<Arc<Slot>, Error> {
         let key = format!(
             "{}\u{0}{}",
             caller.owner().unwrap_or_default(),
             caller.principal.roles.join("\u{0}")
         );
+        self.sweep(Some(&key));
         let now = Instant::now();
         let mut map = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|k, (slot, used)| {
-            let keep = *k == key || now.duration_since(*used) < self.idle;
-            if !keep {
-                slot.stop();
-            }
-            keep
-        });
         if !map.contains_key(&key) && map.len() >= self.max {
             return Err(Error::SessionCap);
         }

@@ -215,6 +215,13 @@ impl Modern {
         Ok(found.clone())
     }
 
+    /// Stops what modern requests started and no longer use (per-caller instances).
+    pub(crate) fn sweep(&self) {
+        if let Some(Served::Legacy(p)) = self.state.get() {
+            p.sweep();
+        }
+    }
+
     /// The children of its own modern requests have, once started (shutdown and health).
     pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
         match self.state.get() {

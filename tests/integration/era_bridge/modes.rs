@@ -166,3 +166,36 @@ async fn the_aggregate_serves_modern_clients_through_one_instance_per_caller() {
     );
     assert_eq!(complete_text(&post(&c, &again).await), "Hello, Agg!");
 }
+
+#[tokio::test]
+async fn an_idle_aggregate_instance_stops_with_its_servers_sessions() {
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\nsession_idle_timeout = \"1s\"\ninput_timeout = \"1s\"\n\n\
+             [servers.conf]\ncommand = [{FIXTURE:?}, \"conformance\", \"--era\", \"legacy\"]\n\n\
+             [servers.echo]\ncommand = [{FIXTURE:?}]\n"
+        ),
+    )
+    .unwrap();
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ]);
+    let c = relay.client();
+    let d = post(&c, &request(json!(1), "server/discover", json!({}), meta())).await;
+    assert_eq!(d.status, 200, "{d:?}");
+    // The instance opened one session (one child) on each server.
+    eventually("the instance's servers started", || {
+        relay.children().len() == 2
+    })
+    .await;
+    eventually("the idle instance stopped", || relay.children().is_empty()).await;
+    // The next request starts a new one.
+    let d = post(&c, &request(json!(2), "server/discover", json!({}), meta())).await;
+    assert_eq!(d.status, 200, "{d:?}");
+}
