@@ -5,6 +5,28 @@ use super::*;
 
 const ASK: &str = "test_input_required_result_elicitation";
 
+/// A relay with two named servers: `conf` (the legacy conformance child) and `echo`, and
+/// `serve` lines for `[serve]`.
+fn two_servers(serve: &str) -> Relay {
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[serve]\n{serve}\n\
+             [servers.conf]\ncommand = [{FIXTURE:?}, \"conformance\", \"--era\", \"legacy\"]\n\n\
+             [servers.echo]\ncommand = [{FIXTURE:?}]\n"
+        ),
+    )
+    .unwrap();
+    Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--config",
+        config.to_str().unwrap(),
+    ])
+}
+
 /// Runs one elicitation round on `c` for `name` and returns the final text.
 async fn round_trip(c: &Client, id: i64, name: &str) -> String {
     let first = call(json!(id), ASK);
@@ -95,22 +117,7 @@ async fn per_identity_rounds_stay_with_the_identity() {
 
 #[tokio::test]
 async fn a_named_servers_path_translates_for_its_legacy_child() {
-    let config = tempdir().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[servers.conf]\ncommand = [{FIXTURE:?}, \"conformance\", \"--era\", \"legacy\"]\n\n\
-             [servers.echo]\ncommand = [{FIXTURE:?}]\n"
-        ),
-    )
-    .unwrap();
-    let relay = Relay::start_raw(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let relay = two_servers("");
     let c = Client::new(&format!("{}/servers/conf/mcp", relay.base));
     let d = post(&c, &request(json!(1), "server/discover", json!({}), meta())).await;
     assert_eq!(d.status, 200, "{d:?}");
@@ -120,22 +127,7 @@ async fn a_named_servers_path_translates_for_its_legacy_child() {
 
 #[tokio::test]
 async fn the_aggregate_serves_modern_clients_through_one_instance_per_caller() {
-    let config = tempdir().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[servers.conf]\ncommand = [{FIXTURE:?}, \"conformance\", \"--era\", \"legacy\"]\n\n\
-             [servers.echo]\ncommand = [{FIXTURE:?}]\n"
-        ),
-    )
-    .unwrap();
-    let relay = Relay::start_raw(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let relay = two_servers("");
     // The main path: the aggregate of both servers.
     let c = relay.client();
     let d = post(&c, &request(json!(1), "server/discover", json!({}), meta())).await;
@@ -169,23 +161,7 @@ async fn the_aggregate_serves_modern_clients_through_one_instance_per_caller() {
 
 #[tokio::test]
 async fn an_idle_aggregate_instance_stops_with_its_servers_sessions() {
-    let config = tempdir().join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[serve]\nsession_idle_timeout = \"1s\"\ninput_timeout = \"1s\"\n\n\
-             [servers.conf]\ncommand = [{FIXTURE:?}, \"conformance\", \"--era\", \"legacy\"]\n\n\
-             [servers.echo]\ncommand = [{FIXTURE:?}]\n"
-        ),
-    )
-    .unwrap();
-    let relay = Relay::start_raw(&[
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--config",
-        config.to_str().unwrap(),
-    ]);
+    let relay = two_servers("session_idle_timeout = \"1s\"\ninput_timeout = \"1s\"\n");
     let c = relay.client();
     let d = post(&c, &request(json!(1), "server/discover", json!({}), meta())).await;
     assert_eq!(d.status, 200, "{d:?}");
