@@ -144,8 +144,6 @@ impl Upstream {
             drop(mux);
             return self.to_translated(frame, request, bytes, claim);
         }
-        // Another caller's stateless request may be the one asking: no session is guessed.
-        let stateless = has_stateless(&mux);
         let related = related_id.and_then(|id| mux.pending.get(&id));
         let (session, stream) = match claim(&mux, related) {
             // A stateless request's notifications stay on its stream; it is never asked.
@@ -157,7 +155,10 @@ impl Upstream {
             Some((None, _)) => (None, None),
             Some((Some(s), stream)) => (s.upgrade(), Some(stream)),
             // With one session on the child, a request can only be for it (a bridge's host).
-            None if shared && request.is_some() && !stateless => (self.audience.sole(), None),
+            // Unless another caller's stateless request may be the one asking.
+            None if shared && request.is_some() && !has_stateless(&mux) => {
+                (self.audience.sole(), None)
+            }
             None if shared => (None, None),
             None => (self.audience.sole(), None),
         };

@@ -40,6 +40,11 @@ fn meta() -> Value {
 
 /// A modern POST of `body` with the headers it implies (and the client's extra headers).
 async fn post(c: &Client, body: &Value) -> Reply {
+    read_reply(builder(c, body).send().await.unwrap()).await
+}
+
+/// The modern POST of `body`, to send.
+fn builder(c: &Client, body: &Value) -> reqwest::RequestBuilder {
     let method = body["method"].as_str().unwrap_or_default().to_owned();
     let mut b = c
         .http
@@ -55,7 +60,7 @@ async fn post(c: &Client, body: &Value) -> Reply {
     for (k, v) in &c.extra {
         b = b.header(k, v);
     }
-    read_reply(b.body(body.to_string()).send().await.unwrap()).await
+    b.body(body.to_string())
 }
 
 fn request(id: Value, method: &str, mut params: Value, meta: Value) -> Value {

@@ -22,17 +22,7 @@ async fn listen(
         json!({"notifications": filter}),
         meta(),
     );
-    let res = c
-        .http
-        .post(&c.url)
-        .header("content-type", "application/json")
-        .header("accept", ACCEPT_BOTH)
-        .header("mcp-protocol-version", VERSION)
-        .header("mcp-method", "subscriptions/listen")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+    let res = builder(c, &body).send().await.unwrap();
     assert_eq!(res.headers()["content-type"], "text/event-stream");
     Box::pin(res.bytes_stream().eventsource())
 }
@@ -166,4 +156,40 @@ async fn a_list_filtered_for_the_caller_is_private() {
     let admin = as_user(&relay, "ada", "admin");
     let r = last(&post(&admin, &list_tools(2)).await)["result"].clone();
     assert_eq!(r["cacheScope"], "public", "{r}");
+}
+
+#[tokio::test]
+async fn a_listen_watches_only_the_uris_the_roles_allow() {
+    let roles = tempdir().join("roles.json");
+    std::fs::write(
+        &roles,
+        r#"{"watcher": {
+            "allowedMethods": ["server/discover", "subscriptions/listen", "resources/subscribe"],
+            "resources": {"allow": ["test://static-*"]}
+        }}"#,
+    )
+    .unwrap();
+    let (relay, record, _audit) = authed(&["--roles", roles.to_str().unwrap()]);
+    let c = as_user(&relay, "wendy", "watcher");
+    let filter =
+        json!({"resourceSubscriptions": ["test://static-text", "test://watched-resource"]});
+    let mut events = listen(&c, "W", filter).await;
+    let ack = wait_event(&mut events, |_| true).await;
+    assert_eq!(
+        ack["params"]["notifications"]["resourceSubscriptions"],
+        json!(["test://static-text"]),
+        "{ack}"
+    );
+    // The child was subscribed to the allowed URI only.
+    child_got(&record, "a subscribe for the allowed URI", |v| {
+        v["method"] == "resources/subscribe" && v["params"]["uri"] == "test://static-text"
+    })
+    .await;
+    assert!(
+        !received(&record)
+            .iter()
+            .any(|v| v["params"]["uri"] == "test://watched-resource"),
+        "{:?}",
+        received(&record)
+    );
 }
