@@ -224,7 +224,8 @@ mod tests {
             round: 1,
             method: "tools/call".into(),
             name: "ask".into(),
-            expires_ms: now_ms() + 60_000,
+            // Fixed, so two calls build equal states (year 2096).
+            expires_ms: 4_000_000_000_000,
         }
     }
 
