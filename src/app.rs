@@ -33,6 +33,8 @@ pub(crate) struct Bound {
     admin: Option<TcpListener>,
     tls: Option<Arc<Reloadable>>,
     hub: Arc<Hub>,
+    /// The built-in authorization server, when `[oauth_server]` is on.
+    authz: Option<Arc<crate::authz::AuthServer>>,
 }
 
 /// Binds the listeners; fails before anything runs. What can fail without the network (the
@@ -87,13 +89,20 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         );
         info!(transport = "tcp", server = %name, url = %url, "listening");
     }
+    let oauth = cfg.oauth_server.clone();
+    let hub = Hub::start(cfg, audit.clone());
+    let authz = match oauth {
+        Some(o) => Some(crate::authz::AuthServer::start(o, hub.clone(), audit).await?),
+        None => None,
+    };
     Ok(Bound {
         listener,
         tcp,
         server_tcp,
         admin,
         tls,
-        hub: Hub::start(cfg, audit),
+        hub,
+        authz,
     })
 }
 
@@ -185,7 +194,7 @@ impl Bound {
             let stop = stop_accepting.clone();
             tokio::spawn(tcp::serve(current, max, l, tcp_acceptor(), stop));
         }
-        let mut router = hub.router();
+        let mut router = hub.router(self.authz.as_ref().map(|a| a.router()));
         // The admin listener serves the probes (and `/metrics`), stopped after everything else
         // so probes see the drain; the main router no longer answers them.
         let admin_stop = CancellationToken::new();

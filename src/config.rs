@@ -10,6 +10,7 @@ pub(crate) mod admin;
 pub(crate) mod args;
 pub(crate) mod file;
 pub(crate) mod mcp_servers;
+pub(crate) mod oauth_server;
 pub(crate) mod security;
 pub(crate) mod servers;
 pub(crate) mod validate;
@@ -168,6 +169,8 @@ pub(crate) struct ServeConfig {
     pub aggregate: servers::AggregateSpec,
     /// Set on the configuration of one named server: its name (audit, metrics, roles).
     pub server_name: Option<String>,
+    /// The built-in authorization server (`[oauth_server]`), when on; started by `app`.
+    pub oauth_server: Option<std::sync::Arc<oauth_server::OAuthServerConfig>>,
     /// The path prefix this configuration's fronts are served under (`/servers/NAME`); empty
     /// for the main path. Legacy SSE names its message path with it.
     pub mount: String,

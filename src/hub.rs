@@ -129,9 +129,25 @@ impl Hub {
         all
     }
 
+    /// The mounts of the named servers and endpoints (`/servers/NAME`, `/endpoints/NAME`).
+    pub(crate) fn mounts(&self) -> Vec<String> {
+        let servers = self.servers.load();
+        let endpoints = self.endpoints.load();
+        servers
+            .iter()
+            .map(|m| format!("{SERVERS_MOUNT}/{}", m.name))
+            .chain(
+                endpoints
+                    .iter()
+                    .map(|m| format!("{ENDPOINTS_MOUNT}/{}", m.name)),
+            )
+            .collect()
+    }
+
     /// The router of the main HTTP listener: the main relay's fronts and index, the probes,
-    /// the named servers' and endpoints' mounts, all behind the guard.
-    pub(crate) fn router(self: &Arc<Self>) -> Router {
+    /// the named servers' and endpoints' mounts, and the authorization server's routes
+    /// (`authz`, when on: its metadata and everything under `/oauth/`), all behind the guard.
+    pub(crate) fn router(self: &Arc<Self>, authz: Option<Router>) -> Router {
         let main = self.main.clone();
         let mut routes = listener::with_index(listener::fronts(&main), main.config())
             .route(
@@ -143,6 +159,15 @@ impl Hub {
             let hub = self.clone();
             let to = any(move |req: Request| async move { hub.dispatch(endpoints, req).await });
             routes = routes.route(&format!("{mount}/{{*rest}}"), to);
+        }
+        if let Some(authz) = authz {
+            for path in [
+                "/.well-known/oauth-authorization-server",
+                "/.well-known/openid-configuration",
+                "/oauth/{*rest}",
+            ] {
+                routes = routes.route_service(path, authz.clone());
+            }
         }
         listener::guarded(routes, main)
     }

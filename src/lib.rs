@@ -46,11 +46,15 @@
 //!    - `bridge`: `connect`, the bridge for stdio-only hosts (OAuth, token store, URL guard).
 //!    - `token`: `token key|secret|jwt`, credentials for the relay's own auth config.
 //!    - `cert`: `cert generate`, self-signed development certificates.
+//!    - `authz`: the built-in OAuth 2.1 authorization server (`[oauth_server]`): metadata,
+//!      authorize, login and consent pages, token, registration, revocation; its state in
+//!      SQLite or PostgreSQL (`authz::store`).
 //!    - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 mod admin;
 mod aggregate;
 mod app;
+mod authz;
 mod bridge;
 mod caller;
 mod cert;

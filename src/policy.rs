@@ -24,6 +24,7 @@ pub(crate) mod api_key;
 pub(crate) mod authn;
 pub(crate) mod cors;
 pub(crate) mod ip;
+pub(crate) mod issued;
 pub(crate) mod jwt;
 pub(crate) mod mtls;
 pub(crate) mod origin;
@@ -101,8 +102,9 @@ impl RequestPolicy {
         headers: &HeaderMap,
         query: Option<&str>,
         cert: Option<&crate::tls::client::CertIdentity>,
+        mount: Option<&str>,
     ) -> Result<Principal, Error> {
-        let result = self.auth.authenticate(headers, query, cert).await;
+        let result = self.auth.authenticate(headers, query, cert, mount).await;
         if !self.auth.is_enabled() {
             // `--identity-header` without authentication: a malformed or missing name is a
             // bad request, not a credential problem.
@@ -111,12 +113,18 @@ impl RequestPolicy {
                 _ => Error::Identity("bad_identity"),
             });
         }
-        result.map_err(|f| self.refusal(f))
+        result.map_err(|f| self.refusal_at(f, mount))
     }
 
-    /// The wire error for an authentication failure, with its challenge.
+    /// The wire error for an authentication failure on the main path, with its challenge.
     pub(crate) fn refusal(&self, failure: AuthFailure) -> Error {
-        let challenge = self.auth.challenge(failure);
+        self.refusal_at(failure, None)
+    }
+
+    /// The wire error for an authentication failure of a request under `mount`: its
+    /// challenge names that resource's metadata.
+    pub(crate) fn refusal_at(&self, failure: AuthFailure, mount: Option<&str>) -> Error {
+        let challenge = self.auth.challenge(failure, mount);
         match failure {
             AuthFailure::InsufficientScope => Error::Forbidden {
                 reason: failure.reason(),

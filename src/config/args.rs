@@ -243,6 +243,19 @@ pub(crate) struct ServeArgs {
     /// Accept JWTs signed by keys from this JWKS URL (https, or http to loopback).
     #[arg(help_heading = "Authentication", long, value_name = "URL")]
     pub jwks_url: Option<String>,
+    /// Turn on the built-in OAuth 2.1 authorization server with this public base URL
+    /// (https, or http on loopback); users and the rest are `[oauth_server]` keys
+    /// (docs/oauth-server.md).
+    #[arg(help_heading = "Authentication", long, value_name = "URL")]
+    pub oauth_issuer: Option<String>,
+    /// Directory of the authorization server's SQLite state (default: `mcp-relay-state`
+    /// beside the config file).
+    #[arg(help_heading = "Authentication", long, value_name = "DIR")]
+    pub oauth_state_dir: Option<PathBuf>,
+    /// Keep the authorization server's state in PostgreSQL (`postgres://…`, `env:NAME`,
+    /// `file:PATH`): what several replicas share.
+    #[arg(help_heading = "Authentication", long, value_name = "URL")]
+    pub oauth_database_url: Option<String>,
     /// The issuer (`iss`) of tokens accepted through --jwt-secret / --jwks-url.
     #[arg(
         help_heading = "Authentication",

@@ -11,10 +11,12 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use crate::config::oauth_server::{self, OAuthServerConfig, OAuthServerFile};
 use crate::policy::api_key::{ApiKeyConfig, ApiKeys};
 use crate::policy::authn::{AuthParts, Authenticator};
 use crate::policy::cors::{self, Cors};
 use crate::policy::ip::{IpRules, NetworkConfig};
+use crate::policy::issued::IssuedTokens;
 use crate::policy::jwt::{JwtConfig, JwtVerifier};
 use crate::policy::mtls::MtlsMap;
 use crate::policy::rate_limit::{Limits, LimitsConfig};
@@ -39,6 +41,9 @@ pub(crate) struct FileConfig {
     /// Rate limits and the per-principal concurrency cap (docs/traffic.md).
     #[serde(default)]
     pub limits: Option<LimitsConfig>,
+    /// The built-in authorization server (docs/oauth-server.md).
+    #[serde(default)]
+    pub oauth_server: Option<OAuthServerFile>,
     /// Client IP allow/deny, trusted proxies, CORS origins (docs/traffic.md).
     #[serde(default)]
     pub network: Option<NetworkConfig>,
@@ -113,6 +118,8 @@ pub(crate) struct Shorthands {
     pub memory_budget: Option<String>,
     /// The listener is loopback-only (rate-limit defaults are off there).
     pub loopback: bool,
+    /// `--oauth-issuer`, `--oauth-state-dir`, `--oauth-database-url`.
+    pub oauth: oauth_server::Flags,
 }
 
 /// What the security settings build into.
@@ -125,6 +132,8 @@ pub(crate) struct Security {
     pub ip: Arc<IpRules>,
     pub cors: Arc<Cors>,
     pub limits: Arc<Limits>,
+    /// The built-in authorization server, when on (its verifier is in `auth`).
+    pub oauth_server: Option<Arc<OAuthServerConfig>>,
 }
 
 impl Security {
@@ -181,7 +190,17 @@ pub(crate) fn build(
     ) {
         auth.jwt.push(jwt);
     }
-    let (parts, mtls) = credentials(auth, resource, s.identity_header, &base, env, errors);
+    let oauth = oauth_server::build(file.oauth_server, s.oauth, &base, env, errors);
+    if let Some(o) = &oauth {
+        auth.authorization_servers.insert(0, o.issuer.clone());
+        if auth.scopes_supported.is_empty() {
+            auth.scopes_supported = o.scopes.clone();
+        }
+    }
+    let (mut parts, mtls) = credentials(auth, resource, s.identity_header, &base, env, errors);
+    parts.issued = oauth
+        .as_ref()
+        .map(|o| Arc::new(IssuedTokens::new(o.issuer.clone())));
     let rbac = roles(s.roles, file.roles, &base, errors);
     let audit = audit(file.audit, s.audit_log, &base, errors);
     let (ip, cors) = network(
@@ -205,6 +224,7 @@ pub(crate) fn build(
         ip: Arc::new(ip),
         cors: Arc::new(cors),
         limits: Arc::new(limits),
+        oauth_server: oauth.map(Arc::new),
     })
 }
 
@@ -310,6 +330,7 @@ fn credentials(
     let parts = AuthParts {
         api_keys,
         jwt,
+        issued: None,
         mtls,
         identity_header,
         required_scopes: auth.required_scopes,

@@ -324,6 +324,11 @@ fn security(
         trusted_proxies: args.trusted_proxies.clone(),
         memory_budget: args.memory_budget.clone(),
         loopback: args.listen.ip().is_loopback(),
+        oauth: crate::config::oauth_server::Flags {
+            issuer: args.oauth_issuer.take(),
+            state_dir: args.oauth_state_dir.take(),
+            database_url: args.oauth_database_url.take(),
+        },
     };
     let default_resource = format!("{scheme}://{}{}", args.listen, args.path);
     let sec = security::build(shorthands, default_resource, env, errors)?;

@@ -17,9 +17,9 @@ use http_body_util::BodyExt;
 
 use super::http::{MESSAGE_PATH, SESSION_HEADER};
 use super::ConnInfo;
-use crate::caller::Transport;
+use crate::caller::{Caller, Principal, Transport};
 use crate::policy::overload::Level;
-use crate::policy::{authn, Admitted, Head, Incoming, Route, Source, Stop};
+use crate::policy::{authn, Admitted, Head, Incoming, RequestPolicy, Route, Source, Stop};
 use crate::relay::Relay;
 
 /// The request phases for every route, before routing, against one policy snapshot.
@@ -34,7 +34,7 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
     let incoming = Incoming {
         source: Source::Http {
             peer: conn.as_ref().map(|c| c.peer),
-            head: head(&parts),
+            head: head(&parts, &policy),
         },
         credential: Some(&parts.headers),
         query: parts.uri.query(),
@@ -62,6 +62,11 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
         }
         Err(Stop::Preflight(res)) => return *res,
         Err(Stop::Metadata) => super::metadata::serve(&policy, &parts.method, parts.uri.path()),
+        Err(Stop::AuthServer(client)) => {
+            let caller = Caller::new(Principal::anonymous(), client, Transport::StreamableHttp);
+            parts.extensions.insert(caller);
+            next.run(Request::from_parts(parts, body)).await
+        }
         Err(Stop::Refused(e)) => e.into_response(),
     };
     if let Some(o) = origin {
@@ -81,10 +86,14 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
 
 /// What the phases read of an HTTP request: its route and whether it names a session or
 /// resumes a stream (this front's framing; what that costs is the policy's decision).
-fn head(parts: &Parts) -> Head<'_> {
-    let path = unmounted(parts.uri.path());
+fn head<'a>(parts: &'a Parts, policy: &RequestPolicy) -> Head<'a> {
+    let full = parts.uri.path();
+    let path = unmounted(full);
+    let mount = (path.len() < full.len()).then(|| &full[..full.len() - path.len()]);
     let route = if path.starts_with(authn::WELL_KNOWN) {
         Route::Metadata
+    } else if policy.auth.issued().is_some() && authn::is_authz_path(full) {
+        Route::AuthServer
     } else if matches!(path, "/health" | "/ready") {
         Route::Probe
     } else if path == MESSAGE_PATH {
@@ -102,6 +111,7 @@ fn head(parts: &Parts) -> Head<'_> {
         headers: &parts.headers,
         authority: parts.uri.authority().map(|a| a.as_str()),
         route,
+        mount,
         in_session,
         resumes: parts.headers.contains_key("last-event-id"),
     }

@@ -13,14 +13,19 @@ use crate::policy::RequestPolicy;
 /// Answers a request under the well-known prefix.
 pub(super) fn serve(policy: &RequestPolicy, method: &Method, path: &str) -> Response {
     let auth = &policy.auth;
-    let served = auth.is_oauth() && (path == WELL_KNOWN || auth.metadata_url().ends_with(path));
-    if !served {
+    let main = path == WELL_KNOWN || auth.metadata_url().ends_with(path);
+    // With the built-in authorization server every mounted relay is a resource of its own.
+    let mount = match auth.issued() {
+        Some(_) if !main => mounted_resource(path),
+        _ => None,
+    };
+    if !auth.is_oauth() || !(main || mount.is_some()) {
         return StatusCode::NOT_FOUND.into_response();
     }
     if method != Method::GET && method != Method::HEAD {
         return Error::MethodNotAllowed(Allow::GetHead).into_response();
     }
-    let body = auth.metadata().to_string();
+    let body = auth.metadata(mount).to_string();
     (
         [
             (header::CONTENT_TYPE, "application/json"),
@@ -29,4 +34,20 @@ pub(super) fn serve(policy: &RequestPolicy, method: &Method, path: &str) -> Resp
         body,
     )
         .into_response()
+}
+
+/// `/.well-known/oauth-protected-resource/servers/NAME/mcp` → `/servers/NAME` (the same for
+/// `/endpoints/`). Any name: the document is public and says nothing about which exist.
+fn mounted_resource(path: &str) -> Option<&str> {
+    use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
+    let rest = path.strip_prefix(WELL_KNOWN)?;
+    let mount = rest.strip_suffix("/mcp")?;
+    let name = [SERVERS_MOUNT, ENDPOINTS_MOUNT]
+        .iter()
+        .find_map(|m| mount.strip_prefix(m)?.strip_prefix('/'))?;
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    valid.then_some(mount)
 }

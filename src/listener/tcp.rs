@@ -204,8 +204,9 @@ where
     match policy.on_request(relay.audit(), incoming).await {
         Ok(admitted) => Ok(admitted),
         Err(Stop::Refused(e)) => Err(e),
-        // Preflights and metadata are HTTP routes: a connection never reaches them.
-        Err(Stop::Preflight(_) | Stop::Metadata) => Err(Error::Internal),
+        // Preflights, metadata and the authorization server are HTTP routes: a connection
+        // never reaches them.
+        Err(Stop::Preflight(_) | Stop::Metadata | Stop::AuthServer(_)) => Err(Error::Internal),
     }
 }
 

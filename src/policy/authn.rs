@@ -5,6 +5,7 @@
 //! JWKS), `mtls.rs` (mTLS identities). `policy/phases.rs` runs authentication in its place in
 //! the order; `error.rs` maps an [`AuthFailure`] to 401 or 403.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use axum::http::{header, HeaderMap, HeaderValue};
@@ -13,6 +14,7 @@ mod refusals;
 
 use crate::caller::{AuthFailure, AuthMethod, Principal};
 use crate::policy::api_key::{ApiKeys, KEY_PREFIX};
+use crate::policy::issued::{self, IssuedTokens};
 use crate::policy::jwt::JwtVerifier;
 use crate::policy::mtls::MtlsMap;
 use crate::tls::client::CertIdentity;
@@ -43,6 +45,8 @@ pub(crate) const MAX_CREDENTIAL: usize = 8 * 1024;
 pub(crate) struct Authenticator {
     api_keys: Option<ApiKeys>,
     jwt: Option<JwtVerifier>,
+    /// The relay's own tokens, when the built-in authorization server is on.
+    issued: Option<Arc<IssuedTokens>>,
     mtls: Option<MtlsMap>,
     identity_header: Option<String>,
     required_scopes: Vec<String>,
@@ -59,6 +63,7 @@ pub(crate) struct Authenticator {
 pub(crate) struct AuthParts {
     pub api_keys: Option<ApiKeys>,
     pub jwt: Option<JwtVerifier>,
+    pub issued: Option<Arc<IssuedTokens>>,
     pub mtls: Option<MtlsMap>,
     pub identity_header: Option<String>,
     pub required_scopes: Vec<String>,
@@ -75,6 +80,7 @@ impl Authenticator {
         Authenticator {
             api_keys: parts.api_keys.filter(|k| !k.is_empty()),
             jwt: parts.jwt,
+            issued: parts.issued,
             mtls: parts.mtls,
             identity_header: parts.identity_header,
             required_scopes: parts.required_scopes,
@@ -94,7 +100,10 @@ impl Authenticator {
 
     /// Whether any credential is required.
     pub(crate) fn is_enabled(&self) -> bool {
-        self.api_keys.is_some() || self.jwt.is_some() || self.mtls.is_some()
+        self.api_keys.is_some()
+            || self.jwt.is_some()
+            || self.issued.is_some()
+            || self.mtls.is_some()
     }
 
     /// Whether client certificates map to principals.
@@ -109,11 +118,27 @@ impl Authenticator {
 
     /// Whether bearer tokens (JWT) are accepted: the relay is an OAuth resource server.
     pub(crate) fn is_oauth(&self) -> bool {
-        self.jwt.is_some()
+        self.jwt.is_some() || self.issued.is_some()
+    }
+
+    /// The relay's own issuer, when the built-in authorization server is on.
+    pub(crate) fn issued(&self) -> Option<&Arc<IssuedTokens>> {
+        self.issued.as_ref()
     }
 
     pub(crate) fn resource(&self) -> &str {
         &self.resource
+    }
+
+    /// The resource a request under `mount` (`/servers/NAME`, `/endpoints/NAME`; `None` for
+    /// the main path) is for. With the built-in authorization server each mounted relay is its
+    /// own resource (`<origin>/servers/NAME/mcp`), so its tokens open that server only; with
+    /// external issuers every path is the one configured resource.
+    pub(crate) fn resource_for(&self, mount: Option<&str>) -> std::borrow::Cow<'_, str> {
+        match mount.filter(|m| !m.is_empty() && self.issued.is_some()) {
+            Some(m) => format!("{}{m}/mcp", origin_of(&self.resource)).into(),
+            None => self.resource.as_str().into(),
+        }
     }
 
     /// The RFC 9728 metadata URL for the resource (path-inserted well-known URI).
@@ -121,10 +146,10 @@ impl Authenticator {
         &self.metadata_url
     }
 
-    /// The RFC 9728 document.
-    pub(crate) fn metadata(&self) -> serde_json::Value {
+    /// The RFC 9728 document of the resource at `mount` ([`Authenticator::resource_for`]).
+    pub(crate) fn metadata(&self, mount: Option<&str>) -> serde_json::Value {
         let mut doc = serde_json::json!({
-            "resource": self.resource,
+            "resource": self.resource_for(mount),
             "authorization_servers": self.authorization_servers,
             "bearer_methods_supported": ["header"],
         });
@@ -140,7 +165,7 @@ impl Authenticator {
     }
 
     /// The `WWW-Authenticate` value for a refusal (RFC 6750 §3, RFC 9728 §5.1).
-    pub(crate) fn challenge(&self, failure: AuthFailure) -> String {
+    pub(crate) fn challenge(&self, failure: AuthFailure, mount: Option<&str>) -> String {
         let mut params = Vec::new();
         match failure {
             AuthFailure::Missing => {}
@@ -152,7 +177,11 @@ impl Authenticator {
         }
         // The metadata exists only when tokens from an authorization server are accepted.
         if self.is_oauth() {
-            params.push(format!("resource_metadata=\"{}\"", self.metadata_url));
+            let url = match mount.filter(|m| !m.is_empty() && self.issued.is_some()) {
+                Some(_) => metadata_url(&self.resource_for(mount)).into(),
+                None => std::borrow::Cow::Borrowed(self.metadata_url.as_str()),
+            };
+            params.push(format!("resource_metadata=\"{url}\""));
         }
         match params.is_empty() {
             true => "Bearer".to_owned(),
@@ -167,11 +196,12 @@ impl Authenticator {
         headers: &HeaderMap,
         query: Option<&str>,
         cert: Option<&CertIdentity>,
+        mount: Option<&str>,
     ) -> Result<Principal, AuthFailure> {
         if !self.is_enabled() {
             return self.unauthenticated(headers);
         }
-        let result = self.check(headers, query, cert).await;
+        let result = self.check(headers, query, cert, mount).await;
         if let Err(failure) = &result {
             let expected = |issuer: &str| match self.jwt.as_ref().and_then(|j| j.audiences(issuer))
             {
@@ -189,6 +219,7 @@ impl Authenticator {
         headers: &HeaderMap,
         query: Option<&str>,
         cert: Option<&CertIdentity>,
+        mount: Option<&str>,
     ) -> Result<Principal, AuthFailure> {
         if query.is_some_and(query_has_credential) {
             return Err(AuthFailure::Refused("credential_in_query"));
@@ -200,7 +231,7 @@ impl Authenticator {
         };
         let from_header = match presented {
             Some(Presented::ApiKey(key)) => Some(self.api_key(key)?),
-            Some(Presented::Bearer(token)) => Some(self.bearer(token).await?),
+            Some(Presented::Bearer(token)) => Some(self.bearer(token, mount).await?),
             None => None,
         };
         let principal = match (from_cert, from_header) {
@@ -222,11 +253,21 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// A bearer value: an API key when it has the key prefix, else a JWT.
-    async fn bearer(&self, token: &str) -> Result<Principal, AuthFailure> {
+    /// A bearer value: an API key when it has the key prefix, else a JWT: the relay's own
+    /// when its `iss` says so (bound to the resource of `mount`), else an external issuer's.
+    async fn bearer(&self, token: &str, mount: Option<&str>) -> Result<Principal, AuthFailure> {
+        if token.starts_with(KEY_PREFIX) {
+            return self.api_key(token);
+        }
+        if let Some(own) = &self.issued {
+            if own.claims_issuer(issued::unverified_issuer(token).as_deref()) {
+                return own.verify(token, &self.resource_for(mount));
+            }
+        }
         match &self.jwt {
-            Some(jwt) if !token.starts_with(KEY_PREFIX) => jwt.verify(token).await,
-            _ => self.api_key(token),
+            Some(jwt) => jwt.verify(token).await,
+            None if self.issued.is_some() => Err(AuthFailure::Invalid("unknown_issuer")),
+            None => self.api_key(token),
         }
     }
 
@@ -334,6 +375,28 @@ pub(crate) fn metadata_url(resource: &str) -> String {
     let path = path.trim_end_matches('/');
     format!("{scheme}://{authority}{WELL_KNOWN}{path}")
 }
+
+/// `https://host:8443/mcp` → `https://host:8443`.
+pub(crate) fn origin_of(url: &str) -> &str {
+    let Some(i) = url.find("://") else {
+        return url;
+    };
+    match url[i + 3..].find('/') {
+        Some(j) => &url[..i + 3 + j],
+        None => url,
+    }
+}
+
+/// Whether `path` is one of the built-in authorization server's (`authz.rs`): its metadata
+/// (RFC 8414 and the OpenID discovery alias) and everything under `/oauth/`.
+pub(crate) fn is_authz_path(path: &str) -> bool {
+    path.starts_with(AUTHZ_PREFIX)
+        || path == "/.well-known/oauth-authorization-server"
+        || path == "/.well-known/openid-configuration"
+}
+
+/// Where the authorization server's endpoints and pages live.
+pub(crate) const AUTHZ_PREFIX: &str = "/oauth/";
 
 /// The RFC 9728 well-known prefix.
 pub(crate) const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";

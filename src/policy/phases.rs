@@ -35,6 +35,9 @@ pub(crate) enum Route {
     Metadata,
     /// `/health` and `/ready`.
     Probe,
+    /// The built-in authorization server's endpoints and pages (`authz.rs`): public (they are
+    /// how one logs in), but behind the network phases and the per-IP rate.
+    AuthServer,
     /// A route of a front: Streamable HTTP (and the WebSocket upgrade), or legacy SSE's
     /// `POST /message` (`Sse`, whose request messages each hold their own slot).
     Front(Transport),
@@ -48,6 +51,9 @@ pub(crate) struct Head<'a> {
     /// The URI's authority (HTTP/2 `:authority`), checked like `Host`.
     pub authority: Option<&'a str>,
     pub route: Route,
+    /// The mount the path is under (`/servers/NAME`, `/endpoints/NAME`): which resource a
+    /// token must be for. `None` for the main path.
+    pub mount: Option<&'a str>,
     /// It names a session (`Mcp-Session-Id`, legacy `?sessionId=`): the work inside a session
     /// is shed per message, so its notifications and responses still pass.
     pub in_session: bool,
@@ -100,6 +106,9 @@ pub(crate) enum Stop {
     Preflight(Box<Response>),
     /// The RFC 9728 metadata: the front serves it without a caller.
     Metadata,
+    /// A route of the authorization server, past the per-IP rate: served without a principal
+    /// (the client address is for its own limits and audit).
+    AuthServer(Option<ClientAddr>),
 }
 
 impl RequestPolicy {
@@ -149,9 +158,13 @@ impl RequestPolicy {
         let anonymous = Caller::new(Principal::anonymous(), client, req.transport);
         // 6. Authentication: after the network phases (a refused client spends no CPU on
         // credentials), before anything keyed on the principal.
+        let mount = match req.source {
+            Source::Http { head, .. } => head.mount,
+            Source::Connection(_) => None,
+        };
         let principal = match req.credential {
-            Some(headers) => self.authenticate(headers, req.query, req.cert).await,
-            None => Err(self.refusal(AuthFailure::Missing)),
+            Some(headers) => self.authenticate(headers, req.query, req.cert, mount).await,
+            None => Err(self.refusal_at(AuthFailure::Missing, mount)),
         };
         let caller = match principal {
             Ok(p) => Caller::new(p, client, req.transport),
@@ -204,6 +217,9 @@ impl RequestPolicy {
         // 4-5. Overload, then the per-IP rate.
         self.admit_client(client, starts_work(head))
             .map_err(|e| Stop::Refused(refused(audit, client, transport, e)))?;
+        if head.route == Route::AuthServer {
+            return Err(Stop::AuthServer(client));
+        }
         Ok(client)
     }
 

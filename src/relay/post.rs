@@ -108,7 +108,9 @@ impl Relay {
         read: Result<Bytes, Error>,
     ) -> Result<Message, Error> {
         let parsed = if caller.is_expired() {
-            Err(self.policy().refusal(AuthFailure::Expired))
+            Err(self
+                .policy()
+                .refusal_at(AuthFailure::Expired, Some(&self.config().mount)))
         } else {
             read.and_then(|bytes| Message::parse(bytes).map_err(Error::from))
         };

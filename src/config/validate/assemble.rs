@@ -66,8 +66,11 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .iter()
         .map(|(m, t)| (m.as_str().into(), *t))
         .collect();
+    let mut security = security;
+    let oauth_server = security.oauth_server.take();
     let (policy, audit, mtls) = security.into_policy(origin);
     ServeConfig {
+        oauth_server,
         listen: args.listen,
         path: args.path,
         tcp_listen: args.tcp_listen,
@@ -161,6 +164,7 @@ impl ServeConfig {
         };
         let (policy, audit, mtls) = security.into_policy(origin);
         Ok(ServeConfig {
+            oauth_server: None,
             listen,
             path: "/mcp".into(),
             tcp_listen: None,

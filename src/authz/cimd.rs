@@ -1,0 +1,1 @@
+//! Client ID metadata documents.

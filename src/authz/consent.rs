@@ -1,0 +1,11 @@
+//! The consent page.
+use super::AuthServer;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
+pub(super) async fn show(State(_s): State<Arc<AuthServer>>) -> Response {
+    axum::http::StatusCode::NOT_IMPLEMENTED.into_response()
+}
+pub(super) async fn submit(State(_s): State<Arc<AuthServer>>) -> Response {
+    axum::http::StatusCode::NOT_IMPLEMENTED.into_response()
+}

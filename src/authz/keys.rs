@@ -1,0 +1,140 @@
+//! Signing keys: ES256 (P-256) keys the relay generates, stores and rotates. The newest key
+//! signs; a retired key stays in the JWKS (and with the verifier, `policy/issued.rs`) until
+//! the last token it signed has expired, then it is deleted. [`Keyring::sync`] runs at start
+//! and every minute: it rotates when the signing key is older than `key_rotation`, and picks
+//! up keys another replica made (they share the database).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwapOption;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use jsonwebtoken::{DecodingKey, EncodingKey, Header};
+use ring::rand::SystemRandom;
+use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+use serde_json::{json, Value};
+
+use super::store::keys::StoredKey;
+use super::store::{Store, StoreError};
+use crate::policy::issued::{IssuedTokens, PublicKey, TOKEN_TYPE};
+
+/// The key that signs now.
+struct Signer {
+    kid: String,
+    key: EncodingKey,
+}
+
+/// The signing key and the published ones.
+pub(crate) struct Keyring {
+    signer: ArcSwapOption<Signer>,
+    jwks: ArcSwapOption<Value>,
+    verifier: Arc<IssuedTokens>,
+    rotation: Duration,
+    /// How long a retired key stays published: the access-token lifetime, and a minute.
+    grace: Duration,
+}
+
+impl Keyring {
+    pub(crate) fn new(
+        verifier: Arc<IssuedTokens>,
+        rotation: Duration,
+        token_ttl: Duration,
+    ) -> Keyring {
+        Keyring {
+            signer: ArcSwapOption::empty(),
+            jwks: ArcSwapOption::empty(),
+            verifier,
+            rotation,
+            grace: token_ttl + Duration::from_secs(60),
+        }
+    }
+
+    /// Rotates when due, then loads the published keys into the JWKS and the verifier.
+    pub(crate) async fn sync(&self, store: &Store, now: i64) -> Result<(), StoreError> {
+        let since = now - self.grace.as_secs() as i64;
+        let mut keys = store.keys(since).await?;
+        let current = keys.iter().find(|k| k.retired.is_none());
+        let due = current.is_none_or(|k| now - k.created >= self.rotation.as_secs() as i64);
+        if due {
+            store.rotate_to(&generate(now)).await?;
+            store.drop_keys(since).await?;
+            keys = store.keys(since).await?;
+        }
+        self.publish(&keys);
+        Ok(())
+    }
+
+    fn publish(&self, keys: &[StoredKey]) {
+        let signer = keys.iter().find(|k| k.retired.is_none()).and_then(|k| {
+            let der = STANDARD.decode(&k.private_key).ok()?;
+            Some(Arc::new(Signer {
+                kid: k.kid.clone(),
+                key: EncodingKey::from_ec_der(&der),
+            }))
+        });
+        let jwks: Vec<Value> = keys
+            .iter()
+            .filter_map(|k| serde_json::from_str(&k.public_jwk).ok())
+            .collect();
+        let public = jwks
+            .iter()
+            .filter_map(|j| {
+                let key =
+                    DecodingKey::from_ec_components(j["x"].as_str()?, j["y"].as_str()?).ok()?;
+                Some(PublicKey {
+                    kid: j["kid"].as_str()?.to_owned(),
+                    key,
+                })
+            })
+            .collect();
+        self.verifier.set_keys(public);
+        self.signer.store(signer);
+        self.jwks.store(Some(Arc::new(json!({ "keys": jwks }))));
+    }
+
+    /// The JWKS document.
+    pub(crate) fn jwks(&self) -> Value {
+        self.jwks
+            .load_full()
+            .map(|j| (*j).clone())
+            .unwrap_or_else(|| json!({ "keys": [] }))
+    }
+
+    /// Signs `claims` as an access token (`typ` `at+jwt`, RFC 9068).
+    pub(crate) fn sign(&self, claims: &Value) -> Option<String> {
+        let signer = self.signer.load_full()?;
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = Some(signer.kid.clone());
+        header.typ = Some(TOKEN_TYPE.into());
+        jsonwebtoken::encode(&header, claims, &signer.key).ok()
+    }
+}
+
+/// A new P-256 key: PKCS#8 for signing, and its public JWK.
+fn generate(now: i64) -> StoredKey {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
+        .expect("P-256 key generation");
+    let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+        .expect("a generated key parses");
+    // The uncompressed point: 0x04 ‖ x ‖ y.
+    let point = pair.public_key().as_ref();
+    let kid = super::random_token(12);
+    let jwk = json!({
+        "kty": "EC",
+        "crv": "P-256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+        "kid": kid,
+        "use": "sig",
+        "alg": "ES256",
+    });
+    StoredKey {
+        kid,
+        private_key: STANDARD.encode(pkcs8.as_ref()),
+        public_jwk: jwk.to_string(),
+        created: now,
+        retired: None,
+    }
+}
