@@ -16,12 +16,14 @@
 mod audit;
 mod authorize;
 mod cimd;
+mod client_auth;
 mod consent;
 mod keys;
 mod lockout;
 mod login;
 mod metadata;
 mod pages;
+mod redirect;
 mod register;
 mod revoke;
 pub(crate) mod store;

@@ -55,6 +55,7 @@ async fn http_post(p: &RequestPolicy, peer: SocketAddr) -> Result<Admitted, Stop
         method: &Method::POST,
         headers: &headers,
         authority: None,
+        mount: None,
         route: Route::Front(Transport::StreamableHttp),
         in_session: false,
         resumes: false,
