@@ -72,6 +72,7 @@ mod legacy_face;
 mod limits;
 mod metrics;
 mod modern;
+mod oauth_server;
 #[cfg(unix)]
 mod otel;
 #[cfg(unix)]
