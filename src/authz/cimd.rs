@@ -35,7 +35,7 @@ struct Document {
 /// The client `client_id` names, or why there is none (a fixed audit reason).
 pub(super) async fn client(s: &AuthServer, client_id: &str) -> Result<Client, &'static str> {
     let cached = s.store.client(client_id).await.map_err(|_| "state_error")?;
-    let documents = s.cfg.client_metadata_documents;
+    let documents = s.cfg().client_metadata_documents;
     match cached {
         Some(c) if c.source != SOURCE_DOCUMENT => return Ok(c),
         Some(_) if !documents => return Err("client_documents_off"),

@@ -1,3 +1,7 @@
-//! The built-in authorization server (`[oauth_server]`, issue 18), a module per concern.
+//! The built-in OAuth 2.1 authorization server (`[oauth_server]`), end to end through a real
+//! relay: `flow.rs` drives it (registration, the HTML forms, the token endpoint); the other
+//! files each test one concern.
 
 mod endpoints;
+mod flow;
+mod pages;

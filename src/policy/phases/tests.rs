@@ -57,6 +57,7 @@ async fn http_post(p: &RequestPolicy, peer: SocketAddr) -> Result<Admitted, Stop
         authority: None,
         mount: None,
         route: Route::Front(Transport::StreamableHttp),
+        mount: None,
         in_session: false,
         resumes: false,
     };
