@@ -5,3 +5,4 @@
 mod endpoints;
 mod flow;
 mod pages;
+mod tokens;
