@@ -3,4 +3,5 @@
 //! files each test one concern.
 
 mod flow;
+mod lifecycle;
 mod pages;
