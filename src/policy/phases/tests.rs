@@ -59,6 +59,7 @@ async fn http_post(p: &RequestPolicy, peer: SocketAddr) -> Result<Admitted, Stop
         mount: None,
         in_session: false,
         resumes: false,
+        mount: None,
     };
     let req = Incoming {
         source: Source::Http {
