@@ -4,5 +4,7 @@
 
 mod endpoints;
 mod flow;
+mod lifecycle;
 mod pages;
+mod storage;
 mod tokens;

@@ -55,7 +55,6 @@ async fn http_post(p: &RequestPolicy, peer: SocketAddr) -> Result<Admitted, Stop
         method: &Method::POST,
         headers: &headers,
         authority: None,
-        mount: None,
         route: Route::Front(Transport::StreamableHttp),
         mount: None,
         in_session: false,
