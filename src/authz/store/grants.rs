@@ -183,22 +183,6 @@ impl Store {
         }
     }
 
-    /// Revokes the family of a refresh token (RFC 7009); false when the token is unknown.
-    pub(crate) async fn revoke_refresh(&self, token: &str, now: i64) -> Result<bool, StoreError> {
-        let row = sqlx::query("SELECT family FROM oauth_refresh_tokens WHERE token_hash = $1")
-            .bind(hash(token))
-            .fetch_optional(self.pool())
-            .await?;
-        match row {
-            Some(r) => {
-                self.revoke_family(&text(&r, "family"), now, "revoked")
-                    .await?;
-                Ok(true)
-            }
-            None => Ok(false),
-        }
-    }
-
     /// Grants (families), newest first; `live` only those not revoked.
     pub(crate) async fn families(&self, live: bool) -> Result<Vec<Family>, StoreError> {
         let filter = if live { "WHERE revoked IS NULL" } else { "" };

@@ -4,76 +4,25 @@
 //! audited, RFC 7009 revocation answers, and the token endpoint's refusals that need no code.
 //! The whole code flow (login and consent pages) is in the flow tests.
 
-use std::path::PathBuf;
-use std::sync::OnceLock;
-
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 
-use crate::support::{eventually, tempdir, Relay, FIXTURE};
+use super::flow::AuthRelay;
+use crate::support::eventually;
 
-/// The local user's password (random-looking: the relay refuses guessable secrets).
-const PASSWORD: &str = "Vq8tLm2Rz7pWx4Kj";
-
-/// A relay with the authorization server on, its base URL and audit log.
+/// A relay with the authorization server on (`flow.rs`), and an HTTP client.
 struct Server {
-    _relay: Relay,
+    relay: AuthRelay,
     base: String,
-    audit: PathBuf,
     http: reqwest::Client,
 }
 
-/// An Argon2id PHC hash of [`PASSWORD`], made once.
-fn password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt = SaltString::encode_b64(b"k3Q9zXw2Lp7vRt5m").unwrap();
-        argon2::Argon2::default()
-            .hash_password(PASSWORD.as_bytes(), &salt)
-            .unwrap()
-            .to_string()
-    })
-}
-
-/// Starts `serve` on a free loopback port with `[oauth_server]` (issuer that origin, user
-/// `alice`) plus `extra` keys of that section.
+/// Starts a relay with `extra` keys in `[oauth_server]`.
 fn start(extra: &str) -> Server {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
-    let dir = tempdir();
-    let config = dir.join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[oauth_server]\nissuer = \"{base}\"\nstate_dir = \"{}\"\n{extra}\n\
-             [[oauth_server.users]]\nname = \"alice\"\npassword_hash = \"{}\"\nroles = [\"reader\"]\n",
-            dir.join("state").display(),
-            password_hash(),
-        ),
-    )
-    .unwrap();
-    let audit = dir.join("audit.log");
-    let listen = format!("127.0.0.1:{port}");
-    let relay = Relay::start_raw(&[
-        "serve",
-        "--listen",
-        &listen,
-        "--config",
-        config.to_str().unwrap(),
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--",
-        FIXTURE,
-    ]);
+    let relay = AuthRelay::start(extra, &[]);
     Server {
-        _relay: relay,
-        base,
-        audit,
+        base: relay.issuer.clone(),
+        relay,
         http: reqwest::Client::new(),
     }
 }
@@ -123,7 +72,7 @@ impl Server {
     async fn audited(&self, method: &str, want: Value) -> Value {
         let mut found = None;
         eventually(&format!("audit {method} {want}"), || {
-            found = std::fs::read_to_string(&self.audit)
+            found = std::fs::read_to_string(&self.relay.audit)
                 .unwrap_or_default()
                 .lines()
                 .filter_map(|l| serde_json::from_str::<Value>(l).ok())
@@ -204,7 +153,7 @@ async fn register_open_answers_201_with_a_secret_only_for_confidential_clients()
     assert_eq!(status, StatusCode::CREATED);
     assert!(conf["client_secret"].as_str().unwrap().len() >= 40);
     assert_ne!(conf["client_id"], public["client_id"]);
-    let log = std::fs::read_to_string(&s.audit).unwrap();
+    let log = std::fs::read_to_string(&s.relay.audit).unwrap();
     assert!(!log.contains(conf["client_secret"].as_str().unwrap()));
 }
 
