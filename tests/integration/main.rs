@@ -76,7 +76,6 @@ mod metrics;
 mod modern;
 mod oauth_server;
 #[cfg(unix)]
-mod oauth_server;
 #[cfg(unix)]
 mod otel;
 #[cfg(unix)]
