@@ -75,7 +75,6 @@ mod limits;
 mod metrics;
 mod modern;
 #[cfg(unix)]
-mod oauth_server;
 #[cfg(unix)]
 mod otel;
 #[cfg(unix)]
