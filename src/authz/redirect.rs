@@ -23,6 +23,10 @@ const FORBIDDEN_SCHEMES: &[&str] = &[
     "ftp",
     "ws",
     "wss",
+    "mailto",
+    "tel",
+    "sms",
+    "intent",
 ];
 
 /// Whether `presented` (at `/oauth/authorize` or `/oauth/token`) is `registered`: the same
@@ -60,7 +64,8 @@ fn loopback_parts(uri: &str) -> Option<(&str, &str)> {
 }
 
 /// Whether `uri` may be registered: `https`; `http` on a loopback host; or a private-use
-/// scheme with a dot in it (`com.example.app:/cb`, RFC 8252 §7.1). Never a fragment,
+/// scheme (RFC 8252 §7.1) with a dot in it (`com.example.app:/cb`) or an authority
+/// (`cursor://anysphere.cursor-mcp/oauth/callback`). Never a fragment,
 /// credentials, whitespace, control characters or backslashes; the reason when not.
 pub(crate) fn is_allowed_redirect(uri: &str) -> Result<(), &'static str> {
     if uri.is_empty() || uri.len() > MAX_LEN {
@@ -84,7 +89,9 @@ pub(crate) fn is_allowed_redirect(uri: &str) -> Result<(), &'static str> {
         "http" if loopback_parts(uri).is_some() => Ok(()),
         "http" => Err("redirect_uri_http_not_loopback"),
         s if FORBIDDEN_SCHEMES.contains(&s) => Err("redirect_uri_scheme"),
-        s if s.contains('.') => Ok(()),
+        // Reverse-domain (`com.example.app:/cb`), or an app's own scheme with an authority
+        // (`cursor://anysphere.cursor-mcp/oauth/callback`, `vscode://…`).
+        s if s.contains('.') || url.host_str().is_some_and(|h| !h.is_empty()) => Ok(()),
         _ => Err("redirect_uri_scheme"),
     }
 }
@@ -184,6 +191,7 @@ mod tests {
             "http://[::1]/cb",
             "http://localhost:6274/oauth/callback",
             "cursor.app://anysphere.cursor-retrieval/oauth/callback",
+            "cursor://anysphere.cursor-mcp/oauth/callback",
             "com.example.app:/cb",
             "https://app.example.com/cb?client=1",
         ] {
