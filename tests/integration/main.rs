@@ -24,6 +24,7 @@
 //! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (§8.C2, §8.D6).
 //! - `metrics`: the admin listener: exact counts, Host and token checks, per-slot `/health`.
 //! - `modern`: 2026-07-28 clients on a dual-era child: stateless POSTs, header checks, cancels.
+//! - `oauth_server`: the built-in authorization server: the company identity provider leg.
 //! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
 //! - `overload`: memory-budget shedding (503, no keep-alive) and recovery, via SIGHUP.
 //! - `rbac`: roles and the audit log end to end on every front (§8.B, H1).
@@ -72,6 +73,7 @@ mod legacy_face;
 mod limits;
 mod metrics;
 mod modern;
+mod oauth_server;
 #[cfg(unix)]
 mod otel;
 #[cfg(unix)]
