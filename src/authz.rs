@@ -15,6 +15,7 @@
 
 mod audit;
 mod authorize;
+mod browser;
 mod cimd;
 mod consent;
 mod keys;
@@ -22,6 +23,7 @@ mod lockout;
 mod login;
 mod metadata;
 mod pages;
+mod redirect;
 mod register;
 mod revoke;
 pub(crate) mod store;

@@ -1,11 +1,13 @@
 //! The company identity provider (`[oauth_server.upstream]`): the relay as an OpenID Connect
 //! client of the operator's issuer. `GET /oauth/upstream/start?request=ID` sends the browser
 //! of a pending authorization request to the provider (authorization code, PKCE S256, state
-//! and nonce, the leg bound to the browser by a cookie); `GET /oauth/upstream/callback` takes
+//! and nonce; both ends only for the browser that opened the request, by its `mcpr_browser`
+//! cookie, `browser.rs`); `GET /oauth/upstream/callback` takes
 //! the code back, redeems it, checks the ID token and maps its claims to the subject, then
 //! hands over to the login (`login::logged_in`), which opens the session and goes on to
 //! consent. Discovery and keys are `upstream/discovery.rs`; the ID token's checks and the
-//! claim mapping `upstream/id_token.rs`. Every attempt is audited (`Event::Login`).
+//! claim mapping `upstream/id_token.rs`. Every refusal is audited here (`Event::Login`), a
+//! success by `logged_in`.
 
 mod discovery;
 mod id_token;
@@ -13,7 +15,7 @@ mod id_token;
 use std::sync::Arc;
 
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -22,14 +24,15 @@ use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq as _;
 
 use super::audit::{Event, Fact};
+use super::browser::{self, BROWSER_COOKIE};
 use super::store::{self, flow::Pending};
 use super::{random_token, AuthServer};
 use crate::caller::Caller;
 use crate::config::oauth_server::UpstreamConfig;
 pub(crate) use discovery::Discovery;
 
-/// The cookie binding the provider's leg to the browser that started it.
-const COOKIE: &str = "mcpr_upstream";
+/// What a person sees for any failure (nothing the provider sent is shown).
+const FAILED: &str = "The sign-in with your identity provider did not succeed.";
 
 /// The leg as stored with the pending request (`oauth_requests.upstream`).
 #[derive(Debug, Serialize, Deserialize)]
@@ -38,8 +41,6 @@ struct Leg {
     state: String,
     nonce: String,
     verifier: String,
-    /// SHA-256 (base64url) of the cookie value.
-    browser: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -58,6 +59,7 @@ pub(super) struct CallbackQuery {
 pub(super) async fn start(
     State(s): State<Arc<AuthServer>>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Response {
     let Some(cfg) = s.cfg.upstream.as_ref() else {
@@ -70,6 +72,9 @@ pub(super) async fn start(
     let Some(pending) = pending else {
         return fail(&s, &caller, "unknown_request", None);
     };
+    if !same_browser(&headers, &pending) {
+        return fail(&s, &caller, "csrf_cookie_mismatch", None);
+    }
     let meta = match s.upstream.metadata(&s.http, cfg).await {
         Ok(m) => m,
         Err(e) => {
@@ -77,12 +82,10 @@ pub(super) async fn start(
             return fail(&s, &caller, "idp_unavailable", None);
         }
     };
-    let browser = random_token(32);
     let leg = Leg {
         state: random_token(32),
         nonce: random_token(32),
         verifier: random_token(32),
-        browser: sha256(&browser),
     };
     let json = serde_json::to_string(&leg).unwrap_or_default();
     if s.store.set_upstream(&pending.id, &json).await.is_err() {
@@ -100,20 +103,7 @@ pub(super) async fn start(
         .append_pair("nonce", &leg.nonce)
         .append_pair("code_challenge", &sha256(&leg.verifier))
         .append_pair("code_challenge_method", "S256");
-    let mut res = StatusCode::SEE_OTHER.into_response();
-    let h = res.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(url.as_str()) {
-        h.insert(header::LOCATION, v);
-    }
-    let secure = if s.secure_cookies() { "; Secure" } else { "" };
-    let cookie = format!(
-        "{COOKIE}={browser}; Path=/oauth/upstream/; HttpOnly; SameSite=Lax; Max-Age=900{secure}"
-    );
-    if let Ok(v) = HeaderValue::from_str(&cookie) {
-        h.insert(header::SET_COOKIE, v);
-    }
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    browser::see_other(url.as_str())
 }
 
 /// `GET /oauth/upstream/callback?code&state` (or `error`): the provider sends the browser
@@ -145,20 +135,11 @@ pub(super) async fn callback(
         Ok(true) => return fail(&s, &caller, "user_disabled", Some(&subject.name)),
         Err(_) => return fail(&s, &caller, "store_error", Some(&subject.name)),
     }
-    s.audit(
-        &caller,
-        Event::Login,
-        Fact {
-            user: Some(&subject.name),
-            client_id: Some(&pending.request.client_id),
-            ..Fact::default()
-        },
-    );
     super::login::logged_in(&s, &caller, &pending, subject).await
 }
 
-/// The pending request `state` names, with its leg, when the random part and the browser
-/// cookie match; the leg is removed (single use) in the same step.
+/// The pending request `state` names, with its leg, when the random part matches and the
+/// browser is the one that opened the request; the leg is removed (single use).
 async fn claim_leg(
     s: &AuthServer,
     state: Option<&str>,
@@ -168,10 +149,8 @@ async fn claim_leg(
     let pending = s.store.request(id, store::now()).await.ok()??;
     let stored = pending.upstream.clone()?;
     let leg: Leg = serde_json::from_str(&stored).ok()?;
-    let browser = sha256(&cookie(headers, COOKIE)?);
-    let same = leg.state.as_bytes().ct_eq(random.as_bytes())
-        & leg.browser.as_bytes().ct_eq(browser.as_bytes());
-    if !bool::from(same) {
+    let same = bool::from(leg.state.as_bytes().ct_eq(random.as_bytes()));
+    if !same || !same_browser(headers, &pending) {
         return None;
     }
     s.store
@@ -254,7 +233,14 @@ async fn exchange(
         .ok_or("idp_exchange_failed")
 }
 
-/// Audits the refusal and answers with a fixed message (nothing from the provider).
+/// Whether the request comes from the browser that opened `pending` (its `mcpr_browser`
+/// cookie is the request's CSRF value).
+fn same_browser(headers: &HeaderMap, pending: &Pending) -> bool {
+    browser::cookie(headers, BROWSER_COOKIE)
+        .is_some_and(|c| bool::from(c.as_bytes().ct_eq(pending.csrf.as_bytes())))
+}
+
+/// Audits the refusal and answers with the error page (nothing from the provider on it).
 fn fail(s: &AuthServer, caller: &Caller, reason: &'static str, user: Option<&str>) -> Response {
     s.audit(
         caller,
@@ -265,29 +251,10 @@ fn fail(s: &AuthServer, caller: &Caller, reason: &'static str, user: Option<&str
             ..Fact::default()
         },
     );
-    let mut res = (
-        StatusCode::BAD_REQUEST,
-        "The sign-in with the identity provider did not succeed. Start again from the application.\n",
-    )
-        .into_response();
-    res.headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    res
+    s.error_page(StatusCode::BAD_REQUEST, FAILED)
 }
 
-/// BASE64URL(SHA-256(v)): the PKCE challenge, and the stored form of the browser cookie.
+/// BASE64URL(SHA-256(v)): the PKCE challenge.
 fn sha256(v: &str) -> String {
     URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, v.as_bytes()))
-}
-
-/// The value of cookie `name` in the request.
-fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|c| c.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_owned())
 }

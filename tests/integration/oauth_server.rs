@@ -1,4 +1,7 @@
-//! The built-in authorization server (`[oauth_server]`), end to end through a real relay: one
-//! module per concern in `oauth_server/`.
+//! The built-in OAuth 2.1 authorization server (`[oauth_server]`), end to end through a real
+//! relay: `flow.rs` drives it (registration, the HTML forms, the token endpoint); the other
+//! files each test one concern.
 
+mod flow;
 mod idp;
+mod pages;

@@ -2,11 +2,10 @@
 //! against a stand-in OpenID provider run here: discovery, a JWKS with a P-256 key made by the
 //! test, `/authorize` that sends the browser straight back with a code, and `/token` that
 //! checks PKCE and the client's secret and answers an ID token whose claims each test sets.
-//! The browser is reqwest with redirects followed by hand.
+//! The relay side is driven as a browser would (`flow.rs`): authorize, the login page's
+//! "Sign in with" link, the provider, the callback, consent, then the token endpoint.
 
 use std::collections::HashMap;
-use std::net::TcpListener as StdListener;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use axum::extract::{Form, Query, State};
@@ -19,7 +18,8 @@ use base64::Engine as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
-use crate::support::{poll_until, tempdir, Relay, FIXTURE};
+use super::flow::{self, free_port, AuthRelay, Browser, Page};
+use crate::support::{poll_until, tempdir};
 
 const CLIENT_ID: &str = "relay-at-idp";
 const CLIENT_SECRET: &str = "Zq4mW8tY2pLk9xVb7nRc3sHd";
@@ -177,215 +177,176 @@ async fn provider(tamper: Option<Tamper>, forged: bool) -> String {
     issuer
 }
 
-/// A relay whose authorization server logs people in at `idp`; its audit log.
-struct Setup {
-    relay: Relay,
-    issuer: String,
-    state: PathBuf,
-    audit: PathBuf,
-}
-
-async fn serve(idp: &str) -> Setup {
-    let port = StdListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+/// A relay whose authorization server logs people in at `idp` (beside the local users).
+async fn serve(idp: &str) -> AuthRelay {
     let dir = tempdir();
-    let issuer = format!("http://127.0.0.1:{port}");
-    let state = dir.join("state");
-    let audit = dir.join("audit.jsonl");
-    let config = dir.join("relay.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"[oauth_server]
-issuer = "{issuer}"
-state_dir = "{}"
-
+    let secret = dir.join("idp-client-secret");
+    std::fs::write(&secret, CLIENT_SECRET).unwrap();
+    let extra = format!(
+        r#"
 [oauth_server.upstream]
 issuer = "{idp}"
 client_id = "{CLIENT_ID}"
-client_secret = "env:IDP_CLIENT_SECRET"
+client_secret = "file:{}"
+name = "Example SSO"
 principal_claim = "email"
 default_roles = ["reader"]
 roles = {{ eng = ["dev"], ops = ["admin"] }}
 "#,
-            state.display()
-        ),
-    )
-    .unwrap();
-    let listen = format!("127.0.0.1:{port}");
-    let args = [
-        "serve",
-        "--listen",
-        &listen,
-        "--config",
-        config.to_str().unwrap(),
-        "--audit-log",
-        audit.to_str().unwrap(),
-        "--",
-        FIXTURE,
-    ];
-    let relay = Relay::start_env(&args, &[("IDP_CLIENT_SECRET", CLIENT_SECRET)]);
+        secret.display()
+    );
+    let server = AuthRelay::start_in(dir, free_port(), &extra, &[]);
     // The authorization server's state is open once its metadata is served.
-    let metadata = format!("{issuer}/.well-known/oauth-authorization-server");
+    let metadata = server.url("/.well-known/oauth-authorization-server");
     poll_until(
         "the authorization server",
         || async { reqwest::get(&metadata).await.map(|r| r.status()).ok() },
         |s| *s == Some(StatusCode::OK),
     )
     .await;
-    Setup {
-        relay,
-        issuer,
-        state,
-        audit,
-    }
+    server
 }
 
-/// A pending authorization request as `/oauth/authorize` leaves it, written to the relay's
-/// state: its id.
-async fn pending_request(state: &Path, resource: &str) -> String {
-    let url = format!("sqlite://{}", state.join("oauth.db").display());
-    let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-    let id = format!("r{}", now() ^ 0x5a5a_1234);
-    let params = json!({
-        "client_id": "app-client-1", "redirect_uri": "http://127.0.0.1:9/cb", "state": "xyz",
-        "challenge": URL_SAFE_NO_PAD.encode([7u8; 32]), "resource": resource, "scope": "mcp",
-    });
-    sqlx::query("INSERT INTO oauth_requests (id, params, csrf, upstream, expires) VALUES ($1, $2, $3, NULL, $4)")
-        .bind(&id)
-        .bind(params.to_string())
-        .bind("Vt5rQ2wXk8")
-        .bind(now() + 600)
-        .execute(&pool)
-        .await
-        .unwrap();
-    pool.close().await;
-    id
-}
+const REDIRECT: &str = "http://127.0.0.1:9/cb";
 
-/// The browser's way: start at the relay, through the provider, back to the callback. The
-/// callback's answer, and the callback URL with the cookie (to replay it).
-async fn browse(s: &Setup, request: &str) -> (reqwest::Response, String, String) {
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let start = format!("{}/oauth/upstream/start?request={request}", s.issuer);
-    let res = http.get(&start).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::SEE_OTHER);
-    let cookie = res.headers()[header::SET_COOKIE].to_str().unwrap();
+/// Authorize as a new client; the login page's "Sign in with" link. The PKCE verifier and the
+/// client id with it.
+async fn login_link(server: &AuthRelay, b: &mut Browser) -> (String, String, String) {
+    let client_id = server.register(&[REDIRECT]).await;
+    let (verifier, challenge) = flow::pkce();
+    let login = b
+        .get(&flow::authorize_url(
+            server,
+            &client_id,
+            REDIRECT,
+            &challenge,
+            &[],
+        ))
+        .await;
+    assert_eq!(login.status, 200, "{}", login.body);
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
+        login.body.contains("Sign in with Example SSO"),
+        "{}",
+        login.body
     );
-    let cookie = cookie.split(';').next().unwrap().to_owned();
-    let to_idp = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let res = http.get(&to_idp).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND);
-    let back = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    assert!(back.starts_with(&format!("{}/oauth/upstream/callback?", s.issuer)));
-    let res = http
-        .get(&back)
-        .header(header::COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap();
-    (res, back, cookie)
+    let at = login.body.find("/oauth/upstream/start?request=").unwrap();
+    let end = at + login.body[at..].find('"').unwrap();
+    (login.body[at..end].to_owned(), verifier, client_id)
 }
 
-/// The audit records of logins, once there are `n`.
-async fn logins(audit: &Path, n: usize) -> Vec<Value> {
-    poll_until(
-        "login audit records",
-        || async {
-            std::fs::read_to_string(audit)
-                .unwrap_or_default()
-                .lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter(|r| r["method"] == "oauth/login")
-                .collect::<Vec<_>>()
-        },
-        |v| v.len() >= n,
-    )
-    .await
+/// The browser's way from the link through the provider to the callback: the callback's
+/// page, and its URL.
+async fn via_provider(server: &AuthRelay, b: &mut Browser, link: &str) -> (Page, String) {
+    let to_idp = b.get(&server.url(link)).await;
+    assert_eq!(to_idp.status, 303, "{}", to_idp.body);
+    let back = b.get(to_idp.location.as_deref().unwrap()).await;
+    assert_eq!(back.status, 302);
+    let callback = back.location.unwrap();
+    assert!(callback.starts_with(&server.url("/oauth/upstream/callback?")));
+    (b.get(&callback).await, callback)
 }
 
 async fn refused_with(tamper: Option<Tamper>, forged: bool, reason: &str) {
     let idp = provider(tamper, forged).await;
-    let s = serve(&idp).await;
-    let id = pending_request(&s.state, &format!("{}/mcp", s.issuer)).await;
-    let (res, _, _) = browse(&s, &id).await;
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(res.headers().get(header::SET_COOKIE).is_none());
-    let body = res.text().await.unwrap();
-    assert!(!body.contains("ada@example.com"), "{body}");
-    let records = logins(&s.audit, 1).await;
-    assert_eq!(records[0]["decision"], "deny", "{records:?}");
-    assert_eq!(records[0]["reason"], reason, "{records:?}");
-    drop(s.relay);
+    let server = serve(&idp).await;
+    let mut b = Browser::default();
+    let (link, _, _) = login_link(&server, &mut b).await;
+    let (page, _) = via_provider(&server, &mut b, &link).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(!b.cookies.contains_key("mcpr_session"));
+    assert!(!page.body.contains("ada@example.com"), "{}", page.body);
+    let record = server.audited("oauth/login", Some(reason)).await;
+    assert_eq!(record["decision"], "deny", "{record}");
+    assert!(
+        !server
+            .audit_records()
+            .iter()
+            .any(|r| r["method"] == "oauth/login" && r["decision"] == "allow"),
+        "{:?}",
+        server.audit_records()
+    );
+}
+
+/// The claims of a JWT (signature not checked: the relay already did).
+fn payload(jwt: &str) -> Value {
+    let part = jwt.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
 }
 
 #[tokio::test]
-async fn idp_good_login_is_audited_and_goes_on_to_the_login_session() {
+async fn idp_good_login_reaches_consent_and_the_token_carries_mapped_roles() {
     let idp = provider(None, false).await;
-    let s = serve(&idp).await;
-    let id = pending_request(&s.state, &format!("{}/mcp", s.issuer)).await;
-    let (res, back, cookie) = browse(&s, &id).await;
-    assert_ne!(res.status(), StatusCode::BAD_REQUEST);
-    let records = logins(&s.audit, 1).await;
-    assert_eq!(records[0]["decision"], "allow", "{records:?}");
-    assert_eq!(records[0]["principal"], "ada@example.com");
-    assert_eq!(records[0]["name"], "app-client-1");
-    // The leg is single use: the same callback again is refused.
-    let again = reqwest::Client::new()
-        .get(&back)
-        .header(header::COOKIE, cookie)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(again.status(), StatusCode::BAD_REQUEST);
-    let records = logins(&s.audit, 2).await;
-    assert_eq!(records[1]["reason"], "idp_bad_state");
-}
-
-#[tokio::test]
-async fn idp_callback_without_the_browser_cookie_is_refused() {
-    let idp = provider(None, false).await;
-    let s = serve(&idp).await;
-    let id = pending_request(&s.state, &format!("{}/mcp", s.issuer)).await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let start = format!("{}/oauth/upstream/start?request={id}", s.issuer);
-    let res = http.get(&start).send().await.unwrap();
-    let to_idp = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let res = http.get(&to_idp).send().await.unwrap();
-    let back = res.headers()[header::LOCATION].to_str().unwrap().to_owned();
-    let res = http.get(&back).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    let records = logins(&s.audit, 1).await;
-    assert_eq!(records[0]["reason"], "idp_bad_state");
-}
-
-#[tokio::test]
-async fn idp_start_for_an_unknown_request_is_refused() {
-    let idp = provider(None, false).await;
-    let s = serve(&idp).await;
-    let start = format!("{}/oauth/upstream/start?request=nope", s.issuer);
-    let res = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
+    let server = serve(&idp).await;
+    let mut b = Browser::default();
+    let (link, verifier, client_id) = login_link(&server, &mut b).await;
+    let (after, callback) = via_provider(&server, &mut b, &link).await;
+    assert_eq!(after.status, 303, "{}", after.body);
+    assert!(after
+        .location
+        .as_deref()
         .unwrap()
-        .get(&start)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), StatusCode::BAD_REQUEST);
-    assert!(res.headers().get(header::LOCATION).is_none());
+        .starts_with("/oauth/consent?request="));
+    assert!(b.cookies.contains_key("mcpr_session"));
+    let record = server.audited("oauth/login", None).await;
+    assert_eq!(record["principal"], "ada@example.com");
+    assert_eq!(record["name"], client_id.as_str());
+    // The leg is single use: the same callback again is refused.
+    let again = b.get(&callback).await;
+    assert_eq!(again.status, 400);
+    server.audited("oauth/login", Some("idp_bad_state")).await;
+    let done = flow::approve(&mut b, &server, &after).await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let code = done.param("code").unwrap();
+    let (status, tokens) = flow::exchange(&server, &client_id, &code, REDIRECT, &verifier).await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().unwrap();
+    let claims = payload(access);
+    assert_eq!(claims["sub"], "ada@example.com");
+    let mut roles: Vec<&str> = claims["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect();
+    roles.sort_unstable();
+    // eng → dev, plus the default; "visitors" maps to nothing.
+    assert_eq!(roles, ["dev", "reader"]);
+    assert_eq!(flow::mcp_status(&server, "/mcp", access).await, 200);
+}
+
+#[tokio::test]
+async fn idp_callback_in_another_browser_is_refused() {
+    let idp = provider(None, false).await;
+    let server = serve(&idp).await;
+    let mut b = Browser::default();
+    let (link, _, _) = login_link(&server, &mut b).await;
+    let to_idp = b.get(&server.url(&link)).await;
+    let back = b.get(to_idp.location.as_deref().unwrap()).await;
+    // The victim's browser (no cookie of the request) is sent the attacker's callback.
+    let page = Browser::default()
+        .get(back.location.as_deref().unwrap())
+        .await;
+    assert_eq!(page.status, 400);
+    server.audited("oauth/login", Some("idp_bad_state")).await;
+}
+
+#[tokio::test]
+async fn idp_start_for_an_unknown_request_or_another_browser_is_refused() {
+    let idp = provider(None, false).await;
+    let server = serve(&idp).await;
+    let page = Browser::default()
+        .get(&server.url("/oauth/upstream/start?request=nope"))
+        .await;
+    assert_eq!(page.status, 400);
+    assert!(page.location.is_none());
+    server.audited("oauth/login", Some("unknown_request")).await;
+    let (link, _, _) = login_link(&server, &mut Browser::default()).await;
+    let page = Browser::default().get(&server.url(&link)).await;
+    assert_eq!(page.status, 400);
+    assert!(page.location.is_none());
+    server
+        .audited("oauth/login", Some("csrf_cookie_mismatch"))
+        .await;
 }
 
 #[tokio::test]
