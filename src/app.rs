@@ -270,7 +270,11 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         wait_for_signal().await;
         trigger.cancel();
     });
-    tokio::spawn(reload_on_hangup(bound.hub().clone(), shutdown.clone()));
+    tokio::spawn(reload_on_hangup(
+        bound.hub().clone(),
+        bound.authz.clone(),
+        shutdown.clone(),
+    ));
     let ran = bound.run(shutdown).await;
     if let Some(t) = traces {
         t.shutdown().await; // After the drain: the last requests' spans are exported too.
@@ -283,7 +287,11 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 /// CORS) replaces the old one for the next requests. Sessions, streams and children stay; named
 /// servers are added, kept, restarted or drained (`Hub::reload`). A configuration with problems
 /// is refused with each problem logged, and the old one stays.
-async fn reload_on_hangup(hub: Arc<Hub>, stop: CancellationToken) {
+async fn reload_on_hangup(
+    hub: Arc<Hub>,
+    authz: Option<Arc<crate::authz::AuthServer>>,
+    stop: CancellationToken,
+) {
     let mut hup = crate::os::signals::Hangup::new();
     loop {
         tokio::select! {
@@ -293,6 +301,9 @@ async fn reload_on_hangup(hub: Arc<Hub>, stop: CancellationToken) {
         let argv = std::env::args_os().collect();
         match crate::config::load(argv, &crate::secret::process_env) {
             Ok(cfg) => {
+                if let Some(a) = &authz {
+                    a.reload(cfg.oauth_server.clone());
+                }
                 hub.reload(cfg);
                 info!(signal = "SIGHUP", "policy reloaded");
             }

@@ -62,9 +62,10 @@ pub(super) async fn start(
     headers: HeaderMap,
     Query(q): Query<StartQuery>,
 ) -> Response {
-    let Some(cfg) = s.cfg.upstream.as_ref() else {
+    let Some(cfg) = s.cfg().upstream.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let cfg = &cfg;
     let pending = match q.request.as_deref() {
         Some(id) => s.store.request(id, store::now()).await.ok().flatten(),
         None => None,
@@ -114,9 +115,10 @@ pub(super) async fn callback(
     headers: HeaderMap,
     Query(q): Query<CallbackQuery>,
 ) -> Response {
-    let Some(cfg) = s.cfg.upstream.as_ref() else {
+    let Some(cfg) = s.cfg().upstream.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
+    let cfg = &cfg;
     let Some((pending, leg)) = claim_leg(&s, q.state.as_deref(), &headers).await else {
         return fail(&s, &caller, "idp_bad_state", None);
     };

@@ -73,6 +73,14 @@ impl IssuedTokens {
         self.keys.store(Arc::new(keys));
     }
 
+    /// Takes over the keys of the verifier a reload replaces (same issuer), so tokens keep
+    /// working from the first request under the new policy.
+    pub(crate) fn adopt(&self, old: &IssuedTokens) {
+        if old.issuer == self.issuer {
+            self.keys.store(old.keys.load_full());
+        }
+    }
+
     /// Whether `iss` (read unverified) names this issuer: then only this verifier decides.
     pub(crate) fn claims_issuer(&self, iss: Option<&str>) -> bool {
         iss == Some(self.issuer.as_str())

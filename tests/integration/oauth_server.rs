@@ -4,4 +4,5 @@
 
 mod flow;
 mod idp;
+mod lifecycle;
 mod pages;

@@ -2,7 +2,8 @@
 //! with the authorization server's HTTP client (no redirects, 10 s timeout) and cached. The
 //! provider is configured by the operator, so it is trusted: its URLs may be https or http on
 //! a loopback host, and nothing here goes through the SSRF guard. A key id missing from the
-//! cached JWKS refreshes it at most once per [`JWKS_REFRESH`]. What the document's URLs are
+//! cached JWKS refreshes it at most once per [`JWKS_REFRESH`]; a reload that names another
+//! issuer discovers it anew. What the document's URLs are
 //! used for (the login leg, the ID token) is `upstream.rs` and `upstream/id_token.rs`.
 
 use std::time::{Duration, Instant};
@@ -66,7 +67,7 @@ impl Discovery {
         cfg: &UpstreamConfig,
     ) -> Result<Metadata, Error> {
         let mut cache = self.cache.lock().await;
-        if let Some(c) = cache.as_ref() {
+        if let Some(c) = cache.as_ref().filter(|c| c.meta.issuer == cfg.issuer) {
             return Ok(c.meta.clone());
         }
         let c = discover(http, cfg).await?;
@@ -84,7 +85,7 @@ impl Discovery {
         kid: Option<&str>,
     ) -> Result<Option<Jwk>, Error> {
         let mut cache = self.cache.lock().await;
-        if cache.is_none() {
+        if cache.as_ref().is_none_or(|c| c.meta.issuer != cfg.issuer) {
             *cache = Some(discover(http, cfg).await?);
         }
         let Some(c) = cache.as_mut() else {
