@@ -78,6 +78,14 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
             server_tcp.push((s.name.clone(), l));
         }
     }
+    // The authorization server's state is open (its tables made) before the relay says it
+    // listens: a script waiting for that line finds every route ready.
+    let oauth = cfg.oauth_server.clone();
+    let hub = Hub::start(cfg.clone(), audit.clone());
+    let authz = match oauth {
+        Some(o) => Some(crate::authz::AuthServer::start(o, hub.clone(), audit).await?),
+        None => None,
+    };
     let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     log_endpoints(&cfg, addr, tls.is_some(), tcp_addr, admin_addr);
@@ -89,12 +97,6 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         );
         info!(transport = "tcp", server = %name, url = %url, "listening");
     }
-    let oauth = cfg.oauth_server.clone();
-    let hub = Hub::start(cfg, audit.clone());
-    let authz = match oauth {
-        Some(o) => Some(crate::authz::AuthServer::start(o, hub.clone(), audit).await?),
-        None => None,
-    };
     Ok(Bound {
         listener,
         tcp,

@@ -6,3 +6,4 @@ mod flow;
 mod idp;
 mod lifecycle;
 mod pages;
+mod storage;
