@@ -24,7 +24,6 @@
 //! - `limits`: rate limits, concurrency cap, IP rules, trusted proxies, CORS (§8.C2, §8.D6).
 //! - `metrics`: the admin listener: exact counts, Host and token checks, per-slot `/health`.
 //! - `modern`: 2026-07-28 clients on a dual-era child: stateless POSTs, header checks, cancels.
-//! - `oauth_server`: the built-in authorization server: the company identity provider leg.
 //! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
 //! - `oauth_server`: the built-in authorization server: its state (SQLite, PostgreSQL) across
 //!   restarts and `mcp-relay oauth`.

@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::flow::{self, free_port, AuthRelay, Browser, Page};
-use crate::support::{poll_until, tempdir};
+use crate::support::tempdir;
 
 const CLIENT_ID: &str = "relay-at-idp";
 const CLIENT_SECRET: &str = "Zq4mW8tY2pLk9xVb7nRc3sHd";
@@ -178,7 +178,7 @@ async fn provider(tamper: Option<Tamper>, forged: bool) -> String {
 }
 
 /// A relay whose authorization server logs people in at `idp` (beside the local users).
-async fn serve(idp: &str) -> AuthRelay {
+fn serve(idp: &str) -> AuthRelay {
     let dir = tempdir();
     let secret = dir.join("idp-client-secret");
     std::fs::write(&secret, CLIENT_SECRET).unwrap();
@@ -195,16 +195,7 @@ roles = {{ eng = ["dev"], ops = ["admin"] }}
 "#,
         secret.display()
     );
-    let server = AuthRelay::start_in(dir, free_port(), &extra, &[]);
-    // The authorization server's state is open once its metadata is served.
-    let metadata = server.url("/.well-known/oauth-authorization-server");
-    poll_until(
-        "the authorization server",
-        || async { reqwest::get(&metadata).await.map(|r| r.status()).ok() },
-        |s| *s == Some(StatusCode::OK),
-    )
-    .await;
-    server
+    AuthRelay::start_in(dir, free_port(), &extra, &[])
 }
 
 const REDIRECT: &str = "http://127.0.0.1:9/cb";
@@ -248,7 +239,7 @@ async fn via_provider(server: &AuthRelay, b: &mut Browser, link: &str) -> (Page,
 
 async fn refused_with(tamper: Option<Tamper>, forged: bool, reason: &str) {
     let idp = provider(tamper, forged).await;
-    let server = serve(&idp).await;
+    let server = serve(&idp);
     let mut b = Browser::default();
     let (link, _, _) = login_link(&server, &mut b).await;
     let (page, _) = via_provider(&server, &mut b, &link).await;
@@ -276,7 +267,7 @@ fn payload(jwt: &str) -> Value {
 #[tokio::test]
 async fn idp_good_login_reaches_consent_and_the_token_carries_mapped_roles() {
     let idp = provider(None, false).await;
-    let server = serve(&idp).await;
+    let server = serve(&idp);
     let mut b = Browser::default();
     let (link, verifier, client_id) = login_link(&server, &mut b).await;
     let (after, callback) = via_provider(&server, &mut b, &link).await;
@@ -317,7 +308,7 @@ async fn idp_good_login_reaches_consent_and_the_token_carries_mapped_roles() {
 #[tokio::test]
 async fn idp_callback_in_another_browser_is_refused() {
     let idp = provider(None, false).await;
-    let server = serve(&idp).await;
+    let server = serve(&idp);
     let mut b = Browser::default();
     let (link, _, _) = login_link(&server, &mut b).await;
     let to_idp = b.get(&server.url(&link)).await;
@@ -333,7 +324,7 @@ async fn idp_callback_in_another_browser_is_refused() {
 #[tokio::test]
 async fn idp_start_for_an_unknown_request_or_another_browser_is_refused() {
     let idp = provider(None, false).await;
-    let server = serve(&idp).await;
+    let server = serve(&idp);
     let page = Browser::default()
         .get(&server.url("/oauth/upstream/start?request=nope"))
         .await;
