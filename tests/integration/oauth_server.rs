@@ -2,8 +2,10 @@
 //! relay: `flow.rs` drives it (registration, the HTML forms, the token endpoint); the other
 //! files each test one concern.
 
+mod endpoints;
 mod flow;
 mod idp;
 mod lifecycle;
 mod pages;
 mod storage;
+mod tokens;
