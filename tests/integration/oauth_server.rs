@@ -4,6 +4,7 @@
 
 mod endpoints;
 mod flow;
+mod idp;
 mod lifecycle;
 mod pages;
 mod storage;
