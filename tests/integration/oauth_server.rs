@@ -2,5 +2,6 @@
 //! relay: `flow.rs` drives it (registration, the HTML forms, the token endpoint); the other
 //! files each test one concern.
 
+mod connect;
 mod flow;
 mod pages;
