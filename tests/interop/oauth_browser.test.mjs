@@ -58,6 +58,17 @@ async function tabTo(page, selector) {
     assert.fail(`Tab never reached ${selector}`);
 }
 
+/** Presses Enter and waits for the browser to reach a URL matching `url`; else says where it is. */
+async function enterTo(page, url) {
+    try {
+        await Promise.all([page.waitForURL(url), page.keyboard.press('Enter')]);
+    } catch (err) {
+        const text = await page.locator('body').innerText().catch(() => '');
+        err.message += `\nthe browser is at ${page.url()}: ${text.slice(0, 500)}`;
+        throw err;
+    }
+}
+
 describe('built-in authorization server: headless Chromium, keyboard only', { skip: missing && !process.env.CI ? missing : false }, () => {
     let relay;
     let callback;
@@ -102,6 +113,7 @@ describe('built-in authorization server: headless Chromium, keyboard only', { sk
         const problems = [];
         page.on('console', (m) => { if (m.type() === 'error') problems.push(`console at ${page.url()}: ${m.text()}`); });
         page.on('pageerror', (e) => problems.push(`page error at ${page.url()}: ${e.message}`));
+        context.on('response', (r) => { if (r.status() >= 400) problems.push(`${r.status()} for ${r.url()}`); });
         page.setDefaultTimeout(STEP_TIMEOUT_MS);
 
         // The login page: every visible input has a label, and the keyboard alone signs in.
@@ -117,21 +129,22 @@ describe('built-in authorization server: headless Chromium, keyboard only', { sk
         await page.keyboard.type(USER);
         await tabTo(page, 'input#password');
         await page.keyboard.type(PASSWORD);
-        await Promise.all([page.waitForURL(/\/oauth\/consent\?/), page.keyboard.press('Enter')]);
+        await enterTo(page, /\/oauth\/consent\?/);
 
         // The consent page: Tab to Allow, Enter; the browser lands on the redirect URI.
         assert.equal(await page.locator('h1').innerText(), 'Allow access?');
         assert.match(await page.locator('main').innerText(), /Browser Test Client/);
         await tabTo(page, 'button[value=approve]');
-        await Promise.all([page.waitForURL((u) => u.href.startsWith(callback.uri)), page.keyboard.press('Enter')]);
+        await enterTo(page, (u) => u.href.startsWith(callback.uri));
         const landed = new URL(page.url());
         assert.equal(landed.origin + landed.pathname, callback.uri);
         const code = landed.searchParams.get('code');
         assert.ok(code, `no code in ${landed.href}`);
         assert.equal(landed.searchParams.get('state'), state);
         assert.equal(landed.searchParams.get('iss'), relay.issuer);
-        assert.equal(callback.hits.length, 1, 'the redirect URI was loaded once');
-        assert.equal(callback.hits[0].searchParams.get('code'), code);
+        const loads = callback.hits.filter((u) => u.pathname === '/callback'); // not /favicon.ico
+        assert.equal(loads.length, 1, 'the redirect URI was loaded once');
+        assert.equal(loads[0].searchParams.get('code'), code);
         assert.deepEqual(problems, [], 'console errors on the pages');
         await context.close();
 

@@ -253,7 +253,7 @@ const PY_CLIENT = path.join(repoRoot, 'tests', 'interop', 'py', 'oauth_client.py
 /** Why the Python client cannot run here, or null. */
 function pythonMissing() {
     if (!fs.existsSync(python)) return `no Python at ${python} (set MCP_RELAY_PYTHON)`;
-    const r = spawnSync(python, ['-c', 'import mcp.client.auth, mcp.client.streamable_http, httpx'], { encoding: 'utf8' });
+    const r = spawnSync(python, ['-c', 'import mcp.client.auth, mcp.client.streamable_http'], { encoding: 'utf8' });
     return r.status === 0 ? null : `${python} has no mcp package: ${r.stderr.trim().split('\n').pop()}`;
 }
 const missing = pythonMissing();

@@ -46,7 +46,8 @@ def fetch(target, form=None):
         k, _, v = c.split(";")[0].partition("=")
         cookies[k.strip()] = v.strip()
     body = res.read().decode("utf-8", "replace")
-    log.write("%s %s -> %s\n" % ("POST" if form else "GET", target.split("?")[0], res.status))
+    path = urllib.parse.urlsplit(target).path
+    log.write("%s %s -> %s\n" % ("POST" if form else "GET", path, res.status))
     return res.status, res.headers.get("Location"), body
 
 def field(page, name):
