@@ -47,7 +47,7 @@ LAYERS = [
     # 6: the servers behind one relay: the hub of named servers, their aggregate.
     ["aggregate", "hub"],
     # 7: the program and its commands: the command line, serve, connect, token, cert, demo.
-    ["cli", "command", "app", "authz", "bridge", "token", "cert", "demo"],
+    ["cli", "command", "app", "authz", "bridge", "token", "cert", "demo", "oauth_cli"],
 ]
 
 

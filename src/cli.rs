@@ -71,10 +71,14 @@ pub(crate) enum Command {
     },
     /// Print the JSON Schema of the config file.
     Schema,
-    /// Credentials: API keys (`token key`), HMAC secrets (`token secret`) and development
-    /// JWTs (`token jwt`).
+    /// Credentials: API keys (`token key`), HMAC secrets (`token secret`), development
+    /// JWTs (`token jwt`) and password hashes (`token password-hash`).
     #[command(subcommand)]
     Token(crate::token::TokenCommand),
+    /// The built-in authorization server's state: `oauth clients list|revoke`, `oauth grants
+    /// list|revoke`, `oauth users list|disable|enable` (with `--config FILE`, the relay's).
+    #[command(name = "oauth")]
+    OAuth(crate::oauth_cli::OAuthArgs),
     /// A small stdio MCP server to try the relay with: `time`, `echo` and a scratch key/value
     /// store (`kv_set`, `kv_get`, `kv_list`, `kv_delete`, in memory). Run it behind the
     /// relay: `mcp-relay serve -- mcp-relay demo-server`.

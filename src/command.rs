@@ -1,6 +1,6 @@
 //! The commands: parse the command line, set up logging, run the chosen command, and its exit
-//! code (0 after a clean drain, 1 runtime failure, 64 bad usage or config). `main.rs` only
-//! calls [`main`].
+//! code (0 after a clean drain, 1 runtime failure, 64 bad usage or config; `oauth` adds 69
+//! and 70 for its database). `main.rs` only calls [`main`].
 
 use std::process::ExitCode;
 
@@ -32,6 +32,7 @@ pub fn main() -> ExitCode {
         Command::Connect(args) => app::run(bridge::config(&args), |cfg| Box::pin(app::stdio(cfg))),
         Command::Cert(CertCommand::Generate(args)) => ExitCode::from(cert::generate_command(&args)),
         Command::Token(cmd) => ExitCode::from(token::command(cmd)),
+        Command::OAuth(args) => ExitCode::from(crate::oauth_cli::command(args)),
         Command::CheckConfig { file } => ExitCode::from(config::file::check(&file)),
         Command::DemoServer => ExitCode::from(crate::demo::run()),
         Command::Schema => {

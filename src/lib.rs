@@ -49,6 +49,8 @@
 //!    - `authz`: the built-in OAuth 2.1 authorization server (`[oauth_server]`): metadata,
 //!      authorize, login and consent pages, token, registration, revocation; its state in
 //!      SQLite or PostgreSQL (`authz::store`).
+//!    - `oauth_cli`: `oauth clients|grants|users`, the operator's view of the authorization
+//!      server's state (list, revoke, disable).
 //!    - `demo`: `demo-server`, the bundled stdio MCP server to try the relay with.
 
 mod admin;
@@ -68,6 +70,7 @@ mod face;
 mod hub;
 mod jsonrpc;
 mod listener;
+mod oauth_cli;
 mod os;
 mod policy;
 mod relay;

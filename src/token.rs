@@ -2,7 +2,8 @@
 //!
 //! `token key` prints a new API key and the `[[auth.api_keys]]` block (hash only) to paste into
 //! the config; `token secret` prints a random HMAC secret; `token jwt` signs an access token
-//! that `policy::jwt` accepts. Owns only the command line and the output format: hashing and
+//! that `policy::jwt` accepts; `token password-hash` reads a password from stdin and prints its
+//! Argon2id PHC string for `[[oauth_server.users]]`. Owns only the command line and the output format: hashing and
 //! generation are `policy::api_key`, verification is `policy::jwt`, secret references are
 //! `secret.rs`. `cli.rs` wires [`TokenCommand`]; `command.rs` runs it.
 
@@ -29,6 +30,9 @@ pub(crate) enum TokenCommand {
     Secret(SecretArgs),
     /// Sign a JWT access token (only the token goes to stdout).
     Jwt(JwtArgs),
+    /// Read a password from stdin (one line, not echoed on a terminal) and print its Argon2id
+    /// PHC string, for `password_hash` of `[[oauth_server.users]]`.
+    PasswordHash,
 }
 
 #[derive(Debug, clap::Args)]
@@ -113,6 +117,11 @@ pub(crate) fn run(mut cmd: TokenCommand) -> anyhow::Result<()> {
             a.audience = ask_audience()?;
         }
     }
+    if let TokenCommand::PasswordHash = cmd {
+        let password = read_password()?;
+        writeln!(std::io::stdout(), "{}", password_hash(&password)?)?;
+        return Ok(());
+    }
     let mut out = std::io::stdout().lock();
     let mut err = std::io::stderr().lock();
     run_with(cmd, &mut out, &mut err, &secret::process_env)
@@ -132,6 +141,53 @@ fn ask_audience() -> anyhow::Result<Option<String>> {
     stdin.lock().read_line(&mut line)?;
     let line = line.trim();
     Ok((!line.is_empty()).then(|| line.to_owned()))
+}
+
+/// One line of stdin, its line ending removed; on a terminal, asked for with echo off. An
+/// empty password is refused.
+fn read_password() -> anyhow::Result<String> {
+    use std::io::{BufRead, IsTerminal};
+    let stdin = std::io::stdin();
+    let terminal = stdin.is_terminal();
+    if terminal {
+        eprint!("Password (not shown): ");
+        std::io::stderr().flush()?;
+        echo(false);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if terminal {
+        echo(true);
+        eprintln!();
+    }
+    read.context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("empty password (give it on stdin, one line)");
+    }
+    Ok(password.to_owned())
+}
+
+/// Terminal echo on or off (`stty`, on the terminal that is stdin); best effort.
+fn echo(on: bool) {
+    let _ = std::process::Command::new("stty")
+        .arg(if on { "echo" } else { "-echo" })
+        .stdin(std::process::Stdio::inherit())
+        .status();
+}
+
+/// The Argon2id PHC string of `password` (the crate's default parameters, a random salt).
+pub(crate) fn password_hash(password: &str) -> anyhow::Result<String> {
+    use argon2::password_hash::{PasswordHasher as _, SaltString};
+    if password.is_empty() {
+        bail!("empty password");
+    }
+    let salt = SaltString::encode_b64(&rand::random::<[u8; 16]>())
+        .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+    let hash = argon2::Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map_err(|e| anyhow::anyhow!("hashing the password: {e}"))?;
+    Ok(hash.to_string())
 }
 
 /// The `aud` to sign: `--audience`, else what the relay configured by `--config` expects from
@@ -187,6 +243,7 @@ pub(crate) fn run_with(
             writeln!(out, "{token}")?;
             Ok(())
         }
+        TokenCommand::PasswordHash => bail!("token password-hash reads stdin (run it alone)"),
     }
 }
 

@@ -20,8 +20,9 @@ use axum::Extension;
 
 use super::audit::{Event, Fact};
 use super::browser::{self, BROWSER_COOKIE};
+use super::store::clients::Client;
 use super::store::flow::{AuthRequest, Pending};
-use super::{cimd, consent, login, pages, redirect, store, AuthServer};
+use super::{cimd, grant, login, pages, redirect, store, AuthServer};
 use crate::caller::Caller;
 
 /// How long a person has to log in and consent.
@@ -40,57 +41,16 @@ pub(super) async fn serve(
         Ok(p) => p,
         Err(msg) => return s.error_page(StatusCode::BAD_REQUEST, msg),
     };
-    let client_id = params.get("client_id").cloned().unwrap_or_default();
-    let client = match cimd::client(&s, &client_id).await {
-        Ok(c) => c,
-        Err(reason) => {
-            s.audit(&caller, Event::Authorize, refused(&client_id, reason));
-            let msg = match reason {
-                "state_unavailable" => "The sign-in service is unavailable right now.",
-                _ => "This application is not known here (unknown or unusable client ID).",
-            };
-            return s.error_page(StatusCode::BAD_REQUEST, msg);
-        }
+    let (client, redirect_uri) = match first_stage(&s, &caller, &params).await {
+        Ok(found) => found,
+        Err(page) => return page,
     };
-    let redirect_uri = match params.get("redirect_uri") {
-        Some(r)
-            if client
-                .redirect_uris
-                .iter()
-                .any(|reg| redirect::matches(reg, r)) =>
-        {
-            r.clone()
-        }
-        Some(_) => {
-            s.audit(
-                &caller,
-                Event::Authorize,
-                refused(&client_id, "redirect_uri_mismatch"),
-            );
-            return s.error_page(
-                StatusCode::BAD_REQUEST,
-                "The application asked to be sent back to an address it did not register.",
-            );
-        }
-        // OAuth 2.1 §4.1.1: optional only when exactly one is registered.
-        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-        None => {
-            s.audit(
-                &caller,
-                Event::Authorize,
-                refused(&client_id, "redirect_uri_missing"),
-            );
-            return s.error_page(
-                StatusCode::BAD_REQUEST,
-                "The application did not say where to send you back.",
-            );
-        }
-    };
+    let client_id = client.client_id.clone();
     let state = params.get("state").cloned();
     let back = |error: &str, description: &str, reason: &'static str| {
         s.audit(&caller, Event::Authorize, refused(&client_id, reason));
-        browser::see_other(&error_redirect(
-            &s,
+        browser::see_other(&browser::error_redirect(
+            &s.cfg().issuer,
             &redirect_uri,
             error,
             description,
@@ -127,7 +87,7 @@ pub(super) async fn serve(
         );
     }
     let mut res = match login::current(&s, &headers, now).await {
-        Some(subject) => consent::proceed(&s, &caller, &pending, &subject).await,
+        Some(subject) => grant::proceed(&s, &caller, &pending, &subject).await,
         None => login::page(&s, &pending, &client.name, "", None, StatusCode::OK),
     };
     if new_cookie {
@@ -140,6 +100,62 @@ pub(super) async fn serve(
         res.headers_mut().append(header::SET_COOKIE, c);
     }
     res
+}
+
+/// The first stage: the client and the redirect URI it is sent back to. A problem here is
+/// an error page (and an audit record), never a redirect.
+async fn first_stage(
+    s: &AuthServer,
+    caller: &Caller,
+    params: &Params,
+) -> Result<(Client, String), Response> {
+    let client_id = params.get("client_id").cloned().unwrap_or_default();
+    let client = match cimd::client(s, &client_id).await {
+        Ok(c) => c,
+        Err(reason) => {
+            s.audit(caller, Event::Authorize, refused(&client_id, reason));
+            let msg = match reason {
+                "state_unavailable" => "The sign-in service is unavailable right now.",
+                _ => "This application is not known here (unknown or unusable client ID).",
+            };
+            return Err(s.error_page(StatusCode::BAD_REQUEST, msg));
+        }
+    };
+    let redirect_uri = match params.get("redirect_uri") {
+        Some(r)
+            if client
+                .redirect_uris
+                .iter()
+                .any(|reg| redirect::matches(reg, r)) =>
+        {
+            r.clone()
+        }
+        Some(_) => {
+            s.audit(
+                caller,
+                Event::Authorize,
+                refused(&client_id, "redirect_uri_mismatch"),
+            );
+            return Err(s.error_page(
+                StatusCode::BAD_REQUEST,
+                "The application asked to be sent back to an address it did not register.",
+            ));
+        }
+        // OAuth 2.1 §4.1.1: optional only when exactly one is registered.
+        None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
+        None => {
+            s.audit(
+                caller,
+                Event::Authorize,
+                refused(&client_id, "redirect_uri_missing"),
+            );
+            return Err(s.error_page(
+                StatusCode::BAD_REQUEST,
+                "The application did not say where to send you back.",
+            ));
+        }
+    };
+    Ok((client, redirect_uri))
 }
 
 /// The query as single-valued parameters (RFC 6749 §3.1: a repeated one is an error).
@@ -225,38 +241,6 @@ fn check(s: &AuthServer, p: &Params) -> Result<(String, String, String), Refusal
         ));
     }
     Ok((challenge.to_owned(), resource, scope.join(" ")))
-}
-
-/// The client's redirect URI with an OAuth error (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
-pub(super) fn error_redirect(
-    s: &AuthServer,
-    redirect_uri: &str,
-    error: &str,
-    description: &str,
-    state: Option<&str>,
-) -> String {
-    let mut pairs = vec![("error", error), ("error_description", description)];
-    if let Some(st) = state {
-        pairs.push(("state", st));
-    }
-    pairs.push(("iss", &s.cfg().issuer));
-    with_query(redirect_uri, &pairs)
-}
-
-/// `uri` with `pairs` appended to its query.
-pub(super) fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
-    match url::Url::parse(uri) {
-        Ok(mut u) => {
-            {
-                let mut q = u.query_pairs_mut();
-                for (k, v) in pairs {
-                    q.append_pair(k, v);
-                }
-            }
-            u.to_string()
-        }
-        Err(_) => uri.to_owned(),
-    }
 }
 
 fn refused<'a>(client_id: &'a str, reason: &'static str) -> Fact<'a> {

@@ -89,6 +89,48 @@ pub(super) fn see_other(location: &str) -> Response {
     }
 }
 
+/// The client's redirect URI with an OAuth error (RFC 6749 §4.1.2.1, RFC 9207 `iss`).
+pub(super) fn error_redirect(
+    issuer: &str,
+    redirect_uri: &str,
+    error: &str,
+    description: &str,
+    state: Option<&str>,
+) -> String {
+    let mut pairs = vec![("error", error), ("error_description", description)];
+    if let Some(st) = state {
+        pairs.push(("state", st));
+    }
+    pairs.push(("iss", issuer));
+    with_query(redirect_uri, &pairs)
+}
+
+/// `uri` with `pairs` appended to its query.
+pub(super) fn with_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    match url::Url::parse(uri) {
+        Ok(mut u) => {
+            {
+                let mut q = u.query_pairs_mut();
+                for (k, v) in pairs {
+                    q.append_pair(k, v);
+                }
+            }
+            u.to_string()
+        }
+        Err(_) => uri.to_owned(),
+    }
+}
+
+/// Where the consent form may end up: the redirect URI's origin (`https://claude.ai`), or
+/// its scheme for a private-use one (`cursor:`).
+pub(super) fn form_target(redirect_uri: &str) -> String {
+    match url::Url::parse(redirect_uri) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}:", u.scheme()),
+        Err(_) => "'none'".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,7 +1,6 @@
 //! Consent: the page that says which application, sent back where, wants which servers and
-//! scopes as whom (`GET /oauth/consent`), the decision (`POST /oauth/consent`), the code it
-//! leads to, and [`proceed`], the step after every login: the code at once when this user
-//! already allowed this client this resource and these scopes, else the consent page.
+//! scopes as whom (`GET /oauth/consent`), and the decision (`POST /oauth/consent`). The code
+//! it leads to is `grant.rs`'s.
 //!
 //! A decision is accepted only from the browser that opened the request, logged in
 //! (`browser::check_form`, the session cookie). Allowing stores the consent when asked to
@@ -18,14 +17,9 @@ use axum::{Extension, Form};
 use serde::Deserialize;
 
 use super::audit::{Event, Fact};
-use super::authorize::{error_redirect, with_query};
 use super::browser;
-use super::store::flow::{Code, Pending, Subject};
-use super::{login, pages, store, AuthServer};
+use super::{grant, login, pages, store, AuthServer};
 use crate::caller::Caller;
-
-/// How long a code may wait for its exchange.
-const CODE_TTL: i64 = 60;
 
 const EXPIRED: &str = "This sign-in request has expired or was already used.";
 
@@ -47,25 +41,6 @@ pub(super) struct ConsentForm {
     remember: Option<String>,
 }
 
-/// After a login: the code when consent is remembered, else the consent page.
-pub(super) async fn proceed(
-    s: &AuthServer,
-    caller: &Caller,
-    pending: &Pending,
-    subject: &Subject,
-) -> Response {
-    let r = &pending.request;
-    let remembered = s
-        .store
-        .has_consent(&subject.name, &r.client_id, &r.resource, &r.scope)
-        .await
-        .unwrap_or(false);
-    match remembered {
-        true => issue(s, caller, pending, subject).await,
-        false => browser::see_other(&format!("/oauth/consent?request={}", pending.id)),
-    }
-}
-
 pub(super) async fn show(
     State(s): State<Arc<AuthServer>>,
     headers: HeaderMap,
@@ -85,7 +60,7 @@ pub(super) async fn show(
     let r = &pending.request;
     let scopes: Vec<&str> = r.scope.split_whitespace().collect();
     let resource_name = s.resource_name(&r.resource).unwrap_or_default();
-    let target = form_target(&r.redirect_uri);
+    let target = browser::form_target(&r.redirect_uri);
     let cfg = s.cfg();
     let page = pages::ConsentPage {
         brand: &cfg.name,
@@ -146,8 +121,8 @@ pub(super) async fn submit(
     if form.decision != "approve" {
         let _ = s.store.delete_request(&pending.id).await;
         s.audit(&caller, Event::Consent, refuse("user_denied"));
-        let to = error_redirect(
-            &s,
+        let to = browser::error_redirect(
+            &s.cfg().issuer,
             &r.redirect_uri,
             "access_denied",
             "the user denied access",
@@ -170,59 +145,5 @@ pub(super) async fn submit(
             .put_consent(&subject.name, &r.client_id, &r.resource, &r.scope, now)
             .await;
     }
-    issue(&s, &caller, &pending, &subject).await
-}
-
-/// Ends the request with a code for `subject`, redirecting to the client.
-async fn issue(s: &AuthServer, caller: &Caller, pending: &Pending, subject: &Subject) -> Response {
-    let r = &pending.request;
-    // Whoever deletes the request issues its code: two tabs cannot both get one.
-    if !s.store.delete_request(&pending.id).await.unwrap_or(false) {
-        return s.error_page(StatusCode::BAD_REQUEST, EXPIRED);
-    }
-    let code = super::random_token(32);
-    let family = super::random_token(16);
-    let stored = Code {
-        family: family.clone(),
-        client_id: r.client_id.clone(),
-        redirect_uri: r.redirect_uri.clone(),
-        challenge: r.challenge.clone(),
-        resource: r.resource.clone(),
-        scope: r.scope.clone(),
-        subject: subject.clone(),
-        expires: store::now() + CODE_TTL,
-        used: None,
-    };
-    if s.store.put_code(&code, &stored).await.is_err() {
-        return s.error_page(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "The sign-in service is unavailable right now.",
-        );
-    }
-    s.audit(
-        caller,
-        Event::Authorize,
-        Fact {
-            user: Some(&subject.name),
-            client_id: Some(&r.client_id),
-            grant: Some(&family),
-            ..Fact::default()
-        },
-    );
-    let mut pairs = vec![("code", code.as_str())];
-    if let Some(st) = &r.state {
-        pairs.push(("state", st));
-    }
-    pairs.push(("iss", &s.cfg().issuer));
-    browser::see_other(&with_query(&r.redirect_uri, &pairs))
-}
-
-/// Where the consent form may end up: the redirect URI's origin (`https://claude.ai`), or
-/// its scheme for a private-use one (`cursor:`).
-pub(super) fn form_target(redirect_uri: &str) -> String {
-    match url::Url::parse(redirect_uri) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => u.origin().ascii_serialization(),
-        Ok(u) => format!("{}:", u.scheme()),
-        Err(_) => "'none'".into(),
-    }
+    grant::issue(&s, &caller, &pending, &subject).await
 }

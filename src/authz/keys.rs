@@ -29,29 +29,29 @@ struct Signer {
 pub(crate) struct Keyring {
     signer: ArcSwapOption<Signer>,
     jwks: ArcSwapOption<Value>,
-    verifier: Arc<IssuedTokens>,
     rotation: Duration,
     /// How long a retired key stays published: the access-token lifetime, and a minute.
     grace: Duration,
 }
 
 impl Keyring {
-    pub(crate) fn new(
-        verifier: Arc<IssuedTokens>,
-        rotation: Duration,
-        token_ttl: Duration,
-    ) -> Keyring {
+    pub(crate) fn new(rotation: Duration, token_ttl: Duration) -> Keyring {
         Keyring {
             signer: ArcSwapOption::empty(),
             jwks: ArcSwapOption::empty(),
-            verifier,
             rotation,
             grace: token_ttl + Duration::from_secs(60),
         }
     }
 
-    /// Rotates when due, then loads the published keys into the JWKS and the verifier.
-    pub(crate) async fn sync(&self, store: &Store, now: i64) -> Result<(), StoreError> {
+    /// Rotates when due, then loads the published keys into the JWKS and `verifier` (the
+    /// current policy's).
+    pub(crate) async fn sync(
+        &self,
+        store: &Store,
+        now: i64,
+        verifier: &IssuedTokens,
+    ) -> Result<(), StoreError> {
         let since = now - self.grace.as_secs() as i64;
         let mut keys = store.keys(since).await?;
         let current = keys.iter().find(|k| k.retired.is_none());
@@ -61,11 +61,11 @@ impl Keyring {
             store.drop_keys(since).await?;
             keys = store.keys(since).await?;
         }
-        self.publish(&keys);
+        self.publish(&keys, verifier);
         Ok(())
     }
 
-    fn publish(&self, keys: &[StoredKey]) {
+    fn publish(&self, keys: &[StoredKey], verifier: &IssuedTokens) {
         let signer = keys.iter().find(|k| k.retired.is_none()).and_then(|k| {
             let der = STANDARD.decode(&k.private_key).ok()?;
             Some(Arc::new(Signer {
@@ -88,7 +88,7 @@ impl Keyring {
                 })
             })
             .collect();
-        self.verifier.set_keys(public);
+        verifier.set_keys(public);
         self.signer.store(signer);
         self.jwks.store(Some(Arc::new(json!({ "keys": jwks }))));
     }

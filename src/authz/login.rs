@@ -20,7 +20,7 @@ use serde::Deserialize;
 use super::audit::{Event, Fact};
 use super::browser::{self, SESSION_COOKIE};
 use super::store::flow::{Pending, Subject};
-use super::{consent, pages, store, AuthServer};
+use super::{grant, pages, store, AuthServer};
 use crate::caller::Caller;
 
 /// The login form.
@@ -149,7 +149,7 @@ pub(super) async fn logged_in(
             ..Fact::default()
         },
     );
-    let mut res = consent::proceed(s, caller, pending, &subject).await;
+    let mut res = grant::proceed(s, caller, pending, &subject).await;
     let cookie = browser::set_cookie(SESSION_COOKIE, &id, ttl, s.secure_cookies());
     res.headers_mut().append(header::SET_COOKIE, cookie);
     res
@@ -186,7 +186,7 @@ pub(super) fn page(
         username,
         error,
     };
-    let target = consent::form_target(&pending.request.redirect_uri);
+    let target = browser::form_target(&pending.request.redirect_uri);
     pages::respond(status, pages::login(&p), Some(&target))
 }
 

@@ -191,6 +191,9 @@ pub(crate) fn check(file: &Path) -> u8 {
     match serve_config(file) {
         Ok(cfg) => {
             println!("{}: ok{}", file.display(), summary(&cfg));
+            if let Some(o) = &cfg.oauth_server {
+                println!("{}", oauth_summary(o));
+            }
             0
         }
         Err(errors) => {
@@ -217,6 +220,26 @@ fn summary(cfg: &crate::config::ServeConfig) -> String {
     if !cfg.endpoints.is_empty() {
         let eps: Vec<&str> = cfg.endpoints.iter().map(|e| e.name.as_str()).collect();
         out += &format!("; {}: {}", count(eps.len(), "endpoint"), eps.join(", "));
+    }
+    out + ")"
+}
+
+/// `authorization server: on (issuer …, state …, N local users, upstream issuer …)`.
+fn oauth_summary(o: &crate::config::oauth_server::OAuthServerConfig) -> String {
+    use crate::config::oauth_server::Storage;
+    let state = match &o.storage {
+        Storage::Sqlite(dir) => format!("SQLite in {}", dir.display()),
+        // The URL may hold a password: only its kind is shown.
+        Storage::Postgres(_) => "PostgreSQL".to_owned(),
+    };
+    let users = o.users.len();
+    let mut out = format!(
+        "authorization server: on (issuer {}, state {state}, {users} local user{}",
+        o.issuer,
+        if users == 1 { "" } else { "s" }
+    );
+    if let Some(u) = &o.upstream {
+        out += &format!(", upstream issuer {}", u.issuer);
     }
     out + ")"
 }
@@ -350,7 +373,54 @@ pub(crate) fn schema() -> Value {
     for (key, value) in multi {
         schema["properties"][key] = value;
     }
+    schema["properties"]["oauth_server"] = oauth_server_schema();
     schema
+}
+
+/// `[oauth_server]`: the keys of `config/oauth_server.rs`'s `OAuthServerFile`, with their
+/// defaults (docs/oauth-server.md).
+fn oauth_server_schema() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "description": d});
+    let user = json!({"type": "object", "additionalProperties": false, "required": ["name", "password_hash"],
+        "properties": {
+            "name": s("the user name (`sub` of its tokens)"),
+            "password_hash": s("Argon2id PHC string, from `mcp-relay token password-hash`"),
+            "roles": strings("roles the user's tokens carry"),
+            "disabled": {"type": "boolean", "default": false}}});
+    let upstream = json!({"type": "object", "additionalProperties": false, "required": ["issuer", "client_id"],
+        "description": "the company identity provider people log in with (OpenID Connect)",
+        "properties": {
+            "issuer": s("the provider's issuer URL (discovery at /.well-known/openid-configuration)"),
+            "client_id": s("the relay's client id at the provider"),
+            "client_secret": s("`env:NAME` or `file:PATH`; absent for a public client"),
+            "scopes": strings("default [\"openid\", \"email\", \"profile\"]"),
+            "name": s("the login button's label; default `Single sign-on`"),
+            "principal_claim": s("the claim naming the user; default `sub`"),
+            "groups_claim": s("the claim holding groups; default `groups`"),
+            "roles": {"type": "object", "additionalProperties": {"type": "array", "items": {"type": "string"}}, "description": "group -> roles"},
+            "default_roles": strings("roles every upstream user gets")}});
+    json!({"type": "object", "additionalProperties": false,
+        "description": "the built-in OAuth 2.1 authorization server, off unless present (docs/oauth-server.md)",
+        "properties": {
+            "issuer": s("the public base URL (https, or http on loopback; no path): the `iss` of every token"),
+            "state_dir": s("directory of the SQLite state `oauth.db`; default `mcp-relay-state` beside the config file"),
+            "database_url": s("`postgres://…` (or `env:NAME`, `file:PATH`): the state in PostgreSQL instead"),
+            "access_token_ttl": s("default `10m`, at most `24h`"),
+            "refresh_token_ttl": s("default `30d`"),
+            "login_session_ttl": s("default `12h`"),
+            "key_rotation": s("how often a new signing key is made; default `30d`"),
+            "registration": {"type": "string", "enum": ["open", "allow-list", "off"], "default": "open"},
+            "redirect_uris": strings("redirect-URI patterns (globs) a registration must match under `allow-list`"),
+            "client_metadata_documents": {"type": "boolean", "default": true, "description": "an https `client_id` names a client ID metadata document"},
+            "scopes": strings("scopes offered; default [\"mcp\"]"),
+            "name": s("shown on the pages; default `mcp-relay`"),
+            "logo": s("a .png, .svg, .jpg or .webp file shown on the pages"),
+            "login_attempts": {"type": "integer", "minimum": 1, "default": 5},
+            "lockout": s("how long a lockout lasts; default `15m`"),
+            "registrations_per_hour": {"type": "integer", "minimum": 1, "default": 20},
+            "users": {"type": "array", "items": user, "description": "local users ([[oauth_server.users]])"},
+            "upstream": upstream}})
 }
 
 #[cfg(test)]

@@ -206,48 +206,14 @@ pub(crate) fn build(
         }
     };
     let storage = storage(&mut f, flags, base, env, errors);
-    let duration = |v: &Option<String>, key: &str, default: &str, errors: &mut Vec<String>| {
-        let s = v.as_deref().unwrap_or(default);
-        humantime::parse_duration(s)
-            .ok()
-            .filter(|d| !d.is_zero())
-            .unwrap_or_else(|| {
-                errors.push(format!(
-                    "oauth_server.{key}: `{s}` is not a duration (examples: 10m, 12h, 30d)"
-                ));
-                Duration::from_secs(60)
-            })
-    };
-    let access_token_ttl = duration(&f.access_token_ttl, "access_token_ttl", "10m", errors);
-    let refresh_token_ttl = duration(&f.refresh_token_ttl, "refresh_token_ttl", "30d", errors);
-    let login_session_ttl = duration(&f.login_session_ttl, "login_session_ttl", "12h", errors);
-    let key_rotation = duration(&f.key_rotation, "key_rotation", "30d", errors);
-    let lockout = duration(&f.lockout, "lockout", "15m", errors);
-    if access_token_ttl > Duration::from_secs(24 * 3600) {
-        errors.push(
-            "oauth_server.access_token_ttl: at most 24h (access tokens are short-lived)".into(),
-        );
-    }
-    let registration = match f.registration.as_deref().unwrap_or("open") {
-        "open" => Registration::Open,
-        "allow-list" => Registration::AllowList,
-        "off" => Registration::Off,
-        other => {
-            errors.push(format!(
-                "oauth_server.registration: `{other}` (expected open, allow-list or off)"
-            ));
-            Registration::Off
-        }
-    };
-    for p in &f.redirect_uris {
-        if let Err(e) = globset::Glob::new(p) {
-            errors.push(format!("oauth_server.redirect_uris: `{p}`: {e}"));
-        }
-    }
-    if registration == Registration::AllowList && f.redirect_uris.is_empty() {
-        errors
-            .push("oauth_server.registration = \"allow-list\" needs redirect_uris patterns".into());
-    }
+    let Lifetimes {
+        access_token_ttl,
+        refresh_token_ttl,
+        login_session_ttl,
+        key_rotation,
+        lockout,
+    } = lifetimes(&f, errors);
+    let registration = registration(&f, errors);
     let scopes = f.scopes.take().unwrap_or_else(|| vec!["mcp".into()]);
     if let Some(s) = scopes.iter().find(|s| !is_scope_token(s)) {
         errors.push(format!("oauth_server.scopes: `{s}` is not a scope token"));
@@ -288,6 +254,72 @@ pub(crate) fn build(
         users,
         upstream,
     })
+}
+
+/// `registration` and its redirect-URI patterns.
+fn registration(f: &OAuthServerFile, errors: &mut Vec<String>) -> Registration {
+    let registration = match f.registration.as_deref().unwrap_or("open") {
+        "open" => Registration::Open,
+        "allow-list" => Registration::AllowList,
+        "off" => Registration::Off,
+        other => {
+            errors.push(format!(
+                "oauth_server.registration: `{other}` (expected open, allow-list or off)"
+            ));
+            Registration::Off
+        }
+    };
+    for p in &f.redirect_uris {
+        if let Err(e) = globset::Glob::new(p) {
+            errors.push(format!("oauth_server.redirect_uris: `{p}`: {e}"));
+        }
+    }
+    if registration == Registration::AllowList && f.redirect_uris.is_empty() {
+        errors
+            .push("oauth_server.registration = \"allow-list\" needs redirect_uris patterns".into());
+    }
+    registration
+}
+
+/// The durations of `[oauth_server]`.
+struct Lifetimes {
+    access_token_ttl: Duration,
+    refresh_token_ttl: Duration,
+    login_session_ttl: Duration,
+    key_rotation: Duration,
+    lockout: Duration,
+}
+
+fn lifetimes(f: &OAuthServerFile, errors: &mut Vec<String>) -> Lifetimes {
+    let duration = |v: &Option<String>, key: &str, default: &str, errors: &mut Vec<String>| {
+        let s = v.as_deref().unwrap_or(default);
+        humantime::parse_duration(s)
+            .ok()
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| {
+                errors.push(format!(
+                    "oauth_server.{key}: `{s}` is not a duration (examples: 10m, 12h, 30d)"
+                ));
+                Duration::from_secs(60)
+            })
+    };
+    let access_token_ttl = duration(&f.access_token_ttl, "access_token_ttl", "10m", errors);
+    let refresh_token_ttl = duration(&f.refresh_token_ttl, "refresh_token_ttl", "30d", errors);
+    let login_session_ttl = duration(&f.login_session_ttl, "login_session_ttl", "12h", errors);
+    let key_rotation = duration(&f.key_rotation, "key_rotation", "30d", errors);
+    let lockout = duration(&f.lockout, "lockout", "15m", errors);
+    if access_token_ttl > Duration::from_secs(24 * 3600) {
+        errors.push(
+            "oauth_server.access_token_ttl: at most 24h (access tokens are short-lived)".into(),
+        );
+    }
+    Lifetimes {
+        access_token_ttl,
+        refresh_token_ttl,
+        login_session_ttl,
+        key_rotation,
+        lockout,
+    }
 }
 
 /// The media type of a logo file, by its extension.

@@ -396,7 +396,8 @@ pub(crate) fn resolve_audit(a: &mut AuditConfig, base: &Path, file_key: &str) ->
     a.problems(file_key)
 }
 
-fn read(path: &Path) -> Result<FileConfig, String> {
+/// The file, parsed (not validated): `serve` and `mcp-relay oauth` read it the same way.
+pub(crate) fn read(path: &Path) -> Result<FileConfig, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("--config {}: {}", path.display(), e.kind()))?;
     toml::from_str(&text).map_err(|e| format!("--config {}: {e}", path.display()))

@@ -33,6 +33,10 @@ impl Hub {
             self.reload_servers(&cfg);
             self.reload_endpoints(&cfg);
         }
+        if let (Some(new), Some(old)) = (cfg.policy.auth.issued(), self.main.policy().auth.issued())
+        {
+            new.adopt(old);
+        }
         for relay in self.relays() {
             relay.reload_policy(cfg.policy.clone());
         }

@@ -7,9 +7,11 @@
 //! signature, `exp`/`nbf` (30 s leeway), and `aud` equal to the resource of the path the
 //! request is for (`/mcp`, `/servers/NAME/mcp`, `/endpoints/NAME/mcp`): a token minted for one
 //! server is refused by every other. Roles and scopes come from the token, which the
-//! authorization server filled from the user's record.
+//! authorization server filled from the user's record. A verified token is remembered (by its
+//! SHA-256) until it expires, so a client's later requests cost a hash, not an ECDSA check.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -32,7 +34,23 @@ pub(crate) struct PublicKey {
 pub(crate) struct IssuedTokens {
     issuer: String,
     keys: ArcSwap<Vec<PublicKey>>,
+    /// Tokens already verified (by SHA-256), so a client's next requests skip the ECDSA
+    /// verification: their principal, audience and expiry.
+    verified: Mutex<HashMap<[u8; 32], Verified>>,
 }
+
+/// A verified token's outcome.
+struct Verified {
+    principal: Principal,
+    resource: String,
+    /// `exp` plus the leeway: past it the token is refused, cached or not.
+    until: SystemTime,
+}
+
+/// Verified tokens kept at most; when full, expired ones go, then all.
+const CACHED: usize = 4096;
+/// Clock skew allowed on `exp` and `nbf`.
+const LEEWAY: u64 = 30;
 
 impl std::fmt::Debug for IssuedTokens {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -61,6 +79,7 @@ impl IssuedTokens {
         IssuedTokens {
             issuer,
             keys: ArcSwap::from_pointee(Vec::new()),
+            verified: Mutex::default(),
         }
     }
 
@@ -73,13 +92,53 @@ impl IssuedTokens {
         self.keys.store(Arc::new(keys));
     }
 
+    /// Takes over the keys of the verifier a reload replaces (same issuer), so tokens keep
+    /// working from the first request under the new policy.
+    pub(crate) fn adopt(&self, old: &IssuedTokens) {
+        if old.issuer == self.issuer {
+            self.keys.store(old.keys.load_full());
+        }
+    }
+
     /// Whether `iss` (read unverified) names this issuer: then only this verifier decides.
     pub(crate) fn claims_issuer(&self, iss: Option<&str>) -> bool {
         iss == Some(self.issuer.as_str())
     }
 
-    /// Verifies `token` for `resource` (the audience the request's path requires).
+    /// Verifies `token` for `resource` (the audience the request's path requires): from the
+    /// cache when this token was verified before and has not expired, else in full.
     pub(crate) fn verify(&self, token: &str, resource: &str) -> Result<Principal, AuthFailure> {
+        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+        let key: [u8; 32] = digest.as_ref().try_into().unwrap_or_default();
+        let now = SystemTime::now();
+        if let Some(v) = lock(&self.verified).get(&key) {
+            if now >= v.until {
+                return Err(AuthFailure::Invalid("token_expired"));
+            }
+            if v.resource != resource {
+                return Err(AuthFailure::Invalid("wrong_audience"));
+            }
+            return Ok(v.principal.clone());
+        }
+        let principal = self.verify_in_full(token, resource)?;
+        let until = principal.expires_at.unwrap_or(now) + Duration::from_secs(LEEWAY);
+        let mut cache = lock(&self.verified);
+        if cache.len() >= CACHED {
+            cache.retain(|_, v| v.until > now);
+            if cache.len() >= CACHED {
+                cache.clear();
+            }
+        }
+        let verified = Verified {
+            principal: principal.clone(),
+            resource: resource.to_owned(),
+            until,
+        };
+        cache.insert(key, verified);
+        Ok(principal)
+    }
+
+    fn verify_in_full(&self, token: &str, resource: &str) -> Result<Principal, AuthFailure> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthFailure::Invalid("malformed_token"))?;
         if header.alg != Algorithm::ES256 {
@@ -102,7 +161,7 @@ impl IssuedTokens {
             .find(|k| k.kid == kid)
             .ok_or(AuthFailure::Invalid("unknown_key"))?;
         let mut v = Validation::new(Algorithm::ES256);
-        v.leeway = 30;
+        v.leeway = LEEWAY;
         v.validate_nbf = true;
         v.set_issuer(&[&self.issuer]);
         v.set_audience(&[resource]);
@@ -133,6 +192,10 @@ impl IssuedTokens {
     }
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The unverified `iss` of a compact JWT, when it has one (only to pick the verifier).
 pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
     use base64::Engine as _;
@@ -145,4 +208,120 @@ pub(crate) fn unverified_issuer(token: &str) -> Option<String> {
         iss: Option<String>,
     }
     serde_json::from_slice::<Iss>(&bytes).ok()?.iss
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    use jsonwebtoken::{EncodingKey, Header};
+    use ring::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
+    use serde_json::json;
+
+    const ISS: &str = "https://relay.example";
+    const AUD: &str = "https://relay.example/mcp";
+
+    fn key() -> (EncodingKey, PublicKey) {
+        let rng = ring::rand::SystemRandom::new();
+        let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
+        let p = pair.public_key().as_ref();
+        let (x, y) = (
+            URL_SAFE_NO_PAD.encode(&p[1..33]),
+            URL_SAFE_NO_PAD.encode(&p[33..65]),
+        );
+        let public = PublicKey {
+            kid: "k1".into(),
+            key: DecodingKey::from_ec_components(&x, &y).unwrap(),
+        };
+        (EncodingKey::from_ec_der(pkcs8.as_ref()), public)
+    }
+
+    fn now() -> u64 {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    }
+
+    fn token(k: &EncodingKey, typ: &str, kid: &str, claims: serde_json::Value) -> String {
+        let mut h = Header::new(Algorithm::ES256);
+        h.typ = Some(typ.into());
+        h.kid = Some(kid.into());
+        jsonwebtoken::encode(&h, &claims, k).unwrap()
+    }
+
+    fn claims(aud: &str, exp: u64) -> serde_json::Value {
+        json!({"iss": ISS, "sub": "alice", "aud": aud, "exp": exp, "iat": now(), "roles": ["admin"], "scope": "mcp", "jti": "j1"})
+    }
+
+    #[test]
+    fn the_relays_own_tokens_verify_for_their_resource_only() {
+        let (enc, public) = key();
+        let issued = IssuedTokens::new(ISS.into());
+        issued.set_keys(vec![public]);
+        let t = token(&enc, TOKEN_TYPE, "k1", claims(AUD, now() + 600));
+        assert_eq!(unverified_issuer(&t).as_deref(), Some(ISS));
+        let p = issued.verify(&t, AUD).unwrap();
+        assert_eq!(
+            (p.name.as_str(), p.roles.clone(), p.scopes.clone()),
+            ("alice", vec!["admin".into()], vec!["mcp".into()])
+        );
+        // Again (from the cache), and for another resource (refused either way).
+        assert!(issued.verify(&t, AUD).is_ok());
+        let other = "https://relay.example/servers/b/mcp";
+        assert_eq!(
+            issued.verify(&t, other).unwrap_err(),
+            AuthFailure::Invalid("wrong_audience")
+        );
+        let fresh = token(&enc, TOKEN_TYPE, "k1", claims(AUD, now() + 601));
+        assert_eq!(
+            issued.verify(&fresh, other).unwrap_err(),
+            AuthFailure::Invalid("wrong_audience")
+        );
+    }
+
+    #[test]
+    fn wrong_type_key_expiry_and_signature_are_refused() {
+        let (enc, public) = key();
+        let (stranger, _) = key();
+        let issued = IssuedTokens::new(ISS.into());
+        issued.set_keys(vec![public]);
+        let cases = [
+            (
+                token(&enc, "JWT", "k1", claims(AUD, now() + 600)),
+                "bad_token_type",
+            ),
+            (
+                token(&enc, TOKEN_TYPE, "k9", claims(AUD, now() + 600)),
+                "unknown_key",
+            ),
+            (
+                token(&enc, TOKEN_TYPE, "k1", claims(AUD, now() - 120)),
+                "token_expired",
+            ),
+            (
+                token(&stranger, TOKEN_TYPE, "k1", claims(AUD, now() + 600)),
+                "bad_signature",
+            ),
+        ];
+        for (t, why) in cases {
+            assert_eq!(
+                issued.verify(&t, AUD).unwrap_err(),
+                AuthFailure::Invalid(why)
+            );
+        }
+        let hs = jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            &claims(AUD, now() + 600),
+            &EncodingKey::from_secret(b"k7P2xQ9vL4mN8rT1wZ5yB3cF6hJ0sD2g"),
+        )
+        .unwrap();
+        assert_eq!(
+            issued.verify(&hs, AUD).unwrap_err(),
+            AuthFailure::Invalid("algorithm_not_allowed")
+        );
+    }
 }

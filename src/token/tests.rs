@@ -207,3 +207,21 @@ fn jwt_refuses_literal_secret_and_mismatched_alg() {
     assert!(with(&["--key-file", &fixture("rsa_public.pem")]).is_err());
     assert!(with(&["--secret", "env:SIGNING", "--auto-secret"]).is_err());
 }
+
+#[test]
+fn password_hash_is_an_argon2id_phc_string_that_verifies() {
+    use argon2::password_hash::PasswordVerifier as _;
+    let password = "Vq8-tmW3zLr0pXe";
+    let a = password_hash(password).unwrap();
+    let b = password_hash(password).unwrap();
+    assert!(a.starts_with("$argon2id$v=19$"), "{a}");
+    assert_ne!(a, b, "a random salt each time");
+    let parsed = argon2::PasswordHash::new(&a).unwrap();
+    assert!(argon2::Argon2::default()
+        .verify_password(password.as_bytes(), &parsed)
+        .is_ok());
+    assert!(argon2::Argon2::default()
+        .verify_password(b"Vq8-tmW3zLr0pXf", &parsed)
+        .is_err());
+    assert!(password_hash("").is_err());
+}

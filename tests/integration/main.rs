@@ -25,6 +25,8 @@
 //! - `metrics`: the admin listener: exact counts, Host and token checks, per-slot `/health`.
 //! - `modern`: 2026-07-28 clients on a dual-era child: stateless POSTs, header checks, cancels.
 //! - `otel`: OpenTelemetry spans received by a stand-in OTLP collector.
+//! - `oauth_server`: the built-in authorization server: its state (SQLite, PostgreSQL) across
+//!   restarts and `mcp-relay oauth`.
 //! - `overload`: memory-budget shedding (503, no keep-alive) and recovery, via SIGHUP.
 //! - `rbac`: roles and the audit log end to end on every front (§8.B, H1).
 //! - `reload`: SIGHUP reloads credentials, roles and limits; a broken file keeps the old policy.
@@ -73,6 +75,7 @@ mod limits;
 mod metrics;
 mod modern;
 mod oauth_server;
+#[cfg(unix)]
 #[cfg(unix)]
 mod otel;
 #[cfg(unix)]

@@ -4,4 +4,6 @@
 
 mod connect;
 mod flow;
+mod lifecycle;
 mod pages;
+mod storage;

@@ -10,6 +10,7 @@
 //! - `conn`: what the message-per-unit fronts (`lines`, `ws`, `sse`) share, and the scenario
 //!   every front runs.
 //! - `bridge`: `mcp-relay connect` driven as a host drives it.
+//! - `postgres`: a throwaway PostgreSQL server (Debian's binaries) and its URL.
 //!
 //! Test modules take what they need from here and never from each other.
 
@@ -28,6 +29,8 @@ pub mod bridge;
 pub mod conn;
 pub mod http;
 pub mod lines;
+#[cfg(unix)]
+pub mod postgres;
 pub mod relay;
 pub mod sse;
 pub mod ws;

@@ -39,3 +39,50 @@ fn serve_section_becomes_flags_before_the_command_line() {
     assert!(joined.ends_with("--path /p -- srv --x"), "{joined}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The keys serde accepts in a table of `[oauth_server]` (from its unknown-field message).
+fn accepted_keys(toml_text: &str) -> Vec<String> {
+    let e = toml::from_str::<crate::config::security::FileConfig>(toml_text).unwrap_err();
+    let msg = e.to_string();
+    let list = msg.split("expected one of").nth(1).unwrap_or_default();
+    let mut keys: Vec<String> = list
+        .split(',')
+        .map(|k| {
+            k.trim()
+                .trim_matches(|c: char| c == '`' || c.is_whitespace())
+        })
+        .filter(|k| !k.is_empty())
+        .map(|k| k.split('`').next().unwrap_or_default().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn schema_keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    keys.sort();
+    keys
+}
+
+#[test]
+fn the_schema_has_every_oauth_server_key() {
+    let schema = schema();
+    let o = &schema["properties"]["oauth_server"];
+    assert_eq!(
+        schema_keys(o),
+        accepted_keys("[oauth_server]\nzz_unknown = 1\n")
+    );
+    assert_eq!(
+        schema_keys(&o["properties"]["users"]["items"]),
+        accepted_keys("[[oauth_server.users]]\nzz_unknown = 1\n")
+    );
+    assert_eq!(
+        schema_keys(&o["properties"]["upstream"]),
+        accepted_keys("[oauth_server.upstream]\nzz_unknown = 1\n")
+    );
+}

@@ -56,9 +56,9 @@ async fn http_post(p: &RequestPolicy, peer: SocketAddr) -> Result<Admitted, Stop
         headers: &headers,
         authority: None,
         route: Route::Front(Transport::StreamableHttp),
-        mount: None,
         in_session: false,
         resumes: false,
+        mount: None,
     };
     let req = Incoming {
         source: Source::Http {

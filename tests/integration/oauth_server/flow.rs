@@ -70,7 +70,7 @@ impl AuthRelay {
             vec!["serve".into(), "--listen".into(), listen, "--config".into()];
         all.push(path.display().to_string());
         all.extend(args.iter().map(|s| s.to_string()));
-        if !args.contains(&"--") {
+        if !extra.contains("[servers.") {
             all.extend([
                 "--".into(),
                 crate::support::RELAY.into(),
