@@ -82,7 +82,7 @@ sys.exit(1)
 
 #[tokio::test]
 async fn connect_logs_in_through_the_relays_own_pages_and_calls_a_tool() {
-    let server = AuthRelay::start("", &["--", crate::support::FIXTURE]);
+    let server = AuthRelay::start("", &[]); // around `mcp-relay demo-server`
     let bin = server.dir.join("launcher");
     std::fs::create_dir_all(&bin).unwrap();
     let stub = bin.join("xdg-open");
@@ -111,9 +111,10 @@ async fn connect_logs_in_through_the_relays_own_pages_and_calls_a_tool() {
     let launcher = std::fs::read_to_string(&stub_log).unwrap_or_default();
     assert_eq!(
         init["result"]["serverInfo"]["name"],
-        "mcp-relay-fixture",
-        "{init}\nlauncher:\n{launcher}\nconnect:\n{}",
-        bridge.stderr()
+        "mcp-relay-demo",
+        "{init}\nlauncher:\n{launcher}\nconnect:\n{}\nrelay:\n{}",
+        bridge.stderr(),
+        server.relay.logs()
     );
     bridge
         .send(json!({"jsonrpc":"2.0","method":"notifications/initialized"}))
