@@ -174,6 +174,16 @@ pub(crate) fn build(
         None => (FileConfig::default(), PathBuf::new()),
     };
     let mut auth = file.auth.unwrap_or_default();
+    let oauth = oauth_server::build(file.oauth_server, s.oauth, &base, env, errors);
+    // With the built-in authorization server the public URL is known: the issuer's origin
+    // with the MCP path, unless a resource is set.
+    let default_resource = match &oauth {
+        Some(o) => {
+            let path = &default_resource[crate::policy::authn::origin_of(&default_resource).len()..];
+            format!("{}{path}", o.issuer)
+        }
+        None => default_resource,
+    };
     let resource = s
         .resource
         .or(auth.resource.take())
@@ -190,7 +200,6 @@ pub(crate) fn build(
     ) {
         auth.jwt.push(jwt);
     }
-    let oauth = oauth_server::build(file.oauth_server, s.oauth, &base, env, errors);
     if let Some(o) = &oauth {
         auth.authorization_servers.insert(0, o.issuer.clone());
         if auth.scopes_supported.is_empty() {

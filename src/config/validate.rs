@@ -304,7 +304,8 @@ fn security(
     errors: &mut Vec<String>,
 ) -> Option<Security> {
     let scheme = if has_tls { "https" } else { "http" };
-    let resource_given = args.resource.is_some() || args.config.is_some();
+    let resource_given =
+        args.resource.is_some() || args.config.is_some() || args.oauth_issuer.is_some();
     let shorthands = Shorthands {
         config: args.config.take(),
         resource: args.resource.take(),

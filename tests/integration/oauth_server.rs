@@ -3,7 +3,9 @@
 //! files each test one concern.
 
 mod connect;
+mod endpoints;
 mod flow;
 mod lifecycle;
 mod pages;
 mod storage;
+mod tokens;
