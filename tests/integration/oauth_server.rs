@@ -2,6 +2,7 @@
 //! relay: `flow.rs` drives it (registration, the HTML forms, the token endpoint); the other
 //! files each test one concern.
 
+mod connect;
 mod endpoints;
 mod flow;
 mod idp;
