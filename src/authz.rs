@@ -43,7 +43,6 @@ use axum::routing::{get, post};
 use axum::Router;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use ring::rand::SecureRandom as _;
 
 use crate::config::oauth_server::OAuthServerConfig;
 use crate::hub::Hub;
@@ -223,9 +222,8 @@ async fn maintain(server: std::sync::Weak<AuthServer>) {
 /// `bytes` random bytes, base64url: ids, codes, tokens, CSRF values.
 pub(crate) fn random_token(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
-    ring::rand::SystemRandom::new()
-        .fill(&mut buf)
-        .expect("system randomness");
+    // The thread's CSPRNG (ChaCha, seeded and reseeded from the OS).
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut buf);
     URL_SAFE_NO_PAD.encode(buf)
 }
 

@@ -116,11 +116,6 @@ impl RequestPolicy {
         result.map_err(|f| self.refusal_at(f, mount))
     }
 
-    /// The wire error for an authentication failure on the main path, with its challenge.
-    pub(crate) fn refusal(&self, failure: AuthFailure) -> Error {
-        self.refusal_at(failure, None)
-    }
-
     /// The wire error for an authentication failure of a request under `mount`: its
     /// challenge names that resource's metadata.
     pub(crate) fn refusal_at(&self, failure: AuthFailure, mount: Option<&str>) -> Error {

@@ -57,7 +57,7 @@ impl Keyring {
         let current = keys.iter().find(|k| k.retired.is_none());
         let due = current.is_none_or(|k| now - k.created >= self.rotation.as_secs() as i64);
         if due {
-            store.rotate_to(&generate(now)).await?;
+            store.rotate_to(&generate(now)?).await?;
             store.drop_keys(since).await?;
             keys = store.keys(since).await?;
         }
@@ -112,12 +112,12 @@ impl Keyring {
 }
 
 /// A new P-256 key: PKCS#8 for signing, and its public JWK.
-fn generate(now: i64) -> StoredKey {
+fn generate(now: i64) -> Result<StoredKey, StoreError> {
     let rng = SystemRandom::new();
     let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
-        .expect("P-256 key generation");
+        .map_err(|_| StoreError::Key)?;
     let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
-        .expect("a generated key parses");
+        .map_err(|_| StoreError::Key)?;
     // The uncompressed point: 0x04 ‖ x ‖ y.
     let point = pair.public_key().as_ref();
     let kid = super::random_token(12);
@@ -130,11 +130,11 @@ fn generate(now: i64) -> StoredKey {
         "use": "sig",
         "alg": "ES256",
     });
-    StoredKey {
+    Ok(StoredKey {
         kid,
         private_key: STANDARD.encode(pkcs8.as_ref()),
         public_jwk: jwk.to_string(),
         created: now,
         retired: None,
-    }
+    })
 }

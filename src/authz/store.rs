@@ -29,6 +29,8 @@ pub(crate) enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("database migration: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot generate a signing key")]
+    Key,
     #[error("state directory {0}: {1}")]
     Dir(String, std::io::Error),
 }

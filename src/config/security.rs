@@ -175,16 +175,7 @@ pub(crate) fn build(
     };
     let mut auth = file.auth.unwrap_or_default();
     let oauth = oauth_server::build(file.oauth_server, s.oauth, &base, env, errors);
-    // With the built-in authorization server the public URL is known: the issuer's origin
-    // with the MCP path, unless a resource is set.
-    let default_resource = match &oauth {
-        Some(o) => {
-            let path =
-                &default_resource[crate::policy::authn::origin_of(&default_resource).len()..];
-            format!("{}{path}", o.issuer)
-        }
-        None => default_resource,
-    };
+    let default_resource = issuer_resource(oauth.as_ref(), default_resource);
     let resource = s
         .resource
         .or(auth.resource.take())
@@ -236,6 +227,18 @@ pub(crate) fn build(
         limits: Arc::new(limits),
         oauth_server: oauth.map(Arc::new),
     })
+}
+
+/// With the built-in authorization server the public URL is known: the issuer's origin with
+/// the MCP path is the default resource.
+fn issuer_resource(oauth: Option<&OAuthServerConfig>, default_resource: String) -> String {
+    match oauth {
+        Some(o) => {
+            let origin = crate::policy::authn::origin_of(&default_resource);
+            format!("{}{}", o.issuer, &default_resource[origin.len()..])
+        }
+        None => default_resource,
+    }
 }
 
 /// `[network]` joined with `--allow-ip`, `--deny-ip`, `--trusted-proxy` and `--cors-origin`

@@ -83,10 +83,6 @@ impl IssuedTokens {
         }
     }
 
-    pub(crate) fn issuer(&self) -> &str {
-        &self.issuer
-    }
-
     /// Replaces the verification keys (the authorization server's rotation).
     pub(crate) fn set_keys(&self, keys: Vec<PublicKey>) {
         self.keys.store(Arc::new(keys));

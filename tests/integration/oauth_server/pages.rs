@@ -145,7 +145,8 @@ async fn pkce_plain_or_missing_and_foreign_resources_are_refused_back_at_the_cli
     let client = server.register(&[CB]).await;
     let (_, challenge) = pkce();
     let mut b = Browser::default();
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             vec![("code_challenge_method", "plain")],
             "invalid_request",
