@@ -97,15 +97,15 @@ fn sqlite_url(dir: &Path) -> Result<String, StoreError> {
     let err = |e| StoreError::Dir(shown.clone(), e);
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(err)?;
+    crate::os::fs::private_dir(&mut builder)
+        .create(dir)
+        .map_err(err)?;
     let file = dir.join("oauth.db");
     let mut open = std::fs::OpenOptions::new();
     open.create(true).append(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-    open.open(&file).map_err(err)?;
+    crate::os::fs::private_file(&mut open)
+        .open(&file)
+        .map_err(err)?;
     Ok(format!("sqlite://{}?mode=rwc", file.display()))
 }
 
