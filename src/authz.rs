@@ -17,6 +17,7 @@ mod audit;
 mod authorize;
 mod browser;
 mod cimd;
+mod client_auth;
 mod consent;
 mod grant;
 mod keys;

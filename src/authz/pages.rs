@@ -6,8 +6,11 @@
 //!
 //! Every page is sent with `Content-Security-Policy` (no scripts; `frame-ancestors 'none'`;
 //! forms may post only to the relay and, on the consent page, redirect to the client's
-//! origin), `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `Cache-Control:
-//! no-store`. Not here: what the forms do (`login.rs`, `consent.rs`).
+//! origin), `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` and `Cache-Control:
+//! no-store`. Not `no-referrer`: under it a browser sends `Origin: null` with the form posts,
+//! and the relay refuses those; `same-origin` still sends nothing to the client's site. The
+//! pages name an empty icon, so a browser does not ask for `/favicon.ico` (not public).
+//! Not here: what the forms do (`login.rs`, `consent.rs`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -63,7 +66,9 @@ fn layout(brand: &str, has_logo: bool, title: &str, body: Markup) -> Markup {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                meta name="referrer" content="no-referrer";
+                meta name="referrer" content="same-origin";
+                // No icon to fetch: a browser would ask for /favicon.ico, which is not public.
+                link rel="icon" href="data:,";
                 title { (title) " · " (brand) }
                 style { (maud::PreEscaped(STYLE)) }
             }
@@ -174,7 +179,7 @@ pub(super) fn respond(status: StatusCode, page: Markup, form_target: Option<&str
         None => "'self'".into(),
     };
     let csp = format!(
-        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action {forms}; frame-ancestors 'none'; base-uri 'none'"
+        "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action {forms}; frame-ancestors 'none'; base-uri 'none'"
     );
     let mut res = (status, page.into_string()).into_response();
     let h = res.headers_mut();
@@ -188,7 +193,7 @@ pub(super) fn respond(status: StatusCode, page: Markup, form_target: Option<&str
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(

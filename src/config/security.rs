@@ -179,7 +179,8 @@ pub(crate) fn build(
     // with the MCP path, unless a resource is set.
     let default_resource = match &oauth {
         Some(o) => {
-            let path = &default_resource[crate::policy::authn::origin_of(&default_resource).len()..];
+            let path =
+                &default_resource[crate::policy::authn::origin_of(&default_resource).len()..];
             format!("{}{path}", o.issuer)
         }
         None => default_resource,

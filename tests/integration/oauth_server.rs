@@ -2,7 +2,11 @@
 //! relay: `flow.rs` drives it (registration, the HTML forms, the token endpoint); the other
 //! files each test one concern.
 
+mod connect;
+mod endpoints;
 mod flow;
+mod idp;
 mod lifecycle;
 mod pages;
 mod storage;
+mod tokens;

@@ -61,16 +61,17 @@ export const tomlString = (s) => JSON.stringify(String(s));
 export const tomlArray = (argv) => `[${argv.map(tomlString).join(', ')}]`;
 
 /**
- * Start `mcp-relay serve --listen 127.0.0.1:0 --config FILE [extraArgs]` with no child on the
+ * Start `mcp-relay serve --listen LISTEN --config FILE [extraArgs]` with no child on the
  * command line: the config (TOML text, written to `<logDir>/<name>.toml`) names the servers,
- * e.g. `[servers.NAME]` tables. Resolves like startRelay (the URL is the main path, `/mcp`),
- * plus `configFile`.
+ * e.g. `[servers.NAME]` tables. `listen` defaults to `127.0.0.1:0` (a fixed port is for a
+ * config that must name it, e.g. an `[oauth_server] issuer`). Resolves like startRelay (the
+ * URL is the main path, `/mcp`), plus `configFile`.
  */
-export async function startRelayWithConfig({ name = 'relay', config, extraArgs = [], startTimeoutMs = 20_000, env = {} }) {
+export async function startRelayWithConfig({ name = 'relay', config, listen = '127.0.0.1:0', extraArgs = [], startTimeoutMs = 20_000, env = {} }) {
     fs.mkdirSync(logDir, { recursive: true });
     const configFile = path.join(logDir, `${name}.toml`);
     fs.writeFileSync(configFile, config);
-    const args = ['serve', '--listen', '127.0.0.1:0', '--config', configFile, ...extraArgs];
+    const args = ['serve', '--listen', listen, '--config', configFile, ...extraArgs];
     const relay = await spawnRelay({ name, args, startTimeoutMs, env });
     return { ...relay, configFile };
 }

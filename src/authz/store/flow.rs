@@ -96,6 +96,19 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the company-IdP leg of a request if it is still `upstream` (single use: of two
+    /// concurrent callbacks only one gets `true`).
+    pub(crate) async fn take_upstream(&self, id: &str, upstream: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_requests SET upstream = NULL WHERE id = $1 AND upstream = $2",
+        )
+        .bind(id)
+        .bind(upstream)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
     /// Ends a request (its code was issued, or it was denied): its forms stop working.
     pub(crate) async fn delete_request(&self, id: &str) -> Result<bool, StoreError> {
         let done = sqlx::query("DELETE FROM oauth_requests WHERE id = $1")

@@ -171,19 +171,15 @@ impl Store {
         Ok(done.rows_affected())
     }
 
-    /// Revokes the family of a refresh token (RFC 7009); false when the token is unknown.
-    pub(crate) async fn revoke_refresh(&self, token: &str, now: i64) -> Result<bool, StoreError> {
+    /// The family of a refresh token, without using it (checks before rotation, RFC 7009).
+    pub(crate) async fn refresh_family(&self, token: &str) -> Result<Option<Family>, StoreError> {
         let row = sqlx::query("SELECT family FROM oauth_refresh_tokens WHERE token_hash = $1")
             .bind(hash(token))
             .fetch_optional(self.pool())
             .await?;
         match row {
-            Some(r) => {
-                self.revoke_family(&text(&r, "family"), now, "revoked")
-                    .await?;
-                Ok(true)
-            }
-            None => Ok(false),
+            Some(r) => self.family(&text(&r, "family")).await,
+            None => Ok(None),
         }
     }
 

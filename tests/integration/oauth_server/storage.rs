@@ -531,13 +531,11 @@ async fn registered_client_survives_a_restart(backend: Backend) {
 }
 
 #[tokio::test]
-#[ignore = "needs POST /oauth/register (src/authz/register.rs)"]
 async fn sqlite_registered_client_survives_a_restart() {
     registered_client_survives_a_restart(Backend::sqlite()).await;
 }
 
 #[tokio::test]
-#[ignore = "needs POST /oauth/register (src/authz/register.rs)"]
 async fn postgres_registered_client_survives_a_restart() {
     if let Some(backend) = Backend::postgres("postgres_registered_client_survives_a_restart") {
         registered_client_survives_a_restart(backend).await;
