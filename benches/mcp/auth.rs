@@ -22,6 +22,19 @@ pub(crate) const JWT_ISSUER: &str = "mcp-relay";
 /// The principal and role of the benchmark's tokens.
 pub(crate) const USER: &str = "bench";
 
+/// An authenticated principal's caps, raised to the relay's own session and connection
+/// limits (`--max-sessions`, `--max-connections`: 10,000) so that one principal holding every
+/// session of a workload ((d) 100, (e) 1,000 sessions; (e) 64 requests in flight) meets no
+/// limit `relay-sse`'s anonymous callers do not: `--max-sessions-per-principal` (default 64)
+/// and `[limits] max_concurrent_per_principal` (default 64) in the config file.
+pub(crate) const PRINCIPAL_CAP: &str = "10000";
+
+/// The config file's `[limits]` with the raised concurrency cap (every authenticated relay's
+/// file starts with it).
+pub(crate) fn limits_section() -> String {
+    format!("[limits]\nmax_concurrent_per_principal = {PRINCIPAL_CAP}\n")
+}
+
 /// `n` random bytes, base64url without padding.
 pub(crate) fn random_b64(n: usize) -> String {
     let bytes: Vec<u8> = (0..n).map(|_| rand::random::<u8>()).collect();

@@ -47,14 +47,16 @@ fn issuer(port: u16) -> String {
 
 /// Writes the config of the relay on `port`: the authorization server, its state under the
 /// config directory (removed with it), tokens valid for an hour, one user with the role
-/// `bench`. The listener and the child are on the command line (`systems.rs`).
+/// `bench`, and the raised per-principal concurrency cap (`auth::limits_section`). The
+/// listener and the child are on the command line (`systems.rs`).
 pub(crate) fn write_config(port: u16) -> Result<(ConfigDir, Login)> {
     let password = random_b64(24);
     let quote = |s: &str| toml::Value::from(s).to_string();
     let text = format!(
-        "[oauth_server]\nissuer = {}\nstate_dir = \"state\"\naccess_token_ttl = \"1h\"\n\
+        "{}\n[oauth_server]\nissuer = {}\nstate_dir = \"state\"\naccess_token_ttl = \"1h\"\n\
          name = \"mcp-relay bench\"\n\n[[oauth_server.users]]\nname = {}\n\
          password_hash = {}\nroles = [{}]\n",
+        crate::auth::limits_section(),
         quote(&issuer(port)),
         quote(USER),
         quote(&password_hash(&password)?),

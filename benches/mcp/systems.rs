@@ -233,11 +233,12 @@ fn command(
                         .arg(format!("env:{}", auth::JWT_SECRET_ENV));
                     c.args(["--jwt-issuer", auth::JWT_ISSUER]);
                 }
-                Kind::RelayOauth => {
-                    let file = config.context("relay-oauth needs its config")?.file();
-                    c.arg("--config").arg(file);
-                }
                 _ => {}
+            }
+            if kind.is_auth() {
+                let file = config.context("an authenticated relay needs its config")?;
+                c.arg("--config").arg(file.file());
+                c.args(["--max-sessions-per-principal", auth::PRINCIPAL_CAP]);
             }
             if mode == Mode::Shared {
                 c.args(["--session-mode", "shared", "--children", "1"]);
@@ -312,7 +313,8 @@ enum Credential {
     OAuth(oauth::Login),
 }
 
-/// The config file (the multi-server relay's, `relay-oauth`'s) and the credential of `kind`
+/// The config file (the multi-server relay's, the authenticated relays') and the credential
+/// of `kind`
 /// on `port`.
 fn prepare(
     kind: Kind,
@@ -334,7 +336,8 @@ fn prepare(
             // The audience is the relay's default resource: `http://<listen>/mcp`.
             let secret = auth::jwt_secret();
             let token = auth::mint_jwt(&p.relay, &secret, &format!("http://{listen}/mcp"))?;
-            (None, Credential::Jwt { secret, token })
+            let dir = servers::write_dir(port, &auth::limits_section())?;
+            (Some(dir), Credential::Jwt { secret, token })
         }
         _ => (None, Credential::None),
     })
