@@ -7,10 +7,14 @@
 //! C=64, (f) session churn. The relay is started a second time with `--session-mode shared`
 //! for (e) and for its shared-mode idle memory. The multi-server relay (issue 16: two named
 //! servers, both the fixture) is measured on its aggregate path and on one server's own path,
-//! against the single relay. Repetitions alternate the systems round-robin; medians, ratios
+//! against the single relay; so are the relay with bearer-token authentication (an HS256 JWT,
+//! and the relay's own OAuth access token from its built-in authorization server, issue 18).
+//! Repetitions alternate the systems round-robin; medians, ratios
 //! and targets are printed as markdown and written to `results/bench/latest.md`.
 //! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
 
+#[path = "mcp/auth.rs"]
+mod auth;
 #[path = "mcp/config.rs"]
 mod config;
 #[path = "mcp/floor.rs"]
@@ -23,6 +27,8 @@ mod http;
 mod load;
 #[path = "mcp/msg.rs"]
 mod msg;
+#[path = "mcp/oauth.rs"]
+mod oauth;
 #[path = "mcp/procs.rs"]
 mod procs;
 #[path = "mcp/report.rs"]

@@ -2,7 +2,8 @@
 //! worker (no pool, no proxy logic), `initialize` + `notifications/initialized`, `tools/call`
 //! and `DELETE`, every answer parsed and verified (see `msg.rs`). A 2026-07-28 client has no
 //! session: each `tools/call` carries its `_meta` and the `MCP-Protocol-Version`,
-//! `Mcp-Method` and `Mcp-Name` headers.
+//! `Mcp-Method` and `Mcp-Name` headers. An authenticated system's bearer token goes on every
+//! request.
 
 use std::net::SocketAddr;
 
@@ -10,7 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full};
 use hyper::client::conn::http1::SendRequest;
-use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE, HOST};
+use hyper::header::{HeaderValue, ACCEPT, AUTHORIZATION, CONTENT_TYPE, HOST};
 use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -25,6 +26,8 @@ pub(crate) struct Endpoint {
     pub(crate) call: msg::ToolCall,
     /// Whether the client speaks 2026-07-28 (stateless calls, no sessions).
     pub(crate) modern: bool,
+    /// `Authorization: Bearer …`, sent on every request (the authenticated relays).
+    pub(crate) bearer: Option<HeaderValue>,
 }
 
 /// A session opened by `initialize`.
@@ -93,6 +96,9 @@ impl Conn {
             .header(HOST, self.host.clone())
             .header(CONTENT_TYPE, "application/json")
             .header(ACCEPT, "application/json, text/event-stream");
+        if let Some(bearer) = &self.ep.bearer {
+            req = req.header(AUTHORIZATION, bearer.clone());
+        }
         match who {
             As::Nobody => {}
             As::Session(s) => {

@@ -1,8 +1,8 @@
 //! Collected figures (one value per repetition), medians, and the markdown report: the
 //! results table, ratios of each relay mode to the best peer and to the floors, the
 //! multi-server relay's paths and a 2026-07-28 client's translated calls against the single
-//! relay's legacy sessions (ratio and µs per call), and the issue's targets with whether each
-//! is met.
+//! relay's legacy sessions (ratio and µs per call), the authenticated relays against the
+//! relay without authentication, and the issue's targets with whether each is met.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -143,6 +143,7 @@ impl Results {
         s.push_str(&self.ratios(systems));
         s.push_str(&self.servers(systems));
         s.push_str(&self.eras(systems));
+        s.push_str(&self.auth(systems));
         s.push_str(&crate::targets::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
@@ -232,6 +233,23 @@ impl Results {
                 (Kind::RelayModern, Kind::RelayJson),
             ],
             "Client eras (issue 17): a 2026-07-28 call, translated, ÷ a legacy session's call",
+        )
+    }
+
+    /// What a bearer token on every request costs: the relay with an HS256 JWT
+    /// (`--jwt-secret`) and with its own ES256 access token (`[oauth_server]`, issue 18)
+    /// against the same relay without authentication, and the two kinds of token against
+    /// each other.
+    fn auth(&self, systems: &[Kind]) -> String {
+        self.compare(
+            systems,
+            &[
+                (Kind::RelayJwt, Kind::RelaySse),
+                (Kind::RelayOauth, Kind::RelaySse),
+                (Kind::RelayOauth, Kind::RelayJwt),
+            ],
+            "Authentication: a bearer token on every request ÷ the relay without \
+             authentication (relay-sse), and the relay's own token ÷ an HS256 JWT",
         )
     }
 

@@ -69,7 +69,7 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
 /// Starts `kind` fresh and runs the selected workloads on it.
 async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Result<()> {
     let logs = cfg.paths.root.join("target/bench-logs");
-    let running = systems::start(kind, Mode::Default, &cfg.paths, &logs)?;
+    let running = systems::start(kind, Mode::Default, &cfg.paths, &logs).await?;
     let target = match &running {
         Some(r) => Target::Http(&r.ep),
         None => Target::Stdio(&cfg.paths.fixture),
@@ -219,7 +219,8 @@ async fn shared(
 /// per idle session (the child excluded), then (e) 1,000 sessions on its one child at C=64.
 async fn relay_shared(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Result<()> {
     let logs = cfg.paths.root.join("target/bench-logs");
-    let running = systems::start(kind, Mode::Shared, &cfg.paths, &logs)?
+    let running = systems::start(kind, Mode::Shared, &cfg.paths, &logs)
+        .await?
         .context("the relay has an HTTP endpoint")?;
     if cfg.wants('d') {
         let (ep, pid) = (&running.ep, running.proc.pid());

@@ -59,13 +59,19 @@ pub(crate) fn write_config(
     port: u16,
 ) -> Result<ConfigDir> {
     let fx = fixture.to_str().context("fixture path not UTF-8")?;
+    write_dir(port, &config_text(fx, mode, listen))
+}
+
+/// Writes `text` as `relay.toml` in a new directory of its own for the relay on `port` (also
+/// what `oauth.rs` uses for `relay-oauth`'s config and state).
+pub(crate) fn write_dir(port: u16, text: &str) -> Result<ConfigDir> {
     let dir = std::env::temp_dir().join(format!("mcp-relay-bench-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let config = ConfigDir {
         file: dir.join("relay.toml"),
         dir,
     };
-    std::fs::write(&config.file, config_text(fx, mode, listen))
+    std::fs::write(&config.file, text)
         .with_context(|| format!("write {}", config.file.display()))?;
     Ok(config)
 }

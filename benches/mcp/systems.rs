@@ -1,7 +1,8 @@
 //! The systems under test: how each one is started on loopback around the same fixture, its
 //! MCP endpoint and echo tool, which era its client speaks, whether it shares one child
-//! between sessions, and its version.
-//! The multi-server relay's config file is written by `servers.rs`.
+//! between sessions, the bearer token it wants, and its version.
+//! The multi-server relay's config file is written by `servers.rs`; the authenticated relays'
+//! credentials come from `auth.rs` (`relay-jwt`) and `oauth.rs` (`relay-oauth`).
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt as _;
@@ -15,6 +16,7 @@ use crate::guard::Proc;
 use crate::http::Endpoint;
 use crate::msg::ToolCall;
 use crate::servers::{self, ConfigDir};
+use crate::{auth, oauth};
 
 /// One system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -32,6 +34,13 @@ pub(crate) enum Kind {
     /// The same multi-server relay; the client on server `a`'s own path `/servers/a/mcp`,
     /// calling `echo`.
     RelayServer,
+    /// mcp-relay as `RelaySse` with `--jwt-secret` (HS256, a random secret in its
+    /// environment): every request carries a token minted once by `token jwt`.
+    RelayJwt,
+    /// mcp-relay as `RelaySse` as its own authorization server (`[oauth_server]`): every
+    /// request carries the relay's own ES256 access token, obtained once per start through
+    /// registration, login, consent and the code exchange.
+    RelayOauth,
     /// The harness speaking stdio to the fixture directly: the physical floor.
     FloorStdio,
     /// A bare axum responder in a separate process, no child: the HTTP stack's floor.
@@ -44,12 +53,14 @@ pub(crate) enum Kind {
     McpProxyPy,
 }
 
-pub(crate) const ALL: [Kind; 10] = [
+pub(crate) const ALL: [Kind; 12] = [
     Kind::RelaySse,
     Kind::RelayJson,
     Kind::RelayModern,
     Kind::RelayAggregate,
     Kind::RelayServer,
+    Kind::RelayJwt,
+    Kind::RelayOauth,
     Kind::FloorStdio,
     Kind::FloorHttp,
     Kind::Supergateway,
@@ -65,6 +76,8 @@ impl Kind {
             Kind::RelayModern => "relay-modern",
             Kind::RelayAggregate => "relay-aggregate",
             Kind::RelayServer => "relay-server",
+            Kind::RelayJwt => "relay-jwt",
+            Kind::RelayOauth => "relay-oauth",
             Kind::FloorStdio => "floor-stdio",
             Kind::FloorHttp => "floor-http",
             Kind::Supergateway => "supergateway",
@@ -75,18 +88,20 @@ impl Kind {
 
     /// Names in `BENCH_SYSTEMS`; `relay` selects both single-server relay modes, `servers`
     /// the single relay with the multi-server relay's two paths, `eras` legacy sessions (SSE
-    /// and JSON answers) and a 2026-07-28 client on the same relay, `peers` the three peers.
+    /// and JSON answers) and a 2026-07-28 client on the same relay, `auth` the single relay
+    /// without and with each kind of bearer token, `peers` the three peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
             "servers" => vec![Kind::RelaySse, Kind::RelayAggregate, Kind::RelayServer],
             "eras" => vec![Kind::RelaySse, Kind::RelayJson, Kind::RelayModern],
+            "auth" => vec![Kind::RelaySse, Kind::RelayJwt, Kind::RelayOauth],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
             "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
-                    "unknown system {s:?} (known: relay, servers, eras, floors, peers, {:?})",
+                    "unknown system {s:?} (known: relay, servers, eras, auth, floors, peers, {:?})",
                     ALL.map(Kind::name)
                 ),
             },
@@ -102,7 +117,14 @@ impl Kind {
                 | Kind::RelayModern
                 | Kind::RelayAggregate
                 | Kind::RelayServer
+                | Kind::RelayJwt
+                | Kind::RelayOauth
         )
+    }
+
+    /// The relay with authentication (a bearer token on every request).
+    pub(crate) fn is_auth(self) -> bool {
+        matches!(self, Kind::RelayJwt | Kind::RelayOauth)
     }
 
     /// The client speaks 2026-07-28: no sessions, so only (a), (b) and (c) apply.
@@ -195,11 +217,28 @@ fn command(
     let port_s = port.to_string();
     let cmd = match kind {
         Kind::FloorStdio => return Ok(None),
-        Kind::RelaySse | Kind::RelayJson | Kind::RelayModern => {
+        Kind::RelaySse
+        | Kind::RelayJson
+        | Kind::RelayModern
+        | Kind::RelayJwt
+        | Kind::RelayOauth => {
             let mut c = Command::new(p.relay());
             c.args(["serve", "--listen", &listen]);
-            if kind == Kind::RelayJson {
-                c.args(["--response-mode", "json"]);
+            match kind {
+                Kind::RelayJson => {
+                    c.args(["--response-mode", "json"]);
+                }
+                Kind::RelayJwt => {
+                    c.arg("--jwt-secret")
+                        .arg(format!("env:{}", auth::JWT_SECRET_ENV));
+                    c.args(["--jwt-issuer", auth::JWT_ISSUER]);
+                }
+                _ => {}
+            }
+            if kind.is_auth() {
+                let file = config.context("an authenticated relay needs its config")?;
+                c.arg("--config").arg(file.file());
+                c.args(["--max-sessions-per-principal", auth::PRINCIPAL_CAP]);
             }
             if mode == Mode::Shared {
                 c.args(["--session-mode", "shared", "--children", "1"]);
@@ -265,25 +304,107 @@ fn command(
     Ok(Some(cmd))
 }
 
-/// Starts `kind` (stderr to `logs/NAME.log`, `logs/NAME-shared.log` in shared mode) and waits
-/// until its port accepts connections. `Mode::Shared` is for the relay only.
-pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Option<Running>> {
+/// What an authenticated relay needs at start: `relay-jwt`'s secret (in the relay's
+/// environment only) and the token minted with it, or `relay-oauth`'s local user's login,
+/// used once the relay listens.
+enum Credential {
+    None,
+    Jwt { secret: String, token: String },
+    OAuth(oauth::Login),
+}
+
+/// The config file (the multi-server relay's, the authenticated relays') and the credential
+/// of `kind`
+/// on `port`.
+fn prepare(
+    kind: Kind,
+    mode: Mode,
+    p: &Paths,
+    port: u16,
+) -> Result<(Option<ConfigDir>, Credential)> {
+    let listen = format!("127.0.0.1:{port}");
+    Ok(match kind {
+        Kind::RelayAggregate | Kind::RelayServer => (
+            Some(servers::write_config(&p.fixture, mode, &listen, port)?),
+            Credential::None,
+        ),
+        Kind::RelayOauth => {
+            let (dir, login) = oauth::write_config(port)?;
+            (Some(dir), Credential::OAuth(login))
+        }
+        Kind::RelayJwt => {
+            // The audience is the relay's default resource: `http://<listen>/mcp`.
+            let secret = auth::jwt_secret();
+            let token = auth::mint_jwt(&p.relay, &secret, &format!("http://{listen}/mcp"))?;
+            let dir = servers::write_dir(port, &auth::limits_section())?;
+            (Some(dir), Credential::Jwt { secret, token })
+        }
+        _ => (None, Credential::None),
+    })
+}
+
+/// The last line of a log (at most 300 characters), to say why a system stopped.
+fn last_line(log: &Path) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("");
+    line.trim().chars().take(300).collect()
+}
+
+/// Waits until `addr` accepts connections (30 s at most), failing with the last line of
+/// `log` if the process exits.
+async fn listening(kind: Kind, proc: &mut Proc, addr: SocketAddr, log: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+        if let Some(status) = proc.exited() {
+            let hint = match kind {
+                Kind::RelayOauth => {
+                    " (unsupported if the relay under test predates the built-in authorization \
+                     server: it refuses `[oauth_server]`)"
+                }
+                _ => "",
+            };
+            bail!(
+                "{} exited during startup ({status}): {:?}{hint}",
+                kind.name(),
+                last_line(log)
+            );
+        }
+        if Instant::now() > deadline {
+            bail!("{} did not listen within 30 s", kind.name());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    Ok(())
+}
+
+/// Starts `kind` (stderr to `logs/NAME.log`, `logs/NAME-shared.log` in shared mode), waits
+/// until its port accepts connections, and for `relay-oauth` gets its token. `Mode::Shared`
+/// is for the relay only.
+pub(crate) async fn start(
+    kind: Kind,
+    mode: Mode,
+    p: &Paths,
+    logs: &Path,
+) -> Result<Option<Running>> {
     if mode == Mode::Shared && !kind.is_relay() {
         bail!("{} has no shared mode to select", kind.name());
     }
     let port = free_port()?;
-    let config = if kind.is_multi() {
-        let listen = format!("127.0.0.1:{port}");
-        Some(servers::write_config(&p.fixture, mode, &listen, port)?)
-    } else {
-        None
-    };
+    let (config, credential) = prepare(kind, mode, p, port)?;
     let Some(mut cmd) = command(kind, mode, p, port, config.as_ref())? else {
         return Ok(None);
     };
+    if let Credential::Jwt { secret, .. } = &credential {
+        cmd.env(auth::JWT_SECRET_ENV, secret);
+    }
     std::fs::create_dir_all(logs)?;
     let suffix = if mode == Mode::Shared { "-shared" } else { "" };
-    let log = std::fs::File::create(logs.join(format!("{}{suffix}.log", kind.name())))?;
+    let log_path = logs.join(format!("{}{suffix}.log", kind.name()));
+    let log = std::fs::File::create(&log_path)?;
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
@@ -293,19 +414,17 @@ pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Op
         .with_context(|| format!("spawn {}", kind.name()))?;
     let mut proc = Proc::new(child);
     let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-        if let Some(status) = proc.exited() {
-            bail!(
-                "{} exited during startup ({status}); see its log",
-                kind.name()
-            );
+    listening(kind, &mut proc, addr, &log_path).await?;
+    let bearer = match credential {
+        Credential::None => None,
+        Credential::Jwt { token, .. } => Some(auth::bearer(&token)?),
+        Credential::OAuth(login) => {
+            let token = oauth::token(addr, &login)
+                .await
+                .context("relay-oauth: a token from the relay's authorization server")?;
+            Some(auth::bearer(&token)?)
         }
-        if Instant::now() > deadline {
-            bail!("{} did not listen within 30 s", kind.name());
-        }
-        std::thread::sleep(Duration::from_millis(25));
-    }
+    };
     let (path, tool) = kind.endpoint();
     let ep = Endpoint {
         addr,
@@ -316,6 +435,7 @@ pub(crate) fn start(kind: Kind, mode: Mode, p: &Paths, logs: &Path) -> Result<Op
             ToolCall::new(tool)
         },
         modern: kind.is_modern(),
+        bearer,
     };
     Ok(Some(Running {
         proc,
@@ -343,6 +463,15 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
         Kind::RelayModern => format!(
             "mcp-relay {}, a 2026-07-28 client (stateless `tools/call`), the legacy fixture \
              behind it (translated)",
+            env!("CARGO_PKG_VERSION")
+        ),
+        Kind::RelayJwt => format!(
+            "mcp-relay {}, `--jwt-secret` (HS256): a token from `token jwt` on every request",
+            env!("CARGO_PKG_VERSION")
+        ),
+        Kind::RelayOauth => format!(
+            "mcp-relay {}, `[oauth_server]`: the relay's own ES256 access token on every \
+             request (registration, login, consent and code exchange once per start)",
             env!("CARGO_PKG_VERSION")
         ),
         Kind::RelayAggregate | Kind::RelayServer => {

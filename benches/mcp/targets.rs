@@ -14,8 +14,9 @@ fn verdict(ok: Option<bool>) -> &'static str {
     }
 }
 
-/// The targets table for every single-server relay mode in the run (the multi-server relay
-/// and the 2026-07-28 client are compared with `relay-sse` instead: `report.rs`).
+/// The targets table for every single-server relay mode in the run (the multi-server relay,
+/// the 2026-07-28 client and the authenticated relays are compared with `relay-sse` instead:
+/// `report.rs`).
 pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
     let mut s = String::from(
         "\n### Targets (issue 3)\n\n| relay mode | target | relay | reference | verdict |\n|---|---|---:|---:|---|\n",
@@ -29,7 +30,7 @@ pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
     for k in systems
         .iter()
         .copied()
-        .filter(|k| k.is_relay() && !k.is_multi() && !k.is_modern())
+        .filter(|k| k.is_relay() && !k.is_multi() && !k.is_modern() && !k.is_auth())
     {
         let mut row = |target: &str, a: Option<f64>, b: Option<f64>, ok: Option<bool>| {
             let _ = writeln!(
