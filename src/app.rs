@@ -303,8 +303,13 @@ async fn reload_on_hangup(
         let argv = std::env::args_os().collect();
         match crate::config::load(argv, &crate::secret::process_env) {
             Ok(cfg) => {
-                if let Some(a) = &authz {
-                    a.reload(cfg.oauth_server.clone());
+                let authz_ok = match (&authz, &cfg.oauth_server) {
+                    (Some(a), new) => a.reload(new.clone()),
+                    (None, new) => new.is_none(),
+                };
+                if !authz_ok {
+                    warn!(signal = "SIGHUP", "turning [oauth_server] on or off, or changing its issuer or storage, needs a restart; the old configuration stays");
+                    continue;
                 }
                 hub.reload(cfg);
                 info!(signal = "SIGHUP", "policy reloaded");

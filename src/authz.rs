@@ -61,7 +61,8 @@ pub(crate) struct AuthServer {
     /// The relays whose resources tokens may be for (reloads change the named servers).
     hub: Arc<Hub>,
     audit: Audit,
-    lockout: Lockout,
+    /// Rebuilt by a reload that changes its settings.
+    lockout: ArcSwap<Lockout>,
     /// Outbound HTTP: the company identity provider (configured, trusted) and client ID
     /// metadata documents (through the SSRF guard, `cimd.rs`).
     http: reqwest::Client,
@@ -94,12 +95,16 @@ impl AuthServer {
         let store = Store::open(&cfg.storage)
             .await
             .context("cannot open the authorization server's state")?;
-        let keys = Keyring::new(cfg.key_rotation, cfg.access_token_ttl);
-        keys.sync(&store, store::now(), &verifier)
+        let keys = Keyring::default();
+        keys.sync(&store, store::now(), cfg.key_rotation, &verifier)
             .await
             .context("cannot prepare the signing keys")?;
         let server = Arc::new(AuthServer {
-            lockout: Lockout::new(cfg.login_attempts, cfg.lockout, cfg.registrations_per_hour),
+            lockout: ArcSwap::from_pointee(Lockout::new(
+                cfg.login_attempts,
+                cfg.lockout,
+                cfg.registrations_per_hour,
+            )),
             upstream: upstream::Discovery::default(),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -119,13 +124,20 @@ impl AuthServer {
     /// SIGHUP: the new `[oauth_server]` settings (users, upstream, lifetimes, registration,
     /// branding) apply to the next request. The issuer and where the state lives need a
     /// restart: a change of either is refused with a warning and the old settings stay.
-    pub(crate) fn reload(&self, new: Option<Arc<OAuthServerConfig>>) {
+    /// Returns false when the new settings need a restart: the caller refuses the whole
+    /// reload then, so the policy's verifier and this server keep naming one issuer.
+    pub(crate) fn reload(&self, new: Option<Arc<OAuthServerConfig>>) -> bool {
         let old = self.cfg.load();
-        match new {
-            Some(n) if n.issuer == old.issuer && n.storage == old.storage => self.cfg.store(n),
-            Some(_) => tracing::warn!(signal = "SIGHUP", "a change of oauth_server.issuer or its storage needs a restart; the old authorization server settings stay"),
-            None => tracing::warn!(signal = "SIGHUP", "turning [oauth_server] off needs a restart; the old authorization server settings stay"),
+        let Some(n) = new.filter(|n| n.issuer == old.issuer && n.storage == old.storage) else {
+            return false;
+        };
+        let l = self.lockout.load();
+        if !l.is(n.login_attempts, n.lockout, n.registrations_per_hour) {
+            let fresh = Lockout::new(n.login_attempts, n.lockout, n.registrations_per_hour);
+            self.lockout.store(Arc::new(fresh));
         }
+        self.cfg.store(n);
+        true
     }
 
     /// The verifier of the policy in force (a reload replaces it).
@@ -210,7 +222,8 @@ async fn maintain(server: std::sync::Weak<AuthServer>) {
         let Some(verifier) = s.verifier() else {
             continue;
         };
-        if let Err(e) = s.keys.sync(&s.store, now, &verifier).await {
+        let rotation = s.cfg().key_rotation;
+        if let Err(e) = s.keys.sync(&s.store, now, rotation, &verifier).await {
             tracing::warn!(error = %e, "authorization server: signing keys not refreshed");
         }
         if let Err(e) = s.store.sweep(now).await {

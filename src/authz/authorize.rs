@@ -22,8 +22,9 @@ use super::audit::{Event, Fact};
 use super::browser::{self, BROWSER_COOKIE};
 use super::store::clients::Client;
 use super::store::flow::{AuthRequest, Pending};
-use super::{cimd, grant, login, pages, redirect, store, AuthServer};
+use super::{cimd, grant, login, pages, redirect, register, store, AuthServer};
 use crate::caller::Caller;
+use crate::config::oauth_server::Registration;
 
 /// How long a person has to log in and consent.
 pub(super) const REQUEST_TTL: i64 = 600;
@@ -155,6 +156,22 @@ async fn first_stage(
             ));
         }
     };
+    // Under `allow-list` every redirect must match a pattern now, whatever the client was
+    // registered or fetched with (client ID metadata documents, a narrowed list).
+    let cfg = s.cfg();
+    if cfg.registration == Registration::AllowList
+        && !register::allowed(&cfg.redirect_patterns, &redirect_uri)
+    {
+        s.audit(
+            caller,
+            Event::Authorize,
+            refused(&client.client_id, "redirect_uri_not_allowed"),
+        );
+        return Err(s.error_page(
+            StatusCode::BAD_REQUEST,
+            "This application's address is not among those this service allows.",
+        ));
+    }
     Ok((client, redirect_uri))
 }
 

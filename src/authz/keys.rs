@@ -1,8 +1,11 @@
-//! Signing keys: ES256 (P-256) keys the relay generates, stores and rotates. The newest key
-//! signs; a retired key stays in the JWKS (and with the verifier, `policy/issued.rs`) until
-//! the last token it signed has expired, then it is deleted. [`Keyring::sync`] runs at start
-//! and every minute: it rotates when the signing key is older than `key_rotation`, and picks
-//! up keys another replica made (they share the database).
+//! Signing keys: ES256 (P-256) keys the relay generates, stores and rotates. A new key is
+//! published (JWKS, and the verifier of `policy/issued.rs`) at once but signs only from two
+//! minutes later — by then every replica sharing the database has loaded it — so a token one
+//! replica mints is never unknown to another. A retired key stays published for a day (the
+//! longest access-token lifetime) after it stopped signing, then it is deleted.
+//! [`Keyring::sync`] runs at start and every minute (or more often for a short
+//! `key_rotation`): it rotates when the newest key is older than `key_rotation`, and picks up
+//! keys another replica made.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,48 +28,49 @@ struct Signer {
     key: EncodingKey,
 }
 
+/// How long a new key is published before it signs: two key syncs of every replica.
+const AHEAD: i64 = 120;
+/// How long a retired key stays published: it may still sign for [`AHEAD`], and its tokens
+/// live at most a day (the longest `access_token_ttl`), with a minute's skew.
+const GRACE: i64 = AHEAD + 24 * 3600 + 60;
+
 /// The signing key and the published ones.
+#[derive(Default)]
 pub(crate) struct Keyring {
     signer: ArcSwapOption<Signer>,
     jwks: ArcSwapOption<Value>,
-    rotation: Duration,
-    /// How long a retired key stays published: the access-token lifetime, and a minute.
-    grace: Duration,
 }
 
 impl Keyring {
-    pub(crate) fn new(rotation: Duration, token_ttl: Duration) -> Keyring {
-        Keyring {
-            signer: ArcSwapOption::empty(),
-            jwks: ArcSwapOption::empty(),
-            rotation,
-            grace: token_ttl + Duration::from_secs(60),
-        }
-    }
-
-    /// Rotates when due, then loads the published keys into the JWKS and `verifier` (the
-    /// current policy's).
+    /// Rotates when the newest key is older than `rotation`, then loads the published keys
+    /// into the JWKS and `verifier` (the current policy's).
     pub(crate) async fn sync(
         &self,
         store: &Store,
         now: i64,
+        rotation: Duration,
         verifier: &IssuedTokens,
     ) -> Result<(), StoreError> {
-        let since = now - self.grace.as_secs() as i64;
+        let since = now - GRACE;
         let mut keys = store.keys(since).await?;
         let current = keys.iter().find(|k| k.retired.is_none());
-        let due = current.is_none_or(|k| now - k.created >= self.rotation.as_secs() as i64);
+        let due = current.is_none_or(|k| now - k.created >= rotation.as_secs() as i64);
         if due {
             store.rotate_to(&generate(now)?).await?;
             store.drop_keys(since).await?;
             keys = store.keys(since).await?;
         }
-        self.publish(&keys, verifier);
+        self.publish(&keys, now, verifier);
         Ok(())
     }
 
-    fn publish(&self, keys: &[StoredKey], verifier: &IssuedTokens) {
-        let signer = keys.iter().find(|k| k.retired.is_none()).and_then(|k| {
+    fn publish(&self, keys: &[StoredKey], now: i64, verifier: &IssuedTokens) {
+        // Newest first: the newest key published long enough, else (a fresh state) the newest.
+        let signing = keys
+            .iter()
+            .find(|k| k.created <= now - AHEAD)
+            .or(keys.first());
+        let signer = signing.and_then(|k| {
             let der = STANDARD.decode(&k.private_key).ok()?;
             Some(Arc::new(Signer {
                 kid: k.kid.clone(),

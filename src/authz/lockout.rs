@@ -30,6 +30,7 @@ pub(crate) struct Lockout {
     users: Mutex<HashMap<String, Count>>,
     addrs: Mutex<HashMap<IpAddr, Count>>,
     registrations: DefaultKeyedRateLimiter<IpAddr>,
+    per_hour: u32,
 }
 
 impl Lockout {
@@ -41,6 +42,7 @@ impl Lockout {
             users: Mutex::default(),
             addrs: Mutex::default(),
             registrations: RateLimiter::keyed(Quota::per_hour(per_hour)),
+            per_hour: registrations_per_hour,
         }
     }
 
@@ -51,7 +53,26 @@ impl Lockout {
         is(lock(&self.users).get(user)) || addr.is_some_and(|a| is(lock(&self.addrs).get(&a)))
     }
 
+    /// Starts a login attempt: false when the user or the address is locked out; else the
+    /// attempt is counted as a failure now, before the password is checked, so a burst of
+    /// parallel guesses cannot all pass the check before any is counted.
+    pub(crate) fn attempt(&self, user: &str, addr: Option<IpAddr>) -> bool {
+        let now = Instant::now();
+        let mut users = lock(&self.users);
+        let mut addrs = lock(&self.addrs);
+        let is = |c: Option<&Count>| c.and_then(|c| c.locked_until).is_some_and(|t| t > now);
+        if is(users.get(user)) || addr.is_some_and(|a| is(addrs.get(&a))) {
+            return false;
+        }
+        bump(&mut users, user.to_owned(), self, now);
+        if let Some(a) = addr {
+            bump(&mut addrs, a, self, now);
+        }
+        true
+    }
+
     /// Counts a failed login; true when this failure locked the user or the address.
+    #[cfg(test)]
     pub(crate) fn failed(&self, user: &str, addr: Option<IpAddr>) -> bool {
         let now = Instant::now();
         let mut locked = bump(&mut lock(&self.users), user.to_owned(), self, now);
@@ -61,9 +82,20 @@ impl Lockout {
         locked
     }
 
-    /// A successful login clears the user's failures.
-    pub(crate) fn succeeded(&self, user: &str) {
+    /// A successful attempt: the user's failures are cleared, and the address's count gives
+    /// back the attempt (a lockout it already triggered stays).
+    pub(crate) fn succeeded(&self, user: &str, addr: Option<IpAddr>) {
         lock(&self.users).remove(user);
+        if let Some(a) = addr {
+            if let Some(c) = lock(&self.addrs).get_mut(&a) {
+                c.failures = c.failures.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Whether these are the settings this lockout was made with.
+    pub(crate) fn is(&self, attempts: u32, window: Duration, registrations_per_hour: u32) -> bool {
+        (self.attempts, self.window, self.per_hour) == (attempts, window, registrations_per_hour)
     }
 
     /// Whether `addr` may register one more client now.
@@ -128,8 +160,8 @@ mod tests {
     fn a_user_is_locked_after_the_configured_failures_and_a_success_clears_the_count() {
         let l = Lockout::new(3, Duration::from_secs(60), 10);
         let ip: IpAddr = "192.0.2.7".parse().unwrap();
-        assert!(!l.failed("alice", Some(ip)));
-        l.succeeded("alice");
+        assert!(l.attempt("alice", Some(ip)));
+        l.succeeded("alice", Some(ip));
         assert!(!l.failed("alice", None));
         assert!(!l.failed("alice", None));
         assert!(l.failed("alice", None));
@@ -146,6 +178,16 @@ mod tests {
         }
         assert!(l.locked("zed", Some(ip)));
         assert!(!l.locked("zed", Some("192.0.2.9".parse().unwrap())));
+    }
+
+    #[test]
+    fn attempts_are_counted_before_the_password_is_checked() {
+        let l = Lockout::new(3, Duration::from_secs(60), 10);
+        let ip: IpAddr = "192.0.2.12".parse().unwrap();
+        // Three attempts in flight at once: the fourth is refused before any has finished.
+        assert!((0..3).all(|_| l.attempt("alice", Some(ip))));
+        assert!(!l.attempt("alice", Some(ip)));
+        assert!(!l.attempt("bob", Some(ip)));
     }
 
     #[test]

@@ -52,8 +52,10 @@ pub(super) async fn submit(
         return s.error_page(StatusCode::BAD_REQUEST, EXPIRED);
     };
     let client_id = pending.request.client_id.clone();
+    // A name that is no user's is not recorded: it may be a password typed in the wrong field.
+    let known = s.cfg().user(&form.username).is_some();
     let refuse = |reason: &'static str| Fact {
-        user: Some(form.username.as_str()),
+        user: known.then_some(form.username.as_str()),
         client_id: Some(client_id.as_str()),
         refused: Some(reason),
         ..Fact::default()
@@ -64,7 +66,8 @@ pub(super) async fn submit(
     }
     let client_name = client_name(&s, &client_id).await;
     let addr = caller.peer.map(|p| p.ip);
-    if s.lockout.locked(&form.username, addr) {
+    let lockout = s.lockout.load_full();
+    if !lockout.attempt(&form.username, addr) {
         s.audit(&caller, Event::Login, refuse("locked_out"));
         return page(
             &s,
@@ -87,7 +90,7 @@ pub(super) async fn submit(
         .await
         .unwrap_or(false);
     let Some(user) = user.filter(|_| verified && !operator_disabled) else {
-        let locked = s.lockout.failed(&form.username, addr);
+        let locked = lockout.locked(&form.username, addr);
         s.audit(
             &caller,
             Event::Login,
@@ -110,7 +113,7 @@ pub(super) async fn submit(
             status,
         );
     };
-    s.lockout.succeeded(&user.name);
+    lockout.succeeded(&user.name, addr);
     let subject = Subject {
         name: user.name.clone(),
         roles: user.roles.clone(),

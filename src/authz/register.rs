@@ -61,7 +61,7 @@ pub(super) async fn serve(
             "registration is off",
         );
     }
-    if !s.lockout.may_register(caller.peer.map(|p| p.ip)) {
+    if !s.lockout.load().may_register(caller.peer.map(|p| p.ip)) {
         s.audit(&caller, Event::Register, deny("rate_limited"));
         return oauth_error(
             StatusCode::TOO_MANY_REQUESTS,

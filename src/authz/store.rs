@@ -8,7 +8,8 @@
 //! `store/flow.rs` (authorization requests, login sessions, codes, consents),
 //! `store/grants.rs` (refresh-token families and tokens, revocation), `store/keys.rs`
 //! (signing keys). Secrets (codes, refresh tokens, session ids, client secrets) are stored as
-//! SHA-256 hashes: a copy of the database opens nothing.
+//! SHA-256 hashes. The signing keys are stored in the clear (as a key file would be): a copy
+//! of the database can mint tokens, so it is protected like one.
 
 pub(crate) mod clients;
 pub(crate) mod flow;

@@ -147,7 +147,7 @@ async fn exchange(
     let now = now();
     let code = s
         .store
-        .redeem_code(code, now)
+        .redeem_code(code, &client.client_id, now)
         .await
         .map_err(|_| refuse("server_error", "state_error"))?
         .ok_or(refuse("invalid_grant", "unknown_code"))?;
@@ -241,6 +241,15 @@ async fn refresh(
     };
     out.user = Some(family.subject.name.clone());
     out.grant = Some(family.id.clone());
+    // A grant lives `refresh_token_ttl` from its login, however often it is refreshed: then
+    // the person logs in again (and a company-IdP user is checked there again).
+    if now - family.created > s.cfg().refresh_token_ttl.as_secs() as i64 {
+        let _ = s
+            .store
+            .revoke_family(&family.id, now, "grant_expired")
+            .await;
+        return Err(refuse("invalid_grant", "grant_expired"));
+    }
     family.subject = match current_subject(s, &family.subject).await {
         Ok(subject) => subject,
         Err(reason) => {

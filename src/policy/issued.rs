@@ -41,6 +41,8 @@ pub(crate) struct IssuedTokens {
 
 /// A verified token's outcome.
 struct Verified {
+    /// The key that signed it: a cached token is good only while its key is published.
+    kid: String,
     principal: Principal,
     resource: String,
     /// `exp` plus the leeway: past it the token is refused, cached or not.
@@ -108,6 +110,9 @@ impl IssuedTokens {
         let key: [u8; 32] = digest.as_ref().try_into().unwrap_or_default();
         let now = SystemTime::now();
         if let Some(v) = lock(&self.verified).get(&key) {
+            if !self.keys.load().iter().any(|k| k.kid == v.kid) {
+                return Err(AuthFailure::Invalid("unknown_key"));
+            }
             if now >= v.until {
                 return Err(AuthFailure::Invalid("token_expired"));
             }
@@ -116,7 +121,7 @@ impl IssuedTokens {
             }
             return Ok(v.principal.clone());
         }
-        let principal = self.verify_in_full(token, resource)?;
+        let (principal, kid) = self.verify_in_full(token, resource)?;
         let until = principal.expires_at.unwrap_or(now) + Duration::from_secs(LEEWAY);
         let mut cache = lock(&self.verified);
         if cache.len() >= CACHED {
@@ -126,6 +131,7 @@ impl IssuedTokens {
             }
         }
         let verified = Verified {
+            kid,
             principal: principal.clone(),
             resource: resource.to_owned(),
             until,
@@ -134,7 +140,12 @@ impl IssuedTokens {
         Ok(principal)
     }
 
-    fn verify_in_full(&self, token: &str, resource: &str) -> Result<Principal, AuthFailure> {
+    /// The full check; the principal and the `kid` of the key that signed.
+    fn verify_in_full(
+        &self,
+        token: &str,
+        resource: &str,
+    ) -> Result<(Principal, String), AuthFailure> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthFailure::Invalid("malformed_token"))?;
         if header.alg != Algorithm::ES256 {
@@ -177,14 +188,15 @@ impl IssuedTokens {
         if !crate::caller::identity_is_valid(&c.sub) {
             return Err(AuthFailure::Invalid("bad_principal_claim"));
         }
-        Ok(Principal {
+        let principal = Principal {
             name: c.sub,
             method: AuthMethod::Jwt,
             roles: c.roles,
             scopes: c.scope.split_whitespace().map(str::to_owned).collect(),
             key_id: c.jti.or(Some(kid.to_owned())),
             expires_at: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(c.exp)),
-        })
+        };
+        Ok((principal, kid.to_owned()))
     }
 }
 
@@ -257,7 +269,7 @@ mod tests {
     fn the_relays_own_tokens_verify_for_their_resource_only() {
         let (enc, public) = key();
         let issued = IssuedTokens::new(ISS.into());
-        issued.set_keys(vec![public]);
+        issued.set_keys(vec![public.clone()]);
         let t = token(&enc, TOKEN_TYPE, "k1", claims(AUD, now() + 600));
         assert_eq!(unverified_issuer(&t).as_deref(), Some(ISS));
         let p = issued.verify(&t, AUD).unwrap();
@@ -272,6 +284,13 @@ mod tests {
             issued.verify(&t, other).unwrap_err(),
             AuthFailure::Invalid("wrong_audience")
         );
+        // Its key withdrawn: refused, cached or not.
+        issued.set_keys(Vec::new());
+        assert_eq!(
+            issued.verify(&t, AUD).unwrap_err(),
+            AuthFailure::Invalid("unknown_key")
+        );
+        issued.set_keys(vec![public]);
         let fresh = token(&enc, TOKEN_TYPE, "k1", claims(AUD, now() + 601));
         assert_eq!(
             issued.verify(&fresh, other).unwrap_err(),

@@ -186,19 +186,24 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a code: marks it used in the same statement that checks it was not (so two
-    /// concurrent redemptions cannot both win) and returns it. A code already used comes back
-    /// with `used` set: the caller treats that as a replay.
+    /// Redeems a code for `client_id`: marks it used in the same statement that checks it was
+    /// not (so two concurrent redemptions cannot both win) and returns it. A code already used
+    /// comes back with `used` set: the caller treats that as a replay. Another client's
+    /// attempt leaves the code unused (it comes back with another `client_id`), so whoever
+    /// intercepted a code cannot spend it for its client.
     pub(crate) async fn redeem_code(
         &self,
         code: &str,
+        client_id: &str,
         now: i64,
     ) -> Result<Option<Code>, StoreError> {
         let h = hash(code);
-        let won =
-            sqlx::query("UPDATE oauth_codes SET used = $1 WHERE code_hash = $2 AND used IS NULL")
+        let won = sqlx::query(
+            "UPDATE oauth_codes SET used = $1 WHERE code_hash = $2 AND used IS NULL AND client_id = $3",
+        )
                 .bind(now)
                 .bind(&h)
+                .bind(client_id)
                 .execute(self.pool())
                 .await?
                 .rows_affected()
@@ -220,11 +225,7 @@ impl Store {
                 method: text(&r, "method"),
             },
             expires: int(&r, "expires"),
-            used: if won {
-                None
-            } else {
-                opt_int(&r, "used").or(Some(now))
-            },
+            used: if won { None } else { opt_int(&r, "used") },
         }))
     }
 

@@ -143,3 +143,30 @@ async fn a_token_for_one_server_is_refused_by_another_and_the_aggregate() {
         "{challenge}"
     );
 }
+
+#[tokio::test]
+async fn an_allow_list_applies_to_clients_already_known() {
+    let server = AuthRelay::start("", &[]);
+    let client = server.register(&[CB]).await;
+    let path = server.dir.join("relay.toml");
+    let text = std::fs::read_to_string(&path).unwrap().replacen(
+        "[oauth_server]\n",
+        "[oauth_server]\nregistration = \"allow-list\"\nredirect_uris = [\"https://claude.ai/api/mcp/auth_callback\"]\n",
+        1,
+    );
+    std::fs::write(&path, text).unwrap();
+    hangup(&server.relay);
+    crate::support::eventually("policy reloaded", || {
+        server.relay.logs().contains("policy reloaded")
+    })
+    .await;
+    let (_, challenge) = pkce();
+    let page = Browser::default()
+        .get(&authorize_url(&server, &client, CB, &challenge, &[]))
+        .await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.location.is_none());
+    server
+        .audited("oauth/authorize", Some("redirect_uri_not_allowed"))
+        .await;
+}
