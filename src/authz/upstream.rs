@@ -132,6 +132,11 @@ pub(super) async fn callback(
         Ok(subject) => subject,
         Err(reason) => return fail(&s, &caller, reason, None),
     };
+    // One name, one person: an identity-provider principal never takes a local user's name
+    // (their consents, their disabled flag, their roles in the roles file).
+    if s.cfg().user(&subject.name).is_some() {
+        return fail(&s, &caller, "idp_name_taken_by_local_user", None);
+    }
     match s.store.is_disabled(&subject.name).await {
         Ok(false) => {}
         Ok(true) => return fail(&s, &caller, "user_disabled", Some(&subject.name)),
