@@ -170,3 +170,46 @@ async fn an_allow_list_applies_to_clients_already_known() {
         .audited("oauth/authorize", Some("redirect_uri_not_allowed"))
         .await;
 }
+
+/// Code exchange, refresh rotation, refresh reuse and code replay on one backend: what the
+/// single-winner updates of the state must give on SQLite and PostgreSQL alike.
+async fn grant_lifecycle(server: &AuthRelay) {
+    let client = server.register(&[CB]).await;
+    let (verifier, challenge) = pkce();
+    let code = code_for(server, &client, CB, &challenge, &[]).await;
+    let (status, first) = exchange(server, &client, &code, CB, &verifier).await;
+    assert_eq!(status, 200, "{first}");
+    let (replayed, body) = exchange(server, &client, &code, CB, &verifier).await;
+    assert_eq!(
+        (replayed, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // The replay revoked what the code granted.
+    let old = first["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(server, &client, old).await.0, 400);
+    // A second grant: rotation, then reuse of the first token kills the second.
+    let code = code_for(server, &client, CB, &challenge, &[]).await;
+    let (_, grant) = exchange(server, &client, &code, CB, &verifier).await;
+    let r1 = grant["refresh_token"].as_str().unwrap().to_owned();
+    let (status, next) = refresh(server, &client, &r1).await;
+    assert_eq!(status, 200, "{next}");
+    let r2 = next["refresh_token"].as_str().unwrap().to_owned();
+    assert_eq!(refresh(server, &client, &r1).await.0, 400, "reuse");
+    assert_eq!(refresh(server, &client, &r2).await.0, 400, "family revoked");
+    server.audited("oauth/refresh", Some("refresh_reuse")).await;
+    server.audited("oauth/token", Some("code_replay")).await;
+}
+
+#[tokio::test]
+async fn sqlite_grant_lifecycle() {
+    grant_lifecycle(&AuthRelay::start("", &[])).await;
+}
+
+#[tokio::test]
+async fn postgres_grant_lifecycle() {
+    let Some(pg) = crate::support::postgres::Postgres::start("grant_lifecycle") else {
+        return;
+    };
+    let server = AuthRelay::start(&format!("database_url = {:?}", pg.url), &[]);
+    grant_lifecycle(&server).await;
+}
