@@ -12,30 +12,18 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { logDir, relayBin, repoRoot, serverEverythingArgs, withTimeout } from './harness.mjs';
+import { freePort, logDir, relayBin, repoRoot, serverEverythingArgs, withTimeout } from './harness.mjs';
 
 const REQUEST_TIMEOUT_MS = 15_000;
 const STEP_TIMEOUT_MS = 20_000;
 const TEST_TIMEOUT_MS = 60_000;
 
-/** A free TCP port on 127.0.0.1 (bound, read, released). */
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.once('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
 
 /**
  * Start server-everything in `mode` (`streamableHttp` or `sse`) on a free port; resolves once

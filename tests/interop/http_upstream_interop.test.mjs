@@ -10,26 +10,18 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import net from 'node:net';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { CreateMessageRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { serverEverythingArgs, sleep, startRelay, withTimeout } from './harness.mjs';
+import { freePort, serverEverythingArgs, sleep, startRelay, withTimeout } from './harness.mjs';
 
 const REQUEST_TIMEOUT_MS = 15_000; // per SDK request (the SDK's own timer)
 const STEP_TIMEOUT_MS = 20_000; // guard around every other await
 const TEST_TIMEOUT_MS = 60_000; // node:test per-test limit
 
 /** A free TCP port on 127.0.0.1 (server-everything only takes a port number, from PORT). */
-async function freePort() {
-    const srv = net.createServer();
-    await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
-    const { port } = srv.address();
-    await new Promise((resolve) => srv.close(resolve));
-    return port;
-}
 
 /** Start server-everything in `mode` (streamableHttp | sse); resolves once it listens. */
 async function startEverything(mode) {

@@ -17,7 +17,6 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
@@ -25,7 +24,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 
-import { logDir, relayBin, repoRoot, sleep, withTimeout } from './harness.mjs';
+import { freePort, logDir, relayBin, repoRoot, sleep, withTimeout } from './harness.mjs';
 
 const fixtureBin = process.env.MCP_RELAY_FIXTURE_BIN ?? path.join(repoRoot, 'target', 'debug', 'mcp-relay-fixture');
 
@@ -36,18 +35,6 @@ const JWKS_REFRESH_MS = 500; // relay.toml jwks_refresh
 
 const b64url = (buf) => Buffer.from(buf).toString('base64url');
 
-/** A free loopback TCP port (bound on port 0, then released). */
-function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
 
 // ---------------------------------------------------------------------------------------------
 // Authorization server stand-in

@@ -8,26 +8,14 @@
 import { spawnSync } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 
-import { relayBin, startRelayWithConfig, tomlArray, tomlString } from './harness.mjs';
+import { freePort, relayBin, startRelayWithConfig, tomlArray, tomlString } from './harness.mjs';
 
 export const STEP_TIMEOUT_MS = 20_000;
 
-/** A free loopback TCP port (bound on port 0, then released). */
-export function freePort() {
-    return new Promise((resolve, reject) => {
-        const srv = net.createServer();
-        srv.unref();
-        srv.on('error', reject);
-        srv.listen(0, '127.0.0.1', () => {
-            const { port } = srv.address();
-            srv.close(() => resolve(port));
-        });
-    });
-}
+export { freePort };
 
 /** A random password (the relay refuses placeholder-like secrets). */
 export const randomPassword = () => crypto.randomBytes(15).toString('base64url');
