@@ -213,3 +213,40 @@ async fn postgres_grant_lifecycle() {
     let server = AuthRelay::start(&format!("database_url = {:?}", pg.url), &[]);
     grant_lifecycle(&server).await;
 }
+
+#[tokio::test]
+async fn a_user_the_operator_disables_can_neither_refresh_nor_log_in() {
+    let server = AuthRelay::start("", &[]);
+    let (client, body) = tokens(&server, &[]).await;
+    let refresh_token = body["refresh_token"].as_str().unwrap().to_owned();
+    let config = server.dir.join("relay.toml");
+    let out = std::process::Command::new(crate::support::RELAY)
+        .args([
+            "oauth",
+            "--config",
+            config.to_str().unwrap(),
+            "users",
+            "disable",
+            USER,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (status, body) = refresh(&server, &client, &refresh_token).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant")),
+        "{body}"
+    );
+    let (_, challenge) = pkce();
+    let mut b = Browser::default();
+    let login = b
+        .get(&authorize_url(&server, &client, CB, &challenge, &[]))
+        .await;
+    let after = log_in(&mut b, &server, &login, USER, PASSWORD).await;
+    assert_eq!(after.status, 401, "{}", after.body);
+}
