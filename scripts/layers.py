@@ -31,12 +31,12 @@ ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
 # Bottom first. A module path matches an entry when it equals it or starts with it plus "::".
 LAYERS = [
     # 0: leaves that know nothing of MCP sessions or policy.
-    ["os", "jsonrpc", "caller", "secret"],
+    ["os", "jsonrpc", "caller", "secret", "cluster::id"],
     # 1: errors, protocol eras, TLS, logs/metrics/spans, the session table and its streams.
     ["error", "era", "tls", "telemetry", "session"],
     # 2: the checks (authentication, roles, limits), what one admitted request is owed (its
     # ticket: audit record, list filter, span, limiter slot) and the upstream mux and children.
-    ["policy", "ticket", "upstream"],
+    ["policy", "ticket", "upstream", "cluster"],
     # 3: validated configuration, built from the checks and upstream specs; the legacy face
     # of modern-only children (an in-process server over the upstream mux).
     ["config", "face"],

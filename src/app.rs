@@ -81,6 +81,9 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
     // The authorization server's state is open (its tables made) before the relay says it
     // listens: a script waiting for that line finds every route ready.
     let oauth = cfg.oauth_server.clone();
+    if let Some(c) = &cfg.cluster {
+        crate::cluster::id::set_node(c.node());
+    }
     let hub = Hub::start(cfg.clone(), audit.clone());
     let authz = match oauth {
         Some(o) => Some(crate::authz::AuthServer::start(o, hub.clone(), audit).await?),

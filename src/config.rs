@@ -171,6 +171,9 @@ pub(crate) struct ServeConfig {
     pub server_name: Option<String>,
     /// The built-in authorization server (`[oauth_server]`), when on; started by `app`.
     pub oauth_server: Option<std::sync::Arc<oauth_server::OAuthServerConfig>>,
+    /// This relay as a replica of a fleet (`[cluster]`), when it is one. Kept across SIGHUP
+    /// (its connections and counters live on).
+    pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
     /// The path prefix this configuration's fronts are served under (`/servers/NAME`); empty
     /// for the main path. Legacy SSE names its message path with it.
     pub mount: String,

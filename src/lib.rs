@@ -61,6 +61,7 @@ mod bridge;
 mod caller;
 mod cert;
 mod cli;
+mod cluster;
 mod command;
 mod config;
 mod demo;

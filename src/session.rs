@@ -43,7 +43,8 @@ impl SessionId {
     pub(crate) fn random() -> SessionId {
         let mut bytes = [0u8; 16];
         rand::rng().fill_bytes(&mut bytes);
-        SessionId(bytes.iter().map(|b| format!("{b:02x}")).collect())
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        SessionId(crate::cluster::id::tag(&hex))
     }
 
     pub(crate) fn as_str(&self) -> &str {

@@ -256,6 +256,26 @@ pub(crate) struct ServeArgs {
     /// `file:PATH`): what several replicas share.
     #[arg(help_heading = "Authentication", long, value_name = "URL")]
     pub oauth_database_url: Option<String>,
+    /// This replica's node name in a fleet (a DNS label, or `env:NAME`): session ids carry it,
+    /// and a request for another node's session is forwarded there ([cluster], docs/fleet.md).
+    #[arg(help_heading = "Fleet", long, value_name = "NAME")]
+    pub node: Option<String>,
+    /// Another replica: `NAME=URL` (its base URL, e.g. `r1=http://10.0.0.11:8080`); repeatable.
+    /// The only addresses requests are forwarded to.
+    #[arg(help_heading = "Fleet", long = "peer", value_name = "NAME=URL")]
+    pub peers: Vec<String>,
+    /// Base URL of replicas not listed with --peer, with `{node}` in it
+    /// (`http://{node}.mcp-relay-peers.mcp.svc:8080`).
+    #[arg(help_heading = "Fleet", long, value_name = "TEMPLATE")]
+    pub peer_url: Option<String>,
+    /// The fleet's shared store of rate limits and concurrency leases: a `redis://`,
+    /// `rediss://` or `redis+sentinel://` URL, or `env:NAME` / `file:PATH`.
+    #[arg(help_heading = "Fleet", long, value_name = "URL")]
+    pub cluster_store: Option<String>,
+    /// On SIGTERM, how long existing sessions are still served while `/ready` says 503
+    /// (default 120s).
+    #[arg(help_heading = "Fleet", long, value_name = "DURATION")]
+    pub drain_window: Option<String>,
     /// The issuer (`iss`) of tokens accepted through --jwt-secret / --jwks-url.
     #[arg(
         help_heading = "Authentication",

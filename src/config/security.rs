@@ -44,6 +44,9 @@ pub(crate) struct FileConfig {
     /// The built-in authorization server (docs/oauth-server.md).
     #[serde(default)]
     pub oauth_server: Option<OAuthServerFile>,
+    /// This relay as one replica of a fleet (docs/fleet.md).
+    #[serde(default)]
+    pub cluster: Option<crate::cluster::config::ClusterFile>,
     /// Client IP allow/deny, trusted proxies, CORS origins (docs/traffic.md).
     #[serde(default)]
     pub network: Option<NetworkConfig>,
@@ -120,6 +123,8 @@ pub(crate) struct Shorthands {
     pub loopback: bool,
     /// `--oauth-issuer`, `--oauth-state-dir`, `--oauth-database-url`.
     pub oauth: oauth_server::Flags,
+    /// `--node`, `--peer`, `--peer-url`, `--cluster-store`, `--drain-window`.
+    pub cluster: crate::cluster::config::Flags,
 }
 
 /// What the security settings build into.
@@ -134,6 +139,7 @@ pub(crate) struct Security {
     pub limits: Arc<Limits>,
     /// The built-in authorization server, when on (its verifier is in `auth`).
     pub oauth_server: Option<Arc<OAuthServerConfig>>,
+    pub cluster: Option<crate::cluster::config::ClusterConfig>,
 }
 
 impl Security {
@@ -175,6 +181,7 @@ pub(crate) fn build(
     };
     let mut auth = file.auth.unwrap_or_default();
     let oauth = oauth_server::build(file.oauth_server, s.oauth, &base, env, errors);
+    let cluster = crate::cluster::config::build(file.cluster, s.cluster, env, errors);
     let default_resource = issuer_resource(oauth.as_ref(), default_resource);
     let resource = s
         .resource
@@ -226,6 +233,7 @@ pub(crate) fn build(
         cors: Arc::new(cors),
         limits: Arc::new(limits),
         oauth_server: oauth.map(Arc::new),
+        cluster,
     })
 }
 

@@ -330,6 +330,13 @@ fn security(
             state_dir: args.oauth_state_dir.take(),
             database_url: args.oauth_database_url.take(),
         },
+        cluster: crate::cluster::config::Flags {
+            node: args.node.take(),
+            peers: std::mem::take(&mut args.peers),
+            peer_url: args.peer_url.take(),
+            store: args.cluster_store.take(),
+            drain_window: args.drain_window.take(),
+        },
     };
     let default_resource = format!("{scheme}://{}{}", args.listen, args.path);
     let sec = security::build(shorthands, default_resource, env, errors)?;

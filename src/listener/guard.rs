@@ -18,6 +18,8 @@ use http_body_util::BodyExt;
 use super::http::{MESSAGE_PATH, SESSION_HEADER};
 use super::ConnInfo;
 use crate::caller::{Caller, Principal, Transport};
+use crate::cluster::id::{owner, Owner};
+use crate::cluster::{Cluster, FORWARDED_BY};
 use crate::policy::overload::Level;
 use crate::policy::{authn, Admitted, Head, Incoming, RequestPolicy, Route, Source, Stop};
 use crate::relay::Relay;
@@ -34,7 +36,7 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
     let incoming = Incoming {
         source: Source::Http {
             peer: conn.as_ref().map(|c| c.peer),
-            head: head(&parts, &policy),
+            head: head(&parts, &policy, relay.config().cluster.as_deref()),
         },
         credential: Some(&parts.headers),
         query: parts.uri.query(),
@@ -67,6 +69,13 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
             parts.extensions.insert(caller);
             next.run(Request::from_parts(parts, body)).await
         }
+        Err(Stop::Forward(client)) => match &relay.config().cluster {
+            Some(cluster) => {
+                let req = Request::from_parts(parts, body);
+                cluster.forwarder().forward(cluster, req, client).await
+            }
+            None => crate::error::Error::UnknownSession.into_response(),
+        },
         Err(Stop::Refused(e)) => e.into_response(),
     };
     if let Some(o) = origin {
@@ -86,7 +95,7 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
 
 /// What the phases read of an HTTP request: its route and whether it names a session or
 /// resumes a stream (this front's framing; what that costs is the policy's decision).
-fn head<'a>(parts: &'a Parts, policy: &RequestPolicy) -> Head<'a> {
+fn head<'a>(parts: &'a Parts, policy: &RequestPolicy, cluster: Option<&Cluster>) -> Head<'a> {
     let full = parts.uri.path();
     let path = unmounted(full);
     let mount = (path.len() < full.len()).then(|| &full[..full.len() - path.len()]);
@@ -114,6 +123,32 @@ fn head<'a>(parts: &'a Parts, policy: &RequestPolicy) -> Head<'a> {
         mount,
         in_session,
         resumes: parts.headers.contains_key("last-event-id"),
+        elsewhere: cluster.is_some_and(|c| owned_elsewhere(parts, c)),
+    }
+}
+
+/// Whether the session the request names belongs to a configured peer, and the request was
+/// not forwarded here already (a forwarded request is never forwarded again: if the session
+/// is not here, it is nowhere). An id naming a node no configuration knows is looked up here,
+/// and not found.
+fn owned_elsewhere(parts: &Parts, cluster: &Cluster) -> bool {
+    if parts.headers.contains_key(FORWARDED_BY) {
+        return false;
+    }
+    let from_header = parts
+        .headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let id = from_header.or_else(|| {
+        let q = parts.uri.query()?;
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "sessionId")
+            .map(|(_, v)| v.into_owned())
+    });
+    match id.as_deref().map(owner) {
+        Some(Owner::Node(node)) => cluster.peer(node).is_some(),
+        _ => false,
     }
 }
 

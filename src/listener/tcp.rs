@@ -204,9 +204,11 @@ where
     match policy.on_request(relay.audit(), incoming).await {
         Ok(admitted) => Ok(admitted),
         Err(Stop::Refused(e)) => Err(e),
-        // Preflights, metadata and the authorization server are HTTP routes: a connection
-        // never reaches them.
-        Err(Stop::Preflight(_) | Stop::Metadata | Stop::AuthServer(_)) => Err(Error::Internal),
+        // Preflights, metadata, the authorization server and forwarding are HTTP routes: a
+        // connection never reaches them.
+        Err(Stop::Preflight(_) | Stop::Metadata | Stop::AuthServer(_) | Stop::Forward(_)) => {
+            Err(Error::Internal)
+        }
     }
 }
 

@@ -60,6 +60,9 @@ pub(crate) struct Head<'a> {
     /// A GET resuming a stream with `Last-Event-ID`: it hands buffered answers over, which
     /// frees memory.
     pub resumes: bool,
+    /// The session it names is another replica's (its id's tag names a configured peer, and
+    /// the request was not forwarded already): only the owner authenticates and counts it.
+    pub elsewhere: bool,
 }
 
 /// Where a request comes from.
@@ -109,6 +112,9 @@ pub(crate) enum Stop {
     /// A route of the authorization server, past the per-IP rate: served without a principal
     /// (the client address is for its own limits and audit).
     AuthServer(Option<ClientAddr>),
+    /// A request for another replica's session, past the network phases and the per-IP rate:
+    /// carried to its owner, which authenticates it and counts it against the principal.
+    Forward(Option<ClientAddr>),
 }
 
 impl RequestPolicy {
@@ -219,6 +225,11 @@ impl RequestPolicy {
             .map_err(|e| Stop::Refused(refused(audit, client, transport, e)))?;
         if head.route == Route::AuthServer {
             return Err(Stop::AuthServer(client));
+        }
+        // The owner of the session runs the rest (authentication, rates, the slot): a
+        // request is judged once, where it executes.
+        if head.elsewhere && matches!(head.route, Route::Front(_)) {
+            return Err(Stop::Forward(client));
         }
         Ok(client)
     }

@@ -68,9 +68,14 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .collect();
     let mut security = security;
     let oauth_server = security.oauth_server.take();
+    let cluster = security
+        .cluster
+        .take()
+        .map(|c| Arc::new(crate::cluster::Cluster::new(c)));
     let (policy, audit, mtls) = security.into_policy(origin);
     ServeConfig {
         oauth_server,
+        cluster,
         listen: args.listen,
         path: args.path,
         tcp_listen: args.tcp_listen,
@@ -165,6 +170,7 @@ impl ServeConfig {
         let (policy, audit, mtls) = security.into_policy(origin);
         Ok(ServeConfig {
             oauth_server: None,
+            cluster: None,
             listen,
             path: "/mcp".into(),
             tcp_listen: None,

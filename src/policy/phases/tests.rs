@@ -58,6 +58,7 @@ async fn http_post(p: &RequestPolicy, peer: SocketAddr) -> Result<Admitted, Stop
         route: Route::Front(Transport::StreamableHttp),
         in_session: false,
         resumes: false,
+        elsewhere: false,
         mount: None,
     };
     let req = Incoming {

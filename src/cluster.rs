@@ -1,0 +1,79 @@
+//! This relay as one replica of a fleet (docs/fleet.md): owner-tagged ids (`cluster/id.rs`),
+//! the configured peers (the only addresses a request is ever forwarded to), forwarding a
+//! request for another replica's session to it (`cluster/forward.rs`), and the drain on
+//! SIGTERM. The shared store of fleet-wide limits is `cluster/store.rs`.
+//!
+//! Owns: which node owns an id, where that node is, and carrying a request there unbuffered.
+//! Does not own: the checks (`policy/`), what a session is (`session.rs`), nor the wire form
+//! of a refusal (`error.rs`).
+
+pub(crate) mod config;
+pub(crate) mod forward;
+pub(crate) mod id;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use url::Url;
+
+use config::{base_url, ClusterConfig};
+
+/// The header a forwarded request carries: the forwarding node's name. A request with it is
+/// never forwarded again.
+pub(crate) const FORWARDED_BY: &str = "mcp-relay-forwarded-by";
+
+/// One replica's view of its fleet.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    cfg: ClusterConfig,
+    forwarder: forward::Forwarder,
+    draining: AtomicBool,
+}
+
+impl Cluster {
+    /// Builds the replica's side of the fleet; nothing connects until it is used. `app`
+    /// names the process after the node (`id::set_node`) when it starts serving.
+    pub(crate) fn new(cfg: ClusterConfig) -> Cluster {
+        let forwarder = forward::Forwarder::new(&cfg);
+        Cluster {
+            cfg,
+            forwarder,
+            draining: AtomicBool::new(false),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &ClusterConfig {
+        &self.cfg
+    }
+
+    /// This replica's node name.
+    pub(crate) fn node(&self) -> &str {
+        &self.cfg.node
+    }
+
+    /// The base URL of `node`, from the configured peers or the template; `None` for a name
+    /// no configuration knows (nothing is ever connected to for it) and for this node.
+    pub(crate) fn peer(&self, node: &str) -> Option<Url> {
+        if node == self.cfg.node || !id::valid_node(node) {
+            return None;
+        }
+        if let Some(u) = self.cfg.peers.get(node) {
+            return Some(u.clone());
+        }
+        let template = self.cfg.peer_url.as_deref()?;
+        base_url(&template.replace("{node}", node)).ok()
+    }
+
+    /// Carries requests to their owners.
+    pub(crate) fn forwarder(&self) -> &forward::Forwarder {
+        &self.forwarder
+    }
+
+    /// Marks the replica draining (SIGTERM): `/ready` says 503 from now on.
+    pub(crate) fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
