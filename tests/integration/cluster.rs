@@ -1,0 +1,9 @@
+//! A fleet of relays behind a load balancer (issue 19, docs/fleet.md): several `mcp-relay
+//! serve` processes on known loopback ports, each naming the others its peers.
+//!
+//! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
+//!   window, then the usual shutdown; a second signal skips the rest.
+//! - `local_fleet`: starting the replicas (until the shared harness has it).
+
+mod drain;
+mod local_fleet;
