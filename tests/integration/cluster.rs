@@ -3,7 +3,11 @@
 //!
 //! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
 //!   window, then the usual shutdown; a second signal skips the rest.
-//! - `local_fleet`: starting the replicas (until the shared harness has it).
+//! - `cache`: the response cache, in memory and in the fleet's store.
+//! - `local_fleet`, `local_redis`: starting the replicas and a Redis server (until the
+//!   shared harness has them).
 
+mod cache;
 mod drain;
 mod local_fleet;
+mod local_redis;

@@ -72,10 +72,12 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .cluster
         .take()
         .map(|c| Arc::new(crate::cluster::Cluster::new(c)));
+    let response_cache = security.cache.take().map(Arc::new);
     let (policy, audit, mtls) = security.into_policy(origin);
     ServeConfig {
         oauth_server,
         cluster,
+        response_cache,
         listen: args.listen,
         path: args.path,
         tcp_listen: args.tcp_listen,
@@ -171,6 +173,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             oauth_server: None,
             cluster: None,
+            response_cache: None,
             listen,
             path: "/mcp".into(),
             tcp_listen: None,
