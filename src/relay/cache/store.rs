@@ -7,14 +7,16 @@
 //!
 //! Opens its own connection manager, lazily, from `[cluster.store] url`; the limits' store
 //! (`cluster/store.rs`) can lend its connection instead once there. A store that is down or
-//! slower than `timeout` makes the request go to the child, as without a cache.
+//! slower than `timeout` makes the request go to the child, as without a cache, and is then
+//! left alone for [`PAUSE`] (one warning when it fails, one line when it answers again).
 
-use std::sync::OnceLock;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use tracing::debug;
+use tracing::{debug, info, warn};
 
 use crate::cluster::config::StoreConfig;
 
@@ -24,18 +26,34 @@ local g = redis.call('GET', KEYS[1]) or '0'
 return {g, redis.call('GET', ARGV[1] .. ':' .. g)}
 ";
 
+/// How long a store that failed is left alone.
+const PAUSE: Duration = Duration::from_secs(2);
+
+/// The clock of [`Store::paused_until`].
+static START: LazyLock<Instant> = LazyLock::new(Instant::now);
+
+fn now_ms() -> u64 {
+    u64::try_from(START.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum Error {
     #[error("store unreachable: {0}")]
     Store(#[from] redis::RedisError),
     #[error("store timeout")]
     Timeout,
+    #[error("store paused after a failure")]
+    Paused,
 }
 
 pub(super) struct Store {
     cfg: StoreConfig,
     conn: OnceLock<Result<ConnectionManager, String>>,
     lookup: redis::Script,
+    /// Not asked before this ([`now_ms`]) after a failure.
+    paused_until: AtomicU64,
+    /// The last lookup failed (for one log line per transition).
+    down: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -52,6 +70,28 @@ impl Store {
             cfg: cfg.clone(),
             conn: OnceLock::new(),
             lookup: redis::Script::new(LOOKUP),
+            paused_until: AtomicU64::new(0),
+            down: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether the store is left alone now (it failed less than [`PAUSE`] ago).
+    fn paused(&self) -> bool {
+        now_ms() < self.paused_until.load(Relaxed)
+    }
+
+    /// Notes how a lookup went: a failure pauses the store; each change is logged once.
+    fn note(&self, ok: bool) {
+        if !ok {
+            let pause = u64::try_from(PAUSE.as_millis()).unwrap_or(u64::MAX);
+            self.paused_until.store(now_ms() + pause, Relaxed);
+        }
+        match (self.down.swap(!ok, Relaxed), ok) {
+            (false, false) => {
+                warn!("response cache: the store failed; answers come from the children")
+            }
+            (true, true) => info!("response cache: the store answers again"),
+            _ => {}
         }
     }
 
@@ -85,19 +125,29 @@ impl Store {
         entry: &str,
         generation: &str,
     ) -> Result<(String, Option<Bytes>), Error> {
+        if self.paused() {
+            return Err(Error::Paused);
+        }
         let mut conn = self.conn()?;
         let mut call = self.lookup.key(self.key(generation));
         call.arg(self.key(entry));
         let read = call.invoke_async::<(String, Option<Vec<u8>>)>(&mut conn);
-        let (gen, answer) = tokio::time::timeout(self.cfg.timeout, read)
-            .await
-            .map_err(|_| Error::Timeout)??;
+        let read = match tokio::time::timeout(self.cfg.timeout, read).await {
+            Ok(Ok(found)) => Ok(found),
+            Ok(Err(e)) => Err(Error::Store(e)),
+            Err(_) => Err(Error::Timeout),
+        };
+        self.note(read.is_ok());
+        let (gen, answer) = read?;
         Ok((gen, answer.map(Bytes::from)))
     }
 
     /// Keeps `answer` under `key` (`<entry>:<generation>`) for `ttl`, in the background.
     pub(super) fn fill(&self, key: String, answer: Vec<u8>, ttl: Duration) {
         let Ok(mut conn) = self.conn() else { return };
+        if self.paused() {
+            return;
+        }
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.key(&key))
             .arg(answer)

@@ -2,7 +2,8 @@
 //! child's `list_changed` and `resources/updated` make the next one reach it, `resources/read`
 //! is cached only for the configured URIs, two callers with different roles never share a
 //! filtered list (callers with the same roles do), and with the fleet's store a list one
-//! replica's child gave answers another replica's caller. Counted on the child's side: the
+//! replica's child gave answers another replica's caller (and without the store the children
+//! answer). Counted on the child's side: the
 //! fixture records every line it reads, and a request answered by the child was recorded
 //! before its answer left.
 
@@ -267,4 +268,11 @@ async fn cache_in_the_fleet_store_is_shared_and_invalidated_across_replicas() {
     // The answer kept again is shared again.
     tools_list(&c1, json!(99)).await;
     assert_eq!(recorded(&rec1, LISTS), 0);
+
+    // Without the store, lists are answered by the children, as without a cache.
+    drop(redis);
+    tools_list(&c1, json!(100)).await;
+    tools_list(&c1, json!(101)).await;
+    assert_eq!(recorded(&rec1, LISTS), 2);
+    assert!(r1.logs().contains("the store failed"), "{}", r1.logs());
 }
