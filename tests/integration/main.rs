@@ -10,6 +10,7 @@
 //! - `auth`: credentials at every route and front, sessions bound to principals, mTLS (§8.A, G3).
 //! - `bridge`: `mcp-relay connect` as a host drives it, every transport, hostile servers (§8.F).
 //! - `bridge_era`: `connect` lets a legacy host use a 2026-07-28 server unawares.
+//! - `cluster`: a fleet of relays: forwarding to a session's owner, forged ids (issue 19).
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
 //! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
@@ -63,6 +64,7 @@ mod bridge_era;
 mod child;
 #[cfg(unix)]
 mod cli;
+mod cluster;
 mod config;
 mod connection_limits;
 #[cfg(unix)]
