@@ -6,13 +6,18 @@
 //!   (`mcp-relay-node`), counted; a dead owner's sessions answer 404 quickly.
 //! - `forged`: ids naming unknown nodes, other epochs or addresses connect to nothing and
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
+//! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
+//!   window, then the usual shutdown; a second signal skips the rest.
+//! - `local_fleet`: starting the replicas (until the shared harness has it).
 
 use serde_json::{json, Value};
 
 use crate::support::fleet::Fleet;
 use crate::support::{text_of, Client};
 
+mod drain;
 mod forward;
+mod local_fleet;
 
 const VERSION: &str = "2025-11-25";
 
