@@ -4,7 +4,7 @@
 
 use std::process::{Child, Command, Stdio};
 
-use super::local_fleet::free_port;
+use crate::support::fleet::free_ports;
 use crate::support::patience;
 
 pub struct Redis {
@@ -26,7 +26,7 @@ impl Redis {
             println!("skip - {test}: redis-server is not installed");
             return None;
         };
-        let port = free_port();
+        let port = free_ports(1)[0];
         let child = Command::new(bin)
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
