@@ -87,18 +87,31 @@ impl Forwarder {
         req: Request,
         client: Option<ClientAddr>,
     ) -> Response {
+        let session = headers::session_of(&req);
+        let node = match session.as_deref().map(owner) {
+            Some(Owner::Node(n)) => n.to_owned(),
+            // The guard forwards only ids naming a configured peer; anything else is nobody's.
+            _ => String::new(),
+        };
+        self.forward_to(cluster, audit, &node, req, client).await
+    }
+
+    /// Carries `req` to `node` (a configured peer; anything else is answered 404 with no
+    /// connection made) and streams its answer back. Audited and counted once, here.
+    pub(crate) async fn forward_to(
+        &self,
+        cluster: &Cluster,
+        audit: &Audit,
+        node: &str,
+        req: Request,
+        client: Option<ClientAddr>,
+    ) -> Response {
         let started = Instant::now();
         let session = headers::session_of(&req);
         let transport = headers::transport_of(req.uri().path());
-        let node = session.as_deref().and_then(|s| match owner(s) {
-            Owner::Node(n) => Some(n.to_owned()),
-            _ => None,
-        });
-        let target = node.as_deref().and_then(|n| cluster.peer(n));
-        let (outcome, node) = match (target, node) {
-            (Some(base), Some(node)) => (self.send(cluster, base, req, client).await, node),
-            // The guard forwards only ids naming a configured peer; anything else is nobody's.
-            _ => (Outcome::Gone, String::new()),
+        let outcome = match cluster.peer(node) {
+            Some(base) => self.send(cluster, base, req, client).await,
+            None => Outcome::Gone,
         };
         let (res, counted) = match outcome {
             Outcome::Answered(res) => (res, Forwarded::Ok),
@@ -110,6 +123,7 @@ impl Forwarder {
             ),
         };
         metrics::forwarded(counted, started.elapsed());
+        let node = node.to_owned();
         let who = Who {
             client,
             session,

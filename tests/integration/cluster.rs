@@ -6,6 +6,8 @@
 //!   (`mcp-relay-node`), counted; a dead owner's sessions answer 404 quickly.
 //! - `forged`: ids naming unknown nodes, other epochs or addresses connect to nothing and
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
+//! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
+//!   follow-up or retry through another node is forwarded to it.
 
 use serde_json::{json, Value};
 
@@ -14,6 +16,7 @@ use crate::support::{text_of, Client};
 
 mod forged;
 mod forward;
+mod modern;
 
 const VERSION: &str = "2025-11-25";
 
