@@ -220,6 +220,18 @@ async fn a_killed_owners_sessions_answer_404_at_once_and_the_others_are_untouche
     assert_eq!(r.json()["error"]["code"], -31003);
     assert_eq!(r.header("mcp-relay-node").as_deref(), Some("r2"));
     assert_eq!(forwarded(&fleet, 2, "unknown").await, 1.0);
+    // Restarted on the same port, r0 is another process (epoch): the old session stays gone.
+    fleet.restart(0);
+    let r = client_at(&fleet, 2, &on_r0)
+        .call(json!(5), "echo", json!({"text": "gone"}))
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(
+        r.header("mcp-relay-node").as_deref(),
+        Some("r0"),
+        "r0's own 404"
+    );
+    assert_eq!(echo(&client_at(&fleet, 0, &on_r0), 6, "gone").await.0, 404);
     // r0's sessions are gone through r1 too; r1's are served through r2.
     assert_eq!(echo(&client_at(&fleet, 1, &on_r0), 3, "gone").await.0, 404);
     let (status, node, answer) = echo(&client_at(&fleet, 2, &on_r1), 4, "still").await;
@@ -289,4 +301,32 @@ async fn forwarding_is_audited_once_on_the_forwarding_node() {
     .await;
     // The forwarding node recorded no tools/call of its own.
     assert_eq!(record(1, "\"method\":\"tools/call\"")(), 0);
+}
+
+#[tokio::test]
+async fn named_servers_mounts_are_kept_across_the_hop() {
+    let fixture = crate::support::FIXTURE;
+    let config = crate::support::tempdir().join("servers.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[servers.alpha]\ncommand = [{fixture:?}, \"echo\"]\n\n\
+             [servers.beta]\ncommand = [{fixture:?}, \"echo\"]\n"
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start_with_child(3, move |_| vec!["--config".into(), path.clone()], vec![]);
+    let mut owner = Client::new(&format!("{}/servers/beta/mcp", fleet.base(2)));
+    owner.initialize(VERSION).await;
+    assert_eq!(node_of(owner.session.as_deref().unwrap()), "r2");
+    let mut via = owner.clone();
+    via.url = format!("{}/servers/beta/mcp", fleet.base(0));
+    let (status, node, answer) = echo(&via, 1, "mounted").await;
+    assert_eq!((status, node.as_deref()), (200, Some("r2")));
+    assert_eq!(answer["text"], "mounted");
+    // The same session under another server's mount is not that server's.
+    via.url = format!("{}/servers/alpha/mcp", fleet.base(1));
+    let (status, node, _) = echo(&via, 2, "elsewhere").await;
+    assert_eq!((status, node.as_deref()), (404, Some("r2")));
 }

@@ -18,9 +18,14 @@ fn meta() -> Value {
 
 /// A modern POST of `body` to relay `i`, with the headers it implies.
 async fn post(fleet: &Fleet, i: usize, body: &Value) -> Reply {
+    post_to(&fleet.url(i), body).await
+}
+
+/// A modern POST of `body` to `url`, with the headers it implies.
+async fn post_to(url: &str, body: &Value) -> Reply {
     let method = body["method"].as_str().unwrap_or_default().to_owned();
     let mut b = reqwest::Client::new()
-        .post(fleet.url(i))
+        .post(url)
         .header("content-type", "application/json")
         .header("accept", ACCEPT_BOTH)
         .header("mcp-protocol-version", MODERN)
@@ -115,4 +120,38 @@ async fn a_retry_with_request_state_through_another_node_completes_on_the_sealin
     assert_eq!(r.status, 400, "{r:?}");
     assert_eq!(r.header("mcp-relay-node").as_deref(), Some("r1"));
     assert_eq!(last(&r)["error"]["code"], -32602);
+}
+
+#[tokio::test]
+async fn a_named_servers_task_follow_up_is_forwarded_under_its_mount() {
+    let fixture = crate::support::FIXTURE;
+    let config = crate::support::tempdir().join("servers.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[servers.work]\ncommand = [{fixture:?}, \"conformance\", \"--era\", \"modern\"]\n"
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start_with_child(2, move |_| vec!["--config".into(), path.clone()], vec![]);
+    let at = |i: usize| format!("{}/servers/work/mcp", fleet.base(i));
+    let create = json!({"jsonrpc":"2.0","id":1,"method":"tools/call","params":{
+        "name":"slow_compute","arguments":{"seconds":0,"label":"mounted"},"_meta":meta()}});
+    let created = post_to(&at(0), &create).await;
+    let handle = last(&created)["result"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(node_of(&handle), "r0", "{created:?}");
+    let (get, via) = (task_get("g", &handle), at(1));
+    let got = crate::support::poll_until(
+        "the task completes",
+        || post_to(&via, &get),
+        |r: &Reply| last(r)["result"]["status"] == "completed",
+    )
+    .await;
+    assert_eq!(got.header("mcp-relay-node").as_deref(), Some("r0"));
+    let text = &last(&got)["result"]["result"]["content"][0]["text"];
+    assert_eq!(text, "computed mounted");
 }
