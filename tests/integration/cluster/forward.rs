@@ -330,3 +330,37 @@ async fn named_servers_mounts_are_kept_across_the_hop() {
     let (status, node, _) = echo(&via, 2, "elsewhere").await;
     assert_eq!((status, node.as_deref()), (404, Some("r2")));
 }
+
+#[tokio::test]
+async fn request_bodies_travel_whole_and_only_the_owner_applies_its_body_limit() {
+    // r0 takes bodies up to 1 MiB, r1 up to 64 KiB: a forwarded body is judged by its owner.
+    let fleet = Fleet::start(
+        2,
+        |i| vec!["--max-body".into(), ["1MiB", "64KiB"][i].into()],
+        &[],
+    );
+    let mut owner = Client::new(&fleet.url(0));
+    owner.initialize(VERSION).await;
+    let via = client_at(&fleet, 1, &owner);
+    let big = "x".repeat(300 * 1024);
+    let (status, node, answer) = echo(&via, 1, &big).await;
+    assert_eq!((status, node.as_deref()), (200, Some("r0")));
+    assert_eq!(answer["text"].as_str().map(str::len), Some(big.len()));
+    // Over the owner's limit, sent chunked (no Content-Length): the owner's 413.
+    let huge = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
+        "params":{"name":"echo","arguments":{"text":"y".repeat(2 * 1024 * 1024)}}})
+    .to_string();
+    let chunks: Vec<Result<String, std::io::Error>> = huge
+        .as_bytes()
+        .chunks(64 * 1024)
+        .map(|c| Ok(String::from_utf8(c.to_vec()).unwrap()))
+        .collect();
+    let res = via
+        .post_builder()
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 413);
+    assert_eq!(res.headers()["mcp-relay-node"], "r0");
+}
