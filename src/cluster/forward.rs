@@ -3,7 +3,8 @@
 //! SSE keep-alives included, as the owner writes it), to the address of the owner from the
 //! configured peers only, with one pooled HTTP client built at start.
 //!
-//! Owns: the outbound request (URL, headers, `mcp-relay-forwarded-by`, `X-Forwarded-For`),
+//! Owns: the outbound request (URL, headers, `mcp-relay-forwarded-by`, `X-Forwarded-For`,
+//! the client's `Host`),
 //! what a failure to reach the owner answers (404 `unknown_session` when the owner is not
 //! there, 503 + `Retry-After` when it is slow; never 502), and the one audit record and the
 //! metrics of each forward. Does not own: deciding that a request is to be forwarded
@@ -148,7 +149,9 @@ impl Forwarder {
         let (parts, body) = req.into_parts();
         let url = headers::target(&base, &parts.uri);
         let mut out = http.request(parts.method.clone(), url.as_str());
-        out = out.headers(headers::outbound(&parts.headers, cluster.node(), client));
+        let authority = parts.uri.authority().map(|a| a.as_str());
+        let outbound = headers::outbound(&parts.headers, authority, cluster.node(), client);
+        out = out.headers(outbound);
         if !body_is_empty(&body) {
             out = out.body(reqwest::Body::wrap_stream(body.into_data_stream()));
         }

@@ -1,5 +1,6 @@
 //! What a forwarded request and its answer carry across the hop: the end-to-end headers
-//! (hop-by-hop ones and `Host` are dropped, RFC 9110 §7.6.1), the forwarding node's name,
+//! (hop-by-hop ones are dropped, RFC 9110 §7.6.1; the client's `Host` is kept), the
+//! forwarding node's name,
 //! the client address appended to `X-Forwarded-For`, and the owner's URL (its base URL from
 //! the configured peers, then the original path and query, mounts included).
 //!
@@ -85,13 +86,26 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
     out
 }
 
-/// The headers of the request to the owner: end to end ones without `Host` (the client
-/// library sets the owner's), `mcp-relay-forwarded-by: <node>`, and the address this node
-/// saw the request come from appended to `X-Forwarded-For` (the owner believes it only when
-/// it lists its peers in `trusted_proxies`).
-pub(super) fn outbound(headers: &HeaderMap, node: &str, client: Option<ClientAddr>) -> HeaderMap {
+/// The headers of the request to the owner: end to end ones, `mcp-relay-forwarded-by:
+/// <node>`, and the address this node saw the request come from appended to
+/// `X-Forwarded-For` (the owner believes it only when it lists its peers in
+/// `trusted_proxies`).
+///
+/// `Host` is the one the client sent (`authority` for HTTP/2, which has no `Host` header),
+/// not the peer's address: the owner checks it against the same `allowed_hosts` as every
+/// replica, so peer addresses need not be allowed hosts.
+pub(super) fn outbound(
+    headers: &HeaderMap,
+    authority: Option<&str>,
+    node: &str,
+    client: Option<ClientAddr>,
+) -> HeaderMap {
     let mut out = end_to_end(headers);
-    out.remove(header::HOST);
+    if !out.contains_key(header::HOST) {
+        if let Some(v) = authority.and_then(|a| HeaderValue::from_str(a).ok()) {
+            out.insert(header::HOST, v);
+        }
+    }
     out.remove(FORWARDED_BY);
     if let Ok(v) = HeaderValue::from_str(node) {
         out.insert(FORWARDED_BY, v);
@@ -128,7 +142,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hop_by_hop_headers_and_host_stay_behind() {
+    fn hop_by_hop_headers_stay_behind_and_the_clients_host_travels() {
         let mut h = HeaderMap::new();
         h.insert(header::HOST, HeaderValue::from_static("lb.example.com"));
         h.insert(
@@ -148,10 +162,9 @@ mod tests {
         h.insert(FORWARDED_BY, HeaderValue::from_static("forged"));
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
         let client = ClientAddr::from("198.51.100.2:4000".parse::<std::net::SocketAddr>().unwrap());
-        let out = outbound(&h, "r0", Some(client));
+        let out = outbound(&h, Some("ignored.example.com"), "r0", Some(client));
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
         for gone in [
-            "host",
             "connection",
             "x-private",
             "keep-alive",
@@ -160,11 +173,19 @@ mod tests {
         ] {
             assert!(!names.contains(&gone), "{gone} in {names:?}");
         }
+        assert_eq!(out["host"], "lb.example.com");
         assert_eq!(out["authorization"], "Bearer t");
         assert_eq!(out["mcp-session-id"], "r1.0000000a.ff");
         assert_eq!(out["last-event-id"], "3");
         assert_eq!(out[FORWARDED_BY], "r0");
         assert_eq!(out["x-forwarded-for"], "203.0.113.7, 198.51.100.2");
+    }
+
+    #[test]
+    fn an_http2_authority_becomes_the_host() {
+        let out = outbound(&HeaderMap::new(), Some("mcp.example.com"), "r0", None);
+        assert_eq!(out["host"], "mcp.example.com");
+        assert!(out.get("x-forwarded-for").is_none());
     }
 
     #[test]

@@ -357,10 +357,79 @@ async fn request_bodies_travel_whole_and_only_the_owner_applies_its_body_limit()
         .collect();
     let res = via
         .post_builder()
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 413);
     assert_eq!(res.headers()["mcp-relay-node"], "r0");
+}
+
+#[tokio::test]
+async fn the_owner_sees_the_clients_host_the_forwarder_and_the_client_address() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // r3 is a stand-in owner that records the request head it gets and answers it.
+    let owner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = owner.local_addr().unwrap().port();
+    let seen = tokio::spawn(async move {
+        let (mut s, _) = owner.accept().await.unwrap();
+        let mut head = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).await.unwrap();
+            assert!(n > 0, "no request head");
+            head.extend_from_slice(&buf[..n]);
+        }
+        let body = r#"{"jsonrpc":"2.0","id":1,"result":{}}"#;
+        let res = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
+             keep-alive: timeout=5\r\nx-owner: r3\r\nmcp-relay-node: r3\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(res.as_bytes()).await.unwrap();
+        String::from_utf8_lossy(&head).to_lowercase()
+    });
+    let fleet = Fleet::start(
+        1,
+        move |_| {
+            let peer = format!("r3=http://127.0.0.1:{port}");
+            vec![
+                "--peer".into(),
+                peer,
+                "--allowed-host".into(),
+                "relay.example.com".into(),
+            ]
+        },
+        &[],
+    );
+    let res = reqwest::Client::new()
+        .post(format!("{}/mcp?x=1", fleet.base(0)))
+        .header("host", "relay.example.com")
+        .header("mcp-session-id", format!("r3.0000abcd.{}", "7".repeat(32)))
+        .header("connection", "x-private")
+        .header("x-private", "hop")
+        .header("content-type", "application/json")
+        .header("accept", crate::support::ACCEPT_BOTH)
+        .body(json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-owner"], "r3");
+    assert_eq!(res.headers()["mcp-relay-node"], "r3");
+    let head = seen.await.unwrap();
+    assert!(head.starts_with("post /mcp?x=1 http/1.1\r\n"), "{head}");
+    for line in [
+        "host: relay.example.com",
+        "mcp-relay-forwarded-by: r0",
+        "x-forwarded-for: 127.0.0.1",
+    ] {
+        assert!(
+            head.contains(&format!("\r\n{line}\r\n")),
+            "{line} in {head}"
+        );
+    }
+    assert!(!head.contains("x-private"), "{head}");
 }
