@@ -21,6 +21,10 @@ use config::{base_url, ClusterConfig};
 /// never forwarded again.
 pub(crate) const FORWARDED_BY: &str = "mcp-relay-forwarded-by";
 
+/// The header every answer of a fleet node carries: the node that executed the request
+/// (informational; load balancers may learn affinity from it).
+pub(crate) const NODE_HEADER: &str = "mcp-relay-node";
+
 /// One replica's view of its fleet.
 #[derive(Debug)]
 pub(crate) struct Cluster {

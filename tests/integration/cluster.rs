@@ -8,24 +8,44 @@
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
 //! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
 //!   window, then the usual shutdown; a second signal skips the rest.
+//! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
+//!   follow-up or retry through another node is forwarded to it.
 //! - `cache`: the response cache, in memory and in the fleet's store.
 //! - `local_redis`: a Redis server (until the shared harness has one).
 
 use serde_json::{json, Value};
 
-use crate::support::fleet::Fleet;
+use crate::support::fleet::{metric, Fleet};
 use crate::support::{text_of, Client};
 
 mod cache;
 mod drain;
+mod forged;
 mod forward;
 mod local_redis;
+mod modern;
 
 const VERSION: &str = "2025-11-25";
 
 /// The node an id names (`r1.0a0b0c0d.…` → `r1`).
 fn node_of(id: &str) -> &str {
     id.split('.').next().unwrap()
+}
+
+/// A client of relay `i`'s Streamable HTTP endpoint using `session`'s session.
+fn client_at(fleet: &Fleet, i: usize, session: &Client) -> Client {
+    let mut c = session.clone();
+    c.url = fleet.url(i);
+    c
+}
+
+/// `mcp_relay_forwarded_total{outcome}` of relay `i`.
+async fn forwarded(fleet: &Fleet, i: usize, outcome: &str) -> f64 {
+    let text = fleet.metrics(i).await;
+    metric(
+        &text,
+        &format!("mcp_relay_forwarded_total{{outcome=\"{outcome}\"}}"),
+    )
 }
 
 /// A `tools/call` of the fixture's `echo` with `text`; the answer's text.

@@ -68,10 +68,11 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .collect();
     let mut security = security;
     let oauth_server = security.oauth_server.take();
-    let cluster = security
-        .cluster
-        .take()
-        .map(|c| Arc::new(crate::cluster::Cluster::new(c)));
+    let cluster = security.cluster.take().map(|mut c| {
+        // A forward waits for the owner's answer as long as a request may (by default).
+        c.forward_timeout.get_or_insert(args.request_timeout);
+        Arc::new(crate::cluster::Cluster::new(c))
+    });
     let response_cache = security.cache.take().map(Arc::new);
     let (policy, audit, mtls) = security.into_policy(origin);
     ServeConfig {

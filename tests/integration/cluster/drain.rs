@@ -77,7 +77,8 @@ async fn drain_serves_sessions_through_the_window_then_exits() {
     assert_eq!(ready(&fleet.admin(2)).await, 200);
 
     signal(fleet.relay(2), Signal::SIGTERM);
-    poll_until("r2 unready", || ready(&fleet.admin(2)), |s| *s == 503).await;
+    let admin2 = fleet.admin(2);
+    poll_until("r2 unready", || ready(&admin2), |s| *s == 503).await;
     let health: serde_json::Value = reqwest::get(format!("{}/health", fleet.admin(2)))
         .await
         .unwrap()
@@ -107,9 +108,14 @@ async fn drain_serves_sessions_through_the_window_then_exits() {
     // One session when the drain began, two (the late one) when its window ended.
     assert!(line("window_ms=").contains("sessions=1"), "{logs}");
     let over = line("drain window over");
-    assert!(over.contains("sessions=2") && over.contains("reason=\"window_ended\""), "{logs}");
+    assert!(
+        over.contains("sessions=2") && over.contains("reason=\"window_ended\""),
+        "{logs}"
+    );
     // Its sessions are gone: 404 through a peer. The other replicas never noticed.
-    let gone = through_r0.call(json!(8), "echo", json!({"text": "x"})).await;
+    let gone = through_r0
+        .call(json!(8), "echo", json!({"text": "x"}))
+        .await;
     assert_eq!(gone.status, 404, "{gone:?}");
     assert_eq!(echo(&c0, "still here").await.0, "still here");
     assert_eq!(echo(&moved, "still here").await.0, "still here");
