@@ -222,6 +222,39 @@ async fn cache_callers_with_other_roles_never_share_a_filtered_list() {
 }
 
 #[tokio::test]
+async fn cache_serves_the_aggregate_from_each_named_servers_answers() {
+    let dir = tempdir();
+    let (rec_a, rec_b) = (dir.join("a.log"), dir.join("b.log"));
+    let table = |name: &str, record: &Path| {
+        format!(
+            "[servers.{name}]\ncommand = [{FIXTURE:?}, \"--record\", {:?}]\n",
+            record.to_str().unwrap()
+        )
+    };
+    let (config, _) = files(&format!(
+        "[cache]\ntools_list = \"60s\"\n\n{}\n{}",
+        table("a", &rec_a),
+        table("b", &rec_b)
+    ));
+    let relay = Relay::start_raw(&["serve", "--listen", "127.0.0.1:0", "--config", &config]);
+    let main = format!("{}/mcp", relay.base);
+    let mut first = Client::new(&main);
+    first.initialize(VERSION).await;
+    let merged = tools_list(&first, json!(1)).await;
+    let (a, b) = (recorded(&rec_a, LISTS), recorded(&rec_b, LISTS));
+    assert!(a >= 1 && b >= 1, "the servers were not asked: {a} {b}");
+    // Another aggregate session, and a session on one server itself: no child is asked again.
+    let mut second = Client::new(&main);
+    second.initialize(VERSION).await;
+    let again = tools_list(&second, json!(1)).await;
+    assert_eq!(tool_names(&again), tool_names(&merged));
+    let mut direct = Client::new(&format!("{}/servers/a/mcp", relay.base));
+    direct.initialize(VERSION).await;
+    tools_list(&direct, json!(1)).await;
+    assert_eq!((recorded(&rec_a, LISTS), recorded(&rec_b, LISTS)), (a, b));
+}
+
+#[tokio::test]
 async fn cache_in_the_fleet_store_is_shared_and_invalidated_across_replicas() {
     let Some(redis) = Redis::start("cache_in_the_fleet_store") else {
         return;
