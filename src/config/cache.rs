@@ -189,6 +189,40 @@ fn uri_globs(globs: Option<&[String]>, reads: bool, errors: &mut Vec<String>) ->
     set.build().unwrap_or_else(|_| GlobSet::empty())
 }
 
+/// `check-config`'s line: what is cached, for how long, where.
+pub(crate) fn summary(c: &CacheConfig) -> String {
+    let methods: Vec<String> = METHODS
+        .iter()
+        .zip(&c.ttl)
+        .filter_map(|(m, t)| t.map(|t| format!("{m} {}", humantime::format_duration(t))))
+        .collect();
+    let place = match c.storage {
+        Storage::Memory => "in memory",
+        Storage::Store(_) => "in the fleet's store",
+    };
+    format!("cache: {} ({place})", methods.join(", "))
+}
+
+/// The `[cache]` part of `mcp-relay schema`.
+pub(crate) fn schema() -> serde_json::Value {
+    use serde_json::json;
+    let ttl = |m: &str| json!({"type": "string", "description": format!("how long a `{m}` answer is reused; absent or `0s`: not cached")});
+    let strings = |d: &str| json!({"type": "array", "items": {"type": "string"}, "minItems": 1, "description": d});
+    json!({"type": "object", "additionalProperties": false,
+        "description": "the response cache of idempotent reads, off unless a method has a time to live (docs/configuration.md)",
+        "properties": {
+            "storage": {"type": "string", "enum": ["memory", "store"], "default": "memory",
+                "description": "this process's memory, or the fleet's [cluster.store] (shared by every replica)"},
+            "tools_list": ttl("tools/list"),
+            "prompts_list": ttl("prompts/list"),
+            "resources_list": ttl("resources/list"),
+            "resources_read": ttl("resources/read"),
+            "resources": strings("globs of the URIs whose `resources/read` may be cached (`*` crosses `/`); required with `resources_read`"),
+            "servers": strings("the named servers whose answers are cached; default: every server"),
+            "max_entries": {"type": "integer", "minimum": 1, "default": 10000,
+                "description": "most answers kept in memory per server"}}})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,6 +265,15 @@ mod tests {
         }
         let (_, errors) = parse("resources = []\nresources_read = \"1s\"\n");
         assert!(errors.join("\n").contains("empty list"), "{errors:?}");
+    }
+
+    #[test]
+    fn the_summary_says_what_and_where() {
+        let (cfg, _) = parse("tools_list = \"1m\"\nprompts_list = \"30s\"\n");
+        assert_eq!(
+            summary(&cfg.unwrap()),
+            "cache: tools/list 1m, prompts/list 30s (in memory)"
+        );
     }
 
     #[test]

@@ -197,6 +197,9 @@ pub(crate) fn check(file: &Path) -> u8 {
             if let Some(c) = &cfg.cluster {
                 println!("{}", fleet_summary(c.config()));
             }
+            if let Some(c) = &cfg.response_cache {
+                println!("{}", crate::config::cache::summary(c));
+            }
             0
         }
         Err(errors) => {
@@ -413,6 +416,7 @@ pub(crate) fn schema() -> Value {
     }
     schema["properties"]["oauth_server"] = oauth_server_schema();
     schema["properties"]["cluster"] = cluster_schema();
+    schema["properties"]["cache"] = crate::config::cache::schema();
     schema
 }
 
