@@ -295,14 +295,9 @@ fn target(url: &str) -> Result<Target, String> {
         "rediss" => node.set_tls_mode(redis::TlsMode::Secure),
         _ => node,
     };
-    SentinelClient::build(
-        sentinels,
-        service,
-        Some(node),
-        SentinelServerType::Master,
-    )
-    .map(|c| Target::Sentinel(tokio::sync::Mutex::new(c)))
-    .map_err(|e| e.to_string())
+    SentinelClient::build(sentinels, service, Some(node), SentinelServerType::Master)
+        .map(|c| Target::Sentinel(tokio::sync::Mutex::new(c)))
+        .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]

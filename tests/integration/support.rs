@@ -11,6 +11,7 @@
 //!   every front runs.
 //! - `bridge`: `mcp-relay connect` driven as a host drives it.
 //! - `postgres`: a throwaway PostgreSQL server (Debian's binaries) and its URL.
+//! - `redis`: a throwaway redis-server (Debian's) on a free port, paused or killed by pid.
 //!
 //! Test modules take what they need from here and never from each other.
 
@@ -31,6 +32,8 @@ pub mod http;
 pub mod lines;
 #[cfg(unix)]
 pub mod postgres;
+#[cfg(unix)]
+pub mod redis;
 pub mod relay;
 pub mod sse;
 pub mod ws;
