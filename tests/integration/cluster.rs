@@ -1,0 +1,35 @@
+//! A fleet of relays (`[cluster]`, docs/fleet.md): three `mcp-relay serve` processes on
+//! loopback that know each other as peers (`support::fleet`). The tests, by concern:
+//!
+//! - `forward`: a request for another node's session is carried to its owner (POST, GET
+//!   streams and their resumption, DELETE, legacy SSE `/message`), answered there
+//!   (`mcp-relay-node`), counted; a dead owner's sessions answer 404 quickly.
+//! - `forged`: ids naming unknown nodes, other epochs or addresses connect to nothing and
+//!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
+//! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
+//!   window, then the usual shutdown; a second signal skips the rest.
+//! - `local_fleet`: starting the replicas (until the shared harness has it).
+
+use serde_json::{json, Value};
+
+use crate::support::fleet::Fleet;
+use crate::support::{text_of, Client};
+
+mod drain;
+mod forward;
+mod local_fleet;
+
+const VERSION: &str = "2025-11-25";
+
+/// The node an id names (`r1.0a0b0c0d.…` → `r1`).
+fn node_of(id: &str) -> &str {
+    id.split('.').next().unwrap()
+}
+
+/// A `tools/call` of the fixture's `echo` with `text`; the answer's text.
+async fn echo(c: &Client, id: i64, text: &str) -> (u16, Option<String>, Value) {
+    let r = c.call(json!(id), "echo", json!({"text": text})).await;
+    let node = r.header("mcp-relay-node");
+    let msg = r.messages().last().cloned().unwrap_or(Value::Null);
+    (r.status, node, json!({"text": text_of(&msg), "msg": msg}))
+}
