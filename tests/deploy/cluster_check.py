@@ -6,13 +6,14 @@ usage: cluster_check.py SETUP_JSON
 
 SETUP_JSON (written by cluster.sh) names the relays (node, port, admin port, argv, log), the
 two nginx ports (`rr`: deploy/nginx/fleet.conf with every location on the round-robin
-upstream; `map`: the file as shipped, owner prefix -> owner's upstream), Redis's pid, the
+upstream; `map`: the file as shipped, owner prefix -> owner's upstream), HAProxy's port
+(deploy/haproxy/mcp-relay.cfg; null when not installed), Redis's pid, the
 config files of the two phases and a file to record the relays' pids in (cluster.sh kills
 what is left of them on exit).
 
 The relays are started, stopped, restarted and killed here, each by its pid: phase 1 (no
 limits) checks routing, the map variant, a rolling restart with the drain and a replica killed
-with -9; phase 2 (per-principal rate 10/s burst 10, concurrency cap 4, shared in Redis) checks
+with -9 (and the HAProxy stick table when it is there); phase 2 (per-principal rate 10/s burst 10, concurrency cap 4, shared in Redis) checks
 that both hold across the fleet and that calls keep flowing once Redis is killed.
 
 Prints "ok - ..." / "not ok - ..." / "# ..." lines and exits 1 if a check failed. Every wait is
@@ -264,6 +265,29 @@ def routing(sessions):
         check(0.4 * requests <= fwd <= 0.9 * requests, f"about 2/3 of session requests forwarded ({fwd:.0f}/{requests})")
 
 
+def haproxy_variant():
+    port = SETUP.get("haproxy")
+    if not port:
+        print("skip - HAProxy stick table variant (haproxy is not installed)", flush=True)
+        return
+    before = metric("mcp_relay_forwarded_total") or 0
+    with cf.ThreadPoolExecutor(6) as ex:
+        opened = [s for s, _ in ex.map(lambda _: open_session(port), range(12)) if s]
+
+    def work(s):
+        return [echo_ok(s, s.call(port)) for _ in range(3)]
+
+    with cf.ThreadPoolExecutor(6) as ex:
+        oks = [x for xs in ex.map(work, opened) for x in xs]
+    by_node = sorted({s.node for s in opened})
+    check(len(opened) == 12 and all(oks) and len(oks) == 36 and len(by_node) == 3,
+          f"HAProxy (deploy/haproxy/mcp-relay.cfg): 12 sessions over {by_node}, every call answered ({sum(oks)}/36)")
+    after = metric("mcp_relay_forwarded_total")
+    check(after is not None and after - before == 0,
+          f"HAProxy: the stick table learned every owner from the response, 0 forwards "
+          f"({'not exported' if after is None else round(after - before)})")
+
+
 def map_variant():
     before = metric("mcp_relay_forwarded_total") or 0
     with cf.ThreadPoolExecutor(6) as ex:
@@ -470,6 +494,7 @@ def main():
         sessions = []
         scenario("routing", routing, sessions)
         scenario("map variant", map_variant)
+        scenario("HAProxy variant", haproxy_variant)
         sessions = scenario("rolling restart", rolling_restart, sessions, SETUP["config_routing"], window) or sessions
         scenario("kill -9", kill_one, sessions)
         stop_all()
