@@ -98,7 +98,7 @@ awk '/^server \{/ { on = 1 } on { print } on && /^\}/ { on = 0 }' "$WORK/map.con
     sed -e "s|listen 127.0.0.1:$PM;|listen 127.0.0.1:$PN;|" \
         -e 's|proxy_pass http://\$mcp_relay_pool;|proxy_pass http://relay_all;|' >"$WORK/rr.conf"
 # shellcheck disable=SC2016  # nginx variables, literally
-for want in "server 127.0.0.1:$P0;" "server 127.0.0.1:$P1 max_fails=1 fail_timeout=5s;" \
+for want in "server 127.0.0.1:$P0 max_fails=1 fail_timeout=2s;" \
     "server 127.0.0.1:$P2 backup;" "listen 127.0.0.1:$PM;" 'proxy_pass http://$mcp_relay_pool;' \
     '"~^r1\." relay_r1;' "proxy_buffering off;"; do
     if ! grep -qF -- "$want" "$WORK/map.conf"; then
@@ -177,7 +177,11 @@ fi
 
 # --- the relays' configuration (the checker starts them) --------------------------------------------
 "$RELAY" token secret >"$WORK/cluster-key"
-cat >"$WORK/routing.toml" <<TOML
+# One principal, alice, with an API key (an anonymous caller has no concurrency cap).
+"$RELAY" token key --id alice --principal alice >"$WORK/key.out"
+API_KEY="$(head -n 1 "$WORK/key.out")"
+{ sed -n '/^\[\[auth.api_keys\]\]/,$p' "$WORK/key.out"; echo; } >"$WORK/routing.toml"
+cat >>"$WORK/routing.toml" <<TOML
 [cluster.store]
 url = "redis://127.0.0.1:$PR/0"
 key_secret = "file:$WORK/cluster-key"
@@ -191,9 +195,9 @@ per_principal = "10/s"
 per_principal_burst = 10
 max_concurrent_per_principal = 4
 TOML
-python3 - "$WORK" "$RELAY" "$FIXTURE" "$DRAIN_WINDOW" "$REDIS_PID" "$PN" "$PM" "$PH" \
+API_KEY="$API_KEY" python3 - "$WORK" "$RELAY" "$FIXTURE" "$DRAIN_WINDOW" "$REDIS_PID" "$PN" "$PM" "$PH" \
     "$P0" "$P1" "$P2" "$A0" "$A1" "$A2" >"$WORK/setup.json" <<'PY'
-import json, sys
+import json, os, sys
 work, relay, fixture, window, redis_pid, rr, mp, hp = sys.argv[1:9]
 ports, admins = sys.argv[9:12], sys.argv[12:15]
 peers = [a for i, p in enumerate(ports) for a in ("--peer", f"r{i}=http://127.0.0.1:{p}")]
@@ -206,7 +210,7 @@ for i, (p, a) in enumerate(zip(ports, admins)):
                  "--", fixture],
     }
 print(json.dumps({"nodes": nodes, "nginx_rr": int(rr), "nginx_map": int(mp), "haproxy": int(hp) or None,
-                  "redis_pid": int(redis_pid),
+                  "redis_pid": int(redis_pid), "api_key": os.environ["API_KEY"],
                   "drain_window": float(window), "config_routing": f"{work}/routing.toml",
                   "config_limits": f"{work}/limits.toml", "pid_file": f"{work}/relays.pids"}))
 PY
@@ -216,6 +220,9 @@ timeout 240 python3 "$ROOT/tests/deploy/cluster_check.py" "$WORK/setup.json" | t
 passed=$(( $(grep -c '^ok - ' "$WORK/check.out" || true) + 1 ))
 failed=$(grep -c '^not ok - ' "$WORK/check.out" || true)
 skipped=$(grep -c '^skip - ' "$WORK/check.out" || true)
+if ! grep -q '^\[\[auth.api_keys\]\]' "$WORK/routing.toml" || [ "${#API_KEY}" -lt 32 ]; then
+    echo "not ok - the API key from \`mcp-relay token key\` reached the configuration"; failed=$((failed + 1)); rc=1
+fi
 if [ "$rc" -ne 0 ]; then
     [ "$failed" -gt 0 ] || { failed=1; echo "not ok - cluster_check.py ended early (exit $rc)"; }
     for n in r0 r1 r2; do

@@ -8,7 +8,8 @@ SETUP_JSON (written by cluster.sh) names the relays (node, port, admin port, arg
 two nginx ports (`rr`: deploy/nginx/fleet.conf with every location on the round-robin
 upstream; `map`: the file as shipped, owner prefix -> owner's upstream), HAProxy's port
 (deploy/haproxy/mcp-relay.cfg; null when not installed), Redis's pid, the
-config files of the two phases and a file to record the relays' pids in (cluster.sh kills
+config files of the two phases, the API key every request carries (principal `alice`:
+only a principal has a concurrency cap) and a file to record the relays' pids in (cluster.sh kills
 what is left of them on exit).
 
 The relays are started, stopped, restarted and killed here, each by its pid: phase 1 (no
@@ -59,12 +60,16 @@ class Reply:
         return (self.message or {}).get("result")
 
     def code(self):
+        """The JSON-RPC error code; for no answer at all, why (the exception)."""
+        if self.status == 0:
+            return (self.message or {}).get("transport_error")
         return ((self.message or {}).get("error") or {}).get("code")
 
 
 def rpc(port, body, session=None, timeout=15.0):
     """POSTs one JSON-RPC message; the final message (JSON or the SSE event with its id)."""
-    h = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    h = {"content-type": "application/json", "accept": "application/json, text/event-stream",
+         "x-api-key": SETUP["api_key"]}
     if session:
         h["mcp-session-id"] = session
         h["mcp-protocol-version"] = PROTOCOL
@@ -376,8 +381,11 @@ def rolling_restart(sessions, config, window):
             check(r.status == 404 and r.code() == -31003,
                   f"rolling restart {node}: a session of its previous process gets 404 -31003 ({r.status}, {r.code()})")
         alive -= set(mine)
+        # Two new sessions on each replica, straight to it (nginx may still avoid the restarted
+        # one for fail_timeout), so that every replica has sessions for the next step.
+        ports = [cfg["port"] for cfg in NODES.values()] * 2
         with cf.ThreadPoolExecutor(6) as ex:
-            alive |= {s for s, _ in ex.map(lambda _: open_session(RR), range(6)) if s}
+            alive |= {s for s, _ in ex.map(open_session, ports) if s}
     return list(alive)
 
 
