@@ -88,12 +88,20 @@ pub(crate) enum Error {
     /// Memory use is past the shedding threshold (`policy/overload.rs`).
     #[error("server overloaded")]
     Overloaded,
+    /// The fleet's shared store of limits cannot be reached and `on_store_error = "closed"`
+    /// (`cluster/store.rs`): no limit can be judged, so the request waits.
+    #[error("shared limits unavailable")]
+    StoreUnavailable,
     #[error("server unavailable")]
     ChildUnavailable,
     /// `connect` only: the remote link is down, and why, in its user's terms (its host is the
     /// user's own program; a relay's clients get [`Error::ChildUnavailable`]).
     #[error("server unavailable: {0}")]
     LinkDown(Arc<str>),
+    /// A fleet peer that owns the session did not connect or start answering in time
+    /// (`cluster/forward.rs`): the session may still be there, so try again.
+    #[error("session owner unavailable")]
+    OwnerUnavailable,
     #[error("server unavailable: restarting too often")]
     CircuitOpen(u64),
     #[error("identity header: {0}")]
@@ -291,9 +299,11 @@ impl Error {
             },
             Error::InflightCap => try_later(503, -31005, "inflight_cap", Downstream),
             Error::Overloaded => try_later(503, -31005, "overloaded", Downstream),
+            Error::StoreUnavailable => try_later(503, -31005, "store_unavailable", Upstream),
             Error::ChildUnavailable | Error::LinkDown(_) => {
                 try_later(503, -31006, "child_unavailable", Upstream)
             }
+            Error::OwnerUnavailable => try_later(503, -31006, "owner_unavailable", Upstream),
             Error::CircuitOpen(secs) => Wire {
                 retry_after: Some(Duration::from_secs(*secs)),
                 ..try_later(503, -31006, "circuit_open", Upstream)
@@ -342,7 +352,10 @@ impl Error {
                 m
             }
             // Inside a session there is no `Retry-After` header: the hint travels in `data`.
-            Error::Overloaded | Error::PrincipalInflightCap | Error::InflightCap => {
+            Error::Overloaded
+            | Error::PrincipalInflightCap
+            | Error::InflightCap
+            | Error::StoreUnavailable => {
                 let mut m = serde_json::Map::new();
                 let ms = w.retry_after.map_or(0, |d| d.as_millis() as u64);
                 m.insert("retry_after_ms".into(), ms.into());
@@ -378,6 +391,7 @@ impl Error {
                 | Error::PrincipalInflightCap
                 | Error::InflightCap
                 | Error::Overloaded
+                | Error::StoreUnavailable
         )
     }
 

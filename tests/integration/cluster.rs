@@ -9,21 +9,49 @@
 //! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
 //!   window, then the usual shutdown; a second signal skips the rest.
 //! - `local_fleet`: starting the replicas (until the shared harness has it).
+//! - `limits`: rates and the concurrency cap shared through a real redis-server hold for the
+//!   whole fleet; a killed replica's leases come back after one lease.
+//! - `store_down`: redis-server paused or killed: the `local` fallback (each replica's share),
+//!   `closed` (503 + `Retry-After`), `mcp_relay_store_up`, and recovery.
+//! - `store_fleet`: starting the replicas of the store tests.
+//! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
+//!   follow-up or retry through another node is forwarded to it.
 
 use serde_json::{json, Value};
 
-use crate::support::fleet::Fleet;
+use crate::support::fleet::{metric, Fleet};
 use crate::support::{text_of, Client};
 
 mod drain;
+mod forged;
 mod forward;
+mod limits;
 mod local_fleet;
+mod modern;
+mod store_down;
+mod store_fleet;
 
 const VERSION: &str = "2025-11-25";
 
 /// The node an id names (`r1.0a0b0c0d.…` → `r1`).
 fn node_of(id: &str) -> &str {
     id.split('.').next().unwrap()
+}
+
+/// A client of relay `i`'s Streamable HTTP endpoint using `session`'s session.
+fn client_at(fleet: &Fleet, i: usize, session: &Client) -> Client {
+    let mut c = session.clone();
+    c.url = fleet.url(i);
+    c
+}
+
+/// `mcp_relay_forwarded_total{outcome}` of relay `i`.
+async fn forwarded(fleet: &Fleet, i: usize, outcome: &str) -> f64 {
+    let text = fleet.metrics(i).await;
+    metric(
+        &text,
+        &format!("mcp_relay_forwarded_total{{outcome=\"{outcome}\"}}"),
+    )
 }
 
 /// A `tools/call` of the fixture's `echo` with `text`; the answer's text.

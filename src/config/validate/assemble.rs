@@ -68,11 +68,16 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .collect();
     let mut security = security;
     let oauth_server = security.oauth_server.take();
-    let cluster = security
-        .cluster
-        .take()
-        .map(|c| Arc::new(crate::cluster::Cluster::new(c)));
+    let cluster = security.cluster.take().map(|mut c| {
+        // A forward waits for the owner's answer as long as a request may (by default).
+        c.forward_timeout.get_or_insert(args.request_timeout);
+        Arc::new(crate::cluster::Cluster::new(c))
+    });
     let (policy, audit, mtls) = security.into_policy(origin);
+    // The fleet's limits go through the cluster's store (kept with it across SIGHUP).
+    policy
+        .limits
+        .share(cluster.as_ref().and_then(|c| c.store().cloned()));
     ServeConfig {
         oauth_server,
         cluster,

@@ -39,7 +39,8 @@ impl Fleet {
         Fleet::start_with_child(n, extra, child)
     }
 
-    /// Like [`Fleet::start`] with any child command (e.g. `[RELAY, "demo-server"]`).
+    /// Like [`Fleet::start`] with any child command (e.g. `[RELAY, "demo-server"]`), or none
+    /// (`vec![]`: `[servers]` in a `--config` file among the extra arguments).
     pub fn start_with_child(
         n: usize,
         extra: impl Fn(usize) -> Vec<String>,
@@ -97,8 +98,11 @@ impl Fleet {
             args.push(format!("{}={}", Fleet::node(j), self.base(j)));
         }
         args.extend(self.extra[i].iter().cloned());
-        args.push("--".into());
-        args.extend(self.child.iter().cloned());
+        // No child command: the servers come from a config file among the extra arguments.
+        if !self.child.is_empty() {
+            args.push("--".into());
+            args.extend(self.child.iter().cloned());
+        }
         args
     }
 
