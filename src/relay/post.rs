@@ -174,7 +174,7 @@ impl Relay {
             }
             (Some(init), Err(_)) => {
                 let face = self.legacy_face().await?;
-                let (session, stream) = self.open(init, caller, reserved, face.as_deref())?;
+                let (session, stream) = self.open(init, caller, reserved, face.as_deref()).await?;
                 Ok(Posted::Opened(session, stream))
             }
             (None, Err(e)) => Err(e),
@@ -193,14 +193,17 @@ impl Relay {
     /// Opens a session for an `initialize` request of `caller` (or fills the one reserved
     /// for its connection): binds it to a child and forwards the request (its own child) or
     /// answers it from the shared child's cache.
-    fn open(
+    async fn open(
         &self,
         init: &Frame,
         caller: &Caller,
         reserved: Option<&Arc<Session>>,
         face: Option<&ServerSpec>,
     ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
-        let ticket = self.admit(caller, None, init, false).map_err(|(e, _)| e)?;
+        let ticket = self
+            .admit(caller, None, init, false)
+            .await
+            .map_err(|(e, _)| e)?;
         let mut ticket = Some(ticket);
         let opened = self.open_inner(init, caller, reserved, face, &mut ticket);
         // Refused: `post` records it, once.
@@ -408,7 +411,7 @@ impl Relay {
                 Some(c) => c.probe(caller, session, frame).await,
                 None => Probe::Pass,
             };
-            if let Err(e) = self.submit_one(&batch, frame, cached) {
+            if let Err(e) = self.submit_one(&batch, frame, cached).await {
                 outcome = Err(e);
             }
         }
@@ -423,9 +426,9 @@ impl Relay {
     /// stream (a denial always; a dispatch refusal inside a batch); the error returned is
     /// the whole POST's. An admitted request the response cache has the answer to is
     /// answered from it (`cached`).
-    fn submit_one(&self, b: &Batch<'_>, frame: &Frame, cached: Probe) -> Result<(), Error> {
+    async fn submit_one(&self, b: &Batch<'_>, frame: &Frame, cached: Probe) -> Result<(), Error> {
         let sid = Some(b.session.id().as_str());
-        let Some(mut ticket) = self.ticket_in(b, frame)? else {
+        let Some(mut ticket) = self.ticket_in(b, frame).await? else {
             return Ok(());
         };
         let handled = match cached {
@@ -482,12 +485,12 @@ impl Relay {
     /// throttling noted), other messages need none. `None`: the request was refused and
     /// answered on the stream (a denial is an answer, as if from the server: never a
     /// transport error).
-    fn ticket_in(&self, b: &Batch<'_>, frame: &Frame) -> Result<Option<Ticket>, Error> {
+    async fn ticket_in(&self, b: &Batch<'_>, frame: &Frame) -> Result<Option<Ticket>, Error> {
         if frame.kind() != Kind::Request {
             return Ok(Some(Ticket::default()));
         }
         let sid = Some(b.session.id().as_str());
-        let admitted = self.admit(b.caller, sid, frame, false);
+        let admitted = self.admit(b.caller, sid, frame, false).await;
         let throttled = matches!(&admitted, Err((e, _)) if e.is_capacity());
         b.session.note_admission(throttled);
         match (admitted, &b.stream, frame.id()) {

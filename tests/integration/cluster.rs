@@ -8,6 +8,11 @@
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
 //! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
 //!   window, then the usual shutdown; a second signal skips the rest.
+//! - `limits`: rates and the concurrency cap shared through a real redis-server hold for the
+//!   whole fleet; a killed replica's leases come back after one lease.
+//! - `store_down`: redis-server paused or killed: the `local` fallback (each replica's share),
+//!   `closed` (503 + `Retry-After`), `mcp_relay_store_up`, and recovery.
+//! - `store_fleet`: starting the replicas of the store tests.
 //! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
 //!   follow-up or retry through another node is forwarded to it.
 //! - `cache`: the response cache, in memory and in the fleet's store.
@@ -22,8 +27,11 @@ mod cache;
 mod drain;
 mod forged;
 mod forward;
+mod limits;
 mod local_redis;
 mod modern;
+mod store_down;
+mod store_fleet;
 
 const VERSION: &str = "2025-11-25";
 
