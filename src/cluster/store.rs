@@ -238,8 +238,8 @@ impl Store {
         Err(Unavailable)
     }
 
-    /// The connection manager, opened on first use.
-    async fn connection(&self) -> Result<ConnectionManager, String> {
+    /// The connection manager, opened on first use (the response cache shares it).
+    pub(crate) async fn connection(&self) -> Result<ConnectionManager, String> {
         if let Some(c) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).clone() {
             return Ok(c);
         }

@@ -87,7 +87,14 @@ impl Cache {
                 Kept::Memory(memory::Memory::new(c.max_entries)),
                 rand::random::<[u8; 32]>().to_vec(),
             ),
-            Storage::Store(s) => (Kept::Store(store::Store::new(s)), s.key_secret.clone()),
+            Storage::Store(s) => match cfg.cluster.as_ref().and_then(|c| c.store()) {
+                Some(shared) => (
+                    Kept::Store(store::Store::new(s, shared.clone())),
+                    s.key_secret.clone(),
+                ),
+                // Validation requires [cluster.store] for `storage = "store"`.
+                None => return None,
+            },
         };
         Some(Arc::new(Cache {
             server: cfg.server_name.clone().unwrap_or_default(),
@@ -124,7 +131,8 @@ impl Cache {
         let entry = self.hash("e", &parts);
         let found = match &*self.storage {
             Kept::Memory(m) => Ok::<_, store::Error>(m.lookup(&entry, &generation)),
-            Kept::Store(s) => s.lookup(&entry, &generation).await,
+            // Boxed: the store's future (Sentinel included) stays out of every front's.
+            Kept::Store(s) => Box::pin(s.lookup(&entry, &generation)).await,
         };
         let (gen, kept) = match found {
             Ok(found) => found,

@@ -16,7 +16,6 @@
 //! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
 //!   follow-up or retry through another node is forwarded to it.
 //! - `cache`: the response cache, in memory and in the fleet's store.
-//! - `local_redis`: a Redis server (until the shared harness has one).
 
 use serde_json::{json, Value};
 
@@ -28,7 +27,6 @@ mod drain;
 mod forged;
 mod forward;
 mod limits;
-mod local_redis;
 mod modern;
 mod store_down;
 mod store_fleet;

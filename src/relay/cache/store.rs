@@ -5,20 +5,21 @@
 //! lookup is one round trip (a script reads the generation, then the answer in it); keeping
 //! and invalidating are sent without waiting.
 //!
-//! Opens its own connection manager, lazily, from `[cluster.store] url`; the limits' store
-//! (`cluster/store.rs`) can lend its connection instead once there. A store that is down or
+//! The connection is the limits' (`cluster/store.rs`: one per process, opened on first use,
+//! Sentinel included). A store that is down or
 //! slower than `timeout` makes the request go to the child, as without a cache, and is then
 //! left alone for [`PAUSE`] (one warning when it fails, one line when it answers again).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
-use std::sync::{LazyLock, OnceLock};
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use tracing::{debug, info, warn};
 
 use crate::cluster::config::StoreConfig;
+use crate::cluster::store::Store as Shared;
 
 /// Reads a generation and the answer kept in it, in one round trip.
 const LOOKUP: &str = r"
@@ -40,6 +41,8 @@ fn now_ms() -> u64 {
 pub(crate) enum Error {
     #[error("store unreachable: {0}")]
     Store(#[from] redis::RedisError),
+    #[error("store connection: {0}")]
+    Connect(String),
     #[error("store timeout")]
     Timeout,
     #[error("store paused after a failure")]
@@ -48,7 +51,7 @@ pub(crate) enum Error {
 
 pub(super) struct Store {
     cfg: StoreConfig,
-    conn: OnceLock<Result<ConnectionManager, String>>,
+    shared: Arc<Shared>,
     lookup: redis::Script,
     /// Not asked before this ([`now_ms`]) after a failure.
     paused_until: AtomicU64,
@@ -65,10 +68,10 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub(super) fn new(cfg: &StoreConfig) -> Store {
+    pub(super) fn new(cfg: &StoreConfig, shared: Arc<Shared>) -> Store {
         Store {
             cfg: cfg.clone(),
-            conn: OnceLock::new(),
+            shared,
             lookup: redis::Script::new(LOOKUP),
             paused_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
@@ -95,24 +98,9 @@ impl Store {
         }
     }
 
-    /// The connection, opened on first use (it reconnects by itself afterwards).
-    fn conn(&self) -> Result<ConnectionManager, Error> {
-        let made = self.conn.get_or_init(|| {
-            let config = ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(self.cfg.timeout.max(Duration::from_millis(500))))
-                .set_response_timeout(Some(self.cfg.timeout))
-                .set_number_of_retries(1);
-            redis::Client::open(self.cfg.url.as_str())
-                .and_then(|c| c.get_connection_manager_lazy(config))
-                .map_err(|e| e.to_string())
-        });
-        made.clone().map_err(|e| {
-            Error::Store(redis::RedisError::from((
-                redis::ErrorKind::Client,
-                "cannot open",
-                e,
-            )))
-        })
+    /// The shared connection (it reconnects by itself).
+    async fn conn(shared: &Shared) -> Result<ConnectionManager, Error> {
+        shared.connection().await.map_err(Error::Connect)
     }
 
     fn key(&self, name: &str) -> String {
@@ -128,13 +116,15 @@ impl Store {
         if self.paused() {
             return Err(Error::Paused);
         }
-        let mut conn = self.conn()?;
         let mut call = self.lookup.key(self.key(generation));
         call.arg(self.key(entry));
-        let read = call.invoke_async::<(String, Option<Vec<u8>>)>(&mut conn);
+        let read = async {
+            let mut conn = Store::conn(&self.shared).await?;
+            let found = call.invoke_async::<(String, Option<Vec<u8>>)>(&mut conn);
+            found.await.map_err(Error::Store)
+        };
         let read = match tokio::time::timeout(self.cfg.timeout, read).await {
-            Ok(Ok(found)) => Ok(found),
-            Ok(Err(e)) => Err(Error::Store(e)),
+            Ok(read) => read,
             Err(_) => Err(Error::Timeout),
         };
         self.note(read.is_ok());
@@ -144,7 +134,6 @@ impl Store {
 
     /// Keeps `answer` under `key` (`<entry>:<generation>`) for `ttl`, in the background.
     pub(super) fn fill(&self, key: String, answer: Vec<u8>, ttl: Duration) {
-        let Ok(mut conn) = self.conn() else { return };
         if self.paused() {
             return;
         }
@@ -153,18 +142,11 @@ impl Store {
             .arg(answer)
             .arg("PX")
             .arg(millis(ttl));
-        let timeout = self.cfg.timeout;
-        tokio::spawn(async move {
-            let set = cmd.query_async::<()>(&mut conn);
-            if let Ok(Err(e)) = tokio::time::timeout(timeout, set).await {
-                debug!(error = %e, "response cache: answer not kept");
-            }
-        });
+        self.send(cmd, "answer");
     }
 
     /// Replaces `generation` with a value never used before, in the background.
     pub(super) fn bump(&self, generation: String, longest: Duration) {
-        let Ok(mut conn) = self.conn() else { return };
         let value = format!("{:016x}", rand::random::<u64>());
         let mut cmd = redis::cmd("SET");
         // The generation outlives every answer kept in it.
@@ -173,11 +155,21 @@ impl Store {
             .arg(value)
             .arg("PX")
             .arg(millis(keep));
-        let timeout = self.cfg.timeout;
+        self.send(cmd, "generation");
+    }
+
+    /// Sends `cmd` (writing `what`) in the background; a failure is logged at debug.
+    fn send(&self, cmd: redis::Cmd, what: &'static str) {
+        let (shared, timeout) = (self.shared.clone(), self.cfg.timeout);
         tokio::spawn(async move {
-            let set = cmd.query_async::<()>(&mut conn);
-            if let Ok(Err(e)) = tokio::time::timeout(timeout, set).await {
-                debug!(error = %e, "response cache: generation not replaced");
+            let sent = async {
+                let mut conn = Store::conn(&shared).await?;
+                cmd.query_async::<()>(&mut conn).await.map_err(Error::Store)
+            };
+            match tokio::time::timeout(timeout, sent).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => debug!(error = %e, what, "response cache write failed"),
+                Err(_) => debug!(error = %Error::Timeout, what, "response cache write failed"),
             }
         });
     }

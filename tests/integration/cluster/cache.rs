@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{json, Value};
 
-use super::local_redis::Redis;
+use crate::support::redis::Redis;
 use crate::support::{poll_until, tempdir, text_of, Client, Relay, Reply, FIXTURE};
 
 const VERSION: &str = "2025-11-25";
