@@ -53,8 +53,9 @@ impl Probe for Hub {
         doc
     }
 
-    /// The main relay is ready (and, in a fleet, the replica is not draining); with `failure_mode = "closed"`, every named server too: its
-    /// relay is ready and the aggregate did not last see it down.
+    /// The main relay is ready (and, in a fleet, the replica is not draining); with
+    /// `failure_mode = "closed"`, every named server too: its relay is ready and the
+    /// aggregate did not last see it down.
     fn ready(&self) -> bool {
         if !self.main.is_ready() || self.fleet_draining() {
             return false;
