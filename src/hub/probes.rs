@@ -72,11 +72,13 @@ impl Probe for Hub {
             .all(|m| m.relay.is_ready() && !seen_down(&m.name))
     }
 
-    /// Per named server: its sessions, its children and whether it is ready.
+    /// The response cache's hits and misses; per named server: its sessions, its children
+    /// and whether it is ready.
     fn more_metrics(&self) -> String {
+        let cache = crate::relay::cache::metrics_text();
         let servers = self.servers.load();
         if servers.is_empty() {
-            return String::new();
+            return cache;
         }
         let families: [Gauge; 3] = [
             (
@@ -95,7 +97,7 @@ impl Probe for Hub {
                 |r| u64::from(r.is_ready()),
             ),
         ];
-        let mut out = String::new();
+        let mut out = cache;
         for (name, help, value) in families {
             out.push_str(&format!(
                 "# HELP mcp_relay_server_{name} {help}\n# TYPE mcp_relay_server_{name} gauge\n"
