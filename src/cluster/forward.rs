@@ -156,7 +156,10 @@ impl Forwarder {
         let sent = tokio::time::timeout(self.timeout, out.send()).await;
         let res = match sent {
             Err(_) => return Outcome::Slow,
-            Ok(Err(e)) if e.is_connect() && !e.is_timeout() => return Outcome::Gone,
+            Ok(Err(e)) if e.is_connect() && !e.is_timeout() => {
+                tracing::debug!(error = %crate::error::with_causes(&e), "session owner unreachable");
+                return Outcome::Gone;
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %crate::error::with_causes(&e), "forward failed");
                 return Outcome::Slow;
