@@ -10,8 +10,10 @@
 pub(crate) mod config;
 pub(crate) mod forward;
 pub(crate) mod id;
+pub(crate) mod store;
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use url::Url;
 
@@ -31,6 +33,8 @@ pub(crate) struct Cluster {
     cfg: ClusterConfig,
     forwarder: forward::Forwarder,
     draining: AtomicBool,
+    /// The shared store of fleet limits, when `[cluster.store]` is set.
+    store: Option<Arc<store::Store>>,
 }
 
 impl Cluster {
@@ -38,10 +42,15 @@ impl Cluster {
     /// names the process after the node (`id::set_node`) when it starts serving.
     pub(crate) fn new(cfg: ClusterConfig) -> Cluster {
         let forwarder = forward::Forwarder::new(&cfg);
+        let store = cfg
+            .store
+            .clone()
+            .map(|s| Arc::new(store::Store::new(s, &cfg.node)));
         Cluster {
             cfg,
             forwarder,
             draining: AtomicBool::new(false),
+            store,
         }
     }
 
@@ -65,6 +74,11 @@ impl Cluster {
         }
         let template = self.cfg.peer_url.as_deref()?;
         base_url(&template.replace("{node}", node)).ok()
+    }
+
+    /// The shared store of fleet limits (kept across SIGHUP with the cluster).
+    pub(crate) fn store(&self) -> Option<&Arc<store::Store>> {
+        self.store.as_ref()
     }
 
     /// Carries requests to their owners.

@@ -88,6 +88,10 @@ pub(crate) enum Error {
     /// Memory use is past the shedding threshold (`policy/overload.rs`).
     #[error("server overloaded")]
     Overloaded,
+    /// The fleet's shared store of limits cannot be reached and `on_store_error = "closed"`
+    /// (`cluster/store.rs`): no limit can be judged, so the request waits.
+    #[error("shared limits unavailable")]
+    StoreUnavailable,
     #[error("server unavailable")]
     ChildUnavailable,
     /// `connect` only: the remote link is down, and why, in its user's terms (its host is the
@@ -295,6 +299,7 @@ impl Error {
             },
             Error::InflightCap => try_later(503, -31005, "inflight_cap", Downstream),
             Error::Overloaded => try_later(503, -31005, "overloaded", Downstream),
+            Error::StoreUnavailable => try_later(503, -31005, "store_unavailable", Upstream),
             Error::ChildUnavailable | Error::LinkDown(_) => {
                 try_later(503, -31006, "child_unavailable", Upstream)
             }
@@ -347,7 +352,10 @@ impl Error {
                 m
             }
             // Inside a session there is no `Retry-After` header: the hint travels in `data`.
-            Error::Overloaded | Error::PrincipalInflightCap | Error::InflightCap => {
+            Error::Overloaded
+            | Error::PrincipalInflightCap
+            | Error::InflightCap
+            | Error::StoreUnavailable => {
                 let mut m = serde_json::Map::new();
                 let ms = w.retry_after.map_or(0, |d| d.as_millis() as u64);
                 m.insert("retry_after_ms".into(), ms.into());
@@ -383,6 +391,7 @@ impl Error {
                 | Error::PrincipalInflightCap
                 | Error::InflightCap
                 | Error::Overloaded
+                | Error::StoreUnavailable
         )
     }
 

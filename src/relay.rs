@@ -231,7 +231,7 @@ impl Relay {
     /// rates, overload, the concurrency slot), against the policy loaded once for it, and its
     /// ticket (audit record, list filter). A refusal comes back with its rule, to be answered
     /// in place of the request (an unknown name, or -31004) and recorded.
-    pub(crate) fn admit(
+    pub(crate) async fn admit(
         &self,
         caller: &Caller,
         session: Option<&str>,
@@ -240,6 +240,7 @@ impl Relay {
     ) -> Result<Ticket, (Error, String)> {
         self.policy()
             .on_message(&self.audit, caller, self.names(), session, frame, modern)
+            .await
     }
 
     /// Records a refusal of a request (or of an HTTP request with no frame yet).

@@ -31,6 +31,7 @@ fn table_matches_security_md() {
         (Error::BodyTimeout, 408, -31011, None),
         (Error::SessionCap, 503, -31005, Some(1013)),
         (Error::Overloaded, 503, -31005, Some(1013)),
+        (Error::StoreUnavailable, 503, -31005, Some(1013)),
         (Error::PrincipalSessionCap, 429, -31005, None),
         (Error::ChildUnavailable, 503, -31006, Some(1013)),
         (

@@ -21,6 +21,10 @@ impl Probe for Hub {
     /// and `endpoints` (their sessions).
     fn health(&self) -> Value {
         let mut doc = admin::relay_health(&self.main);
+        if self.fleet_draining() {
+            doc["status"] = json!("draining");
+            doc["ready"] = json!(false);
+        }
         let servers = self.servers.load();
         if servers.is_empty() {
             return doc;
@@ -49,10 +53,10 @@ impl Probe for Hub {
         doc
     }
 
-    /// The main relay is ready; with `failure_mode = "closed"`, every named server too: its
+    /// The main relay is ready (and, in a fleet, the replica is not draining); with `failure_mode = "closed"`, every named server too: its
     /// relay is ready and the aggregate did not last see it down.
     fn ready(&self) -> bool {
-        if !self.main.is_ready() {
+        if !self.main.is_ready() || self.fleet_draining() {
             return false;
         }
         if self.failure_mode == FailureMode::Open {
@@ -124,5 +128,14 @@ impl Probe for Hub {
             g.dropped_lines += r.dropped_lines();
         }
         g
+    }
+}
+
+impl Hub {
+    /// Whether this replica of a fleet is draining (SIGTERM): `/ready` says 503, while its
+    /// sessions are still served.
+    fn fleet_draining(&self) -> bool {
+        let cluster = self.main.config().cluster.as_deref();
+        cluster.is_some_and(crate::cluster::Cluster::is_draining)
     }
 }

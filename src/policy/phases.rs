@@ -179,7 +179,7 @@ impl RequestPolicy {
         // 7. The global and principal rates: keyed on the principal (anonymous callers on
         // their IP), never on the session, so a new session dodges nothing.
         if req.counts_principal_rate() {
-            if let Err(e) = self.limits.check_principal(&caller) {
+            if let Err(e) = self.limits.admit_principal(&caller).await {
                 return Err(refuse(&caller, e));
             }
         }
@@ -188,7 +188,8 @@ impl RequestPolicy {
         let slot = match req.holds_slot() {
             true => self
                 .limits
-                .acquire(&caller)
+                .take_slot(&caller)
+                .await
                 .map_err(|e| refuse(&caller, e))?,
             false => None,
         };
@@ -258,7 +259,7 @@ impl RequestPolicy {
     /// on a relay deciding `names`, and its ticket (audit record, list filter, slot). A
     /// refusal comes back with its rule, to be answered in place of the request (an unknown
     /// name, or -31004) and recorded by the caller, which knows how it is answered.
-    pub(crate) fn on_message(
+    pub(crate) async fn on_message(
         &self,
         audit: &Audit,
         caller: &Caller,
@@ -280,31 +281,31 @@ impl RequestPolicy {
             (names, Some("tools/call"), Some(tool)) => Some((names, tool)),
             _ => None,
         };
-        let check_tool = || match tool {
+        let check_tool = async || match tool {
             Some((Names::Server(server), tool)) => {
-                self.limits.check_tool(caller, Some(server), tool)
+                self.limits.admit_tool(caller, Some(server), tool).await
             }
-            Some((_, tool)) => self.limits.check_tool(caller, None, tool),
+            Some((_, tool)) => self.limits.admit_tool(caller, None, tool).await,
             None => Ok(()),
         };
         if caller.transport.is_forwarded() {
             // The aggregate's front applied the other limits already (once, not per server).
-            check_tool().map_err(refuse)?;
+            check_tool().await.map_err(refuse)?;
             return Ok(Ticket::allowed(audit, caller, session, frame, rule, filter));
         }
         // 2. Message rates: the principal's, where one connection carries many requests, then
         // principal × tool.
         if caller.transport.counts_principal_rate_per_message() {
-            self.limits.check_principal(caller).map_err(refuse)?;
+            self.limits.admit_principal(caller).await.map_err(refuse)?;
         }
-        check_tool().map_err(refuse)?;
+        check_tool().await.map_err(refuse)?;
         // 3. Overload: a new request is new work; notifications and responses never come
         // here, they finish work.
         self.limits.overload().admit().map_err(refuse)?;
         // 4. A place among the principal's concurrent requests, last (nothing after it
         // refuses), where the request did not take one for the whole HTTP request.
         let slot = match caller.transport.holds_slot_per_message() {
-            true => self.limits.acquire(caller).map_err(refuse)?,
+            true => self.limits.take_slot(caller).await.map_err(refuse)?,
             false => None,
         };
         let mut ticket = Ticket::allowed(audit, caller, session, frame, rule, filter);

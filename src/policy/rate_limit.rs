@@ -177,14 +177,17 @@ impl LimitsConfig {
             self.memory_hard_percent,
             errors,
         );
+        let rates = Rates {
+            global,
+            principal,
+            tool,
+        };
         Limits {
             overload,
-            principal: principal.map(Keyed::new),
             ip: ip.map(Keyed::new),
-            tool: tool.map(Keyed::new),
-            global: global.map(RateLimiter::direct),
-            max_concurrent,
-            inflight: Arc::default(),
+            local: Local::new(rates, max_concurrent),
+            rates,
+            fleet: arc_swap::ArcSwapOption::empty(),
         }
     }
 }
@@ -195,8 +198,28 @@ impl LimitsConfig {
 #[derive(Debug)]
 pub(crate) struct Limits {
     overload: Overload,
-    principal: Option<Keyed<String>>,
     ip: Option<Keyed<IpAddr>>,
+    /// This replica's own buckets and concurrency cap.
+    local: Local,
+    /// The quotas, for the shared buckets and the fallback (`rate_limit/shared.rs`).
+    rates: Rates,
+    /// The fleet's shared buckets and leases, when `[cluster.store]` is set.
+    fleet: arc_swap::ArcSwapOption<shared::Fleet>,
+}
+
+/// The quotas of the limits keyed on identity (those a fleet shares).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rates {
+    pub global: Option<Quota>,
+    pub principal: Option<Quota>,
+    pub tool: Option<Quota>,
+}
+
+/// One replica's buckets keyed on identity, and its concurrency cap: the limits themselves
+/// without a fleet, the fallback (with quotas divided among the replicas) with one.
+#[derive(Debug)]
+pub(crate) struct Local {
+    principal: Option<Keyed<String>>,
     tool: Option<Keyed<(String, String)>>,
     global: Option<DefaultDirectRateLimiter>,
     max_concurrent: usize,
@@ -226,8 +249,52 @@ impl Limits {
             .inspect_err(|_| metrics::rate_limited("ip"))
     }
 
-    /// After authentication: the global bucket, then the caller's own.
+    /// After authentication: the global bucket, then the caller's own (this replica's).
     pub(crate) fn check_principal(&self, caller: &Caller) -> Result<(), Error> {
+        self.local.check_principal(caller)
+    }
+
+    /// After RBAC: the (caller, tool) bucket of a `tools/call` (this replica's).
+    pub(crate) fn check_tool(
+        &self,
+        caller: &Caller,
+        server: Option<&str>,
+        tool: &str,
+    ) -> Result<(), Error> {
+        self.local.check_tool(caller, server, tool)
+    }
+
+    /// A slot among the principal's concurrent requests on this replica.
+    pub(crate) fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
+        self.local.acquire(caller)
+    }
+
+    #[cfg(test)]
+    /// Buckets currently remembered per scope (principal, ip, tool): for tests and metrics.
+    pub(crate) fn keys(&self) -> (usize, usize, usize) {
+        (
+            self.local.principal.as_ref().map_or(0, |k| k.limiter.len()),
+            self.ip.as_ref().map_or(0, |k| k.limiter.len()),
+            self.local.tool.as_ref().map_or(0, |k| k.limiter.len()),
+        )
+    }
+}
+
+// === Local ===
+
+impl Local {
+    pub(crate) fn new(rates: Rates, max_concurrent: usize) -> Local {
+        Local {
+            principal: rates.principal.map(Keyed::new),
+            tool: rates.tool.map(Keyed::new),
+            global: rates.global.map(RateLimiter::direct),
+            max_concurrent,
+            inflight: Arc::default(),
+        }
+    }
+
+    /// The global bucket, then the caller's own.
+    fn check_principal(&self, caller: &Caller) -> Result<(), Error> {
         if let Some(g) = &self.global {
             g.check()
                 .map_err(|n| retry(n.wait_time_from(g.clock().now())))
@@ -241,30 +308,17 @@ impl Limits {
         }
     }
 
-    /// After RBAC: the (caller, tool) bucket of a `tools/call`; the tool of a named server
-    /// is keyed `server:tool`, so two servers' tools of one name have a bucket each.
-    pub(crate) fn check_tool(
-        &self,
-        caller: &Caller,
-        server: Option<&str>,
-        tool: &str,
-    ) -> Result<(), Error> {
+    /// The (caller, tool) bucket of a `tools/call`; the tool of a named server is keyed
+    /// `server:tool`, so two servers' tools of one name have a bucket each.
+    fn check_tool(&self, caller: &Caller, server: Option<&str>, tool: &str) -> Result<(), Error> {
         let Some(k) = &self.tool else { return Ok(()) };
-        let key = match server {
-            Some(server) => format!("{server}:{tool}"),
-            None => tool.to_owned(),
-        };
-        let mut end = key.len().min(MAX_TOOL_KEY);
-        while !key.is_char_boundary(end) {
-            end -= 1;
-        }
-        k.check(&(identity_key(caller), key[..end].to_owned()))
+        k.check(&(identity_key(caller), tool_key(server, tool)))
             .inspect_err(|_| metrics::rate_limited("tool"))
     }
 
     /// A slot among the principal's concurrent requests, released when the guard drops.
     /// Anonymous callers have no per-principal cap (SECURITY.md §2), only the others.
-    pub(crate) fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
+    fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
         if !authenticated(caller) {
             return Ok(None);
         }
@@ -275,31 +329,45 @@ impl Limits {
             return Err(Error::PrincipalInflightCap);
         }
         *n += 1;
-        Ok(Some(InFlight {
+        Ok(Some(InFlight::Local(LocalSlot {
             table: self.inflight.clone(),
             key,
-        }))
-    }
-
-    #[cfg(test)]
-    /// Buckets currently remembered per scope (principal, ip, tool): for tests and metrics.
-    pub(crate) fn keys(&self) -> (usize, usize, usize) {
-        (
-            self.principal.as_ref().map_or(0, |k| k.limiter.len()),
-            self.ip.as_ref().map_or(0, |k| k.limiter.len()),
-            self.tool.as_ref().map_or(0, |k| k.limiter.len()),
-        )
+        })))
     }
 }
 
-/// One request counted against its principal's concurrency cap.
+/// The bucket key of a tool: `server:tool` for a named server's, cut to [`MAX_TOOL_KEY`].
+fn tool_key(server: Option<&str>, tool: &str) -> String {
+    let mut key = match server {
+        Some(server) => format!("{server}:{tool}"),
+        None => tool.to_owned(),
+    };
+    let mut end = key.len().min(MAX_TOOL_KEY);
+    while !key.is_char_boundary(end) {
+        end -= 1;
+    }
+    key.truncate(end);
+    key
+}
+
+/// One request counted against its principal's concurrency cap: on this replica, or as a
+/// lease in the fleet's store.
 #[derive(Debug)]
-pub(crate) struct InFlight {
+// The guards are held for what their `Drop` gives back.
+#[allow(dead_code)]
+pub(crate) enum InFlight {
+    Local(LocalSlot),
+    Shared(crate::cluster::store::Lease),
+}
+
+/// A slot in this replica's table of requests in flight, given back when dropped.
+#[derive(Debug)]
+pub(crate) struct LocalSlot {
     table: Arc<Mutex<HashMap<String, usize>>>,
     key: String,
 }
 
-impl Drop for InFlight {
+impl Drop for LocalSlot {
     fn drop(&mut self) {
         let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = table.get_mut(&self.key) {
@@ -372,6 +440,8 @@ impl<K: std::hash::Hash + Eq + Clone> Keyed<K> {
             .map_err(|n| retry(n.wait_time_from(self.limiter.clock().now())))
     }
 }
+
+mod shared;
 
 #[cfg(test)]
 mod tests;

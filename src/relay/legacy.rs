@@ -250,7 +250,7 @@ impl Relay {
             Kind::Request => {}
         }
         let method = frame.method().unwrap_or_default();
-        let mut ticket = match self.admit(caller, None, frame, true) {
+        let mut ticket = match self.admit(caller, None, frame, true).await {
             Ok(t) => t,
             Err((e, rule)) => {
                 Ticket::refused(&self.audit, caller, None, Some(frame), &e, Some(rule));

@@ -84,7 +84,7 @@ impl Relay {
                 Ok(Stateless::Accepted)
             }
             Kind::Request => {
-                let ticket = match self.admit(caller, None, frame, true) {
+                let ticket = match self.admit(caller, None, frame, true).await {
                     Ok(t) => t,
                     Err((e, rule)) => {
                         // A denial is an answer, as if from the server.

@@ -173,7 +173,7 @@ impl Relay {
             }
             (Some(init), Err(_)) => {
                 let face = self.legacy_face().await?;
-                let (session, stream) = self.open(init, caller, reserved, face.as_deref())?;
+                let (session, stream) = self.open(init, caller, reserved, face.as_deref()).await?;
                 Ok(Posted::Opened(session, stream))
             }
             (None, Err(e)) => Err(e),
@@ -192,14 +192,17 @@ impl Relay {
     /// Opens a session for an `initialize` request of `caller` (or fills the one reserved
     /// for its connection): binds it to a child and forwards the request (its own child) or
     /// answers it from the shared child's cache.
-    fn open(
+    async fn open(
         &self,
         init: &Frame,
         caller: &Caller,
         reserved: Option<&Arc<Session>>,
         face: Option<&ServerSpec>,
     ) -> Result<(Arc<Session>, Arc<Stream>), Error> {
-        let ticket = self.admit(caller, None, init, false).map_err(|(e, _)| e)?;
+        let ticket = self
+            .admit(caller, None, init, false)
+            .await
+            .map_err(|(e, _)| e)?;
         let mut ticket = Some(ticket);
         let opened = self.open_inner(init, caller, reserved, face, &mut ticket);
         // Refused: `post` records it, once.
@@ -403,7 +406,7 @@ impl Relay {
         }
         let mut outcome = Ok(());
         for frame in frames {
-            if let Err(e) = self.submit_one(&batch, frame) {
+            if let Err(e) = self.submit_one(&batch, frame).await {
                 outcome = Err(e);
             }
         }
@@ -417,9 +420,9 @@ impl Relay {
     /// Admits and dispatches one message of a batch. A refused request is answered on the
     /// stream (a denial always; a dispatch refusal inside a batch); the error returned is
     /// the whole POST's.
-    fn submit_one(&self, b: &Batch<'_>, frame: &Frame) -> Result<(), Error> {
+    async fn submit_one(&self, b: &Batch<'_>, frame: &Frame) -> Result<(), Error> {
         let sid = Some(b.session.id().as_str());
-        let Some(mut ticket) = self.ticket_in(b, frame)? else {
+        let Some(mut ticket) = self.ticket_in(b, frame).await? else {
             return Ok(());
         };
         let handled = if b.shared {
@@ -470,12 +473,12 @@ impl Relay {
     /// throttling noted), other messages need none. `None`: the request was refused and
     /// answered on the stream (a denial is an answer, as if from the server: never a
     /// transport error).
-    fn ticket_in(&self, b: &Batch<'_>, frame: &Frame) -> Result<Option<Ticket>, Error> {
+    async fn ticket_in(&self, b: &Batch<'_>, frame: &Frame) -> Result<Option<Ticket>, Error> {
         if frame.kind() != Kind::Request {
             return Ok(Some(Ticket::default()));
         }
         let sid = Some(b.session.id().as_str());
-        let admitted = self.admit(b.caller, sid, frame, false);
+        let admitted = self.admit(b.caller, sid, frame, false).await;
         let throttled = matches!(&admitted, Err((e, _)) if e.is_capacity());
         b.session.note_admission(throttled);
         match (admitted, &b.stream, frame.id()) {

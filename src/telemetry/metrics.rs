@@ -514,3 +514,54 @@ pub(crate) use render::render;
 
 #[cfg(test)]
 mod tests;
+
+// === The fleet's shared store (`cluster/store.rs`) ===
+
+/// Whether a shared store is configured (its series are shown only then), whether it is
+/// reachable, and its failed operations by kind (`limit`, `acquire`, `renew`, `release`).
+struct StoreSeries {
+    configured: std::sync::atomic::AtomicBool,
+    up: AtomicU64,
+    errors: Dynamic,
+}
+
+static STORE: StoreSeries = StoreSeries {
+    configured: std::sync::atomic::AtomicBool::new(false),
+    up: AtomicU64::new(1),
+    errors: Dynamic::new(),
+};
+
+/// A shared store is configured: `mcp_relay_store_up` and its errors are exposed.
+pub(crate) fn store_configured() {
+    STORE.configured.store(true, Relaxed);
+}
+
+/// The shared store is reachable (`true`) or its breaker is open (`false`).
+pub(crate) fn store_up(up: bool) {
+    STORE.up.store(u64::from(up), Relaxed);
+}
+
+/// One failed (or timed out) store operation `op`.
+pub(crate) fn store_error(op: &'static str) {
+    STORE.errors.inc(op);
+}
+
+/// The store's series, when one is configured.
+fn store_exposition(out: &mut String) {
+    use std::fmt::Write as _;
+    if !STORE.configured.load(Relaxed) {
+        return;
+    }
+    let up = "mcp_relay_store_up";
+    let _ = writeln!(out, "# HELP {up} 1 while the shared store of fleet limits answers, 0 while its breaker is open.");
+    let _ = writeln!(out, "# TYPE {up} gauge\n{up} {}", STORE.up.load(Relaxed));
+    let errors = "mcp_relay_store_errors_total";
+    let _ = writeln!(
+        out,
+        "# HELP {errors} Shared store operations that failed or timed out, by operation."
+    );
+    let _ = writeln!(out, "# TYPE {errors} counter");
+    for (op, n) in STORE.errors.values() {
+        let _ = writeln!(out, "{errors}{{op=\"{op}\"}} {n}");
+    }
+}

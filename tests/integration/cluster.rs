@@ -6,6 +6,14 @@
 //!   (`mcp-relay-node`), counted; a dead owner's sessions answer 404 quickly.
 //! - `forged`: ids naming unknown nodes, other epochs or addresses connect to nothing and
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
+//! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
+//!   window, then the usual shutdown; a second signal skips the rest.
+//! - `local_fleet`: starting the replicas (until the shared harness has it).
+//! - `limits`: rates and the concurrency cap shared through a real redis-server hold for the
+//!   whole fleet; a killed replica's leases come back after one lease.
+//! - `store_down`: redis-server paused or killed: the `local` fallback (each replica's share),
+//!   `closed` (503 + `Retry-After`), `mcp_relay_store_up`, and recovery.
+//! - `store_fleet`: starting the replicas of the store tests.
 //! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
 //!   follow-up or retry through another node is forwarded to it.
 
@@ -14,9 +22,14 @@ use serde_json::{json, Value};
 use crate::support::fleet::{metric, Fleet};
 use crate::support::{text_of, Client};
 
+mod drain;
 mod forged;
 mod forward;
+mod limits;
+mod local_fleet;
 mod modern;
+mod store_down;
+mod store_fleet;
 
 const VERSION: &str = "2025-11-25";
 

@@ -10,9 +10,9 @@
 //! - `auth`: credentials at every route and front, sessions bound to principals, mTLS (§8.A, G3).
 //! - `bridge`: `mcp-relay connect` as a host drives it, every transport, hostile servers (§8.F).
 //! - `bridge_era`: `connect` lets a legacy host use a 2026-07-28 server unawares.
-//! - `cluster`: a fleet of relays: forwarding to a session's owner, forged ids (issue 19).
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
+//! - `cluster`: a fleet of relays: forwarding, shared limits, the drain, the response cache.
 //! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
 //! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
 //! - `era_bridge`: 2026-07-28 clients in front of a legacy child: discovery, rounds of input,
@@ -64,6 +64,7 @@ mod bridge_era;
 mod child;
 #[cfg(unix)]
 mod cli;
+#[cfg(unix)]
 mod cluster;
 mod config;
 mod connection_limits;

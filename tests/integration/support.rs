@@ -12,6 +12,7 @@
 //! - `bridge`: `mcp-relay connect` driven as a host drives it.
 //! - `fleet`: N relays on pre-picked ports that know each other as peers (`[cluster]`).
 //! - `postgres`: a throwaway PostgreSQL server (Debian's binaries) and its URL.
+//! - `redis`: a throwaway redis-server (Debian's) on a free port, paused or killed by pid.
 //!
 //! Test modules take what they need from here and never from each other.
 
@@ -33,6 +34,8 @@ pub mod http;
 pub mod lines;
 #[cfg(unix)]
 pub mod postgres;
+#[cfg(unix)]
+pub mod redis;
 pub mod relay;
 pub mod sse;
 pub mod ws;

@@ -74,6 +74,10 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         Arc::new(crate::cluster::Cluster::new(c))
     });
     let (policy, audit, mtls) = security.into_policy(origin);
+    // The fleet's limits go through the cluster's store (kept with it across SIGHUP).
+    policy
+        .limits
+        .share(cluster.as_ref().and_then(|c| c.store().cloned()));
     ServeConfig {
         oauth_server,
         cluster,

@@ -176,7 +176,7 @@ fn a_message_straddling_a_reload_is_judged_by_one_policy() {
     let (mut passed, mut limited) = (0, 0);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(1) || passed == 0 || limited == 0 {
-        match relay.admit(&caller, None, &frame, false) {
+        match rt.block_on(relay.admit(&caller, None, &frame, false)) {
             Ok(ticket) => {
                 ticket.discard();
                 passed += 1;
@@ -227,12 +227,18 @@ async fn a_delegated_scope_does_not_deny_a_prefixed_name_the_roles_would_not_mat
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"github__create_issue"}}"#,
     );
     let caller = dev(Transport::StreamableHttp);
-    let ticket = p.on_message(&audit, &caller, Names::Delegated, None, &prefixed, false);
+    let ticket = p
+        .on_message(&audit, &caller, Names::Delegated, None, &prefixed, false)
+        .await;
     ticket.unwrap().discard();
-    let plain = p.on_message(&audit, &caller, Names::Plain, None, &prefixed, false);
+    let plain = p
+        .on_message(&audit, &caller, Names::Plain, None, &prefixed, false)
+        .await;
     assert!(matches!(plain, Err((Error::UnknownTool(_), _))));
     let list = one_frame(r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
-    let ticket = p.on_message(&audit, &caller, Names::Delegated, None, &list, false);
+    let ticket = p
+        .on_message(&audit, &caller, Names::Delegated, None, &list, false)
+        .await;
     assert!(!ticket.unwrap().filters(), "the aggregate filters no list");
     // Method rules still apply there.
     let ro = policy(
@@ -240,7 +246,9 @@ async fn a_delegated_scope_does_not_deny_a_prefixed_name_the_roles_would_not_mat
         NetworkConfig::default(),
         Some(r#"{"dev": {"allowedMethods": ["*/list"]}}"#),
     );
-    let denied = ro.on_message(&audit, &caller, Names::Delegated, None, &prefixed, false);
+    let denied = ro
+        .on_message(&audit, &caller, Names::Delegated, None, &prefixed, false)
+        .await;
     assert!(matches!(denied, Err((Error::DeniedMethod, _))));
 }
 
@@ -256,7 +264,7 @@ async fn a_named_servers_relay_decides_its_qualified_names() {
         let relay = relay_named(p, server);
         let want = server.map_or(Names::Plain, Names::Server);
         assert_eq!(relay.names(), want);
-        match relay.admit(&caller, None, &call, false) {
+        match relay.admit(&caller, None, &call, false).await {
             Ok(ticket) => {
                 assert!(allowed, "{server:?}");
                 ticket.discard();
@@ -287,14 +295,21 @@ async fn tool_rates_are_per_server_and_shared_by_the_aggregate_and_the_server_pa
     );
     let (through, direct) = (dev(Transport::Aggregate), dev(Transport::Tcp));
     let github = Names::Server("github");
-    let aggregate = p.on_message(&audit, &through, Names::Delegated, None, &call, false);
+    let aggregate = p
+        .on_message(&audit, &through, Names::Delegated, None, &call, false)
+        .await;
     aggregate.unwrap().discard();
     p.on_message(&audit, &through, github, None, &call, false)
+        .await
         .unwrap()
         .discard();
-    let again = p.on_message(&audit, &direct, github, None, &call, false);
+    let again = p
+        .on_message(&audit, &direct, github, None, &call, false)
+        .await;
     assert!(matches!(again, Err((Error::RateLimited(_), _))));
-    let fs = p.on_message(&audit, &through, Names::Server("fs"), None, &call, false);
+    let fs = p
+        .on_message(&audit, &through, Names::Server("fs"), None, &call, false)
+        .await;
     fs.unwrap().discard();
 }
 

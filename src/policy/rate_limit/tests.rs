@@ -52,11 +52,11 @@ fn config_rejects_unknown_keys_bad_rates_and_zero_caps() {
 #[test]
 fn defaults_are_on_off_loopback_and_off_on_loopback() {
     let on = LimitsConfig::default().build(false, &mut Vec::new());
-    assert!(on.principal.is_some() && on.ip.is_some());
-    assert!(on.tool.is_none() && on.global.is_none());
+    assert!(on.local.principal.is_some() && on.ip.is_some());
+    assert!(on.local.tool.is_none() && on.local.global.is_none());
     let local = LimitsConfig::default().build(true, &mut Vec::new());
-    assert!(local.principal.is_none() && local.ip.is_none());
-    assert_eq!(local.max_concurrent, DEFAULT_MAX_CONCURRENT);
+    assert!(local.local.principal.is_none() && local.ip.is_none());
+    assert_eq!(local.local.max_concurrent, DEFAULT_MAX_CONCURRENT);
 }
 
 #[test]
@@ -158,7 +158,7 @@ fn docs_traffic_config_block_is_valid() {
     let ip = file.network.as_ref().unwrap().build(&mut errors);
     crate::policy::cors::build(&file.network.unwrap().cors_origins, &mut errors);
     assert!(errors.is_empty(), "{errors:?}");
-    assert!(limits.tool.is_some() && limits.global.is_some());
+    assert!(limits.local.tool.is_some() && limits.local.global.is_some());
     assert!(!ip.allows("10.66.1.1".parse().unwrap()));
     assert!(ip.allows("10.1.1.1".parse().unwrap()));
 }

@@ -39,6 +39,7 @@ pub(crate) fn render(snap: &Snapshot) -> String {
         family.write(&mut out);
     }
     super::forward::render(&mut out);
+    store_exposition(&mut out);
     out
 }
 

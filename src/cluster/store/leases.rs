@@ -1,0 +1,129 @@
+//! Fleet-wide concurrency caps as leases (docs/fleet.md): one sorted set per principal, one
+//! member `<node>:<epoch>:<seq>` per request in flight, scored with the time it was last
+//! renewed. This process renews all its leases every `lease / 3` in one background task
+//! (started with the first lease, ended with the store), and releases a lease when its guard
+//! drops. A replica that dies stops renewing: its leases are dropped by the next acquire after
+//! one `lease`.
+//!
+//! Owns: acquiring, renewing and releasing leases. Does not own: the cap, nor what happens
+//! when the store cannot answer (`policy/rate_limit/shared.rs`).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::{Store, Unavailable};
+
+/// Leases renewed per script call.
+const RENEW_CHUNK: usize = 256;
+
+/// This process's leases: key and member by sequence number.
+#[derive(Debug, Default)]
+pub(super) struct Held {
+    seq: AtomicU64,
+    held: Mutex<HashMap<u64, (String, String)>>,
+    renewing: AtomicBool,
+}
+
+/// One request's lease, released when dropped.
+#[derive(Debug)]
+pub(crate) struct Lease {
+    store: Arc<Store>,
+    id: u64,
+}
+
+impl Store {
+    /// A lease in `key` if fewer than `cap` are held fleet-wide; `Ok(None)` when full.
+    pub(crate) async fn acquire(
+        self: &Arc<Self>,
+        key: String,
+        cap: usize,
+    ) -> Result<Option<Lease>, Unavailable> {
+        let id = self.leases.seq.fetch_add(1, Ordering::Relaxed);
+        let member = format!("{}:{id}", self.member);
+        let mut inv = self.acquire.prepare_invoke();
+        inv.arg(self.now_arg())
+            .arg(&member)
+            .arg(cap)
+            .arg(self.lease_ms())
+            .key(&key);
+        let (taken, _held): (u8, u64) = self.run("acquire", &inv).await?;
+        if taken == 0 {
+            return Ok(None);
+        }
+        self.held().insert(id, (key, member));
+        self.start_renewing();
+        Ok(Some(Lease {
+            store: self.clone(),
+            id,
+        }))
+    }
+
+    fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, String)>> {
+        self.leases.held.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lease_ms(&self) -> u64 {
+        u64::try_from(self.cfg.lease.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Starts the renewal task once; it holds the store weakly and ends with it.
+    fn start_renewing(self: &Arc<Self>) {
+        if self.leases.renewing.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        let store = Arc::downgrade(self);
+        let every = (self.cfg.lease / 3).max(std::time::Duration::from_millis(10));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(store) = store.upgrade() else { return };
+                store.renew_all().await;
+            }
+        });
+    }
+
+    /// Renews every lease this process holds.
+    async fn renew_all(&self) {
+        let held: Vec<(String, String)> = self.held().values().cloned().collect();
+        for chunk in held.chunks(RENEW_CHUNK) {
+            let mut inv = self.renew.prepare_invoke();
+            inv.arg(self.now_arg()).arg(self.lease_ms());
+            for (key, member) in chunk {
+                inv.key(key).arg(member);
+            }
+            if self.run::<u64>("renew", &inv).await.is_err() {
+                // The breaker counted it; leases not renewed expire on their own.
+                return;
+            }
+        }
+    }
+
+    /// Gives a lease back at once (else it would expire after one lease).
+    async fn release(&self, key: String, member: String) {
+        let mut cmd = redis::cmd("ZREM");
+        cmd.arg(key).arg(member);
+        let _ = self
+            .run_with::<u64, _, _>("release", |mut conn| async move {
+                cmd.query_async(&mut conn).await
+            })
+            .await;
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        let Some((key, member)) = self.store.held().remove(&self.id) else {
+            return;
+        };
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let store = self.store.clone();
+            rt.spawn(async move { store.release(key, member).await });
+        }
+    }
+}

@@ -1,0 +1,155 @@
+//! Limits shared through a real redis-server hold for the whole fleet: a principal's rate
+//! (compared with the same fleet without the store, which admits about three times as much),
+//! the concurrency cap over three replicas, and a killed replica's leases returning after one
+//! lease.
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use super::store_fleet::{api_key, config, fleet, ping, session};
+use crate::support::redis::Redis;
+use crate::support::{patience, Relay};
+
+/// Pings round-robin over the fleet's sessions of `key`, one every 10 ms, after opening them:
+/// how many HTTP requests were admitted (the sessions' own included) and over how long.
+async fn spread(relays: &[Relay], key: &str, pings: u64) -> (u64, Duration) {
+    let started = Instant::now();
+    let mut clients = Vec::new();
+    for r in relays {
+        clients.push(session(r, key).await);
+    }
+    // `initialize` and `notifications/initialized` count too.
+    let mut admitted = 2 * relays.len() as u64;
+    for i in 0..pings {
+        let c = &clients[i as usize % clients.len()];
+        match ping(c, i).await {
+            200 => admitted += 1,
+            429 => {}
+            other => panic!("ping {i}: status {other}"),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    (admitted, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_principal_rate_holds_across_the_fleet_and_triples_without_the_store() {
+    let Some(redis) = Redis::start("a_principal_rate_holds_across_the_fleet") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let limits = "[limits]\nper_principal = \"10/s\"\nper_principal_burst = 10\n";
+    let store = format!(
+        "[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nexpected_nodes = 3\n",
+        redis.url
+    );
+    let shared = fleet(3, &config(&format!("{block}\n{limits}\n{store}")));
+    let (admitted, took) = spread(&shared, &alice, 96).await;
+    // GCRA: the burst at once, then one every 100 ms.
+    let expected = 10.0 + 10.0 * took.as_secs_f64();
+    assert!(
+        admitted as f64 <= expected + 2.0 && admitted as f64 >= expected * 0.9 - 2.0,
+        "shared: {admitted} admitted in {took:?}, expected about {expected:.0}"
+    );
+    drop(shared);
+    // The same traffic without the store: each replica admits its own 10/s.
+    let alone = fleet(3, &config(&format!("{block}\n{limits}")));
+    let (apart, took) = spread(&alone, &alice, 96).await;
+    assert!(
+        apart >= 2 * admitted,
+        "without the store {apart} admitted in {took:?}, with it {admitted}: not shared"
+    );
+}
+
+/// A slow call in `c`'s session: `Some(true)` answered, `Some(false)` refused with -31005.
+async fn slow(c: &crate::support::Client, id: u64, ms: u64) -> bool {
+    let reply = c.call(json!(id), "slow", json!({ "ms": ms })).await;
+    match reply.status {
+        200 => {
+            assert!(reply.messages()[0].get("result").is_some(), "{reply:?}");
+            true
+        }
+        429 => {
+            assert_eq!(reply.json()["error"]["code"], -31005, "{reply:?}");
+            false
+        }
+        other => panic!("slow call {id}: status {other}: {reply:?}"),
+    }
+}
+
+/// Leases held in the store (one principal's set is the only one).
+fn leases(redis: &Redis) -> u64 {
+    let keys = redis.command("KEYS *:inflight:*").unwrap_or_default();
+    let Some(key) = keys.lines().nth(2) else {
+        return 0;
+    };
+    let n = redis.command(&format!("ZCARD {key}")).unwrap_or_default();
+    n.trim().trim_start_matches(':').parse().unwrap_or(0)
+}
+
+#[tokio::test]
+async fn the_concurrency_cap_holds_fleet_wide_and_a_killed_replicas_leases_expire() {
+    let Some(redis) = Redis::start("the_concurrency_cap_holds_fleet_wide") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nmax_concurrent_per_principal = 4\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nlease = \"3s\"\nexpected_nodes = 3\n",
+        redis.url
+    ));
+    let mut relays = fleet(3, &cfg);
+    let mut clients = Vec::new();
+    for r in &relays {
+        clients.push(session(r, &alice).await);
+    }
+    // Nine slow calls at once, three per replica: exactly four run, fleet-wide.
+    let calls: Vec<_> = (0..9u64)
+        .map(|i| {
+            let c = clients[i as usize % 3].clone();
+            tokio::spawn(async move { slow(&c, i, 2500).await })
+        })
+        .collect();
+    let mut ran = 0;
+    for call in calls {
+        ran += u32::from(call.await.unwrap());
+    }
+    assert_eq!(ran, 4, "the cap of 4 is the fleet's");
+
+    // Four long calls on r0 hold every lease; r1 is refused.
+    for i in 0..4u64 {
+        let c = clients[0].clone();
+        tokio::spawn(async move {
+            let body = json!({"jsonrpc":"2.0","id":100 + i,"method":"tools/call",
+                "params":{"name":"slow","arguments":{"ms": 60_000}}});
+            // Read to the end: a client that goes away cancels its call (and its lease).
+            if let Ok(res) = c.post_builder().body(body.to_string()).send().await {
+                let _ = res.bytes().await;
+            }
+        });
+    }
+    // They hold the four leases (the store says so), so r1 is refused.
+    let deadline = Instant::now() + patience();
+    while leases(&redis) < 4 {
+        assert!(
+            Instant::now() < deadline,
+            "r0's four calls never held the cap"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!slow(&clients[1], 200, 1).await, "the cap is the fleet's");
+    // r0 dies holding them: nobody renews, they expire within one lease.
+    relays[0].child.kill().unwrap();
+    let killed = Instant::now();
+    let mut id = 300;
+    while !slow(&clients[1], id, 1).await {
+        id += 1;
+        assert!(
+            killed.elapsed() < Duration::from_millis(5500),
+            "capacity not back {:?} after the holder died (lease 3s)",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(relays.remove(0));
+}

@@ -1,0 +1,104 @@
+//! The store failing under a fleet: redis-server killed → calls keep flowing, each replica
+//! limited to its share of the quota (`local`, the default), `mcp_relay_store_up` 0, and back
+//! to 1 once redis-server is restarted; redis-server paused under `closed` → 503 +
+//! `Retry-After` (-31005 `store_unavailable`) until it resumes.
+
+use std::time::{Duration, Instant};
+
+use super::store_fleet::{api_key, config, fleet, metric, ping, session};
+use crate::support::patience;
+use crate::support::redis::Redis;
+
+#[tokio::test]
+async fn redis_killed_each_replica_keeps_its_share_and_store_up_follows() {
+    let Some(mut redis) = Redis::start("redis_killed_each_replica_keeps_its_share") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nper_principal = \"30/s\"\nper_principal_burst = 30\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"300ms\"\nexpected_nodes = 3\n",
+        redis.url
+    ));
+    let relays = fleet(3, &cfg);
+    let r0 = session(&relays[0], &alice).await;
+    let r1 = session(&relays[1], &alice).await;
+    assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(1.0));
+    redis.kill();
+    // r0 alone asks for more than the whole fleet's burst: it admits about its third.
+    let started = Instant::now();
+    let (mut admitted, mut limited) = (0u32, 0u32);
+    for i in 0..60 {
+        match ping(&r0, i).await {
+            200 => admitted += 1,
+            429 => limited += 1,
+            other => panic!("ping {i}: status {other}"),
+        }
+    }
+    let share = 10.0 + 10.0 * started.elapsed().as_secs_f64();
+    assert!(admitted >= 5, "calls keep flowing: {admitted} admitted");
+    assert!(
+        f64::from(admitted) <= share + 2.0 && limited > 0,
+        "{admitted} admitted, {limited} limited in {:?}: more than a third of 30/s",
+        started.elapsed()
+    );
+    // Another replica has its own share.
+    assert_eq!(ping(&r1, 1).await, 200);
+    assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(0.0));
+    assert!(relays[0].logs().contains("shared store unreachable"));
+
+    redis.restart();
+    let deadline = Instant::now() + patience();
+    let mut id = 100;
+    while metric(&relays[0], "mcp_relay_store_up").await != Some(1.0) {
+        assert!(Instant::now() < deadline, "store_up never came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        ping(&r0, id).await;
+        id += 1;
+    }
+    assert!(relays[0].logs().contains("shared store reachable again"));
+}
+
+#[tokio::test]
+async fn redis_paused_under_closed_answers_503_with_retry_after_until_it_resumes() {
+    let Some(redis) = Redis::start("redis_paused_under_closed_answers_503") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nper_principal = \"100/s\"\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"200ms\"\non_store_error = \"closed\"\n",
+        redis.url
+    ));
+    let relays = fleet(2, &cfg);
+    let c = session(&relays[0], &alice).await;
+    assert_eq!(ping(&c, 1).await, 200);
+    redis.signal("-STOP");
+    let reply = c
+        .post(serde_json::json!({"jsonrpc":"2.0","id":2,"method":"ping"}))
+        .await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.header("retry-after").is_some(), "{reply:?}");
+    let v = reply.json();
+    assert_eq!(v["error"]["code"], -31005, "{v}");
+    assert_eq!(v["error"]["data"]["reason"], "store_unavailable", "{v}");
+    // Five failures open the breaker: the store is down, and /ready stays 200.
+    for i in 3..8 {
+        assert_eq!(ping(&c, i).await, 503);
+    }
+    assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(0.0));
+    let base = relays[0].admin_base().await;
+    let ready = reqwest::get(format!("{base}/ready")).await.unwrap();
+    assert_eq!(ready.status(), 200);
+
+    redis.signal("-CONT");
+    let deadline = Instant::now() + patience();
+    let mut id = 100;
+    while ping(&c, id).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "never admitted again after redis resumed"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        id += 1;
+    }
+    assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(1.0));
+}
