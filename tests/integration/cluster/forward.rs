@@ -8,7 +8,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 
 use super::*;
-use crate::support::{patience, read_reply, wait_event, wait_recorded};
+use crate::support::{mint_api_key, patience, read_reply, wait_event, wait_recorded};
 
 #[tokio::test]
 async fn sessions_are_tagged_with_the_node_that_minted_them() {
@@ -434,4 +434,58 @@ async fn the_owner_sees_the_clients_host_the_forwarder_and_the_client_address() 
         );
     }
     assert!(!head.contains("x-private"), "{head}");
+}
+
+/// Pings of `c` until one is refused (429): how many were admitted (at most 20).
+async fn pings_until_limited(c: &Client) -> usize {
+    for n in 0..20 {
+        let r = c
+            .post(json!({"jsonrpc":"2.0","id":100 + n,"method":"ping"}))
+            .await;
+        match r.status {
+            200 => {}
+            429 => return n as usize,
+            other => panic!("ping {n}: {other} {r:?}"),
+        }
+    }
+    20
+}
+
+/// Alice's session on r0 with a burst of 8 requests a minute: 2 for the session, 3 pings
+/// through r1, then pings straight to r0 until refused: how many were left.
+async fn left_after_forwarded_pings(store: Option<&str>) -> usize {
+    let (key, block) = mint_api_key(&["--id", "a", "--principal", "alice"]);
+    let mut text =
+        format!("{block}\n[limits]\nper_principal = \"1/min\"\nper_principal_burst = 8\n");
+    if let Some(url) = store {
+        text.push_str(&format!(
+            "\n[cluster.store]\nurl = \"{url}\"\ntimeout = \"1s\"\n"
+        ));
+    }
+    let config = crate::support::tempdir().join("relay.toml");
+    std::fs::write(&config, text).unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(2, move |_| vec!["--config".into(), path.clone()], &[]);
+    let mut owner = Client::new(&fleet.url(0));
+    owner.extra = vec![("x-api-key".into(), key)];
+    owner.initialize(VERSION).await;
+    let via = client_at(&fleet, 1, &owner);
+    for n in 0..3 {
+        let r = via
+            .post(json!({"jsonrpc":"2.0","id":n,"method":"ping"}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(forwarded(&fleet, 1, "ok").await, 3.0);
+    pings_until_limited(&owner).await
+}
+
+#[tokio::test]
+async fn a_forwarded_request_counts_once_against_its_principal_on_the_owner() {
+    // 8 − 2 (initialize, initialized) − 3 forwarded pings: each counted once, by the owner.
+    assert_eq!(left_after_forwarded_pings(None).await, 3);
+    // The same through the fleet's shared buckets: the forwarding node takes nothing.
+    if let Some(redis) = crate::support::redis::Redis::start("forwarded_counts_once") {
+        assert_eq!(left_after_forwarded_pings(Some(&redis.url)).await, 3);
+    }
 }
