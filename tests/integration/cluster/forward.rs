@@ -489,3 +489,43 @@ async fn a_forwarded_request_counts_once_against_its_principal_on_the_owner() {
         assert_eq!(left_after_forwarded_pings(Some(&redis.url)).await, 3);
     }
 }
+
+#[tokio::test]
+async fn an_owner_that_does_not_accept_the_connection_gets_503_at_the_connect_timeout() {
+    // r3's listen queue is full (backlog 0, filled): connecting to it hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let full = socket.listen(0).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..4 {
+        let attempt = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), attempt).await {
+            queued.push(s);
+        }
+    }
+    let config = crate::support::tempdir().join("fleet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nforward_connect_timeout = \"300ms\"\nforward_timeout = \"30s\"\n\
+             peers = {{ r3 = \"http://127.0.0.1:{port}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(1, move |_| vec!["--config".into(), path.clone()], &[]);
+    let mut c = Client::new(&fleet.url(0));
+    c.session = Some(format!("r3.0000abcd.{}", "6".repeat(32)));
+    c.version = Some(VERSION.into());
+    let started = Instant::now();
+    let r = c.call(json!(1), "echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.json()["error"]["data"]["reason"], "owner_unavailable");
+    drop((full, queued));
+}
