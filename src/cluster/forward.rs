@@ -4,10 +4,9 @@
 //! configured peers only, with one pooled HTTP client built at start.
 //!
 //! Owns: the outbound request (URL, headers, `mcp-relay-forwarded-by`, `X-Forwarded-For`,
-//! the client's `Host`),
-//! what a failure to reach the owner answers (404 `unknown_session` when the owner is not
-//! there, 503 + `Retry-After` when it is slow; never 502), and the one audit record and the
-//! metrics of each forward. Does not own: deciding that a request is to be forwarded
+//! the client's `Host`), what a failure to reach the owner answers (404 `unknown_session`
+//! when the owner is not there, 503 + `Retry-After` when it is slow; never 502), and the one
+//! audit record and the metrics of each forward. Does not own: deciding that a request is to be forwarded
 //! (`listener/guard.rs` with `policy/phases.rs`), checking it (the owner does, as for any
 //! request), nor the header filtering rules (`forward/headers.rs`).
 
@@ -124,11 +123,10 @@ impl Forwarder {
             ),
         };
         metrics::forwarded(counted, started.elapsed());
-        let node = node.to_owned();
         let who = Who {
             client,
             session,
-            node,
+            node: node.to_owned(),
             transport,
         };
         record(audit, counted, who, started);
@@ -158,7 +156,10 @@ impl Forwarder {
         let sent = tokio::time::timeout(self.timeout, out.send()).await;
         let res = match sent {
             Err(_) => return Outcome::Slow,
-            Ok(Err(e)) if e.is_connect() && !e.is_timeout() => return Outcome::Gone,
+            Ok(Err(e)) if e.is_connect() && !e.is_timeout() => {
+                tracing::debug!(error = %crate::error::with_causes(&e), "session owner unreachable");
+                return Outcome::Gone;
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %crate::error::with_causes(&e), "forward failed");
                 return Outcome::Slow;
@@ -220,7 +221,7 @@ fn record(audit: &Audit, counted: Forwarded, who: Who, started: Instant) {
         session,
         transport,
         server: audit.server().map(str::to_owned),
-        name: (!node.is_empty()).then(|| node.to_owned()),
+        name: (!node.is_empty()).then_some(node),
         decision: "allow",
         outcome,
         error_code: code,

@@ -4,6 +4,9 @@
 //! extensions (`caller_of`), its concurrency slot is held until the response body ends, a
 //! refusal becomes its response (`error.rs`), answers to allowed CORS origins carry the CORS
 //! headers, and from the soft memory threshold HTTP/1.1 answers carry `Connection: close`.
+//! In a fleet, a request for another node's session goes to `cluster/forward.rs`, and every
+//! answer carries `mcp-relay-node` (the node that executed it; a forwarded one keeps the
+//! owner's).
 
 use std::sync::Arc;
 

@@ -3,7 +3,8 @@
 //!
 //! - `forward`: a request for another node's session is carried to its owner (POST, GET
 //!   streams and their resumption, DELETE, legacy SSE `/message`), answered there
-//!   (`mcp-relay-node`), counted; a dead owner's sessions answer 404 quickly.
+//!   (`mcp-relay-node`), counted once against the principal, by the owner; a dead owner's
+//!   sessions answer 404 quickly, a silent one 503; mounts, bodies and headers cross the hop.
 //! - `forged`: ids naming unknown nodes, other epochs or addresses connect to nothing and
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
 //! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain

@@ -82,3 +82,36 @@ pub(super) fn render(out: &mut String) {
     let _ = writeln!(out, "{n}_sum {sum}");
     let _ = writeln!(out, "{n}_count {cumulative}");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of `series` in `text`.
+    fn value(text: &str, series: &str) -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(u64::MAX)
+    }
+
+    #[test]
+    fn every_outcome_is_shown_and_the_histogram_is_cumulative() {
+        // The only test that counts forwards: the statics start at zero here.
+        forwarded(Forwarded::Ok, Duration::from_millis(3));
+        forwarded(Forwarded::Ok, Duration::from_millis(40));
+        forwarded(Forwarded::Unavailable, Duration::from_secs(90));
+        let mut out = String::new();
+        render(&mut out);
+        let n = "mcp_relay_forwarded_total";
+        assert_eq!(value(&out, &format!("{n}{{outcome=\"ok\"}}")), 2);
+        assert_eq!(value(&out, &format!("{n}{{outcome=\"unknown\"}}")), 0);
+        assert_eq!(value(&out, &format!("{n}{{outcome=\"unavailable\"}}")), 1);
+        let b = "mcp_relay_forward_seconds_bucket";
+        assert_eq!(value(&out, &format!("{b}{{le=\"0.005\"}}")), 1);
+        assert_eq!(value(&out, &format!("{b}{{le=\"0.05\"}}")), 2);
+        assert_eq!(value(&out, &format!("{b}{{le=\"60\"}}")), 2);
+        assert_eq!(value(&out, &format!("{b}{{le=\"+Inf\"}}")), 3);
+        assert_eq!(value(&out, "mcp_relay_forward_seconds_count"), 3);
+        assert!(out.contains("# TYPE mcp_relay_forward_seconds histogram"));
+    }
+}

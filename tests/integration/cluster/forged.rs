@@ -174,3 +174,31 @@ async fn only_the_owner_authenticates_a_forwarded_request() {
     assert_eq!(forwarded(&fleet, 1, "ok").await, 1.0);
     assert_eq!(forwarded(&fleet, 2, "ok").await, 1.0);
 }
+
+#[tokio::test]
+async fn a6_with_tokens_the_owner_judges_each_request_whatever_node_it_came_through() {
+    const VAR: &str = "FLEET_JWT_KEY";
+    const KEY: &str = "Zt4pW9qLx2Vn7RkD3mYb8HsJc1GfUe6A0oPiNxQyTwE";
+    let fleet = Fleet::start_with_env(
+        3,
+        |_| {
+            let args = [
+                "--resource",
+                RESOURCE,
+                "--jwt-secret",
+                &format!("env:{VAR}"),
+            ];
+            args.iter().map(|s| (*s).to_owned()).collect()
+        },
+        vec![crate::support::FIXTURE.to_owned()],
+        vec![(VAR.into(), KEY.into())],
+    );
+    let alice = crate::support::mint_jwt(VAR, KEY, "alice", "user", RESOURCE);
+    let bob = crate::support::mint_jwt(VAR, KEY, "bob", "user", RESOURCE);
+    let mut a = with_key(&Client::new(&fleet.url(1)), &alice);
+    a.initialize(VERSION).await;
+    let (status, node, _) = echo(&with_key(&client_at(&fleet, 0, &a), &alice), 1, "a").await;
+    assert_eq!((status, node.as_deref()), (200, Some("r1")));
+    let (status, node, _) = echo(&with_key(&client_at(&fleet, 2, &a), &bob), 2, "b").await;
+    assert_eq!((status, node.as_deref()), (404, Some("r1")));
+}

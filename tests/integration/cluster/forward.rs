@@ -8,7 +8,7 @@ use eventsource_stream::Eventsource;
 use futures_util::StreamExt;
 
 use super::*;
-use crate::support::{patience, read_reply, wait_event, wait_recorded};
+use crate::support::{mint_api_key, patience, read_reply, wait_event, wait_recorded};
 
 #[tokio::test]
 async fn sessions_are_tagged_with_the_node_that_minted_them() {
@@ -346,9 +346,11 @@ async fn request_bodies_travel_whole_and_only_the_owner_applies_its_body_limit()
     let (status, node, answer) = echo(&via, 1, &big).await;
     assert_eq!((status, node.as_deref()), (200, Some("r0")));
     assert_eq!(answer["text"].as_str().map(str::len), Some(big.len()));
-    // Over the owner's limit, sent chunked (no Content-Length): the owner's 413.
+    // Just over the owner's limit, sent chunked (no Content-Length): the owner's 413. (Far
+    // over it, the owner's close with unread bytes may reset the connection before the 413
+    // is read, forwarded or not.)
     let huge = json!({"jsonrpc":"2.0","id":2,"method":"tools/call",
-        "params":{"name":"echo","arguments":{"text":"y".repeat(2 * 1024 * 1024)}}})
+        "params":{"name":"echo","arguments":{"text":"y".repeat(1024 * 1024 + 2000)}}})
     .to_string();
     let chunks: Vec<Result<String, std::io::Error>> = huge
         .as_bytes()
@@ -432,4 +434,98 @@ async fn the_owner_sees_the_clients_host_the_forwarder_and_the_client_address() 
         );
     }
     assert!(!head.contains("x-private"), "{head}");
+}
+
+/// Pings of `c` until one is refused (429): how many were admitted (at most 20).
+async fn pings_until_limited(c: &Client) -> usize {
+    for n in 0..20 {
+        let r = c
+            .post(json!({"jsonrpc":"2.0","id":100 + n,"method":"ping"}))
+            .await;
+        match r.status {
+            200 => {}
+            429 => return n as usize,
+            other => panic!("ping {n}: {other} {r:?}"),
+        }
+    }
+    20
+}
+
+/// Alice's session on r0 with a burst of 8 requests a minute: 2 for the session, 3 pings
+/// through r1, then pings straight to r0 until refused: how many were left.
+async fn left_after_forwarded_pings(store: Option<&str>) -> usize {
+    let (key, block) = mint_api_key(&["--id", "a", "--principal", "alice"]);
+    let mut text =
+        format!("{block}\n[limits]\nper_principal = \"1/min\"\nper_principal_burst = 8\n");
+    if let Some(url) = store {
+        text.push_str(&format!(
+            "\n[cluster.store]\nurl = \"{url}\"\ntimeout = \"1s\"\n"
+        ));
+    }
+    let config = crate::support::tempdir().join("relay.toml");
+    std::fs::write(&config, text).unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(2, move |_| vec!["--config".into(), path.clone()], &[]);
+    let mut owner = Client::new(&fleet.url(0));
+    owner.extra = vec![("x-api-key".into(), key)];
+    owner.initialize(VERSION).await;
+    let via = client_at(&fleet, 1, &owner);
+    for n in 0..3 {
+        let r = via
+            .post(json!({"jsonrpc":"2.0","id":n,"method":"ping"}))
+            .await;
+        assert_eq!(r.status, 200, "{r:?}");
+    }
+    assert_eq!(forwarded(&fleet, 1, "ok").await, 3.0);
+    pings_until_limited(&owner).await
+}
+
+#[tokio::test]
+async fn a_forwarded_request_counts_once_against_its_principal_on_the_owner() {
+    // 8 − 2 (initialize, initialized) − 3 forwarded pings: each counted once, by the owner.
+    assert_eq!(left_after_forwarded_pings(None).await, 3);
+    // The same through the fleet's shared buckets: the forwarding node takes nothing.
+    if let Some(redis) = crate::support::redis::Redis::start("forwarded_counts_once") {
+        assert_eq!(left_after_forwarded_pings(Some(&redis.url)).await, 3);
+    }
+}
+
+#[tokio::test]
+async fn an_owner_that_does_not_accept_the_connection_gets_503_at_the_connect_timeout() {
+    // r3's listen queue is full (backlog 0, filled): connecting to it hangs.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let full = socket.listen(0).unwrap();
+    let mut queued = Vec::new();
+    for _ in 0..4 {
+        let attempt = tokio::net::TcpStream::connect(("127.0.0.1", port));
+        if let Ok(Ok(s)) = tokio::time::timeout(Duration::from_millis(200), attempt).await {
+            queued.push(s);
+        }
+    }
+    let config = crate::support::tempdir().join("fleet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[cluster]\nforward_connect_timeout = \"300ms\"\nforward_timeout = \"30s\"\n\
+             peers = {{ r3 = \"http://127.0.0.1:{port}\" }}\n"
+        ),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(1, move |_| vec!["--config".into(), path.clone()], &[]);
+    let mut c = Client::new(&fleet.url(0));
+    c.session = Some(format!("r3.0000abcd.{}", "6".repeat(32)));
+    c.version = Some(VERSION.into());
+    let started = Instant::now();
+    let r = c.call(json!(1), "echo", json!({"text": "x"})).await;
+    assert_eq!(r.status, 503, "{r:?}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(r.json()["error"]["data"]["reason"], "owner_unavailable");
+    drop((full, queued));
 }

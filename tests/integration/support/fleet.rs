@@ -28,6 +28,8 @@ pub struct Fleet {
     pub extra: Vec<Vec<String>>,
     /// The command after `--` (the child), kept for restarts.
     pub child: Vec<String>,
+    /// Environment variables of every relay.
+    pub env: Vec<(String, String)>,
 }
 
 impl Fleet {
@@ -46,6 +48,17 @@ impl Fleet {
         extra: impl Fn(usize) -> Vec<String>,
         child: Vec<String>,
     ) -> Fleet {
+        Fleet::start_with_env(n, extra, child, Vec::new())
+    }
+
+    /// Like [`Fleet::start_with_child`], with environment variables for every relay (secrets
+    /// given as `env:NAME`; the test process's own environment is never changed).
+    pub fn start_with_env(
+        n: usize,
+        extra: impl Fn(usize) -> Vec<String>,
+        child: Vec<String>,
+        env: Vec<(String, String)>,
+    ) -> Fleet {
         let ports = free_ports(2 * n);
         let mut fleet = Fleet {
             relays: (0..n).map(|_| None).collect(),
@@ -53,6 +66,7 @@ impl Fleet {
             ports: ports[..n].to_vec(),
             extra: (0..n).map(extra).collect(),
             child,
+            env,
         };
         for i in 0..n {
             fleet.restart(i);
@@ -110,7 +124,12 @@ impl Fleet {
     pub fn restart(&mut self, i: usize) {
         let args = self.args(i);
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        self.relays[i] = Some(Relay::start_raw(&args));
+        let env: Vec<(&str, &str)> = self
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        self.relays[i] = Some(Relay::start_env(&args, &env));
     }
 
     /// SIGKILL to relay `i` (its pid), waited for; its children die with it (parent-death
