@@ -29,8 +29,8 @@ pub(super) struct Breaker {
 
 impl Breaker {
     pub(super) fn new() -> Breaker {
+        // The gauge starts at 1; a store a SIGHUP built and dropped must not reset it.
         metrics::store_configured();
-        metrics::store_up(true);
         Breaker {
             failures: AtomicU32::new(0),
             open_until: Mutex::new(None),

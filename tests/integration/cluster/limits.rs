@@ -153,3 +153,54 @@ async fn the_concurrency_cap_holds_fleet_wide_and_a_killed_replicas_leases_expir
     }
     drop(relays.remove(0));
 }
+
+#[tokio::test]
+async fn after_sighup_the_new_limits_are_still_the_fleets() {
+    let Some(redis) = Redis::start("after_sighup_the_new_limits_are_still_the_fleets") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let store = format!(
+        "[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nexpected_nodes = 2\n",
+        redis.url
+    );
+    let path = config(&format!(
+        "{block}\n[limits]\nper_principal = \"100/s\"\n\n{store}"
+    ));
+    let relays = fleet(2, &path);
+    let clients = [
+        session(&relays[0], &alice).await,
+        session(&relays[1], &alice).await,
+    ];
+    std::fs::write(
+        &path,
+        format!("{block}\n[limits]\nper_principal = \"2/min\"\nper_principal_burst = 2\n\n{store}"),
+    )
+    .unwrap();
+    for r in &relays {
+        crate::support::hangup(r);
+    }
+    for r in &relays {
+        crate::support::eventually("the policy is reloaded", || {
+            r.logs().contains("policy reloaded")
+        })
+        .await;
+    }
+    // One bucket for both replicas: at most its burst of 2 (each replica alone would take 2).
+    let mut admitted = 0;
+    for i in 0..6u64 {
+        if ping(&clients[i as usize % 2], i).await == 200 {
+            admitted += 1;
+        }
+    }
+    assert!(
+        (1..=2).contains(&admitted),
+        "{admitted} of 6 admitted under a shared 2/min"
+    );
+    // Through the store the replicas ran with: one connection each (and this one's).
+    let info = redis.command("INFO clients").unwrap_or_default();
+    assert!(
+        info.contains("connected_clients:3\r\n"),
+        "a reload opened another connection: {info}"
+    );
+}
