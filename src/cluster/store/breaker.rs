@@ -93,8 +93,16 @@ mod tests {
         assert!(b.failure("limit", &"refused"));
         assert!(!b.allows());
         assert!(!b.is_up());
+        let text = metrics::render(&metrics::Snapshot::default());
+        assert!(text.contains("\nmcp_relay_store_up 0\n"), "{text}");
+        assert!(
+            text.contains("mcp_relay_store_errors_total{op=\"limit\"} "),
+            "{text}"
+        );
         b.success();
         assert!(b.allows());
         assert!(b.is_up());
+        let text = metrics::render(&metrics::Snapshot::default());
+        assert!(text.contains("\nmcp_relay_store_up 1\n"), "{text}");
     }
 }

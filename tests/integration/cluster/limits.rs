@@ -137,7 +137,14 @@ async fn the_concurrency_cap_holds_fleet_wide_and_a_killed_replicas_leases_expir
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!slow(&clients[1], 200, 1).await, "the cap is the fleet's");
+    // Renewed while r0 lives: still refused after more than one lease (3s).
+    let held = Instant::now();
+    let mut id = 200;
+    while held.elapsed() < Duration::from_secs(4) {
+        assert!(!slow(&clients[1], id, 1).await, "the cap is the fleet's");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        id += 1;
+    }
     // r0 dies holding them: nobody renews, they expire within one lease.
     relays[0].child.kill().unwrap();
     let killed = Instant::now();
@@ -160,8 +167,9 @@ async fn after_sighup_the_new_limits_are_still_the_fleets() {
         return;
     };
     let (alice, block) = api_key("a", "alice");
+    // The replicas' clock this time (`clock = "client"`, for stores that refuse `TIME`).
     let store = format!(
-        "[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nexpected_nodes = 2\n",
+        "[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nexpected_nodes = 2\nclock = \"client\"\n",
         redis.url
     );
     let path = config(&format!(
@@ -203,4 +211,43 @@ async fn after_sighup_the_new_limits_are_still_the_fleets() {
         info.contains("connected_clients:3\r\n"),
         "a reload opened another connection: {info}"
     );
+}
+
+/// Calls of the GCRA script the server has run (`INFO commandstats`).
+fn script_calls(redis: &Redis) -> u64 {
+    let stats = redis.command("INFO commandstats").unwrap_or_default();
+    stats
+        .lines()
+        .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+        .filter_map(|l| {
+            l.split("calls=")
+                .nth(1)?
+                .split(',')
+                .next()?
+                .parse::<u64>()
+                .ok()
+        })
+        .sum()
+}
+
+#[tokio::test]
+async fn a_bucket_known_to_be_over_its_limit_is_not_asked_again() {
+    let Some(redis) = Redis::start("a_bucket_known_to_be_over_its_limit") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nper_principal = \"3/min\"\nper_principal_burst = 3\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\n",
+        redis.url
+    ));
+    let relays = fleet(1, &cfg);
+    let c = session(&relays[0], &alice).await;
+    assert_eq!(ping(&c, 1).await, 200);
+    assert_eq!(ping(&c, 2).await, 429, "the burst of 3 is spent");
+    let asked = script_calls(&redis);
+    assert!(asked >= 4, "the store judged every request: {asked}");
+    for i in 3..13 {
+        assert_eq!(ping(&c, i).await, 429);
+    }
+    assert_eq!(script_calls(&redis), asked, "refused from the local cache");
 }
