@@ -182,6 +182,10 @@ impl Store {
         let now = Instant::now();
         if over.len() >= OVER_SWEEP {
             over.retain(|_, until| *until > now);
+            if over.len() >= OVER_SWEEP {
+                // Only a cache: forgetting it costs round trips, never a wrong answer.
+                over.clear();
+            }
         }
         over.insert(key.to_owned(), now + wait);
     }

@@ -9,6 +9,10 @@
 //! buckets that are full again are forgotten (`retain_recent`) every few thousand checks. Refusals
 //! are `Error::RateLimited` (429 + `Retry-After`, -31004 with `data.retry_after_ms`) and
 //! `Error::PrincipalInflightCap` (429, -31005).
+//!
+//! In a fleet with `[cluster.store]`, the limits keyed on identity (global, principal,
+//! principal × tool, the concurrency cap) are the fleet's, in the shared store, with this
+//! replica's share as the fallback: `rate_limit/shared.rs`, whose async checks the phases call.
 
 use crate::telemetry::metrics;
 use std::collections::HashMap;

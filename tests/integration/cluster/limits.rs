@@ -251,3 +251,37 @@ async fn a_bucket_known_to_be_over_its_limit_is_not_asked_again() {
     }
     assert_eq!(script_calls(&redis), asked, "refused from the local cache");
 }
+
+#[tokio::test]
+async fn a_tool_rate_is_the_fleets() {
+    let Some(redis) = Redis::start("a_tool_rate_is_the_fleets") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nper_tool = \"2/min\"\nper_tool_burst = 2\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nexpected_nodes = 2\n",
+        redis.url
+    ));
+    let relays = fleet(2, &cfg);
+    let clients = [
+        session(&relays[0], &alice).await,
+        session(&relays[1], &alice).await,
+    ];
+    let (mut answered, mut limited) = (0, 0);
+    for i in 0..6u64 {
+        let reply = clients[i as usize % 2]
+            .call(json!(i), "echo", json!({"text": "hi"}))
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let m = &reply.messages()[0];
+        match m["error"]["code"].as_i64() {
+            None => answered += 1,
+            Some(-31004) => limited += 1,
+            Some(other) => panic!("call {i}: {other}: {m}"),
+        }
+    }
+    assert_eq!((answered, limited), (2, 4), "one bucket for both replicas");
+    // Another tool has its own bucket.
+    let reply = clients[1].call(json!(9), "slow", json!({"ms": 1})).await;
+    assert!(reply.messages()[0].get("result").is_some(), "{reply:?}");
+}
