@@ -285,3 +285,35 @@ async fn a_tool_rate_is_the_fleets() {
     let reply = clients[1].call(json!(9), "slow", json!({"ms": 1})).await;
     assert!(reply.messages()[0].get("result").is_some(), "{reply:?}");
 }
+
+#[tokio::test]
+async fn a_store_found_through_sentinel_shares_the_limits() {
+    let Some(redis) = Redis::start("a_store_found_through_sentinel") else {
+        return;
+    };
+    let sentinel = redis.sentinel();
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nper_principal = \"3/min\"\nper_principal_burst = 3\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\n",
+        sentinel.url
+    ));
+    let relays = fleet(2, &cfg);
+    // Two requests open the session on r0, a ping is the third.
+    let c = session(&relays[0], &alice).await;
+    assert_eq!(ping(&c, 1).await, 200);
+    // The burst of 3 is spent fleet-wide: r1 cannot even open a session.
+    let mut other = relays[1].client();
+    other.extra = vec![("x-api-key".into(), alice.clone())];
+    let reply = other
+        .post(crate::support::init_request(
+            json!(0),
+            super::store_fleet::VERSION,
+        ))
+        .await;
+    assert_eq!(reply.status, 429, "{reply:?}");
+    let keys = redis.command("KEYS *:rl:p:*").unwrap_or_default();
+    assert!(
+        keys.starts_with("*1"),
+        "the bucket is in the master: {keys}"
+    );
+}
