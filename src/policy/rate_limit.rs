@@ -253,7 +253,9 @@ impl Limits {
             .inspect_err(|_| metrics::rate_limited("ip"))
     }
 
-    /// After authentication: the global bucket, then the caller's own (this replica's).
+    /// After authentication: the global bucket, then the caller's own (this replica's; the
+    /// phases go through `admit_request`, which asks the fleet's store when there is one).
+    #[cfg(test)]
     pub(crate) fn check_principal(&self, caller: &Caller) -> Result<(), Error> {
         self.local.check_principal(caller)
     }
@@ -269,6 +271,7 @@ impl Limits {
     }
 
     /// A slot among the principal's concurrent requests on this replica.
+    #[cfg(test)]
     pub(crate) fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
         self.local.acquire(caller)
     }
