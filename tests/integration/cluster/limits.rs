@@ -317,3 +317,40 @@ async fn a_store_found_through_sentinel_shares_the_limits() {
         "the bucket is in the master: {keys}"
     );
 }
+
+#[tokio::test]
+async fn tcp_request_messages_hold_fleet_wide_leases() {
+    use crate::support::conn::Conn;
+    use crate::support::lines::Lines;
+    use crate::support::relay::tcp_listening;
+    let Some(redis) = Redis::start("tcp_request_messages_hold_fleet_wide_leases") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    let cfg = config(&format!(
+        "{block}\n[limits]\nmax_concurrent_per_principal = 2\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"1s\"\nexpected_nodes = 2\n",
+        redis.url
+    ));
+    let relays = super::store_fleet::fleet_with(2, &cfg, &["--tcp-listen", "127.0.0.1:0"]);
+    let hello = json!({ "authorization": format!("Bearer {alice}") });
+    let mut a = Lines::tcp_with(&tcp_listening(&relays[0]).await, &hello).await;
+    assert!(a
+        .initialize(super::store_fleet::VERSION)
+        .await
+        .get("result")
+        .is_some());
+    for i in 0..2 {
+        a.send(json!({"jsonrpc":"2.0","id":100 + i,"method":"tools/call",
+            "params":{"name":"slow","arguments":{"ms": 10_000}}}))
+            .await;
+    }
+    let deadline = Instant::now() + patience();
+    while leases(&redis) < 2 {
+        assert!(Instant::now() < deadline, "the two calls never held leases");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The other replica's connection of the same principal: no room, fleet-wide.
+    let mut b = Lines::tcp_with(&tcp_listening(&relays[1]).await, &hello).await;
+    let init = b.initialize(super::store_fleet::VERSION).await;
+    assert_eq!(init["error"]["code"], -31005, "{init}");
+}
