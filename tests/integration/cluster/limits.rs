@@ -1,7 +1,9 @@
 //! Limits shared through a real redis-server hold for the whole fleet: a principal's rate
 //! (compared with the same fleet without the store, which admits about three times as much),
-//! the concurrency cap over three replicas, and a killed replica's leases returning after one
-//! lease.
+//! a tool's rate, the concurrency cap over three replicas (HTTP) and two (TCP messages), a
+//! killed replica's leases returning after one lease, buckets known to be over their limit
+//! answered without the store, a store found through Sentinel, and limits reloaded by SIGHUP
+//! still shared through the running store.
 
 use std::time::{Duration, Instant};
 
