@@ -17,6 +17,8 @@
 mod auth;
 #[path = "mcp/config.rs"]
 mod config;
+#[path = "mcp/fleet.rs"]
+mod fleet;
 #[path = "mcp/floor.rs"]
 mod floor;
 #[path = "mcp/guard.rs"]

@@ -28,13 +28,15 @@
 #  18 conformance-servers-modern  the same at spec 2026-07-28
 #  19 conformance-client  tests/conformance/client.sh --suite all   (client mode: mcp-relay connect)
 #  20 conformance-client-backcompat  the same for the 2025-03-26 auth back-compat scenarios
-#  21 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay)
+#  21 deploy       tests/deploy/run.sh  (deploy/ static checks; nginx from Debian in front of the relay;
+#                  tests/deploy/cluster.sh: three relays as a fleet behind nginx with redis-server)
 #  22 portable     cargo clippy + cargo test --features portable: the portable fallbacks of src/os/
 #                  (what Windows runs): unit tests, then connect and serve end to end
 #
 # Installs nothing outside the repository: npm packages go into tests/interop/node_modules,
 # Python packages into results/venv-tools (scripts/lib-venv.sh); every install says so in one
-# line. Debian packages (nginx-light, shellcheck, systemd, python3-venv, postgresql, chromium)
+# line. Debian packages (nginx-light, redis-server, haproxy, shellcheck, systemd, python3-venv,
+# postgresql, chromium)
 # are .ci/run's, in CI;
 # elsewhere a missing one turns its checks into "skip - ..." lines.
 #
@@ -199,7 +201,7 @@ run_step conformance-client count_conformance "MCP conformance suite, client mod
     "$ROOT/tests/conformance/client.sh" --suite all --spec-version 2025-11-25
 run_step conformance-client-backcompat count_conformance "MCP conformance suite, client mode, 2025-03-26 auth back-compat" -- \
     "$ROOT/tests/conformance/client.sh" --suite backcompat --spec-version 2025-03-26
-run_step deploy count_tap "deployment material: tests/deploy/static.sh + tests/deploy/nginx.sh (nginx-light from Debian)" -- \
+run_step deploy count_tap "deployment material: tests/deploy/static.sh + nginx.sh + cluster.sh (nginx-light, redis-server, haproxy from Debian)" -- \
     bash "$ROOT/tests/deploy/run.sh"
 
 # The same modules as the GitHub workflow's Linux job (.github/workflows/ci.yml); the crate is

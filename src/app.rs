@@ -5,6 +5,9 @@
 //! Shutdown on SIGTERM/SIGINT: stop accepting and refuse new work (503), end standalone
 //! streams, let in-flight requests finish within the grace period, then fail what is left
 //! with -31010, stop every child (close stdin → SIGTERM → SIGKILL) and return (exit 0).
+//! A replica of a fleet (`[cluster]`) first drains ([`drain_window`]): `/ready` says 503 at
+//! once while its sessions keep being served, until the window ends, no session is left or a
+//! second signal arrives.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +18,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::cluster::Cluster;
 use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
 use crate::config::ServeConfig;
 use crate::hub::Hub;
@@ -166,8 +170,13 @@ impl Bound {
         &self.hub
     }
 
-    /// Serves until `shutdown` is cancelled, then drains and stops every child.
-    pub(crate) async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+    /// Serves until `shutdown` is cancelled, then drains and stops every child. `hurry`
+    /// (a second signal) cuts a fleet replica's drain window short.
+    pub(crate) async fn run(
+        self,
+        shutdown: CancellationToken,
+        hurry: CancellationToken,
+    ) -> anyhow::Result<()> {
         let hub = self.hub;
         let relay = hub.main().clone();
         let stop_accepting = CancellationToken::new();
@@ -234,11 +243,49 @@ impl Bound {
                 res.context("server task failed")?;
             }
         }
+        if let (Some(cluster), true) = (relay.config().cluster.as_deref(), shutdown.is_cancelled())
+        {
+            drain_window(&hub, cluster, &hurry).await;
+        }
         drain(&hub, &mut server, &stop_accepting).await;
         admin_stop.cancel();
         info!("stopped");
         Ok(())
     }
+}
+
+/// A fleet replica's drain before the shutdown: `/ready` says 503 from now on (the load
+/// balancer stops sending new sessions here), while everything else is served as before:
+/// existing sessions, directly or forwarded by peers, and a new session that still arrives.
+/// Ends when `drain_window` is over, when no session is left, or on `hurry`.
+async fn drain_window(hub: &Hub, cluster: &Cluster, hurry: &CancellationToken) {
+    let window = cluster.config().drain_window;
+    cluster.start_draining();
+    let sessions = || -> usize { hub.relays().iter().map(|r| r.sessions_active()).sum() };
+    info!(
+        sessions = sessions(),
+        window_ms = window.as_millis() as u64,
+        "draining"
+    );
+    let started = tokio::time::Instant::now();
+    let deadline = started + window;
+    let reason = loop {
+        if sessions() == 0 {
+            break "no_sessions";
+        }
+        tokio::select! {
+            () = tokio::time::sleep_until(deadline) => break "window_ended",
+            () = hurry.cancelled() => break "signal",
+            // How often the session count is looked at.
+            () = tokio::time::sleep(Duration::from_millis(100)) => {}
+        }
+    };
+    info!(
+        sessions = sessions(),
+        reason,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "drain window over"
+    );
 }
 
 /// Stops accepting, gives in-flight work `--shutdown-grace` (then fails it and gives the
@@ -270,17 +317,21 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let traces = crate::telemetry::otel::start(cfg.otel.as_ref()).context("trace export")?;
     let bound = bind(cfg).await?;
     let shutdown = CancellationToken::new();
-    let trigger = shutdown.clone();
+    let hurry = CancellationToken::new();
+    let (trigger, second) = (shutdown.clone(), hurry.clone());
     tokio::spawn(async move {
         wait_for_signal().await;
         trigger.cancel();
+        // A second signal skips the rest of a fleet replica's drain window.
+        wait_for_signal().await;
+        second.cancel();
     });
     tokio::spawn(reload_on_hangup(
         bound.hub().clone(),
         bound.authz.clone(),
         shutdown.clone(),
     ));
-    let ran = bound.run(shutdown).await;
+    let ran = bound.run(shutdown, hurry).await;
     if let Some(t) = traces {
         t.shutdown().await; // After the drain: the last requests' spans are exported too.
     }

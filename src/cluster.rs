@@ -23,6 +23,10 @@ use config::{base_url, ClusterConfig};
 /// never forwarded again.
 pub(crate) const FORWARDED_BY: &str = "mcp-relay-forwarded-by";
 
+/// The header every answer of a fleet node carries: the node that executed the request
+/// (informational; load balancers may learn affinity from it).
+pub(crate) const NODE_HEADER: &str = "mcp-relay-node";
+
 /// One replica's view of its fleet.
 #[derive(Debug)]
 pub(crate) struct Cluster {
@@ -68,7 +72,14 @@ impl Cluster {
         if let Some(u) = self.cfg.peers.get(node) {
             return Some(u.clone());
         }
+        // Through the template, only the pods of this node's own StatefulSet (`NAME-ORDINAL`
+        // with this node's NAME): a name read from an id picks a pod, never a host.
         let template = self.cfg.peer_url.as_deref()?;
+        let same_set = config::ordinal_stem(node).is_some()
+            && config::ordinal_stem(node) == config::ordinal_stem(&self.cfg.node);
+        if !same_set {
+            return None;
+        }
         base_url(&template.replace("{node}", node)).ok()
     }
 

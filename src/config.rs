@@ -8,6 +8,7 @@
 
 pub(crate) mod admin;
 pub(crate) mod args;
+pub(crate) mod cache;
 pub(crate) mod file;
 pub(crate) mod mcp_servers;
 pub(crate) mod oauth_server;
@@ -174,6 +175,8 @@ pub(crate) struct ServeConfig {
     /// This relay as a replica of a fleet (`[cluster]`), when it is one. Kept across SIGHUP
     /// (its connections and counters live on).
     pub cluster: Option<std::sync::Arc<crate::cluster::Cluster>>,
+    /// The response cache of idempotent reads (`[cache]`), when on.
+    pub response_cache: Option<std::sync::Arc<cache::CacheConfig>>,
     /// The path prefix this configuration's fronts are served under (`/servers/NAME`); empty
     /// for the main path. Legacy SSE names its message path with it.
     pub mount: String,

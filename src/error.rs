@@ -98,6 +98,10 @@ pub(crate) enum Error {
     /// user's own program; a relay's clients get [`Error::ChildUnavailable`]).
     #[error("server unavailable: {0}")]
     LinkDown(Arc<str>),
+    /// A fleet peer that owns the session did not connect or start answering in time
+    /// (`cluster/forward.rs`): the session may still be there, so try again.
+    #[error("session owner unavailable")]
+    OwnerUnavailable,
     #[error("server unavailable: restarting too often")]
     CircuitOpen(u64),
     #[error("identity header: {0}")]
@@ -299,6 +303,7 @@ impl Error {
             Error::ChildUnavailable | Error::LinkDown(_) => {
                 try_later(503, -31006, "child_unavailable", Upstream)
             }
+            Error::OwnerUnavailable => try_later(503, -31006, "owner_unavailable", Upstream),
             Error::CircuitOpen(secs) => Wire {
                 retry_after: Some(Duration::from_secs(*secs)),
                 ..try_later(503, -31006, "circuit_open", Upstream)

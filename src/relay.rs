@@ -10,6 +10,7 @@
 //! and the drain at shutdown. Framing (HTTP, SSE) stays in `listener/`; id multiplexing in
 //! `upstream.rs`.
 
+pub(crate) mod cache;
 pub(crate) mod children;
 mod face;
 mod legacy;
@@ -59,6 +60,8 @@ pub(crate) struct Relay {
     policy: arc_swap::ArcSwap<crate::policy::RequestPolicy>,
     /// The legacy face of a modern-only child, once made (`relay/face.rs`).
     face: std::sync::OnceLock<Arc<crate::upstream::ServerSpec>>,
+    /// The response cache (`[cache]`), when on for this server.
+    cache: Option<Arc<cache::Cache>>,
 }
 
 impl Relay {
@@ -66,6 +69,11 @@ impl Relay {
     pub(crate) fn new(cfg: Arc<ServeConfig>, audit: Audit) -> Arc<Relay> {
         let policy = arc_swap::ArcSwap::from_pointee(cfg.policy.clone());
         let counters = Arc::new(Counters::default());
+        let cache = cache::Cache::new(&cfg);
+        if let Some(c) = &cache {
+            // Its children's list and resource changes invalidate it.
+            let _ = counters.changes.set(c.clone());
+        }
         tokio::spawn(crate::upstream::expire_all(Arc::downgrade(&counters)));
         // Every record, metric and span of a named server's requests carries its name.
         let audit = audit.for_server(cfg.server_name.as_deref());
@@ -89,6 +97,7 @@ impl Relay {
             audit,
             policy,
             face: std::sync::OnceLock::new(),
+            cache,
         })
     }
 

@@ -33,6 +33,14 @@ pub(crate) struct Ticket {
     /// The request's place among its principal's concurrent requests, on fronts where one
     /// connection carries many requests (released when the answer leaves).
     slot: Option<crate::policy::rate_limit::InFlight>,
+    /// Where a successful answer is kept for the next callers (the response cache).
+    keep: Option<Box<dyn Keep>>,
+}
+
+/// Keeps a request's successful answer as the child gave it (before the caller's list
+/// filter), its id still the client's (`relay/cache.rs`).
+pub(crate) trait Keep: Send + Sync + std::fmt::Debug {
+    fn keep(&self, answer: &Bytes);
 }
 
 #[derive(Debug)]
@@ -80,6 +88,7 @@ impl Ticket {
             measure: Some(measure),
             span: RequestSpan::start(caller, audit.server(), session, frame).map(Box::new),
             slot: None,
+            keep: None,
         }
     }
 
@@ -122,6 +131,11 @@ impl Ticket {
         });
     }
 
+    /// Keeps the successful answer with `keep` (the response cache).
+    pub(crate) fn keep_with(&mut self, keep: Box<dyn Keep>) {
+        self.keep = Some(keep);
+    }
+
     /// Whether the answer will be filtered for this caller.
     pub(crate) fn filters(&self) -> bool {
         self.filter.is_some()
@@ -141,6 +155,9 @@ impl Ticket {
     /// the answer's JSON-RPC error code, which the caller already knows (the frame was parsed
     /// on its way in, or the relay made the error): no answer is read again here.
     pub(crate) fn answer(&mut self, bytes: Bytes, code: Option<i64>) -> Bytes {
+        if let (Some(k), None) = (self.keep.take(), code) {
+            k.keep(&bytes);
+        }
         let bytes = match &self.filter {
             Some(f) => f.apply(&bytes).unwrap_or(bytes),
             None => bytes,

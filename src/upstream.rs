@@ -130,6 +130,14 @@ pub(crate) struct Counters {
     pub children: AtomicUsize,
     pub dropped_lines: AtomicU64,
     live: Mutex<Vec<Weak<Upstream>>>,
+    /// Told of every child notification (the response cache's invalidation), when set.
+    pub changes: std::sync::OnceLock<Arc<dyn Changes>>,
+}
+
+/// Hears the notifications of a relay's children that change what they would answer
+/// (`notifications/*/list_changed`, `notifications/resources/updated`).
+pub(crate) trait Changes: Send + Sync + std::fmt::Debug {
+    fn changed(&self, notification: &Frame);
 }
 
 /// What the relay gets back for a request it sent itself.

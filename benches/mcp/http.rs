@@ -28,6 +28,9 @@ pub(crate) struct Endpoint {
     pub(crate) modern: bool,
     /// `Authorization: Bearer …`, sent on every request (the authenticated relays).
     pub(crate) bearer: Option<HeaderValue>,
+    /// Where sessions are opened, when not at `addr` (`relay-forwarded`: the home replica;
+    /// every later request goes to `addr`, which forwards it there).
+    pub(crate) home: Option<SocketAddr>,
 }
 
 /// A session opened by `initialize`.
@@ -134,9 +137,23 @@ impl Conn {
 
     /// `initialize` then `notifications/initialized`; returns the new session.
     pub(crate) async fn initialize(&mut self, protocol: &str) -> Result<Session> {
-        let a = self
-            .send(Method::POST, None, msg::initialize(protocol))
-            .await?;
+        let a = match self.ep.home {
+            Some(home) => {
+                let ep = Endpoint {
+                    addr: home,
+                    home: None,
+                    ..self.ep.clone()
+                };
+                let mut at_home = Conn::open(&ep).await?;
+                at_home
+                    .send(Method::POST, None, msg::initialize(protocol))
+                    .await?
+            }
+            None => {
+                self.send(Method::POST, None, msg::initialize(protocol))
+                    .await?
+            }
+        };
         if a.status != StatusCode::OK {
             bail!(
                 "initialize: HTTP {}: {}",

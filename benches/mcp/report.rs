@@ -144,6 +144,7 @@ impl Results {
         s.push_str(&self.servers(systems));
         s.push_str(&self.eras(systems));
         s.push_str(&self.auth(systems));
+        s.push_str(&self.fleet(systems));
         s.push_str(&crate::targets::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
@@ -250,6 +251,23 @@ impl Results {
             ],
             "Authentication: a bearer token on every request ÷ the relay without \
              authentication (relay-sse), and the relay's own token ÷ an HS256 JWT",
+        )
+    }
+
+    /// A fleet (issue 19): a replica alone against the plain relay (tagged ids), a forwarded
+    /// call against the same call made at its home replica, and limits in Redis against the
+    /// same limits in memory (and in memory against none).
+    fn fleet(&self, systems: &[Kind]) -> String {
+        self.compare(
+            systems,
+            &[
+                (Kind::RelayNode, Kind::RelaySse),
+                (Kind::RelayForwarded, Kind::RelayNode),
+                (Kind::RelayLimits, Kind::RelayJwt),
+                (Kind::RelaySharedLimits, Kind::RelayLimits),
+            ],
+            "A fleet (issue 19): a replica alone ÷ the relay, a forwarded call ÷ a local \
+             one, limits in memory ÷ none, limits in Redis ÷ in memory",
         )
     }
 

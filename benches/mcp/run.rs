@@ -28,7 +28,11 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
             if let Err(e) = system(cfg, kind, rep, &mut res).await {
                 res.fail(kind, "start", rep, &e);
             }
-            if kind.is_relay() && !kind.is_modern() && (cfg.wants('d') || cfg.wants('e')) {
+            if kind.is_relay()
+                && !kind.is_modern()
+                && !kind.is_fleet()
+                && (cfg.wants('d') || cfg.wants('e'))
+            {
                 eprintln!(
                     "bench: rep {}/{} {} --session-mode shared",
                     rep + 1,

@@ -16,7 +16,7 @@ use crate::guard::Proc;
 use crate::http::Endpoint;
 use crate::msg::ToolCall;
 use crate::servers::{self, ConfigDir};
-use crate::{auth, oauth};
+use crate::{auth, fleet, oauth};
 
 /// One system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -41,6 +41,18 @@ pub(crate) enum Kind {
     /// request carries the relay's own ES256 access token, obtained once per start through
     /// registration, login, consent and the code exchange.
     RelayOauth,
+    /// mcp-relay as `RelaySse`, a replica of a fleet (`--node r0`, no peers): the cost of
+    /// owner-tagged ids on a local call.
+    RelayNode,
+    /// Two replicas `r0` and `r1`: sessions opened on `r0`, every call sent to `r1`, which
+    /// forwards it to `r0` (issue 19).
+    RelayForwarded,
+    /// mcp-relay as `RelayJwt` with rate limits on (global and per principal, high enough
+    /// never to refuse) and the concurrency cap, in this process's memory.
+    RelayLimits,
+    /// The same limits shared through a Redis the harness starts (`[cluster.store]`): one
+    /// pipelined round trip for the buckets and a lease per request.
+    RelaySharedLimits,
     /// The harness speaking stdio to the fixture directly: the physical floor.
     FloorStdio,
     /// A bare axum responder in a separate process, no child: the HTTP stack's floor.
@@ -53,7 +65,7 @@ pub(crate) enum Kind {
     McpProxyPy,
 }
 
-pub(crate) const ALL: [Kind; 12] = [
+pub(crate) const ALL: [Kind; 16] = [
     Kind::RelaySse,
     Kind::RelayJson,
     Kind::RelayModern,
@@ -61,6 +73,10 @@ pub(crate) const ALL: [Kind; 12] = [
     Kind::RelayServer,
     Kind::RelayJwt,
     Kind::RelayOauth,
+    Kind::RelayNode,
+    Kind::RelayForwarded,
+    Kind::RelayLimits,
+    Kind::RelaySharedLimits,
     Kind::FloorStdio,
     Kind::FloorHttp,
     Kind::Supergateway,
@@ -78,6 +94,10 @@ impl Kind {
             Kind::RelayServer => "relay-server",
             Kind::RelayJwt => "relay-jwt",
             Kind::RelayOauth => "relay-oauth",
+            Kind::RelayNode => "relay-node",
+            Kind::RelayForwarded => "relay-forwarded",
+            Kind::RelayLimits => "relay-limits",
+            Kind::RelaySharedLimits => "relay-shared-limits",
             Kind::FloorStdio => "floor-stdio",
             Kind::FloorHttp => "floor-http",
             Kind::Supergateway => "supergateway",
@@ -89,7 +109,8 @@ impl Kind {
     /// Names in `BENCH_SYSTEMS`; `relay` selects both single-server relay modes, `servers`
     /// the single relay with the multi-server relay's two paths, `eras` legacy sessions (SSE
     /// and JSON answers) and a 2026-07-28 client on the same relay, `auth` the single relay
-    /// without and with each kind of bearer token, `peers` the three peers.
+    /// without and with each kind of bearer token, `fleet` the single relay, a replica of a
+    /// fleet, a forwarded call and local against shared limits, `peers` the three peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
@@ -97,11 +118,19 @@ impl Kind {
             "eras" => vec![Kind::RelaySse, Kind::RelayJson, Kind::RelayModern],
             "auth" => vec![Kind::RelaySse, Kind::RelayJwt, Kind::RelayOauth],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
+            "fleet" => vec![
+                Kind::RelaySse,
+                Kind::RelayNode,
+                Kind::RelayForwarded,
+                Kind::RelayJwt,
+                Kind::RelayLimits,
+                Kind::RelaySharedLimits,
+            ],
             "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
-                    "unknown system {s:?} (known: relay, servers, eras, auth, floors, peers, {:?})",
+                    "unknown system {s:?} (known: relay, servers, eras, auth, fleet, floors, peers, {:?})",
                     ALL.map(Kind::name)
                 ),
             },
@@ -119,12 +148,35 @@ impl Kind {
                 | Kind::RelayServer
                 | Kind::RelayJwt
                 | Kind::RelayOauth
+                | Kind::RelayNode
+                | Kind::RelayForwarded
+                | Kind::RelayLimits
+                | Kind::RelaySharedLimits
         )
     }
 
     /// The relay with authentication (a bearer token on every request).
     pub(crate) fn is_auth(self) -> bool {
-        matches!(self, Kind::RelayJwt | Kind::RelayOauth)
+        matches!(
+            self,
+            Kind::RelayJwt | Kind::RelayOauth | Kind::RelayLimits | Kind::RelaySharedLimits
+        )
+    }
+
+    /// An HS256 token from `token jwt` on every request.
+    fn is_jwt(self) -> bool {
+        matches!(
+            self,
+            Kind::RelayJwt | Kind::RelayLimits | Kind::RelaySharedLimits
+        )
+    }
+
+    /// A system of several processes (a fleet's replicas, a store): no shared-mode run.
+    pub(crate) fn is_fleet(self) -> bool {
+        matches!(
+            self,
+            Kind::RelayNode | Kind::RelayForwarded | Kind::RelayLimits | Kind::RelaySharedLimits
+        )
     }
 
     /// The client speaks 2026-07-28: no sessions, so only (a), (b) and (c) apply.
@@ -188,10 +240,12 @@ impl Paths {
 pub(crate) struct Running {
     pub(crate) proc: Proc,
     pub(crate) ep: Endpoint,
+    /// The other processes of a fleet system (the home replica, the store), stopped after.
+    _others: Vec<Proc>,
     _config: Option<ConfigDir>,
 }
 
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -211,6 +265,7 @@ fn command(
     p: &Paths,
     port: u16,
     config: Option<&ConfigDir>,
+    plan: &fleet::Plan,
 ) -> Result<Option<Command>> {
     let fx = p.fixture.to_str().context("fixture path not UTF-8")?;
     let listen = format!("127.0.0.1:{port}");
@@ -221,17 +276,27 @@ fn command(
         | Kind::RelayJson
         | Kind::RelayModern
         | Kind::RelayJwt
-        | Kind::RelayOauth => {
+        | Kind::RelayOauth
+        | Kind::RelayNode
+        | Kind::RelayForwarded
+        | Kind::RelayLimits
+        | Kind::RelaySharedLimits => {
             let mut c = Command::new(p.relay());
             c.args(["serve", "--listen", &listen]);
+            if kind == Kind::RelayJson {
+                c.args(["--response-mode", "json"]);
+            }
+            if kind.is_jwt() {
+                c.arg("--jwt-secret")
+                    .arg(format!("env:{}", auth::JWT_SECRET_ENV));
+                c.args(["--jwt-issuer", auth::JWT_ISSUER]);
+            }
             match kind {
-                Kind::RelayJson => {
-                    c.args(["--response-mode", "json"]);
+                Kind::RelayNode => {
+                    c.args(["--node", "r0"]);
                 }
-                Kind::RelayJwt => {
-                    c.arg("--jwt-secret")
-                        .arg(format!("env:{}", auth::JWT_SECRET_ENV));
-                    c.args(["--jwt-issuer", auth::JWT_ISSUER]);
+                Kind::RelayForwarded => {
+                    c.args(plan.entry_args());
                 }
                 _ => {}
             }
@@ -307,7 +372,7 @@ fn command(
 /// What an authenticated relay needs at start: `relay-jwt`'s secret (in the relay's
 /// environment only) and the token minted with it, or `relay-oauth`'s local user's login,
 /// used once the relay listens.
-enum Credential {
+pub(crate) enum Credential {
     None,
     Jwt { secret: String, token: String },
     OAuth(oauth::Login),
@@ -321,6 +386,7 @@ fn prepare(
     mode: Mode,
     p: &Paths,
     port: u16,
+    plan: &fleet::Plan,
 ) -> Result<(Option<ConfigDir>, Credential)> {
     let listen = format!("127.0.0.1:{port}");
     Ok(match kind {
@@ -332,11 +398,15 @@ fn prepare(
             let (dir, login) = oauth::write_config(port)?;
             (Some(dir), Credential::OAuth(login))
         }
-        Kind::RelayJwt => {
+        Kind::RelayJwt | Kind::RelayLimits | Kind::RelaySharedLimits => {
             // The audience is the relay's default resource: `http://<listen>/mcp`.
             let secret = auth::jwt_secret();
             let token = auth::mint_jwt(&p.relay, &secret, &format!("http://{listen}/mcp"))?;
-            let dir = servers::write_dir(port, &auth::limits_section())?;
+            let text = match kind {
+                Kind::RelayJwt => auth::limits_section(),
+                _ => plan.limits_text(),
+            };
+            let dir = servers::write_dir(port, &text)?;
             (Some(dir), Credential::Jwt { secret, token })
         }
         _ => (None, Credential::None),
@@ -356,7 +426,12 @@ fn last_line(log: &Path) -> String {
 
 /// Waits until `addr` accepts connections (30 s at most), failing with the last line of
 /// `log` if the process exits.
-async fn listening(kind: Kind, proc: &mut Proc, addr: SocketAddr, log: &Path) -> Result<()> {
+pub(crate) async fn listening(
+    kind: Kind,
+    proc: &mut Proc,
+    addr: SocketAddr,
+    log: &Path,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
         if let Some(status) = proc.exited() {
@@ -394,8 +469,11 @@ pub(crate) async fn start(
         bail!("{} has no shared mode to select", kind.name());
     }
     let port = free_port()?;
-    let (config, credential) = prepare(kind, mode, p, port)?;
-    let Some(mut cmd) = command(kind, mode, p, port, config.as_ref())? else {
+    let plan = fleet::Plan::new(kind)?;
+    let (config, credential) = prepare(kind, mode, p, port, &plan)?;
+    // The fleet's other processes first: the store, or the home replica.
+    let (others, home) = plan.start(p, logs).await?;
+    let Some(mut cmd) = command(kind, mode, p, port, config.as_ref(), &plan)? else {
         return Ok(None);
     };
     if let Credential::Jwt { secret, .. } = &credential {
@@ -436,10 +514,12 @@ pub(crate) async fn start(
         },
         modern: kind.is_modern(),
         bearer,
+        home,
     };
     Ok(Some(Running {
         proc,
         ep,
+        _others: others,
         _config: config,
     }))
 }
@@ -481,6 +561,9 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
                  client on `{path}`, tool `{tool}`",
                 env!("CARGO_PKG_VERSION")
             )
+        }
+        Kind::RelayNode | Kind::RelayForwarded | Kind::RelayLimits | Kind::RelaySharedLimits => {
+            fleet::version(kind)
         }
         Kind::FloorStdio => "harness ↔ fixture pipes".to_owned(),
         Kind::FloorHttp => "axum 0.8 (same HTTP stack as the relay), in-bench".to_owned(),

@@ -27,11 +27,9 @@ pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
         _ => None,
     };
     let show = |v: Option<f64>| v.map_or("–".to_owned(), fmt_num);
-    for k in systems
-        .iter()
-        .copied()
-        .filter(|k| k.is_relay() && !k.is_multi() && !k.is_modern() && !k.is_auth())
-    {
+    for k in systems.iter().copied().filter(|k| {
+        k.is_relay() && !k.is_multi() && !k.is_modern() && !k.is_auth() && !k.is_fleet()
+    }) {
         let mut row = |target: &str, a: Option<f64>, b: Option<f64>, ok: Option<bool>| {
             let _ = writeln!(
                 s,

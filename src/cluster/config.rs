@@ -57,7 +57,8 @@ pub(crate) struct StoreFile {
     /// What limits do while the store is unreachable: `local` (default: this replica's
     /// limits divided by `expected_nodes`), `open` or `closed` (503).
     pub on_store_error: Option<String>,
-    /// Replicas expected in the fleet, for the `local` fallback. Default 1.
+    /// Replicas expected in the fleet, for the `local` fallback. Default: this node and its
+    /// listed peers (set it when peers come from `peer_url`).
     pub expected_nodes: Option<u32>,
     /// How long a concurrency lease lives without renewal (a dead replica's slots come back
     /// after it). Default 30s.
@@ -95,8 +96,8 @@ pub(crate) enum Clock {
     Client,
 }
 
-/// `[cluster.store]`, validated.
-#[derive(Debug, Clone)]
+/// `[cluster.store]`, validated. Its `Debug` shows neither the URL's password nor the key.
+#[derive(Clone)]
 pub(crate) struct StoreConfig {
     pub url: String,
     pub key_prefix: String,
@@ -106,6 +107,29 @@ pub(crate) struct StoreConfig {
     pub expected_nodes: u32,
     pub lease: Duration,
     pub clock: Clock,
+}
+
+impl std::fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = match Url::parse(&self.url) {
+            Ok(mut u) if u.password().is_some() => {
+                let _ = u.set_password(Some("***"));
+                u.to_string()
+            }
+            Ok(u) => u.to_string(),
+            Err(_) => "(unparsed)".to_owned(),
+        };
+        f.debug_struct("StoreConfig")
+            .field("url", &url)
+            .field("key_prefix", &self.key_prefix)
+            .field("key_secret", &"***")
+            .field("timeout", &self.timeout)
+            .field("on_error", &self.on_error)
+            .field("expected_nodes", &self.expected_nodes)
+            .field("lease", &self.lease)
+            .field("clock", &self.clock)
+            .finish()
+    }
 }
 
 /// `[cluster]`, validated.
@@ -160,9 +184,10 @@ pub(crate) fn build(
         }
     }
     let peers = peers(&node, &file.peers, errors);
+    let nodes = peers.len() + 1;
     let peer_url = flags.peer_url.or(file.peer_url);
     if let Some(t) = &peer_url {
-        check_template(t, errors);
+        check_template(&node, t, errors);
     }
     let drain = flags.drain_window.or(file.drain_window);
     let mut store = file.store;
@@ -184,7 +209,7 @@ pub(crate) fn build(
             .as_deref()
             .map(|t| duration(Some(t), "cluster.forward_timeout", "30s", errors)),
         drain_window: duration_or_zero(drain.as_deref(), "cluster.drain_window", "120s", errors),
-        store: store.and_then(|s| build_store(s, env, errors)),
+        store: store.and_then(|s| build_store(s, nodes, env, errors)),
     })
 }
 
@@ -224,18 +249,50 @@ pub(crate) fn base_url(text: &str) -> Result<Url, String> {
     Ok(u)
 }
 
-fn check_template(t: &str, errors: &mut Vec<String>) {
-    if !t.contains("{node}") {
-        errors.push(format!("cluster.peer_url `{t}`: must contain {{node}}"));
+/// The template must make `{node}` the whole leftmost label of a host with at least two more
+/// labels (`{node}.mcp-relay-peers.mcp.svc`): a name read from an id can then only pick a pod
+/// of that service, never a host of its own (`localhost`, `metadata`, another service).
+fn check_template(me: &str, t: &str, errors: &mut Vec<String>) {
+    let Some((scheme, rest)) = t.split_once("://") else {
+        errors.push(format!("cluster.peer_url `{t}`: not a URL"));
         return;
+    };
+    let suffix = rest
+        .strip_prefix("{node}.")
+        .filter(|_| t.matches("{node}").count() == 1);
+    let host_suffix = suffix.map(|s| s.split(['/', ':']).next().unwrap_or(""));
+    match host_suffix {
+        Some(h) if h.split('.').filter(|l| !l.is_empty()).count() >= 2 => {}
+        _ => {
+            errors.push(format!(
+                "cluster.peer_url `{t}`: must be {scheme}://{{node}}.SERVICE.NAMESPACE… ({{node}} once, as the first label of a host with at least two more labels)"
+            ));
+            return;
+        }
     }
     if let Err(e) = base_url(&t.replace("{node}", "r0")) {
         errors.push(format!("cluster.peer_url: {e}"));
     }
+    if ordinal_stem(me).is_none() {
+        errors.push(format!(
+            "cluster.peer_url: node `{me}` is not NAME-ORDINAL (a StatefulSet pod's name): the template only reaches nodes named like this one"
+        ));
+    }
 }
 
+/// `mcp-relay-2` → `mcp-relay`: the StatefulSet a pod's name belongs to.
+pub(crate) fn ordinal_stem(node: &str) -> Option<&str> {
+    let (stem, ordinal) = node.rsplit_once('-')?;
+    let digits =
+        !ordinal.is_empty() && ordinal.len() <= 4 && ordinal.bytes().all(|b| b.is_ascii_digit());
+    (digits && !stem.is_empty()).then_some(stem)
+}
+
+/// `nodes`: the replicas the configuration names (this one and its peers), the default of
+/// `expected_nodes`.
 fn build_store(
     f: StoreFile,
+    nodes: usize,
     env: &dyn Fn(&str) -> Option<String>,
     errors: &mut Vec<String>,
 ) -> Option<StoreConfig> {
@@ -291,7 +348,9 @@ fn build_store(
             Clock::Server
         }
     };
-    let expected_nodes = f.expected_nodes.unwrap_or(1);
+    let expected_nodes = f
+        .expected_nodes
+        .unwrap_or_else(|| u32::try_from(nodes).unwrap_or(u32::MAX));
     if expected_nodes == 0 {
         errors.push("cluster.store.expected_nodes must be at least 1".into());
     }
@@ -388,6 +447,15 @@ mod tests {
         assert_eq!((s.expected_nodes, s.on_error), (3, OnStoreError::Local));
         assert_eq!(s.timeout, Duration::from_millis(50));
         assert_eq!(c.drain_window, Duration::from_secs(120));
+        let (c, _) = parse(
+            "node = \"r0\"\n[store]\nurl = \"redis://:hunter2x@127.0.0.1:6379/0\"",
+            Flags::default(),
+        );
+        let shown = format!("{:?}", c.unwrap());
+        assert!(
+            !shown.contains("hunter2x") && shown.contains("***"),
+            "{shown}"
+        );
     }
 
     #[test]
@@ -416,6 +484,35 @@ mod tests {
     }
 
     #[test]
+    fn a_template_reaches_only_pods_of_one_service() {
+        let ok =
+            "node = \"mcp-relay-1\"\npeer_url = \"http://{node}.mcp-relay-peers.mcp.svc:8080\"";
+        let (c, e) = parse(ok, Flags::default());
+        assert!(e.is_empty(), "{e:?}");
+        let c = c.unwrap();
+        for bad in [
+            "http://{node}:8080",
+            "http://{node}.peers",
+            "http://x.{node}.a.b",
+            "http://{node}.a.b/{node}",
+        ] {
+            let (_, e) = parse(
+                &format!("node = \"mcp-relay-1\"\npeer_url = \"{bad}\""),
+                Flags::default(),
+            );
+            assert!(e.iter().any(|e| e.contains("peer_url")), "{bad}: {e:?}");
+        }
+        let (_, e) = parse(
+            "node = \"r0\"\npeer_url = \"http://{node}.a.b\"",
+            Flags::default(),
+        );
+        assert!(e.iter().any(|e| e.contains("NAME-ORDINAL")), "{e:?}");
+        assert_eq!(ordinal_stem("mcp-relay-12"), Some("mcp-relay"));
+        assert_eq!(ordinal_stem("r0"), None);
+        let _ = c;
+    }
+
+    #[test]
     fn flags_win_and_peers_without_a_node_are_refused() {
         let flags = Flags {
             node: Some("r1".into()),
@@ -426,6 +523,7 @@ mod tests {
         assert!(e.is_empty(), "{e:?}");
         let c = c.unwrap();
         assert_eq!(c.node, "r1");
+        assert_eq!(c.peers.len(), 1);
         assert_eq!(c.peers["r0"].as_str(), "http://127.0.0.1:9000/");
         let (_, e) = parse("peer_url = \"http://{node}:80\"", Flags::default());
         assert!(e[0].contains("node"), "{e:?}");

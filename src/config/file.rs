@@ -194,6 +194,9 @@ pub(crate) fn check(file: &Path) -> u8 {
             if let Some(o) = &cfg.oauth_server {
                 println!("{}", oauth_summary(o));
             }
+            if let Some(c) = &cfg.cluster {
+                println!("{}", fleet_summary(c.config()));
+            }
             0
         }
         Err(errors) => {
@@ -242,6 +245,41 @@ fn oauth_summary(o: &crate::config::oauth_server::OAuthServerConfig) -> String {
         out += &format!(", upstream issuer {}", u.issuer);
     }
     out + ")"
+}
+
+/// `fleet: node r0, 2 peers (r1, r2), drain window 2m, limits shared in the store (…)`. The
+/// store's URL is left out: it may hold a password.
+pub(crate) fn fleet_summary(c: &crate::cluster::config::ClusterConfig) -> String {
+    use crate::cluster::config::OnStoreError;
+    let names: Vec<&str> = c.peers.keys().map(String::as_str).collect();
+    let mut peers = match names.len() {
+        0 => "no listed peers".to_owned(),
+        1 => format!("1 peer ({})", names[0]),
+        n => format!("{n} peers ({})", names.join(", ")),
+    };
+    if let Some(t) = &c.peer_url {
+        peers += &format!(", others at {t}");
+    }
+    let limits = match &c.store {
+        None => "limits per replica (no [cluster.store])".to_owned(),
+        Some(s) => format!(
+            "limits shared in the store (prefix {}, on error {}, {} expected node{}, lease {})",
+            s.key_prefix,
+            match s.on_error {
+                OnStoreError::Local => "local",
+                OnStoreError::Open => "open",
+                OnStoreError::Closed => "closed",
+            },
+            s.expected_nodes,
+            if s.expected_nodes == 1 { "" } else { "s" },
+            humantime::format_duration(s.lease)
+        ),
+    };
+    format!(
+        "fleet: node {}, {peers}, drain window {}, {limits}",
+        c.node,
+        humantime::format_duration(c.drain_window)
+    )
 }
 
 /// The problems clap finds in `flags` (a table's, from [`table_flags`]), each flag checked on
@@ -374,7 +412,38 @@ pub(crate) fn schema() -> Value {
         schema["properties"][key] = value;
     }
     schema["properties"]["oauth_server"] = oauth_server_schema();
+    schema["properties"]["cluster"] = cluster_schema();
     schema
+}
+
+/// `[cluster]` and `[cluster.store]`: the keys of `cluster/config.rs`'s `ClusterFile` and
+/// `StoreFile`, with their defaults (docs/fleet.md).
+fn cluster_schema() -> Value {
+    let s = |d: &str| json!({"type": "string", "description": d});
+    let store = json!({"type": "object", "additionalProperties": false, "required": ["url"],
+        "description": "the shared store of fleet-wide rate limits and concurrency leases (Redis or Valkey); without it limits are per replica",
+        "properties": {
+            "url": s("`redis://`, `rediss://` or `redis+sentinel://` URL, or `env:NAME` / `file:PATH`"),
+            "key_prefix": s("prefix of every key; default `mcpr`"),
+            "key_secret": s("`env:NAME` or `file:PATH`: the key names are hashed with it (principal names and addresses are never stored in clear)"),
+            "timeout": s("per-operation timeout; default `50ms`"),
+            "on_store_error": {"type": "string", "enum": ["local", "open", "closed"], "default": "local",
+                "description": "while the store is unreachable: this replica's limits divided by expected_nodes, no shared limits, or 503"},
+            "expected_nodes": {"type": "integer", "minimum": 1, "default": 1},
+            "lease": s("how long a concurrency slot lives without renewal (a dead replica's slots come back after it); default `30s`"),
+            "clock": {"type": "string", "enum": ["server", "client"], "default": "server",
+                "description": "the store's clock (Redis TIME) or this replica's, for services that refuse TIME in scripts"}}});
+    json!({"type": "object", "additionalProperties": false,
+        "description": "this relay as one replica of a fleet behind a load balancer, off unless `node` is set (docs/fleet.md)",
+        "properties": {
+            "node": s("this replica's name, a DNS label (`r0`), or `env:NAME` (Kubernetes: the pod name)"),
+            "peers": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "every replica's base URL by node name (this one's may be listed too)"},
+            "peer_url": s("base URL with `{node}` for replicas not in `peers` (`http://{node}.mcp-relay-peers:8080`)"),
+            "forward_connect_timeout": s("connecting to a peer longer than this gives 503 + Retry-After; default `1s`"),
+            "forward_timeout": s("a peer that has not started answering by then gives 503; default: the request timeout"),
+            "drain_window": s("on SIGTERM, how long existing sessions are still served while /ready says 503; default `120s`, `0s` for none"),
+            "store": store}})
 }
 
 /// `[oauth_server]`: the keys of `config/oauth_server.rs`'s `OAuthServerFile`, with their

@@ -47,6 +47,9 @@ pub(crate) struct FileConfig {
     /// This relay as one replica of a fleet (docs/fleet.md).
     #[serde(default)]
     pub cluster: Option<crate::cluster::config::ClusterFile>,
+    /// The response cache of idempotent reads (`relay/cache.rs`).
+    #[serde(default)]
+    pub cache: Option<crate::config::cache::CacheFile>,
     /// Client IP allow/deny, trusted proxies, CORS origins (docs/traffic.md).
     #[serde(default)]
     pub network: Option<NetworkConfig>,
@@ -140,6 +143,7 @@ pub(crate) struct Security {
     /// The built-in authorization server, when on (its verifier is in `auth`).
     pub oauth_server: Option<Arc<OAuthServerConfig>>,
     pub cluster: Option<crate::cluster::config::ClusterConfig>,
+    pub cache: Option<crate::config::cache::CacheConfig>,
 }
 
 impl Security {
@@ -182,6 +186,7 @@ pub(crate) fn build(
     let mut auth = file.auth.unwrap_or_default();
     let oauth = oauth_server::build(file.oauth_server, s.oauth, &base, env, errors);
     let cluster = crate::cluster::config::build(file.cluster, s.cluster, env, errors);
+    let cache = crate::config::cache::build(file.cache, cluster.as_ref(), errors);
     let default_resource = issuer_resource(oauth.as_ref(), default_resource);
     let resource = s
         .resource
@@ -234,6 +239,7 @@ pub(crate) fn build(
         limits: Arc::new(limits),
         oauth_server: oauth.map(Arc::new),
         cluster,
+        cache,
     })
 }
 

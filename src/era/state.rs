@@ -13,6 +13,10 @@
 //! made is named to the client by a handle bound to the principal, so its follow-ups reach
 //! that child and nobody else's.
 //!
+//! In a fleet both carry the owner tag in front (`cluster::id::tag`: `r0.<epoch>.mcpr1.…`), so
+//! a stateless retry or follow-up that reaches another node is forwarded to the node whose
+//! key sealed it (`listener/streamable_http/modern.rs`).
+//!
 //! Not here: parking and resuming the request (`upstream/translate.rs`), which child to send
 //! the retry to (`relay/legacy.rs`).
 
@@ -23,6 +27,8 @@ use base64::Engine as _;
 use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, CHACHA20_POLY1305, NONCE_LEN};
 use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
+
+use crate::cluster::id::{owner, Owner};
 
 const PREFIX: &str = "mcpr1.";
 const AAD: &[u8] = b"mcp-relay requestState v1";
@@ -165,7 +171,9 @@ impl StateKey {
         let mut out = Vec::with_capacity(NONCE_LEN + data.len());
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&data);
-        format!("{prefix}{}", URL_SAFE_NO_PAD.encode(out))
+        // In a fleet, tagged with this node (`r0.<epoch>.mcpr1.…`): another node sends the
+        // continuation here (`cluster/forward.rs`); only this process can open it anyway.
+        crate::cluster::id::tag(&format!("{prefix}{}", URL_SAFE_NO_PAD.encode(out)))
     }
 
     fn open_as<T: serde::de::DeserializeOwned>(
@@ -174,6 +182,10 @@ impl StateKey {
         aad: &'static [u8],
         text: &str,
     ) -> Result<T, Refused> {
+        // Another node's or another process's (its tag says so): not ours to open.
+        let Owner::Here { rest: text } = owner(text) else {
+            return Err(Refused::Invalid);
+        };
         let body = text
             .strip_prefix(prefix)
             .filter(|b| b.len() <= MAX_LEN)

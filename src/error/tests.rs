@@ -41,6 +41,7 @@ fn table_matches_security_md() {
             Some(1013),
         ),
         (Error::CircuitOpen(30), 503, -31006, Some(1013)),
+        (Error::OwnerUnavailable, 503, -31006, Some(1013)),
         (Error::Identity("missing_identity"), 400, -31011, None),
         (Error::ChildExited, 200, -31007, None),
         (Error::Timeout, 200, -31008, None),

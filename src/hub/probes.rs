@@ -21,6 +21,10 @@ impl Probe for Hub {
     /// and `endpoints` (their sessions).
     fn health(&self) -> Value {
         let mut doc = admin::relay_health(&self.main);
+        if self.fleet_draining() {
+            doc["status"] = json!("draining");
+            doc["ready"] = json!(false);
+        }
         let servers = self.servers.load();
         if servers.is_empty() {
             return doc;
@@ -49,10 +53,10 @@ impl Probe for Hub {
         doc
     }
 
-    /// The main relay is ready; with `failure_mode = "closed"`, every named server too: its
+    /// The main relay is ready (and, in a fleet, the replica is not draining); with `failure_mode = "closed"`, every named server too: its
     /// relay is ready and the aggregate did not last see it down.
     fn ready(&self) -> bool {
-        if !self.main.is_ready() {
+        if !self.main.is_ready() || self.fleet_draining() {
             return false;
         }
         if self.failure_mode == FailureMode::Open {
@@ -68,11 +72,13 @@ impl Probe for Hub {
             .all(|m| m.relay.is_ready() && !seen_down(&m.name))
     }
 
-    /// Per named server: its sessions, its children and whether it is ready.
+    /// The response cache's hits and misses; per named server: its sessions, its children
+    /// and whether it is ready.
     fn more_metrics(&self) -> String {
+        let cache = crate::relay::cache::metrics_text();
         let servers = self.servers.load();
         if servers.is_empty() {
-            return String::new();
+            return cache;
         }
         let families: [Gauge; 3] = [
             (
@@ -91,7 +97,7 @@ impl Probe for Hub {
                 |r| u64::from(r.is_ready()),
             ),
         ];
-        let mut out = String::new();
+        let mut out = cache;
         for (name, help, value) in families {
             out.push_str(&format!(
                 "# HELP mcp_relay_server_{name} {help}\n# TYPE mcp_relay_server_{name} gauge\n"
@@ -124,5 +130,14 @@ impl Probe for Hub {
             g.dropped_lines += r.dropped_lines();
         }
         g
+    }
+}
+
+impl Hub {
+    /// Whether this replica of a fleet is draining (SIGTERM): `/ready` says 503, while its
+    /// sessions are still served.
+    fn fleet_draining(&self) -> bool {
+        let cluster = self.main.config().cluster.as_deref();
+        cluster.is_some_and(crate::cluster::Cluster::is_draining)
     }
 }

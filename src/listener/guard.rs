@@ -4,6 +4,9 @@
 //! extensions (`caller_of`), its concurrency slot is held until the response body ends, a
 //! refusal becomes its response (`error.rs`), answers to allowed CORS origins carry the CORS
 //! headers, and from the soft memory threshold HTTP/1.1 answers carry `Connection: close`.
+//! In a fleet, a request for another node's session goes to `cluster/forward.rs`, and every
+//! answer carries `mcp-relay-node` (the node that executed it; a forwarded one keeps the
+//! owner's).
 
 use std::sync::Arc;
 
@@ -19,7 +22,7 @@ use super::http::{MESSAGE_PATH, SESSION_HEADER};
 use super::ConnInfo;
 use crate::caller::{Caller, Principal, Transport};
 use crate::cluster::id::{owner, Owner};
-use crate::cluster::{Cluster, FORWARDED_BY};
+use crate::cluster::{Cluster, FORWARDED_BY, NODE_HEADER};
 use crate::policy::overload::Level;
 use crate::policy::{authn, Admitted, Head, Incoming, RequestPolicy, Route, Source, Stop};
 use crate::relay::Relay;
@@ -72,12 +75,22 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
         Err(Stop::Forward(client)) => match &relay.config().cluster {
             Some(cluster) => {
                 let req = Request::from_parts(parts, body);
-                cluster.forwarder().forward(cluster, req, client).await
+                let audit = relay.audit();
+                cluster
+                    .forwarder()
+                    .forward(cluster, audit, req, client)
+                    .await
             }
             None => crate::error::Error::UnknownSession.into_response(),
         },
         Err(Stop::Refused(e)) => e.into_response(),
     };
+    // Which node executed the request (informational): a forwarded answer keeps the owner's.
+    if let Some(c) = &relay.config().cluster {
+        if let Ok(node) = HeaderValue::from_str(c.node()) {
+            res.headers_mut().entry(NODE_HEADER).or_insert(node);
+        }
+    }
     if let Some(o) = origin {
         let mut h = HeaderMap::new();
         h.insert(header::ORIGIN, o);

@@ -76,6 +76,9 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
     let named = header_str(headers, SESSION_HEADER);
     let message = relay.parse(&caller, named, read)?;
     if is_modern(headers, message.frames()) {
+        if let Some(res) = modern::elsewhere(&relay, &parts, &message, &caller).await {
+            return Ok(res);
+        }
         return Ok(modern::post(&relay, headers, &message, &caller).await);
     }
     let found = named.map(|id| (id, session_of(&relay, headers, &caller)));

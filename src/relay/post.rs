@@ -17,6 +17,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tracing::{info, warn};
 
+use super::cache::Probe;
 use super::children::Backend;
 use super::shared::{self, Handled};
 use super::Relay;
@@ -406,7 +407,11 @@ impl Relay {
         }
         let mut outcome = Ok(());
         for frame in frames {
-            if let Err(e) = self.submit_one(&batch, frame).await {
+            let cached = match &self.cache {
+                Some(c) => c.probe(caller, session, frame).await,
+                None => Probe::Pass,
+            };
+            if let Err(e) = self.submit_one(&batch, frame, cached).await {
                 outcome = Err(e);
             }
         }
@@ -419,16 +424,23 @@ impl Relay {
 
     /// Admits and dispatches one message of a batch. A refused request is answered on the
     /// stream (a denial always; a dispatch refusal inside a batch); the error returned is
-    /// the whole POST's.
-    async fn submit_one(&self, b: &Batch<'_>, frame: &Frame) -> Result<(), Error> {
+    /// the whole POST's. An admitted request the response cache has the answer to is
+    /// answered from it (`cached`).
+    async fn submit_one(&self, b: &Batch<'_>, frame: &Frame, cached: Probe) -> Result<(), Error> {
         let sid = Some(b.session.id().as_str());
         let Some(mut ticket) = self.ticket_in(b, frame).await? else {
             return Ok(());
         };
-        let handled = if b.shared {
-            shared::intercept(b.session, &b.up, b.init.as_deref(), frame)
-        } else {
-            Handled::Forward
+        let handled = match cached {
+            Probe::Hit(answer) => Handled::Answered(answer),
+            Probe::Miss(keep) => {
+                ticket.keep_with(keep);
+                Handled::Forward
+            }
+            Probe::Pass if b.shared => {
+                shared::intercept(b.session, &b.up, b.init.as_deref(), frame)
+            }
+            Probe::Pass => Handled::Forward,
         };
         let result = match (handled, frame.kind(), &b.stream) {
             (Handled::Swallowed, _, _) => Ok(()),

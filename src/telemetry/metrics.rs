@@ -507,7 +507,9 @@ pub(crate) struct Snapshot {
     pub overload_level: u64,
 }
 
+mod forward;
 mod render;
+pub(crate) use forward::{forwarded, Forwarded};
 pub(crate) use render::render;
 
 #[cfg(test)]

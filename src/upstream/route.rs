@@ -36,7 +36,12 @@ impl Upstream {
             Kind::Notification if frame.method() == Some("notifications/progress") => {
                 self.route_progress(&frame)
             }
-            Kind::Notification => self.route_other(&frame, None),
+            Kind::Notification => {
+                if let Some(c) = self.counters.changes.get() {
+                    c.changed(&frame);
+                }
+                self.route_other(&frame, None)
+            }
             Kind::Request => self.route_other(&frame, frame.id()),
         }
     }

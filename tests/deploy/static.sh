@@ -7,11 +7,15 @@
 #   compose      parses; TLS files, config and secrets come from mounts; then deploy/compose/init.sh
 #                is run and the relay started with the compose command (paths mapped to the
 #                host): /ready answers 200 with the probe key over TLS, 401 without
-#   k8s          every file parses; no Secret shipped or generated; replicas 3, probes on the
-#                loopback admin listener, Service selector and affinity, Ingress routes and
-#                annotations, ConfigMap/Secret references; no file holds a usable secret; then
-#                the relay is refused with the old placeholder secret (exit 64), and started with
-#                the Deployment's args and the ConfigMap's relay.toml and probed as the probes do
+#   k8s          every file parses; no Secret shipped or generated; a StatefulSet of 3, probes on
+#                the loopback admin listener, client and headless peer Services, [cluster] from
+#                the pod name, grace >= drain window, Gateway API routes, NetworkPolicy, PDB,
+#                ConfigMap/Secret references; no file holds a usable secret; then the relay is
+#                refused with the old placeholder secret (exit 64), check-config'd and started
+#                with the StatefulSet's args and the ConfigMap's relay.toml and probed as the
+#                probes do (tests/deploy/fleet_static.py has the fleet's checks)
+#   balancers    nginx -t deploy/nginx/fleet.conf, haproxy -c deploy/haproxy/mcp-relay.cfg,
+#                deploy/envoy/envoy.yaml's structure (tests/deploy/cluster.sh runs fleet.conf)
 #   systemd      systemd-analyze verify (binary paths mapped to target/debug) and
 #                systemd-analyze security <= 3.0; grep for the hardening directives otherwise
 #   nginx        the directives SSE needs (tests/deploy/nginx.sh runs it for real)
@@ -174,7 +178,7 @@ EOF
     fi
 fi
 
-# --- k8s: the relay with the Deployment's args and the ConfigMap ---------------------------------
+# --- k8s: the relay with the StatefulSet's args and the ConfigMap ---------------------------------
 if [ -s "$WORK/k8s-args.json" ]; then
     K="$WORK/k8s"
     mkdir -p "$K/config" "$K/secrets"
@@ -198,19 +202,28 @@ for x in a["args"]:
 print("\n".join(out))
 EOF
 )
+    # The pod's environment from the downward API (MCP_RELAY_NODE=mcp-relay-0: the node name).
+    mapfile -t KENV < <(python3 -c 'import json, sys; [print(f"{k}={v}") for k, v in json.load(open(sys.argv[1]))["env"].items()]' "$WORK/k8s-args.json")
     # The Secret as the shipped manifests once held it: the relay must refuse it (issue 14).
     printf '%s\n' 'REPLACE-ME-with-the-output-of-mcp-relay-token-secret' >"$K/secrets/jwt-secret"
     rc=0
-    timeout 20 "$RELAY" "${KARGS[@]}" >"$WORK/k8s-placeholder.log" 2>&1 || rc=$?
+    timeout 20 env "${KENV[@]}" "$RELAY" "${KARGS[@]}" >"$WORK/k8s-placeholder.log" 2>&1 || rc=$?
     # shellcheck disable=SC2016  # the arguments expand in the inner shell
     expect "the relay exits 64 with a placeholder JWT secret ($rc), naming the file, not the value" \
         bash -c '[ "$1" = 64 ] && grep -q "placeholder" "$2" && grep -qF "$3" "$2" && ! grep -q "REPLACE-ME-with" "$2"' \
         _ "$rc" "$WORK/k8s-placeholder.log" "$K/secrets/jwt-secret"
     "$RELAY" token secret >"$K/secrets/jwt-secret"
-    "$RELAY" "${KARGS[@]}" >"$WORK/k8s-relay.log" 2>&1 &
+    # check-config FILE takes the server from the file: the ConfigMap's, with the command the
+    # StatefulSet passes after `--` as [serve] command.
+    { printf '[serve]\ncommand = ["%s", "conformance"]\n\n' "$FIXTURE"; cat "$K/config/relay.toml"; } \
+        >"$K/config/check.toml"
+    env "${KENV[@]}" "$RELAY" check-config "$K/config/check.toml" >"$WORK/k8s-check.log" 2>&1
+    expect "check-config accepts the ConfigMap's relay.toml with the pod's environment and names the fleet" \
+        grep -q "^fleet: node mcp-relay-0, no listed peers, others at http://{node}.mcp-relay-peers:8080" "$WORK/k8s-check.log"
+    env "${KENV[@]}" "$RELAY" "${KARGS[@]}" >"$WORK/k8s-relay.log" 2>&1 &
     PIDS+=($!)
     if wait_ready "${PIDS[-1]}" "http://127.0.0.1:$ADMIN_PORT/health" ""; then
-        ok "the relay starts with the Deployment's args and the ConfigMap's relay.toml"
+        ok "the relay starts with the StatefulSet's args and the ConfigMap's relay.toml"
         expect "liveness probe (loopback admin listener, no credential) gets 200 from /health" \
             test "$(status "http://127.0.0.1:$ADMIN_PORT/health" "")" = 200
         expect "readiness probe (loopback admin listener, no credential) gets 200 from /ready" \
@@ -218,7 +231,7 @@ EOF
         expect "the public port without a credential gets 401" \
             test "$(status "http://127.0.0.1:$PORT/mcp" "" "Host: mcp.example.com")" = 401
     else
-        fail "the relay starts with the Deployment's args"; tail -n 20 "$WORK/k8s-relay.log"
+        fail "the relay starts with the StatefulSet's args"; tail -n 20 "$WORK/k8s-relay.log"
     fi
 fi
 
@@ -253,6 +266,37 @@ for d in 'proxy_buffering off;' 'proxy_http_version 1.1;' 'proxy_read_timeout' \
 done
 expect "nginx conf does not buffer request bodies off (a refused oversized body would be a 502)" \
     bash -c '! grep -q "proxy_request_buffering off" deploy/nginx/mcp-relay.conf'
+
+# --- the fleet's load balancers: nginx -t, haproxy -c ----------------------------------------------
+# The shipped files with only what cannot work here replaced: TLS (no certificate files) and the
+# listen ports. The upstream addresses stay (neither check connects to them).
+if command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ]; then
+    NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
+    mkdir -p "$WORK/nginx-fleet"
+    sed -e 's|^\( *\)listen 443 ssl;|\1listen 127.0.0.1:18080;|' -e '/listen \[::\]:443/d' -e '/^ *ssl_/d' \
+        deploy/nginx/fleet.conf >"$WORK/nginx-fleet/fleet.conf"
+    printf 'pid %s/nginx.pid;\nerror_log %s/error.log;\nevents {}\nhttp { include %s; }\n' \
+        "$WORK/nginx-fleet" "$WORK/nginx-fleet" "$WORK/nginx-fleet/fleet.conf" >"$WORK/nginx-fleet/nginx.conf"
+    if "$NGINX" -t -q -p "$WORK/nginx-fleet" -e "$WORK/nginx-fleet/error.log" -c "$WORK/nginx-fleet/nginx.conf" \
+        >"$WORK/nginx-fleet/t.log" 2>&1; then
+        ok "nginx -t deploy/nginx/fleet.conf (TLS and listen port replaced)"
+    else
+        fail "nginx -t deploy/nginx/fleet.conf"; cat "$WORK/nginx-fleet/t.log"
+    fi
+else
+    missing_tool "nginx -t deploy/nginx/fleet.conf" "nginx is not installed: apt-get install nginx-light"
+fi
+if command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ]; then
+    HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"
+    sed -e 's|bind :443 ssl crt [^ ]*|bind 127.0.0.1:18443|' deploy/haproxy/mcp-relay.cfg >"$WORK/haproxy.cfg"
+    if "$HAPROXY" -c -f "$WORK/haproxy.cfg" >"$WORK/haproxy-c.log" 2>&1; then
+        ok "haproxy -c deploy/haproxy/mcp-relay.cfg (TLS replaced)"
+    else
+        fail "haproxy -c deploy/haproxy/mcp-relay.cfg"; cat "$WORK/haproxy-c.log"
+    fi
+else
+    missing_tool "haproxy -c deploy/haproxy/mcp-relay.cfg" "haproxy is not installed: apt-get install haproxy"
+fi
 
 # --- shellcheck -------------------------------------------------------------------------------
 if command -v shellcheck >/dev/null 2>&1; then

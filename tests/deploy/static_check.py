@@ -4,7 +4,7 @@
 usage: static_check.py ROOT OUTDIR
 
 Prints "ok - ..." / "not ok - ..." lines. Writes OUTDIR/k8s-args.json and OUTDIR/compose-args.json
-(the relay's arguments from the Deployment and the compose service, plus the probe URLs) so
+(the relay's arguments from the StatefulSet and the compose service, plus the probe URLs) so
 static.sh can start the relay with them.
 """
 
@@ -13,6 +13,8 @@ import os
 import re
 import sys
 import tomllib
+
+import fleet_static  # the fleet's manifests and load balancer examples (beside this file)
 
 ROOT, OUT = sys.argv[1], sys.argv[2]
 FAILURES = []
@@ -205,16 +207,18 @@ check(sorted(listed) == sorted(n for n in os.listdir(k8s_dir) if n.endswith(".ya
 check("Secret" not in by_kind, "k8s: no Secret manifest (the operator creates mcp-relay-secrets)")
 check(not kust.get("secretGenerator") and not kust.get("generatorOptions"),
       "kustomization generates no Secret (it would ship or replace a value)")
-dep = (by_kind.get("Deployment") or [{}])[0]
+check("Deployment" not in by_kind and "Ingress" not in by_kind,
+      "k8s: a StatefulSet and the Gateway API, no Deployment or Ingress (ingress-nginx is retired)")
+dep = (by_kind.get("StatefulSet") or [{}])[0]
 spec = dep.get("spec", {})
-check(spec.get("replicas") == 3, f"Deployment has replicas: 3 ({spec.get('replicas')})")
+check(spec.get("replicas") == 3, f"StatefulSet has replicas: 3 ({spec.get('replicas')})")
 pod = spec.get("template", {}).get("spec", {})
 c = (pod.get("containers") or [{}])[0]
 live, ready = c.get("livenessProbe", {}), c.get("readinessProbe", {})
 kargs = [str(a) for a in c.get("args", [])]
 kflags = [a for a in kargs if a.startswith("--")]
 admin = next((a.split("=", 1)[1] for a in kflags if a.startswith("--admin-listen=")), "")
-check(admin.startswith("127.0.0.1:"), f"Deployment serves the probes on a loopback --admin-listen ({admin})")
+check(admin.startswith("127.0.0.1:"), f"StatefulSet serves the probes on a loopback --admin-listen ({admin})")
 
 
 def probe_url(p):
@@ -225,26 +229,29 @@ def probe_url(p):
 check(probe_url(live) == f"http://{admin}/health", f"livenessProbe GETs /health on the admin listener ({probe_url(live)})")
 check(probe_url(ready) == f"http://{admin}/ready", f"readinessProbe GETs /ready on the admin listener ({probe_url(ready)})")
 check(not any("httpHeaders" in p.get("httpGet", {}) for p in (live, ready)),
-      "probes carry no credential (nothing for whoever reads the Deployment)")
+      "probes carry no credential (nothing for whoever reads the StatefulSet)")
 sc = c.get("securityContext", {})
 check(pod.get("securityContext", {}).get("runAsNonRoot") is True and sc.get("allowPrivilegeEscalation") is False
       and sc.get("readOnlyRootFilesystem") is True, "pod runs non-root, read-only, no privilege escalation")
-check(any(a.startswith("--config=") for a in kflags), "Deployment passes --config")
-svc = (by_kind.get("Service") or [{}])[0]
+check(any(a.startswith("--config=") for a in kflags), "StatefulSet passes --config")
+services = {s.get("metadata", {}).get("name"): s.get("spec", {}) for s in by_kind.get("Service", [])}
+svc = services.get("mcp-relay", {})
 labels = spec.get("template", {}).get("metadata", {}).get("labels", {})
-check(all(labels.get(k) == v for k, v in svc.get("spec", {}).get("selector", {}).items()) and svc.get("spec", {}).get("selector"),
-      "Service selects the Deployment's pods")
-check(svc.get("spec", {}).get("sessionAffinity") == "ClientIP", "Service has session affinity (ClientIP)")
-ing = (by_kind.get("Ingress") or [{}])[0]
-ann = ing.get("metadata", {}).get("annotations", {})
-check("nginx.ingress.kubernetes.io/upstream-hash-by" in ann, "Ingress hashes requests to pods (upstream-hash-by)")
-check('upstream-hash-by: "$http_mcp_session_id"' in read("deploy/k8s/ingress.yaml"),
-      "Ingress documents the Mcp-Session-Id hash annotation")
-check(ann.get("nginx.ingress.kubernetes.io/proxy-buffering") == "off", "Ingress turns proxy buffering off")
-check(int(ann.get("nginx.ingress.kubernetes.io/proxy-read-timeout", "0")) > 15, "Ingress read timeout > keep-alive")
-paths = {p.get("path") for r in ing.get("spec", {}).get("rules", []) for p in r.get("http", {}).get("paths", [])}
-want = {"/mcp", "/ws", "/sse", "/message", "/.well-known/oauth-protected-resource"}
-check(want <= paths, f"Ingress routes every front: {sorted(want - paths) or 'all of ' + ', '.join(sorted(want))}")
+
+
+def selects(s):
+    return bool(s.get("selector")) and all(labels.get(k) == v for k, v in s.get("selector", {}).items())
+
+
+check(selects(svc), "the client Service mcp-relay selects the StatefulSet's pods")
+check(svc.get("sessionAffinity") == "ClientIP", "client Service has session affinity (ClientIP, saves a hop)")
+peers = services.get(spec.get("serviceName"), {})
+check(spec.get("serviceName") == "mcp-relay-peers" and peers.get("clusterIP") == "None" and selects(peers),
+      f"StatefulSet's serviceName {spec.get('serviceName')} is a headless Service over its pods")
+check(peers.get("publishNotReadyAddresses") is True,
+      "the peers' Service publishes not-ready pods (a draining pod stays reachable for forwards)")
+port = next((p.get("containerPort") for p in c.get("ports", []) if p.get("name") == "http"), None)
+check(any(p.get("port") == port for p in peers.get("ports", [])), f"the peers' Service serves the pods' port {port}")
 nginx_conf = read("deploy/nginx/mcp-relay.conf")
 check(all(f"location = {p}" in nginx_conf or f"location {p}" in nginx_conf for p in ("/mcp", "/sse", "/message", "/ws")),
       "nginx conf routes /mcp, /sse, /message and /ws too")
@@ -256,6 +263,7 @@ vols = {v["name"]: v for v in pod.get("volumes", [])}
 cm_mount = next((mounts_k[n] for n, v in vols.items() if v.get("configMap", {}).get("name") == (cm or {}).get("metadata", {}).get("name")), None)
 check(cm_mount is not None and cfg_path == f"{cm_mount}/relay.toml", f"--config {cfg_path} is the mounted ConfigMap")
 toml = tomllib.loads(cm["data"]["relay.toml"]) if cm else {}
+fleet_static.check_k8s(check, by_kind, spec, c, toml)
 secret_vol = next(((n, v["secret"]) for n, v in vols.items() if "secret" in v), (None, {}))
 sec_mount = mounts_k.get(secret_vol[0])
 check(secret_vol[1].get("secretName") == "mcp-relay-secrets" and not secret_vol[1].get("optional"),
@@ -272,7 +280,11 @@ roles_file = toml.get("roles", {}).get("file")
 check(roles_file is None or roles_file in cm["data"], "the roles file is in the ConfigMap too")
 with open(os.path.join(OUT, "k8s-args.json"), "w") as f:
     json.dump({"args": kargs, "config": cm["data"] if cm else {}, "admin": admin,
+               "env": {e["name"]: "mcp-relay-0" for e in c.get("env", [])
+                       if e.get("valueFrom", {}).get("fieldRef", {}).get("fieldPath") == "metadata.name"},
                "config_mount": cm_mount, "secret_mount": sec_mount, "secret_keys": keys}, f)
+
+fleet_static.check_balancers(check, read, yaml)
 
 # --- no usable secret in deploy/ (issue 14, bug 3) -----------------------------------------------
 # A value someone could deploy as is and the relay would accept: a Secret with data, a

@@ -12,7 +12,7 @@
 //! - `bridge_era`: `connect` lets a legacy host use a 2026-07-28 server unawares.
 //! - `child`: child faults (crash, junk, oversize lines, stderr floods, spawn failure).
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
-//! - `cluster`: a fleet of relays: limits shared through a real redis-server, store failures.
+//! - `cluster`: a fleet of relays: forwarding, shared limits, the drain, the response cache.
 //! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
 //! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
 //! - `era_bridge`: 2026-07-28 clients in front of a legacy child: discovery, rounds of input,

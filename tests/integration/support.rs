@@ -10,6 +10,7 @@
 //! - `conn`: what the message-per-unit fronts (`lines`, `ws`, `sse`) share, and the scenario
 //!   every front runs.
 //! - `bridge`: `mcp-relay connect` driven as a host drives it.
+//! - `fleet`: N relays on pre-picked ports that know each other as peers (`[cluster]`).
 //! - `postgres`: a throwaway PostgreSQL server (Debian's binaries) and its URL.
 //! - `redis`: a throwaway redis-server (Debian's) on a free port, paused or killed by pid.
 //!
@@ -28,6 +29,7 @@ use serde_json::{json, Value};
 
 pub mod bridge;
 pub mod conn;
+pub mod fleet;
 pub mod http;
 pub mod lines;
 #[cfg(unix)]

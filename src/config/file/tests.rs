@@ -1,4 +1,5 @@
-//! Tests of `config/file.rs`: the `[serve]` section spliced into the command line.
+//! Tests of `config/file.rs`: the `[serve]` section spliced into the command line, the schema
+//! of the other sections, the `check-config` summary lines.
 
 use super::*;
 
@@ -84,5 +85,48 @@ fn the_schema_has_every_oauth_server_key() {
     assert_eq!(
         schema_keys(&o["properties"]["upstream"]),
         accepted_keys("[oauth_server.upstream]\nzz_unknown = 1\n")
+    );
+}
+
+#[test]
+fn the_schema_has_every_cluster_key() {
+    let schema = schema();
+    let c = &schema["properties"]["cluster"];
+    assert_eq!(schema_keys(c), accepted_keys("[cluster]\nzz_unknown = 1\n"));
+    assert_eq!(
+        schema_keys(&c["properties"]["store"]),
+        accepted_keys("[cluster.store]\nzz_unknown = 1\n")
+    );
+}
+
+#[test]
+fn check_config_names_the_fleet_without_the_store_url() {
+    let file: crate::cluster::config::ClusterFile = toml::from_str(
+        r#"node = "r1"
+           peers = { r0 = "http://10.0.0.10:8080", r1 = "http://10.0.0.11:8080", r2 = "http://10.0.0.12:8080" }
+           drain_window = "30s"
+           [store]
+           url = "redis://:k7Qw9zPx2mVt@10.0.0.20:6379/0"
+           expected_nodes = 3"#,
+    )
+    .unwrap();
+    let mut errors = Vec::new();
+    let cfg = crate::cluster::config::build(
+        Some(file),
+        crate::cluster::config::Flags::default(),
+        &|_| None,
+        &mut errors,
+    )
+    .unwrap();
+    assert!(errors.is_empty(), "{errors:?}");
+    let line = fleet_summary(&cfg);
+    assert!(
+        line.starts_with("fleet: node r1, 2 peers (r0, r2), drain window 30s, limits shared"),
+        "{line}"
+    );
+    assert!(line.contains("3 expected nodes"), "{line}");
+    assert!(
+        !line.contains("k7Qw9zPx2mVt") && !line.contains("10.0.0.20"),
+        "{line}"
     );
 }

@@ -68,10 +68,12 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
         .collect();
     let mut security = security;
     let oauth_server = security.oauth_server.take();
-    let cluster = security
-        .cluster
-        .take()
-        .map(|c| Arc::new(crate::cluster::Cluster::new(c)));
+    let cluster = security.cluster.take().map(|mut c| {
+        // A forward waits for the owner's answer as long as a request may (by default).
+        c.forward_timeout.get_or_insert(args.request_timeout);
+        Arc::new(crate::cluster::Cluster::new(c))
+    });
+    let response_cache = security.cache.take().map(Arc::new);
     let (policy, audit, mtls) = security.into_policy(origin);
     // The fleet's limits go through the cluster's store (kept with it across SIGHUP).
     policy
@@ -80,6 +82,7 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
     ServeConfig {
         oauth_server,
         cluster,
+        response_cache,
         listen: args.listen,
         path: args.path,
         tcp_listen: args.tcp_listen,
@@ -175,6 +178,7 @@ impl ServeConfig {
         Ok(ServeConfig {
             oauth_server: None,
             cluster: None,
+            response_cache: None,
             listen,
             path: "/mcp".into(),
             tcp_listen: None,

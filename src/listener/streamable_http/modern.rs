@@ -8,17 +8,26 @@
 //! request errors), so a client can tell them from transport errors; otherwise it streams as
 //! SSE (notifications about the request, then the answer). Closing the connection before the
 //! answer cancels the request at the child (the request's guard goes with the body).
+//!
+//! In a fleet, a retry or task follow-up whose `requestState` or `taskId` another node sealed
+//! (its owner tag, `era/state.rs`) is forwarded there as it came (`elsewhere`): only that
+//! node's key opens it.
 
 use std::sync::Arc;
 
+use axum::body::Body;
+use axum::extract::{OriginalUri, Request};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 
 use super::{sse, Attach};
 use crate::caller::Caller;
+use crate::cluster::id::{owner, Owner};
+use crate::cluster::FORWARDED_BY;
 use crate::error::modern_status;
-use crate::jsonrpc::Message;
+use crate::jsonrpc::{Frame, Message};
 use crate::relay::stateless::{Pending, Stateless};
 use crate::relay::Relay;
 
@@ -37,6 +46,59 @@ pub(super) async fn post(
         }
         Err(r) => r.error.into_response_for(r.id.as_ref()),
     }
+}
+
+/// A stateless retry or task follow-up whose `requestState` or `taskId` a configured peer
+/// sealed: carried to it with the same headers and body (already read, so sent whole);
+/// `None` for anything else, and for a request forwarded here already.
+pub(super) async fn elsewhere(
+    relay: &Relay,
+    parts: &Parts,
+    message: &Message,
+    caller: &Caller,
+) -> Option<Response> {
+    let cluster = relay.config().cluster.as_ref()?;
+    if parts.headers.contains_key(FORWARDED_BY) {
+        return None;
+    }
+    let [frame] = message.frames() else {
+        return None;
+    };
+    let node = continuation_owner(frame)?;
+    cluster.peer(&node)?;
+    // The path as the client sent it (a named server's mount included).
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.clone(), |o| o.0.clone());
+    let mut req = Request::new(Body::from(frame.bytes().clone()));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = parts.headers.clone();
+    let forwarder = cluster.forwarder();
+    let res = forwarder.forward_to(cluster, relay.audit(), &node, req, caller.peer);
+    Some(res.await)
+}
+
+/// The other node a continuation names: the owner tag of `params.taskId` or
+/// `params.requestState`.
+fn continuation_owner(frame: &Frame) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Params {
+        #[serde(rename = "taskId")]
+        task_id: Option<serde_json::Value>,
+        #[serde(rename = "requestState")]
+        request_state: Option<serde_json::Value>,
+    }
+    let p = frame.params::<Params>()?;
+    [p.task_id, p.request_state]
+        .iter()
+        .flatten()
+        .filter_map(serde_json::Value::as_str)
+        .find_map(|t| match owner(t) {
+            Owner::Node(n) => Some(n.to_owned()),
+            _ => None,
+        })
 }
 
 /// A final answer as JSON, with its status.

@@ -38,6 +38,7 @@ pub(crate) fn render(snap: &Snapshot) -> String {
     for family in families(snap) {
         family.write(&mut out);
     }
+    super::forward::render(&mut out);
     store_exposition(&mut out);
     out
 }

@@ -1,0 +1,204 @@
+//! Forged and misused ids (SECURITY.md §8 C3, issue 19): an id naming an unknown node, an
+//! address, or another epoch connects to nothing but configured peers and answers 404; a
+//! request that says it was forwarded is not forwarded again; only the owner authenticates,
+//! and a session stays its principal's across nodes.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+use super::*;
+use crate::support::{mint_api_key, tempdir};
+
+const RESOURCE: &str = "http://relay.test/mcp";
+
+/// A TCP listener that counts the connections it accepts.
+async fn canary() -> (u16, Arc<AtomicUsize>, tokio::task::JoinHandle<()>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let count = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((s, _)) = l.accept().await {
+            count.fetch_add(1, Ordering::SeqCst);
+            drop(s);
+        }
+    });
+    (port, seen, task)
+}
+
+/// The epoch part of an id (`r1.0a0b0c0d.…` → `0a0b0c0d`).
+fn epoch_of(id: &str) -> &str {
+    id.split('.').nth(1).unwrap()
+}
+
+#[tokio::test]
+async fn c3_forged_owner_tags_connect_to_nothing_and_answer_404() {
+    let (port, seen, task) = canary().await;
+    let fleet = Fleet::start(2, |_| vec![], &[]);
+    let mut real = Client::new(&fleet.url(1));
+    real.initialize(VERSION).await;
+    let real_id = real.session.clone().unwrap();
+    let rest = "5".repeat(32);
+    let other_epoch = if epoch_of(&real_id) == "00000001" {
+        "00000002"
+    } else {
+        "00000001"
+    };
+    let forged = [
+        // A node no configuration knows.
+        format!("r9.0000abcd.{rest}"),
+        // Addresses where the node name goes.
+        format!("127.0.0.1:{port}.0000abcd.{rest}"),
+        format!("localhost:{port}.0000abcd.{rest}"),
+        format!("http://127.0.0.1:{port}/.0000abcd.{rest}"),
+        format!("[::1]:{port}.0000abcd.{rest}"),
+        // A configured peer, but an earlier process of it.
+        format!("r1.{other_epoch}.{}", real_id.rsplit('.').next().unwrap()),
+        // This node, another epoch.
+        format!("r0.{other_epoch}.{rest}"),
+    ];
+    for id in &forged {
+        let mut c = Client::new(&fleet.url(0));
+        c.session = Some(id.clone());
+        c.version = Some(VERSION.into());
+        let r = c.call(json!(1), "echo", json!({"text": "x"})).await;
+        assert_eq!(r.status, 404, "{id}: {r:?}");
+        assert_eq!(r.json()["error"]["code"], -31003, "{id}");
+        // The legacy front's query parameter too.
+        let res = reqwest::Client::new()
+            .post(format!("{}/message", fleet.base(0)))
+            .query(&[("sessionId", id)])
+            .header("content-type", "application/json")
+            .body(json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{id}");
+    }
+    // Only the id naming a configured peer (r1) was carried there; r1 did not know it.
+    assert_eq!(forwarded(&fleet, 0, "unknown").await, 2.0);
+    assert_eq!(forwarded(&fleet, 0, "ok").await, 0.0);
+    assert_eq!(
+        seen.load(Ordering::SeqCst),
+        0,
+        "a forged id caused a connection"
+    );
+    // The real session is untouched.
+    assert_eq!(echo(&client_at(&fleet, 0, &real), 2, "ok").await.0, 200);
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_request_marked_forwarded_is_never_forwarded_again() {
+    let fleet = Fleet::start(3, |_| vec![], &[]);
+    let mut owner = Client::new(&fleet.url(1));
+    owner.initialize(VERSION).await;
+    let mut c = client_at(&fleet, 0, &owner);
+    c.extra.push(("mcp-relay-forwarded-by".into(), "r2".into()));
+    let r = c.call(json!(1), "echo", json!({"text": "loop"})).await;
+    assert_eq!(r.status, 404, "{r:?}");
+    assert_eq!(r.header("mcp-relay-node").as_deref(), Some("r0"));
+    for i in 0..3 {
+        assert_eq!(forwarded(&fleet, i, "ok").await, 0.0);
+        assert_eq!(forwarded(&fleet, i, "unknown").await, 0.0);
+    }
+    // Straight to the owner, the session is there.
+    assert!(crate::support::alive(fleet.relay(1).pid()));
+    assert_eq!(echo(&owner, 2, "here").await.0, 200);
+}
+
+/// Two API keys (alice, bob) in a config every node of the fleet reads.
+fn keyed_fleet() -> (Fleet, String, String) {
+    let (alice, a_block) = mint_api_key(&["--id", "alice", "--principal", "alice"]);
+    let (bob, b_block) = mint_api_key(&["--id", "bob", "--principal", "bob"]);
+    let config = tempdir().join("relay.toml");
+    std::fs::write(
+        &config,
+        format!("[auth]\nresource = \"{RESOURCE}\"\n{a_block}\n{b_block}\n"),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(
+        3,
+        move |_| {
+            vec![
+                "--config".into(),
+                path.clone(),
+                "--resource".into(),
+                RESOURCE.into(),
+            ]
+        },
+        &[],
+    );
+    (fleet, alice, bob)
+}
+
+fn with_key(c: &Client, key: &str) -> Client {
+    let mut c = c.clone();
+    c.extra = vec![("authorization".into(), format!("Bearer {key}"))];
+    c
+}
+
+#[tokio::test]
+async fn a6_another_principal_cannot_use_a_session_through_another_node() {
+    let (fleet, alice, bob) = keyed_fleet();
+    let mut a = with_key(&Client::new(&fleet.url(0)), &alice);
+    a.initialize(VERSION).await;
+    let (status, node, _) = echo(&client_at(&fleet, 1, &a), 1, "mine").await;
+    assert_eq!((status, node.as_deref()), (200, Some("r0")));
+    let stolen = with_key(&client_at(&fleet, 2, &a), &bob);
+    let (status, node, _) = echo(&stolen, 2, "stolen").await;
+    assert_eq!((status, node.as_deref()), (404, Some("r0")));
+}
+
+#[tokio::test]
+async fn only_the_owner_authenticates_a_forwarded_request() {
+    let (fleet, alice, _) = keyed_fleet();
+    let mut a = with_key(&Client::new(&fleet.url(0)), &alice);
+    a.initialize(VERSION).await;
+    let wrong = "mcpr_x7Qm2LpZ9vKc4RtY8nBw3JdF6sGh1AeU5oIqTzXyVbN";
+    for c in [with_key(&client_at(&fleet, 1, &a), wrong), {
+        let mut c = client_at(&fleet, 2, &a);
+        c.extra.clear();
+        c
+    }] {
+        let r = c.call(json!(1), "echo", json!({"text": "x"})).await;
+        assert_eq!(r.status, 401, "{r:?}");
+        assert_eq!(
+            r.header("mcp-relay-node").as_deref(),
+            Some("r0"),
+            "the owner's 401"
+        );
+        assert!(r.header("www-authenticate").is_some());
+    }
+    assert_eq!(forwarded(&fleet, 1, "ok").await, 1.0);
+    assert_eq!(forwarded(&fleet, 2, "ok").await, 1.0);
+}
+
+#[tokio::test]
+async fn a6_with_tokens_the_owner_judges_each_request_whatever_node_it_came_through() {
+    const VAR: &str = "FLEET_JWT_KEY";
+    const KEY: &str = "Zt4pW9qLx2Vn7RkD3mYb8HsJc1GfUe6A0oPiNxQyTwE";
+    let fleet = Fleet::start_with_env(
+        3,
+        |_| {
+            let args = [
+                "--resource",
+                RESOURCE,
+                "--jwt-secret",
+                &format!("env:{VAR}"),
+            ];
+            args.iter().map(|s| (*s).to_owned()).collect()
+        },
+        vec![crate::support::FIXTURE.to_owned()],
+        vec![(VAR.into(), KEY.into())],
+    );
+    let alice = crate::support::mint_jwt(VAR, KEY, "alice", "user", RESOURCE);
+    let bob = crate::support::mint_jwt(VAR, KEY, "bob", "user", RESOURCE);
+    let mut a = with_key(&Client::new(&fleet.url(1)), &alice);
+    a.initialize(VERSION).await;
+    let (status, node, _) = echo(&with_key(&client_at(&fleet, 0, &a), &alice), 1, "a").await;
+    assert_eq!((status, node.as_deref()), (200, Some("r1")));
+    let (status, node, _) = echo(&with_key(&client_at(&fleet, 2, &a), &bob), 2, "b").await;
+    assert_eq!((status, node.as_deref()), (404, Some("r1")));
+}
