@@ -116,8 +116,7 @@ impl Cluster {
                 "a change of [cluster] peers needs a restart; the running peers stay"
             );
         }
-        let store = |c: &ClusterConfig| c.store.as_ref().map(|s| format!("{s:?}"));
-        if store(old) != store(new) {
+        if !same_store(old.store.as_ref(), new.store.as_ref()) {
             tracing::warn!(
                 signal = "SIGHUP",
                 "a change of [cluster.store] needs a restart; the running store stays"
@@ -134,6 +133,24 @@ impl Cluster {
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+}
+
+/// Whether two `[cluster.store]` settings are the same (secrets included).
+fn same_store(a: Option<&config::StoreConfig>, b: Option<&config::StoreConfig>) -> bool {
+    let key = |s: &config::StoreConfig| {
+        let (url, prefix, secret) = (s.url.clone(), s.key_prefix.clone(), s.key_secret.clone());
+        (
+            url,
+            prefix,
+            secret,
+            s.timeout,
+            s.on_error,
+            s.expected_nodes,
+            s.lease,
+            s.clock,
+        )
+    };
+    a.map(key) == b.map(key)
 }
 
 #[cfg(test)]
