@@ -1,8 +1,8 @@
 //! The fleet's shared store of limits (`[cluster.store]`, Redis or Valkey; docs/fleet.md):
-//! one lazily opened `ConnectionManager` per process (multiplexed, reconnecting), GCRA rate
-//! buckets checked all at once in one script call (one round trip per request), a local
-//! cache of buckets known to be over their limit (no round trip until they refill), and the
-//! concurrency leases (`store/leases.rs`). Every operation has the configured timeout and
+//! one lazily opened `ConnectionManager` per process (multiplexed, reconnecting), one script
+//! call per request for all its GCRA rate buckets and its concurrency lease (one round trip),
+//! a local cache of buckets known to be over their limit (no round trip until they refill),
+//! and the leases' renewal and release (`store/leases.rs`). Every operation has the configured timeout and
 //! goes through the breaker (`store/breaker.rs`); a failure is [`Unavailable`], and the
 //! caller falls back as `on_store_error` says.
 //!
