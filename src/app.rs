@@ -356,7 +356,21 @@ async fn reload_on_hangup(
         }
         let argv = std::env::args_os().collect();
         match crate::config::load(argv, &crate::secret::process_env) {
-            Ok(cfg) => {
+            Ok(mut cfg) => {
+                // The running `[cluster]` stays (its node name, store connection, breaker and
+                // leases); the new limits are shared through its store.
+                let running = hub.main().config().cluster.clone();
+                match crate::cluster::Cluster::carry_over(running, cfg.cluster.take()) {
+                    Ok(kept) => {
+                        let store = kept.as_ref().and_then(|c| c.store().cloned());
+                        cfg.policy.limits.share(store);
+                        cfg.cluster = kept;
+                    }
+                    Err(why) => {
+                        warn!(signal = "SIGHUP", "{why}; the old configuration stays");
+                        continue;
+                    }
+                }
                 let authz_ok = match (&authz, &cfg.oauth_server) {
                     (Some(a), new) => a.reload(new.clone()),
                     (None, new) => new.is_none(),

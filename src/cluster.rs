@@ -93,6 +93,38 @@ impl Cluster {
         &self.forwarder
     }
 
+    /// What a SIGHUP keeps: the running cluster (`running`) over the one the new
+    /// configuration built (`loaded`, never connected). Joining or leaving a fleet, or a new
+    /// node name, needs a restart (the reload is refused); changed peers or store settings
+    /// are logged and wait for a restart too.
+    pub(crate) fn carry_over(
+        running: Option<Arc<Cluster>>,
+        loaded: Option<Arc<Cluster>>,
+    ) -> Result<Option<Arc<Cluster>>, &'static str> {
+        let (running, loaded) = match (running, loaded) {
+            (None, None) => return Ok(None),
+            (Some(r), Some(l)) => (r, l),
+            _ => return Err("joining or leaving a fleet ([cluster]) needs a restart"),
+        };
+        if running.cfg.node != loaded.cfg.node {
+            return Err("a new [cluster] node name needs a restart");
+        }
+        let (old, new) = (&running.cfg, &loaded.cfg);
+        if old.peers != new.peers || old.peer_url != new.peer_url {
+            tracing::warn!(
+                signal = "SIGHUP",
+                "a change of [cluster] peers needs a restart; the running peers stay"
+            );
+        }
+        if !same_store(old.store.as_ref(), new.store.as_ref()) {
+            tracing::warn!(
+                signal = "SIGHUP",
+                "a change of [cluster.store] needs a restart; the running store stays"
+            );
+        }
+        Ok(Some(running))
+    }
+
     /// Marks the replica draining (SIGTERM): `/ready` says 503 from now on.
     pub(crate) fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
@@ -100,5 +132,54 @@ impl Cluster {
 
     pub(crate) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Whether two `[cluster.store]` settings are the same (secrets included).
+fn same_store(a: Option<&config::StoreConfig>, b: Option<&config::StoreConfig>) -> bool {
+    let key = |s: &config::StoreConfig| {
+        let (url, prefix, secret) = (s.url.clone(), s.key_prefix.clone(), s.key_secret.clone());
+        (
+            url,
+            prefix,
+            secret,
+            s.timeout,
+            s.on_error,
+            s.expected_nodes,
+            s.lease,
+            s.clock,
+        )
+    };
+    a.map(key) == b.map(key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(node: &str) -> Option<Arc<Cluster>> {
+        Some(Arc::new(Cluster::new(ClusterConfig {
+            node: node.into(),
+            peers: Default::default(),
+            peer_url: None,
+            forward_connect_timeout: std::time::Duration::from_secs(1),
+            forward_timeout: None,
+            drain_window: std::time::Duration::ZERO,
+            store: None,
+        })))
+    }
+
+    #[test]
+    fn a_reload_keeps_the_running_cluster_and_refuses_a_new_node_or_fleet() {
+        let running = cluster("r0");
+        let kept = Cluster::carry_over(running.clone(), cluster("r0")).unwrap();
+        assert!(Arc::ptr_eq(
+            kept.as_ref().unwrap(),
+            running.as_ref().unwrap()
+        ));
+        assert!(Cluster::carry_over(running.clone(), cluster("r1")).is_err());
+        assert!(Cluster::carry_over(running, None).is_err());
+        assert!(Cluster::carry_over(None, cluster("r0")).is_err());
+        assert!(Cluster::carry_over(None, None).unwrap().is_none());
     }
 }

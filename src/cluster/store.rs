@@ -1,8 +1,8 @@
 //! The fleet's shared store of limits (`[cluster.store]`, Redis or Valkey; docs/fleet.md):
-//! one lazily opened `ConnectionManager` per process (multiplexed, reconnecting), GCRA rate
-//! buckets checked all at once in one script call (one round trip per request), a local
-//! cache of buckets known to be over their limit (no round trip until they refill), and the
-//! concurrency leases (`store/leases.rs`). Every operation has the configured timeout and
+//! one lazily opened `ConnectionManager` per process (multiplexed, reconnecting), one script
+//! call per request for all its GCRA rate buckets and its concurrency lease (one round trip),
+//! a local cache of buckets known to be over their limit (no round trip until they refill),
+//! and the leases' renewal and release (`store/leases.rs`). Every operation has the configured timeout and
 //! goes through the breaker (`store/breaker.rs`); a failure is [`Unavailable`], and the
 //! caller falls back as `on_store_error` says.
 //!
@@ -19,7 +19,7 @@ mod leases;
 mod scripts;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -45,15 +45,15 @@ pub(crate) struct Bucket {
     pub tau_us: u64,
 }
 
-/// A store's answer for the buckets of one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    Allowed,
-    /// Bucket number `bucket` (0-based) is over its limit for `wait` more.
-    Denied {
-        bucket: usize,
-        wait: Duration,
-    },
+/// A store's answer for one request.
+#[derive(Debug)]
+pub(crate) enum Admission {
+    /// Every bucket had room; the lease, when one was asked for, is held.
+    Admitted(Option<Lease>),
+    /// Bucket number `bucket` (0-based) is over its limit for `wait` more; nothing was spent.
+    Denied { bucket: usize, wait: Duration },
+    /// The rates are spent, but the concurrency cap is reached.
+    Full,
 }
 
 /// How to reach the store.
@@ -73,8 +73,7 @@ pub(crate) struct Store {
     target: Target,
     conn: Mutex<Option<ConnectionManager>>,
     breaker: Breaker,
-    gcra: Script,
-    acquire: Script,
+    admit: Script,
     renew: Script,
     /// Buckets known to be over their limit, until when.
     over: Mutex<HashMap<String, Instant>>,
@@ -101,8 +100,7 @@ impl Store {
             target,
             conn: Mutex::new(None),
             breaker: Breaker::new(),
-            gcra: scripts::script(scripts::GCRA),
-            acquire: scripts::script(scripts::ACQUIRE),
+            admit: scripts::script(scripts::ADMIT),
             renew: scripts::script(scripts::RENEW),
             over: Mutex::default(),
             leases: leases::Held::default(),
@@ -138,31 +136,54 @@ impl Store {
             .collect()
     }
 
-    /// Checks (and, when all allow, spends one cell of) every bucket of one request, in one
-    /// round trip; a bucket known to be over its limit answers without one.
-    pub(crate) async fn limit(&self, buckets: &[Bucket]) -> Result<Verdict, Unavailable> {
-        if buckets.is_empty() {
-            return Ok(Verdict::Allowed);
+    /// Admits one request in one round trip: checks (and, when all allow, spends one cell
+    /// of) every bucket, then takes a lease in `lease`'s set if fewer than its cap are held
+    /// fleet-wide. A bucket known to be over its limit answers without a round trip.
+    pub(crate) async fn admit(
+        self: &Arc<Self>,
+        buckets: &[Bucket],
+        lease: Option<(String, usize)>,
+    ) -> Result<Admission, Unavailable> {
+        if buckets.is_empty() && lease.is_none() {
+            return Ok(Admission::Admitted(None));
         }
         if let Some(denied) = self.known_over(buckets) {
             return Ok(denied);
         }
-        let mut inv = self.gcra.prepare_invoke();
-        inv.arg(self.now_arg());
+        let id = self.next_lease();
+        let (member, cap) = match &lease {
+            Some((_, cap)) => (self.lease_member(id), *cap),
+            None => (String::new(), 0),
+        };
+        let mut inv = self.admit.prepare_invoke();
+        inv.arg(self.now_arg())
+            .arg(&member)
+            .arg(cap)
+            .arg(self.lease_ms());
         for b in buckets {
             inv.key(&b.key).arg(b.t_us).arg(b.tau_us);
         }
-        let (allowed, which, wait_us): (u8, usize, u64) = self.run("limit", &inv).await?;
-        if allowed == 1 {
-            return Ok(Verdict::Allowed);
+        if let Some((key, _)) = &lease {
+            inv.key(key);
         }
-        let bucket = which.saturating_sub(1).min(buckets.len() - 1);
-        let wait = Duration::from_micros(wait_us.max(1));
-        self.remember_over(&buckets[bucket].key, wait);
-        Ok(Verdict::Denied { bucket, wait })
+        let (answer, which, wait_us): (u8, usize, u64) = self.run("admit", &inv).await?;
+        match answer {
+            1 => Ok(Admission::Admitted(
+                lease.map(|(key, _)| self.hold(id, key, member)),
+            )),
+            2 => Ok(Admission::Full),
+            _ => {
+                let bucket = which.saturating_sub(1).min(buckets.len().max(1) - 1);
+                let wait = Duration::from_micros(wait_us.max(1));
+                if let Some(b) = buckets.get(bucket) {
+                    self.remember_over(&b.key, wait);
+                }
+                Ok(Admission::Denied { bucket, wait })
+            }
+        }
     }
 
-    fn known_over(&self, buckets: &[Bucket]) -> Option<Verdict> {
+    fn known_over(&self, buckets: &[Bucket]) -> Option<Admission> {
         let over = self.over.lock().unwrap_or_else(|p| p.into_inner());
         if over.is_empty() {
             return None;
@@ -170,7 +191,7 @@ impl Store {
         let now = Instant::now();
         buckets.iter().enumerate().find_map(|(i, b)| {
             let until = *over.get(&b.key)?;
-            (until > now).then(|| Verdict::Denied {
+            (until > now).then(|| Admission::Denied {
                 bucket: i,
                 wait: until - now,
             })
@@ -182,6 +203,10 @@ impl Store {
         let now = Instant::now();
         if over.len() >= OVER_SWEEP {
             over.retain(|_, until| *until > now);
+            if over.len() >= OVER_SWEEP {
+                // Only a cache: forgetting it costs round trips, never a wrong answer.
+                over.clear();
+            }
         }
         over.insert(key.to_owned(), now + wait);
     }

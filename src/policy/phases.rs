@@ -178,21 +178,14 @@ impl RequestPolicy {
         };
         // 7. The global and principal rates: keyed on the principal (anonymous callers on
         // their IP), never on the session, so a new session dodges nothing.
-        if req.counts_principal_rate() {
-            if let Err(e) = self.limits.admit_principal(&caller).await {
-                return Err(refuse(&caller, e));
-            }
-        }
         // 8. A place among the principal's concurrent requests, last: nothing after it can
-        // refuse, so a refused request never holds one.
-        let slot = match req.holds_slot() {
-            true => self
-                .limits
-                .take_slot(&caller)
-                .await
-                .map_err(|e| refuse(&caller, e))?,
-            false => None,
-        };
+        // refuse, so a refused request never holds one. (In a fleet both are one round trip
+        // to the shared store.)
+        let slot = self
+            .limits
+            .admit_request(&caller, req.counts_principal_rate(), req.holds_slot())
+            .await
+            .map_err(|e| refuse(&caller, e))?;
         Ok(Admitted { caller, slot })
     }
 

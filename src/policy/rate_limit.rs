@@ -9,6 +9,10 @@
 //! buckets that are full again are forgotten (`retain_recent`) every few thousand checks. Refusals
 //! are `Error::RateLimited` (429 + `Retry-After`, -31004 with `data.retry_after_ms`) and
 //! `Error::PrincipalInflightCap` (429, -31005).
+//!
+//! In a fleet with `[cluster.store]`, the limits keyed on identity (global, principal,
+//! principal × tool, the concurrency cap) are the fleet's, in the shared store, with this
+//! replica's share as the fallback: `rate_limit/shared.rs`, whose async checks the phases call.
 
 use crate::telemetry::metrics;
 use std::collections::HashMap;
@@ -249,7 +253,9 @@ impl Limits {
             .inspect_err(|_| metrics::rate_limited("ip"))
     }
 
-    /// After authentication: the global bucket, then the caller's own (this replica's).
+    /// After authentication: the global bucket, then the caller's own (this replica's; the
+    /// phases go through `admit_request`, which asks the fleet's store when there is one).
+    #[cfg(test)]
     pub(crate) fn check_principal(&self, caller: &Caller) -> Result<(), Error> {
         self.local.check_principal(caller)
     }
@@ -265,6 +271,7 @@ impl Limits {
     }
 
     /// A slot among the principal's concurrent requests on this replica.
+    #[cfg(test)]
     pub(crate) fn acquire(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
         self.local.acquire(caller)
     }

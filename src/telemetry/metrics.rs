@@ -518,7 +518,7 @@ mod tests;
 // === The fleet's shared store (`cluster/store.rs`) ===
 
 /// Whether a shared store is configured (its series are shown only then), whether it is
-/// reachable, and its failed operations by kind (`limit`, `acquire`, `renew`, `release`).
+/// reachable, and its failed operations by kind (`admit`, `renew`, `release`).
 struct StoreSeries {
     configured: std::sync::atomic::AtomicBool,
     up: AtomicU64,

@@ -9,8 +9,9 @@
 //!   answer 404; forwarded requests are not forwarded again; only the owner authenticates.
 //! - `drain`: SIGTERM on a replica: `/ready` 503 at once, its sessions served for the drain
 //!   window, then the usual shutdown; a second signal skips the rest.
-//! - `limits`: rates and the concurrency cap shared through a real redis-server hold for the
-//!   whole fleet; a killed replica's leases come back after one lease.
+//! - `limits`: rates (principal, tool) and the concurrency cap (HTTP and TCP) shared through a
+//!   real redis-server hold for the whole fleet; a killed replica's leases come back after one
+//!   lease; over-limit buckets skip the store; Sentinel; a SIGHUP keeps the store.
 //! - `store_down`: redis-server paused or killed: the `local` fallback (each replica's share),
 //!   `closed` (503 + `Retry-After`), `mcp_relay_store_up`, and recovery.
 //! - `store_fleet`: starting the replicas of the store tests.

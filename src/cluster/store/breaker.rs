@@ -29,8 +29,8 @@ pub(super) struct Breaker {
 
 impl Breaker {
     pub(super) fn new() -> Breaker {
+        // The gauge starts at 1; a store a SIGHUP built and dropped must not reset it.
         metrics::store_configured();
-        metrics::store_up(true);
         Breaker {
             failures: AtomicU32::new(0),
             open_until: Mutex::new(None),
@@ -93,8 +93,16 @@ mod tests {
         assert!(b.failure("limit", &"refused"));
         assert!(!b.allows());
         assert!(!b.is_up());
+        let text = metrics::render(&metrics::Snapshot::default());
+        assert!(text.contains("\nmcp_relay_store_up 0\n"), "{text}");
+        assert!(
+            text.contains("mcp_relay_store_errors_total{op=\"limit\"} "),
+            "{text}"
+        );
         b.success();
         assert!(b.allows());
         assert!(b.is_up());
+        let text = metrics::render(&metrics::Snapshot::default());
+        assert!(text.contains("\nmcp_relay_store_up 1\n"), "{text}");
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use super::{Store, Unavailable};
+use super::Store;
 
 /// Leases renewed per script call.
 const RENEW_CHUNK: usize = 256;
@@ -33,37 +33,31 @@ pub(crate) struct Lease {
 }
 
 impl Store {
-    /// A lease in `key` if fewer than `cap` are held fleet-wide; `Ok(None)` when full.
-    pub(crate) async fn acquire(
-        self: &Arc<Self>,
-        key: String,
-        cap: usize,
-    ) -> Result<Option<Lease>, Unavailable> {
-        let id = self.leases.seq.fetch_add(1, Ordering::Relaxed);
-        let member = format!("{}:{id}", self.member);
-        let mut inv = self.acquire.prepare_invoke();
-        inv.arg(self.now_arg())
-            .arg(&member)
-            .arg(cap)
-            .arg(self.lease_ms())
-            .key(&key);
-        let (taken, _held): (u8, u64) = self.run("acquire", &inv).await?;
-        if taken == 0 {
-            return Ok(None);
-        }
+    /// The sequence number of a new lease.
+    pub(super) fn next_lease(&self) -> u64 {
+        self.leases.seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// The member of lease `id`: `<node>:<epoch>:<id>`.
+    pub(super) fn lease_member(&self, id: u64) -> String {
+        format!("{}:{id}", self.member)
+    }
+
+    /// Lease `id`, taken in `key`: renewed from now on, released when dropped.
+    pub(super) fn hold(self: &Arc<Self>, id: u64, key: String, member: String) -> Lease {
         self.held().insert(id, (key, member));
         self.start_renewing();
-        Ok(Some(Lease {
+        Lease {
             store: self.clone(),
             id,
-        }))
+        }
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<u64, (String, String)>> {
         self.leases.held.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn lease_ms(&self) -> u64 {
+    pub(super) fn lease_ms(&self) -> u64 {
         u64::try_from(self.cfg.lease.as_millis())
             .unwrap_or(u64::MAX)
             .max(1)

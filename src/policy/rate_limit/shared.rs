@@ -20,7 +20,7 @@ use governor::Quota;
 use super::{authenticated, identity_key, retry, tool_key, InFlight, Limits, Local, Rates};
 use crate::caller::Caller;
 use crate::cluster::config::OnStoreError;
-use crate::cluster::store::{Bucket, Store, Verdict};
+use crate::cluster::store::{Admission, Bucket, Store};
 use crate::error::Error;
 use crate::telemetry::metrics;
 
@@ -49,12 +49,54 @@ impl Limits {
         self.fleet.store(fleet);
     }
 
-    /// The global and principal rates of one request (phases: after authentication; per
-    /// message on WebSocket and TCP).
-    pub(crate) async fn admit_principal(&self, caller: &Caller) -> Result<(), Error> {
-        let Some(fleet) = self.fleet.load_full() else {
-            return self.check_principal(caller);
+    /// The request phase's limits of one request in one round trip: the global and
+    /// principal rates (`rate`), then a place among the principal's concurrent requests
+    /// (`slot`: a lease in the store when it has a fleet, held until the guard drops).
+    pub(crate) async fn admit_request(
+        &self,
+        caller: &Caller,
+        rate: bool,
+        slot: bool,
+    ) -> Result<Option<InFlight>, Error> {
+        let local = |local: &Local| -> Result<Option<InFlight>, Error> {
+            if rate {
+                local.check_principal(caller)?;
+            }
+            if slot {
+                return local.acquire(caller);
+            }
+            Ok(None)
         };
+        let Some(fleet) = self.fleet.load_full() else {
+            return local(&self.local);
+        };
+        let (buckets, scopes) = match rate {
+            true => self.principal_buckets(&fleet, caller),
+            false => (Vec::new(), Vec::new()),
+        };
+        let lease = (slot && authenticated(caller)).then(|| {
+            let key = fleet.store.key("inflight", &[&caller.principal.name]);
+            (key, fleet.max_concurrent)
+        });
+        // Boxed: the store's future stays out of every caller's (deep) future.
+        match Box::pin(fleet.store.admit(&buckets, lease)).await {
+            Ok(a) => admission(a, &scopes),
+            Err(_) => fleet.fall_back(local),
+        }
+    }
+
+    /// The global and principal rates of one message (phases: per message on WebSocket and
+    /// TCP).
+    pub(crate) async fn admit_principal(&self, caller: &Caller) -> Result<(), Error> {
+        self.admit_request(caller, true, false).await.map(|_| ())
+    }
+
+    /// The global and principal buckets of `caller`, and their scopes for the metric.
+    fn principal_buckets(
+        &self,
+        fleet: &Fleet,
+        caller: &Caller,
+    ) -> (Vec<Bucket>, Vec<&'static str>) {
         let mut buckets = Vec::with_capacity(2);
         let mut scopes = Vec::with_capacity(2);
         if let Some(q) = self.rates.global {
@@ -66,11 +108,7 @@ impl Limits {
             buckets.push(bucket(key, q));
             scopes.push("principal");
         }
-        // Boxed: the store's future stays out of every caller's (deep) future.
-        match Box::pin(fleet.store.limit(&buckets)).await {
-            Ok(v) => verdict(v, &scopes),
-            Err(_) => fleet.fall_back(|local| local.check_principal(caller)),
-        }
+        (buckets, scopes)
     }
 
     /// The (caller, tool) rate of a `tools/call` (phases: after RBAC).
@@ -89,26 +127,16 @@ impl Limits {
         let key = fleet
             .store
             .key("rl:t", &[&identity_key(caller), &tool_key(server, tool)]);
-        match Box::pin(fleet.store.limit(&[bucket(key, q)])).await {
-            Ok(v) => verdict(v, &["tool"]),
+        match Box::pin(fleet.store.admit(&[bucket(key, q)], None)).await {
+            Ok(a) => admission(a, &["tool"]).map(|_| ()),
             Err(_) => fleet.fall_back(|local| local.check_tool(caller, server, tool)),
         }
     }
 
-    /// A place among the principal's concurrent requests, fleet-wide: a lease in the store.
+    /// A place among the principal's concurrent requests, fleet-wide (phases: per message
+    /// where the transport takes one per message).
     pub(crate) async fn take_slot(&self, caller: &Caller) -> Result<Option<InFlight>, Error> {
-        let Some(fleet) = self.fleet.load_full() else {
-            return self.acquire(caller);
-        };
-        if !authenticated(caller) {
-            return Ok(None);
-        }
-        let key = fleet.store.key("inflight", &[&caller.principal.name]);
-        match Box::pin(fleet.store.acquire(key, fleet.max_concurrent)).await {
-            Ok(Some(lease)) => Ok(Some(InFlight::Shared(lease))),
-            Ok(None) => Err(Error::PrincipalInflightCap),
-            Err(_) => fleet.fall_back(|local| local.acquire(caller)),
-        }
+        self.admit_request(caller, false, true).await
     }
 }
 
@@ -156,14 +184,15 @@ fn bucket(key: String, q: Quota) -> Bucket {
     }
 }
 
-/// The store's verdict as the phases answer it; `scopes` names the buckets for the metric.
-fn verdict(v: Verdict, scopes: &[&'static str]) -> Result<(), Error> {
-    match v {
-        Verdict::Allowed => Ok(()),
-        Verdict::Denied { bucket, wait } => {
+/// The store's answer as the phases answer it; `scopes` names the buckets for the metric.
+fn admission(a: Admission, scopes: &[&'static str]) -> Result<Option<InFlight>, Error> {
+    match a {
+        Admission::Admitted(lease) => Ok(lease.map(InFlight::Shared)),
+        Admission::Denied { bucket, wait } => {
             metrics::rate_limited(scopes.get(bucket).copied().unwrap_or("principal"));
             Err(retry(wait))
         }
+        Admission::Full => Err(Error::PrincipalInflightCap),
     }
 }
 

@@ -22,6 +22,11 @@ pub fn config(text: &str) -> PathBuf {
 
 /// `n` replicas `r0`…, each knowing all as peers, all with `config`.
 pub fn fleet(n: usize, config: &std::path::Path) -> Vec<Relay> {
+    fleet_with(n, config, &[])
+}
+
+/// Like [`fleet`], with `extra` arguments for every replica.
+pub fn fleet_with(n: usize, config: &std::path::Path, extra: &[&str]) -> Vec<Relay> {
     let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
     let peers: Vec<String> = ports
         .iter()
@@ -37,6 +42,7 @@ pub fn fleet(n: usize, config: &std::path::Path) -> Vec<Relay> {
                 args.extend(["--peer", p.as_str()]);
             }
             args.extend(["--admin-listen", "127.0.0.1:0"]);
+            args.extend_from_slice(extra);
             args.extend(["--config", config.to_str().unwrap(), "--", FIXTURE]);
             Relay::start_raw(&args)
         })

@@ -109,6 +109,68 @@ impl Redis {
     }
 }
 
+/// A Sentinel (`redis-server --sentinel`) watching one [`Redis`] as `mymaster`; killed on drop.
+pub struct Sentinel {
+    child: Child,
+    /// `redis+sentinel://127.0.0.1:PORT/mymaster`.
+    pub url: String,
+}
+
+impl Redis {
+    /// A Sentinel for this server, answering once it names the master.
+    pub fn sentinel(&self) -> Sentinel {
+        let port = free_port();
+        let conf = self.dir.join("sentinel.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+                self.dir.display(),
+                self.port
+            ),
+        )
+        .unwrap();
+        let child = Command::new(&self.bin)
+            .arg(&conf)
+            .arg("--sentinel")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn redis-server --sentinel");
+        let sentinel = Sentinel {
+            child,
+            url: format!("redis+sentinel://127.0.0.1:{port}/mymaster"),
+        };
+        let probe = Redis {
+            child: None,
+            bin: self.bin.clone(),
+            dir: self.dir.clone(),
+            port,
+            url: String::new(),
+        };
+        let deadline = Instant::now() + patience();
+        while !probe
+            .command("SENTINEL get-master-addr-by-name mymaster")
+            .is_some_and(|a| a.contains(&self.port.to_string()))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the sentinel never named the master"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        sentinel
+    }
+}
+
+impl Drop for Sentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Redis {
     fn drop(&mut self) {
         self.kill();
