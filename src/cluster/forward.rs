@@ -12,6 +12,8 @@
 
 mod headers;
 
+pub(crate) use headers::plain_path;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -145,7 +147,11 @@ impl Forwarder {
             return Outcome::Slow;
         };
         let (parts, body) = req.into_parts();
-        let url = headers::target(&base, &parts.uri);
+        // The guard forwards only plain front paths; a URL that would leave the peer's base
+        // path is nobody's session.
+        let Some(url) = headers::target(&base, &parts.uri) else {
+            return Outcome::Gone;
+        };
         let mut out = http.request(parts.method.clone(), url.as_str());
         let authority = parts.uri.authority().map(|a| a.as_str());
         let outbound = headers::outbound(&parts.headers, authority, cluster.node(), client);

@@ -39,13 +39,34 @@ pub(super) fn transport_of(path: &str) -> &'static str {
     }
 }
 
-/// The owner's URL for `uri`: `base` (whose path is a prefix) + the path and query.
-pub(super) fn target(base: &Url, uri: &Uri) -> Url {
+/// The owner's URL for `uri`: `base` (whose path is a prefix) + the path and query; `None`
+/// when the path is not plain (`plain_path`: `Url` would resolve its dot segments) or the
+/// URL built does not stay under the base path.
+pub(super) fn target(base: &Url, uri: &Uri) -> Option<Url> {
+    if !plain_path(uri.path()) || !uri.path().starts_with('/') {
+        return None;
+    }
     let mut url = base.clone();
     let prefix = base.path().trim_end_matches('/');
     url.set_path(&format!("{prefix}{}", uri.path()));
     url.set_query(uri.query());
-    url
+    let under = url.path().strip_prefix(prefix)?;
+    (under.starts_with('/') && plain_path(url.path())).then_some(url)
+}
+
+/// A path whose segments are all plain: none is `.` or `..` (raw or percent-encoded, in any
+/// case), none holds a backslash (raw or `%5C`) or an encoded slash. Such a path reaches the
+/// owner exactly as it is, under the peer's base path.
+pub(crate) fn plain_path(path: &str) -> bool {
+    path.split('/').all(|seg| {
+        let lower = seg.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        !(dots == "."
+            || dots == ".."
+            || lower.contains('\\')
+            || lower.contains("%5c")
+            || lower.contains("%2f"))
+    })
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never carried across a hop.
@@ -195,15 +216,50 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            target(&base, &uri).as_str(),
+            target(&base, &uri).unwrap().as_str(),
             "http://10.0.0.11:8080/servers/github/message?sessionId=r1.0000000a.ff"
         );
         let base = Url::parse("https://relays.example.com/r1/").unwrap();
         let uri: Uri = "/mcp".parse().unwrap();
         assert_eq!(
-            target(&base, &uri).as_str(),
+            target(&base, &uri).unwrap().as_str(),
             "https://relays.example.com/r1/mcp"
         );
+    }
+
+    #[test]
+    fn target_never_leaves_the_base_path() {
+        let base = Url::parse("http://127.0.0.1:9/r1/").unwrap();
+        for p in [
+            "/../x",
+            "/%2e%2e/admin/secret",
+            "/.%2E/x",
+            "/a/%2E%2E/%2e%2e/b",
+            "/x/..",
+        ] {
+            let uri: Uri = p.parse().unwrap();
+            assert!(target(&base, &uri).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_backslashes_are_not_plain() {
+        for p in ["/mcp", "/servers/github/message", "/a.b/c..d/.e"] {
+            assert!(plain_path(p), "{p}");
+        }
+        for p in [
+            "/../x",
+            "/./x",
+            "/%2e%2e/admin",
+            "/.%2E/x",
+            "/%2E/x",
+            "/a\\..\\..\\b",
+            "/a%5c..%5Cb",
+            "/servers/a%2F..%2F/mcp",
+            "/mcp/..",
+        ] {
+            assert!(!plain_path(p), "{p}");
+        }
     }
 
     #[test]
