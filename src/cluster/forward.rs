@@ -27,6 +27,7 @@ use crate::caller::ClientAddr;
 use crate::cluster::config::ClusterConfig;
 use crate::cluster::id::{owner, Owner};
 use crate::error::Error;
+use crate::jsonrpc::RawId;
 use crate::telemetry::audit::{Audit, Record};
 use crate::telemetry::metrics::{self, Forwarded};
 
@@ -95,11 +96,13 @@ impl Forwarder {
             // The guard forwards only ids naming a configured peer; anything else is nobody's.
             _ => String::new(),
         };
-        self.forward_to(cluster, audit, &node, req, client).await
+        self.forward_to(cluster, audit, &node, req, client, None)
+            .await
     }
 
     /// Carries `req` to `node` (a configured peer; anything else is answered 404 with no
-    /// connection made) and streams its answer back. Audited and counted once, here.
+    /// connection made) and streams its answer back; a refusal here answers the JSON-RPC
+    /// request `id` (a modern continuation's). Audited and counted once, here.
     pub(crate) async fn forward_to(
         &self,
         cluster: &Cluster,
@@ -107,6 +110,7 @@ impl Forwarder {
         node: &str,
         req: Request,
         client: Option<ClientAddr>,
+        id: Option<&RawId>,
     ) -> Response {
         let started = Instant::now();
         let session = headers::session_of(&req);
@@ -118,9 +122,12 @@ impl Forwarder {
         let (res, counted) = match outcome {
             Outcome::Answered(res) => (res, Forwarded::Ok),
             Outcome::Unknown(res) => (res, Forwarded::Unknown),
-            Outcome::Gone => (Error::UnknownSession.into_response(), Forwarded::Unknown),
+            Outcome::Gone => (
+                Error::UnknownSession.into_response_for(id),
+                Forwarded::Unknown,
+            ),
             Outcome::Slow => (
-                Error::OwnerUnavailable.into_response(),
+                Error::OwnerUnavailable.into_response_for(id),
                 Forwarded::Unavailable,
             ),
         };

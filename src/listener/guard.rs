@@ -8,7 +8,7 @@
 //! answer carries `mcp-relay-node` (the node that executed it; a forwarded one keeps the
 //! owner's).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -25,6 +25,7 @@ use crate::cluster::id::{owner, Owner};
 use crate::cluster::{Cluster, FORWARDED_BY, NODE_HEADER};
 use crate::config::ServeConfig;
 use crate::policy::overload::Level;
+use crate::policy::rate_limit::InFlight;
 use crate::policy::{authn, Admitted, Head, Incoming, RequestPolicy, Route, Source, Stop};
 use crate::relay::Relay;
 
@@ -54,17 +55,11 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
     let mut res = match admitted {
         Ok(Admitted { caller, slot }) => {
             parts.extensions.insert(caller);
-            let res = next.run(Request::from_parts(parts, body)).await;
-            match slot {
-                // Held until the response body (an SSE stream until its answer) is done.
-                Some(slot) => res.map(|body| {
-                    Body::new(body.map_frame(move |f| {
-                        let _held = &slot;
-                        f
-                    }))
-                }),
-                None => res,
+            let slot = slot.map(|s| Slot(Arc::new(Mutex::new(Some(s)))));
+            if let Some(s) = &slot {
+                parts.extensions.insert(s.clone());
             }
+            held(next.run(Request::from_parts(parts, body)).await, slot)
         }
         Err(Stop::Preflight(res)) => return *res,
         Err(Stop::Metadata) => super::metadata::serve(&policy, &parts.method, parts.uri.path()),
@@ -105,6 +100,33 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     res
+}
+
+/// The concurrency slot of an admitted request, held until its answer is done unless the
+/// handler gives it back sooner ([`release_slot`]).
+#[derive(Clone)]
+pub(super) struct Slot(Arc<Mutex<Option<InFlight>>>);
+
+/// `res`, holding `slot` until its body (an SSE stream until its answer) is done.
+fn held(res: Response, slot: Option<Slot>) -> Response {
+    match slot {
+        Some(slot) => res.map(|body| {
+            Body::new(body.map_frame(move |f| {
+                let _held = &slot;
+                f
+            }))
+        }),
+        None => res,
+    }
+}
+
+/// Gives back the slot of the request whose extensions these are: a modern continuation
+/// carried to its owner, which takes its own (only the owner counts).
+pub(super) fn release_slot(extensions: &axum::http::Extensions) {
+    if let Some(Slot(cell)) = extensions.get::<Slot>() {
+        let taken = cell.lock().map(|mut s| s.take());
+        drop(taken);
+    }
 }
 
 /// What the phases read of an HTTP request: its route and whether it names a session or
