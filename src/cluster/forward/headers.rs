@@ -1,8 +1,8 @@
 //! What a forwarded request and its answer carry across the hop: the end-to-end headers
 //! (hop-by-hop ones are dropped, RFC 9110 §7.6.1; the client's `Host` is kept), the
-//! forwarding node's name,
-//! the client address appended to `X-Forwarded-For`, and the owner's URL (its base URL from
-//! the configured peers, then the original path and query, mounts included).
+//! forwarding node's name, the client address as `X-Forwarded-For` (replacing the incoming
+//! forwarded headers), and the owner's URL (its base URL from the configured peers, then the
+//! original path and query, mounts included).
 //!
 //! Owns: header filtering and the target URL. Does not own: sending (`forward.rs`).
 
@@ -108,8 +108,9 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// The headers of the request to the owner: end to end ones, `mcp-relay-forwarded-by:
-/// <node>`, and the address this node saw the request come from appended to
-/// `X-Forwarded-For` (the owner believes it only when it lists its peers in
+/// <node>`, and `X-Forwarded-For: <the client address this node resolved>` in place of the
+/// incoming `X-Forwarded-For` and `Forwarded` (the owner believes it when the peer is a
+/// trusted proxy: peers configured by IP address are, others are listed in
 /// `trusted_proxies`).
 ///
 /// `Host` is the one the client sent (`authority` for HTTP/2, which has no `Host` header),
@@ -131,23 +132,14 @@ pub(super) fn outbound(
     if let Ok(v) = HeaderValue::from_str(node) {
         out.insert(FORWARDED_BY, v);
     }
-    // The hop's own peer: the client, or the trusted proxy it came through (whose
-    // `X-Forwarded-For` entries are already in the header).
-    if let Some(ip) = client.map(|c| c.via.map_or(c.ip, |v| v.ip().to_canonical())) {
-        let xff = HeaderName::from_static("x-forwarded-for");
-        let before: Vec<String> = out
-            .get_all(&xff)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect();
-        let mut list = before.join(", ");
-        if !list.is_empty() {
-            list.push_str(", ");
-        }
-        list.push_str(&ip.to_string());
-        if let Ok(v) = HeaderValue::from_str(&list) {
-            out.insert(xff, v);
+    // The client as this node resolved it (through its trusted proxies, if any), in place of
+    // whatever forwarded headers came in: a peer the owner trusts is believed for exactly
+    // this address.
+    out.remove("forwarded");
+    out.remove("x-forwarded-for");
+    if let Some(ip) = client.map(|c| c.ip.to_canonical()) {
+        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+            out.insert(HeaderName::from_static("x-forwarded-for"), v);
         }
     }
     out
@@ -182,6 +174,7 @@ mod tests {
         h.insert("last-event-id", HeaderValue::from_static("3"));
         h.insert(FORWARDED_BY, HeaderValue::from_static("forged"));
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        h.insert("forwarded", HeaderValue::from_static("for=192.0.2.9"));
         let client = ClientAddr::from("198.51.100.2:4000".parse::<std::net::SocketAddr>().unwrap());
         let out = outbound(&h, Some("ignored.example.com"), "r0", Some(client));
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
@@ -199,7 +192,22 @@ mod tests {
         assert_eq!(out["mcp-session-id"], "r1.0000000a.ff");
         assert_eq!(out["last-event-id"], "3");
         assert_eq!(out[FORWARDED_BY], "r0");
-        assert_eq!(out["x-forwarded-for"], "203.0.113.7, 198.51.100.2");
+        assert_eq!(out["x-forwarded-for"], "198.51.100.2");
+        assert!(out.get("forwarded").is_none());
+    }
+
+    #[test]
+    fn the_client_resolved_behind_a_trusted_proxy_is_sent_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", HeaderValue::from_static("for=198.51.100.4"));
+        let client = ClientAddr {
+            ip: "198.51.100.4".parse().unwrap(),
+            port: None,
+            via: Some("10.0.0.5:443".parse().unwrap()),
+        };
+        let out = outbound(&h, None, "r0", Some(client));
+        assert_eq!(out["x-forwarded-for"], "198.51.100.4");
+        assert!(out.get("forwarded").is_none());
     }
 
     #[test]

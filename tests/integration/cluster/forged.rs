@@ -321,3 +321,51 @@ async fn c3_only_front_paths_and_methods_are_forwarded_and_never_above_the_peer_
     );
     task.abort();
 }
+
+/// A client of `url` whose connections come from `from` (a loopback address).
+fn from_address(from: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A `ping` in `session` to `url`, from `http`; the status.
+async fn ping_in(http: &reqwest::Client, url: &str, session: &str) -> u16 {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("accept", crate::support::ACCEPT_BOTH)
+        .header("mcp-protocol-version", VERSION)
+        .header("mcp-session-id", session)
+        .header("x-forwarded-for", "198.51.100.99")
+        .body(json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn one_client_forging_ids_through_a_peer_spends_only_its_own_per_ip_quota_at_the_owner() {
+    let config = tempdir().join("limits.toml");
+    std::fs::write(&config, "[limits]\nper_ip = \"4/m\"\nper_ip_burst = 4\n").unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(2, move |_| vec!["--config".into(), path.clone()], &[]);
+    // A session on r1, used through r0 by a well-behaved client at 127.0.0.3.
+    let mut owner = Client::new(&fleet.url(1));
+    owner.initialize(VERSION).await;
+    let session = owner.session.clone().unwrap();
+    // 127.0.0.2 sends r1-tagged ids through r0 until r0 stops it; each one that r0 lets
+    // through is counted by r1 against 127.0.0.2 (r0's address is a configured peer, so r1
+    // believes the address r0 sends, and only that: not the client's own forged header).
+    let attacker = from_address("127.0.0.2");
+    let forged = format!("r1.{}.{}", epoch_of(&session), "6".repeat(32));
+    for _ in 0..6 {
+        ping_in(&attacker, &fleet.url(0), &forged).await;
+    }
+    let legit = from_address("127.0.0.3");
+    for _ in 0..3 {
+        assert_eq!(ping_in(&legit, &fleet.url(0), &session).await, 200);
+    }
+}
