@@ -12,6 +12,8 @@
 
 mod headers;
 
+pub(crate) use headers::plain_path;
+
 use std::time::{Duration, Instant};
 
 use axum::body::Body;
@@ -25,6 +27,7 @@ use crate::caller::ClientAddr;
 use crate::cluster::config::ClusterConfig;
 use crate::cluster::id::{owner, Owner};
 use crate::error::Error;
+use crate::jsonrpc::RawId;
 use crate::telemetry::audit::{Audit, Record};
 use crate::telemetry::metrics::{self, Forwarded};
 
@@ -93,11 +96,13 @@ impl Forwarder {
             // The guard forwards only ids naming a configured peer; anything else is nobody's.
             _ => String::new(),
         };
-        self.forward_to(cluster, audit, &node, req, client).await
+        self.forward_to(cluster, audit, &node, req, client, None)
+            .await
     }
 
     /// Carries `req` to `node` (a configured peer; anything else is answered 404 with no
-    /// connection made) and streams its answer back. Audited and counted once, here.
+    /// connection made) and streams its answer back; a refusal here answers the JSON-RPC
+    /// request `id` (a modern continuation's). Audited and counted once, here.
     pub(crate) async fn forward_to(
         &self,
         cluster: &Cluster,
@@ -105,6 +110,7 @@ impl Forwarder {
         node: &str,
         req: Request,
         client: Option<ClientAddr>,
+        id: Option<&RawId>,
     ) -> Response {
         let started = Instant::now();
         let session = headers::session_of(&req);
@@ -116,9 +122,12 @@ impl Forwarder {
         let (res, counted) = match outcome {
             Outcome::Answered(res) => (res, Forwarded::Ok),
             Outcome::Unknown(res) => (res, Forwarded::Unknown),
-            Outcome::Gone => (Error::UnknownSession.into_response(), Forwarded::Unknown),
+            Outcome::Gone => (
+                Error::UnknownSession.into_response_for(id),
+                Forwarded::Unknown,
+            ),
             Outcome::Slow => (
-                Error::OwnerUnavailable.into_response(),
+                Error::OwnerUnavailable.into_response_for(id),
                 Forwarded::Unavailable,
             ),
         };
@@ -145,7 +154,11 @@ impl Forwarder {
             return Outcome::Slow;
         };
         let (parts, body) = req.into_parts();
-        let url = headers::target(&base, &parts.uri);
+        // The guard forwards only plain front paths; a URL that would leave the peer's base
+        // path is nobody's session.
+        let Some(url) = headers::target(&base, &parts.uri) else {
+            return Outcome::Gone;
+        };
         let mut out = http.request(parts.method.clone(), url.as_str());
         let authority = parts.uri.authority().map(|a| a.as_str());
         let outbound = headers::outbound(&parts.headers, authority, cluster.node(), client);

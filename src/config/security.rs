@@ -219,6 +219,7 @@ pub(crate) fn build(
     let (ip, cors) = network(
         file.network.unwrap_or_default(),
         [s.allow_ips, s.deny_ips, s.trusted_proxies, s.cors_origins],
+        cluster.as_ref(),
         errors,
     );
     let mut limits = file.limits.unwrap_or_default();
@@ -255,11 +256,43 @@ fn issuer_resource(oauth: Option<&OAuthServerConfig>, default_resource: String) 
     }
 }
 
+/// The configured peers whose address is an IP literal: trusted proxies without being
+/// listed (the configuration trusts them with forwarding already), so an owner believes the
+/// client address a peer forwards (per-IP limits, IP rules, the audit log).
+fn peer_proxies(cluster: &crate::cluster::config::ClusterConfig) -> Vec<String> {
+    use url::Host;
+    let ip = |u: &url::Url| match u.host()? {
+        Host::Ipv4(a) => Some(a.to_string()),
+        Host::Ipv6(a) => Some(a.to_string()),
+        Host::Domain(_) => None,
+    };
+    cluster.peers.values().filter_map(ip).collect()
+}
+
+/// One warning when peers are named by host name (`peer_url`, or a name in `peers`) and no
+/// trusted proxy is configured: the owner then sees the forwarding peer as the client.
+fn warn_untrusted_peers(cluster: &crate::cluster::config::ClusterConfig, ip: &IpRules) {
+    let named = cluster.peer_url.is_some()
+        || cluster
+            .peers
+            .values()
+            .any(|u| matches!(u.host(), Some(url::Host::Domain(_))));
+    if named && !ip.has_trusted() {
+        tracing::warn!(
+            "fleet peers are named by host name and no trusted proxy is configured: list the \
+             peers' network (the pod CIDR) in [network] trusted_proxies, or owners key per-IP \
+             limits on the forwarding peer"
+        );
+    }
+}
+
 /// `[network]` joined with `--allow-ip`, `--deny-ip`, `--trusted-proxy` and `--cors-origin`
-/// (in that order in `flags`), as IP rules and CORS.
+/// (in that order in `flags`), and the fleet's peers given by IP address as trusted proxies,
+/// as IP rules and CORS.
 fn network(
     mut network: NetworkConfig,
     flags: [Vec<String>; 4],
+    cluster: Option<&crate::cluster::config::ClusterConfig>,
     errors: &mut Vec<String>,
 ) -> (IpRules, Cors) {
     let [allow, deny, trusted_proxies, cors_origins] = flags;
@@ -268,7 +301,13 @@ fn network(
     }
     network.deny.extend(deny);
     network.trusted_proxies.extend(trusted_proxies);
+    network
+        .trusted_proxies
+        .extend(cluster.map(peer_proxies).unwrap_or_default());
     let ip = network.build(errors);
+    if let Some(c) = cluster {
+        warn_untrusted_peers(c, &ip);
+    }
     let origins: Vec<String> = cors_origins
         .into_iter()
         .chain(network.cors_origins)

@@ -8,7 +8,7 @@
 //! answer carries `mcp-relay-node` (the node that executed it; a forwarded one keeps the
 //! owner's).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
@@ -23,7 +23,9 @@ use super::ConnInfo;
 use crate::caller::{Caller, Principal, Transport};
 use crate::cluster::id::{owner, Owner};
 use crate::cluster::{Cluster, FORWARDED_BY, NODE_HEADER};
+use crate::config::ServeConfig;
 use crate::policy::overload::Level;
+use crate::policy::rate_limit::InFlight;
 use crate::policy::{authn, Admitted, Head, Incoming, RequestPolicy, Route, Source, Stop};
 use crate::relay::Relay;
 
@@ -39,7 +41,7 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
     let incoming = Incoming {
         source: Source::Http {
             peer: conn.as_ref().map(|c| c.peer),
-            head: head(&parts, &policy, relay.config().cluster.as_deref()),
+            head: head(&parts, &policy, relay.config()),
         },
         credential: Some(&parts.headers),
         query: parts.uri.query(),
@@ -53,17 +55,11 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
     let mut res = match admitted {
         Ok(Admitted { caller, slot }) => {
             parts.extensions.insert(caller);
-            let res = next.run(Request::from_parts(parts, body)).await;
-            match slot {
-                // Held until the response body (an SSE stream until its answer) is done.
-                Some(slot) => res.map(|body| {
-                    Body::new(body.map_frame(move |f| {
-                        let _held = &slot;
-                        f
-                    }))
-                }),
-                None => res,
+            let slot = slot.map(|s| Slot(Arc::new(Mutex::new(Some(s)))));
+            if let Some(s) = &slot {
+                parts.extensions.insert(s.clone());
             }
+            held(next.run(Request::from_parts(parts, body)).await, slot)
         }
         Err(Stop::Preflight(res)) => return *res,
         Err(Stop::Metadata) => super::metadata::serve(&policy, &parts.method, parts.uri.path()),
@@ -106,9 +102,37 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
     res
 }
 
+/// The concurrency slot of an admitted request, held until its answer is done unless the
+/// handler gives it back sooner ([`release_slot`]).
+#[derive(Clone)]
+pub(super) struct Slot(Arc<Mutex<Option<InFlight>>>);
+
+/// `res`, holding `slot` until its body (an SSE stream until its answer) is done.
+fn held(res: Response, slot: Option<Slot>) -> Response {
+    match slot {
+        Some(slot) => res.map(|body| {
+            Body::new(body.map_frame(move |f| {
+                let _held = &slot;
+                f
+            }))
+        }),
+        None => res,
+    }
+}
+
+/// Gives back the slot of the request whose extensions these are: a modern continuation
+/// carried to its owner, which takes its own (only the owner counts).
+pub(super) fn release_slot(extensions: &axum::http::Extensions) {
+    if let Some(Slot(cell)) = extensions.get::<Slot>() {
+        let taken = cell.lock().map(|mut s| s.take());
+        drop(taken);
+    }
+}
+
 /// What the phases read of an HTTP request: its route and whether it names a session or
 /// resumes a stream (this front's framing; what that costs is the policy's decision).
-fn head<'a>(parts: &'a Parts, policy: &RequestPolicy, cluster: Option<&Cluster>) -> Head<'a> {
+fn head<'a>(parts: &'a Parts, policy: &RequestPolicy, cfg: &ServeConfig) -> Head<'a> {
+    let cluster = cfg.cluster.as_deref();
     let full = parts.uri.path();
     let path = unmounted(full);
     let mount = (path.len() < full.len()).then(|| &full[..full.len() - path.len()]);
@@ -136,8 +160,37 @@ fn head<'a>(parts: &'a Parts, policy: &RequestPolicy, cluster: Option<&Cluster>)
         mount,
         in_session,
         resumes: parts.headers.contains_key("last-event-id"),
-        elsewhere: cluster.is_some_and(|c| owned_elsewhere(parts, c)),
+        elsewhere: cluster.is_some_and(|c| forwardable(parts, cfg) && owned_elsewhere(parts, c)),
     }
+}
+
+/// Whether a request may be carried to another node at all: a POST, GET or DELETE to one of
+/// the relay's own front paths that carry a session (the MCP path, legacy `/message`, and
+/// those of a mount), with no dot segment or backslash, raw or percent-encoded. Anything else
+/// naming a peer's session is judged here, before any hop (404 or 405, as for any client):
+/// the guard runs before routing, and a forwarded request is not authenticated here.
+/// Not `/ws` (a WebSocket carries its session on its connection) nor `/sse` (a GET there
+/// opens a new session).
+fn forwardable(parts: &Parts, cfg: &ServeConfig) -> bool {
+    use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
+    use axum::http::Method;
+    if ![Method::POST, Method::GET, Method::DELETE].contains(&parts.method) {
+        return false;
+    }
+    let path = parts.uri.path();
+    if !crate::cluster::forward::plain_path(path) {
+        return false;
+    }
+    let message = super::sse::served(cfg)[1].is_some();
+    if path == cfg.path || (message && path == MESSAGE_PATH) {
+        return true;
+    }
+    // `/servers/NAME/mcp`, `/servers/NAME/message` (a mounted relay's paths, `hub.rs`).
+    let inner = [SERVERS_MOUNT, ENDPOINTS_MOUNT]
+        .iter()
+        .find_map(|m| path.strip_prefix(m)?.strip_prefix('/'))
+        .and_then(|r| r.split_once('/'));
+    matches!(inner, Some((name, "mcp" | "message")) if !name.is_empty())
 }
 
 /// Whether the session the request names belongs to a configured peer, and the request was

@@ -114,6 +114,11 @@ impl IpRules {
             .is_none_or(|a| a.iter().any(|n| n.contains(&ip)))
     }
 
+    /// Whether any trusted proxy is configured.
+    pub(crate) fn has_trusted(&self) -> bool {
+        !self.trusted.is_empty()
+    }
+
     fn trusts(&self, ip: IpAddr) -> bool {
         self.trusted.iter().any(|n| n.contains(&ip))
     }

@@ -1,8 +1,8 @@
 //! What a forwarded request and its answer carry across the hop: the end-to-end headers
 //! (hop-by-hop ones are dropped, RFC 9110 §7.6.1; the client's `Host` is kept), the
-//! forwarding node's name,
-//! the client address appended to `X-Forwarded-For`, and the owner's URL (its base URL from
-//! the configured peers, then the original path and query, mounts included).
+//! forwarding node's name, the client address as `X-Forwarded-For` (replacing the incoming
+//! forwarded headers), and the owner's URL (its base URL from the configured peers, then the
+//! original path and query, mounts included).
 //!
 //! Owns: header filtering and the target URL. Does not own: sending (`forward.rs`).
 
@@ -39,13 +39,34 @@ pub(super) fn transport_of(path: &str) -> &'static str {
     }
 }
 
-/// The owner's URL for `uri`: `base` (whose path is a prefix) + the path and query.
-pub(super) fn target(base: &Url, uri: &Uri) -> Url {
+/// The owner's URL for `uri`: `base` (whose path is a prefix) + the path and query; `None`
+/// when the path is not plain (`plain_path`: `Url` would resolve its dot segments) or the
+/// URL built does not stay under the base path.
+pub(super) fn target(base: &Url, uri: &Uri) -> Option<Url> {
+    if !plain_path(uri.path()) || !uri.path().starts_with('/') {
+        return None;
+    }
     let mut url = base.clone();
     let prefix = base.path().trim_end_matches('/');
     url.set_path(&format!("{prefix}{}", uri.path()));
     url.set_query(uri.query());
-    url
+    let under = url.path().strip_prefix(prefix)?;
+    (under.starts_with('/') && plain_path(url.path())).then_some(url)
+}
+
+/// A path whose segments are all plain: none is `.` or `..` (raw or percent-encoded, in any
+/// case), none holds a backslash (raw or `%5C`) or an encoded slash. Such a path reaches the
+/// owner exactly as it is, under the peer's base path.
+pub(crate) fn plain_path(path: &str) -> bool {
+    path.split('/').all(|seg| {
+        let lower = seg.to_ascii_lowercase();
+        let dots = lower.replace("%2e", ".");
+        !(dots == "."
+            || dots == ".."
+            || lower.contains('\\')
+            || lower.contains("%5c")
+            || lower.contains("%2f"))
+    })
 }
 
 /// Hop-by-hop headers (RFC 9110 §7.6.1), never carried across a hop.
@@ -87,8 +108,9 @@ fn end_to_end(headers: &HeaderMap) -> HeaderMap {
 }
 
 /// The headers of the request to the owner: end to end ones, `mcp-relay-forwarded-by:
-/// <node>`, and the address this node saw the request come from appended to
-/// `X-Forwarded-For` (the owner believes it only when it lists its peers in
+/// <node>`, and `X-Forwarded-For: <the client address this node resolved>` in place of the
+/// incoming `X-Forwarded-For` and `Forwarded` (the owner believes it when the peer is a
+/// trusted proxy: peers configured by IP address are, others are listed in
 /// `trusted_proxies`).
 ///
 /// `Host` is the one the client sent (`authority` for HTTP/2, which has no `Host` header),
@@ -110,23 +132,14 @@ pub(super) fn outbound(
     if let Ok(v) = HeaderValue::from_str(node) {
         out.insert(FORWARDED_BY, v);
     }
-    // The hop's own peer: the client, or the trusted proxy it came through (whose
-    // `X-Forwarded-For` entries are already in the header).
-    if let Some(ip) = client.map(|c| c.via.map_or(c.ip, |v| v.ip().to_canonical())) {
-        let xff = HeaderName::from_static("x-forwarded-for");
-        let before: Vec<String> = out
-            .get_all(&xff)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .collect();
-        let mut list = before.join(", ");
-        if !list.is_empty() {
-            list.push_str(", ");
-        }
-        list.push_str(&ip.to_string());
-        if let Ok(v) = HeaderValue::from_str(&list) {
-            out.insert(xff, v);
+    // The client as this node resolved it (through its trusted proxies, if any), in place of
+    // whatever forwarded headers came in: a peer the owner trusts is believed for exactly
+    // this address.
+    out.remove("forwarded");
+    out.remove("x-forwarded-for");
+    if let Some(ip) = client.map(|c| c.ip.to_canonical()) {
+        if let Ok(v) = HeaderValue::from_str(&ip.to_string()) {
+            out.insert(HeaderName::from_static("x-forwarded-for"), v);
         }
     }
     out
@@ -161,6 +174,7 @@ mod tests {
         h.insert("last-event-id", HeaderValue::from_static("3"));
         h.insert(FORWARDED_BY, HeaderValue::from_static("forged"));
         h.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.7"));
+        h.insert("forwarded", HeaderValue::from_static("for=192.0.2.9"));
         let client = ClientAddr::from("198.51.100.2:4000".parse::<std::net::SocketAddr>().unwrap());
         let out = outbound(&h, Some("ignored.example.com"), "r0", Some(client));
         let names: Vec<&str> = out.keys().map(HeaderName::as_str).collect();
@@ -178,7 +192,22 @@ mod tests {
         assert_eq!(out["mcp-session-id"], "r1.0000000a.ff");
         assert_eq!(out["last-event-id"], "3");
         assert_eq!(out[FORWARDED_BY], "r0");
-        assert_eq!(out["x-forwarded-for"], "203.0.113.7, 198.51.100.2");
+        assert_eq!(out["x-forwarded-for"], "198.51.100.2");
+        assert!(out.get("forwarded").is_none());
+    }
+
+    #[test]
+    fn the_client_resolved_behind_a_trusted_proxy_is_sent_alone() {
+        let mut h = HeaderMap::new();
+        h.insert("forwarded", HeaderValue::from_static("for=198.51.100.4"));
+        let client = ClientAddr {
+            ip: "198.51.100.4".parse().unwrap(),
+            port: None,
+            via: Some("10.0.0.5:443".parse().unwrap()),
+        };
+        let out = outbound(&h, None, "r0", Some(client));
+        assert_eq!(out["x-forwarded-for"], "198.51.100.4");
+        assert!(out.get("forwarded").is_none());
     }
 
     #[test]
@@ -195,15 +224,50 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(
-            target(&base, &uri).as_str(),
+            target(&base, &uri).unwrap().as_str(),
             "http://10.0.0.11:8080/servers/github/message?sessionId=r1.0000000a.ff"
         );
         let base = Url::parse("https://relays.example.com/r1/").unwrap();
         let uri: Uri = "/mcp".parse().unwrap();
         assert_eq!(
-            target(&base, &uri).as_str(),
+            target(&base, &uri).unwrap().as_str(),
             "https://relays.example.com/r1/mcp"
         );
+    }
+
+    #[test]
+    fn target_never_leaves_the_base_path() {
+        let base = Url::parse("http://127.0.0.1:9/r1/").unwrap();
+        for p in [
+            "/../x",
+            "/%2e%2e/admin/secret",
+            "/.%2E/x",
+            "/a/%2E%2E/%2e%2e/b",
+            "/x/..",
+        ] {
+            let uri: Uri = p.parse().unwrap();
+            assert!(target(&base, &uri).is_none(), "{p}");
+        }
+    }
+
+    #[test]
+    fn dot_segments_and_backslashes_are_not_plain() {
+        for p in ["/mcp", "/servers/github/message", "/a.b/c..d/.e"] {
+            assert!(plain_path(p), "{p}");
+        }
+        for p in [
+            "/../x",
+            "/./x",
+            "/%2e%2e/admin",
+            "/.%2E/x",
+            "/%2E/x",
+            "/a\\..\\..\\b",
+            "/a%5c..%5Cb",
+            "/servers/a%2F..%2F/mcp",
+            "/mcp/..",
+        ] {
+            assert!(!plain_path(p), "{p}");
+        }
     }
 
     #[test]

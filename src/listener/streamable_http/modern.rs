@@ -49,8 +49,11 @@ pub(super) async fn post(
 }
 
 /// A stateless retry or task follow-up whose `requestState` or `taskId` a configured peer
-/// sealed: carried to it with the same headers and body (already read, so sent whole);
-/// `None` for anything else, and for a request forwarded here already.
+/// sealed: carried to it with the same headers and its one message (already read, so sent
+/// whole, with the length of what is sent); `None` for anything else (a batch is judged
+/// here, and refused), and for a request forwarded here already. The concurrency slot this
+/// node took for it is given back first (the owner takes its own); the principal's rate was
+/// spent here already and is spent again by the owner (docs/fleet.md).
 pub(super) async fn elsewhere(
     relay: &Relay,
     parts: &Parts,
@@ -61,7 +64,7 @@ pub(super) async fn elsewhere(
     if parts.headers.contains_key(FORWARDED_BY) {
         return None;
     }
-    let [frame] = message.frames() else {
+    let Message::Single(frame) = message else {
         return None;
     };
     let node = continuation_owner(frame)?;
@@ -75,8 +78,11 @@ pub(super) async fn elsewhere(
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = parts.headers.clone();
+    req.headers_mut().remove(header::CONTENT_LENGTH);
+    crate::listener::guard::release_slot(&parts.extensions);
     let forwarder = cluster.forwarder();
-    let res = forwarder.forward_to(cluster, relay.audit(), &node, req, caller.peer);
+    let id = frame.id();
+    let res = forwarder.forward_to(cluster, relay.audit(), &node, req, caller.peer, id.as_ref());
     Some(res.await)
 }
 

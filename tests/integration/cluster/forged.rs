@@ -202,3 +202,170 @@ async fn a6_with_tokens_the_owner_judges_each_request_whatever_node_it_came_thro
     let (status, node, _) = echo(&with_key(&client_at(&fleet, 2, &a), &bob), 2, "b").await;
     assert_eq!((status, node.as_deref()), (404, Some("r1")));
 }
+
+/// A peer that records the request line of every request it gets and answers 200.
+async fn recording_peer() -> (
+    u16,
+    Arc<std::sync::Mutex<Vec<String>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let lines = seen.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut s, _)) = l.accept().await {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match s.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let text = String::from_utf8_lossy(&head);
+            lines
+                .lock()
+                .unwrap()
+                .push(text.lines().next().unwrap_or("").to_owned());
+            let answer = "HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{}";
+            let _ = s.write_all(answer.as_bytes()).await;
+        }
+    });
+    (port, seen, task)
+}
+
+/// `METHOD target` sent as is (no client-side normalisation) with `id` as the session; the
+/// status code of the answer.
+async fn raw_request(base: &str, method: &str, target: &str, id: &str) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.strip_prefix("http://").unwrap();
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "{method} {target} HTTP/1.1\r\nhost: {addr}\r\nmcp-session-id: {id}\r\n\
+         content-type: application/json\r\naccept: application/json, text/event-stream\r\n\
+         content-length: 0\r\nconnection: close\r\n\r\n"
+    );
+    s.write_all(req.as_bytes()).await.unwrap();
+    // The status line only (`GET /sse` answers with a stream that does not end).
+    let mut out = Vec::new();
+    let mut buf = [0u8; 256];
+    while !out.windows(2).any(|w| w == b"\r\n") {
+        match tokio::time::timeout(crate::support::patience(), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => out.extend_from_slice(&buf[..n]),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&out);
+    text.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn c3_only_front_paths_and_methods_are_forwarded_and_never_above_the_peer_base() {
+    let (port, seen, task) = recording_peer().await;
+    let peer = format!("r1=http://127.0.0.1:{port}/r1/");
+    let relay = crate::support::Relay::start(&["--node", "r0", "--peer", &peer], &[]);
+    let id = format!("r1.0000abcd.{}", "7".repeat(32));
+    let refused = [
+        ("POST", "/%2e%2e/admin/secret"),
+        ("POST", "/../x"),
+        ("POST", "/.%2E/x"),
+        ("POST", "/a\\..\\..\\b"),
+        ("POST", "/anything"),
+        ("GET", "/ws"),
+        ("GET", "/sse"),
+        ("GET", "/health"),
+        ("PUT", "/mcp"),
+        ("PATCH", "/mcp"),
+        ("OPTIONS", "/mcp"),
+        ("POST", "/servers/a/../../admin"),
+        ("POST", "/servers/a/%2e%2e/mcp"),
+        ("POST", "/servers/a/other"),
+    ];
+    // Judged here, as for any client (`/sse` and `/health` are served, the rest 404 or 405).
+    for (method, target) in refused {
+        let status = raw_request(&relay.base, method, target, &id).await;
+        assert_ne!(status, 0, "{method} {target}: no answer");
+    }
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        Vec::<String>::new(),
+        "a request that is not for a front reached the peer"
+    );
+    // The fronts are forwarded, under the peer's base path.
+    for (method, target) in [
+        ("POST", "/mcp"),
+        ("GET", "/mcp"),
+        ("DELETE", "/mcp"),
+        ("POST", "/message"),
+        ("POST", "/servers/a/mcp"),
+        ("POST", "/endpoints/b/message"),
+    ] {
+        assert_eq!(raw_request(&relay.base, method, target, &id).await, 200);
+    }
+    let lines = seen.lock().unwrap().clone();
+    assert_eq!(
+        lines,
+        [
+            "POST /r1/mcp HTTP/1.1",
+            "GET /r1/mcp HTTP/1.1",
+            "DELETE /r1/mcp HTTP/1.1",
+            "POST /r1/message HTTP/1.1",
+            "POST /r1/servers/a/mcp HTTP/1.1",
+            "POST /r1/endpoints/b/message HTTP/1.1",
+        ]
+    );
+    task.abort();
+}
+
+/// A client of `url` whose connections come from `from` (a loopback address).
+fn from_address(from: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(from.parse::<std::net::IpAddr>().unwrap())
+        .build()
+        .unwrap()
+}
+
+/// A `ping` in `session` to `url`, from `http`; the status.
+async fn ping_in(http: &reqwest::Client, url: &str, session: &str) -> u16 {
+    http.post(url)
+        .header("content-type", "application/json")
+        .header("accept", crate::support::ACCEPT_BOTH)
+        .header("mcp-protocol-version", VERSION)
+        .header("mcp-session-id", session)
+        .header("x-forwarded-for", "198.51.100.99")
+        .body(json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn one_client_forging_ids_through_a_peer_spends_only_its_own_per_ip_quota_at_the_owner() {
+    let config = tempdir().join("limits.toml");
+    std::fs::write(&config, "[limits]\nper_ip = \"4/m\"\nper_ip_burst = 4\n").unwrap();
+    let path = config.to_str().unwrap().to_owned();
+    let fleet = Fleet::start(2, move |_| vec!["--config".into(), path.clone()], &[]);
+    // A session on r1, used through r0 by a well-behaved client at 127.0.0.3.
+    let mut owner = Client::new(&fleet.url(1));
+    owner.initialize(VERSION).await;
+    let session = owner.session.clone().unwrap();
+    // 127.0.0.2 sends r1-tagged ids through r0 until r0 stops it; each one that r0 lets
+    // through is counted by r1 against 127.0.0.2 (r0's address is a configured peer, so r1
+    // believes the address r0 sends, and only that: not the client's own forged header).
+    let attacker = from_address("127.0.0.2");
+    let forged = format!("r1.{}.{}", epoch_of(&session), "6".repeat(32));
+    for _ in 0..6 {
+        ping_in(&attacker, &fleet.url(0), &forged).await;
+    }
+    let legit = from_address("127.0.0.3");
+    for _ in 0..3 {
+        assert_eq!(ping_in(&legit, &fleet.url(0), &session).await, 200);
+    }
+}

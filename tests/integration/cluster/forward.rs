@@ -529,3 +529,15 @@ async fn an_owner_that_does_not_accept_the_connection_gets_503_at_the_connect_ti
     assert_eq!(r.json()["error"]["data"]["reason"], "owner_unavailable");
     drop((full, queued));
 }
+
+#[tokio::test]
+async fn a_legacy_connection_opened_on_a_fleet_node_posts_through_another() {
+    let fleet = Fleet::start(2, |_| vec![], &[]);
+    let legacy = crate::support::sse::Legacy::open(fleet.relay(1)).await;
+    let query = legacy.endpoint.split_once('?').unwrap().1.to_owned();
+    assert!(query.starts_with("sessionId=r1."), "{query}");
+    let via = format!("{}/message?{query}", fleet.base(0));
+    let ping = json!({"jsonrpc":"2.0","id":1,"method":"ping"}).to_string();
+    assert_eq!(legacy.post_to(&via, "application/json", ping).await, 202);
+    assert_eq!(forwarded(&fleet, 0, "ok").await, 1.0);
+}

@@ -63,8 +63,18 @@ impl Legacy {
             .data
             .strip_prefix(&format!("{mount}/message?sessionId="))
             .unwrap_or_else(|| panic!("endpoint data: {}", first.data));
-        assert_eq!(id.len(), 32);
-        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+        // 32 hex digits, after the owner tag (`node.epoch.`) when the relay is a fleet node.
+        let random = match id.split('.').collect::<Vec<_>>()[..] {
+            [random] => random,
+            [node, epoch, random] => {
+                assert!(!node.is_empty(), "{id}");
+                assert!(epoch.len() == 8 && epoch.bytes().all(|b| b.is_ascii_hexdigit()));
+                random
+            }
+            _ => panic!("session id: {id}"),
+        };
+        assert_eq!(random.len(), 32, "{id}");
+        assert!(random.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
         Legacy {
             http,
             endpoint: format!("{}{}", relay.base, first.data),
