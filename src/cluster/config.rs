@@ -249,9 +249,10 @@ pub(crate) fn base_url(text: &str) -> Result<Url, String> {
     Ok(u)
 }
 
-/// The template must make `{node}` the whole leftmost label of a host with at least two more
-/// labels (`{node}.mcp-relay-peers.mcp.svc`): a name read from an id can then only pick a pod
-/// of that service, never a host of its own (`localhost`, `metadata`, another service).
+/// The template must make `{node}` the whole leftmost label of a host under a fixed domain
+/// (`{node}.mcp-relay-peers`, a StatefulSet's headless service), and the names it takes are
+/// this node's StatefulSet's pods (`NAME-ORDINAL`, `Cluster::peer`): a name read from an id can
+/// then only pick a pod of that service, never a host of its own (`localhost`, `metadata`).
 fn check_template(me: &str, t: &str, errors: &mut Vec<String>) {
     let Some((scheme, rest)) = t.split_once("://") else {
         errors.push(format!("cluster.peer_url `{t}`: not a URL"));
@@ -262,10 +263,10 @@ fn check_template(me: &str, t: &str, errors: &mut Vec<String>) {
         .filter(|_| t.matches("{node}").count() == 1);
     let host_suffix = suffix.map(|s| s.split(['/', ':']).next().unwrap_or(""));
     match host_suffix {
-        Some(h) if h.split('.').filter(|l| !l.is_empty()).count() >= 2 => {}
+        Some(h) if !h.is_empty() && h.split('.').all(|l| !l.is_empty()) => {}
         _ => {
             errors.push(format!(
-                "cluster.peer_url `{t}`: must be {scheme}://{{node}}.SERVICE.NAMESPACE… ({{node}} once, as the first label of a host with at least two more labels)"
+                "cluster.peer_url `{t}`: must be {scheme}://{{node}}.SERVICE… ({{node}} once, as the first label of a host under a fixed domain)"
             ));
             return;
         }
@@ -492,7 +493,8 @@ mod tests {
         let c = c.unwrap();
         for bad in [
             "http://{node}:8080",
-            "http://{node}.peers",
+            "http://{node}.",
+            "http://{node}..a",
             "http://x.{node}.a.b",
             "http://{node}.a.b/{node}",
         ] {
