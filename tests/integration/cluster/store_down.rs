@@ -102,3 +102,47 @@ async fn redis_paused_under_closed_answers_503_with_retry_after_until_it_resumes
     }
     assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(1.0));
 }
+
+#[tokio::test]
+async fn a_lease_whose_acquire_timed_out_is_released_once_redis_resumes() {
+    let Some(redis) = Redis::start("a_lease_whose_acquire_timed_out_is_released") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    // One place per principal, leases far longer than the test waits.
+    let cfg = config(&format!(
+        "{block}\n[limits]\nmax_concurrent_per_principal = 1\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"300ms\"\nlease = \"60s\"\non_store_error = \"closed\"\n",
+        redis.url
+    ));
+    let relays = fleet(1, &cfg);
+    let c = session(&relays[0], &alice).await;
+    assert_eq!(ping(&c, 1).await, 200);
+    // The acquire reaches the paused server and times out; it runs when the server resumes.
+    redis.signal("-STOP");
+    assert_eq!(ping(&c, 2).await, 503);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.signal("-CONT");
+    // The guard gives the lease back: the one place is free well before one lease (60s).
+    let deadline = Instant::now() + patience();
+    let mut id = 100;
+    while ping(&c, id).await != 200 {
+        assert!(
+            Instant::now() < deadline,
+            "the timed-out acquire's lease still holds the only place"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        id += 1;
+    }
+    // And the store holds no lease once that ping's own is given back.
+    let held = || {
+        let keys = redis.command("KEYS *:inflight:*").unwrap_or_default();
+        keys.lines()
+            .nth(2)
+            .and_then(|key| redis.command(&format!("ZCARD {key}")))
+            .unwrap_or_default()
+    };
+    while !matches!(held().trim(), "" | ":0") {
+        assert!(Instant::now() < deadline, "leases left: {:?}", held());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
