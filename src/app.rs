@@ -358,13 +358,13 @@ async fn reload_on_hangup(
         match crate::config::load(argv, &crate::secret::process_env) {
             Ok(mut cfg) => {
                 // The running `[cluster]` stays (its node name, store connection, breaker and
-                // leases); the new limits are shared through its store.
+                // leases), for the named servers too; the new limits are shared through its store.
                 let running = hub.main().config().cluster.clone();
                 match crate::cluster::Cluster::carry_over(running, cfg.cluster.take()) {
                     Ok(kept) => {
                         let store = kept.as_ref().and_then(|c| c.store().cloned());
                         cfg.policy.limits.share(store);
-                        cfg.cluster = kept;
+                        cfg.use_cluster(kept);
                     }
                     Err(why) => {
                         warn!(signal = "SIGHUP", "{why}; the old configuration stays");

@@ -166,11 +166,20 @@ impl Store {
         if let Some((key, _)) = &lease {
             inv.key(key);
         }
+        // Held before the script is sent: if no answer comes (error, timeout, or this future
+        // dropped), the guard removes a member the store may have added all the same.
+        let pending = lease.map(|(key, _)| self.hold(id, key, member));
         let (answer, which, wait_us): (u8, usize, u64) = self.run("admit", &inv).await?;
+        let pending = match (answer, pending) {
+            (1, pending) => pending.map(Lease::settle),
+            (_, Some(unused)) => {
+                unused.forget();
+                None
+            }
+            (_, None) => None,
+        };
         match answer {
-            1 => Ok(Admission::Admitted(
-                lease.map(|(key, _)| self.hold(id, key, member)),
-            )),
+            1 => Ok(Admission::Admitted(pending)),
             2 => Ok(Admission::Full),
             _ => {
                 let bucket = which.saturating_sub(1).min(buckets.len().max(1) - 1);

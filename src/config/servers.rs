@@ -33,6 +33,17 @@ pub(crate) struct NamedServer {
     pub cfg: Arc<ServeConfig>,
 }
 
+impl ServeConfig {
+    /// Puts the process's one `[cluster]` on this configuration and every named server's
+    /// (SIGHUP: the running cluster replaces the one the new configuration built).
+    pub(crate) fn use_cluster(&mut self, cluster: Option<Arc<crate::cluster::Cluster>>) {
+        for s in &mut self.servers {
+            Arc::make_mut(&mut s.cfg).cluster = cluster.clone();
+        }
+        self.cluster = cluster;
+    }
+}
+
 /// A tool subset: what it publishes, as globs over qualified names (`server:tool`,
 /// `server:prompt`, `server:uri`), plus whole servers. An item is published when its server
 /// is in `servers` or its qualified name matches one of its kind's globs.

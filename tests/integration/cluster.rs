@@ -14,7 +14,8 @@
 //!   lease; over-limit buckets skip the store; Sentinel; a SIGHUP keeps the store.
 //! - `store_down`: redis-server paused or killed: the `local` fallback (each replica's share),
 //!   `closed` (503 + `Retry-After`), `mcp_relay_store_up`, and recovery.
-//! - `store_fleet`: starting the replicas of the store tests.
+//! - `store_fleet`: the store tests' configs, clients and lease count (their replicas come
+//!   from `support::fleet`).
 //! - `modern`: 2026-07-28 task handles and sealed `requestState` carry their node's tag; a
 //!   follow-up or retry through another node is forwarded to it.
 //! - `cache`: the response cache, in memory and in the fleet's store.

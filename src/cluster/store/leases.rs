@@ -2,8 +2,10 @@
 //! member `<node>:<epoch>:<seq>` per request in flight, scored with the time it was last
 //! renewed. This process renews all its leases every `lease / 3` in one background task
 //! (started with the first lease, ended with the store), and releases a lease when its guard
-//! drops. A replica that dies stops renewing: its leases are dropped by the next acquire after
-//! one `lease`.
+//! drops. The guard exists before the acquire is sent: an acquire that fails, times out or is
+//! cancelled (the client went away) may still have been run by the store, so its guard removes
+//! the member, trying again while the store does not answer. A replica that dies stops
+//! renewing: its leases are dropped by the next acquire after one `lease`.
 //!
 //! Owns: acquiring, renewing and releasing leases. Does not own: the cap, nor what happens
 //! when the store cannot answer (`policy/rate_limit/shared.rs`).
@@ -11,16 +13,23 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::Store;
 
 /// Leases renewed per script call.
 const RENEW_CHUNK: usize = 256;
 
+/// The sequence of this process's lease members: one for the process, however many stores
+/// it builds, so no two leases of one process share a member.
+static SEQ: AtomicU64 = AtomicU64::new(0);
+
+/// First pause between tries of a release the store did not take; doubled each try.
+const RELEASE_RETRY: Duration = Duration::from_millis(250);
+
 /// This process's leases: key and member by sequence number.
 #[derive(Debug, Default)]
 pub(super) struct Held {
-    seq: AtomicU64,
     held: Mutex<HashMap<u64, (String, String)>>,
     renewing: AtomicBool,
 }
@@ -30,12 +39,14 @@ pub(super) struct Held {
 pub(crate) struct Lease {
     store: Arc<Store>,
     id: u64,
+    /// Whether the store answered the acquire (else the member may or may not be there).
+    settled: bool,
 }
 
 impl Store {
     /// The sequence number of a new lease.
     pub(super) fn next_lease(&self) -> u64 {
-        self.leases.seq.fetch_add(1, Ordering::Relaxed)
+        SEQ.fetch_add(1, Ordering::Relaxed)
     }
 
     /// The member of lease `id`: `<node>:<epoch>:<id>`.
@@ -43,13 +54,15 @@ impl Store {
         format!("{}:{id}", self.member)
     }
 
-    /// Lease `id`, taken in `key`: renewed from now on, released when dropped.
+    /// Lease `id`, about to be acquired in `key`: renewed from now on (renewal never adds a
+    /// member), released when dropped, even before the acquire answered.
     pub(super) fn hold(self: &Arc<Self>, id: u64, key: String, member: String) -> Lease {
         self.held().insert(id, (key, member));
         self.start_renewing();
         Lease {
             store: self.clone(),
             id,
+            settled: false,
         }
     }
 
@@ -98,15 +111,43 @@ impl Store {
         }
     }
 
-    /// Gives a lease back at once (else it would expire after one lease).
-    async fn release(&self, key: String, member: String) {
-        let mut cmd = redis::cmd("ZREM");
-        cmd.arg(key).arg(member);
-        let _ = self
-            .run_with::<u64, _, _>("release", |mut conn| async move {
-                cmd.query_async(&mut conn).await
-            })
-            .await;
+    /// Gives a lease back at once (else it would expire after one lease). A release the
+    /// store does not take is tried again, pausing longer each time, for one lease at most
+    /// (then it has expired anyway); so is one whose acquire never answered while the member
+    /// is not found yet (the acquire may still be on its way: it was sent first).
+    async fn release(&self, key: String, member: String, settled: bool) {
+        let give_up = Instant::now() + self.cfg.lease;
+        let mut pause = RELEASE_RETRY;
+        loop {
+            let mut cmd = redis::cmd("ZREM");
+            cmd.arg(&key).arg(&member);
+            let removed = self
+                .run_with::<u64, _, _>("release", |mut conn| async move {
+                    cmd.query_async(&mut conn).await
+                })
+                .await;
+            match removed {
+                Ok(1..) => return,
+                Ok(0) if settled => return,
+                _ if Instant::now() + pause >= give_up => return,
+                _ => {}
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+}
+
+impl Lease {
+    /// The store answered the acquire and holds the lease.
+    pub(super) fn settle(mut self) -> Lease {
+        self.settled = true;
+        self
+    }
+
+    /// The store answered without taking the lease: nothing to give back.
+    pub(super) fn forget(self) {
+        self.store.held().remove(&self.id);
     }
 }
 
@@ -117,7 +158,8 @@ impl Drop for Lease {
         };
         if let Ok(rt) = tokio::runtime::Handle::try_current() {
             let store = self.store.clone();
-            rt.spawn(async move { store.release(key, member).await });
+            let settled = self.settled;
+            rt.spawn(async move { store.release(key, member, settled).await });
         }
     }
 }

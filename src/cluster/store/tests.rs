@@ -57,3 +57,15 @@ fn direct_and_sentinel_urls_build_and_junk_is_kept_as_an_error() {
     assert!(target("redis+sentinel://10.0.0.1:26379").is_err());
     assert!(target("redis://[").is_err());
 }
+
+#[test]
+fn two_stores_of_one_process_never_mint_the_same_lease_member() {
+    let a = Store::new(config("redis://127.0.0.1:6379"), "r0");
+    let b = Store::new(config("redis://127.0.0.1:6379"), "r0");
+    let (x, y) = (
+        a.lease_member(a.next_lease()),
+        b.lease_member(b.next_lease()),
+    );
+    assert!(x.starts_with("r0:") && y.starts_with("r0:"), "{x} {y}");
+    assert_ne!(x, y);
+}

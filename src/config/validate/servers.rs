@@ -193,7 +193,7 @@ fn prefixed(name: &str, errors: Vec<String>) -> Vec<String> {
 /// Several servers: the relay's own configuration (listeners, security, the aggregate's
 /// sessions) from the command line, each server's from it plus its flags. Every server shares
 /// the relay's request policy, audit and mTLS settings (one set of credentials, rate limits
-/// and audit log). The relay's `child` is the first server's (unused: each server has its
+/// and audit log) and its `[cluster]` (one node, one store connection). The relay's `child` is the first server's (unused: each server has its
 /// own), its `session_mode` that of `[serve]` (unused too).
 fn many(
     argv: &[OsString],
@@ -245,6 +245,8 @@ fn many(
             cfg.policy = main.policy.clone();
             cfg.audit = main.audit.clone();
             cfg.mtls = main.mtls.clone();
+            // One `[cluster]` per process: one store connection, one set of leases.
+            cfg.cluster = main.cluster.clone();
             NamedServer {
                 name: cfg.server_name.clone().unwrap_or_default(),
                 cfg: Arc::new(cfg),

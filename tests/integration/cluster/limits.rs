@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::store_fleet::{api_key, config, fleet, ping, session};
+use super::store_fleet::{api_key, config, fleet, leases, ping, session};
 use crate::support::redis::Redis;
 use crate::support::{patience, Relay};
 
@@ -78,16 +78,6 @@ async fn slow(c: &crate::support::Client, id: u64, ms: u64) -> bool {
         }
         other => panic!("slow call {id}: status {other}: {reply:?}"),
     }
-}
-
-/// Leases held in the store (one principal's set is the only one).
-fn leases(redis: &Redis) -> u64 {
-    let keys = redis.command("KEYS *:inflight:*").unwrap_or_default();
-    let Some(key) = keys.lines().nth(2) else {
-        return 0;
-    };
-    let n = redis.command(&format!("ZCARD {key}")).unwrap_or_default();
-    n.trim().trim_start_matches(':').parse().unwrap_or(0)
 }
 
 #[tokio::test]

@@ -5,9 +5,10 @@
 
 use std::time::{Duration, Instant};
 
-use super::store_fleet::{api_key, config, fleet, metric, ping, session};
+use super::store_fleet::{api_key, config, fleet, leases, metric, ping, session};
 use crate::support::patience;
 use crate::support::redis::Redis;
+use crate::support::Client;
 
 #[tokio::test]
 async fn redis_killed_each_replica_keeps_its_share_and_store_up_follows() {
@@ -90,15 +91,58 @@ async fn redis_paused_under_closed_answers_503_with_retry_after_until_it_resumes
     assert_eq!(ready.status(), 200);
 
     redis.signal("-CONT");
+    admitted_again(&c, "never admitted again after redis resumed").await;
+    assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(1.0));
+}
+
+#[tokio::test]
+async fn a_lease_whose_acquire_timed_out_is_released_once_redis_resumes() {
+    let Some(redis) = Redis::start("a_lease_whose_acquire_timed_out_is_released") else {
+        return;
+    };
+    let (alice, block) = api_key("a", "alice");
+    // One place per principal, leases far longer than the test waits.
+    let cfg = config(&format!(
+        "{block}\n[limits]\nmax_concurrent_per_principal = 1\n\n[cluster.store]\nurl = \"{}\"\ntimeout = \"300ms\"\nlease = \"60s\"\non_store_error = \"closed\"\n",
+        redis.url
+    ));
+    let relays = fleet(1, &cfg);
+    let c = session(&relays[0], &alice).await;
+    // Each request gives its lease back just after its answer: wait until none is held.
+    admitted_again(&c, "the store never admitted a ping").await;
+    no_lease_within_patience(&redis).await;
+    // The acquire reaches the paused server and times out; it runs when the server resumes.
+    redis.signal("-STOP");
+    assert_eq!(ping(&c, 2).await, 503);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    redis.signal("-CONT");
+    // The guard gives the lease back: the one place is free well before one lease (60s).
+    admitted_again(
+        &c,
+        "the timed-out acquire's lease still holds the only place",
+    )
+    .await;
+    // And the store holds no lease once that ping's own is given back.
+    no_lease_within_patience(&redis).await;
+}
+
+/// Waits until `redis` holds no lease; fails after the tests' patience.
+async fn no_lease_within_patience(redis: &Redis) {
+    let deadline = Instant::now() + patience();
+    while leases(redis) != 0 {
+        assert!(Instant::now() < deadline, "leases left: {}", leases(redis));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Pings in `c`'s session every 200 ms until one is admitted; fails with `why` after the
+/// tests' patience.
+async fn admitted_again(c: &Client, why: &str) {
     let deadline = Instant::now() + patience();
     let mut id = 100;
-    while ping(&c, id).await != 200 {
-        assert!(
-            Instant::now() < deadline,
-            "never admitted again after redis resumed"
-        );
+    while ping(c, id).await != 200 {
+        assert!(Instant::now() < deadline, "{why}");
         tokio::time::sleep(Duration::from_millis(200)).await;
         id += 1;
     }
-    assert_eq!(metric(&relays[0], "mcp_relay_store_up").await, Some(1.0));
 }

@@ -1,10 +1,11 @@
-//! Replicas sharing one store: N relays with `--node rN` and every peer, one `--config`
-//! (API keys, `[limits]`, `[cluster.store]`), an admin listener each, and API-key clients.
+//! Replicas sharing one store: N relays started by `support::fleet` with one `--config` each
+//! (API keys, `[limits]`, `[cluster.store]`), and their API-key clients.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use crate::support::redis::free_port;
-use crate::support::{tempdir, Client, Relay, FIXTURE};
+use crate::support::fleet::Fleet;
+use crate::support::redis::Redis;
+use crate::support::{tempdir, Client, Relay};
 
 pub const VERSION: &str = "2025-06-18";
 
@@ -20,33 +21,17 @@ pub fn config(text: &str) -> PathBuf {
     path
 }
 
-/// `n` replicas `r0`…, each knowing all as peers, all with `config`.
-pub fn fleet(n: usize, config: &std::path::Path) -> Vec<Relay> {
+/// `n` replicas `r0`…, each knowing all as peers, all with `config` (`support::fleet`).
+pub fn fleet(n: usize, config: &Path) -> Vec<Relay> {
     fleet_with(n, config, &[])
 }
 
 /// Like [`fleet`], with `extra` arguments for every replica.
-pub fn fleet_with(n: usize, config: &std::path::Path, extra: &[&str]) -> Vec<Relay> {
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("r{i}=http://127.0.0.1:{p}"))
-        .collect();
-    (0..n)
-        .map(|i| {
-            let listen = format!("127.0.0.1:{}", ports[i]);
-            let node = format!("r{i}");
-            let mut args = vec!["serve", "--listen", &listen, "--node", &node];
-            for p in &peers {
-                args.extend(["--peer", p.as_str()]);
-            }
-            args.extend(["--admin-listen", "127.0.0.1:0"]);
-            args.extend_from_slice(extra);
-            args.extend(["--config", config.to_str().unwrap(), "--", FIXTURE]);
-            Relay::start_raw(&args)
-        })
-        .collect()
+pub fn fleet_with(n: usize, config: &Path, extra: &[&str]) -> Vec<Relay> {
+    let mut args: Vec<String> = extra.iter().map(|a| (*a).to_owned()).collect();
+    args.extend(["--config".to_owned(), config.to_str().unwrap().to_owned()]);
+    let fleet = Fleet::start(n, |_| args.clone(), &[]);
+    fleet.relays.into_iter().flatten().collect()
 }
 
 /// A client of `relay` with `key`, its session open.
@@ -75,4 +60,14 @@ pub async fn metric(relay: &Relay, name: &str) -> Option<f64> {
         .ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(&format!("{name} "))?.trim().parse().ok())
+}
+
+/// Leases held in `redis` (one principal's set is the only one).
+pub fn leases(redis: &Redis) -> u64 {
+    let keys = redis.command("KEYS *:inflight:*").unwrap_or_default();
+    let Some(key) = keys.lines().nth(2) else {
+        return 0;
+    };
+    let n = redis.command(&format!("ZCARD {key}")).unwrap_or_default();
+    n.trim().trim_start_matches(':').parse().unwrap_or(0)
 }

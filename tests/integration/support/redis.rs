@@ -10,6 +10,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::fleet::free_ports;
 use super::{patience, tempdir};
 
 /// A running redis-server; killed on drop.
@@ -35,7 +36,7 @@ impl Redis {
             println!("skip - {test}: {why}");
             return None;
         };
-        let port = free_port();
+        let port = free_ports(1)[0];
         let mut redis = Redis {
             child: None,
             bin,
@@ -119,7 +120,7 @@ pub struct Sentinel {
 impl Redis {
     /// A Sentinel for this server, answering once it names the master.
     pub fn sentinel(&self) -> Sentinel {
-        let port = free_port();
+        let port = free_ports(1)[0];
         let conf = self.dir.join("sentinel.conf");
         std::fs::write(
             &conf,
@@ -190,10 +191,4 @@ fn which_on_path(name: &str) -> Option<PathBuf> {
             .map(|d| d.join(name))
             .find(|p| p.is_file())
     })
-}
-
-/// A loopback port nobody listens on now.
-pub fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }

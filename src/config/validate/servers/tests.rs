@@ -388,3 +388,23 @@ fn a_server_name_may_not_hold_the_separator_while_names_are_prefixed() {
     );
     assert!(load_file(&f, &[]).is_ok());
 }
+
+#[test]
+fn named_servers_share_the_relays_one_cluster() {
+    let d = dir("cluster");
+    let cfg = load_file(&write(&d, "relay.toml", TWO), &["--node", "r0"]).unwrap();
+    let main = cfg.cluster.as_ref().expect("[cluster] from --node");
+    assert_eq!(cfg.servers.len(), 2);
+    for s in &cfg.servers {
+        let theirs = s.cfg.cluster.as_ref().expect("a named server's cluster");
+        assert!(Arc::ptr_eq(main, theirs), "{} has its own cluster", s.name);
+    }
+    // SIGHUP puts the running cluster on every server.
+    let mut reloaded = load_file(&write(&d, "relay.toml", TWO), &["--node", "r0"]).unwrap();
+    reloaded.use_cluster(Some(main.clone()));
+    assert!(reloaded.servers.iter().all(|s| s
+        .cfg
+        .cluster
+        .as_ref()
+        .is_some_and(|c| Arc::ptr_eq(main, c))));
+}
