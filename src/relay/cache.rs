@@ -84,12 +84,12 @@ impl Cache {
         }
         let (storage, secret) = match &c.storage {
             Storage::Memory => (
-                Kept::Memory(memory::Memory::new(c.max_entries)),
+                Kept::Memory(memory::Memory::new(c.max_entries, c.max_bytes)),
                 rand::random::<[u8; 32]>().to_vec(),
             ),
             Storage::Store(s) => match cfg.cluster.as_ref().and_then(|c| c.store()) {
                 Some(shared) => (
-                    Kept::Store(store::Store::new(s, shared.clone())),
+                    Kept::Store(store::Store::new(s, shared.clone(), &c)),
                     s.key_secret.clone(),
                 ),
                 // Validation requires [cluster.store] for `storage = "store"`.
@@ -149,6 +149,7 @@ impl Cache {
         Probe::Miss(Box::new(Fill {
             storage: self.storage.clone(),
             entry: format!("{entry}:{gen}"),
+            holder: self.hash("p", &[&holder_of(caller)]),
             ttl,
         }))
     }
@@ -232,6 +233,16 @@ fn param_of(frame: &Frame, method: &str) -> Option<String> {
     }
 }
 
+/// Whom a kept answer counts against (the share of the budget one principal may hold): the
+/// principal, or the client's address when anonymous.
+fn holder_of(caller: &Caller) -> String {
+    match (caller.owner(), caller.peer) {
+        (Some(name), _) => format!("p\u{1f}{name}"),
+        (None, Some(addr)) => format!("a\u{1f}{}", addr.ip),
+        (None, None) => String::new(),
+    }
+}
+
 /// A kept answer (`<prefix length>:<answer without its id>`) with `id` spliced back.
 fn with_id(kept: &[u8], id: &RawId) -> Option<Bytes> {
     let colon = kept.iter().position(|b| *b == b':')?;
@@ -264,6 +275,8 @@ fn without_id(answer: &Bytes) -> Option<Vec<u8>> {
 struct Fill {
     storage: Arc<Kept>,
     entry: String,
+    /// The keyed hash of whom it counts against ([`holder_of`]).
+    holder: String,
     ttl: Duration,
 }
 
@@ -273,8 +286,8 @@ impl Keep for Fill {
             return;
         };
         match &*self.storage {
-            Kept::Memory(m) => m.fill(self.entry.clone(), kept, self.ttl),
-            Kept::Store(s) => s.fill(self.entry.clone(), kept, self.ttl),
+            Kept::Memory(m) => m.fill(self.entry.clone(), &self.holder, kept, self.ttl),
+            Kept::Store(s) => s.fill(self.entry.clone(), &self.holder, kept, self.ttl),
         }
     }
 }

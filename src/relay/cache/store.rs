@@ -18,13 +18,32 @@ use bytes::Bytes;
 use redis::aio::ConnectionManager;
 use tracing::{debug, info, warn};
 
+use super::memory::SHARE;
 use crate::cluster::config::StoreConfig;
 use crate::cluster::store::Store as Shared;
+use crate::config::cache::CacheConfig;
 
 /// Reads a generation and the answer kept in it, in one round trip.
 const LOOKUP: &str = r"
 local g = redis.call('GET', KEYS[1]) or '0'
 return {g, redis.call('GET', ARGV[1] .. ':' .. g)}
+";
+
+/// Keeps an answer unless its holder has written its share within the window: KEYS are the
+/// answer and the holder's byte counter; ARGV the answer, its time to live (ms), the share
+/// (bytes) and the window (ms, the longest time to live). The counter starts with the
+/// window's first answer and expires with it, so a holder has at most about two shares
+/// alive at any time.
+const FILL: &str = r"
+local n = #ARGV[1]
+local used = redis.call('INCRBY', KEYS[2], n)
+if used == n then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
+if used > tonumber(ARGV[3]) then
+  redis.call('DECRBY', KEYS[2], n)
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 ";
 
 /// How long a store that failed is left alone.
@@ -53,6 +72,10 @@ pub(super) struct Store {
     cfg: StoreConfig,
     shared: Arc<Shared>,
     lookup: redis::Script,
+    fill: redis::Script,
+    /// Bytes one holder may write per `window`; no larger answer is kept.
+    share: usize,
+    window: Duration,
     /// Not asked before this ([`now_ms`]) after a failure.
     paused_until: AtomicU64,
     /// The last lookup failed (for one log line per transition).
@@ -68,11 +91,14 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    pub(super) fn new(cfg: &StoreConfig, shared: Arc<Shared>) -> Store {
+    pub(super) fn new(cfg: &StoreConfig, shared: Arc<Shared>, cache: &CacheConfig) -> Store {
         Store {
             cfg: cfg.clone(),
             shared,
             lookup: redis::Script::new(LOOKUP),
+            fill: redis::Script::new(FILL),
+            share: cache.max_bytes / SHARE,
+            window: cache.longest(),
             paused_until: AtomicU64::new(0),
             down: AtomicBool::new(false),
         }
@@ -132,17 +158,35 @@ impl Store {
         Ok((gen, answer.map(Bytes::from)))
     }
 
-    /// Keeps `answer` under `key` (`<entry>:<generation>`) for `ttl`, in the background.
-    pub(super) fn fill(&self, key: String, answer: Vec<u8>, ttl: Duration) {
-        if self.paused() {
+    /// Keeps `answer` under `key` (`<entry>:<generation>`) for `ttl`, counted against
+    /// `holder`'s share, in the background.
+    pub(super) fn fill(&self, key: String, holder: &str, answer: Vec<u8>, ttl: Duration) {
+        if self.paused() || answer.len() > self.share {
             return;
         }
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(self.key(&key))
-            .arg(answer)
-            .arg("PX")
-            .arg(millis(ttl));
-        self.send(cmd, "answer");
+        let (script, shared, timeout) = (self.fill.clone(), self.shared.clone(), self.cfg.timeout);
+        let keys = [self.key(&key), self.key(holder)];
+        let share = u64::try_from(self.share).unwrap_or(u64::MAX);
+        let (ttl, window) = (millis(ttl), millis(self.window));
+        tokio::spawn(async move {
+            let sent = async {
+                let mut conn = Store::conn(&shared).await?;
+                let mut call = script.key(&keys[0]);
+                call.key(&keys[1])
+                    .arg(answer)
+                    .arg(ttl)
+                    .arg(share)
+                    .arg(window);
+                call.invoke_async::<i64>(&mut conn)
+                    .await
+                    .map_err(Error::Store)
+            };
+            match tokio::time::timeout(timeout, sent).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(e)) => debug!(error = %e, "response cache write failed"),
+                Err(_) => debug!(error = %Error::Timeout, "response cache write failed"),
+            }
+        });
     }
 
     /// Replaces `generation` with a value never used before, in the background.

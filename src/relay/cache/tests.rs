@@ -76,11 +76,12 @@ fn only_the_params_that_matter_make_a_key() {
 
 #[test]
 fn memory_answers_live_until_their_ttl_or_a_new_generation() {
-    let m = Memory::new(2);
+    let m = Memory::new(2, 1 << 20);
     let (gen, none) = m.lookup("e:a", "g:tools");
     assert!(none.is_none());
     m.fill(
         format!("e:a:{gen}"),
+        "p",
         b"0:x".to_vec(),
         Duration::from_secs(60),
     );
@@ -95,23 +96,93 @@ fn memory_answers_live_until_their_ttl_or_a_new_generation() {
     // never read.
     m.fill(
         format!("e:a:{gen}"),
+        "p",
         b"0:old".to_vec(),
         Duration::from_secs(60),
     );
     assert!(m.lookup("e:a", "g:tools").1.is_none());
     // Expired answers are not served.
-    m.fill(format!("e:b:{new_gen}"), b"0:y".to_vec(), Duration::ZERO);
+    m.fill(
+        format!("e:b:{new_gen}"),
+        "p",
+        b"0:y".to_vec(),
+        Duration::ZERO,
+    );
     assert!(m.lookup("e:b", "g:tools").1.is_none());
 }
 
 #[test]
 fn memory_is_bounded() {
-    let m = Memory::new(2);
+    let m = Memory::new(2, 1 << 20);
     for i in 0..5 {
-        m.fill(format!("e:{i}:0"), b"0:x".to_vec(), Duration::from_secs(60));
+        m.fill(
+            format!("e:{i}:0"),
+            "p",
+            b"0:x".to_vec(),
+            Duration::from_secs(60),
+        );
     }
     let kept = (0..5)
         .filter(|i| m.lookup(&format!("e:{i}"), "g").1.is_some())
         .count();
     assert_eq!(kept, 2);
+}
+
+#[test]
+fn memory_is_bounded_by_bytes_oldest_first() {
+    // 8 KiB: a share is 1 KiB; each answer with its key is about 300 bytes.
+    let m = Memory::new(1000, 8 << 10);
+    let answer = || vec![b'x'; 290];
+    for i in 0..40 {
+        m.fill(
+            format!("e:{i:02}:0"),
+            &format!("p{}", i % 10),
+            answer(),
+            Duration::from_secs(60),
+        );
+    }
+    let (total, _) = m.bytes("p0");
+    assert!(total <= 8 << 10, "{total}");
+    assert!(total > 6 << 10, "{total}");
+    // The oldest went first.
+    assert!(m.lookup("e:00", "g").1.is_none());
+    assert!(m.lookup("e:39", "g").1.is_some());
+}
+
+#[test]
+fn one_principal_only_evicts_its_own_answers() {
+    let m = Memory::new(1000, 8 << 10);
+    let answer = || vec![b'x'; 290];
+    m.fill(
+        "e:other:0".into(),
+        "other",
+        answer(),
+        Duration::from_secs(60),
+    );
+    // A caller filling with cursors or URI variants.
+    for i in 0..100 {
+        m.fill(
+            format!("e:{i}:0"),
+            "greedy",
+            answer(),
+            Duration::from_secs(60),
+        );
+    }
+    let (total, held) = m.bytes("greedy");
+    assert!(held <= 1 << 10, "{held}");
+    assert!(total <= held + 400, "{total}");
+    assert!(
+        m.lookup("e:other", "g").1.is_some(),
+        "another's answer was evicted"
+    );
+    assert!(m.lookup("e:99", "g").1.is_some());
+    assert!(m.lookup("e:0", "g").1.is_none());
+    // An answer larger than a share is not kept at all.
+    m.fill(
+        "e:big:0".into(),
+        "other",
+        vec![b'x'; 2000],
+        Duration::from_secs(60),
+    );
+    assert!(m.lookup("e:big", "g").1.is_none());
 }
