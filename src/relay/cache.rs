@@ -148,7 +148,11 @@ impl Cache {
         count(method, false);
         Probe::Miss(Box::new(Fill {
             storage: self.storage.clone(),
-            entry: format!("{entry}:{gen}"),
+            slot: Slot {
+                key: format!("{entry}:{gen}"),
+                generation,
+                gen,
+            },
             holder: self.hash("p", &[&holder_of(caller)]),
             ttl,
         }))
@@ -182,7 +186,7 @@ impl Cache {
     fn invalidate(&self, generation: String) {
         match &*self.storage {
             Kept::Memory(m) => m.bump(&generation),
-            Kept::Store(s) => s.bump(generation, self.cfg.longest()),
+            Kept::Store(s) => s.bump(generation),
         }
     }
 }
@@ -269,12 +273,23 @@ fn without_id(answer: &Bytes) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Keeps the child's answer to a missed request under the generation it was looked up in
-/// (a change meanwhile has replaced that generation: the answer is then never read).
+/// Where a missed request's answer is to be kept: under the generation it was looked up in,
+/// and only if that is still the generation (a change meanwhile has replaced it: the answer
+/// is stale, and must not come back should the generation ever read as before).
+#[derive(Debug)]
+struct Slot {
+    /// `<entry>:<generation>`.
+    key: String,
+    /// The generation key, and the generation read with the lookup.
+    generation: String,
+    gen: String,
+}
+
+/// Keeps the child's answer to a missed request in its [`Slot`].
 #[derive(Debug)]
 struct Fill {
     storage: Arc<Kept>,
-    entry: String,
+    slot: Slot,
     /// The keyed hash of whom it counts against ([`holder_of`]).
     holder: String,
     ttl: Duration,
@@ -286,8 +301,8 @@ impl Keep for Fill {
             return;
         };
         match &*self.storage {
-            Kept::Memory(m) => m.fill(self.entry.clone(), &self.holder, kept, self.ttl),
-            Kept::Store(s) => s.fill(self.entry.clone(), &self.holder, kept, self.ttl),
+            Kept::Memory(m) => m.fill(&self.slot, &self.holder, kept, self.ttl),
+            Kept::Store(s) => s.fill(&self.slot, &self.holder, kept, self.ttl),
         }
     }
 }

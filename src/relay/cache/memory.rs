@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use super::Slot;
+
 /// One principal may hold at most `max_bytes / SHARE`.
 pub(super) const SHARE: usize = 8;
 
@@ -25,8 +27,11 @@ pub(super) struct Memory {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Generation by generation key (absent: `0`).
+    /// Generation by generation key (absent: `base`).
     generations: HashMap<String, u64>,
+    /// The generation of every key not in `generations`: `0`, replaced when they are all
+    /// forgotten (so an answer looked up before that is not kept after it).
+    base: u64,
     /// Answers by `<entry>:<generation>`.
     answers: HashMap<String, Kept>,
     /// Keys by age (insertion order), oldest first.
@@ -68,7 +73,7 @@ impl Memory {
     /// The generation of `generation` now, and the live answer of `entry` in it.
     pub(super) fn lookup(&self, entry: &str, generation: &str) -> (String, Option<Bytes>) {
         let inner = self.lock();
-        let gen = inner.generations.get(generation).copied().unwrap_or(0);
+        let gen = inner.generation(generation);
         let now = Instant::now();
         let answer = inner
             .answers
@@ -78,15 +83,19 @@ impl Memory {
         (gen.to_string(), answer)
     }
 
-    /// Keeps `answer` under `key` (`<entry>:<generation>`) for `ttl`, held by `holder` (the
-    /// principal it counts against).
-    pub(super) fn fill(&self, key: String, holder: &str, answer: Vec<u8>, ttl: Duration) {
+    /// Keeps `answer` in `slot` for `ttl`, held by `holder` (the principal it counts
+    /// against), unless the slot's generation has changed since the lookup.
+    pub(super) fn fill(&self, slot: &Slot, holder: &str, answer: Vec<u8>, ttl: Duration) {
+        let key = slot.key.clone();
         let size = answer.len() + key.len();
         let share = self.max_bytes / SHARE;
         if size > share {
             return;
         }
         let mut inner = self.lock();
+        if inner.generation(&slot.generation).to_string() != slot.gen {
+            return;
+        }
         inner.remove(&key);
         // The holder's own oldest answers make room within its share...
         while inner.holders.get(holder).map_or(0, |h| h.bytes) + size > share {
@@ -123,7 +132,10 @@ impl Memory {
         let mut inner = self.lock();
         if inner.generations.len() >= self.max && !inner.generations.contains_key(generation) {
             // Too many generations (many updated URIs): forget everything, which is safe.
-            *inner = Inner::default();
+            *inner = Inner {
+                base: rand::random::<u64>() | 1,
+                ..Inner::default()
+            };
         }
         let next: u64 = rand::random::<u64>() | 1;
         inner.generations.insert(generation.to_owned(), next);
@@ -152,6 +164,10 @@ fn oldest_of(h: &Holder) -> Option<String> {
 }
 
 impl Inner {
+    fn generation(&self, key: &str) -> u64 {
+        self.generations.get(key).copied().unwrap_or(self.base)
+    }
+
     /// Forgets the answer under `key`, if any, with its bytes.
     fn remove(&mut self, key: &str) {
         let Some(kept) = self.answers.remove(key) else {

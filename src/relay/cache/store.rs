@@ -1,9 +1,9 @@
 //! The response cache in the fleet's shared store (`storage = "store"`, `[cluster.store]`):
 //! answers are keys `<prefix>:cache:e:<hash>:<generation>` with the method's time to live,
 //! generations are keys `<prefix>:cache:g:<hash>` replaced by a random value on every change
-//! (so a generation is never reused) and living as long as the longest time to live. A
-//! lookup is one round trip (a script reads the generation, then the answer in it); keeping
-//! and invalidating are sent without waiting.
+//! (so a generation is never reused) and kept without a time to live. A lookup is one round
+//! trip (a script reads the generation, then the answer in it); keeping (only if the
+//! generation is still the one read) and invalidating are sent without waiting.
 //!
 //! The connection is the limits' (`cluster/store.rs`: one per process, opened on first use,
 //! Sentinel included). A store that is down or
@@ -19,6 +19,7 @@ use redis::aio::ConnectionManager;
 use tracing::{debug, info, warn};
 
 use super::memory::SHARE;
+use super::Slot;
 use crate::cluster::config::StoreConfig;
 use crate::cluster::store::Store as Shared;
 use crate::config::cache::CacheConfig;
@@ -29,12 +30,14 @@ local g = redis.call('GET', KEYS[1]) or '0'
 return {g, redis.call('GET', ARGV[1] .. ':' .. g)}
 ";
 
-/// Keeps an answer unless its holder has written its share within the window: KEYS are the
-/// answer and the holder's byte counter; ARGV the answer, its time to live (ms), the share
-/// (bytes) and the window (ms, the longest time to live). The counter starts with the
-/// window's first answer and expires with it, so a holder has at most about two shares
-/// alive at any time.
+/// Keeps an answer if its generation is still the one read with the lookup, and unless its
+/// holder has written its share within the window: KEYS are the answer, the holder's byte
+/// counter and the generation; ARGV the answer, its time to live (ms), the share (bytes),
+/// the window (ms, the longest time to live) and the generation read. The counter starts
+/// with the window's first answer and expires with it, so a holder has at most about two
+/// shares alive at any time.
 const FILL: &str = r"
+if (redis.call('GET', KEYS[3]) or '0') ~= ARGV[5] then return 0 end
 local n = #ARGV[1]
 local used = redis.call('INCRBY', KEYS[2], n)
 if used == n then redis.call('PEXPIRE', KEYS[2], ARGV[4]) end
@@ -158,14 +161,19 @@ impl Store {
         Ok((gen, answer.map(Bytes::from)))
     }
 
-    /// Keeps `answer` under `key` (`<entry>:<generation>`) for `ttl`, counted against
-    /// `holder`'s share, in the background.
-    pub(super) fn fill(&self, key: String, holder: &str, answer: Vec<u8>, ttl: Duration) {
+    /// Keeps `answer` in `slot` for `ttl`, counted against `holder`'s share, unless the
+    /// slot's generation has changed since the lookup; in the background.
+    pub(super) fn fill(&self, slot: &Slot, holder: &str, answer: Vec<u8>, ttl: Duration) {
         if self.paused() || answer.len() > self.share {
             return;
         }
         let (script, shared, timeout) = (self.fill.clone(), self.shared.clone(), self.cfg.timeout);
-        let keys = [self.key(&key), self.key(holder)];
+        let keys = [
+            self.key(&slot.key),
+            self.key(holder),
+            self.key(&slot.generation),
+        ];
+        let gen = slot.gen.clone();
         let share = u64::try_from(self.share).unwrap_or(u64::MAX);
         let (ttl, window) = (millis(ttl), millis(self.window));
         tokio::spawn(async move {
@@ -173,10 +181,12 @@ impl Store {
                 let mut conn = Store::conn(&shared).await?;
                 let mut call = script.key(&keys[0]);
                 call.key(&keys[1])
+                    .key(&keys[2])
                     .arg(answer)
                     .arg(ttl)
                     .arg(share)
-                    .arg(window);
+                    .arg(window)
+                    .arg(&gen);
                 call.invoke_async::<i64>(&mut conn)
                     .await
                     .map_err(Error::Store)
@@ -189,16 +199,13 @@ impl Store {
         });
     }
 
-    /// Replaces `generation` with a value never used before, in the background.
-    pub(super) fn bump(&self, generation: String, longest: Duration) {
+    /// Replaces `generation` with a value never used before, in the background. It has no
+    /// time to live: were it to go, it would read `0` again and answers kept under `0`
+    /// before the change could come back (there are few: one per list and updated URI).
+    pub(super) fn bump(&self, generation: String) {
         let value = format!("{:016x}", rand::random::<u64>());
         let mut cmd = redis::cmd("SET");
-        // The generation outlives every answer kept in it.
-        let keep = longest + Duration::from_secs(1);
-        cmd.arg(self.key(&generation))
-            .arg(value)
-            .arg("PX")
-            .arg(millis(keep));
+        cmd.arg(self.key(&generation)).arg(value);
         self.send(cmd, "generation");
     }
 

@@ -3,11 +3,20 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use super::memory::Memory;
-use super::{param_of, with_id, without_id};
+use super::{param_of, with_id, without_id, Slot};
 use crate::jsonrpc::{Frame, RawId};
 
 fn request(text: &str) -> Frame {
     Frame::parse(Bytes::from(text.to_owned())).unwrap()
+}
+
+/// Where an answer looked up in generation `gen` of `generation` is kept.
+fn slot(entry: &str, generation: &str, gen: &str) -> Slot {
+    Slot {
+        key: format!("{entry}:{gen}"),
+        generation: generation.to_owned(),
+        gen: gen.to_owned(),
+    }
 }
 
 fn raw_id(text: &str) -> RawId {
@@ -80,7 +89,7 @@ fn memory_answers_live_until_their_ttl_or_a_new_generation() {
     let (gen, none) = m.lookup("e:a", "g:tools");
     assert!(none.is_none());
     m.fill(
-        format!("e:a:{gen}"),
+        &slot("e:a", "g:tools", &gen),
         "p",
         b"0:x".to_vec(),
         Duration::from_secs(60),
@@ -95,7 +104,7 @@ fn memory_answers_live_until_their_ttl_or_a_new_generation() {
     // A fill under the old generation (a change happened while the child answered) is
     // never read.
     m.fill(
-        format!("e:a:{gen}"),
+        &slot("e:a", "g:tools", &gen),
         "p",
         b"0:old".to_vec(),
         Duration::from_secs(60),
@@ -103,7 +112,7 @@ fn memory_answers_live_until_their_ttl_or_a_new_generation() {
     assert!(m.lookup("e:a", "g:tools").1.is_none());
     // Expired answers are not served.
     m.fill(
-        format!("e:b:{new_gen}"),
+        &slot("e:b", "g:tools", &new_gen),
         "p",
         b"0:y".to_vec(),
         Duration::ZERO,
@@ -116,7 +125,7 @@ fn memory_is_bounded() {
     let m = Memory::new(2, 1 << 20);
     for i in 0..5 {
         m.fill(
-            format!("e:{i}:0"),
+            &slot(&format!("e:{i}"), "g", "0"),
             "p",
             b"0:x".to_vec(),
             Duration::from_secs(60),
@@ -135,7 +144,7 @@ fn memory_is_bounded_by_bytes_oldest_first() {
     let answer = || vec![b'x'; 290];
     for i in 0..40 {
         m.fill(
-            format!("e:{i:02}:0"),
+            &slot(&format!("e:{i:02}"), "g", "0"),
             &format!("p{}", i % 10),
             answer(),
             Duration::from_secs(60),
@@ -154,7 +163,7 @@ fn one_principal_only_evicts_its_own_answers() {
     let m = Memory::new(1000, 8 << 10);
     let answer = || vec![b'x'; 290];
     m.fill(
-        "e:other:0".into(),
+        &slot("e:other", "g", "0"),
         "other",
         answer(),
         Duration::from_secs(60),
@@ -162,7 +171,7 @@ fn one_principal_only_evicts_its_own_answers() {
     // A caller filling with cursors or URI variants.
     for i in 0..100 {
         m.fill(
-            format!("e:{i}:0"),
+            &slot(&format!("e:{i}"), "g", "0"),
             "greedy",
             answer(),
             Duration::from_secs(60),
@@ -179,10 +188,33 @@ fn one_principal_only_evicts_its_own_answers() {
     assert!(m.lookup("e:0", "g").1.is_none());
     // An answer larger than a share is not kept at all.
     m.fill(
-        "e:big:0".into(),
+        &slot("e:big", "g", "0"),
         "other",
         vec![b'x'; 2000],
         Duration::from_secs(60),
     );
     assert!(m.lookup("e:big", "g").1.is_none());
+}
+
+#[test]
+fn a_fill_after_a_change_is_not_kept_even_if_the_generation_reads_as_before() {
+    // Many updated URIs: past `max` generations the cache forgets everything (once every
+    // generation read `0` again then).
+    let m = Memory::new(2, 1 << 20);
+    let (gen, _) = m.lookup("e:a", "g:read-a");
+    assert_eq!(gen, "0");
+    m.bump("g:read-a");
+    m.bump("g:read-b");
+    m.bump("g:read-c");
+    // The answer the child gave to the lookup made before the change arrives now.
+    m.fill(
+        &slot("e:a", "g:read-a", &gen),
+        "p",
+        b"0:old".to_vec(),
+        Duration::from_secs(60),
+    );
+    assert!(
+        m.lookup("e:a", "g:read-a").1.is_none(),
+        "a stale answer came back"
+    );
 }

@@ -301,6 +301,12 @@ async fn cache_in_the_fleet_store_is_shared_and_invalidated_across_replicas() {
     // The answer kept again is shared again.
     tools_list(&c1, json!(99)).await;
     assert_eq!(recorded(&rec1, LISTS), 0);
+    // The generation never expires: it would read as before the change again, and an
+    // answer kept under that could come back.
+    let keys = redis.command("KEYS *:cache:g:*").unwrap();
+    let generation = keys.lines().find(|l| l.contains(":cache:g:")).expect(&keys);
+    let ttl = redis.command(&format!("PTTL {generation}")).unwrap();
+    assert_eq!(ttl.trim(), ":-1", "{generation}");
 
     // Without the store, lists are answered by the children, as without a cache.
     drop(redis);
