@@ -17,6 +17,9 @@
 //! `cache/memory.rs`. Only sessions' requests are cached (`relay/post.rs`); stateless
 //! 2026-07-28 requests and aggregates (whose members cache for them) are not.
 //!
+//! Bounds (`max_entries`, `max_bytes`, and one principal's share of them): `cache/memory.rs`
+//! and `cache/store.rs`; an answer is kept only if its generation did not change meanwhile.
+//!
 //! Metrics: `mcp_relay_cache_requests_total{method,result="hit|miss"}`.
 
 mod memory;

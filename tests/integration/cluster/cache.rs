@@ -4,9 +4,8 @@
 //! filtered list (callers with the same roles do), and with the fleet's store a list one
 //! replica's child gave answers another replica's caller (and without the store the children
 //! answer); one principal keeps at most its share of the store. Counted on the child's
-//! side: the
-//! fixture records every line it reads, and a request answered by the child was recorded
-//! before its answer left.
+//! side: the fixture records every line it reads, and a request answered by the child was
+//! recorded before its answer left.
 
 use std::path::{Path, PathBuf};
 
