@@ -297,6 +297,9 @@ async fn drain<T>(
 ) {
     info!("shutting down");
     hub.start_drain();
+    if let Some(cluster) = hub.main().config().cluster.as_deref() {
+        cluster.forwarder().end_streams();
+    }
     stop_accepting.cancel();
     let grace = hub.main().config().shutdown_grace;
     if tokio::time::timeout(grace, &mut *server).await.is_err() {

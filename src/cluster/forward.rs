@@ -43,6 +43,9 @@ pub(crate) struct Forwarder {
     client: Option<reqwest::Client>,
     /// How long the owner may take to start answering.
     timeout: Duration,
+    /// Cancelled when the shutdown starts: forwarded GET streams end then, as this relay's
+    /// own standalone streams do (`end_streams`).
+    streams: tokio_util::sync::CancellationToken,
 }
 
 /// What became of one forward.
@@ -78,7 +81,14 @@ impl Forwarder {
         Forwarder {
             client,
             timeout: cfg.forward_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            streams: tokio_util::sync::CancellationToken::new(),
         }
+    }
+
+    /// The shutdown starts: forwarded GET streams end (the client resumes elsewhere), so
+    /// they do not hold the shutdown for its whole grace.
+    pub(crate) fn end_streams(&self) {
+        self.streams.cancel();
     }
 
     /// Carries `req` to the owner of the session it names and streams its answer back; a
@@ -185,8 +195,14 @@ impl Forwarder {
             *h = headers::inbound(res.headers());
         }
         let stream = futures_util::TryStreamExt::map_ok(res.bytes_stream(), Bytes::from);
+        let body = if parts.method == axum::http::Method::GET {
+            let end = self.streams.clone().cancelled_owned();
+            Body::from_stream(futures_util::StreamExt::take_until(stream, end))
+        } else {
+            Body::from_stream(stream)
+        };
         let res = back
-            .body(Body::from_stream(stream))
+            .body(body)
             .unwrap_or_else(|_| Error::Internal.into_response());
         if status == StatusCode::NOT_FOUND {
             Outcome::Unknown(res)

@@ -12,6 +12,7 @@
 //! resources_read = "30s"
 //! resources = ["file:///docs/*"]
 //! storage = "memory"          # | "store"
+//! max_bytes = "64MiB"         # per server; one principal holds at most an eighth
 //! ```
 //!
 //! Validated here, every problem collected; what runs is `relay/cache.rs`. Does not own the
@@ -46,6 +47,10 @@ pub(crate) struct CacheFile {
     pub servers: Option<Vec<String>>,
     /// Most answers kept in memory per server. Default 10000.
     pub max_entries: Option<usize>,
+    /// Most bytes of answers kept in memory per server (e.g. `64MiB`, the default); one
+    /// principal holds at most an eighth of it, and no answer larger is kept (in the store
+    /// either).
+    pub max_bytes: Option<String>,
 }
 
 /// The cached methods, in the order of [`CacheConfig::ttl`].
@@ -75,6 +80,7 @@ pub(crate) struct CacheConfig {
     /// `None`: every server.
     pub servers: Option<Vec<String>>,
     pub max_entries: usize,
+    pub max_bytes: usize,
 }
 
 impl CacheConfig {
@@ -155,13 +161,34 @@ pub(crate) fn build(
     if file.max_entries == Some(0) {
         errors.push("cache.max_entries: must be at least 1".into());
     }
+    let max_bytes = max_bytes(file.max_bytes.as_deref(), errors);
     ttl.iter().any(Option::is_some).then(|| CacheConfig {
         storage,
         ttl,
         resources,
         servers: file.servers,
         max_entries: file.max_entries.unwrap_or(10_000),
+        max_bytes,
     })
+}
+
+/// `max_bytes`: a size of at least 64 KiB (a share of it must hold a list); default 64 MiB.
+fn max_bytes(text: Option<&str>, errors: &mut Vec<String>) -> usize {
+    const DEFAULT: usize = 64 << 20;
+    let Some(text) = text else {
+        return DEFAULT;
+    };
+    match crate::config::args::size(text) {
+        Ok(n) if n >= 64 << 10 => usize::try_from(n).unwrap_or(usize::MAX),
+        Ok(_) => {
+            errors.push(format!("cache.max_bytes: `{text}` is below 64KiB"));
+            DEFAULT
+        }
+        Err(e) => {
+            errors.push(format!("cache.max_bytes: {e}"));
+            DEFAULT
+        }
+    }
 }
 
 /// The URI globs of `resources/read`: required with it, never empty.
@@ -220,7 +247,9 @@ pub(crate) fn schema() -> serde_json::Value {
             "resources": strings("globs of the URIs whose `resources/read` may be cached (`*` crosses `/`); required with `resources_read`"),
             "servers": strings("the named servers whose answers are cached; default: every server"),
             "max_entries": {"type": "integer", "minimum": 1, "default": 10000,
-                "description": "most answers kept in memory per server"}}})
+                "description": "most answers kept in memory per server"},
+            "max_bytes": {"type": "string", "default": "64MiB",
+                "description": "most bytes of answers kept in memory per server (at least 64KiB); one principal holds at most an eighth, and no larger answer is kept"}}})
 }
 
 #[cfg(test)]
@@ -265,6 +294,13 @@ mod tests {
         }
         let (_, errors) = parse("resources = []\nresources_read = \"1s\"\n");
         assert!(errors.join("\n").contains("empty list"), "{errors:?}");
+        let (_, errors) = parse("tools_list = \"1s\"\nmax_bytes = \"1KiB\"\n");
+        assert!(errors.join("\n").contains("cache.max_bytes"), "{errors:?}");
+        let (cfg, errors) = parse("tools_list = \"1s\"\nmax_bytes = \"1MiB\"\n");
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(cfg.unwrap().max_bytes, 1 << 20);
+        let (cfg, _) = parse("tools_list = \"1s\"\n");
+        assert_eq!(cfg.unwrap().max_bytes, 64 << 20);
     }
 
     #[test]

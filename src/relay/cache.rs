@@ -17,6 +17,9 @@
 //! `cache/memory.rs`. Only sessions' requests are cached (`relay/post.rs`); stateless
 //! 2026-07-28 requests and aggregates (whose members cache for them) are not.
 //!
+//! Bounds (`max_entries`, `max_bytes`, and one principal's share of them): `cache/memory.rs`
+//! and `cache/store.rs`; an answer is kept only if its generation did not change meanwhile.
+//!
 //! Metrics: `mcp_relay_cache_requests_total{method,result="hit|miss"}`.
 
 mod memory;
@@ -84,12 +87,12 @@ impl Cache {
         }
         let (storage, secret) = match &c.storage {
             Storage::Memory => (
-                Kept::Memory(memory::Memory::new(c.max_entries)),
+                Kept::Memory(memory::Memory::new(c.max_entries, c.max_bytes)),
                 rand::random::<[u8; 32]>().to_vec(),
             ),
             Storage::Store(s) => match cfg.cluster.as_ref().and_then(|c| c.store()) {
                 Some(shared) => (
-                    Kept::Store(store::Store::new(s, shared.clone())),
+                    Kept::Store(store::Store::new(s, shared.clone(), &c)),
                     s.key_secret.clone(),
                 ),
                 // Validation requires [cluster.store] for `storage = "store"`.
@@ -148,7 +151,12 @@ impl Cache {
         count(method, false);
         Probe::Miss(Box::new(Fill {
             storage: self.storage.clone(),
-            entry: format!("{entry}:{gen}"),
+            slot: Slot {
+                key: format!("{entry}:{gen}"),
+                generation,
+                gen,
+            },
+            holder: self.hash("p", &[&holder_of(caller)]),
             ttl,
         }))
     }
@@ -181,7 +189,7 @@ impl Cache {
     fn invalidate(&self, generation: String) {
         match &*self.storage {
             Kept::Memory(m) => m.bump(&generation),
-            Kept::Store(s) => s.bump(generation, self.cfg.longest()),
+            Kept::Store(s) => s.bump(generation),
         }
     }
 }
@@ -232,6 +240,16 @@ fn param_of(frame: &Frame, method: &str) -> Option<String> {
     }
 }
 
+/// Whom a kept answer counts against (the share of the budget one principal may hold): the
+/// principal, or the client's address when anonymous.
+fn holder_of(caller: &Caller) -> String {
+    match (caller.owner(), caller.peer) {
+        (Some(name), _) => format!("p\u{1f}{name}"),
+        (None, Some(addr)) => format!("a\u{1f}{}", addr.ip),
+        (None, None) => String::new(),
+    }
+}
+
 /// A kept answer (`<prefix length>:<answer without its id>`) with `id` spliced back.
 fn with_id(kept: &[u8], id: &RawId) -> Option<Bytes> {
     let colon = kept.iter().position(|b| *b == b':')?;
@@ -258,12 +276,25 @@ fn without_id(answer: &Bytes) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// Keeps the child's answer to a missed request under the generation it was looked up in
-/// (a change meanwhile has replaced that generation: the answer is then never read).
+/// Where a missed request's answer is to be kept: under the generation it was looked up in,
+/// and only if that is still the generation (a change meanwhile has replaced it: the answer
+/// is stale, and must not come back should the generation ever read as before).
+#[derive(Debug)]
+struct Slot {
+    /// `<entry>:<generation>`.
+    key: String,
+    /// The generation key, and the generation read with the lookup.
+    generation: String,
+    gen: String,
+}
+
+/// Keeps the child's answer to a missed request in its [`Slot`].
 #[derive(Debug)]
 struct Fill {
     storage: Arc<Kept>,
-    entry: String,
+    slot: Slot,
+    /// The keyed hash of whom it counts against ([`holder_of`]).
+    holder: String,
     ttl: Duration,
 }
 
@@ -273,8 +304,8 @@ impl Keep for Fill {
             return;
         };
         match &*self.storage {
-            Kept::Memory(m) => m.fill(self.entry.clone(), kept, self.ttl),
-            Kept::Store(s) => s.fill(self.entry.clone(), kept, self.ttl),
+            Kept::Memory(m) => m.fill(&self.slot, &self.holder, kept, self.ttl),
+            Kept::Store(s) => s.fill(&self.slot, &self.holder, kept, self.ttl),
         }
     }
 }

@@ -3,9 +3,9 @@
 //! is cached only for the configured URIs, two callers with different roles never share a
 //! filtered list (callers with the same roles do), and with the fleet's store a list one
 //! replica's child gave answers another replica's caller (and without the store the children
-//! answer). Counted on the child's side: the
-//! fixture records every line it reads, and a request answered by the child was recorded
-//! before its answer left.
+//! answer); one principal keeps at most its share of the store. Counted on the child's
+//! side: the fixture records every line it reads, and a request answered by the child was
+//! recorded before its answer left.
 
 use std::path::{Path, PathBuf};
 
@@ -301,6 +301,12 @@ async fn cache_in_the_fleet_store_is_shared_and_invalidated_across_replicas() {
     // The answer kept again is shared again.
     tools_list(&c1, json!(99)).await;
     assert_eq!(recorded(&rec1, LISTS), 0);
+    // The generation never expires: it would read as before the change again, and an
+    // answer kept under that could come back.
+    let keys = redis.command("KEYS *:cache:g:*").unwrap();
+    let generation = keys.lines().find(|l| l.contains(":cache:g:")).expect(&keys);
+    let ttl = redis.command(&format!("PTTL {generation}")).unwrap();
+    assert_eq!(ttl.trim(), ":-1", "{generation}");
 
     // Without the store, lists are answered by the children, as without a cache.
     drop(redis);
@@ -308,4 +314,47 @@ async fn cache_in_the_fleet_store_is_shared_and_invalidated_across_replicas() {
     tools_list(&c1, json!(101)).await;
     assert_eq!(recorded(&rec1, LISTS), 2);
     assert!(r1.logs().contains("the store failed"), "{}", r1.logs());
+}
+
+#[tokio::test]
+async fn cache_in_the_store_keeps_at_most_a_share_per_principal() {
+    let Some(redis) = Redis::start("cache_in_the_store_keeps_at_most_a_share") else {
+        return;
+    };
+    // A share is an eighth of 64 KiB: 8 KiB per principal and longest time to live.
+    let (config, record) =
+        files("[cache]\nstorage = \"store\"\ntools_list = \"60s\"\nmax_bytes = \"64KiB\"\n");
+    let args = [
+        "--config",
+        &config,
+        "--node",
+        "r0",
+        "--cluster-store",
+        &redis.url,
+    ];
+    let relay = relay(&args, &record, &[]);
+    let c = session(&relay, None).await;
+    // The fixture ignores cursors: each answers the whole list, kept under its own key.
+    let mut size = 0;
+    for i in 0..20 {
+        let r = request(
+            &c,
+            json!(i),
+            "tools/list",
+            json!({"cursor": format!("c{i}")}),
+        )
+        .await;
+        size = r.raw()[0].len();
+    }
+    let kept = || -> usize {
+        let keys = redis.command("KEYS *:cache:e:*").unwrap();
+        keys.lines().filter(|l| l.contains(":cache:e:")).count()
+    };
+    // Keeping is sent without waiting: wait for the first, then for nothing more to come.
+    poll_until("an answer kept", || async { kept() }, |n| *n >= 1).await;
+    let again = tools_list(&c, json!("again")).await;
+    assert_eq!(again.status, 200);
+    assert!(size > 512, "{size}");
+    let most = (8 << 10) / size;
+    assert!(kept() <= most, "{} answers of {size} bytes kept", kept());
 }

@@ -3,7 +3,7 @@
 //! that still reaches it, for the drain window; then it shuts down as a single relay does
 //! (exit 0) and its sessions answer 404 through the peers. A second signal skips the rest of
 //! the window; without sessions there is nothing to wait for. Replicas that are not draining
-//! never notice.
+//! never notice. A stream this replica forwards to a peer ends when its shutdown starts.
 
 use nix::sys::signal::Signal;
 use serde_json::json;
@@ -148,4 +148,29 @@ async fn drain_without_sessions_ends_at_once() {
     assert_eq!(exited(r1).await, Some(0), "{}", r1.logs());
     assert!(r1.logs().contains("reason=\"no_sessions\""));
     assert_eq!(echo(&c, "unaware").await.0, "unaware");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn drain_ends_forwarded_streams_at_the_shutdown() {
+    // r0 forwards a GET stream to r1's session; its grace is far longer than the test's
+    // patience, so only ending that stream at the shutdown lets it exit in time.
+    let grace = || vec!["--shutdown-grace".to_owned(), "600s".to_owned()];
+    let mut fleet = Fleet::start(2, |i| if i == 0 { grace() } else { vec![] }, &[]);
+    let c1 = session(&fleet.url(1)).await;
+    let through0 = via(&c1, &fleet.url(0));
+    let stream = through0.get(None).await;
+    assert_eq!(stream.status(), 200);
+    assert_eq!(stream.headers()["mcp-relay-node"], "r1");
+
+    // r0 holds no session: its drain window ends at once, then the shutdown.
+    signal(fleet.relay(0), Signal::SIGTERM);
+    let r0 = fleet.relays[0].as_mut().unwrap();
+    assert_eq!(exited(r0).await, Some(0), "{}", r0.logs());
+    // The client's stream ended (it would resume through another node).
+    let mut body = stream.bytes_stream();
+    let end = tokio::time::timeout(patience(), async {
+        while let Some(Ok(_)) = futures_util::StreamExt::next(&mut body).await {}
+    });
+    assert!(end.await.is_ok(), "the forwarded stream is still open");
+    assert_eq!(echo(&c1, "unaware").await.0, "unaware");
 }
