@@ -74,6 +74,7 @@ fn serve_help_groups_flags_by_topic() {
             "Child process:",
             "Configuration:",
             "Authentication:",
+            "Fleet:",
             "Roles:",
             "Audit and observability:",
             "Remote upstream:",
