@@ -26,6 +26,8 @@ set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT" || exit 1
+# shellcheck source=tests/deploy/lib.sh
+. "$ROOT/tests/deploy/lib.sh"
 DRAIN_WINDOW=3
 
 missing() { # missing WHAT: one skip line outside CI, one failure in CI
@@ -140,15 +142,6 @@ echo "ok - nginx -t of the configs derived from deploy/nginx/fleet.conf (map and
 "$NGINX" -p "$WORK" -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 &
 NGINX_PID=$!
 
-wait_port() {
-    local port="$1" i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-        : "$i"
-    done
-    return 1
-}
 # --- HAProxy: deploy/haproxy/mcp-relay.cfg, plain HTTP on loopback, servers = the relays -------------
 # Health checks every 250 ms instead of HAProxy's 2 s: the relays start after HAProxy.
 HAPROXY="$(command -v haproxy || echo /usr/sbin/haproxy)"

@@ -18,6 +18,8 @@ set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 cd "$ROOT"
+# shellcheck source=tests/deploy/lib.sh
+. "$ROOT/tests/deploy/lib.sh"
 HOST=mcp.example.com
 READ_TIMEOUT=5
 
@@ -52,9 +54,6 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 RELAY_PORT="$(free_port)"
 PORT="$(free_port)"
 CONTROL_PORT="$(free_port)"
@@ -128,15 +127,6 @@ RELAY_PID=$!
 "$NGINX" -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf" >"$WORK/nginx.out" 2>&1 &
 NGINX_PID=$!
 
-wait_port() {
-    local port="$1" i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-        : "$i"
-    done
-    return 1
-}
 wait_port "$RELAY_PORT" || { echo "deploy-nginx: relay did not start" >&2; cat "$WORK/relay.log" >&2; exit 1; }
 wait_port "$PORT" || { echo "deploy-nginx: nginx did not start" >&2; cat "$WORK/error.log" >&2; exit 1; }
 wait_port "$CONTROL_PORT" || { echo "deploy-nginx: nginx (control) did not start" >&2; exit 1; }

@@ -60,6 +60,8 @@ fi
 # Nothing is installed outside the repository: Python packages go into results/venv-tools
 # (scripts/lib-venv.sh, one line per install); Debian packages are .ci/run's business. A tool
 # that is missing outside CI skips its checks with a reason; in CI (CI=true) it fails them.
+# shellcheck source=tests/deploy/lib.sh
+. "$ROOT/tests/deploy/lib.sh"
 # shellcheck source=scripts/lib-venv.sh
 . "$ROOT/scripts/lib-venv.sh"
 missing_tool() { # missing_tool WHAT REASON
@@ -95,9 +97,6 @@ else
 fi
 
 # --- helpers for the live checks --------------------------------------------------------------
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # status URL [CAFILE] [HEADER: VALUE]... -> prints the HTTP status (000 when no answer)
 status() {
     python3 - "$@" <<'EOF'
