@@ -92,10 +92,18 @@ pub(super) async fn guard(State(relay): State<Arc<Relay>>, req: Request, next: N
         h.insert(header::ORIGIN, o);
         policy.cors.decorate(&h, &mut res);
     }
-    // From the soft threshold, connections are not kept alive (HTTP/2 has no such header; a
-    // 101 must keep `Connection: upgrade`).
+    // From the soft threshold, and while a fleet replica drains (so that a load balancer
+    // holds no idle connection to it when it stops, where a request it sends as the
+    // connection closes would be lost), connections are not kept alive (HTTP/2 has no such
+    // header; a 101 must keep `Connection: upgrade`).
     let overload = policy.limits.overload().level();
-    if overload >= Level::NoKeepAlive && http1 && res.status() != StatusCode::SWITCHING_PROTOCOLS {
+    let draining = relay
+        .config()
+        .cluster
+        .as_ref()
+        .is_some_and(|c| c.is_draining());
+    let close = overload >= Level::NoKeepAlive || draining;
+    if close && http1 && res.status() != StatusCode::SWITCHING_PROTOCOLS {
         res.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
     }

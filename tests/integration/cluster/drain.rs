@@ -86,6 +86,11 @@ async fn drain_serves_sessions_through_the_window_then_exits() {
         .await
         .unwrap();
     assert_eq!(health["status"], "draining", "{health}");
+    // Its answers close their connections: a load balancer keeps none idle to it.
+    let index = reqwest::get(format!("{}/", fleet.base(2))).await.unwrap();
+    assert_eq!(index.headers()["connection"], "close");
+    let index = reqwest::get(format!("{}/", fleet.base(0))).await.unwrap();
+    assert!(index.headers().get("connection").is_none());
     // Its session is still served, directly and through its peers.
     assert_eq!(echo(&c2, "direct").await, ("direct".into(), "r2".into()));
     let through_r0 = via(&c2, &fleet.url(0));
