@@ -113,25 +113,7 @@ if grep -qE '10\.0\.0\.|:443|ssl' "$WORK/map.conf" || ! grep -qF "listen 127.0.0
     echo "cluster: the derived nginx configs still have a production value or lack the round-robin server" >&2
     exit 1
 fi
-mkdir -p "$WORK/tmp"
-chmod 0755 "$WORK" "$WORK/tmp"
-cat >"$WORK/nginx.conf" <<NGX
-daemon off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/nginx-error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log $WORK/access.log;
-    client_body_temp_path $WORK/tmp/body;
-    proxy_temp_path $WORK/tmp/proxy;
-    fastcgi_temp_path $WORK/tmp/fastcgi;
-    uwsgi_temp_path $WORK/tmp/uwsgi;
-    scgi_temp_path $WORK/tmp/scgi;
-    include $WORK/map.conf;
-    include $WORK/rr.conf;
-}
-NGX
+nginx_conf "$WORK" "$WORK/nginx-error.log warn" "$WORK/map.conf" "$WORK/rr.conf"
 if ! "$NGINX" -t -q -p "$WORK" -e "$WORK/nginx-error.log" -c "$WORK/nginx.conf" 2>"$WORK/nginx-t.log"; then
     echo "not ok - nginx -t of the configs derived from deploy/nginx/fleet.conf"
     cat "$WORK/nginx-t.log"

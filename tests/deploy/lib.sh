@@ -16,3 +16,31 @@ wait_port() {
     done
     return 1
 }
+
+# nginx_conf DIR ERROR_LOG INCLUDE...: writes DIR/nginx.conf, an nginx that keeps everything
+# (pid, logs, temp files) under DIR and serves the included files' servers; makes DIR/tmp
+# readable by the workers (they run as nobody when nginx is started by root).
+nginx_conf() {
+    local dir="$1" error_log="$2" inc
+    shift 2
+    mkdir -p "$dir/tmp"
+    chmod 0755 "$dir" "$dir/tmp"
+    {
+        cat <<NGX
+daemon off;
+worker_processes 1;
+pid $dir/nginx.pid;
+error_log $error_log;
+events { worker_connections 1024; }
+http {
+    access_log $dir/access.log;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+NGX
+        for inc in "$@"; do echo "    include $inc;"; done
+        echo "}"
+    } >"$dir/nginx.conf"
+}

@@ -96,26 +96,7 @@ sed -e "s|listen 127.0.0.1:$PORT ssl;|listen 127.0.0.1:$CONTROL_PORT ssl;|" \
     -e '/^map /,/^}/d' -e '/^upstream /,/^}/d' \
     "$WORK/mcp-relay.conf" >"$WORK/control.conf"
 
-mkdir -p "$WORK/tmp"
-# nginx workers run as nobody when started by root: they write request bodies under tmp/
-chmod 0755 "$WORK" "$WORK/tmp"
-cat >"$WORK/nginx.conf" <<EOF
-daemon off;
-worker_processes 1;
-pid $WORK/nginx.pid;
-error_log $WORK/error.log info;
-events { worker_connections 256; }
-http {
-    access_log $WORK/access.log;
-    client_body_temp_path $WORK/tmp/body;
-    proxy_temp_path $WORK/tmp/proxy;
-    fastcgi_temp_path $WORK/tmp/fastcgi;
-    uwsgi_temp_path $WORK/tmp/uwsgi;
-    scgi_temp_path $WORK/tmp/scgi;
-    include $WORK/mcp-relay.conf;
-    include $WORK/control.conf;
-}
-EOF
+nginx_conf "$WORK" "$WORK/error.log info" "$WORK/mcp-relay.conf" "$WORK/control.conf"
 
 echo "# nginx -t"
 "$NGINX" -t -p "$WORK" -e "$WORK/error.log" -c "$WORK/nginx.conf"
