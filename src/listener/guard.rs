@@ -213,12 +213,12 @@ fn owned_elsewhere(parts: &Parts, cluster: &Cluster) -> bool {
         .headers
         .get(SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+        .map(std::borrow::Cow::Borrowed);
     let id = from_header.or_else(|| {
         let q = parts.uri.query()?;
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "sessionId")
-            .map(|(_, v)| v.into_owned())
+            .map(|(_, v)| v)
     });
     match id.as_deref().map(owner) {
         Some(Owner::Node(node)) => cluster.peer(node).is_some(),
