@@ -25,6 +25,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
+#[allow(dead_code)] // Until its pages land.
+pub(crate) mod console;
+
 use crate::config::admin::AdminConfig;
 use crate::relay::Relay;
 use crate::telemetry::metrics;
@@ -57,55 +60,92 @@ pub(crate) fn relay_gauges(relay: &Relay) -> metrics::Snapshot {
     }
 }
 
-/// The admin listener's router: `/metrics`, `/health`, `/ready` of `probe`, behind its guard.
-pub(crate) fn router<P: Probe>(probe: Arc<P>, cfg: &AdminConfig) -> Router {
-    let cfg = Arc::new(cfg.clone());
-    Router::new()
+/// The admin listener's router: `/metrics`, `/health`, `/ready` of `probe`, and the console
+/// (`/ui`) when `console` is given, behind its guard.
+pub(crate) fn router<P: Probe>(
+    probe: Arc<P>,
+    cfg: &AdminConfig,
+    console: Option<console::Deps>,
+) -> Router {
+    let guard_state = Arc::new(Guard {
+        cfg: cfg.clone(),
+        console: console.clone(),
+    });
+    let mut router = Router::new()
         .route("/metrics", get(metrics_text::<P>))
         .route("/health", get(health::<P>))
         .route("/ready", get(ready::<P>))
-        .layer(middleware::from_fn_with_state(cfg, guard))
-        .with_state(probe)
+        .with_state(probe);
+    if let Some(deps) = console {
+        router = router.merge(console::routes(deps));
+    }
+    router.layer(middleware::from_fn_with_state(guard_state, guard))
 }
 
-/// Host, Origin, then the bearer token; on every route, before routing.
-async fn guard(State(cfg): State<Arc<AdminConfig>>, req: Request, next: Next) -> Response {
+/// What the admin guard checks against.
+struct Guard {
+    cfg: AdminConfig,
+    /// The console, whose pages also accept a console session (`console/auth.rs`).
+    console: Option<console::Deps>,
+}
+
+/// Host, Origin, then the credential; on every route, before routing. Console paths
+/// (`/ui`) are the console's to authenticate (a bearer token or its session cookie).
+async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
-    if let Err(e) = cfg.guard.check(req.headers(), authority.as_deref()) {
+    if let Err(e) = g.cfg.guard.check(req.headers(), authority.as_deref()) {
         return e.into_response();
     }
-    if let Some(token) = &cfg.token {
-        let given = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.split_once(' ')
-                    .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-            })
-            .map(|(_, t)| t.trim().as_bytes());
-        let ok = given.is_some_and(|g| {
-            use subtle::ConstantTimeEq;
-            g.len() == token.len() && bool::from(g.ct_eq(token))
-        });
-        if !ok {
+    if let Some(deps) = g
+        .console
+        .as_ref()
+        .filter(|_| console::owns(req.uri().path()))
+    {
+        return match console::auth::authenticate(deps, &req) {
+            Ok(operator) => {
+                req.extensions_mut().insert(operator);
+                next.run(req).await
+            }
+            Err(refused) => *refused,
+        };
+    }
+    if let Some(token) = &g.cfg.token {
+        let given = bearer(req.headers());
+        if !given.is_some_and(|g| console::auth::same_secret(g, token)) {
             metrics::auth_failure(if given.is_some() {
                 "admin_invalid_token"
             } else {
                 "admin_missing_token"
             });
-            return (
-                StatusCode::UNAUTHORIZED,
-                [(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static("Bearer realm=\"mcp-relay-admin\""),
-                )],
-                "admin token required\n",
-            )
-                .into_response();
+            return token_required();
         }
     }
     next.run(req).await
+}
+
+/// The `Authorization: Bearer` credential of a request.
+pub(crate) fn bearer(headers: &axum::http::HeaderMap) -> Option<&[u8]> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.split_once(' ')
+                .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        })
+        .map(|(_, t)| t.trim().as_bytes())
+}
+
+/// 401 with the admin realm's challenge.
+pub(crate) fn token_required() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"mcp-relay-admin\""),
+        )],
+        "admin token required\n",
+    )
+        .into_response()
 }
 
 /// Answers 404 for `/health` and `/ready` on the main router (layered there by `app` when

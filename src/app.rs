@@ -18,13 +18,16 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+mod console;
+
 use crate::cluster::Cluster;
 use crate::config::servers::{ENDPOINTS_MOUNT, SERVERS_MOUNT};
 use crate::config::ServeConfig;
 use crate::hub::Hub;
 use crate::listener::tcp;
 use crate::listener::{http_server, Endpoints, PlainListener};
-use crate::telemetry::audit::Audit;
+use crate::telemetry::audit::{Audit, Tap};
+use crate::telemetry::live::Live;
 use crate::tls::{self, Reloadable, TlsListener};
 
 /// A bound, not yet running relay.
@@ -39,13 +42,18 @@ pub(crate) struct Bound {
     hub: Arc<Hub>,
     /// The built-in authorization server, when `[oauth_server]` is on.
     authz: Option<Arc<crate::authz::AuthServer>>,
+    /// The operator console's feed, when the console is on (`app/console.rs`).
+    live: Option<Arc<Live>>,
+    /// Where the console asks for a reload (answered by `reload_on_hangup`).
+    reloader: Option<console::Reloader>,
 }
 
 /// Binds the listeners; fails before anything runs. What can fail without the network (the
 /// audit log, the certificate) is set up first, and "listening" is said once every socket is
 /// bound, so a failed start never announced an address.
 pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
-    let audit = start_audit(&cfg)?;
+    let live = console::wanted(&cfg).then(Live::new);
+    let audit = start_audit(&cfg, live.clone())?;
     let tls = match &cfg.tls {
         Some(files) => Some({
             tls::install_provider();
@@ -112,6 +120,8 @@ pub(crate) async fn bind(cfg: ServeConfig) -> anyhow::Result<Bound> {
         tls,
         hub,
         authz,
+        live,
+        reloader: None,
     })
 }
 
@@ -214,7 +224,10 @@ impl Bound {
         let admin_stop = CancellationToken::new();
         if let (Some(listener), Some(cfg)) = (self.admin, &relay.config().admin) {
             router = router.layer(axum::middleware::from_fn(crate::admin::hide_probes));
-            let admin = crate::admin::router(hub.clone(), cfg);
+            let deps = self.live.clone().map(|live| {
+                console::deps(&hub, self.authz.as_ref(), cfg, live, self.reloader.clone())
+            });
+            let admin = crate::admin::router(hub.clone(), cfg, deps);
             let server = axum::serve(listener, admin)
                 .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
             tokio::spawn(async move {
@@ -318,7 +331,9 @@ async fn drain<T>(
 /// `mcp-relay serve`: runs until SIGTERM or SIGINT.
 pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     let traces = crate::telemetry::otel::start(cfg.otel.as_ref()).context("trace export")?;
-    let bound = bind(cfg).await?;
+    let mut bound = bind(cfg).await?;
+    let (reloader, reloads) = tokio::sync::mpsc::channel(4);
+    bound.reloader = Some(reloader);
     let shutdown = CancellationToken::new();
     let hurry = CancellationToken::new();
     let (trigger, second) = (shutdown.clone(), hurry.clone());
@@ -332,6 +347,7 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
     tokio::spawn(reload_on_hangup(
         bound.hub().clone(),
         bound.authz.clone(),
+        reloads,
         shutdown.clone(),
     ));
     let ran = bound.run(shutdown, hurry).await;
@@ -349,55 +365,68 @@ pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
 async fn reload_on_hangup(
     hub: Arc<Hub>,
     authz: Option<Arc<crate::authz::AuthServer>>,
+    mut asked: tokio::sync::mpsc::Receiver<tokio::sync::oneshot::Sender<console::Reloaded>>,
     stop: CancellationToken,
 ) {
     let mut hup = crate::os::signals::Hangup::new();
     loop {
-        tokio::select! {
-            () = hup.recv() => {}
+        let answer = tokio::select! {
+            () = hup.recv() => None,
+            Some(answer) = asked.recv() => Some(answer),
             () = stop.cancelled() => return,
-        }
-        let argv = std::env::args_os().collect();
-        match crate::config::load(argv, &crate::secret::process_env) {
-            Ok(mut cfg) => {
-                // The running `[cluster]` stays (its node name, store connection, breaker and
-                // leases), for the named servers too; the new limits are shared through its store.
-                let running = hub.main().config().cluster.clone();
-                match crate::cluster::Cluster::carry_over(running, cfg.cluster.take()) {
-                    Ok(kept) => {
-                        let store = kept.as_ref().and_then(|c| c.store().cloned());
-                        cfg.policy.limits.share(store);
-                        cfg.use_cluster(kept);
-                    }
-                    Err(why) => {
-                        warn!(signal = "SIGHUP", "{why}; the old configuration stays");
-                        continue;
-                    }
-                }
-                let authz_ok = match (&authz, &cfg.oauth_server) {
-                    (Some(a), new) => a.reload(new.clone()),
-                    (None, new) => new.is_none(),
-                };
-                if !authz_ok {
-                    warn!(signal = "SIGHUP", "turning [oauth_server] on or off, or changing its issuer or storage, needs a restart; the old configuration stays");
-                    continue;
-                }
-                hub.reload(cfg);
-                info!(signal = "SIGHUP", "policy reloaded");
-            }
-            Err(errors) => {
-                for e in errors {
-                    warn!(signal = "SIGHUP", error = %e, "configuration refused; the old policy stays");
-                }
-            }
+        };
+        let done = reload(&hub, authz.as_ref());
+        if let Some(answer) = answer {
+            let _ = answer.send(done);
         }
     }
+}
+
+/// Reads, validates and applies the configuration again (SIGHUP, or the console's reload);
+/// the problems that refused it.
+fn reload(hub: &Hub, authz: Option<&Arc<crate::authz::AuthServer>>) -> console::Reloaded {
+    let argv = std::env::args_os().collect();
+    let mut cfg = match crate::config::load(argv, &crate::secret::process_env) {
+        Ok(cfg) => cfg,
+        Err(errors) => {
+            for e in &errors {
+                warn!(signal = "SIGHUP", error = %e, "configuration refused; the old policy stays");
+            }
+            return Err(errors);
+        }
+    };
+    // The running `[cluster]` stays (its node name, store connection, breaker and leases),
+    // for the named servers too; the new limits are shared through its store.
+    let running = hub.main().config().cluster.clone();
+    match crate::cluster::Cluster::carry_over(running, cfg.cluster.take()) {
+        Ok(kept) => {
+            let store = kept.as_ref().and_then(|c| c.store().cloned());
+            cfg.policy.limits.share(store);
+            cfg.use_cluster(kept);
+        }
+        Err(why) => {
+            warn!(signal = "SIGHUP", "{why}; the old configuration stays");
+            return Err(vec![format!("{why}; the old configuration stays")]);
+        }
+    }
+    let authz_ok = match (authz, &cfg.oauth_server) {
+        (Some(a), new) => a.reload(new.clone()),
+        (None, new) => new.is_none(),
+    };
+    if !authz_ok {
+        let why = "turning [oauth_server] on or off, or changing its issuer or storage, needs a restart; the old configuration stays";
+        warn!(signal = "SIGHUP", "{why}");
+        return Err(vec![why.to_owned()]);
+    }
+    hub.reload(cfg);
+    info!(signal = "SIGHUP", "policy reloaded");
+    Ok(())
 }
 
 /// `mcp-relay stdio`: one session on the relay's own stdin/stdout, until stdin ends or a
 /// signal arrives; then the child is stopped in order.
 pub(crate) async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
-    let audit = start_audit(&cfg)?;
+    let audit = start_audit(&cfg, None)?;
     let hub = Hub::start(cfg, audit);
     let relay = hub.main().clone();
     let stop = CancellationToken::new();
@@ -418,10 +447,14 @@ pub(crate) async fn stdio(cfg: ServeConfig) -> anyhow::Result<()> {
 }
 
 /// Opens the audit log when one is configured (a failure to open it is a startup error).
-fn start_audit(cfg: &ServeConfig) -> anyhow::Result<Audit> {
-    match &cfg.audit {
-        Some(a) => Audit::start(a).context("cannot open the audit log"),
-        None => Ok(Audit::disabled()),
+/// Records also go to the console's feed when it is on (`live`).
+fn start_audit(cfg: &ServeConfig, live: Option<Arc<Live>>) -> anyhow::Result<Audit> {
+    match (&cfg.audit, live) {
+        (Some(a), live) => {
+            Audit::start(a, live.map(|l| l as Arc<dyn Tap>)).context("cannot open the audit log")
+        }
+        (None, Some(live)) => Ok(Audit::live_only(live)),
+        (None, None) => Ok(Audit::disabled()),
     }
 }
 

@@ -18,6 +18,7 @@
 //! (`hub/probes.rs`). Does not own: framing (`listener/`), sessions and children (`relay/`),
 //! merging (`aggregate/`).
 
+mod console;
 mod probes;
 mod reload;
 

@@ -14,6 +14,8 @@ pub(crate) struct AdminConfig {
     pub guard: OriginGuard,
     /// The bearer token every admin request must carry, when configured.
     pub(crate) token: Option<Arc<[u8]>>,
+    /// Whether the operator's console (`/ui`) is served (`--no-console` turns it off).
+    pub console: bool,
 }
 
 impl std::fmt::Debug for AdminConfig {
@@ -79,6 +81,7 @@ impl AdminConfig {
                 origins: Vec::new(),
             },
             token,
+            console: true,
         }))
     }
 }

@@ -303,6 +303,10 @@ pub(crate) struct ServeArgs {
     /// (`Authorization: Bearer …`).
     #[arg(help_heading = "Audit and observability", long, value_name = "NAME")]
     pub admin_token_env: Option<String>,
+    /// Do not serve the operator's console (`/ui`) on the admin listener (it is on whenever
+    /// --admin-listen is set).
+    #[arg(help_heading = "Audit and observability", long)]
+    pub no_console: bool,
     /// Export one OpenTelemetry span per JSON-RPC request over OTLP/HTTP to this collector
     /// (base URL; `/v1/traces` is appended), e.g. `http://127.0.0.1:4318`. Without it,
     /// OTEL_EXPORTER_OTLP_ENDPOINT is honoured; without either, no traces (the default).

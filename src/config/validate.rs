@@ -58,7 +58,11 @@ fn serve_with(
     )
     .map_err(|e| errors.extend(e))
     .ok()
-    .flatten();
+    .flatten()
+    .map(|mut a| {
+        a.console = !args.no_console;
+        a
+    });
     let otel = crate::telemetry::otel::OtelConfig::build(args.otlp_endpoint.as_deref(), env)
         .map_err(|e| errors.push(e))
         .ok()

@@ -203,6 +203,12 @@ pub(crate) struct Record {
     pub args: Option<Value>,
 }
 
+/// Where every record also goes as it is emitted, before the file's queue: the console's
+/// feed (`telemetry/live.rs`). Called on the request path: must not block.
+pub(crate) trait Tap: Send + Sync + std::fmt::Debug {
+    fn record(&self, record: &Record);
+}
+
 /// What travels from [`Audit`] to the writer thread.
 #[derive(Debug)]
 enum Msg {
@@ -212,9 +218,12 @@ enum Msg {
 
 #[derive(Debug)]
 struct Inner {
-    tx: mpsc::Sender<Msg>,
+    /// The writer's queue; `None` when there is no audit file, only the console's feed.
+    tx: Option<mpsc::Sender<Msg>>,
     dropped: AtomicU64,
     allow_fields: Vec<String>,
+    /// The operator console's feed (`telemetry/live.rs`), when the console is on.
+    live: Option<Arc<dyn Tap>>,
 }
 
 /// Cheap clone handle to the audit writer (or a disabled no-op), as one relay holds it.
@@ -232,7 +241,7 @@ impl Audit {
     ///
     /// # Errors
     /// An unparsable or zero `max_size`, a file that cannot be opened, or no thread.
-    pub(crate) fn start(cfg: &AuditConfig) -> Result<Audit, Error> {
+    pub(crate) fn start(cfg: &AuditConfig, live: Option<Arc<dyn Tap>>) -> Result<Audit, Error> {
         let sink = if cfg.file == "-" {
             Sink::Stdout(BufWriter::new(io::stdout()))
         } else {
@@ -250,9 +259,24 @@ impl Audit {
                 keep: cfg.keep,
             })
         };
-        let (audit, rx) = Audit::channel(cfg.allow_fields.clone());
+        let (audit, rx) = Audit::channel(cfg.allow_fields.clone(), live);
         spawn_writer(rx, sink).map_err(Error::Spawn)?;
         Ok(audit)
+    }
+
+    /// Records that go only to the console's feed (no audit file configured).
+    #[must_use]
+    pub(crate) fn live_only(live: Arc<dyn Tap>) -> Audit {
+        let inner = Inner {
+            tx: None,
+            dropped: AtomicU64::new(0),
+            allow_fields: Vec::new(),
+            live: Some(live),
+        };
+        Audit {
+            inner: Some(Arc::new(inner)),
+            server: None,
+        }
     }
 
     /// A handle whose [`emit`](Audit::emit) does nothing.
@@ -297,7 +321,11 @@ impl Audit {
         if record.time.is_empty() {
             record.time = now_rfc3339();
         }
-        if inner.tx.try_send(Msg::Record(Box::new(record))).is_err() {
+        if let Some(live) = &inner.live {
+            live.record(&record);
+        }
+        let Some(tx) = &inner.tx else { return };
+        if tx.try_send(Msg::Record(Box::new(record))).is_err() {
             let before = inner.dropped.fetch_add(1, Ordering::Relaxed);
             if before == 0 {
                 tracing::warn!(
@@ -320,9 +348,11 @@ impl Audit {
 
     /// Resolves once every record emitted before this call is written and flushed to the OS.
     pub(crate) async fn flush(&self) {
-        let Some(inner) = &self.inner else { return };
+        let Some(tx) = self.inner.as_ref().and_then(|i| i.tx.as_ref()) else {
+            return;
+        };
         let (done, wait) = oneshot::channel();
-        if inner.tx.send(Msg::Flush(done)).await.is_ok() {
+        if tx.send(Msg::Flush(done)).await.is_ok() {
             let _ = wait.await;
         }
     }
@@ -334,12 +364,16 @@ impl Audit {
     }
 
     /// The handle and the queue's receiving end, with no writer attached yet.
-    fn channel(allow_fields: Vec<String>) -> (Audit, mpsc::Receiver<Msg>) {
+    fn channel(
+        allow_fields: Vec<String>,
+        live: Option<Arc<dyn Tap>>,
+    ) -> (Audit, mpsc::Receiver<Msg>) {
         let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         let inner = Inner {
-            tx,
+            tx: Some(tx),
             dropped: AtomicU64::new(0),
             allow_fields,
+            live,
         };
         (
             Audit {

@@ -71,7 +71,7 @@ fn record() -> Record {
 /// Emits the records through a real file writer and returns the raw file text.
 async fn written(records: Vec<Record>) -> String {
     let dir = TempDir::new("written");
-    let audit = Audit::start(&config(&dir.log())).unwrap();
+    let audit = Audit::start(&config(&dir.log()), None).unwrap();
     for r in records {
         audit.emit(r);
     }
@@ -281,7 +281,7 @@ async fn rotation_creates_dot_one_and_keeps_at_most_keep_files() {
     let mut cfg = config(&dir.log());
     cfg.max_size = "2KiB".to_owned();
     cfg.keep = 2;
-    let audit = Audit::start(&cfg).unwrap();
+    let audit = Audit::start(&cfg, None).unwrap();
     for i in 0..200 {
         let mut r = record();
         r.id = Some(i.to_string());
@@ -324,7 +324,7 @@ async fn rotation_creates_dot_one_and_keeps_at_most_keep_files() {
 #[tokio::test]
 async fn audit_file_is_created_with_mode_0600() {
     let dir = TempDir::new("mode");
-    let audit = Audit::start(&config(&dir.log())).unwrap();
+    let audit = Audit::start(&config(&dir.log()), None).unwrap();
     audit.emit(record());
     audit.flush().await;
     let native = !crate::os::PORTABLE;
@@ -335,7 +335,7 @@ async fn audit_file_is_created_with_mode_0600() {
 async fn emit_when_queue_full_drops_without_blocking() {
     let dir = TempDir::new("full");
     // No writer yet: the queue fills up and stays full.
-    let (audit, rx) = Audit::channel(Vec::new());
+    let (audit, rx) = Audit::channel(Vec::new(), None);
     let started = Instant::now();
     for _ in 0..QUEUE_CAPACITY + 25 {
         audit.emit(record());
@@ -362,7 +362,7 @@ async fn emit_when_queue_full_drops_without_blocking() {
 #[tokio::test]
 async fn flush_writes_every_emitted_record() {
     let dir = TempDir::new("flush");
-    let audit = Audit::start(&config(&dir.log())).unwrap();
+    let audit = Audit::start(&config(&dir.log()), None).unwrap();
     let clones: Vec<Audit> = (0..4).map(|_| audit.clone()).collect();
     for (t, a) in clones.iter().enumerate() {
         for i in 0..500 {
@@ -383,7 +383,7 @@ async fn stdout_mode_does_not_panic() {
         file: "-".to_owned(),
         ..config(std::path::Path::new("unused"))
     };
-    let audit = Audit::start(&cfg).unwrap();
+    let audit = Audit::start(&cfg, None).unwrap();
     assert!(audit.is_enabled());
     audit.emit(record());
     audit.flush().await;
@@ -416,12 +416,12 @@ fn start_with_bad_max_size_or_unopenable_path_fails() {
     for bad in ["lots", "0", ""] {
         cfg.max_size = bad.to_owned();
         assert!(
-            matches!(Audit::start(&cfg), Err(Error::MaxSize { .. })),
+            matches!(Audit::start(&cfg, None), Err(Error::MaxSize { .. })),
             "{bad}"
         );
     }
     let cfg = config(&dir.0.join("missing-dir").join("audit.log"));
-    assert!(matches!(Audit::start(&cfg), Err(Error::Open { .. })));
+    assert!(matches!(Audit::start(&cfg, None), Err(Error::Open { .. })));
 }
 
 #[test]
@@ -429,7 +429,7 @@ fn allow_fields_come_from_config() {
     let dir = TempDir::new("allow");
     let mut cfg = config(&dir.log());
     cfg.allow_fields = allow(&["query"]);
-    let audit = Audit::start(&cfg).unwrap();
+    let audit = Audit::start(&cfg, None).unwrap();
     assert_eq!(audit.allow_fields(), ["query".to_owned()]);
 }
 
@@ -441,7 +441,7 @@ async fn rotation_failure_keeps_writing_to_current_file() {
     let mut cfg = config(&dir.log());
     cfg.max_size = "1KiB".to_owned();
     cfg.keep = 1;
-    let audit = Audit::start(&cfg).unwrap();
+    let audit = Audit::start(&cfg, None).unwrap();
     for _ in 0..50 {
         audit.emit(record());
     }
@@ -461,7 +461,7 @@ async fn a_named_servers_records_carry_the_server_and_the_aggregate_transport() 
         }
     };
     let dir = TempDir::new("server");
-    let audit = Audit::start(&config(&dir.log())).unwrap();
+    let audit = Audit::start(&config(&dir.log()), None).unwrap();
     let github = audit.for_server(Some("github"));
     assert_eq!((github.server(), audit.server()), (Some("github"), None));
     let through = Caller::new(
