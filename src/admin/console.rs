@@ -18,16 +18,20 @@ pub(crate) mod actions;
 pub(crate) mod auth;
 pub(crate) mod connect;
 pub(crate) mod events;
+pub(crate) mod layout;
 pub(crate) mod pages;
+pub(crate) mod stream;
 
 use std::sync::Arc;
 
-use axum::routing::get;
+use axum::middleware;
+use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::telemetry::audit::Audit;
 use crate::telemetry::live::Live;
 
 /// The outcome of a configuration reload: the problems that refused it.
@@ -79,6 +83,8 @@ pub(crate) struct Deps {
     /// none is configured).
     pub loopback: bool,
     pub reload: Option<Reloader>,
+    /// The audit log the actions are recorded in (with the operator's identity).
+    pub audit: Audit,
     /// The main listener's public base URL (`https://relay.example.com`), for the
     /// client configurations of the connect page.
     pub public_base: String,
@@ -95,10 +101,17 @@ impl std::fmt::Debug for Deps {
     }
 }
 
-/// Who is at the keyboard: `admin-token`, `user:NAME` or `loopback` (no credential
-/// configured on a loopback admin listener). Put in the request's extensions by the guard.
+/// Who is at the keyboard, put in the request's extensions by the guard.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub(crate) struct Operator(pub String);
+pub(crate) struct Operator {
+    /// `admin-token`, `user:NAME`, or `loopback` (no credential configured on a loopback
+    /// admin listener).
+    pub name: String,
+    /// The CSRF token of the operator's console session (a browser with its cookie); `None`
+    /// for a request that carried the bearer token itself (no browser sends one on its own).
+    #[serde(skip)]
+    pub csrf: Option<String>,
+}
 
 /// One server as the servers page shows it.
 #[derive(Debug, Clone, Serialize)]
@@ -177,10 +190,22 @@ pub(crate) fn owns(path: &str) -> bool {
     path == "/ui" || path.starts_with("/ui/")
 }
 
-/// The console's routes, all under `/ui`.
+/// The console's routes, all under `/ui`; every answer carries the console's security headers.
 pub(crate) fn routes(deps: Deps) -> Router {
     Router::new()
         .route("/ui", get(pages::index))
         .route("/ui/servers", get(pages::servers))
+        .route("/ui/sessions", get(pages::sessions))
+        .route("/ui/traffic", get(pages::traffic))
+        .route("/ui/audit", get(pages::audit))
+        .route("/ui/static/{file}", get(pages::asset))
+        .route("/ui/connect", get(connect::page))
+        .route("/ui/connect/{file}", get(connect::download))
+        .route("/ui/api/{view}", get(events::snapshot))
+        .route("/ui/events", get(stream::events))
+        .route("/ui/login", get(auth::login_page).post(auth::login))
+        .route("/ui/logout", post(auth::logout))
+        .route("/ui/actions/{action}", post(actions::act))
+        .layer(middleware::from_fn(auth::secure_headers))
         .with_state(deps)
 }

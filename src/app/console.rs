@@ -34,6 +34,7 @@ pub(crate) fn deps(
         token: admin.token.clone(),
         loopback: admin.listen.ip().is_loopback(),
         reload,
+        audit: hub.main().audit().clone(),
         public_base: format!("{scheme}://{}", cfg.listen),
     }
 }

@@ -5,3 +5,13 @@
 //!
 //! Owns: the confirmation step, the actions' audit records. Does not own: what an action does
 //! to the relays (`Console`, `hub/console.rs`) or to the configuration (`app.rs`).
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+/// `POST /ui/actions/ACTION`: without `confirm=yes`, the confirmation page; with it, the action.
+pub(crate) async fn act(Path(action): Path<String>) -> Response {
+    let _ = action;
+    StatusCode::NOT_FOUND.into_response()
+}

