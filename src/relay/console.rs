@@ -78,34 +78,36 @@ impl Relay {
         slots.filter(|s| s.restart()).count()
     }
 
-    /// Pings the relay's children (each running slot's, or else one session's own child)
+    /// Pings the relay's children (each slot's, or else one session's own child)
     /// with JSON-RPC `ping`: `{"ping_ms": worst}` or `{"ping_error": why}`, `None` for an
     /// in-process server (the aggregate: its servers are pinged themselves).
     pub(crate) async fn ping(&self, timeout: Duration) -> Option<Value> {
         if matches!(self.config().child, ServerSpec::InProcess(_)) {
             return None;
         }
-        let mut children: Vec<Arc<Upstream>> = self
+        let slots: Vec<Arc<supervisor::Slot>> = self
             .slots()
-            .iter()
-            .chain(self.modern_slots().iter())
-            .filter_map(|s| s.current())
+            .into_iter()
+            .chain(self.modern_slots())
             .collect();
-        if children.is_empty() {
-            children.extend(self.sessions.all().into_iter().find_map(|(_, b)| match b {
-                Some(Backend::Own(up)) => Some(up),
-                _ => None,
-            }));
-        }
-        if children.is_empty() {
-            let why = match self.session_mode_name() {
-                "per-session" => "no child running (per-session children start with sessions)",
-                _ => "no child running",
-            };
-            return Some(json!({ "ping_error": why }));
-        }
-        let pings = children.iter().map(|up| ping_one(up, timeout));
-        let results = futures_util::future::join_all(pings).await;
+        let own = self.sessions.all().into_iter().find_map(|(_, b)| match b {
+            Some(Backend::Own(up)) => Some(up),
+            _ => None,
+        });
+        let results = match (slots.is_empty(), own) {
+            (false, _) => {
+                let pings = slots.iter().map(|s| ping_slot(s, timeout));
+                futures_util::future::join_all(pings).await
+            }
+            (true, Some(up)) => vec![ping_one(&up, timeout).await],
+            (true, None) => {
+                let why = match self.session_mode_name() {
+                    "per-session" => "no child running (per-session children start with sessions)",
+                    _ => "no child running",
+                };
+                return Some(json!({ "ping_error": why }));
+            }
+        };
         let worst = results.iter().try_fold(0f64, |worst, r| match r {
             Ok(ms) => Ok(worst.max(*ms)),
             Err(e) => Err(*e),
@@ -114,6 +116,15 @@ impl Relay {
             Ok(ms) => json!({ "ping_ms": ms, "pinged": results.len() }),
             Err(why) => json!({ "ping_error": why, "pinged": results.len() }),
         })
+    }
+}
+
+/// A slot's child's `ping`, waiting (within `timeout`) for one that is starting.
+async fn ping_slot(slot: &supervisor::Slot, timeout: Duration) -> Result<f64, &'static str> {
+    match tokio::time::timeout(timeout, slot.upstream()).await {
+        Ok(Ok(up)) => ping_one(&up, timeout).await,
+        Ok(Err(_)) => Err("child unavailable"),
+        Err(_) => Err("child not ready"),
     }
 }
 
