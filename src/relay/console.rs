@@ -143,3 +143,112 @@ async fn ping_one(up: &Upstream, timeout: Duration) -> Result<f64, &'static str>
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caller::{AuthMethod, Caller, Principal, Transport};
+    use crate::jsonrpc::Message;
+    use crate::relay::{Posted, Within};
+    use crate::telemetry::audit::Audit;
+
+    const PATIENCE: Duration = Duration::from_secs(20);
+
+    /// The fixture binary next to this test binary's directory (`cargo build --bin
+    /// mcp-relay-fixture`), as `aggregate/tests.rs` finds it.
+    fn fixture() -> Option<std::path::PathBuf> {
+        let exe = std::env::current_exe().ok()?;
+        let path = exe.parent()?.parent()?.join("mcp-relay-fixture");
+        if !path.exists() {
+            eprintln!("SKIPPED: {} is missing", path.display());
+            return None;
+        }
+        Some(path)
+    }
+
+    fn relay(mode: &str, fixture: &std::path::Path) -> Arc<Relay> {
+        let argv: Vec<std::ffi::OsString> = vec![
+            "mcp-relay".into(),
+            "serve".into(),
+            "--session-mode".into(),
+            mode.into(),
+            "--".into(),
+            fixture.into(),
+        ];
+        let mut cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
+        if let ServerSpec::Command(spec) = &mut cfg.child {
+            spec.shim = None;
+        }
+        Relay::new(Arc::new(cfg), Audit::disabled())
+    }
+
+    async fn open(relay: &Relay, who: &str) -> Arc<Session> {
+        let caller = Caller::new(
+            Principal {
+                name: who.into(),
+                method: AuthMethod::ApiKey,
+                ..Principal::anonymous()
+            },
+            None::<std::net::SocketAddr>,
+            Transport::StreamableHttp,
+        );
+        let init = r#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+            "protocolVersion":"2025-11-25","capabilities":{},
+            "clientInfo":{"name":"unit","version":"1"}}}"#;
+        let message = Message::parse(bytes::Bytes::from(init)).unwrap();
+        match relay.post(&caller, Within::Unopened, &message).await {
+            Ok(Posted::Opened(session, _)) => session,
+            _ => panic!("initialize refused"),
+        }
+    }
+
+    async fn eventually(mut f: impl FnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while !f() {
+            assert!(Instant::now() < deadline, "timed out");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn console_restart_brings_a_new_shared_child_and_ping_answers() {
+        let Some(fixture) = fixture() else { return };
+        let relay = relay("shared", &fixture);
+        let ping = relay.ping(PATIENCE).await.unwrap();
+        assert!(ping["ping_ms"].as_f64().is_some(), "{ping}");
+        let slot = relay.slots()[0].clone();
+        let pid = slot.current().unwrap().pid();
+        assert_eq!(relay.restart_children(), 1);
+        eventually(|| {
+            slot.current()
+                .is_some_and(|u| u.pid() != pid && u.is_alive())
+        })
+        .await;
+        let facts = slot.facts();
+        assert_eq!(facts.restarts, 1);
+        assert!(facts.last_exit.is_some());
+        relay.stop_all().await;
+    }
+
+    #[tokio::test]
+    async fn console_ends_one_session_or_every_session_of_a_principal() {
+        let Some(fixture) = fixture() else { return };
+        let relay = relay("per-session", &fixture);
+        let a1 = open(&relay, "ann").await;
+        let _a2 = open(&relay, "ann").await;
+        let b = open(&relay, "bob").await;
+        assert_eq!(relay.open_sessions().len(), 3);
+        eventually(|| relay.own_children().len() == 3).await;
+        assert!(relay.end_session(a1.id().as_str()));
+        assert!(a1.is_ended());
+        assert!(!relay.end_session(a1.id().as_str()));
+        assert_eq!(relay.end_sessions_of("ann"), 1);
+        assert_eq!(relay.end_sessions_of("ann"), 0);
+        let left = relay.open_sessions();
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].id(), b.id());
+        // Per-session children are not restarted (they belong to their sessions).
+        assert_eq!(relay.restart_children(), 0);
+        relay.stop_all().await;
+    }
+}
