@@ -234,3 +234,17 @@ async fn deep_health_pings_and_a_killed_child_shows_its_exit_restart_and_stderr(
     let beta = &server(&servers, "beta")["children"][0];
     assert_eq!(beta["restarts"], 0, "{beta}");
 }
+
+#[tokio::test]
+async fn deep_health_on_the_main_listener_pings_the_single_servers_child() {
+    // No admin listener: the main router serves the probes.
+    let relay = Relay::start(&["--session-mode", "shared"], &[]);
+    let res = reqwest::get(format!("{}/health?deep=1", relay.base))
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let doc: Value = res.json().await.unwrap();
+    assert!(doc["ping_ms"].as_f64().is_some(), "{doc}");
+    assert_eq!(doc["pinged"], 1, "{doc}");
+    assert!(relay.health().await.get("ping_ms").is_none());
+}
