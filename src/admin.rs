@@ -94,14 +94,19 @@ struct Guard {
 async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
     if let Err(e) = g.cfg.guard.check(req.headers(), authority.as_deref()) {
-        return e.into_response();
+        // A page the console served posting its form back (same origin) is not cross-origin.
+        let same = matches!(e, crate::error::Error::OriginDenied)
+            && console::auth::same_origin(req.headers());
+        if !same {
+            return e.into_response();
+        }
     }
     if let Some(deps) = g
         .console
         .as_ref()
         .filter(|_| console::owns(req.uri().path()))
     {
-        return match console::auth::authenticate(deps, &req) {
+        return match console::auth::authenticate(deps, &mut req) {
             Ok(operator) => {
                 req.extensions_mut().insert(operator);
                 next.run(req).await
