@@ -213,3 +213,6 @@ fn message(op: &Operator, status: StatusCode, text: &str, back: &str) -> Respons
         layout::page(title, Tab::Other, Some(op), None, body),
     )
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,6 +11,8 @@
 //! records. Does not own: the Host/Origin checks that run before it (`admin.rs`), checking
 //! user passwords ([`Operators`](super::Operators), `authz/operators.rs`).
 
+#[cfg(test)]
+pub(crate) mod fake;
 pub(crate) mod sessions;
 
 use std::net::{IpAddr, SocketAddr};
