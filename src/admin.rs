@@ -11,7 +11,8 @@
 //! With it, a separate plain-HTTP listener serves `/metrics` (Prometheus text 0.0.4),
 //! `/health` and `/ready`, behind its own guard (SECURITY.md §1, CVE-2025-49596: admin surfaces
 //! need Host checks and auth too): Host first (loopback names on a loopback bind, else
-//! `--allowed-host`), no cross-origin browser request, then the bearer token of
+//! `--allowed-host`), no cross-origin browser request (an `Origin` naming the request's own
+//! Host, a console page posting its form, is same-origin), then the bearer token of
 //! `--admin-token-env` when configured; a non-loopback admin bind requires one.
 
 use std::sync::Arc;
