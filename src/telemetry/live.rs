@@ -66,11 +66,6 @@ impl Filter {
             && ok(&self.tool, "name")
             && ok(&self.outcome, "outcome")
     }
-
-    /// Whether no field is set.
-    pub(crate) fn is_empty(&self) -> bool {
-        *self == Filter::default()
-    }
 }
 
 /// What the lock guards: the ring and the windows.
