@@ -40,6 +40,8 @@
         return typeof v === "number" ? v.toFixed(1) + " ms" : DASH;
       case "server":
         return v === "" ? "main" : asText(v);
+      case "principal":
+        return v === "" ? "anonymous" : asText(v);
       case "ready":
         return v ? "ready" : "down";
       default:
@@ -137,6 +139,9 @@
     }
     for (const row of kept.values()) row.remove();
     const name = list.dataset.list;
+    for (const e of document.querySelectorAll("[data-empty]")) {
+      if (e.getAttribute("data-empty") === name) e.hidden = shown > 0;
+    }
     for (const c of document.querySelectorAll("[data-count]")) {
       if (c.getAttribute("data-count") === name) c.textContent = String(shown);
     }
@@ -177,7 +182,7 @@
       list.setAttribute("data-after", String(entry.seq));
     }
     while (list.children.length > max) list.lastElementChild.remove();
-    for (const e of document.querySelectorAll("[data-empty]")) e.remove();
+    for (const e of document.querySelectorAll("[data-empty]")) e.hidden = list.children.length > 0;
   }
 
   // === charts (canvas; the tables next to them carry the same numbers as text) ===
@@ -229,7 +234,7 @@
   }
 
   // Horizontal bars: per row one bar per field in `fields` (the first colour, then the second).
-  function drawBars(canvas, rows, fields) {
+  function drawBars(canvas, rows, fields, labelOf) {
     const ctx = canvas.getContext("2d");
     const c = colors(canvas);
     const w = canvas.width;
@@ -243,7 +248,7 @@
     shown.forEach((r, i) => {
       const y = i * band;
       ctx.fillStyle = c.fg;
-      ctx.fillText(String(r.key === undefined ? "" : r.key).slice(0, 18), 2, y + band / 2 + 4);
+      ctx.fillText(fmt(r[labelOf], canvas.dataset.fmt).slice(0, 18), 2, y + band / 2 + 4);
       fields.forEach((f, j) => {
         const v = Number(r[f]) || 0;
         ctx.fillStyle = j === 0 ? c.a : c.b;
@@ -258,9 +263,10 @@
       if (!canvas.getContext) continue;
       const rows = data[canvas.dataset.of];
       const kind = canvas.dataset.chart;
+      const label = canvas.dataset.label || "key";
       if (kind === "series") drawSeries(canvas, rows);
-      else if (kind === "latency") drawBars(canvas, rows, ["p50_ms", "p99_ms"]);
-      else if (kind === "bars") drawBars(canvas, rows, ["count"]);
+      else if (kind === "latency") drawBars(canvas, rows, ["p50_ms", "p99_ms"], label);
+      else if (kind === "bars") drawBars(canvas, rows, ["count"], label);
     }
   }
 

@@ -37,9 +37,7 @@ pub(super) fn render(recent: &[Entry], q: &Filters) -> Markup {
     html! {
         (filters(q))
         p #live-status .status role="status" { "Current as of loading the page." }
-        @if shown.is_empty() {
-            p .empty data-empty="audit" { "No records yet." }
-        }
+        p .empty data-empty="audit" hidden[!shown.is_empty()] { "No records yet." }
         ol .audit data-audit data-after=(after) data-max=(MAX_ROWS) aria-label="Audit records, newest first" {
             @for e in shown {
                 (record(Some(e)))

@@ -23,9 +23,7 @@ pub(super) fn render(servers: &[ServerView], op: &Operator) -> Markup {
             }
             div #deep-health aria-live="polite" {}
         }
-        @if servers.is_empty() {
-            p .empty { "No servers." }
-        }
+        p .empty data-empty="servers" hidden[!servers.is_empty()] { "No servers." }
         div .cards data-root data-list="servers" data-key="name" {
             @for s in servers {
                 (card(s, op))

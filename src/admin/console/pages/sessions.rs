@@ -39,6 +39,7 @@ pub(super) fn render(sessions: &[SessionView], q: &Filters, op: &Operator) -> Ma
             span data-total="sessions" { (sessions.len()) } " sessions shown"
             @if shown.len() == MAX_ROWS { " (the first " (MAX_ROWS) ")" }
         }
+        p .empty data-empty="sessions" hidden[!shown.is_empty()] { "No sessions." }
         table .sessions {
             caption .sr-only { "Open sessions" }
             thead {

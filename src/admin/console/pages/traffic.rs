@@ -8,11 +8,12 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
-/// The per-dimension windows of the traffic view, with their headings.
-const DIMENSIONS: [(&str, &str); 3] = [
-    ("servers", "Per server"),
-    ("tools", "Per tool"),
-    ("principals", "Per principal"),
+/// The per-dimension windows of the traffic view, with their headings and how their keys
+/// read (the main path's server is `""`, an anonymous caller `""`).
+const DIMENSIONS: [(&str, &str, &str); 3] = [
+    ("servers", "Per server", "server"),
+    ("tools", "Per tool", "text"),
+    ("principals", "Per principal", "principal"),
 ];
 
 /// The page's body from the traffic view (its JSON; `null` before any traffic).
@@ -22,7 +23,7 @@ pub(super) fn render(view: &Value) -> Markup {
         div data-root {
             section aria-labelledby="h-rate" {
                 h2 #h-rate { "Requests per second" }
-                canvas .chart width="720" height="160" data-chart="series" data-of="series"
+                canvas .chart width="720" height="160" data-chart="series" data-of="per_second"
                     role="img" aria-label="Requests and errors per second over the last minutes" {}
                 p .legend {
                     span .key-requests { "requests/s" } " "
@@ -30,27 +31,29 @@ pub(super) fn render(view: &Value) -> Markup {
                 }
             }
             div .grid {
-                @for (key, title) in DIMENSIONS {
-                    (dimension(view, key, title))
+                @for (key, title, fmt) in DIMENSIONS {
+                    (dimension(view, key, title, fmt))
                 }
                 (top_tools(view))
                 (refusals(view))
             }
         }
-        template #tpl-window { (window_row(&Value::Null)) }
-        template #tpl-top { (count_row(&Value::Null, "key")) }
-        template #tpl-refusal { (count_row(&Value::Null, "reason")) }
+        @for (key, _, fmt) in DIMENSIONS {
+            template id=(format!("tpl-{key}")) { (window_row(&Value::Null, fmt)) }
+        }
+        template #tpl-top_tools { (count_row(&Value::Null, "name")) }
+        template #tpl-refusals { (count_row(&Value::Null, "key")) }
     }
 }
 
 /// One dimension's table: requests, errors, p50 and p99 per key over the window.
-fn dimension(view: &Value, key: &str, title: &str) -> Markup {
+fn dimension(view: &Value, key: &str, title: &str, fmt: &str) -> Markup {
     let id = format!("h-{key}");
     html! {
         section aria-labelledby=(id) {
             h2 id=(id) { (title) }
             canvas .chart .small width="360" height="120" data-chart="latency" data-of=(key)
-                role="img" aria-label=(format!("{title}: p50 and p99 latency")) {}
+                data-fmt=(fmt) role="img" aria-label=(format!("{title}: p50 and p99 latency")) {}
             table {
                 thead {
                     tr {
@@ -61,9 +64,9 @@ fn dimension(view: &Value, key: &str, title: &str) -> Markup {
                         th scope="col" { "p99" }
                     }
                 }
-                tbody data-list=(key) data-key="key" data-template="tpl-window" {
+                tbody data-list=(key) data-key="key" {
                     @for w in items(view, key) {
-                        (window_row(w))
+                        (window_row(w, fmt))
                     }
                 }
             }
@@ -71,11 +74,11 @@ fn dimension(view: &Value, key: &str, title: &str) -> Markup {
     }
 }
 
-/// One key's numbers in a dimension.
-fn window_row(w: &Value) -> Markup {
+/// One key's numbers in a dimension, its key shown in the format `fmt`.
+fn window_row(w: &Value, fmt: &str) -> Markup {
     html! {
         tr data-item data-key=(text(w, "key")) {
-            th scope="row" data-f="key" { (text(w, "key")) }
+            th scope="row" data-f="key" data-fmt=(fmt) { (key_label(&text(w, "key"), fmt)) }
             td data-f="count" { (text(w, "count")) }
             td data-f="errors" { (text(w, "errors")) }
             td data-f="p50_ms" data-fmt="ms" { (ms(w, "p50_ms")) }
@@ -90,12 +93,12 @@ fn top_tools(view: &Value) -> Markup {
         section aria-labelledby="h-top" {
             h2 #h-top { "Top tools" }
             canvas .chart .small width="360" height="120" data-chart="bars" data-of="top_tools"
-                role="img" aria-label="Top tools by calls" {}
+                data-label="name" role="img" aria-label="Top tools by calls" {}
             table {
                 thead { tr { th scope="col" { "Tool" } th scope="col" { "Calls" } } }
-                tbody data-list="top_tools" data-key="key" data-template="tpl-top" {
+                tbody data-list="top_tools" data-key="name" {
                     @for t in items(view, "top_tools") {
-                        (count_row(t, "key"))
+                        (count_row(t, "name"))
                     }
                 }
             }
@@ -110,9 +113,9 @@ fn refusals(view: &Value) -> Markup {
             h2 #h-refusals { "Refusals by reason" }
             table {
                 thead { tr { th scope="col" { "Reason" } th scope="col" { "Count" } } }
-                tbody data-list="refusals" data-key="reason" data-template="tpl-refusal" {
+                tbody data-list="refusals" data-key="key" {
                     @for r in items(view, "refusals") {
-                        (count_row(r, "reason"))
+                        (count_row(r, "key"))
                     }
                 }
             }
@@ -127,6 +130,16 @@ fn count_row(v: &Value, name: &str) -> Markup {
             th scope="row" data-f=(name) { (text(v, name)) }
             td data-f="count" { (text(v, "count")) }
         }
+    }
+}
+
+/// A key as the page shows it: the main path's server is `main`, an anonymous caller
+/// `anonymous` (the script's `server` and `principal` formats are the same).
+fn key_label(key: &str, fmt: &str) -> String {
+    match (key, fmt) {
+        ("", "server") => "main".to_owned(),
+        ("", "principal") => "anonymous".to_owned(),
+        (k, _) => k.to_owned(),
     }
 }
 
@@ -165,7 +178,8 @@ mod tests {
         let view = json!({
             "tools": [{"key": "<img src=x onerror=alert(1)>", "count": 3, "errors": 1,
                 "p50_ms": 1.0, "p99_ms": 9.5}],
-            "refusals": [{"reason": "rate_limited", "count": 2}],
+            "refusals": [{"key": "rate_limited", "count": 2}],
+            "servers": [{"key": "", "count": 3}],
         });
         let html = render(&view).into_string();
         assert!(!html.contains("<img src=x"), "{html}");
