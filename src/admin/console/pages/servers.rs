@@ -31,6 +31,7 @@ pub(super) fn render(servers: &[ServerView], op: &Operator) -> Markup {
         }
         template #tpl-servers { (card(&blank(), op)) }
         template #tpl-children { (child_row(&blank_child())) }
+        template #tpl-stderr { (stderr(&blank_child())) }
     }
 }
 
@@ -63,13 +64,17 @@ fn card(s: &ServerView, op: &Operator) -> Markup {
                         th scope="col" { "Restarts" }
                         th scope="col" { "Last exit" }
                         th scope="col" { "Retry in" }
-                        th scope="col" { "Stderr" }
                     }
                 }
                 tbody data-list="children" data-key="pool,slot" {
                     @for c in &s.children {
                         (child_row(c))
                     }
+                }
+            }
+            div .stderr-list data-list="children" data-key="pool,slot" data-template="tpl-stderr" {
+                @for c in &s.children {
+                    (stderr(c))
                 }
             }
             form .action method="post" action="/ui/actions/restart" {
@@ -94,12 +99,19 @@ fn child_row(c: &ChildView) -> Markup {
             td data-f="retry_after_seconds" data-fmt="dur" {
                 (or_dash(c.retry_after_seconds.map(dur)))
             }
-            td {
-                details {
-                    summary data-f="stderr" data-fmt="lines-count" { (lines(c.stderr.len())) }
-                    pre .stderr data-f="stderr" data-fmt="lines" { (c.stderr.join("\n")) }
-                }
+        }
+    }
+}
+
+/// One child's last stderr lines, closed until opened (kept open across updates).
+fn stderr(c: &ChildView) -> Markup {
+    html! {
+        details .stderr data-item data-key=(format!("{}/{}", c.pool, c.slot)) {
+            summary {
+                "Stderr of " span data-f="pool" { (c.pool) } " #" span data-f="slot" { (c.slot) }
+                " (" span data-f="stderr" data-fmt="lines-count" { (lines(c.stderr.len())) } ")"
             }
+            pre data-f="stderr" data-fmt="lines" { (c.stderr.join("\n")) }
         }
     }
 }

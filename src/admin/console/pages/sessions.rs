@@ -89,16 +89,19 @@ fn row(s: &SessionView, op: &Operator) -> Markup {
             td data-f="calls" { (s.calls) }
             td data-f="in_flight" { (s.in_flight) }
             td data-f="idle_seconds" data-fmt="dur" { (dur(s.idle_seconds)) }
-            td .actions {
-                form method="post" action="/ui/actions/end-session" {
-                    (csrf_field(op))
-                    input type="hidden" name="session" data-v="id" value=(s.id);
-                    button type="submit" { "End session" }
-                }
-                form method="post" action="/ui/actions/revoke" {
-                    (csrf_field(op))
-                    input type="hidden" name="principal" data-v="principal" value=(s.principal);
-                    button type="submit" { "Revoke principal" }
+            td {
+                div .actions {
+                    form method="post" action="/ui/actions/end-session" {
+                        (csrf_field(op))
+                        input type="hidden" name="session" data-v="id" value=(s.id);
+                        button type="submit" { "End session" }
+                    }
+                    form method="post" action="/ui/actions/revoke" {
+                        (csrf_field(op))
+                        input type="hidden" name="principal" data-v="principal"
+                            value=(s.principal);
+                        button type="submit" { "Revoke principal" }
+                    }
                 }
             }
         }
