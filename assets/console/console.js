@@ -242,7 +242,7 @@
     ctx.clearRect(0, 0, w, h);
     const shown = (Array.isArray(rows) ? rows : []).slice(0, 6);
     const top = Math.max(1e-9, ...shown.flatMap((r) => fields.map((f) => Number(r[f]) || 0)));
-    const band = h / Math.max(1, shown.length);
+    const band = Math.min(28, h / Math.max(1, shown.length));
     const label = 110;
     ctx.font = "11px sans-serif";
     shown.forEach((r, i) => {

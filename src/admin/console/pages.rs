@@ -25,6 +25,7 @@ use serde_json::Value;
 
 use super::layout::{self, Tab};
 use super::{Deps, Operator};
+use crate::telemetry::live::Filter;
 
 /// The stylesheet, shipped inside the binary.
 const CSS: &str = include_str!("../../../assets/console/console.css");
@@ -78,7 +79,10 @@ pub(crate) async fn audit(
     Query(q): Query<Filters>,
 ) -> Response {
     let op = operator(op);
-    let body = audit::render(&deps.live.recent(), &q);
+    // Read before the records: a record that comes in between is shown and not sent again.
+    let last = deps.live.last_seq();
+    let shown = deps.live.recent(&audit_filter(&q), audit::MAX_ROWS);
+    let body = audit::render(&shown, last, &q);
     page("Audit", Tab::Audit, &op, "audit", body)
 }
 
@@ -110,25 +114,21 @@ pub(crate) fn view(deps: &Deps, name: &str, _query: &Filters) -> Option<Value> {
     match name {
         "servers" => serde_json::to_value(deps.console.servers()).ok(),
         "sessions" => serde_json::to_value(deps.console.sessions()).ok(),
-        "traffic" => Some(Value::Null),
+        "traffic" => serde_json::to_value(deps.live.traffic()).ok(),
         _ => None,
     }
 }
 
-/// Whether an audit record passes the page's filters: each given filter (`principal`,
-/// `server`, `tool`, `outcome`) must equal the record's field (`tool` is the record's `name`).
-pub(crate) fn audit_matches(record: &Value, q: &Filters) -> bool {
-    [
-        ("principal", "principal"),
-        ("server", "server"),
-        ("tool", "name"),
-        ("outcome", "outcome"),
-    ]
-    .iter()
-    .all(|(filter, field)| match q.get(*filter).map(|s| s.trim()) {
-        None | Some("") => true,
-        Some(want) => record.get(*field).and_then(Value::as_str) == Some(want),
-    })
+/// The audit filter of a page's or stream's query (`principal`, `server`, `tool`,
+/// `outcome`; blanks ignored).
+pub(crate) fn audit_filter(q: &Filters) -> Filter {
+    let given = |key: &str| Some(filter(q, key).to_owned()).filter(|v| !v.is_empty());
+    Filter {
+        principal: given("principal"),
+        server: given("server"),
+        tool: given("tool"),
+        outcome: given("outcome"),
+    }
 }
 
 /// The operator the guard put in the request (always there behind it; nobody otherwise).
@@ -191,21 +191,16 @@ mod tests {
     }
 
     #[test]
-    fn audit_filters_match_fields_exactly_and_ignore_blanks() {
-        let rec = json!({"principal": "alice", "server": "git", "name": "echo", "outcome": "ok"});
-        let q = |pairs: &[(&str, &str)]| -> Filters {
-            pairs
-                .iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect()
-        };
-        assert!(audit_matches(&rec, &q(&[])));
-        assert!(audit_matches(
-            &rec,
-            &q(&[("principal", ""), ("tool", "echo")])
-        ));
-        assert!(!audit_matches(&rec, &q(&[("tool", "ech")])));
-        assert!(!audit_matches(&rec, &q(&[("outcome", "denied")])));
-        assert!(!audit_matches(&json!({}), &q(&[("server", "git")])));
+    fn audit_filters_take_the_given_fields_and_ignore_blanks() {
+        let q: Filters = [("principal", " alice "), ("tool", ""), ("other", "x")]
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let f = audit_filter(&q);
+        assert_eq!(f.principal.as_deref(), Some("alice"));
+        assert!(f.tool.is_none() && f.server.is_none() && f.outcome.is_none());
+        assert!(f.matches(&json!({"principal": "alice", "name": "echo"})));
+        assert!(!f.matches(&json!({"principal": "bob"})));
+        assert!(audit_filter(&Filters::new()).is_empty());
     }
 }

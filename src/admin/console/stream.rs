@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::pages::{audit_matches, view, Filters};
+use super::pages::{audit_filter, view, Filters};
 use super::Deps;
-use crate::telemetry::live::Entry;
+use crate::telemetry::live::{Entry, Filter};
 
 /// At most this many streams at once, over every view and operator.
 pub(crate) const MAX_STREAMS: usize = 32;
@@ -83,7 +83,7 @@ pub(crate) async fn events(
     let deadline = Instant::now() + MAX_AGE;
     let events = if audit {
         let after = last_event_id(&headers).or_else(|| q.get("after")?.parse().ok());
-        audit_events(&deps, q, after).boxed()
+        audit_events(&deps, audit_filter(&q), after).boxed()
     } else {
         snapshots(deps, name, q).boxed()
     };
@@ -122,7 +122,7 @@ fn snapshots(deps: Deps, name: String, q: Filters) -> impl Stream<Item = Event> 
 /// The feed of new records for the audit view.
 struct Feed {
     rx: broadcast::Receiver<Entry>,
-    q: Filters,
+    filter: Filter,
     /// The last record sent (or skipped as already shown).
     after: u64,
     /// Records kept before the stream started, still to send (oldest first).
@@ -130,20 +130,18 @@ struct Feed {
 }
 
 /// `audit` events: the kept records after `after` (at most [`BACKLOG`]), then each new one.
-fn audit_events(deps: &Deps, q: Filters, after: Option<u64>) -> impl Stream<Item = Event> + Send {
+fn audit_events(
+    deps: &Deps,
+    filter: Filter,
+    after: Option<u64>,
+) -> impl Stream<Item = Event> + Send {
     // Subscribed before the kept records are read, so none falls between the two.
     let rx = deps.live.subscribe();
-    let recent = deps.live.recent();
-    let after = after.unwrap_or_else(|| recent.last().map_or(0, |e| e.seq));
-    let mut backlog: Vec<Entry> = recent
-        .into_iter()
-        .filter(|e| e.seq > after && audit_matches(&e.json, &q))
-        .collect();
-    let skip = backlog.len().saturating_sub(BACKLOG);
-    backlog.drain(..skip);
+    let after = after.unwrap_or_else(|| deps.live.last_seq());
+    let backlog = deps.live.since(&filter, after, BACKLOG);
     let feed = Feed {
         rx,
-        q,
+        filter,
         after,
         backlog,
     };
@@ -192,7 +190,7 @@ impl Feed {
         match got {
             Ok(e) if e.seq > self.after => {
                 self.after = e.seq;
-                if audit_matches(&e.json, &self.q) {
+                if self.filter.matches(&e.json) {
                     batch.push(e);
                 }
                 Some(())

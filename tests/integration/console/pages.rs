@@ -127,9 +127,12 @@ async fn pages_are_html_with_their_data_and_no_inline_code() {
         assert!(!body.contains(" style="), "{path}");
         assert!(!body.contains(" onclick="), "{path}");
     }
-    // The audit page shows the call just made, and the servers page the restart button.
+    // The audit and traffic pages show the call just made, the servers page the restart
+    // button.
     let (_, audit) = page(&admin, "/ui/audit?tool=echo").await;
     assert!(audit.contains(">echo</span>"), "{audit}");
+    let (_, traffic) = page(&admin, "/ui/traffic").await;
+    assert!(traffic.contains(">echo</th>"), "{traffic}");
     let (_, servers) = page(&admin, "/ui/servers").await;
     assert!(
         servers.contains("action=\"/ui/actions/restart\""),
@@ -178,6 +181,8 @@ async fn the_stream_sends_snapshots_and_each_new_audit_record() {
 
     let mut sessions = stream(&admin, "view=sessions").await;
     next_event(&mut sessions, "snapshot", |v| v.is_array()).await;
+    let mut traffic = stream(&admin, "view=traffic").await;
+    next_event(&mut traffic, "snapshot", |v| v["per_second"].is_array()).await;
 
     // Only `echo` calls pass this feed's filter; the `add` call made first is not sent.
     let mut audit = stream(&admin, "view=audit&tool=echo").await;

@@ -8,11 +8,11 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{audit_matches, filter, or_dash, Filters};
+use super::{filter, or_dash, Filters};
 use crate::telemetry::live::Entry;
 
 /// At most this many records are shown (the script keeps to the same number).
-const MAX_ROWS: usize = 200;
+pub(super) const MAX_ROWS: usize = 200;
 
 /// The outcomes a record can have (`telemetry/audit.rs`), for the filter's choices.
 const OUTCOMES: [&str; 7] = [
@@ -25,15 +25,11 @@ const OUTCOMES: [&str; 7] = [
     "timeout",
 ];
 
-/// The page's body: the newest `MAX_ROWS` of `recent` (oldest first) passing the filters.
-pub(super) fn render(recent: &[Entry], q: &Filters) -> Markup {
-    let shown: Vec<&Entry> = recent
-        .iter()
-        .rev()
-        .filter(|e| audit_matches(&e.json, q))
-        .take(MAX_ROWS)
-        .collect();
-    let after = recent.last().map_or(0, |e| e.seq);
+/// The page's body: `shown` (the records passing the filters `q`, oldest first), newest
+/// first; the script's stream starts after record `last` (or the newest shown).
+pub(super) fn render(shown: &[Entry], last: u64, q: &Filters) -> Markup {
+    let after = shown.last().map_or(last, |e| e.seq.max(last));
+    let shown: Vec<&Entry> = shown.iter().rev().take(MAX_ROWS).collect();
     html! {
         (filters(q))
         p #live-status .status role="status" { "Current as of loading the page." }
@@ -157,7 +153,7 @@ mod tests {
                 "latency_ms": 1.25}),
             ),
         ];
-        let html = render(&recent, &Filters::new()).into_string();
+        let html = render(&recent, 3, &Filters::new()).into_string();
         assert!(!html.contains("<img src=x"), "{html}");
         assert!(
             html.contains("&lt;img src=x onerror=alert(1)&gt;"),
@@ -172,8 +168,12 @@ mod tests {
         let (a, b) = (html.find("data-seq=\"3\""), html.find("data-seq=\"1\""));
         assert!(a.unwrap() < b.unwrap(), "{html}");
 
-        let q: Filters = [("principal".to_owned(), "bob".to_owned())].into();
-        let html = render(&recent, &q).into_string();
+        let q: Filters = [("outcome".to_owned(), "denied".to_owned())].into();
+        let html = render(&recent[1..2], 3, &q).into_string();
         assert!(html.contains("data-seq=\"2\"") && !html.contains("data-seq=\"1\""));
+        assert!(
+            html.contains("<option value=\"denied\" selected>"),
+            "{html}"
+        );
     }
 }

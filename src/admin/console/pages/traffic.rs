@@ -54,6 +54,7 @@ fn dimension(view: &Value, key: &str, title: &str, fmt: &str) -> Markup {
             h2 id=(id) { (title) }
             canvas .chart .small width="360" height="120" data-chart="latency" data-of=(key)
                 data-fmt=(fmt) role="img" aria-label=(format!("{title}: p50 and p99 latency")) {}
+            p .legend { span .key-requests { "p50" } " " span .key-errors { "p99" } }
             table {
                 thead {
                     tr {
