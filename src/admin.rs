@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -45,6 +45,10 @@ pub(crate) trait Probe: Send + Sync + 'static {
     /// More `/metrics` text after the relay-wide families (the hub's per-server gauges).
     fn more_metrics(&self) -> String {
         String::new()
+    }
+    /// The `/health?deep=1` document: the `/health` one with each server's children pinged.
+    fn deep_health(&self) -> futures_util::future::BoxFuture<'_, Value> {
+        Box::pin(async move { self.health() })
     }
 }
 
@@ -166,9 +170,16 @@ pub(crate) async fn metrics_text<P: Probe>(State(probe): State<Arc<P>>) -> Respo
         .into_response()
 }
 
-/// `GET /health`.
-pub(crate) async fn health<P: Probe>(State(probe): State<Arc<P>>) -> Json<Value> {
-    Json(probe.health())
+/// `GET /health`; `?deep=1` pings each server's children (one check at a time).
+pub(crate) async fn health<P: Probe>(
+    State(probe): State<Arc<P>>,
+    RawQuery(query): RawQuery,
+) -> Json<Value> {
+    let deep = query.is_some_and(|q| q.split('&').any(|p| p == "deep=1" || p == "deep=true"));
+    match deep {
+        true => Json(probe.deep_health().await),
+        false => Json(probe.health()),
+    }
 }
 
 /// The `/health` document of one relay.

@@ -317,7 +317,7 @@
   function pings(doc, path, out, depth) {
     if (!doc || typeof doc !== "object" || depth > 6) return;
     if ("ping_ms" in doc || "ping_error" in doc) {
-      const name = typeof doc.name === "string" ? doc.name : path;
+      const name = path.startsWith("servers.") ? path.slice("servers.".length) : path;
       out.push([name === "" ? "main" : name, doc]);
     }
     for (const [k, v] of Object.entries(doc)) {
@@ -353,7 +353,8 @@
           li.setAttribute("data-state", typeof p.ping_ms === "number" ? "ok" : "error");
           list.append(li);
         }
-        if (!found.length) list.append(el("li", "No server answered a ping."));
+        if (typeof doc.deep === "string") list.append(el("li", doc.deep));
+        else if (!found.length) list.append(el("li", "No server answered a ping."));
         out.replaceChildren(el("p", "Checked at " + new Date().toLocaleTimeString()), list);
       } catch (e) {
         out.replaceChildren(el("p", "Deep health check failed: " + e.message));

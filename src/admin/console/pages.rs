@@ -24,8 +24,7 @@ use axum::Extension;
 use serde_json::Value;
 
 use super::layout::{self, Tab};
-use super::{Deps, Operator};
-use crate::telemetry::live::Filter;
+use super::{events, Deps, Operator};
 
 /// The stylesheet, shipped inside the binary.
 const CSS: &str = include_str!("../../../assets/console/console.css");
@@ -62,7 +61,7 @@ pub(crate) async fn sessions(
 /// `GET /ui/traffic`.
 pub(crate) async fn traffic(State(deps): State<Deps>, op: Option<Extension<Operator>>) -> Response {
     let op = operator(op);
-    let view = view(&deps, "traffic", &Filters::new()).unwrap_or(Value::Null);
+    let view = events::view(&deps, "traffic", &Filters::new()).unwrap_or(Value::Null);
     page(
         "Traffic",
         Tab::Traffic,
@@ -81,7 +80,7 @@ pub(crate) async fn audit(
     let op = operator(op);
     // Read before the records: a record that comes in between is shown and not sent again.
     let last = deps.live.last_seq();
-    let shown = deps.live.recent(&audit_filter(&q), audit::MAX_ROWS);
+    let shown = deps.live.recent(&events::filter_of(&q), audit::MAX_ROWS);
     let body = audit::render(&shown, last, &q);
     page("Audit", Tab::Audit, &op, "audit", body)
 }
@@ -106,29 +105,6 @@ pub(crate) async fn asset(Path(file): Path<String>) -> Response {
         body,
     )
         .into_response()
-}
-
-/// One view's JSON document, as the live stream sends it: `servers`, `sessions`, `traffic`
-/// (`None` for any other name).
-pub(crate) fn view(deps: &Deps, name: &str, _query: &Filters) -> Option<Value> {
-    match name {
-        "servers" => serde_json::to_value(deps.console.servers()).ok(),
-        "sessions" => serde_json::to_value(deps.console.sessions()).ok(),
-        "traffic" => serde_json::to_value(deps.live.traffic()).ok(),
-        _ => None,
-    }
-}
-
-/// The audit filter of a page's or stream's query (`principal`, `server`, `tool`,
-/// `outcome`; blanks ignored).
-pub(crate) fn audit_filter(q: &Filters) -> Filter {
-    let given = |key: &str| Some(filter(q, key).to_owned()).filter(|v| !v.is_empty());
-    Filter {
-        principal: given("principal"),
-        server: given("server"),
-        tool: given("tool"),
-        outcome: given("outcome"),
-    }
 }
 
 /// The operator the guard put in the request (always there behind it; nobody otherwise).
@@ -171,6 +147,16 @@ fn server_label(name: &str) -> &str {
     }
 }
 
+/// A principal as the pages show it (an anonymous caller's is `""`: `anonymous`); the
+/// script's `principal` format is the same.
+fn principal_label(name: &str) -> &str {
+    if name.is_empty() {
+        "anonymous"
+    } else {
+        name
+    }
+}
+
 /// An optional value, or `—`; the script shows `null` the same way.
 fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "—".to_owned())
@@ -179,7 +165,6 @@ fn or_dash<T: ToString>(v: Option<T>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn durations_read_like_the_script_shows_them() {
@@ -188,19 +173,5 @@ mod tests {
         assert_eq!(dur(185), "3m 5s");
         assert_eq!(dur(7_800), "2h 10m");
         assert_eq!(dur(356_400), "4d 3h");
-    }
-
-    #[test]
-    fn audit_filters_take_the_given_fields_and_ignore_blanks() {
-        let q: Filters = [("principal", " alice "), ("tool", ""), ("other", "x")]
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        let f = audit_filter(&q);
-        assert_eq!(f.principal.as_deref(), Some("alice"));
-        assert!(f.tool.is_none() && f.server.is_none() && f.outcome.is_none());
-        assert!(f.matches(&json!({"principal": "alice", "name": "echo"})));
-        assert!(!f.matches(&json!({"principal": "bob"})));
-        assert!(audit_filter(&Filters::new()).is_empty());
     }
 }

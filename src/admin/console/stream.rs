@@ -6,8 +6,8 @@
 //!
 //! Owns: the stream's pacing and its bounds: at most [`MAX_STREAMS`] at once (503 beyond), a
 //! reader that falls behind the audit feed skips ahead, each stream ends after [`MAX_AGE`]
-//! (the browser reconnects). Does not own: the documents it sends (`pages::view`, over
-//! `events.rs`'s views), the records (`telemetry/live.rs`).
+//! (the browser reconnects). Does not own: the documents it sends (`events.rs`'s views), the
+//! records (`telemetry/live.rs`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::pages::{audit_filter, view, Filters};
+use super::events::{filter_of, view};
+use super::pages::Filters;
 use super::Deps;
 use crate::telemetry::live::{Entry, Filter};
 
@@ -83,7 +84,7 @@ pub(crate) async fn events(
     let deadline = Instant::now() + MAX_AGE;
     let events = if audit {
         let after = last_event_id(&headers).or_else(|| q.get("after")?.parse().ok());
-        audit_events(&deps, audit_filter(&q), after).boxed()
+        audit_events(&deps, filter_of(&q), after).boxed()
     } else {
         snapshots(deps, name, q).boxed()
     };

@@ -8,7 +8,7 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
-use super::{filter, or_dash, Filters};
+use super::{filter, or_dash, principal_label, Filters};
 use crate::telemetry::live::Entry;
 
 /// At most this many records are shown (the script keeps to the same number).
@@ -79,7 +79,9 @@ fn record(entry: Option<&Entry>) -> Markup {
                     " "
                     span .badge data-f="outcome" data-fmt="state" data-state=(outcome) { (outcome) }
                     " "
-                    span .who data-f="principal" { (or_dash(text("principal"))) }
+                    span .who data-f="principal" data-fmt="principal" {
+                        (or_dash(text("principal").as_deref().map(principal_label)))
+                    }
                     " → "
                     span data-f="server" data-fmt="server" { (or_dash(text("server"))) }
                     " "

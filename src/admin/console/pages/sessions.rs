@@ -8,7 +8,7 @@
 
 use maud::{html, Markup};
 
-use super::{dur, filter, server_label, Filters};
+use super::{dur, filter, principal_label, server_label, Filters};
 use crate::admin::console::layout::csrf_field;
 use crate::admin::console::{Operator, SessionView};
 
@@ -26,7 +26,8 @@ pub(super) fn render(sessions: &[SessionView], q: &Filters, op: &Operator) -> Ma
     html! {
         form .filters method="get" action="/ui/sessions" role="search" data-filter-for="sessions" {
             label for="f-principal" { "Principal" }
-            input #f-principal type="search" name="principal" value=(principal) data-filter="principal";
+            input #f-principal type="search" name="principal" value=(principal)
+                data-filter="principal" data-fmt="principal";
             label for="f-server" { "Server" }
             input #f-server type="search" name="server" value=(server) data-filter="server"
                 data-fmt="server";
@@ -67,17 +68,17 @@ pub(super) fn render(sessions: &[SessionView], q: &Filters, op: &Operator) -> Ma
 }
 
 /// Whether a session passes the filters: each given one is a case-insensitive part of the
-/// principal, or of the server's name as shown (the script's filter is the same).
+/// principal or of the server's name as shown (the script's filter is the same).
 fn passes(s: &SessionView, principal: &str, server: &str) -> bool {
     let has = |value: &str, part: &str| value.to_lowercase().contains(&part.to_lowercase());
-    has(&s.principal, principal) && has(server_label(&s.server), server)
+    has(principal_label(&s.principal), principal) && has(server_label(&s.server), server)
 }
 
 /// One session's row, with its actions.
 fn row(s: &SessionView, op: &Operator) -> Markup {
     html! {
         tr data-item data-key=(s.id) {
-            td data-f="principal" { (s.principal) }
+            td data-f="principal" data-fmt="principal" { (principal_label(&s.principal)) }
             td data-f="server" data-fmt="server" { (server_label(&s.server)) }
             td data-f="transport" { (s.transport) }
             td {

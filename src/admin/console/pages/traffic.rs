@@ -8,6 +8,8 @@
 use maud::{html, Markup};
 use serde_json::Value;
 
+use super::{principal_label, server_label};
+
 /// The per-dimension windows of the traffic view, with their headings and how their keys
 /// read (the main path's server is `""`, an anonymous caller `""`).
 const DIMENSIONS: [(&str, &str, &str); 3] = [
@@ -134,13 +136,12 @@ fn count_row(v: &Value, name: &str) -> Markup {
     }
 }
 
-/// A key as the page shows it: the main path's server is `main`, an anonymous caller
-/// `anonymous` (the script's `server` and `principal` formats are the same).
-fn key_label(key: &str, fmt: &str) -> String {
-    match (key, fmt) {
-        ("", "server") => "main".to_owned(),
-        ("", "principal") => "anonymous".to_owned(),
-        (k, _) => k.to_owned(),
+/// A key as the page shows it in the format `fmt` (the script's formats are the same).
+fn key_label<'a>(key: &'a str, fmt: &str) -> &'a str {
+    match fmt {
+        "server" => server_label(key),
+        "principal" => principal_label(key),
+        _ => key,
     }
 }
 
