@@ -1,7 +1,12 @@
-//! The operator's console (`/ui` on the admin listener), one file per concern:
-//!
-//! - `pages`: the servers, sessions, traffic and audit pages, their assets and the live
-//!   stream (`/ui/events`): rendered with current data, hostile names shown as text, the
-//!   stream's snapshots and audit records, its cap.
+//! The operator's console (`/ui` on the admin listener), end to end through a real relay:
+//! who may use it (`auth`), the operator's actions (`actions`), the client configurations
+//! and extensions (`connect`); `operator` is their browser stand-in. `pages`: the servers,
+//! sessions, traffic and audit pages, their assets and the live stream (`/ui/events`):
+//! rendered with current data, hostile names shown as text, the stream's snapshots and audit
+//! records, its cap.
 
+mod actions;
+mod auth;
+mod connect;
+mod operator;
 mod pages;

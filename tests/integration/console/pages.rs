@@ -1,5 +1,6 @@
 //! The console's pages, assets and live stream on a real relay with a loopback admin listener
-//! (open without a credential): each page is HTML with current data and no inline code, a
+//! (open without a credential): each page is HTML with current data and no inline code (as
+//! its CSP requires), a
 //! hostile client name and tool name show as text, the stream sends snapshots and each new
 //! audit record (filtered), at most 32 streams are open at once, the assets have their types.
 
@@ -113,6 +114,13 @@ async fn pages_are_html_with_their_data_and_no_inline_code() {
         ("/ui/traffic", "Traffic"),
         ("/ui/audit", "Audit"),
     ] {
+        let res = get(&format!("{admin}{path}")).await;
+        let csp = res.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(csp.contains("script-src 'self'"), "{path}: {csp}");
+        assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
         let (status, body) = page(&admin, path).await;
         assert_eq!(status, 200, "{path}: {body}");
         assert!(body.starts_with("<!DOCTYPE html>"), "{path}");
