@@ -3,9 +3,10 @@
 //! `/health` always answers 200 with the relay's state (status, session mode, active sessions,
 //! children alive, invalid child stdout lines dropped, uptime, and each supervised upstream
 //! slot's state: `ready`/`starting`/`backoff`/`open` with `retry_after_seconds`; the remote URL
-//! of `--upstream` without credentials or query). `/ready` answers 200 once the wrapped
-//! command is known to be spawnable (resolved at startup, the last spawn did not fail, no
-//! shared child's circuit is open) and 503 otherwise and while draining.
+//! of `--upstream` without credentials or query); `/health?deep=1` also pings each server's
+//! children (JSON-RPC `ping`: `ping_ms` or `ping_error`, `hub/probes.rs`). `/ready` answers
+//! 200 once the wrapped command is known to be spawnable (resolved at startup, the last spawn
+//! did not fail, no shared child's circuit is open) and 503 otherwise and while draining.
 //!
 //! Without `--admin-listen` the probes are served by the main HTTP router (behind its guard).
 //! With it, a separate plain-HTTP listener serves `/metrics` (Prometheus text 0.0.4),

@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-mod tail;
+pub(crate) mod tail;
 
 use super::lines::{Line, LineReader};
 use crate::os::process::{signal_tree, Stop};

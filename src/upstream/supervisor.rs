@@ -235,7 +235,7 @@ impl Slot {
             uptime: lives.started.map(|t| t.elapsed()),
             restarts: lives.starts.saturating_sub(1),
             last_exit: lives.last_exit.clone(),
-            stderr: lives.tail.as_ref().map(|t| t.lines()).unwrap_or_default(),
+            stderr: lives.stderr(),
         }
     }
 
@@ -365,12 +365,7 @@ async fn life(slot: &Slot) -> Option<bool> {
             *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
             slot.ever_ready
                 .store(true, std::sync::atomic::Ordering::Relaxed);
-            {
-                let mut lives = slot.lives();
-                lives.starts += 1;
-                lives.started = Some(Instant::now());
-                lives.tail = up.child.stderr_tail().cloned();
-            }
+            slot.lives().started(up.child.stderr_tail().cloned());
             slot.state.send_replace(State::Ready(up.clone(), init));
             tokio::select! {
                 exit = up.child.wait() => {

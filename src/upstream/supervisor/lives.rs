@@ -7,6 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::upstream::stdio::tail::LINES;
+use crate::upstream::stdio::Tail;
 use crate::upstream::Upstream;
 
 /// The lives of a slot's children so far (the operator's console).
@@ -19,7 +21,30 @@ pub(super) struct Lives {
     /// How the last child ended, or why the last start failed.
     pub last_exit: Option<String>,
     /// The last stderr lines of the newest child (kept after it exits).
-    pub tail: Option<Arc<crate::upstream::stdio::Tail>>,
+    pub tail: Option<Arc<Tail>>,
+    /// Those of the child before it (why it ended is often there).
+    pub before: Option<Arc<Tail>>,
+}
+
+impl Lives {
+    /// A child started, with its stderr lines in `tail`.
+    pub(super) fn started(&mut self, tail: Option<Arc<Tail>>) {
+        self.starts += 1;
+        self.started = Some(Instant::now());
+        self.before = std::mem::replace(&mut self.tail, tail).or(self.before.take());
+    }
+
+    /// The last [`LINES`] stderr lines of the last two children, oldest first.
+    pub(super) fn stderr(&self) -> Vec<String> {
+        let mut lines: Vec<String> = [&self.before, &self.tail]
+            .into_iter()
+            .flatten()
+            .flat_map(|t| t.lines())
+            .collect();
+        let extra = lines.len().saturating_sub(LINES);
+        lines.drain(..extra);
+        lines
+    }
 }
 
 /// What the operator's console shows of a slot ([`Slot::facts`](super::Slot::facts)).
@@ -72,5 +97,23 @@ mod tests {
         assert_eq!(words(None, Some(9)), "signal 9 (SIGKILL)");
         assert_eq!(words(None, Some(31)), "signal 31");
         assert_eq!(words(None, None), "exited");
+    }
+
+    #[test]
+    fn lives_keep_the_stderr_of_the_child_before() {
+        let mut lives = Lives::default();
+        let first = Arc::new(Tail::default());
+        first.push(b"boom");
+        lives.started(Some(first));
+        let second = Arc::new(Tail::default());
+        second.push(b"hello again");
+        lives.started(Some(second.clone()));
+        assert_eq!(lives.stderr(), ["boom", "hello again"]);
+        for _ in 0..LINES {
+            second.push(b"x");
+        }
+        assert_eq!(lives.stderr().len(), LINES);
+        assert!(!lives.stderr().contains(&"boom".to_owned()));
+        assert_eq!(lives.starts, 2);
     }
 }
