@@ -111,7 +111,7 @@ async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Res
         .as_ref()
         .filter(|_| console::owns(req.uri().path()))
     {
-        return match console::auth::authenticate(deps, &mut req) {
+        return match console::auth::authenticate(deps, &mut req).await {
             Ok(operator) => {
                 req.extensions_mut().insert(operator);
                 next.run(req).await

@@ -68,6 +68,10 @@ pub(crate) trait Operators: Send + Sync + 'static {
     /// The operator's name when `user` and `password` are right and the user holds the admin
     /// role; `None` otherwise (wrong, disabled, locked out, not an admin).
     async fn verify(&self, user: &str, password: &str, client: &str) -> Option<String>;
+
+    /// Whether `user` is still an operator (exists, not disabled, holds the admin role), as
+    /// the current configuration has it: checked on every request of their console session.
+    async fn is_operator(&self, user: &str) -> bool;
 }
 
 /// Everything the console's routes share.

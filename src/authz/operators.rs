@@ -5,7 +5,9 @@
 //! Owns: [`Operators`] for [`AuthServer`]. The password check and the lockout are the login
 //! page's (`login.rs`, `lockout.rs`): the same Argon2id verification (an unknown, disabled or
 //! non-admin user costs the same hash and gets the same answer) and the same per-user and
-//! per-address throttle. Does not own: the console's own sessions and audit records
+//! per-address throttle. A signed-in operator is checked again on each console request
+//! ([`Operators::is_operator`]): the current configuration's user, and the store's disabled
+//! list. Does not own: the console's own sessions and audit records
 //! (`admin/console/auth.rs`).
 
 use std::net::IpAddr;
@@ -42,5 +44,10 @@ impl Operators for AuthServer {
         let admin = admin.filter(|_| verified && !disabled)?;
         lockout.succeeded(&admin.name, addr);
         Some(admin.name)
+    }
+
+    async fn is_operator(&self, user: &str) -> bool {
+        self.cfg().user(user).is_some_and(is_operator)
+            && !self.store.is_disabled(user).await.unwrap_or(true)
     }
 }

@@ -94,20 +94,38 @@ pub(crate) async fn act(
     Extension(op): Extension<Operator>,
     req: Request,
 ) -> Response {
+    let addr = auth::peer(&req);
+    let deny = |method: &str, target: Option<&str>, reason| {
+        auth::refused(
+            &deps,
+            &op.name,
+            method,
+            target,
+            (auth::DENIED, reason),
+            addr,
+        );
+    };
     let Some(action) = Action::parse(&action) else {
+        deny(
+            "console/unknown",
+            Some(auth::bounded(&action)),
+            "unknown_action",
+        );
         return message(&op, StatusCode::NOT_FOUND, "No such action", "/ui/servers");
     };
-    let addr = auth::peer(&req);
+    let method = format!("console/{}", action.slug());
     let form = match auth::read_form(req).await {
         Ok(f) => f,
         Err(res) => return res,
     };
+    let target = action.field().map_or("", |f| field(&form, f));
     if !auth::csrf_ok(&op, field(&form, "csrf")) {
+        deny(&method, Some(auth::bounded(target)), "csrf");
         let why = "This form is not from this console session (it may have expired). Open the page again.";
         return message(&op, StatusCode::FORBIDDEN, why, action.back());
     }
-    let target = action.field().map_or("", |f| field(&form, f));
     if action.field().is_some_and(|f| f != "server") && target.is_empty() {
+        deny(&method, None, "no_target");
         return message(
             &op,
             StatusCode::BAD_REQUEST,
@@ -124,7 +142,6 @@ pub(crate) async fn act(
         StatusCode::NOT_FOUND => Some("not_found"),
         _ => Some("failed"),
     };
-    let method = format!("console/{}", action.slug());
     let named = action.field().map(|_| target);
     auth::audit(&deps, &op.name, &method, named, failed, addr);
     message(&op, status, &text, action.back())
@@ -169,13 +186,46 @@ async fn reload(deps: &Deps) -> (StatusCode, String) {
         Ok(Ok(Ok(()))) => (StatusCode::OK, "The configuration was reloaded.".to_owned()),
         Ok(Ok(Err(problems))) => {
             let text = format!(
-                "The configuration was refused; the old one stays: {}",
-                problems.join("; ")
+                "The configuration was refused; the old one stays: {} (`mcp-relay check-config` shows the details).",
+                first_lines(&problems)
             );
             (StatusCode::CONFLICT, text)
         }
         _ => unavailable(),
     }
+}
+
+/// The first line of each of `problems`, joined: a TOML parse error goes on to quote the
+/// offending source line, which may hold a secret (a password in a URL). A URL's
+/// credentials in that line (a URL refused for having them) are left out too.
+fn first_lines(problems: &[String]) -> String {
+    let lines: Vec<String> = problems
+        .iter()
+        .map(|p| without_userinfo(p.lines().next().unwrap_or("").trim_end()))
+        .collect();
+    lines.join("; ")
+}
+
+/// `line` with the user name and password of each `scheme://user:password@host` as `…`.
+fn without_userinfo(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.find("://") {
+        let (head, tail) = rest.split_at(at + 3);
+        out.push_str(head);
+        let end = tail
+            .find(|c: char| c.is_whitespace() || matches!(c, '/' | '?' | '#' | '`' | '"' | '\''))
+            .unwrap_or(tail.len());
+        match tail[..end].rfind('@') {
+            Some(i) => {
+                out.push('…');
+                rest = &tail[i..];
+            }
+            None => rest = tail,
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The confirmation page: the question, a form that repeats the request with

@@ -37,6 +37,12 @@ pub(crate) const BEARER: &str = "admin-token";
 pub(crate) const LOOPBACK: &str = "loopback";
 /// The operator of a request to the login page or the assets without a credential.
 pub(crate) const ANONYMOUS: &str = "";
+/// The challenge of every console 401.
+const CHALLENGE: &str = "Bearer realm=\"mcp-relay-admin\"";
+/// The audit outcome of a refusal for want of a credential.
+pub(crate) const UNAUTHENTICATED: &str = "unauthenticated";
+/// The audit outcome of a refused action.
+pub(crate) const DENIED: &str = "denied";
 
 /// The CSP of every console answer: no inline code, nothing from elsewhere, no framing.
 pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
@@ -53,21 +59,34 @@ struct NewSession {
 
 /// The operator of a request to a console path, or the refusal to send. Also starts the
 /// console session of a browser on a loopback-open console (marked for [`secure_headers`]).
-pub(crate) fn authenticate(deps: &Deps, req: &mut Request) -> Result<Operator, Box<Response>> {
+/// A user's console session holds only while the user is still an administrator: a user
+/// disabled or no longer `admin` ends it at their next request.
+pub(crate) async fn authenticate(
+    deps: &Deps,
+    req: &mut Request,
+) -> Result<Operator, Box<Response>> {
     if let Some(given) = crate::admin::bearer(req.headers()) {
         if deps.token.as_ref().is_some_and(|t| same_secret(given, t)) {
             return Ok(operator(BEARER, None));
         }
         crate::telemetry::metrics::auth_failure("admin_invalid_token");
-        return Err(refusal(req));
+        return Err(refusal(deps, req, "invalid_token"));
     }
-    let session = cookie(req.headers(), COOKIE).and_then(|id| deps.gate.sessions.get(&id));
-    if let Some((name, csrf)) = session {
-        return Ok(operator(&name, Some(csrf)));
+    if let Some(id) = cookie(req.headers(), COOKIE) {
+        if let Some((name, csrf)) = deps.gate.sessions.get(&id) {
+            if still_operator(deps, &name).await {
+                return Ok(operator(&name, Some(csrf)));
+            }
+            deps.gate.sessions.end(&id);
+        }
     }
     let path = req.uri().path();
     if open(deps) {
         if path.starts_with("/ui/api/") || path == "/ui/events" || path.starts_with("/ui/static/") {
+            return Ok(operator(LOOPBACK, None));
+        }
+        if !own_navigation(req.headers()) {
+            // Another site's request starts no session (it could evict the operator's).
             return Ok(operator(LOOPBACK, None));
         }
         let (id, csrf) = deps.gate.sessions.start(LOOPBACK);
@@ -79,7 +98,28 @@ pub(crate) fn authenticate(deps: &Deps, req: &mut Request) -> Result<Operator, B
         return Ok(operator(ANONYMOUS, None));
     }
     crate::telemetry::metrics::auth_failure("admin_missing_token");
-    Err(refusal(req))
+    Err(refusal(deps, req, "missing_credential"))
+}
+
+/// Whether the console session of `name` still holds: a `user:` operator must still be an
+/// administrator of the authorization server (exists, not disabled, holds `admin`).
+async fn still_operator(deps: &Deps, name: &str) -> bool {
+    match (name.strip_prefix("user:"), &deps.operators) {
+        (None, _) => true,
+        (Some(user), Some(ops)) => ops.is_operator(user).await,
+        (Some(_), None) => false,
+    }
+}
+
+/// Whether a browser request is the console's own (`Sec-Fetch-Site` absent, `none` or
+/// `same-origin`), not another site's.
+fn own_navigation(headers: &HeaderMap) -> bool {
+    let mut all = headers.get_all("sec-fetch-site").iter();
+    match (all.next(), all.next()) {
+        (None, _) => true,
+        (Some(v), None) => matches!(v.as_bytes(), b"same-origin" | b"none"),
+        _ => false,
+    }
 }
 
 fn operator(name: &str, csrf: Option<String>) -> Operator {
@@ -96,18 +136,39 @@ fn open(deps: &Deps) -> bool {
 }
 
 /// 401: the login page for a browser's page request, else text with the admin challenge.
-fn refusal(req: &Request) -> Box<Response> {
+/// A refused action is audited.
+fn refusal(deps: &Deps, req: &Request, why: &'static str) -> Box<Response> {
     let path = req.uri().path();
+    if let Some(action) = path.strip_prefix("/ui/actions/") {
+        let method = format!("console/{}", bounded(action));
+        let client = peer(req);
+        refused(deps, "", &method, None, (UNAUTHENTICATED, why), client);
+    }
     let page = req.method() == Method::GET
         && !(path.starts_with("/ui/api/")
             || path == "/ui/events"
             || path.starts_with("/ui/connect/"));
     let mut res = match page {
-        true => layout::respond(StatusCode::UNAUTHORIZED, login_markup(None, false)),
+        true => unauthorized(login_markup(None, false)),
         false => crate::admin::token_required(),
     };
     harden(res.headers_mut());
     Box::new(res)
+}
+
+/// A 401 login page, with the admin challenge as every 401 carries.
+fn unauthorized(page: Markup) -> Response {
+    let mut res = layout::respond(StatusCode::UNAUTHORIZED, page);
+    res.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
+    res
+}
+
+/// `s` cut to at most 64 characters (a name from the request, for an audit record).
+pub(crate) fn bounded(s: &str) -> &str {
+    s.char_indices().nth(64).map_or(s, |(i, _)| &s[..i])
 }
 
 /// Whether `given` is `secret`, in constant time.
@@ -251,6 +312,30 @@ pub(crate) fn audit(
     });
 }
 
+/// The audit record of a console request refused (`decision` `deny`): `outcome` is
+/// [`UNAUTHENTICATED`] (no or a wrong credential) or [`DENIED`], `reason` says why.
+pub(crate) fn refused(
+    deps: &Deps,
+    op: &str,
+    method: &str,
+    target: Option<&str>,
+    (outcome, reason): (&'static str, &'static str),
+    client: Option<IpAddr>,
+) {
+    deps.audit.emit(Record {
+        principal: op.to_owned(),
+        auth: "admin",
+        client: client.map(|c| c.to_string()),
+        transport: "console",
+        method: Some(method.to_owned()),
+        name: target.map(str::to_owned),
+        decision: "deny",
+        outcome,
+        reason: Some(reason),
+        ..Record::default()
+    });
+}
+
 /// What a wrong token, user or password gets (the same for each, so nothing is revealed).
 const BAD_LOGIN: &str = "That token, or that user name and password, is not right.";
 const LOCKED: &str = "Too many failed sign-ins from this address. Wait a few minutes.";
@@ -294,8 +379,10 @@ pub(crate) async fn login_page(
     layout::respond(StatusCode::OK, login_markup(None, deps.operators.is_some()))
 }
 
-/// `POST /ui/login`: checks the token or the user's password (throttled per address), then
-/// starts a console session and goes to the console.
+/// `POST /ui/login`: checks the token or the user's password, then starts a console session
+/// and goes to the console. The right admin token always logs in (it cannot be guessed);
+/// wrong tokens and passwords are throttled per address (429 with `Retry-After`), and a
+/// user's password also by the authorization server's per-user lockout.
 pub(crate) async fn login(State(deps): State<Deps>, req: Request) -> Response {
     let addr = peer(&req);
     let secure = https(&req);
@@ -305,39 +392,43 @@ pub(crate) async fn login(State(deps): State<Deps>, req: Request) -> Response {
     };
     let (token, user) = (field(&form, "token"), field(&form, "username"));
     let users = deps.operators.is_some();
-    if !deps.gate.throttle.attempt(addr) {
-        audit(&deps, "", "console/login", None, Some("locked_out"), addr);
-        let page = login_markup(Some(LOCKED), users);
-        return layout::respond(StatusCode::TOO_MANY_REQUESTS, page);
-    }
-    let name = if !token.is_empty() {
-        let ok = deps
+    let tried = (!user.is_empty() && token.is_empty()).then(|| bounded(user));
+    let right_token = !token.is_empty()
+        && deps
             .token
             .as_ref()
             .is_some_and(|t| same_secret(token.as_bytes(), t));
-        ok.then(|| BEARER.to_owned())
-    } else {
-        match (&deps.operators, user.is_empty()) {
-            (Some(ops), false) => {
-                let client = addr.map(|a| a.to_string()).unwrap_or_default();
-                let password = field(&form, "password");
-                let name = ops.verify(user, password, &client).await;
-                name.map(|n| format!("user:{n}"))
-            }
-            _ => None,
+    if !right_token && !deps.gate.throttle.attempt(addr) {
+        let why = (UNAUTHENTICATED, "locked_out");
+        refused(&deps, "", "console/login", tried, why, addr);
+        let mut res = layout::respond(
+            StatusCode::TOO_MANY_REQUESTS,
+            login_markup(Some(LOCKED), users),
+        );
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from(sessions::LOCKOUT.as_secs()),
+        );
+        return res;
+    }
+    let name = match (
+        &deps.operators,
+        right_token,
+        token.is_empty() && !user.is_empty(),
+    ) {
+        (_, true, _) => Some(BEARER.to_owned()),
+        (Some(ops), false, true) => {
+            let client = addr.map(|a| a.to_string()).unwrap_or_default();
+            let password = field(&form, "password");
+            let name = ops.verify(user, password, &client).await;
+            name.map(|n| format!("user:{n}"))
         }
+        _ => None,
     };
     let Some(name) = name else {
-        audit(
-            &deps,
-            "",
-            "console/login",
-            None,
-            Some("bad_credentials"),
-            addr,
-        );
-        let page = login_markup(Some(BAD_LOGIN), users);
-        return layout::respond(StatusCode::UNAUTHORIZED, page);
+        let why = (UNAUTHENTICATED, "bad_credentials");
+        refused(&deps, "", "console/login", tried, why, addr);
+        return unauthorized(login_markup(Some(BAD_LOGIN), users));
     };
     deps.gate.throttle.succeeded(addr);
     let (id, _) = deps.gate.sessions.start(&name);

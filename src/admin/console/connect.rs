@@ -38,7 +38,7 @@ pub(crate) fn url_of(t: &Target, base: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), t.path)
 }
 
-/// The name clients know `t` by: `mcp-relay`, `mcp-relay-NAME` (lowercase, `a-z0-9-`).
+/// The name clients know `t` by: `mcp-relay`, `mcp-relay-NAME` (lowercase, `a-z0-9_-`).
 pub(crate) fn slug(t: &Target) -> String {
     match &t.name {
         None => "mcp-relay".to_owned(),
@@ -46,19 +46,25 @@ pub(crate) fn slug(t: &Target) -> String {
     }
 }
 
-/// `name` with every character but `a-z0-9-` as `-`.
+/// `name` with every character but `a-z0-9_-` as `-`.
 fn clean(name: &str) -> String {
     name.chars()
         .map(|c| match c.to_ascii_lowercase() {
-            c @ ('a'..='z' | '0'..='9' | '-') => c,
+            c @ ('a'..='z' | '0'..='9' | '_' | '-') => c,
             _ => '-',
         })
         .collect()
 }
 
-/// The file name of the extension of `t`, without `.mcpb`: `main` for the main path.
+/// The file name of the extension of `t`, without `.mcpb`, and the page's id of it: `main`
+/// for the main path, `endpoint-NAME` for an endpoint, `server-NAME` for a named server (so
+/// no two targets share one: a server named `main`, a server and an endpoint of one name).
 fn file_of(t: &Target) -> String {
-    t.name.as_deref().map_or("main".to_owned(), clean)
+    match (&t.name, t.kind) {
+        (None, _) => "main".to_owned(),
+        (Some(n), "endpoint") => format!("endpoint-{}", clean(n)),
+        (Some(n), _) => format!("server-{}", clean(n)),
+    }
 }
 
 /// One ready-to-paste configuration.
@@ -206,7 +212,8 @@ pub(crate) async fn download(State(deps): State<Deps>, Path(file): Path<String>)
         return StatusCode::NOT_FOUND.into_response();
     };
     let targets = deps.console.targets();
-    let Some(target) = targets.iter().find(|t| file_of(t) == name) else {
+    let mut named = targets.iter().filter(|t| file_of(t) == name);
+    let (Some(target), None) = (named.next(), named.next()) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     let Ok(bytes) = mcpb::archive(target, &deps.public_base) else {
@@ -255,6 +262,34 @@ mod tests {
         assert_eq!(vscode["inputs"][0]["password"], true);
         let h = &vscode["servers"]["mcp-relay-git-hub"]["headers"]["Authorization"];
         assert_eq!(h, "Bearer ${input:mcp-relay-token}");
-        assert_eq!(file_of(&t), "git-hub");
+        assert_eq!(file_of(&t), "server-git-hub");
+    }
+
+    #[test]
+    fn every_target_has_a_file_name_of_its_own() {
+        let t = |name: Option<&str>, kind| Target {
+            name: name.map(str::to_owned),
+            kind,
+            path: String::new(),
+            auth: "none",
+        };
+        let all = [
+            t(None, "aggregate"),
+            t(Some("main"), "named"),
+            t(Some("git"), "named"),
+            t(Some("git"), "endpoint"),
+            t(Some("git_hub"), "named"),
+            t(Some("git-hub"), "named"),
+        ];
+        let files: Vec<String> = all.iter().map(file_of).collect();
+        let expected = [
+            "main",
+            "server-main",
+            "server-git",
+            "endpoint-git",
+            "server-git_hub",
+            "server-git-hub",
+        ];
+        assert_eq!(files, expected);
     }
 }

@@ -111,6 +111,20 @@ async fn reload_is_confirmed_then_picks_up_the_changed_file_and_is_audited() {
         r["method"] == "console/reload" && r["outcome"] == "error"
     })
     .await;
+
+    // The page names where the file is wrong, never a line of it (which may hold a password).
+    let password = "k7QwZp3Rx9Lm2Vt8";
+    let broken = format!("[cluster.store]\nurl = \"redis://:{password}@10.0.0.20:6379/0\n");
+    std::fs::write(&config, broken).unwrap();
+    let res = b
+        .post("/ui/actions/reload", &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(res.status(), 409);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("TOML parse error at line 2"), "{html}");
+    assert!(!html.contains(password), "{html}");
+    let log = std::fs::read_to_string(&audit).unwrap();
+    assert!(!log.contains(password), "{log}");
 }
 
 const JWT_VAR: &str = "CONSOLE_JWT_SECRET";

@@ -7,6 +7,8 @@
 //! console's own forms pass; every answer carries the security headers.
 
 use super::operator::{admin_of, audited, csrf_of, token_relay, Browser, CSP, TOKEN, TOKEN_VAR};
+use serde_json::json;
+
 use crate::support::{tempdir, Relay, FIXTURE};
 
 #[tokio::test]
@@ -16,6 +18,11 @@ async fn without_a_credential_pages_api_streams_and_actions_are_refused() {
     for page in ["/ui", "/ui/servers", "/ui/connect", "/ui/audit"] {
         let res = b.get(page).await;
         assert_eq!(res.status(), 401, "{page}");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer realm=\"mcp-relay-admin\"",
+            "{page}"
+        );
         assert_eq!(res.headers()["content-security-policy"], CSP, "{page}");
         let html = res.text().await.unwrap();
         assert!(html.contains("action=\"/ui/login\""), "{page}: {html}");
@@ -108,7 +115,7 @@ async fn the_login_form_sets_a_session_cookie_that_works_until_logout() {
 }
 
 #[tokio::test]
-async fn guessing_the_token_is_locked_out() {
+async fn guessing_the_token_is_locked_out_but_the_right_token_still_logs_in() {
     let relay = token_relay(&[]);
     let mut b = Browser::new(&admin_of(&relay).await);
     for i in 0..5 {
@@ -116,11 +123,26 @@ async fn guessing_the_token_is_locked_out() {
             .login_token(&format!("Wq3-xT8b-Rm2k-Wd7p-Hs4n-Lc{i}x"))
             .await;
         assert_eq!(res.status(), 401, "guess {i}");
+        assert_eq!(
+            res.headers()["www-authenticate"],
+            "Bearer realm=\"mcp-relay-admin\""
+        );
         assert!(b.cookie.is_none());
     }
-    let res = b.login_token(TOKEN).await;
-    assert_eq!(res.status(), 429, "locked out, even with the right token");
+    let res = b.login_token("Wq3-xT8b-Rm2k-Wd7p-Hs4n-Lc5x").await;
+    assert_eq!(res.status(), 429, "guessing is locked out");
+    let wait: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=300).contains(&wait), "{wait}");
     assert!(b.cookie.is_none());
+    // Others guessing from this address cannot shut the operator out.
+    let res = b.login_token(TOKEN).await;
+    assert_eq!(res.status(), 303, "the right token always logs in");
+    assert!(b.cookie.is_some());
+    b.cookie = None;
     // The header keeps working for scripts.
     b.bearer = Some(TOKEN.into());
     assert_eq!(b.get("/ui/connect").await.status(), 200);
@@ -227,6 +249,34 @@ async fn a_loopback_console_without_credentials_is_open_with_a_csrf_session() {
     assert_eq!(b.page("/ui/login").await.0, 303, "nothing to log in to");
 }
 
+#[tokio::test]
+async fn another_sites_request_to_an_open_console_starts_no_session() {
+    let relay = Relay::start(&["--admin-listen", "127.0.0.1:0"], &[]);
+    let base = admin_of(&relay).await;
+    let http = reqwest::Client::new();
+    let get = |site: Option<&'static str>| {
+        let mut req = http.get(format!("{base}/ui/servers"));
+        if let Some(s) = site {
+            req = req.header("sec-fetch-site", s);
+        }
+        req.send()
+    };
+    for site in ["cross-site", "same-site"] {
+        let res = get(Some(site)).await.unwrap();
+        assert_eq!(res.status(), 200, "{site}");
+        assert!(res.headers().get("set-cookie").is_none(), "{site}");
+        let html = res.text().await.unwrap();
+        assert!(
+            csrf_of(&html).is_none(),
+            "{site}: no form token without a session"
+        );
+    }
+    for site in [Some("same-origin"), Some("none"), None] {
+        let res = get(site).await.unwrap();
+        assert!(res.headers().get("set-cookie").is_some(), "{site:?}");
+    }
+}
+
 /// An Argon2id PHC string for `password` (cheap parameters).
 fn phc(password: &str) -> String {
     use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};
@@ -237,9 +287,27 @@ fn phc(password: &str) -> String {
         .to_string()
 }
 
-#[tokio::test]
-async fn an_authorization_server_admin_logs_in_and_other_users_do_not() {
-    const PASSWORD: &str = "Jr8-qW3e-Nv5t-Kx2m";
+const PASSWORD: &str = "Jr8-qW3e-Nv5t-Kx2m";
+
+/// The configuration of a relay with an authorization server on `port` whose users are
+/// alice (`alice_roles`) and bob (a viewer), both with [`PASSWORD`], auditing to `audit`.
+fn users_config(
+    dir: &std::path::Path,
+    port: u16,
+    audit: &std::path::Path,
+    alice_roles: &str,
+) -> String {
+    let hash = phc(PASSWORD);
+    format!(
+        "[audit]\nfile = {audit:?}\n\n[oauth_server]\nissuer = \"http://127.0.0.1:{port}\"\nstate_dir = {state:?}\n\n[[oauth_server.users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroles = [{alice_roles}]\n\n[[oauth_server.users]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroles = [\"viewer\"]\n",
+        audit = audit.display().to_string(),
+        state = dir.join("state").display().to_string(),
+    )
+}
+
+/// A relay whose authorization server's alice is an administrator: the relay, its config
+/// file, its audit log, its port.
+fn users_relay() -> (Relay, std::path::PathBuf, std::path::PathBuf, u16) {
     let dir = tempdir();
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -247,14 +315,8 @@ async fn an_authorization_server_admin_logs_in_and_other_users_do_not() {
         .unwrap()
         .port();
     let audit = dir.join("audit.jsonl");
-    let hash = phc(PASSWORD);
-    let toml = format!(
-        "[audit]\nfile = {audit:?}\n\n[oauth_server]\nissuer = \"http://127.0.0.1:{port}\"\nstate_dir = {state:?}\n\n[[oauth_server.users]]\nname = \"alice\"\npassword_hash = \"{hash}\"\nroles = [\"admin\"]\n\n[[oauth_server.users]]\nname = \"bob\"\npassword_hash = \"{hash}\"\nroles = [\"viewer\"]\n",
-        audit = audit.display().to_string(),
-        state = dir.join("state").display().to_string(),
-    );
     let config = dir.join("relay.toml");
-    std::fs::write(&config, toml).unwrap();
+    std::fs::write(&config, users_config(&dir, port, &audit, "\"admin\"")).unwrap();
     let listen = format!("127.0.0.1:{port}");
     let relay = Relay::start_raw(&[
         "serve",
@@ -267,6 +329,12 @@ async fn an_authorization_server_admin_logs_in_and_other_users_do_not() {
         "--",
         FIXTURE,
     ]);
+    (relay, config, audit, port)
+}
+
+#[tokio::test]
+async fn an_authorization_server_admin_logs_in_and_other_users_do_not() {
+    let (relay, _config, audit, port) = users_relay();
     let mut b = Browser::new(&admin_of(&relay).await);
     // Administrators exist: the loopback listener is no longer open.
     assert_eq!(b.get("/ui/connect").await.status(), 401);
@@ -277,6 +345,7 @@ async fn an_authorization_server_admin_logs_in_and_other_users_do_not() {
         .post("/ui/login", &[("username", "bob"), ("password", PASSWORD)])
         .await;
     assert_eq!(bob.status(), 401, "bob is no administrator");
+    assert!(bob.headers().contains_key("www-authenticate"));
     let wrong = b
         .post(
             "/ui/login",
@@ -309,6 +378,69 @@ async fn an_authorization_server_admin_logs_in_and_other_users_do_not() {
     })
     .await;
     assert_eq!(refused["reason"], "bad_credentials");
+    assert_eq!(refused["decision"], "deny");
+    assert_eq!(refused["outcome"], "unauthenticated");
+    assert_eq!(refused["name"], "bob", "the user name tried");
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains(PASSWORD), "no password in the audit log");
+}
+
+#[tokio::test]
+async fn a_demoted_administrator_loses_the_console_at_once() {
+    let (relay, config, audit, port) = users_relay();
+    let mut b = Browser::new(&admin_of(&relay).await);
+    let anonymous = b.post("/ui/actions/reload", &[("confirm", "yes")]).await;
+    assert_eq!(anonymous.status(), 401);
+    let r = audited(&audit, |r| r["method"] == "console/reload").await;
+    assert_eq!(
+        (&r["decision"], &r["outcome"]),
+        (&json!("deny"), &json!("unauthenticated"))
+    );
+
+    let alice = b
+        .post(
+            "/ui/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(alice.status(), 303);
+    let csrf = b.csrf("/ui/connect").await;
+    // alice loses the admin role; she reloads the file herself.
+    let dir = config.parent().unwrap();
+    std::fs::write(&config, users_config(dir, port, &audit, "\"viewer\"")).unwrap();
+    let res = b
+        .post("/ui/actions/reload", &[("csrf", &csrf), ("confirm", "yes")])
+        .await;
+    assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    let (status, html) = b.page("/ui/connect").await;
+    assert_eq!(status, 401, "{html}");
+    assert!(html.contains("action=\"/ui/login\""), "{html}");
+    assert_eq!(
+        b.get("/ui/api/servers").await.status(),
+        401,
+        "the session is gone"
+    );
+}
+
+#[tokio::test]
+async fn a_disabled_administrator_loses_the_console_at_once() {
+    let (relay, config, _audit, _port) = users_relay();
+    let mut b = Browser::new(&admin_of(&relay).await);
+    let alice = b
+        .post(
+            "/ui/login",
+            &[("username", "alice"), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(alice.status(), 303);
+    assert_eq!(b.page("/ui/connect").await.0, 200);
+    let out = std::process::Command::new(crate::support::RELAY)
+        .args(["oauth", "--config", config.to_str().unwrap()])
+        .args(["users", "disable", "alice"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let (status, html) = b.page("/ui/connect").await;
+    assert_eq!(status, 401, "{html}");
 }

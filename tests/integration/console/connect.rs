@@ -25,7 +25,8 @@ fn snippet(html: &str, id: &str, target: &str) -> String {
 
 #[tokio::test]
 async fn each_target_has_json_configurations_with_its_url_and_an_extension() {
-    let config = write_config(&format!("{}{}", server("alpha"), server("beta")));
+    // A server named `main` is not the main path.
+    let config = write_config(&format!("{}{}", server("alpha"), server("main")));
     let relay = config_relay(&config, &[]);
     let mut b = Browser::new(&admin_of(&relay).await);
     b.bearer = Some(TOKEN.into());
@@ -34,8 +35,8 @@ async fn each_target_has_json_configurations_with_its_url_and_an_extension() {
     assert!(!html.contains(TOKEN));
     for (target, url) in [
         ("main", format!("{}/mcp", relay.base)),
-        ("alpha", format!("{}/servers/alpha/mcp", relay.base)),
-        ("beta", format!("{}/servers/beta/mcp", relay.base)),
+        ("server-alpha", format!("{}/servers/alpha/mcp", relay.base)),
+        ("server-main", format!("{}/servers/main/mcp", relay.base)),
     ] {
         let desktop: Value =
             serde_json::from_str(&snippet(&html, "claude-desktop", target)).unwrap();
@@ -100,7 +101,8 @@ async fn each_target_has_json_configurations_with_its_url_and_an_extension() {
             "an open relay needs no token: {m}"
         );
     }
-    assert_eq!(b.get("/ui/connect/gamma.mcpb").await.status(), 404);
+    assert_eq!(b.get("/ui/connect/server-gamma.mcpb").await.status(), 404);
+    assert_eq!(b.get("/ui/connect/alpha.mcpb").await.status(), 404);
     assert_eq!(b.get("/ui/connect/alpha.zip").await.status(), 404);
 }
 

@@ -118,7 +118,21 @@ async fn a_form_without_the_token_or_a_target_is_refused_and_nothing_is_done() {
     )
     .await;
     assert_eq!(res.status(), StatusCode::NOT_FOUND);
-    assert!(taken.0.lock().unwrap().is_empty());
+    // Nothing was done: each refusal is audited as denied, with why.
+    let records = taken.0.lock().unwrap();
+    let seen: Vec<_> = records
+        .iter()
+        .map(|r| (r.method.as_deref(), r.decision, r.outcome, r.reason))
+        .collect();
+    let deny = |m, why| (Some(m), "deny", "denied", Some(why));
+    let expected = [
+        deny("console/end-session", "csrf"),
+        deny("console/end-session", "csrf"),
+        deny("console/revoke", "no_target"),
+        deny("console/unknown", "unknown_action"),
+    ];
+    assert_eq!(seen, expected);
+    assert!(records.iter().all(|r| r.principal == "user:alice"));
 }
 
 #[tokio::test]
@@ -134,8 +148,8 @@ async fn the_connect_page_and_extensions_cover_every_target() {
     let page = text(res).await;
     for (id, target) in [
         ("claude-desktop", "main"),
-        ("vscode", "git"),
-        ("curl", "git"),
+        ("vscode", "server-git"),
+        ("curl", "server-git"),
     ] {
         let tag = format!(r#"<pre data-snippet="{id}" data-target="{target}">"#);
         assert!(page.contains(&tag), "{tag}: {page}");
@@ -144,10 +158,14 @@ async fn the_connect_page_and_extensions_cover_every_target() {
         page.contains("https://relay.example/servers/git/mcp"),
         "{page}"
     );
-    assert!(page.contains(r#"href="/ui/connect/git.mcpb""#), "{page}");
+    assert!(
+        page.contains(r#"href="/ui/connect/server-git.mcpb""#),
+        "{page}"
+    );
     for (file, status) in [
         ("main.mcpb", 200),
-        ("git.mcpb", 200),
+        ("server-git.mcpb", 200),
+        ("git.mcpb", 404),
         ("hg.mcpb", 404),
         ("git", 404),
     ] {
@@ -159,4 +177,26 @@ async fn the_connect_page_and_extensions_cover_every_target() {
             assert_eq!(disposition, format!("attachment; filename=\"{file}\""));
         }
     }
+}
+
+#[test]
+fn a_refused_reload_shows_no_line_of_the_file() {
+    let text = "[cluster.store]\nurl = \"redis://:k7QwZp3Rx9@10.0.0.20:6379/0\n";
+    let Err(e) = toml::from_str::<toml::Table>(text) else {
+        panic!("the file is broken");
+    };
+    let problems = vec![format!("--config relay.toml: {e}"), "one\ntwo".to_owned()];
+    assert!(problems[0].contains("k7QwZp3Rx9"), "{}", problems[0]);
+    let shown = super::first_lines(&problems);
+    assert!(!shown.contains("k7QwZp3Rx9"), "{shown}");
+    assert!(
+        shown.starts_with("--config relay.toml: TOML parse error at line 2"),
+        "{shown}"
+    );
+    assert!(shown.ends_with("; one"), "{shown}");
+    let url = ["oauth_server.issuer: `https://ops:Pq8zR2wX@relay.example` must have no credentials, see http://a.example/x@y".to_owned()];
+    assert_eq!(
+        super::first_lines(&url),
+        "oauth_server.issuer: `https://…@relay.example` must have no credentials, see http://a.example/x@y"
+    );
 }

@@ -117,7 +117,8 @@ struct Count {
 }
 
 /// Login throttling per client address: [`ATTEMPTS`] failures within [`LOCKOUT`] lock the
-/// address out for [`LOCKOUT`]. An attempt counts as a failure before the credential is
+/// address out for [`LOCKOUT`] (for passwords and wrong tokens: the right admin token is
+/// never throttled). When [`MAX_ADDRESSES`] are remembered, the oldest entry makes room. An attempt counts as a failure before the credential is
 /// checked (parallel guesses cannot all pass first); a success gives it back.
 #[derive(Debug, Default)]
 pub(crate) struct Throttle {
@@ -137,7 +138,11 @@ impl Throttle {
                 now.duration_since(c.since) < LOCKOUT || c.locked_until.is_some_and(|t| t > now)
             });
             if map.len() >= MAX_ADDRESSES {
-                return false;
+                // Full of fresh entries: the oldest goes, rather than refusing every newcomer.
+                let oldest = map.iter().min_by_key(|(_, c)| c.since).map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    map.remove(&k);
+                }
             }
         }
         let c = map.entry(key).or_insert(Count {
@@ -232,5 +237,20 @@ mod tests {
         t.succeeded(Some(a));
         assert!(!t.attempt(Some(a)), "a lockout stays after a success");
         assert!(t.attempt(Some(b)));
+    }
+
+    #[test]
+    fn a_full_table_forgets_its_oldest_entry_instead_of_refusing_newcomers() {
+        let t = Throttle::default();
+        let first: IpAddr = "10.0.0.0".parse().unwrap();
+        for i in 0..MAX_ADDRESSES as u32 {
+            assert!(t.attempt(Some(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i)))));
+        }
+        for _ in 1..ATTEMPTS {
+            assert!(t.attempt(Some(first)));
+        }
+        let newcomer: IpAddr = "198.51.100.7".parse().unwrap();
+        assert!(t.attempt(Some(newcomer)), "a new address is let in");
+        assert_eq!(lock(&t.map).len(), MAX_ADDRESSES);
     }
 }
