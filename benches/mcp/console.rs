@@ -45,8 +45,8 @@ impl Drop for Streams {
             r.abort();
         }
         eprintln!(
-            "bench: relay-console: {} KiB read over {} console streams",
-            self.bytes.load(Ordering::Relaxed) / 1024,
+            "bench: relay-console: {} bytes read over {} console streams",
+            self.bytes.load(Ordering::Relaxed),
             self.readers.len()
         );
     }
