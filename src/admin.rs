@@ -11,7 +11,8 @@
 //! With it, a separate plain-HTTP listener serves `/metrics` (Prometheus text 0.0.4),
 //! `/health` and `/ready`, behind its own guard (SECURITY.md §1, CVE-2025-49596: admin surfaces
 //! need Host checks and auth too): Host first (loopback names on a loopback bind, else
-//! `--allowed-host`), no cross-origin browser request, then the bearer token of
+//! `--allowed-host`), no cross-origin browser request (an `Origin` naming the request's own
+//! Host, a console page posting its form, is same-origin), then the bearer token of
 //! `--admin-token-env` when configured; a non-loopback admin bind requires one.
 
 use std::sync::Arc;
@@ -94,14 +95,19 @@ struct Guard {
 async fn guard(State(g): State<Arc<Guard>>, mut req: Request, next: Next) -> Response {
     let authority = req.uri().authority().map(|a| a.as_str().to_owned());
     if let Err(e) = g.cfg.guard.check(req.headers(), authority.as_deref()) {
-        return e.into_response();
+        // A page the console served posting its form back (same origin) is not cross-origin.
+        let same = matches!(e, crate::error::Error::OriginDenied)
+            && console::auth::same_origin(req.headers());
+        if !same {
+            return e.into_response();
+        }
     }
     if let Some(deps) = g
         .console
         .as_ref()
         .filter(|_| console::owns(req.uri().path()))
     {
-        return match console::auth::authenticate(deps, &req) {
+        return match console::auth::authenticate(deps, &mut req) {
             Ok(operator) => {
                 req.extensions_mut().insert(operator);
                 next.run(req).await

@@ -224,17 +224,13 @@ impl Bound {
         let admin_stop = CancellationToken::new();
         if let (Some(listener), Some(cfg)) = (self.admin, &relay.config().admin) {
             router = router.layer(axum::middleware::from_fn(crate::admin::hide_probes));
+            let bound = self.listener.local_addr()?;
             let deps = self.live.clone().map(|live| {
-                console::deps(&hub, self.authz.as_ref(), cfg, live, self.reloader.clone())
+                let reload = self.reloader.clone();
+                console::deps(&hub, self.authz.as_ref(), cfg, live, reload, bound)
             });
             let admin = crate::admin::router(hub.clone(), cfg, deps);
-            let server = axum::serve(listener, admin)
-                .with_graceful_shutdown(admin_stop.clone().cancelled_owned());
-            tokio::spawn(async move {
-                if let Err(e) = server.await {
-                    tracing::warn!(error = %e, "admin listener failed");
-                }
-            });
+            console::serve_admin(listener, admin, admin_stop.clone());
         }
         if crate::telemetry::otel::enabled() {
             router = router.layer(axum::middleware::from_fn(crate::telemetry::otel::propagate));

@@ -24,6 +24,7 @@ mod keys;
 mod lockout;
 mod login;
 mod metadata;
+mod operators;
 mod pages;
 mod redirect;
 mod register;
@@ -50,6 +51,7 @@ use crate::policy::issued::IssuedTokens;
 use crate::telemetry::audit::Audit;
 use keys::Keyring;
 use lockout::Lockout;
+pub(crate) use operators::is_operator;
 use store::Store;
 
 /// The authorization server of one `serve`.

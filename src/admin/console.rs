@@ -88,6 +88,8 @@ pub(crate) struct Deps {
     /// The main listener's public base URL (`https://relay.example.com`), for the
     /// client configurations of the connect page.
     pub public_base: String,
+    /// The console's sessions and login throttle (`auth/sessions.rs`).
+    pub gate: Arc<auth::Gate>,
 }
 
 impl std::fmt::Debug for Deps {

@@ -234,7 +234,7 @@ pub(super) async fn logout(
 
 /// Verifies `password` against a PHC hash; with no hash, against a throwaway one, so an
 /// unknown user costs the same time.
-fn verify(hash: Option<&str>, password: &str) -> bool {
+pub(super) fn verify(hash: Option<&str>, password: &str) -> bool {
     static DUMMY: OnceLock<String> = OnceLock::new();
     let dummy = DUMMY.get_or_init(|| {
         use argon2::password_hash::{rand_core::OsRng, PasswordHasher, SaltString};

@@ -14,6 +14,7 @@
 //! - `cli`: flags, exit codes, errors before binding, signals and shutdown.
 //! - `cluster`: a fleet of relays: forwarding, shared limits, the drain, the response cache.
 //! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
+//! - `console`: the operator's console on the admin listener: login, actions, connect.
 //! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
 //! - `era_bridge`: 2026-07-28 clients in front of a legacy child: discovery, rounds of input,
 //!   the sealed `requestState`, listen streams, logs, caching hints, session modes, era policy.
@@ -68,6 +69,7 @@ mod cli;
 mod cluster;
 mod config;
 mod connection_limits;
+mod console;
 #[cfg(unix)]
 mod era_bridge;
 mod exhaustion;

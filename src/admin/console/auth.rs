@@ -1,36 +1,113 @@
 //! Who may use the console: the admin bearer token (a header, or pasted once into the login
 //! form), a user of the authorization server with the `admin` role, or anyone on a loopback
-//! admin listener when no admin credential is configured.
+//! admin listener when no admin credential is configured (the same rule as the other admin
+//! paths). A browser that logged in (or reached a loopback-open console) holds a console
+//! session: a cookie (`mcp-relay-console`, HttpOnly, SameSite=Strict, Path=/ui) naming a
+//! server-side entry with the operator's name and the CSRF token its forms carry.
 //!
-//! Owns: the console's authentication, its sessions (a cookie naming a server-side entry) and
-//! their CSRF tokens, the login and logout routes. Does not own: the Host/Origin checks that
-//! run before it (`admin.rs`), checking user passwords ([`Operators`](super::Operators)).
+//! Owns: the console's authentication, its sessions and CSRF tokens (`auth/sessions.rs`), the
+//! login throttle, the login and logout routes, the same-origin rule the admin guard applies
+//! to browser requests, the security headers of every console answer, the console's audit
+//! records. Does not own: the Host/Origin checks that run before it (`admin.rs`), checking
+//! user passwords ([`Operators`](super::Operators), `authz/operators.rs`).
 
-use axum::extract::Request;
-use axum::http::StatusCode;
+#[cfg(test)]
+pub(crate) mod fake;
+pub(crate) mod sessions;
+
+use std::net::{IpAddr, SocketAddr};
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
 
+pub(crate) use sessions::Gate;
+
+use super::layout::{self, Tab};
 use super::{Deps, Operator};
+use crate::telemetry::audit::Record;
 
-/// The operator of a request to a console path, or the refusal to send.
-pub(crate) fn authenticate(deps: &Deps, req: &Request) -> Result<Operator, Box<Response>> {
+/// The console session's cookie.
+pub(crate) const COOKIE: &str = "mcp-relay-console";
+/// The operator of a request that carried the admin bearer token.
+pub(crate) const BEARER: &str = "admin-token";
+/// The operator on a loopback admin listener with no admin credential configured.
+pub(crate) const LOOPBACK: &str = "loopback";
+/// The operator of a request to the login page or the assets without a credential.
+pub(crate) const ANONYMOUS: &str = "";
+
+/// The CSP of every console answer: no inline code, nothing from elsewhere, no framing.
+pub(crate) const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Largest login or action form read.
+pub(crate) const MAX_FORM: usize = 8 * 1024;
+
+/// A console session started by this request: its answer sets the cookie.
+#[derive(Debug, Clone)]
+struct NewSession {
+    id: String,
+    secure: bool,
+}
+
+/// The operator of a request to a console path, or the refusal to send. Also starts the
+/// console session of a browser on a loopback-open console (marked for [`secure_headers`]).
+pub(crate) fn authenticate(deps: &Deps, req: &mut Request) -> Result<Operator, Box<Response>> {
     if let Some(given) = crate::admin::bearer(req.headers()) {
         if deps.token.as_ref().is_some_and(|t| same_secret(given, t)) {
-            return Ok(Operator {
-                name: "admin-token".into(),
-                csrf: None,
-            });
+            return Ok(operator(BEARER, None));
         }
-        return Err(Box::new(crate::admin::token_required()));
+        crate::telemetry::metrics::auth_failure("admin_invalid_token");
+        return Err(refusal(req));
     }
-    if deps.token.is_none() && deps.operators.is_none() && deps.loopback {
-        return Ok(Operator {
-            name: "loopback".into(),
-            csrf: None,
-        });
+    let session = cookie(req.headers(), COOKIE).and_then(|id| deps.gate.sessions.get(&id));
+    if let Some((name, csrf)) = session {
+        return Ok(operator(&name, Some(csrf)));
     }
-    Err(Box::new(crate::admin::token_required()))
+    let path = req.uri().path();
+    if open(deps) {
+        if path.starts_with("/ui/api/") || path == "/ui/events" || path.starts_with("/ui/static/") {
+            return Ok(operator(LOOPBACK, None));
+        }
+        let (id, csrf) = deps.gate.sessions.start(LOOPBACK);
+        let secure = https(req);
+        req.extensions_mut().insert(NewSession { id, secure });
+        return Ok(operator(LOOPBACK, Some(csrf)));
+    }
+    if path == "/ui/login" || path.starts_with("/ui/static/") {
+        return Ok(operator(ANONYMOUS, None));
+    }
+    crate::telemetry::metrics::auth_failure("admin_missing_token");
+    Err(refusal(req))
+}
+
+fn operator(name: &str, csrf: Option<String>) -> Operator {
+    Operator {
+        name: name.to_owned(),
+        csrf,
+    }
+}
+
+/// Whether the console is open without a credential: a loopback admin listener and no admin
+/// credential configured.
+fn open(deps: &Deps) -> bool {
+    deps.loopback && deps.token.is_none() && deps.operators.is_none()
+}
+
+/// 401: the login page for a browser's page request, else text with the admin challenge.
+fn refusal(req: &Request) -> Box<Response> {
+    let path = req.uri().path();
+    let page = req.method() == Method::GET
+        && !(path.starts_with("/ui/api/")
+            || path == "/ui/events"
+            || path.starts_with("/ui/connect/"));
+    let mut res = match page {
+        true => layout::respond(StatusCode::UNAUTHORIZED, login_markup(None, false)),
+        false => crate::admin::token_required(),
+    };
+    harden(res.headers_mut());
+    Box::new(res)
 }
 
 /// Whether `given` is `secret`, in constant time.
@@ -39,22 +116,265 @@ pub(crate) fn same_secret(given: &[u8], secret: &[u8]) -> bool {
     given.len() == secret.len() && bool::from(given.ct_eq(secret))
 }
 
-/// `GET /ui/login`: the login form.
-pub(crate) async fn login_page() -> Response {
-    StatusCode::NOT_FOUND.into_response()
+/// Whether a form's `csrf` value is the operator's: their console session's token (compared
+/// in constant time), or none at all for a caller that sent the bearer token itself (no
+/// browser adds that header on its own).
+pub(crate) fn csrf_ok(op: &Operator, given: &str) -> bool {
+    match &op.csrf {
+        Some(token) => !given.is_empty() && same_secret(given.as_bytes(), token.as_bytes()),
+        None => op.name == BEARER,
+    }
 }
 
-/// `POST /ui/login`: checks the token or the user's password, starts a console session.
-pub(crate) async fn login() -> Response {
-    StatusCode::NOT_FOUND.into_response()
+/// Whether a browser request is same-origin: one `Origin` equal to `http://` or `https://`
+/// plus its one `Host` (which the guard has accepted), so a form the console itself served
+/// may be posted back.
+pub(crate) fn same_origin(headers: &HeaderMap) -> bool {
+    let one = |name| {
+        let mut all = headers.get_all(name).iter();
+        match (all.next(), all.next()) {
+            (Some(v), None) => v.to_str().ok().map(str::to_ascii_lowercase),
+            _ => None,
+        }
+    };
+    let (Some(origin), Some(host)) = (one(header::ORIGIN), one(header::HOST)) else {
+        return false;
+    };
+    [("http://", &host), ("https://", &host)]
+        .iter()
+        .any(|(scheme, h)| origin.strip_prefix(scheme) == Some(h.as_str()))
 }
 
-/// `POST /ui/logout`: ends the console session.
-pub(crate) async fn logout() -> Response {
-    StatusCode::NOT_FOUND.into_response()
+/// The value of the cookie `name` in the request's `Cookie` headers.
+pub(crate) fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
 }
 
-/// The headers of every console answer: strict CSP, no framing, no sniffing, no caching.
+/// The `Set-Cookie` of a console session (`id` empty: its removal).
+fn set_cookie(id: &str, secure: bool) -> HeaderValue {
+    let age = match id.is_empty() {
+        true => 0,
+        false => sessions::LIFETIME.as_secs(),
+    };
+    let secure = if secure { "; Secure" } else { "" };
+    let v = format!("{COOKIE}={id}; HttpOnly; SameSite=Strict; Path=/ui; Max-Age={age}{secure}");
+    HeaderValue::from_str(&v).unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// Whether the request came over https (the admin listener itself is plain HTTP).
+fn https(req: &Request) -> bool {
+    req.uri().scheme_str() == Some("https")
+}
+
+/// The client's address, when the listener recorded it.
+pub(crate) fn peer(req: &Request) -> Option<IpAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// The headers of every console answer: strict CSP, no framing, no sniffing, no caching
+/// (unless the route chose its own caching, as the assets do), and the cookie of a console
+/// session started by this request.
 pub(crate) async fn secure_headers(req: Request, next: Next) -> Response {
-    next.run(req).await
+    let new = req.extensions().get::<NewSession>().cloned();
+    let mut res = next.run(req).await;
+    harden(res.headers_mut());
+    if let Some(s) = new {
+        res.headers_mut()
+            .append(header::SET_COOKIE, set_cookie(&s.id, s.secure));
+    }
+    res
 }
+
+fn harden(h: &mut HeaderMap) {
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// Reads a url-encoded form body of at most [`MAX_FORM`] bytes.
+pub(crate) async fn read_form(req: Request) -> Result<Vec<(String, String)>, Response> {
+    let body = axum::body::to_bytes(req.into_body(), MAX_FORM)
+        .await
+        .map_err(|_| (StatusCode::PAYLOAD_TOO_LARGE, "form too large\n").into_response())?;
+    Ok(form_urlencoded::parse(&body).into_owned().collect())
+}
+
+/// The value of `name` in a form (`""` when absent).
+pub(crate) fn field<'a>(form: &'a [(String, String)], name: &str) -> &'a str {
+    form.iter()
+        .find(|(k, _)| k == name)
+        .map_or("", |(_, v)| v.as_str())
+}
+
+/// One audit record of the console (`method` `console/...`), with the operator's identity.
+pub(crate) fn audit(
+    deps: &Deps,
+    op: &str,
+    method: &str,
+    target: Option<&str>,
+    failed: Option<&'static str>,
+    client: Option<IpAddr>,
+) {
+    deps.audit.emit(Record {
+        principal: op.to_owned(),
+        auth: "admin",
+        client: client.map(|c| c.to_string()),
+        transport: "console",
+        method: Some(method.to_owned()),
+        name: target.map(str::to_owned),
+        decision: "allow",
+        outcome: if failed.is_some() { "error" } else { "ok" },
+        reason: failed,
+        ..Record::default()
+    });
+}
+
+/// What a wrong token, user or password gets (the same for each, so nothing is revealed).
+const BAD_LOGIN: &str = "That token, or that user name and password, is not right.";
+const LOCKED: &str = "Too many failed sign-ins from this address. Wait a few minutes.";
+
+/// The login form: the admin token, or a user name and password when the authorization
+/// server has admin users.
+fn login_markup(error: Option<&str>, users: bool) -> Markup {
+    let body = html! {
+        @if let Some(e) = error {
+            p.error role="alert" { (e) }
+        }
+        form method="post" action="/ui/login" {
+            fieldset {
+                legend { "Admin token" }
+                label for="token" { "Token" }
+                input #token type="password" name="token" autocomplete="off";
+            }
+            @if users {
+                fieldset {
+                    legend { "Or an administrator of the authorization server" }
+                    label for="username" { "User name" }
+                    input #username type="text" name="username" autocomplete="username";
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password";
+                }
+            }
+            button type="submit" { "Sign in" }
+        }
+    };
+    layout::page("Sign in", Tab::Other, None, None, body)
+}
+
+/// `GET /ui/login`: the login form (the console itself for a signed-in operator).
+pub(crate) async fn login_page(
+    State(deps): State<Deps>,
+    axum::Extension(op): axum::Extension<Operator>,
+) -> Response {
+    if op.name != ANONYMOUS {
+        return Redirect::to("/ui/servers").into_response();
+    }
+    layout::respond(StatusCode::OK, login_markup(None, deps.operators.is_some()))
+}
+
+/// `POST /ui/login`: checks the token or the user's password (throttled per address), then
+/// starts a console session and goes to the console.
+pub(crate) async fn login(State(deps): State<Deps>, req: Request) -> Response {
+    let addr = peer(&req);
+    let secure = https(&req);
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let (token, user) = (field(&form, "token"), field(&form, "username"));
+    let users = deps.operators.is_some();
+    if !deps.gate.throttle.attempt(addr) {
+        audit(&deps, "", "console/login", None, Some("locked_out"), addr);
+        let page = login_markup(Some(LOCKED), users);
+        return layout::respond(StatusCode::TOO_MANY_REQUESTS, page);
+    }
+    let name = if !token.is_empty() {
+        let ok = deps
+            .token
+            .as_ref()
+            .is_some_and(|t| same_secret(token.as_bytes(), t));
+        ok.then(|| BEARER.to_owned())
+    } else {
+        match (&deps.operators, user.is_empty()) {
+            (Some(ops), false) => {
+                let client = addr.map(|a| a.to_string()).unwrap_or_default();
+                let password = field(&form, "password");
+                let name = ops.verify(user, password, &client).await;
+                name.map(|n| format!("user:{n}"))
+            }
+            _ => None,
+        }
+    };
+    let Some(name) = name else {
+        audit(
+            &deps,
+            "",
+            "console/login",
+            None,
+            Some("bad_credentials"),
+            addr,
+        );
+        let page = login_markup(Some(BAD_LOGIN), users);
+        return layout::respond(StatusCode::UNAUTHORIZED, page);
+    };
+    deps.gate.throttle.succeeded(addr);
+    let (id, _) = deps.gate.sessions.start(&name);
+    audit(&deps, &name, "console/login", None, None, addr);
+    let mut res = Redirect::to("/ui/servers").into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie(&id, secure));
+    res
+}
+
+/// `POST /ui/logout`: ends the console session (its form carries the CSRF token).
+pub(crate) async fn logout(
+    State(deps): State<Deps>,
+    axum::Extension(op): axum::Extension<Operator>,
+    req: Request,
+) -> Response {
+    let addr = peer(&req);
+    let secure = https(&req);
+    let id = cookie(req.headers(), COOKIE);
+    let form = match read_form(req).await {
+        Ok(f) => f,
+        Err(res) => return res,
+    };
+    let (Some(id), true) = (id, op.csrf.is_some() && csrf_ok(&op, field(&form, "csrf"))) else {
+        return (
+            StatusCode::FORBIDDEN,
+            "the form is not this console session's\n",
+        )
+            .into_response();
+    };
+    deps.gate.sessions.end(&id);
+    audit(&deps, &op.name, "console/logout", None, None, addr);
+    let mut res = Redirect::to("/ui/login").into_response();
+    res.headers_mut()
+        .append(header::SET_COOKIE, set_cookie("", secure));
+    res
+}
+
+#[cfg(test)]
+mod tests;
