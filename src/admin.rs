@@ -3,9 +3,10 @@
 //! `/health` always answers 200 with the relay's state (status, session mode, active sessions,
 //! children alive, invalid child stdout lines dropped, uptime, and each supervised upstream
 //! slot's state: `ready`/`starting`/`backoff`/`open` with `retry_after_seconds`; the remote URL
-//! of `--upstream` without credentials or query). `/ready` answers 200 once the wrapped
-//! command is known to be spawnable (resolved at startup, the last spawn did not fail, no
-//! shared child's circuit is open) and 503 otherwise and while draining.
+//! of `--upstream` without credentials or query); `/health?deep=1` also pings each server's
+//! children (JSON-RPC `ping`: `ping_ms` or `ping_error`, `hub/probes.rs`). `/ready` answers
+//! 200 once the wrapped command is known to be spawnable (resolved at startup, the last spawn
+//! did not fail, no shared child's circuit is open) and 503 otherwise and while draining.
 //!
 //! Without `--admin-listen` the probes are served by the main HTTP router (behind its guard).
 //! With it, a separate plain-HTTP listener serves `/metrics` (Prometheus text 0.0.4),
@@ -18,7 +19,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use axum::extract::{Request, State};
+use axum::extract::{RawQuery, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,6 +47,10 @@ pub(crate) trait Probe: Send + Sync + 'static {
     /// More `/metrics` text after the relay-wide families (the hub's per-server gauges).
     fn more_metrics(&self) -> String {
         String::new()
+    }
+    /// The `/health?deep=1` document: the `/health` one with each server's children pinged.
+    fn deep_health(&self) -> futures_util::future::BoxFuture<'_, Value> {
+        Box::pin(async move { self.health() })
     }
 }
 
@@ -172,9 +177,16 @@ pub(crate) async fn metrics_text<P: Probe>(State(probe): State<Arc<P>>) -> Respo
         .into_response()
 }
 
-/// `GET /health`.
-pub(crate) async fn health<P: Probe>(State(probe): State<Arc<P>>) -> Json<Value> {
-    Json(probe.health())
+/// `GET /health`; `?deep=1` pings each server's children (one check at a time).
+pub(crate) async fn health<P: Probe>(
+    State(probe): State<Arc<P>>,
+    RawQuery(query): RawQuery,
+) -> Json<Value> {
+    let deep = query.is_some_and(|q| q.split('&').any(|p| p == "deep=1" || p == "deep=true"));
+    match deep {
+        true => Json(probe.deep_health().await),
+        false => Json(probe.health()),
+    }
 }
 
 /// The `/health` document of one relay.

@@ -12,6 +12,7 @@
 
 pub(crate) mod cache;
 pub(crate) mod children;
+mod console;
 mod face;
 mod legacy;
 mod listen;

@@ -82,6 +82,10 @@ pub(crate) struct Hello {
     /// `params.protocolVersion` (empty when absent).
     pub version: String,
     pub caps: ClientCaps,
+    /// `params.clientInfo.name` and `.version` (capped as audit strings; empty when absent),
+    /// for the operator's console.
+    pub client_name: String,
+    pub client_version: String,
 }
 
 impl Hello {
@@ -91,8 +95,17 @@ impl Hello {
             #[serde(rename = "protocolVersion")]
             protocol_version: Option<String>,
             capabilities: Option<serde_json::Map<String, serde_json::Value>>,
+            /// Read loosely: a strange `clientInfo` must not lose the rest.
+            #[serde(rename = "clientInfo")]
+            client_info: Option<serde_json::Value>,
         }
         let p = init.params::<Params>();
+        let info = |k: &str| {
+            let info = p.as_ref().and_then(|p| p.client_info.as_ref());
+            let text = info.and_then(|i| i.get(k)).and_then(|v| v.as_str());
+            text.map(crate::telemetry::audit::cap).unwrap_or_default()
+        };
+        let (client_name, client_version) = (info("name"), info("version"));
         let caps = p.as_ref().and_then(|p| p.capabilities.as_ref());
         let has = |k: &str| caps.is_some_and(|c| c.get(k).is_some_and(|v| !v.is_null()));
         let caps = ClientCaps {
@@ -103,8 +116,27 @@ impl Hello {
         Hello {
             version: p.and_then(|p| p.protocol_version).unwrap_or_default(),
             caps,
+            client_name,
+            client_version,
         }
     }
+}
+
+/// What the operator's console shows of a session ([`Session::facts`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Facts<'a> {
+    /// Who opened it (`""`: anonymous).
+    pub principal: &'a str,
+    /// The front it was opened on (`""` until known).
+    pub transport: &'static str,
+    pub client_name: &'a str,
+    pub client_version: &'a str,
+    pub protocol_version: &'a str,
+    pub age: Duration,
+    /// Since its last request, answer or open stream.
+    pub idle: Duration,
+    pub calls: u64,
+    pub in_flight: usize,
 }
 
 /// One client session.
@@ -123,6 +155,10 @@ pub(crate) struct Session {
     /// from it (legacy SSE: each POST).
     inbox: Option<Inbox>,
     inflight: AtomicUsize,
+    /// Requests admitted in it so far (the console's count).
+    calls: AtomicU64,
+    /// The front it was opened on (`Transport::as_str`), once known.
+    transport: OnceLock<&'static str>,
     version: OnceLock<String>,
     limits: BufferLimits,
     /// Whether a client may resume its streams (Streamable HTTP, `Last-Event-ID`); a session
@@ -165,7 +201,11 @@ impl Session {
         limits: BufferLimits,
         inbox: Inbox,
     ) -> Arc<Session> {
-        Arc::new(Session::build(identity, limits, Some(inbox)))
+        let session = Session::build(identity, limits, Some(inbox));
+        let _ = session
+            .transport
+            .set(crate::caller::Transport::Sse.as_str());
+        Arc::new(session)
     }
 
     /// Fills a reserved session with its client's `initialize`; false if it had one.
@@ -202,6 +242,8 @@ impl Session {
             roles: OnceLock::new(),
             inbox,
             inflight: AtomicUsize::new(0),
+            calls: AtomicU64::new(0),
+            transport: OnceLock::new(),
             version: OnceLock::new(),
             limits,
             replays: false,
@@ -244,13 +286,39 @@ impl Session {
         }
     }
 
-    /// Takes one in-flight slot unless `limit` are taken.
+    /// Takes one in-flight slot unless `limit` are taken (and counts the call).
     pub(crate) fn begin_request(&self, limit: usize) -> bool {
-        self.inflight
+        let taken = self
+            .inflight
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
             })
-            .is_ok()
+            .is_ok();
+        if taken {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        taken
+    }
+
+    /// Notes the front the session was opened on (the first call wins).
+    pub(crate) fn opened_on(&self, transport: crate::caller::Transport) {
+        let _ = self.transport.set(transport.as_str());
+    }
+
+    /// What the operator's console shows of the session.
+    pub(crate) fn facts(&self) -> Facts<'_> {
+        let hello = self.hello.get();
+        Facts {
+            principal: self.identity().unwrap_or(""),
+            transport: self.transport.get().copied().unwrap_or(""),
+            client_name: hello.map_or("", |h| h.client_name.as_str()),
+            client_version: hello.map_or("", |h| h.client_version.as_str()),
+            protocol_version: self.effective_version(),
+            age: self.created.elapsed(),
+            idle: self.idle_for(),
+            calls: self.calls.load(Ordering::Relaxed),
+            in_flight: self.in_flight(),
+        }
     }
 
     /// Requests of this session not answered yet.
@@ -466,5 +534,36 @@ mod tests {
         assert!(!table.bind(reserved.id(), Some(8)));
         assert_eq!(table.count_of("ann"), 0);
         assert_eq!(table.count(), 1);
+    }
+
+    #[test]
+    fn hello_keeps_the_client_name_and_version_and_tolerates_odd_ones() {
+        let frame = |params: &str| {
+            let text =
+                format!(r#"{{"jsonrpc":"2.0","id":1,"method":"initialize","params":{params}}}"#);
+            Frame::parse(Bytes::from(text)).unwrap()
+        };
+        let named = frame(
+            r#"{"protocolVersion":"2025-11-25","clientInfo":{"name":"<b>x</b>","version":"1.2"}}"#,
+        );
+        let hello = Hello::of(&named);
+        assert_eq!(
+            (hello.client_name.as_str(), hello.client_version.as_str()),
+            ("<b>x</b>", "1.2")
+        );
+        let odd = frame(r#"{"protocolVersion":"2025-11-25","clientInfo":{"name":5}}"#);
+        let hello = Hello::of(&odd);
+        assert_eq!(hello.version, "2025-11-25");
+        assert_eq!(hello.client_name, "");
+        let session = Session::new(Hello::of(&named), Some("ann".into()), LIMITS, true);
+        session.opened_on(crate::caller::Transport::Websocket);
+        assert!(session.begin_request(1));
+        assert!(!session.begin_request(1));
+        let facts = session.facts();
+        assert_eq!(
+            (facts.principal, facts.transport, facts.calls),
+            ("ann", "websocket", 1)
+        );
+        assert_eq!(facts.client_name, "<b>x</b>");
     }
 }

@@ -2,8 +2,15 @@
 //! gauges, and with named servers each server's own health, the aggregate's view of them
 //! (up, starting, down and why; name conflicts) and per-server gauges. The handlers are
 //! `admin.rs`'s, generic over [`Probe`].
+//!
+//! The deep check (`/health?deep=1`, the console's button) adds a JSON-RPC `ping` of each
+//! server's children: `ping_ms` (the slowest answer) or `ping_error`. One runs at a time;
+//! each ping waits at most [`PING_TIMEOUT`].
+
+use std::time::Duration;
 
 use serde_json::{json, Value};
+use tokio::sync::Semaphore;
 
 use super::Hub;
 use crate::admin::{self, Probe};
@@ -12,6 +19,13 @@ use crate::config::servers::FailureMode;
 use crate::relay::Relay;
 use crate::telemetry::metrics;
 use crate::upstream::ServerSpec;
+
+/// How long a deep check waits for each child's answer to `ping`.
+pub(crate) const PING_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a deep check waits for the one running before it.
+const DEEP_QUEUE: Duration = Duration::from_secs(5);
+/// One deep check at a time, in the whole process.
+static DEEP: Semaphore = Semaphore::const_new(1);
 
 /// A per-server gauge of `/metrics`: its name, its help, how to read it off a relay.
 type Gauge = (&'static str, &'static str, fn(&Relay) -> u64);
@@ -51,6 +65,10 @@ impl Probe for Hub {
         }
         doc["ready"] = json!(self.ready());
         doc
+    }
+
+    fn deep_health(&self) -> futures_util::future::BoxFuture<'_, Value> {
+        Box::pin(self.deep())
     }
 
     /// The main relay is ready (and, in a fleet, the replica is not draining); with
@@ -135,10 +153,40 @@ impl Probe for Hub {
 }
 
 impl Hub {
+    /// The `/health` document with each server's children pinged (see the module header).
+    pub(crate) async fn deep(&self) -> Value {
+        let mut doc = self.health();
+        let Ok(Ok(_turn)) = tokio::time::timeout(DEEP_QUEUE, DEEP.acquire()).await else {
+            doc["deep"] = json!("busy: another deep check is running");
+            return doc;
+        };
+        if let Some(ping) = self.main.ping(PING_TIMEOUT).await {
+            merge(&mut doc, ping);
+        }
+        let servers = self.servers.load();
+        let pings = servers
+            .iter()
+            .map(|m| async move { (m.name.clone(), m.relay.ping(PING_TIMEOUT).await) });
+        for (name, ping) in futures_util::future::join_all(pings).await {
+            if let (Some(ping), Some(entry)) = (ping, doc["servers"].get_mut(&name)) {
+                merge(entry, ping);
+            }
+        }
+        doc["deep"] = json!(true);
+        doc
+    }
+
     /// Whether this replica of a fleet is draining (SIGTERM): `/ready` says 503, while its
     /// sessions are still served.
     fn fleet_draining(&self) -> bool {
         let cluster = self.main.config().cluster.as_deref();
         cluster.is_some_and(crate::cluster::Cluster::is_draining)
+    }
+}
+
+/// Puts the fields of `more` (an object) into `doc`.
+fn merge(doc: &mut Value, more: Value) {
+    if let (Some(doc), Value::Object(more)) = (doc.as_object_mut(), more) {
+        doc.extend(more);
     }
 }

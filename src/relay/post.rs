@@ -241,6 +241,7 @@ impl Relay {
         if matches!(self.names(), crate::policy::rbac::Names::Delegated) {
             session.keep_roles(&caller.principal.roles);
         }
+        session.opened_on(caller.transport);
         session.touch();
         let stream = session.new_stream();
         let ticket = ticket.take().unwrap_or_default();

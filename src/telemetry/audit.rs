@@ -29,7 +29,7 @@ mod tests;
 mod writer;
 
 use super::metrics::{self, ServerLabel};
-pub(crate) use sanitize::redact_args;
+pub(crate) use sanitize::{cap, redact_args};
 use writer::{open_log, spawn_writer, FileSink, Sink};
 
 /// Records waiting for the writer; beyond this, [`Audit::emit`] drops and counts.

@@ -1,25 +1,35 @@
-//! The live feed the operator's console reads: the recent audit records (a bounded ring),
-//! each new one to subscribers as it comes, and traffic windows (requests, errors, latency
-//! per server, tool and principal over the last minutes; refusals by reason) computed from
-//! the same records.
+//! The live feed the operator's console reads: the recent audit records (a ring bounded by
+//! count and bytes), each new one to subscribers as it comes, and traffic windows (requests,
+//! errors, latency per server, tool and principal over the last minutes; refusals by reason)
+//! computed from the same records (`live/traffic.rs`).
 //!
-//! Owns: what is kept in memory for the console and its bounds. Fed by [`Audit::emit`]
-//! (`telemetry/audit.rs`) with every record, whether or not an audit file is configured.
-//! Does not own: the record's shape or its sanitising (`audit.rs`), rendering (`admin/console/`).
+//! Owns: what is kept in memory for the console and its bounds, the audit [`Filter`]. Fed by
+//! [`Audit::emit`] (`telemetry/audit.rs`) with every record, whether or not an audit file is
+//! configured: each record costs one JSON value (strings capped as in the file) and one lock.
+//! Does not own: the record's shape or its sanitising rules (`audit.rs`), rendering
+//! (`admin/console/`).
 //!
 //! [`Audit::emit`]: super::audit::Audit::emit
 
+mod traffic;
+
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::audit::{Record, Tap};
+use super::audit::{cap, Record, Tap, MAX_STRING_CHARS};
+pub(crate) use traffic::TrafficView;
+use traffic::{Sample, Traffic};
 
-/// How many recent records the ring keeps.
+/// How many recent records the ring keeps at most.
 pub(crate) const RECENT: usize = 1000;
+/// How many bytes (estimated, [`weight`]) the ring's records may hold.
+pub(crate) const RECENT_BYTES: usize = 2 * 1024 * 1024;
 /// How many records a slow subscriber may fall behind before it skips ahead.
 const BACKLOG: usize = 256;
 
@@ -32,48 +42,130 @@ pub(crate) struct Entry {
     pub json: Arc<Value>,
 }
 
+/// Which records the audit page shows: each field given and not empty must equal the
+/// record's (`tool`: its `name`).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq, Eq)]
+#[serde(default)]
+pub(crate) struct Filter {
+    pub principal: Option<String>,
+    pub server: Option<String>,
+    pub tool: Option<String>,
+    pub outcome: Option<String>,
+}
+
+impl Filter {
+    /// Whether the record `v` passes (empty fields match everything).
+    pub(crate) fn matches(&self, v: &Value) -> bool {
+        let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+        let ok = |want: &Option<String>, k: &str| {
+            want.as_deref()
+                .is_none_or(|w| w.is_empty() || field(k) == w)
+        };
+        ok(&self.principal, "principal")
+            && ok(&self.server, "server")
+            && ok(&self.tool, "name")
+            && ok(&self.outcome, "outcome")
+    }
+}
+
+/// What the lock guards: the ring and the windows.
+#[derive(Debug, Default)]
+struct Inner {
+    recent: VecDeque<(Entry, usize)>,
+    bytes: usize,
+    traffic: Traffic,
+}
+
 /// The console's live feed (see the module header).
 #[derive(Debug)]
 pub(crate) struct Live {
     seq: AtomicU64,
-    recent: Mutex<VecDeque<Entry>>,
+    inner: Mutex<Inner>,
     tx: broadcast::Sender<Entry>,
+    started: Instant,
+    /// `started` as Unix milliseconds.
+    started_ms: u64,
 }
 
 impl Live {
     pub(crate) fn new() -> Arc<Live> {
         let (tx, _) = broadcast::channel(BACKLOG);
+        let started_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
         Arc::new(Live {
             seq: AtomicU64::new(0),
-            recent: Mutex::new(VecDeque::with_capacity(RECENT)),
+            inner: Mutex::new(Inner::default()),
             tx,
+            started: Instant::now(),
+            started_ms,
         })
     }
 
-    /// Takes in one record (timestamped).
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes in one record (timestamped): sanitised, kept, counted, broadcast.
     fn take(&self, record: &Record) {
-        let json = match serde_json::to_value(record) {
-            Ok(v) => Arc::new(v),
-            Err(_) => return,
+        let Ok(mut json) = serde_json::to_value(record) else {
+            return;
         };
+        cap_strings(&mut json);
+        let size = weight(&json);
         let entry = Entry {
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            json,
+            json: Arc::new(json),
         };
+        let now = self.started.elapsed().as_secs();
         {
-            let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-            if recent.len() == RECENT {
-                recent.pop_front();
+            let mut inner = self.lock();
+            inner.traffic.add(now, &Sample::of(&entry.json));
+            while inner.recent.len() >= RECENT
+                || (inner.bytes + size > RECENT_BYTES && !inner.recent.is_empty())
+            {
+                if let Some((_, b)) = inner.recent.pop_front() {
+                    inner.bytes -= b;
+                }
             }
-            recent.push_back(entry.clone());
+            inner.bytes += size;
+            inner.recent.push_back((entry.clone(), size));
         }
         let _ = self.tx.send(entry);
     }
 
-    /// The kept records, oldest first.
-    pub(crate) fn recent(&self) -> Vec<Entry> {
-        let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
-        recent.iter().cloned().collect()
+    /// The last `limit` kept records that pass `filter`, oldest first.
+    pub(crate) fn recent(&self, filter: &Filter, limit: usize) -> Vec<Entry> {
+        self.since(filter, 0, limit)
+    }
+
+    /// The last `limit` kept records after `after` (a [`Entry::seq`]) that pass `filter`,
+    /// oldest first.
+    pub(crate) fn since(&self, filter: &Filter, after: u64, limit: usize) -> Vec<Entry> {
+        let inner = self.lock();
+        let mut out: Vec<Entry> = inner
+            .recent
+            .iter()
+            .rev()
+            .map(|(e, _)| e)
+            .take_while(|e| e.seq > after)
+            .filter(|e| filter.matches(&e.json))
+            .take(limit)
+            .cloned()
+            .collect();
+        out.reverse();
+        out
+    }
+
+    /// The number of the last record taken in (0 before the first).
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.seq.load(Ordering::Relaxed)
+    }
+
+    /// The traffic windows now.
+    pub(crate) fn traffic(&self) -> TrafficView {
+        let now = self.started.elapsed().as_secs();
+        self.lock().traffic.view(now, self.started_ms)
     }
 
     /// Each record from now on (a receiver that falls [`BACKLOG`] behind skips ahead).
@@ -85,5 +177,103 @@ impl Live {
 impl Tap for Live {
     fn record(&self, record: &Record) {
         self.take(record);
+    }
+}
+
+/// Caps every string of `v` as the audit file does (only the long ones are rebuilt).
+fn cap_strings(v: &mut Value) {
+    match v {
+        // A string of fewer bytes than the cap has fewer characters.
+        Value::String(s) if s.len() > MAX_STRING_CHARS => *s = cap(s),
+        Value::Array(items) => items.iter_mut().for_each(cap_strings),
+        Value::Object(map) => map.values_mut().for_each(cap_strings),
+        _ => {}
+    }
+}
+
+/// About how many bytes `v` holds in memory.
+fn weight(v: &Value) -> usize {
+    const NODE: usize = 32;
+    match v {
+        Value::String(s) => NODE + s.len(),
+        Value::Array(items) => NODE + items.iter().map(weight).sum::<usize>(),
+        Value::Object(map) => {
+            NODE + map
+                .iter()
+                .map(|(k, v)| NODE + k.len() + weight(v))
+                .sum::<usize>()
+        }
+        _ => NODE,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(principal: &str, outcome: &'static str) -> Record {
+        Record {
+            principal: principal.into(),
+            outcome,
+            method: Some("tools/call".into()),
+            name: Some("echo".into()),
+            ..Record::default()
+        }
+    }
+
+    #[test]
+    fn live_ring_is_bounded_by_count_and_bytes() {
+        let live = Live::new();
+        for _ in 0..(RECENT + 5) {
+            live.take(&record("ann", "ok"));
+        }
+        let all = live.recent(&Filter::default(), usize::MAX);
+        assert_eq!(all.len(), RECENT);
+        assert_eq!(all.last().unwrap().seq, (RECENT + 5) as u64);
+        assert_eq!(all[0].seq, 6);
+        // Long strings are capped, and big records push out old ones by bytes.
+        let big = Record {
+            rule: Some("x".repeat(10_000)),
+            args: Some(serde_json::json!({ "a": "y".repeat(10_000) })),
+            ..record("bob", "ok")
+        };
+        live.take(&big);
+        let last = live.recent(&Filter::default(), 1).remove(0);
+        assert_eq!(last.json["rule"].as_str().unwrap().chars().count(), 256);
+        let inner = live.lock();
+        assert!(inner.bytes <= RECENT_BYTES);
+        assert_eq!(
+            inner.bytes,
+            inner.recent.iter().map(|(_, b)| b).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn live_filter_and_since_pick_the_records_asked_for() {
+        let live = Live::new();
+        live.take(&record("ann", "ok"));
+        live.take(&record("bob", "denied"));
+        live.take(&record("ann", "denied"));
+        let f = Filter {
+            outcome: Some("denied".into()),
+            ..Filter::default()
+        };
+        let seqs = |v: Vec<Entry>| v.iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(live.recent(&f, 10)), vec![2, 3]);
+        assert_eq!(seqs(live.recent(&f, 1)), vec![3]);
+        assert_eq!(seqs(live.since(&Filter::default(), 1, 10)), vec![2, 3]);
+        let ann = Filter {
+            principal: Some("ann".into()),
+            tool: Some("echo".into()),
+            ..Filter::default()
+        };
+        assert_eq!(seqs(live.recent(&ann, 10)), vec![1, 3]);
+        let blank = Filter {
+            server: Some(String::new()),
+            ..Filter::default()
+        };
+        assert_eq!(live.recent(&blank, 10).len(), 3);
+        assert_eq!(live.traffic().principals.len(), 2);
+        assert_eq!(live.last_seq(), 3);
     }
 }

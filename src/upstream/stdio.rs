@@ -21,8 +21,11 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+pub(crate) mod tail;
+
 use super::lines::{Line, LineReader};
 use crate::os::process::{signal_tree, Stop};
+pub(crate) use tail::Tail;
 
 pub(crate) use crate::os::process::exec_shim;
 
@@ -80,6 +83,8 @@ pub(crate) struct ChildHandle {
     exit: watch::Receiver<Option<ExitInfo>>,
     /// Set for a remote link (`upstream/remote.rs`): why it last failed.
     cause: Option<Cause>,
+    /// Its last stderr lines (a process; a link has none).
+    tail: Option<Arc<Tail>>,
     _drop: Arc<StopOnDrop>,
 }
 
@@ -155,7 +160,8 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Erro
         close_stdin.clone(),
         kill.clone(),
     ));
-    tokio::spawn(read_stderr(stderr, pid));
+    let tail = Arc::new(Tail::default());
+    tokio::spawn(read_stderr(stderr, pid, tail.clone()));
     tokio::spawn(supervise(
         child,
         tree,
@@ -183,6 +189,7 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Erro
         pid,
         stdin: stdin_tx,
         cause: None,
+        tail: Some(tail),
         exit: exit_rx,
         _drop: Arc::new(StopOnDrop(stop.clone())),
         stop,
@@ -232,6 +239,7 @@ pub(crate) fn link() -> (ChildHandle, ChildOutput, LinkEnds) {
         stdin: out_tx,
         exit: exit_rx,
         cause: Some(cause.clone()),
+        tail: None,
         _drop: Arc::new(StopOnDrop(stop.clone())),
         stop: stop.clone(),
     };
@@ -275,6 +283,11 @@ impl ChildHandle {
 
     pub(crate) fn exited(&self) -> bool {
         self.exit.borrow().is_some()
+    }
+
+    /// Its last stderr lines, kept after it exits (a process; `None` for a link).
+    pub(crate) fn stderr_tail(&self) -> Option<&Arc<Tail>> {
+        self.tail.as_ref()
     }
 
     /// Waits until the child has been reaped.
@@ -395,7 +408,7 @@ impl ChildOutput {
     }
 }
 
-async fn read_stderr(stderr: ChildStderr, pid: u32) {
+async fn read_stderr(stderr: ChildStderr, pid: u32, tail: Arc<Tail>) {
     let mut lines = LineReader::new(stderr, 2 * 1024, STDERR_LINE, u64::MAX);
     let mut window = Instant::now();
     let (mut logged, mut suppressed) = (0u32, 0u64);
@@ -415,6 +428,7 @@ async fn read_stderr(stderr: ChildStderr, pid: u32) {
         match line {
             Line::Text(t) => {
                 info!(target: "mcp_relay::child_stderr", pid, "{}", String::from_utf8_lossy(&t));
+                tail.push(&t);
             }
             Line::TooLong(len) => {
                 info!(target: "mcp_relay::child_stderr", pid, len, "long stderr line dropped");

@@ -19,10 +19,14 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+mod lives;
+
 use super::audience::{Audience, Level};
 use super::{Counters, Limits, ServerSpec, Upstream};
 use crate::error::Error;
 use crate::jsonrpc::Frame;
+use lives::{exit_words, Lives};
+pub(crate) use lives::{stderr_of, Facts};
 
 const BACKOFF_BASE: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
@@ -92,6 +96,10 @@ pub(crate) struct Slot {
     ever_ready: std::sync::atomic::AtomicBool,
     /// Why the last start failed (a remote link's cause, in its user's terms).
     cause: std::sync::Mutex<Option<Arc<str>>>,
+    /// What the console shows of its children's lives.
+    lives: std::sync::Mutex<Lives>,
+    /// The operator asked for a restart: the child's exit is not a failure.
+    restart_asked: std::sync::atomic::AtomicBool,
 }
 
 impl Slot {
@@ -106,6 +114,8 @@ impl Slot {
             stop: CancellationToken::new(),
             ever_ready: std::sync::atomic::AtomicBool::new(false),
             cause: std::sync::Mutex::new(None),
+            lives: std::sync::Mutex::default(),
+            restart_asked: std::sync::atomic::AtomicBool::new(false),
         });
         tokio::spawn(run(slot.clone()));
         slot
@@ -218,6 +228,33 @@ impl Slot {
         }
     }
 
+    /// What the console shows of the slot's children.
+    pub(crate) fn facts(&self) -> Facts {
+        let lives = self.lives();
+        Facts {
+            uptime: lives.started.map(|t| t.elapsed()),
+            restarts: lives.starts.saturating_sub(1),
+            last_exit: lives.last_exit.clone(),
+            stderr: lives.stderr(),
+        }
+    }
+
+    fn lives(&self) -> std::sync::MutexGuard<'_, Lives> {
+        self.lives.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Stops the running child so that the slot starts a new one at once (the operator's
+    /// restart; not counted as a failure). False when no child is running.
+    pub(crate) fn restart(&self) -> bool {
+        let Some(up) = self.current().filter(|u| u.is_alive()) else {
+            return false;
+        };
+        self.restart_asked
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        up.stop();
+        true
+    }
+
     /// Stops the child for good.
     pub(crate) fn stop(&self) {
         self.stop.cancel();
@@ -328,9 +365,14 @@ async fn life(slot: &Slot) -> Option<bool> {
             *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = None;
             slot.ever_ready
                 .store(true, std::sync::atomic::Ordering::Relaxed);
+            slot.lives().started(up.child.stderr_tail().cloned());
             slot.state.send_replace(State::Ready(up.clone(), init));
             tokio::select! {
-                () = up.wait() => {}
+                exit = up.child.wait() => {
+                    let mut lives = slot.lives();
+                    lives.started = None;
+                    lives.last_exit = Some(exit.map_or_else(|| "exited".to_owned(), exit_words));
+                }
                 () = slot.stop.cancelled() => {
                     slot.state.send_replace(State::Stopped);
                     up.fail_pending(None, &Error::ShuttingDown);
@@ -347,6 +389,14 @@ async fn life(slot: &Slot) -> Option<bool> {
                     warn!(slot = slot.index, upstream = %name, cause = %e, "cannot connect to the remote server")
                 }
                 None => warn!(slot = slot.index, error = %e, "shared child failed to start"),
+            }
+            {
+                let mut lives = slot.lives();
+                lives.starts += 1;
+                lives.last_exit = Some(match slot.is_link() {
+                    true => "link failed".to_owned(),
+                    false => e.clone(),
+                });
             }
             *slot.cause.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.into());
             Some(false)
@@ -372,6 +422,13 @@ async fn run(slot: Arc<Slot>) {
         probing &= !launched;
         if slot.stop.is_cancelled() {
             break;
+        }
+        // The operator's restart: a new child at once, nothing counted against the circuit.
+        if slot
+            .restart_asked
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            continue;
         }
         crate::telemetry::metrics::child_restarted(match launched {
             true => crate::telemetry::metrics::RestartReason::Exited,
