@@ -15,7 +15,7 @@
 //! - `cluster`: a fleet of relays: forwarding, shared limits, the drain, the response cache.
 //! - `config`: examples validate, every error at once, `[serve]` keys, `schema`.
 //! - `console`: the operator's console on the admin listener: login, actions, connect, the
-//!   data views.
+//!   data views, the pages and their live stream.
 //! - `connection_limits`: the per-principal cap per message on TCP/WebSocket/SSE; WebSocket 1013.
 //! - `era_bridge`: 2026-07-28 clients in front of a legacy child: discovery, rounds of input,
 //!   the sealed `requestState`, listen streams, logs, caching hints, session modes, era policy.
