@@ -27,7 +27,6 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
 
-#[allow(dead_code)] // Until its pages land.
 pub(crate) mod console;
 
 use crate::config::admin::AdminConfig;

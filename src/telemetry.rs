@@ -3,7 +3,6 @@
 //! trace export is in `telemetry/otel.rs`.
 
 pub(crate) mod audit;
-#[allow(dead_code)] // Until the console reads it.
 pub(crate) mod live;
 pub(crate) mod metrics;
 pub(crate) mod otel;
