@@ -8,7 +8,8 @@
 //! for (e) and for its shared-mode idle memory. The multi-server relay (issue 16: two named
 //! servers, both the fixture) is measured on its aggregate path and on one server's own path,
 //! against the single relay; so are the relay with bearer-token authentication (an HS256 JWT,
-//! and the relay's own OAuth access token from its built-in authorization server, issue 18).
+//! and the relay's own OAuth access token from its built-in authorization server, issue 18),
+//! and the relay with three of its console's live streams open (issue 20).
 //! Repetitions alternate the systems round-robin; medians, ratios
 //! and targets are printed as markdown and written to `results/bench/latest.md`.
 //! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
@@ -17,6 +18,8 @@
 mod auth;
 #[path = "mcp/config.rs"]
 mod config;
+#[path = "mcp/console.rs"]
+mod console;
 #[path = "mcp/fleet.rs"]
 mod fleet;
 #[path = "mcp/floor.rs"]

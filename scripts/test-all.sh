@@ -11,7 +11,9 @@
 #   7 node-tools   scripts/setup-node-tools.sh   (pinned SDK, server-everything, conformance, Node 22)
 #   7b python-tools  the Python MCP SDK (mcp from PyPI) into results/venv-tools; its python is
 #                  MCP_RELAY_PYTHON for the interop tests
-#   8 interop      node --test tests/interop/*.test.mjs   (TypeScript and Python SDK clients <-> relay)
+#   8 interop      node --test tests/interop/*.test.mjs   (TypeScript and Python SDK clients <-> relay;
+#                  headless Chromium on the login, consent and console pages: screenshots of the
+#                  console in results/console/)
 #   9 conformance  tests/conformance/run.sh       (official suite, spec 2025-11-25)
 #  10 conformance-shared  the same with --session-mode shared (one child for every session)
 #  11 conformance-modern  the suite at spec 2026-07-28 (stateless requests on the child pool)

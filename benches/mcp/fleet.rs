@@ -17,11 +17,13 @@ use crate::auth;
 use crate::guard::Proc;
 use crate::systems::{free_port, listening, Kind, Paths};
 
-/// The ports a fleet system needs besides its own, picked before anything starts.
+/// The ports a fleet system needs besides its own, picked before anything starts (and
+/// `relay-console`'s admin listener).
 pub(crate) struct Plan {
     kind: Kind,
     home: Option<u16>,
     redis: Option<u16>,
+    pub(crate) admin: Option<u16>,
 }
 
 /// Rates far above what two cores can carry: every request is checked, none refused.
@@ -35,6 +37,7 @@ impl Plan {
             redis: (kind == Kind::RelaySharedLimits)
                 .then(free_port)
                 .transpose()?,
+            admin: (kind == Kind::RelayConsole).then(free_port).transpose()?,
         })
     }
 

@@ -145,6 +145,7 @@ impl Results {
         s.push_str(&self.eras(systems));
         s.push_str(&self.auth(systems));
         s.push_str(&self.fleet(systems));
+        s.push_str(&self.console(systems));
         s.push_str(&crate::targets::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
@@ -268,6 +269,17 @@ impl Results {
             ],
             "A fleet (issue 19): a replica alone ÷ the relay, a forwarded call ÷ a local \
              one, limits in memory ÷ none, limits in Redis ÷ in memory",
+        )
+    }
+
+    /// The console's live feeds (issue 20): the relay with three console streams open against
+    /// the same relay without an admin listener (the target: under 5 % of (b) throughput).
+    fn console(&self, systems: &[Kind]) -> String {
+        self.compare(
+            systems,
+            &[(Kind::RelayConsole, Kind::RelaySse)],
+            "The console (issue 20): three live pages open ÷ the relay without the console \
+             (target: (b) ratio ≥ 0.95)",
         )
     }
 

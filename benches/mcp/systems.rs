@@ -16,7 +16,7 @@ use crate::guard::Proc;
 use crate::http::Endpoint;
 use crate::msg::ToolCall;
 use crate::servers::{self, ConfigDir};
-use crate::{auth, fleet, oauth};
+use crate::{auth, console, fleet, oauth};
 
 /// One system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,6 +53,8 @@ pub(crate) enum Kind {
     /// The same limits shared through a Redis the harness starts (`[cluster.store]`): one
     /// pipelined round trip for the buckets and a lease per request.
     RelaySharedLimits,
+    /// `RelaySse` with `--admin-listen` and three console live streams open (issue 20).
+    RelayConsole,
     /// The harness speaking stdio to the fixture directly: the physical floor.
     FloorStdio,
     /// A bare axum responder in a separate process, no child: the HTTP stack's floor.
@@ -65,7 +67,7 @@ pub(crate) enum Kind {
     McpProxyPy,
 }
 
-pub(crate) const ALL: [Kind; 16] = [
+pub(crate) const ALL: [Kind; 17] = [
     Kind::RelaySse,
     Kind::RelayJson,
     Kind::RelayModern,
@@ -77,6 +79,7 @@ pub(crate) const ALL: [Kind; 16] = [
     Kind::RelayForwarded,
     Kind::RelayLimits,
     Kind::RelaySharedLimits,
+    Kind::RelayConsole,
     Kind::FloorStdio,
     Kind::FloorHttp,
     Kind::Supergateway,
@@ -98,6 +101,7 @@ impl Kind {
             Kind::RelayForwarded => "relay-forwarded",
             Kind::RelayLimits => "relay-limits",
             Kind::RelaySharedLimits => "relay-shared-limits",
+            Kind::RelayConsole => "relay-console",
             Kind::FloorStdio => "floor-stdio",
             Kind::FloorHttp => "floor-http",
             Kind::Supergateway => "supergateway",
@@ -110,7 +114,8 @@ impl Kind {
     /// the single relay with the multi-server relay's two paths, `eras` legacy sessions (SSE
     /// and JSON answers) and a 2026-07-28 client on the same relay, `auth` the single relay
     /// without and with each kind of bearer token, `fleet` the single relay, a replica of a
-    /// fleet, a forwarded call and local against shared limits, `peers` the three peers.
+    /// fleet, a forwarded call and local against shared limits, `console` the single relay
+    /// with and without its console's streams, `peers` the three peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
@@ -118,6 +123,7 @@ impl Kind {
             "eras" => vec![Kind::RelaySse, Kind::RelayJson, Kind::RelayModern],
             "auth" => vec![Kind::RelaySse, Kind::RelayJwt, Kind::RelayOauth],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp],
+            "console" => vec![Kind::RelaySse, Kind::RelayConsole],
             "fleet" => vec![
                 Kind::RelaySse,
                 Kind::RelayNode,
@@ -130,7 +136,7 @@ impl Kind {
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
-                    "unknown system {s:?} (known: relay, servers, eras, auth, fleet, floors, peers, {:?})",
+                    "unknown system {s:?} (known: relay, servers, eras, auth, fleet, console, floors, peers, {:?})",
                     ALL.map(Kind::name)
                 ),
             },
@@ -152,6 +158,7 @@ impl Kind {
                 | Kind::RelayForwarded
                 | Kind::RelayLimits
                 | Kind::RelaySharedLimits
+                | Kind::RelayConsole
         )
     }
 
@@ -242,6 +249,7 @@ pub(crate) struct Running {
     pub(crate) ep: Endpoint,
     /// The other processes of a fleet system (the home replica, the store), stopped after.
     _others: Vec<Proc>,
+    _streams: Option<console::Streams>, // `relay-console`'s open console streams
     _config: Option<ConfigDir>,
 }
 
@@ -280,9 +288,13 @@ fn command(
         | Kind::RelayNode
         | Kind::RelayForwarded
         | Kind::RelayLimits
-        | Kind::RelaySharedLimits => {
+        | Kind::RelaySharedLimits
+        | Kind::RelayConsole => {
             let mut c = Command::new(p.relay());
             c.args(["serve", "--listen", &listen]);
+            if let Some(admin) = plan.admin {
+                c.args(console::args(admin));
+            }
             if kind == Kind::RelayJson {
                 c.args(["--response-mode", "json"]);
             }
@@ -520,6 +532,7 @@ pub(crate) async fn start(
         proc,
         ep,
         _others: others,
+        _streams: console::open(plan.admin).await?,
         _config: config,
     }))
 }
@@ -565,6 +578,7 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
         Kind::RelayNode | Kind::RelayForwarded | Kind::RelayLimits | Kind::RelaySharedLimits => {
             fleet::version(kind)
         }
+        Kind::RelayConsole => console::version(),
         Kind::FloorStdio => "harness ↔ fixture pipes".to_owned(),
         Kind::FloorHttp => "axum 0.8 (same HTTP stack as the relay), in-bench".to_owned(),
         Kind::Supergateway => format!("supergateway {} (npm)", npm("supergateway")),
