@@ -14,6 +14,7 @@
 //! `upstream/supervisor.rs`, fan-out in `upstream/audience.rs`.
 
 pub(crate) mod audience;
+mod call;
 mod lines;
 mod mux;
 pub(crate) mod remote;
@@ -323,41 +324,6 @@ impl Upstream {
             return Err(e);
         }
         Ok(relay_id)
-    }
-
-    /// Sends a request of the relay's own; the answer (or a relay error) arrives on the
-    /// returned channel. `params` is JSON text.
-    pub(crate) fn call(&self, method: &str, params: &str) -> Result<Answer, Error> {
-        let (tx, rx) = oneshot::channel();
-        let mut mux = self.lock();
-        if mux.exited {
-            return Err(Error::ChildExited);
-        }
-        let relay_id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let method_json = serde_json::Value::from(method);
-        let line = format!(
-            r#"{{"jsonrpc":"2.0","id":{relay_id},"method":{method_json},"params":{params}}}"#
-        );
-        let now = Instant::now();
-        mux.pending.insert(
-            relay_id,
-            Pending {
-                to: Target::Relay(tx),
-                token: None,
-                initialize: method == "initialize",
-                listen: false,
-                deadline: now + self.limits.request_timeout,
-                hard_deadline: now + self.limits.request_timeout_max,
-                timeout: self.limits.request_timeout,
-                translation: None,
-                tasks: None,
-            },
-        );
-        if self.child.send(Bytes::from(line)).is_err() {
-            mux.take(relay_id);
-            return Err(Error::ChildExited);
-        }
-        Ok(rx)
     }
 
     /// Forwards a stateless (modern) client notification as it is.

@@ -75,6 +75,12 @@
       const value = item[v.dataset.v] === undefined ? "" : String(item[v.dataset.v]);
       if (v.value !== value) v.value = value;
     }
+    // data-when="FIELD=A,B": shown only when the item's FIELD is one of A, B.
+    for (const w of root.querySelectorAll("[data-when]")) {
+      if (owner(w) !== root) continue;
+      const [k, vals] = w.dataset.when.split("=");
+      w.hidden = !(vals || "").split(",").includes(String(item[k]));
+    }
     for (const list of root.querySelectorAll("[data-list]")) {
       if (owner(list) === root) sync(list, item[list.dataset.list]);
     }

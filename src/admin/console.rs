@@ -136,12 +136,15 @@ pub(crate) struct ServerView {
     pub sessions: usize,
     pub in_flight: usize,
     pub children: Vec<ChildView>,
+    /// Per-session children beyond those listed in `children`.
+    pub children_more: usize,
 }
 
 /// One supervised child (a slot) of a server.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct ChildView {
-    /// Its pool (`shared`, `per-identity`, `modern`, `per-session`) and index there.
+    /// Its pool (`shared`, `per-identity`, `modern`, `per-session`) and index there (for
+    /// `per-session`: the child's pid, so its row keeps its key).
     pub pool: String,
     pub slot: usize,
     /// `ready` | `starting` | `backoff` | `open` | `stopped`.

@@ -22,6 +22,9 @@ use crate::relay::Relay;
 use crate::upstream::supervisor::{Slot, State};
 use crate::upstream::ServerSpec;
 
+/// Per-session children listed per server (the rest are counted in `children_more`).
+const MAX_OWN_CHILDREN: usize = 50;
+
 #[async_trait::async_trait]
 impl Console for Hub {
     fn servers(&self) -> Vec<ServerView> {
@@ -136,24 +139,22 @@ impl Hub {
             .map(|s| child_view(s, relay.session_mode_name()))
             .collect();
         children.extend(relay.modern_slots().iter().map(|s| child_view(s, "modern")));
+        let mut children_more = 0;
         if kind != "aggregate" && kind != "endpoint" {
-            children.extend(
-                relay
-                    .own_children()
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, c)| ChildView {
-                        pool: "per-session".into(),
-                        slot: i,
-                        state: if c.alive { "ready" } else { "stopped" },
-                        pid: Some(c.pid),
-                        uptime_seconds: None,
-                        restarts: 0,
-                        last_exit: None,
-                        stderr: c.stderr,
-                        retry_after_seconds: None,
-                    }),
-            );
+            let (own, total) = relay.own_children(MAX_OWN_CHILDREN);
+            children_more = total - own.len();
+            // Keyed by pid: a row stays with its child as sessions come and go.
+            children.extend(own.into_iter().map(|c| ChildView {
+                pool: "per-session".into(),
+                slot: c.pid as usize,
+                state: if c.alive { "ready" } else { "stopped" },
+                pid: Some(c.pid),
+                uptime_seconds: None,
+                restarts: 0,
+                last_exit: None,
+                stderr: c.stderr,
+                retry_after_seconds: None,
+            }));
         }
         let circuit = relay
             .slots()
@@ -169,6 +170,7 @@ impl Hub {
             sessions: relay.sessions_active(),
             in_flight: relay.requests_in_flight(),
             children,
+            children_more,
         }
     }
 }

@@ -33,20 +33,30 @@ impl Relay {
         all
     }
 
-    /// The children sessions hold of their own (per-session mode), processes only.
-    pub(crate) fn own_children(&self) -> Vec<OwnChild> {
-        self.sessions
+    /// The children sessions hold of their own (per-session mode), processes only: at most
+    /// `max`, lowest pid first (a stable order), and how many there are in all.
+    pub(crate) fn own_children(&self, max: usize) -> (Vec<OwnChild>, usize) {
+        let mut ups: Vec<_> = self
+            .sessions
             .all()
             .into_iter()
             .filter_map(|(_, b)| match b {
-                Some(Backend::Own(up)) if up.pid() != 0 => Some(OwnChild {
-                    pid: up.pid(),
-                    alive: up.is_alive(),
-                    stderr: supervisor::stderr_of(&up),
-                }),
+                Some(Backend::Own(up)) if up.pid() != 0 => Some(up),
                 _ => None,
             })
-            .collect()
+            .collect();
+        let total = ups.len();
+        ups.sort_by_key(|up| up.pid());
+        ups.truncate(max);
+        let kept = ups
+            .into_iter()
+            .map(|up| OwnChild {
+                pid: up.pid(),
+                alive: up.is_alive(),
+                stderr: supervisor::stderr_of(&up),
+            })
+            .collect();
+        (kept, total)
     }
 
     /// Ends the session `id` as a DELETE would; false when the relay holds no such session.
@@ -128,12 +138,16 @@ async fn ping_slot(slot: &supervisor::Slot, timeout: Duration) -> Result<f64, &'
     }
 }
 
-/// One `ping`'s round trip in milliseconds, or why it failed.
+/// One `ping`'s round trip in milliseconds, or why it failed. A ping that times out is
+/// cancelled, so it does not stay pending on a hung child.
 async fn ping_one(up: &Upstream, timeout: Duration) -> Result<f64, &'static str> {
     let started = Instant::now();
-    let answer = up.call("ping", "{}").map_err(|_| "child not running")?;
+    let (id, answer) = up.call_id("ping", "{}").map_err(|_| "child not running")?;
     match tokio::time::timeout(timeout, answer).await {
-        Err(_) => Err("timeout"),
+        Err(_) => {
+            up.cancel(id, "the relay stopped waiting for its ping");
+            Err("timeout")
+        }
         Ok(Err(_)) => Err("child gone"),
         Ok(Ok(Err(_))) => Err("child exited"),
         Ok(Ok(Ok(frame))) if frame.is_error() => Err("ping answered with an error"),
@@ -151,6 +165,7 @@ mod tests {
     use crate::jsonrpc::Message;
     use crate::relay::{Posted, Within};
     use crate::telemetry::audit::Audit;
+    use crate::upstream::supervisor::State;
 
     const PATIENCE: Duration = Duration::from_secs(20);
 
@@ -219,6 +234,8 @@ mod tests {
         let slot = relay.slots()[0].clone();
         let pid = slot.current().unwrap().pid();
         assert_eq!(relay.restart_children(), 1);
+        // From the restart on, new requests wait for the new child.
+        assert!(matches!(slot.state(), State::Starting));
         eventually(|| {
             slot.current()
                 .is_some_and(|u| u.pid() != pid && u.is_alive())
@@ -230,6 +247,31 @@ mod tests {
         relay.stop_all().await;
     }
 
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn a_timed_out_ping_does_not_stay_pending() {
+        let Some(fixture) = fixture() else { return };
+        let relay = relay("shared", &fixture);
+        let up = relay.slots()[0].upstream().await.unwrap();
+        let signal = |sig: &str| {
+            let ok = std::process::Command::new("kill")
+                .args([sig, &up.pid().to_string()])
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "kill {sig}");
+        };
+        // A hung child (stopped) cannot answer: the ping times out and is not left pending.
+        signal("-STOP");
+        let timed_out = ping_one(&up, Duration::from_millis(200)).await;
+        let pending = up.inflight();
+        signal("-CONT");
+        assert_eq!(timed_out, Err("timeout"));
+        assert_eq!(pending, 0);
+        assert!(ping_one(&up, PATIENCE).await.is_ok());
+        relay.stop_all().await;
+    }
+
     #[tokio::test]
     async fn console_ends_one_session_or_every_session_of_a_principal() {
         let Some(fixture) = fixture() else { return };
@@ -238,7 +280,10 @@ mod tests {
         let _a2 = open(&relay, "ann").await;
         let b = open(&relay, "bob").await;
         assert_eq!(relay.open_sessions().len(), 3);
-        eventually(|| relay.own_children().len() == 3).await;
+        eventually(|| relay.own_children(50).1 == 3).await;
+        let (two, total) = relay.own_children(2);
+        assert_eq!((two.len(), total), (2, 3));
+        assert!(two[0].pid < two[1].pid);
         assert!(relay.end_session(a1.id().as_str()));
         assert!(a1.is_ended());
         assert!(!relay.end_session(a1.id().as_str()));

@@ -5,7 +5,9 @@
 //!
 //! Owns: what is kept in memory for the console and its bounds, the audit [`Filter`]. Fed by
 //! [`Audit::emit`] (`telemetry/audit.rs`) with every record, whether or not an audit file is
-//! configured: each record costs one JSON value (strings capped as in the file) and one lock.
+//! configured: each record costs one JSON value (strings capped as in the file, built before
+//! the lock) and one lock, under which it gets its number, joins the ring and the windows and
+//! is broadcast, so subscribers and the ring see the records in number order without gaps.
 //! Does not own: the record's shape or its sanitising rules (`audit.rs`), rendering
 //! (`admin/console/`).
 //!
@@ -14,7 +16,6 @@
 mod traffic;
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -68,9 +69,10 @@ impl Filter {
     }
 }
 
-/// What the lock guards: the ring and the windows.
+/// What the lock guards: the last number given, the ring and the windows.
 #[derive(Debug, Default)]
 struct Inner {
+    seq: u64,
     recent: VecDeque<(Entry, usize)>,
     bytes: usize,
     traffic: Traffic,
@@ -79,7 +81,6 @@ struct Inner {
 /// The console's live feed (see the module header).
 #[derive(Debug)]
 pub(crate) struct Live {
-    seq: AtomicU64,
     inner: Mutex<Inner>,
     tx: broadcast::Sender<Entry>,
     started: Instant,
@@ -94,7 +95,6 @@ impl Live {
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         Arc::new(Live {
-            seq: AtomicU64::new(0),
             inner: Mutex::new(Inner::default()),
             tx,
             started: Instant::now(),
@@ -113,24 +113,26 @@ impl Live {
         };
         cap_strings(&mut json);
         let size = weight(&json);
-        let entry = Entry {
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
-            json: Arc::new(json),
-        };
+        let json = Arc::new(json);
         let now = self.started.elapsed().as_secs();
+        // One critical section: numbered, kept and broadcast in number order (sending on a
+        // broadcast channel does not block).
+        let mut inner = self.lock();
+        inner.seq += 1;
+        let entry = Entry {
+            seq: inner.seq,
+            json,
+        };
+        inner.traffic.add(now, &Sample::of(&entry.json));
+        while inner.recent.len() >= RECENT
+            || (inner.bytes + size > RECENT_BYTES && !inner.recent.is_empty())
         {
-            let mut inner = self.lock();
-            inner.traffic.add(now, &Sample::of(&entry.json));
-            while inner.recent.len() >= RECENT
-                || (inner.bytes + size > RECENT_BYTES && !inner.recent.is_empty())
-            {
-                if let Some((_, b)) = inner.recent.pop_front() {
-                    inner.bytes -= b;
-                }
+            if let Some((_, b)) = inner.recent.pop_front() {
+                inner.bytes -= b;
             }
-            inner.bytes += size;
-            inner.recent.push_back((entry.clone(), size));
         }
+        inner.bytes += size;
+        inner.recent.push_back((entry.clone(), size));
         let _ = self.tx.send(entry);
     }
 
@@ -157,9 +159,10 @@ impl Live {
         out
     }
 
-    /// The number of the last record taken in (0 before the first).
+    /// The number of the last record taken in (0 before the first); the ring and the
+    /// subscribers already have it.
     pub(crate) fn last_seq(&self) -> u64 {
-        self.seq.load(Ordering::Relaxed)
+        self.lock().seq
     }
 
     /// The traffic windows now.
@@ -275,5 +278,38 @@ mod tests {
         assert_eq!(live.recent(&blank, 10).len(), 3);
         assert_eq!(live.traffic().principals.len(), 2);
         assert_eq!(live.last_seq(), 3);
+    }
+
+    #[test]
+    fn live_records_from_many_threads_reach_a_subscriber_in_order_without_gaps() {
+        let live = Live::new();
+        let mut rx = live.subscribe();
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let live = live.clone();
+                std::thread::spawn(move || {
+                    for _ in 0..50 {
+                        live.take(&record("ann", "ok"));
+                    }
+                })
+            })
+            .collect();
+        let mut got = Vec::new();
+        while got.len() < 200 {
+            match rx.try_recv() {
+                Ok(e) => got.push(e.seq),
+                Err(broadcast::error::TryRecvError::Empty) => std::thread::yield_now(),
+                Err(e) => panic!("{e}"),
+            }
+        }
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        assert_eq!(got, (1..=200).collect::<Vec<u64>>());
+        let ring: Vec<u64> = live
+            .recent(&Filter::default(), 300)
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(ring, got);
+        assert_eq!(live.last_seq(), 200);
     }
 }

@@ -2,11 +2,12 @@
 //!
 //! Owns spawning (argv directly, no shell, own process group, cleared environment plus the
 //! configured one), one task per pipe (a bounded writer with a write timeout, a capped stdout
-//! line reader, a stderr drain that logs line by line) and the supervisor that stops the child
-//! in order: close stdin → wait → SIGTERM to the group → wait → SIGKILL to the group, always
-//! followed by `wait()`. When the leader exits, what is left of its group is killed, so no
-//! grandchild outlives it. Where there are no process groups (`os/process.rs`, portable: Windows)
-//! the sequence is close stdin → wait → kill the child. Routing of the lines is `upstream.rs`'s
+//! line reader, a stderr drain that logs line by line and keeps the last lines, secrets
+//! redacted, in a [`Tail`]) and the supervisor that stops the child in order: close stdin →
+//! wait → SIGTERM to the group → wait → SIGKILL to the group, always followed by `wait()`.
+//! When the leader exits, what is left of its group is killed, so no grandchild outlives it.
+//! Where there are no process groups (`os/process.rs`, portable: Windows) the sequence is
+//! close stdin → wait → kill the child. Routing of the lines is `upstream.rs`'s
 //! job, not this file's.
 
 use std::path::PathBuf;
@@ -160,7 +161,7 @@ pub(crate) fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Erro
         close_stdin.clone(),
         kill.clone(),
     ));
-    let tail = Arc::new(Tail::default());
+    let tail = Arc::new(Tail::redacting(&spec.env));
     tokio::spawn(read_stderr(stderr, pid, tail.clone()));
     tokio::spawn(supervise(
         child,

@@ -244,13 +244,22 @@ impl Slot {
     }
 
     /// Stops the running child so that the slot starts a new one at once (the operator's
-    /// restart; not counted as a failure). False when no child is running.
+    /// restart; not counted as a failure). False when no child is running. The slot reads
+    /// `Starting` from here on (unless it moved on meanwhile), so new requests wait for the
+    /// new child instead of going to the one that is stopping.
     pub(crate) fn restart(&self) -> bool {
         let Some(up) = self.current().filter(|u| u.is_alive()) else {
             return false;
         };
         self.restart_asked
             .store(true, std::sync::atomic::Ordering::Relaxed);
+        self.state.send_if_modified(|s| match s {
+            State::Ready(now, _) if Arc::ptr_eq(now, &up) => {
+                *s = State::Starting;
+                true
+            }
+            _ => false,
+        });
         up.stop();
         true
     }

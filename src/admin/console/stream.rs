@@ -138,7 +138,7 @@ fn audit_events(
 ) -> impl Stream<Item = Event> + Send {
     // Subscribed before the kept records are read, so none falls between the two.
     let rx = deps.live.subscribe();
-    let after = after.unwrap_or_else(|| deps.live.last_seq());
+    let after = resume_point(after, deps.live.last_seq());
     let backlog = deps.live.since(&filter, after, BACKLOG);
     let feed = Feed {
         rx,
@@ -160,6 +160,17 @@ fn audit_events(
             .ok()?;
         Some((event, feed))
     })
+}
+
+/// Where the audit feed resumes: after `after` when given, else after the last record
+/// (`last`). Numbers start at 1 in each process, so an `after` beyond `last` comes from
+/// before a restart: the feed then resumes from the start of this process's records.
+fn resume_point(after: Option<u64>, last: u64) -> u64 {
+    match after {
+        Some(after) if after > last => 0,
+        Some(after) => after,
+        None => last,
+    }
 }
 
 impl Feed {
@@ -216,5 +227,13 @@ mod tests {
         assert!(Slot::take().is_none());
         drop(held);
         assert!(Slot::take().is_some());
+    }
+
+    #[test]
+    fn a_resume_point_from_before_a_restart_starts_over() {
+        assert_eq!(resume_point(Some(52_000), 7), 0);
+        assert_eq!(resume_point(Some(5), 7), 5);
+        assert_eq!(resume_point(Some(7), 7), 7);
+        assert_eq!(resume_point(None, 7), 7);
     }
 }

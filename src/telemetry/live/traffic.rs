@@ -5,6 +5,14 @@
 //! Owns: the windows, their bounds ([`MAX_KEYS`] keys per dimension, the rest counted under
 //! [`OTHER`]; buckets kept only where there was traffic: at worst four dimensions of 129
 //! keys of 60 buckets of about 190 bytes, under 6 MiB) and the [`TrafficView`] document.
+//!
+//! Counting rule: a call through the aggregate yields two records, the front's (transport of
+//! the client, tool `a__echo`) and the named server's (transport `aggregate`, tool `echo`).
+//! The named server's record counts only in the per-server dimension; the per-second series,
+//! tools, principals and refusals count the front's record only, so each call counts once.
+//! Records with outcome `unauthenticated` never create tool or principal keys (their names
+//! come from an unknown caller). Keys whose buckets have all left the window are swept when
+//! a dimension starts a new bucket, so stale keys do not hold places under the cap.
 //! Does not own: the records (`live.rs` hands each one in, under its lock).
 
 use std::collections::{HashMap, VecDeque};
@@ -48,9 +56,9 @@ struct Bucket {
 #[derive(Debug, Default)]
 struct Series(VecDeque<Bucket>);
 
-/// A key per value of one dimension.
+/// A key per value of one dimension, and the bucket it last swept for stale keys.
 #[derive(Debug, Default)]
-struct Dimension(HashMap<String, Series>);
+struct Dimension(HashMap<String, Series>, u64);
 
 /// All windows (see the module header). Times are seconds since the feed started.
 #[derive(Debug)]
@@ -69,6 +77,8 @@ pub(crate) struct Sample<'a> {
     pub principal: &'a str,
     /// The front's own record (not a named server's copy of an aggregate's request).
     pub front: bool,
+    /// Not refused as unauthenticated (its tool and principal may become keys).
+    pub known: bool,
     pub error: bool,
     /// The refusal's reason, when refused.
     pub refusal: Option<&'a str>,
@@ -86,6 +96,7 @@ impl Sample<'_> {
             tool: s("name").filter(|_| s("method") == Some("tools/call")),
             principal: s("principal").unwrap_or(""),
             front: s("transport") != Some("aggregate"),
+            known: outcome != "unauthenticated",
             error: outcome != "ok",
             refusal: refused.then(|| s("reason").unwrap_or(outcome)),
             latency_ms: v.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0),
@@ -119,15 +130,17 @@ impl Traffic {
             }
             sec.count += 1;
             sec.errors += u32::from(s.error);
-            self.principals.add(s.principal, now, s.error, bin);
+            if s.known {
+                self.principals.add(s.principal, now, s.error, bin);
+                if let Some(tool) = s.tool {
+                    self.tools.add(tool, now, s.error, bin);
+                }
+            }
+            if let Some(reason) = s.refusal {
+                self.refusals.add(reason, now, true, bin);
+            }
         }
         self.servers.add(s.server, now, s.error, bin);
-        if let Some(tool) = s.tool {
-            self.tools.add(tool, now, s.error, bin);
-        }
-        if let Some(reason) = s.refusal {
-            self.refusals.add(reason, now, true, bin);
-        }
     }
 
     /// The document of the windows at second `now`; `started_ms` is the feed's start as a
@@ -177,6 +190,10 @@ impl Traffic {
 impl Dimension {
     fn add(&mut self, key: &str, now: u64, error: bool, bin: usize) {
         let slot = now / BUCKET_SECS;
+        if slot != self.1 {
+            self.1 = slot;
+            self.sweep(slot);
+        }
         if let Some(series) = self.0.get_mut(key) {
             return series.add(slot, error, bin);
         }
@@ -188,13 +205,17 @@ impl Dimension {
             .add(slot, error, bin);
     }
 
-    /// The busiest keys' rows (dropping keys without a bucket in the window).
-    fn rows(&mut self, now: u64, started_ms: u64) -> Vec<Row> {
-        let slot = now / BUCKET_SECS;
+    /// Drops the keys without a bucket in the window ending at `slot`.
+    fn sweep(&mut self, slot: u64) {
         self.0.retain(|_, s| {
             s.expire(slot);
             !s.0.is_empty()
         });
+    }
+
+    /// The busiest keys' rows (dropping keys without a bucket in the window).
+    fn rows(&mut self, now: u64, started_ms: u64) -> Vec<Row> {
+        self.sweep(now / BUCKET_SECS);
         let mut rows: Vec<Row> = self.0.iter().map(|(k, s)| s.row(k, started_ms)).collect();
         rows.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
         rows.truncate(VIEW_ROWS);
@@ -387,6 +408,52 @@ mod tests {
         let v = t.view(1, 0);
         assert_eq!(v.per_second.last().unwrap().count, 0);
         assert_eq!(v.servers[0].count, 1);
+    }
+
+    #[test]
+    fn aggregate_calls_count_once_per_tool_principal_and_refusal() {
+        let mut t = Traffic::default();
+        let front = json!({"outcome": "denied", "reason": "rbac_denied", "method": "tools/call",
+            "name": "beta__echo", "principal": "ann", "transport": "http"});
+        let copy = json!({"outcome": "denied", "reason": "rbac_denied", "server": "beta",
+            "method": "tools/call", "name": "echo", "principal": "ann",
+            "transport": "aggregate"});
+        t.add(1, &sample(&front));
+        t.add(1, &sample(&copy));
+        let v = t.view(1, 0);
+        let keys = |rows: &[Row]| {
+            rows.iter()
+                .map(|r| (r.key.clone(), r.count))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(&v.tools), vec![("beta__echo".to_owned(), 1)]);
+        assert_eq!(keys(&v.principals), vec![("ann".to_owned(), 1)]);
+        assert_eq!(keys(&v.refusals), vec![("rbac_denied".to_owned(), 1)]);
+        assert_eq!(v.servers.len(), 2);
+    }
+
+    #[test]
+    fn stale_keys_leave_on_the_record_path_and_unauthenticated_names_never_become_keys() {
+        let mut t = Traffic::default();
+        for i in 0..MAX_KEYS {
+            let r = json!({"outcome": "ok", "principal": format!("p{i}"), "method": "tools/call",
+                "name": format!("t{i}")});
+            t.add(0, &sample(&r));
+        }
+        // Past the window, with no view built, a new principal gets its own key.
+        let later = BUCKETS * BUCKET_SECS + 1;
+        let r = json!({"outcome": "ok", "principal": "zed", "method": "tools/call",
+            "name": "echo"});
+        t.add(later, &sample(&r));
+        assert_eq!(t.principals.0.len(), 1);
+        assert!(t.principals.0.contains_key("zed"));
+        assert!(t.tools.0.contains_key("echo"));
+        let anon = json!({"outcome": "unauthenticated", "principal": "mallory",
+            "method": "tools/call", "name": "made_up"});
+        t.add(later, &sample(&anon));
+        assert!(!t.principals.0.contains_key("mallory"));
+        assert!(!t.tools.0.contains_key("made_up"));
+        assert_eq!(t.view(later, 0).refusals[0].key, "unauthenticated");
     }
 
     #[test]

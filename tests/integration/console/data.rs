@@ -42,7 +42,12 @@ async fn two_servers() -> (Relay, String, String) {
 
 /// Ann's session on `/servers/NAME/mcp`, opened by a client that calls itself `client_name`.
 async fn session(relay: &Relay, key: &str, server: &str, client_name: &str) -> Client {
-    let mut c = Client::new(&format!("{}/servers/{server}/mcp", relay.base));
+    session_at(relay, key, &format!("/servers/{server}/mcp"), client_name).await
+}
+
+/// Ann's session on `PATH` (`/mcp`: the aggregate).
+async fn session_at(relay: &Relay, key: &str, path: &str, client_name: &str) -> Client {
+    let mut c = Client::new(&format!("{}{path}", relay.base));
     c.extra.push(("x-api-key".into(), key.to_owned()));
     let init = json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
         "protocolVersion": "2025-11-25", "capabilities": {},
@@ -247,4 +252,62 @@ async fn deep_health_on_the_main_listener_pings_the_single_servers_child() {
     assert!(doc["ping_ms"].as_f64().is_some(), "{doc}");
     assert_eq!(doc["pinged"], 1, "{doc}");
     assert!(relay.health().await.get("ping_ms").is_none());
+}
+
+#[tokio::test]
+async fn a_call_through_the_aggregate_counts_once_and_its_card_offers_no_restart() {
+    let (relay, key, admin) = two_servers().await;
+    let c = session_at(&relay, &key, "/mcp", "aggregate-probe").await;
+    let r = c
+        .call(json!(1), "alpha__echo", json!({"text": "once"}))
+        .await;
+    assert_eq!(text_of(&r.messages()[0]), "once");
+    // Per tool: the front's name only, once; per server: the aggregate and alpha.
+    let traffic = poll_until(
+        "the call in the traffic view",
+        || get(&admin, "/ui/api/traffic"),
+        |v| {
+            let has =
+                |dim: &str, key: &str| v[dim].as_array().unwrap().iter().any(|r| r["key"] == key);
+            has("tools", "alpha__echo") && has("servers", "alpha")
+        },
+    )
+    .await;
+    let tools: Vec<(String, u64)> = traffic["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_owned(),
+                r["count"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(tools, [("alpha__echo".to_owned(), 1)], "{traffic}");
+    let sum = |dim: &str| -> u64 {
+        traffic[dim]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["count"].as_u64().unwrap())
+            .sum()
+    };
+    let per_second: u64 = traffic["per_second"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert_eq!(sum("principals"), per_second, "{traffic}");
+
+    // Restart is offered on alpha's and beta's cards (and the script's hidden template), not
+    // on the aggregate's.
+    let html = reqwest::get(format!("{admin}/ui/servers"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(html.matches("/ui/actions/restart").count(), 3, "{html}");
 }

@@ -2,7 +2,8 @@
 //! (open without a credential): each page is HTML with current data and no inline code (as
 //! its CSP requires), a
 //! hostile client name and tool name show as text, the stream sends snapshots and each new
-//! audit record (filtered), at most 32 streams are open at once, the assets have their types.
+//! audit record (filtered), a browser resuming with an id from before a restart gets new
+//! records, at most 32 streams are open at once, the assets have their types.
 
 use eventsource_stream::Eventsource;
 use futures_util::{Stream, StreamExt};
@@ -222,6 +223,33 @@ async fn the_stream_sends_snapshots_and_each_new_audit_record() {
 
     let res = get(&format!("{admin}/ui/events?view=nothing")).await;
     assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn a_browser_resuming_from_before_a_restart_gets_the_new_records() {
+    let (relay, admin) = relay().await;
+    let mut c = relay.client();
+    c.initialize(VERSION).await;
+    // An id from the previous process, far beyond this one's records.
+    let res = reqwest::Client::new()
+        .get(format!("{admin}/ui/events?view=audit&tool=echo"))
+        .header("last-event-id", "52000")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut resumed = res.bytes_stream().eventsource();
+    c.call(json!("r"), "echo", json!({"text": "after restart"}))
+        .await;
+    let (_, batch) = next_event(&mut resumed, "audit", |_| true).await;
+    assert!(
+        batch
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["record"]["name"] == "echo"),
+        "{batch}"
+    );
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! The servers page: a card per server (state, kind, era, session mode, sessions, calls in
 //! flight) with its children (state, pid, uptime, restarts, last exit, the last stderr lines),
-//! a button restarting its children and one running the deep health check.
+//! a button restarting its children (named servers and the single server only, not the
+//! aggregate or endpoints) and one running the deep health check.
 //!
 //! Owns: the page's markup and the templates the script fills for servers and children that
 //! appear later. Does not own: the data (`Console::servers`), the restart (`actions.rs`), the
@@ -35,6 +36,9 @@ pub(super) fn render(servers: &[ServerView], op: &Operator) -> Markup {
     }
 }
 
+/// Which cards offer a restart (`data-when`: the script shows it when the field matches).
+const RESTARTABLE: &str = "kind=command,remote";
+
 /// One server's card; the script updates its `data-f` fields and its children's rows.
 fn card(s: &ServerView, op: &Operator) -> Markup {
     html! {
@@ -52,6 +56,7 @@ fn card(s: &ServerView, op: &Operator) -> Markup {
                 dt { "Sessions" } dd data-f="sessions" { (s.sessions) }
                 dt { "In flight" } dd data-f="in_flight" { (s.in_flight) }
                 dt { "Problem" } dd data-f="problem" { (or_dash(s.problem.as_ref())) }
+                dt { "Children not listed" } dd data-f="children_more" { (s.children_more) }
             }
             table .children {
                 caption { "Children" }
@@ -77,10 +82,16 @@ fn card(s: &ServerView, op: &Operator) -> Markup {
                     (stderr(c))
                 }
             }
-            form .action method="post" action="/ui/actions/restart" {
-                (csrf_field(op))
-                input type="hidden" name="server" data-v="name" value=(s.name);
-                button type="submit" { "Restart children" }
+            // Restart applies to the named servers and the single server (the action names
+            // its target as a named server, or "" for the main path): never an aggregate's or
+            // an endpoint's card. The template's card carries it hidden for the script.
+            @if matches!(s.kind, "command" | "remote" | "") {
+                form .action method="post" action="/ui/actions/restart"
+                    data-when=(RESTARTABLE) hidden[s.kind.is_empty()] {
+                    (csrf_field(op))
+                    input type="hidden" name="server" data-v="name" value=(s.name);
+                    button type="submit" { "Restart children" }
+                }
             }
         }
     }
@@ -145,6 +156,7 @@ fn blank() -> ServerView {
         sessions: 0,
         in_flight: 0,
         children: Vec::new(),
+        children_more: 0,
     }
 }
 
@@ -166,6 +178,30 @@ fn blank_child() -> ChildView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_command_and_remote_cards_offer_a_restart() {
+        let op = Operator {
+            name: "loopback".into(),
+            csrf: Some("k".into()),
+        };
+        for (kind, offered) in [
+            ("command", true),
+            ("remote", true),
+            ("aggregate", false),
+            ("endpoint", false),
+        ] {
+            let mut s = blank();
+            s.name = "github".into();
+            s.kind = kind;
+            let html = card(&s, &op).into_string();
+            assert_eq!(
+                html.contains("/ui/actions/restart"),
+                offered,
+                "{kind}: {html}"
+            );
+        }
+    }
 
     #[test]
     fn hostile_names_and_stderr_render_as_text() {

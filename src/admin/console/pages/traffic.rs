@@ -22,6 +22,12 @@ const DIMENSIONS: [(&str, &str, &str); 3] = [
 pub(super) fn render(view: &Value) -> Markup {
     html! {
         p #live-status .status role="status" { "Current as of loading the page." }
+        p .note {
+            "A call through the aggregate counts once: per second, per tool, per principal "
+            "and in refusals under its front's name (such as a__echo); per server both under "
+            "the aggregate and under the named server that answered it. Refused unauthenticated "
+            "requests count in refusals only."
+        }
         div data-root {
             section aria-labelledby="h-rate" {
                 h2 #h-rate { "Requests per second" }
