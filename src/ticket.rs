@@ -256,7 +256,11 @@ fn record_of(audit: &Audit, caller: &Caller, session: Option<&str>, frame: &Fram
         id: frame.id().map(|id| id.as_str().to_owned()),
         name: frame.name().or(frame.uri()).map(str::to_owned),
         bytes_in: frame.bytes().len() as u64,
-        args: arguments(frame).and_then(|a| audit::redact_args(Some(&a), audit.allow_fields())),
+        args: audit
+            .wants_args()
+            .then(|| arguments(frame))
+            .flatten()
+            .and_then(|a| audit::redact_args(Some(&a), audit.allow_fields())),
         ..record_of_caller(audit, caller, session)
     }
 }

@@ -206,7 +206,9 @@ pub(crate) struct Record {
 /// Where every record also goes as it is emitted, before the file's queue: the console's
 /// feed (`telemetry/live.rs`). Called on the request path: must not block.
 pub(crate) trait Tap: Send + Sync + std::fmt::Debug {
-    fn record(&self, record: &Record);
+    /// Takes one record (its `time` is empty when there is no audit file: the tap knows
+    /// when it took it).
+    fn record(&self, record: Record);
 }
 
 /// What travels from [`Audit`] to the writer thread.
@@ -316,15 +318,22 @@ impl Audit {
     }
 
     /// Queues a record without blocking; drops it (and counts) when the queue is full.
+    /// Hands it to the console's feed too when it is on (without an audit file, only there,
+    /// and unstamped: the feed stamps it when it is read).
     pub(crate) fn emit(&self, mut record: Record) {
         let Some(inner) = &self.inner else { return };
+        let Some(tx) = &inner.tx else {
+            if let Some(live) = &inner.live {
+                live.record(record);
+            }
+            return;
+        };
         if record.time.is_empty() {
             record.time = now_rfc3339();
         }
         if let Some(live) = &inner.live {
-            live.record(&record);
+            live.record(record.clone());
         }
-        let Some(tx) = &inner.tx else { return };
         if tx.try_send(Msg::Record(Box::new(record))).is_err() {
             let before = inner.dropped.fetch_add(1, Ordering::Relaxed);
             if before == 0 {
@@ -357,6 +366,13 @@ impl Audit {
         }
     }
 
+    /// Whether records carry their arguments (hashed, or in clear for `allow_fields`): only
+    /// with an audit file; the console's feed alone does not need them on the request path.
+    #[must_use]
+    pub(crate) fn wants_args(&self) -> bool {
+        self.inner.as_ref().is_some_and(|i| i.tx.is_some())
+    }
+
     /// Argument keys that [`redact_args`] may log in clear.
     #[must_use]
     pub(crate) fn allow_fields(&self) -> &[String] {
@@ -387,7 +403,11 @@ impl Audit {
 
 /// `2026-11-21T20:41:49.123Z` (RFC 3339, UTC, milliseconds), without `time`'s formatting feature.
 fn now_rfc3339() -> String {
-    let t = time::OffsetDateTime::now_utc();
+    rfc3339(time::OffsetDateTime::now_utc())
+}
+
+/// `t` as [`now_rfc3339`] writes it.
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     format!(
         "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
         t.year(),

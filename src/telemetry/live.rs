@@ -16,14 +16,14 @@
 mod traffic;
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::Value;
 use tokio::sync::broadcast;
 
-use super::audit::{cap, Record, Tap, MAX_STRING_CHARS};
+use super::audit::{cap, rfc3339, Record, Tap, MAX_STRING_CHARS};
 pub(crate) use traffic::TrafficView;
 use traffic::{Sample, Traffic};
 
@@ -34,13 +34,56 @@ pub(crate) const RECENT_BYTES: usize = 2 * 1024 * 1024;
 /// How many records a slow subscriber may fall behind before it skips ahead.
 const BACKLOG: usize = 256;
 
-/// One record as the console sees it: its place in the feed and its JSON.
+/// One record as the console sees it: its place in the feed and the record.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
     /// Increases by one per record, from 1.
     pub seq: u64,
-    /// The record's JSON (strings capped as in the audit file, arguments redacted).
-    pub json: Arc<Value>,
+    kept: Arc<Kept>,
+}
+
+/// A record as taken in, and its JSON once a reader asked for it (built off the request
+/// path, once, however many pages show it).
+#[derive(Debug)]
+struct Kept {
+    record: Record,
+    /// When it was taken in (the record's `time` when it has none: without an audit file,
+    /// nothing formats it on the request path).
+    at: time::OffsetDateTime,
+    json: OnceLock<Value>,
+}
+
+impl Entry {
+    #[cfg(test)]
+    /// An entry numbered `seq` holding `record`, outside any feed.
+    pub(crate) fn of(seq: u64, record: Record) -> Entry {
+        Entry {
+            seq,
+            kept: Arc::new(Kept {
+                record,
+                at: time::OffsetDateTime::now_utc(),
+                json: OnceLock::new(),
+            }),
+        }
+    }
+
+    /// The record.
+    pub(crate) fn record(&self) -> &Record {
+        &self.kept.record
+    }
+
+    /// The record's JSON as the audit file would hold it (strings capped, arguments
+    /// redacted, `time` set).
+    pub(crate) fn json(&self) -> &Value {
+        self.kept.json.get_or_init(|| {
+            let mut v = serde_json::to_value(&self.kept.record).unwrap_or(Value::Null);
+            if self.kept.record.time.is_empty() {
+                v["time"] = Value::String(rfc3339(self.kept.at));
+            }
+            cap_strings(&mut v);
+            v
+        })
+    }
 }
 
 /// Which records the audit page shows: each field given and not empty must equal the
@@ -55,17 +98,18 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    /// Whether the record `v` passes (empty fields match everything).
-    pub(crate) fn matches(&self, v: &Value) -> bool {
-        let field = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
-        let ok = |want: &Option<String>, k: &str| {
-            want.as_deref()
-                .is_none_or(|w| w.is_empty() || field(k) == w)
+    /// Whether the record `r` passes (empty fields match everything; a string the audit
+    /// file would cap is compared as capped).
+    pub(crate) fn matches(&self, r: &Record) -> bool {
+        let ok = |want: &Option<String>, have: &str| {
+            want.as_deref().is_none_or(|w| {
+                w.is_empty() || w == have || (have.len() > MAX_STRING_CHARS && w == cap(have))
+            })
         };
-        ok(&self.principal, "principal")
-            && ok(&self.server, "server")
-            && ok(&self.tool, "name")
-            && ok(&self.outcome, "outcome")
+        ok(&self.principal, &r.principal)
+            && ok(&self.server, r.server.as_deref().unwrap_or(""))
+            && ok(&self.tool, r.name.as_deref().unwrap_or(""))
+            && ok(&self.outcome, r.outcome)
     }
 }
 
@@ -106,34 +150,39 @@ impl Live {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Takes in one record (timestamped): sanitised, kept, counted, broadcast.
-    fn take(&self, record: &Record) {
-        let Ok(mut json) = serde_json::to_value(record) else {
-            return;
-        };
-        cap_strings(&mut json);
-        let size = weight(&json);
-        let json = Arc::new(json);
+    /// Takes in one record: kept, counted, broadcast. Its JSON is built only when a reader
+    /// asks for it ([`Entry::json`]); records pushed out of the ring are freed after the lock.
+    fn take(&self, record: Record) {
+        let size = weight(&record);
+        let kept = Arc::new(Kept {
+            record,
+            at: time::OffsetDateTime::now_utc(),
+            json: OnceLock::new(),
+        });
         let now = self.started.elapsed().as_secs();
+        let mut gone = Vec::new();
         // One critical section: numbered, kept and broadcast in number order (sending on a
         // broadcast channel does not block).
         let mut inner = self.lock();
         inner.seq += 1;
         let entry = Entry {
             seq: inner.seq,
-            json,
+            kept,
         };
-        inner.traffic.add(now, &Sample::of(&entry.json));
+        inner.traffic.add(now, &Sample::of(entry.record()));
         while inner.recent.len() >= RECENT
             || (inner.bytes + size > RECENT_BYTES && !inner.recent.is_empty())
         {
-            if let Some((_, b)) = inner.recent.pop_front() {
+            if let Some((old, b)) = inner.recent.pop_front() {
                 inner.bytes -= b;
+                gone.push(old);
             }
         }
         inner.bytes += size;
         inner.recent.push_back((entry.clone(), size));
         let _ = self.tx.send(entry);
+        drop(inner);
+        drop(gone);
     }
 
     /// The last `limit` kept records that pass `filter`, oldest first.
@@ -151,7 +200,7 @@ impl Live {
             .rev()
             .map(|(e, _)| e)
             .take_while(|e| e.seq > after)
-            .filter(|e| filter.matches(&e.json))
+            .filter(|e| filter.matches(e.record()))
             .take(limit)
             .cloned()
             .collect();
@@ -178,7 +227,7 @@ impl Live {
 }
 
 impl Tap for Live {
-    fn record(&self, record: &Record) {
+    fn record(&self, record: Record) {
         self.take(record);
     }
 }
@@ -194,16 +243,35 @@ fn cap_strings(v: &mut Value) {
     }
 }
 
+/// About how many bytes `r` holds in memory (its JSON, once built, about twice that).
+fn weight(r: &Record) -> usize {
+    const BASE: usize = 512;
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let args = r.args.as_ref().map_or(0, value_weight);
+    2 * (BASE
+        + r.principal.len()
+        + text(&r.key_id)
+        + text(&r.client)
+        + text(&r.peer)
+        + text(&r.session)
+        + text(&r.server)
+        + text(&r.method)
+        + text(&r.id)
+        + text(&r.name)
+        + text(&r.rule)
+        + args)
+}
+
 /// About how many bytes `v` holds in memory.
-fn weight(v: &Value) -> usize {
+fn value_weight(v: &Value) -> usize {
     const NODE: usize = 32;
     match v {
         Value::String(s) => NODE + s.len(),
-        Value::Array(items) => NODE + items.iter().map(weight).sum::<usize>(),
+        Value::Array(items) => NODE + items.iter().map(value_weight).sum::<usize>(),
         Value::Object(map) => {
             NODE + map
                 .iter()
-                .map(|(k, v)| NODE + k.len() + weight(v))
+                .map(|(k, v)| NODE + k.len() + value_weight(v))
                 .sum::<usize>()
         }
         _ => NODE,
@@ -228,7 +296,7 @@ mod tests {
     fn live_ring_is_bounded_by_count_and_bytes() {
         let live = Live::new();
         for _ in 0..(RECENT + 5) {
-            live.take(&record("ann", "ok"));
+            live.take(record("ann", "ok"));
         }
         let all = live.recent(&Filter::default(), usize::MAX);
         assert_eq!(all.len(), RECENT);
@@ -240,9 +308,9 @@ mod tests {
             args: Some(serde_json::json!({ "a": "y".repeat(10_000) })),
             ..record("bob", "ok")
         };
-        live.take(&big);
+        live.take(big);
         let last = live.recent(&Filter::default(), 1).remove(0);
-        assert_eq!(last.json["rule"].as_str().unwrap().chars().count(), 256);
+        assert_eq!(last.json()["rule"].as_str().unwrap().chars().count(), 256);
         let inner = live.lock();
         assert!(inner.bytes <= RECENT_BYTES);
         assert_eq!(
@@ -254,9 +322,9 @@ mod tests {
     #[test]
     fn live_filter_and_since_pick_the_records_asked_for() {
         let live = Live::new();
-        live.take(&record("ann", "ok"));
-        live.take(&record("bob", "denied"));
-        live.take(&record("ann", "denied"));
+        live.take(record("ann", "ok"));
+        live.take(record("bob", "denied"));
+        live.take(record("ann", "denied"));
         let f = Filter {
             outcome: Some("denied".into()),
             ..Filter::default()
@@ -289,7 +357,7 @@ mod tests {
                 let live = live.clone();
                 std::thread::spawn(move || {
                     for _ in 0..50 {
-                        live.take(&record("ann", "ok"));
+                        live.take(record("ann", "ok"));
                     }
                 })
             })

@@ -94,7 +94,7 @@ fn audit(deps: &Deps, query: &HashMap<String, String>) -> Value {
         .live
         .since(&filter_of(query), after, limit)
         .into_iter()
-        .map(|e| json!({ "seq": e.seq, "record": &*e.json }))
+        .map(|e| json!({ "seq": e.seq, "record": e.json() }))
         .collect();
     json!({ "last_seq": deps.live.last_seq(), "records": records })
 }

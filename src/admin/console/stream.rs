@@ -151,7 +151,7 @@ fn audit_events(
         let last = batch.last().map_or(feed.after, |e| e.seq);
         let records: Vec<Value> = batch
             .iter()
-            .map(|e| json!({ "seq": e.seq, "record": &*e.json }))
+            .map(|e| json!({ "seq": e.seq, "record": e.json() }))
             .collect();
         let event = Event::default()
             .event("audit")
@@ -202,7 +202,7 @@ impl Feed {
         match got {
             Ok(e) if e.seq > self.after => {
                 self.after = e.seq;
-                if self.filter.matches(&e.json) {
+                if self.filter.matches(e.record()) {
                     batch.push(e);
                 }
                 Some(())

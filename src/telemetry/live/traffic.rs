@@ -18,7 +18,8 @@
 use std::collections::{HashMap, VecDeque};
 
 use serde::Serialize;
-use serde_json::Value;
+
+use crate::telemetry::audit::Record;
 
 /// Seconds the global per-second series covers.
 pub(crate) const SECONDS: u64 = 300;
@@ -86,20 +87,21 @@ pub(crate) struct Sample<'a> {
 }
 
 impl Sample<'_> {
-    /// Reads a record's JSON.
-    pub(crate) fn of(v: &Value) -> Sample<'_> {
-        let s = |k: &str| v.get(k).and_then(Value::as_str);
-        let outcome = s("outcome").unwrap_or("");
-        let refused = matches!(outcome, "denied" | "refused" | "unauthenticated");
+    /// Reads a record.
+    pub(crate) fn of(r: &Record) -> Sample<'_> {
+        let refused = matches!(r.outcome, "denied" | "refused" | "unauthenticated");
         Sample {
-            server: s("server").unwrap_or(""),
-            tool: s("name").filter(|_| s("method") == Some("tools/call")),
-            principal: s("principal").unwrap_or(""),
-            front: s("transport") != Some("aggregate"),
-            known: outcome != "unauthenticated",
-            error: outcome != "ok",
-            refusal: refused.then(|| s("reason").unwrap_or(outcome)),
-            latency_ms: v.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0),
+            server: r.server.as_deref().unwrap_or(""),
+            tool: r
+                .name
+                .as_deref()
+                .filter(|_| r.method.as_deref() == Some("tools/call")),
+            principal: &r.principal,
+            front: r.transport != "aggregate",
+            known: r.outcome != "unauthenticated",
+            error: r.outcome != "ok",
+            refusal: refused.then(|| r.reason.unwrap_or(r.outcome)),
+            latency_ms: r.latency_ms,
         }
     }
 }
@@ -354,11 +356,27 @@ pub(crate) struct Top {
 
 #[cfg(test)]
 mod tests {
+    use serde_json::Value;
+
     use super::*;
     use serde_json::json;
 
-    fn sample(v: &Value) -> Sample<'_> {
-        Sample::of(v)
+    /// A record with the fields of `v` (what the audit file would show).
+    fn rec(v: &Value) -> Record {
+        let s = |k: &str| v.get(k).and_then(Value::as_str).map(str::to_owned);
+        let leak =
+            |k: &str| -> &'static str { Box::leak(s(k).unwrap_or_default().into_boxed_str()) };
+        Record {
+            outcome: leak("outcome"),
+            server: s("server"),
+            method: s("method"),
+            name: s("name"),
+            principal: s("principal").unwrap_or_default(),
+            transport: leak("transport"),
+            reason: s("reason").map(|r| &*Box::leak(r.into_boxed_str())),
+            latency_ms: v.get("latency_ms").and_then(Value::as_f64).unwrap_or(0.0),
+            ..Record::default()
+        }
     }
 
     #[test]
@@ -370,9 +388,9 @@ mod tests {
             "method": "tools/call", "name": "rm", "principal": "bob",
             "transport": "tcp", "latency_ms": 0.05});
         for _ in 0..99 {
-            t.add(5, &sample(&ok));
+            t.add(5, &Sample::of(&rec(&ok)));
         }
-        t.add(6, &sample(&bad));
+        t.add(6, &Sample::of(&rec(&bad)));
         let v = t.view(7, 1_000_000);
         assert_eq!(v.per_second.len(), SECONDS as usize);
         let last = &v.per_second[v.per_second.len() - 3..];
@@ -391,7 +409,7 @@ mod tests {
         let mut t = Traffic::default();
         for i in 0..(MAX_KEYS + 10) {
             let r = json!({"outcome": "ok", "principal": format!("p{i}"), "latency_ms": 1.0});
-            t.add(0, &sample(&r));
+            t.add(0, &Sample::of(&rec(&r)));
         }
         assert_eq!(t.principals.0.len(), MAX_KEYS + 1);
         assert_eq!(t.principals.0[OTHER].0[0].count, 10);
@@ -404,7 +422,7 @@ mod tests {
     fn aggregate_copies_count_per_server_but_not_per_second() {
         let mut t = Traffic::default();
         let copy = json!({"outcome": "ok", "server": "beta", "transport": "aggregate"});
-        t.add(1, &sample(&copy));
+        t.add(1, &Sample::of(&rec(&copy)));
         let v = t.view(1, 0);
         assert_eq!(v.per_second.last().unwrap().count, 0);
         assert_eq!(v.servers[0].count, 1);
@@ -418,8 +436,8 @@ mod tests {
         let copy = json!({"outcome": "denied", "reason": "rbac_denied", "server": "beta",
             "method": "tools/call", "name": "echo", "principal": "ann",
             "transport": "aggregate"});
-        t.add(1, &sample(&front));
-        t.add(1, &sample(&copy));
+        t.add(1, &Sample::of(&rec(&front)));
+        t.add(1, &Sample::of(&rec(&copy)));
         let v = t.view(1, 0);
         let keys = |rows: &[Row]| {
             rows.iter()
@@ -438,19 +456,19 @@ mod tests {
         for i in 0..MAX_KEYS {
             let r = json!({"outcome": "ok", "principal": format!("p{i}"), "method": "tools/call",
                 "name": format!("t{i}")});
-            t.add(0, &sample(&r));
+            t.add(0, &Sample::of(&rec(&r)));
         }
         // Past the window, with no view built, a new principal gets its own key.
         let later = BUCKETS * BUCKET_SECS + 1;
         let r = json!({"outcome": "ok", "principal": "zed", "method": "tools/call",
             "name": "echo"});
-        t.add(later, &sample(&r));
+        t.add(later, &Sample::of(&rec(&r)));
         assert_eq!(t.principals.0.len(), 1);
         assert!(t.principals.0.contains_key("zed"));
         assert!(t.tools.0.contains_key("echo"));
         let anon = json!({"outcome": "unauthenticated", "principal": "mallory",
             "method": "tools/call", "name": "made_up"});
-        t.add(later, &sample(&anon));
+        t.add(later, &Sample::of(&rec(&anon)));
         assert!(!t.principals.0.contains_key("mallory"));
         assert!(!t.tools.0.contains_key("made_up"));
         assert_eq!(t.view(later, 0).refusals[0].key, "unauthenticated");

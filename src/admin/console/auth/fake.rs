@@ -66,9 +66,9 @@ impl Console for Fake {
 pub(crate) struct Taken(pub Mutex<Vec<Record>>);
 
 impl Tap for Taken {
-    fn record(&self, record: &Record) {
+    fn record(&self, record: Record) {
         if let Ok(mut all) = self.0.lock() {
-            all.push(record.clone());
+            all.push(record);
         }
     }
 }

@@ -68,7 +68,7 @@ fn filters(q: &Filters) -> Markup {
 /// One record: a summary line that opens onto every field (`None`: the script's template).
 fn record(entry: Option<&Entry>) -> Markup {
     let null = Value::Null;
-    let json = entry.map_or(&null, |e| &e.json);
+    let json = entry.map_or(&null, Entry::json);
     let text = |key: &str| json.get(key).map(as_text);
     let outcome = text("outcome").unwrap_or_default();
     html! {
@@ -124,35 +124,38 @@ fn ms(v: Option<&Value>) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
     use serde_json::json;
 
     use super::*;
+    use crate::telemetry::audit::Record;
 
-    fn entry(seq: u64, json: Value) -> Entry {
-        Entry {
-            seq,
-            json: Arc::new(json),
-        }
+    fn entry(seq: u64, record: Record) -> Entry {
+        Entry::of(seq, record)
     }
 
     #[test]
     fn newest_first_filtered_and_escaped() {
+        let named = |principal: &str, name: &str, outcome: &'static str| Record {
+            principal: principal.into(),
+            name: Some(name.into()),
+            outcome,
+            ..Record::default()
+        };
         let recent = [
-            entry(
-                1,
-                json!({"principal": "alice", "name": "echo", "outcome": "ok"}),
-            ),
+            entry(1, named("alice", "echo", "ok")),
             entry(
                 2,
-                json!({"principal": "bob", "name": "<img src=x onerror=alert(1)>",
-                "outcome": "denied", "args": {"k": "<b>"}}),
+                Record {
+                    args: Some(json!({"k": "<b>"})),
+                    ..named("bob", "<img src=x onerror=alert(1)>", "denied")
+                },
             ),
             entry(
                 3,
-                json!({"principal": "alice", "name": "add", "outcome": "ok",
-                "latency_ms": 1.25}),
+                Record {
+                    latency_ms: 1.25,
+                    ..named("alice", "add", "ok")
+                },
             ),
         ];
         let html = render(&recent, 3, &Filters::new()).into_string();
