@@ -299,16 +299,10 @@ pub(crate) fn audit(
     client: Option<IpAddr>,
 ) {
     deps.audit.emit(Record {
-        principal: op.to_owned(),
-        auth: "admin",
-        client: client.map(|c| c.to_string()),
-        transport: "console",
-        method: Some(method.to_owned()),
-        name: target.map(str::to_owned),
         decision: "allow",
         outcome: if failed.is_some() { "error" } else { "ok" },
         reason: failed,
-        ..Record::default()
+        ..console_record(op, method, target, client)
     });
 }
 
@@ -323,17 +317,24 @@ pub(crate) fn refused(
     client: Option<IpAddr>,
 ) {
     deps.audit.emit(Record {
+        decision: "deny",
+        outcome,
+        reason: Some(reason),
+        ..console_record(op, method, target, client)
+    });
+}
+
+/// What every console record says: who, from where, which action on what.
+fn console_record(op: &str, method: &str, target: Option<&str>, client: Option<IpAddr>) -> Record {
+    Record {
         principal: op.to_owned(),
         auth: "admin",
         client: client.map(|c| c.to_string()),
         transport: "console",
         method: Some(method.to_owned()),
         name: target.map(str::to_owned),
-        decision: "deny",
-        outcome,
-        reason: Some(reason),
         ..Record::default()
-    });
+    }
 }
 
 /// What a wrong token, user or password gets (the same for each, so nothing is revealed).

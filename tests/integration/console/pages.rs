@@ -144,7 +144,8 @@ async fn pages_are_html_with_their_data_and_no_inline_code() {
     assert!(traffic.contains(">echo</th>"), "{traffic}");
     let (_, servers) = page(&admin, "/ui/servers").await;
     assert!(
-        servers.contains("action=\"/ui/actions/restart\""),
+        servers.contains("action=\"/ui/actions/restart\"")
+            && servers.contains("action=\"/ui/actions/reload\""),
         "{servers}"
     );
     let res = get(&format!("{admin}/ui")).await;

@@ -1,10 +1,12 @@
 //! The servers page: a card per server (state, kind, era, session mode, sessions, calls in
 //! flight) with its children (state, pid, uptime, restarts, last exit, the last stderr lines),
 //! a button restarting its children (named servers and the single server only, not the
-//! aggregate or endpoints) and one running the deep health check.
+//! aggregate or endpoints), one running the deep health check and one reloading the
+//! configuration.
 //!
 //! Owns: the page's markup and the templates the script fills for servers and children that
-//! appear later. Does not own: the data (`Console::servers`), the restart (`actions.rs`), the
+//! appear later. Does not own: the data (`Console::servers`), the restart and the reload
+//! (`actions.rs`), the
 //! deep health check (`Console::deep_health`, served at `/ui/api/health`).
 
 use maud::{html, Markup};
@@ -23,6 +25,11 @@ pub(super) fn render(servers: &[ServerView], op: &Operator) -> Markup {
                 button type="submit" { "Run deep health check" }
             }
             div #deep-health aria-live="polite" {}
+            // Confirmed on its own page first, like every action (`actions.rs`).
+            form .action method="post" action="/ui/actions/reload" {
+                (csrf_field(op))
+                button type="submit" { "Reload configuration" }
+            }
         }
         p .empty data-empty="servers" hidden[!servers.is_empty()] { "No servers." }
         div .cards data-root data-list="servers" data-key="name" {
