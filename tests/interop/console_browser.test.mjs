@@ -18,32 +18,20 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 
+import { failInCiWithoutBrowser, launchBrowser, missing } from './browser.mjs';
 import { repoRoot, sleep, withTimeout } from './harness.mjs';
 import {
     HOSTILE_CLIENT, HOSTILE_TOOL, STEP_TIMEOUT_MS, call, closeAll, connectClient, numberIn, rowOf,
     startConsoleRelay, startLoad, unreachedByTab,
 } from './console_driver.mjs';
 
-const CHROMIUM = process.env.MCP_RELAY_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const SHOTS = process.env.CONSOLE_SCREENSHOT_DIR ?? path.join(repoRoot, 'results', 'console');
 const PAGES = ['servers', 'sessions', 'traffic', 'audit', 'connect'];
 const TEST_TIMEOUT_MS = 90_000;
 const VIEWPORT = { width: 1280, height: 900 };
 const SHOT_HEIGHT = 1400;
 
-let playwright = null;
-let missing = null;
-try {
-    playwright = await import('playwright-core');
-} catch {
-    missing = 'the playwright-core package is not installed (tests/interop: npm install)';
-}
-if (!fs.existsSync(CHROMIUM)) missing = `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
-if (missing && process.env.CI) {
-    test('a browser is available', () => assert.fail(`${missing} (CI is set, so this is a failure)`));
-}
+failInCiWithoutBrowser();
 
 /** Console errors, page errors and failed loads of a context, with where they happened. */
 function watch(context, page) {
@@ -93,7 +81,7 @@ describe('the console in headless Chromium, against a relay under load', { skip:
         }
         clients.push(await connectClient(relay, { principal: 'loader', server: 'beta', name: HOSTILE_CLIENT, version: '</td><script>alert(3)</script>' }));
         load = startLoad(clients);
-        browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+        browser = await launchBrowser();
     });
     after(async () => {
         if (load) await load.stop();

@@ -15,26 +15,14 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 
+import { failInCiWithoutBrowser, launchBrowser, missing } from './browser.mjs';
 import { relayBin, withTimeout } from './harness.mjs';
 import { STEP_TIMEOUT_MS, freePort, jwtClaims, randomPassword, startAuthRelay } from './oauth_server_driver.mjs';
 
-const CHROMIUM = process.env.MCP_RELAY_CHROMIUM ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 const USER = 'carol';
 const PASSWORD = randomPassword();
 
-let playwright = null;
-let missing = null;
-try {
-    playwright = await import('playwright-core');
-} catch {
-    missing = 'the playwright-core package is not installed (tests/interop: npm install)';
-}
-if (!fs.existsSync(CHROMIUM)) missing = `no Chromium at ${CHROMIUM} (apt-get install chromium)`;
-if (missing && process.env.CI) {
-    test('a browser is available', () => assert.fail(`${missing} (CI is set, so this is a failure)`));
-}
+failInCiWithoutBrowser();
 
 /** The client's redirect URI: a loopback server that records what arrives. */
 async function startCallback() {
@@ -81,7 +69,7 @@ describe('built-in authorization server: headless Chromium, keyboard only', { sk
             child: [relayBin, 'demo-server'],
         });
         callback = await startCallback();
-        browser = await playwright.chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+        browser = await launchBrowser();
     });
     after(async () => {
         if (browser) await browser.close();
