@@ -5,14 +5,10 @@
 use std::process::ExitCode;
 
 use crate::cli::{self, CertCommand, Command};
-use crate::upstream::stdio::{exec_shim, EXEC_SHIM};
 use crate::{app, bridge, cert, config, telemetry, token};
 
 /// The whole program: what `mcp-relay` does with its command line.
 pub fn main() -> ExitCode {
-    if std::env::args_os().nth(1).as_deref() == Some(EXEC_SHIM.as_ref()) {
-        return exec_shim(std::env::args_os().skip(2));
-    }
     let argv: Vec<_> = std::env::args_os().collect();
     let cli = match cli::parse(argv.clone()) {
         Ok(cli) => cli,

@@ -3,7 +3,7 @@
 //! exist on every OS, so the code Windows runs is the code built and tested on Linux with
 //! `--features portable` (docs/platforms.md says what is tested where).
 //!
-//! - `process`: a child's process tree, stopping it, exit statuses, the exec shim.
+//! - `process`: a child's process tree, stopping it, exit statuses, tying it to the relay.
 //! - `memory`: the readings overload shedding compares with its budget.
 //! - `signals`: shutdown and reload requests.
 //! - `fs`: files and directories only their owner may read.

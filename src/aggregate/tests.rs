@@ -45,11 +45,7 @@ fn relay_with(flags: &[&str], fixture: &std::path::Path, args: &[&str]) -> Arc<R
     argv.push("--".into());
     argv.push(fixture.into());
     argv.extend(args.iter().map(Into::into));
-    let mut cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
-    if let ServerSpec::Command(spec) = &mut cfg.child {
-        // The exec shim is the relay's binary; this test binary is not one.
-        spec.shim = None;
-    }
+    let cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
     Relay::new(Arc::new(cfg), Audit::disabled())
 }
 

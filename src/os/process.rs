@@ -1,10 +1,11 @@
-//! A child's process tree: isolating it at spawn, stopping it, reading how it ended, and the
-//! exec shim that ties its life to the relay's.
+//! A child's process tree: isolating it at spawn, tying its life to the relay's, stopping it,
+//! and reading how it ended.
 //!
 //! - Native (Unix, macOS included): the child leads its own process group
 //!   (`Command::process_group(0)`); SIGTERM and SIGKILL go to the whole group (`killpg`), so
-//!   grandchildren go with it. On Linux the exec shim ([`exec_shim`]) also arms
-//!   `PR_SET_PDEATHSIG`, so the kernel kills the child when the relay dies, even by SIGKILL.
+//!   grandchildren go with it. On Linux [`tie_to_relay`] also arms
+//!   `PR_SET_PDEATHSIG` between fork and exec, so the kernel kills the child when the relay
+//!   dies, even by SIGKILL.
 //! - Portable (Windows, or `--features portable`): the child is one process. There is no
 //!   termination request to send, so [`signal_tree`] reports `false` and the caller kills the
 //!   child it holds (`Child::start_kill`: `TerminateProcess` on Windows). Grandchildren are
@@ -29,10 +30,6 @@ pub(crate) enum Stop {
     /// End it (SIGKILL).
     Kill,
 }
-
-/// True when [`exec_shim`] can tie a child's life to the relay's (Linux, native).
-pub(crate) const PARENT_DEATH_SHIM: bool =
-    cfg!(all(target_os = "linux", not(feature = "portable")));
 
 #[cfg(all(unix, not(feature = "portable")))]
 mod native {
@@ -140,39 +137,38 @@ pub(crate) fn is_executable(meta: &std::fs::Metadata) -> bool {
     native::is_executable(meta)
 }
 
-/// The exec shim (`mcp-relay __exec-child PROGRAM ARGS...`), run in the child process before
-/// the real command: asks the kernel to SIGKILL it when the relay dies (even by SIGKILL, when
-/// no cleanup of ours can run), then replaces itself with the command (same pid, process
-/// group, pipes and environment). Returns only if that fails. Where it cannot
-/// ([`PARENT_DEATH_SHIM`] false) the relay never uses it and it exits 126.
+/// Ties the child's life to the relay's (Linux, native; elsewhere nothing): between fork and
+/// exec, in the child, asks the kernel to SIGKILL it when the relay dies (even by SIGKILL, when
+/// no cleanup of ours can run), and refuses to exec when the relay is already gone (then
+/// nothing would kill it later: the spawn fails). One system call more than a plain spawn; the
+/// program is exec'd once, directly.
+///
+/// The kernel sends the signal when the *thread* that forked exits: children are spawned from
+/// the runtime's worker threads, which live as long as the relay.
 #[cfg(all(target_os = "linux", not(feature = "portable")))]
-pub(crate) fn exec_shim(
-    mut args: impl Iterator<Item = std::ffi::OsString>,
-) -> std::process::ExitCode {
+#[allow(unsafe_code)]
+pub(crate) fn tie_to_relay(cmd: &mut tokio::process::Command) {
     use nix::sys::signal::Signal;
-    use std::os::unix::process::CommandExt;
-    let parent = nix::unistd::getppid();
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).is_err() {
-        return std::process::ExitCode::from(126);
-    }
-    // The relay may have died before the signal was armed: then nothing would kill us later.
-    if nix::unistd::getppid() != parent {
-        return std::process::ExitCode::from(126);
-    }
-    let Some(program) = args.next() else {
-        return std::process::ExitCode::from(64);
+    let relay = nix::unistd::getpid();
+    let arm = move || -> std::io::Result<()> {
+        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
+        if nix::unistd::getppid() != relay {
+            return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+        }
+        Ok(())
     };
-    let err = std::process::Command::new(program).args(args).exec();
-    eprintln!("mcp-relay: exec failed: {err}");
-    std::process::ExitCode::from(127)
+    // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
+    // calls are allowed: it makes two system calls (prctl, getppid), allocates nothing (the
+    // error is a raw OS error) and touches no lock.
+    unsafe {
+        cmd.pre_exec(arm);
+    }
 }
 
-/// The exec shim exists on Linux only; see the native version.
+/// Nothing to arm off Linux (see the native version): the process group and, on Windows, the
+/// Job Object are what end a child.
 #[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
-pub(crate) fn exec_shim(_args: impl Iterator<Item = std::ffi::OsString>) -> std::process::ExitCode {
-    eprintln!("mcp-relay: the exec shim is not available on this platform");
-    std::process::ExitCode::from(126)
-}
+pub(crate) fn tie_to_relay(_cmd: &mut tokio::process::Command) {}
 
 #[cfg(test)]
 mod tests {

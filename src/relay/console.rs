@@ -190,10 +190,7 @@ mod tests {
             "--".into(),
             fixture.into(),
         ];
-        let mut cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
-        if let ServerSpec::Command(spec) = &mut cfg.child {
-            spec.shim = None;
-        }
+        let cfg = crate::config::load(argv, &crate::secret::process_env).unwrap();
         Relay::new(Arc::new(cfg), Audit::disabled())
     }
 

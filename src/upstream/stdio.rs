@@ -28,7 +28,6 @@ use super::lines::{Line, LineReader};
 use crate::os::process::{signal_tree, Stop};
 pub(crate) use tail::Tail;
 
-pub(crate) use crate::os::process::exec_shim;
 
 /// How to run one child; built from config, never from request data.
 #[derive(Debug, Clone)]
@@ -42,14 +41,7 @@ pub(crate) struct ChildSpec {
     pub max_line: usize,
     /// Each wait of the stop sequence (after closing stdin, after SIGTERM).
     pub stop_timeout: Duration,
-    /// The relay's own binary, used as an exec shim that makes the kernel kill the child if
-    /// the relay dies ([`exec_shim`], Linux only: ignored elsewhere); `None` spawns the
-    /// command directly.
-    pub shim: Option<PathBuf>,
 }
-
-/// First argument that turns `mcp-relay` into the exec shim.
-pub(crate) const EXEC_SHIM: &str = "__exec-child";
 
 /// What the child said or did, in order; `Exited` is always last.
 #[derive(Debug)]
@@ -121,22 +113,9 @@ const STDERR_LINES_PER_SEC: u32 = 200;
 /// Spawns the child and its pipe tasks. The returned [`ChildOutput`] is read by the caller's
 /// own task (no channel hop per line): its lines, then its exit.
 pub(crate) fn spawn(spec: &ChildSpec) -> Result<(ChildHandle, ChildOutput), Error> {
-    // Checked here so a missing or non-executable program is a spawn error (503), not an
-    // early exit of the shim.
+    // Checked here so a missing or non-executable program is a clear spawn error (503).
     ensure_executable(&spec.program).map_err(Error::Spawn)?;
-    let shim = spec
-        .shim
-        .as_ref()
-        .filter(|_| crate::os::process::PARENT_DEATH_SHIM);
-    let mut child = match shim {
-        Some(shim) => match command(spec, Some(shim)).spawn() {
-            // The relay's binary was replaced or removed while running: spawn directly.
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => command(spec, None).spawn(),
-            other => other,
-        },
-        None => command(spec, None).spawn(),
-    }
-    .map_err(Error::Spawn)?;
+    let mut child = command(spec).spawn().map_err(Error::Spawn)?;
     let pid = child.id().unwrap_or(0);
     let tree = crate::os::process::Tree::track(&child);
     let (Some(stdin), Some(stdout), Some(stderr)) =
@@ -521,16 +500,9 @@ async fn stop_in_order(
     child.wait().await
 }
 
-/// The command for `spec`, through the exec shim when one is given.
-fn command(spec: &ChildSpec, shim: Option<&PathBuf>) -> Command {
-    let mut cmd = match shim {
-        Some(shim) => {
-            let mut c = Command::new(shim);
-            c.arg(EXEC_SHIM).arg(&spec.program);
-            c
-        }
-        None => Command::new(&spec.program),
-    };
+/// The command for `spec`: its own process group, its life tied to the relay's.
+fn command(spec: &ChildSpec) -> Command {
+    let mut cmd = Command::new(&spec.program);
     cmd.args(&spec.args)
         .env_clear()
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
@@ -539,6 +511,7 @@ fn command(spec: &ChildSpec, shim: Option<&PathBuf>) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     crate::os::process::isolate(&mut cmd);
+    crate::os::process::tie_to_relay(&mut cmd);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }

@@ -183,7 +183,7 @@ async fn e6_grandchildren_and_sigterm_ignorers_are_stopped_with_their_group() {
 #[tokio::test]
 async fn e6_children_die_with_the_relay_even_when_it_is_sigkilled() {
     // A child that ignores stdin EOF and SIGTERM: only the kernel's parent-death signal,
-    // armed by the exec shim, can end it once the relay is gone without cleaning up.
+    // armed between fork and exec, can end it once the relay is gone without cleaning up.
     let mut relay = Relay::start(&[], &["--ignore-stdin-eof", "--ignore-sigterm"]);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
@@ -192,7 +192,7 @@ async fn e6_children_die_with_the_relay_even_when_it_is_sigkilled() {
         .unwrap();
     assert!(
         relay.children().contains(&pid),
-        "the shim exec'd in place: same pid"
+        "the program is the relay's direct child"
     );
     relay.child.kill().unwrap();
     relay.child.wait().unwrap();

@@ -57,7 +57,6 @@ pub(super) fn serve_config(args: ServeArgs, parts: Parts, env: Env<'_>) -> Serve
                 cwd: args.cwd,
                 max_line: usize_of(args.max_line),
                 stop_timeout: args.child_stop_timeout,
-                shim: std::env::current_exe().ok(),
             })
         }
     };
