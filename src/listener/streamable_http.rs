@@ -322,11 +322,10 @@ async fn next_chunk(mut c: Conn) -> Option<(Chunk, Conn)> {
 /// One SSE event, with its id unless `ids` is off; `data` is compact JSON on one line
 /// (guaranteed by `jsonrpc`).
 fn event(out: &Out, ids: bool) -> Bytes {
-    let mut b = bytes::BytesMut::with_capacity(out.data.len() + out.id.len() + 16);
+    use std::fmt::Write as _;
+    let mut b = bytes::BytesMut::with_capacity(out.data.len() + 56);
     if ids {
-        b.extend_from_slice(b"id: ");
-        b.extend_from_slice(out.id.as_bytes());
-        b.extend_from_slice(b"\n");
+        let _ = writeln!(b, "id: {}-{}", out.stream, out.seq);
     }
     b.extend_from_slice(b"data: ");
     b.extend_from_slice(&out.data);

@@ -24,10 +24,21 @@ pub(crate) struct BufferLimits {
 /// One message for a connection.
 #[derive(Debug, Clone)]
 pub(crate) struct Out {
-    pub id: String,
+    /// Its stream and sequence number: the SSE event id `<stream>-<seq>` ([`Out::event_id`]),
+    /// written only where an event is (a JSON answer has none).
+    pub stream: u64,
+    pub seq: u64,
     pub data: Bytes,
     /// The stream is done after this message.
     pub last: bool,
+}
+
+impl Out {
+    /// Its SSE event id, `<stream>-<seq>` ([`parse_event_id`] reads it back).
+    #[cfg(test)]
+    pub(crate) fn event_id(&self) -> String {
+        format!("{}-{}", self.stream, self.seq)
+    }
 }
 
 /// A stream of one session.
@@ -125,7 +136,8 @@ impl Stream {
             }
         }
         let out = Out {
-            id: format!("{}-{}", self.id, seq),
+            stream: self.id,
+            seq,
             data,
             last,
         };
@@ -177,7 +189,8 @@ impl Stream {
         for (seq, data) in replay {
             let last = inner.done && seq == newest && !self.standalone;
             let _ = tx.try_send(Out {
-                id: format!("{}-{}", self.id, seq),
+                stream: self.id,
+                seq,
                 data,
                 last,
             });
@@ -212,14 +225,14 @@ mod tests {
         s.push(Bytes::from_static(b"result"), true);
         let a = rx.recv().await.unwrap();
         let b = rx.recv().await.unwrap();
-        assert_eq!((a.id.as_str(), a.last), ("4-1", false));
-        assert_eq!((b.id.as_str(), b.last), ("4-2", true));
+        assert_eq!((a.event_id().as_str(), a.last), ("4-1", false));
+        assert_eq!((b.event_id().as_str(), b.last), ("4-2", true));
         assert!(rx.recv().await.is_none());
         assert!(s.is_done());
         let (mut again, _) = s.attach(Some(1));
         let r = again.recv().await.unwrap();
         assert_eq!(
-            (r.id.as_str(), &r.data[..], r.last),
+            (r.event_id().as_str(), &r.data[..], r.last),
             ("4-2", &b"result"[..], true)
         );
         assert!(again.recv().await.is_none());
@@ -233,7 +246,7 @@ mod tests {
         }
         let (mut rx, after) = s.attach(None);
         assert_eq!(after, 0);
-        let ids: Vec<String> = (0..3).map(|_| rx.try_recv().unwrap().id).collect();
+        let ids: Vec<String> = (0..3).map(|_| rx.try_recv().unwrap().event_id()).collect();
         assert_eq!(ids, ["0-3", "0-4", "0-5"]);
         drop(rx);
         assert_eq!(parse_event_id("0-5"), Some((0, 5)));

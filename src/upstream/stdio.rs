@@ -28,7 +28,6 @@ use super::lines::{Line, LineReader};
 use crate::os::process::{signal_tree, Stop};
 pub(crate) use tail::Tail;
 
-
 /// How to run one child; built from config, never from request data.
 #[derive(Debug, Clone)]
 pub(crate) struct ChildSpec {
