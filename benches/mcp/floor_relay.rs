@@ -3,8 +3,10 @@
 //! `MCP_BENCH_FLOOR_FIXTURE`). The relay's own stack (tokio + axum), HTTP in on `/mcp`, ONE
 //! fixture child spawned and initialized at start, spoken to over its pipes. Each request's id
 //! is replaced by a counter (spliced into the request's bytes: the body is parsed borrowed,
-//! `RawValue` for the id, no value trees), the answer is routed back by a map (counter →
-//! oneshot) and the original id spliced back in. JSON answers only: no SSE, no streams, no
+//! `RawValue` for the id, no value trees) and the frame queued to one writer task, which
+//! writes whatever is queued in one `write` (as the relay's child writer does; a request's
+//! own future never writes, so a client that goes away cannot cut a frame in half); the answer
+//! is routed back by a map (counter → oneshot) and the original id spliced back in. JSON answers only: no SSE, no streams, no
 //! policy, no audit, no session table. The client's `initialize` is answered here (with a
 //! session id header), notifications get 202 (nothing is forwarded), `DELETE` 200.
 //! Not here: the HTTP floor without a child (`floor.rs`), the harness's own stdio client
@@ -29,7 +31,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{ChildStdin, ChildStdout, Command};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 /// The env var that turns the bench binary into the relay floor listening on its value.
 pub(crate) const ROLE_ENV: &str = "MCP_BENCH_FLOOR_RELAY";
@@ -49,7 +51,7 @@ type Routes = Arc<Mutex<HashMap<u64, oneshot::Sender<Answer>>>>;
 
 /// The one child and what routes its answers.
 struct Floor {
-    stdin: tokio::sync::Mutex<ChildStdin>,
+    stdin: mpsc::UnboundedSender<Vec<u8>>,
     routes: Routes,
     next_id: AtomicU64,
     next_session: AtomicU64,
@@ -94,9 +96,9 @@ fn splice(bytes: &[u8], at: (usize, usize), with: &[u8], tail: &[u8]) -> Vec<u8>
 }
 
 impl Floor {
-    /// Writes one frame (a newline-terminated line) to the child.
-    async fn write(&self, frame: &[u8]) -> std::io::Result<()> {
-        self.stdin.lock().await.write_all(frame).await
+    /// Queues one frame (a newline-terminated line) for the child; false once it is gone.
+    fn write(&self, frame: Vec<u8>) -> bool {
+        self.stdin.send(frame).is_ok()
     }
 
     /// Sends `body` (whose id is at `id_at`) to the child under a fresh id; the answer line.
@@ -115,7 +117,7 @@ impl Floor {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(n, tx);
-        if self.write(&frame).await.is_err() {
+        if !self.write(frame) {
             self.routes
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
@@ -123,6 +125,21 @@ impl Floor {
             return None;
         }
         rx.await.ok()
+    }
+}
+
+/// Writes every queued frame to the child's stdin, as many as are queued in one `write`.
+async fn write_frames(mut stdin: ChildStdin, mut frames: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut buf = Vec::with_capacity(64 * 1024);
+    while let Some(first) = frames.recv().await {
+        buf.extend_from_slice(&first);
+        while let Ok(more) = frames.try_recv() {
+            buf.extend_from_slice(&more);
+        }
+        if stdin.write_all(&buf).await.is_err() {
+            return;
+        }
+        buf.clear();
     }
 }
 
@@ -209,8 +226,10 @@ async fn start(fixture: &Path) -> Result<Arc<Floor>> {
     });
     let routes: Routes = Arc::default();
     tokio::spawn(route(stdout, routes.clone()));
+    let (frames, queued) = mpsc::unbounded_channel();
+    tokio::spawn(write_frames(stdin, queued));
     let f = Arc::new(Floor {
-        stdin: tokio::sync::Mutex::new(stdin),
+        stdin: frames,
         routes,
         next_id: AtomicU64::new(1),
         next_session: AtomicU64::new(1),
@@ -232,9 +251,10 @@ async fn start(fixture: &Path) -> Result<Arc<Floor>> {
             String::from_utf8_lossy(&answer.line)
         );
     }
-    f.write(b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n")
-        .await
-        .context("notifications/initialized")?;
+    let initialized = b"{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}\n";
+    if !f.write(initialized.to_vec()) {
+        anyhow::bail!("the fixture closed before notifications/initialized");
+    }
     Ok(f)
 }
 
