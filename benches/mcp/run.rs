@@ -108,6 +108,11 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
             }
         }
     }
+    if kind == Kind::Supergateway {
+        let na = "n/a (per-session child only)";
+        res.note(kind, Metric::AP50Shared, na);
+        res.note(kind, Metric::BRpsShared, na);
+    }
     let cols = if shared_only {
         Columns::Both
     } else {
