@@ -5,7 +5,9 @@
 //! answer. Workloads: (a) sequential latency, (b) throughput 8 sessions C=32, (c) 64 KiB
 //! results C=8, (d) idle memory of the process tree, (e) 1,000 sessions on one shared child
 //! C=64, (f) session churn. The relay is started a second time with `--session-mode shared`
-//! for (e) and for its shared-mode idle memory. The multi-server relay (issue 16: two named
+//! for (e) and for its shared-mode (a), (b) and idle memory. The floors: the fixture's pipes
+//! (`floor-stdio`), a bare HTTP responder (`floor-http`) and the smallest correct relay
+//! (`floor-relay`, issue 21); agentgateway is a peer. The multi-server relay (issue 16: two named
 //! servers, both the fixture) is measured on its aggregate path and on one server's own path,
 //! against the single relay; so are the relay with bearer-token authentication (an HS256 JWT,
 //! and the relay's own OAuth access token from its built-in authorization server, issue 18),
@@ -14,6 +16,8 @@
 //! and targets are printed as markdown and written to `results/bench/latest.md`.
 //! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
 
+#[path = "mcp/against.rs"]
+mod against;
 #[path = "mcp/auth.rs"]
 mod auth;
 #[path = "mcp/config.rs"]
@@ -24,10 +28,14 @@ mod console;
 mod fleet;
 #[path = "mcp/floor.rs"]
 mod floor;
+#[path = "mcp/floor_relay.rs"]
+mod floor_relay;
 #[path = "mcp/guard.rs"]
 mod guard;
 #[path = "mcp/http.rs"]
 mod http;
+#[path = "mcp/kind.rs"]
+mod kind;
 #[path = "mcp/load.rs"]
 mod load;
 #[path = "mcp/msg.rs"]
@@ -52,6 +60,9 @@ mod targets;
 fn main() -> anyhow::Result<()> {
     if let Ok(listen) = std::env::var(floor::ROLE_ENV) {
         return floor::serve(&listen);
+    }
+    if let Ok(listen) = std::env::var(floor_relay::ROLE_ENV) {
+        return floor_relay::serve(&listen);
     }
     let cfg = config::Config::from_env()?;
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -2,7 +2,8 @@
 //! results table, ratios of each relay mode to the best peer and to the floors, the
 //! multi-server relay's paths and a 2026-07-28 client's translated calls against the single
 //! relay's legacy sessions (ratio and µs per call), the authenticated relays against the
-//! relay without authentication, and the issue's targets with whether each is met.
+//! relay without authentication; the targets of issues 3 and 21 with whether each is met
+//! (`targets.rs`) and the relay against agentgateway (`against.rs`).
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -14,7 +15,11 @@ use crate::systems::Kind;
 pub(crate) enum Metric {
     AP50,
     AP99,
+    /// (a) p50 with one child for every session (the relay: `Mode::Shared`).
+    AP50Shared,
     BRps,
+    /// (b) req/s with one child for every session (the relay: `Mode::Shared`).
+    BRpsShared,
     /// CPU µs per call of the system's own process (children excluded) during (b).
     BCpu,
     CRps,
@@ -35,10 +40,12 @@ pub(crate) enum Metric {
 
 use Metric::*;
 
-const COLUMNS: [(Metric, &str, bool); 16] = [
+const COLUMNS: [(Metric, &str, bool); 18] = [
     (AP50, "(a) p50 µs", false),
     (AP99, "(a) p99 µs", false),
+    (AP50Shared, "(a) p50 µs, shared mode", false),
     (BRps, "(b) req/s C=32", true),
+    (BRpsShared, "(b) req/s C=32, shared mode", true),
     (BCpu, "(b) CPU µs/call excl. children", false),
     (CRps, "(c) 64 KiB req/s", true),
     (DTree0, "(d) tree MiB, 0 sess", false),
@@ -147,6 +154,8 @@ impl Results {
         s.push_str(&self.fleet(systems));
         s.push_str(&self.console(systems));
         s.push_str(&crate::targets::render(self, systems));
+        s.push_str(&crate::targets::render_floor(self, systems));
+        s.push_str(&crate::against::render(self, systems));
         if !self.failures.is_empty() {
             s.push_str("\n### Failures\n\n");
             for f in &self.failures {
@@ -156,10 +165,10 @@ impl Results {
         s
     }
 
-    /// Ratios of each relay mode to the best peer and to both floors ("×" = how many times
+    /// Ratios of each relay mode to the best peer and to the three floors ("×" = how many times
     /// better the relay is; below 1 means worse); nothing if neither is in the run.
     fn ratios(&self, systems: &[Kind]) -> String {
-        let references = [Kind::FloorHttp, Kind::FloorStdio];
+        let references = [Kind::FloorHttp, Kind::FloorStdio, Kind::FloorRelay];
         if !systems
             .iter()
             .any(|k| k.is_peer() || references.contains(k))
@@ -168,11 +177,14 @@ impl Results {
         }
         let mut s = String::from(
             "### Ratios (relay ÷ reference, oriented so that > 1 means the relay is better)\n\n\
-             | relay mode | metric | vs best peer | vs floor-http | vs floor-stdio |\n|---|---|---:|---:|---:|\n",
+             | relay mode | metric | vs best peer | vs floor-http | vs floor-stdio | vs floor-relay |\n\
+             |---|---|---:|---:|---:|---:|\n",
         );
         let metrics = [
             (AP50, false),
+            (AP50Shared, false),
             (BRps, true),
+            (BRpsShared, true),
             (CRps, true),
             (DSharedSelfPerSession, false),
             (ERps, true),
@@ -193,7 +205,7 @@ impl Results {
                 let name = COLUMNS.iter().find(|c| c.0 == m).map_or("", |c| c.1);
                 let _ = writeln!(
                     s,
-                    "| {} | {name} | {} | {} | {} |",
+                    "| {} | {name} | {} | {} | {} | {} |",
                     k.name(),
                     peer.map_or("–".to_owned(), |(pk, v)| format!(
                         "{} ({})",
@@ -202,6 +214,7 @@ impl Results {
                     )),
                     ratio(self.figure(systems, Kind::FloorHttp, m)),
                     ratio(self.figure(systems, Kind::FloorStdio, m)),
+                    ratio(self.figure(systems, Kind::FloorRelay, m)),
                 );
             }
         }

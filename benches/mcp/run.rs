@@ -31,7 +31,7 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
             if kind.is_relay()
                 && !kind.is_modern()
                 && !kind.is_fleet()
-                && (cfg.wants('d') || cfg.wants('e'))
+                && "abde".chars().any(|w| cfg.wants(w))
             {
                 eprintln!(
                     "bench: rep {}/{} {} --session-mode shared",
@@ -79,15 +79,9 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
         None => Target::Stdio(&cfg.paths.fixture),
     };
     let pid = running.as_ref().map(|r| r.proc.pid());
-    let load = |sessions, concurrency, text_len| Load {
-        sessions,
-        concurrency,
-        text_len,
-        warmup: cfg.warmup,
-        window: cfg.window,
-        protocol: cfg.protocol.clone(),
-        cpu_pid: pid,
-    };
+    // A system whose only mode shares one child (or has none) is already in shared mode:
+    // its (a), (b) and (d) figures also go in the shared-mode columns.
+    let shared_only = kind.shared_child() || kind == Kind::FloorHttp;
     if kind.is_modern() {
         sessionless(cfg, kind, res);
     } else if cfg.wants('d') {
@@ -100,9 +94,7 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
                     res.add(kind, Metric::DTreeN, own.tree_n_mib);
                     res.add(kind, Metric::DTreePerSession, own.tree_per_session);
                     res.add(kind, Metric::DSelfPerSession, own.self_per_session);
-                    // A system whose only mode shares one child (or has none) is already
-                    // in shared mode: the same figure goes in the shared-mode column.
-                    if kind.shared_child() || kind == Kind::FloorHttp {
+                    if shared_only {
                         res.add(kind, Metric::DSharedSelfPerSession, own.self_per_session);
                     }
                 }
@@ -116,28 +108,23 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
             }
         }
     }
-    if cfg.wants('a') {
-        match load::run(target, &load(1, 1, SMALL_TEXT)).await {
-            Ok(r) => {
-                res.add(kind, Metric::AP50, r.p50_us);
-                res.add(kind, Metric::AP99, r.p99_us);
-            }
-            Err(e) => res.fail(kind, "(a) latency", rep, &e),
-        }
+    if kind == Kind::Supergateway {
+        let na = "n/a (per-session child only)";
+        res.note(kind, Metric::AP50Shared, na);
+        res.note(kind, Metric::BRpsShared, na);
     }
-    if cfg.wants('b') {
-        match load::run(target, &load(8, 32, SMALL_TEXT)).await {
-            Ok(r) => {
-                res.add(kind, Metric::BRps, r.rps);
-                if let Some(cpu) = r.cpu_us {
-                    res.add(kind, Metric::BCpu, cpu);
-                }
-            }
-            Err(e) => res.fail(kind, "(b) throughput", rep, &e),
-        }
-    }
+    let cols = if shared_only {
+        Columns::Both
+    } else {
+        Columns::PerSession
+    };
+    latency_throughput(cfg, (kind, target, pid), rep, res, cols).await;
     if cfg.wants('c') {
-        match load::run(target, &load(8, 8, BIG_TEXT)).await {
+        let big = Load {
+            text_len: BIG_TEXT,
+            ..small_load(cfg, 8, 8, pid)
+        };
+        match load::run(target, &big).await {
             Ok(r) => res.add(kind, Metric::CRps, r.rps),
             Err(e) => res.fail(kind, "(c) 64 KiB", rep, &e),
         }
@@ -197,16 +184,7 @@ async fn shared(
     } else {
         cfg.shared_sessions
     };
-    let load = Load {
-        sessions,
-        concurrency: 64,
-        text_len: SMALL_TEXT,
-        warmup: cfg.warmup,
-        window: cfg.window,
-        protocol: cfg.protocol.clone(),
-        cpu_pid: pid,
-    };
-    match load::run(target, &load).await {
+    match load::run(target, &small_load(cfg, sessions, 64, pid)).await {
         Ok(r) => {
             res.add(kind, Metric::ERps, r.rps);
             if let Some(cpu) = r.cpu_us {
@@ -219,13 +197,16 @@ async fn shared(
     }
 }
 
-/// The relay again, started fresh with `--session-mode shared --children 1`: (d) its own RSS
-/// per idle session (the child excluded), then (e) 1,000 sessions on its one child at C=64.
+/// The relay again, started fresh with `--session-mode shared --children 1`: (a) and (b) on
+/// its one child, (d) its own RSS per idle session (the child excluded), then (e) 1,000
+/// sessions on its one child at C=64.
 async fn relay_shared(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Result<()> {
     let logs = cfg.paths.root.join("target/bench-logs");
     let running = systems::start(kind, Mode::Shared, &cfg.paths, &logs)
         .await?
         .context("the relay has an HTTP endpoint")?;
+    let (target, pid) = (Target::Http(&running.ep), Some(running.proc.pid()));
+    latency_throughput(cfg, (kind, target, pid), rep, res, Columns::Shared).await;
     if cfg.wants('d') {
         let (ep, pid) = (&running.ep, running.proc.pid());
         let what = "(d) idle memory, shared mode";
@@ -239,6 +220,68 @@ async fn relay_shared(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -
     }
     drop(running);
     Ok(())
+}
+
+/// A load of small calls (24-character texts).
+fn small_load(cfg: &Config, sessions: usize, concurrency: usize, pid: Option<u32>) -> Load {
+    Load {
+        sessions,
+        concurrency,
+        text_len: SMALL_TEXT,
+        warmup: cfg.warmup,
+        window: cfg.window,
+        protocol: cfg.protocol.clone(),
+        cpu_pid: pid,
+    }
+}
+
+/// Which columns (a) and (b) go to: the per-session ones, the shared-mode ones (the relay's
+/// shared-mode process), or both (a system whose only mode shares one child, or has none).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    PerSession,
+    Shared,
+    Both,
+}
+
+/// (a) sequential latency and (b) throughput at C=32 on 8 sessions, into `cols`.
+async fn latency_throughput(
+    cfg: &Config,
+    (kind, target, pid): (Kind, Target<'_>, Option<u32>),
+    rep: usize,
+    res: &mut Results,
+    cols: Columns,
+) {
+    let (own, shared) = (cols != Columns::Shared, cols != Columns::PerSession);
+    let label = if own { "" } else { ", shared mode" };
+    if cfg.wants('a') {
+        match load::run(target, &small_load(cfg, 1, 1, pid)).await {
+            Ok(r) if own => {
+                res.add(kind, Metric::AP50, r.p50_us);
+                res.add(kind, Metric::AP99, r.p99_us);
+                if shared {
+                    res.add(kind, Metric::AP50Shared, r.p50_us);
+                }
+            }
+            Ok(r) => res.add(kind, Metric::AP50Shared, r.p50_us),
+            Err(e) => res.fail(kind, &format!("(a) latency{label}"), rep, &e),
+        }
+    }
+    if cfg.wants('b') {
+        match load::run(target, &small_load(cfg, 8, 32, pid)).await {
+            Ok(r) if own => {
+                res.add(kind, Metric::BRps, r.rps);
+                if let Some(cpu) = r.cpu_us {
+                    res.add(kind, Metric::BCpu, cpu);
+                }
+                if shared {
+                    res.add(kind, Metric::BRpsShared, r.rps);
+                }
+            }
+            Ok(r) => res.add(kind, Metric::BRpsShared, r.rps),
+            Err(e) => res.fail(kind, &format!("(b) throughput{label}"), rep, &e),
+        }
+    }
 }
 
 /// Workload (d) figures of one process tree.
