@@ -9,7 +9,7 @@
 //! Turning messages into SSE bytes is the listener's job.
 
 use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
@@ -48,6 +48,9 @@ pub(crate) struct Stream {
     standalone: bool,
     limits: BufferLimits,
     inner: Mutex<Inner>,
+    /// Set once, as the stream is done: the events and bytes it holds from then on (a done
+    /// stream's buffer no longer changes), read without the lock by the session's pruning.
+    frozen: OnceLock<(usize, usize)>,
 }
 
 #[derive(Debug, Default)]
@@ -74,6 +77,7 @@ impl Stream {
                 next_seq: 1,
                 ..Inner::default()
             }),
+            frozen: OnceLock::new(),
         })
     }
 
@@ -95,19 +99,29 @@ impl Stream {
     }
 
     pub(crate) fn is_done(&self) -> bool {
-        self.lock().done
+        self.frozen.get().is_some() || self.lock().done
     }
 
-    /// Whether it is done, and the events and bytes it holds for replay, under one lock.
+    /// Whether it is done, and the events and bytes it holds for replay (one lock at most).
     pub(crate) fn held(&self) -> (bool, usize, usize) {
+        if let Some(&(events, bytes)) = self.frozen.get() {
+            return (true, events, bytes);
+        }
         let inner = self.lock();
         (inner.done, inner.buffer.len(), inner.buffered)
     }
 
     /// Events and bytes held for replay.
     pub(crate) fn buffered(&self) -> (usize, usize) {
-        let inner = self.lock();
-        (inner.buffer.len(), inner.buffered)
+        let (_, events, bytes) = self.held();
+        (events, bytes)
+    }
+
+    /// Marks the stream done (under its lock): no connection any more, and the buffer frozen.
+    fn finish(&self, inner: &mut MutexGuard<'_, Inner>) {
+        inner.done = true;
+        inner.conn = None;
+        let _ = self.frozen.set((inner.buffer.len(), inner.buffered));
     }
 
     /// True while an HTTP connection is attached.
@@ -150,8 +164,7 @@ impl Stream {
             }
         }
         if last {
-            inner.done = true;
-            inner.conn = None;
+            self.finish(&mut inner);
         }
     }
 
@@ -160,16 +173,14 @@ impl Stream {
         let mut inner = self.lock();
         inner.open = inner.open.saturating_sub(1);
         if inner.open == 0 && !self.standalone {
-            inner.done = true;
-            inner.conn = None;
+            self.finish(&mut inner);
         }
     }
 
     /// Ends the stream for good (session ended): the connection closes after what it has.
     pub(crate) fn close(&self) {
         let mut inner = self.lock();
-        inner.done = true;
-        inner.conn = None;
+        self.finish(&mut inner);
     }
 
     /// Attaches a new connection, replaying buffered events after `after` (or, without it,
