@@ -16,6 +16,8 @@
 
 #[path = "mcp/auth.rs"]
 mod auth;
+#[path = "mcp/children.rs"]
+mod children;
 #[path = "mcp/config.rs"]
 mod config;
 #[path = "mcp/console.rs"]
@@ -42,6 +44,8 @@ mod report;
 mod run;
 #[path = "mcp/servers.rs"]
 mod servers;
+#[path = "mcp/soak.rs"]
+mod soak;
 #[path = "mcp/stdio.rs"]
 mod stdio;
 #[path = "mcp/systems.rs"]
@@ -58,6 +62,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     guard::install_signal_handler(&rt);
+    if let Some(mode) = soak::Mode::from_env()? {
+        return rt.block_on(mode.run(&cfg)); // `BENCH_MODE=soak|children`: soak.rs
+    }
     let report = rt.block_on(run::all(&cfg))?;
     println!("\n{report}");
     let out = cfg.paths.root.join("results/bench");
