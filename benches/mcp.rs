@@ -20,6 +20,8 @@
 mod against;
 #[path = "mcp/auth.rs"]
 mod auth;
+#[path = "mcp/children.rs"]
+mod children;
 #[path = "mcp/config.rs"]
 mod config;
 #[path = "mcp/console.rs"]
@@ -50,6 +52,8 @@ mod report;
 mod run;
 #[path = "mcp/servers.rs"]
 mod servers;
+#[path = "mcp/soak.rs"]
+mod soak;
 #[path = "mcp/stdio.rs"]
 mod stdio;
 #[path = "mcp/systems.rs"]
@@ -69,6 +73,9 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()?;
     guard::install_signal_handler(&rt);
+    if let Some(mode) = soak::Mode::from_env()? {
+        return rt.block_on(mode.run(&cfg)); // `BENCH_MODE=soak|children`: soak.rs
+    }
     let report = rt.block_on(run::all(&cfg))?;
     println!("\n{report}");
     let out = cfg.paths.root.join("results/bench");

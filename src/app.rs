@@ -326,6 +326,7 @@ async fn drain<T>(
 
 /// `mcp-relay serve`: runs until SIGTERM or SIGINT.
 pub(crate) async fn serve(cfg: ServeConfig) -> anyhow::Result<()> {
+    crate::os::limits::size_open_files();
     let traces = crate::telemetry::otel::start(cfg.otel.as_ref()).context("trace export")?;
     let mut bound = bind(cfg).await?;
     let (reloader, reloads) = tokio::sync::mpsc::channel(4);

@@ -7,6 +7,7 @@
 //! - `memory`: the readings overload shedding compares with its budget.
 //! - `signals`: shutdown and reload requests.
 //! - `fs`: files and directories only their owner may read.
+//! - `limits`: the soft open-files limit raised to the hard one at `serve` start.
 //!
 //! Native code is under `#[cfg(all(unix, not(feature = "portable")))]` (Linux-only parts:
 //! `target_os = "linux"`), the fallback under the complement. Nothing outside this module
@@ -15,6 +16,7 @@
 //! on the OS themselves.
 
 pub(crate) mod fs;
+pub(crate) mod limits;
 pub(crate) mod memory;
 pub(crate) mod process;
 pub(crate) mod signals;

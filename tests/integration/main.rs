@@ -34,7 +34,7 @@
 //! - `rbac`: roles and the audit log end to end on every front (§8.B, H1).
 //! - `reload`: SIGHUP reloads credentials, roles and limits; a broken file keeps the old policy.
 //! - `remote`: a front relay whose upstream is a remote relay over every transport, plain or TLS.
-//! - `scale`: many sessions: no leftover processes, no cross-talk.
+//! - `scale`: many sessions: no leftover processes, no cross-talk; out of file descriptors.
 //! - `servers`: several servers behind one relay: per-server paths, the aggregate, subsets, reload.
 //! - `servers_config`: `[servers]`, `[endpoints]`, `[aggregate]` in `check-config`, `schema`,
 //!   start-up errors, and `--server NAME` serving one named server alone.

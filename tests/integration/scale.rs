@@ -1,10 +1,14 @@
 //! Many sessions: 1,000 create/delete cycles leave no process behind; 64 concurrent sessions
-//! with colliding ids and interleaved calls never see each other's answers.
+//! with colliding ids and interleaved calls never see each other's answers; out of file
+//! descriptors, new sessions are refused and the relay recovers (`scale/descriptors.rs`).
 
 use futures_util::future::join_all;
 use serde_json::json;
 
 use crate::support::{eventually, text_of, Relay};
+
+#[cfg(target_os = "linux")]
+mod descriptors;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn d4_thousand_sessions_created_and_deleted_leave_no_child_behind() {

@@ -1,0 +1,99 @@
+//! The relay's own resource limits: at `serve` start the soft limit on open files
+//! (`RLIMIT_NOFILE`) is raised to the hard limit, because every per-session child costs the
+//! relay three descriptors (its stdin, stdout and stderr pipes) and every connection one, and
+//! the common default soft limit (1,024) would stop a per-session relay at about 300 sessions
+//! long before the machine runs out (docs/scale.md). The hard limit is the operator's
+//! (systemd `LimitNOFILE=`, `ulimit -Hn`, a container's `--ulimit`); the relay never asks for
+//! more. What happens when even that runs out is `relay/children.rs` (503, -31006).
+//!
+//! - Native (Unix): `getrlimit`/`setrlimit`. Where the hard limit is "unlimited" (macOS), the
+//!   kernel refuses a soft limit above its own per-process maximum; that refusal is reported
+//!   and the soft limit stays.
+//! - Portable (Windows, or `--features portable`): nothing to raise ([`OpenFiles::Unsupported`]).
+
+/// What [`raise_open_files`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum OpenFiles {
+    /// The soft limit already was the hard limit.
+    AtHard(u64),
+    /// Raised from the first value to the second (the hard limit).
+    Raised(u64, u64),
+    /// The soft limit (first) could not be raised to the hard limit (second).
+    Refused(u64, u64, String),
+    /// No such limit on this OS, or it cannot be read.
+    Unsupported,
+}
+
+/// Raises the soft open-files limit to the hard limit; called once at `serve` start.
+pub(crate) fn raise_open_files() -> OpenFiles {
+    imp::raise_open_files()
+}
+
+/// [`raise_open_files`], logged: the limit the relay runs with, or why it stayed lower.
+pub(crate) fn size_open_files() {
+    match raise_open_files() {
+        OpenFiles::AtHard(n) => tracing::info!(limit = n, "open-files limit"),
+        OpenFiles::Raised(from, to) => {
+            tracing::info!(
+                from,
+                limit = to,
+                "open-files limit raised to the hard limit"
+            );
+        }
+        OpenFiles::Refused(soft, hard, error) => tracing::warn!(
+            limit = soft,
+            hard,
+            %error,
+            "open-files limit could not be raised to the hard limit"
+        ),
+        OpenFiles::Unsupported => {}
+    }
+}
+
+#[cfg(all(unix, not(feature = "portable")))]
+mod imp {
+    use super::OpenFiles;
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+    pub(super) fn raise_open_files() -> OpenFiles {
+        let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+            return OpenFiles::Unsupported;
+        };
+        if soft >= hard {
+            return OpenFiles::AtHard(soft);
+        }
+        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => OpenFiles::Raised(soft, hard),
+            Err(e) => OpenFiles::Refused(soft, hard, e.to_string()),
+        }
+    }
+}
+
+#[cfg(not(all(unix, not(feature = "portable"))))]
+mod imp {
+    use super::OpenFiles;
+
+    pub(super) fn raise_open_files() -> OpenFiles {
+        OpenFiles::Unsupported
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Raising is idempotent: after the first call the soft limit is the hard limit (or it
+    /// was refused, or there is no such limit), and a second call changes nothing.
+    #[test]
+    fn a_second_raise_finds_the_soft_limit_at_the_hard_one() {
+        let first = raise_open_files();
+        let second = raise_open_files();
+        match first {
+            OpenFiles::AtHard(n) | OpenFiles::Raised(_, n) => {
+                assert_eq!(second, OpenFiles::AtHard(n));
+            }
+            OpenFiles::Refused(..) => assert!(matches!(second, OpenFiles::Refused(..))),
+            OpenFiles::Unsupported => assert_eq!(second, OpenFiles::Unsupported),
+        }
+    }
+}
