@@ -125,7 +125,7 @@ impl Message {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
 struct Envelope<'a> {
     #[serde(borrow, default)]
     jsonrpc: Option<&'a RawValue>,
@@ -198,11 +198,14 @@ impl Frame {
     /// Parses one line from a child. Duplicate and look-alike keys are refused where the
     /// relay reads (envelope, `params`, `params._meta`); deeper values (results, arguments)
     /// are only checked for syntax, since no policy reads them.
+    /// One pass over the envelope checks its keys and keeps its values raw; only `params`
+    /// (a child's request or notification) is walked again, for its own keys and `_meta`'s.
     pub(crate) fn parse_upstream(bytes: Bytes) -> Result<Frame, Error> {
         // A raw CR would end an SSE line early: make it the space it means.
         let bytes = one_line(bytes);
-        check::check_shallow(&bytes)?;
-        Frame::parse_checked(bytes)
+        let mut frame = Frame::build(&bytes, check::upstream_envelope(&bytes)?)?;
+        frame.bytes = bytes;
+        Ok(frame)
     }
 
     fn parse_checked(bytes: Bytes) -> Result<Frame, Error> {
@@ -213,10 +216,17 @@ impl Frame {
                 Error::Parse
             }
         })?;
+        let mut frame = Frame::build(&bytes, env)?;
+        frame.bytes = bytes;
+        Ok(frame)
+    }
+
+    /// The frame an envelope describes (its `bytes` left empty for the caller to set).
+    fn build(bytes: &[u8], env: Envelope<'_>) -> Result<Frame, Error> {
         if env.jsonrpc.map(RawValue::get) != Some("\"2.0\"") {
             return Err(Error::Invalid("bad_jsonrpc_version"));
         }
-        let id = env.id.map(|raw| span_of(&bytes, raw.get()));
+        let id = env.id.map(|raw| span_of(bytes, raw.get()));
         let mut frame = Frame {
             kind: Kind::Notification,
             method: None,
@@ -239,12 +249,12 @@ impl Frame {
                     Some(_) => return Err(Error::Invalid("bad_id")),
                 };
                 if let Some(params) = env.params {
-                    frame.read_params(&bytes, params)?;
+                    frame.read_params(bytes, params)?;
                 }
             }
             (None, Some(result), None) => {
                 frame.kind = Kind::Response;
-                frame.result = Some(span_of(&bytes, result.get()));
+                frame.result = Some(span_of(bytes, result.get()));
             }
             (None, None, Some(_)) => {
                 frame.kind = Kind::Response;
@@ -255,7 +265,6 @@ impl Frame {
         if frame.kind == Kind::Response && env.id.is_none() {
             return Err(Error::Invalid("missing_id"));
         }
-        frame.bytes = bytes;
         Ok(frame)
     }
 

@@ -394,6 +394,12 @@ impl Session {
         self.lock().standalone.clone()
     }
 
+    /// Forgets a POST stream whose whole answer went out as one JSON body: it has no event
+    /// ids, so nothing can resume it, and keeping it for replay would only hold memory.
+    pub(crate) fn answered_whole(&self, stream: &Arc<Stream>) {
+        self.lock().posts.retain(|p| !Arc::ptr_eq(p, stream));
+    }
+
     /// A stream of this session by id (0 is the standalone stream).
     pub(crate) fn stream(&self, id: u64) -> Option<Arc<Stream>> {
         let s = self.lock();
@@ -565,5 +571,21 @@ mod tests {
             ("ann", "websocket", 1)
         );
         assert_eq!(facts.client_name, "<b>x</b>");
+    }
+
+    #[test]
+    fn done_streams_are_kept_for_replay_unless_answered_whole() {
+        let session = Session::new(Hello::default(), None, LIMITS, true);
+        let (kept, whole) = (session.new_stream(), session.new_stream());
+        for s in [&kept, &whole] {
+            s.expect_answer();
+            s.push(Bytes::from_static(b"{}"), true);
+            assert_eq!(s.held(), (true, 1, 2));
+        }
+        session.answered_whole(&whole);
+        let next = session.new_stream();
+        assert!(session.stream(kept.id()).is_some(), "resumable");
+        assert!(session.stream(whole.id()).is_none(), "no event ids: gone");
+        assert!(session.stream(next.id()).is_some());
     }
 }

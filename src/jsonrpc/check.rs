@@ -1,7 +1,9 @@
-//! The ambiguity rule (SECURITY.md §3): one pass over the whole document before the
-//! envelope is read. Rejects duplicate keys at any depth, keys in the envelope, `params`
-//! or `params._meta` that fold (case, NUL and control characters) onto a key the relay
-//! reads, and nesting deeper than [`MAX_DEPTH`]. Syntax errors become [`Error::Parse`].
+//! The ambiguity rule (SECURITY.md §3). A client's message: one pass over the whole
+//! document before the envelope is read, which rejects duplicate keys at any depth, keys in
+//! the envelope, `params` or `params._meta` that fold (case, NUL and control characters)
+//! onto a key the relay reads, and nesting deeper than [`MAX_DEPTH`]. A child's message
+//! ([`upstream_envelope`]): the same rule on the maps the relay reads only, checked while
+//! the envelope is read. Syntax errors become [`Error::Parse`].
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -9,7 +11,9 @@ use std::fmt;
 
 use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::Error;
+use serde_json::value::RawValue;
+
+use super::{Envelope, Error};
 
 /// Deepest nesting accepted (SECURITY.md §2).
 pub(crate) const MAX_DEPTH: usize = 64;
@@ -52,31 +56,81 @@ pub(super) fn check(bytes: &[u8], batch: bool) -> Result<(), Error> {
     )
 }
 
-/// Checks one message, walking only the maps the relay reads (envelope, `params`, `_meta`);
-/// other values are skipped by the parser, which still validates their syntax.
-pub(super) fn check_shallow(bytes: &[u8]) -> Result<(), Error> {
-    run(
-        bytes,
-        Walk {
-            depth: 0,
-            scope: Scope::Envelope,
+/// The envelope of one message from a child, in one pass: its keys checked (duplicates,
+/// look-alikes), its values kept raw (so only checked for syntax); then `params`, when
+/// present, walked the same way, down into `_meta` only. Results and arguments are not
+/// walked: no policy reads them.
+pub(super) fn upstream_envelope(bytes: &[u8]) -> Result<Envelope<'_>, Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let env = de
+        .deserialize_map(Top)
+        .and_then(|env| de.end().map(|()| env))
+        .map_err(wire_error)?;
+    if let Some(params) = env.params {
+        let walk = Walk {
+            depth: 1,
+            scope: Scope::Params,
             batch_top: false,
             element: false,
             shallow: true,
-        },
-    )
+        };
+        run(params.get().as_bytes(), walk)?;
+    }
+    Ok(env)
 }
 
 fn run(bytes: &[u8], seed: Walk) -> Result<(), Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
-    result.map_err(|e| {
-        if e.is_data() {
-            Error::Invalid(reason(&e.to_string()))
-        } else {
-            Error::Parse
+    result.map_err(wire_error)
+}
+
+fn wire_error(e: serde_json::Error) -> Error {
+    if e.is_data() {
+        Error::Invalid(reason(&e.to_string()))
+    } else {
+        Error::Parse
+    }
+}
+
+/// The top of an envelope for [`upstream_envelope`]: what the relay reads, kept raw.
+struct Top;
+
+impl<'de> Visitor<'de> for Top {
+    type Value = Envelope<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON-RPC envelope")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Envelope<'de>, A::Error> {
+        let mut env = Envelope::default();
+        let mut seen = Seen::default();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            if is_lookalike(&key) {
+                return Err(serde::de::Error::custom("ambiguous_key"));
+            }
+            let slot = match key.as_ref() {
+                "jsonrpc" => Some(&mut env.jsonrpc),
+                "id" => Some(&mut env.id),
+                "method" => Some(&mut env.method),
+                "params" => Some(&mut env.params),
+                "result" => Some(&mut env.result),
+                "error" => Some(&mut env.error),
+                _ => None,
+            };
+            if !seen.insert(key) {
+                return Err(serde::de::Error::custom("duplicate_key"));
+            }
+            match slot {
+                Some(slot) => *slot = Some(map.next_value::<&'de RawValue>()?),
+                None => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
         }
-    })
+        Ok(env)
+    }
 }
 
 fn reason(message: &str) -> &'static str {

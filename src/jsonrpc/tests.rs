@@ -201,5 +201,50 @@ fn upstream_frames_are_checked_where_the_relay_reads() {
     assert_eq!(
         up(r#"{"jsonrpc":"2.0","id":1,"result":{"a":tru}}"#).err(),
         Some(Error::Parse)
+    ); // The envelope's own keys, read in the same pass as its values.
+    let refused = [
+        (r#"{"jsonrpc":"2.0","ID":1,"result":{}}"#, "ambiguous_key"),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"x":1,"x":2,"result":{}}"#,
+            "duplicate_key",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"\u0069d":2,"result":{}}"#,
+            "duplicate_key",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"result":{}}"#,
+            "duplicate_key",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","method":"m","params":{"_meta":{"progressToken":1,"progresstoken":2}}}"#,
+            "ambiguous_key",
+        ),
+        (
+            r#"{"jsonrpc":"2.0","method":"m","params":{"a":1,"a":1}}"#,
+            "duplicate_key",
+        ),
+        (r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#, "not_envelope"),
+        (
+            r#"{"jsonrpc":"1.0","id":1,"result":{}}"#,
+            "bad_jsonrpc_version",
+        ),
+        (r#"{"jsonrpc":"2.0","result":{}}"#, "missing_id"),
+    ];
+    for (text, why) in refused {
+        assert_eq!(up(text).err(), Some(Error::Invalid(why)), "{text}");
+    }
+    assert_eq!(
+        up(r#"{"jsonrpc":"2.0","id":1,"result":{}} x"#).err(),
+        Some(Error::Parse)
+    );
+    // What is kept raw is read back exactly.
+    let f = up(r#"{"jsonrpc":"2.0","id":"a\"b","result":{"n":[1,{"k":2}]},"z":null}"#).unwrap();
+    assert_eq!(f.kind(), Kind::Response);
+    assert_eq!(f.id().unwrap().as_str(), r#""a\"b""#);
+    let f = up(r#"{"method":"notifications/progress","jsonrpc":"2.0","params":{"progressToken":"t","progress":1}}"#).unwrap();
+    assert_eq!(
+        (f.kind(), f.progress_token()),
+        (Kind::Notification, Some(r#""t""#))
     );
 }

@@ -165,6 +165,7 @@ async fn respond(
     if cfg.response_mode == ResponseMode::Json {
         match tokio::time::timeout(cfg.json_hold, rx.recv()).await {
             Ok(Some(out)) if out.last => {
+                session.answered_whole(&stream);
                 let mut res =
                     ([(header::CONTENT_TYPE, "application/json")], out.data).into_response();
                 add_session_header(&mut res, session, new_session);
