@@ -18,7 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use super::http::{MESSAGE_PATH, SESSION_HEADER};
+use super::http::{LAST_EVENT_ID, MESSAGE_PATH, SESSION_HEADER};
 use super::ConnInfo;
 use crate::caller::{Caller, Principal, Transport};
 use crate::cluster::id::{owner, Owner};
@@ -155,7 +155,7 @@ fn head<'a>(parts: &'a Parts, policy: &RequestPolicy, cfg: &ServeConfig) -> Head
     } else {
         Route::Front(Transport::StreamableHttp)
     };
-    let in_session = parts.headers.contains_key(SESSION_HEADER)
+    let in_session = parts.headers.contains_key(&SESSION_HEADER)
         || parts
             .uri
             .query()
@@ -167,7 +167,7 @@ fn head<'a>(parts: &'a Parts, policy: &RequestPolicy, cfg: &ServeConfig) -> Head
         route,
         mount,
         in_session,
-        resumes: parts.headers.contains_key("last-event-id"),
+        resumes: parts.headers.contains_key(&LAST_EVENT_ID),
         elsewhere: cluster.is_some_and(|c| forwardable(parts, cfg) && owned_elsewhere(parts, c)),
     }
 }
@@ -211,7 +211,7 @@ fn owned_elsewhere(parts: &Parts, cluster: &Cluster) -> bool {
     }
     let from_header = parts
         .headers
-        .get(SESSION_HEADER)
+        .get(&SESSION_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(std::borrow::Cow::Borrowed);
     let id = from_header.or_else(|| {

@@ -3,7 +3,7 @@
 //! No routing and no policy: the router is `listener.rs`, the checks `guard.rs` → `policy.rs`.
 
 use axum::body::Body;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use http_body_util::BodyExt;
@@ -11,8 +11,11 @@ use http_body_util::BodyExt;
 use crate::caller::Caller;
 use crate::error::Error;
 
-pub(super) const SESSION_HEADER: &str = "mcp-session-id";
-pub(super) const VERSION_HEADER: &str = "mcp-protocol-version";
+// Header names are looked up on every request: as `HeaderName`s they are not parsed and
+// lowercased again at each lookup, as a `&str` name is.
+pub(super) static SESSION_HEADER: HeaderName = HeaderName::from_static("mcp-session-id");
+pub(super) static VERSION_HEADER: HeaderName = HeaderName::from_static("mcp-protocol-version");
+pub(super) static LAST_EVENT_ID: HeaderName = HeaderName::from_static("last-event-id");
 /// Legacy HTTP+SSE (2024-11-05): the stream and the path its messages are posted to.
 pub(super) const SSE_PATH: &str = "/sse";
 pub(super) const MESSAGE_PATH: &str = "/message";
@@ -42,8 +45,7 @@ pub(super) async fn read_body(
     limit: u64,
     idle: std::time::Duration,
 ) -> Result<Bytes, Error> {
-    let declared =
-        header_str(headers, header::CONTENT_LENGTH.as_str()).and_then(|v| v.parse::<u64>().ok());
+    let declared = header_str(headers, header::CONTENT_LENGTH).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
         linger(body).await;
         return Err(Error::BodyTooLarge(limit));
@@ -82,12 +84,15 @@ async fn linger(mut body: Body) {
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain).await;
 }
 
-pub(super) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(super) fn header_str(
+    headers: &HeaderMap,
+    name: impl axum::http::header::AsHeaderName,
+) -> Option<&str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 pub(super) fn media_type_is(headers: &HeaderMap, want: &str) -> bool {
-    header_str(headers, header::CONTENT_TYPE.as_str())
+    header_str(headers, header::CONTENT_TYPE)
         .and_then(|v| v.split(';').next())
         .is_some_and(|t| t.trim().eq_ignore_ascii_case(want))
 }

@@ -21,8 +21,8 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::http::{
-    accepts, caller_of, header_str, media_type_is, read_body, sse_response, SESSION_HEADER,
-    VERSION_HEADER,
+    accepts, caller_of, header_str, media_type_is, read_body, sse_response, LAST_EVENT_ID,
+    SESSION_HEADER, VERSION_HEADER,
 };
 use crate::caller::Caller;
 use crate::config::ResponseMode;
@@ -73,7 +73,7 @@ async fn post_inner(relay: Arc<Relay>, req: Request) -> Result<Response, Error> 
     }
     let (max, idle) = (relay.config().max_body, relay.config().body_idle);
     let read = read_body(body, headers, max, idle).await;
-    let named = header_str(headers, SESSION_HEADER);
+    let named = header_str(headers, &SESSION_HEADER);
     let message = relay.parse(&caller, named, read)?;
     if is_modern(headers, message.frames()) {
         if let Some(res) = modern::elsewhere(&relay, &parts, &message, &caller).await {
@@ -116,7 +116,7 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<
         return Err(Error::ShuttingDown);
     }
     session.touch();
-    let resume = header_str(headers, "last-event-id").and_then(parse_event_id);
+    let resume = header_str(headers, &LAST_EVENT_ID).and_then(parse_event_id);
     if let Some((stream_id, seq)) = resume {
         // Only this session's streams can be resumed; another session's id replays nothing.
         if let Some(stream) = session.stream(stream_id) {
@@ -144,9 +144,9 @@ fn get_inner(relay: Arc<Relay>, headers: &HeaderMap, caller: &Caller) -> Result<
 
 /// Looks up the caller's session named by the header and checks the version header.
 fn session_of(relay: &Relay, headers: &HeaderMap, caller: &Caller) -> Result<Arc<Session>, Error> {
-    let id = header_str(headers, SESSION_HEADER).ok_or(Error::MissingSession)?;
+    let id = header_str(headers, &SESSION_HEADER).ok_or(Error::MissingSession)?;
     let session = relay.session(id, caller)?;
-    era::check_header(header_str(headers, VERSION_HEADER), session.version())?;
+    era::check_header(header_str(headers, &VERSION_HEADER), session.version())?;
     Ok(session)
 }
 
@@ -339,17 +339,17 @@ fn add_session_header(res: &mut Response, session: &Session, new_session: bool) 
         return;
     }
     if let Ok(v) = HeaderValue::from_str(session.id().as_str()) {
-        res.headers_mut().insert(SESSION_HEADER, v);
+        res.headers_mut().insert(SESSION_HEADER.clone(), v);
     }
 }
 
 /// A 2026-07-28 request: a modern `MCP-Protocol-Version`, or, outside any session, modern
 /// `_meta` or `server/discover` in the body (whose version is then checked against the header).
 fn is_modern(headers: &HeaderMap, frames: &[Frame]) -> bool {
-    if header_str(headers, VERSION_HEADER).is_some_and(era::is_modern) {
+    if header_str(headers, &VERSION_HEADER).is_some_and(era::is_modern) {
         return true;
     }
-    header_str(headers, SESSION_HEADER).is_none()
+    header_str(headers, &SESSION_HEADER).is_none()
         && frames.iter().any(|f| {
             f.method() == Some("server/discover")
                 || memchr::memmem::find(f.bytes(), era::MODERN_META_KEY.as_bytes()).is_some()
@@ -358,6 +358,6 @@ fn is_modern(headers: &HeaderMap, frames: &[Frame]) -> bool {
 
 /// GET and DELETE do not exist in the modern era: 405 (PROTOCOL.md §2.3).
 fn is_modern_get_or_delete(headers: &HeaderMap) -> bool {
-    header_str(headers, SESSION_HEADER).is_none()
-        && header_str(headers, VERSION_HEADER).is_some_and(era::is_modern)
+    header_str(headers, &SESSION_HEADER).is_none()
+        && header_str(headers, &VERSION_HEADER).is_some_and(era::is_modern)
 }
