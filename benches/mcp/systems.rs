@@ -16,7 +16,7 @@ use crate::guard::Proc;
 use crate::http::Endpoint;
 use crate::msg::ToolCall;
 use crate::servers::{self, ConfigDir};
-use crate::{auth, console, fleet, oauth};
+use crate::{agentgateway, auth, console, fleet, oauth};
 
 /// One system under test.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -65,9 +65,11 @@ pub(crate) enum Kind {
     McpProxyNode,
     /// PyPI `mcp-proxy` (sparfenyuk; one child shared by every session).
     McpProxyPy,
+    /// agentgateway (Rust; `agentgateway.rs`), stateful: one child per session.
+    Agentgateway,
 }
 
-pub(crate) const ALL: [Kind; 17] = [
+pub(crate) const ALL: [Kind; 18] = [
     Kind::RelaySse,
     Kind::RelayJson,
     Kind::RelayModern,
@@ -85,6 +87,7 @@ pub(crate) const ALL: [Kind; 17] = [
     Kind::Supergateway,
     Kind::McpProxyNode,
     Kind::McpProxyPy,
+    Kind::Agentgateway,
 ];
 
 impl Kind {
@@ -107,6 +110,7 @@ impl Kind {
             Kind::Supergateway => "supergateway",
             Kind::McpProxyNode => "mcp-proxy-node",
             Kind::McpProxyPy => "mcp-proxy-py",
+            Kind::Agentgateway => "agentgateway",
         }
     }
 
@@ -132,7 +136,7 @@ impl Kind {
                 Kind::RelayLimits,
                 Kind::RelaySharedLimits,
             ],
-            "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy],
+            "peers" => vec![Kind::Supergateway, Kind::McpProxyNode, Kind::McpProxyPy, Kind::Agentgateway],
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
@@ -208,7 +212,7 @@ impl Kind {
     pub(crate) fn is_peer(self) -> bool {
         matches!(
             self,
-            Kind::Supergateway | Kind::McpProxyNode | Kind::McpProxyPy
+            Kind::Supergateway | Kind::McpProxyNode | Kind::McpProxyPy | Kind::Agentgateway
         )
     }
 
@@ -364,6 +368,7 @@ fn command(
             ]);
             c
         }
+        Kind::Agentgateway => agentgateway::command(config)?,
         Kind::McpProxyPy => {
             let mut c = Command::new(p.venv_bin("mcp-proxy"));
             c.args([
@@ -421,6 +426,10 @@ fn prepare(
             let dir = servers::write_dir(port, &text)?;
             (Some(dir), Credential::Jwt { secret, token })
         }
+        Kind::Agentgateway => (
+            Some(agentgateway::write_config(&p.fixture, port)?),
+            Credential::None,
+        ),
         _ => (None, Credential::None),
     })
 }
@@ -583,6 +592,7 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
         Kind::FloorHttp => "axum 0.8 (same HTTP stack as the relay), in-bench".to_owned(),
         Kind::Supergateway => format!("supergateway {} (npm)", npm("supergateway")),
         Kind::McpProxyNode => format!("mcp-proxy {} (npm, punkpeye)", npm("mcp-proxy")),
+        Kind::Agentgateway => agentgateway::version(),
         Kind::McpProxyPy => {
             let out = Command::new(p.venv_bin("mcp-proxy"))
                 .arg("--version")
