@@ -85,7 +85,8 @@ pub(crate) fn version() -> String {
         Err(e) => return format!("agentgateway: {e:#}"),
     };
     format!(
-        "agentgateway {v} (built from source, `{BIN_ENV}`), `statefulMode: stateful`: one child \
-         per session (it has no mode with one child for every session)"
+        "agentgateway (`-V`: {v}; built from source as docs/BENCHMARKS.md says, `{BIN_ENV}`), \
+         `statefulMode: stateful`: one child per session (it has no mode with one child for \
+         every session)"
     )
 }
