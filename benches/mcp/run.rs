@@ -98,7 +98,7 @@ async fn system(cfg: &Config, kind: Kind, rep: usize, res: &mut Results) -> Resu
                         res.add(kind, Metric::DSharedSelfPerSession, own.self_per_session);
                     }
                 }
-                if kind == Kind::Supergateway {
+                if matches!(kind, Kind::Supergateway | Kind::Agentgateway) {
                     res.note(
                         kind,
                         Metric::DSharedSelfPerSession,
@@ -172,7 +172,7 @@ async fn shared(
     rep: usize,
     res: &mut Results,
 ) {
-    if kind == Kind::Supergateway {
+    if matches!(kind, Kind::Supergateway | Kind::Agentgateway) {
         res.note(kind, Metric::ERps, "n/a (per-session child only)");
         res.note(kind, Metric::EP50, "n/a");
         res.note(kind, Metric::EP99, "n/a");

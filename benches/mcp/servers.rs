@@ -65,10 +65,15 @@ pub(crate) fn write_config(
 /// Writes `text` as `relay.toml` in a new directory of its own for the relay on `port` (also
 /// what `oauth.rs` uses for `relay-oauth`'s config and state).
 pub(crate) fn write_dir(port: u16, text: &str) -> Result<ConfigDir> {
+    write_named(port, "relay.toml", text)
+}
+
+/// Writes `text` as `name` in a new directory of its own for the system on `port`.
+pub(crate) fn write_named(port: u16, name: &str, text: &str) -> Result<ConfigDir> {
     let dir = std::env::temp_dir().join(format!("mcp-relay-bench-{}-{port}", std::process::id()));
     std::fs::create_dir_all(&dir).with_context(|| format!("create {}", dir.display()))?;
     let config = ConfigDir {
-        file: dir.join("relay.toml"),
+        file: dir.join(name),
         dir,
     };
     std::fs::write(&config.file, text)

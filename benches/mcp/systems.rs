@@ -16,7 +16,7 @@ use crate::guard::Proc;
 use crate::http::Endpoint;
 use crate::msg::ToolCall;
 use crate::servers::{self, ConfigDir};
-use crate::{auth, console, fleet, oauth};
+use crate::{agentgateway, auth, console, fleet, oauth};
 
 pub(crate) use crate::kind::{Kind, ALL};
 
@@ -142,8 +142,6 @@ fn command(
             c.env(crate::floor_relay::FIXTURE_ENV, fx);
             c
         }
-        // Started by `agentgateway.rs` (its own branch); here only its name.
-        Kind::Agentgateway => bail!("agentgateway: not built"),
         Kind::Supergateway => {
             let mut c = Command::new(p.npm_bin("supergateway"));
             c.args([
@@ -170,6 +168,7 @@ fn command(
             ]);
             c
         }
+        Kind::Agentgateway => agentgateway::command(config)?,
         Kind::McpProxyPy => {
             let mut c = Command::new(p.venv_bin("mcp-proxy"));
             c.args([
@@ -227,6 +226,10 @@ fn prepare(
             let dir = servers::write_dir(port, &text)?;
             (Some(dir), Credential::Jwt { secret, token })
         }
+        Kind::Agentgateway => (
+            Some(agentgateway::write_config(&p.fixture, port)?),
+            Credential::None,
+        ),
         _ => (None, Credential::None),
     })
 }
@@ -390,9 +393,9 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
         Kind::FloorRelay => "axum 0.8, one shared fixture child over pipes, ids rewritten by a \
                              counter, JSON answers, in-bench"
             .to_owned(),
-        Kind::Agentgateway => "agentgateway".to_owned(),
         Kind::Supergateway => format!("supergateway {} (npm)", npm("supergateway")),
         Kind::McpProxyNode => format!("mcp-proxy {} (npm, punkpeye)", npm("mcp-proxy")),
+        Kind::Agentgateway => agentgateway::version(),
         Kind::McpProxyPy => {
             let out = Command::new(p.venv_bin("mcp-proxy"))
                 .arg("--version")
