@@ -32,6 +32,7 @@ pub(crate) mod overload;
 pub(crate) mod phases;
 pub(crate) mod rate_limit;
 pub(crate) mod rbac;
+pub(crate) mod token_cache;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

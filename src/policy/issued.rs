@@ -10,8 +10,7 @@
 //! authorization server filled from the user's record. A verified token is remembered (by its
 //! SHA-256) until it expires, so a client's later requests cost a hash, not an ECDSA check.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
@@ -19,6 +18,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
 use crate::caller::{AuthFailure, AuthMethod, Principal};
+use crate::policy::token_cache::{self, TokenCache};
 
 /// The `typ` of the relay's access tokens (RFC 9068).
 pub(crate) const TOKEN_TYPE: &str = "at+jwt";
@@ -34,23 +34,20 @@ pub(crate) struct PublicKey {
 pub(crate) struct IssuedTokens {
     issuer: String,
     keys: ArcSwap<Vec<PublicKey>>,
-    /// Tokens already verified (by SHA-256), so a client's next requests skip the ECDSA
-    /// verification: their principal, audience and expiry.
-    verified: Mutex<HashMap<[u8; 32], Verified>>,
+    /// Tokens already verified, so a client's next requests skip the ECDSA verification:
+    /// their principal and audience, kept until `exp` plus the leeway.
+    verified: TokenCache<Verified>,
 }
 
 /// A verified token's outcome.
+#[derive(Clone)]
 struct Verified {
     /// The key that signed it: a cached token is good only while its key is published.
     kid: String,
     principal: Principal,
     resource: String,
-    /// `exp` plus the leeway: past it the token is refused, cached or not.
-    until: SystemTime,
 }
 
-/// Verified tokens kept at most; when full, expired ones go, then all.
-const CACHED: usize = 4096;
 /// Clock skew allowed on `exp` and `nbf`.
 const LEEWAY: u64 = 30;
 
@@ -81,7 +78,7 @@ impl IssuedTokens {
         IssuedTokens {
             issuer,
             keys: ArcSwap::from_pointee(Vec::new()),
-            verified: Mutex::default(),
+            verified: TokenCache::default(),
         }
     }
 
@@ -106,37 +103,29 @@ impl IssuedTokens {
     /// Verifies `token` for `resource` (the audience the request's path requires): from the
     /// cache when this token was verified before and has not expired, else in full.
     pub(crate) fn verify(&self, token: &str, resource: &str) -> Result<Principal, AuthFailure> {
-        let digest = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
-        let key: [u8; 32] = digest.as_ref().try_into().unwrap_or_default();
+        let key = token_cache::digest(token);
         let now = SystemTime::now();
-        if let Some(v) = lock(&self.verified).get(&key) {
+        // `until` is `exp` plus the leeway: past it the token is refused, cached or not.
+        if let Some((v, until)) = self.verified.get(&key) {
             if !self.keys.load().iter().any(|k| k.kid == v.kid) {
                 return Err(AuthFailure::Invalid("unknown_key"));
             }
-            if now >= v.until {
+            if now >= until {
                 return Err(AuthFailure::Invalid("token_expired"));
             }
             if v.resource != resource {
                 return Err(AuthFailure::Invalid("wrong_audience"));
             }
-            return Ok(v.principal.clone());
+            return Ok(v.principal);
         }
         let (principal, kid) = self.verify_in_full(token, resource)?;
         let until = principal.expires_at.unwrap_or(now) + Duration::from_secs(LEEWAY);
-        let mut cache = lock(&self.verified);
-        if cache.len() >= CACHED {
-            cache.retain(|_, v| v.until > now);
-            if cache.len() >= CACHED {
-                cache.clear();
-            }
-        }
         let verified = Verified {
             kid,
             principal: principal.clone(),
             resource: resource.to_owned(),
-            until,
         };
-        cache.insert(key, verified);
+        self.verified.insert(key, verified, until, now);
         Ok(principal)
     }
 
@@ -198,10 +187,6 @@ impl IssuedTokens {
         };
         Ok((principal, kid.to_owned()))
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The unverified `iss` of a compact JWT, when it has one (only to pick the verifier).

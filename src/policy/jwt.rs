@@ -4,10 +4,13 @@
 //! Order of checks in [`JwtVerifier::verify`]: size (8 KiB) → shape → unverified `iss` selects
 //! the issuer config (it decides nothing else) → header `alg` against that issuer's pinned list
 //! → `typ` → key chosen by (`kid`, `kty`, `alg`) from the issuer's own keys → signature → `exp`,
-//! `nbf`, `aud` → principal, roles, scopes. Keys (PEM files, JWKS fetch and cache) live in
-//! `jwt/keys.rs`; tests in `jwt/tests.rs`. Header extraction and the 401 mapping are in
+//! `nbf`, `aud` → principal, roles, scopes. A token verified once is taken from a cache of
+//! verified tokens by its SHA-256 after the size check (`jwt/cache.rs`: what a hit still
+//! checks). Keys (PEM files, JWKS fetch and cache) live in `jwt/keys.rs`; tests in
+//! `jwt/tests.rs`. Header extraction and the 401 mapping are in
 //! `authn.rs` and `error.rs`; `token.rs` mints tokens that this file verifies.
 
+mod cache;
 mod claims;
 mod keys;
 #[cfg(test)]
@@ -24,6 +27,7 @@ use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 
 use crate::caller::{AuthFailure, Principal};
+use crate::policy::token_cache::{self, TokenCache};
 use crate::secret;
 use crate::secret::strength::{self, Weakness};
 
@@ -174,11 +178,13 @@ struct Issuer {
     check_nbf: bool,
 }
 
-/// Verifies bearer JWTs against the configured issuers. Cheap to clone.
+/// Verifies bearer JWTs against the configured issuers. Cheap to clone; clones share the
+/// cache of verified tokens (`jwt/cache.rs`), a newly built verifier starts with none.
 #[derive(Clone)]
 pub(crate) struct JwtVerifier {
     issuers: Arc<HashMap<String, Issuer>>,
     http: Option<reqwest::Client>,
+    verified: Arc<TokenCache<cache::Verified>>,
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -233,6 +239,7 @@ impl JwtVerifier {
         Ok(JwtVerifier {
             issuers: Arc::new(issuers),
             http,
+            verified: Arc::default(),
         })
     }
 
@@ -254,7 +261,9 @@ impl JwtVerifier {
         self.verify_at(token, SystemTime::now()).await
     }
 
-    /// Verifies a bearer token as of `now` (tests, and re-checks on long connections).
+    /// Verifies a bearer token as of `now` (tests, and re-checks on long connections): from
+    /// the cache when it was verified before (`jwt/cache.rs` says what a hit still checks),
+    /// else in full.
     pub(crate) async fn verify_at(
         &self,
         token: &str,
@@ -263,6 +272,24 @@ impl JwtVerifier {
         if token.len() > MAX_TOKEN_BYTES {
             return Err(fail("token_too_large"));
         }
+        let digest = token_cache::digest(token);
+        if let Some((hit, _)) = self.verified.get(&digest) {
+            if let Some(outcome) = self.cached_outcome(hit, now).await {
+                return outcome;
+            }
+        }
+        let verified = self.verify_in_full(token, now).await?;
+        let until = verified.window.until();
+        self.verified.insert(digest, verified.clone(), until, now);
+        Ok(verified.principal)
+    }
+
+    /// The checks in the order of this file's header, after the size.
+    async fn verify_in_full(
+        &self,
+        token: &str,
+        now: SystemTime,
+    ) -> Result<cache::Verified, AuthFailure> {
         let mut parts = token.split('.');
         let (Some(h64), Some(p64), Some(sig64), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -291,11 +318,27 @@ impl JwtVerifier {
         }
 
         let message = &token[..h64.len() + 1 + p64.len()];
-        self.check_signature(issuer, &header, alg, message.as_bytes(), sig64)
+        let generation = self
+            .check_signature(issuer, &header, alg, message.as_bytes(), sig64)
             .await?;
-        claims::principal(issuer, &header, &claims, now)
+        let (principal, window) = claims::principal(issuer, &header, &claims, now)?;
+        let keys = generation.map(|generation| {
+            Arc::new(cache::KeysSeen {
+                issuer: iss.to_owned(),
+                kid: header.kid.clone(),
+                alg,
+                generation,
+            })
+        });
+        Ok(cache::Verified {
+            principal,
+            window,
+            keys,
+        })
     }
 
+    /// Checks the signature; the generation of the JWKS keys it was checked against, for an
+    /// issuer with a JWKS.
     async fn check_signature(
         &self,
         issuer: &Issuer,
@@ -303,19 +346,23 @@ impl JwtVerifier {
         alg: Algorithm,
         message: &[u8],
         sig64: &str,
-    ) -> Result<(), AuthFailure> {
+    ) -> Result<Option<u64>, AuthFailure> {
         if let Some(secret) = &issuer.hmac {
             return verify_with(secret, alg, message, sig64)?
-                .then_some(())
+                .then_some(None)
                 .ok_or(fail("bad_signature"));
         }
         let kid = header.kid.as_deref();
         let mut candidates: Vec<&VerifyKey> = Vec::new();
         let fetched;
         let mut jwks_down = false;
+        let mut generation = None;
         if let (Some(jwks), Some(http)) = (&issuer.jwks, &self.http) {
             match jwks.lookup(http, kid, alg).await {
-                Lookup::Keys(k) => fetched = k,
+                Lookup::Keys(k, g) => {
+                    fetched = k;
+                    generation = Some(g);
+                }
                 Lookup::Unavailable => {
                     jwks_down = true;
                     fetched = Arc::default();
@@ -343,7 +390,7 @@ impl JwtVerifier {
         }
         for key in candidates {
             if verify_with(&key.key, alg, message, sig64)? {
-                return Ok(());
+                return Ok(generation);
             }
         }
         Err(fail("bad_signature"))

@@ -1,5 +1,6 @@
-//! Claims of a verified JWT → [`Principal`]: `exp`/`nbf` with leeway, `aud`, the principal
-//! claim, roles from the configured path, scopes. Runs only after `jwt.rs` checked the
+//! Claims of a verified JWT → [`Principal`]: `exp`/`nbf` with leeway (the [`Window`] a cached
+//! token is checked against again), `aud`, the principal claim, roles from the configured path,
+//! scopes. Runs only after `jwt.rs` checked the
 //! signature; `jwt.rs` already matched `iss` exactly when it chose the issuer.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,23 +21,53 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<u64>, 
     }
 }
 
+/// When a token may be used: its `exp` and (when the issuer checks it) `nbf`, with the
+/// issuer's leeway. Kept with a cached token, so a hit is checked against the clock exactly as
+/// a full verification would be.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Window {
+    exp: u64,
+    nbf: Option<u64>,
+    leeway: u64,
+}
+
+impl Window {
+    /// `exp` first (expired), then `nbf` (not yet valid), as a full verification orders them.
+    pub(super) fn check(&self, now: SystemTime) -> Result<(), AuthFailure> {
+        let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if now_s >= self.exp.saturating_add(self.leeway) {
+            return Err(AuthFailure::Expired);
+        }
+        match self.nbf {
+            Some(nbf) if nbf > now_s.saturating_add(self.leeway) => Err(fail("not_yet_valid")),
+            _ => Ok(()),
+        }
+    }
+
+    /// The end of the window: past it the token is refused.
+    pub(super) fn until(&self) -> SystemTime {
+        // Capped (about 35,000 years) so that no `exp` overflows the clock.
+        UNIX_EPOCH + Duration::from_secs(self.exp.saturating_add(self.leeway).min(1 << 40))
+    }
+}
+
+/// The principal of a token whose signature is checked, and its [`Window`].
 pub(super) fn principal(
     issuer: &Issuer,
     header: &Header,
     claims: &Map<String, Value>,
     now: SystemTime,
-) -> Result<Principal, AuthFailure> {
-    let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+) -> Result<(Principal, Window), AuthFailure> {
     let exp = numeric_date(claims, "exp")?.ok_or(fail("missing_claim"))?;
-    if now_s >= exp.saturating_add(issuer.leeway) {
-        return Err(AuthFailure::Expired);
-    }
+    let mut window = Window {
+        exp,
+        nbf: None,
+        leeway: issuer.leeway,
+    };
+    window.check(now)?;
     if issuer.check_nbf {
-        if let Some(nbf) = numeric_date(claims, "nbf")? {
-            if nbf > now_s.saturating_add(issuer.leeway) {
-                return Err(fail("not_yet_valid"));
-            }
-        }
+        window.nbf = numeric_date(claims, "nbf")?;
+        window.check(now)?;
     }
     check_audience(issuer, claims.get("aud"))?;
 
@@ -50,14 +81,15 @@ pub(super) fn principal(
         .kid
         .clone()
         .or_else(|| claims.get("jti").and_then(Value::as_str).map(str::to_owned));
-    Ok(Principal {
+    let principal = Principal {
         name,
         method: AuthMethod::Jwt,
         roles,
         scopes,
         key_id,
         expires_at: UNIX_EPOCH.checked_add(Duration::from_secs(exp)),
-    })
+    };
+    Ok((principal, window))
 }
 
 fn check_audience(issuer: &Issuer, aud: Option<&Value>) -> Result<(), AuthFailure> {

@@ -244,6 +244,9 @@ struct Snapshot {
     loaded: bool,
     last_attempt: Option<Instant>,
     loaded_at: Option<Instant>,
+    /// Counts successful fetches: a token verified under one generation of keys is taken
+    /// from `jwt.rs`'s cache only while the keys are still that generation.
+    generation: u64,
 }
 
 /// Keys older than this are fetched again on the next use (a withdrawn key stops working
@@ -262,7 +265,8 @@ pub(crate) struct Jwks {
 
 /// What the cache can offer for one token.
 pub(crate) enum Lookup {
-    Keys(Arc<Vec<VerifyKey>>),
+    /// The keys and their generation (see [`Snapshot::generation`]).
+    Keys(Arc<Vec<VerifyKey>>, u64),
     /// Never loaded successfully (the first fetch failed and the interval has not passed).
     Unavailable,
 }
@@ -308,6 +312,7 @@ impl Jwks {
                         s.keys = Arc::new(keys);
                         s.loaded = true;
                         s.loaded_at = Some(Instant::now());
+                        s.generation += 1;
                     }),
                     Err(e) => tracing::warn!(url = %self.url, error = %e, "jwks fetch failed"),
                 }
@@ -315,7 +320,7 @@ impl Jwks {
         }
         let s = self.snapshot();
         if s.loaded {
-            Lookup::Keys(s.keys)
+            Lookup::Keys(s.keys, s.generation)
         } else {
             Lookup::Unavailable
         }

@@ -15,6 +15,7 @@ use serde_json::{json, Value};
 use super::*;
 use crate::caller::AuthMethod;
 
+mod cache;
 mod jwks;
 
 const AUD: &str = "https://relay.example.com/mcp";

@@ -2,7 +2,7 @@
 //! validation tests for `jwt.rs`. JWKS tests run a tiny HTTP server counting requests.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use jsonwebtoken::EncodingKey;
 use serde_json::{json, Value};
@@ -12,6 +12,11 @@ use tokio::net::TcpListener;
 use super::*;
 
 async fn http_server(response: String) -> (String, Arc<AtomicUsize>) {
+    http_server_of(Arc::new(Mutex::new(response))).await
+}
+
+/// [`http_server`] answering with whatever `response` holds when a request arrives.
+async fn http_server_of(response: Arc<Mutex<String>>) -> (String, Arc<AtomicUsize>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
@@ -29,7 +34,8 @@ async fn http_server(response: String) -> (String, Arc<AtomicUsize>) {
                     }
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
-                let _ = sock.write_all(response.as_bytes()).await;
+                let body = response.lock().unwrap().clone();
+                let _ = sock.write_all(body.as_bytes()).await;
             });
         }
     });
@@ -81,6 +87,37 @@ async fn jwks_key_by_kid_is_accepted_and_fetched_once() {
     assert_eq!(
         check(&v, &t).await,
         Err(AuthFailure::Invalid("alg_not_allowed"))
+    );
+}
+
+#[tokio::test]
+async fn a_withdrawn_jwks_key_refuses_a_token_though_cached() {
+    let body = Arc::new(Mutex::new(http_ok(&jwks_body())));
+    let (url, hits) = http_server_of(body.clone()).await;
+    let mut issuer = jwks_issuer(&url);
+    issuer["jwks_refresh"] = json!("0s");
+    let v = verifier(vec![issuer]);
+    let signed = |kid: &str| {
+        sign(
+            json!({"alg": "RS256", "kid": kid}),
+            &claims("https://jwks"),
+            &rsa(),
+        )
+    };
+    let t = signed("rsa1");
+    let first = check(&v, &t).await.unwrap();
+    assert_eq!(check(&v, &t).await, Ok(first));
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
+    // The issuer rotates: the same key now published as `rsa9` only. A token naming the new
+    // kid fetches the JWKS again; from then on `rsa1` is no longer published.
+    let mut rotated: Value = serde_json::from_str(&jwks_body()).unwrap();
+    rotated["keys"][0]["kid"] = json!("rsa9");
+    *body.lock().unwrap() = http_ok(&rotated.to_string());
+    assert!(check(&v, &signed("rsa9")).await.is_ok());
+    assert!(hits.load(Ordering::SeqCst) >= 2);
+    assert_eq!(
+        check(&v, &t).await,
+        Err(AuthFailure::Invalid("unknown_key"))
     );
 }
 
