@@ -16,10 +16,10 @@
 //! and targets are printed as markdown and written to `results/bench/latest.md`.
 //! Configuration by env: see `config.rs`. Run everything with `bash scripts/bench.sh`.
 
-#[path = "mcp/agentgateway.rs"]
-mod agentgateway;
 #[path = "mcp/against.rs"]
 mod against;
+#[path = "mcp/agentgateway.rs"]
+mod agentgateway;
 #[path = "mcp/auth.rs"]
 mod auth;
 #[path = "mcp/children.rs"]

@@ -308,6 +308,12 @@ fn is_lookalike(key: &str) -> bool {
     if READ_KEYS.contains(&key) {
         return false;
     }
+    // Plain printable ASCII (most keys): folding is ASCII lowercasing alone.
+    if key.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+        return READ_KEYS
+            .iter()
+            .any(|k| k.len() == key.len() && k.eq_ignore_ascii_case(key));
+    }
     // Cheap exit: every read key is short, and folding only ever removes characters or
     // changes case, so a key without those characters' room cannot fold onto one.
     if key.len() < 2 || key.chars().filter(|c| !c.is_control()).count() > 13 {

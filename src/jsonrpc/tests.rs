@@ -114,6 +114,42 @@ fn invalid_frames_are_classified() {
 }
 
 #[test]
+fn lookalike_keys_fold_case_and_control_characters_ascii_or_not() {
+    let in_params = |key: &str| {
+        frame(&format!(
+            r#"{{"jsonrpc":"2.0","id":1,"method":"a","params":{{"{key}":1}}}}"#
+        ))
+        .err()
+    };
+    let refused = Some(Error::Invalid("ambiguous_key"));
+    // ASCII keys fold by case alone; control characters are dropped; non-ASCII letters are
+    // lowercased as Unicode says (U+212A, the Kelvin sign, lowercases to `k`).
+    for key in [
+        "ID",
+        "Params",
+        "METHOD",
+        "_Meta",
+        "REQUESTID",
+        "i\\u0000d",
+        "progressTo\\u212Aen",
+    ] {
+        assert_eq!(in_params(key), refused, "{key}");
+    }
+    // U+0130 lowercases to `i` and a combining dot: not `id`.
+    for key in [
+        "result",
+        "error",
+        "arguments",
+        "names",
+        "i d",
+        "id ",
+        "\\u0130d",
+    ] {
+        assert_eq!(in_params(key), None, "{key}");
+    }
+}
+
+#[test]
 fn lookalikes_outside_read_scopes_pass() {
     let f = frame(
         r#"{"jsonrpc":"2.0","id":1,"method":"a","params":{"arguments":{"Name":1,"name":2}}}"#,
