@@ -32,6 +32,9 @@ const READ_KEYS: &[&str] = &[
     "requestId",
 ];
 
+/// The length of the longest of [`READ_KEYS`] (`io.modelcontextprotocol/subscriptionId`).
+const LONGEST_READ_KEY: usize = 38;
+
 /// Where in the message a map sits: the rule on look-alike keys applies to the first three.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Scope {
@@ -316,7 +319,7 @@ fn is_lookalike(key: &str) -> bool {
     }
     // Cheap exit: every read key is short, and folding only ever removes characters or
     // changes case, so a key without those characters' room cannot fold onto one.
-    if key.len() < 2 || key.chars().filter(|c| !c.is_control()).count() > 13 {
+    if key.len() < 2 || key.chars().filter(|c| !c.is_control()).count() > LONGEST_READ_KEY {
         return false;
     }
     READ_KEYS.iter().any(|k| folds_to(key, k))

@@ -132,6 +132,8 @@ fn lookalike_keys_fold_case_and_control_characters_ascii_or_not() {
         "REQUESTID",
         "i\\u0000d",
         "progressTo\\u212Aen",
+        "IO.MODELCONTEXTPROTOCOL/SUBSCRIPTIONID",
+        "io.modelcontextprotocol/subscription\\u0000Id",
     ] {
         assert_eq!(in_params(key), refused, "{key}");
     }
@@ -261,6 +263,7 @@ fn upstream_frames_are_checked_where_the_relay_reads() {
             "duplicate_key",
         ),
         (r#"[{"jsonrpc":"2.0","id":1,"result":{}}]"#, "not_envelope"),
+        (r#"["2.0",1,"roots/list"]"#, "not_envelope"),
         (
             r#"{"jsonrpc":"1.0","id":1,"result":{}}"#,
             "bad_jsonrpc_version",

@@ -6,9 +6,9 @@
 //! (systemd `LimitNOFILE=`, `ulimit -Hn`, a container's `--ulimit`); the relay never asks for
 //! more. What happens when even that runs out is `relay/children.rs` (503, -31006).
 //!
-//! - Native (Unix): `getrlimit`/`setrlimit`. Where the hard limit is "unlimited" (macOS), the
-//!   kernel refuses a soft limit above its own per-process maximum; that refusal is reported
-//!   and the soft limit stays.
+//! - Native (Unix): `getrlimit`/`setrlimit`. macOS reports an "unlimited" hard limit but
+//!   refuses a soft limit above `OPEN_MAX` (10,240): the soft limit goes to that. Children get
+//!   the limit the relay was started with back between fork and exec (`os/process.rs`).
 //! - Portable (Windows, or `--features portable`): nothing to raise ([`OpenFiles::Unsupported`]).
 
 /// What [`raise_open_files`] did.
@@ -26,8 +26,22 @@ pub(crate) enum OpenFiles {
 
 /// Raises the soft open-files limit to the hard limit; called once at `serve` start.
 pub(crate) fn raise_open_files() -> OpenFiles {
-    imp::raise_open_files()
+    let done = imp::raise_open_files();
+    if let OpenFiles::Raised(from, _) = done {
+        if let Some(hard) = imp::hard_open_files() {
+            let _ = STARTED_WITH.set((from, hard));
+        }
+    }
+    done
 }
+
+/// The open-files limits (soft, hard) the relay was started with, when it raised its own:
+/// what its children get back (`os/process.rs`, [`crate::os::process::prepare_exec`]).
+pub(crate) fn inherited_open_files() -> Option<(u64, u64)> {
+    STARTED_WITH.get().copied()
+}
+
+static STARTED_WITH: std::sync::OnceLock<(u64, u64)> = std::sync::OnceLock::new();
 
 /// [`raise_open_files`], logged: the limit the relay runs with, or why it stayed lower.
 pub(crate) fn size_open_files() {
@@ -59,13 +73,28 @@ mod imp {
         let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
             return OpenFiles::Unsupported;
         };
-        if soft >= hard {
+        // macOS reports an "unlimited" hard limit but refuses a soft one above OPEN_MAX.
+        let target = if cfg!(target_os = "macos") {
+            hard.min(MACOS_OPEN_MAX)
+        } else {
+            hard
+        };
+        if soft >= target {
             return OpenFiles::AtHard(soft);
         }
-        match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
-            Ok(()) => OpenFiles::Raised(soft, hard),
-            Err(e) => OpenFiles::Refused(soft, hard, e.to_string()),
+        match setrlimit(Resource::RLIMIT_NOFILE, target, hard) {
+            Ok(()) => OpenFiles::Raised(soft, target),
+            Err(e) => OpenFiles::Refused(soft, target, e.to_string()),
         }
+    }
+
+    /// `OPEN_MAX` of macOS's `<sys/syslimits.h>`.
+    const MACOS_OPEN_MAX: u64 = 10_240;
+
+    pub(super) fn hard_open_files() -> Option<u64> {
+        getrlimit(Resource::RLIMIT_NOFILE)
+            .ok()
+            .map(|(_, hard)| hard)
     }
 }
 
@@ -75,6 +104,10 @@ mod imp {
 
     pub(super) fn raise_open_files() -> OpenFiles {
         OpenFiles::Unsupported
+    }
+
+    pub(super) fn hard_open_files() -> Option<u64> {
+        None
     }
 }
 

@@ -3,7 +3,7 @@
 //!
 //! - Native (Unix, macOS included): the child leads its own process group
 //!   (`Command::process_group(0)`); SIGTERM and SIGKILL go to the whole group (`killpg`), so
-//!   grandchildren go with it. On Linux [`tie_to_relay`] also arms
+//!   grandchildren go with it. On Linux [`prepare_exec`] also arms
 //!   `PR_SET_PDEATHSIG` between fork and exec, so the kernel kills the child when the relay
 //!   dies, even by SIGKILL.
 //! - Portable (Windows, or `--features portable`): the child is one process. There is no
@@ -137,38 +137,54 @@ pub(crate) fn is_executable(meta: &std::fs::Metadata) -> bool {
     native::is_executable(meta)
 }
 
-/// Ties the child's life to the relay's (Linux, native; elsewhere nothing): between fork and
-/// exec, in the child, asks the kernel to SIGKILL it when the relay dies (even by SIGKILL, when
-/// no cleanup of ours can run), and refuses to exec when the relay is already gone (then
-/// nothing would kill it later: the spawn fails). One system call more than a plain spawn; the
-/// program is exec'd once, directly.
+/// What runs in the child between fork and exec (native Unix; elsewhere nothing):
+/// - Linux: the child asks the kernel to SIGKILL it when the relay dies (even by SIGKILL, when
+///   no cleanup of ours can run), and refuses to exec when the relay is already gone (then
+///   nothing would kill it later: the spawn fails). The kernel sends the signal when the
+///   *thread* that forked exits: children are spawned from the runtime's worker threads,
+///   which live as long as the relay.
+/// - Every Unix: the open-files limit the relay raised for itself (`os/limits.rs`) is put
+///   back to what the relay was started with, so a server sees the limit it would have seen
+///   started by hand (some close or poll every possible descriptor).
 ///
-/// The kernel sends the signal when the *thread* that forked exits: children are spawned from
-/// the runtime's worker threads, which live as long as the relay.
-#[cfg(all(target_os = "linux", not(feature = "portable")))]
+/// One or two system calls more than a plain spawn; the program is exec'd once, directly.
+#[cfg(all(unix, not(feature = "portable")))]
 #[allow(unsafe_code)]
-pub(crate) fn tie_to_relay(cmd: &mut tokio::process::Command) {
-    use nix::sys::signal::Signal;
+pub(crate) fn prepare_exec(cmd: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
     let relay = nix::unistd::getpid();
-    let arm = move || -> std::io::Result<()> {
-        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)?;
-        if nix::unistd::getppid() != relay {
-            return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+    let files = crate::os::limits::inherited_open_files();
+    let hook = move || -> std::io::Result<()> {
+        #[cfg(target_os = "linux")]
+        {
+            nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+            if nix::unistd::getppid() != relay {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ESRCH));
+            }
+        }
+        if let Some((soft, hard)) = files {
+            // Lowering the soft limit below the hard one cannot fail; if it did, the child
+            // would only keep the relay's larger limit.
+            let _ = nix::sys::resource::setrlimit(
+                nix::sys::resource::Resource::RLIMIT_NOFILE,
+                soft,
+                hard,
+            );
         }
         Ok(())
     };
     // SAFETY: the hook runs in the forked child before exec, where only async-signal-safe
-    // calls are allowed: it makes two system calls (prctl, getppid), allocates nothing (the
-    // error is a raw OS error) and touches no lock.
+    // calls are allowed: it makes system calls only (prctl, getppid, setrlimit), allocates
+    // nothing (the error is a raw OS error) and touches no lock.
     unsafe {
-        cmd.pre_exec(arm);
+        cmd.pre_exec(hook);
     }
 }
 
-/// Nothing to arm off Linux (see the native version): the process group and, on Windows, the
-/// Job Object are what end a child.
-#[cfg(not(all(target_os = "linux", not(feature = "portable"))))]
-pub(crate) fn tie_to_relay(_cmd: &mut tokio::process::Command) {}
+/// Nothing to run between fork and exec on the portable path (see the native version): the
+/// Job Object (Windows) is what ends a child with the relay.
+#[cfg(not(all(unix, not(feature = "portable"))))]
+pub(crate) fn prepare_exec(_cmd: &mut tokio::process::Command) {}
 
 #[cfg(test)]
 mod tests {

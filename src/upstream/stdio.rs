@@ -510,7 +510,7 @@ fn command(spec: &ChildSpec) -> Command {
         .stderr(Stdio::piped())
         .kill_on_drop(true);
     crate::os::process::isolate(&mut cmd);
-    crate::os::process::tie_to_relay(&mut cmd);
+    crate::os::process::prepare_exec(&mut cmd);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }

@@ -131,3 +131,50 @@ async fn out_of_descriptors_refuses_new_sessions_and_recovers_when_some_end() {
     assert_eq!(ready(http.clone(), ready_url).await, 200);
     assert!(alive(relay.pid()), "the relay stayed up");
 }
+
+/// The soft limit on open files of a process, from `/proc/PID/limits`.
+fn soft_open_files(pid: u32) -> u64 {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    line.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+/// The relay raises its own soft open-files limit to the hard one at start, and its children
+/// get the limit it was started with back (a server sees what it would see started by hand).
+#[tokio::test]
+async fn the_relay_raises_its_open_files_limit_and_its_children_keep_the_one_it_was_given() {
+    let audit = crate::support::tempdir().join("audit.log");
+    let mut child = std::process::Command::new("prlimit")
+        .args([
+            "--nofile=256:2048",
+            RELAY,
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .arg("--audit-log")
+        .arg(&audit)
+        .args(["--", FIXTURE])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn prlimit (util-linux)");
+    let (logs, url) = listening(&mut child);
+    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
+    let relay = Relay {
+        child,
+        url,
+        base,
+        logs,
+    };
+    let mut c = relay.client();
+    c.initialize("2025-11-25").await;
+    let kids = relay.children();
+    assert_eq!(kids.len(), 1, "{kids:?}");
+    assert_eq!(soft_open_files(relay.child.id()), 2048);
+    assert_eq!(soft_open_files(kids[0]), 256);
+}
