@@ -6,32 +6,18 @@
 use serde_json::json;
 
 use crate::support::{
-    alive, eventually, init_request, listening, poll_until, text_of, Client, Relay, Reply, FIXTURE,
-    RELAY,
+    alive, eventually, init_request, poll_until, text_of, Client, Relay, Reply, FIXTURE, RELAY,
 };
 
-/// The relay started with at most `limit` open files (soft = hard, so raising the soft limit
-/// at start changes nothing), an audit log, and the fixture per session.
-fn start_with_open_files(limit: u32, audit: &std::path::Path) -> Relay {
-    let mut child = std::process::Command::new("prlimit")
-        .arg(format!("--nofile={limit}:{limit}"))
+/// The relay started under `prlimit --nofile=SOFT:HARD`, with an audit log and the fixture
+/// per session.
+fn start_with_open_files(soft: u32, hard: u32, audit: &std::path::Path) -> Relay {
+    let mut cmd = std::process::Command::new("prlimit");
+    cmd.arg(format!("--nofile={soft}:{hard}"))
         .args([RELAY, "serve", "--listen", "127.0.0.1:0", "--audit-log"])
         .arg(audit)
-        .args(["--", FIXTURE])
-        .env("RUST_LOG", "info")
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn prlimit (util-linux)");
-    let (logs, url) = listening(&mut child);
-    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-    Relay {
-        child,
-        url,
-        base,
-        logs,
-    }
+        .args(["--", FIXTURE]);
+    Relay::start_command(cmd)
 }
 
 /// `c` in the session `reply` (to its `initialize`) opened, once `notifications/initialized`
@@ -54,7 +40,8 @@ async fn initialized(mut c: Client, reply: &Reply) -> Client {
 #[tokio::test]
 async fn out_of_descriptors_refuses_new_sessions_and_recovers_when_some_end() {
     let audit = crate::support::tempdir().join("audit.log");
-    let relay = start_with_open_files(64, &audit);
+    // Soft = hard, so raising the soft limit at start changes nothing.
+    let relay = start_with_open_files(64, 64, &audit);
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(1)
         .build()
@@ -147,30 +134,7 @@ fn soft_open_files(pid: u32) -> u64 {
 #[tokio::test]
 async fn the_relay_raises_its_open_files_limit_and_its_children_keep_the_one_it_was_given() {
     let audit = crate::support::tempdir().join("audit.log");
-    let mut child = std::process::Command::new("prlimit")
-        .args([
-            "--nofile=256:2048",
-            RELAY,
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .arg("--audit-log")
-        .arg(&audit)
-        .args(["--", FIXTURE])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn prlimit (util-linux)");
-    let (logs, url) = listening(&mut child);
-    let base = url.rsplit_once('/').map(|(b, _)| b.to_owned()).unwrap();
-    let relay = Relay {
-        child,
-        url,
-        base,
-        logs,
-    };
+    let relay = start_with_open_files(256, 2048, &audit);
     let mut c = relay.client();
     c.initialize("2025-11-25").await;
     let kids = relay.children();

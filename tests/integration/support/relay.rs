@@ -46,9 +46,15 @@ impl Relay {
     /// Like [`Relay::start_raw`], with extra environment variables for the relay only (the
     /// test process's own environment is never changed).
     pub fn start_env(args: &[&str], env: &[(&str, &str)]) -> Relay {
-        let mut child = Command::new(RELAY)
-            .args(args)
-            .envs(env.iter().copied())
+        let mut cmd = Command::new(RELAY);
+        cmd.args(args).envs(env.iter().copied());
+        Relay::start_command(cmd)
+    }
+
+    /// A relay started by `cmd` (the relay binary, or a launcher such as `prlimit` that execs
+    /// it, so the pid is the relay's), with info logs read until it listens.
+    pub fn start_command(mut cmd: Command) -> Relay {
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
