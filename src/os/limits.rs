@@ -11,8 +11,9 @@
 //!   the limit the relay was started with back between fork and exec (`os/process.rs`).
 //! - Portable (Windows, or `--features portable`): nothing to raise ([`OpenFiles::Unsupported`]).
 
-/// What [`raise_open_files`] did.
+/// What [`raise_open_files`] did (the portable path only ever says `Unsupported`).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(not(all(unix, not(feature = "portable"))), allow(dead_code))]
 pub(crate) enum OpenFiles {
     /// The soft limit already was the hard limit.
     AtHard(u64),
@@ -37,6 +38,7 @@ pub(crate) fn raise_open_files() -> OpenFiles {
 
 /// The open-files limits (soft, hard) the relay was started with, when it raised its own:
 /// what its children get back (`os/process.rs`, [`crate::os::process::prepare_exec`]).
+#[cfg_attr(not(all(unix, not(feature = "portable"))), allow(dead_code))]
 pub(crate) fn inherited_open_files() -> Option<(u64, u64)> {
     STARTED_WITH.get().copied()
 }
