@@ -42,7 +42,7 @@ mod transports;
 /// and its children at once (the "server machine crashed" case).
 struct Server {
     child: std::process::Child,
-    logs: Arc<Mutex<String>>,
+    logs: Arc<crate::support::relay::Logs>,
     /// `http(s)://127.0.0.1:PORT/mcp`
     url: String,
     /// `http(s)://127.0.0.1:PORT`
@@ -81,7 +81,7 @@ impl Server {
     }
 
     fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
+        self.logs.text()
     }
 
     /// `tcp://…` or `tls://…` of the TCP front, once it is logged.

@@ -260,11 +260,8 @@ async fn otel_without_the_flag_exports_nothing() {
     client.call(json!(1), "echo", json!({"text": "x"})).await;
     assert_eq!(relay.terminate(), Some(0));
     assert_eq!(collector.connections.load(Ordering::SeqCst), 0);
-    assert!(
-        !relay.logs().contains("exporting traces"),
-        "{}",
-        relay.logs()
-    );
+    let logs = relay.final_logs();
+    assert!(!logs.contains("exporting traces"), "{logs}");
 }
 
 #[tokio::test]

@@ -108,7 +108,7 @@ async fn drain_serves_sessions_through_the_window_then_exits() {
     // The window ends on its own; then the usual shutdown, exit 0.
     let r2 = fleet.relays[2].as_mut().unwrap();
     assert_eq!(exited(r2).await, Some(0), "{}", r2.logs());
-    let logs = r2.logs();
+    let logs = r2.final_logs();
     let line = |what: &str| logs.lines().find(|l| l.contains(what)).unwrap_or_default();
     // One session when the drain began, two (the late one) when its window ended.
     assert!(line("window_ms=").contains("sessions=1"), "{logs}");
@@ -140,7 +140,7 @@ async fn drain_second_signal_skips_the_window() {
 
     signal(&relay, Signal::SIGTERM);
     assert_eq!(exited(&mut relay).await, Some(0), "{}", relay.logs());
-    assert!(relay.logs().contains("reason=\"signal\""));
+    assert!(relay.final_logs().contains("reason=\"signal\""));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -151,7 +151,7 @@ async fn drain_without_sessions_ends_at_once() {
     signal(fleet.relay(1), Signal::SIGTERM);
     let r1 = fleet.relays[1].as_mut().unwrap();
     assert_eq!(exited(r1).await, Some(0), "{}", r1.logs());
-    assert!(r1.logs().contains("reason=\"no_sessions\""));
+    assert!(r1.final_logs().contains("reason=\"no_sessions\""));
     assert_eq!(echo(&c, "unaware").await.0, "unaware");
 }
 

@@ -5,6 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -16,7 +17,32 @@ pub struct Relay {
     pub child: Child,
     pub url: String,
     pub base: String,
-    pub logs: Arc<Mutex<String>>,
+    pub logs: Arc<Logs>,
+}
+
+/// A process's stderr as a thread has read it so far, and whether that thread reached its end.
+#[derive(Default)]
+pub struct Logs {
+    text: Mutex<String>,
+    ended: AtomicBool,
+}
+
+impl Logs {
+    /// What was read so far.
+    pub fn text(&self) -> String {
+        self.text.lock().unwrap().clone()
+    }
+
+    /// Everything the process wrote: for a process that has exited, whose last lines may still
+    /// be in the pipe when its exit is seen. Waits (at most the patience) for the end.
+    pub fn to_end(&self) -> String {
+        let deadline = std::time::Instant::now() + patience();
+        while !self.ended.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            // The poll interval of a wait for the reader, not a guess at how long it takes.
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        self.text()
+    }
 }
 
 impl Relay {
@@ -80,7 +106,12 @@ impl Relay {
     }
 
     pub fn logs(&self) -> String {
-        self.logs.lock().unwrap().clone()
+        self.logs.text()
+    }
+
+    /// All its logs, once it has exited (see [`Logs::to_end`]).
+    pub fn final_logs(&self) -> String {
+        self.logs.to_end()
     }
 
     /// Processes whose parent is the relay (its children).
@@ -207,9 +238,9 @@ pub fn alive(pid: u32) -> bool {
 
 /// Collects a relay's stderr (its logs) on a thread and waits for the first
 /// `url=http(s)://…` it logs: the (logs, url) of a relay that is listening.
-pub fn listening(child: &mut Child) -> (Arc<Mutex<String>>, String) {
+pub fn listening(child: &mut Child) -> (Arc<Logs>, String) {
     let stderr = child.stderr.take().expect("stderr piped");
-    let logs = Arc::new(Mutex::new(String::new()));
+    let logs = Arc::new(Logs::default());
     let (tx, rx) = std::sync::mpsc::channel();
     let sink = logs.clone();
     std::thread::spawn(move || {
@@ -222,13 +253,14 @@ pub fn listening(child: &mut Child) -> (Arc<Mutex<String>>, String) {
                     let _ = t.send(url.to_owned());
                 }
             }
-            let mut l = sink.lock().unwrap();
+            let mut l = sink.text.lock().unwrap();
             l.push_str(&line);
             l.push('\n');
         }
+        sink.ended.store(true, Ordering::Release);
     });
     let url = rx
         .recv_timeout(patience())
-        .unwrap_or_else(|_| panic!("relay did not start: {}", logs.lock().unwrap()));
+        .unwrap_or_else(|_| panic!("relay did not start: {}", logs.text()));
     (logs, url)
 }
