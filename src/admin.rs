@@ -211,6 +211,7 @@ pub(crate) fn relay_health(relay: &Relay) -> Value {
             .map(|(front, n)| (front.to_string(), json!(n)))
             .collect::<serde_json::Map<_, _>>(),
         "children": relay.children_alive(),
+        "spare_children": relay.spares_ready(),
         "child_lines_dropped": relay.dropped_lines(),
         "uptime_seconds": relay.uptime().as_secs(),
         "memory": memory_json(relay),

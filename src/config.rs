@@ -133,6 +133,8 @@ pub(crate) struct ServeConfig {
     pub cache_public: bool,
     /// Children of the shared pool.
     pub children: usize,
+    /// Per-session children kept started ahead of their sessions (`--spare-children`).
+    pub spare_children: usize,
     pub max_sessions: usize,
     /// Open connections per listener.
     pub max_connections: usize,

@@ -145,6 +145,11 @@ impl Relay {
         self.counters.children.load(Ordering::Relaxed)
     }
 
+    /// Spare children ready for new sessions (`--spare-children`).
+    pub(crate) fn spares_ready(&self) -> usize {
+        self.children.spares_ready()
+    }
+
     pub(crate) fn uptime(&self) -> Duration {
         self.started.elapsed()
     }

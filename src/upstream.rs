@@ -19,6 +19,7 @@ mod lines;
 mod mux;
 pub(crate) mod remote;
 mod route;
+pub(crate) mod spares;
 pub(crate) mod stdio;
 pub(crate) mod supervisor;
 pub(crate) mod tasks;
@@ -168,6 +169,18 @@ impl Upstream {
         counters: Arc<Counters>,
     ) -> Result<Arc<Upstream>, stdio::Error> {
         let (child, events) = spec.launch(caller)?;
+        Ok(Upstream::adopt(child, events, limits, audience, counters))
+    }
+
+    /// Starts routing the output of a child already started (by [`Upstream::spawn`], or
+    /// ahead of its session: `relay/spares.rs`).
+    pub(crate) fn adopt(
+        child: ChildHandle,
+        events: ChildOutput,
+        limits: Limits,
+        audience: Arc<Audience>,
+        counters: Arc<Counters>,
+    ) -> Arc<Upstream> {
         counters.children.fetch_add(1, Ordering::Relaxed);
         let up = Arc::new(Upstream {
             child,
@@ -184,7 +197,7 @@ impl Upstream {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .push(Arc::downgrade(&up));
-        Ok(up)
+        up
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Mux> {

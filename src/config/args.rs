@@ -136,6 +136,12 @@ pub(crate) struct ServeArgs {
     /// Children in the shared pool (`--session-mode shared`); sessions are spread over them.
     #[arg(help_heading = "Child process", long, default_value_t = 1)]
     pub children: usize,
+    /// Children started ahead of their sessions (`--session-mode per-session`, a command): a
+    /// new session takes a child that is already running instead of waiting for one to start,
+    /// and another is started behind it. Each spare is an idle process; 0 starts every child
+    /// with its session. At most 64.
+    #[arg(help_heading = "Child process", long, default_value_t = 0)]
+    pub spare_children: usize,
     /// Request header that names the caller's identity when no authentication is configured
     /// (a trusted proxy sets it; with authentication the principal is the identity). Sessions
     /// belong to the identity that opened them; with `--session-mode per-identity` each

@@ -71,6 +71,7 @@ fn serve_with(
         .map_err(|e| errors.push(e))
         .ok();
     limits(&args, &mut errors);
+    spares(&args, server.as_ref(), &mut errors);
     identity(&args, &mut errors);
     let tls = tls(&mut args, &mut errors);
     let security = security(&mut args, tls.is_some(), env, &mut errors);
@@ -224,6 +225,31 @@ fn paths(args: &ServeArgs, errors: &mut Vec<String>) {
                 "{flag} `{p}` is taken by the relay (/health, /ready, /sse, /message)"
             ));
         }
+    }
+}
+
+/// Most children `--spare-children` may keep started ahead of their sessions.
+const MAX_SPARE_CHILDREN: usize = 64;
+
+/// `--spare-children`: only where a session starts a child of its own from a command.
+fn spares(args: &ServeArgs, server: Option<&Server>, errors: &mut Vec<String>) {
+    if args.spare_children == 0 {
+        return;
+    }
+    if args.spare_children > MAX_SPARE_CHILDREN {
+        errors.push(format!(
+            "--spare-children {}: at most {MAX_SPARE_CHILDREN}",
+            args.spare_children
+        ));
+    }
+    let per_session =
+        args.session_mode == SessionMode::PerSession && args.child_era != config::ChildEra::Modern;
+    if !per_session || matches!(server, Some(Server::Remote(_))) {
+        errors.push(
+            "--spare-children starts children ahead of sessions: it needs --session-mode \
+             per-session and a command to run (not --upstream, not --child-era modern)"
+                .into(),
+        );
     }
 }
 

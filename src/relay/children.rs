@@ -1,6 +1,7 @@
 //! Which child a new session gets, by `--session-mode` (PROTOCOL.md §6).
 //!
-//! `per-session` spawns a child per session and stops it with the session. `shared` starts a
+//! `per-session` spawns a child per session and stops it with the session (or hands it one of
+//! the `--spare-children` started ahead, `upstream/spares.rs`). `shared` starts a
 //! pool of `--children N` supervised slots once and pins each session to one of them.
 //! `per-identity` keeps one supervised slot per identity (the `--identity-header` value until
 //! authentication exists), created on first use with the identity templated into the child's
@@ -19,6 +20,7 @@ use crate::caller::Caller;
 use crate::config::{ChildEra, ServeConfig, SessionMode, IDENTITY_PLACEHOLDER};
 use crate::error::Error;
 use crate::upstream::audience::Audience;
+use crate::upstream::spares::Spares;
 use crate::upstream::supervisor::{Pool, Slot, SlotSpec};
 use crate::upstream::{Counters, ServerSpec, Upstream};
 
@@ -52,7 +54,8 @@ impl Backend {
 /// The children of one configured server.
 #[derive(Debug)]
 pub(crate) enum Children {
-    PerSession,
+    /// A child per session; the spares started ahead, when configured.
+    PerSession(Option<Arc<Spares>>),
     Shared(Pool),
     PerIdentity(Mutex<HashMap<String, Idle>>),
 }
@@ -68,10 +71,10 @@ impl Children {
     /// Starts what the mode needs up front (the shared pool).
     pub(crate) fn start(cfg: &ServeConfig, counters: &Arc<Counters>) -> Children {
         match cfg.session_mode {
-            SessionMode::PerSession => Children::PerSession,
+            SessionMode::PerSession => Children::PerSession(spares(cfg)),
             // A modern-only child's legacy sessions go through the legacy face
             // (`relay/face.rs`): no pool of initialized children to start.
-            SessionMode::Shared if cfg.child_era == ChildEra::Modern => Children::PerSession,
+            SessionMode::Shared if cfg.child_era == ChildEra::Modern => Children::PerSession(None),
             SessionMode::Shared => {
                 Children::Shared(Pool::start(cfg.children, &slot_spec(cfg, None), counters))
             }
@@ -88,9 +91,13 @@ impl Children {
     ) -> Result<Backend, Error> {
         let identity = caller.owner();
         match self {
-            Children::PerSession => {
+            Children::PerSession(spares) => {
                 let audience = Audience::new(false);
                 let limits = cfg.upstream.clone();
+                if let Some((child, events)) = spares.as_ref().and_then(|s| s.take()) {
+                    let up = Upstream::adopt(child, events, limits, audience, counters.clone());
+                    return Ok(Backend::Own(up));
+                }
                 match Upstream::spawn(&cfg.child, Some(caller), limits, audience, counters.clone())
                 {
                     Ok(up) => Ok(Backend::Own(up)),
@@ -147,7 +154,7 @@ impl Children {
     /// Every supervised slot (for readiness and shutdown).
     pub(crate) fn slots(&self) -> Vec<Arc<Slot>> {
         match self {
-            Children::PerSession => Vec::new(),
+            Children::PerSession(_) => Vec::new(),
             Children::Shared(pool) => pool.slots().to_vec(),
             Children::PerIdentity(map) => map
                 .lock()
@@ -158,13 +165,42 @@ impl Children {
         }
     }
 
-    /// Stops every supervised slot and waits for their children.
+    /// Stops every supervised slot and spare, and waits for their children.
     pub(crate) async fn stop_all(&self) {
         let slots = self.slots();
         for s in &slots {
             s.stop();
         }
-        futures_util::future::join_all(slots.iter().map(|s| s.wait())).await;
+        let spares = async {
+            if let Children::PerSession(Some(spares)) = self {
+                spares.stop().await;
+            }
+        };
+        tokio::join!(
+            futures_util::future::join_all(slots.iter().map(|s| s.wait())),
+            spares
+        );
+    }
+
+    /// Spare children ready for new sessions (`--spare-children`).
+    pub(crate) fn spares_ready(&self) -> usize {
+        match self {
+            Children::PerSession(Some(spares)) => spares.count(),
+            _ => 0,
+        }
+    }
+}
+
+/// The spares of a per-session command server, when `--spare-children` asks for some (a
+/// multi-server relay's placeholder server has no program: none).
+fn spares(cfg: &ServeConfig) -> Option<Arc<Spares>> {
+    match &cfg.child {
+        ServerSpec::Command(spec)
+            if cfg.spare_children > 0 && !spec.program.as_os_str().is_empty() =>
+        {
+            Some(Spares::start(spec.clone(), cfg.spare_children))
+        }
+        _ => None,
     }
 }
 

@@ -269,6 +269,15 @@ impl ChildHandle {
         self.tail.as_ref()
     }
 
+    /// Resolves once the child has been reaped, without holding the handle (so it does not
+    /// keep the child running).
+    pub(crate) fn reaped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut rx = self.exit.clone();
+        async move {
+            let _ = rx.wait_for(Option::is_some).await;
+        }
+    }
+
     /// Waits until the child has been reaped.
     pub(crate) async fn wait(&self) -> Option<ExitInfo> {
         let mut rx = self.exit.clone();

@@ -40,6 +40,7 @@
 //!   start-up errors, and `--server NAME` serving one named server alone.
 //! - `session_expiry`: idle per-session children reaped; open streams and connections kept.
 //! - `shared`: `shared` and `per-identity` session modes: many sessions on one child.
+//! - `spares`: `--spare-children`: per-session children started ahead of their sessions.
 //! - `sse`: legacy HTTP+SSE (`/sse`, `/message`): scenario, refusals, connection lifetime.
 //! - `streamable_http`: status codes, headers, sessions, streams, resumability, guards.
 //! - `tls`: `cert generate`, HTTPS and TLS-TCP, plaintext refused, certificate reload.
@@ -97,6 +98,8 @@ mod servers_config;
 mod session_expiry;
 #[cfg(unix)]
 mod shared;
+#[cfg(unix)]
+mod spares;
 mod sse;
 mod streamable_http;
 #[cfg(unix)]

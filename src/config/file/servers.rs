@@ -22,7 +22,7 @@ use crate::config::servers::{name_is_valid, AggregateSpec, EndpointSpec, Failure
 /// upstream with credentials and TLS, or an entry of a desktop server file), its child and
 /// session settings, timeouts and caps, and a TCP front of its own. The others are
 /// listener-wide and belong in `[serve]`.
-pub(crate) const PER_SERVER: [&str; 37] = [
+pub(crate) const PER_SERVER: [&str; 38] = [
     "command",
     "upstream",
     "upstream_ca",
@@ -48,6 +48,7 @@ pub(crate) const PER_SERVER: [&str; 37] = [
     "cache_ttl",
     "cache_scope",
     "children",
+    "spare_children",
     "request_timeout",
     "request_timeout_max",
     "method_timeout",

@@ -1,0 +1,181 @@
+//! Per-session children started ahead of their sessions (`--spare-children N`): a new session
+//! takes one that is already running (its program loaded, waiting on stdin for `initialize`)
+//! and a task starts the next behind it, so opening a session costs an `initialize` round
+//! trip, not a process start (for a server run by `npx` or `uvx`, seconds).
+//!
+//! A spare hears nothing until its session's `initialize`; it gets the same command,
+//! environment and working directory as a child started with its session (per-session mode
+//! has nothing per caller to put in them). A spare that exits before a session takes it (a
+//! broken command, a server that quits when idle) is reaped by its own supervise task
+//! (`stdio.rs`), dropped here and replaced after a pause that doubles while spares keep
+//! failing (1 s → 60 s), so a command that cannot stay up is not restarted in a loop.
+//!
+//! Owns: the spares and the task that refills them. Does not own: starting or stopping one
+//! child (`stdio.rs`), routing a taken child's output (`Upstream::adopt`), nor which
+//! configurations may have spares (`config/validate.rs`).
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use super::stdio::{self, ChildHandle, ChildOutput, ChildSpec};
+
+/// The first pause before replacing spares that failed; doubled while they keep failing.
+const FIRST_PAUSE: Duration = Duration::from_secs(1);
+/// The longest pause between attempts.
+const LONGEST_PAUSE: Duration = Duration::from_secs(60);
+
+/// A started child no session has taken yet.
+type Spare = (ChildHandle, ChildOutput);
+
+/// The spares of one configured server.
+#[derive(Debug)]
+pub(crate) struct Spares {
+    ready: Mutex<VecDeque<Spare>>,
+    want: usize,
+    wake: Arc<Notify>,
+    stop: CancellationToken,
+}
+
+impl Spares {
+    /// Starts `want` spares of `spec` and the task that keeps them (needs a Tokio runtime).
+    pub(crate) fn start(spec: ChildSpec, want: usize) -> Arc<Spares> {
+        let spares = Arc::new(Spares {
+            ready: Mutex::new(VecDeque::with_capacity(want)),
+            want,
+            wake: Arc::new(Notify::new()),
+            stop: CancellationToken::new(),
+        });
+        tokio::spawn(refill(
+            Arc::downgrade(&spares),
+            spec,
+            spares.wake.clone(),
+            spares.stop.clone(),
+        ));
+        spares
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Spare>> {
+        self.ready.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A running spare for a new session (`None`: none is ready; start one as usual). Another
+    /// is started behind it.
+    pub(crate) fn take(&self) -> Option<Spare> {
+        let taken = {
+            let mut ready = self.lock();
+            loop {
+                match ready.pop_front() {
+                    Some((handle, _)) if handle.exited() => continue,
+                    other => break other,
+                }
+            }
+        };
+        self.wake.notify_one();
+        if let Some((handle, _)) = &taken {
+            debug!(pid = handle.pid(), "a spare child taken by a new session");
+        }
+        taken
+    }
+
+    /// Spares ready now (exited ones not counted).
+    pub(crate) fn count(&self) -> usize {
+        self.lock().iter().filter(|(h, _)| !h.exited()).count()
+    }
+
+    /// Stops the refill and every spare, and waits until they are reaped (shutdown).
+    pub(crate) async fn stop(&self) {
+        self.stop.cancel();
+        let spares: Vec<Spare> = self.lock().drain(..).collect();
+        for (handle, _) in &spares {
+            handle.stop();
+        }
+        futures_util::future::join_all(spares.iter().map(|(h, _)| h.wait())).await;
+    }
+
+    /// Drops the spares that exited; how many.
+    fn prune(&self) -> usize {
+        let mut ready = self.lock();
+        let before = ready.len();
+        ready.retain(|(handle, _)| !handle.exited());
+        before - ready.len()
+    }
+
+    /// How many are missing, once the exited ones are dropped; and how many had exited.
+    fn missing(&self) -> (usize, usize) {
+        let exited = self.prune();
+        (self.want.saturating_sub(self.lock().len()), exited)
+    }
+}
+
+impl Drop for Spares {
+    fn drop(&mut self) {
+        // The queued handles stop their children as they drop; the task ends with this.
+        self.stop.cancel();
+    }
+}
+
+/// Keeps `want` spares started: at start, after each take and each exit of a spare. While
+/// spares exit unused or fail to start, waits between attempts (doubling); otherwise starts the
+/// missing ones at once.
+async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: CancellationToken) {
+    let mut pause = FIRST_PAUSE;
+    loop {
+        let Some(owner) = spares.upgrade() else {
+            return;
+        };
+        let (missing, exited) = owner.missing();
+        drop(owner);
+        if exited > 0 {
+            warn!(
+                exited,
+                program = %spec.program.display(),
+                "spare children exited before a session took them"
+            );
+        }
+        let mut failed = false;
+        for _ in 0..missing {
+            if stop.is_cancelled() {
+                return;
+            }
+            match stdio::spawn(&spec) {
+                Ok(spare) => {
+                    let Some(owner) = spares.upgrade() else {
+                        return;
+                    };
+                    tokio::spawn(tell_on_exit(spare.0.reaped(), wake.clone()));
+                    owner.lock().push_back(spare);
+                }
+                Err(e) => {
+                    warn!(error = %e, cause = ?std::error::Error::source(&e), "spare child spawn failed");
+                    failed = true;
+                    break;
+                }
+            }
+        }
+        if exited > 0 || failed {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(LONGEST_PAUSE);
+            continue;
+        }
+        pause = FIRST_PAUSE;
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = wake.notified() => {}
+        }
+    }
+}
+
+/// Wakes the refill when a spare's process is reaped (a taken one's too: then there is
+/// nothing to do).
+async fn tell_on_exit(reaped: impl std::future::Future<Output = ()>, wake: Arc<Notify>) {
+    reaped.await;
+    wake.notify_one();
+}

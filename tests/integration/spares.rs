@@ -1,0 +1,178 @@
+//! `--spare-children N`: per-session children started before any session asks; a new
+//! session gets one of them (the child it calls is the spare that was waiting) and another is
+//! started behind it; a spare that exits unused is replaced, and a command that cannot stay up
+//! is not restarted in a loop; shutdown stops the spares; the configurations where a spare
+//! cannot be used are refused. Also `spare_children` in a `[servers.NAME]` table.
+
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::support::{alive, eventually, text_of, Client, Relay, FIXTURE, RELAY};
+
+const VERSION: &str = "2025-11-25";
+
+/// The relay's children now (spares and sessions' children alike).
+fn children(relay: &Relay) -> Vec<u32> {
+    let mut pids = relay.children();
+    pids.sort_unstable();
+    pids
+}
+
+/// The pid of the child a session runs on (the fixture's `pid` tool).
+async fn child_of(c: &Client) -> u32 {
+    let reply = c.call(json!("pid"), "pid", json!({})).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    text_of(&reply.messages()[0]).parse().unwrap()
+}
+
+async fn spares_ready(relay: &Relay) -> u64 {
+    relay.health().await["spare_children"].as_u64().unwrap()
+}
+
+#[tokio::test]
+async fn a_new_session_runs_on_a_spare_started_before_it_and_another_takes_its_place() {
+    let relay = Relay::start(&["--spare-children", "1"], &[]);
+    // Before any session: one child, waiting.
+    eventually("a spare child", || children(&relay).len() == 1).await;
+    let spare = children(&relay)[0];
+    assert_eq!(spares_ready(&relay).await, 1);
+    assert_eq!(relay.health().await["sessions"], 0);
+
+    let mut c = relay.client();
+    c.initialize(VERSION).await;
+    assert_eq!(child_of(&c).await, spare, "the session runs on the spare");
+    // Another spare is started behind it: two children, one of them the session's.
+    eventually("the next spare", || children(&relay).len() == 2).await;
+    let next: Vec<u32> = children(&relay)
+        .into_iter()
+        .filter(|p| *p != spare)
+        .collect();
+    assert_eq!(next.len(), 1);
+    assert_eq!(spares_ready(&relay).await, 1);
+
+    // The second session gets that one; the sessions never share a child.
+    let mut d = relay.client();
+    d.initialize(VERSION).await;
+    assert_eq!(child_of(&d).await, next[0]);
+    assert_eq!(child_of(&c).await, spare);
+    // Ending a session stops its child; the spare started for the next session stays.
+    assert_eq!(c.delete().await, 200);
+    eventually("the first session's child stopped", || !alive(spare)).await;
+    eventually("a spare and the second session's child", || {
+        children(&relay).len() == 2
+    })
+    .await;
+    assert_eq!(spares_ready(&relay).await, 1);
+}
+
+#[tokio::test]
+async fn a_spare_that_exits_unused_is_replaced_and_shutdown_stops_the_spares() {
+    let mut relay = Relay::start(&["--spare-children", "2"], &[]);
+    eventually("two spares", || children(&relay).len() == 2).await;
+    let first = children(&relay);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(first[0] as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .unwrap();
+    eventually("the killed spare reaped and replaced", || {
+        let now = children(&relay);
+        now.len() == 2 && !now.contains(&first[0])
+    })
+    .await;
+    assert!(relay
+        .logs()
+        .contains("spare children exited before a session took them"));
+    // A session still gets a working child.
+    let mut c = relay.client();
+    c.initialize(VERSION).await;
+    let reply = c.call(json!(1), "echo", json!({"text": "hi"})).await;
+    assert_eq!(text_of(&reply.messages()[0]), "hi");
+
+    let pids = children(&relay);
+    assert_eq!(relay.terminate(), Some(0), "{}", relay.final_logs());
+    for pid in pids {
+        assert!(!alive(pid), "child {pid} outlived the relay");
+    }
+}
+
+#[tokio::test]
+async fn a_command_that_cannot_stay_up_is_not_restarted_in_a_loop() {
+    // `true` exits at once: every spare dies unused.
+    let relay = Relay::start_raw(&[
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--spare-children",
+        "1",
+        "--",
+        "true",
+    ]);
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let logs = relay.logs();
+    let spawned = logs.matches("child spawned").count();
+    // Pauses of 1 s, then 2 s, ... between attempts: a handful in 4 s, not hundreds.
+    assert!((2..=6).contains(&spawned), "{spawned} spawns:\n{logs}");
+    assert!(
+        logs.contains("spare children exited before a session took them"),
+        "{logs}"
+    );
+    // The relay itself is fine; a session is refused as without spares.
+    assert_eq!(relay.health().await["status"], "ok");
+}
+
+#[test]
+fn spares_are_refused_where_no_session_starts_its_own_child() {
+    for (args, says) in [
+        (
+            vec!["--spare-children", "1", "--session-mode", "shared"],
+            "--spare-children starts children ahead of sessions",
+        ),
+        (
+            vec!["--spare-children", "1", "--session-mode", "per-identity"],
+            "--spare-children starts children ahead of sessions",
+        ),
+        (vec!["--spare-children", "65"], "at most 64"),
+    ] {
+        let out = Command::new(RELAY)
+            .arg("serve")
+            .args(&args)
+            .args(["--identity-header", "X-User", "--", FIXTURE])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(64), "{args:?}: {stderr}");
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_named_server_table_keeps_its_own_spares() {
+    let config = crate::servers::write_config(&format!(
+        r#"
+[servers.echo]
+command = [{FIXTURE:?}]
+spare_children = 1
+
+[servers.plain]
+command = [{FIXTURE:?}]
+"#
+    ));
+    let relay = crate::servers::start(&config);
+    eventually("the echo server's spare", || children(&relay).len() == 1).await;
+    let spare = children(&relay)[0];
+    let mut c = crate::servers::client_at(&relay, "/servers/echo/mcp");
+    c.initialize(VERSION).await;
+    assert_eq!(child_of(&c).await, spare);
+    // The other server starts its child with its session, as before.
+    let mut p = crate::servers::client_at(&relay, "/servers/plain/mcp");
+    p.initialize(VERSION).await;
+    assert_ne!(child_of(&p).await, spare);
+    eventually(
+        "echo's next spare beside the two sessions' children",
+        || children(&relay).len() == 3,
+    )
+    .await;
+}
