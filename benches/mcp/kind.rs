@@ -41,6 +41,9 @@ pub(crate) enum Kind {
     RelaySharedLimits,
     /// `RelaySse` with `--admin-listen` and three console live streams open (issue 20).
     RelayConsole,
+    /// `RelaySse` with `--spare-children 2`: per-session children started ahead of their
+    /// sessions (no shared-mode run: spares are a per-session setting).
+    RelaySpare,
     /// The harness speaking stdio to the fixture directly: the physical floor.
     FloorStdio,
     /// A bare axum responder in a separate process, no child: the HTTP stack's floor.
@@ -58,7 +61,7 @@ pub(crate) enum Kind {
     Agentgateway,
 }
 
-pub(crate) const ALL: [Kind; 19] = [
+pub(crate) const ALL: [Kind; 20] = [
     Kind::RelaySse,
     Kind::RelayJson,
     Kind::RelayModern,
@@ -71,6 +74,7 @@ pub(crate) const ALL: [Kind; 19] = [
     Kind::RelayLimits,
     Kind::RelaySharedLimits,
     Kind::RelayConsole,
+    Kind::RelaySpare,
     Kind::FloorStdio,
     Kind::FloorHttp,
     Kind::FloorRelay,
@@ -95,6 +99,7 @@ impl Kind {
             Kind::RelayLimits => "relay-limits",
             Kind::RelaySharedLimits => "relay-shared-limits",
             Kind::RelayConsole => "relay-console",
+            Kind::RelaySpare => "relay-spare",
             Kind::FloorStdio => "floor-stdio",
             Kind::FloorHttp => "floor-http",
             Kind::FloorRelay => "floor-relay",
@@ -110,7 +115,8 @@ impl Kind {
     /// and JSON answers) and a 2026-07-28 client on the same relay, `auth` the single relay
     /// without and with each kind of bearer token, `fleet` the single relay, a replica of a
     /// fleet, a forwarded call and local against shared limits, `console` the single relay
-    /// with and without its console's streams, `floors` the three floors, `peers` the peers.
+    /// with and without its console's streams, `churn` the single relay without and with spare
+    /// children and the stdio floor, `floors` the three floors, `peers` the peers.
     pub(crate) fn parse(s: &str) -> Result<Vec<Kind>> {
         Ok(match s {
             "relay" => vec![Kind::RelaySse, Kind::RelayJson],
@@ -119,6 +125,7 @@ impl Kind {
             "auth" => vec![Kind::RelaySse, Kind::RelayJwt, Kind::RelayOauth],
             "floors" => vec![Kind::FloorStdio, Kind::FloorHttp, Kind::FloorRelay],
             "console" => vec![Kind::RelaySse, Kind::RelayConsole],
+            "churn" => vec![Kind::RelaySse, Kind::RelaySpare, Kind::FloorStdio],
             "fleet" => vec![
                 Kind::RelaySse,
                 Kind::RelayNode,
@@ -136,7 +143,7 @@ impl Kind {
             _ => match ALL.iter().find(|k| k.name() == s) {
                 Some(k) => vec![*k],
                 None => bail!(
-                    "unknown system {s:?} (known: relay, servers, eras, auth, fleet, console, floors, peers, {:?})",
+                    "unknown system {s:?} (known: relay, servers, eras, auth, fleet, console, churn, floors, peers, {:?})",
                     ALL.map(Kind::name)
                 ),
             },
@@ -159,7 +166,13 @@ impl Kind {
                 | Kind::RelayLimits
                 | Kind::RelaySharedLimits
                 | Kind::RelayConsole
+                | Kind::RelaySpare
         )
+    }
+
+    /// A relay form that also gets a second, shared-mode process (`Mode::Shared`).
+    pub(crate) fn has_shared_mode(self) -> bool {
+        self.is_relay() && !self.is_modern() && !self.is_fleet() && self != Kind::RelaySpare
     }
 
     /// The relay with authentication (a bearer token on every request).

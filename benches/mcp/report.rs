@@ -153,6 +153,7 @@ impl Results {
         s.push_str(&self.auth(systems));
         s.push_str(&self.fleet(systems));
         s.push_str(&self.console(systems));
+        s.push_str(&self.spares(systems));
         s.push_str(&crate::targets::render(self, systems));
         s.push_str(&crate::targets::render_floor(self, systems));
         s.push_str(&crate::against::render(self, systems));
@@ -293,6 +294,17 @@ impl Results {
             &[(Kind::RelayConsole, Kind::RelaySse)],
             "The console (issue 20): three live pages open ÷ the relay without the console \
              (target: (b) ratio ≥ 0.95)",
+        )
+    }
+
+    /// Spare children: the relay keeping two per-session children started ahead against the
+    /// same relay starting each child with its session (churn is where it shows).
+    fn spares(&self, systems: &[Kind]) -> String {
+        self.compare(
+            systems,
+            &[(Kind::RelaySpare, Kind::RelaySse)],
+            "Spare children: `--spare-children 2` ÷ the relay starting each child with its \
+             session",
         )
     }
 

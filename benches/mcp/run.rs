@@ -28,11 +28,7 @@ pub(crate) async fn all(cfg: &Config) -> Result<String> {
             if let Err(e) = system(cfg, kind, rep, &mut res).await {
                 res.fail(kind, "start", rep, &e);
             }
-            if kind.is_relay()
-                && !kind.is_modern()
-                && !kind.is_fleet()
-                && "abde".chars().any(|w| cfg.wants(w))
-            {
+            if kind.has_shared_mode() && "abde".chars().any(|w| cfg.wants(w)) {
                 eprintln!(
                     "bench: rep {}/{} {} --session-mode shared",
                     rep + 1,

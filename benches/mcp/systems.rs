@@ -57,6 +57,9 @@ pub(crate) fn free_port() -> Result<u16> {
 
 /// How a relay is started: one child per session (the default), or `--session-mode shared`
 /// with one supervised child for every session (workloads (d) shared and (e)).
+/// The spares `relay-spare` keeps started.
+const SPARE_CHILDREN: &str = "2";
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Mode {
     Default,
@@ -87,7 +90,8 @@ fn command(
         | Kind::RelayForwarded
         | Kind::RelayLimits
         | Kind::RelaySharedLimits
-        | Kind::RelayConsole => {
+        | Kind::RelayConsole
+        | Kind::RelaySpare => {
             let mut c = Command::new(p.relay());
             c.args(["serve", "--listen", &listen]);
             if let Some(admin) = plan.admin {
@@ -107,6 +111,9 @@ fn command(
                 }
                 Kind::RelayForwarded => {
                     c.args(plan.entry_args());
+                }
+                Kind::RelaySpare => {
+                    c.args(["--spare-children", SPARE_CHILDREN]);
                 }
                 _ => {}
             }
@@ -388,6 +395,11 @@ pub(crate) fn version(kind: Kind, p: &Paths) -> String {
             fleet::version(kind)
         }
         Kind::RelayConsole => console::version(),
+        Kind::RelaySpare => format!(
+            "mcp-relay {}, `--spare-children {SPARE_CHILDREN}`: per-session children started \
+             ahead of their sessions",
+            env!("CARGO_PKG_VERSION")
+        ),
         Kind::FloorStdio => "harness ↔ fixture pipes".to_owned(),
         Kind::FloorHttp => "axum 0.8 (same HTTP stack as the relay), in-bench".to_owned(),
         Kind::FloorRelay => "axum 0.8, one shared fixture child over pipes, ids rewritten by a \

@@ -104,7 +104,8 @@ pub(crate) fn render(r: &Results, systems: &[Kind]) -> String {
 
 /// The targets of issue 21 for `relay-sse` and `relay-json` (each per-session and in shared
 /// mode): (a) p50 ≤ 1.25× `floor-relay`; (b) C=32 req/s ≥ 80% of `floor-relay` and ≥ 50% of
-/// `floor-http`; (f) churn ≥ 2× the best peer. Nothing when neither relay mode is in the run.
+/// `floor-http`; (f) churn ≥ 2× the best peer (and `relay-spare`'s churn, when in the run).
+/// Nothing when neither relay mode is in the run.
 pub(crate) fn render_floor(r: &Results, systems: &[Kind]) -> String {
     let relays = [Kind::RelaySse, Kind::RelayJson];
     if !relays.iter().any(|k| systems.contains(k)) {
@@ -150,6 +151,17 @@ pub(crate) fn render_floor(r: &Results, systems: &[Kind]) -> String {
         let peer = r.best_peer_figure(systems, Metric::FCps, true);
         let t = "(f) churn cycles/s ≥ 2× best peer";
         row(t, f, peer, cmp(f, peer, &|a, b| a >= 2.0 * b));
+    }
+    if systems.contains(&Kind::RelaySpare) {
+        let f = fig(Kind::RelaySpare, Metric::FCps);
+        let peer = r.best_peer_figure(systems, Metric::FCps, true);
+        let _ = writeln!(
+            s,
+            "| relay-spare | (f) churn cycles/s ≥ 2× best peer | {} | {} | {} |",
+            show(f),
+            show(peer),
+            verdict(cmp(f, peer, &|a, b| a >= 2.0 * b))
+        );
     }
     s
 }
