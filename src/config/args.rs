@@ -142,6 +142,10 @@ pub(crate) struct ServeArgs {
     /// with its session. At most 64.
     #[arg(help_heading = "Child process", long, default_value_t = 0)]
     pub spare_children: usize,
+    /// `--spare-children` came from the relay's own settings, not from this named server's
+    /// table: where the server cannot use spares it is left out, not refused.
+    #[arg(skip)]
+    pub spare_children_inherited: bool,
     /// Request header that names the caller's identity when no authentication is configured
     /// (a trusted proxy sets it; with authentication the principal is the identity). Sessions
     /// belong to the identity that opened them; with `--session-mode per-identity` each

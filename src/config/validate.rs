@@ -71,7 +71,7 @@ fn serve_with(
         .map_err(|e| errors.push(e))
         .ok();
     limits(&args, &mut errors);
-    spares(&args, server.as_ref(), &mut errors);
+    spares(&mut args, server.as_ref(), &mut errors);
     identity(&args, &mut errors);
     let tls = tls(&mut args, &mut errors);
     let security = security(&mut args, tls.is_some(), env, &mut errors);
@@ -231,8 +231,10 @@ fn paths(args: &ServeArgs, errors: &mut Vec<String>) {
 /// Most children `--spare-children` may keep started ahead of their sessions.
 const MAX_SPARE_CHILDREN: usize = 64;
 
-/// `--spare-children`: only where a session starts a child of its own from a command.
-fn spares(args: &ServeArgs, server: Option<&Server>, errors: &mut Vec<String>) {
+/// `--spare-children`: only where a session starts a child of its own from a command. A named
+/// server that only inherits the relay's value (`[serve]`, the command line) and cannot use it
+/// has none, as `children` is ignored outside shared mode.
+fn spares(args: &mut ServeArgs, server: Option<&Server>, errors: &mut Vec<String>) {
     if args.spare_children == 0 {
         return;
     }
@@ -244,13 +246,18 @@ fn spares(args: &ServeArgs, server: Option<&Server>, errors: &mut Vec<String>) {
     }
     let per_session =
         args.session_mode == SessionMode::PerSession && args.child_era != config::ChildEra::Modern;
-    if !per_session || matches!(server, Some(Server::Remote(_))) {
-        errors.push(
-            "--spare-children starts children ahead of sessions: it needs --session-mode \
-             per-session and a command to run (not --upstream, not --child-era modern)"
-                .into(),
-        );
+    if per_session && !matches!(server, Some(Server::Remote(_))) {
+        return;
     }
+    if args.spare_children_inherited {
+        args.spare_children = 0;
+        return;
+    }
+    errors.push(
+        "--spare-children starts children ahead of sessions: it needs --session-mode \
+         per-session and a command to run (not --upstream, not --child-era modern)"
+            .into(),
+    );
 }
 
 /// Caps that must be positive and timeouts that must be ordered.

@@ -128,11 +128,12 @@ pub(super) fn fingerprint(cfg: &ServeConfig) -> u64 {
     static FRESH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let mut h = DefaultHasher::new();
     format!(
-        "{:?}|{:?}|{:?}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        "{:?}|{:?}|{:?}|{}|{}|{:?}|{}|{}|{:?}|{:?}|{:?}|{:?}|{:?}",
         cfg.child,
         cfg.session_mode,
         cfg.child_era,
         cfg.children,
+        cfg.spare_children,
         cfg.upstream,
         cfg.max_sessions,
         cfg.max_sessions_per_principal,

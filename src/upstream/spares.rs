@@ -8,13 +8,15 @@
 //! has nothing per caller to put in them). A spare that exits before a session takes it (a
 //! broken command, a server that quits when idle) is reaped by its own supervise task
 //! (`stdio.rs`), dropped here and replaced after a pause that doubles while spares keep
-//! failing (1 s → 60 s), so a command that cannot stay up is not restarted in a loop.
+//! failing (1 s → 60 s) until a session takes a running one, so a command that cannot stay
+//! up is not restarted in a loop.
 //!
 //! Owns: the spares and the task that refills them. Does not own: starting or stopping one
 //! child (`stdio.rs`), routing a taken child's output (`Upstream::adopt`), nor which
 //! configurations may have spares (`config/validate.rs`).
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -37,6 +39,8 @@ type Spare = (ChildHandle, ChildOutput);
 pub(crate) struct Spares {
     ready: Mutex<VecDeque<Spare>>,
     want: usize,
+    /// A session took a running spare since the refill last looked: they stay up.
+    taken: AtomicBool,
     wake: Arc<Notify>,
     stop: CancellationToken,
 }
@@ -47,6 +51,7 @@ impl Spares {
         let spares = Arc::new(Spares {
             ready: Mutex::new(VecDeque::with_capacity(want)),
             want,
+            taken: AtomicBool::new(false),
             wake: Arc::new(Notify::new()),
             stop: CancellationToken::new(),
         });
@@ -75,10 +80,11 @@ impl Spares {
                 }
             }
         };
-        self.wake.notify_one();
         if let Some((handle, _)) = &taken {
+            self.taken.store(true, Ordering::Relaxed);
             debug!(pid = handle.pid(), "a spare child taken by a new session");
         }
+        self.wake.notify_one();
         taken
     }
 
@@ -110,6 +116,17 @@ impl Spares {
         let exited = self.prune();
         (self.want.saturating_sub(self.lock().len()), exited)
     }
+
+    /// Queues a new spare; after [`Spares::stop`] it is stopped instead (a spawn that was
+    /// under way when the stop came).
+    fn keep(&self, spare: Spare) {
+        let mut ready = self.lock();
+        if self.stop.is_cancelled() {
+            spare.0.stop();
+        } else {
+            ready.push_back(spare);
+        }
+    }
 }
 
 impl Drop for Spares {
@@ -119,25 +136,42 @@ impl Drop for Spares {
     }
 }
 
-/// Keeps `want` spares started: at start, after each take and each exit of a spare. While
-/// spares exit unused or fail to start, waits between attempts (doubling); otherwise starts the
-/// missing ones at once.
+/// Keeps `want` spares started: at start, after each take and each exit of a spare. Spares
+/// that exited unused, or a spawn that failed, make it wait before the next attempt; the
+/// wait doubles each time until a session takes a running spare.
 async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: CancellationToken) {
     let mut pause = FIRST_PAUSE;
+    let mut failed = false;
     loop {
         let Some(owner) = spares.upgrade() else {
             return;
         };
-        let (missing, exited) = owner.missing();
+        if owner.taken.swap(false, Ordering::Relaxed) {
+            pause = FIRST_PAUSE;
+        }
+        let (_, exited) = owner.missing();
         drop(owner);
         if exited > 0 {
             warn!(
                 exited,
                 program = %spec.program.display(),
+                next_in_ms = pause.as_millis() as u64,
                 "spare children exited before a session took them"
             );
         }
-        let mut failed = false;
+        if exited > 0 || failed {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(LONGEST_PAUSE);
+        }
+        failed = false;
+        let Some(owner) = spares.upgrade() else {
+            return;
+        };
+        let (missing, _) = owner.missing();
+        drop(owner);
         for _ in 0..missing {
             if stop.is_cancelled() {
                 return;
@@ -148,7 +182,7 @@ async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: 
                         return;
                     };
                     tokio::spawn(tell_on_exit(spare.0.reaped(), wake.clone()));
-                    owner.lock().push_back(spare);
+                    owner.keep(spare);
                 }
                 Err(e) => {
                     warn!(error = %e, cause = ?std::error::Error::source(&e), "spare child spawn failed");
@@ -157,15 +191,9 @@ async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: 
                 }
             }
         }
-        if exited > 0 || failed {
-            tokio::select! {
-                () = stop.cancelled() => return,
-                () = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(LONGEST_PAUSE);
+        if failed {
             continue;
         }
-        pause = FIRST_PAUSE;
         tokio::select! {
             () = stop.cancelled() => return,
             () = wake.notified() => {}

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::{alive, eventually, text_of, Client, Relay, FIXTURE, RELAY};
+use crate::support::{alive, eventually, poll_until, text_of, Client, Relay, FIXTURE, RELAY};
 
 const VERSION: &str = "2025-11-25";
 
@@ -149,30 +149,82 @@ fn spares_are_refused_where_no_session_starts_its_own_child() {
 }
 
 #[tokio::test]
-async fn a_named_server_table_keeps_its_own_spares() {
+async fn named_servers_take_the_relays_spares_or_their_own() {
+    // `[serve]`'s value is every server's; `plain` sets its own; `pool` is shared, where an
+    // inherited value does not apply and is left out.
     let config = crate::servers::write_config(&format!(
         r#"
+[serve]
+spare_children = 1
+
 [servers.echo]
 command = [{FIXTURE:?}]
-spare_children = 1
 
 [servers.plain]
 command = [{FIXTURE:?}]
+spare_children = 0
+
+[servers.pool]
+command = [{FIXTURE:?}]
+session_mode = "shared"
 "#
     ));
+    let out = Command::new(RELAY)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
     let relay = crate::servers::start(&config);
-    eventually("the echo server's spare", || children(&relay).len() == 1).await;
-    let spare = children(&relay)[0];
+    let spares = |relay: &Relay| {
+        let url = format!("{}/health", relay.base);
+        async move {
+            let health: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+            ["echo", "plain", "pool"].map(|s| health["servers"][s]["spare_children"].as_u64())
+        }
+    };
+    let ready = [Some(1), Some(0), Some(0)];
+    poll_until("echo's spare", || spares(&relay), |s| *s == ready).await;
+    // The pool's shared child and echo's spare.
+    eventually("two children", || children(&relay).len() == 2).await;
+    let before = children(&relay);
     let mut c = crate::servers::client_at(&relay, "/servers/echo/mcp");
     c.initialize(VERSION).await;
-    assert_eq!(child_of(&c).await, spare);
+    assert!(
+        before.contains(&child_of(&c).await),
+        "echo runs on its spare"
+    );
     // The other server starts its child with its session, as before.
     let mut p = crate::servers::client_at(&relay, "/servers/plain/mcp");
     p.initialize(VERSION).await;
-    assert_ne!(child_of(&p).await, spare);
+    assert!(!before.contains(&child_of(&p).await));
     eventually(
-        "echo's next spare beside the two sessions' children",
-        || children(&relay).len() == 3,
+        "echo's next spare beside the pool and the two sessions",
+        || children(&relay).len() == 4,
     )
     .await;
+    poll_until("echo's next spare", || spares(&relay), |s| *s == ready).await;
+}
+
+#[test]
+fn a_servers_own_spares_where_none_can_be_used_are_refused() {
+    let config = crate::servers::write_config(&format!(
+        r#"
+[servers.pool]
+command = [{FIXTURE:?}]
+session_mode = "shared"
+spare_children = 2
+"#
+    ));
+    let out = Command::new(RELAY)
+        .arg("check-config")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let all = format!("{out:?}");
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("servers.pool: --spare-children starts children ahead of sessions"),
+        "{all}"
+    );
 }

@@ -172,7 +172,8 @@ fn validate_one(
     table: &ServerTable,
     env: Env<'_>,
 ) -> Result<ServeConfig, Vec<String>> {
-    let args = args::parse(&server_argv(argv, table)).map_err(one_line)?;
+    let mut args = args::parse(&server_argv(argv, table)).map_err(one_line)?;
+    args.spare_children_inherited = !table.flags.iter().any(|f| f == "--spare-children");
     let mut cfg = super::serve(args, env)?;
     cfg.server_name = Some(table.name.clone());
     Ok(cfg)
