@@ -440,12 +440,17 @@ def shared_rate(sess):
     span = max(t for t, _ in replies) - min(t for t, _ in replies)
     admitted = sum(1 for _, r in replies if r.status == 200 and r.result() is not None)
     refused = sum(1 for _, r in replies if limited(r, -31004))
-    other = len(replies) - admitted - refused
+    # On a loaded machine calls overlap more, and the fleet's concurrency cap (4) may refuse
+    # a few of them: those are the other limit working, not a failure of this one.
+    capped = sum(1 for _, r in replies if limited(r, -31005))
+    other = len(replies) - admitted - refused - capped
     expected = 10 + 10 * span
-    note(f"rate: {len(replies)} requests in {span:.2f} s: {admitted} admitted, {refused} refused (429 -31004), {other} other; "
+    note(f"rate: {len(replies)} requests in {span:.2f} s: {admitted} admitted, {refused} refused (429 -31004), "
+         f"{capped} over the concurrency cap (429 -31005), {other} other "
+         f"{sorted({(r.status, r.code()) for _, r in replies if r.status != 200 and not limited(r, -31004) and not limited(r, -31005)}, key=str)}; "
          f"one bucket for the fleet admits about {expected:.1f}, one per replica about {3 * expected:.0f}")
-    check(other == 0 and expected - 3 <= admitted <= expected + 2,
-          f"per-principal rate 10/s burst 10 holds across the fleet ({admitted} admitted, {expected:.1f} expected)")
+    check(other == 0 and admitted <= expected + 2 and admitted + capped >= expected - 3,
+          f"per-principal rate 10/s burst 10 holds across the fleet ({admitted} admitted, {capped} capped, {expected:.1f} expected)")
 
 
 def shared_concurrency(sess):
