@@ -1,7 +1,7 @@
 //! Harness configuration, all from the environment so a quick run is one line:
 //! `BENCH_SECS` (measured seconds per workload, 5), `BENCH_WARMUP_MS` (500), `BENCH_REPS` (3),
-//! `BENCH_SYSTEMS` (comma list of names or `relay`/`servers`/`eras`/`auth`/`fleet`/`console`/`churn`/
-//! `floors`/`peers`; all by default),
+//! `BENCH_SYSTEMS` (comma list of names or `relay`/`servers`/`eras`/`auth`/`fleet`/`console`/
+//! `churn`/`floors`/`peers`; all by default),
 //! `BENCH_WORKLOADS` (letters from `abcdef`; all), `BENCH_IDLE_SESSIONS` (100),
 //! `BENCH_SHARED_SESSIONS` (1000), `BENCH_PROTOCOL` (2025-06-18), `BENCH_RELAY` (the relay
 //! binary, `target/dist/mcp-relay`; to compare a patched build), `BENCH_FIXTURE` (the child,
