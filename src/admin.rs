@@ -58,6 +58,7 @@ pub(crate) fn relay_gauges(relay: &Relay) -> metrics::Snapshot {
     metrics::Snapshot {
         sessions_active: relay.sessions_active() as u64,
         children_running: relay.children_alive() as u64,
+        spare_children: relay.spares_ready() as u64,
         dropped_lines: relay.dropped_lines(),
         uptime: relay.uptime(),
         memory: relay.policy().limits.overload().reading(),

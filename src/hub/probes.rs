@@ -99,7 +99,7 @@ impl Probe for Hub {
         if servers.is_empty() {
             return cache;
         }
-        let families: [Gauge; 3] = [
+        let families: [Gauge; 4] = [
             (
                 "sessions_active",
                 "Sessions open on each named server (an aggregate session holds one on each).",
@@ -109,6 +109,11 @@ impl Probe for Hub {
                 "children_running",
                 "Child processes of each named server.",
                 |r| r.children_alive() as u64,
+            ),
+            (
+                "spare_children",
+                "Per-session children of each named server started ahead and ready.",
+                |r| r.spares_ready() as u64,
             ),
             (
                 "ready",
@@ -145,6 +150,7 @@ impl Probe for Hub {
             g.sessions_active += r.sessions_active() as u64;
             if !in_process(r) {
                 g.children_running += r.children_alive() as u64;
+                g.spare_children += r.spares_ready() as u64;
             }
             g.dropped_lines += r.dropped_lines();
         }

@@ -499,6 +499,8 @@ pub(crate) fn child_exited(stopped: bool) {
 pub(crate) struct Snapshot {
     pub sessions_active: u64,
     pub children_running: u64,
+    /// Per-session children started ahead and ready (`--spare-children`).
+    pub spare_children: u64,
     pub dropped_lines: u64,
     pub uptime: Duration,
     /// Overload shedding's (used, budget) bytes, when it has a budget.

@@ -69,8 +69,28 @@ async fn a_new_session_runs_on_a_spare_started_before_it_and_another_takes_its_p
 
 #[tokio::test]
 async fn a_spare_that_exits_unused_is_replaced_and_shutdown_stops_the_spares() {
-    let mut relay = Relay::start(&["--spare-children", "2"], &[]);
+    let mut relay = Relay::start(
+        &["--spare-children", "2", "--admin-listen", "127.0.0.1:0"],
+        &[],
+    );
     eventually("two spares", || children(&relay).len() == 2).await;
+    // The admin listener's gauge counts them apart from the sessions' children.
+    let admin = relay.admin_base().await;
+    let gauge = |name: &'static str| {
+        let url = format!("{admin}/metrics");
+        async move {
+            let text = reqwest::get(url).await.unwrap().text().await.unwrap();
+            text.lines()
+                .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<u64>().ok())
+        }
+    };
+    poll_until(
+        "the spares gauge",
+        || gauge("mcp_relay_spare_children"),
+        |v| *v == Some(2),
+    )
+    .await;
+    assert_eq!(gauge("mcp_relay_children_running").await, Some(0));
     let first = children(&relay);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(first[0] as i32),

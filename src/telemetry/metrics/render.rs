@@ -242,6 +242,12 @@ fn families(snap: &Snapshot) -> Vec<Family> {
             "Child processes (or remote links) running now.",
             snap.children_running,
         ),
+        Family::one(
+            "mcp_relay_spare_children",
+            GAUGE,
+            "Per-session children started ahead of their sessions and ready (--spare-children); not in mcp_relay_children_running.",
+            snap.spare_children,
+        ),
         Family::by(
             "mcp_relay_child_restarts_total",
             COUNTER,

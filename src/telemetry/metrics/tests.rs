@@ -82,6 +82,7 @@ fn every_metric_has_help_and_type_and_snapshot_values_show() {
     let snap = Snapshot {
         sessions_active: 3,
         children_running: 2,
+        spare_children: 1,
         dropped_lines: 5,
         uptime: Duration::from_secs(7),
         memory: Some((10, 100)),
@@ -95,6 +96,7 @@ fn every_metric_has_help_and_type_and_snapshot_values_show() {
         "mcp_relay_sessions_active",
         "mcp_relay_sessions_opened_total",
         "mcp_relay_children_running",
+        "mcp_relay_spare_children",
         "mcp_relay_child_restarts_total",
         "mcp_relay_child_exits_total",
         "mcp_relay_child_dropped_lines_total",
@@ -108,6 +110,7 @@ fn every_metric_has_help_and_type_and_snapshot_values_show() {
     }
     assert_eq!(value(&text, "mcp_relay_sessions_active"), Some(3.0));
     assert_eq!(value(&text, "mcp_relay_children_running"), Some(2.0));
+    assert_eq!(value(&text, "mcp_relay_spare_children"), Some(1.0));
     assert_eq!(
         value(&text, "mcp_relay_child_dropped_lines_total"),
         Some(5.0)
