@@ -173,7 +173,7 @@ impl Upstream {
     }
 
     /// Starts routing the output of a child already started (by [`Upstream::spawn`], or
-    /// ahead of its session: `relay/spares.rs`).
+    /// ahead of its session: `upstream/spares.rs`).
     pub(crate) fn adopt(
         child: ChildHandle,
         events: ChildOutput,

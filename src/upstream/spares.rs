@@ -111,10 +111,10 @@ impl Spares {
         before - ready.len()
     }
 
-    /// How many are missing, once the exited ones are dropped; and how many had exited.
-    fn missing(&self) -> (usize, usize) {
-        let exited = self.prune();
-        (self.want.saturating_sub(self.lock().len()), exited)
+    /// How many more to start (one that exited still counts until [`Spares::prune`] drops
+    /// it, so its exit is said and waited for first).
+    fn missing(&self) -> usize {
+        self.want.saturating_sub(self.lock().len())
     }
 
     /// Queues a new spare; after [`Spares::stop`] it is stopped instead (a spawn that was
@@ -149,7 +149,7 @@ async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: 
         if owner.taken.swap(false, Ordering::Relaxed) {
             pause = FIRST_PAUSE;
         }
-        let (_, exited) = owner.missing();
+        let exited = owner.prune();
         drop(owner);
         if exited > 0 {
             warn!(
@@ -170,7 +170,7 @@ async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: 
         let Some(owner) = spares.upgrade() else {
             return;
         };
-        let (missing, _) = owner.missing();
+        let missing = owner.missing();
         drop(owner);
         for _ in 0..missing {
             if stop.is_cancelled() {
@@ -203,7 +203,7 @@ async fn refill(spares: Weak<Spares>, spec: ChildSpec, wake: Arc<Notify>, stop: 
 
 /// Wakes the refill when a spare's process is reaped (a taken one's too: then there is
 /// nothing to do).
-async fn tell_on_exit(reaped: impl std::future::Future<Output = ()>, wake: Arc<Notify>) {
+async fn tell_on_exit<T>(reaped: impl std::future::Future<Output = T>, wake: Arc<Notify>) {
     reaped.await;
     wake.notify_one();
 }

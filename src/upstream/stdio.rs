@@ -269,20 +269,18 @@ impl ChildHandle {
         self.tail.as_ref()
     }
 
-    /// Resolves once the child has been reaped, without holding the handle (so it does not
-    /// keep the child running).
-    pub(crate) fn reaped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+    /// Waits until the child has been reaped, without holding the handle (so the future
+    /// does not keep the child running).
+    pub(crate) fn reaped(
+        &self,
+    ) -> impl std::future::Future<Output = Option<ExitInfo>> + Send + 'static {
         let mut rx = self.exit.clone();
-        async move {
-            let _ = rx.wait_for(Option::is_some).await;
-        }
+        async move { rx.wait_for(Option::is_some).await.ok().and_then(|v| *v) }
     }
 
     /// Waits until the child has been reaped.
     pub(crate) async fn wait(&self) -> Option<ExitInfo> {
-        let mut rx = self.exit.clone();
-        let out = rx.wait_for(Option::is_some).await.ok().and_then(|v| *v);
-        out
+        self.reaped().await
     }
 }
 
